@@ -1,0 +1,37 @@
+# Obsqra backend. `make run` starts the server with embedded defaults;
+# `make test` runs the whole suite (SQLite always, PostgreSQL when it answers
+# at TEST_DATABASE_URL, or must answer when REQUIRE_POSTGRES=1).
+
+GO ?= go
+BIN := bin/obsqra
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+export TEST_DATABASE_URL
+
+.PHONY: run build test generate lint bench fuzz playground-assets clean
+
+run: build
+	./$(BIN) serve
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/obsqra
+
+test:
+	$(GO) test -race -count=1 ./...
+
+generate:
+	$(GO) tool gqlgen generate
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseFelt -fuzztime 30s .
+
+clean:
+	rm -rf bin

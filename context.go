@@ -1,0 +1,66 @@
+package obsqra
+
+import "context"
+
+type contextKey int
+
+const (
+	userContextKey contextKey = iota + 1
+	clientContextKey
+)
+
+// Principal is who a request acts for: the authenticated user and the
+// session (refresh-token family) their access token belongs to.
+type Principal struct {
+	User      *User
+	SessionID string
+}
+
+// NewContextWithPrincipal returns a copy of ctx that carries p.
+func NewContextWithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, userContextKey, p)
+}
+
+// PrincipalFromContext returns the principal of ctx, or nil when the request
+// is anonymous.
+func PrincipalFromContext(ctx context.Context) *Principal {
+	p, _ := ctx.Value(userContextKey).(*Principal)
+	return p
+}
+
+// UserFromContext returns the signed-in user of ctx, or nil when anonymous.
+func UserFromContext(ctx context.Context) *User {
+	if p := PrincipalFromContext(ctx); p != nil {
+		return p.User
+	}
+	return nil
+}
+
+// UserIDFromContext returns the signed-in user's id, or 0 when anonymous.
+func UserIDFromContext(ctx context.Context) int64 {
+	if u := UserFromContext(ctx); u != nil {
+		return u.ID
+	}
+	return 0
+}
+
+// Client describes where a request comes from; rate limits key on it.
+type Client struct {
+	// Address is the client's IP address, without the port.
+	Address string
+	// RequestID identifies the request in logs and error responses.
+	RequestID string
+}
+
+// NewContextWithClient returns a copy of ctx that carries c.
+func NewContextWithClient(ctx context.Context, c *Client) context.Context {
+	return context.WithValue(ctx, clientContextKey, c)
+}
+
+// ClientFromContext returns the client of ctx; never nil.
+func ClientFromContext(ctx context.Context) *Client {
+	if c, ok := ctx.Value(clientContextKey).(*Client); ok && c != nil {
+		return c
+	}
+	return &Client{}
+}

@@ -1,0 +1,66 @@
+// Package obsqra holds the domain of the Obsqra backend: plain types, enums,
+// error codes and the user-in-context helpers. It imports the standard
+// library only; every other package of the project builds on it.
+package obsqra
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. Each maps to one GraphQL extensions.code in the server's
+// error presenter; anything that is not an *Error is EINTERNAL.
+const (
+	EINVALID         = "invalid"
+	ENOTFOUND        = "not_found"
+	ECONFLICT        = "conflict"
+	EUNAUTHENTICATED = "unauthenticated"
+	EFORBIDDEN       = "forbidden"
+	ERATELIMIT       = "rate_limited"
+	EINTERNAL        = "internal"
+)
+
+// Error is an error whose message may be shown to the client. Code is one of
+// the E* constants. Any other error is internal and its text never leaves
+// the server.
+type Error struct {
+	Code    string
+	Message string
+	// RetryAfterSeconds, when positive, tells a rate-limited client how long
+	// to wait before trying again.
+	RetryAfterSeconds int
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	return fmt.Sprintf("obsqra error: code=%s message=%s", e.Code, e.Message)
+}
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code string, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, "" for a nil
+// error and EINTERNAL for any other error.
+func ErrorCode(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the client-facing message of the first *Error in
+// err's chain, or "internal error" for any other error.
+func ErrorMessage(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

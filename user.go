@@ -1,0 +1,184 @@
+package obsqra
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// Role is what a user may do beyond their own data.
+type Role string
+
+// Roles.
+const (
+	RoleUser  Role = "USER"
+	RoleAdmin Role = "ADMIN"
+)
+
+// IsValid reports whether r is a known role.
+func (r Role) IsValid() bool { return r == RoleUser || r == RoleAdmin }
+
+// String returns the role's name.
+func (r Role) String() string { return string(r) }
+
+// MarshalGQL writes the role as a GraphQL enum value.
+func (r Role) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(r))) }
+
+// UnmarshalGQL reads the role from a GraphQL enum value.
+func (r *Role) UnmarshalGQL(v any) error {
+	s, ok := v.(string)
+	if !ok || !Role(s).IsValid() {
+		return Errorf(EINVALID, "%v is not a valid Role", v)
+	}
+	*r = Role(s)
+	return nil
+}
+
+// RiskTolerance is how much protocol risk a user accepts in an allocation.
+type RiskTolerance string
+
+// Risk tolerances.
+const (
+	RiskLow    RiskTolerance = "LOW"
+	RiskMedium RiskTolerance = "MEDIUM"
+	RiskHigh   RiskTolerance = "HIGH"
+)
+
+// IsValid reports whether t is a known tolerance.
+func (t RiskTolerance) IsValid() bool {
+	return t == RiskLow || t == RiskMedium || t == RiskHigh
+}
+
+// String returns the tolerance's name.
+func (t RiskTolerance) String() string { return string(t) }
+
+// MarshalGQL writes the tolerance as a GraphQL enum value.
+func (t RiskTolerance) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(t))) }
+
+// UnmarshalGQL reads the tolerance from a GraphQL enum value.
+func (t *RiskTolerance) UnmarshalGQL(v any) error {
+	s, ok := v.(string)
+	if !ok || !RiskTolerance(s).IsValid() {
+		return Errorf(EINVALID, "%v is not a valid RiskTolerance", v)
+	}
+	*t = RiskTolerance(s)
+	return nil
+}
+
+// User is an account. PasswordHash never leaves the server.
+type User struct {
+	ID            int64
+	Email         string
+	FullName      string
+	PasswordHash  string
+	WalletAddress *Felt
+	EmailVerified bool
+	Role          Role
+	Active        bool
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	Preferences   Preferences
+}
+
+// IsAdmin reports whether u may use administrative operations.
+func (u *User) IsAdmin() bool { return u != nil && u.Role == RoleAdmin }
+
+// Preferences are a user's settings for allocation and alerts.
+type Preferences struct {
+	RiskTolerance         RiskTolerance
+	AutoRebalance         bool
+	RebalanceThresholdBps int
+	MaxSingleBps          int
+	MinDiversification    int
+	EmailAlerts           bool
+}
+
+// Default preference values, also used for anonymous what-if requests.
+const (
+	DefaultRebalanceThresholdBps = 500
+	DefaultMaxSingleBps          = 6000
+	DefaultMinDiversification    = 2
+	// MaxDiversification bounds MinDiversification: only weights of at least
+	// 1000 bps count, and at most ten of those fit in 10000 bps.
+	MaxDiversification = 10
+)
+
+// DefaultPreferences returns the preferences of a new user.
+func DefaultPreferences() Preferences {
+	return Preferences{
+		RiskTolerance:         RiskMedium,
+		AutoRebalance:         false,
+		RebalanceThresholdBps: DefaultRebalanceThresholdBps,
+		MaxSingleBps:          DefaultMaxSingleBps,
+		MinDiversification:    DefaultMinDiversification,
+		EmailAlerts:           true,
+	}
+}
+
+// Validate returns an EINVALID error naming the first field out of range.
+// A weight counts toward diversification at 1000 bps or more, so at most 10
+// protocols can count, and a maximum single weight under 1000 bps could never
+// let any protocol count.
+func (p Preferences) Validate() error {
+	switch {
+	case !p.RiskTolerance.IsValid():
+		return Errorf(EINVALID, "riskTolerance must be LOW, MEDIUM or HIGH")
+	case p.RebalanceThresholdBps < 0 || p.RebalanceThresholdBps > 10000:
+		return Errorf(EINVALID, "rebalanceThresholdBps must be between 0 and 10000 basis points, got %d", p.RebalanceThresholdBps)
+	case p.MaxSingleBps < 1000 || p.MaxSingleBps > 10000:
+		return Errorf(EINVALID, "maxSingleBps must be between 1000 and 10000 basis points, got %d", p.MaxSingleBps)
+	case p.MinDiversification < 1 || p.MinDiversification > MaxDiversification:
+		return Errorf(EINVALID, "minDiversification must be between 1 and %d, got %d", MaxDiversification, p.MinDiversification)
+	}
+	return nil
+}
+
+// PreferencesPatch holds the preferences a request changes; nil fields stay.
+type PreferencesPatch struct {
+	RiskTolerance         *RiskTolerance
+	AutoRebalance         *bool
+	RebalanceThresholdBps *int
+	MaxSingleBps          *int
+	MinDiversification    *int
+	EmailAlerts           *bool
+}
+
+// Apply returns p with the patch's set fields changed.
+func (patch PreferencesPatch) Apply(p Preferences) Preferences {
+	if patch.RiskTolerance != nil {
+		p.RiskTolerance = *patch.RiskTolerance
+	}
+	if patch.AutoRebalance != nil {
+		p.AutoRebalance = *patch.AutoRebalance
+	}
+	if patch.RebalanceThresholdBps != nil {
+		p.RebalanceThresholdBps = *patch.RebalanceThresholdBps
+	}
+	if patch.MaxSingleBps != nil {
+		p.MaxSingleBps = *patch.MaxSingleBps
+	}
+	if patch.MinDiversification != nil {
+		p.MinDiversification = *patch.MinDiversification
+	}
+	if patch.EmailAlerts != nil {
+		p.EmailAlerts = *patch.EmailAlerts
+	}
+	return p
+}
+
+// String describes a user for logs without personal data.
+func (u *User) String() string { return fmt.Sprintf("user %d", u.ID) }
+
+// NodeID returns the user's global id.
+func (u *User) NodeID() string { return NodeID(NodeUser, u.ID) }
+
+// AuthPayload is the result of signing in or refreshing a session.
+type AuthPayload struct {
+	AccessToken  string
+	RefreshToken string
+	TokenType    string
+	// ExpiresIn is the access token's lifetime in seconds.
+	ExpiresIn int
+	User      *User
+}

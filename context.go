@@ -6,6 +6,7 @@ type contextKey int
 
 const (
 	userContextKey contextKey = iota + 1
+	authErrorContextKey
 	clientContextKey
 )
 
@@ -42,6 +43,22 @@ func UserIDFromContext(ctx context.Context) int64 {
 		return u.ID
 	}
 	return 0
+}
+
+// NewContextWithAuthError returns a copy of ctx recording that the request
+// presented credentials that were refused (an invalid or expired access
+// token). Operations that need no user (login, refreshSession) proceed;
+// everything that would read the user reports err, so the client knows to
+// refresh instead of silently being treated as anonymous.
+func NewContextWithAuthError(ctx context.Context, err error) context.Context {
+	return context.WithValue(ctx, authErrorContextKey, err)
+}
+
+// AuthErrorFromContext returns the error recorded by NewContextWithAuthError,
+// or nil.
+func AuthErrorFromContext(ctx context.Context) error {
+	err, _ := ctx.Value(authErrorContextKey).(error)
+	return err
 }
 
 // Client describes where a request comes from; rate limits key on it.

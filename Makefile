@@ -30,6 +30,12 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# Re-vendor the GraphQL playground (GraphiQL, React) from the npm registry
+# into server/playground/assets, licences included. The result is committed,
+# so `make run` never needs the network.
+playground-assets:
+	./scripts/vendor-playground.sh
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseFelt -fuzztime 30s .
 

@@ -22,8 +22,3 @@ type Event struct {
 	// CreatedAt is when the event was appended.
 	CreatedAt time.Time
 }
-
-// Event topics published so far.
-const (
-	TopicUserUpdated = "user.updated"
-)

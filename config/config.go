@@ -1,0 +1,506 @@
+// Package config reads the server's configuration from the environment (and,
+// through LoadDotEnv, from a .env file), checks all of it at once and refuses
+// unsafe settings in production. Variables lists every variable with its
+// default; .env.example and the README are written from that list.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/mail"
+	"net/netip"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environment says whether the server runs for development or production.
+type Environment string
+
+// The two environments. Production turns on the safety checks of Load and
+// changes a few defaults (no CORS origins, JSON logs, no introspection).
+const (
+	Development Environment = "development"
+	Production  Environment = "production"
+)
+
+// LogFormat is the format of the server's log lines.
+type LogFormat string
+
+// The log formats: text for a person at a terminal, JSON for a log collector.
+const (
+	LogFormatText LogFormat = "text"
+	LogFormatJSON LogFormat = "json"
+)
+
+// MinSecretKeyLen is the shortest SECRET_KEY accepted, in bytes: 256 bits
+// for the HMAC that signs tokens.
+const MinSecretKeyLen = 32
+
+// minProductionBcryptCost is the lowest BCRYPT_COST accepted in production.
+const minProductionBcryptCost = 10
+
+// Config is the configuration of the server. Load fills it from the
+// environment; each field names its variable, default and unit.
+type Config struct {
+	// Environment is "development" or "production" (ENVIRONMENT, default
+	// development). Production refuses unsafe settings and changes the
+	// defaults of CORSOrigins, LogFormat and Introspection.
+	Environment Environment
+
+	// APIHost is the interface the HTTP server listens on (API_HOST,
+	// default "0.0.0.0", i.e. all IPv4 interfaces).
+	APIHost string
+	// APIPort is the TCP port of the HTTP server (API_PORT, default 8000,
+	// 1-65535).
+	APIPort int
+
+	// DatabaseURL is the database the server uses (DATABASE_URL, default
+	// "sqlite:data/obsqra.db"): postgres:// or postgresql:// for PostgreSQL,
+	// sqlite: or file: for the embedded SQLite database.
+	DatabaseURL string
+	// MigrationDatabaseURL is the database URL used to run migrations, as
+	// the role that owns the tables (MIGRATION_DATABASE_URL, default: the
+	// value of DatabaseURL). It must be the same kind of database.
+	MigrationDatabaseURL string
+
+	// SecretKey signs access and refresh tokens (SECRET_KEY, or the trimmed
+	// content of the file named by SECRET_KEY_FILE; no default; at least 32
+	// bytes). Required in production; in development EnsureSecretKey fills
+	// it from DataDir/secret_key when it is empty.
+	SecretKey []byte
+
+	// AccessTokenTTL is the lifetime of an access token
+	// (ACCESS_TOKEN_EXPIRE_MINUTES, whole minutes, default 30, 1-1440).
+	AccessTokenTTL time.Duration
+	// RefreshTokenTTL is the lifetime of a refresh token
+	// (REFRESH_TOKEN_EXPIRE_DAYS, whole days, default 30, 1-365).
+	RefreshTokenTTL time.Duration
+
+	// CORSOrigins are the origins allowed to call the API from a browser
+	// (CORS_ORIGINS, comma-separated; each "scheme://host[:port]" in lower
+	// case, or "*" outside production; default in development
+	// http://localhost:3000, http://localhost:5173 and
+	// http://localhost:8000, in production none).
+	CORSOrigins []string
+
+	// LogLevel is the lowest level logged (LOG_LEVEL, debug, info, warn or
+	// error, case-insensitive, default info).
+	LogLevel slog.Level
+	// LogFormat is the format of log lines (LOG_FORMAT, text or json,
+	// default text in development and json in production).
+	LogFormat LogFormat
+
+	// BcryptCost is the bcrypt work factor of password hashes (BCRYPT_COST,
+	// default 12, 4-31; at least 10 in production). Each step doubles the
+	// time a hash takes.
+	BcryptCost int
+
+	// AdminEmails are the email addresses of the administrators
+	// (ADMIN_EMAILS, comma-separated, lower-cased, default none).
+	AdminEmails []string
+
+	// Introspection turns GraphQL introspection on (GRAPHQL_INTROSPECTION,
+	// true/false/1/0/yes/no, default true in development and false in
+	// production).
+	Introspection bool
+
+	// ShutdownTimeout is how long a graceful shutdown waits for requests and
+	// jobs to finish (SHUTDOWN_TIMEOUT, Go duration, default 15s, > 0).
+	ShutdownTimeout time.Duration
+
+	// DataDir is the directory of the development secret key file
+	// DataDir/secret_key (DATA_DIR, default "data").
+	DataDir string
+}
+
+// Load reads the configuration through getenv, which is os.Getenv in the
+// server and a map lookup in tests. An empty value counts as unset. Every
+// problem found is reported, each naming its variable, in one error; the
+// configuration is returned only when there is none.
+//
+// Load reads the environment only through getenv; the one thing it reads
+// from disk is the file that SECRET_KEY_FILE names, when it is set.
+func Load(getenv func(string) string) (*Config, error) {
+	return load(getenv, os.ReadFile)
+}
+
+// load is Load with the file reader injected.
+func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*Config, error) {
+	l := &loader{getenv: getenv}
+	c := &Config{}
+
+	c.Environment = Development
+	if v, ok := l.value("ENVIRONMENT"); ok {
+		switch env := Environment(strings.ToLower(v)); env {
+		case Development, Production:
+			c.Environment = env
+		default:
+			l.problemf("ENVIRONMENT", "%q is not one of development, production", v)
+		}
+	}
+	prod := c.Environment == Production
+
+	c.APIHost = l.host("API_HOST", defaultAPIHost)
+	c.APIPort = l.intRange("API_PORT", defaultAPIPort, 1, 65535, "a port number (1-65535)")
+
+	c.DatabaseURL = l.databaseURL("DATABASE_URL", defaultDatabaseURL)
+	c.MigrationDatabaseURL = l.databaseURL("MIGRATION_DATABASE_URL", c.DatabaseURL)
+	if d, m := dialect(c.DatabaseURL), dialect(c.MigrationDatabaseURL); d != "" && m != "" && d != m {
+		l.problemf("MIGRATION_DATABASE_URL", "is a %s database but DATABASE_URL is a %s database", m, d)
+	}
+
+	c.SecretKey = l.secretKey(readFile)
+	if prod && len(c.SecretKey) == 0 {
+		l.problemf("SECRET_KEY", "is required in production (at least %d bytes; or set SECRET_KEY_FILE)", MinSecretKeyLen)
+	}
+
+	c.AccessTokenTTL = time.Duration(l.intRange("ACCESS_TOKEN_EXPIRE_MINUTES", defaultAccessTokenMinutes, 1, 1440,
+		"a whole number of minutes from 1 to 1440")) * time.Minute
+	c.RefreshTokenTTL = time.Duration(l.intRange("REFRESH_TOKEN_EXPIRE_DAYS", defaultRefreshTokenDays, 1, 365,
+		"a whole number of days from 1 to 365")) * 24 * time.Hour
+
+	corsDefault := defaultDevCORSOrigins
+	if prod {
+		corsDefault = ""
+	}
+	c.CORSOrigins = l.origins("CORS_ORIGINS", corsDefault)
+	if prod && slices.Contains(c.CORSOrigins, "*") {
+		l.problemf("CORS_ORIGINS", `"*" is not allowed in production; list the frontend origins`)
+	}
+
+	c.LogLevel = l.logLevel("LOG_LEVEL", slog.LevelInfo)
+	formatDefault := LogFormatText
+	if prod {
+		formatDefault = LogFormatJSON
+	}
+	c.LogFormat = l.logFormat("LOG_FORMAT", formatDefault)
+
+	c.BcryptCost = l.intRange("BCRYPT_COST", defaultBcryptCost, 4, 31, "a bcrypt cost from 4 to 31")
+	if prod && c.BcryptCost < minProductionBcryptCost {
+		l.problemf("BCRYPT_COST", "%d is below %d, the minimum in production", c.BcryptCost, minProductionBcryptCost)
+	}
+
+	c.AdminEmails = l.emails("ADMIN_EMAILS")
+	c.Introspection = l.boolean("GRAPHQL_INTROSPECTION", !prod)
+	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT", defaultShutdownTimeout)
+
+	c.DataDir = defaultDataDir
+	if v, ok := l.value("DATA_DIR"); ok {
+		c.DataDir = v
+	}
+
+	if len(l.problems) > 0 {
+		return nil, errors.Join(l.problems...)
+	}
+	return c, nil
+}
+
+// Addr returns the address the HTTP server listens on, host:port (with
+// brackets around an IPv6 host).
+func (c *Config) Addr() string {
+	return net.JoinHostPort(c.APIHost, strconv.Itoa(c.APIPort))
+}
+
+// LogValue implements slog.LogValuer: a summary for the startup log line. It
+// never includes the secret key, the admin addresses, nor passwords inside
+// the database URLs.
+func (c *Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("environment", string(c.Environment)),
+		slog.String("addr", c.Addr()),
+		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.String("migration_database_url", redactURL(c.MigrationDatabaseURL)),
+		slog.Bool("secret_key_set", len(c.SecretKey) > 0),
+		slog.Duration("access_token_ttl", c.AccessTokenTTL),
+		slog.Duration("refresh_token_ttl", c.RefreshTokenTTL),
+		slog.Any("cors_origins", c.CORSOrigins),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.String("log_format", string(c.LogFormat)),
+		slog.Int("bcrypt_cost", c.BcryptCost),
+		slog.Int("admin_emails", len(c.AdminEmails)),
+		slog.Bool("introspection", c.Introspection),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.String("data_dir", c.DataDir),
+	)
+}
+
+// redactURL returns the database URL s with the password of its user info
+// and any "password" query parameter replaced by "xxxxx". A URL that does
+// not parse is reduced to its scheme, since where its password starts is
+// unknown.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		scheme, _, _ := strings.Cut(s, ":")
+		return scheme + ":[unparsable, hidden]"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+// loader reads variables and collects the problems found on the way, so
+// that one run reports all of them.
+type loader struct {
+	getenv   func(string) string
+	problems []error
+}
+
+// value returns the trimmed value of the variable and whether it is set; an
+// empty value counts as unset, as it does for a shell's ${VAR:-default}.
+func (l *loader) value(name string) (string, bool) {
+	v := strings.TrimSpace(l.getenv(name))
+	return v, v != ""
+}
+
+func (l *loader) problemf(name, format string, args ...any) {
+	l.problems = append(l.problems, fmt.Errorf(name+": "+format, args...))
+}
+
+// intRange reads an integer from min to max; what describes such a value in
+// the error message.
+func (l *loader) intRange(name string, def, min, max int, what string) int {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		l.problemf(name, "%q is not %s", v, what)
+		return def
+	}
+	return n
+}
+
+// host reads a host name or IP address to listen on. A port is refused here
+// because it belongs in API_PORT.
+func (l *loader) host(name, def string) string {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	h := strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")
+	valid := !strings.ContainsAny(h, " \t/[]@")
+	if valid && strings.Contains(h, ":") {
+		_, err := netip.ParseAddr(h)
+		valid = err == nil
+	}
+	if !valid {
+		l.problemf(name, "%q is not a host name or IP address (the port goes in API_PORT)", v)
+		return def
+	}
+	return h
+}
+
+// databaseURL reads a database URL. Its value never appears in a message,
+// because it may hold a password.
+func (l *loader) databaseURL(name, def string) string {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	lower := strings.ToLower(v)
+	switch {
+	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
+		if _, err := url.Parse(v); err != nil {
+			l.problemf(name, "is not a valid URL (percent-encode special characters in the password)")
+			return def
+		}
+	case strings.HasPrefix(lower, "sqlite:"), strings.HasPrefix(lower, "file:"):
+		if _, path, _ := strings.Cut(v, ":"); path == "" {
+			l.problemf(name, "names no database file (e.g. sqlite:data/obsqra.db)")
+			return def
+		}
+	default:
+		l.problemf(name, "does not start with postgres://, postgresql://, sqlite: or file:")
+		return def
+	}
+	return v
+}
+
+// dialect returns "PostgreSQL" or "SQLite" for a database URL accepted by
+// databaseURL, "" for anything else.
+func dialect(dbURL string) string {
+	lower := strings.ToLower(dbURL)
+	switch {
+	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
+		return "PostgreSQL"
+	case strings.HasPrefix(lower, "sqlite:"), strings.HasPrefix(lower, "file:"):
+		return "SQLite"
+	}
+	return ""
+}
+
+// secretKey reads SECRET_KEY or the file named by SECRET_KEY_FILE. The key
+// itself never appears in a message, only its length.
+func (l *loader) secretKey(readFile func(string) ([]byte, error)) []byte {
+	key, keySet := l.value("SECRET_KEY")
+	file, fileSet := l.value("SECRET_KEY_FILE")
+	switch {
+	case keySet && fileSet:
+		l.problemf("SECRET_KEY_FILE", "is set together with SECRET_KEY; set only one of them")
+		return nil
+	case keySet:
+		if len(key) < MinSecretKeyLen {
+			l.problemf("SECRET_KEY", "is %d bytes long; it must be at least %d", len(key), MinSecretKeyLen)
+			return nil
+		}
+		return []byte(key)
+	case fileSet:
+		b, err := readFile(file)
+		if err != nil {
+			l.problemf("SECRET_KEY_FILE", "cannot read the key: %w", err)
+			return nil
+		}
+		b = []byte(strings.TrimSpace(string(b)))
+		if len(b) < MinSecretKeyLen {
+			l.problemf("SECRET_KEY_FILE", "the key in %q is %d bytes long; it must be at least %d", file, len(b), MinSecretKeyLen)
+			return nil
+		}
+		return b
+	}
+	return nil
+}
+
+// list splits a comma-separated value into trimmed, non-empty entries.
+func list(v string) []string {
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// origins reads a list of CORS origins. A value made only of commas sets an
+// empty list, which is how development turns its default origins off.
+func (l *loader) origins(name, def string) []string {
+	v, ok := l.value(name)
+	if !ok {
+		v = def
+	}
+	var out []string
+	for _, item := range list(v) {
+		origin, ok := parseOrigin(item)
+		if !ok {
+			l.problemf(name, `%q is not an origin (scheme://host[:port], without a path or trailing slash) or "*"`, item)
+			continue
+		}
+		out = append(out, origin)
+	}
+	return out
+}
+
+// parseOrigin checks that s is "*" or an origin as a browser sends it in the
+// Origin header, and returns it with scheme and host in lower case so that
+// the CORS middleware can compare strings.
+func parseOrigin(s string) (string, bool) {
+	if s == "*" {
+		return s, true
+	}
+	if strings.ContainsAny(s, "?#* \t") {
+		return "", false
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Opaque != "" || u.User != nil || u.Path != "" || u.Hostname() == "" {
+		return "", false
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", false
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return "", false
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host), true
+}
+
+// emails reads a list of email addresses, lower-cased.
+func (l *loader) emails(name string) []string {
+	v, _ := l.value(name)
+	var out []string
+	for _, item := range list(v) {
+		item = strings.ToLower(item)
+		// ParseAddress also accepts `Name <a@b>`; only the bare address is
+		// meant here, so anything that does not round-trip is refused.
+		if a, err := mail.ParseAddress(item); err != nil || a.Address != item {
+			l.problemf(name, "%q is not an email address", item)
+			continue
+		}
+		out = append(out, item)
+	}
+	return out
+}
+
+func (l *loader) logLevel(name string, def slog.Level) slog.Level {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	switch strings.ToLower(v) {
+	case "debug":
+		return slog.LevelDebug
+	case "info":
+		return slog.LevelInfo
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	l.problemf(name, "%q is not one of debug, info, warn, error", v)
+	return def
+}
+
+func (l *loader) logFormat(name string, def LogFormat) LogFormat {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	switch f := LogFormat(strings.ToLower(v)); f {
+	case LogFormatText, LogFormatJSON:
+		return f
+	}
+	l.problemf(name, "%q is not one of text, json", v)
+	return def
+}
+
+func (l *loader) boolean(name string, def bool) bool {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	switch strings.ToLower(v) {
+	case "true", "1", "yes":
+		return true
+	case "false", "0", "no":
+		return false
+	}
+	l.problemf(name, "%q is not one of true, false, 1, 0, yes, no", v)
+	return def
+}
+
+func (l *loader) duration(name string, def time.Duration) time.Duration {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		l.problemf(name, "%q is not a duration such as 15s or 2m", v)
+		return def
+	}
+	if d <= 0 {
+		l.problemf(name, "%q is not a positive duration such as 15s or 2m", v)
+		return def
+	}
+	return d
+}

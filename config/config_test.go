@@ -1,0 +1,421 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// env returns a getenv that reads m.
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// key32 is a secret key of exactly the minimum length.
+const key32 = "0123456789abcdef0123456789abcdef"
+
+// prod returns a valid production environment plus the given variables.
+func prod(kv ...string) map[string]string {
+	m := map[string]string{"ENVIRONMENT": "production", "SECRET_KEY": key32}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  map[string]string
+		want *Config
+	}{
+		{"development", nil, &Config{
+			Environment:          Development,
+			APIHost:              "0.0.0.0",
+			APIPort:              8000,
+			DatabaseURL:          "sqlite:data/obsqra.db",
+			MigrationDatabaseURL: "sqlite:data/obsqra.db",
+			AccessTokenTTL:       30 * time.Minute,
+			RefreshTokenTTL:      30 * 24 * time.Hour,
+			CORSOrigins:          []string{"http://localhost:3000", "http://localhost:5173", "http://localhost:8000"},
+			LogLevel:             slog.LevelInfo,
+			LogFormat:            LogFormatText,
+			BcryptCost:           12,
+			Introspection:        true,
+			ShutdownTimeout:      15 * time.Second,
+			DataDir:              "data",
+		}},
+		{"empty values count as unset", map[string]string{"API_PORT": "", "ENVIRONMENT": "  "}, nil},
+		{"production", prod(), &Config{
+			Environment:          Production,
+			APIHost:              "0.0.0.0",
+			APIPort:              8000,
+			DatabaseURL:          "sqlite:data/obsqra.db",
+			MigrationDatabaseURL: "sqlite:data/obsqra.db",
+			SecretKey:            []byte(key32),
+			AccessTokenTTL:       30 * time.Minute,
+			RefreshTokenTTL:      30 * 24 * time.Hour,
+			CORSOrigins:          nil,
+			LogLevel:             slog.LevelInfo,
+			LogFormat:            LogFormatJSON,
+			BcryptCost:           12,
+			Introspection:        false,
+			ShutdownTimeout:      15 * time.Second,
+			DataDir:              "data",
+		}},
+	}
+	tests[1].want = tests[0].want
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := Load(env(tt.env))
+			if err != nil {
+				t.Fatalf("Load() error = %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Load() = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadValues(t *testing.T) {
+	t.Parallel()
+	got, err := Load(env(map[string]string{
+		"ENVIRONMENT":                 " Production ",
+		"API_HOST":                    "[::1]",
+		"API_PORT":                    "9090",
+		"DATABASE_URL":                "postgres://app:pw@db:5432/obsqra?sslmode=require",
+		"MIGRATION_DATABASE_URL":      "postgresql://owner:pw@db:5432/obsqra",
+		"SECRET_KEY":                  "  " + key32 + "xyz  ",
+		"ACCESS_TOKEN_EXPIRE_MINUTES": "15",
+		"REFRESH_TOKEN_EXPIRE_DAYS":   "7",
+		"CORS_ORIGINS":                "https://App.Example.com, https://admin.example.com:8443",
+		"LOG_LEVEL":                   "DEBUG",
+		"LOG_FORMAT":                  "Text",
+		"BCRYPT_COST":                 "10",
+		"ADMIN_EMAILS":                " Alice@Example.com ,, bob@example.org",
+		"GRAPHQL_INTROSPECTION":       "yes",
+		"SHUTDOWN_TIMEOUT":            "1m30s",
+		"DATA_DIR":                    "/var/lib/obsqra",
+	}))
+	if err != nil {
+		t.Fatalf("Load() error = %v", err)
+	}
+	want := &Config{
+		Environment:          Production,
+		APIHost:              "::1",
+		APIPort:              9090,
+		DatabaseURL:          "postgres://app:pw@db:5432/obsqra?sslmode=require",
+		MigrationDatabaseURL: "postgresql://owner:pw@db:5432/obsqra",
+		SecretKey:            []byte(key32 + "xyz"),
+		AccessTokenTTL:       15 * time.Minute,
+		RefreshTokenTTL:      7 * 24 * time.Hour,
+		CORSOrigins:          []string{"https://app.example.com", "https://admin.example.com:8443"},
+		LogLevel:             slog.LevelDebug,
+		LogFormat:            LogFormatText,
+		BcryptCost:           10,
+		AdminEmails:          []string{"alice@example.com", "bob@example.org"},
+		Introspection:        true,
+		ShutdownTimeout:      90 * time.Second,
+		DataDir:              "/var/lib/obsqra",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Load() = %+v, want %+v", got, want)
+	}
+	if got, want := got.Addr(), "[::1]:9090"; got != want {
+		t.Errorf("Addr() = %q, want %q", got, want)
+	}
+}
+
+// TestLoadInvalid checks that each bad value is refused with a message that
+// names its variable and says what is expected.
+func TestLoadInvalid(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"port not a number", map[string]string{"API_PORT": "abc"}, `API_PORT: "abc" is not a port number (1-65535)`},
+		{"port zero", map[string]string{"API_PORT": "0"}, `API_PORT: "0" is not a port number (1-65535)`},
+		{"port too high", map[string]string{"API_PORT": "70000"}, `API_PORT: "70000" is not a port number (1-65535)`},
+		{"environment", map[string]string{"ENVIRONMENT": "staging"}, `ENVIRONMENT: "staging" is not one of development, production`},
+		{"duration word", map[string]string{"SHUTDOWN_TIMEOUT": "soon"}, `SHUTDOWN_TIMEOUT: "soon" is not a duration such as 15s or 2m`},
+		{"duration without unit", map[string]string{"SHUTDOWN_TIMEOUT": "15"}, `SHUTDOWN_TIMEOUT: "15" is not a duration such as 15s or 2m`},
+		{"duration zero", map[string]string{"SHUTDOWN_TIMEOUT": "0s"}, `SHUTDOWN_TIMEOUT: "0s" is not a positive duration`},
+		{"duration negative", map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, `SHUTDOWN_TIMEOUT: "-1s" is not a positive duration`},
+		{"host with port", map[string]string{"API_HOST": "0.0.0.0:8000"}, `API_HOST: "0.0.0.0:8000" is not a host name or IP address`},
+		{"access ttl zero", map[string]string{"ACCESS_TOKEN_EXPIRE_MINUTES": "0"}, `ACCESS_TOKEN_EXPIRE_MINUTES: "0" is not a whole number of minutes from 1 to 1440`},
+		{"access ttl too long", map[string]string{"ACCESS_TOKEN_EXPIRE_MINUTES": "1441"}, `ACCESS_TOKEN_EXPIRE_MINUTES: "1441"`},
+		{"access ttl fraction", map[string]string{"ACCESS_TOKEN_EXPIRE_MINUTES": "1.5"}, `ACCESS_TOKEN_EXPIRE_MINUTES: "1.5"`},
+		{"refresh ttl", map[string]string{"REFRESH_TOKEN_EXPIRE_DAYS": "366"}, `REFRESH_TOKEN_EXPIRE_DAYS: "366" is not a whole number of days from 1 to 365`},
+		{"bcrypt too low", map[string]string{"BCRYPT_COST": "3"}, `BCRYPT_COST: "3" is not a bcrypt cost from 4 to 31`},
+		{"bcrypt too high", map[string]string{"BCRYPT_COST": "32"}, `BCRYPT_COST: "32" is not a bcrypt cost from 4 to 31`},
+		{"log level", map[string]string{"LOG_LEVEL": "trace"}, `LOG_LEVEL: "trace" is not one of debug, info, warn, error`},
+		{"log format", map[string]string{"LOG_FORMAT": "xml"}, `LOG_FORMAT: "xml" is not one of text, json`},
+		{"introspection", map[string]string{"GRAPHQL_INTROSPECTION": "maybe"}, `GRAPHQL_INTROSPECTION: "maybe" is not one of true, false, 1, 0, yes, no`},
+		{"admin email", map[string]string{"ADMIN_EMAILS": "a@example.com,bob"}, `ADMIN_EMAILS: "bob" is not an email address`},
+		{"admin email with name", map[string]string{"ADMIN_EMAILS": "Bob <bob@example.com>"}, `ADMIN_EMAILS: "bob <bob@example.com>" is not an email address`},
+		{"database scheme", map[string]string{"DATABASE_URL": "mysql://root:hunter2@db/obsqra"}, `DATABASE_URL: does not start with postgres://, postgresql://, sqlite: or file:`},
+		{"database bare path", map[string]string{"DATABASE_URL": "data/obsqra.db"}, `DATABASE_URL: does not start with`},
+		{"database unparsable", map[string]string{"DATABASE_URL": "postgres://u:hunter2@db:port/x"}, `DATABASE_URL: is not a valid URL`},
+		{"sqlite without file", map[string]string{"DATABASE_URL": "sqlite:"}, `DATABASE_URL: names no database file`},
+		{"migration scheme", map[string]string{"MIGRATION_DATABASE_URL": "redis://db"}, `MIGRATION_DATABASE_URL: does not start with`},
+		{"migration other dialect", map[string]string{"MIGRATION_DATABASE_URL": "postgres://owner@db/obsqra"}, `MIGRATION_DATABASE_URL: is a PostgreSQL database but DATABASE_URL is a SQLite database`},
+		{"short key in development", map[string]string{"SECRET_KEY": "short"}, `SECRET_KEY: is 5 bytes long; it must be at least 32`},
+		{"key and key file", map[string]string{"SECRET_KEY": key32, "SECRET_KEY_FILE": "/run/secrets/key"}, `SECRET_KEY_FILE: is set together with SECRET_KEY`},
+		{"cors origin with path", map[string]string{"CORS_ORIGINS": "https://example.com/app"}, `CORS_ORIGINS: "https://example.com/app" is not an origin`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := Load(env(tt.env))
+			if err == nil {
+				t.Fatalf("Load() = %+v, want error containing %q", cfg, tt.want)
+			}
+			if cfg != nil {
+				t.Errorf("Load() returned a config along with error %v", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Load() error = %q, want it to contain %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("Load() error = %q reveals a password", err)
+			}
+		})
+	}
+}
+
+func TestLoadProductionRefusals(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string // "" when the configuration is accepted
+	}{
+		{"missing secret key", map[string]string{"ENVIRONMENT": "production"}, "SECRET_KEY: is required in production"},
+		{"short secret key", prod("SECRET_KEY", key32[:31]), "SECRET_KEY: is 31 bytes long; it must be at least 32"},
+		{"wildcard origin", prod("CORS_ORIGINS", "https://app.example.com,*"), `CORS_ORIGINS: "*" is not allowed in production`},
+		{"low bcrypt cost", prod("BCRYPT_COST", "9"), "BCRYPT_COST: 9 is below 10, the minimum in production"},
+		{"bcrypt cost 10", prod("BCRYPT_COST", "10"), ""},
+		{"debug logging", prod("LOG_LEVEL", "debug"), ""},
+		{"introspection on purpose", prod("GRAPHQL_INTROSPECTION", "true"), ""},
+		{"development allows all of it", map[string]string{"CORS_ORIGINS": "*", "BCRYPT_COST": "4"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Load(env(tt.env))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Load() error = %v, want none", err)
+			case tt.want != "" && err == nil:
+				t.Errorf("Load() error = nil, want %q", tt.want)
+			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+				t.Errorf("Load() error = %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	_, err := Load(env(map[string]string{
+		"ENVIRONMENT":      "staging",
+		"API_PORT":         "abc",
+		"SHUTDOWN_TIMEOUT": "soon",
+		"CORS_ORIGINS":     "localhost:3000",
+		"SECRET_KEY":       "short",
+	}))
+	if err == nil {
+		t.Fatal("Load() error = nil, want five problems")
+	}
+	want := []string{
+		`ENVIRONMENT: "staging" is not one of development, production`,
+		`API_PORT: "abc" is not a port number (1-65535)`,
+		`SECRET_KEY: is 5 bytes long`,
+		`CORS_ORIGINS: "localhost:3000" is not an origin`,
+		`SHUTDOWN_TIMEOUT: "soon" is not a duration such as 15s or 2m`,
+	}
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) || len(joined.Unwrap()) != len(want) {
+		t.Fatalf("Load() error = %q, want %d joined problems", err, len(want))
+	}
+	for i, e := range joined.Unwrap() {
+		if !strings.HasPrefix(e.Error(), want[i]) {
+			t.Errorf("problem %d = %q, want prefix %q", i, e, want[i])
+		}
+	}
+}
+
+func TestLoadCORSOrigins(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		value   string
+		want    []string
+		wantErr string
+	}{
+		{"https://app.example.com", []string{"https://app.example.com"}, ""},
+		{" https://a.example.com , ,http://localhost:3000,", []string{"https://a.example.com", "http://localhost:3000"}, ""},
+		{"HTTPS://App.Example.COM:8443", []string{"https://app.example.com:8443"}, ""},
+		{"http://[::1]:3000", []string{"http://[::1]:3000"}, ""},
+		{"*", []string{"*"}, ""},
+		{",", nil, ""}, // turns the development defaults off
+		{"https://example.com/", nil, `"https://example.com/" is not an origin`},
+		{"https://example.com/app", nil, `"https://example.com/app" is not an origin`},
+		{"https://example.com?x=1", nil, `is not an origin`},
+		{"https://example.com#top", nil, `is not an origin`},
+		{"https://user@example.com", nil, `is not an origin`},
+		{"https://example.com:0", nil, `is not an origin`},
+		{"https://example.com:", nil, `is not an origin`},
+		{"https://*.example.com", nil, `is not an origin`},
+		{"example.com", nil, `"example.com" is not an origin`},
+		{"localhost:3000", nil, `"localhost:3000" is not an origin`},
+		{"https://ok.example.com,ftp//bad", nil, `"ftp//bad" is not an origin`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := Load(env(map[string]string{"CORS_ORIGINS": tt.value}))
+			if tt.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), "CORS_ORIGINS: ") || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("Load(CORS_ORIGINS=%q) error = %v, want CORS_ORIGINS: …%s", tt.value, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load(CORS_ORIGINS=%q) error = %v", tt.value, err)
+			}
+			if !reflect.DeepEqual(cfg.CORSOrigins, tt.want) {
+				t.Errorf("Load(CORS_ORIGINS=%q).CORSOrigins = %q, want %q", tt.value, cfg.CORSOrigins, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadSecretKeyFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	good := write("good", "\n  "+key32+"\n")
+	short := write("short", "tooshort\n")
+	missing := filepath.Join(dir, "missing")
+
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantKey string
+		wantErr string
+	}{
+		{"development", map[string]string{"SECRET_KEY_FILE": good}, key32, ""},
+		{"production", map[string]string{"ENVIRONMENT": "production", "SECRET_KEY_FILE": good}, key32, ""},
+		{"short key", map[string]string{"SECRET_KEY_FILE": short}, "", "SECRET_KEY_FILE: the key in " + `"` + short + `" is 8 bytes long; it must be at least 32`},
+		{"missing file", map[string]string{"SECRET_KEY_FILE": missing}, "", "SECRET_KEY_FILE: cannot read the key"},
+		{"missing file in production", map[string]string{"ENVIRONMENT": "production", "SECRET_KEY_FILE": missing}, "", "SECRET_KEY_FILE: cannot read the key"},
+		{"both set", map[string]string{"SECRET_KEY": key32, "SECRET_KEY_FILE": good}, "", "SECRET_KEY_FILE: is set together with SECRET_KEY; set only one of them"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := Load(env(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Load() error = %v, want %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "tooshort") {
+					t.Errorf("Load() error = %q reveals the key", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load() error = %v", err)
+			}
+			if string(cfg.SecretKey) != tt.wantKey {
+				t.Errorf("Load().SecretKey = %q, want %q", cfg.SecretKey, tt.wantKey)
+			}
+		})
+	}
+}
+
+func TestAddr(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		host string
+		port int
+		want string
+	}{
+		{"0.0.0.0", 8000, "0.0.0.0:8000"},
+		{"localhost", 1, "localhost:1"},
+		{"::", 65535, "[::]:65535"},
+	}
+	for _, tt := range tests {
+		c := &Config{APIHost: tt.host, APIPort: tt.port}
+		if got := c.Addr(); got != tt.want {
+			t.Errorf("Config{APIHost: %q, APIPort: %d}.Addr() = %q, want %q", tt.host, tt.port, got, tt.want)
+		}
+	}
+}
+
+func TestLogValueHidesSecrets(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load(env(prod(
+		"DATABASE_URL", "postgres://app:hunter2@db:5432/obsqra?sslmode=require",
+		"MIGRATION_DATABASE_URL", "postgres://owner@db:5432/obsqra?password=swordfish",
+		"ADMIN_EMAILS", "alice@example.com",
+	)))
+	if err != nil {
+		t.Fatalf("Load() error = %v", err)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting", "config", cfg)
+	out := buf.String()
+	for _, secret := range []string{key32, "hunter2", "swordfish", "alice@example.com"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log line %s reveals %q", out, secret)
+		}
+	}
+	for _, want := range []string{
+		`"database_url":"postgres://app:xxxxx@db:5432/obsqra?sslmode=require"`,
+		`"migration_database_url":"postgres://owner@db:5432/obsqra?password=xxxxx"`,
+		`"secret_key_set":true`,
+		`"addr":"0.0.0.0:8000"`,
+		`"environment":"production"`,
+		`"admin_emails":1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log line %s lacks %s", out, want)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"sqlite:data/obsqra.db", "sqlite:data/obsqra.db"},
+		{"file:test.db?cache=shared", "file:test.db?cache=shared"},
+		{"postgres://db/obsqra", "postgres://db/obsqra"},
+		{"postgres://app@db/obsqra", "postgres://app@db/obsqra"},
+		{"postgres://app:s3cr%40t@db/obsqra", "postgres://app:xxxxx@db/obsqra"},
+		{"postgres://db/obsqra?user=app&password=s3cret", "postgres://db/obsqra?password=xxxxx&user=app"},
+		{"postgres://app:s3cret@db:port/obsqra", "postgres:[unparsable, hidden]"},
+	}
+	for _, tt := range tests {
+		if got := redactURL(tt.in); got != tt.want {
+			t.Errorf("redactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package config
+
+import (
+	"strconv"
+	"time"
+)
+
+// Defaults shared by Load and Variables, so that the documented default is
+// the one applied.
+const (
+	defaultAPIHost            = "0.0.0.0"
+	defaultAPIPort            = 8000
+	defaultDatabaseURL        = "sqlite:data/obsqra.db"
+	defaultAccessTokenMinutes = 30
+	defaultRefreshTokenDays   = 30
+	defaultDevCORSOrigins     = "http://localhost:3000,http://localhost:5173,http://localhost:8000"
+	defaultBcryptCost         = 12
+	defaultShutdownTimeout    = 15 * time.Second
+	defaultDataDir            = "data"
+)
+
+// Variable describes one environment variable read by Load.
+type Variable struct {
+	// Name is the variable's name, e.g. "API_PORT".
+	Name string
+	// Default is the value used when the variable is unset or empty, as it
+	// would be written in a .env file, in development. It is "" when there is
+	// none or when it is derived from another variable; Description then
+	// says so, and also gives any production default that differs.
+	Default string
+	// Description is one line saying what the variable means, its accepted
+	// values and unit.
+	Description string
+}
+
+// Variables returns every variable that Load reads, in the order of Config's
+// fields. It is the one list that the README and .env.example are written
+// from; a test keeps .env.example in step with it.
+func Variables() []Variable {
+	return []Variable{
+		{"ENVIRONMENT", string(Development),
+			"development or production; production refuses unsafe settings and changes the defaults marked below."},
+		{"API_HOST", defaultAPIHost,
+			"Interface the HTTP server listens on (host name or IP address)."},
+		{"API_PORT", strconv.Itoa(defaultAPIPort),
+			"TCP port of the HTTP server, 1-65535."},
+		{"DATABASE_URL", defaultDatabaseURL,
+			"postgres://user:password@host:5432/db?sslmode=require for PostgreSQL, or sqlite:/file: and a path for the embedded SQLite database."},
+		{"MIGRATION_DATABASE_URL", "",
+			"Database URL of the role that owns the tables, used only to run migrations; defaults to DATABASE_URL."},
+		{"SECRET_KEY", "",
+			"Key that signs tokens, at least 32 bytes; required in production; in development, generated once into DATA_DIR/secret_key when unset."},
+		{"SECRET_KEY_FILE", "",
+			"File that holds SECRET_KEY (surrounding whitespace trimmed); set this or SECRET_KEY, not both."},
+		{"ACCESS_TOKEN_EXPIRE_MINUTES", strconv.Itoa(defaultAccessTokenMinutes),
+			"Lifetime of an access token in whole minutes, 1-1440."},
+		{"REFRESH_TOKEN_EXPIRE_DAYS", strconv.Itoa(defaultRefreshTokenDays),
+			"Lifetime of a refresh token in whole days, 1-365."},
+		{"CORS_ORIGINS", defaultDevCORSOrigins,
+			`Comma-separated origins (scheme://host[:port]) allowed to call the API from a browser, or "*"; production: no default, and "*" is refused.`},
+		{"LOG_LEVEL", "info",
+			"Lowest level logged: debug, info, warn or error."},
+		{"LOG_FORMAT", string(LogFormatText),
+			"Log line format, text or json; production default: json."},
+		{"BCRYPT_COST", strconv.Itoa(defaultBcryptCost),
+			"bcrypt work factor of password hashes, 4-31 (each step doubles the time); at least 10 in production."},
+		{"ADMIN_EMAILS", "",
+			"Comma-separated email addresses of the administrators."},
+		{"GRAPHQL_INTROSPECTION", "true",
+			"GraphQL introspection on or off (true/false/1/0/yes/no); production default: false."},
+		{"SHUTDOWN_TIMEOUT", defaultShutdownTimeout.String(),
+			"How long a graceful shutdown waits for requests and jobs, as a Go duration (15s, 2m)."},
+		{"DATA_DIR", defaultDataDir,
+			"Directory of the development secret key file DATA_DIR/secret_key (DATABASE_URL's default does not follow it)."},
+	}
+}

@@ -1,0 +1,265 @@
+// Package store keeps the domain of package obsqra in PostgreSQL or SQLite.
+// It is the only package that writes SQL. Reads of one table are methods of
+// both *DB and *Tx; writes are methods of *Tx only, so that a change and its
+// outbox event always commit together in one unit of work (WithTx).
+//
+// Driver errors are translated in one place: a missing row is ENOTFOUND, a
+// unique violation is ECONFLICT, and anything else is an internal error that
+// wraps the driver's.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq" // registers the "postgres" driver
+	"github.com/obsqra/obsqra"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// urlForms names the forms of DATABASE_URL that Open accepts, for errors.
+const urlForms = "postgres://…, postgresql://…, sqlite:PATH, sqlite://PATH, file:PATH or a file path ending in .db"
+
+// sqliteOptions are the driver parameters of every SQLite connection:
+//   - busy_timeout(10000): a statement that finds the database locked (by
+//     another process, e.g. `obsqra migrate`) retries for up to 10 s before
+//     failing with SQLITE_BUSY, instead of failing at once;
+//   - foreign_keys(1): SQLite ignores REFERENCES unless asked, per connection;
+//   - journal_mode(WAL): readers do not block the writer nor it them;
+//   - synchronous(NORMAL): with WAL, a commit survives a crash of the
+//     process and the database never corrupts; only a power loss may undo
+//     the last commits. FULL would fsync on every commit.
+//   - _txlock=immediate: every read-write transaction begins IMMEDIATE,
+//     taking the write lock up front. A DEFERRED transaction that reads and
+//     then writes can fail with SQLITE_BUSY at its first write whatever the
+//     busy timeout, because waiting could deadlock with another such
+//     transaction; IMMEDIATE waits for the lock at BEGIN instead.
+const sqliteOptions = "_pragma=busy_timeout(10000)" +
+	"&_pragma=foreign_keys(1)" +
+	"&_pragma=journal_mode(WAL)" +
+	"&_pragma=synchronous(NORMAL)" +
+	"&_txlock=immediate"
+
+// Pool sizes. SQLite in WAL mode serves several readers at once but one
+// writer; the store serialises its writers itself (see DB.writeSem).
+const (
+	sqliteMaxConns   = 8
+	postgresMaxConns = 20
+	postgresMaxIdle  = 10
+)
+
+// DB is an open database of either dialect. It is safe for concurrent use.
+type DB struct {
+	db      *sqlx.DB
+	dialect *dialect
+
+	// writeSem, on SQLite only, lets one unit of work at a time into the
+	// database. SQLite would serialise them anyway; waiting here, queued
+	// roughly in arrival order, is cheaper and fairer than SQLite's
+	// busy-retry loop with sleeps of up to 100 ms, and the wait ends when
+	// the context does. Other processes (a migration) still meet
+	// busy_timeout.
+	writeSem chan struct{}
+
+	// Now returns the current time; the store stamps every time it sets with
+	// it. It defaults to time.Now; tests replace it before using the DB.
+	Now func() time.Time
+}
+
+// Open opens the database named by url, which is one of
+// postgres://… or postgresql://… (PostgreSQL through lib/pq), or
+// sqlite:PATH, sqlite://PATH, file:PATH or a bare PATH ending in .db
+// (SQLite; the file and its parent directory are created if missing).
+// It checks that the database answers but does not migrate it (see Migrate).
+// Errors: EINVALID for a URL of another form; otherwise internal ones (the
+// database does not answer, the directory cannot be created).
+func Open(ctx context.Context, url string) (*DB, error) {
+	d, dsn, path, err := parseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{dialect: d, Now: time.Now}
+	switch d {
+	case sqliteDialect:
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, fmt.Errorf("create directory of sqlite database %s: %w", path, err)
+		}
+		if db.db, err = sqlx.Open("sqlite", dsn); err != nil {
+			return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
+		}
+		db.db.SetMaxOpenConns(sqliteMaxConns)
+		db.db.SetMaxIdleConns(sqliteMaxConns)
+		db.writeSem = make(chan struct{}, 1)
+	case postgresDialect:
+		if db.db, err = sqlx.Open("postgres", dsn); err != nil {
+			return nil, fmt.Errorf("open postgres database: %w", err)
+		}
+		db.db.SetMaxOpenConns(postgresMaxConns)
+		db.db.SetMaxIdleConns(postgresMaxIdle)
+		db.db.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	if err := db.Ping(ctx); err != nil {
+		db.db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// parseURL returns the dialect of a database URL, the DSN its driver takes
+// and, for SQLite, the database file's path.
+func parseURL(s string) (d *dialect, dsn, path string, err error) {
+	switch {
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		return postgresDialect, s, "", nil
+	}
+	switch {
+	case strings.HasPrefix(s, "sqlite://"):
+		path = strings.TrimPrefix(s, "sqlite://")
+	case strings.HasPrefix(s, "sqlite:"):
+		path = strings.TrimPrefix(s, "sqlite:")
+	case strings.HasPrefix(s, "file:"):
+		path = strings.TrimPrefix(s, "file:")
+	case strings.HasSuffix(s, ".db") && !strings.Contains(s, "://"):
+		path = s
+	default:
+		scheme := "no scheme"
+		if u, err := url.Parse(s); err == nil && u.Scheme != "" {
+			scheme = "scheme " + u.Scheme // never the whole URL: it may hold a password
+		}
+		return nil, "", "", obsqra.Errorf(obsqra.EINVALID, "unsupported database URL (%s): DATABASE_URL must be %s", scheme, urlForms)
+	}
+	switch {
+	case path == "":
+		return nil, "", "", obsqra.Errorf(obsqra.EINVALID, "database URL %q names no file: DATABASE_URL must be %s", s, urlForms)
+	case strings.ContainsAny(path, "?#"):
+		return nil, "", "", obsqra.Errorf(obsqra.EINVALID, "sqlite database URL %q: the store sets the connection options itself, so the path may not contain ? or #", s)
+	case path == ":memory:" || strings.HasPrefix(path, ":memory:"):
+		// Every pooled connection would get its own empty database.
+		return nil, "", "", obsqra.Errorf(obsqra.EINVALID, "sqlite database URL %q: in-memory databases are not supported, name a file", s)
+	}
+	return sqliteDialect, path + "?" + sqliteOptions, path, nil
+}
+
+// Ping checks that the database answers. Errors: only internal ones.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping %s database: %w", db.dialect.name, err)
+	}
+	return nil
+}
+
+// Close closes the database's connections. Errors: only internal ones.
+func (db *DB) Close() error {
+	if err := db.db.Close(); err != nil {
+		return fmt.Errorf("close %s database: %w", db.dialect.name, err)
+	}
+	return nil
+}
+
+// Dialect returns DialectPostgres or DialectSQLite.
+func (db *DB) Dialect() string { return db.dialect.name }
+
+// now returns the store's clock reading as it stores times.
+func (db *DB) now() time.Time { return stamp(db.Now()) }
+
+// conn returns the DB as a query target for the unexported query functions.
+func (db *DB) conn() conn { return conn{ext: db.db, d: db.dialect} }
+
+// Tx is a unit of work: every method runs in one database transaction, which
+// WithTx commits or rolls back. A Tx must not be used after fn returns, nor
+// from several goroutines at once.
+type Tx struct {
+	tx *sqlx.Tx
+	db *DB
+}
+
+// conn returns the Tx as a query target for the unexported query functions.
+func (tx *Tx) conn() conn { return conn{ext: tx.tx, d: tx.db.dialect} }
+
+// now returns the store's clock reading as it stores times.
+func (tx *Tx) now() time.Time { return tx.db.now() }
+
+// WithTx runs fn in one transaction: it commits when fn returns nil and
+// rolls back otherwise, returning fn's error unchanged so that its code
+// survives. If fn panics, the transaction is rolled back and the panic goes
+// on. Units of work must not nest: fn uses tx, never db.
+// Errors: whatever fn returns; otherwise only internal ones (begin, commit),
+// or the context's error when ctx ends while waiting for the SQLite writer.
+func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
+	if db.writeSem != nil {
+		select {
+		case db.writeSem <- struct{}{}:
+			defer func() { <-db.writeSem }()
+		case <-ctx.Done():
+			return fmt.Errorf("wait for sqlite writer: %w", ctx.Err())
+		}
+	}
+	stx, err := db.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	tx := &Tx{tx: stx, db: db}
+	committed := false
+	defer func() {
+		if !committed {
+			// The rollback's own error is dropped: fn's error or panic is
+			// what the caller needs, and a failed rollback still discards
+			// the transaction once the connection goes.
+			_ = stx.Rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := stx.Commit(); err != nil {
+		// database/sql has ended the transaction either way.
+		committed = true
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	committed = true
+	return nil
+}
+
+// conn is where a query runs: the pool or one transaction. Every query is
+// written once, in a function taking a conn, and exposed on *DB, *Tx or both.
+type conn struct {
+	ext sqlx.ExtContext
+	d   *dialect
+}
+
+func (c conn) queryRow(ctx context.Context, query string, args ...any) *sqlx.Row {
+	return c.ext.QueryRowxContext(ctx, c.d.rebind(query), args...)
+}
+
+func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return c.ext.QueryContext(ctx, c.d.rebind(query), args...)
+}
+
+func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return c.ext.ExecContext(ctx, c.d.rebind(query), args...)
+}
+
+// columns joins column names into a select list, each with prefix.
+func columns(prefix string, names ...string) string {
+	return prefix + strings.Join(names, ", "+prefix)
+}
+
+// execCount runs a statement and returns how many rows it changed.
+func (c conn) execCount(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := c.exec(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("rows affected: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,174 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+
+	"github.com/obsqra/obsqra"
+)
+
+// userColumns are the users columns every user query reads, in the order
+// userScanArgs scans them. prefix qualifies them for joins ("u.").
+func userColumns(prefix string) string {
+	return columns(prefix,
+		"id", "email", "full_name", "password_hash", "wallet_address",
+		"email_verified", "role", "active",
+		"risk_tolerance", "auto_rebalance", "rebalance_threshold_bps",
+		"max_single_bps", "min_diversification", "email_alerts",
+		"created_at", "updated_at")
+}
+
+var userSelect = "SELECT " + userColumns("") + " FROM users"
+
+// userScan holds what scanning a user needs beyond the user itself.
+type userScan struct {
+	u      *obsqra.User
+	wallet walletScanner
+}
+
+func newUserScan(u *obsqra.User) *userScan {
+	return &userScan{u: u, wallet: walletScanner{dst: &u.WalletAddress}}
+}
+
+// args returns the scan destinations, in userColumns order.
+func (s *userScan) args() []any {
+	u := s.u
+	p := &u.Preferences
+	return []any{
+		&u.ID, &u.Email, &u.FullName, &u.PasswordHash, s.wallet,
+		&u.EmailVerified, &u.Role, &u.Active,
+		&p.RiskTolerance, &p.AutoRebalance, &p.RebalanceThresholdBps,
+		&p.MaxSingleBps, &p.MinDiversification, &p.EmailAlerts,
+		scanTime(&u.CreatedAt), scanTime(&u.UpdatedAt),
+	}
+}
+
+// walletScanner reads a nullable felt column.
+type walletScanner struct{ dst **obsqra.Felt }
+
+func (s walletScanner) Scan(src any) error {
+	if src == nil {
+		*s.dst = nil
+		return nil
+	}
+	var f obsqra.Felt
+	if err := f.Scan(src); err != nil {
+		return err
+	}
+	*s.dst = &f
+	return nil
+}
+
+// walletArg returns a wallet address as a query argument: NULL for none.
+func walletArg(f *obsqra.Felt) any {
+	if f == nil {
+		return nil
+	}
+	return f.String()
+}
+
+// emailKey is the case-insensitive form of an email the UNIQUE index holds.
+func emailKey(email string) string { return strings.ToLower(email) }
+
+// CreateUser inserts u, whose Email the caller has already normalised, and
+// sets u.ID, u.CreatedAt and u.UpdatedAt.
+// Errors: ECONFLICT when the email (in any case) is already registered or
+// the wallet address is linked to another user; otherwise internal ones.
+func (tx *Tx) CreateUser(ctx context.Context, u *obsqra.User) error {
+	now := tx.now()
+	c := tx.conn()
+	p := u.Preferences
+	err := c.queryRow(ctx, `
+		INSERT INTO users (email, email_key, full_name, password_hash, wallet_address,
+			email_verified, role, active,
+			risk_tolerance, auto_rebalance, rebalance_threshold_bps,
+			max_single_bps, min_diversification, email_alerts,
+			created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		RETURNING id`,
+		u.Email, emailKey(u.Email), u.FullName, u.PasswordHash, walletArg(u.WalletAddress),
+		u.EmailVerified, string(u.Role), u.Active,
+		string(p.RiskTolerance), p.AutoRebalance, p.RebalanceThresholdBps,
+		p.MaxSingleBps, p.MinDiversification, p.EmailAlerts,
+		c.d.timeArg(now), c.d.timeArg(now),
+	).Scan(&u.ID)
+	if err != nil {
+		return translate(err, "create user", "user")
+	}
+	u.CreatedAt, u.UpdatedAt = now, now
+	return nil
+}
+
+// UpdateUser writes every mutable column of u (full name, password hash,
+// wallet address, email verification, role, active, preferences) and stamps
+// u.UpdatedAt. The email is not mutable.
+// Errors: ENOTFOUND when the user does not exist; ECONFLICT when the wallet
+// address is linked to another user; otherwise internal ones.
+func (tx *Tx) UpdateUser(ctx context.Context, u *obsqra.User) error {
+	now := tx.now()
+	c := tx.conn()
+	p := u.Preferences
+	n, err := c.execCount(ctx, `
+		UPDATE users SET full_name = ?, password_hash = ?, wallet_address = ?,
+			email_verified = ?, role = ?, active = ?,
+			risk_tolerance = ?, auto_rebalance = ?, rebalance_threshold_bps = ?,
+			max_single_bps = ?, min_diversification = ?, email_alerts = ?,
+			updated_at = ?
+		WHERE id = ?`,
+		u.FullName, u.PasswordHash, walletArg(u.WalletAddress),
+		u.EmailVerified, string(u.Role), u.Active,
+		string(p.RiskTolerance), p.AutoRebalance, p.RebalanceThresholdBps,
+		p.MaxSingleBps, p.MinDiversification, p.EmailAlerts,
+		c.d.timeArg(now), u.ID,
+	)
+	if err == nil && n == 0 {
+		err = sql.ErrNoRows
+	}
+	if err != nil {
+		return translate(err, "update user", "user")
+	}
+	u.UpdatedAt = now
+	return nil
+}
+
+// UserByID returns the user with the given id.
+// Errors: ENOTFOUND when there is none; otherwise internal ones.
+func (db *DB) UserByID(ctx context.Context, id int64) (*obsqra.User, error) {
+	return userByID(ctx, db.conn(), id)
+}
+
+// UserByID returns the user with the given id, as this unit of work sees it.
+// Errors: ENOTFOUND when there is none; otherwise internal ones.
+func (tx *Tx) UserByID(ctx context.Context, id int64) (*obsqra.User, error) {
+	return userByID(ctx, tx.conn(), id)
+}
+
+// UserByEmail returns the user registered with email, in any case.
+// Errors: ENOTFOUND when there is none; otherwise internal ones.
+func (db *DB) UserByEmail(ctx context.Context, email string) (*obsqra.User, error) {
+	return userByEmail(ctx, db.conn(), email)
+}
+
+// UserByEmail returns the user registered with email, in any case, as this
+// unit of work sees it.
+// Errors: ENOTFOUND when there is none; otherwise internal ones.
+func (tx *Tx) UserByEmail(ctx context.Context, email string) (*obsqra.User, error) {
+	return userByEmail(ctx, tx.conn(), email)
+}
+
+func userByID(ctx context.Context, c conn, id int64) (*obsqra.User, error) {
+	u := new(obsqra.User)
+	if err := c.queryRow(ctx, userSelect+" WHERE id = ?", id).Scan(newUserScan(u).args()...); err != nil {
+		return nil, translate(err, "load user by id", "user")
+	}
+	return u, nil
+}
+
+func userByEmail(ctx context.Context, c conn, email string) (*obsqra.User, error) {
+	u := new(obsqra.User)
+	if err := c.queryRow(ctx, userSelect+" WHERE email_key = ?", emailKey(email)).Scan(newUserScan(u).args()...); err != nil {
+		return nil, translate(err, "load user by email", "user")
+	}
+	return u, nil
+}

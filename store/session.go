@@ -184,9 +184,24 @@ func (tx *Tx) ConsumeRefreshToken(ctx context.Context, hash string) (token *obsq
 	case !errors.Is(err, sql.ErrNoRows):
 		return nil, false, translate(err, "consume refresh token", "refresh token")
 	}
-	err = c.queryRow(ctx, "SELECT "+refreshTokenColumns+" FROM refresh_tokens WHERE hash = ?", hash).Scan(refreshTokenScanArgs(t)...)
+	t, err = refreshTokenByHash(ctx, c, hash)
 	if err != nil {
-		return nil, false, translate(err, "load refresh token", "refresh token")
+		return nil, false, err
 	}
 	return t, false, nil
+}
+
+// RefreshTokenByHash returns the refresh token stored under hash, used or not.
+// Errors: ENOTFOUND for an unknown hash; otherwise internal ones.
+func (tx *Tx) RefreshTokenByHash(ctx context.Context, hash string) (*obsqra.RefreshToken, error) {
+	return refreshTokenByHash(ctx, tx.conn(), hash)
+}
+
+func refreshTokenByHash(ctx context.Context, c conn, hash string) (*obsqra.RefreshToken, error) {
+	t := new(obsqra.RefreshToken)
+	err := c.queryRow(ctx, "SELECT "+refreshTokenColumns+" FROM refresh_tokens WHERE hash = ?", hash).Scan(refreshTokenScanArgs(t)...)
+	if err != nil {
+		return nil, translate(err, "load refresh token", "refresh token")
+	}
+	return t, nil
 }

@@ -1,0 +1,579 @@
+// Package account holds the use cases of users' accounts: registration,
+// sign-in with throttling, sessions of rotating refresh tokens, access-token
+// authentication, preferences, password changes and deactivation.
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net/mail"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/store"
+)
+
+// Limits on what users type.
+const (
+	MinPasswordChars = 8
+	// MaxPasswordBytes is bcrypt's limit; longer passwords are refused, never
+	// silently truncated.
+	MaxPasswordBytes = 72
+	MaxEmailBytes    = 254
+	MaxFullNameChars = 200
+)
+
+// Config holds the settings of a Service.
+type Config struct {
+	// Tokens issues and checks access tokens.
+	Tokens *Tokens
+	// RefreshTTL is how long a session lives without being refreshed
+	// (REFRESH_TOKEN_EXPIRE_DAYS, default 30 days).
+	RefreshTTL time.Duration
+	// BcryptCost is the cost of password hashes (BCRYPT_COST, default 12).
+	BcryptCost int
+	// AdminEmails become admins when they register (ADMIN_EMAILS).
+	AdminEmails []string
+	// Throttle limits failed sign-ins; zero means DefaultThrottlePolicy.
+	Throttle ThrottlePolicy
+}
+
+// Service carries out account use cases. Its methods document the error
+// codes they return; any other error is internal.
+type Service struct {
+	db       *store.DB
+	tokens   *Tokens
+	cfg      Config
+	throttle ThrottlePolicy
+	admins   map[string]bool
+
+	// Now is the clock; tests set it.
+	Now func() time.Time
+	// Rand is the source of session ids and refresh tokens; tests may set it.
+	Rand io.Reader
+
+	dummyOnce sync.Once
+	dummyHash []byte
+}
+
+// New returns a Service over db.
+func New(db *store.DB, cfg Config) (*Service, error) {
+	if cfg.Tokens == nil {
+		return nil, errors.New("account: Config.Tokens is required")
+	}
+	if cfg.RefreshTTL <= 0 {
+		return nil, fmt.Errorf("account: refresh token lifetime must be positive, got %s", cfg.RefreshTTL)
+	}
+	if cfg.BcryptCost < bcrypt.MinCost || cfg.BcryptCost > bcrypt.MaxCost {
+		return nil, fmt.Errorf("account: bcrypt cost must be %d-%d, got %d", bcrypt.MinCost, bcrypt.MaxCost, cfg.BcryptCost)
+	}
+	if cfg.Throttle == (ThrottlePolicy{}) {
+		cfg.Throttle = DefaultThrottlePolicy()
+	}
+	s := &Service{db: db, tokens: cfg.Tokens, cfg: cfg, throttle: cfg.Throttle, admins: map[string]bool{}, Now: time.Now, Rand: rand.Reader}
+	for _, e := range cfg.AdminEmails {
+		s.admins[strings.ToLower(strings.TrimSpace(e))] = true
+	}
+	return s, nil
+}
+
+func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+
+// RegisterInput is what a new user gives.
+type RegisterInput struct {
+	Email    string
+	Password string
+	FullName string
+}
+
+// Register creates an account and signs it in.
+// Errors: EINVALID (email, password or name), ECONFLICT (email registered).
+func (s *Service) Register(ctx context.Context, in RegisterInput) (*obsqra.AuthPayload, error) {
+	email, err := NormalizeEmail(in.Email)
+	if err != nil {
+		return nil, err
+	}
+	name := strings.TrimSpace(in.FullName)
+	if name == "" || utf8.RuneCountInString(name) > MaxFullNameChars || !utf8.ValidString(name) {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "fullName must be 1 to %d characters", MaxFullNameChars)
+	}
+	hash, err := s.hashPassword(in.Password)
+	if err != nil {
+		return nil, err
+	}
+	u := &obsqra.User{
+		Email:        email,
+		FullName:     name,
+		PasswordHash: string(hash),
+		Role:         obsqra.RoleUser,
+		Active:       true,
+		Preferences:  obsqra.DefaultPreferences(),
+	}
+	if s.admins[strings.ToLower(email)] {
+		u.Role = obsqra.RoleAdmin
+	}
+	var payload *obsqra.AuthPayload
+	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
+		if err := tx.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		payload, err = s.startSession(ctx, tx, u)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return payload, nil
+}
+
+// errBadCredentials is the one answer to a wrong email or a wrong password,
+// so that sign-in does not reveal which accounts exist.
+var errBadCredentials = obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid email or password")
+
+// Login signs a user in by email and password. Failed attempts are counted
+// per account and per client address (from the context) before the password
+// is checked, so a throttled attempt costs no bcrypt work.
+// Errors: EUNAUTHENTICATED (wrong email or password, the same for both),
+// EFORBIDDEN (account deactivated), ERATELIMIT (too many failures).
+func (s *Service) Login(ctx context.Context, email, password string) (*obsqra.AuthPayload, error) {
+	email = strings.TrimSpace(email)
+	if len(email) > MaxEmailBytes || len(password) > 1024 {
+		return nil, errBadCredentials
+	}
+	keys := s.throttle.keysFor(email, obsqra.ClientFromContext(ctx).Address)
+	var refusal error
+	if err := s.db.WithTx(ctx, func(tx *store.Tx) (err error) {
+		refusal, err = s.throttle.admit(ctx, tx, keys, s.now())
+		return err
+	}); err != nil {
+		return nil, err
+	} else if refusal != nil {
+		return nil, refusal
+	}
+
+	u, err := s.db.UserByEmail(ctx, email)
+	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
+		// Spend the same time as a wrong password would.
+		_ = bcrypt.CompareHashAndPassword(s.dummy(), []byte(password))
+		return nil, errBadCredentials
+	} else if err != nil {
+		return nil, err
+	}
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+		return nil, errBadCredentials
+	}
+	if !u.Active {
+		return nil, obsqra.Errorf(obsqra.EFORBIDDEN, "this account is deactivated")
+	}
+	var payload *obsqra.AuthPayload
+	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
+		if err := s.throttle.forgive(ctx, tx, keys); err != nil {
+			return err
+		}
+		payload, err = s.startSession(ctx, tx, u)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return payload, nil
+}
+
+// dummy returns a bcrypt hash at the configured cost that no password
+// matches, computed once.
+func (s *Service) dummy() []byte {
+	s.dummyOnce.Do(func() {
+		secret := make([]byte, 32)
+		_, _ = io.ReadFull(s.Rand, secret)
+		s.dummyHash, _ = bcrypt.GenerateFromPassword(secret, s.cfg.BcryptCost)
+	})
+	return s.dummyHash
+}
+
+// startSession opens a new session for u in tx and returns its tokens.
+func (s *Service) startSession(ctx context.Context, tx *store.Tx, u *obsqra.User) (*obsqra.AuthPayload, error) {
+	id, err := randomString(s.Rand, 18)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	sess := &obsqra.Session{ID: id, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL)}
+	if err := tx.CreateSession(ctx, sess); err != nil {
+		return nil, err
+	}
+	return s.issue(ctx, tx, u, sess)
+}
+
+// issue adds a refresh token to sess and returns it with a new access token.
+func (s *Service) issue(ctx context.Context, tx *store.Tx, u *obsqra.User, sess *obsqra.Session) (*obsqra.AuthPayload, error) {
+	refresh, hash, err := newRefreshToken(s.Rand)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	expires := now.Add(s.cfg.RefreshTTL)
+	if expires.After(sess.ExpiresAt) {
+		expires = sess.ExpiresAt
+	}
+	if err := tx.CreateRefreshToken(ctx, &obsqra.RefreshToken{Hash: hash, SessionID: sess.ID, CreatedAt: now, ExpiresAt: expires}); err != nil {
+		return nil, err
+	}
+	access, err := s.tokens.Issue(u.ID, sess.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &obsqra.AuthPayload{
+		AccessToken:  access,
+		RefreshToken: refresh,
+		TokenType:    TokenType,
+		ExpiresIn:    int(s.tokens.TTL() / time.Second),
+		User:         u,
+	}, nil
+}
+
+var errBadRefreshToken = obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid or expired refresh token")
+
+// Refresh trades a refresh token for a new access token and a new refresh
+// token of the same session. A refresh token works once: presenting it a
+// second time means it was stolen or replayed, so the whole session is
+// revoked, the access tokens of the session included.
+// Errors: EUNAUTHENTICATED (unknown, expired, reused or revoked token, or a
+// deactivated user).
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (*obsqra.AuthPayload, error) {
+	if !looksLikeRefreshToken(refreshToken) {
+		return nil, errBadRefreshToken
+	}
+	var payload *obsqra.AuthPayload
+	var refusal error
+	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+		tok, fresh, err := tx.ConsumeRefreshToken(ctx, hashRefreshToken(refreshToken))
+		if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
+			refusal = errBadRefreshToken
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if !fresh {
+			// Commit the revocation, then refuse.
+			refusal = obsqra.Errorf(obsqra.EUNAUTHENTICATED, "refresh token was already used; the session has been revoked")
+			return tx.RevokeSession(ctx, tok.SessionID, obsqra.RevokeReuse)
+		}
+		sess, u, err := tx.SessionUser(ctx, tok.SessionID)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		switch {
+		case sess.Revoked() || !now.Before(tok.ExpiresAt) || !now.Before(sess.ExpiresAt):
+			refusal = errBadRefreshToken
+			return nil
+		case !u.Active:
+			refusal = obsqra.Errorf(obsqra.EUNAUTHENTICATED, "this account is deactivated")
+			return nil
+		}
+		payload, err = s.issue(ctx, tx, u, sess)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	} else if refusal != nil {
+		return nil, refusal
+	}
+	return payload, nil
+}
+
+// Logout ends the session of refreshToken or, when it is empty, the session
+// of the signed-in caller. Ending a session that has already ended succeeds.
+// Errors: EUNAUTHENTICATED (unknown refresh token, or neither a token nor a
+// signed-in caller).
+func (s *Service) Logout(ctx context.Context, refreshToken string) error {
+	if refreshToken == "" {
+		p, err := s.principal(ctx)
+		if err != nil {
+			return err
+		}
+		return s.db.WithTx(ctx, func(tx *store.Tx) error {
+			return tx.RevokeSession(ctx, p.SessionID, obsqra.RevokeLogout)
+		})
+	}
+	if !looksLikeRefreshToken(refreshToken) {
+		return errBadRefreshToken
+	}
+	return s.db.WithTx(ctx, func(tx *store.Tx) error {
+		tok, err := tx.RefreshTokenByHash(ctx, hashRefreshToken(refreshToken))
+		if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
+			return errBadRefreshToken
+		} else if err != nil {
+			return err
+		}
+		return tx.RevokeSession(ctx, tok.SessionID, obsqra.RevokeLogout)
+	})
+}
+
+// Authenticate checks an access token and returns who it stands for. The
+// session and the user are read on every call, so a token stops working the
+// moment its session is revoked or its user deactivated.
+// Errors: EUNAUTHENTICATED.
+func (s *Service) Authenticate(ctx context.Context, accessToken string) (*obsqra.Principal, error) {
+	userID, sessionID, err := s.tokens.Parse(accessToken)
+	if err != nil {
+		return nil, err
+	}
+	sess, u, err := s.db.SessionUser(ctx, sessionID)
+	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
+		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid access token")
+	} else if err != nil {
+		return nil, err
+	}
+	switch {
+	case sess.UserID != userID:
+		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid access token")
+	case sess.Revoked():
+		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "the session of this access token has ended; sign in again")
+	case !u.Active:
+		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "this account is deactivated")
+	}
+	return &obsqra.Principal{User: u, SessionID: sess.ID}, nil
+}
+
+// principal returns the signed-in caller, the error of refused credentials,
+// or EUNAUTHENTICATED for an anonymous caller.
+func (s *Service) principal(ctx context.Context) (*obsqra.Principal, error) {
+	if err := obsqra.AuthErrorFromContext(ctx); err != nil {
+		return nil, err
+	}
+	p := obsqra.PrincipalFromContext(ctx)
+	if p == nil {
+		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "sign in first")
+	}
+	return p, nil
+}
+
+// UpdatePreferences changes the caller's preferences; fields the patch
+// leaves nil keep their values.
+// Errors: EUNAUTHENTICATED, EINVALID (a value out of range).
+func (s *Service) UpdatePreferences(ctx context.Context, patch obsqra.PreferencesPatch) (*obsqra.User, error) {
+	p, err := s.principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var u *obsqra.User
+	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
+		u, err = tx.UserByID(ctx, p.User.ID)
+		if err != nil {
+			return err
+		}
+		u.Preferences = patch.Apply(u.Preferences)
+		if err := u.Preferences.Validate(); err != nil {
+			return err
+		}
+		return tx.UpdateUser(ctx, u)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// checkPassword verifies the caller's current password, throttled like
+// sign-in so that a stolen access token cannot be used to guess it.
+// Errors: EFORBIDDEN (wrong password), ERATELIMIT.
+func (s *Service) checkPassword(ctx context.Context, u *obsqra.User, password string) error {
+	keys := s.throttle.keysFor(u.Email, obsqra.ClientFromContext(ctx).Address)
+	var refusal error
+	if err := s.db.WithTx(ctx, func(tx *store.Tx) (err error) {
+		refusal, err = s.throttle.admit(ctx, tx, keys, s.now())
+		return err
+	}); err != nil {
+		return err
+	} else if refusal != nil {
+		return refusal
+	}
+	if len(password) > 1024 || bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+		return obsqra.Errorf(obsqra.EFORBIDDEN, "the password is not correct")
+	}
+	return s.db.WithTx(ctx, func(tx *store.Tx) error { return s.throttle.forgive(ctx, tx, keys) })
+}
+
+// ChangePassword sets a new password after checking the current one, and
+// ends every session of the user (this one included): the user signs in
+// again with the new password everywhere.
+// Errors: EUNAUTHENTICATED, EFORBIDDEN (wrong current password), EINVALID
+// (new password too short or too long), ERATELIMIT.
+func (s *Service) ChangePassword(ctx context.Context, current, next string) error {
+	p, err := s.principal(ctx)
+	if err != nil {
+		return err
+	}
+	if err := validatePassword(next); err != nil {
+		return err
+	}
+	if err := s.checkPassword(ctx, p.User, current); err != nil {
+		return err
+	}
+	hash, err := s.hashPassword(next)
+	if err != nil {
+		return err
+	}
+	return s.db.WithTx(ctx, func(tx *store.Tx) error {
+		u, err := tx.UserByID(ctx, p.User.ID)
+		if err != nil {
+			return err
+		}
+		u.PasswordHash = string(hash)
+		if err := tx.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+		_, err = tx.RevokeUserSessions(ctx, u.ID, obsqra.RevokePasswordChanged)
+		return err
+	})
+}
+
+// DeactivateAccount deactivates the caller's account after checking the
+// password and ends every session of the user.
+// Errors: EUNAUTHENTICATED, EFORBIDDEN (wrong password), ERATELIMIT.
+func (s *Service) DeactivateAccount(ctx context.Context, password string) error {
+	p, err := s.principal(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.checkPassword(ctx, p.User, password); err != nil {
+		return err
+	}
+	_, err = s.setActive(ctx, p.User.ID, false)
+	return err
+}
+
+// SetUserActive activates or deactivates a user; admins only. Deactivation
+// ends every session of the user at once. An admin cannot deactivate
+// themselves here (deactivateAccount does that, with the password).
+// Errors: EUNAUTHENTICATED, EFORBIDDEN (not an admin), ENOTFOUND, EINVALID.
+func (s *Service) SetUserActive(ctx context.Context, userID int64, active bool) (*obsqra.User, error) {
+	p, err := s.principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !p.User.IsAdmin() {
+		return nil, obsqra.Errorf(obsqra.EFORBIDDEN, "only admins may activate or deactivate users")
+	}
+	if userID == p.User.ID && !active {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "admins cannot deactivate themselves here; use deactivateAccount")
+	}
+	return s.setActive(ctx, userID, active)
+}
+
+func (s *Service) setActive(ctx context.Context, userID int64, active bool) (*obsqra.User, error) {
+	var u *obsqra.User
+	err := s.db.WithTx(ctx, func(tx *store.Tx) (err error) {
+		u, err = tx.UserByID(ctx, userID)
+		if err != nil {
+			return err
+		}
+		if u.Active == active {
+			return nil
+		}
+		u.Active = active
+		if err := tx.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+		if !active {
+			_, err = tx.RevokeUserSessions(ctx, u.ID, obsqra.RevokeDeactivated)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// Promote makes the user with this email an admin (the `obsqra user
+// promote` command; no caller check).
+// Errors: ENOTFOUND.
+func (s *Service) Promote(ctx context.Context, email string) (*obsqra.User, error) {
+	var u *obsqra.User
+	err := s.db.WithTx(ctx, func(tx *store.Tx) (err error) {
+		u, err = tx.UserByEmail(ctx, strings.TrimSpace(email))
+		if err != nil {
+			return err
+		}
+		if u.Role == obsqra.RoleAdmin {
+			return nil
+		}
+		u.Role = obsqra.RoleAdmin
+		return tx.UpdateUser(ctx, u)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// User returns the user with this id when the caller may see it (the user
+// themselves, or an admin), and nil otherwise — node(id:) answers null
+// rather than confirming that an id exists.
+// Errors: EUNAUTHENTICATED (refused credentials).
+func (s *Service) User(ctx context.Context, id int64) (*obsqra.User, error) {
+	if err := obsqra.AuthErrorFromContext(ctx); err != nil {
+		return nil, err
+	}
+	p := obsqra.PrincipalFromContext(ctx)
+	switch {
+	case p == nil:
+		return nil, nil
+	case p.User.ID == id:
+		return p.User, nil
+	case !p.User.IsAdmin():
+		return nil, nil
+	}
+	u, err := s.db.UserByID(ctx, id)
+	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
+		return nil, nil
+	}
+	return u, err
+}
+
+// NormalizeEmail trims an email address and checks that it is one plain
+// address (no display name). Errors: EINVALID.
+func NormalizeEmail(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > MaxEmailBytes {
+		return "", obsqra.Errorf(obsqra.EINVALID, "email must be an address of at most %d characters", MaxEmailBytes)
+	}
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Address != s || addr.Name != "" || !strings.Contains(s[strings.LastIndexByte(s, '@'):], ".") {
+		return "", obsqra.Errorf(obsqra.EINVALID, "email %q is not a valid address", s)
+	}
+	return s, nil
+}
+
+func validatePassword(pw string) error {
+	switch {
+	case len(pw) > MaxPasswordBytes:
+		return obsqra.Errorf(obsqra.EINVALID, "password must be at most %d bytes (bcrypt's limit), got %d bytes; choose a shorter one", MaxPasswordBytes, len(pw))
+	case !utf8.ValidString(pw):
+		return obsqra.Errorf(obsqra.EINVALID, "password must be valid UTF-8")
+	case utf8.RuneCountInString(pw) < MinPasswordChars:
+		return obsqra.Errorf(obsqra.EINVALID, "password must be at least %d characters", MinPasswordChars)
+	}
+	return nil
+}
+
+func (s *Service) hashPassword(pw string) ([]byte, error) {
+	if err := validatePassword(pw); err != nil {
+		return nil, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), s.cfg.BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("hash password: %w", err)
+	}
+	return hash, nil
+}

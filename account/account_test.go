@@ -1,0 +1,471 @@
+package account_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/account"
+	"github.com/obsqra/obsqra/store"
+	"github.com/obsqra/obsqra/store/storetest"
+)
+
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+// clock is a settable clock shared by the service, its tokens and the store.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+type testBundle struct {
+	db    *store.DB
+	clock *clock
+}
+
+func setup(t *testing.T, db *store.DB) (*account.Service, *testBundle) {
+	t.Helper()
+	clk := &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	db.Now = clk.Now
+	tokens, err := account.NewTokens(testKey, 30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens.Now = clk.Now
+	svc, err := account.New(db, account.Config{
+		Tokens:      tokens,
+		RefreshTTL:  30 * 24 * time.Hour,
+		BcryptCost:  4,
+		AdminEmails: []string{"Boss@Example.com"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Now = clk.Now
+	return svc, &testBundle{db: db, clock: clk}
+}
+
+// as returns a context signed in with the access token, as the server's
+// middleware would make it.
+func as(t *testing.T, svc *account.Service, accessToken string) context.Context {
+	t.Helper()
+	ctx := obsqra.NewContextWithClient(context.Background(), &obsqra.Client{Address: "192.0.2.1"})
+	p, err := svc.Authenticate(ctx, accessToken)
+	if err != nil {
+		return obsqra.NewContextWithAuthError(ctx, err)
+	}
+	return obsqra.NewContextWithPrincipal(ctx, p)
+}
+
+func from(addr string) context.Context {
+	return obsqra.NewContextWithClient(context.Background(), &obsqra.Client{Address: addr})
+}
+
+func register(t *testing.T, svc *account.Service, email string) *obsqra.AuthPayload {
+	t.Helper()
+	p, err := svc.Register(from("192.0.2.1"), account.RegisterInput{Email: email, Password: "correct horse", FullName: "Ada Lovelace"})
+	if err != nil {
+		t.Fatalf("Register(%q) error: %v", email, err)
+	}
+	return p
+}
+
+func wantCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	if got := obsqra.ErrorCode(err); got != code {
+		t.Fatalf("%s error = %v (code %q), want code %q", what, err, got, code)
+	}
+}
+
+func TestRegister(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, _ := setup(t, db)
+		p := register(t, svc, "  Ada@Example.com ")
+		if p.User.Email != "Ada@Example.com" || p.User.Role != obsqra.RoleUser || !p.User.Active || p.TokenType != "Bearer" || p.ExpiresIn != 1800 {
+			t.Fatalf("Register() = %+v, user %+v", p, p.User)
+		}
+		if p.User.Preferences != obsqra.DefaultPreferences() {
+			t.Fatalf("new user preferences = %+v, want defaults", p.User.Preferences)
+		}
+		_, err := svc.Register(context.Background(), account.RegisterInput{Email: "ada@EXAMPLE.com", Password: "another pass", FullName: "X"})
+		wantCode(t, "Register(same email, other case)", err, obsqra.ECONFLICT)
+
+		boss := register(t, svc, "boss@example.com")
+		if boss.User.Role != obsqra.RoleAdmin {
+			t.Fatalf("Register(admin email).Role = %s, want ADMIN", boss.User.Role)
+		}
+		for _, in := range []account.RegisterInput{
+			{Email: "not an email", Password: "correct horse", FullName: "X"},
+			{Email: "Ada <x@example.com>", Password: "correct horse", FullName: "X"},
+			{Email: "x@localhost", Password: "correct horse", FullName: "X"},
+			{Email: "x@example.com", Password: "short", FullName: "X"},
+			{Email: "x@example.com", Password: strings.Repeat("a", 73), FullName: "X"},
+			{Email: "x@example.com", Password: "correct horse", FullName: "   "},
+		} {
+			_, err := svc.Register(context.Background(), in)
+			wantCode(t, "Register("+in.Email+")", err, obsqra.EINVALID)
+		}
+		// 72 bytes is bcrypt's limit and allowed; 73 is refused with a message.
+		if _, err := svc.Register(context.Background(), account.RegisterInput{Email: "long@example.com", Password: strings.Repeat("é", 36), FullName: "X"}); err != nil {
+			t.Fatalf("Register(72-byte password) error: %v", err)
+		}
+		_, err = svc.Register(context.Background(), account.RegisterInput{Email: "long2@example.com", Password: strings.Repeat("a", 73), FullName: "X"})
+		if !strings.Contains(obsqra.ErrorMessage(err), "72 bytes") {
+			t.Fatalf("Register(73-byte password) message = %q, want it to name the 72-byte limit", obsqra.ErrorMessage(err))
+		}
+	})
+}
+
+func TestLogin(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, _ := setup(t, db)
+		register(t, svc, "ada@example.com")
+		p, err := svc.Login(from("192.0.2.1"), "ADA@example.com ", "correct horse")
+		if err != nil {
+			t.Fatalf("Login() error: %v", err)
+		}
+		if me := obsqra.UserFromContext(as(t, svc, p.AccessToken)); me == nil || me.Email != "ada@example.com" {
+			t.Fatalf("Authenticate(login token) user = %v", me)
+		}
+		_, wrongPw := svc.Login(from("192.0.2.1"), "ada@example.com", "wrong horse")
+		_, noUser := svc.Login(from("192.0.2.1"), "nobody@example.com", "correct horse")
+		wantCode(t, "Login(wrong password)", wrongPw, obsqra.EUNAUTHENTICATED)
+		wantCode(t, "Login(unknown email)", noUser, obsqra.EUNAUTHENTICATED)
+		if wrongPw.Error() != noUser.Error() {
+			t.Fatalf("Login errors differ: %q vs %q; they must not reveal whether the email exists", wrongPw, noUser)
+		}
+	})
+}
+
+func TestLoginThrottle(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, b := setup(t, db)
+		register(t, svc, "ada@example.com")
+		for i := range 5 {
+			_, err := svc.Login(from("192.0.2.10"), "ada@example.com", "wrong horse")
+			wantCode(t, "Login(failure "+string(rune('1'+i))+")", err, obsqra.EUNAUTHENTICATED)
+		}
+		// The sixth attempt is refused before the password is checked:
+		// even the right password does not get in.
+		_, err := svc.Login(from("192.0.2.11"), "ada@example.com", "correct horse")
+		wantCode(t, "Login(6th attempt)", err, obsqra.ERATELIMIT)
+		var e *obsqra.Error
+		if !errors.As(err, &e) || e.RetryAfterSeconds <= 0 || e.RetryAfterSeconds > 15*60 {
+			t.Fatalf("Login(6th attempt) = %#v, want a retry-after within 15 minutes", err)
+		}
+		// Unknown emails are throttled the same way, so throttling does not
+		// reveal which accounts exist.
+		for range 5 {
+			_, _ = svc.Login(from("192.0.2.12"), "ghost@example.com", "x")
+		}
+		_, err = svc.Login(from("192.0.2.12"), "ghost@example.com", "x")
+		wantCode(t, "Login(unknown email, 6th)", err, obsqra.ERATELIMIT)
+
+		// After the window the account may try again; it got in, so the
+		// slate is clean.
+		b.clock.Advance(15*time.Minute + time.Second)
+		if _, err := svc.Login(from("192.0.2.11"), "ada@example.com", "correct horse"); err != nil {
+			t.Fatalf("Login after the window: %v", err)
+		}
+
+		// Backoff: a window that ended over the limit doubles the next.
+		for range 6 {
+			_, _ = svc.Login(from("192.0.2.13"), "ada@example.com", "wrong")
+		}
+		b.clock.Advance(15*time.Minute + time.Second)
+		for range 5 {
+			_, _ = svc.Login(from("192.0.2.13"), "ada@example.com", "wrong")
+		}
+		_, err = svc.Login(from("192.0.2.13"), "ada@example.com", "correct horse")
+		wantCode(t, "Login(second lockout)", err, obsqra.ERATELIMIT)
+		if !errors.As(err, &e) || e.RetryAfterSeconds <= 15*60 {
+			t.Fatalf("second lockout retry-after = %d s, want more than 15 minutes", e.RetryAfterSeconds)
+		}
+	})
+}
+
+func TestLoginThrottlePerAddress(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, _ := setup(t, db)
+		// One address spraying many accounts hits the address limit (20).
+		for i := range 20 {
+			_, err := svc.Login(from("198.51.100.7"), "user"+string(rune('a'+i))+"@example.com", "x")
+			wantCode(t, "Login(spray)", err, obsqra.EUNAUTHENTICATED)
+		}
+		_, err := svc.Login(from("198.51.100.7"), "fresh@example.com", "x")
+		wantCode(t, "Login(21st from one address)", err, obsqra.ERATELIMIT)
+		// Another address is unaffected.
+		_, err = svc.Login(from("198.51.100.8"), "fresh@example.com", "x")
+		wantCode(t, "Login(other address)", err, obsqra.EUNAUTHENTICATED)
+	})
+}
+
+// Concurrent attempts (as from one query aliasing login many times) are each
+// counted: no more than the limit ever reach the password check.
+func TestLoginThrottleConcurrent(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, _ := setup(t, db)
+		register(t, svc, "ada@example.com")
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		codes := map[string]int{}
+		for range 30 {
+			wg.Go(func() {
+				_, err := svc.Login(from("192.0.2.20"), "ada@example.com", "wrong horse")
+				mu.Lock()
+				codes[obsqra.ErrorCode(err)]++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if codes[obsqra.EUNAUTHENTICATED] != 5 || codes[obsqra.ERATELIMIT] != 25 {
+			t.Fatalf("30 concurrent failures gave %v, want 5 unauthenticated and 25 rate limited", codes)
+		}
+	})
+}
+
+func TestRefreshRotation(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, b := setup(t, db)
+		first := register(t, svc, "ada@example.com")
+		b.clock.Advance(time.Minute)
+		second, err := svc.Refresh(context.Background(), first.RefreshToken)
+		if err != nil {
+			t.Fatalf("Refresh() error: %v", err)
+		}
+		if second.RefreshToken == first.RefreshToken || second.AccessToken == first.AccessToken {
+			t.Fatal("Refresh() returned the same tokens")
+		}
+		third, err := svc.Refresh(context.Background(), second.RefreshToken)
+		if err != nil {
+			t.Fatalf("Refresh(second) error: %v", err)
+		}
+		// Replaying a rotated token revokes the whole family, access
+		// tokens included.
+		_, err = svc.Refresh(context.Background(), first.RefreshToken)
+		wantCode(t, "Refresh(reused token)", err, obsqra.EUNAUTHENTICATED)
+		_, err = svc.Refresh(context.Background(), third.RefreshToken)
+		wantCode(t, "Refresh(latest token after reuse)", err, obsqra.EUNAUTHENTICATED)
+		for _, tok := range []string{first.AccessToken, second.AccessToken, third.AccessToken} {
+			_, err := svc.Authenticate(context.Background(), tok)
+			wantCode(t, "Authenticate(token of revoked family)", err, obsqra.EUNAUTHENTICATED)
+		}
+		// Another session of the same user is untouched.
+		other, err := svc.Login(from("192.0.2.1"), "ada@example.com", "correct horse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Authenticate(context.Background(), other.AccessToken); err != nil {
+			t.Fatalf("Authenticate(other session) error: %v", err)
+		}
+		for _, bad := range []string{"", "garbage", other.AccessToken, "ort_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"} {
+			_, err := svc.Refresh(context.Background(), bad)
+			wantCode(t, "Refresh("+bad+")", err, obsqra.EUNAUTHENTICATED)
+		}
+		// An expired refresh token is refused.
+		b.clock.Advance(31 * 24 * time.Hour)
+		_, err = svc.Refresh(context.Background(), other.RefreshToken)
+		wantCode(t, "Refresh(expired)", err, obsqra.EUNAUTHENTICATED)
+	})
+}
+
+func TestConcurrentRefreshOneWins(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, _ := setup(t, db)
+		p := register(t, svc, "ada@example.com")
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Go(func() { _, errs[i] = svc.Refresh(context.Background(), p.RefreshToken) })
+		}
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			if err == nil {
+				ok++
+			}
+		}
+		if ok > 1 {
+			t.Fatalf("%d concurrent refreshes of one token succeeded, want at most 1", ok)
+		}
+	})
+}
+
+func TestLogout(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, _ := setup(t, db)
+		a := register(t, svc, "ada@example.com")
+		if err := svc.Logout(context.Background(), a.RefreshToken); err != nil {
+			t.Fatalf("Logout(refresh) error: %v", err)
+		}
+		if err := svc.Logout(context.Background(), a.RefreshToken); err != nil {
+			t.Fatalf("Logout(again) error: %v, want success", err)
+		}
+		_, err := svc.Authenticate(context.Background(), a.AccessToken)
+		wantCode(t, "Authenticate(after logout)", err, obsqra.EUNAUTHENTICATED)
+		_, err = svc.Refresh(context.Background(), a.RefreshToken)
+		wantCode(t, "Refresh(after logout)", err, obsqra.EUNAUTHENTICATED)
+
+		b, err := svc.Login(from("192.0.2.1"), "ada@example.com", "correct horse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.Logout(as(t, svc, b.AccessToken), ""); err != nil {
+			t.Fatalf("Logout(current session) error: %v", err)
+		}
+		_, err = svc.Authenticate(context.Background(), b.AccessToken)
+		wantCode(t, "Authenticate(after logout of current session)", err, obsqra.EUNAUTHENTICATED)
+		wantCode(t, "Logout(anonymous)", svc.Logout(context.Background(), ""), obsqra.EUNAUTHENTICATED)
+		wantCode(t, "Logout(unknown token)", svc.Logout(context.Background(), "ort_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), obsqra.EUNAUTHENTICATED)
+	})
+}
+
+func TestPreferences(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, _ := setup(t, db)
+		a := register(t, svc, "ada@example.com")
+		ctx := as(t, svc, a.AccessToken)
+		high, bps := obsqra.RiskHigh, 7000
+		u, err := svc.UpdatePreferences(ctx, obsqra.PreferencesPatch{RiskTolerance: &high, MaxSingleBps: &bps})
+		if err != nil {
+			t.Fatalf("UpdatePreferences() error: %v", err)
+		}
+		want := obsqra.DefaultPreferences()
+		want.RiskTolerance, want.MaxSingleBps = obsqra.RiskHigh, 7000
+		if u.Preferences != want {
+			t.Fatalf("UpdatePreferences() = %+v, want %+v", u.Preferences, want)
+		}
+		if got, _ := db.UserByID(context.Background(), u.ID); got.Preferences != want {
+			t.Fatalf("stored preferences = %+v, want %+v", got.Preferences, want)
+		}
+		for _, bad := range []obsqra.PreferencesPatch{
+			{MaxSingleBps: ptr(10001)}, {MaxSingleBps: ptr(999)}, {RebalanceThresholdBps: ptr(-1)},
+			{MinDiversification: ptr(0)}, {MinDiversification: ptr(11)}, {RiskTolerance: ptr(obsqra.RiskTolerance("EXTREME"))},
+		} {
+			_, err := svc.UpdatePreferences(ctx, bad)
+			wantCode(t, "UpdatePreferences(out of range)", err, obsqra.EINVALID)
+		}
+		_, err = svc.UpdatePreferences(context.Background(), obsqra.PreferencesPatch{})
+		wantCode(t, "UpdatePreferences(anonymous)", err, obsqra.EUNAUTHENTICATED)
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestChangePasswordRevokesEverySession(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, _ := setup(t, db)
+		a := register(t, svc, "ada@example.com")
+		b, err := svc.Login(from("192.0.2.1"), "ada@example.com", "correct horse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := as(t, svc, a.AccessToken)
+		wantCode(t, "ChangePassword(wrong current)", svc.ChangePassword(ctx, "wrong horse", "battery staple"), obsqra.EFORBIDDEN)
+		wantCode(t, "ChangePassword(too short)", svc.ChangePassword(ctx, "correct horse", "short"), obsqra.EINVALID)
+		if err := svc.ChangePassword(ctx, "correct horse", "battery staple"); err != nil {
+			t.Fatalf("ChangePassword() error: %v", err)
+		}
+		for _, tok := range []string{a.AccessToken, b.AccessToken} {
+			_, err := svc.Authenticate(context.Background(), tok)
+			wantCode(t, "Authenticate(after password change)", err, obsqra.EUNAUTHENTICATED)
+		}
+		_, err = svc.Refresh(context.Background(), b.RefreshToken)
+		wantCode(t, "Refresh(after password change)", err, obsqra.EUNAUTHENTICATED)
+		_, err = svc.Login(from("192.0.2.1"), "ada@example.com", "correct horse")
+		wantCode(t, "Login(old password)", err, obsqra.EUNAUTHENTICATED)
+		if _, err := svc.Login(from("192.0.2.1"), "ada@example.com", "battery staple"); err != nil {
+			t.Fatalf("Login(new password) error: %v", err)
+		}
+	})
+}
+
+func TestDeactivation(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, _ := setup(t, db)
+		boss := register(t, svc, "boss@example.com")
+		a := register(t, svc, "ada@example.com")
+		adaID := a.User.ID
+
+		_, err := svc.SetUserActive(as(t, svc, a.AccessToken), boss.User.ID, false)
+		wantCode(t, "SetUserActive(by non-admin)", err, obsqra.EFORBIDDEN)
+		_, err = svc.SetUserActive(as(t, svc, boss.AccessToken), boss.User.ID, false)
+		wantCode(t, "SetUserActive(admin deactivates self)", err, obsqra.EINVALID)
+		_, err = svc.SetUserActive(as(t, svc, boss.AccessToken), 99999, false)
+		wantCode(t, "SetUserActive(unknown user)", err, obsqra.ENOTFOUND)
+
+		u, err := svc.SetUserActive(as(t, svc, boss.AccessToken), adaID, false)
+		if err != nil || u.Active {
+			t.Fatalf("SetUserActive(false) = %+v, %v", u, err)
+		}
+		_, err = svc.Authenticate(context.Background(), a.AccessToken)
+		wantCode(t, "Authenticate(deactivated user)", err, obsqra.EUNAUTHENTICATED)
+		_, err = svc.Login(from("192.0.2.1"), "ada@example.com", "correct horse")
+		wantCode(t, "Login(deactivated)", err, obsqra.EFORBIDDEN)
+		_, err = svc.Refresh(context.Background(), a.RefreshToken)
+		wantCode(t, "Refresh(deactivated)", err, obsqra.EUNAUTHENTICATED)
+
+		if _, err := svc.SetUserActive(as(t, svc, boss.AccessToken), adaID, true); err != nil {
+			t.Fatal(err)
+		}
+		c, err := svc.Login(from("192.0.2.1"), "ada@example.com", "correct horse")
+		if err != nil {
+			t.Fatalf("Login(reactivated) error: %v", err)
+		}
+		ctx := as(t, svc, c.AccessToken)
+		wantCode(t, "DeactivateAccount(wrong password)", svc.DeactivateAccount(ctx, "nope nope"), obsqra.EFORBIDDEN)
+		if err := svc.DeactivateAccount(ctx, "correct horse"); err != nil {
+			t.Fatalf("DeactivateAccount() error: %v", err)
+		}
+		_, err = svc.Authenticate(context.Background(), c.AccessToken)
+		wantCode(t, "Authenticate(after DeactivateAccount)", err, obsqra.EUNAUTHENTICATED)
+	})
+}
+
+func TestPromoteAndNodeVisibility(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, _ := setup(t, db)
+		a := register(t, svc, "ada@example.com")
+		g := register(t, svc, "grace@example.com")
+		if u, err := svc.User(as(t, svc, a.AccessToken), g.User.ID); err != nil || u != nil {
+			t.Fatalf("User(other user) as non-admin = %v, %v; want nil, nil", u, err)
+		}
+		if u, err := svc.User(context.Background(), a.User.ID); err != nil || u != nil {
+			t.Fatalf("User() anonymous = %v, %v; want nil, nil", u, err)
+		}
+		if u, err := svc.User(as(t, svc, a.AccessToken), a.User.ID); err != nil || u == nil {
+			t.Fatalf("User(self) = %v, %v", u, err)
+		}
+		if _, err := svc.Promote(context.Background(), "ADA@example.com"); err != nil {
+			t.Fatalf("Promote() error: %v", err)
+		}
+		if u, err := svc.User(as(t, svc, a.AccessToken), g.User.ID); err != nil || u == nil || u.ID != g.User.ID {
+			t.Fatalf("User(other) as admin = %v, %v", u, err)
+		}
+		_, err := svc.Promote(context.Background(), "nobody@example.com")
+		wantCode(t, "Promote(unknown)", err, obsqra.ENOTFOUND)
+	})
+}

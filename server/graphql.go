@@ -1,0 +1,183 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/obsqra/obsqra"
+)
+
+// queryCacheSize is how many parsed and validated documents are kept; the
+// frontend sends a few dozen distinct ones.
+const queryCacheSize = 1000
+
+// The bound on an operation's expanded fields (see limits) is this many
+// times the complexity budget, and at least minMaxExpandedFields: far above
+// anything the budget lets through, and still a walk of microseconds.
+const (
+	maxExpandedFieldsFactor = 10
+	minMaxExpandedFields    = 10000
+)
+
+// graphQL returns the gqlgen handler of /graphql: POST and GET transports
+// (WebSocket comes later), the error presenter, the resolver panic handler,
+// and the operation limits.
+func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
+	h := handler.New(schema)
+	h.AddTransport(transport.GET{})
+	h.AddTransport(transport.POST{})
+	h.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
+	h.SetErrorPresenter(s.presentError)
+	h.SetRecoverFunc(s.recoverResolver)
+	if s.cfg.Introspection {
+		h.Use(extension.Introspection{})
+	}
+	h.Use(&limits{
+		maxDepth:      s.cfg.MaxDepth,
+		maxAliases:    s.cfg.MaxAliases,
+		maxFields:     max(maxExpandedFieldsFactor*s.cfg.ComplexityLimit, minMaxExpandedFields),
+		introspection: s.cfg.Introspection,
+	})
+	h.Use(extension.FixedComplexityLimit(s.cfg.ComplexityLimit))
+	return h
+}
+
+// GraphQL extensions.code of each domain error code that clients may see.
+// Every other error is INTERNAL_SERVER_ERROR.
+var errorCodes = map[string]string{
+	obsqra.EUNAUTHENTICATED: "UNAUTHENTICATED",
+	obsqra.EFORBIDDEN:       "FORBIDDEN",
+	obsqra.EINVALID:         "BAD_USER_INPUT",
+	obsqra.ENOTFOUND:        "NOT_FOUND",
+	obsqra.ECONFLICT:        "CONFLICT",
+	obsqra.ERATELIMIT:       "RATE_LIMITED",
+}
+
+// codeInternal is the extensions.code of every error the client may not read.
+const codeInternal = "INTERNAL_SERVER_ERROR"
+
+// presentError is the one place where errors become what the client sees.
+//
+//   - An *obsqra.Error anywhere in the chain, including one that gqlgen
+//     wrapped in a *gqlerror.Error (a resolver's error, or a scalar's or
+//     enum's UnmarshalGQL error during argument coercion), shows its
+//     Message with the code from errorCodes and keeps its path.
+//   - A *gqlerror.Error that wraps nothing is gqlgen's or gqlparser's own
+//     (parse, validation, limits, "must not be null") and is kept as is.
+//   - Anything else is logged with the request id and shown as
+//     "internal error" with the request id, so a report can be matched to
+//     the log.
+func (s *Server) presentError(ctx context.Context, err error) *gqlerror.Error {
+	if err == nil {
+		return nil
+	}
+	gqlErr, _ := errors.AsType[*gqlerror.Error](err)
+	var (
+		path      ast.Path
+		locations []gqlerror.Location
+	)
+	if gqlErr != nil {
+		path, locations = gqlErr.Path, gqlErr.Locations
+	}
+	if path == nil {
+		path = graphql.GetPath(ctx)
+	}
+
+	if e, ok := errors.AsType[*obsqra.Error](err); ok {
+		if code, ok := errorCodes[e.Code]; ok {
+			out := &gqlerror.Error{
+				Message:    e.Message,
+				Path:       path,
+				Locations:  locations,
+				Extensions: map[string]any{"code": code},
+			}
+			if e.Code == obsqra.ERATELIMIT && e.RetryAfterSeconds > 0 {
+				out.Extensions["retryAfter"] = e.RetryAfterSeconds
+			}
+			return out
+		}
+	}
+	if gqlErr != nil && gqlErr.Err == nil {
+		return gqlErr
+	}
+
+	id := obsqra.ClientFromContext(ctx).RequestID
+	// A panic was logged with its stack by recoverResolver already.
+	if _, ok := errors.AsType[*panicError](err); !ok {
+		s.log.ErrorContext(ctx, "graphql internal error", "request_id", id, "path", path.String(), "error", err.Error())
+	}
+	return &gqlerror.Error{
+		Message:    internalMessage,
+		Path:       path,
+		Locations:  locations,
+		Extensions: map[string]any{"code": codeInternal, "requestId": id},
+	}
+}
+
+// panicError stands for a recovered panic on its way to presentError.
+type panicError struct{}
+
+// Error says what happened, for the log; the client never sees it.
+func (*panicError) Error() string { return "panic in graphql resolver" }
+
+// recoverResolver logs a panic inside gqlgen (a resolver, a marshaller) with
+// its stack and the request id; presentError then shows the client an
+// internal error.
+func (s *Server) recoverResolver(ctx context.Context, v any) error {
+	s.log.ErrorContext(ctx, "panic in graphql resolver",
+		"request_id", obsqra.ClientFromContext(ctx).RequestID,
+		"path", graphql.GetPath(ctx).String(),
+		"panic", fmt.Sprint(v),
+		"stack", string(debug.Stack()))
+	return &panicError{}
+}
+
+// internalMessage is all a client learns of an internal error.
+const internalMessage = "internal error"
+
+// gqlError is a GraphQL error as the server writes it outside gqlgen.
+type gqlError struct {
+	Message    string         `json:"message"`
+	Extensions map[string]any `json:"extensions,omitempty"`
+}
+
+// errorBody is a GraphQL response that holds only errors.
+type errorBody struct {
+	Errors []gqlError `json:"errors"`
+}
+
+// errorResponse returns a GraphQL response body holding e.
+func errorResponse(e gqlError) errorBody { return errorBody{Errors: []gqlError{e}} }
+
+// internalError is the error a client gets for a failure it may not read.
+func internalError(requestID string) gqlError {
+	return gqlError{
+		Message:    internalMessage,
+		Extensions: map[string]any{"code": codeInternal, "requestId": requestID},
+	}
+}
+
+// writeJSON answers status with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only the server's own fixed shapes are written here.
+		panic(fmt.Sprintf("marshal %T: %v", v, err))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,331 @@
+package server
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/obsqra/obsqra"
+)
+
+// maxRequestIDLen bounds an incoming X-Request-ID that is reused as is.
+const maxRequestIDLen = 64
+
+// requestID gives every request an id: the caller's X-Request-ID when it is
+// sane, a new random one otherwise. The id is echoed in the response and
+// travels in the context with the client's address.
+func (s *Server) requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-ID")
+		if !validRequestID(id) {
+			id = rand.Text()
+		}
+		w.Header().Set("X-Request-ID", id)
+		ctx := obsqra.NewContextWithClient(r.Context(), &obsqra.Client{
+			Address:   clientAddress(r.RemoteAddr),
+			RequestID: id,
+		})
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// validRequestID reports whether id is 1 to 64 characters of A–Z, a–z, 0–9,
+// '-' and '_': safe in logs and headers, and short.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// clientAddress returns the IP of a RemoteAddr such as "192.0.2.1:1234" or
+// "[2001:db8::1]:80". Forwarding headers are not trusted: a proxy in front
+// of the server would have to be configured explicitly.
+func clientAddress(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return remoteAddr
+	}
+	return host
+}
+
+// requestIDOf returns the request id that requestID put in r's context.
+func requestIDOf(r *http.Request) string {
+	return obsqra.ClientFromContext(r.Context()).RequestID
+}
+
+// recoverPanic answers a panic below it with a 500 that carries only the
+// request id, and logs the panic with its stack.
+func (s *Server) recoverPanic(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler { //nolint:errorlint // net/http compares it the same way
+				panic(v)
+			}
+			id := requestIDOf(r)
+			s.log.ErrorContext(r.Context(), "panic serving http request",
+				"request_id", id, "method", r.Method, "path", r.URL.Path,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			writeJSON(w, http.StatusInternalServerError, errorResponse(internalError(id)))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// accessLog logs one line per request once it is answered.
+func (s *Server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w}
+		completed := false
+		// Deferred so that a panicking request is logged too, as the 500
+		// that recoverPanic is about to answer.
+		defer func() {
+			status := rec.status
+			switch {
+			case !completed:
+				status = http.StatusInternalServerError
+			case status == 0:
+				status = http.StatusOK
+			}
+			s.log.InfoContext(r.Context(), "http request",
+				"request_id", requestIDOf(r),
+				"method", r.Method,
+				"path", r.URL.Path,
+				"status", status,
+				"duration_ms", time.Since(start).Milliseconds(),
+				"bytes", rec.bytes)
+		}()
+		next.ServeHTTP(rec, r)
+		completed = true
+	})
+}
+
+// recorder remembers the status and size of a response.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+// WriteHeader records the first status code and passes it on.
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Write counts the bytes written; a write before WriteHeader is a 200.
+func (w *recorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Flush lets streaming transports flush through the recorder.
+func (w *recorder) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach the connection (deadlines,
+// hijacking for WebSocket).
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// CORS settings of preflight answers.
+const (
+	corsAllowMethods  = "GET, POST, OPTIONS"
+	corsAllowHeaders  = "Authorization, Content-Type, X-Request-ID"
+	corsExposeHeaders = "X-Request-ID"
+	// corsMaxAge is how long, in seconds, a browser may reuse a preflight
+	// answer. Chromium caps it at 7200.
+	corsMaxAge = "7200"
+)
+
+// cors lets the configured browser origins call the API. Other origins get
+// no Access-Control-Allow-Origin, so browsers keep their responses from
+// scripts. No credentials are allowed: the API authenticates with a bearer
+// token, not cookies.
+func (s *Server) cors(next http.Handler) http.Handler {
+	wildcard := slices.Contains(s.cfg.CORSOrigins, "*")
+	allowed := func(origin string) bool {
+		return origin != "" && (wildcard || slices.Contains(s.cfg.CORSOrigins, origin))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		origin := r.Header.Get("Origin")
+		ok := allowed(origin)
+		if ok {
+			if wildcard {
+				h.Set("Access-Control-Allow-Origin", "*")
+			} else {
+				h.Set("Access-Control-Allow-Origin", origin)
+			}
+		}
+
+		if r.Method == http.MethodOptions && origin != "" && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Add("Vary", "Access-Control-Request-Method")
+			h.Add("Vary", "Access-Control-Request-Headers")
+			if ok {
+				h.Set("Access-Control-Allow-Methods", corsAllowMethods)
+				h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+				h.Set("Access-Control-Max-Age", corsMaxAge)
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if ok {
+			h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody refuses request bodies over MaxBodyBytes with a 413. A declared
+// Content-Length is checked up front; a body without one (chunked) is cut
+// at the limit, and whatever the handler below then writes is replaced by
+// the same 413, since gqlgen would report the read error as a 200.
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	limit := s.cfg.MaxBodyBytes
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > limit {
+			writeTooLarge(w, limit)
+			return
+		}
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		lw := &limitWriter{ResponseWriter: w, limit: limit}
+		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), exceeded: &lw.exceeded}
+		next.ServeHTTP(lw, r)
+	})
+}
+
+// writeTooLarge answers 413 with a GraphQL-shaped error.
+func writeTooLarge(w http.ResponseWriter, limit int64) {
+	writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse(gqlError{
+		Message:    "request body too large (limit " + strconv.FormatInt(limit, 10) + " bytes)",
+		Extensions: map[string]any{"code": "PAYLOAD_TOO_LARGE"},
+	}))
+}
+
+// limitedBody records that its reader hit the size limit.
+type limitedBody struct {
+	io.ReadCloser
+	exceeded *atomic.Bool
+}
+
+// Read reads from the limited body, noting when the limit is hit.
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		b.exceeded.Store(true)
+	}
+	return n, err
+}
+
+// limitWriter replaces the response with a 413 once the body was too large.
+type limitWriter struct {
+	http.ResponseWriter
+	limit    int64
+	exceeded atomic.Bool
+	replaced bool
+}
+
+// replace writes the 413 instead of the handler's response, once.
+func (w *limitWriter) replace() {
+	if !w.replaced {
+		w.replaced = true
+		writeTooLarge(w.ResponseWriter, w.limit)
+	}
+}
+
+// WriteHeader passes code on, or answers 413 once the body was too large.
+func (w *limitWriter) WriteHeader(code int) {
+	if w.exceeded.Load() {
+		w.replace()
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Write passes b on, or drops it after answering 413 once the body was too
+// large.
+func (w *limitWriter) Write(b []byte) (int, error) {
+	if w.exceeded.Load() {
+		w.replace()
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush lets streaming transports flush through the writer.
+func (w *limitWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *limitWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// authenticate attaches the caller's principal to the context when the
+// request carries a valid bearer token. A refused or malformed credential
+// does not stop the request: it is recorded with NewContextWithAuthError,
+// so that login and refreshSession still work with a stale token attached
+// while anything that reads the user reports the error. No Authorization
+// header means an anonymous request.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		header := r.Header.Get("Authorization")
+		if header == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx := r.Context()
+		token, ok := bearerToken(header)
+		if !ok {
+			ctx = obsqra.NewContextWithAuthError(ctx, obsqra.Errorf(obsqra.EUNAUTHENTICATED,
+				"the Authorization header must be Bearer followed by an access token"))
+		} else if p, err := s.auth.Authenticate(ctx, token); err != nil {
+			ctx = obsqra.NewContextWithAuthError(ctx, err)
+		} else if p == nil || p.User == nil {
+			ctx = obsqra.NewContextWithAuthError(ctx, fmt.Errorf("authenticator returned no principal and no error"))
+		} else {
+			ctx = obsqra.NewContextWithPrincipal(ctx, p)
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// bearerToken returns the token of an "Authorization: Bearer <token>"
+// header; the scheme is case-insensitive.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	if token == "" || strings.ContainsAny(token, " \t") {
+		return "", false
+	}
+	return token, true
+}

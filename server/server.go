@@ -1,0 +1,236 @@
+// Package server is the HTTP face of Obsqra: /graphql (POST and GET), the
+// GraphiQL playground, /health and /ready, and the middleware every request
+// passes through (request id, panic recovery, access log, CORS, body limit,
+// authentication).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/obsqra/obsqra"
+)
+
+// Authenticator turns a bearer access token into the principal it stands for.
+type Authenticator interface {
+	Authenticate(ctx context.Context, accessToken string) (*obsqra.Principal, error)
+}
+
+// Pinger answers when the database does.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Defaults of the Config limits.
+const (
+	// DefaultMaxBodyBytes bounds a request body: 1 MiB holds any sensible
+	// GraphQL document with its variables many times over.
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxDepth bounds how deeply fields nest in an operation.
+	DefaultMaxDepth = 12
+	// DefaultMaxAliases bounds the aliased fields of an operation, which
+	// otherwise let one request run the same resolver hundreds of times.
+	DefaultMaxAliases = 30
+	// DefaultComplexityLimit is the gqlgen complexity budget of an operation.
+	// At gqlgen's default costs a field costs 1 plus what it selects (and
+	// introspection under __schema is free), so a screen's query of a few
+	// dozen fields uses a few percent of it. Once list fields charge for
+	// their page size, one page of 100 edges with a handful of fields each
+	// still fits, while pages nested in pages, or fields repeated by the
+	// hundred, do not. The budget is fixed rather than per user so that the
+	// same document always costs the same and refusals are predictable.
+	DefaultComplexityLimit = 1000
+)
+
+// Config is what New needs besides its collaborators. Zero limits take
+// their defaults.
+type Config struct {
+	// Version is reported by /health, e.g. the git describe of the build.
+	Version string
+	// Production marks a production deployment: the GraphiQL playground (/
+	// and /playground) is not served there. Default false.
+	Production bool
+	// CORSOrigins lists the browser origins allowed to call the API, e.g.
+	// "https://app.obsqra.fi". "*" allows every origin. Default none.
+	CORSOrigins []string
+	// Introspection allows __schema and __type queries. GraphiQL needs it.
+	// Default false.
+	Introspection bool
+	// Logger receives the access log and every error the server hides from
+	// clients. Default slog.Default().
+	Logger *slog.Logger
+
+	// MaxBodyBytes bounds a request body, in bytes. Default 1 MiB.
+	MaxBodyBytes int64
+	// MaxDepth bounds field nesting in an operation; introspection fields
+	// do not count. Default 12.
+	MaxDepth int
+	// MaxAliases bounds the aliased fields of an operation, counted once per
+	// use of the fragment they are in. Default 30.
+	MaxAliases int
+	// ComplexityLimit is the gqlgen complexity budget of an operation.
+	// Default 1000.
+	ComplexityLimit int
+}
+
+// withDefaults returns cfg with zero fields set to their defaults.
+func (cfg Config) withDefaults() Config {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxDepth <= 0 {
+		cfg.MaxDepth = DefaultMaxDepth
+	}
+	if cfg.MaxAliases <= 0 {
+		cfg.MaxAliases = DefaultMaxAliases
+	}
+	if cfg.ComplexityLimit <= 0 {
+		cfg.ComplexityLimit = DefaultComplexityLimit
+	}
+	origins := make([]string, 0, len(cfg.CORSOrigins))
+	for _, o := range cfg.CORSOrigins {
+		if o = strings.TrimSuffix(strings.TrimSpace(o), "/"); o != "" {
+			origins = append(origins, o)
+		}
+	}
+	cfg.CORSOrigins = origins
+	return cfg
+}
+
+// Timeouts of the http.Server that Serve runs. A later WebSocket transport
+// must lift the read and write deadlines of its upgraded connections (with
+// http.ResponseController) since subscriptions outlive them.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// Server serves the Obsqra API over HTTP.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	auth    Authenticator
+	db      Pinger
+	handler http.Handler
+
+	shutdownOnce sync.Once
+	// shuttingDown is closed by SetShuttingDown; /ready answers 503 from then on.
+	shuttingDown chan struct{}
+}
+
+// New returns a server for schema that authenticates bearer tokens with auth
+// and reports ready while db answers. None of them may be nil.
+func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pinger) *Server {
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:          cfg,
+		log:          cfg.Logger,
+		auth:         auth,
+		db:           db,
+		shuttingDown: make(chan struct{}),
+	}
+
+	mux := http.NewServeMux()
+	gql := s.authenticate(s.graphQL(schema))
+	mux.Handle("POST /graphql", gql)
+	mux.Handle("GET /graphql", gql)
+	mux.HandleFunc("GET /health", s.health)
+	mux.HandleFunc("GET /ready", s.ready)
+	if !cfg.Production {
+		mux.HandleFunc("GET /{$}", s.servePlayground)
+		mux.HandleFunc("GET /playground", s.servePlayground)
+		mux.HandleFunc("GET /playground/assets/{file}", s.servePlaygroundAsset)
+	}
+
+	// Outermost first: every later layer can log with the request id, and a
+	// panic anywhere below is answered and logged.
+	s.handler = s.requestID(s.recoverPanic(s.accessLog(s.cors(s.limitBody(mux)))))
+	return s
+}
+
+// Handler returns the server's routes wrapped in its middleware.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// SetShuttingDown makes /ready answer 503 from now on, so that load
+// balancers stop sending new requests while in-flight ones finish. It is
+// safe to call more than once and from any goroutine.
+func (s *Server) SetShuttingDown() {
+	s.shutdownOnce.Do(func() { close(s.shuttingDown) })
+}
+
+// isShuttingDown reports whether SetShuttingDown has been called.
+func (s *Server) isShuttingDown() bool {
+	select {
+	case <-s.shuttingDown:
+		return true
+	default:
+		return false
+	}
+}
+
+// ListenAndServe listens on the TCP address addr (e.g. ":8080") and calls
+// Serve.
+func (s *Server) ListenAndServe(ctx context.Context, addr string, shutdownTimeout time.Duration) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return s.Serve(ctx, ln, shutdownTimeout)
+}
+
+// Serve answers requests on ln until ctx is cancelled, then shuts down
+// gracefully: /ready turns 503, ln stops accepting, and in-flight requests
+// get up to shutdownTimeout to finish before their connections are closed.
+// It returns nil after a clean shutdown, and an error when serving fails or
+// the timeout cuts requests off. Serve closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout time.Duration) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve http on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+
+	s.SetShuttingDown()
+	s.log.Info("shutting down http server", "addr", ln.Addr().String(), "timeout", shutdownTimeout.String())
+	// The shutdown has its own deadline: ctx is already done.
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(shutdownCtx)
+	if serveErr := <-served; !errors.Is(serveErr, http.ErrServerClosed) {
+		s.log.Warn("http server stopped with an error", "error", serveErr)
+	}
+	if err != nil {
+		_ = hs.Close()
+		return fmt.Errorf("shut down http server: %w", err)
+	}
+	return nil
+}

@@ -105,19 +105,19 @@ func TestPlaygroundAssets(t *testing.T) {
 func TestPlaygroundAssetCaching(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	plain := b.serve(httpGET("/playground/assets/graphiql.min.js"))
+	plain := b.serve(httpGET("/playground/assets/react.production.min.js"))
 	etag := plain.Header().Get("ETag")
 	if plain.Code != http.StatusOK || etag == "" {
-		t.Fatalf("GET graphiql.min.js = %d, ETag %q", plain.Code, etag)
+		t.Fatalf("GET react.production.min.js = %d, ETag %q", plain.Code, etag)
 	}
 
-	req := httpGET("/playground/assets/graphiql.min.js")
+	req := httpGET("/playground/assets/react.production.min.js")
 	req.Header.Set("If-None-Match", etag)
 	if rec := b.serve(req); rec.Code != http.StatusNotModified || rec.Body.Len() != 0 {
 		t.Errorf("GET with If-None-Match = %d with %d bytes, want 304 and no body", rec.Code, rec.Body.Len())
 	}
 
-	req = httpGET("/playground/assets/graphiql.min.js")
+	req = httpGET("/playground/assets/react.production.min.js")
 	req.Header.Set("Accept-Encoding", "br, gzip")
 	rec := b.serve(req)
 	if rec.Header().Get("Content-Encoding") != "gzip" || rec.Header().Get("Content-Type") != "text/javascript; charset=utf-8" {
@@ -136,7 +136,7 @@ func TestPlaygroundAssetCaching(t *testing.T) {
 func TestPlaygroundOffInProduction(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(c *server.Config) { c.Production = true })
-	for _, path := range []string{"/", "/playground", "/playground/assets/graphiql.min.js"} {
+	for _, path := range []string{"/", "/playground", "/playground/assets/react.production.min.js"} {
 		if rec := b.serve(httpGET(path)); rec.Code != http.StatusNotFound {
 			t.Errorf("GET %s in production = %d, want 404", path, rec.Code)
 		}

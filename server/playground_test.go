@@ -133,12 +133,12 @@ func TestPlaygroundAssetCaching(t *testing.T) {
 	}
 }
 
-func TestPlaygroundOffInProduction(t *testing.T) {
+func TestPlaygroundOffWithoutIntrospection(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(c *server.Config) { c.Production = true })
+	b := setup(t, func(c *server.Config) { c.Introspection = false })
 	for _, path := range []string{"/", "/playground", "/playground/assets/react.production.min.js"} {
 		if rec := b.serve(httpGET(path)); rec.Code != http.StatusNotFound {
-			t.Errorf("GET %s in production = %d, want 404", path, rec.Code)
+			t.Errorf("GET %s without introspection = %d, want 404", path, rec.Code)
 		}
 	}
 }

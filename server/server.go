@@ -56,14 +56,13 @@ const (
 type Config struct {
 	// Version is reported by /health, e.g. the git describe of the build.
 	Version string
-	// Production marks a production deployment: the GraphiQL playground (/
-	// and /playground) is not served there. Default false.
-	Production bool
 	// CORSOrigins lists the browser origins allowed to call the API, e.g.
 	// "https://app.obsqra.fi". "*" allows every origin. Default none.
 	CORSOrigins []string
-	// Introspection allows __schema and __type queries. GraphiQL needs it.
-	// Default false.
+	// Introspection allows __schema and __type queries, and serves the
+	// GraphiQL playground at / and /playground, which cannot work without
+	// them. Default false (GRAPHQL_INTROSPECTION turns it on; it is on in
+	// development).
 	Introspection bool
 	// Logger receives the access log and every error the server hides from
 	// clients. Default slog.Default().
@@ -151,7 +150,7 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 	mux.Handle("GET /graphql", gql)
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("GET /ready", s.ready)
-	if !cfg.Production {
+	if cfg.Introspection {
 		mux.HandleFunc("GET /{$}", s.servePlayground)
 		mux.HandleFunc("GET /playground", s.servePlayground)
 		mux.HandleFunc("GET /playground/assets/{file}", s.servePlaygroundAsset)

@@ -1,0 +1,199 @@
+// Command obsqra is the Obsqra backend: a GraphQL server for yield
+// allocation on Starknet.
+//
+// Usage:
+//
+//	obsqra [serve]              start the server (the default)
+//	obsqra migrate              apply pending database migrations and exit
+//	obsqra user promote EMAIL   make a registered user an admin
+//	obsqra version              print the version
+//
+// Configuration comes from the environment and an optional .env file in
+// the working directory; see .env.example.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/account"
+	"github.com/obsqra/obsqra/config"
+	"github.com/obsqra/obsqra/resolvers"
+	"github.com/obsqra/obsqra/server"
+	"github.com/obsqra/obsqra/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "obsqra:", err)
+		os.Exit(1)
+	}
+}
+
+// run is main with its inputs and outputs as arguments, so tests can call it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, version)
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "serve", "migrate", "user":
+	default:
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
+
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr)
+
+	switch cmd {
+	case "migrate":
+		if err := store.Migrate(ctx, cfg.MigrationDatabaseURL); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		logger.Info("migrations applied")
+		return nil
+	case "user":
+		return runUser(ctx, cfg, args, stdout)
+	}
+	return serve(ctx, cfg, logger)
+}
+
+const usage = `usage:
+  obsqra [serve]              start the server (the default)
+  obsqra migrate              apply pending database migrations and exit
+  obsqra user promote EMAIL   make a registered user an admin
+  obsqra version              print the version
+Configuration: environment variables or a .env file; see .env.example.
+`
+
+func loadConfig() (*config.Config, error) {
+	if err := config.LoadDotEnv(".env", os.Setenv, os.LookupEnv); err != nil {
+		return nil, fmt.Errorf(".env: %w", err)
+	}
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("configuration:\n%w", err)
+	}
+	if err := cfg.EnsureSecretKey(); err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// open migrates the database as its owner, then opens it as the server's
+// role (the same URL unless MIGRATION_DATABASE_URL says otherwise).
+func open(ctx context.Context, cfg *config.Config) (*store.DB, error) {
+	if err := store.Migrate(ctx, cfg.MigrationDatabaseURL); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return db, nil
+}
+
+func newAccounts(db *store.DB, cfg *config.Config) (*account.Service, error) {
+	tokens, err := account.NewTokens(cfg.SecretKey, cfg.AccessTokenTTL)
+	if err != nil {
+		return nil, err
+	}
+	return account.New(db, account.Config{
+		Tokens:      tokens,
+		RefreshTTL:  cfg.RefreshTokenTTL,
+		BcryptCost:  cfg.BcryptCost,
+		AdminEmails: cfg.AdminEmails,
+	})
+}
+
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	logger.Info("starting obsqra", "version", version, "config", cfg)
+	db, err := open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	accounts, err := newAccounts(db, cfg)
+	if err != nil {
+		return err
+	}
+	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts})
+	srv := server.New(server.Config{
+		Version:       version,
+		CORSOrigins:   cfg.CORSOrigins,
+		Introspection: cfg.Introspection,
+		Logger:        logger,
+	}, schema, accounts, db)
+
+	logger.Info("listening", "addr", cfg.Addr(), "playground", playgroundURL(cfg))
+	if err := srv.ListenAndServe(ctx, cfg.Addr(), cfg.ShutdownTimeout); err != nil {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+func runUser(ctx context.Context, cfg *config.Config, args []string, stdout io.Writer) error {
+	if len(args) != 2 || args[0] != "promote" {
+		return errors.New("usage: obsqra user promote EMAIL")
+	}
+	db, err := open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	accounts, err := newAccounts(db, cfg)
+	if err != nil {
+		return err
+	}
+	u, err := accounts.Promote(ctx, args[1])
+	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
+		return fmt.Errorf("no user is registered with email %q", args[1])
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s is now an admin\n", u.Email)
+	return nil
+}
+
+// playgroundURL is where a browser on this machine finds the playground.
+func playgroundURL(cfg *config.Config) string {
+	host := cfg.APIHost
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(cfg.APIPort)) + "/"
+}

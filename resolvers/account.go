@@ -1,0 +1,75 @@
+package resolvers
+
+import (
+	"context"
+
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/account"
+	"github.com/obsqra/obsqra/graph"
+)
+
+// Me resolves me: the signed-in user, null when anonymous, and the refusal
+// when the request carried an invalid or expired token.
+func (r *queryResolver) Me(ctx context.Context) (*obsqra.User, error) {
+	if err := obsqra.AuthErrorFromContext(ctx); err != nil {
+		return nil, err
+	}
+	return obsqra.UserFromContext(ctx), nil
+}
+
+// Register resolves register.
+func (r *mutationResolver) Register(ctx context.Context, in graph.RegisterInput) (*obsqra.AuthPayload, error) {
+	return r.Accounts.Register(ctx, account.RegisterInput{Email: in.Email, Password: in.Password, FullName: in.FullName})
+}
+
+// Login resolves login.
+func (r *mutationResolver) Login(ctx context.Context, in graph.LoginInput) (*obsqra.AuthPayload, error) {
+	return r.Accounts.Login(ctx, in.Email, in.Password)
+}
+
+// RefreshSession resolves refreshSession.
+func (r *mutationResolver) RefreshSession(ctx context.Context, refreshToken string) (*obsqra.AuthPayload, error) {
+	return r.Accounts.Refresh(ctx, refreshToken)
+}
+
+// Logout resolves logout.
+func (r *mutationResolver) Logout(ctx context.Context, refreshToken *string) (bool, error) {
+	var tok string
+	if refreshToken != nil {
+		tok = *refreshToken
+	}
+	if err := r.Accounts.Logout(ctx, tok); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// UpdatePreferences resolves updatePreferences.
+func (r *mutationResolver) UpdatePreferences(ctx context.Context, patch obsqra.PreferencesPatch) (*obsqra.User, error) {
+	return r.Accounts.UpdatePreferences(ctx, patch)
+}
+
+// ChangePassword resolves changePassword.
+func (r *mutationResolver) ChangePassword(ctx context.Context, in graph.ChangePasswordInput) (bool, error) {
+	if err := r.Accounts.ChangePassword(ctx, in.CurrentPassword, in.NewPassword); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// DeactivateAccount resolves deactivateAccount.
+func (r *mutationResolver) DeactivateAccount(ctx context.Context, password string) (bool, error) {
+	if err := r.Accounts.DeactivateAccount(ctx, password); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// SetUserActive resolves setUserActive.
+func (r *mutationResolver) SetUserActive(ctx context.Context, userID string, active bool) (*obsqra.User, error) {
+	id, err := obsqra.ParseNodeIDOf(obsqra.NodeUser, userID)
+	if err != nil {
+		return nil, err
+	}
+	return r.Accounts.SetUserActive(ctx, id, active)
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// env sets a minimal development environment whose files live in a
+// temporary directory. Tests using it cannot run in parallel (t.Setenv).
+func env(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"ENVIRONMENT":  "development",
+		"DATABASE_URL": "sqlite:" + filepath.Join(dir, "obsqra.db"),
+		"DATA_DIR":     dir,
+		"BCRYPT_COST":  "4",
+		"API_HOST":     "127.0.0.1",
+		"LOG_LEVEL":    "warn",
+	} {
+		t.Setenv(k, v)
+	}
+	return dir
+}
+
+func TestRunRefusesBadConfiguration(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want []string
+	}{
+		{map[string]string{"API_PORT": "abc"}, []string{"API_PORT", "abc"}},
+		{map[string]string{"ENVIRONMENT": "staging"}, []string{"ENVIRONMENT", "staging"}},
+		{map[string]string{"SHUTDOWN_TIMEOUT": "soon"}, []string{"SHUTDOWN_TIMEOUT", "soon"}},
+		{map[string]string{"ENVIRONMENT": "production", "SECRET_KEY": ""}, []string{"SECRET_KEY"}},
+		{map[string]string{"ENVIRONMENT": "production", "SECRET_KEY": strings.Repeat("k", 32), "CORS_ORIGINS": "*"}, []string{"CORS_ORIGINS"}},
+		{map[string]string{"ENVIRONMENT": "production", "SECRET_KEY": strings.Repeat("k", 32), "BCRYPT_COST": "4"}, []string{"BCRYPT_COST"}},
+		{map[string]string{"DATABASE_URL": "mysql://x"}, []string{"DATABASE_URL"}},
+	}
+	for _, tt := range tests {
+		env(t)
+		for k, v := range tt.env {
+			t.Setenv(k, v)
+		}
+		var out bytes.Buffer
+		err := run(context.Background(), []string{"serve"}, &out, &out)
+		if err == nil {
+			t.Errorf("run(serve) with %v succeeded, want a configuration error", tt.env)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("run(serve) with %v error = %q, want it to name %q", tt.env, err, w)
+			}
+		}
+	}
+}
+
+func TestRunUnknownCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"frobnicate"}, &out, &out); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Fatalf("run(frobnicate) = %v, want unknown command", err)
+	}
+	if err := run(context.Background(), []string{"version"}, &out, &out); err != nil || strings.TrimSpace(out.String()) != version {
+		t.Fatalf("run(version) = %v, output %q", err, out.String())
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestServeMigratePromote runs the binary's commands end to end on SQLite:
+// serve (register over HTTP), stop on cancellation, migrate again (nothing
+// to do), promote the user, serve again and see the role and that the
+// development secret key survived the restart.
+func TestServeMigratePromote(t *testing.T) {
+	env(t)
+	port := freePort(t)
+	t.Setenv("API_PORT", strconv.Itoa(port))
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+
+	token := ""
+	serveWhile(t, base, func() {
+		body := post(t, base, "", `mutation { register(input: {email: "ops@example.com", password: "correct horse", fullName: "Ops"}) { accessToken user { role } } }`)
+		var r struct {
+			Data struct {
+				Register struct {
+					AccessToken string
+					User        struct{ Role string }
+				}
+			}
+		}
+		if err := json.Unmarshal(body, &r); err != nil || r.Data.Register.User.Role != "USER" {
+			t.Fatalf("register = %s (%v)", body, err)
+		}
+		token = r.Data.Register.AccessToken
+	})
+
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"migrate"}, &out, &out); err != nil {
+		t.Fatalf("run(migrate) = %v", err)
+	}
+	if err := run(context.Background(), []string{"user", "promote", "OPS@example.com"}, &out, &out); err != nil {
+		t.Fatalf("run(user promote) = %v", err)
+	}
+	if err := run(context.Background(), []string{"user", "promote", "nobody@example.com"}, &out, &out); err == nil || !strings.Contains(err.Error(), "nobody@example.com") {
+		t.Fatalf("run(user promote unknown) = %v, want an error naming the email", err)
+	}
+
+	serveWhile(t, base, func() {
+		// The token issued before the restart still works: the generated
+		// development key was kept.
+		body := post(t, base, token, `{ me { role } }`)
+		if !strings.Contains(string(body), `"role":"ADMIN"`) {
+			t.Fatalf("me after promote and restart = %s", body)
+		}
+	})
+}
+
+// serveWhile runs `obsqra serve` until fn returns, then stops it as SIGTERM
+// would and checks that it stopped cleanly.
+func serveWhile(t *testing.T, base string, fn func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out bytes.Buffer
+	go func() { done <- run(ctx, []string{"serve"}, &out, &out) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(base + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve stopped before it was ready: %v\n%s", err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("serve not ready after 20s\n%s", out.String())
+		}
+	}
+	fn()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve returned %v after cancellation", err)
+	}
+}
+
+func post(t *testing.T, base, token, query string) []byte {
+	t.Helper()
+	b, _ := json.Marshal(map[string]string{"query": query})
+	req, _ := http.NewRequest(http.MethodPost, base+"/graphql", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	return buf.Bytes()
+}

@@ -68,6 +68,9 @@ type DB struct {
 	// busy_timeout.
 	writeSem chan struct{}
 
+	// stmts holds the prepared statements of the store's queries.
+	stmts *stmtCache
+
 	// Now returns the current time; the store stamps every time it sets with
 	// it. It defaults to time.Now; tests replace it before using the DB.
 	Now func() time.Time
@@ -109,6 +112,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		db.db.Close()
 		return nil, err
 	}
+	db.stmts = &stmtCache{db: db.db}
 	return db, nil
 }
 
@@ -157,6 +161,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the database's connections. Errors: only internal ones.
 func (db *DB) Close() error {
+	db.stmts.close()
 	if err := db.db.Close(); err != nil {
 		return fmt.Errorf("close %s database: %w", db.dialect.name, err)
 	}
@@ -170,7 +175,7 @@ func (db *DB) Dialect() string { return db.dialect.name }
 func (db *DB) now() time.Time { return stamp(db.Now()) }
 
 // conn returns the DB as a query target for the unexported query functions.
-func (db *DB) conn() conn { return conn{ext: db.db, d: db.dialect} }
+func (db *DB) conn() conn { return conn{ext: db.db, d: db.dialect, stmts: db.stmts} }
 
 // Tx is a unit of work: every method runs in one database transaction, which
 // WithTx commits or rolls back. A Tx must not be used after fn returns, nor
@@ -181,7 +186,9 @@ type Tx struct {
 }
 
 // conn returns the Tx as a query target for the unexported query functions.
-func (tx *Tx) conn() conn { return conn{ext: tx.tx, d: tx.db.dialect} }
+func (tx *Tx) conn() conn {
+	return conn{ext: tx.tx, d: tx.db.dialect, stmts: tx.db.stmts, tx: tx.tx}
+}
 
 // now returns the store's clock reading as it stores times.
 func (tx *Tx) now() time.Time { return tx.db.now() }
@@ -230,20 +237,49 @@ func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 // conn is where a query runs: the pool or one transaction. Every query is
 // written once, in a function taking a conn, and exposed on *DB, *Tx or both.
 type conn struct {
-	ext sqlx.ExtContext
-	d   *dialect
+	ext   sqlx.ExtContext
+	d     *dialect
+	stmts *stmtCache
+	tx    *sqlx.Tx // the transaction, or nil for the pool
+}
+
+// stmt returns the prepared statement of query for this conn, or nil to run
+// it unprepared (which also reports any error in the query). A transaction
+// only uses statements that are already prepared: preparing one needs a
+// second connection from the pool, and transactions waiting for one while
+// holding theirs could exhaust the pool and deadlock.
+func (c conn) stmt(ctx context.Context, query string) *sqlx.Stmt {
+	if c.tx == nil {
+		return c.stmts.get(ctx, query)
+	}
+	if st, ok := c.stmts.lookup(query); ok {
+		return c.tx.StmtxContext(ctx, st)
+	}
+	return nil
 }
 
 func (c conn) queryRow(ctx context.Context, query string, args ...any) *sqlx.Row {
-	return c.ext.QueryRowxContext(ctx, c.d.rebind(query), args...)
+	query = c.d.rebind(query)
+	if st := c.stmt(ctx, query); st != nil {
+		return st.QueryRowxContext(ctx, args...)
+	}
+	return c.ext.QueryRowxContext(ctx, query, args...)
 }
 
 func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return c.ext.QueryContext(ctx, c.d.rebind(query), args...)
+	query = c.d.rebind(query)
+	if st := c.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return c.ext.QueryContext(ctx, query, args...)
 }
 
 func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return c.ext.ExecContext(ctx, c.d.rebind(query), args...)
+	query = c.d.rebind(query)
+	if st := c.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return c.ext.ExecContext(ctx, query, args...)
 }
 
 // columns joins column names into a select list, each with prefix.

@@ -1,0 +1,90 @@
+package resolvers_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/obsqra/obsqra/account"
+	"github.com/obsqra/obsqra/resolvers"
+	"github.com/obsqra/obsqra/server"
+	"github.com/obsqra/obsqra/store"
+	"github.com/obsqra/obsqra/store/storetest"
+)
+
+func benchHandler(b *testing.B, db *store.DB, throttle account.ThrottlePolicy) (http.Handler, *account.Service) {
+	b.Helper()
+	tokens, err := account.NewTokens(testKey, 30*time.Minute)
+	if err != nil {
+		b.Fatal(err)
+	}
+	accounts, err := account.New(db, account.Config{Tokens: tokens, RefreshTTL: time.Hour, BcryptCost: 10, Throttle: throttle})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := server.New(server.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts}), accounts, db)
+	return srv.Handler(), accounts
+}
+
+func eachDialect(b *testing.B, fn func(b *testing.B, db *store.DB)) {
+	b.Run("sqlite", func(b *testing.B) { fn(b, storetest.SQLite(b)) })
+	b.Run("postgres", func(b *testing.B) { fn(b, storetest.Postgres(b)) })
+}
+
+// BenchmarkMe measures an authenticated request end to end through the
+// HTTP handler: token check, one session+user query, execution, JSON.
+func BenchmarkMe(b *testing.B) {
+	eachDialect(b, func(b *testing.B, db *store.DB) {
+		h, accounts := benchHandler(b, db, account.ThrottlePolicy{})
+		p, err := accounts.Register(context.Background(), account.RegisterInput{Email: "bench@example.com", Password: "correct horse", FullName: "Bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		body := []byte(`{"query":"{ me { id email fullName role active createdAt preferences { riskTolerance maxSingleBps minDiversification } } }"}`)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+p.AccessToken)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK || !bytes.Contains(rec.Body.Bytes(), []byte("bench@example.com")) {
+				b.Fatalf("me: %d %s", rec.Code, rec.Body)
+			}
+		}
+	})
+}
+
+// BenchmarkLoginFailure compares a wrong password with an unknown email at
+// the production bcrypt cost floor (10): the two must take comparable time,
+// or the timing would tell an attacker which emails are registered.
+func BenchmarkLoginFailure(b *testing.B) {
+	noThrottle := account.ThrottlePolicy{AccountLimit: 1 << 30, AddressLimit: 1 << 30, Window: time.Minute}
+	db := storetest.SQLite(b)
+	h, accounts := benchHandler(b, db, noThrottle)
+	if _, err := accounts.Register(context.Background(), account.RegisterInput{Email: "known@example.com", Password: "correct horse", FullName: "K"}); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct{ name, email string }{{"wrong-password", "known@example.com"}, {"unknown-email", "unknown@example.com"}} {
+		b.Run(c.name, func(b *testing.B) {
+			body, _ := json.Marshal(map[string]string{"query": `mutation { login(input: {email: "` + c.email + `", password: "wrong horse"}) { accessToken } }`})
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if !bytes.Contains(rec.Body.Bytes(), []byte("invalid email or password")) {
+					b.Fatalf("login: %s", rec.Body)
+				}
+			}
+		})
+	}
+}

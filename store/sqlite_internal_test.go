@@ -37,7 +37,7 @@ func TestSQLitePragmas(t *testing.T) {
 			"journal_mode": "wal",
 			"foreign_keys": "1",
 			"busy_timeout": "10000",
-			"synchronous":  "1",
+			"synchronous":  "2", // FULL
 		} {
 			var got string
 			if err := c.QueryRowxContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil || got != want {

@@ -33,9 +33,10 @@ const urlForms = "postgres://…, postgresql://…, sqlite:PATH, sqlite://PATH, 
 //     failing with SQLITE_BUSY, instead of failing at once;
 //   - foreign_keys(1): SQLite ignores REFERENCES unless asked, per connection;
 //   - journal_mode(WAL): readers do not block the writer nor it them;
-//   - synchronous(NORMAL): with WAL, a commit survives a crash of the
-//     process and the database never corrupts; only a power loss may undo
-//     the last commits. FULL would fsync on every commit.
+//   - synchronous(FULL): every commit is fsynced to the WAL before it is
+//     acknowledged, so an acknowledged change survives a power loss too.
+//     NORMAL would be faster and still never corrupt, but could undo the
+//     last acknowledged commits, and nothing acknowledged may be lost.
 //   - _txlock=immediate: every read-write transaction begins IMMEDIATE,
 //     taking the write lock up front. A DEFERRED transaction that reads and
 //     then writes can fail with SQLITE_BUSY at its first write whatever the
@@ -44,7 +45,7 @@ const urlForms = "postgres://…, postgresql://…, sqlite:PATH, sqlite://PATH, 
 const sqliteOptions = "_pragma=busy_timeout(10000)" +
 	"&_pragma=foreign_keys(1)" +
 	"&_pragma=journal_mode(WAL)" +
-	"&_pragma=synchronous(NORMAL)" +
+	"&_pragma=synchronous(FULL)" +
 	"&_txlock=immediate"
 
 // Pool sizes. SQLite in WAL mode serves several readers at once but one

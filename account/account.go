@@ -42,7 +42,8 @@ type Config struct {
 	BcryptCost int
 	// AdminEmails become admins when they register (ADMIN_EMAILS).
 	AdminEmails []string
-	// Throttle limits failed sign-ins; zero means DefaultThrottlePolicy.
+	// Throttle limits failed sign-ins and registrations; zero fields take
+	// the values of DefaultThrottlePolicy.
 	Throttle ThrottlePolicy
 }
 
@@ -75,9 +76,7 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.BcryptCost < bcrypt.MinCost || cfg.BcryptCost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("account: bcrypt cost must be %d-%d, got %d", bcrypt.MinCost, bcrypt.MaxCost, cfg.BcryptCost)
 	}
-	if cfg.Throttle == (ThrottlePolicy{}) {
-		cfg.Throttle = DefaultThrottlePolicy()
-	}
+	cfg.Throttle = cfg.Throttle.withDefaults()
 	s := &Service{db: db, tokens: cfg.Tokens, cfg: cfg, throttle: cfg.Throttle, admins: map[string]bool{}, Now: time.Now, Rand: rand.Reader}
 	for _, e := range cfg.AdminEmails {
 		s.admins[strings.ToLower(strings.TrimSpace(e))] = true
@@ -94,8 +93,10 @@ type RegisterInput struct {
 	FullName string
 }
 
-// Register creates an account and signs it in.
-// Errors: EINVALID (email, password or name), ECONFLICT (email registered).
+// Register creates an account and signs it in. Registrations are limited
+// per client address (ThrottlePolicy.RegisterLimit).
+// Errors: EINVALID (email, password or name), ECONFLICT (email registered),
+// ERATELIMIT.
 func (s *Service) Register(ctx context.Context, in RegisterInput) (*obsqra.AuthPayload, error) {
 	email, err := NormalizeEmail(in.Email)
 	if err != nil {
@@ -104,6 +105,19 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*obsqra.AuthP
 	name := strings.TrimSpace(in.FullName)
 	if name == "" || utf8.RuneCountInString(name) > MaxFullNameChars || !utf8.ValidString(name) {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "fullName must be 1 to %d characters", MaxFullNameChars)
+	}
+	if err := validatePassword(in.Password); err != nil {
+		return nil, err
+	}
+	// Every registration counts (none is forgiven): each costs a bcrypt hash.
+	var refusal error
+	if err := s.db.WithTx(ctx, func(tx *store.Tx) (err error) {
+		refusal, err = s.throttle.admit(ctx, tx, s.throttle.registerKeys(obsqra.ClientFromContext(ctx).Address), s.now())
+		return err
+	}); err != nil {
+		return nil, err
+	} else if refusal != nil {
+		return nil, refusal
 	}
 	hash, err := s.hashPassword(in.Password)
 	if err != nil {

@@ -3,6 +3,7 @@ package account_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -467,5 +468,30 @@ func TestPromoteAndNodeVisibility(t *testing.T) {
 		}
 		_, err := svc.Promote(context.Background(), "nobody@example.com")
 		wantCode(t, "Promote(unknown)", err, obsqra.ENOTFOUND)
+	})
+}
+
+func TestRegisterThrottlePerAddress(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, b := setup(t, db)
+		for i := range 10 {
+			_, err := svc.Register(from("198.51.100.9"), account.RegisterInput{Email: fmt.Sprintf("u%d@example.com", i), Password: "correct horse", FullName: "U"})
+			if err != nil {
+				t.Fatalf("Register(#%d) error: %v", i+1, err)
+			}
+		}
+		_, err := svc.Register(from("198.51.100.9"), account.RegisterInput{Email: "u10@example.com", Password: "correct horse", FullName: "U"})
+		wantCode(t, "Register(11th from one address)", err, obsqra.ERATELIMIT)
+		if !strings.Contains(obsqra.ErrorMessage(err), "registrations") {
+			t.Fatalf("Register(11th) message = %q, want it to speak of registrations", obsqra.ErrorMessage(err))
+		}
+		if _, err := svc.Register(from("198.51.100.10"), account.RegisterInput{Email: "v@example.com", Password: "correct horse", FullName: "V"}); err != nil {
+			t.Fatalf("Register(other address) error: %v", err)
+		}
+		b.clock.Advance(16 * time.Minute)
+		if _, err := svc.Register(from("198.51.100.9"), account.RegisterInput{Email: "u10@example.com", Password: "correct horse", FullName: "U"}); err != nil {
+			t.Fatalf("Register(after the window) error: %v", err)
+		}
 	})
 }

@@ -25,27 +25,68 @@ type ThrottlePolicy struct {
 	AddressLimit int
 	// Window is the base window. Default 15 minutes.
 	Window time.Duration
+	// RegisterLimit is the number of registrations per client address per
+	// window: each costs a bcrypt hash, so unbounded registration would be
+	// a way to burn the server's CPU. Default 10.
+	RegisterLimit int
 	// MaxPenalty caps the doublings of the window. Default 5 (8 hours).
 	MaxPenalty int
 }
 
 // DefaultThrottlePolicy returns the policy described on ThrottlePolicy.
 func DefaultThrottlePolicy() ThrottlePolicy {
-	return ThrottlePolicy{AccountLimit: 5, AddressLimit: 20, Window: 15 * time.Minute, MaxPenalty: 5}
+	return ThrottlePolicy{AccountLimit: 5, AddressLimit: 20, RegisterLimit: 10, Window: 15 * time.Minute, MaxPenalty: 5}
+}
+
+// withDefaults returns p with every zero field set from the default policy.
+func (p ThrottlePolicy) withDefaults() ThrottlePolicy {
+	d := DefaultThrottlePolicy()
+	if p.AccountLimit <= 0 {
+		p.AccountLimit = d.AccountLimit
+	}
+	if p.AddressLimit <= 0 {
+		p.AddressLimit = d.AddressLimit
+	}
+	if p.RegisterLimit <= 0 {
+		p.RegisterLimit = d.RegisterLimit
+	}
+	if p.Window <= 0 {
+		p.Window = d.Window
+	}
+	if p.MaxPenalty <= 0 {
+		p.MaxPenalty = d.MaxPenalty
+	}
+	return p
 }
 
 // throttleKey is one key with its limit.
 type throttleKey struct {
 	key   string
 	limit int
+	// refusal is what a refused client is told, before "try again in …".
+	refusal string
+}
+
+const (
+	signInRefusal   = "too many failed sign-in attempts"
+	registerRefusal = "too many registrations from this address"
+)
+
+// registerKeys returns the throttle key of a registration from address, or
+// none when the address is unknown (a call from inside the server).
+func (p ThrottlePolicy) registerKeys(address string) []throttleKey {
+	if address == "" {
+		return nil
+	}
+	return []throttleKey{{key: "register:" + address, limit: p.RegisterLimit, refusal: registerRefusal}}
 }
 
 // keysFor returns the throttle keys of an attempt on email from address,
 // sorted so that concurrent transactions lock them in the same order.
 func (p ThrottlePolicy) keysFor(email, address string) []throttleKey {
-	keys := []throttleKey{{key: "account:" + strings.ToLower(email), limit: p.AccountLimit}}
+	keys := []throttleKey{{key: "account:" + strings.ToLower(email), limit: p.AccountLimit, refusal: signInRefusal}}
 	if address != "" {
-		keys = append(keys, throttleKey{key: "address:" + address, limit: p.AddressLimit})
+		keys = append(keys, throttleKey{key: "address:" + address, limit: p.AddressLimit, refusal: signInRefusal})
 	}
 	slices.SortFunc(keys, func(a, b throttleKey) int { return strings.Compare(a.key, b.key) })
 	return keys
@@ -89,7 +130,7 @@ func (p ThrottlePolicy) admit(ctx context.Context, tx *store.Tx, keys []throttle
 			wait := t.WindowStart.Add(p.window(t.Penalty)).Sub(now)
 			return &obsqra.Error{
 				Code:              obsqra.ERATELIMIT,
-				Message:           "too many failed sign-in attempts; try again in " + roundUp(wait).String(),
+				Message:           k.refusal + "; try again in " + roundUp(wait).String(),
 				RetryAfterSeconds: int(roundUp(wait) / time.Second),
 			}, nil
 		}

@@ -350,7 +350,7 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*obsqra
 	switch {
 	case sess.UserID != userID:
 		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid access token")
-	case sess.Revoked():
+	case sess.Revoked() || !s.now().Before(sess.ExpiresAt):
 		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "the session of this access token has ended; sign in again")
 	case !u.Active:
 		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "this account is deactivated")

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/mail"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -61,7 +60,9 @@ type Service struct {
 	// Rand is the source of session ids and refresh tokens; tests may set it.
 	Rand io.Reader
 
-	dummyOnce sync.Once
+	// dummyHash is a bcrypt hash at the configured cost that no password
+	// matches: a sign-in for an unknown email is checked against it, so
+	// that it takes as long as a wrong password does.
 	dummyHash []byte
 }
 
@@ -78,6 +79,16 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	}
 	cfg.Throttle = cfg.Throttle.withDefaults()
 	s := &Service{db: db, tokens: cfg.Tokens, cfg: cfg, throttle: cfg.Throttle, admins: map[string]bool{}, Now: time.Now, Rand: rand.Reader}
+	// Made here rather than on first use, so that even the first unknown
+	// email takes no longer than a wrong password.
+	secret := make([]byte, 32)
+	if _, err := io.ReadFull(s.Rand, secret); err != nil {
+		return nil, fmt.Errorf("account: read random bytes: %w", err)
+	}
+	var err error
+	if s.dummyHash, err = bcrypt.GenerateFromPassword(secret, cfg.BcryptCost); err != nil {
+		return nil, fmt.Errorf("account: make the dummy password hash: %w", err)
+	}
 	for _, e := range cfg.AdminEmails {
 		s.admins[strings.ToLower(strings.TrimSpace(e))] = true
 	}
@@ -176,7 +187,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (*obsqra.Au
 	u, err := s.db.UserByEmail(ctx, email)
 	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
 		// Spend the same time as a wrong password would.
-		_ = bcrypt.CompareHashAndPassword(s.dummy(), []byte(password))
+		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
 		return nil, errBadCredentials
 	} else if err != nil {
 		return nil, err
@@ -199,17 +210,6 @@ func (s *Service) Login(ctx context.Context, email, password string) (*obsqra.Au
 		return nil, err
 	}
 	return payload, nil
-}
-
-// dummy returns a bcrypt hash at the configured cost that no password
-// matches, computed once.
-func (s *Service) dummy() []byte {
-	s.dummyOnce.Do(func() {
-		secret := make([]byte, 32)
-		_, _ = io.ReadFull(s.Rand, secret)
-		s.dummyHash, _ = bcrypt.GenerateFromPassword(secret, s.cfg.BcryptCost)
-	})
-	return s.dummyHash
 }
 
 // startSession opens a new session for u in tx and returns its tokens.

@@ -20,8 +20,11 @@ func NodeID(typ string, id int64) string {
 
 // ParseNodeID decodes a global id made by NodeID. A malformed id is EINVALID.
 func ParseNodeID(s string) (typ string, id int64, err error) {
+	if len(s) > 200 {
+		return "", 0, Errorf(EINVALID, "%s is not a valid id", clip(s))
+	}
 	raw, decErr := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
-	if decErr != nil || len(s) > 200 {
+	if decErr != nil {
 		return "", 0, Errorf(EINVALID, "%s is not a valid id", clip(s))
 	}
 	typ, num, ok := strings.Cut(string(raw), ":")

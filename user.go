@@ -1,7 +1,6 @@
 package obsqra
 
 import (
-	"fmt"
 	"io"
 	"strconv"
 	"time"
@@ -166,9 +165,6 @@ func (patch PreferencesPatch) Apply(p Preferences) Preferences {
 	}
 	return p
 }
-
-// String describes a user for logs without personal data.
-func (u *User) String() string { return fmt.Sprintf("user %d", u.ID) }
 
 // NodeID returns the user's global id.
 func (u *User) NodeID() string { return NodeID(NodeUser, u.ID) }

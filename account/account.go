@@ -77,8 +77,7 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.BcryptCost < bcrypt.MinCost || cfg.BcryptCost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("account: bcrypt cost must be %d-%d, got %d", bcrypt.MinCost, bcrypt.MaxCost, cfg.BcryptCost)
 	}
-	cfg.Throttle = cfg.Throttle.withDefaults()
-	s := &Service{db: db, tokens: cfg.Tokens, cfg: cfg, throttle: cfg.Throttle, admins: map[string]bool{}, Now: time.Now, Rand: rand.Reader}
+	s := &Service{db: db, tokens: cfg.Tokens, cfg: cfg, throttle: cfg.Throttle.withDefaults(), admins: map[string]bool{}, Now: time.Now, Rand: rand.Reader}
 	// Made here rather than on first use, so that even the first unknown
 	// email takes no longer than a wrong password.
 	secret := make([]byte, 32)
@@ -121,14 +120,8 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*obsqra.AuthP
 		return nil, err
 	}
 	// Every registration counts (none is forgiven): each costs a bcrypt hash.
-	var refusal error
-	if err := s.db.WithTx(ctx, func(tx *store.Tx) (err error) {
-		refusal, err = s.throttle.admit(ctx, tx, s.throttle.registerKeys(obsqra.ClientFromContext(ctx).Address), s.now())
-		return err
-	}); err != nil {
+	if err := s.admit(ctx, s.throttle.registerKeys(obsqra.ClientFromContext(ctx).Address)); err != nil {
 		return nil, err
-	} else if refusal != nil {
-		return nil, refusal
 	}
 	hash, err := s.hashPassword(in.Password)
 	if err != nil {
@@ -159,6 +152,21 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*obsqra.AuthP
 	return payload, nil
 }
 
+// admit counts an attempt against the throttle keys in a unit of work of its
+// own, committed even when the attempt is refused (the refusal is part of the
+// bookkeeping), and returns the refusal.
+// Errors: ERATELIMIT.
+func (s *Service) admit(ctx context.Context, keys []throttleKey) error {
+	var refusal error
+	if err := s.db.WithTx(ctx, func(tx *store.Tx) (err error) {
+		refusal, err = s.throttle.admit(ctx, tx, keys, s.now())
+		return err
+	}); err != nil {
+		return err
+	}
+	return refusal
+}
+
 // errBadCredentials is the one answer to a wrong email or a wrong password,
 // so that sign-in does not reveal which accounts exist.
 var errBadCredentials = obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid email or password")
@@ -174,14 +182,8 @@ func (s *Service) Login(ctx context.Context, email, password string) (*obsqra.Au
 		return nil, errBadCredentials
 	}
 	keys := s.throttle.keysFor(email, obsqra.ClientFromContext(ctx).Address)
-	var refusal error
-	if err := s.db.WithTx(ctx, func(tx *store.Tx) (err error) {
-		refusal, err = s.throttle.admit(ctx, tx, keys, s.now())
-		return err
-	}); err != nil {
+	if err := s.admit(ctx, keys); err != nil {
 		return nil, err
-	} else if refusal != nil {
-		return nil, refusal
 	}
 
 	u, err := s.db.UserByEmail(ctx, email)
@@ -402,14 +404,8 @@ func (s *Service) UpdatePreferences(ctx context.Context, patch obsqra.Preference
 // Errors: EFORBIDDEN (wrong password), ERATELIMIT.
 func (s *Service) checkPassword(ctx context.Context, u *obsqra.User, password string) error {
 	keys := s.throttle.keysFor(u.Email, obsqra.ClientFromContext(ctx).Address)
-	var refusal error
-	if err := s.db.WithTx(ctx, func(tx *store.Tx) (err error) {
-		refusal, err = s.throttle.admit(ctx, tx, keys, s.now())
+	if err := s.admit(ctx, keys); err != nil {
 		return err
-	}); err != nil {
-		return err
-	} else if refusal != nil {
-		return refusal
 	}
 	if len(password) > 1024 || bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
 		return obsqra.Errorf(obsqra.EFORBIDDEN, "the password is not correct")
@@ -581,10 +577,8 @@ func validatePassword(pw string) error {
 	return nil
 }
 
+// hashPassword hashes a password its caller has already validated.
 func (s *Service) hashPassword(pw string) ([]byte, error) {
-	if err := validatePassword(pw); err != nil {
-		return nil, err
-	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(pw), s.cfg.BcryptCost)
 	if err != nil {
 		return nil, fmt.Errorf("hash password: %w", err)

@@ -2,7 +2,6 @@ package resolvers_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -26,25 +25,19 @@ import (
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
-type testBundle struct {
-	db       *store.DB
-	accounts *account.Service
-	now      time.Time
-}
-
-// setup returns the real HTTP handler of the server over db, as `obsqra
-// serve` builds it, with a low bcrypt cost.
-func setup(t *testing.T, db *store.DB) (http.Handler, *testBundle) {
-	t.Helper()
+// newHandler returns the real HTTP handler of the server over db, as
+// `obsqra serve` builds it, with the account settings of cfg (tokens and
+// refresh lifetime are filled in).
+func newHandler(tb testing.TB, db *store.DB, cfg account.Config) (http.Handler, *account.Service) {
+	tb.Helper()
 	tokens, err := account.NewTokens(testKey, 30*time.Minute)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	accounts, err := account.New(db, account.Config{
-		Tokens: tokens, RefreshTTL: 24 * time.Hour, BcryptCost: 4, AdminEmails: []string{"admin@example.com"},
-	})
+	cfg.Tokens, cfg.RefreshTTL = tokens, 24*time.Hour
+	accounts, err := account.New(db, cfg)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts})
 	srv := server.New(server.Config{
@@ -52,7 +45,15 @@ func setup(t *testing.T, db *store.DB) (http.Handler, *testBundle) {
 		Introspection: true,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, schema, accounts, db)
-	return srv.Handler(), &testBundle{db: db, accounts: accounts, now: time.Now()}
+	return srv.Handler(), accounts
+}
+
+// setup returns the handler of newHandler with a low bcrypt cost and
+// admin@example.com as an admin email.
+func setup(t *testing.T, db *store.DB) http.Handler {
+	t.Helper()
+	h, _ := newHandler(t, db, account.Config{BcryptCost: 4, AdminEmails: []string{"admin@example.com"}})
+	return h
 }
 
 type gqlError struct {
@@ -126,7 +127,7 @@ func registerVia(t *testing.T, h http.Handler, email string) authPayload {
 func TestNewUserJourney(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		h, _ := setup(t, db)
+		h := setup(t, db)
 		c := client.New(h, client.Path("/graphql"))
 
 		var reg struct{ Register authPayload }
@@ -217,7 +218,7 @@ func forge(t *testing.T, key []byte, method jwt.SigningMethod, claims jwt.MapCla
 func TestForgedTokensAreRefused(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		h, b := setup(t, db)
+		h := setup(t, db)
 		victim := registerVia(t, h, "victim@example.com")
 		// Learn the session id from a genuine token, as an attacker holding
 		// an old token could.
@@ -281,14 +282,13 @@ func TestForgedTokensAreRefused(t *testing.T) {
 				t.Errorf("%s: me = %s %+v, want UNAUTHENTICATED", tt.name, r.Data["me"], r.Errors)
 			}
 		}
-		_ = b
 	})
 }
 
 func TestPasswordLimitsThroughAPI(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		h, _ := setup(t, db)
+		h := setup(t, db)
 		r := do(t, h, "", `mutation($in: RegisterInput!) { register(input: $in) { accessToken } }`,
 			map[string]any{"in": map[string]any{"email": "x@example.com", "password": strings.Repeat("a", 73), "fullName": "X"}})
 		if r.code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "72 bytes") {
@@ -307,7 +307,7 @@ func TestPasswordLimitsThroughAPI(t *testing.T) {
 func TestAliasedLoginsCountEveryAttempt(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		h, _ := setup(t, db)
+		h := setup(t, db)
 		registerVia(t, h, "ada@example.com")
 		var q strings.Builder
 		q.WriteString("mutation {")
@@ -334,7 +334,7 @@ func TestAliasedLoginsCountEveryAttempt(t *testing.T) {
 func TestAdminOperations(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		h, _ := setup(t, db)
+		h := setup(t, db)
 		admin := registerVia(t, h, "admin@example.com")
 		user := registerVia(t, h, "user@example.com")
 		if admin.User.Role != "ADMIN" {
@@ -355,6 +355,5 @@ func TestAdminOperations(t *testing.T) {
 		if len(r.Errors) != 0 || string(r.Data["node"]) != "null" {
 			t.Fatalf("node(other user) = %s %+v, want null", r.Data["node"], r.Errors)
 		}
-		_ = context.Background()
 	})
 }

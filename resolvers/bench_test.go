@@ -4,34 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/obsqra/obsqra/account"
-	"github.com/obsqra/obsqra/resolvers"
-	"github.com/obsqra/obsqra/server"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
 )
-
-func benchHandler(b *testing.B, db *store.DB, throttle account.ThrottlePolicy) (http.Handler, *account.Service) {
-	b.Helper()
-	tokens, err := account.NewTokens(testKey, 30*time.Minute)
-	if err != nil {
-		b.Fatal(err)
-	}
-	accounts, err := account.New(db, account.Config{Tokens: tokens, RefreshTTL: time.Hour, BcryptCost: 10, Throttle: throttle})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := server.New(server.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts}), accounts, db)
-	return srv.Handler(), accounts
-}
 
 func eachDialect(b *testing.B, fn func(b *testing.B, db *store.DB)) {
 	b.Run("sqlite", func(b *testing.B) { fn(b, storetest.SQLite(b)) })
@@ -42,7 +23,7 @@ func eachDialect(b *testing.B, fn func(b *testing.B, db *store.DB)) {
 // HTTP handler: token check, one session+user query, execution, JSON.
 func BenchmarkMe(b *testing.B) {
 	eachDialect(b, func(b *testing.B, db *store.DB) {
-		h, accounts := benchHandler(b, db, account.ThrottlePolicy{})
+		h, accounts := newHandler(b, db, account.Config{BcryptCost: 10})
 		p, err := accounts.Register(context.Background(), account.RegisterInput{Email: "bench@example.com", Password: "correct horse", FullName: "Bench"})
 		if err != nil {
 			b.Fatal(err)
@@ -69,7 +50,7 @@ func BenchmarkMe(b *testing.B) {
 func BenchmarkLoginFailure(b *testing.B) {
 	noThrottle := account.ThrottlePolicy{AccountLimit: 1 << 30, AddressLimit: 1 << 30, Window: time.Minute}
 	db := storetest.SQLite(b)
-	h, accounts := benchHandler(b, db, noThrottle)
+	h, accounts := newHandler(b, db, account.Config{BcryptCost: 10, Throttle: noThrottle})
 	if _, err := accounts.Register(context.Background(), account.RegisterInput{Email: "known@example.com", Password: "correct horse", FullName: "K"}); err != nil {
 		b.Fatal(err)
 	}

@@ -28,7 +28,14 @@ type stmtCache struct {
 // get returns the prepared statement of query, preparing it on first use,
 // or nil when it cannot be prepared or the cache is full or closed.
 func (c *stmtCache) get(ctx context.Context, query string) *sqlx.Stmt {
-	if st, ok := c.lookup(query); ok || st == nil && c.full() {
+	if c == nil {
+		return nil
+	}
+	c.mu.RLock()
+	st, ok := c.stmts[query]
+	full := c.closed || len(c.stmts) >= maxCachedStatements
+	c.mu.RUnlock()
+	if ok || full {
 		return st
 	}
 	// Prepare without holding the lock, and outside any caller's deadline:
@@ -63,15 +70,6 @@ func (c *stmtCache) lookup(query string) (*sqlx.Stmt, bool) {
 	defer c.mu.RUnlock()
 	st, ok := c.stmts[query]
 	return st, ok
-}
-
-func (c *stmtCache) full() bool {
-	if c == nil {
-		return true
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.closed || len(c.stmts) >= maxCachedStatements
 }
 
 // close closes every prepared statement; later gets prepare nothing.

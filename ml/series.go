@@ -1,0 +1,112 @@
+package ml
+
+import (
+	"math"
+	"sort"
+	"time"
+
+	"github.com/obsqra/obsqra"
+)
+
+// Day is a calendar day in UTC, counted from 1970-01-01 (day 0).
+type Day int32
+
+const secondsPerDay = 24 * 60 * 60
+
+// DayOf returns the UTC calendar day of t.
+func DayOf(t time.Time) Day {
+	s := t.Unix()
+	d := s / secondsPerDay
+	if s%secondsPerDay < 0 {
+		d--
+	}
+	return Day(d)
+}
+
+// ParseDay parses a YYYY-MM-DD date.
+func ParseDay(s string) (Day, error) {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return 0, obsqra.Errorf(obsqra.EINVALID, "date %q is not YYYY-MM-DD", s)
+	}
+	return DayOf(t), nil
+}
+
+// Time returns midnight UTC at the start of d.
+func (d Day) Time() time.Time { return time.Unix(int64(d)*secondsPerDay, 0).UTC() }
+
+// String formats d as YYYY-MM-DD.
+func (d Day) String() string { return d.Time().Format(time.DateOnly) }
+
+// Series is a daily series: Values[i] was observed on Days[i]. Days are
+// strictly increasing; a day with no observation is simply absent (never
+// filled in), so consecutive entries may be more than one day apart.
+type Series struct {
+	Days   []Day
+	Values []float64
+}
+
+// Len returns the number of observed days.
+func (s Series) Len() int { return len(s.Days) }
+
+// Validate checks that s is well formed: equal lengths, strictly increasing
+// days and finite values.
+func (s Series) Validate() error {
+	if len(s.Days) != len(s.Values) {
+		return obsqra.Errorf(obsqra.EINVALID, "series has %d days but %d values", len(s.Days), len(s.Values))
+	}
+	for i, v := range s.Values {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return obsqra.Errorf(obsqra.EINVALID, "series value on %s is not a finite number", s.Days[i])
+		}
+		if i > 0 && s.Days[i] <= s.Days[i-1] {
+			return obsqra.Errorf(obsqra.EINVALID, "series days are not strictly increasing at %s", s.Days[i])
+		}
+	}
+	return nil
+}
+
+// Until returns the prefix of s observed on or before day d. It shares
+// memory with s.
+func (s Series) Until(d Day) Series {
+	n := sort.Search(len(s.Days), func(i int) bool { return s.Days[i] > d })
+	return Series{Days: s.Days[:n:n], Values: s.Values[:n:n]}
+}
+
+// ValueOn returns the value observed on day d, if any.
+func (s Series) ValueOn(d Day) (float64, bool) {
+	i := sort.Search(len(s.Days), func(i int) bool { return s.Days[i] >= d })
+	if i < len(s.Days) && s.Days[i] == d {
+		return s.Values[i], true
+	}
+	return 0, false
+}
+
+// DailySeries turns timestamped observations into a daily series: the last
+// observation of each UTC day (by time; among equal times, the later in the
+// input). Days without an observation stay missing.
+func DailySeries(times []time.Time, values []float64) (Series, error) {
+	if len(times) != len(values) {
+		return Series{}, obsqra.Errorf(obsqra.EINVALID, "%d times but %d values", len(times), len(values))
+	}
+	idx := make([]int, len(times))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return times[idx[a]].Before(times[idx[b]]) })
+	var s Series
+	for _, i := range idx {
+		v := values[i]
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return Series{}, obsqra.Errorf(obsqra.EINVALID, "value at %s is not a finite number", times[i].UTC().Format(time.RFC3339))
+		}
+		d := DayOf(times[i])
+		if n := len(s.Days); n > 0 && s.Days[n-1] == d {
+			s.Values[n-1] = v
+			continue
+		}
+		s.Days = append(s.Days, d)
+		s.Values = append(s.Values, v)
+	}
+	return s, nil
+}

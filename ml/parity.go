@@ -1,0 +1,287 @@
+package ml
+
+import (
+	"github.com/obsqra/obsqra"
+)
+
+// This file reproduces the on-chain RiskEngine contract's arithmetic exactly:
+// integers only, floor division, and a division by zero yields zero as the
+// contract's does. Inputs are validated instead of being allowed to wrap.
+
+// Params are the RiskEngine contract's ModelParams. The zero value is not
+// useful; start from DefaultParams or merge a ParamsPatch over it.
+type Params struct {
+	WUtilization int64    // weight of utilization, per 10000 bps
+	WVolatility  int64    // weight of volatility, per 10000 bps
+	WLiquidity   [4]int64 // risk points for liquidity tier 0 (deepest) … 3
+	WAudit       int64    // weight of (100 − audit score), per 10 points
+	WAge         int64    // risk points for a protocol launched today
+	AgeCapDays   int64    // age from which the age risk is zero; > 0
+	ClampMin     int64    // lowest score
+	ClampMax     int64    // highest score; ClampMin ≤ ClampMax ≤ 100
+}
+
+// DefaultParams returns the contract's default ModelParams
+// (25, 40, 0, 5, 15, 30, 3, 10, 730, 5, 95).
+func DefaultParams() Params {
+	return Params{
+		WUtilization: 25,
+		WVolatility:  40,
+		WLiquidity:   [4]int64{0, 5, 15, 30},
+		WAudit:       3,
+		WAge:         10,
+		AgeCapDays:   730,
+		ClampMin:     5,
+		ClampMax:     95,
+	}
+}
+
+// ParamsPatch holds model parameters given in part; nil fields keep the
+// value they are merged over.
+type ParamsPatch struct {
+	WUtilization *int64 `json:"wUtilization"`
+	WVolatility  *int64 `json:"wVolatility"`
+	WLiquidity0  *int64 `json:"wLiquidity0"`
+	WLiquidity1  *int64 `json:"wLiquidity1"`
+	WLiquidity2  *int64 `json:"wLiquidity2"`
+	WLiquidity3  *int64 `json:"wLiquidity3"`
+	WAudit       *int64 `json:"wAudit"`
+	WAge         *int64 `json:"wAge"`
+	AgeCapDays   *int64 `json:"ageCapDays"`
+	ClampMin     *int64 `json:"clampMin"`
+	ClampMax     *int64 `json:"clampMax"`
+}
+
+// Apply returns p with the fields set in patch replaced. It does not
+// validate; call Params.Validate on the result.
+func (patch ParamsPatch) Apply(p Params) Params {
+	set := func(dst *int64, v *int64) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&p.WUtilization, patch.WUtilization)
+	set(&p.WVolatility, patch.WVolatility)
+	set(&p.WLiquidity[0], patch.WLiquidity0)
+	set(&p.WLiquidity[1], patch.WLiquidity1)
+	set(&p.WLiquidity[2], patch.WLiquidity2)
+	set(&p.WLiquidity[3], patch.WLiquidity3)
+	set(&p.WAudit, patch.WAudit)
+	set(&p.WAge, patch.WAge)
+	set(&p.AgeCapDays, patch.AgeCapDays)
+	set(&p.ClampMin, patch.ClampMin)
+	set(&p.ClampMax, patch.ClampMax)
+	return p
+}
+
+// maxWeight bounds every weight so that no product in ScoreRisk can
+// overflow int64 (the largest factor is a volatility of 1,000,000 bps).
+const maxWeight = 1_000_000_000
+
+// Validate returns an EINVALID error naming the first parameter out of
+// range: weights are non-negative (and at most 10⁹), AgeCapDays > 0, and
+// 0 ≤ ClampMin ≤ ClampMax ≤ 100.
+func (p Params) Validate() error {
+	fields := []struct {
+		name string
+		v    int64
+	}{
+		{"wUtilization", p.WUtilization},
+		{"wVolatility", p.WVolatility},
+		{"wLiquidity0", p.WLiquidity[0]},
+		{"wLiquidity1", p.WLiquidity[1]},
+		{"wLiquidity2", p.WLiquidity[2]},
+		{"wLiquidity3", p.WLiquidity[3]},
+		{"wAudit", p.WAudit},
+		{"wAge", p.WAge},
+		{"ageCapDays", p.AgeCapDays},
+		{"clampMin", p.ClampMin},
+		{"clampMax", p.ClampMax},
+	}
+	for _, f := range fields {
+		if f.v < 0 || f.v > maxWeight {
+			return obsqra.Errorf(obsqra.EINVALID, "%s must be between 0 and %d, got %d", f.name, maxWeight, f.v)
+		}
+	}
+	if p.AgeCapDays == 0 {
+		return obsqra.Errorf(obsqra.EINVALID, "ageCapDays must be greater than 0")
+	}
+	if p.ClampMax > 100 {
+		return obsqra.Errorf(obsqra.EINVALID, "clampMax must be at most 100, got %d", p.ClampMax)
+	}
+	if p.ClampMin > p.ClampMax {
+		return obsqra.Errorf(obsqra.EINVALID, "clampMin (%d) must not exceed clampMax (%d)", p.ClampMin, p.ClampMax)
+	}
+	return nil
+}
+
+// RiskInputs are the five integers the contract scores a protocol from.
+type RiskInputs struct {
+	UtilizationBps int64 // 0–10000
+	VolatilityBps  int64 // 0–1,000,000
+	LiquidityTier  int64 // 0 (deepest) – 3
+	AuditScore     int64 // 0–100
+	AgeDays        int64 // 0–36500
+}
+
+// Validate returns an EINVALID error naming the first input out of range.
+func (in RiskInputs) Validate() error {
+	fields := []struct {
+		name    string
+		v, max_ int64
+	}{
+		{"utilization", in.UtilizationBps, 10_000},
+		{"volatility", in.VolatilityBps, 1_000_000},
+		{"liquidity", in.LiquidityTier, 3},
+		{"auditScore", in.AuditScore, 100},
+		{"ageDays", in.AgeDays, 36_500},
+	}
+	for _, f := range fields {
+		if f.v < 0 || f.v > f.max_ {
+			return obsqra.Errorf(obsqra.EINVALID, "%s must be between 0 and %d, got %d", f.name, f.max_, f.v)
+		}
+	}
+	return nil
+}
+
+// RiskScore is a score with the components it was summed from.
+type RiskScore struct {
+	Score       int64 // Unclamped clamped to [ClampMin, ClampMax]
+	Utilization int64
+	Volatility  int64
+	Liquidity   int64
+	Audit       int64
+	Age         int64
+	Unclamped   int64 // the sum of the five components
+}
+
+// ScoreRisk validates in and p and scores in exactly as the contract's
+// calculate_risk_score does. Errors: EINVALID naming the field.
+func ScoreRisk(in RiskInputs, p Params) (RiskScore, error) {
+	if in.inRange() && p.inRange() {
+		return scoreRisk(&in, &p), nil
+	}
+	// The slow path names the field.
+	if err := in.Validate(); err != nil {
+		return RiskScore{}, err
+	}
+	return RiskScore{}, p.Validate()
+}
+
+// inRange is Validate's verdict without building an error: the hot path.
+func (in *RiskInputs) inRange() bool {
+	return uint64(in.UtilizationBps) <= 10_000 && uint64(in.VolatilityBps) <= 1_000_000 &&
+		uint64(in.LiquidityTier) <= 3 && uint64(in.AuditScore) <= 100 && uint64(in.AgeDays) <= 36_500
+}
+
+// inRange is Validate's verdict without building an error: the hot path.
+func (p *Params) inRange() bool {
+	const m = maxWeight
+	return uint64(p.WUtilization) <= m && uint64(p.WVolatility) <= m &&
+		uint64(p.WLiquidity[0]) <= m && uint64(p.WLiquidity[1]) <= m &&
+		uint64(p.WLiquidity[2]) <= m && uint64(p.WLiquidity[3]) <= m &&
+		uint64(p.WAudit) <= m && uint64(p.WAge) <= m &&
+		p.AgeCapDays > 0 && p.AgeCapDays <= m &&
+		p.ClampMin >= 0 && p.ClampMin <= p.ClampMax && p.ClampMax <= 100
+}
+
+// scoreRisk is the contract's formula on validated inputs: every value is
+// non-negative and small enough that no product overflows.
+func scoreRisk(in *RiskInputs, p *Params) (s RiskScore) {
+	s.Utilization = floorDiv(in.UtilizationBps*p.WUtilization, 10_000)
+	s.Volatility = floorDiv(in.VolatilityBps*p.WVolatility, 10_000)
+	s.Liquidity = p.WLiquidity[in.LiquidityTier]
+	s.Audit = floorDiv((100-in.AuditScore)*p.WAudit, 10)
+	if in.AgeDays < p.AgeCapDays {
+		s.Age = ageDiv((p.AgeCapDays-in.AgeDays)*p.WAge, p.AgeCapDays)
+	}
+	s.Unclamped = s.Utilization + s.Volatility + s.Liquidity + s.Audit + s.Age
+	s.Score = min(max(s.Unclamped, p.ClampMin), p.ClampMax)
+	return
+}
+
+// ageDiv is floorDiv for a positive divisor that is not a constant: the one
+// real division in the score. A 32-bit division is several times cheaper
+// than a 64-bit one, and with the default parameters both operands fit.
+func ageDiv(a, b int64) int64 {
+	if uint64(a)|uint64(b) <= 0xFFFFFFFF {
+		return int64(uint32(a) / uint32(b))
+	}
+	return a / b
+}
+
+// floorDiv is the contract's unsigned division: a / b, and 0 when b is 0.
+// Both operands are non-negative here, so Go's truncation is the floor.
+func floorDiv(a, b int64) int64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// Limits of ParityAllocation's inputs, so that no product overflows int64:
+// s_i ≤ 10⁷·10⁴ and s_i·10⁴ summed over maxParityProtocols stays below 2⁶³.
+const (
+	maxParityProtocols = 1000
+	maxParityRisk      = 1_000_000
+	maxParityAPY       = 10_000_000 // bps: 100,000 %
+)
+
+// ParityAllocation reproduces the contract's allocation: s_i = a_i × 10000 /
+// (r_i + 1); weight_i = s_i × 10000 / Σs for every protocol but the last,
+// which gets 10000 minus the others, so the weights sum to exactly 10000.
+// When Σs is 0 the contract's division yields 0 and the last gets 10000.
+// Errors: EINVALID when the slices differ in length, are empty or longer
+// than 1000, or hold a value out of range (risks 0–10⁶, apys 0–10⁷ bps).
+func ParityAllocation(risks, apys []int64) ([]int64, error) {
+	if len(risks) != len(apys) {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "risks has %d entries but apys has %d", len(risks), len(apys))
+	}
+	if len(risks) == 0 || len(risks) > maxParityProtocols {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "risks must have between 1 and %d entries, got %d", maxParityProtocols, len(risks))
+	}
+	for i := range risks {
+		if risks[i] < 0 || risks[i] > maxParityRisk {
+			return nil, obsqra.Errorf(obsqra.EINVALID, "risks[%d] must be between 0 and %d, got %d", i, maxParityRisk, risks[i])
+		}
+		if apys[i] < 0 || apys[i] > maxParityAPY {
+			return nil, obsqra.Errorf(obsqra.EINVALID, "apys[%d] must be between 0 and %d, got %d", i, maxParityAPY, apys[i])
+		}
+	}
+	weights := make([]int64, len(risks))
+	parityAllocation(weights, risks, apys)
+	return weights, nil
+}
+
+// parityAllocation writes the contract's weights for validated inputs into
+// weights, which has the inputs' length.
+func parityAllocation(weights, risks, apys []int64) {
+	var total int64
+	for i := range risks {
+		weights[i] = floorDiv(apys[i]*10_000, risks[i]+1)
+		total += weights[i]
+	}
+	last := len(weights) - 1
+	var assigned int64
+	for i := 0; i < last; i++ {
+		weights[i] = floorDiv(weights[i]*10_000, total)
+		assigned += weights[i]
+	}
+	weights[last] = 10_000 - assigned
+}
+
+// CheckConstraints is the contract's constraint check: true when the largest
+// weight is at most maxSingle and at least minDiversification weights hold
+// 1000 bps or more.
+func CheckConstraints(weights []int64, maxSingle, minDiversification int64) bool {
+	var count int64
+	for _, w := range weights {
+		if w > maxSingle {
+			return false
+		}
+		if w >= 1000 {
+			count++
+		}
+	}
+	return count >= minDiversification
+}

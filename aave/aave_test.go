@@ -1,0 +1,117 @@
+package aave
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/ml"
+)
+
+func TestReadFileKeepsTheLastSnapshotOfEachDay(t *testing.T) {
+	t.Parallel()
+	reserves, err := ReadFile("testdata/excerpt.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reserves) != 2 {
+		t.Fatalf("ReadFile found %d reserves, want 2", len(reserves))
+	}
+	wx := reserves[1]
+	if wx.Key != "gnosis/WXDAI/0xe91d153e0b41518a2ce8dd3d7944fa863463a97d" || reserves[0].Symbol != "GNO" {
+		t.Fatalf("reserves = %s, %s; want GNO then WXDAI", reserves[0].Key, wx.Key)
+	}
+	s := wx.LiquidityRates()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var days []string
+	for _, d := range s.Days {
+		days = append(days, d.String())
+	}
+	if got, want := strings.Join(days, " "), "2025-07-22 2025-07-24 2025-07-25 2025-08-01 2025-08-02"; got != want {
+		t.Errorf("days = %s, want %s", got, want)
+	}
+	// 2025-08-01 has four snapshots; the last (04:23:17) is kept.
+	day, _ := ml.ParseDay("2025-08-01")
+	last := wx.Rows[3]
+	if ml.DayOf(last.Snapshot) != day || last.Snapshot.Format("15:04:05") != "04:23:17" {
+		t.Errorf("row for 2025-08-01 is the snapshot at %v, want 04:23:17", last.Snapshot)
+	}
+	if v, _ := s.ValueOn(day); v != last.LiquidityRate {
+		t.Errorf("rate on 2025-08-01 = %v, want %v", v, last.LiquidityRate)
+	}
+	if got := wx.Rows[0]; got.LiquidityRate != 0.02916 || got.VariableBorrowRate != 0.048744 ||
+		got.LiquidityIndex != 1.084986 || got.ReserveFactor != 0.25 || !got.Active || got.Frozen || !got.BorrowingEnabled {
+		t.Errorf("first WXDAI row = %+v", got)
+	}
+}
+
+func TestUtilization(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		row  Row
+		want float64
+	}{
+		// 0.02916 / (0.048744 × 0.75)
+		{Row{LiquidityRate: 0.02916, VariableBorrowRate: 0.048744, ReserveFactor: 0.25}, 0.02916 / (0.048744 * 0.75)},
+		{Row{LiquidityRate: 0, VariableBorrowRate: 0.01}, 0},
+		{Row{LiquidityRate: 0.01, VariableBorrowRate: 0}, 0},
+		{Row{LiquidityRate: 0.05, VariableBorrowRate: 0.05, ReserveFactor: 0.1}, 1},
+	}
+	for _, tt := range tests {
+		if got := tt.row.Utilization(); got != tt.want {
+			t.Errorf("Utilization(%+v) = %v, want %v", tt.row, got, tt.want)
+		}
+	}
+}
+
+func TestReadRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	good, err := os.ReadFile("testdata/excerpt.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(good), "\n")
+	tests := []struct {
+		name, csv, want string
+	}{
+		{"empty", "", "empty"},
+		{"missing column", strings.Replace(lines[0], "liquidity_index", "li", 1) + "\n", "liquidity_index"},
+		{"bad number", lines[0] + "\n" + strings.Replace(lines[1], ",gnosis,GNO,0x9c58bacc331c9aa871afd802db6379a98e80cedb,", ",gnosis,GNO,0x9c58bacc331c9aa871afd802db6379a98e80cedb,x", 1) + "\n", "line 2"},
+		{"bad time", lines[0] + "\n" + strings.Replace(lines[1], "2025-07-22T", "2025-07-22 ", 1) + "\n", "snapshot_utc"},
+		{"bad bool", lines[0] + "\n" + strings.Replace(lines[1], "False", "maybe", 1) + "\n", "frozen"},
+		{"short row", lines[0] + "\n" + "a,b\n", "line 2"},
+	}
+	for _, tt := range tests {
+		_, err := Read(strings.NewReader(tt.csv))
+		if obsqra.ErrorCode(err) != obsqra.EINVALID || !strings.Contains(obsqra.ErrorMessage(err), tt.want) {
+			t.Errorf("%s: Read error = %v, want EINVALID mentioning %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestSharedData reads the whole shared file when it is beside the checkout.
+func TestSharedData(t *testing.T) {
+	t.Parallel()
+	const path = "../../shared/data/aave_v3_daily_rates_dev.csv"
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("shared data not present: %v", err)
+	}
+	reserves, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	days := 0
+	for _, r := range reserves {
+		if err := r.LiquidityRates().Validate(); err != nil {
+			t.Fatalf("%s: %v", r.Key, err)
+		}
+		days += len(r.Rows)
+	}
+	// 154 reserves; 56,733 rows of which some are extra snapshots of a day.
+	if len(reserves) != 154 || days >= 56733 || days < 50000 {
+		t.Errorf("shared data: %d reserves, %d reserve-days; want 154 and a little under 56733", len(reserves), days)
+	}
+}

@@ -6,6 +6,8 @@
 //	obsqra [serve]              start the server (the default)
 //	obsqra migrate              apply pending database migrations and exit
 //	obsqra user promote EMAIL   make a registered user an admin
+//	obsqra ml COMMAND           check the numbers: score, allocate, verify, optimize,
+//	                            forecast, backtest (obsqra ml help)
 //	obsqra version              print the version
 //
 // Configuration comes from the environment and an optional .env file in
@@ -37,7 +39,7 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "obsqra:", err)
@@ -46,7 +48,7 @@ func main() {
 }
 
 // run is main with its inputs and outputs as arguments, so tests can call it.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "ml":
+		return runML(ctx, args, stdin, stdout)
 	case "serve", "migrate", "user":
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
@@ -86,6 +90,8 @@ const usage = `usage:
   obsqra [serve]              start the server (the default)
   obsqra migrate              apply pending database migrations and exit
   obsqra user promote EMAIL   make a registered user an admin
+  obsqra ml COMMAND           check the numbers: score, allocate, verify, optimize,
+                              forecast, backtest (obsqra ml help)
   obsqra version              print the version
 Configuration: environment variables or a .env file; see .env.example.
 `

@@ -50,7 +50,7 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 			t.Setenv(k, v)
 		}
 		var out bytes.Buffer
-		err := run(context.Background(), []string{"serve"}, &out, &out)
+		err := run(context.Background(), []string{"serve"}, strings.NewReader(""), &out, &out)
 		if err == nil {
 			t.Errorf("run(serve) with %v succeeded, want a configuration error", tt.env)
 			continue
@@ -65,10 +65,10 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 
 func TestRunUnknownCommand(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"frobnicate"}, &out, &out); err == nil || !strings.Contains(err.Error(), "unknown command") {
+	if err := run(context.Background(), []string{"frobnicate"}, strings.NewReader(""), &out, &out); err == nil || !strings.Contains(err.Error(), "unknown command") {
 		t.Fatalf("run(frobnicate) = %v, want unknown command", err)
 	}
-	if err := run(context.Background(), []string{"version"}, &out, &out); err != nil || strings.TrimSpace(out.String()) != version {
+	if err := run(context.Background(), []string{"version"}, strings.NewReader(""), &out, &out); err != nil || strings.TrimSpace(out.String()) != version {
 		t.Fatalf("run(version) = %v, output %q", err, out.String())
 	}
 }
@@ -111,13 +111,13 @@ func TestServeMigratePromote(t *testing.T) {
 	})
 
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"migrate"}, &out, &out); err != nil {
+	if err := run(context.Background(), []string{"migrate"}, strings.NewReader(""), &out, &out); err != nil {
 		t.Fatalf("run(migrate) = %v", err)
 	}
-	if err := run(context.Background(), []string{"user", "promote", "OPS@example.com"}, &out, &out); err != nil {
+	if err := run(context.Background(), []string{"user", "promote", "OPS@example.com"}, strings.NewReader(""), &out, &out); err != nil {
 		t.Fatalf("run(user promote) = %v", err)
 	}
-	if err := run(context.Background(), []string{"user", "promote", "nobody@example.com"}, &out, &out); err == nil || !strings.Contains(err.Error(), "nobody@example.com") {
+	if err := run(context.Background(), []string{"user", "promote", "nobody@example.com"}, strings.NewReader(""), &out, &out); err == nil || !strings.Contains(err.Error(), "nobody@example.com") {
 		t.Fatalf("run(user promote unknown) = %v, want an error naming the email", err)
 	}
 
@@ -138,7 +138,7 @@ func serveWhile(t *testing.T, base string, fn func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var out bytes.Buffer
-	go func() { done <- run(ctx, []string{"serve"}, &out, &out) }()
+	go func() { done <- run(ctx, []string{"serve"}, strings.NewReader(""), &out, &out) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get(base + "/ready")

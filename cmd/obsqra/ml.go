@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/ml"
+)
+
+const mlUsage = `usage: obsqra ml COMMAND
+Line commands read one JSON object per line on stdin and write one JSON line
+per input on stdout; an invalid line gives {"error":{"code":"EINVALID",...}}
+and the rest go on.
+  score      {"utilization","volatility","liquidity","auditScore","ageDays","params"?}
+             → {"score","components":{...}}   (the RiskEngine contract's score)
+  allocate   {"risks":[...],"apys":[...]} → {"weights":[...]}   (the contract's allocation)
+  verify     {"weights":[...],"maxSingle","minDiversification"} → {"ok":...}
+  optimize   {"expectedApyBps":[...],"covariance":[[...]] | "histories":[[...]],"risks":[...],
+              "maxSingleBps","minDiversification","riskTolerance" | "riskAversion"}
+             → {"weightsBps":[...],"expectedApyBps","variance","objective"}
+File commands read a CSV in the format of ../shared/data/aave_v3_daily_rates_dev.csv:
+  forecast --csv FILE --horizon H [--every N]   one JSON line per series and origin
+  backtest --csv FILE --horizon H [--every N]   one JSON object of accuracy figures
+`
+
+// runML runs `obsqra ml COMMAND`.
+func runML(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("ml: missing command\n%s", mlUsage)
+	}
+	cmd, args := args[0], args[1:]
+	line := map[string]func([]byte) (any, error){
+		"score":    mlScore,
+		"allocate": mlAllocate,
+		"verify":   mlVerify,
+	}
+	if fn, ok := line[cmd]; ok {
+		if len(args) > 0 {
+			return fmt.Errorf("ml %s: unexpected arguments %q", cmd, args)
+		}
+		return eachLine(ctx, stdin, stdout, fn)
+	}
+	switch cmd {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, mlUsage)
+		return nil
+	}
+	return fmt.Errorf("ml: unknown command %q\n%s", cmd, mlUsage)
+}
+
+// maxLineBytes bounds one input line; a longer line is answered with an
+// error and skipped, so one bad line never stops the stream.
+const maxLineBytes = 16 << 20
+
+// eachLine calls fn with every non-blank line of r and writes its result
+// (or its error) to w as one JSON line. Output is flushed whenever no more
+// input is waiting, so an interactive session sees each answer at once.
+func eachLine(ctx context.Context, r io.Reader, w io.Writer, fn func([]byte) (any, error)) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	for {
+		if err := ctx.Err(); err != nil {
+			bw.Flush()
+			return err
+		}
+		line, err := readLine(br)
+		if errors.Is(err, io.EOF) {
+			return bw.Flush()
+		}
+		var out any
+		switch {
+		case errors.Is(err, errLineTooLong):
+			out = errorLine(obsqra.Errorf(obsqra.EINVALID, "line longer than %d bytes", maxLineBytes))
+		case err != nil:
+			bw.Flush()
+			return fmt.Errorf("read stdin: %w", err)
+		case len(bytes.TrimSpace(line)) == 0:
+			continue
+		default:
+			if out, err = fn(line); err != nil {
+				out = errorLine(err)
+			}
+		}
+		if err := enc.Encode(out); err != nil {
+			return fmt.Errorf("write stdout: %w", err)
+		}
+		if br.Buffered() == 0 {
+			if err := bw.Flush(); err != nil {
+				return fmt.Errorf("write stdout: %w", err)
+			}
+		}
+	}
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// readLine returns the next line without its end; a line over
+// maxLineBytes is consumed and reported as errLineTooLong. io.EOF comes
+// only when no bytes are left.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	tooLong := false
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if !tooLong {
+			if len(line)+len(chunk) > maxLineBytes+2 {
+				tooLong, line = true, nil
+			} else {
+				line = append(line, chunk...)
+			}
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && (len(line) > 0 || tooLong):
+			err = nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if tooLong {
+			return nil, errLineTooLong
+		}
+		return bytes.TrimRight(line, "\r\n"), nil
+	}
+}
+
+type mlError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// errorLine is the JSON answer to a line that failed: codes are written
+// as the issue documents them, EINVALID for obsqra.EINVALID and so on.
+func errorLine(err error) any {
+	code := obsqra.ErrorCode(err)
+	if code == "" {
+		code = obsqra.EINTERNAL
+	}
+	return struct {
+		Error mlError `json:"error"`
+	}{mlError{Code: "E" + strings.ToUpper(code), Message: obsqra.ErrorMessage(err)}}
+}
+
+// decodeLine decodes one JSON object strictly: unknown fields, trailing
+// data and wrongly typed values are EINVALID errors that name the field.
+func decodeLine(line []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return obsqra.Errorf(obsqra.EINVALID, "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return obsqra.Errorf(obsqra.EINVALID, "want a JSON object, got %s", typeErr.Value)
+		}
+		want := typeErr.Type.String()
+		switch {
+		case strings.Contains(want, "int"):
+			want = "an integer"
+		case strings.Contains(want, "float"):
+			want = "a number"
+		case strings.HasPrefix(want, "[]"):
+			want = "an array"
+		}
+		return obsqra.Errorf(obsqra.EINVALID, "%s: want %s, got %s", typeErr.Field, want, typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return obsqra.Errorf(obsqra.EINVALID, "invalid JSON at byte %d: %s", syntaxErr.Offset, syntaxErr.Error())
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return obsqra.Errorf(obsqra.EINVALID, "invalid JSON: unexpected end of line")
+	}
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	return obsqra.Errorf(obsqra.EINVALID, "invalid input: %s", msg)
+}
+
+// required returns an EINVALID error naming the first nil field.
+func required(fields ...any) error {
+	for i := 0; i+1 < len(fields); i += 2 {
+		name, v := fields[i].(string), fields[i+1]
+		missing := false
+		switch p := v.(type) {
+		case *int64:
+			missing = p == nil
+		case *int:
+			missing = p == nil
+		case *float64:
+			missing = p == nil
+		case []int64:
+			missing = p == nil
+		case []float64:
+			missing = p == nil
+		}
+		if missing {
+			return obsqra.Errorf(obsqra.EINVALID, "%s is required", name)
+		}
+	}
+	return nil
+}
+
+type scoreInput struct {
+	Utilization *int64          `json:"utilization"`
+	Volatility  *int64          `json:"volatility"`
+	Liquidity   *int64          `json:"liquidity"`
+	AuditScore  *int64          `json:"auditScore"`
+	AgeDays     *int64          `json:"ageDays"`
+	Params      *ml.ParamsPatch `json:"params"`
+}
+
+type scoreComponents struct {
+	Utilization int64 `json:"utilization"`
+	Volatility  int64 `json:"volatility"`
+	Liquidity   int64 `json:"liquidity"`
+	Audit       int64 `json:"audit"`
+	Age         int64 `json:"age"`
+	Unclamped   int64 `json:"unclamped"`
+}
+
+func mlScore(line []byte) (any, error) {
+	var in scoreInput
+	if err := decodeLine(line, &in); err != nil {
+		return nil, err
+	}
+	if err := required("utilization", in.Utilization, "volatility", in.Volatility, "liquidity", in.Liquidity,
+		"auditScore", in.AuditScore, "ageDays", in.AgeDays); err != nil {
+		return nil, err
+	}
+	params := ml.DefaultParams()
+	if in.Params != nil {
+		params = in.Params.Apply(params)
+	}
+	s, err := ml.ScoreRisk(ml.RiskInputs{
+		UtilizationBps: *in.Utilization,
+		VolatilityBps:  *in.Volatility,
+		LiquidityTier:  *in.Liquidity,
+		AuditScore:     *in.AuditScore,
+		AgeDays:        *in.AgeDays,
+	}, params)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Score      int64           `json:"score"`
+		Components scoreComponents `json:"components"`
+	}{s.Score, scoreComponents{s.Utilization, s.Volatility, s.Liquidity, s.Audit, s.Age, s.Unclamped}}, nil
+}
+
+func mlAllocate(line []byte) (any, error) {
+	var in struct {
+		Risks []int64 `json:"risks"`
+		APYs  []int64 `json:"apys"`
+	}
+	if err := decodeLine(line, &in); err != nil {
+		return nil, err
+	}
+	if err := required("risks", in.Risks, "apys", in.APYs); err != nil {
+		return nil, err
+	}
+	w, err := ml.ParityAllocation(in.Risks, in.APYs)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Weights []int64 `json:"weights"`
+	}{w}, nil
+}
+
+func mlVerify(line []byte) (any, error) {
+	var in struct {
+		Weights            []int64 `json:"weights"`
+		MaxSingle          *int64  `json:"maxSingle"`
+		MinDiversification *int64  `json:"minDiversification"`
+	}
+	if err := decodeLine(line, &in); err != nil {
+		return nil, err
+	}
+	if err := required("weights", in.Weights, "maxSingle", in.MaxSingle, "minDiversification", in.MinDiversification); err != nil {
+		return nil, err
+	}
+	// The contract's integers are unsigned: a negative value is an input
+	// it could never receive, not a weight that fails the check.
+	for i, w := range in.Weights {
+		if w < 0 {
+			return nil, obsqra.Errorf(obsqra.EINVALID, "weights[%d] must not be negative, got %d", i, w)
+		}
+	}
+	if *in.MaxSingle < 0 {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "maxSingle must not be negative, got %d", *in.MaxSingle)
+	}
+	if *in.MinDiversification < 0 {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "minDiversification must not be negative, got %d", *in.MinDiversification)
+	}
+	return struct {
+		OK bool `json:"ok"`
+	}{ml.CheckConstraints(in.Weights, *in.MaxSingle, *in.MinDiversification)}, nil
+}

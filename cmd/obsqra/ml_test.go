@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// mlLines runs `obsqra ml cmd` on the given input lines and returns the
+// output lines.
+func mlLines(t *testing.T, cmd string, input string) []string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"ml", cmd}, strings.NewReader(input), &out, &out); err != nil {
+		t.Fatalf("run(ml %s) = %v", cmd, err)
+	}
+	return strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+}
+
+func TestMLLineCommands(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		cmd, in, want string
+	}{
+		{"score", `{"utilization":8000,"volatility":2500,"liquidity":1,"auditScore":85,"ageDays":365}`,
+			`{"score":44,"components":{"utilization":20,"volatility":10,"liquidity":5,"audit":4,"age":5,"unclamped":44}}`},
+		{"score", `{"utilization":0,"volatility":0,"liquidity":0,"auditScore":100,"ageDays":730}`,
+			`{"score":5,"components":{"utilization":0,"volatility":0,"liquidity":0,"audit":0,"age":0,"unclamped":0}}`},
+		// Parameters given in part are merged over the defaults: tier 3 = 50, clampMax 100.
+		{"score", `{"utilization":10000,"volatility":0,"liquidity":3,"auditScore":0,"ageDays":0,"params":{"wLiquidity3":50,"clampMax":100}}`,
+			`{"score":100,"components":{"utilization":25,"volatility":0,"liquidity":50,"audit":30,"age":10,"unclamped":115}}`},
+		{"score", `{"utilization":10001,"volatility":0,"liquidity":0,"auditScore":0,"ageDays":0}`,
+			`{"error":{"code":"EINVALID","message":"utilization must be between 0 and 10000, got 10001"}}`},
+		{"score", `{"utilization":1,"volatility":0,"liquidity":0,"auditScore":0,"ageDays":0,"params":{"ageCapDays":0}}`,
+			`{"error":{"code":"EINVALID","message":"ageCapDays must be greater than 0"}}`},
+		{"score", `{"utilization":1,"volatility":0,"liquidity":0,"ageDays":0}`,
+			`{"error":{"code":"EINVALID","message":"auditScore is required"}}`},
+		{"score", `{"utilization":1.5}`, `{"error":{"code":"EINVALID","message":"utilization: want an integer, got number 1.5"}}`},
+		{"score", `{"utilization":1,"volatility":0,"liquidity":0,"auditScore":0,"ageDays":0,"params":{"wFoo":1}}`,
+			`{"error":{"code":"EINVALID","message":"invalid input: unknown field \"wFoo\""}}`},
+		{"score", `[]`, `{"error":{"code":"EINVALID","message":"want a JSON object, got array"}}`},
+		{"score", `{} {}`, `{"error":{"code":"EINVALID","message":"unexpected data after the JSON object"}}`},
+		{"allocate", `{"risks":[30,50,70],"apys":[500,800,1200]}`, `{"weights":[3310,3219,3471]}`},
+		{"allocate", `{"risks":[1,2],"apys":[0,0]}`, `{"weights":[0,10000]}`},
+		{"allocate", `{"risks":[1,2],"apys":[3]}`, `{"error":{"code":"EINVALID","message":"risks has 2 entries but apys has 1"}}`},
+		{"allocate", `{"risks":[1]}`, `{"error":{"code":"EINVALID","message":"apys is required"}}`},
+		{"verify", `{"weights":[4000,3000,3000],"maxSingle":4000,"minDiversification":3}`, `{"ok":true}`},
+		{"verify", `{"weights":[4001,2999,3000],"maxSingle":4000,"minDiversification":3}`, `{"ok":false}`},
+		{"verify", `{"weights":[5000,4000,999,1],"maxSingle":6000,"minDiversification":3}`, `{"ok":false}`},
+		{"verify", `{"weights":[5000,-1],"maxSingle":6000,"minDiversification":1}`,
+			`{"error":{"code":"EINVALID","message":"weights[1] must not be negative, got -1"}}`},
+	}
+	for _, tt := range tests {
+		got := mlLines(t, tt.cmd, tt.in+"\n")
+		if len(got) != 1 || got[0] != tt.want {
+			t.Errorf("ml %s %s = %q, want %q", tt.cmd, tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestMLGoesOnAfterBadLines feeds a stream with bad, blank, CRLF, too long
+// and unterminated lines: one answer per input line, in order.
+func TestMLGoesOnAfterBadLines(t *testing.T) {
+	t.Parallel()
+	in := `{"risks":[1],"apys":[1]}` + "\r\n" +
+		"\n   \n" +
+		"garbage\n" +
+		`{"risks":[1],"apys":[` + strings.Repeat("1,", maxLineBytes/2) + "1]}\n" +
+		`{"risks":[0,0],"apys":[1,1]}` // no final newline
+	got := mlLines(t, "allocate", in)
+	want := []string{
+		`{"weights":[10000]}`,
+		`{"error":{"code":"EINVALID","message":"invalid JSON at byte 1: invalid character 'g' looking for beginning of value"}}`,
+		`{"error":{"code":"EINVALID","message":"line longer than 16777216 bytes"}}`,
+		`{"weights":[5000,5000]}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("ml allocate = %q, want %q", got, want)
+	}
+}
+
+func TestMLUnknownCommand(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	for _, args := range [][]string{{"ml"}, {"ml", "frobnicate"}, {"ml", "score", "extra"}} {
+		if err := run(context.Background(), args, strings.NewReader(""), &out, &out); err == nil {
+			t.Errorf("run(%q) succeeded, want an error", args)
+		}
+	}
+}

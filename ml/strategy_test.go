@@ -1,0 +1,207 @@
+package ml
+
+import (
+	"math"
+	"testing"
+
+	"github.com/obsqra/obsqra"
+)
+
+// testBasket has two reserves growing at constant rates of 3 % and 5 % a
+// year (quoting 300 and 500 bps) over 401 consecutive days.
+func testBasket(rateA, rateB func(day int) float64) *Basket {
+	const days = 401
+	b := &Basket{
+		Name:           "test",
+		Reserves:       []string{"a", "b"},
+		Index:          [][]float64{make([]float64, days), make([]float64, days)},
+		APYBps:         [][]float64{make([]float64, days), make([]float64, days)},
+		UtilizationBps: [][]float64{make([]float64, days), make([]float64, days)},
+		LiquidityTier:  []int64{2, 2},
+		AuditScore:     []int64{90, 90},
+		LaunchDay:      []Day{-10000, -10000},
+	}
+	idx := []float64{1, 1}
+	rates := []func(int) float64{rateA, rateB}
+	for d := range days {
+		b.Days = append(b.Days, Day(20000+d))
+		for i := range 2 {
+			if d > 0 {
+				idx[i] *= math.Exp(rates[i](d-1) / 365)
+			}
+			b.Index[i][d] = idx[i]
+			b.APYBps[i][d] = rates[i](d) * 10_000
+			b.UtilizationBps[i][d] = 5000
+		}
+	}
+	return b
+}
+
+func constant(r float64) func(int) float64 { return func(int) float64 { return r } }
+
+func TestRunStrategyYields(t *testing.T) {
+	t.Parallel()
+	b := testBasket(constant(0.03), constant(0.05))
+	years := float64(400-30) / 365
+	tests := []struct {
+		name      string
+		s         Strategy
+		cfg       BacktestConfig
+		wantYield float64
+		wantRebal int
+	}{
+		{"highest APY holds b", HighestAPY{}, BacktestConfig{}, 500, 0},
+		{"highest APY pays 1 % once", HighestAPY{}, BacktestConfig{CostBps: 100}, 500 + math.Log(0.99)/years*10_000, 0},
+		{
+			// Never rebalanced: half in each, grown apart.
+			"equal weight, threshold never reached", EqualWeight{}, BacktestConfig{ThresholdBps: 10_000},
+			math.Log((math.Exp(0.03*years)+math.Exp(0.05*years))/2) / years * 10_000, 0,
+		},
+	}
+	for _, tt := range tests {
+		got, err := RunStrategy(b, tt.s, tt.cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if math.Abs(got.RealisedYieldBps-tt.wantYield) > 1e-6 || got.Rebalances != tt.wantRebal {
+			t.Errorf("%s: RunStrategy = %.9f bps, %d rebalances; want %.9f, %d",
+				tt.name, got.RealisedYieldBps, got.Rebalances, tt.wantYield, tt.wantRebal)
+		}
+		if got.From != Day(20030).String() || got.To != Day(20400).String() {
+			t.Errorf("%s: window %s–%s, want 30 days of warm-up to the last day", tt.name, got.From, got.To)
+		}
+	}
+
+	// Rebalanced every week back to 50/50: a little over 400 bps, with a
+	// small turnover (the weights drift by about 0.02 % a week).
+	got, err := RunStrategy(b, EqualWeight{}, BacktestConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.RealisedYieldBps < 400 || got.RealisedYieldBps > 400.1 || got.Rebalances != 52 || got.Turnover <= 0 || got.Turnover > 0.02 {
+		t.Errorf("weekly equal weight = %+v; want 400–400.1 bps, 52 rebalances, turnover in (0, 0.02]", got)
+	}
+	// Only the drift of the mix within a week moves the period yield.
+	if got.VolatilityBps > 1e-3 {
+		t.Errorf("constant rates give a volatility of %v bps, want about 0", got.VolatilityBps)
+	}
+}
+
+func TestRunStrategyCannotLookAhead(t *testing.T) {
+	t.Parallel()
+	// b quotes (and earns) more than a only from day 200.
+	b := testBasket(constant(0.03), func(d int) float64 {
+		if d >= 200 {
+			return 0.08
+		}
+		return 0.01
+	})
+	got, err := RunStrategy(b, HighestAPY{}, BacktestConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Decisions fall on days 30, 37, …, 198, 205: a is held until 205.
+	years := float64(370) / 365
+	grow := 0.03*float64(205-30) + 0.08*float64(400-205)
+	want := grow / 365 / years * 10_000
+	if math.Abs(got.RealisedYieldBps-want) > 1e-6 || got.Rebalances != 1 || math.Abs(got.Turnover-1/years) > 1e-12 {
+		t.Errorf("RunStrategy = %+v; want %.6f bps, 1 rebalance, turnover %.6f", got, want, 1/years)
+	}
+	// The yield of the periods fell from 800 to 300 bps at most… and rose;
+	// the drawdown is measured from the running peak, so it is 0 here.
+	if got.WorstDrawdownBps > 1e-6 {
+		t.Errorf("drawdown = %v, want 0 for a yield that only rose", got.WorstDrawdownBps)
+	}
+
+	seen := &recorder{}
+	if _, err := RunStrategy(b, seen, BacktestConfig{EveryDays: 10}); err != nil {
+		t.Fatal(err)
+	}
+	for k, n := range seen.days {
+		if want := 31 + 10*k; n != want {
+			t.Fatalf("decision %d saw %d days, want %d", k, n, want)
+		}
+	}
+}
+
+type recorder struct{ days []int }
+
+func (*recorder) Name() string { return "recorder" }
+func (r *recorder) Target(b *Basket) ([]float64, error) {
+	r.days = append(r.days, len(b.Days))
+	return []float64{1, 0}, nil
+}
+
+func TestRunStrategyDrawdown(t *testing.T) {
+	t.Parallel()
+	// a earns 5 % until day 200, then 1 %: period yields fall by 400 bps.
+	b := testBasket(func(d int) float64 {
+		if d >= 200 {
+			return 0.01
+		}
+		return 0.05
+	}, constant(0))
+	got, err := RunStrategy(b, recorderOf([]float64{1, 0}), BacktestConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(got.WorstDrawdownBps-400) > 1e-6 || got.VolatilityBps < 150 {
+		t.Errorf("RunStrategy = %+v, want a 400 bps drawdown and a volatility well above 0", got)
+	}
+}
+
+type fixed []float64
+
+func recorderOf(w []float64) fixed { return fixed(w) }
+func (fixed) Name() string         { return "fixed" }
+func (f fixed) Target(*Basket) ([]float64, error) {
+	return append([]float64(nil), f...), nil
+}
+
+func TestParityStrategyIsTheContractAllocation(t *testing.T) {
+	t.Parallel()
+	b := testBasket(constant(0.03), constant(0.05))
+	// Each: utilization 5000 → 12, volatility 0, tier 2 → 15, audit 90 → 3,
+	// age beyond the cap → 0: risk 30. s = 3000000/31 = 96774 and
+	// 5000000/31 = 161290; 96774×10000/258064 = 3750 exactly; the last 6250.
+	w, err := Parity{Params: DefaultParams()}.Target(b.prefix(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w[0] != 0.375 || w[1] != 0.625 {
+		t.Errorf("Parity.Target = %v, want [0.375 0.625]", w)
+	}
+	in := b.RiskInputsAt(0, 99)
+	if in != (RiskInputs{UtilizationBps: 5000, LiquidityTier: 2, AuditScore: 90, AgeDays: 30099}) {
+		t.Errorf("RiskInputsAt = %+v", in)
+	}
+}
+
+func TestRiskInputsAtVolatilityWindow(t *testing.T) {
+	t.Parallel()
+	// APY alternates 100/300 bps: the trailing 30-day standard deviation is 100.
+	b := testBasket(func(d int) float64 { return 0.01 + 0.02*float64(d%2) }, constant(0))
+	if got := b.RiskInputsAt(0, 200).VolatilityBps; got != 100 {
+		t.Errorf("volatility = %d, want 100", got)
+	}
+	// On the first day there is no spread yet.
+	if got := b.RiskInputsAt(0, 0).VolatilityBps; got != 0 {
+		t.Errorf("volatility on day 0 = %d, want 0", got)
+	}
+}
+
+func TestRunStrategyRefusesBadBaskets(t *testing.T) {
+	t.Parallel()
+	b := testBasket(constant(0.03), constant(0.05))
+	b.Index[1][7] = 0
+	if _, err := RunStrategy(b, EqualWeight{}, BacktestConfig{}); obsqra.ErrorCode(err) != obsqra.EINVALID {
+		t.Errorf("zero index: error = %v, want EINVALID", err)
+	}
+	short := testBasket(constant(0.03), constant(0.05)).prefix(20)
+	if _, err := RunStrategy(short, EqualWeight{}, BacktestConfig{}); obsqra.ErrorCode(err) != obsqra.EINVALID {
+		t.Errorf("too short: error = %v, want EINVALID", err)
+	}
+	if _, err := RunStrategy(testBasket(constant(0.03), constant(0.05)), recorderOf([]float64{1}), BacktestConfig{}); obsqra.ErrorCode(err) != obsqra.EINVALID {
+		t.Errorf("wrong number of weights: error = %v, want EINVALID", err)
+	}
+}

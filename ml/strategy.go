@@ -209,11 +209,11 @@ func (c *BacktestConfig) defaults() {
 
 // StrategyResult is what a strategy earned over a basket's history.
 type StrategyResult struct {
-	Strategy     string  `json:"strategy"`
-	Basket       string  `json:"basket"`
-	ThresholdBps int     `json:"thresholdBps"`
-	From         string  `json:"from"`
-	To           string  `json:"to"`
+	Strategy     string `json:"strategy"`
+	Basket       string `json:"basket"`
+	ThresholdBps int    `json:"thresholdBps"`
+	From         string `json:"from"`
+	To           string `json:"to"`
 	// RealisedYieldBps is the annualised log growth of the portfolio, net
 	// of trading costs, measured on the liquidity indices.
 	RealisedYieldBps float64 `json:"realisedYieldBps"`

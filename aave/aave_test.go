@@ -1,6 +1,7 @@
 package aave
 
 import (
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -113,5 +114,44 @@ func TestSharedData(t *testing.T) {
 	// 154 reserves; 56,733 rows of which some are extra snapshots of a day.
 	if len(reserves) != 154 || days >= 56733 || days < 50000 {
 		t.Errorf("shared data: %d reserves, %d reserve-days; want 154 and a little under 56733", len(reserves), days)
+	}
+	baskets, err := StablecoinBaskets(reserves, 0.9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(baskets) != 7 {
+		t.Errorf("%d stablecoin baskets, want one per network (7)", len(baskets))
+	}
+	for _, b := range baskets {
+		t.Logf("%s: %d reserves, %d days %s–%s", b.Name, len(b.Reserves), len(b.Days), b.Days[0], b.Days[len(b.Days)-1])
+		if len(b.Days) < 300 {
+			t.Errorf("%s has only %d common days", b.Name, len(b.Days))
+		}
+	}
+}
+
+func TestNewBasketAlignsOnCommonDays(t *testing.T) {
+	t.Parallel()
+	reserves, err := ReadFile("testdata/excerpt.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drop GNO's 2025-07-24 so the common days are four.
+	gno := reserves[0]
+	gno.Rows = append(append([]Row(nil), gno.Rows[:1]...), gno.Rows[2:]...)
+	b, err := NewBasket("gnosis", []Reserve{gno, reserves[1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Days) != 4 || b.Days[1].String() != "2025-07-25" {
+		t.Fatalf("basket days = %v, want 4 days without 07-24", b.Days)
+	}
+	wx := reserves[1].Rows[2] // WXDAI on 2025-07-25
+	if b.Index[1][1] != wx.LiquidityIndex || b.APYBps[1][1] != 270 || b.UtilizationBps[1][1] != math.Round(wx.Utilization()*10000) {
+		t.Errorf("WXDAI on 07-25: index %v, apy %v, util %v; want %v, 270, %v",
+			b.Index[1][1], b.APYBps[1][1], b.UtilizationBps[1][1], wx.LiquidityIndex, math.Round(wx.Utilization()*10000))
+	}
+	if _, err := NewBasket("none", nil); obsqra.ErrorCode(err) != obsqra.EINVALID {
+		t.Errorf("NewBasket(nil) error = %v, want EINVALID", err)
 	}
 }

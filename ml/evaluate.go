@@ -1,0 +1,217 @@
+package ml
+
+import (
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/obsqra/obsqra"
+)
+
+// Outcome is one walk-forward forecast and what became of it.
+type Outcome struct {
+	Forecast
+	// Last is the value on the last observed day up to Origin: the naive
+	// forecast the method has to beat.
+	Last float64
+	// Actual is the value observed on Target; it is meaningful only when
+	// HasActual is true (the target day may be missing or in the future).
+	Actual    float64
+	HasActual bool
+}
+
+// Hit reports whether the realised value fell within Tolerance of Point,
+// the event Confidence is the probability of.
+func (o Outcome) Hit() bool { return math.Abs(o.Actual-o.Point) <= o.Tolerance }
+
+// WalkForward forecasts s horizon days ahead from every every-th eligible
+// origin, oldest first, and calls fn with each forecast. The eligible
+// origins are the observed days from the MinObservations-th on (the 30th by
+// default); each forecast uses only the data up to its origin, exactly as
+// ForecastSeries would. fn receives every forecast, including those whose
+// target day is unobserved or beyond the data (HasActual false).
+//
+// WalkForward keeps no state between calls and does not modify s, so it may
+// run concurrently on different series (or the same one).
+//
+// Errors: EINVALID for every < 1 and the errors of ForecastSeries, except
+// that a series too short for any forecast is not an error: fn is simply
+// never called.
+func WalkForward(s Series, horizon, every int, opts ForecastOptions, fn func(Outcome)) error {
+	if every < 1 {
+		return obsqra.Errorf(obsqra.EINVALID, "every %d is not a positive number of origins", every)
+	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if err := fcCheckOptions(horizon, &opts); err != nil {
+		return err
+	}
+	for i := opts.MinObservations - 1; i < s.Len(); i += every {
+		origin := s.Days[i]
+		f, err := ForecastSeries(s, origin, horizon, opts)
+		if err != nil {
+			return err
+		}
+		o := Outcome{Forecast: f, Last: s.Values[i]}
+		o.Actual, o.HasActual = s.ValueOn(f.Target)
+		fn(o)
+	}
+	return nil
+}
+
+// Accuracy summarises walk-forward forecasts at one horizon, pooled over
+// all forecasts of all series.
+type Accuracy struct {
+	Horizon   int
+	Series    int // series with at least one scored forecast
+	Forecasts int // forecasts whose target day was observed
+
+	MAE      float64 // mean absolute error
+	RMSE     float64 // root mean squared error
+	MAENaive float64 // mean absolute error of the naive forecast (the value at the origin)
+	// RelativeMAE is MAE / MAENaive: below 1 the method beats the naive
+	// forecast. It is NaN when the naive forecast made no error at all.
+	RelativeMAE float64
+	Coverage80  float64 // fraction of actual values inside the 80 % interval
+	Coverage95  float64 // fraction of actual values inside the 95 % interval
+}
+
+// fcTally accumulates outcomes.
+type fcTally struct {
+	n                       int
+	absErr, sqErr, absNaive float64
+	in80, in95              int
+}
+
+func (t *fcTally) add(o Outcome) {
+	if !o.HasActual {
+		return
+	}
+	e := o.Actual - o.Point
+	t.n++
+	t.absErr += math.Abs(e)
+	t.sqErr += e * e
+	t.absNaive += math.Abs(o.Actual - o.Last)
+	if o.Lower80 <= o.Actual && o.Actual <= o.Upper80 {
+		t.in80++
+	}
+	if o.Lower95 <= o.Actual && o.Actual <= o.Upper95 {
+		t.in95++
+	}
+}
+
+// EvaluateForecasts runs WalkForward on each series at horizon and every,
+// and returns the pooled accuracy. The series are processed concurrently on
+// up to GOMAXPROCS goroutines; the totals are added in series order, so the
+// result does not depend on scheduling.
+//
+// Errors: those of WalkForward, for the first series (in order) that fails.
+func EvaluateForecasts(series []Series, horizon, every int, opts ForecastOptions) (Accuracy, error) {
+	if every < 1 {
+		return Accuracy{}, obsqra.Errorf(obsqra.EINVALID, "every %d is not a positive number of origins", every)
+	}
+	if err := fcCheckOptions(horizon, &opts); err != nil {
+		return Accuracy{}, err
+	}
+	tallies := make([]fcTally, len(series))
+	errs := make([]error, len(series))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	workers := min(runtime.GOMAXPROCS(0), len(series))
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t := &tallies[i]
+				errs[i] = WalkForward(series[i], horizon, every, opts, t.add)
+			}
+		}()
+	}
+	for i := range series {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	a := Accuracy{Horizon: horizon}
+	var total fcTally
+	for i, t := range tallies {
+		if errs[i] != nil {
+			return Accuracy{}, errs[i]
+		}
+		if t.n > 0 {
+			a.Series++
+		}
+		total.n += t.n
+		total.absErr += t.absErr
+		total.sqErr += t.sqErr
+		total.absNaive += t.absNaive
+		total.in80 += t.in80
+		total.in95 += t.in95
+	}
+	a.Forecasts = total.n
+	if total.n == 0 {
+		a.MAE, a.RMSE, a.MAENaive, a.RelativeMAE = math.NaN(), math.NaN(), math.NaN(), math.NaN()
+		a.Coverage80, a.Coverage95 = math.NaN(), math.NaN()
+		return a, nil
+	}
+	n := float64(total.n)
+	a.MAE = total.absErr / n
+	a.RMSE = math.Sqrt(total.sqErr / n)
+	a.MAENaive = total.absNaive / n
+	a.RelativeMAE = math.NaN()
+	if total.absNaive > 0 {
+		a.RelativeMAE = total.absErr / total.absNaive
+	}
+	a.Coverage80 = float64(total.in80) / n
+	a.Coverage95 = float64(total.in95) / n
+	return a, nil
+}
+
+// CalibrationBin is one row of a calibration table: the forecasts whose
+// Confidence fell in [Lo, Hi), how confident they were on average and how
+// often they hit (see Outcome.Hit).
+type CalibrationBin struct {
+	Lo, Hi         float64
+	Forecasts      int
+	MeanConfidence float64
+	HitRate        float64
+}
+
+// Calibration sorts the outcomes with an actual value into bins equal-width
+// bins of Confidence (the last bin includes 1) and returns the table. For
+// calibrated confidence, MeanConfidence and HitRate agree in every bin with
+// enough forecasts. Empty bins are included with NaN rates.
+func Calibration(outcomes []Outcome, bins int) []CalibrationBin {
+	if bins < 1 {
+		bins = 1
+	}
+	t := make([]CalibrationBin, bins)
+	hits := make([]int, bins)
+	for i := range t {
+		t[i].Lo = float64(i) / float64(bins)
+		t[i].Hi = float64(i+1) / float64(bins)
+	}
+	for _, o := range outcomes {
+		if !o.HasActual || math.IsNaN(o.Confidence) {
+			continue
+		}
+		i := min(max(int(o.Confidence*float64(bins)), 0), bins-1)
+		t[i].Forecasts++
+		t[i].MeanConfidence += o.Confidence
+		if o.Hit() {
+			hits[i]++
+		}
+	}
+	for i := range t {
+		if n := float64(t[i].Forecasts); n > 0 {
+			t[i].MeanConfidence /= n
+			t[i].HitRate = float64(hits[i]) / n
+		} else {
+			t[i].MeanConfidence, t[i].HitRate = math.NaN(), math.NaN()
+		}
+	}
+	return t
+}

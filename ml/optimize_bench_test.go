@@ -54,3 +54,52 @@ func BenchmarkSolveQP10(b *testing.B) {
 		}
 	}
 }
+
+// optBenchInput is qptBenchProblem(10) as an Optimize input at HIGH
+// tolerance with a 50 % cap and five protocols of at least 1000 bps: the
+// continuous optimum holds fewer, so the diversification step runs.
+func optBenchInput() OptimizeInput {
+	p := qptBenchProblem(10)
+	return OptimizeInput{
+		ExpectedApyBps:     p.Mu,
+		Covariance:         p.Sigma.(*mat.SymDense),
+		Risks:              p.Risk,
+		MaxSingleBps:       5000,
+		MinDiversification: 5,
+		RiskTolerance:      "HIGH",
+	}
+}
+
+func BenchmarkOptimize10Diversified(b *testing.B) {
+	in := optBenchInput()
+	a, err := Optimize(in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !a.Diversified {
+		b.Fatalf("Optimize(bench input).Diversified = false, want the diversification step to run")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Optimize(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkLedoitWolf10x365(b *testing.B) {
+	rng := rand.New(rand.NewPCG(30, 31))
+	hist := make([][]float64, 10)
+	for i := range hist {
+		hist[i] = make([]float64, 365)
+		for k := range hist[i] {
+			hist[i][k] = 500 + 100*rng.NormFloat64()
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := LedoitWolf(hist); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

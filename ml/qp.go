@@ -359,9 +359,27 @@ func (s *QPSolver) setBounds(lower, upper []float64) error {
 	return nil
 }
 
-// run solves the loaded problem.
+// run solves the loaded problem from the optimum of its linear part.
 func (s *QPSolver) run(sol *QPSolution) error {
 	s.start()
+	return s.iterate(sol)
+}
+
+// runFrom solves the loaded problem from a point near w0, the optimum of a
+// neighbouring problem (the diversification search adds one floor at a
+// time): w0 is clamped into the bounds, the sum is repaired on the
+// protocols of lowest score first (raising: highest first), and every
+// variable at a bound starts in the working set. The result satisfies the
+// same KKT test as run's; when the optimum is unique it is the same point
+// up to rounding.
+func (s *QPSolver) runFrom(w0 []float64, sol *QPSolution) error {
+	s.warmStart(w0)
+	return s.iterate(sol)
+}
+
+// iterate runs the active-set method from the feasible point and working
+// set in s, and writes the solution.
+func (s *QPSolver) iterate(sol *QPSolution) error {
 	gscale := s.gradScale()
 	mtol := qpMultTol * gscale
 	maxIter := 50*s.n + 100
@@ -409,20 +427,7 @@ func (s *QPSolver) run(sol *QPSolution) error {
 // the order.
 func (s *QPSolver) start() {
 	n := s.n
-	order := s.order[:n]
-	for i := range order {
-		order[i] = i
-	}
-	// Insertion sort: stable, allocation-free, n is small.
-	for i := 1; i < n; i++ {
-		v := order[i]
-		j := i
-		for j > 0 && s.c[order[j-1]] < s.c[v] {
-			order[j] = order[j-1]
-			j--
-		}
-		order[j] = v
-	}
+	order := s.sortByScore()
 	rest := 1.0
 	for i := 0; i < n; i++ {
 		s.w[i] = s.lo[i]
@@ -464,6 +469,86 @@ func (s *QPSolver) start() {
 	case first >= 0:
 		s.state[first] = qpFree
 	}
+}
+
+// warmStart sets w and the working set from w0; see runFrom.
+func (s *QPSolver) warmStart(w0 []float64) {
+	n := s.n
+	s.sortByScore()
+	excess := -1.0
+	for i := 0; i < n; i++ {
+		s.w[i] = math.Min(math.Max(w0[i], s.lo[i]), s.hi[i])
+		excess += s.w[i]
+	}
+	order := s.order[:n]
+	if excess > 0 {
+		for k := n - 1; k >= 0 && excess > 0; k-- {
+			i := order[k]
+			if slack := s.w[i] - s.lo[i]; slack <= excess {
+				s.w[i] = s.lo[i]
+				excess -= slack
+			} else {
+				s.w[i] -= excess
+				excess = 0
+			}
+		}
+	} else if excess < 0 {
+		for k := 0; k < n && excess < 0; k++ {
+			i := order[k]
+			if room := s.hi[i] - s.w[i]; room <= -excess {
+				s.w[i] = s.hi[i]
+				excess += room
+			} else {
+				s.w[i] -= excess
+				excess = 0
+			}
+		}
+	}
+	free := -1
+	for i := 0; i < n; i++ {
+		switch {
+		case s.lo[i] == s.hi[i]:
+			s.state[i] = qpFixed
+			s.w[i] = s.lo[i]
+		case s.w[i] <= s.lo[i]:
+			s.state[i] = qpLower
+			s.w[i] = s.lo[i]
+		case s.w[i] >= s.hi[i]:
+			s.state[i] = qpUpper
+			s.w[i] = s.hi[i]
+		default:
+			s.state[i] = qpFree
+			free = i
+		}
+	}
+	if free < 0 {
+		for _, i := range order {
+			if s.state[i] != qpFixed {
+				s.state[i] = qpFree
+				break
+			}
+		}
+	}
+}
+
+// sortByScore sets s.order to the protocols by decreasing c, ties to the
+// lower index, and returns it.
+func (s *QPSolver) sortByScore() []int {
+	order := s.order[:s.n]
+	for i := range order {
+		order[i] = i
+	}
+	// Insertion sort: stable, allocation-free, n is small.
+	for i := 1; i < len(order); i++ {
+		v := order[i]
+		j := i
+		for j > 0 && s.c[order[j-1]] < s.c[v] {
+			order[j] = order[j-1]
+			j--
+		}
+		order[j] = v
+	}
+	return order
 }
 
 // gradScale bounds the size of the gradient of f over the feasible set:

@@ -334,6 +334,58 @@ func TestSolveQPKKTIllConditioned(t *testing.T) {
 	}
 }
 
+// TestQPSolverWarmStartKKT solves problems from the optimum of a
+// neighbour with one more or one fewer floor, or from an arbitrary point,
+// as the diversification search does, and checks KKT and agreement with a
+// cold solve.
+func TestQPSolverWarmStartKKT(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(25, 26))
+	var s QPSolver
+	var first, warm QPSolution
+	for trial := 0; trial < 1500; trial++ {
+		n := 2 + rng.IntN(30)
+		p := qptProblem(rng, n)
+		if err := s.Solve(p, &first); err != nil {
+			t.Fatalf("trial %d: Solve error %v", trial, err)
+		}
+		from := append([]float64(nil), first.W...)
+		switch rng.IntN(3) {
+		case 0: // arbitrary, even infeasible, starting point
+			for i := range from {
+				from[i] = 2*rng.Float64() - 0.5
+			}
+		default: // a neighbour: one floor raised to what the caps allow
+			i := rng.IntN(n)
+			var sl float64
+			for _, l := range p.Lower {
+				sl += l
+			}
+			p.Lower[i] = math.Min(p.Upper[i], p.Lower[i]+math.Max(0, 1-sl)*rng.Float64())
+		}
+		if err := s.load(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.setBounds(p.Lower, p.Upper); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.runFrom(from, &warm); err != nil {
+			t.Fatalf("trial %d: runFrom error %v", trial, err)
+		}
+		qptCheckKKT(t, "trial "+strconv.Itoa(trial), p, warm)
+		cold, err := SolveQP(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(cold.Objective-warm.Objective) > 1e-9*qptScale(p) {
+			t.Errorf("trial %d: warm objective %v, cold %v", trial, warm.Objective, cold.Objective)
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+}
+
 // TestKKTCheckerRejectsPerturbed shows that the KKT checker the other
 // tests rely on can fail: it rejects optima nudged by 1e-6 of weight, and
 // multipliers that were not the solver's.

@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export TEST_DATABASE_URL
 
-.PHONY: run build test generate lint bench fuzz playground-assets clean
+.PHONY: run build test generate lint bench backtest fuzz playground-assets clean
 
 run: build
 	./$(BIN) serve
@@ -29,6 +29,14 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Walk-forward forecast accuracy at 7 and 30 days and the strategy backtests
+# on the real Aave V3 daily rates beside the checkout.
+SHARED_DATA ?= ../shared/data/aave_v3_daily_rates_dev.csv
+backtest: build
+	./$(BIN) ml backtest --csv $(SHARED_DATA) --horizon 7
+	./$(BIN) ml backtest --csv $(SHARED_DATA) --horizon 30
+	./$(BIN) ml strategies --csv $(SHARED_DATA)
 
 # Re-vendor the GraphQL playground (GraphiQL, React) from the npm registry
 # into server/playground/assets, licences included. The result is committed,

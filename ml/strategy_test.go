@@ -205,3 +205,28 @@ func TestRunStrategyRefusesBadBaskets(t *testing.T) {
 		t.Errorf("wrong number of weights: error = %v, want EINVALID", err)
 	}
 }
+
+func TestOptimizerStrategy(t *testing.T) {
+	t.Parallel()
+	b := testBasket(constant(0.03), constant(0.05))
+	o := Optimizer{Tolerance: obsqra.RiskMedium, MaxSingleBps: 6000, MinDiversification: 2, Params: DefaultParams()}
+	w, err := o.Target(b.prefix(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Constant rates, equal risks: as much as the cap allows in b.
+	if w[0] != 0.4 || w[1] != 0.6 {
+		t.Errorf("Optimizer.Target = %v, want [0.4 0.6]", w)
+	}
+	got, err := RunStrategy(b, o, BacktestConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.RealisedYieldBps < 419 || got.RealisedYieldBps > 421 || got.Strategy != "optimizer-MEDIUM" {
+		t.Errorf("RunStrategy(optimizer) = %+v, want about 420 bps", got)
+	}
+	o.MaxSingleBps = 4000 // 2 × 4000 < 10000
+	if _, err := o.Target(b.prefix(100)); obsqra.ErrorCode(err) != obsqra.EINVALID {
+		t.Errorf("infeasible cap: error = %v, want EINVALID", err)
+	}
+}

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/ml"
+	"gonum.org/v1/gonum/mat"
 )
 
 const mlUsage = `usage: obsqra ml COMMAND
@@ -28,6 +30,8 @@ and the rest go on.
 File commands read a CSV in the format of ../shared/data/aave_v3_daily_rates_dev.csv:
   forecast --csv FILE --horizon H [--every N]   one JSON line per series and origin
   backtest --csv FILE --horizon H [--every N]   one JSON object of accuracy figures
+  strategies --csv FILE [--every 7] [--thresholds 0,100,500] [--cost 5]
+             strategy backtests on each network's USD stablecoin reserves
 `
 
 // runML runs `obsqra ml COMMAND`.
@@ -40,6 +44,7 @@ func runML(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 		"score":    mlScore,
 		"allocate": mlAllocate,
 		"verify":   mlVerify,
+		"optimize": mlOptimize,
 	}
 	if fn, ok := line[cmd]; ok {
 		if len(args) > 0 {
@@ -48,6 +53,12 @@ func runML(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 		return eachLine(ctx, stdin, stdout, fn)
 	}
 	switch cmd {
+	case "forecast":
+		return mlForecast(ctx, args, stdout)
+	case "backtest":
+		return mlBacktest(ctx, args, stdout)
+	case "strategies":
+		return mlStrategies(ctx, args, stdout)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, mlUsage)
 		return nil
@@ -311,4 +322,99 @@ func mlVerify(line []byte) (any, error) {
 	return struct {
 		OK bool `json:"ok"`
 	}{ml.CheckConstraints(in.Weights, *in.MaxSingle, *in.MinDiversification)}, nil
+}
+
+type optimizeInput struct {
+	ExpectedApyBps     []float64   `json:"expectedApyBps"`
+	Covariance         [][]float64 `json:"covariance"`
+	Histories          [][]float64 `json:"histories"`
+	Risks              []float64   `json:"risks"`
+	MaxSingleBps       *int        `json:"maxSingleBps"`
+	MinDiversification *int        `json:"minDiversification"`
+	RiskTolerance      *string     `json:"riskTolerance"`
+	RiskAversion       *float64    `json:"riskAversion"`
+}
+
+// mlOptimize solves the allocation QP. Fields left out take the defaults
+// of a new user's preferences (MEDIUM tolerance, their max single weight
+// and diversification); without covariance or histories the covariance is
+// zero.
+func mlOptimize(line []byte) (any, error) {
+	var in optimizeInput
+	if err := decodeLine(line, &in); err != nil {
+		return nil, err
+	}
+	if err := required("expectedApyBps", in.ExpectedApyBps, "risks", in.Risks); err != nil {
+		return nil, err
+	}
+	n := len(in.ExpectedApyBps)
+	if len(in.Risks) != n {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "risks has %d entries but expectedApyBps has %d", len(in.Risks), n)
+	}
+	if in.Covariance != nil && in.Histories != nil {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "give covariance or histories, not both")
+	}
+	if in.RiskTolerance != nil && in.RiskAversion != nil {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "give riskTolerance or riskAversion, not both")
+	}
+	prefs := obsqra.DefaultPreferences()
+	opt := ml.OptimizeInput{
+		ExpectedApyBps:     in.ExpectedApyBps,
+		Histories:          in.Histories,
+		Risks:              in.Risks,
+		MaxSingleBps:       prefs.MaxSingleBps,
+		MinDiversification: prefs.MinDiversification,
+		RiskTolerance:      prefs.RiskTolerance,
+	}
+	if in.MaxSingleBps != nil {
+		opt.MaxSingleBps = *in.MaxSingleBps
+	}
+	if in.MinDiversification != nil {
+		opt.MinDiversification = *in.MinDiversification
+	}
+	if in.RiskTolerance != nil {
+		t := obsqra.RiskTolerance(*in.RiskTolerance)
+		if !t.IsValid() {
+			return nil, obsqra.Errorf(obsqra.EINVALID, "riskTolerance must be LOW, MEDIUM or HIGH, got %q", *in.RiskTolerance)
+		}
+		opt.RiskTolerance = t
+	}
+	if in.RiskAversion != nil {
+		if *in.RiskAversion < 0 {
+			return nil, obsqra.Errorf(obsqra.EINVALID, "riskAversion must not be negative, got %v", *in.RiskAversion)
+		}
+		opt.RiskAversion, opt.RiskTolerance = *in.RiskAversion, ""
+	}
+	if in.Covariance != nil {
+		if len(in.Covariance) != n {
+			return nil, obsqra.Errorf(obsqra.EINVALID, "covariance has %d rows, want %d", len(in.Covariance), n)
+		}
+		data := make([]float64, 0, n*n)
+		for i, row := range in.Covariance {
+			if len(row) != n {
+				return nil, obsqra.Errorf(obsqra.EINVALID, "covariance row %d has %d entries, want %d", i, len(row), n)
+			}
+			data = append(data, row...)
+		}
+		for i := range n {
+			for j := range i {
+				if a, b := data[i*n+j], data[j*n+i]; math.Abs(a-b) > 1e-9*math.Max(1, math.Max(math.Abs(a), math.Abs(b))) {
+					return nil, obsqra.Errorf(obsqra.EINVALID, "covariance is not symmetric at [%d][%d]", i, j)
+				}
+			}
+		}
+		if n > 0 {
+			opt.Covariance = mat.NewSymDense(n, data)
+		}
+	}
+	a, err := ml.Optimize(opt)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		WeightsBps     []int   `json:"weightsBps"`
+		ExpectedApyBps float64 `json:"expectedApyBps"`
+		Variance       float64 `json:"variance"`
+		Objective      float64 `json:"objective"`
+	}{a.WeightsBps, a.ExpectedApyBps, a.Variance, a.Objective}, nil
 }

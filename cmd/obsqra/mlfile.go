@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/aave"
+	"github.com/obsqra/obsqra/ml"
+)
+
+// fileFlags are the flags of the commands that read an Aave CSV.
+type fileFlags struct {
+	csv     string
+	horizon int
+	every   int
+}
+
+func parseFileFlags(name string, args []string, horizonRequired bool, extra func(*flag.FlagSet)) (fileFlags, error) {
+	var f fileFlags
+	fs := flag.NewFlagSet("ml "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.csv, "csv", "", "CSV file in the format of ../shared/data/aave_v3_daily_rates_dev.csv")
+	fs.IntVar(&f.horizon, "horizon", 0, "forecast horizon in days, 1–365")
+	fs.IntVar(&f.every, "every", 1, "use every Nth eligible origin")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return f, fmt.Errorf("ml %s: %w\n%s", name, err, mlUsage)
+	}
+	switch {
+	case fs.NArg() > 0:
+		return f, fmt.Errorf("ml %s: unexpected arguments %q", name, fs.Args())
+	case f.csv == "":
+		return f, fmt.Errorf("ml %s: --csv FILE is required", name)
+	case horizonRequired && (f.horizon < 1 || f.horizon > 365):
+		return f, fmt.Errorf("ml %s: --horizon must be between 1 and 365 days, got %d", name, f.horizon)
+	case f.every < 1:
+		return f, fmt.Errorf("ml %s: --every must be at least 1, got %d", name, f.every)
+	}
+	return f, nil
+}
+
+// rateOptions are the forecasting options for lending rates, which are
+// never negative.
+var rateOptions = ml.ForecastOptions{NonNegative: true}
+
+type forecastLine struct {
+	Series     string  `json:"series"`
+	Origin     string  `json:"origin"`
+	Target     string  `json:"target"`
+	Horizon    int     `json:"horizon"`
+	Point      float64 `json:"point"`
+	Lower80    float64 `json:"lower80"`
+	Upper80    float64 `json:"upper80"`
+	Lower95    float64 `json:"lower95"`
+	Upper95    float64 `json:"upper95"`
+	Model      string  `json:"model"`
+	Confidence float64 `json:"confidence"`
+	Tolerance  float64 `json:"tolerance"`
+}
+
+// mlForecast writes one line per series and origin: the forecast of
+// current_liquidity_rate at origin + horizon from the data up to origin.
+// Series run in parallel; their lines come out in series order.
+func mlForecast(ctx context.Context, args []string, stdout io.Writer) error {
+	f, err := parseFileFlags("forecast", args, true, nil)
+	if err != nil {
+		return err
+	}
+	reserves, err := aave.ReadFile(f.csv)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(stdout, 256<<10)
+	err = inOrder(ctx, len(reserves), func(i int) ([]byte, error) {
+		var buf []byte
+		r := reserves[i]
+		err := ml.WalkForward(r.LiquidityRates(), f.horizon, f.every, rateOptions, func(o ml.Outcome) {
+			line, _ := json.Marshal(forecastLine{
+				Series: r.Key, Origin: o.Origin.String(), Target: o.Target.String(), Horizon: o.Horizon,
+				Point: o.Point, Lower80: o.Lower80, Upper80: o.Upper80, Lower95: o.Lower95, Upper95: o.Upper95,
+				Model: o.Model, Confidence: o.Confidence, Tolerance: o.Tolerance,
+			})
+			buf = append(append(buf, line...), '\n')
+		})
+		if err != nil {
+			return nil, fmt.Errorf("series %s: %w", r.Key, err)
+		}
+		return buf, nil
+	}, func(out []byte) error {
+		_, err := bw.Write(out)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// inOrder computes work(0…n−1) on GOMAXPROCS goroutines and hands each
+// result to emit in index order, as soon as its predecessors are out.
+func inOrder(ctx context.Context, n int, work func(int) ([]byte, error), emit func([]byte) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		out []byte
+		err error
+	}
+	results := make([]chan result, n)
+	for i := range results {
+		results[i] = make(chan result, 1)
+	}
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(n, 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				out, err := work(i)
+				results[i] <- result{out, err}
+			}
+		}()
+	}
+	go func() {
+		defer close(jobs)
+		for i := range n {
+			select {
+			case jobs <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	defer wg.Wait()
+	for i := range n {
+		var r result
+		select {
+		case r = <-results[i]:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if r.err != nil {
+			return r.err
+		}
+		if err := emit(r.out); err != nil {
+			return fmt.Errorf("write stdout: %w", err)
+		}
+	}
+	return nil
+}
+
+// jsonFloat writes NaN (a ratio with nothing to divide by) as null.
+type jsonFloat float64
+
+func (f jsonFloat) MarshalJSON() ([]byte, error) {
+	if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, float64(f), 'g', -1, 64), nil
+}
+
+// mlBacktest writes the walk-forward accuracy of the forecasts over every
+// series of the file as one JSON object.
+func mlBacktest(ctx context.Context, args []string, stdout io.Writer) error {
+	f, err := parseFileFlags("backtest", args, true, nil)
+	if err != nil {
+		return err
+	}
+	reserves, err := aave.ReadFile(f.csv)
+	if err != nil {
+		return err
+	}
+	series := make([]ml.Series, len(reserves))
+	for i, r := range reserves {
+		series[i] = r.LiquidityRates()
+	}
+	acc, err := ml.EvaluateForecasts(series, f.horizon, f.every, rateOptions)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(struct {
+		Horizon     int       `json:"horizon"`
+		Series      int       `json:"series"`
+		Forecasts   int       `json:"forecasts"`
+		MAE         jsonFloat `json:"mae"`
+		RMSE        jsonFloat `json:"rmse"`
+		MAENaive    jsonFloat `json:"maeNaive"`
+		RelativeMAE jsonFloat `json:"relativeMae"`
+		Coverage80  jsonFloat `json:"coverage80"`
+		Coverage95  jsonFloat `json:"coverage95"`
+	}{acc.Horizon, acc.Series, acc.Forecasts, jsonFloat(acc.MAE), jsonFloat(acc.RMSE), jsonFloat(acc.MAENaive),
+		jsonFloat(acc.RelativeMAE), jsonFloat(acc.Coverage80), jsonFloat(acc.Coverage95)})
+}
+
+// mlStrategies backtests the allocation strategies on the file's USD
+// stablecoin baskets (one per network): a line per basket, strategy and
+// threshold, then a summary line per strategy and threshold.
+func mlStrategies(ctx context.Context, args []string, stdout io.Writer) error {
+	var thresholds string
+	var cost float64
+	f, err := parseFileFlags("strategies", args, false, func(fs *flag.FlagSet) {
+		fs.StringVar(&thresholds, "thresholds", "0,100,500", "rebalancing thresholds (bps of one-way turnover)")
+		fs.Float64Var(&cost, "cost", 5, "trading cost in bps of the traded notional")
+	})
+	if err != nil {
+		return err
+	}
+	if f.every == 1 {
+		f.every = 7
+	}
+	var levels []int
+	for _, s := range strings.Split(thresholds, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || v < 0 || v > 10_000 {
+			return fmt.Errorf("ml strategies: --thresholds: %q is not a number of bps from 0 to 10000", s)
+		}
+		levels = append(levels, v)
+	}
+	if cost < 0 || math.IsNaN(cost) || math.IsInf(cost, 0) {
+		return errors.New("ml strategies: --cost must not be negative")
+	}
+	reserves, err := aave.ReadFile(f.csv)
+	if err != nil {
+		return err
+	}
+	baskets, err := aave.StablecoinBaskets(reserves, 0.9)
+	if err != nil {
+		return err
+	}
+	strategies := backtestStrategies()
+	type key struct {
+		strategy  string
+		threshold int
+	}
+	type summary struct {
+		Summary          bool    `json:"summary"`
+		Strategy         string  `json:"strategy"`
+		ThresholdBps     int     `json:"thresholdBps"`
+		Baskets          int     `json:"baskets"`
+		RealisedYieldBps float64 `json:"realisedYieldBps"`
+		VolatilityBps    float64 `json:"volatilityBps"`
+		WorstDrawdownBps float64 `json:"worstDrawdownBps"`
+		Turnover         float64 `json:"turnover"`
+		Rebalances       float64 `json:"rebalances"`
+	}
+	sums := make(map[key]*summary)
+	var order []key
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	for _, b := range baskets {
+		for _, s := range strategies {
+			for _, th := range levels {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				r, err := ml.RunStrategy(b, s, ml.BacktestConfig{EveryDays: f.every, ThresholdBps: th, CostBps: cost})
+				if err != nil {
+					return fmt.Errorf("basket %s, strategy %s: %w", b.Name, s.Name(), err)
+				}
+				if err := enc.Encode(r); err != nil {
+					return err
+				}
+				k := key{s.Name(), th}
+				sum := sums[k]
+				if sum == nil {
+					sum = &summary{Summary: true, Strategy: k.strategy, ThresholdBps: th}
+					sums[k] = sum
+					order = append(order, k)
+				}
+				sum.Baskets++
+				sum.RealisedYieldBps += r.RealisedYieldBps
+				sum.VolatilityBps += r.VolatilityBps
+				sum.WorstDrawdownBps += r.WorstDrawdownBps
+				sum.Turnover += r.Turnover
+				sum.Rebalances += float64(r.Rebalances)
+			}
+		}
+	}
+	for _, k := range order {
+		s := sums[k]
+		n := float64(s.Baskets)
+		s.RealisedYieldBps /= n
+		s.VolatilityBps /= n
+		s.WorstDrawdownBps /= n
+		s.Turnover /= n
+		s.Rebalances /= n
+		if err := enc.Encode(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backtestStrategies are the strategies `obsqra ml strategies` compares.
+func backtestStrategies() []ml.Strategy {
+	prefs := obsqra.DefaultPreferences()
+	strategies := []ml.Strategy{ml.EqualWeight{}, ml.Parity{Params: ml.DefaultParams()}, ml.HighestAPY{}}
+	for _, t := range []obsqra.RiskTolerance{obsqra.RiskLow, obsqra.RiskMedium, obsqra.RiskHigh} {
+		strategies = append(strategies, ml.Optimizer{Tolerance: t, MaxSingleBps: prefs.MaxSingleBps,
+			MinDiversification: prefs.MinDiversification, Params: ml.DefaultParams()})
+	}
+	return strategies
+}

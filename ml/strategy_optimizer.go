@@ -1,0 +1,77 @@
+package ml
+
+import (
+	"fmt"
+
+	"github.com/obsqra/obsqra"
+)
+
+// Optimizer is the strategy of Obsqra's own allocation: the expected APY
+// of each reserve is its forecast over the decision period (ForecastSeries
+// on the APY up to the decision day), the covariance comes from the
+// trailing HistoryDays of APYs (Ledoit–Wolf, inside Optimize), the risk
+// penalty from the contract's risk score, and Optimize solves for integer
+// weights within MaxSingleBps and MinDiversification.
+type Optimizer struct {
+	Tolerance          obsqra.RiskTolerance
+	MaxSingleBps       int
+	MinDiversification int
+	HorizonDays        int // forecast horizon; default 7
+	HistoryDays        int // covariance window; default 90
+	Params             Params
+	Forecast           ForecastOptions
+}
+
+// Name implements Strategy.
+func (o Optimizer) Name() string {
+	return fmt.Sprintf("optimizer-%s", o.Tolerance)
+}
+
+// Target implements Strategy.
+func (o Optimizer) Target(b *Basket) ([]float64, error) {
+	horizon, window := o.HorizonDays, o.HistoryDays
+	if horizon <= 0 {
+		horizon = 7
+	}
+	if window <= 0 {
+		window = 90
+	}
+	t := b.last()
+	lo := t
+	for lo > 0 && b.Days[t]-b.Days[lo-1] < Day(window) {
+		lo--
+	}
+	n := len(b.Reserves)
+	in := OptimizeInput{
+		ExpectedApyBps:     make([]float64, n),
+		Histories:          make([][]float64, n),
+		Risks:              make([]float64, n),
+		MaxSingleBps:       o.MaxSingleBps,
+		MinDiversification: o.MinDiversification,
+		RiskTolerance:      o.Tolerance,
+	}
+	opts := o.Forecast
+	opts.NonNegative = true
+	for i := range n {
+		f, err := ForecastSeries(Series{Days: b.Days, Values: b.APYBps[i]}, b.Days[t], horizon, opts)
+		if err != nil {
+			return nil, fmt.Errorf("forecast %s: %w", b.Reserves[i], err)
+		}
+		in.ExpectedApyBps[i] = f.Point
+		in.Histories[i] = b.APYBps[i][lo : t+1]
+		s, err := ScoreRisk(b.RiskInputsAt(i, t), o.Params)
+		if err != nil {
+			return nil, err
+		}
+		in.Risks[i] = float64(s.Score)
+	}
+	a, err := Optimize(in)
+	if err != nil {
+		return nil, err
+	}
+	w := make([]float64, n)
+	for i, bps := range a.WeightsBps {
+		w[i] = float64(bps) / 10_000
+	}
+	return w, nil
+}

@@ -48,6 +48,22 @@ func TestMLLineCommands(t *testing.T) {
 		{"verify", `{"weights":[4000,3000,3000],"maxSingle":4000,"minDiversification":3}`, `{"ok":true}`},
 		{"verify", `{"weights":[4001,2999,3000],"maxSingle":4000,"minDiversification":3}`, `{"ok":false}`},
 		{"verify", `{"weights":[5000,4000,999,1],"maxSingle":6000,"minDiversification":3}`, `{"ok":false}`},
+		// Capped at the default 6000 bps: 0.4×500 + 0.6×800 = 680 bps;
+		// variance 0.16×100 + 0.36×400 = 160; objective 680 − 0.01×160.
+		{"optimize", `{"expectedApyBps":[500,800],"risks":[30,50],"covariance":[[100,0],[0,400]],"riskAversion":0.01}`,
+			`{"weightsBps":[4000,6000],"expectedApyBps":680,"variance":160,"objective":678.4}`},
+		{"optimize", `{"expectedApyBps":[500,800,900],"risks":[30,50,10],"maxSingleBps":10000,"minDiversification":1,"riskAversion":0}`,
+			`{"weightsBps":[0,0,10000],"expectedApyBps":900,"variance":0,"objective":900}`},
+		{"optimize", `{"expectedApyBps":[500,800],"risks":[30,50],"covariance":[[100,1],[0,400]]}`,
+			`{"error":{"code":"EINVALID","message":"covariance is not symmetric at [1][0]"}}`},
+		{"optimize", `{"expectedApyBps":[500,800],"risks":[30,50],"covariance":[[100,1]]}`,
+			`{"error":{"code":"EINVALID","message":"covariance has 1 rows, want 2"}}`},
+		{"optimize", `{"expectedApyBps":[500,800],"risks":[30,50],"riskTolerance":"YOLO"}`,
+			`{"error":{"code":"EINVALID","message":"riskTolerance must be LOW, MEDIUM or HIGH, got \"YOLO\""}}`},
+		{"optimize", `{"expectedApyBps":[500,800],"risks":[30,50],"riskTolerance":"LOW","riskAversion":1}`,
+			`{"error":{"code":"EINVALID","message":"give riskTolerance or riskAversion, not both"}}`},
+		{"optimize", `{"expectedApyBps":[500,800],"risks":[30]}`,
+			`{"error":{"code":"EINVALID","message":"risks has 1 entries but expectedApyBps has 2"}}`},
 		{"verify", `{"weights":[5000,-1],"maxSingle":6000,"minDiversification":1}`,
 			`{"error":{"code":"EINVALID","message":"weights[1] must not be negative, got -1"}}`},
 	}

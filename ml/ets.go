@@ -295,9 +295,17 @@ func fitETS(d *fcData, k etsKind, start *[3]float64) etsFit {
 	sse := etsRun(d, &f, nil)
 	sse = math.Max(sse, floor)
 	f.sigma2 = sse / n
-	f.loglik = -0.5 * n * (math.Log(2*math.Pi*f.sigma2) + 1)
+	f.loglik = etsLogLik(sse, d.n)
 	f.aicc = fcAICc(f.loglik, k.etsParams(), d.n)
 	return f
+}
+
+// etsLogLik is the Gaussian log-likelihood of n one-step errors with sum of
+// squares sse at the maximum-likelihood variance σ² = sse/n:
+// −n/2 (ln(2π σ²) + 1).
+func etsLogLik(sse float64, n int) float64 {
+	nn := float64(n)
+	return -0.5 * nn * (math.Log(2*math.Pi*sse/nn) + 1)
 }
 
 // fcAICc is Akaike's criterion with the small-sample correction, for k

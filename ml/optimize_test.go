@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
@@ -355,44 +356,49 @@ func TestOptimizeInvalid(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
+		field  string // named in the message, case aside
 		mutate func(*OptimizeInput)
 	}{
-		{"no protocols", func(in *OptimizeInput) { in.ExpectedApyBps, in.Risks = nil, nil }},
-		{"risks length", func(in *OptimizeInput) { in.Risks = in.Risks[:2] }},
-		{"risk above 100", func(in *OptimizeInput) { in.Risks[0] = 101 }},
-		{"risk NaN", func(in *OptimizeInput) { in.Risks[0] = math.NaN() }},
-		{"APY infinite", func(in *OptimizeInput) { in.ExpectedApyBps[2] = math.Inf(1) }},
-		{"cap zero", func(in *OptimizeInput) { in.MaxSingleBps = 0 }},
-		{"cap above 10000", func(in *OptimizeInput) { in.MaxSingleBps = 10001 }},
-		{"caps cannot fill", func(in *OptimizeInput) { in.MaxSingleBps = 3333 }},
-		{"diversification negative", func(in *OptimizeInput) { in.MinDiversification = -1 }},
-		{"diversification above n", func(in *OptimizeInput) { in.MinDiversification = 4 }},
-		{"diversification above ten", func(in *OptimizeInput) {
+		{"no protocols", "ExpectedApyBps", func(in *OptimizeInput) { in.ExpectedApyBps, in.Risks = nil, nil }},
+		{"risks length", "Risks", func(in *OptimizeInput) { in.Risks = in.Risks[:2] }},
+		{"risk above 100", "Risks[0]", func(in *OptimizeInput) { in.Risks[0] = 101 }},
+		{"risk NaN", "Risks[0]", func(in *OptimizeInput) { in.Risks[0] = math.NaN() }},
+		{"APY infinite", "ExpectedApyBps[2]", func(in *OptimizeInput) { in.ExpectedApyBps[2] = math.Inf(1) }},
+		{"cap zero", "MaxSingleBps", func(in *OptimizeInput) { in.MaxSingleBps = 0 }},
+		{"cap above 10000", "MaxSingleBps", func(in *OptimizeInput) { in.MaxSingleBps = 10001 }},
+		{"caps cannot fill", "MaxSingleBps", func(in *OptimizeInput) { in.MaxSingleBps = 3333 }},
+		{"diversification negative", "MinDiversification", func(in *OptimizeInput) { in.MinDiversification = -1 }},
+		{"diversification above n", "MinDiversification", func(in *OptimizeInput) { in.MinDiversification = 4 }},
+		{"diversification above ten", "MinDiversification", func(in *OptimizeInput) {
 			in.ExpectedApyBps, in.Risks = make([]float64, 12), make([]float64, 12)
 			in.MaxSingleBps, in.MinDiversification = 1000, 11
 		}},
-		{"cap below the floor", func(in *OptimizeInput) {
+		{"cap below the floor", "MaxSingleBps", func(in *OptimizeInput) {
 			in.ExpectedApyBps, in.Risks = make([]float64, 12), make([]float64, 12)
 			in.MaxSingleBps, in.MinDiversification = 900, 1
 		}},
-		{"negative aversion", func(in *OptimizeInput) { in.RiskAversion = -1 }},
-		{"negative penalty", func(in *OptimizeInput) { in.RiskPenalty = -1 }},
-		{"unknown tolerance", func(in *OptimizeInput) { in.RiskTolerance = "EXTREME" }},
-		{"covariance size", func(in *OptimizeInput) { in.Covariance = mat.NewSymDense(2, nil) }},
-		{"covariance not PSD", func(in *OptimizeInput) {
+		{"negative aversion", "RiskAversion", func(in *OptimizeInput) { in.RiskAversion = -1 }},
+		{"negative penalty", "RiskPenalty", func(in *OptimizeInput) { in.RiskPenalty = -1 }},
+		{"unknown tolerance", "RiskTolerance", func(in *OptimizeInput) { in.RiskTolerance = "EXTREME" }},
+		{"covariance size", "Covariance", func(in *OptimizeInput) { in.Covariance = mat.NewSymDense(2, nil) }},
+		{"covariance not PSD", "Covariance", func(in *OptimizeInput) {
 			in.Covariance = mat.NewSymDense(3, []float64{1, 2, 0, 2, 1, 0, 0, 0, 1})
 		}},
-		{"histories count", func(in *OptimizeInput) { in.Histories = [][]float64{{1, 2}, {1, 2}} }},
-		{"histories ragged", func(in *OptimizeInput) { in.Histories = [][]float64{{1, 2}, {1, 2}, {1}} }},
-		{"histories too short", func(in *OptimizeInput) { in.Histories = [][]float64{{1}, {1}, {1}} }},
+		{"histories count", "Histories", func(in *OptimizeInput) { in.Histories = [][]float64{{1, 2}, {1, 2}} }},
+		{"histories ragged", "Histories", func(in *OptimizeInput) { in.Histories = [][]float64{{1, 2}, {1, 2}, {1}} }},
+		{"histories too short", "Histories", func(in *OptimizeInput) { in.Histories = [][]float64{{1}, {1}, {1}} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			in := good()
 			tt.mutate(&in)
-			if _, err := Optimize(in); obsqra.ErrorCode(err) != obsqra.EINVALID {
-				t.Errorf("Optimize(%s) error = %v, want %s", tt.name, err, obsqra.EINVALID)
+			_, err := Optimize(in)
+			if obsqra.ErrorCode(err) != obsqra.EINVALID {
+				t.Fatalf("Optimize(%s) error = %v, want %s", tt.name, err, obsqra.EINVALID)
+			}
+			if msg := obsqra.ErrorMessage(err); !strings.Contains(strings.ToLower(msg), strings.ToLower(tt.field)) {
+				t.Errorf("Optimize(%s) message %q does not name %s", tt.name, msg, tt.field)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/obsqra/obsqra"
@@ -353,33 +354,38 @@ func TestSuggestRebalanceInvalid(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name   string
+		field  string // named in the message
 		mutate func(*RebalanceInput)
 	}{
-		{"empty", func(in *RebalanceInput) { in.CurrentBps, in.TargetBps, in.ExpectedApyBps = nil, nil, nil }},
-		{"target length", func(in *RebalanceInput) { in.TargetBps = []int{10000} }},
-		{"apy length", func(in *RebalanceInput) { in.ExpectedApyBps = []float64{1} }},
-		{"current sum", func(in *RebalanceInput) { in.CurrentBps = []int{6000, 3999} }},
-		{"target negative", func(in *RebalanceInput) { in.TargetBps = []int{-1, 10001} }},
-		{"apy NaN", func(in *RebalanceInput) { in.ExpectedApyBps[0] = math.NaN() }},
-		{"error series count", func(in *RebalanceInput) { in.ApyErrorBps = [][]float64{{1}} }},
-		{"error NaN", func(in *RebalanceInput) { in.ApyErrorBps = [][]float64{{1}, {math.Inf(1)}} }},
-		{"moved protocol without errors", func(in *RebalanceInput) { in.ApyErrorBps = [][]float64{{1, 2}, nil} }},
-		{"sigma length", func(in *RebalanceInput) { in.ApySigmaBps = []float64{1} }},
-		{"sigma negative", func(in *RebalanceInput) { in.ApySigmaBps = []float64{1, -1} }},
-		{"value zero", func(in *RebalanceInput) { in.PortfolioValueUsd = 0 }},
-		{"value NaN", func(in *RebalanceInput) { in.PortfolioValueUsd = math.NaN() }},
-		{"gas negative", func(in *RebalanceInput) { in.GasCostUsdPerMove = -1 }},
-		{"slippage negative", func(in *RebalanceInput) { in.SlippageBps = -1 }},
-		{"horizon negative", func(in *RebalanceInput) { in.HorizonDays = -1 }},
-		{"threshold negative", func(in *RebalanceInput) { in.ThresholdBps = -1 }},
+		{"empty", "CurrentBps", func(in *RebalanceInput) { in.CurrentBps, in.TargetBps, in.ExpectedApyBps = nil, nil, nil }},
+		{"target length", "TargetBps", func(in *RebalanceInput) { in.TargetBps = []int{10000} }},
+		{"apy length", "ExpectedApyBps", func(in *RebalanceInput) { in.ExpectedApyBps = []float64{1} }},
+		{"current sum", "CurrentBps", func(in *RebalanceInput) { in.CurrentBps = []int{6000, 3999} }},
+		{"target negative", "TargetBps[0]", func(in *RebalanceInput) { in.TargetBps = []int{-1, 10001} }},
+		{"apy NaN", "ExpectedApyBps[0]", func(in *RebalanceInput) { in.ExpectedApyBps[0] = math.NaN() }},
+		{"error series count", "ApyErrorBps", func(in *RebalanceInput) { in.ApyErrorBps = [][]float64{{1}} }},
+		{"error NaN", "ApyErrorBps[1][0]", func(in *RebalanceInput) { in.ApyErrorBps = [][]float64{{1}, {math.Inf(1)}} }},
+		{"moved protocol without errors", "ApyErrorBps[1]", func(in *RebalanceInput) { in.ApyErrorBps = [][]float64{{1, 2}, nil} }},
+		{"sigma length", "ApySigmaBps", func(in *RebalanceInput) { in.ApySigmaBps = []float64{1} }},
+		{"sigma negative", "ApySigmaBps[1]", func(in *RebalanceInput) { in.ApySigmaBps = []float64{1, -1} }},
+		{"value zero", "PortfolioValueUsd", func(in *RebalanceInput) { in.PortfolioValueUsd = 0 }},
+		{"value NaN", "PortfolioValueUsd", func(in *RebalanceInput) { in.PortfolioValueUsd = math.NaN() }},
+		{"gas negative", "GasCostUsdPerMove", func(in *RebalanceInput) { in.GasCostUsdPerMove = -1 }},
+		{"slippage negative", "SlippageBps", func(in *RebalanceInput) { in.SlippageBps = -1 }},
+		{"horizon negative", "HorizonDays", func(in *RebalanceInput) { in.HorizonDays = -1 }},
+		{"threshold negative", "ThresholdBps", func(in *RebalanceInput) { in.ThresholdBps = -1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			in := rbtBase()
 			tt.mutate(&in)
-			if _, err := SuggestRebalance(in); obsqra.ErrorCode(err) != obsqra.EINVALID {
-				t.Errorf("SuggestRebalance(%s) error = %v, want %s", tt.name, err, obsqra.EINVALID)
+			_, err := SuggestRebalance(in)
+			if obsqra.ErrorCode(err) != obsqra.EINVALID {
+				t.Fatalf("SuggestRebalance(%s) error = %v, want %s", tt.name, err, obsqra.EINVALID)
+			}
+			if msg := obsqra.ErrorMessage(err); !strings.Contains(msg, tt.field) {
+				t.Errorf("SuggestRebalance(%s) message %q does not name %s", tt.name, msg, tt.field)
 			}
 		})
 	}

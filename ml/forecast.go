@@ -94,7 +94,7 @@ type fcPart struct {
 	naive bool
 	drift bool
 	med   int     // > 0: median of the last med observations
-	ets   *etsFit // exponential smoothing, or nil
+	ets   *etsFit // exponential smoothing; for a median, the SES fit that gives its analytic variance
 }
 
 // name returns the member's name as in ForecastOptions.Model.
@@ -238,7 +238,11 @@ func fitMember(d *fcData, name string, fits *[3]*etsFit) fcPart {
 			}
 		}
 	default:
+		// The median of the last K values is a robust stand-in for the SES
+		// level; it has no error model of its own, so its analytic
+		// variance is that of SES fitted to the series.
 		p.med = fcMedianK(name)
+		p.ets = fitOnce(fits, d, etsSES)
 	}
 	return p
 }
@@ -285,7 +289,7 @@ func (m *fcModel) point(steps int) (point, sd float64) {
 			ps[i] = last + h*m.walk.drift
 			v = m.walk.sigma2 * h * (1 + h/math.Max(m.walk.span, 1))
 		case p.med > 0:
-			ps[i], v = fcTrailingMedian(m.d.y, n-1, p.med), m.walk.naive2*h
+			ps[i], v = fcTrailingMedian(m.d.y, n-1, p.med), p.ets.variance(steps)
 		default:
 			ps[i], v = p.ets.point(p.ets.level, p.ets.trend, steps), p.ets.variance(steps)
 		}

@@ -240,49 +240,49 @@ func Optimize(in OptimizeInput) (Allocation, error) {
 func (in *OptimizeInput) validate() error {
 	n := len(in.ExpectedApyBps)
 	if n == 0 {
-		return obsqra.Errorf(obsqra.EINVALID, "ExpectedApyBps is empty: there are no protocols to allocate to")
+		return obsqra.Errorf(obsqra.EINVALID, "expectedApyBps is empty: there are no protocols to allocate to")
 	}
 	for i, v := range in.ExpectedApyBps {
 		if !qpFinite(v) {
-			return obsqra.Errorf(obsqra.EINVALID, "ExpectedApyBps[%d] is not a finite number", i)
+			return obsqra.Errorf(obsqra.EINVALID, "expectedApyBps[%d] is not a finite number", i)
 		}
 	}
 	if len(in.Risks) != n {
-		return obsqra.Errorf(obsqra.EINVALID, "Risks has %d entries but ExpectedApyBps has %d", len(in.Risks), n)
+		return obsqra.Errorf(obsqra.EINVALID, "risks has %d entries but expectedApyBps has %d", len(in.Risks), n)
 	}
 	for i, r := range in.Risks {
 		if !(r >= 0 && r <= 100) {
-			return obsqra.Errorf(obsqra.EINVALID, "Risks[%d] = %v is not a score between 0 and 100", i, r)
+			return obsqra.Errorf(obsqra.EINVALID, "risks[%d] = %v is not a score between 0 and 100", i, r)
 		}
 	}
 	if in.Covariance != nil {
 		if r := in.Covariance.SymmetricDim(); r != n {
-			return obsqra.Errorf(obsqra.EINVALID, "Covariance is %d×%d but there are %d protocols", r, r, n)
+			return obsqra.Errorf(obsqra.EINVALID, "covariance is %d×%d but there are %d protocols", r, r, n)
 		}
 	} else if in.Histories != nil && len(in.Histories) != n {
-		return obsqra.Errorf(obsqra.EINVALID, "Histories has %d series but there are %d protocols", len(in.Histories), n)
+		return obsqra.Errorf(obsqra.EINVALID, "histories has %d series but there are %d protocols", len(in.Histories), n)
 	}
 	if in.MaxSingleBps < 1 || in.MaxSingleBps > 10000 {
-		return obsqra.Errorf(obsqra.EINVALID, "MaxSingleBps must be between 1 and 10000, got %d", in.MaxSingleBps)
+		return obsqra.Errorf(obsqra.EINVALID, "maxSingleBps must be between 1 and 10000, got %d", in.MaxSingleBps)
 	}
 	if n*in.MaxSingleBps < 10000 {
-		return obsqra.Errorf(obsqra.EINVALID, "MaxSingleBps = %d leaves %d protocols short of 10000 bps in total", in.MaxSingleBps, n)
+		return obsqra.Errorf(obsqra.EINVALID, "maxSingleBps = %d leaves %d protocols short of 10000 bps in total", in.MaxSingleBps, n)
 	}
 	m := in.MinDiversification
 	if m < 0 || m > n {
-		return obsqra.Errorf(obsqra.EINVALID, "MinDiversification must be between 0 and the %d protocols, got %d", n, m)
+		return obsqra.Errorf(obsqra.EINVALID, "minDiversification must be between 0 and the %d protocols, got %d", n, m)
 	}
 	if m*divFloorBps > 10000 {
-		return obsqra.Errorf(obsqra.EINVALID, "MinDiversification = %d needs %d bps at 1000 bps each, more than 10000", m, m*divFloorBps)
+		return obsqra.Errorf(obsqra.EINVALID, "minDiversification = %d needs %d bps at 1000 bps each, more than 10000", m, m*divFloorBps)
 	}
 	if m > 0 && in.MaxSingleBps < divFloorBps {
-		return obsqra.Errorf(obsqra.EINVALID, "MaxSingleBps = %d is below the 1000 bps a protocol must hold to count for MinDiversification = %d", in.MaxSingleBps, m)
+		return obsqra.Errorf(obsqra.EINVALID, "maxSingleBps = %d is below the 1000 bps a protocol must hold to count for minDiversification = %d", in.MaxSingleBps, m)
 	}
 	if !qpFinite(in.RiskAversion) || in.RiskAversion < 0 {
-		return obsqra.Errorf(obsqra.EINVALID, "RiskAversion must be a finite number ≥ 0, got %v", in.RiskAversion)
+		return obsqra.Errorf(obsqra.EINVALID, "riskAversion must be a finite number ≥ 0, got %v", in.RiskAversion)
 	}
 	if !qpFinite(in.RiskPenalty) || in.RiskPenalty < 0 {
-		return obsqra.Errorf(obsqra.EINVALID, "RiskPenalty must be a finite number ≥ 0, got %v", in.RiskPenalty)
+		return obsqra.Errorf(obsqra.EINVALID, "riskPenalty must be a finite number ≥ 0, got %v", in.RiskPenalty)
 	}
 	return nil
 }
@@ -292,7 +292,7 @@ func (in *OptimizeInput) aversion() (lambda, rho float64, err error) {
 	if in.RiskTolerance != "" {
 		lambda, rho, err = RiskAversionFor(in.RiskTolerance)
 		if err != nil {
-			return 0, 0, obsqra.Errorf(obsqra.EINVALID, "RiskTolerance %q is not LOW, MEDIUM or HIGH", string(in.RiskTolerance))
+			return 0, 0, obsqra.Errorf(obsqra.EINVALID, "riskTolerance %q is not LOW, MEDIUM or HIGH", string(in.RiskTolerance))
 		}
 	}
 	if in.RiskAversion > 0 {

@@ -229,7 +229,7 @@ func optCheckAllocation(t *testing.T, trial int, in OptimizeInput, a Allocation)
 		risk += in.Risks[i] * float64(b) / 10000
 	}
 	if math.Abs(apy-a.ExpectedApyBps) > 1e-9 || math.Abs(a.ExpectedApyBps-a.RiskAversion*a.Variance-a.RiskPenalty*risk-a.Objective) > 1e-9 || a.Variance < 0 {
-		t.Errorf("trial %d: figures ExpectedApyBps %v Variance %v Objective %v, want apy %v", trial, a.ExpectedApyBps, a.Variance, a.Objective, apy)
+		t.Errorf("trial %d: figures expectedApyBps %v Variance %v Objective %v, want apy %v", trial, a.ExpectedApyBps, a.Variance, a.Objective, apy)
 	}
 }
 
@@ -285,7 +285,7 @@ func TestOptimizeSources(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(fromHist.Weights, fromCov.Weights) || fromHist.Shrinkage != delta || fromCov.Shrinkage != 0 {
-		t.Errorf("Optimize(Histories).Weights = %v (shrinkage %v), Optimize(LedoitWolf(Histories)) = %v: want the same bits",
+		t.Errorf("Optimize(histories).Weights = %v (shrinkage %v), Optimize(LedoitWolf(histories)) = %v: want the same bits",
 			fromHist.Weights, fromHist.Shrinkage, fromCov.Weights)
 	}
 	// An explicit λ and ρ override the tolerance's.
@@ -359,34 +359,34 @@ func TestOptimizeInvalid(t *testing.T) {
 		field  string // named in the message, case aside
 		mutate func(*OptimizeInput)
 	}{
-		{"no protocols", "ExpectedApyBps", func(in *OptimizeInput) { in.ExpectedApyBps, in.Risks = nil, nil }},
-		{"risks length", "Risks", func(in *OptimizeInput) { in.Risks = in.Risks[:2] }},
-		{"risk above 100", "Risks[0]", func(in *OptimizeInput) { in.Risks[0] = 101 }},
-		{"risk NaN", "Risks[0]", func(in *OptimizeInput) { in.Risks[0] = math.NaN() }},
-		{"APY infinite", "ExpectedApyBps[2]", func(in *OptimizeInput) { in.ExpectedApyBps[2] = math.Inf(1) }},
-		{"cap zero", "MaxSingleBps", func(in *OptimizeInput) { in.MaxSingleBps = 0 }},
-		{"cap above 10000", "MaxSingleBps", func(in *OptimizeInput) { in.MaxSingleBps = 10001 }},
-		{"caps cannot fill", "MaxSingleBps", func(in *OptimizeInput) { in.MaxSingleBps = 3333 }},
-		{"diversification negative", "MinDiversification", func(in *OptimizeInput) { in.MinDiversification = -1 }},
-		{"diversification above n", "MinDiversification", func(in *OptimizeInput) { in.MinDiversification = 4 }},
-		{"diversification above ten", "MinDiversification", func(in *OptimizeInput) {
+		{"no protocols", "expectedApyBps", func(in *OptimizeInput) { in.ExpectedApyBps, in.Risks = nil, nil }},
+		{"risks length", "risks", func(in *OptimizeInput) { in.Risks = in.Risks[:2] }},
+		{"risk above 100", "risks[0]", func(in *OptimizeInput) { in.Risks[0] = 101 }},
+		{"risk NaN", "risks[0]", func(in *OptimizeInput) { in.Risks[0] = math.NaN() }},
+		{"APY infinite", "expectedApyBps[2]", func(in *OptimizeInput) { in.ExpectedApyBps[2] = math.Inf(1) }},
+		{"cap zero", "maxSingleBps", func(in *OptimizeInput) { in.MaxSingleBps = 0 }},
+		{"cap above 10000", "maxSingleBps", func(in *OptimizeInput) { in.MaxSingleBps = 10001 }},
+		{"caps cannot fill", "maxSingleBps", func(in *OptimizeInput) { in.MaxSingleBps = 3333 }},
+		{"diversification negative", "minDiversification", func(in *OptimizeInput) { in.MinDiversification = -1 }},
+		{"diversification above n", "minDiversification", func(in *OptimizeInput) { in.MinDiversification = 4 }},
+		{"diversification above ten", "minDiversification", func(in *OptimizeInput) {
 			in.ExpectedApyBps, in.Risks = make([]float64, 12), make([]float64, 12)
 			in.MaxSingleBps, in.MinDiversification = 1000, 11
 		}},
-		{"cap below the floor", "MaxSingleBps", func(in *OptimizeInput) {
+		{"cap below the floor", "maxSingleBps", func(in *OptimizeInput) {
 			in.ExpectedApyBps, in.Risks = make([]float64, 12), make([]float64, 12)
 			in.MaxSingleBps, in.MinDiversification = 900, 1
 		}},
-		{"negative aversion", "RiskAversion", func(in *OptimizeInput) { in.RiskAversion = -1 }},
-		{"negative penalty", "RiskPenalty", func(in *OptimizeInput) { in.RiskPenalty = -1 }},
-		{"unknown tolerance", "RiskTolerance", func(in *OptimizeInput) { in.RiskTolerance = "EXTREME" }},
-		{"covariance size", "Covariance", func(in *OptimizeInput) { in.Covariance = mat.NewSymDense(2, nil) }},
-		{"covariance not PSD", "Covariance", func(in *OptimizeInput) {
+		{"negative aversion", "riskAversion", func(in *OptimizeInput) { in.RiskAversion = -1 }},
+		{"negative penalty", "riskPenalty", func(in *OptimizeInput) { in.RiskPenalty = -1 }},
+		{"unknown tolerance", "riskTolerance", func(in *OptimizeInput) { in.RiskTolerance = "EXTREME" }},
+		{"covariance size", "covariance", func(in *OptimizeInput) { in.Covariance = mat.NewSymDense(2, nil) }},
+		{"covariance not PSD", "covariance", func(in *OptimizeInput) {
 			in.Covariance = mat.NewSymDense(3, []float64{1, 2, 0, 2, 1, 0, 0, 0, 1})
 		}},
-		{"histories count", "Histories", func(in *OptimizeInput) { in.Histories = [][]float64{{1, 2}, {1, 2}} }},
-		{"histories ragged", "Histories", func(in *OptimizeInput) { in.Histories = [][]float64{{1, 2}, {1, 2}, {1}} }},
-		{"histories too short", "Histories", func(in *OptimizeInput) { in.Histories = [][]float64{{1}, {1}, {1}} }},
+		{"histories count", "histories", func(in *OptimizeInput) { in.Histories = [][]float64{{1, 2}, {1, 2}} }},
+		{"histories ragged", "histories", func(in *OptimizeInput) { in.Histories = [][]float64{{1, 2}, {1, 2}, {1}} }},
+		{"histories too short", "histories", func(in *OptimizeInput) { in.Histories = [][]float64{{1}, {1}, {1}} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -171,18 +171,18 @@ func SuggestRebalance(in RebalanceInput) (Rebalance, error) {
 func (in *RebalanceInput) validate() error {
 	n := len(in.CurrentBps)
 	if n == 0 {
-		return obsqra.Errorf(obsqra.EINVALID, "CurrentBps is empty")
+		return obsqra.Errorf(obsqra.EINVALID, "currentBps is empty")
 	}
 	if len(in.TargetBps) != n {
-		return obsqra.Errorf(obsqra.EINVALID, "TargetBps has %d entries but CurrentBps has %d", len(in.TargetBps), n)
+		return obsqra.Errorf(obsqra.EINVALID, "targetBps has %d entries but currentBps has %d", len(in.TargetBps), n)
 	}
 	if len(in.ExpectedApyBps) != n {
-		return obsqra.Errorf(obsqra.EINVALID, "ExpectedApyBps has %d entries but CurrentBps has %d", len(in.ExpectedApyBps), n)
+		return obsqra.Errorf(obsqra.EINVALID, "expectedApyBps has %d entries but currentBps has %d", len(in.ExpectedApyBps), n)
 	}
 	for _, a := range []struct {
 		name string
 		bps  []int
-	}{{"CurrentBps", in.CurrentBps}, {"TargetBps", in.TargetBps}} {
+	}{{"currentBps", in.CurrentBps}, {"targetBps", in.TargetBps}} {
 		var sum int
 		for i, v := range a.bps {
 			if v < 0 || v > 10000 {
@@ -196,48 +196,48 @@ func (in *RebalanceInput) validate() error {
 	}
 	for i, v := range in.ExpectedApyBps {
 		if !qpFinite(v) {
-			return obsqra.Errorf(obsqra.EINVALID, "ExpectedApyBps[%d] is not a finite number", i)
+			return obsqra.Errorf(obsqra.EINVALID, "expectedApyBps[%d] is not a finite number", i)
 		}
 	}
 	if in.ApyErrorBps != nil && len(in.ApyErrorBps) != n {
-		return obsqra.Errorf(obsqra.EINVALID, "ApyErrorBps has %d series but there are %d protocols", len(in.ApyErrorBps), n)
+		return obsqra.Errorf(obsqra.EINVALID, "apyErrorBps has %d series but there are %d protocols", len(in.ApyErrorBps), n)
 	}
 	for i, errs := range in.ApyErrorBps {
 		for k, e := range errs {
 			if !qpFinite(e) {
-				return obsqra.Errorf(obsqra.EINVALID, "ApyErrorBps[%d][%d] is not a finite number", i, k)
+				return obsqra.Errorf(obsqra.EINVALID, "apyErrorBps[%d][%d] is not a finite number", i, k)
 			}
 		}
 	}
 	if in.ApySigmaBps != nil && len(in.ApySigmaBps) != n {
-		return obsqra.Errorf(obsqra.EINVALID, "ApySigmaBps has %d entries but there are %d protocols", len(in.ApySigmaBps), n)
+		return obsqra.Errorf(obsqra.EINVALID, "apySigmaBps has %d entries but there are %d protocols", len(in.ApySigmaBps), n)
 	}
 	for i, s := range in.ApySigmaBps {
 		if !qpFinite(s) || s < 0 {
-			return obsqra.Errorf(obsqra.EINVALID, "ApySigmaBps[%d] = %v is not a finite number ≥ 0", i, s)
+			return obsqra.Errorf(obsqra.EINVALID, "apySigmaBps[%d] = %v is not a finite number ≥ 0", i, s)
 		}
 	}
 	if in.ApyErrorBps != nil && in.ApySigmaBps == nil {
 		for i := range in.ApyErrorBps {
 			if in.TargetBps[i] != in.CurrentBps[i] && len(in.ApyErrorBps[i]) == 0 {
-				return obsqra.Errorf(obsqra.EINVALID, "ApyErrorBps[%d] is empty and ApySigmaBps is not given: protocol %d moves with no error information", i, i)
+				return obsqra.Errorf(obsqra.EINVALID, "apyErrorBps[%d] is empty and apySigmaBps is not given: protocol %d moves with no error information", i, i)
 			}
 		}
 	}
 	if !qpFinite(in.PortfolioValueUsd) || in.PortfolioValueUsd <= 0 {
-		return obsqra.Errorf(obsqra.EINVALID, "PortfolioValueUsd must be a finite number > 0, got %v", in.PortfolioValueUsd)
+		return obsqra.Errorf(obsqra.EINVALID, "portfolioValueUsd must be a finite number > 0, got %v", in.PortfolioValueUsd)
 	}
 	if !qpFinite(in.GasCostUsdPerMove) || in.GasCostUsdPerMove < 0 {
-		return obsqra.Errorf(obsqra.EINVALID, "GasCostUsdPerMove must be a finite number ≥ 0, got %v", in.GasCostUsdPerMove)
+		return obsqra.Errorf(obsqra.EINVALID, "gasCostUsdPerMove must be a finite number ≥ 0, got %v", in.GasCostUsdPerMove)
 	}
 	if !qpFinite(in.SlippageBps) || in.SlippageBps < 0 || in.SlippageBps > 10000 {
-		return obsqra.Errorf(obsqra.EINVALID, "SlippageBps must be between 0 and 10000, got %v", in.SlippageBps)
+		return obsqra.Errorf(obsqra.EINVALID, "slippageBps must be between 0 and 10000, got %v", in.SlippageBps)
 	}
 	if in.HorizonDays < 0 {
-		return obsqra.Errorf(obsqra.EINVALID, "HorizonDays must be ≥ 0 (0 means 365), got %d", in.HorizonDays)
+		return obsqra.Errorf(obsqra.EINVALID, "horizonDays must be ≥ 0 (0 means 365), got %d", in.HorizonDays)
 	}
 	if in.ThresholdBps < 0 {
-		return obsqra.Errorf(obsqra.EINVALID, "ThresholdBps must be ≥ 0, got %d", in.ThresholdBps)
+		return obsqra.Errorf(obsqra.EINVALID, "thresholdBps must be ≥ 0, got %d", in.ThresholdBps)
 	}
 	return nil
 }

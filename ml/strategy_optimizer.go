@@ -65,6 +65,9 @@ func (o Optimizer) Target(b *Basket) ([]float64, error) {
 		}
 		in.Risks[i] = float64(s.Score)
 	}
+	if t-lo < 1 {
+		in.Histories = nil // one day has no covariance to estimate
+	}
 	a, err := Optimize(in)
 	if err != nil {
 		return nil, err

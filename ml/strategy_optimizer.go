@@ -53,11 +53,15 @@ func (o Optimizer) Target(b *Basket) ([]float64, error) {
 	opts := o.Forecast
 	opts.NonNegative = true
 	for i := range n {
-		f, err := ForecastSeries(Series{Days: b.Days, Values: b.APYBps[i]}, b.Days[t], horizon, opts)
-		if err != nil {
-			return nil, fmt.Errorf("forecast %s: %w", b.Reserves[i], err)
+		// Too short a history for a forecast: today's APY is the expectation.
+		in.ExpectedApyBps[i] = b.APYBps[i][t]
+		if t+1 >= max(opts.MinObservations, fcDefaultMinObs) {
+			f, err := ForecastSeries(Series{Days: b.Days, Values: b.APYBps[i]}, b.Days[t], horizon, opts)
+			if err != nil {
+				return nil, fmt.Errorf("forecast %s: %w", b.Reserves[i], err)
+			}
+			in.ExpectedApyBps[i] = f.Point
 		}
-		in.ExpectedApyBps[i] = f.Point
 		in.Histories[i] = b.APYBps[i][lo : t+1]
 		s, err := ScoreRisk(b.RiskInputsAt(i, t), o.Params)
 		if err != nil {

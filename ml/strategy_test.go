@@ -230,3 +230,15 @@ func TestOptimizerStrategy(t *testing.T) {
 		t.Errorf("infeasible cap: error = %v, want EINVALID", err)
 	}
 }
+
+func TestOptimizerStrategyWithShortHistory(t *testing.T) {
+	t.Parallel()
+	b := testBasket(constant(0.03), constant(0.05))
+	o := Optimizer{Tolerance: obsqra.RiskHigh, MaxSingleBps: 10000, MinDiversification: 1, Params: DefaultParams()}
+	for _, days := range []int{1, 2, 29} {
+		w, err := o.Target(b.prefix(days))
+		if err != nil || w[1] != 1 {
+			t.Errorf("Optimizer.Target on %d days = %v, %v; want everything in b", days, w, err)
+		}
+	}
+}

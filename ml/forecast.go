@@ -423,9 +423,16 @@ func fcPrepare(s Series, origin Day, horizon int, opts *ForecastOptions) (*fcDat
 // Series.Validate), an origin before the first observation, fewer than
 // MinObservations observations up to origin, or bad options.
 func ForecastSeries(s Series, origin Day, horizon int, opts ForecastOptions) (Forecast, error) {
+	f, _, err := forecastDist(s, origin, horizon, opts)
+	return f, err
+}
+
+// forecastDist is ForecastSeries, also returning the predictive
+// distribution of the error around the unclamped point.
+func forecastDist(s Series, origin Day, horizon int, opts ForecastOptions) (Forecast, fcDist, error) {
 	d, spec, err := fcPrepare(s, origin, horizon, &opts)
 	if err != nil {
-		return Forecast{}, err
+		return Forecast{}, fcDist{}, err
 	}
 	steps := int(origin-d.days[d.n-1]) + horizon
 	m := fitModel(d, spec, steps)
@@ -459,7 +466,7 @@ func ForecastSeries(s Series, origin Day, horizon int, opts ForecastOptions) (Fo
 		f.Tolerance = DefaultTolerance(f.Point)
 	}
 	f.Confidence = dist.within(f.Tolerance)
-	return f, nil
+	return f, dist, nil
 }
 
 // fcTrailingMedian returns the median of y[i-k+1 … i] (fewer at the start).

@@ -84,7 +84,7 @@ func RollingErrors(s Series, origin Day, horizon int, opts ForecastOptions) ([]f
 		return nil, err
 	}
 	steps := int(origin-d.days[d.n-1]) + horizon
-	m := fitModel(d, spec, steps)
+	m := fcFitModel(d, spec, steps)
 	point, _ := m.point(steps)
 	return m.pastErrors(steps, m.scaleOf(point), nil), nil
 }

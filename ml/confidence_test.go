@@ -53,7 +53,7 @@ func TestShrunkConfidence(t *testing.T) {
 		{"negative tolerance", twenty, -1, 1, 0},
 	}
 	for _, tt := range tests {
-		if got := ShrunkConfidence(tt.errors, tt.tol, tt.sd); !near(got, tt.want, 1e-12) {
+		if got := ShrunkConfidence(tt.errors, tt.tol, tt.sd); !fcNear(got, tt.want, 1e-12) {
 			t.Errorf("ShrunkConfidence(%s) = %v, want %v", tt.name, got, tt.want)
 		}
 	}
@@ -63,8 +63,8 @@ func TestFCDistInterval(t *testing.T) {
 	t.Parallel()
 	// No past errors: the normal interval.
 	d := newFCDist(nil, 2)
-	if lo, hi := d.interval(0.8); !near(lo, -z80*2, 1e-9) || !near(hi, z80*2, 1e-9) {
-		t.Errorf("normal interval(0.8) = [%v, %v], want ±%v", lo, hi, z80*2)
+	if lo, hi := d.interval(0.8); !fcNear(lo, -fcZ80*2, 1e-9) || !fcNear(hi, fcZ80*2, 1e-9) {
+		t.Errorf("normal interval(0.8) = [%v, %v], want ±%v", lo, hi, fcZ80*2)
 	}
 	// Many past errors of exactly 0 (a series that rarely changes) and a
 	// tail of rises: the central interval would start at the atom and hold
@@ -97,11 +97,11 @@ func TestFCDistInterval(t *testing.T) {
 	}
 }
 
-// synthetic returns a series from a local level model: a level that moves
+// fcSynthetic returns a series from a local level model: a level that moves
 // by N(0, q²) a day, observed with N(0, r²) noise, around a positive mean.
-func synthetic(seed uint64, n int, q, r float64) Series {
+func fcSynthetic(seed uint64, n int, q, r float64) Series {
 	rng := rand.New(rand.NewPCG(seed, 99))
-	s := Series{Days: consecutiveDays(n), Values: make([]float64, n)}
+	s := Series{Days: fcDays(n), Values: make([]float64, n)}
 	level := 5.0
 	for i := range s.Values {
 		level += q * rng.NormFloat64()
@@ -131,7 +131,7 @@ func TestConfidenceCalibratedOnSyntheticSeries(t *testing.T) {
 		var n, hits, in80 int
 		var conf float64
 		for seed := uint64(1); seed <= 12; seed++ {
-			s := synthetic(seed, 400, tt.q, tt.r)
+			s := fcSynthetic(seed, 400, tt.q, tt.r)
 			err := WalkForward(s, tt.horizon, 5, ForecastOptions{Model: tt.model, Tolerance: tt.tol}, func(o Outcome) {
 				if !o.HasActual {
 					return
@@ -169,7 +169,7 @@ func TestDefaultTolerance(t *testing.T) {
 		{0, 0.001},
 	}
 	for _, tt := range tests {
-		if got := DefaultTolerance(tt.point); !near(got, tt.want, 1e-15) {
+		if got := DefaultTolerance(tt.point); !fcNear(got, tt.want, 1e-15) {
 			t.Errorf("DefaultTolerance(%v) = %v, want %v", tt.point, got, tt.want)
 		}
 	}
@@ -179,7 +179,7 @@ func TestForecastConfidenceMatchesRollingErrors(t *testing.T) {
 	t.Parallel()
 	// Forecast.Confidence is ShrunkConfidence over RollingErrors with the
 	// model's analytic sd; for the naive model that sd is √(σ² h).
-	s := synthetic(3, 200, 0.05, 0.2)
+	s := fcSynthetic(3, 200, 0.05, 0.2)
 	origin := s.Days[199]
 	opts := ForecastOptions{Model: "naive", Tolerance: 0.25}
 	f, err := ForecastSeries(s, origin, 7, opts)
@@ -190,8 +190,8 @@ func TestForecastConfidenceMatchesRollingErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sd := math.Sqrt(fitWalk(newFCData(s)).naive2 * 7)
-	if want := ShrunkConfidence(errs, 0.25, sd); len(errs) != f.Errors || !near(f.Confidence, want, 1e-12) {
+	sd := math.Sqrt(fcFitWalk(newFCData(s)).naive2 * 7)
+	if want := ShrunkConfidence(errs, 0.25, sd); len(errs) != f.Errors || !fcNear(f.Confidence, want, 1e-12) {
 		t.Errorf("Forecast.Confidence = %v over %d errors, want ShrunkConfidence = %v over %d", f.Confidence, f.Errors, want, len(errs))
 	}
 }

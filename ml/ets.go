@@ -110,7 +110,6 @@ type etsFit struct {
 	level, trend     float64 // centred state at the last observation
 	sigma2           float64 // ML innovation variance (SSE / n)
 	loglik, aicc     float64
-	theta            [3]float64 // optimiser coordinates, to warm-start a related fit
 }
 
 func fcLogistic(u float64) float64 { return 1 / (1 + math.Exp(-u)) }
@@ -281,15 +280,17 @@ func fitETS(d *fcData, k etsKind, start *[3]float64) etsFit {
 	} else {
 		x0 = etsEncode(k, 0.5, 0.05, 0.9)
 	}
-	res, err := optimize.Minimize(optimize.Problem{Func: obj}, x0[:dim], &optimize.Settings{
+	// On an evaluation limit Minimize reports an error but still returns
+	// the best point found, which is what we want.
+	res, _ := optimize.Minimize(optimize.Problem{Func: obj}, x0[:dim], &optimize.Settings{
 		Converger:       &optimize.FunctionConverge{Absolute: 1e-8, Iterations: 6 * dim},
 		FuncEvaluations: 150 * dim,
 	}, &optimize.NelderMead{SimplexSize: size})
 	th := x0
-	if err == nil || res != nil {
+	if res != nil {
 		copy(th[:], res.X)
 	}
-	f := etsFit{kind: k, theta: th}
+	f := etsFit{kind: k}
 	f.alpha, f.beta, f.phi = etsDecode(k, th[:dim])
 	_, f.l0, f.b0 = etsProfile(d, k, f.alpha, f.beta, f.phi)
 	sse := etsRun(d, &f, nil)
@@ -357,7 +358,7 @@ func fcPhiSum(phi float64, h int) float64 {
 	return phi * (1 - math.Pow(phi, float64(h))) / (1 - phi)
 }
 
-// walkFit holds the naive and drift models, which need no optimiser.
+// fcWalk holds the naive and drift models, which need no optimiser.
 //
 // Naive: ŷ_{t+h} = y_t, error variance σ² h, with σ² the mean squared daily
 // change (a change over a gap of k days counts as k days of variance).
@@ -365,15 +366,15 @@ func fcPhiSum(phi float64, h int) float64 {
 // Drift: ŷ_{t+h} = y_t + h c with c = (y_T − y_1)/(days between them), the
 // random walk with drift; error variance σ² h (1 + h/(days spanned)), the
 // textbook formula with calendar days in place of observations.
-type walkFit struct {
+type fcWalk struct {
 	sigma2 float64 // per-day variance of changes around the drift (drift) or zero (naive)
 	naive2 float64 // per-day variance of changes (naive)
 	drift  float64 // per-day drift
 	span   float64 // calendar days from first to last observation
 }
 
-func fitWalk(d *fcData) walkFit {
-	var w walkFit
+func fcFitWalk(d *fcData) fcWalk {
+	var w fcWalk
 	if d.n < 2 {
 		return w
 	}

@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// rawData builds fcData on days without centring, for hand-checked cases.
-func rawData(days []Day, y []float64) *fcData {
+// fcRawData builds fcData on days without centring, for hand-checked cases.
+func fcRawData(days []Day, y []float64) *fcData {
 	d := &fcData{y: y, gap: make([]int32, len(y)), days: days, n: len(y)}
 	for i := 1; i < len(days); i++ {
 		d.gap[i] = int32(days[i]-days[i-1]) - 1
@@ -15,7 +15,7 @@ func rawData(days []Day, y []float64) *fcData {
 	return d
 }
 
-func consecutiveDays(n int) []Day {
+func fcDays(n int) []Day {
 	days := make([]Day, n)
 	for i := range days {
 		days[i] = Day(20000 + i)
@@ -66,7 +66,7 @@ func TestETSRecursionHandChecked(t *testing.T) {
 	}
 	for _, tt := range tests {
 		f := tt.fit
-		sse := etsRun(rawData(consecutiveDays(len(tt.y)), tt.y), &f, nil)
+		sse := etsRun(fcRawData(fcDays(len(tt.y)), tt.y), &f, nil)
 		if math.Abs(sse-tt.wantSSE) > 1e-12 || math.Abs(f.level-tt.wantLevel) > 1e-12 || math.Abs(f.trend-tt.wantTrend) > 1e-12 {
 			t.Errorf("%s: etsRun(%v) = sse %v, state (%v, %v); want %v, (%v, %v)",
 				tt.name, tt.y, sse, f.level, f.trend, tt.wantSSE, tt.wantLevel, tt.wantTrend)
@@ -79,7 +79,7 @@ func TestETSLogLikHandComputed(t *testing.T) {
 	// The Holt case above: SSE 0.61952229 over n = 4, σ² = 0.1548805725;
 	// −2 ln L = 4 (ln(2π · 0.1548805725) + 1) = 4 · 0.97277805 = 3.89111.
 	f := etsFit{kind: etsHolt, alpha: 0.5, beta: 0.2, phi: 1, l0: 1, b0: 0.5}
-	sse := etsRun(rawData(consecutiveDays(4), []float64{1.4, 2.1, 2.2, 3.5}), &f, nil)
+	sse := etsRun(fcRawData(fcDays(4), []float64{1.4, 2.1, 2.2, 3.5}), &f, nil)
 	if got, want := etsLogLik(sse, 4), -1.9455522147175348; math.Abs(got-want) > 1e-12 {
 		t.Errorf("etsLogLik(%v, 4) = %v, want %v", sse, got, want)
 	}
@@ -101,7 +101,7 @@ func TestETSProfileMinimisesOverInitialState(t *testing.T) {
 	for i := range y {
 		y[i] = 3 + 0.2*float64(days[i]) + rng.NormFloat64()
 	}
-	d := rawData(days, y)
+	d := fcRawData(days, y)
 	for _, k := range []etsKind{etsSES, etsHolt, etsDamped} {
 		a, b, p := 0.3, 0.1, 0.9
 		if k == etsSES {
@@ -136,7 +136,7 @@ func TestETSGapSkipsUpdate(t *testing.T) {
 	y := []float64{1, 1.5, 1.7, 2.6, 4.1, 4.0, 4.6}
 	f := etsFit{kind: etsDamped, alpha: 0.4, beta: 0.2, phi: 0.9, l0: 0.8, b0: 0.3}
 	var visited []float64
-	sse := etsRun(rawData(days, y), &f, func(i int, e, _, _ float64) { visited = append(visited, e) })
+	sse := etsRun(fcRawData(days, y), &f, func(i int, e, _, _ float64) { visited = append(visited, e) })
 
 	l, b := 0.8, 0.3
 	var want float64
@@ -160,10 +160,10 @@ func TestETSGapSkipsUpdate(t *testing.T) {
 		t.Errorf("etsRun visited %d observations, want %d", len(visited), len(y))
 	}
 	// The profile likelihood over the gap agrees with the recursion.
-	_, l0, b0 := etsProfile(rawData(days, y), etsDamped, 0.4, 0.2, 0.9)
+	_, l0, b0 := etsProfile(fcRawData(days, y), etsDamped, 0.4, 0.2, 0.9)
 	g := etsFit{kind: etsDamped, alpha: 0.4, beta: 0.2, phi: 0.9, l0: l0, b0: b0}
-	got := etsRun(rawData(days, y), &g, nil)
-	if p, _, _ := etsProfile(rawData(days, y), etsDamped, 0.4, 0.2, 0.9); math.Abs(p-got) > 1e-9 {
+	got := etsRun(fcRawData(days, y), &g, nil)
+	if p, _, _ := etsProfile(fcRawData(days, y), etsDamped, 0.4, 0.2, 0.9); math.Abs(p-got) > 1e-9 {
 		t.Errorf("etsProfile over a gap = %v, recursion from its initial state = %v", p, got)
 	}
 }
@@ -197,15 +197,15 @@ func TestFitWalkHandChecked(t *testing.T) {
 	t.Parallel()
 	// Changes 2 −1 2 2 −1 2 1 2 −1: mean square 24/9; drift 8/9 per day;
 	// Σ(Δ − 8/9)² / 8 = 19/9.
-	d := newFCData(Series{Days: consecutiveDays(10), Values: []float64{3, 5, 4, 6, 8, 7, 9, 10, 12, 11}})
-	w := fitWalk(d)
+	d := newFCData(Series{Days: fcDays(10), Values: []float64{3, 5, 4, 6, 8, 7, 9, 10, 12, 11}})
+	w := fcFitWalk(d)
 	if math.Abs(w.naive2-24.0/9) > 1e-12 || math.Abs(w.drift-8.0/9) > 1e-12 || math.Abs(w.sigma2-19.0/9) > 1e-12 || w.span != 9 {
-		t.Errorf("fitWalk = %+v, want naive2 %v, drift %v, sigma2 %v, span 9", w, 24.0/9, 8.0/9, 19.0/9)
+		t.Errorf("fcFitWalk = %+v, want naive2 %v, drift %v, sigma2 %v, span 9", w, 24.0/9, 8.0/9, 19.0/9)
 	}
 	// A change across a gap of k days counts as k days of variance.
-	g := fitWalk(newFCData(Series{Days: []Day{0, 1, 5}, Values: []float64{0, 1, 3}}))
+	g := fcFitWalk(newFCData(Series{Days: []Day{0, 1, 5}, Values: []float64{0, 1, 3}}))
 	if want := (1 + 4.0/4) / 2; math.Abs(g.naive2-want) > 1e-12 {
-		t.Errorf("fitWalk over a gap: naive2 = %v, want %v", g.naive2, want)
+		t.Errorf("fcFitWalk over a gap: naive2 = %v, want %v", g.naive2, want)
 	}
 }
 
@@ -220,7 +220,7 @@ func TestFitETSReachesTheMaximum(t *testing.T) {
 		level += 0.3 * rng.NormFloat64()
 		y[i] = level + 0.5*rng.NormFloat64()
 	}
-	d := newFCData(Series{Days: consecutiveDays(len(y)), Values: y})
+	d := newFCData(Series{Days: fcDays(len(y)), Values: y})
 	f := fitETS(d, etsSES, nil)
 	best := math.Inf(-1)
 	for a := etsAlphaMin; a <= etsAlphaMax; a += 0.0005 {
@@ -267,12 +267,12 @@ func TestAICcSelects(t *testing.T) {
 	for _, tt := range tests {
 		for seed := uint64(1); seed <= 5; seed++ {
 			y := tt.gen(seed)
-			d := newFCData(Series{Days: consecutiveDays(len(y)), Values: y})
-			m := fitModel(d, fcSpec{members: []string{"ets"}}, 1)
+			d := newFCData(Series{Days: fcDays(len(y)), Values: y})
+			m := fcFitModel(d, fcSpec{members: []string{"ets"}}, 1)
 			if m.name != tt.want {
 				var fits [3]*etsFit
 				for k := range 3 {
-					fitOnce(&fits, d, etsKind(k))
+					etsFitOnce(&fits, d, etsKind(k))
 				}
 				t.Errorf("%s (seed %d): AICc picked %s, want %s (AICc ses %.2f holt %.2f damped %.2f)",
 					tt.name, seed, m.name, tt.want, fits[0].aicc, fits[1].aicc, fits[2].aicc)
@@ -292,7 +292,7 @@ func TestETSConstantSeries(t *testing.T) {
 	for i := range y {
 		y[i] = 0.03
 	}
-	d := newFCData(Series{Days: consecutiveDays(len(y)), Values: y})
+	d := newFCData(Series{Days: fcDays(len(y)), Values: y})
 	for _, k := range []etsKind{etsSES, etsHolt, etsDamped} {
 		f := fitETS(d, k, nil)
 		if math.IsNaN(f.loglik) || math.IsInf(f.loglik, 0) || math.IsNaN(f.aicc) {

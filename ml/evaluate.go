@@ -44,7 +44,7 @@ func WalkForward(s Series, horizon, every int, opts ForecastOptions, fn func(Out
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	if err := fcCheckOptions(horizon, &opts); err != nil {
+	if _, err := fcCheckOptions(horizon, &opts); err != nil {
 		return err
 	}
 	for i := opts.MinObservations - 1; i < s.Len(); i += every {
@@ -111,7 +111,7 @@ func EvaluateForecasts(series []Series, horizon, every int, opts ForecastOptions
 	if every < 1 {
 		return Accuracy{}, obsqra.Errorf(obsqra.EINVALID, "every %d is not a positive number of origins", every)
 	}
-	if err := fcCheckOptions(horizon, &opts); err != nil {
+	if _, err := fcCheckOptions(horizon, &opts); err != nil {
 		return Accuracy{}, err
 	}
 	tallies := make([]fcTally, len(series))

@@ -9,16 +9,16 @@ import (
 )
 
 const (
-	z80 = 1.2815515655446004 // standard normal 90 % quantile
-	z95 = 1.959963984540054  // standard normal 97.5 % quantile
+	fcZ80 = 1.2815515655446004 // standard normal 90 % quantile
+	fcZ95 = 1.959963984540054  // standard normal 97.5 % quantile
 )
 
-func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
+func fcNear(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
 
-// randomWalk returns n consecutive days of a Gaussian random walk.
-func randomWalk(seed uint64, n int, start, step float64) Series {
+// fcRandomWalk returns n consecutive days of a Gaussian random walk.
+func fcRandomWalk(seed uint64, n int, start, step float64) Series {
 	rng := rand.New(rand.NewPCG(seed, 11))
-	s := Series{Days: consecutiveDays(n), Values: make([]float64, n)}
+	s := Series{Days: fcDays(n), Values: make([]float64, n)}
 	v := start
 	for i := range s.Values {
 		v += step * rng.NormFloat64()
@@ -31,7 +31,7 @@ func TestForecastSeriesNaiveAndDriftHandChecked(t *testing.T) {
 	t.Parallel()
 	// Changes 2 −1 2 2 −1 2 1 2 −1. Naive: σ² = 24/9 per day, sd √(σ²h).
 	// Drift: 8/9 per day, σ² = 19/9, sd √(σ² h (1 + h/9)).
-	s := Series{Days: consecutiveDays(10), Values: []float64{3, 5, 4, 6, 8, 7, 9, 10, 12, 11}}
+	s := Series{Days: fcDays(10), Values: []float64{3, 5, 4, 6, 8, 7, 9, 10, 12, 11}}
 	tests := []struct {
 		model     string
 		horizon   int
@@ -51,12 +51,12 @@ func TestForecastSeriesNaiveAndDriftHandChecked(t *testing.T) {
 		}
 		want := Forecast{
 			Model: tt.model, Origin: origin, Target: origin + Day(tt.horizon), Horizon: tt.horizon, Point: tt.point,
-			Lower80: tt.point - z80*tt.sd, Upper80: tt.point + z80*tt.sd,
-			Lower95: tt.point - z95*tt.sd, Upper95: tt.point + z95*tt.sd,
+			Lower80: tt.point - fcZ80*tt.sd, Upper80: tt.point + fcZ80*tt.sd,
+			Lower95: tt.point - fcZ95*tt.sd, Upper95: tt.point + fcZ95*tt.sd,
 		}
-		if f.Model != want.Model || f.Target != want.Target || f.Errors != 0 || !near(f.Point, want.Point, 1e-12) ||
-			!near(f.Lower80, want.Lower80, 1e-9) || !near(f.Upper80, want.Upper80, 1e-9) ||
-			!near(f.Lower95, want.Lower95, 1e-9) || !near(f.Upper95, want.Upper95, 1e-9) {
+		if f.Model != want.Model || f.Target != want.Target || f.Errors != 0 || !fcNear(f.Point, want.Point, 1e-12) ||
+			!fcNear(f.Lower80, want.Lower80, 1e-9) || !fcNear(f.Upper80, want.Upper80, 1e-9) ||
+			!fcNear(f.Lower95, want.Lower95, 1e-9) || !fcNear(f.Upper95, want.Upper95, 1e-9) {
 			t.Errorf("ForecastSeries(%s, h=%d) = %+v, want %+v", tt.model, tt.horizon, f, want)
 		}
 	}
@@ -67,7 +67,7 @@ func TestForecastSeriesSESHandChecked(t *testing.T) {
 	// The SES point forecast is the last filtered level, whatever α the
 	// fit chose: check it against the recursion run by hand from the
 	// fitted α and initial level.
-	s := randomWalk(3, 60, 5, 0.2)
+	s := fcRandomWalk(3, 60, 5, 0.2)
 	f, err := ForecastSeries(s, s.Days[59], 5, ForecastOptions{Model: "ses"})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func TestForecastSeriesSESHandChecked(t *testing.T) {
 	for _, y := range s.Values {
 		l += fit.alpha * (y - l)
 	}
-	if f.Model != "ses" || !near(f.Point, l, 1e-9) {
+	if f.Model != "ses" || !fcNear(f.Point, l, 1e-9) {
 		t.Errorf("ForecastSeries(ses) = %s %v, want ses %v (α %v)", f.Model, f.Point, l, fit.alpha)
 	}
 }
@@ -106,8 +106,8 @@ func TestForecastSeriesTargetsCalendarDays(t *testing.T) {
 	}
 	// The naive variance grows over 10 calendar days from the last
 	// observation, not 7 steps.
-	w := fitWalk(newFCData(s))
-	if want := z80 * math.Sqrt(w.naive2*10); !near(f.Upper80-f.Point, want, 1e-9) {
+	w := fcFitWalk(newFCData(s))
+	if want := fcZ80 * math.Sqrt(w.naive2*10); !fcNear(f.Upper80-f.Point, want, 1e-9) {
 		t.Errorf("naive 80 %% half-width = %v, want %v (10 calendar days)", f.Upper80-f.Point, want)
 	}
 	// An origin inside the missing week uses the data before it only.
@@ -148,7 +148,7 @@ func TestRollingErrorsPairTheRightDays(t *testing.T) {
 		t.Fatalf("RollingErrors gave %d errors, want %d", len(got), len(want))
 	}
 	for i := range got {
-		if !near(got[i], want[i], 1e-9) {
+		if !fcNear(got[i], want[i], 1e-9) {
 			t.Errorf("RollingErrors[%d] = %v, want %v", i, got[i], want[i])
 		}
 	}
@@ -156,7 +156,7 @@ func TestRollingErrorsPairTheRightDays(t *testing.T) {
 
 func TestForecastSeriesUsesOnlyDataUpToOrigin(t *testing.T) {
 	t.Parallel()
-	s := randomWalk(5, 200, 3, 0.1)
+	s := fcRandomWalk(5, 200, 3, 0.1)
 	origin := s.Days[120]
 	cut := s.Until(origin)
 	changed := Series{Days: s.Days, Values: append([]float64(nil), s.Values...)}
@@ -166,14 +166,14 @@ func TestForecastSeriesUsesOnlyDataUpToOrigin(t *testing.T) {
 	for _, model := range []string{"", "ets", "combo(naive,damped)", "select(naive,ses,median7)"} {
 		a, err1 := ForecastSeries(cut, origin, 30, ForecastOptions{Model: model})
 		b, err2 := ForecastSeries(changed, origin, 30, ForecastOptions{Model: model})
-		if err1 != nil || err2 != nil || !sameBits(a, b) {
+		if err1 != nil || err2 != nil || !fcSameBits(a, b) {
 			t.Errorf("model %q: forecast changed with data after the origin: %+v vs %+v (%v, %v)", model, a, b, err1, err2)
 		}
 	}
 }
 
-// sameBits compares forecasts bit for bit.
-func sameBits(a, b Forecast) bool {
+// fcSameBits compares forecasts bit for bit.
+func fcSameBits(a, b Forecast) bool {
 	fa := []float64{a.Point, a.Lower80, a.Upper80, a.Lower95, a.Upper95, a.Tolerance, a.Confidence}
 	fb := []float64{b.Point, b.Lower80, b.Upper80, b.Lower95, b.Upper95, b.Tolerance, b.Confidence}
 	for i := range fa {
@@ -186,14 +186,14 @@ func sameBits(a, b Forecast) bool {
 
 func TestForecastSeriesDeterministic(t *testing.T) {
 	t.Parallel()
-	s := randomWalk(9, 300, 0.04, 0.002)
+	s := fcRandomWalk(9, 300, 0.04, 0.002)
 	for _, model := range []string{"", "ses", "holt", "damped", "ets", "combo(naive,ets)"} {
 		a, err := ForecastSeries(s, s.Days[299], 14, ForecastOptions{Model: model})
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := ForecastSeries(s, s.Days[299], 14, ForecastOptions{Model: model})
-		if !sameBits(a, b) {
+		if !fcSameBits(a, b) {
 			t.Errorf("ForecastSeries(model %q) twice = %+v and %+v", model, a, b)
 		}
 	}
@@ -201,10 +201,10 @@ func TestForecastSeriesDeterministic(t *testing.T) {
 
 func TestForecastSeriesInvalid(t *testing.T) {
 	t.Parallel()
-	good := randomWalk(1, 40, 1, 0.1)
-	nan := randomWalk(1, 40, 1, 0.1)
+	good := fcRandomWalk(1, 40, 1, 0.1)
+	nan := fcRandomWalk(1, 40, 1, 0.1)
 	nan.Values[7] = math.NaN()
-	unsorted := randomWalk(1, 40, 1, 0.1)
+	unsorted := fcRandomWalk(1, 40, 1, 0.1)
 	unsorted.Days[5], unsorted.Days[6] = unsorted.Days[6], unsorted.Days[5]
 	last := good.Days[39]
 	tests := []struct {
@@ -256,7 +256,7 @@ func TestIntervalsWidenWithHorizon(t *testing.T) {
 		for _, analytic := range []bool{true, false} {
 			var mean80, mean95 [4]float64
 			for seed := uint64(1); seed <= seeds; seed++ {
-				s := randomWalk(seed, 365, 50, 1)
+				s := fcRandomWalk(seed, 365, 50, 1)
 				prev := Forecast{}
 				for i, h := range horizons {
 					f, err := ForecastSeries(s, s.Days[364], h, ForecastOptions{Model: model, AnalyticIntervals: analytic})
@@ -288,7 +288,7 @@ func TestIntervalsWidenWithHorizon(t *testing.T) {
 func TestForecastSeriesNonNegative(t *testing.T) {
 	t.Parallel()
 	// A rate drifting down toward zero: unclamped bounds go negative.
-	s := Series{Days: consecutiveDays(60), Values: make([]float64, 60)}
+	s := Series{Days: fcDays(60), Values: make([]float64, 60)}
 	rng := rand.New(rand.NewPCG(4, 4))
 	for i := range s.Values {
 		s.Values[i] = 0.01*(1-float64(i)/60) + 0.002*rng.NormFloat64()
@@ -312,7 +312,7 @@ func TestDefaultModelSelectsPerSeries(t *testing.T) {
 	t.Parallel()
 	// A steady rate with one-day spikes: a median ignores them, the last
 	// value does not. A random walk: the last value is best.
-	spiky := Series{Days: consecutiveDays(200), Values: make([]float64, 200)}
+	spiky := Series{Days: fcDays(200), Values: make([]float64, 200)}
 	rng := rand.New(rand.NewPCG(8, 8))
 	for i := range spiky.Values {
 		spiky.Values[i] = 0.03 + 0.0005*rng.NormFloat64()
@@ -320,7 +320,7 @@ func TestDefaultModelSelectsPerSeries(t *testing.T) {
 			spiky.Values[i] += 0.05
 		}
 	}
-	walk := randomWalk(8, 200, 1, 0.05)
+	walk := fcRandomWalk(8, 200, 1, 0.05)
 	tests := []struct {
 		name string
 		s    Series
@@ -348,7 +348,7 @@ func TestDefaultModelSelectsPerSeries(t *testing.T) {
 
 func TestModelNames(t *testing.T) {
 	t.Parallel()
-	s := randomWalk(2, 120, 10, 0.3)
+	s := fcRandomWalk(2, 120, 10, 0.3)
 	tests := []struct{ model, want string }{
 		{"naive", "naive"},
 		{"median5", "median5"},
@@ -365,7 +365,7 @@ func TestModelNames(t *testing.T) {
 	a, _ := ForecastSeries(s, s.Days[119], 7, ForecastOptions{Model: "naive"})
 	b, _ := ForecastSeries(s, s.Days[119], 7, ForecastOptions{Model: "median7"})
 	c, _ := ForecastSeries(s, s.Days[119], 7, ForecastOptions{Model: "combo(naive,median7)"})
-	if !near(c.Point, (a.Point+b.Point)/2, 1e-12) {
+	if !fcNear(c.Point, (a.Point+b.Point)/2, 1e-12) {
 		t.Errorf("combo(naive,median7) = %v, want the mean of %v and %v", c.Point, a.Point, b.Point)
 	}
 	// "ets" resolves to the model AICc picked.

@@ -25,9 +25,9 @@ type RiskForecastInput struct {
 // intervals and confidence.
 const RiskDraws = 2000
 
-// riskStream is the second word of the PCG state, fixed so that the seed
+// fcRiskStream is the second word of the PCG state, fixed so that the seed
 // alone determines the draws.
-const riskStream = 0x6f6273717261 // "obsqra"
+const fcRiskStream = 0x6f6273717261 // "obsqra"
 
 // ForecastRisk forecasts the RiskEngine score horizon days after origin.
 //
@@ -82,7 +82,7 @@ func ForecastRisk(in RiskForecastInput, origin Day, horizon int, seed uint64, op
 				return Forecast{}, obsqra.Errorf(obsqra.EINVALID, "%s on %s is %v bps, outside 0–%v", m.name, m.s.Days[j], v, m.max)
 			}
 		}
-		f, dist, err := forecastDist(m.s, origin, horizon, ForecastOptions{
+		f, dist, err := fcForecastDist(m.s, origin, horizon, ForecastOptions{
 			Model:             opts.Model,
 			MinObservations:   opts.MinObservations,
 			AnalyticIntervals: opts.AnalyticIntervals,
@@ -100,13 +100,13 @@ func ForecastRisk(in RiskForecastInput, origin Day, horizon int, seed uint64, op
 	}
 	score := func(u, v float64) int64 {
 		x := base
-		x.UtilizationBps = riskRound(u, metrics[0].max)
-		x.VolatilityBps = riskRound(v, metrics[1].max)
+		x.UtilizationBps = fcRiskRound(u, metrics[0].max)
+		x.VolatilityBps = fcRiskRound(v, metrics[1].max)
 		return scoreRisk(&x, &in.Params).Score // inputs and params validated above
 	}
 	point := score(fs[0].Point, fs[1].Point)
 
-	rng := rand.New(rand.NewPCG(seed, riskStream))
+	rng := rand.New(rand.NewPCG(seed, fcRiskStream))
 	draws := make([]int64, RiskDraws)
 	for k := range draws {
 		draws[k] = score(fs[0].Point+dists[0].sample(rng), fs[1].Point+dists[1].sample(rng))
@@ -140,8 +140,8 @@ func ForecastRisk(in RiskForecastInput, origin Day, horizon int, seed uint64, op
 	return f, nil
 }
 
-// riskRound rounds v to the nearest integer and clamps it into [0, max].
-func riskRound(v, max float64) int64 {
+// fcRiskRound rounds v to the nearest integer and clamps it into [0, max].
+func fcRiskRound(v, max float64) int64 {
 	return int64(math.Round(math.Min(math.Max(v, 0), max)))
 }
 

@@ -8,11 +8,11 @@ import (
 	"github.com/obsqra/obsqra"
 )
 
-// riskSeries returns n days of a metric in bps: a level with daily noise,
+// fcRiskSeries returns n days of a metric in bps: a level with daily noise,
 // kept in [0, max].
-func riskSeries(seed uint64, n int, level, noise, max float64) Series {
+func fcRiskSeries(seed uint64, n int, level, noise, max float64) Series {
 	rng := rand.New(rand.NewPCG(seed, 5))
-	s := Series{Days: consecutiveDays(n), Values: make([]float64, n)}
+	s := Series{Days: fcDays(n), Values: make([]float64, n)}
 	for i := range s.Values {
 		level += 0.2 * noise * rng.NormFloat64()
 		s.Values[i] = math.Round(math.Min(math.Max(level+noise*rng.NormFloat64(), 0), max))
@@ -20,10 +20,10 @@ func riskSeries(seed uint64, n int, level, noise, max float64) Series {
 	return s
 }
 
-func riskInput() RiskForecastInput {
+func fcRiskInput() RiskForecastInput {
 	return RiskForecastInput{
-		Utilization:   riskSeries(1, 120, 6000, 400, 10_000),
-		Volatility:    riskSeries(2, 120, 3000, 300, 1_000_000),
+		Utilization:   fcRiskSeries(1, 120, 6000, 400, 10_000),
+		Volatility:    fcRiskSeries(2, 120, 3000, 300, 1_000_000),
 		LiquidityTier: 1,
 		AuditScore:    80,
 		AgeDays:       200,
@@ -33,7 +33,7 @@ func riskInput() RiskForecastInput {
 
 func TestForecastRiskPointIsTheScoreOfThePointForecasts(t *testing.T) {
 	t.Parallel()
-	in := riskInput()
+	in := fcRiskInput()
 	origin := in.Utilization.Days[119]
 	for _, h := range []int{1, 7, 30} {
 		f, err := ForecastRisk(in, origin, h, 42, ForecastOptions{})
@@ -71,14 +71,14 @@ func TestForecastRiskPointIsTheScoreOfThePointForecasts(t *testing.T) {
 
 func TestForecastRiskDeterministic(t *testing.T) {
 	t.Parallel()
-	in := riskInput()
+	in := fcRiskInput()
 	origin := in.Utilization.Days[119]
 	a, err := ForecastRisk(in, origin, 14, 7, ForecastOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := ForecastRisk(in, origin, 14, 7, ForecastOptions{})
-	if !sameBits(a, b) {
+	if !fcSameBits(a, b) {
 		t.Errorf("ForecastRisk(seed 7) twice = %+v and %+v", a, b)
 	}
 }
@@ -86,7 +86,7 @@ func TestForecastRiskDeterministic(t *testing.T) {
 func TestForecastRiskIntervalsPropagateUncertainty(t *testing.T) {
 	t.Parallel()
 	// Constant inputs: no uncertainty, a point interval.
-	flat := riskInput()
+	flat := fcRiskInput()
 	for i := range flat.Utilization.Values {
 		flat.Utilization.Values[i] = 5000
 		flat.Volatility.Values[i] = 2000
@@ -100,9 +100,9 @@ func TestForecastRiskIntervalsPropagateUncertainty(t *testing.T) {
 		t.Errorf("ForecastRisk(constant inputs) = %+v, want a point interval with confidence 1", f)
 	}
 	// Noisier inputs: wider intervals, lower confidence at a fixed tolerance.
-	calm, noisy := riskInput(), riskInput()
-	calm.Volatility = riskSeries(3, 120, 3000, 50, 1_000_000)
-	noisy.Volatility = riskSeries(3, 120, 3000, 1500, 1_000_000)
+	calm, noisy := fcRiskInput(), fcRiskInput()
+	calm.Volatility = fcRiskSeries(3, 120, 3000, 50, 1_000_000)
+	noisy.Volatility = fcRiskSeries(3, 120, 3000, 1500, 1_000_000)
 	a, _ := ForecastRisk(calm, origin, 7, 1, ForecastOptions{Tolerance: 2})
 	b, _ := ForecastRisk(noisy, origin, 7, 1, ForecastOptions{Tolerance: 2})
 	if b.Upper95-b.Lower95 <= a.Upper95-a.Lower95 || b.Confidence >= a.Confidence {
@@ -113,7 +113,7 @@ func TestForecastRiskIntervalsPropagateUncertainty(t *testing.T) {
 
 func TestForecastRiskInvalid(t *testing.T) {
 	t.Parallel()
-	origin := riskInput().Utilization.Days[119]
+	origin := fcRiskInput().Utilization.Days[119]
 	tests := []struct {
 		name   string
 		modify func(*RiskForecastInput)
@@ -133,7 +133,7 @@ func TestForecastRiskInvalid(t *testing.T) {
 		{"negative tolerance", func(*RiskForecastInput) {}, 7, ForecastOptions{Tolerance: -2}},
 	}
 	for _, tt := range tests {
-		in := riskInput()
+		in := fcRiskInput()
 		tt.modify(&in)
 		if _, err := ForecastRisk(in, origin, tt.h, 1, tt.opts); obsqra.ErrorCode(err) != obsqra.EINVALID {
 			t.Errorf("ForecastRisk(%s) error = %v, want %s", tt.name, err, obsqra.EINVALID)
@@ -148,9 +148,9 @@ func TestForecastRiskCoverage(t *testing.T) {
 	// scores make the intervals a little conservative).
 	var n, in80, in95 int
 	for seed := uint64(1); seed <= 6; seed++ {
-		in := riskInput()
-		in.Utilization = riskSeries(seed, 300, 6000, 600, 10_000)
-		in.Volatility = riskSeries(seed+100, 300, 3000, 500, 1_000_000)
+		in := fcRiskInput()
+		in.Utilization = fcRiskSeries(seed, 300, 6000, 600, 10_000)
+		in.Volatility = fcRiskSeries(seed+100, 300, 3000, 500, 1_000_000)
 		for i := 60; i+7 < 300; i += 4 {
 			origin := in.Utilization.Days[i]
 			f, err := ForecastRisk(in, origin, 7, seed, ForecastOptions{})

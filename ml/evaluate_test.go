@@ -222,6 +222,9 @@ func (f fcBacktestFigures) String() string {
 //	h=30: relMAE 0.9235, cov80 0.826, cov95 0.921; non-constant histories cov80 0.761, cov95 0.895;
 //	      mean confidence 0.712, hit rate 0.732
 func TestBacktestSharedData(t *testing.T) {
+	if raceEnabled {
+		t.Skip("too slow under -race; make test runs it in a second pass without")
+	}
 	t.Parallel()
 	_, series := fcReadRatesCSV(t, fcSharedRatesCSV)
 	split, _ := ParseDay("2026-02-01")

@@ -198,7 +198,7 @@ func Optimize(in OptimizeInput) (Allocation, error) {
 		ws.upper[i] = capW
 	}
 	p := QP{Mu: in.ExpectedApyBps, Sigma: sigma, Risk: in.Risks, Lambda: lambda, Rho: rho}
-	ws.solver.sigmaName = "Covariance"
+	ws.solver.sigmaName = "covariance"
 	if err := ws.solver.load(p); err != nil {
 		return Allocation{}, err
 	}

@@ -294,8 +294,13 @@ func fitETS(d *fcData, k etsKind, start *[3]float64) etsFit {
 	f.alpha, f.beta, f.phi = etsDecode(k, th[:dim])
 	_, f.l0, f.b0 = etsProfile(d, k, f.alpha, f.beta, f.phi)
 	sse := etsRun(d, &f, nil)
+	// A perfect fit (a constant series) has no error variance; the floor
+	// only keeps the likelihood finite and must not leak into intervals
+	// as widths of 1e-151.
+	if sse > floor {
+		f.sigma2 = sse / n
+	}
 	sse = math.Max(sse, floor)
-	f.sigma2 = sse / n
 	f.loglik = etsLogLik(sse, d.n)
 	f.aicc = fcAICc(f.loglik, k.etsParams(), d.n)
 	return f

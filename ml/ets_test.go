@@ -301,5 +301,17 @@ func TestETSConstantSeries(t *testing.T) {
 		if p := d.shift + f.point(f.level, f.trend, 10); p != 0.03 {
 			t.Errorf("%v on a constant 0.03 forecasts %v", k, p)
 		}
+		if f.sigma2 != 0 {
+			t.Errorf("%v on a constant has error variance %v, want 0", k, f.sigma2)
+		}
+	}
+	for _, model := range []string{"ses", "holt", "damped", "ets", DefaultModel} {
+		f, err := ForecastSeries(Series{Days: fcDays(len(y)), Values: y}, fcDays(len(y))[len(y)-1], 7, ForecastOptions{Model: model})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Lower95 != 0.03 || f.Upper95 != 0.03 || f.Lower80 != 0.03 || f.Upper80 != 0.03 {
+			t.Errorf("%s on a constant: intervals %+v, want all exactly 0.03", model, f)
+		}
 	}
 }

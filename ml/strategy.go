@@ -98,11 +98,13 @@ func stdDev(xs []float64) float64 {
 }
 
 // Strategy chooses target weights (fractions summing to 1) on the last day
-// of the basket it is given. RunStrategy hands it only the days up to the
-// decision, so no strategy can look ahead.
+// of the basket it is given, knowing the weights held now (nil before the
+// first investment). RunStrategy hands it only the days up to the
+// decision, so no strategy can look ahead. Returning the current weights
+// means "stay".
 type Strategy interface {
 	Name() string
-	Target(b *Basket) ([]float64, error)
+	Target(b *Basket, current []float64) ([]float64, error)
 }
 
 // prefix returns b restricted to its first m days, sharing memory.
@@ -130,7 +132,7 @@ type EqualWeight struct{}
 func (EqualWeight) Name() string { return "equal" }
 
 // Target implements Strategy.
-func (EqualWeight) Target(b *Basket) ([]float64, error) {
+func (EqualWeight) Target(b *Basket, _ []float64) ([]float64, error) {
 	w := make([]float64, len(b.Reserves))
 	for i := range w {
 		w[i] = 1 / float64(len(w))
@@ -146,7 +148,7 @@ type HighestAPY struct{}
 func (HighestAPY) Name() string { return "highest-apy" }
 
 // Target implements Strategy.
-func (HighestAPY) Target(b *Basket) ([]float64, error) {
+func (HighestAPY) Target(b *Basket, _ []float64) ([]float64, error) {
 	t := b.last()
 	best := 0
 	for i := range b.Reserves {
@@ -167,7 +169,7 @@ type Parity struct{ Params Params }
 func (Parity) Name() string { return "parity" }
 
 // Target implements Strategy.
-func (p Parity) Target(b *Basket) ([]float64, error) {
+func (p Parity) Target(b *Basket, _ []float64) ([]float64, error) {
 	t := b.last()
 	n := len(b.Reserves)
 	risks, apys := make([]int64, n), make([]int64, n)
@@ -260,7 +262,14 @@ func RunStrategy(b *Basket, s Strategy, cfg BacktestConfig) (StrategyResult, err
 	hold := make([]float64, n)
 	value, cost, traded := 1.0, 0.0, 0.0
 	rebalance := func(t int, first bool) error {
-		target, err := s.Target(b.prefix(t + 1))
+		var current []float64
+		if !first {
+			current = make([]float64, n)
+			for i := range n {
+				current[i] = hold[i] / value
+			}
+		}
+		target, err := s.Target(b.prefix(t+1), current)
 		if err != nil {
 			return err
 		}

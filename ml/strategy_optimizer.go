@@ -12,12 +12,19 @@ import (
 // trailing HistoryDays of APYs (Ledoit–Wolf, inside Optimize), the risk
 // penalty from the contract's risk score, and Optimize solves for integer
 // weights within MaxSingleBps and MinDiversification.
+//
+// Once invested it moves only when SuggestRebalance says the move clears
+// ThresholdBps: the forecast gain, net of SlippageBps on the traded
+// notional spread over PaybackDays, as a user's rebalance threshold works.
 type Optimizer struct {
 	Tolerance          obsqra.RiskTolerance
 	MaxSingleBps       int
 	MinDiversification int
-	HorizonDays        int // forecast horizon; default 7
-	HistoryDays        int // covariance window; default 90
+	HorizonDays        int     // forecast horizon; default 7
+	HistoryDays        int     // covariance window; default 90
+	ThresholdBps       int     // least net annual improvement worth a move; 0: any that pays back
+	SlippageBps        float64 // trading cost in bps of the traded notional
+	PaybackDays        int     // the move must pay for itself within this; default 30
 	Params             Params
 	Forecast           ForecastOptions
 }
@@ -28,7 +35,7 @@ func (o Optimizer) Name() string {
 }
 
 // Target implements Strategy.
-func (o Optimizer) Target(b *Basket) ([]float64, error) {
+func (o Optimizer) Target(b *Basket, current []float64) ([]float64, error) {
 	horizon, window := o.HorizonDays, o.HistoryDays
 	if horizon <= 0 {
 		horizon = 7
@@ -52,6 +59,7 @@ func (o Optimizer) Target(b *Basket) ([]float64, error) {
 	}
 	opts := o.Forecast
 	opts.NonNegative = true
+	sigma := make([]float64, n) // forecast error standard deviation, from the 80 % interval
 	for i := range n {
 		// Too short a history for a forecast: today's APY is the expectation.
 		in.ExpectedApyBps[i] = b.APYBps[i][t]
@@ -61,6 +69,7 @@ func (o Optimizer) Target(b *Basket) ([]float64, error) {
 				return nil, fmt.Errorf("forecast %s: %w", b.Reserves[i], err)
 			}
 			in.ExpectedApyBps[i] = f.Point
+			sigma[i] = (f.Upper80 - f.Lower80) / (2 * 1.2815515655446004)
 		}
 		in.Histories[i] = b.APYBps[i][lo : t+1]
 		s, err := ScoreRisk(b.RiskInputsAt(i, t), o.Params)
@@ -79,6 +88,27 @@ func (o Optimizer) Target(b *Basket) ([]float64, error) {
 	w := make([]float64, n)
 	for i, bps := range a.WeightsBps {
 		w[i] = float64(bps) / 10_000
+	}
+	if current == nil {
+		return w, nil
+	}
+	held, err := RoundBps(current, 10_000, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	payback := o.PaybackDays
+	if payback <= 0 {
+		payback = 30
+	}
+	r, err := SuggestRebalance(RebalanceInput{
+		CurrentBps: held, TargetBps: a.WeightsBps, ExpectedApyBps: in.ExpectedApyBps, ApySigmaBps: sigma,
+		PortfolioValueUsd: 1, SlippageBps: o.SlippageBps, HorizonDays: payback, ThresholdBps: o.ThresholdBps,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !r.ClearsThreshold {
+		return current, nil
 	}
 	return w, nil
 }

@@ -127,7 +127,7 @@ func TestRunStrategyCannotLookAhead(t *testing.T) {
 type recorder struct{ days []int }
 
 func (*recorder) Name() string { return "recorder" }
-func (r *recorder) Target(b *Basket) ([]float64, error) {
+func (r *recorder) Target(b *Basket, _ []float64) ([]float64, error) {
 	r.days = append(r.days, len(b.Days))
 	return []float64{1, 0}, nil
 }
@@ -154,7 +154,7 @@ type fixed []float64
 
 func recorderOf(w []float64) fixed { return fixed(w) }
 func (fixed) Name() string         { return "fixed" }
-func (f fixed) Target(*Basket) ([]float64, error) {
+func (f fixed) Target(*Basket, []float64) ([]float64, error) {
 	return append([]float64(nil), f...), nil
 }
 
@@ -164,7 +164,7 @@ func TestParityStrategyIsTheContractAllocation(t *testing.T) {
 	// Each: utilization 5000 → 12, volatility 0, tier 2 → 15, audit 90 → 3,
 	// age beyond the cap → 0: risk 30. s = 3000000/31 = 96774 and
 	// 5000000/31 = 161290; 96774×10000/258064 = 3750 exactly; the last 6250.
-	w, err := Parity{Params: DefaultParams()}.Target(b.prefix(100))
+	w, err := Parity{Params: DefaultParams()}.Target(b.prefix(100), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestOptimizerStrategy(t *testing.T) {
 	t.Parallel()
 	b := testBasket(constant(0.03), constant(0.05))
 	o := Optimizer{Tolerance: obsqra.RiskMedium, MaxSingleBps: 6000, MinDiversification: 2, Params: DefaultParams()}
-	w, err := o.Target(b.prefix(100))
+	w, err := o.Target(b.prefix(100), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestOptimizerStrategy(t *testing.T) {
 		t.Errorf("RunStrategy(optimizer) = %+v, want about 420 bps", got)
 	}
 	o.MaxSingleBps = 4000 // 2 × 4000 < 10000
-	if _, err := o.Target(b.prefix(100)); obsqra.ErrorCode(err) != obsqra.EINVALID {
+	if _, err := o.Target(b.prefix(100), nil); obsqra.ErrorCode(err) != obsqra.EINVALID {
 		t.Errorf("infeasible cap: error = %v, want EINVALID", err)
 	}
 }
@@ -236,9 +236,40 @@ func TestOptimizerStrategyWithShortHistory(t *testing.T) {
 	b := testBasket(constant(0.03), constant(0.05))
 	o := Optimizer{Tolerance: obsqra.RiskHigh, MaxSingleBps: 10000, MinDiversification: 1, Params: DefaultParams()}
 	for _, days := range []int{1, 2, 29} {
-		w, err := o.Target(b.prefix(days))
+		w, err := o.Target(b.prefix(days), nil)
 		if err != nil || w[1] != 1 {
 			t.Errorf("Optimizer.Target on %d days = %v, %v; want everything in b", days, w, err)
+		}
+	}
+}
+
+func TestOptimizerStrategyMovesOnlyWhenItPays(t *testing.T) {
+	t.Parallel()
+	b := testBasket(constant(0.03), constant(0.05)).prefix(100)
+	held := []float64{0.5, 0.5}
+	// The optimum is 40/60: 0.1 × (500 − 300) = 20 bps a year gross.
+	tests := []struct {
+		slippage  float64
+		threshold int
+		move      bool
+	}{
+		{0, 0, true},
+		{0, 20, true},
+		{0, 21, false},
+		// 100 bps on a turnover of 0.1 costs 10 bps, 121.7 bps a year
+		// when repaid within 30 days: more than the gain.
+		{100, 0, false},
+		{1, 0, true}, // 0.1 bps, 1.2 a year
+	}
+	for _, tt := range tests {
+		o := Optimizer{Tolerance: obsqra.RiskMedium, MaxSingleBps: 6000, MinDiversification: 2,
+			Params: DefaultParams(), SlippageBps: tt.slippage, ThresholdBps: tt.threshold}
+		w, err := o.Target(b, held)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if moved := w[1] == 0.6; moved != tt.move || (!moved && w[1] != 0.5) {
+			t.Errorf("slippage %v, threshold %d: Target = %v, want a move: %v", tt.slippage, tt.threshold, w, tt.move)
 		}
 	}
 }

@@ -31,7 +31,10 @@ File commands read a CSV in the format of ../shared/data/aave_v3_daily_rates_dev
   forecast --csv FILE --horizon H [--every N]   one JSON line per series and origin
   backtest --csv FILE --horizon H [--every N]   one JSON object of accuracy figures
   strategies --csv FILE [--every 7] [--thresholds 0,100,500] [--cost 5]
-             strategy backtests on each network's USD stablecoin reserves
+             strategy backtests on each network's USD stablecoin reserves:
+             equal weight, the contract's parity and the highest APY move
+             when the drift reaches the threshold (bps of turnover); the
+             optimiser when its forecast gain net of cost reaches it (bps/yr)
 `
 
 // runML runs `obsqra ml COMMAND`.

@@ -240,7 +240,7 @@ func mlStrategies(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	strategies := backtestStrategies()
+	names := backtestStrategies(cost, 0)
 	type key struct {
 		strategy  string
 		threshold int
@@ -261,15 +261,22 @@ func mlStrategies(ctx context.Context, args []string, stdout io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	for _, b := range baskets {
-		for _, s := range strategies {
+		for k := range names {
 			for _, th := range levels {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				r, err := ml.RunStrategy(b, s, ml.BacktestConfig{EveryDays: f.every, ThresholdBps: th, CostBps: cost})
+				// The threshold is each strategy's own: a drift band for
+				// the fixed rules, the least net gain for the optimiser.
+				s, drift := backtestStrategies(cost, th)[k], th
+				if _, ok := s.(ml.Optimizer); ok {
+					drift = 0
+				}
+				r, err := ml.RunStrategy(b, s, ml.BacktestConfig{EveryDays: f.every, ThresholdBps: drift, CostBps: cost})
 				if err != nil {
 					return fmt.Errorf("basket %s, strategy %s: %w", b.Name, s.Name(), err)
 				}
+				r.ThresholdBps = th
 				if err := enc.Encode(r); err != nil {
 					return err
 				}
@@ -304,13 +311,21 @@ func mlStrategies(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// backtestStrategies are the strategies `obsqra ml strategies` compares.
-func backtestStrategies() []ml.Strategy {
+// backtestStrategies are the strategies `obsqra ml strategies` compares,
+// for a rebalancing threshold of thresholdBps. The fixed rules (equal
+// weight, the contract's parity, the highest APY) take it as a drift band:
+// RunStrategy moves to their target only when the one-way turnover reaches
+// it. The optimiser runs at each tolerance with a new user's other
+// preferences and takes it as a user's rebalance threshold: it moves only
+// when the forecast gain, net of the cost repaid within 30 days, is at
+// least thresholdBps a year.
+func backtestStrategies(cost float64, thresholdBps int) []ml.Strategy {
 	prefs := obsqra.DefaultPreferences()
 	strategies := []ml.Strategy{ml.EqualWeight{}, ml.Parity{Params: ml.DefaultParams()}, ml.HighestAPY{}}
 	for _, t := range []obsqra.RiskTolerance{obsqra.RiskLow, obsqra.RiskMedium, obsqra.RiskHigh} {
 		strategies = append(strategies, ml.Optimizer{Tolerance: t, MaxSingleBps: prefs.MaxSingleBps,
-			MinDiversification: prefs.MinDiversification, Params: ml.DefaultParams()})
+			MinDiversification: prefs.MinDiversification, ThresholdBps: thresholdBps,
+			SlippageBps: cost, Params: ml.DefaultParams()})
 	}
 	return strategies
 }

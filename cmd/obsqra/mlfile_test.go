@@ -121,7 +121,7 @@ func TestMLStrategiesCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	n := len(backtestStrategies())
+	n := len(backtestStrategies(5, 0))
 	if len(lines) != 2*n+2*n { // a basket line and a summary line per strategy and threshold
 		t.Fatalf("strategies wrote %d lines, want %d:\n%s", len(lines), 4*n, out)
 	}

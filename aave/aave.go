@@ -101,11 +101,11 @@ func Read(r io.Reader) ([]Row, error) {
 			Network:             p.text("network"),
 			Symbol:              p.text("symbol"),
 			Asset:               strings.ToLower(p.text("asset_address")),
-			LiquidityRate:       p.number("current_liquidity_rate"),
-			VariableBorrowRate:  p.number("current_variable_borrow_rate"),
-			LiquidityIndex:      p.number("liquidity_index"),
-			VariableBorrowIndex: p.number("variable_borrow_index"),
-			ReserveFactor:       p.number("reserve_factor"),
+			LiquidityRate:       p.between("current_liquidity_rate", 0, maxRate),
+			VariableBorrowRate:  p.between("current_variable_borrow_rate", 0, maxRate),
+			LiquidityIndex:      p.positive("liquidity_index"),
+			VariableBorrowIndex: p.positive("variable_borrow_index"),
+			ReserveFactor:       p.between("reserve_factor", 0, 1),
 			Frozen:              p.boolean("frozen"),
 			Paused:              p.boolean("paused"),
 			Active:              p.boolean("active"),
@@ -155,6 +155,27 @@ func (p *parser) number(col string) float64 {
 		p.fail(col, v, "a finite number")
 	}
 	return f
+}
+
+// maxRate bounds an annual rate (a fraction): 1000 is 100,000 % a year,
+// far above anything a lending market quotes; beyond it a value is a
+// corrupt file, not a market.
+const maxRate = 1000
+
+func (p *parser) between(col string, lo, hi float64) float64 {
+	v := p.number(col)
+	if p.err == nil && (v < lo || v > hi) {
+		p.fail(col, p.rec[p.at[col]], fmt.Sprintf("between %g and %g", lo, hi))
+	}
+	return v
+}
+
+func (p *parser) positive(col string) float64 {
+	v := p.number(col)
+	if p.err == nil && !(v > 0 && v <= 1e9) {
+		p.fail(col, p.rec[p.at[col]], "a positive index")
+	}
+	return v
 }
 
 func (p *parser) boolean(col string) bool {

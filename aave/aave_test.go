@@ -84,6 +84,9 @@ func TestReadRefusesBadInput(t *testing.T) {
 		{"bad time", lines[0] + "\n" + strings.Replace(lines[1], "2025-07-22T", "2025-07-22 ", 1) + "\n", "snapshot_utc"},
 		{"bad bool", lines[0] + "\n" + strings.Replace(lines[1], "False", "maybe", 1) + "\n", "frozen"},
 		{"short row", lines[0] + "\n" + "a,b\n", "line 2"},
+		{"absurd rate", lines[0] + "\n" + strings.Replace(lines[1], ",0.004717,", ",1e160,", 1) + "\n", "current_liquidity_rate"},
+		{"negative rate", lines[0] + "\n" + strings.Replace(lines[1], ",0.03325,", ",-0.03,", 1) + "\n", "current_variable_borrow_rate"},
+		{"zero index", lines[0] + "\n" + strings.Replace(lines[1], ",1.002576,", ",0,", 1) + "\n", "liquidity_index"},
 	}
 	for _, tt := range tests {
 		_, err := Read(strings.NewReader(tt.csv))

@@ -235,16 +235,25 @@ func Optimize(in OptimizeInput) (Allocation, error) {
 	return a, nil
 }
 
-// validate checks the fields Optimize reads directly; the covariance is
-// checked by the QP.
+// Bounds of Optimize's inputs, far beyond any real market (an APY of
+// 100,000 %, a standard deviation of 10⁶ bps) but small enough that no
+// figure of the objective can overflow.
+const (
+	optMaxAPY        = 1e7
+	optMaxCovariance = 1e12
+	optMaxAversion   = 1e6
+)
+
+// validate checks the fields Optimize reads directly; the covariance's
+// symmetry and semidefiniteness are checked by the QP.
 func (in *OptimizeInput) validate() error {
 	n := len(in.ExpectedApyBps)
 	if n == 0 {
 		return obsqra.Errorf(obsqra.EINVALID, "expectedApyBps is empty: there are no protocols to allocate to")
 	}
 	for i, v := range in.ExpectedApyBps {
-		if !qpFinite(v) {
-			return obsqra.Errorf(obsqra.EINVALID, "expectedApyBps[%d] is not a finite number", i)
+		if !(math.Abs(v) <= optMaxAPY) {
+			return obsqra.Errorf(obsqra.EINVALID, "expectedApyBps[%d] = %v is not a number of bps between −%g and %g", i, v, optMaxAPY, optMaxAPY)
 		}
 	}
 	if len(in.Risks) != n {
@@ -259,14 +268,30 @@ func (in *OptimizeInput) validate() error {
 		if r := in.Covariance.SymmetricDim(); r != n {
 			return obsqra.Errorf(obsqra.EINVALID, "covariance is %d×%d but there are %d protocols", r, r, n)
 		}
-	} else if in.Histories != nil && len(in.Histories) != n {
-		return obsqra.Errorf(obsqra.EINVALID, "histories has %d series but there are %d protocols", len(in.Histories), n)
+		for i := range n {
+			for j := range n {
+				if v := in.Covariance.At(i, j); !(math.Abs(v) <= optMaxCovariance) {
+					return obsqra.Errorf(obsqra.EINVALID, "covariance[%d][%d] = %v is not a number of bps² between −%g and %g", i, j, v, optMaxCovariance, optMaxCovariance)
+				}
+			}
+		}
+	} else if in.Histories != nil {
+		if len(in.Histories) != n {
+			return obsqra.Errorf(obsqra.EINVALID, "histories has %d series but there are %d protocols", len(in.Histories), n)
+		}
+		for i, h := range in.Histories {
+			for k, v := range h {
+				if !(math.Abs(v) <= optMaxAPY) {
+					return obsqra.Errorf(obsqra.EINVALID, "histories[%d][%d] = %v is not a number of bps between −%g and %g", i, k, v, optMaxAPY, optMaxAPY)
+				}
+			}
+		}
 	}
 	if in.MaxSingleBps < 1 || in.MaxSingleBps > 10000 {
 		return obsqra.Errorf(obsqra.EINVALID, "maxSingleBps must be between 1 and 10000, got %d", in.MaxSingleBps)
 	}
 	if n*in.MaxSingleBps < 10000 {
-		return obsqra.Errorf(obsqra.EINVALID, "maxSingleBps = %d leaves %d protocols short of 10000 bps in total", in.MaxSingleBps, n)
+		return obsqra.Errorf(obsqra.EINVALID, "maxSingleBps = %d allows at most %d bps over %d protocol(s), short of the 10000 to invest", in.MaxSingleBps, n*in.MaxSingleBps, n)
 	}
 	m := in.MinDiversification
 	if m < 0 || m > n {
@@ -278,11 +303,11 @@ func (in *OptimizeInput) validate() error {
 	if m > 0 && in.MaxSingleBps < divFloorBps {
 		return obsqra.Errorf(obsqra.EINVALID, "maxSingleBps = %d is below the 1000 bps a protocol must hold to count for minDiversification = %d", in.MaxSingleBps, m)
 	}
-	if !qpFinite(in.RiskAversion) || in.RiskAversion < 0 {
-		return obsqra.Errorf(obsqra.EINVALID, "riskAversion must be a finite number ≥ 0, got %v", in.RiskAversion)
+	if !(in.RiskAversion >= 0 && in.RiskAversion <= optMaxAversion) {
+		return obsqra.Errorf(obsqra.EINVALID, "riskAversion must be between 0 and %g, got %v", optMaxAversion, in.RiskAversion)
 	}
-	if !qpFinite(in.RiskPenalty) || in.RiskPenalty < 0 {
-		return obsqra.Errorf(obsqra.EINVALID, "riskPenalty must be a finite number ≥ 0, got %v", in.RiskPenalty)
+	if !(in.RiskPenalty >= 0 && in.RiskPenalty <= optMaxAversion) {
+		return obsqra.Errorf(obsqra.EINVALID, "riskPenalty must be between 0 and %g, got %v", optMaxAversion, in.RiskPenalty)
 	}
 	return nil
 }
@@ -459,7 +484,7 @@ func allocationFigures(bps []int, mu []float64, sigma mat.Matrix, risks []float6
 				continue
 			}
 			for j := 0; j < n; j++ {
-				variance += fi * sigma.At(i, j) * float64(bps[j]) / 10000
+				variance += fi * sigma.At(i, j) * (float64(bps[j]) / 10000)
 			}
 		}
 	}

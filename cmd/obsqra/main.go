@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/obsqra/obsqra"
@@ -42,9 +43,20 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "obsqra:", err)
+		fmt.Fprintln(os.Stderr, "obsqra:", userMessage(err))
 		os.Exit(1)
 	}
+}
+
+// userMessage is err's text for a person at a terminal: an *obsqra.Error
+// in the chain reads as its message, without the code= and message= of
+// its log form.
+func userMessage(err error) string {
+	var e *obsqra.Error
+	if !errors.As(err, &e) {
+		return err.Error()
+	}
+	return strings.Replace(err.Error(), e.Error(), e.Message, 1)
 }
 
 // run is main with its inputs and outputs as arguments, so tests can call it.

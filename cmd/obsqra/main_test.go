@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/obsqra/obsqra"
 )
 
 // env sets a minimal development environment whose files live in a
@@ -181,4 +185,15 @@ func post(t *testing.T, base, token, query string) []byte {
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(resp.Body)
 	return buf.Bytes()
+}
+
+func TestUserMessage(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("series x: %w", obsqra.Errorf(obsqra.EINVALID, "the CSV is empty"))
+	if got := userMessage(err); got != "series x: the CSV is empty" {
+		t.Errorf("userMessage = %q, want %q", got, "series x: the CSV is empty")
+	}
+	if got := userMessage(errors.New("plain")); got != "plain" {
+		t.Errorf("userMessage(plain) = %q", got)
+	}
 }

@@ -79,7 +79,8 @@ const maxLineBytes = 16 << 20
 func eachLine(ctx context.Context, r io.Reader, w io.Writer, fn func([]byte) (any, error)) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	bw := bufio.NewWriterSize(w, 64<<10)
-	enc := json.NewEncoder(bw)
+	var answer bytes.Buffer
+	enc := json.NewEncoder(&answer)
 	enc.SetEscapeHTML(false)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -104,7 +105,14 @@ func eachLine(ctx context.Context, r io.Reader, w io.Writer, fn func([]byte) (an
 				out = errorLine(err)
 			}
 		}
+		// One answer that cannot be JSON (a non-finite number) must not end
+		// the stream: it becomes an error line like any other failure.
+		answer.Reset()
 		if err := enc.Encode(out); err != nil {
+			answer.Reset()
+			enc.Encode(errorLine(fmt.Errorf("encode answer: %w", err)))
+		}
+		if _, err := bw.Write(answer.Bytes()); err != nil {
 			return fmt.Errorf("write stdout: %w", err)
 		}
 		if br.Buffered() == 0 {
@@ -336,12 +344,15 @@ type optimizeInput struct {
 	MinDiversification *int        `json:"minDiversification"`
 	RiskTolerance      *string     `json:"riskTolerance"`
 	RiskAversion       *float64    `json:"riskAversion"`
+	RiskPenalty        *float64    `json:"riskPenalty"`
 }
 
 // mlOptimize solves the allocation QP. Fields left out take the defaults
 // of a new user's preferences (MEDIUM tolerance, their max single weight
 // and diversification); without covariance or histories the covariance is
-// zero.
+// zero. riskTolerance sets the risk aversion λ and the risk penalty ρ
+// together; riskAversion replaces λ (ρ staying the default tolerance's) and
+// riskPenalty replaces ρ, zero included.
 func mlOptimize(line []byte) (any, error) {
 	var in optimizeInput
 	if err := decodeLine(line, &in); err != nil {
@@ -367,7 +378,6 @@ func mlOptimize(line []byte) (any, error) {
 		Risks:              in.Risks,
 		MaxSingleBps:       prefs.MaxSingleBps,
 		MinDiversification: prefs.MinDiversification,
-		RiskTolerance:      prefs.RiskTolerance,
 	}
 	if in.MaxSingleBps != nil {
 		opt.MaxSingleBps = *in.MaxSingleBps
@@ -375,19 +385,33 @@ func mlOptimize(line []byte) (any, error) {
 	if in.MinDiversification != nil {
 		opt.MinDiversification = *in.MinDiversification
 	}
+	tolerance := prefs.RiskTolerance
 	if in.RiskTolerance != nil {
-		t := obsqra.RiskTolerance(*in.RiskTolerance)
-		if !t.IsValid() {
+		tolerance = obsqra.RiskTolerance(*in.RiskTolerance)
+		if !tolerance.IsValid() {
 			return nil, obsqra.Errorf(obsqra.EINVALID, "riskTolerance must be LOW, MEDIUM or HIGH, got %q", *in.RiskTolerance)
 		}
-		opt.RiskTolerance = t
 	}
-	if in.RiskAversion != nil {
-		if *in.RiskAversion < 0 {
-			return nil, obsqra.Errorf(obsqra.EINVALID, "riskAversion must not be negative, got %v", *in.RiskAversion)
+	// Resolved here and passed explicitly (with no tolerance), so that an
+	// explicit zero means zero.
+	lambda, rho, err := ml.RiskAversionFor(tolerance)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		name string
+		v    *float64
+		dst  *float64
+	}{{"riskAversion", in.RiskAversion, &lambda}, {"riskPenalty", in.RiskPenalty, &rho}} {
+		if f.v == nil {
+			continue
 		}
-		opt.RiskAversion, opt.RiskTolerance = *in.RiskAversion, ""
+		if *f.v < 0 {
+			return nil, obsqra.Errorf(obsqra.EINVALID, "%s must not be negative, got %v", f.name, *f.v)
+		}
+		*f.dst = *f.v
 	}
+	opt.RiskAversion, opt.RiskPenalty = lambda, rho
 	if in.Covariance != nil {
 		if len(in.Covariance) != n {
 			return nil, obsqra.Errorf(obsqra.EINVALID, "covariance has %d rows, want %d", len(in.Covariance), n)
@@ -419,5 +443,8 @@ func mlOptimize(line []byte) (any, error) {
 		ExpectedApyBps float64 `json:"expectedApyBps"`
 		Variance       float64 `json:"variance"`
 		Objective      float64 `json:"objective"`
-	}{a.WeightsBps, a.ExpectedApyBps, a.Variance, a.Objective}, nil
+		RiskAversion   float64 `json:"riskAversion"`
+		RiskPenalty    float64 `json:"riskPenalty"`
+		Exact          bool    `json:"exact"`
+	}{a.WeightsBps, a.ExpectedApyBps, a.Variance, a.Objective, a.RiskAversion, a.RiskPenalty, a.SearchComplete}, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"math"
 	"strings"
 	"testing"
 )
@@ -50,10 +51,24 @@ func TestMLLineCommands(t *testing.T) {
 		{"verify", `{"weights":[5000,4000,999,1],"maxSingle":6000,"minDiversification":3}`, `{"ok":false}`},
 		// Capped at the default 6000 bps: 0.4×500 + 0.6×800 = 680 bps;
 		// variance 0.16×100 + 0.36×400 = 160; objective 680 − 0.01×160.
+		{"optimize", `{"expectedApyBps":[500,800],"risks":[30,50],"covariance":[[100,0],[0,400]],"riskAversion":0.01,"riskPenalty":0}`,
+			`{"weightsBps":[4000,6000],"expectedApyBps":680,"variance":160,"objective":678.4,"riskAversion":0.01,"riskPenalty":0,"exact":true}`},
+		// The default tolerance's ρ = 4 stays: − 4 × (0.4×30 + 0.6×50) = − 168.
 		{"optimize", `{"expectedApyBps":[500,800],"risks":[30,50],"covariance":[[100,0],[0,400]],"riskAversion":0.01}`,
-			`{"weightsBps":[4000,6000],"expectedApyBps":680,"variance":160,"objective":678.4}`},
+			`{"weightsBps":[4000,6000],"expectedApyBps":680,"variance":160,"objective":510.4,"riskAversion":0.01,"riskPenalty":4,"exact":true}`},
 		{"optimize", `{"expectedApyBps":[500,800,900],"risks":[30,50,10],"maxSingleBps":10000,"minDiversification":1,"riskAversion":0}`,
-			`{"weightsBps":[0,0,10000],"expectedApyBps":900,"variance":0,"objective":900}`},
+			`{"weightsBps":[0,0,10000],"expectedApyBps":900,"variance":0,"objective":860,"riskAversion":0,"riskPenalty":4,"exact":true}`},
+		// One bp of APY is not worth 100 risk points at ρ = 4.
+		{"optimize", `{"expectedApyBps":[499,500],"risks":[0,100],"maxSingleBps":10000,"minDiversification":0,"riskAversion":0.002}`,
+			`{"weightsBps":[10000,0],"expectedApyBps":499,"variance":0,"objective":499,"riskAversion":0.002,"riskPenalty":4,"exact":true}`},
+		{"optimize", `{"expectedApyBps":[1e308,1e308],"risks":[0,0],"covariance":[[1e308,0],[0,1e308]],"maxSingleBps":5000,"minDiversification":0}`,
+			`{"error":{"code":"EINVALID","message":"expectedApyBps[0] = 1e+308 is not a number of bps between −1e+07 and 1e+07"}}`},
+		{"optimize", `{"expectedApyBps":[1,2],"risks":[0,0],"covariance":[[1e13,0],[0,1]]}`,
+			`{"error":{"code":"EINVALID","message":"covariance[0][0] = 1e+13 is not a number of bps² between −1e+12 and 1e+12"}}`},
+		{"optimize", `{"expectedApyBps":[1,2],"risks":[0,0],"histories":[[1e160,-1e160],[1,2]]}`,
+			`{"error":{"code":"EINVALID","message":"histories[0][0] = 1e+160 is not a number of bps between −1e+07 and 1e+07"}}`},
+		{"optimize", `{"expectedApyBps":[1,2],"risks":[0,0],"riskPenalty":-1}`,
+			`{"error":{"code":"EINVALID","message":"riskPenalty must not be negative, got -1"}}`},
 		{"optimize", `{"expectedApyBps":[500,800],"risks":[30,50],"covariance":[[100,1],[0,400]]}`,
 			`{"error":{"code":"EINVALID","message":"covariance is not symmetric at [1][0]"}}`},
 		{"optimize", `{"expectedApyBps":[500,800],"risks":[30,50],"covariance":[[100,1]]}`,
@@ -103,5 +118,24 @@ func TestMLUnknownCommand(t *testing.T) {
 		if err := run(context.Background(), args, strings.NewReader(""), &out, &out); err == nil {
 			t.Errorf("run(%q) succeeded, want an error", args)
 		}
+	}
+}
+
+// TestMLAnswerThatIsNotJSON: an answer JSON cannot hold (here +Inf) becomes
+// an error line and the stream goes on.
+func TestMLAnswerThatIsNotJSON(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	var out bytes.Buffer
+	err := eachLine(context.Background(), strings.NewReader("a\nb\n"), &out, func([]byte) (any, error) {
+		calls++
+		if calls == 1 {
+			return map[string]float64{"x": math.Inf(1)}, nil
+		}
+		return map[string]int{"x": 1}, nil
+	})
+	want := `{"error":{"code":"EINTERNAL","message":"internal error"}}` + "\n" + `{"x":1}` + "\n"
+	if err != nil || out.String() != want {
+		t.Errorf("eachLine = %v, %q; want %q", err, out.String(), want)
 	}
 }

@@ -87,14 +87,21 @@ func mlForecast(ctx context.Context, args []string, stdout io.Writer) error {
 	err = inOrder(ctx, len(reserves), func(i int) ([]byte, error) {
 		var buf []byte
 		r := reserves[i]
+		var bad error
 		err := ml.WalkForward(r.LiquidityRates(), f.horizon, f.every, rateOptions, func(o ml.Outcome) {
-			line, _ := json.Marshal(forecastLine{
+			line, err := json.Marshal(forecastLine{
 				Series: r.Key, Origin: o.Origin.String(), Target: o.Target.String(), Horizon: o.Horizon,
 				Point: o.Point, Lower80: o.Lower80, Upper80: o.Upper80, Lower95: o.Lower95, Upper95: o.Upper95,
 				Model: o.Model, Confidence: o.Confidence, Tolerance: o.Tolerance,
 			})
+			if err != nil && bad == nil {
+				bad = fmt.Errorf("forecast from %s: %w", o.Origin, err)
+			}
 			buf = append(append(buf, line...), '\n')
 		})
+		if err == nil {
+			err = bad
+		}
 		if err != nil {
 			return nil, fmt.Errorf("series %s: %w", r.Key, err)
 		}

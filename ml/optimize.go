@@ -119,12 +119,14 @@ func RiskAversionFor(t obsqra.RiskTolerance) (lambda, rho float64, err error) {
 	return 0, 0, obsqra.Errorf(obsqra.EINVALID, "risk tolerance %q is not LOW, MEDIUM or HIGH", string(t))
 }
 
-// Diversification step: the weight a protocol must hold to count, and the
-// most QP solves the support search may spend.
+// Diversification step: the weight a protocol must hold to count, the most
+// QP solves the support search may spend, and the most the local search
+// after an exhausted one may spend on top.
 const (
 	divFloorBps = 1000
 	divFloor    = 0.1
 	divMaxNodes = 2000
+	divMaxSwaps = 20000
 )
 
 // Optimize returns the allocation that maximises μᵀw − λ·wᵀΣw − ρ·rᵀw
@@ -151,8 +153,11 @@ const (
 // each child's QP starts from its parent's optimum. The search visits
 // every m-subset it cannot prune, so its result is the exact optimum of
 // the combinatorial problem (ties: the first found). For n = 10 there are
-// at most 1024 nodes; when a search exceeds divMaxNodes solves it stops
-// with the best found and SearchComplete = false.
+// at most 1024 nodes; when a search exceeds divMaxNodes solves (large n
+// with a large MinDiversification) it stops, improves the best support
+// found by single swaps until no swap of one floored protocol for another
+// helps (improve), and reports SearchComplete = false: the result is then
+// optimal among its neighbours, not proven optimal.
 //
 // The weights are rounded by RoundBps with each protocol's cap, and a floor
 // of 1000 bps for every weight of at least 0.1, so the integer weights keep
@@ -215,6 +220,11 @@ func Optimize(in OptimizeInput) (Allocation, error) {
 			// The first path of the search reaches a support of m floors
 			// within m+1 solves, far inside the budget.
 			return Allocation{}, fmt.Errorf("ml: diversification search found no support")
+		}
+		if ws.exhausted {
+			if err := ws.improve(); err != nil {
+				return Allocation{}, err
+			}
 		}
 		w = ws.bestW
 		a.SearchComplete = !ws.exhausted
@@ -466,6 +476,68 @@ func (d *divSearch) visit(start, depth int) error {
 		}
 	}
 	return nil
+}
+
+// improve is a local search from the best support found by an exhausted
+// search. Its floors sit on the m heaviest weights of the best allocation
+// (ties: lower index); a swap of one of them for a protocol without a floor
+// is taken as soon as it raises the objective, and the floors are then
+// placed anew on the heaviest weights. It stops when no swap helps, so the
+// result is optimal among its single-swap neighbours, or when divMaxSwaps
+// solves are spent. Scans run in index order: the result is deterministic.
+func (d *divSearch) improve() error {
+	n := len(d.lower)
+	order := make([]int, n)
+	held := make([]bool, n)
+	defer func() {
+		for i := range d.lower {
+			d.lower[i] = 0
+		}
+	}()
+	budget := divMaxSwaps
+	for {
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(d.bestW[b], d.bestW[a]) })
+		floors := order[:d.m]
+		for i := range held {
+			held[i] = false
+		}
+		for _, i := range floors {
+			held[i] = true
+		}
+		improved := false
+		for k := 0; k < len(floors) && !improved; k++ {
+			for j := 0; j < n && !improved; j++ {
+				if held[j] {
+					continue
+				}
+				if budget == 0 {
+					return nil
+				}
+				budget--
+				for i := range d.lower {
+					d.lower[i] = 0
+					if held[i] {
+						d.lower[i] = divFloor
+					}
+				}
+				d.lower[floors[k]], d.lower[j] = 0, divFloor
+				if err := d.solveFrom(d.bestW); err != nil {
+					return err
+				}
+				if d.sol.Objective > d.best+d.tol() && divCount(d.sol.W) >= d.m {
+					d.best = d.sol.Objective
+					copy(d.bestW, d.sol.W)
+					improved = true
+				}
+			}
+		}
+		if !improved {
+			return nil
+		}
+	}
 }
 
 // allocationFigures returns μᵀw, wᵀΣw and the objective for integer weights.

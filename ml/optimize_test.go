@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -404,5 +405,83 @@ func TestOptimizeInvalid(t *testing.T) {
 	}
 	if _, err := Optimize(good()); err != nil {
 		t.Errorf("Optimize(good) error = %v, want nil", err)
+	}
+}
+
+// TestOptimizeLargeSearchIsSwapOptimal: when n is large and the
+// diversification search runs out of budget, the local search leaves a
+// support that no single swap of a floored protocol improves.
+func TestOptimizeLargeSearchIsSwapOptimal(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(41, 42))
+	var exhausted int
+	for trial := 0; trial < 12; trial++ {
+		n := 30 + rng.IntN(21)
+		in := optRandom(rng, n)
+		// A covariance of a few strong mixed-sign factors.
+		const factors = 4
+		a := mat.NewDense(n, factors, nil)
+		for i := range n {
+			for k := range factors {
+				a.Set(i, k, 100*rng.NormFloat64())
+			}
+		}
+		cov := mat.NewSymDense(n, nil)
+		cov.SymOuterK(1, a)
+		for i := range n {
+			cov.SetSym(i, i, cov.At(i, i)+100)
+		}
+		in.Histories, in.Covariance = nil, cov
+		// Ten floors of 1000 bps leave no freedom: choosing the support is
+		// all there is, and correlated protocols make greedy choices poor.
+		in.MinDiversification = 10
+		in.MaxSingleBps = 7075
+		in.RiskTolerance, in.RiskAversion = "", 0.05
+		got, err := Optimize(in)
+		if err != nil {
+			t.Fatalf("trial %d: Optimize error %v", trial, err)
+		}
+		optCheckAllocation(t, trial, in, got)
+		if got.SearchComplete {
+			continue
+		}
+		exhausted++
+		p := QP{Mu: in.ExpectedApyBps, Sigma: cov, Risk: in.Risks, Lambda: got.RiskAversion, Rho: got.RiskPenalty,
+			Lower: make([]float64, n), Upper: make([]float64, n)}
+		for i := range p.Upper {
+			p.Upper[i] = 1
+		}
+		obj := qptObjective(p, got.Weights)
+		// The floors sit on the m heaviest weights.
+		order := make([]int, n)
+		for i := range order {
+			order[i] = i
+		}
+		sort.SliceStable(order, func(a, b int) bool { return got.Weights[order[a]] > got.Weights[order[b]] })
+		held := order[:in.MinDiversification]
+		for k := range held {
+			for j := 0; j < n; j++ {
+				if slices.Contains(held, j) {
+					continue
+				}
+				for i := range p.Lower {
+					p.Lower[i] = 0
+				}
+				for _, i := range held {
+					p.Lower[i] = 0.1
+				}
+				p.Lower[held[k]], p.Lower[j] = 0, 0.1
+				sol, err := SolveQP(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if divCount(sol.W) >= in.MinDiversification && sol.Objective > obj+1e-9*qptScale(p) {
+					t.Fatalf("trial %d (n=%d, m=%d): swapping %d for %d gives %v > %v", trial, n, in.MinDiversification, held[k], j, sol.Objective, obj)
+				}
+			}
+		}
+	}
+	if exhausted == 0 {
+		t.Error("no trial exhausted the search; the test does not exercise the local search")
 	}
 }

@@ -51,7 +51,6 @@ func (b *Basket) Validate() error {
 	return nil
 }
 
-
 // Volatility window of the risk score, as market data computes it: the
 // standard deviation of the daily APY over the trailing 30 days.
 const volatilityWindowDays = 30

@@ -352,13 +352,24 @@ func (m *fcModel) pastErrors(steps int, restate float64, buf []float64) []float6
 		if d.days[j] == target {
 			e := d.y[j] - pp[i]
 			if restate > 0 {
-				e *= restate / m.scaleOf(pp[i])
+				e *= min(restate/m.scaleOf(pp[i]), fcMaxRestate)
 			}
 			errs = append(errs, e)
 		}
 	}
 	return errs
 }
+
+// fcMaxRestate bounds how far a past error is scaled up to today's level.
+// Scaling down (a reserve that paid 20 % then and 2 % now) is what the
+// restating is for; scaling up without bound let a rate that had just
+// jumped tenfold inflate every calm past error tenfold, and gave a
+// stablecoin at 36 % an upper 95 % bound of 798 %. On the shared data a cap
+// of 1.5 keeps the coverage of the 80 % and 95 % intervals within a point
+// of the uncapped (0.883 and 0.951 at 7 days, 0.814 and 0.915 at 30, every
+// 7th origin) while the mean 95 % width falls by a third (from 0.034 to
+// 0.022 at 7 days and from 0.056 to 0.032 at 30).
+const fcMaxRestate = 1.5
 
 // scaleOf returns the scale of a forecast (given centred): its magnitude,
 // but at least a tenth of the series' mean magnitude. Errors are calibrated

@@ -124,7 +124,8 @@ func TestRollingErrorsPairTheRightDays(t *testing.T) {
 	t.Parallel()
 	// Value = 100 + day with a missing week: a naive forecast h days ahead
 	// misses by exactly h, restated at today's level (100 + last day)
-	// relative to the level it was made at (100 + its day).
+	// relative to the level it was made at (100 + its day), at most
+	// fcMaxRestate times: the first errors, made at 100–105, hit the cap.
 	var s Series
 	for d := Day(0); d < 60; d++ {
 		if d >= 20 && d < 27 {
@@ -141,7 +142,7 @@ func TestRollingErrorsPairTheRightDays(t *testing.T) {
 	var want []float64
 	for _, d := range s.Days {
 		if _, ok := s.ValueOn(d + h); ok && d+h <= 59 {
-			want = append(want, h*(100+59)/(100+float64(d)))
+			want = append(want, h*min((100+59)/(100+float64(d)), fcMaxRestate))
 		}
 	}
 	if len(got) != len(want) {

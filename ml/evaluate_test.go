@@ -10,7 +10,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -242,38 +241,6 @@ func TestBacktestSharedData(t *testing.T) {
 		}
 		if math.Abs(f.meanConf-f.hitRate) > 0.05 {
 			t.Errorf("h=%d: mean confidence %.3f against hit rate %.3f", h, f.meanConf, f.hitRate)
-		}
-	}
-}
-
-// TestBacktestAlternatives compares methods on the shared file, as they
-// were compared to choose DefaultModel. It takes a few minutes, so it runs
-// only with OBSQRA_BACKTEST=alternatives; OBSQRA_BACKTEST_MODELS (";"
-// separated) and OBSQRA_BACKTEST_EVERY override the methods and the
-// sampling of origins.
-func TestBacktestAlternatives(t *testing.T) {
-	if os.Getenv("OBSQRA_BACKTEST") != "alternatives" {
-		t.Skip("set OBSQRA_BACKTEST=alternatives to compare methods on the shared data")
-	}
-	_, series := fcReadRatesCSV(t, fcSharedRatesCSV)
-	every := 7
-	if e, err := strconv.Atoi(os.Getenv("OBSQRA_BACKTEST_EVERY")); err == nil {
-		every = e
-	}
-	models := strings.Split(os.Getenv("OBSQRA_BACKTEST_MODELS"), ";")
-	if models[0] == "" {
-		models = []string{
-			"naive", "drift", "ses", "holt", "damped", "ets",
-			"combo(naive,ets)", "combo(naive,damped)", "combo(naive,ses,damped)",
-			"median3", "median7", "median14", "combo(median7,ses)",
-			"select(naive,median3,median7,median14,ses)", DefaultModel,
-		}
-	}
-	split, _ := ParseDay("2026-02-01")
-	for _, m := range models {
-		for _, h := range []int{7, 30} {
-			f := fcBacktest(t, series, m, h, every, split)
-			t.Logf("%-44s every=%d %s", m, every, f)
 		}
 	}
 }

@@ -28,8 +28,12 @@ and the rest go on.
               "maxSingleBps","minDiversification","riskTolerance" | "riskAversion"}
              → {"weightsBps":[...],"expectedApyBps","variance","objective"}
 File commands read a CSV in the format of ../shared/data/aave_v3_daily_rates_dev.csv:
-  forecast --csv FILE --horizon H [--every N]   one JSON line per series and origin
-  backtest --csv FILE --horizon H [--every N]   one JSON object of accuracy figures
+  forecast --csv FILE --horizon H [--every N] [--model M]   one JSON line per series and origin
+  backtest --csv FILE --horizon H [--every N] [--model M]   one JSON object of accuracy figures
+             M is a forecasting method: naive, drift, medianK, ses, holt, damped,
+             ets (the smoothing model of least AICc), combo(a,b,…) (their mean),
+             select(a,b,…) (per series, the one with the least past error);
+             default ` + ml.DefaultModel + `
   strategies --csv FILE [--every 7] [--thresholds 0,100,500] [--cost 5]
              strategy backtests on each network's USD stablecoin reserves:
              equal weight, the contract's parity and the highest APY move

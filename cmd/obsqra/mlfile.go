@@ -24,6 +24,13 @@ type fileFlags struct {
 	csv     string
 	horizon int
 	every   int
+	model   string
+}
+
+// options are the forecasting options for lending rates, which are never
+// negative, with the method the flags chose.
+func (f fileFlags) options() ml.ForecastOptions {
+	return ml.ForecastOptions{NonNegative: true, Model: f.model}
 }
 
 func parseFileFlags(name string, args []string, horizonRequired bool, extra func(*flag.FlagSet)) (fileFlags, error) {
@@ -33,6 +40,7 @@ func parseFileFlags(name string, args []string, horizonRequired bool, extra func
 	fs.StringVar(&f.csv, "csv", "", "CSV file in the format of ../shared/data/aave_v3_daily_rates_dev.csv")
 	fs.IntVar(&f.horizon, "horizon", 0, "forecast horizon in days, 1–365")
 	fs.IntVar(&f.every, "every", 1, "use every Nth eligible origin")
+	fs.StringVar(&f.model, "model", "", "forecasting method (default "+ml.DefaultModel+"); e.g. naive, ses, holt, damped, ets, combo(naive,ets)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -51,10 +59,6 @@ func parseFileFlags(name string, args []string, horizonRequired bool, extra func
 	}
 	return f, nil
 }
-
-// rateOptions are the forecasting options for lending rates, which are
-// never negative.
-var rateOptions = ml.ForecastOptions{NonNegative: true}
 
 type forecastLine struct {
 	Series     string  `json:"series"`
@@ -88,7 +92,7 @@ func mlForecast(ctx context.Context, args []string, stdout io.Writer) error {
 		var buf []byte
 		r := reserves[i]
 		var bad error
-		err := ml.WalkForward(r.LiquidityRates(), f.horizon, f.every, rateOptions, func(o ml.Outcome) {
+		err := ml.WalkForward(r.LiquidityRates(), f.horizon, f.every, f.options(), func(o ml.Outcome) {
 			line, err := json.Marshal(forecastLine{
 				Series: r.Key, Origin: o.Origin.String(), Target: o.Target.String(), Horizon: o.Horizon,
 				Point: o.Point, Lower80: o.Lower80, Upper80: o.Upper80, Lower95: o.Lower95, Upper95: o.Upper95,
@@ -194,7 +198,7 @@ func mlBacktest(ctx context.Context, args []string, stdout io.Writer) error {
 	for i, r := range reserves {
 		series[i] = r.LiquidityRates()
 	}
-	acc, err := ml.EvaluateForecasts(series, f.horizon, f.every, rateOptions)
+	acc, err := ml.EvaluateForecasts(series, f.horizon, f.every, f.options())
 	if err != nil {
 		return err
 	}

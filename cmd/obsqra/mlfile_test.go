@@ -113,6 +113,24 @@ func TestMLBacktestCommand(t *testing.T) {
 	}
 }
 
+// TestMLBacktestModel: the naive method measured against itself has a
+// relative MAE of exactly 1; an unknown method is refused.
+func TestMLBacktestModel(t *testing.T) {
+	t.Parallel()
+	path := writeRatesCSV(t)
+	out, err := runMLFile(t, "backtest", "--csv", path, "--horizon", "7", "--model", "naive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ RelativeMAE float64 }
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.RelativeMAE != 1 {
+		t.Errorf("backtest --model naive = %s (%v), want relativeMae 1", out, err)
+	}
+	if _, err := runMLFile(t, "backtest", "--csv", path, "--horizon", "7", "--model", "oracle"); err == nil || !strings.Contains(err.Error(), "oracle") {
+		t.Errorf("backtest --model oracle error = %v, want it refused by name", err)
+	}
+}
+
 func TestMLStrategiesCommand(t *testing.T) {
 	t.Parallel()
 	path := writeRatesCSV(t)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"strings"
 
 	"github.com/obsqra/obsqra"
@@ -177,9 +178,13 @@ func errorLine(err error) any {
 	}{mlError{Code: "E" + strings.ToUpper(code), Message: obsqra.ErrorMessage(err)}}
 }
 
-// decodeLine decodes one JSON object strictly: unknown fields, trailing
-// data and wrongly typed values are EINVALID errors that name the field.
+// decodeLine decodes one JSON object strictly: unknown fields (names are
+// case-sensitive), fields given twice, trailing data and wrongly typed
+// values are EINVALID errors that name the field.
 func decodeLine(line []byte, v any) error {
+	if err := checkFields(json.NewDecoder(bytes.NewReader(line)), reflect.TypeOf(v), ""); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -189,6 +194,71 @@ func decodeLine(line []byte, v any) error {
 		return obsqra.Errorf(obsqra.EINVALID, "unexpected data after the JSON object")
 	}
 	return nil
+}
+
+// checkFields walks the next JSON value of dec against type t and refuses
+// what encoding/json lets through: a field name in another case than its
+// tag, and a field given twice (where the last would silently win). Syntax
+// and type errors are left to the decoder, which words them better.
+func checkFields(dec *json.Decoder, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := make(map[string]bool)
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				return nil
+			}
+			name, _ := key.(string)
+			if seen[name] {
+				return obsqra.Errorf(obsqra.EINVALID, "field %q is given twice", path+name)
+			}
+			seen[name] = true
+			ft, ok := fieldType(t, name)
+			if !ok {
+				return obsqra.Errorf(obsqra.EINVALID, "invalid input: unknown field %q", path+name)
+			}
+			if err := checkFields(dec, ft, path+name+"."); err != nil {
+				return err
+			}
+		}
+		dec.Token()
+	case json.Delim('['):
+		elem := t
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			elem = t.Elem()
+		}
+		for dec.More() {
+			if err := checkFields(dec, elem, path); err != nil {
+				return err
+			}
+		}
+		dec.Token()
+	}
+	return nil
+}
+
+// fieldType returns the type of the struct field whose JSON name is
+// exactly name. Anything but a struct accepts any name (the decoder then
+// reports the type mismatch).
+func fieldType(t reflect.Type, name string) (reflect.Type, bool) {
+	if t.Kind() != reflect.Struct {
+		return t, true
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == name && f.IsExported() {
+			return f.Type, true
+		}
+	}
+	return nil, false
 }
 
 func jsonError(err error) error {

@@ -41,6 +41,13 @@ func TestMLLineCommands(t *testing.T) {
 		{"score", `{"utilization":1,"volatility":0,"liquidity":0,"auditScore":0,"ageDays":0,"params":{"wFoo":1}}`,
 			`{"error":{"code":"EINVALID","message":"invalid input: unknown field \"wFoo\""}}`},
 		{"score", `[]`, `{"error":{"code":"EINVALID","message":"want a JSON object, got array"}}`},
+		// encoding/json alone would accept both of these.
+		{"score", `{"Utilization":1,"volatility":0,"liquidity":0,"auditScore":0,"ageDays":0}`,
+			`{"error":{"code":"EINVALID","message":"invalid input: unknown field \"Utilization\""}}`},
+		{"score", `{"utilization":1,"volatility":0,"liquidity":0,"auditScore":0,"ageDays":0,"params":{"wAge":1,"wAge":2}}`,
+			`{"error":{"code":"EINVALID","message":"field \"params.wAge\" is given twice"}}`},
+		{"allocate", `{"risks":[1],"apys":[1],"apys":[2]}`,
+			`{"error":{"code":"EINVALID","message":"field \"apys\" is given twice"}}`},
 		{"score", `{} {}`, `{"error":{"code":"EINVALID","message":"unexpected data after the JSON object"}}`},
 		{"allocate", `{"risks":[30,50,70],"apys":[500,800,1200]}`, `{"weights":[3310,3219,3471]}`},
 		{"allocate", `{"risks":[1,2],"apys":[0,0]}`, `{"weights":[0,10000]}`},

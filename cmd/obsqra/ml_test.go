@@ -39,7 +39,7 @@ func TestMLLineCommands(t *testing.T) {
 			`{"error":{"code":"EINVALID","message":"auditScore is required"}}`},
 		{"score", `{"utilization":1.5}`, `{"error":{"code":"EINVALID","message":"utilization: want an integer, got number 1.5"}}`},
 		{"score", `{"utilization":1,"volatility":0,"liquidity":0,"auditScore":0,"ageDays":0,"params":{"wFoo":1}}`,
-			`{"error":{"code":"EINVALID","message":"invalid input: unknown field \"wFoo\""}}`},
+			`{"error":{"code":"EINVALID","message":"invalid input: unknown field \"params.wFoo\""}}`},
 		{"score", `[]`, `{"error":{"code":"EINVALID","message":"want a JSON object, got array"}}`},
 		// encoding/json alone would accept both of these.
 		{"score", `{"Utilization":1,"volatility":0,"liquidity":0,"auditScore":0,"ageDays":0}`,

@@ -1,6 +1,9 @@
 package obsqra
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 type contextKey int
 
@@ -15,6 +18,10 @@ const (
 type Principal struct {
 	User      *User
 	SessionID string
+	// ExpiresAt is when the credentials stop being valid (the access
+	// token's expiry or its session's, whichever comes first): a
+	// long-lived connection, such as a WebSocket, must end then.
+	ExpiresAt time.Time
 }
 
 // NewContextWithPrincipal returns a copy of ctx that carries p.

@@ -339,25 +339,29 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 // moment its session is revoked or its user deactivated.
 // Errors: EUNAUTHENTICATED.
 func (s *Service) Authenticate(ctx context.Context, accessToken string) (*obsqra.Principal, error) {
-	userID, sessionID, err := s.tokens.Parse(accessToken)
+	tok, err := s.tokens.Parse(accessToken)
 	if err != nil {
 		return nil, err
 	}
-	sess, u, err := s.db.SessionUser(ctx, sessionID)
+	sess, u, err := s.db.SessionUser(ctx, tok.SessionID)
 	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
 		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid access token")
 	} else if err != nil {
 		return nil, err
 	}
 	switch {
-	case sess.UserID != userID:
+	case sess.UserID != tok.UserID:
 		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid access token")
 	case sess.Revoked() || !s.now().Before(sess.ExpiresAt):
 		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "the session of this access token has ended; sign in again")
 	case !u.Active:
 		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "this account is deactivated")
 	}
-	return &obsqra.Principal{User: u, SessionID: sess.ID}, nil
+	expires := tok.ExpiresAt
+	if sess.ExpiresAt.Before(expires) {
+		expires = sess.ExpiresAt
+	}
+	return &obsqra.Principal{User: u, SessionID: sess.ID, ExpiresAt: expires}, nil
 }
 
 // principal returns the signed-in caller, the error of refused credentials,

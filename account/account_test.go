@@ -141,6 +141,11 @@ func TestLogin(t *testing.T) {
 		if me := obsqra.UserFromContext(as(t, svc, p.AccessToken)); me == nil || me.Email != "ada@example.com" {
 			t.Fatalf("Authenticate(login token) user = %v", me)
 		}
+		// The credentials end with the access token (the session lives longer).
+		pr, err := svc.Authenticate(context.Background(), p.AccessToken)
+		if want := svc.Now().Add(time.Duration(p.ExpiresIn) * time.Second); err != nil || !pr.ExpiresAt.Equal(want.Truncate(time.Second)) {
+			t.Fatalf("Authenticate(login token) expires at %v (%v), want %v", pr.ExpiresAt, err, want)
+		}
 		_, wrongPw := svc.Login(from("192.0.2.1"), "ada@example.com", "wrong horse")
 		_, noUser := svc.Login(from("192.0.2.1"), "nobody@example.com", "correct horse")
 		wantCode(t, "Login(wrong password)", wrongPw, obsqra.EUNAUTHENTICATED)

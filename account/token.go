@@ -102,22 +102,29 @@ func (t *Tokens) Issue(userID int64, sessionID string) (string, error) {
 	return s, nil
 }
 
-// Parse checks an access token's signature and claims and returns the user
-// id and session id it names. Errors are EUNAUTHENTICATED.
-func (t *Tokens) Parse(token string) (userID int64, sessionID string, err error) {
+// AccessToken is what a valid access token says.
+type AccessToken struct {
+	UserID    int64
+	SessionID string
+	ExpiresAt time.Time // the exp claim
+}
+
+// Parse checks an access token's signature and claims and returns what it
+// names. Errors are EUNAUTHENTICATED.
+func (t *Tokens) Parse(token string) (AccessToken, error) {
 	var claims accessClaims
-	_, err = t.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return t.key, nil })
+	_, err := t.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return t.key, nil })
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return 0, "", obsqra.Errorf(obsqra.EUNAUTHENTICATED, "access token has expired")
+		return AccessToken{}, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "access token has expired")
 	case err != nil:
-		return 0, "", obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid access token")
+		return AccessToken{}, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid access token")
 	}
 	userID, convErr := strconv.ParseInt(claims.Subject, 10, 64)
-	if convErr != nil || userID <= 0 || claims.SessionID == "" || claims.ID == "" || claims.IssuedAt == nil {
-		return 0, "", obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid access token")
+	if convErr != nil || userID <= 0 || claims.SessionID == "" || claims.ID == "" || claims.IssuedAt == nil || claims.ExpiresAt == nil {
+		return AccessToken{}, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid access token")
 	}
-	return userID, claims.SessionID, nil
+	return AccessToken{UserID: userID, SessionID: claims.SessionID, ExpiresAt: claims.ExpiresAt.Time}, nil
 }
 
 // newRefreshToken returns a fresh opaque refresh token and the hash under

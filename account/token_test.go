@@ -31,17 +31,18 @@ func TestTokensRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	uid, sid, err := tok.Parse(s)
-	if err != nil || uid != 42 || sid != "sess" {
-		t.Fatalf("Parse(Issue(42, sess)) = %d, %q, %v", uid, sid, err)
+	at, err := tok.Parse(s)
+	uid, sid := at.UserID, at.SessionID
+	if err != nil || uid != 42 || sid != "sess" || !at.ExpiresAt.Equal(now.Add(30*time.Minute)) {
+		t.Fatalf("Parse(Issue(42, sess)) = %d, %q, expires %v, %v", uid, sid, at.ExpiresAt, err)
 	}
 	// Within the leeway after expiry the token still works; after it, not.
 	tok.Now = func() time.Time { return now.Add(30*time.Minute + Leeway/2) }
-	if _, _, err := tok.Parse(s); err != nil {
+	if _, err := tok.Parse(s); err != nil {
 		t.Fatalf("Parse within leeway: %v", err)
 	}
 	tok.Now = func() time.Time { return now.Add(30*time.Minute + Leeway + time.Second) }
-	if _, _, err := tok.Parse(s); obsqra.ErrorCode(err) != obsqra.EUNAUTHENTICATED || !strings.Contains(obsqra.ErrorMessage(err), "expired") {
+	if _, err := tok.Parse(s); obsqra.ErrorCode(err) != obsqra.EUNAUTHENTICATED || !strings.Contains(obsqra.ErrorMessage(err), "expired") {
 		t.Fatalf("Parse(expired) error = %v, want EUNAUTHENTICATED expired", err)
 	}
 }
@@ -70,7 +71,7 @@ func TestTokensRefuseForgeries(t *testing.T) {
 	with := func(k string, v any) jwt.MapClaims { c := valid(); c[k] = v; return c }
 
 	// Sanity: the forger's helper makes acceptable tokens when it has the key.
-	if _, _, err := tok.Parse(sign(t, jwt.SigningMethodHS256, testKey, valid())); err != nil {
+	if _, err := tok.Parse(sign(t, jwt.SigningMethodHS256, testKey, valid())); err != nil {
 		t.Fatalf("Parse(well-formed token) = %v", err)
 	}
 
@@ -102,7 +103,7 @@ func TestTokensRefuseForgeries(t *testing.T) {
 		{"garbage", "a.b.c"},
 	}
 	for _, tt := range tests {
-		if _, _, err := tok.Parse(tt.token); obsqra.ErrorCode(err) != obsqra.EUNAUTHENTICATED {
+		if _, err := tok.Parse(tt.token); obsqra.ErrorCode(err) != obsqra.EUNAUTHENTICATED {
 			t.Errorf("Parse(%s) error = %v, want EUNAUTHENTICATED", tt.name, err)
 		}
 	}

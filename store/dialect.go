@@ -45,6 +45,11 @@ type dialect struct {
 	// eventLock is run before an outbox insert so that ids become visible in
 	// id order; empty where writers are serialised anyway (SQLite).
 	eventLock string
+	// eventNotify, run after an outbox insert, tells every process sharing
+	// the database that events committed (PostgreSQL delivers a NOTIFY at
+	// commit, and not at all on rollback); empty where one process owns the
+	// database (SQLite), which signals in process instead.
+	eventNotify string
 }
 
 var (
@@ -54,7 +59,8 @@ var (
 		goose:      goose.DialectPostgres,
 		migrations: "migrations/postgres",
 		forUpdate:  " FOR UPDATE",
-		eventLock:  "SELECT pg_advisory_xact_lock(?)",
+		eventLock:   "SELECT pg_advisory_xact_lock(?)",
+		eventNotify: "SELECT pg_notify('" + EventsChannel + "', ?)",
 	}
 	sqliteDialect = &dialect{
 		name:       DialectSQLite,

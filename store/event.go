@@ -6,6 +6,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lib/pq"
 
 	"github.com/obsqra/obsqra"
 )
@@ -47,6 +52,12 @@ func (tx *Tx) AppendEvent(ctx context.Context, e *obsqra.Event) error {
 	if err != nil {
 		return translate(err, "append event", "event")
 	}
+	if c.d.eventNotify != "" {
+		if _, err := c.exec(ctx, c.d.eventNotify, strconv.FormatInt(e.ID, 10)); err != nil {
+			return translate(err, "notify event", "event")
+		}
+	}
+	tx.appended = true
 	e.CreatedAt = now
 	return nil
 }
@@ -102,4 +113,146 @@ func eventsAfter(ctx context.Context, c conn, afterID int64, limit int) ([]obsqr
 		return nil, fmt.Errorf("list events: %w", err)
 	}
 	return events, nil
+}
+
+// EventsChannel is the PostgreSQL notification channel on which every
+// commit that appended outbox events announces its last id.
+const EventsChannel = "obsqra_events"
+
+// broadcast wakes every waiter once: wait returns a channel that the next
+// signal closes.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch == nil {
+		b.ch = make(chan struct{})
+	}
+	return b.ch
+}
+
+func (b *broadcast) signal() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch != nil {
+		close(b.ch)
+		b.ch = nil
+	}
+}
+
+// EventsCommitted returns a channel that is closed when a unit of work of
+// this process that appended outbox events next commits (not on a
+// rollback). A reader takes the channel, reads the events after the last id
+// it saw, then waits on the channel: it misses nothing, since a commit
+// between its read and its wait closed a channel it already holds.
+func (db *DB) EventsCommitted() <-chan struct{} { return db.committed.wait() }
+
+// Listener timings: how soon lib/pq retries a lost LISTEN connection, at
+// first and at most.
+const (
+	listenMinReconnect = 100 * time.Millisecond
+	listenMaxReconnect = 10 * time.Second
+)
+
+// ListenEvents follows the outbox commits of every process sharing a
+// PostgreSQL database: it LISTENs on EventsChannel and sends on the
+// returned channel (of capacity 1, so signals coalesce) at each
+// notification and each time the listening connection is re-established,
+// since notifications sent while it was down are lost and the reader must
+// catch up. LISTEN is in place when ListenEvents returns, so a reader that
+// reads the outbox after that misses nothing. The listener stops when ctx
+// ends, and then the channel is closed. On SQLite, whose database one
+// process owns, it returns a channel that only closes with ctx:
+// EventsCommitted says all.
+// Errors: internal ones (the listening connection cannot be opened).
+func (db *DB) ListenEvents(ctx context.Context) (<-chan struct{}, error) {
+	out := make(chan struct{}, 1)
+	if db.dialect != postgresDialect {
+		go func() {
+			<-ctx.Done()
+			close(out)
+		}()
+		return out, nil
+	}
+	l := pq.NewListener(db.dsn, listenMinReconnect, listenMaxReconnect, nil)
+	listened := make(chan error, 1)
+	go func() { listened <- l.Listen(EventsChannel) }()
+	select {
+	case err := <-listened:
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("listen on %s: %w", EventsChannel, err)
+		}
+	case <-ctx.Done():
+		l.Close()
+		return nil, fmt.Errorf("listen on %s: %w", EventsChannel, ctx.Err())
+	}
+	go func() {
+		defer close(out)
+		defer l.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-l.Notify:
+				if !ok {
+					return
+				}
+				// A nil notification means the connection was re-established:
+				// catch up, as for a real one.
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+// PruneEvents deletes the outbox events created before before and records
+// the highest id it deleted, so that CheckEventCursor can tell a cursor
+// whose events are gone. It returns how many events it deleted.
+// Errors: internal ones.
+func (db *DB) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	var deleted int64
+	err := db.WithTx(ctx, func(tx *Tx) error {
+		c := tx.conn()
+		var through sql.NullInt64
+		if err := c.queryRow(ctx, "SELECT MAX(id) FROM events WHERE created_at < ?", c.d.timeArg(before)).Scan(&through); err != nil {
+			return translate(err, "find prunable events", "event")
+		}
+		if !through.Valid {
+			return nil
+		}
+		var err error
+		if deleted, err = c.execCount(ctx, "DELETE FROM events WHERE id <= ?", through.Int64); err != nil {
+			return translate(err, "prune events", "event")
+		}
+		if _, err := c.exec(ctx, "UPDATE event_retention SET pruned_through = ? WHERE id = 1 AND pruned_through < ?", through.Int64, through.Int64); err != nil {
+			return translate(err, "record pruned events", "event")
+		}
+		return nil
+	})
+	return deleted, err
+}
+
+// CheckEventCursor returns nil when every event after afterID is still in
+// the outbox, and an EINVALID error telling the client to refetch when some
+// were pruned.
+// Errors: EINVALID (expired cursor); otherwise internal ones.
+func (db *DB) CheckEventCursor(ctx context.Context, afterID int64) error {
+	c := db.conn()
+	var through int64
+	if err := c.queryRow(ctx, "SELECT pruned_through FROM event_retention WHERE id = 1").Scan(&through); err != nil {
+		return translate(err, "read event retention", "event")
+	}
+	if afterID < through {
+		return obsqra.Errorf(obsqra.EINVALID, "this cursor is older than the events kept; refetch the data and subscribe again without it")
+	}
+	return nil
 }

@@ -182,3 +182,144 @@ func TestEventsVisibleInIDOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestEventsCommittedSignal: a commit that appended events closes the
+// channel taken before it; a rollback and a commit without events do not.
+func TestEventsCommittedSignal(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		closed := func(ch <-chan struct{}) bool {
+			select {
+			case <-ch:
+				return true
+			default:
+				return false
+			}
+		}
+		ch := db.EventsCommitted()
+		errRollback := fmt.Errorf("roll back")
+		err := db.WithTx(ctx, func(tx *store.Tx) error {
+			if err := tx.AppendEvent(ctx, &obsqra.Event{Topic: "t"}); err != nil {
+				return err
+			}
+			return errRollback
+		})
+		if err != errRollback || closed(ch) {
+			t.Fatalf("after a rollback: err %v, signalled %v; want the rollback and no signal", err, closed(ch))
+		}
+		if err := db.WithTx(ctx, func(tx *store.Tx) error { return nil }); err != nil || closed(ch) {
+			t.Fatalf("after a commit without events: err %v, signalled %v; want no signal", err, closed(ch))
+		}
+		if err := appendEvent(ctx, db, &obsqra.Event{Topic: "t"}); err != nil {
+			t.Fatal(err)
+		}
+		if !closed(ch) {
+			t.Fatal("a commit with an event did not signal")
+		}
+		if closed(db.EventsCommitted()) {
+			t.Fatal("the next channel is closed before the next commit")
+		}
+	})
+}
+
+// TestListenEventsAcrossProcesses: a commit through another connection pool
+// (another server process) reaches ListenEvents; on SQLite the channel
+// closes with its context.
+func TestListenEventsAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		db := storetest.Postgres(t)
+		other := storetest.Reopen(t, db)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ch, err := db.ListenEvents(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &obsqra.Event{Topic: "t"}
+		if err := appendEvent(ctx, other, e); err != nil {
+			t.Fatal(err)
+		}
+		// Other tests share the database and its channel, so wait for a
+		// signal after which our event is readable.
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case <-ch:
+			case <-deadline:
+				t.Fatal("no notification within 10 s of the commit")
+			}
+			got, err := db.EventsAfter(ctx, e.ID-1, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) == 1 && got[0].ID == e.ID {
+				break
+			}
+		}
+		cancel()
+		for range ch { // closed when the listener stops
+		}
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		db := storetest.SQLite(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		ch, err := db.ListenEvents(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if _, ok := <-ch; ok {
+			t.Fatal("ListenEvents on SQLite sent a signal")
+		}
+	})
+}
+
+func TestPruneEvents(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		var ids []int64
+		for day := range 4 {
+			db.Now = fixedClock(testTime.Add(time.Duration(day) * 24 * time.Hour))
+			e := &obsqra.Event{Topic: "t"}
+			if err := appendEvent(ctx, db, e); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, e.ID)
+		}
+		if err := db.CheckEventCursor(ctx, 0); err != nil {
+			t.Fatalf("CheckEventCursor(0) before pruning = %v, want nil", err)
+		}
+		// Everything before day 2 goes: the events of days 0 and 1.
+		n, err := db.PruneEvents(ctx, testTime.Add(2*24*time.Hour))
+		if err != nil || n != 2 {
+			t.Fatalf("PruneEvents = %d, %v; want 2 deleted", n, err)
+		}
+		left, err := db.EventsAfter(ctx, 0, 10)
+		if err != nil || len(left) != 2 || left[0].ID != ids[2] {
+			t.Fatalf("after pruning EventsAfter(0) = %v, %v; want the events of days 2 and 3", left, err)
+		}
+		for _, tt := range []struct {
+			after int64
+			ok    bool
+		}{{0, false}, {ids[0], false}, {ids[1], true}, {ids[3], true}} {
+			err := db.CheckEventCursor(ctx, tt.after)
+			if tt.ok != (err == nil) || (err != nil && obsqra.ErrorCode(err) != obsqra.EINVALID) {
+				t.Errorf("CheckEventCursor(%d) = %v, want ok %v (EINVALID otherwise)", tt.after, err, tt.ok)
+			}
+		}
+		// Pruning an already pruned range changes nothing.
+		if n, err := db.PruneEvents(ctx, testTime); err != nil || n != 0 {
+			t.Fatalf("PruneEvents(earlier) = %d, %v; want 0", n, err)
+		}
+		if err := db.CheckEventCursor(ctx, ids[1]); err != nil {
+			t.Fatalf("the watermark went back: %v", err)
+		}
+	})
+}

@@ -72,6 +72,12 @@ type DB struct {
 	// stmts holds the prepared statements of the store's queries.
 	stmts *stmtCache
 
+	// dsn is what the driver was opened with, for ListenEvents.
+	dsn string
+	// committed is broadcast after each unit of work that appended events
+	// commits (see EventsCommitted).
+	committed broadcast
+
 	// Now returns the current time; the store stamps every time it sets with
 	// it. It defaults to time.Now; tests replace it before using the DB.
 	Now func() time.Time
@@ -89,7 +95,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{dialect: d, Now: time.Now}
+	db := &DB{dialect: d, dsn: dsn, Now: time.Now}
 	switch d {
 	case sqliteDialect:
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
@@ -184,6 +190,8 @@ func (db *DB) conn() conn { return conn{ext: db.db, d: db.dialect, stmts: db.stm
 type Tx struct {
 	tx *sqlx.Tx
 	db *DB
+	// appended is set by AppendEvent: the commit then signals EventsCommitted.
+	appended bool
 }
 
 // conn returns the Tx as a query target for the unexported query functions.
@@ -232,6 +240,9 @@ func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 		return fmt.Errorf("commit transaction: %w", err)
 	}
 	committed = true
+	if tx.appended {
+		db.committed.signal()
+	}
 	return nil
 }
 

@@ -95,7 +95,28 @@ func Postgres(t testing.TB) *store.DB {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatalf("storetest: migrate postgres schema %s: %v", schema, err)
 	}
+	urls.Store(db, u.String())
 	return db
+}
+
+// urls remembers the URL of each database Postgres opened, for Reopen.
+var urls sync.Map // *store.DB → string
+
+// Reopen opens a second connection pool on the PostgreSQL schema of db, as
+// another server process sharing the database would, and closes it when
+// the test ends.
+func Reopen(t testing.TB, db *store.DB) *store.DB {
+	t.Helper()
+	u, ok := urls.Load(db)
+	if !ok {
+		t.Fatal("storetest: Reopen needs a database from Postgres")
+	}
+	other, err := store.Open(context.Background(), u.(string))
+	if err != nil {
+		t.Fatalf("storetest: reopen: %v", err)
+	}
+	t.Cleanup(func() { other.Close() })
+	return other
 }
 
 // pgServer is the PostgreSQL server of the test process, checked once.

@@ -54,11 +54,11 @@ type dialect struct {
 
 var (
 	postgresDialect = &dialect{
-		name:       DialectPostgres,
-		bind:       sqlx.DOLLAR,
-		goose:      goose.DialectPostgres,
-		migrations: "migrations/postgres",
-		forUpdate:  " FOR UPDATE",
+		name:        DialectPostgres,
+		bind:        sqlx.DOLLAR,
+		goose:       goose.DialectPostgres,
+		migrations:  "migrations/postgres",
+		forUpdate:   " FOR UPDATE",
 		eventLock:   "SELECT pg_advisory_xact_lock(?)",
 		eventNotify: "SELECT pg_notify('" + EventsChannel + "', ?)",
 	}

@@ -256,3 +256,14 @@ func (db *DB) CheckEventCursor(ctx context.Context, afterID int64) error {
 	}
 	return nil
 }
+
+// LastEventID returns the id of the newest outbox event, 0 when there is
+// none: where a reader that wants only what happens from now on starts.
+// Errors: internal ones.
+func (db *DB) LastEventID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := db.conn().queryRow(ctx, "SELECT COALESCE(MAX(id), 0) FROM events").Scan(&id); err != nil {
+		return 0, translate(err, "read last event id", "event")
+	}
+	return id, nil
+}

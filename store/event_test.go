@@ -296,6 +296,9 @@ func TestPruneEvents(t *testing.T) {
 		if err := db.CheckEventCursor(ctx, 0); err != nil {
 			t.Fatalf("CheckEventCursor(0) before pruning = %v, want nil", err)
 		}
+		if last, err := db.LastEventID(ctx); err != nil || last != ids[3] {
+			t.Fatalf("LastEventID = %d, %v; want %d", last, err, ids[3])
+		}
 		// Everything before day 2 goes: the events of days 0 and 1.
 		n, err := db.PruneEvents(ctx, testTime.Add(2*24*time.Hour))
 		if err != nil || n != 2 {

@@ -1,0 +1,297 @@
+package live_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/live"
+	"github.com/obsqra/obsqra/store"
+	"github.com/obsqra/obsqra/store/storetest"
+)
+
+// setup starts a hub on db and stops it when the test ends.
+func setup(t *testing.T, db *store.DB, opts live.Options) *live.Hub {
+	t.Helper()
+	h := live.NewHub(db, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run = %v, want context.Canceled", err)
+		}
+	})
+	return h
+}
+
+// publish commits one event and returns it.
+func publish(t *testing.T, db *store.DB, topic string, owner int64) obsqra.Event {
+	t.Helper()
+	e := obsqra.Event{Topic: topic, OwnerID: owner, Payload: json.RawMessage(fmt.Sprintf(`{"n":%q}`, topic))}
+	if err := db.WithTx(context.Background(), func(tx *store.Tx) error { return tx.AppendEvent(context.Background(), &e) }); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// receive reads n events from s, failing after 10 s.
+func receive(t *testing.T, s *live.Subscription, n int) []obsqra.Event {
+	t.Helper()
+	var got []obsqra.Event
+	timeout := time.After(10 * time.Second)
+	for len(got) < n {
+		select {
+		case e, ok := <-s.C():
+			if !ok {
+				t.Fatalf("subscription ended after %d of %d events: %v", len(got), n, s.Err())
+			}
+			got = append(got, e)
+		case <-timeout:
+			t.Fatalf("received %d of %d events within 10 s", len(got), n)
+		}
+	}
+	return got
+}
+
+func topics(events []obsqra.Event) []string {
+	var out []string
+	for _, e := range events {
+		out = append(out, e.Topic)
+	}
+	return out
+}
+
+func equal(a, b []string) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
+
+func TestLiveDeliversOnlyWhatTheViewerMaySee(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		h := setup(t, db, live.Options{})
+		ctx := context.Background()
+		const ada, bob = 1, 2
+		adaSub, err := h.Subscribe(ctx, ada, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		anon, err := h.Subscribe(ctx, 0, func(e *obsqra.Event) bool { return e.Topic != "skip" }, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		publish(t, db, "public1", 0)
+		publish(t, db, "bob's", bob)
+		publish(t, db, "ada's", ada)
+		publish(t, db, "skip", 0)
+		publish(t, db, "public2", 0)
+		if got := topics(receive(t, adaSub, 4)); !equal(got, []string{"public1", "ada's", "skip", "public2"}) {
+			t.Errorf("ada received %v", got)
+		}
+		if got := topics(receive(t, anon, 2)); !equal(got, []string{"public1", "public2"}) {
+			t.Errorf("anonymous received %v", got)
+		}
+	})
+}
+
+func TestLiveRollbackEmitsNothing(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		h := setup(t, db, live.Options{})
+		s, err := h.Subscribe(context.Background(), 0, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		rollback := errors.New("rollback")
+		err = db.WithTx(ctx, func(tx *store.Tx) error {
+			if err := tx.AppendEvent(ctx, &obsqra.Event{Topic: "rolled back"}); err != nil {
+				return err
+			}
+			return rollback
+		})
+		if !errors.Is(err, rollback) {
+			t.Fatal(err)
+		}
+		publish(t, db, "committed", 0)
+		if got := topics(receive(t, s, 1)); !equal(got, []string{"committed"}) {
+			t.Errorf("received %v, want only the committed event", got)
+		}
+	})
+}
+
+// TestLiveResumeHasNoGapNoDuplicate: while a writer commits events, readers
+// subscribe from random cursors; each gets every event after its cursor
+// exactly once, in order, replay and live alike.
+func TestLiveResumeHasNoGapNoDuplicate(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		h := setup(t, db, live.Options{Buffer: 1024, Batch: 7})
+		ctx := context.Background()
+		const total = 150
+		var (
+			mu   sync.Mutex
+			ids  []int64
+			more = make(chan struct{}, total)
+		)
+		for i := range 20 {
+			e := publish(t, db, fmt.Sprintf("e%d", i), 0)
+			ids = append(ids, e.ID)
+		}
+		writer := make(chan struct{})
+		go func() {
+			defer close(writer)
+			for i := 20; i < total; i++ {
+				e := publish(t, db, fmt.Sprintf("e%d", i), 0)
+				mu.Lock()
+				ids = append(ids, e.ID)
+				mu.Unlock()
+				more <- struct{}{}
+			}
+		}()
+		r := rand.New(rand.NewPCG(1, 2))
+		var wg sync.WaitGroup
+		for k := range 8 {
+			<-more // readers start at different points of the stream
+			mu.Lock()
+			cursor := ids[r.IntN(len(ids))]
+			mu.Unlock()
+			s, err := h.Subscribe(ctx, 0, nil, &cursor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-writer
+				want := 0
+				for _, id := range ids {
+					if id > cursor {
+						want++
+					}
+				}
+				got := receive(t, s, want)
+				prev := cursor
+				for _, e := range got {
+					if e.ID <= prev {
+						t.Errorf("reader %d from %d: id %d after %d", k, cursor, e.ID, prev)
+						return
+					}
+					prev = e.ID
+				}
+				if got[len(got)-1].ID != ids[len(ids)-1] {
+					t.Errorf("reader %d: last id %d, want %d", k, got[len(got)-1].ID, ids[len(ids)-1])
+				}
+				s.Close()
+			}()
+		}
+		wg.Wait()
+	})
+}
+
+func TestLiveSlowConsumerIsClosedAndOthersGoOn(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		h := setup(t, db, live.Options{Buffer: 2})
+		ctx := context.Background()
+		slow, err := h.Subscribe(ctx, 0, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast, err := h.Subscribe(ctx, 0, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 6 {
+			publish(t, db, fmt.Sprintf("e%d", i), 0)
+			receive(t, fast, 1) // the fast one keeps up, one event at a time
+		}
+		got := 0
+		for range slow.C() {
+			got++
+		}
+		if got != 2 || !errors.Is(slow.Err(), live.ErrSlowConsumer) {
+			t.Errorf("slow subscriber got %d events and %v, want 2 and ErrSlowConsumer", got, slow.Err())
+		}
+	})
+}
+
+func TestLiveExpiredCursor(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		h := setup(t, db, live.Options{})
+		ctx := context.Background()
+		old := publish(t, db, "old", 0)
+		publish(t, db, "new", 0)
+		if _, err := db.PruneEvents(ctx, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		cursor := old.ID - 1
+		if _, err := h.Subscribe(ctx, 0, nil, &cursor); obsqra.ErrorCode(err) != obsqra.EINVALID {
+			t.Fatalf("Subscribe(expired cursor) = %v, want EINVALID", err)
+		}
+	})
+}
+
+func TestLiveEndsWithContextAndHub(t *testing.T) {
+	t.Parallel()
+	db := storetest.SQLite(t)
+	h := live.NewHub(db, live.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+
+	subCtx, subCancel := context.WithCancel(context.Background())
+	s, err := h.Subscribe(subCtx, 0, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subCancel()
+	for range s.C() {
+	}
+	if !errors.Is(s.Err(), context.Canceled) {
+		t.Errorf("Err after its context ended = %v", s.Err())
+	}
+
+	other, err := h.Subscribe(context.Background(), 0, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	for range other.C() {
+	}
+	if !errors.Is(other.Err(), live.ErrStopped) {
+		t.Errorf("Err after the hub stopped = %v, want ErrStopped", other.Err())
+	}
+	if _, err := h.Subscribe(context.Background(), 0, nil, nil); !errors.Is(err, live.ErrStopped) {
+		t.Errorf("Subscribe on a stopped hub = %v, want ErrStopped", err)
+	}
+}
+
+// TestLiveAcrossInstances: an event committed through one server process
+// reaches a subscriber of another sharing the PostgreSQL database.
+func TestLiveAcrossInstances(t *testing.T) {
+	t.Parallel()
+	db := storetest.Postgres(t)
+	other := storetest.Reopen(t, db)
+	h := setup(t, db, live.Options{Poll: time.Hour}) // only NOTIFY can wake it
+	s, err := h.Subscribe(context.Background(), 0, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, other, "from the other instance", 0)
+	if got := topics(receive(t, s, 1)); !equal(got, []string{"from the other instance"}) {
+		t.Errorf("received %v", got)
+	}
+}

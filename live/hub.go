@@ -29,7 +29,7 @@ type Source interface {
 // Options tune a Hub. Zero fields take their defaults.
 type Options struct {
 	// Buffer is how many events a subscriber may have waiting before it is
-	// closed as too slow. Default 256.
+	// closed as too slow. Default 128 (a pointer each: 1 KiB).
 	Buffer int
 	// Batch is how many events one outbox read returns. Default 500.
 	Batch int
@@ -42,7 +42,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.Buffer <= 0 {
-		o.Buffer = 256
+		o.Buffer = 128
 	}
 	if o.Batch <= 0 {
 		o.Batch = 500
@@ -197,7 +197,7 @@ func (h *Hub) Subscribe(ctx context.Context, viewer int64, filter Filter, after 
 	s := &Subscription{
 		viewer: viewer,
 		filter: filter,
-		c:      make(chan obsqra.Event, h.opts.Buffer),
+		c:      make(chan *obsqra.Event, h.opts.Buffer),
 		done:   make(chan struct{}),
 		max:    h.opts.Buffer,
 	}
@@ -239,20 +239,21 @@ type Subscription struct {
 
 	// c is closed by its sender: the replaying goroutine until it hands
 	// over (direct false), the hub (under mu) after.
-	c    chan obsqra.Event
+	c    chan *obsqra.Event
 	done chan struct{} // closed by end
 
 	mu      sync.Mutex
 	direct  bool           // the hub sends straight to c
 	seen    int64          // events up to this id are not to be sent (again)
-	pending []obsqra.Event // live events held while replaying
+	pending []*obsqra.Event // live events held while replaying
 	err     error
 	ended   bool
 }
 
 // C returns the stream; it is closed when the subscription ends, and Err
-// then says why.
-func (s *Subscription) C() <-chan obsqra.Event { return s.c }
+// then says why. Every subscriber of an event receives the same *Event:
+// it must not be modified.
+func (s *Subscription) C() <-chan *obsqra.Event { return s.c }
 
 // Err returns why the subscription ended: ErrSlowConsumer, ErrStopped,
 // the context's error, or a read error during replay; nil while it runs.
@@ -291,11 +292,11 @@ func (s *Subscription) deliver(e *obsqra.Event) {
 			s.endLocked(ErrSlowConsumer)
 			return
 		}
-		s.pending = append(s.pending, *e)
+		s.pending = append(s.pending, e)
 		return
 	}
 	select {
-	case s.c <- *e:
+	case s.c <- e:
 		s.seen = e.ID
 	default:
 		s.endLocked(ErrSlowConsumer)
@@ -323,7 +324,7 @@ func (s *Subscription) endLocked(err error) {
 // replay sends the events in (after, upTo] from the outbox, then the live
 // events held meanwhile, then hands the stream over to the hub.
 func (s *Subscription) replay(ctx context.Context, h *Hub, after, upTo int64) {
-	send := func(e obsqra.Event) bool {
+	send := func(e *obsqra.Event) bool {
 		select {
 		case s.c <- e:
 			return true
@@ -350,7 +351,7 @@ func (s *Subscription) replay(ctx context.Context, h *Hub, after, upTo int64) {
 				break
 			}
 			last = e.ID
-			if s.visible(e) && !send(*e) {
+			if s.visible(e) && !send(e) {
 				close(s.c)
 				return
 			}

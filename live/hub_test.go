@@ -43,9 +43,9 @@ func publish(t *testing.T, db *store.DB, topic string, owner int64) obsqra.Event
 }
 
 // receive reads n events from s, failing after 10 s.
-func receive(t *testing.T, s *live.Subscription, n int) []obsqra.Event {
+func receive(t *testing.T, s *live.Subscription, n int) []*obsqra.Event {
 	t.Helper()
-	var got []obsqra.Event
+	var got []*obsqra.Event
 	timeout := time.After(10 * time.Second)
 	for len(got) < n {
 		select {
@@ -61,7 +61,7 @@ func receive(t *testing.T, s *live.Subscription, n int) []obsqra.Event {
 	return got
 }
 
-func topics(events []obsqra.Event) []string {
+func topics(events []*obsqra.Event) []string {
 	var out []string
 	for _, e := range events {
 		out = append(out, e.Topic)

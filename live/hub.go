@@ -243,8 +243,8 @@ type Subscription struct {
 	done chan struct{} // closed by end
 
 	mu      sync.Mutex
-	direct  bool           // the hub sends straight to c
-	seen    int64          // events up to this id are not to be sent (again)
+	direct  bool            // the hub sends straight to c
+	seen    int64           // events up to this id are not to be sent (again)
 	pending []*obsqra.Event // live events held while replaying
 	err     error
 	ended   bool

@@ -31,11 +31,12 @@ const (
 	minMaxExpandedFields    = 10000
 )
 
-// graphQL returns the gqlgen handler of /graphql: POST and GET transports
-// (WebSocket comes later), the error presenter, the resolver panic handler,
-// and the operation limits.
+// graphQL returns the gqlgen handler of /graphql: the WebSocket, POST and
+// GET transports, the error presenter, the resolver panic handler, and the
+// operation limits.
 func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 	h := handler.New(schema)
+	h.AddTransport(s.webSocket())
 	h.AddTransport(transport.GET{})
 	h.AddTransport(transport.POST{})
 	h.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))

@@ -79,6 +79,20 @@ type Config struct {
 	// ComplexityLimit is the gqlgen complexity budget of an operation.
 	// Default 1000.
 	ComplexityLimit int
+
+	// WSInitTimeout is how long a WebSocket client has, from the upgrade,
+	// to send connection_init; then it is closed with 4408. Default 5s.
+	WSInitTimeout time.Duration
+	// WSKeepAlive is the interval between the WebSocket ping frames the
+	// server sends (and, on the legacy graphql-ws subprotocol, its "ka"
+	// messages). A peer from which nothing arrives, not even a pong, for
+	// two intervals is closed as dead. Default 15s.
+	WSKeepAlive time.Duration
+	// WSSendBuffer is how many messages may wait to be written to one
+	// WebSocket connection. A client that falls further behind is closed
+	// with 1013 (try again later) rather than slowing anyone else down.
+	// Default 256 messages.
+	WSSendBuffer int
 }
 
 // withDefaults returns cfg with zero fields set to their defaults.
@@ -98,6 +112,15 @@ func (cfg Config) withDefaults() Config {
 	if cfg.ComplexityLimit <= 0 {
 		cfg.ComplexityLimit = DefaultComplexityLimit
 	}
+	if cfg.WSInitTimeout <= 0 {
+		cfg.WSInitTimeout = DefaultWSInitTimeout
+	}
+	if cfg.WSKeepAlive <= 0 {
+		cfg.WSKeepAlive = DefaultWSKeepAlive
+	}
+	if cfg.WSSendBuffer <= 0 {
+		cfg.WSSendBuffer = DefaultWSSendBuffer
+	}
 	origins := make([]string, 0, len(cfg.CORSOrigins))
 	for _, o := range cfg.CORSOrigins {
 		if o = strings.TrimSuffix(strings.TrimSpace(o), "/"); o != "" {
@@ -108,8 +131,8 @@ func (cfg Config) withDefaults() Config {
 	return cfg
 }
 
-// Timeouts of the http.Server that Serve runs. A later WebSocket transport
-// must lift the read and write deadlines of its upgraded connections (with
+// Timeouts of the http.Server that Serve runs. The WebSocket transport lifts
+// the read and write deadlines of its upgraded connections (with
 // http.ResponseController) since subscriptions outlive them.
 const (
 	readHeaderTimeout = 5 * time.Second
@@ -126,6 +149,13 @@ type Server struct {
 	auth    Authenticator
 	db      Pinger
 	handler http.Handler
+	// now is the clock; tests replace it.
+	now func() time.Time
+	// readTimeout and writeTimeout are those of the http.Server that Serve
+	// runs; tests shorten them.
+	readTimeout, writeTimeout time.Duration
+	// sockets holds the live WebSocket connections, for shutdown.
+	sockets wsRegistry
 
 	shutdownOnce sync.Once
 	// shuttingDown is closed by SetShuttingDown; /ready answers 503 from then on.
@@ -141,6 +171,9 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 		log:          cfg.Logger,
 		auth:         auth,
 		db:           db,
+		now:          time.Now,
+		readTimeout:  readTimeout,
+		writeTimeout: writeTimeout,
 		shuttingDown: make(chan struct{}),
 	}
 
@@ -194,16 +227,17 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, shutdownTimeou
 }
 
 // Serve answers requests on ln until ctx is cancelled, then shuts down
-// gracefully: /ready turns 503, ln stops accepting, and in-flight requests
-// get up to shutdownTimeout to finish before their connections are closed.
-// It returns nil after a clean shutdown, and an error when serving fails or
+// gracefully: /ready turns 503, ln stops accepting, every WebSocket is
+// closed with 1001 (going away), and in-flight requests get up to
+// shutdownTimeout to finish before their connections are closed. It
+// returns nil after a clean shutdown, and an error when serving fails or
 // the timeout cuts requests off. Serve closes ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout time.Duration) error {
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
+		ReadTimeout:       s.readTimeout,
+		WriteTimeout:      s.writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
@@ -223,13 +257,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout tim
 	// The shutdown has its own deadline: ctx is already done.
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
+	// http.Server.Shutdown neither closes nor waits for hijacked
+	// connections: the WebSockets are closed beside it.
+	socketsClosed := make(chan error, 1)
+	go func() { socketsClosed <- s.closeWebSockets(shutdownCtx) }()
 	err := hs.Shutdown(shutdownCtx)
 	if serveErr := <-served; !errors.Is(serveErr, http.ErrServerClosed) {
 		s.log.Warn("http server stopped with an error", "error", serveErr)
 	}
+	wsErr := <-socketsClosed
 	if err != nil {
 		_ = hs.Close()
 		return fmt.Errorf("shut down http server: %w", err)
+	}
+	if wsErr != nil {
+		return fmt.Errorf("close websockets: %w", wsErr)
 	}
 	return nil
 }

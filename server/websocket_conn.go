@@ -1,0 +1,675 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/gorilla/websocket"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/obsqra/obsqra"
+)
+
+// wsConn is one WebSocket connection. Three kinds of goroutines share it:
+//
+//   - serve, the handler's goroutine, reads and handles client messages,
+//     and at the end tears everything down;
+//   - writeLoop, the only writer, takes messages from the bounded queue out,
+//     sends pings, and finally the close frame;
+//   - one goroutine per running operation, which never blocks on the
+//     client: a message that does not fit the queue closes the connection.
+//
+// Whoever decides that the connection ends calls terminate, which records
+// the close code and cancels ctx; everything else follows from ctx.
+type wsConn struct {
+	s       *Server
+	ws      *websocket.Conn
+	proto   string
+	legacy  bool // proto is protoLegacyWS
+	exec    graphql.GraphExecutor
+	headers http.Header
+	start   time.Time
+
+	// ctx is the connection's: it carries the upgrade request's values
+	// (request id, client address) and ends when the connection does.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	out        chan []byte   // the outgoing queue, read by writeLoop
+	writerDone chan struct{} // closed when writeLoop has returned
+
+	closeOnce sync.Once
+	closed    closeInfo // set once, before ctx is cancelled
+
+	// initReceived is set when connection_init arrives, acked when it is
+	// answered; the init timer and writeLoop read them.
+	initReceived atomic.Bool
+	acked        atomic.Bool
+	// opCtx is ctx with the connection's principal, the parent of every
+	// operation's context; set by serve before acked.
+	opCtx     context.Context
+	principal *obsqra.Principal
+
+	// deadlineMu orders serve's extensions of the read deadline with
+	// writeLoop's last one, set when the close frame is out.
+	deadlineMu sync.Mutex
+	closing    bool
+
+	mu  sync.Mutex
+	ops map[string]*wsOperation // running operations by id
+	wg  sync.WaitGroup          // the operations' goroutines
+	n   atomic.Int64            // operations started, for the log
+}
+
+// closeInfo says how and why a connection ended.
+type closeInfo struct {
+	code   int
+	reason string
+	// flush writes what is queued before the close frame (the error that
+	// explains it); otherwise the close frame goes out at once.
+	flush bool
+	// byPeer: the peer closed or vanished first.
+	byPeer bool
+	// noFrame: no close frame is to be written (the peer's was echoed by
+	// gorilla, gorilla sent 1009 itself, or the connection is dead).
+	noFrame bool
+	// err is what ended the connection, for the log only.
+	err error
+}
+
+// wsOperation is a running operation of a connection.
+type wsOperation struct {
+	id     string
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// wsMessage is a message of either subprotocol.
+type wsMessage struct {
+	ID      string          `json:"id,omitempty"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+func newWSConn(s *Server, ws *websocket.Conn, r *http.Request, proto string, exec graphql.GraphExecutor) *wsConn {
+	ctx, cancel := context.WithCancel(r.Context())
+	return &wsConn{
+		s:          s,
+		ws:         ws,
+		proto:      proto,
+		legacy:     proto == protoLegacyWS,
+		exec:       exec,
+		headers:    r.Header,
+		start:      time.Now(),
+		ctx:        ctx,
+		cancel:     cancel,
+		out:        make(chan []byte, s.cfg.WSSendBuffer),
+		writerDone: make(chan struct{}),
+		ops:        make(map[string]*wsOperation),
+	}
+}
+
+// terminate ends the connection with ci; the first call wins. It never
+// blocks, so anyone may call it: an operation, a timer, shutdown.
+func (c *wsConn) terminate(ci closeInfo) {
+	c.closeOnce.Do(func() {
+		c.closed = ci
+		c.cancel()
+	})
+}
+
+// serve runs the connection until it ends, and then waits for every
+// goroutine it started.
+func (c *wsConn) serve() {
+	defer c.cancel()
+	if !c.s.sockets.add(c) {
+		// The server began shutting down while this upgrade was in flight.
+		c.terminate(closeInfo{code: closeGoingAway, reason: reasonShutdown})
+	} else {
+		defer c.s.sockets.remove(c)
+	}
+
+	c.ws.SetReadLimit(wsReadLimit)
+	c.ws.SetPongHandler(func(string) error { c.extendReadDeadline(); return nil })
+	c.extendReadDeadline()
+	initTimer := time.AfterFunc(c.s.cfg.WSInitTimeout, func() {
+		if !c.initReceived.Load() {
+			c.fail(closeInitTimeout, reasonInitTimeout)
+		}
+	})
+	defer initTimer.Stop()
+	var expiry *time.Timer
+	defer func() {
+		if expiry != nil {
+			expiry.Stop()
+		}
+	}()
+
+	go c.writeLoop()
+	c.readLoop(&expiry)
+
+	<-c.writerDone
+	_ = c.ws.Close()
+	c.mu.Lock()
+	for _, op := range c.ops {
+		op.cancel()
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+	c.logEnd()
+}
+
+// readLoop reads and handles messages until the connection ends.
+func (c *wsConn) readLoop(expiry **time.Timer) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.s.log.ErrorContext(c.ctx, "panic serving websocket", "request_id", c.requestID(),
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			c.terminate(closeInfo{code: closeInternalError, reason: reasonInternal})
+		}
+	}()
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if c.ctx.Err() != nil {
+			// Closing: only the peer's close frame matters now.
+			continue
+		}
+		c.extendReadDeadline()
+		c.handle(data, expiry)
+	}
+}
+
+// readFailed ends the connection after a read error.
+func (c *wsConn) readFailed(err error) {
+	if c.ctx.Err() != nil {
+		// The server closed first; this is the peer's answer or the grace
+		// deadline.
+		return
+	}
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		c.terminate(closeInfo{code: closeGoingAway, reason: reasonKeepAlive, err: err})
+		return
+	}
+	code, reason := closeCodeOf(err)
+	switch code {
+	case closeTooBig:
+		// gorilla has sent 1009 and will read no more: drain what the peer
+		// still sends so that closing does not reset the connection under
+		// the close frame.
+		c.terminate(closeInfo{code: code, reason: reason, noFrame: true, err: err})
+		nc := c.ws.NetConn()
+		_ = nc.SetReadDeadline(time.Now().Add(wsCloseGrace))
+		_, _ = discard(nc)
+	case closeAbnormal:
+		c.terminate(closeInfo{code: code, byPeer: true, noFrame: true, err: err})
+	default:
+		c.terminate(closeInfo{code: code, reason: reason, byPeer: true, noFrame: true})
+	}
+}
+
+// discard reads nc until it fails.
+func discard(nc net.Conn) (int64, error) {
+	var n int64
+	buf := make([]byte, 4096)
+	for {
+		m, err := nc.Read(buf)
+		n += int64(m)
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// extendReadDeadline gives the peer two keep-alive intervals to send
+// something: a message or the pong of the ping it is about to get.
+func (c *wsConn) extendReadDeadline() {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	if !c.closing {
+		_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.s.cfg.WSKeepAlive))
+	}
+}
+
+// writeLoop is the connection's only writer of data frames. It ends once
+// ctx is done and the close frame is out (or cannot go out).
+func (c *wsConn) writeLoop() {
+	defer close(c.writerDone)
+	ping := time.NewTicker(c.s.cfg.WSKeepAlive)
+	defer ping.Stop()
+	failed := false
+	for {
+		// A closed connection takes priority over queued messages.
+		select {
+		case <-c.ctx.Done():
+			c.writeClose(failed)
+			return
+		default:
+		}
+		var err error
+		select {
+		case <-c.ctx.Done():
+			continue
+		case msg := <-c.out:
+			err = c.write(msg)
+		case <-ping.C:
+			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteTimeout))
+			if err == nil && c.legacy && c.acked.Load() {
+				err = c.write(legacyKeepAlive)
+			}
+		}
+		if err != nil {
+			failed = true
+			c.terminate(closeInfo{code: closeAbnormal, reason: "write failed", err: err})
+		}
+	}
+}
+
+// legacyKeepAlive is graphql-ws's keep-alive message.
+var legacyKeepAlive = []byte(`{"type":"ka"}`)
+
+// write writes one text message within the write timeout.
+func (c *wsConn) write(msg []byte) error {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
+	return c.ws.WriteMessage(websocket.TextMessage, msg)
+}
+
+// writeClose writes what must precede the close frame, the close frame,
+// and then gives the peer wsCloseGrace to answer it.
+func (c *wsConn) writeClose(writeFailed bool) {
+	ci := c.closed
+	if !ci.noFrame && !writeFailed {
+		if ci.flush {
+		drain:
+			for {
+				select {
+				case msg := <-c.out:
+					if c.write(msg) != nil {
+						break drain
+					}
+				default:
+					break drain
+				}
+			}
+		}
+		_ = c.ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(ci.code, truncateReason(ci.reason)), time.Now().Add(wsWriteTimeout))
+	}
+	c.deadlineMu.Lock()
+	c.closing = true
+	_ = c.ws.SetReadDeadline(time.Now().Add(wsCloseGrace))
+	c.deadlineMu.Unlock()
+}
+
+// enqueue queues msg for the writer without ever blocking: a client whose
+// queue is full is too slow and is closed.
+func (c *wsConn) enqueue(msg []byte) {
+	select {
+	case c.out <- msg:
+	case <-c.ctx.Done():
+	default:
+		c.terminate(closeInfo{code: closeTryAgainLater, reason: reasonSlowConsumer})
+	}
+}
+
+// send queues a message of type typ.
+func (c *wsConn) send(id, typ string, payload json.RawMessage) {
+	b, err := json.Marshal(wsMessage{ID: id, Type: typ, Payload: payload})
+	if err != nil {
+		c.s.log.ErrorContext(c.ctx, "marshal websocket message", "request_id", c.requestID(), "type", typ, "error", err.Error())
+		c.terminate(closeInfo{code: closeInternalError, reason: reasonInternal, err: err})
+		return
+	}
+	c.enqueue(b)
+}
+
+// fail closes the connection after a protocol error. On graphql-ws a
+// connection_error message tells why first, as that subprotocol does.
+func (c *wsConn) fail(code int, reason string) {
+	if c.legacy {
+		b, _ := json.Marshal(gqlError{Message: reason})
+		c.send("", "connection_error", b)
+	}
+	c.terminate(closeInfo{code: code, reason: reason, flush: true})
+}
+
+// requestID is the id of the upgrade request.
+func (c *wsConn) requestID() string { return obsqra.ClientFromContext(c.ctx).RequestID }
+
+// logEnd writes the one log line of the connection.
+func (c *wsConn) logEnd() {
+	ci := c.closed
+	attrs := []any{
+		"request_id", c.requestID(),
+		"subprotocol", c.proto,
+		"duration_ms", time.Since(c.start).Milliseconds(),
+		"close_code", ci.code,
+		"close_reason", ci.reason,
+		"closed_by", map[bool]string{true: "client", false: "server"}[ci.byPeer],
+		"operations", c.n.Load(),
+	}
+	if c.principal != nil && c.principal.User != nil {
+		attrs = append(attrs, "user_id", c.principal.User.ID)
+	}
+	if ci.err != nil {
+		attrs = append(attrs, "error", ci.err.Error())
+	}
+	c.s.log.InfoContext(c.ctx, "websocket connection", attrs...)
+}
+
+// handle handles one client message.
+func (c *wsConn) handle(data []byte, expiry **time.Timer) {
+	var m wsMessage
+	if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
+		c.fail(closeBadRequest, "Invalid message received: not a JSON object with a type")
+		return
+	}
+	if len(m.Payload) > 0 && string(m.Payload) == "null" {
+		m.Payload = nil
+	}
+	if c.legacy {
+		c.handleLegacy(m, expiry)
+	} else {
+		c.handleTransportWS(m, expiry)
+	}
+}
+
+// handleTransportWS handles a graphql-transport-ws message.
+func (c *wsConn) handleTransportWS(m wsMessage, expiry **time.Timer) {
+	switch m.Type {
+	case "connection_init":
+		if c.initReceived.Swap(true) {
+			c.fail(closeTooManyInits, reasonTooManyInits)
+			return
+		}
+		c.init(m.Payload, expiry)
+	case "ping":
+		c.send("", "pong", nil)
+	case "pong":
+	case "subscribe":
+		if !c.acked.Load() {
+			c.fail(closeUnauthorized, reasonUnauthorized)
+			return
+		}
+		if m.ID == "" || m.Payload == nil {
+			c.fail(closeBadRequest, "Invalid message received: subscribe needs an id and a payload")
+			return
+		}
+		c.mu.Lock()
+		_, running := c.ops[m.ID]
+		c.mu.Unlock()
+		if running {
+			c.fail(closeSubscriberDup, "Subscriber for "+m.ID+" already exists")
+			return
+		}
+		c.startOperation(m.ID, m.Payload)
+	case "complete":
+		if m.ID == "" {
+			c.fail(closeBadRequest, "Invalid message received: complete needs an id")
+			return
+		}
+		c.stopOperation(m.ID)
+	default:
+		c.fail(closeBadRequest, fmt.Sprintf("Invalid message received: unexpected type %.40q", m.Type))
+	}
+}
+
+// handleLegacy handles a graphql-ws message.
+func (c *wsConn) handleLegacy(m wsMessage, expiry **time.Timer) {
+	switch m.Type {
+	case "connection_init":
+		if c.initReceived.Swap(true) {
+			c.fail(closeTooManyInits, reasonTooManyInits)
+			return
+		}
+		c.init(m.Payload, expiry)
+	case "start":
+		if !c.acked.Load() {
+			c.fail(closeUnauthorized, reasonUnauthorized)
+			return
+		}
+		if m.ID == "" || m.Payload == nil {
+			c.fail(closeBadRequest, "Invalid message received: start needs an id and a payload")
+			return
+		}
+		// subscriptions-transport-ws replaces an operation whose id is
+		// reused.
+		c.stopOperation(m.ID)
+		c.startOperation(m.ID, m.Payload)
+	case "stop":
+		if m.ID == "" {
+			c.fail(closeBadRequest, "Invalid message received: stop needs an id")
+			return
+		}
+		c.stopOperation(m.ID)
+	case "connection_terminate":
+		c.terminate(closeInfo{code: closeNormal, reason: "connection terminated", flush: true, byPeer: true})
+	default:
+		c.fail(closeBadRequest, fmt.Sprintf("Invalid message received: unexpected type %.40q", m.Type))
+	}
+}
+
+// init authenticates the connection and acknowledges it.
+func (c *wsConn) init(payload json.RawMessage, expiry **time.Timer) {
+	token, present, err := initToken(payload)
+	if err != nil {
+		c.fail(closeBadRequest, "Invalid message received: "+err.Error())
+		return
+	}
+	ctx := c.ctx
+	if present && token == "" {
+		c.refuse(obsqra.Errorf(obsqra.EUNAUTHENTICATED, "the Authorization value must be Bearer followed by an access token"))
+		return
+	} else if present {
+		p, err := c.authenticate(token)
+		if err != nil {
+			c.refuse(err)
+			return
+		}
+		ctx = obsqra.NewContextWithPrincipal(obsqra.NewContextWithAuthError(ctx, nil), p)
+	} else if err := obsqra.AuthErrorFromContext(ctx); err != nil {
+		c.refuse(err)
+		return
+	}
+	p := obsqra.PrincipalFromContext(ctx)
+	if p != nil && !p.ExpiresAt.IsZero() {
+		left := p.ExpiresAt.Sub(c.s.now())
+		if left <= 0 {
+			c.fail(closeForbidden, reasonExpired)
+			return
+		}
+		*expiry = time.AfterFunc(left, func() { c.fail(closeForbidden, reasonExpired) })
+	}
+	c.principal, c.opCtx = p, ctx
+	c.acked.Store(true)
+	c.send("", "connection_ack", nil)
+	if c.legacy {
+		c.enqueue(legacyKeepAlive)
+	}
+}
+
+// authenticate turns token into a principal; a panic of the authenticator
+// is an internal error.
+func (c *wsConn) authenticate(token string) (p *obsqra.Principal, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.s.log.ErrorContext(c.ctx, "panic authenticating websocket", "request_id", c.requestID(),
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			p, err = nil, errors.New("authenticator panicked")
+		}
+	}()
+	p, err = c.s.auth.Authenticate(c.ctx, token)
+	if err == nil && (p == nil || p.User == nil) {
+		err = errors.New("authenticator returned no principal and no error")
+	}
+	return p, err
+}
+
+// refuse closes the connection whose credentials were refused with 4403 and
+// the error's message; an internal error is logged and closes it with 4500.
+func (c *wsConn) refuse(err error) {
+	if obsqra.ErrorCode(err) == obsqra.EINTERNAL {
+		c.s.log.ErrorContext(c.ctx, "websocket authentication failed", "request_id", c.requestID(), "error", err.Error())
+		c.fail(closeInternalError, reasonInternal)
+		return
+	}
+	c.fail(closeForbidden, "Forbidden: "+obsqra.ErrorMessage(err))
+}
+
+// initToken returns the access token of a connection_init payload:
+// Authorization or authorization ("Bearer …"), or token. An empty value is
+// no token.
+func initToken(payload json.RawMessage) (token string, present bool, err error) {
+	if payload == nil {
+		return "", false, nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &fields); err != nil {
+		return "", false, errors.New("connection_init payload must be an object")
+	}
+	for _, key := range []string{"Authorization", "authorization", "token"} {
+		raw, ok := fields[key]
+		if !ok || string(raw) == "null" {
+			continue
+		}
+		var v string
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return "", false, fmt.Errorf("connection_init payload %s must be a string", key)
+		}
+		if v == "" {
+			continue
+		}
+		if key == "token" {
+			return v, true, nil
+		}
+		t, ok := bearerToken(v)
+		if !ok {
+			// Present but unusable: refused like a bad token, not ignored.
+			return "", true, nil
+		}
+		return t, true, nil
+	}
+	return "", false, nil
+}
+
+// startOperation starts the operation id of a subscribe or start payload.
+func (c *wsConn) startOperation(id string, payload json.RawMessage) {
+	start := graphql.Now()
+	params := &graphql.RawParams{}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(params); err != nil {
+		c.fail(closeBadRequest, "Invalid message received: the payload is not a GraphQL request")
+		return
+	}
+	params.Headers = c.headers
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+
+	ctx, cancel := context.WithCancel(c.opCtx)
+	op := &wsOperation{id: id, ctx: ctx, cancel: cancel}
+	c.mu.Lock()
+	c.ops[id] = op
+	c.mu.Unlock()
+	c.n.Add(1)
+	c.wg.Add(1)
+	go c.runOperation(op, params)
+}
+
+// stopOperation cancels the operation id, if it runs; nothing more is sent
+// for it.
+func (c *wsConn) stopOperation(id string) {
+	c.mu.Lock()
+	op := c.ops[id]
+	delete(c.ops, id)
+	c.mu.Unlock()
+	if op != nil {
+		op.cancel()
+	}
+}
+
+// runOperation has gqlgen validate and execute op and streams its results.
+func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
+	defer c.wg.Done()
+	defer op.cancel()
+	ctx := graphql.StartOperationTrace(op.ctx)
+	defer func() {
+		// Resolvers' panics are recovered by the generated code; this is
+		// for the rest (extensions, response handlers), as in gqlgen's own
+		// transports.
+		if v := recover(); v != nil {
+			err := c.s.recoverResolver(ctx, v)
+			c.finishOperation(op, "error", c.marshalErrors(gqlerror.List{c.s.presentError(ctx, err)}))
+		}
+	}()
+	rc, errs := c.exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		resp := c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs)
+		c.finishOperation(op, "error", c.marshalErrors(resp.Errors))
+		return
+	}
+
+	next := "next"
+	if c.legacy {
+		next = "data"
+	}
+	responses, ctx := c.exec.DispatchOperation(graphql.WithOperationContext(ctx, rc), rc)
+	for {
+		resp := responses(ctx)
+		if resp == nil {
+			break
+		}
+		b, err := json.Marshal(resp)
+		if err != nil {
+			c.s.log.ErrorContext(ctx, "marshal graphql response", "request_id", c.requestID(), "error", err.Error())
+			b, _ = json.Marshal(errorResponse(internalError(c.requestID())))
+		}
+		c.sendOperation(op, next, b)
+	}
+	c.finishOperation(op, "complete", nil)
+}
+
+// marshalErrors returns the payload of an error message.
+func (c *wsConn) marshalErrors(errs gqlerror.List) json.RawMessage {
+	b, err := json.Marshal(errs)
+	if err != nil {
+		c.s.log.ErrorContext(c.ctx, "marshal graphql errors", "request_id", c.requestID(), "error", err.Error())
+		b, _ = json.Marshal([]gqlError{internalError(c.requestID())})
+	}
+	return b
+}
+
+// sendOperation queues a message of op unless op was stopped.
+func (c *wsConn) sendOperation(op *wsOperation, typ string, payload json.RawMessage) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ops[op.id] == op && op.ctx.Err() == nil {
+		c.send(op.id, typ, payload)
+	}
+}
+
+// finishOperation queues the last message of op, unless op was stopped,
+// and forgets op in the same step, so that a client may reuse the id as
+// soon as it reads the message.
+func (c *wsConn) finishOperation(op *wsOperation, typ string, payload json.RawMessage) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ops[op.id] == op {
+		delete(c.ops, op.id)
+		if op.ctx.Err() == nil {
+			c.send(op.id, typ, payload)
+		}
+	}
+}

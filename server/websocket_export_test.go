@@ -1,0 +1,19 @@
+package server
+
+import (
+	"context"
+	"time"
+)
+
+// SetClock replaces the server's clock; call it before serving.
+func (s *Server) SetClock(now func() time.Time) { s.now = now }
+
+// SetHTTPTimeouts replaces the read and write timeouts of the http.Server
+// that Serve runs; call it before Serve.
+func (s *Server) SetHTTPTimeouts(read, write time.Duration) {
+	s.readTimeout, s.writeTimeout = read, write
+}
+
+// CloseWebSockets closes every WebSocket with 1001 and waits for their
+// goroutines, as Serve does on shutdown.
+func (s *Server) CloseWebSockets(ctx context.Context) error { return s.closeWebSockets(ctx) }

@@ -149,8 +149,10 @@ type Server struct {
 	auth    Authenticator
 	db      Pinger
 	handler http.Handler
-	// now is the clock; tests replace it.
-	now func() time.Time
+	// now is the clock and afterFunc its timers (time.AfterFunc); tests
+	// replace them.
+	now       func() time.Time
+	afterFunc func(d time.Duration, f func()) stopper
 	// readTimeout and writeTimeout are those of the http.Server that Serve
 	// runs; tests shorten them.
 	readTimeout, writeTimeout time.Duration
@@ -172,6 +174,7 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 		auth:         auth,
 		db:           db,
 		now:          time.Now,
+		afterFunc:    func(d time.Duration, f func()) stopper { return time.AfterFunc(d, f) },
 		readTimeout:  readTimeout,
 		writeTimeout: writeTimeout,
 		shuttingDown: make(chan struct{}),

@@ -93,6 +93,9 @@ const (
 	reasonKeepAlive = "keep-alive timeout: no pong"
 )
 
+// stopper is a timer that can be stopped, such as a *time.Timer.
+type stopper interface{ Stop() bool }
+
 // wsTransport is the gqlgen transport of GraphQL over WebSocket: it
 // upgrades the connection, speaks one of the two subprotocols, and has
 // gqlgen parse, validate and execute the operations with all the handler's

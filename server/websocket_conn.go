@@ -148,7 +148,7 @@ func (c *wsConn) serve() {
 		}
 	})
 	defer initTimer.Stop()
-	var expiry *time.Timer
+	var expiry stopper
 	defer func() {
 		if expiry != nil {
 			expiry.Stop()
@@ -170,7 +170,7 @@ func (c *wsConn) serve() {
 }
 
 // readLoop reads and handles messages until the connection ends.
-func (c *wsConn) readLoop(expiry **time.Timer) {
+func (c *wsConn) readLoop(expiry *stopper) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.s.log.ErrorContext(c.ctx, "panic serving websocket", "request_id", c.requestID(),
@@ -371,7 +371,7 @@ func (c *wsConn) logEnd() {
 }
 
 // handle handles one client message.
-func (c *wsConn) handle(data []byte, expiry **time.Timer) {
+func (c *wsConn) handle(data []byte, expiry *stopper) {
 	var m wsMessage
 	if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
 		c.fail(closeBadRequest, "Invalid message received: not a JSON object with a type")
@@ -388,7 +388,7 @@ func (c *wsConn) handle(data []byte, expiry **time.Timer) {
 }
 
 // handleTransportWS handles a graphql-transport-ws message.
-func (c *wsConn) handleTransportWS(m wsMessage, expiry **time.Timer) {
+func (c *wsConn) handleTransportWS(m wsMessage, expiry *stopper) {
 	switch m.Type {
 	case "connection_init":
 		if c.initReceived.Swap(true) {
@@ -428,7 +428,7 @@ func (c *wsConn) handleTransportWS(m wsMessage, expiry **time.Timer) {
 }
 
 // handleLegacy handles a graphql-ws message.
-func (c *wsConn) handleLegacy(m wsMessage, expiry **time.Timer) {
+func (c *wsConn) handleLegacy(m wsMessage, expiry *stopper) {
 	switch m.Type {
 	case "connection_init":
 		if c.initReceived.Swap(true) {
@@ -463,7 +463,7 @@ func (c *wsConn) handleLegacy(m wsMessage, expiry **time.Timer) {
 }
 
 // init authenticates the connection and acknowledges it.
-func (c *wsConn) init(payload json.RawMessage, expiry **time.Timer) {
+func (c *wsConn) init(payload json.RawMessage, expiry *stopper) {
 	token, present, err := initToken(payload)
 	if err != nil {
 		c.fail(closeBadRequest, "Invalid message received: "+err.Error())
@@ -485,19 +485,23 @@ func (c *wsConn) init(payload json.RawMessage, expiry **time.Timer) {
 		return
 	}
 	p := obsqra.PrincipalFromContext(ctx)
+	var left time.Duration
 	if p != nil && !p.ExpiresAt.IsZero() {
-		left := p.ExpiresAt.Sub(c.s.now())
-		if left <= 0 {
+		if left = p.ExpiresAt.Sub(c.s.now()); left <= 0 {
 			c.fail(closeForbidden, reasonExpired)
 			return
 		}
-		*expiry = time.AfterFunc(left, func() { c.fail(closeForbidden, reasonExpired) })
 	}
 	c.principal, c.opCtx = p, ctx
 	c.acked.Store(true)
 	c.send("", "connection_ack", nil)
 	if c.legacy {
 		c.enqueue(legacyKeepAlive)
+	}
+	// Armed after the ack is queued, so that the ack always precedes the
+	// close (fail flushes the queue).
+	if left > 0 {
+		*expiry = c.s.afterFunc(left, func() { c.fail(closeForbidden, reasonExpired) })
 	}
 }
 

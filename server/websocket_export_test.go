@@ -8,6 +8,12 @@ import (
 // SetClock replaces the server's clock; call it before serving.
 func (s *Server) SetClock(now func() time.Time) { s.now = now }
 
+// SetAfterFunc replaces the server's timers (time.AfterFunc); call it
+// before serving.
+func (s *Server) SetAfterFunc(afterFunc func(d time.Duration, f func()) interface{ Stop() bool }) {
+	s.afterFunc = func(d time.Duration, f func()) stopper { return afterFunc(d, f) }
+}
+
 // SetHTTPTimeouts replaces the read and write timeouts of the http.Server
 // that Serve runs; call it before Serve.
 func (s *Server) SetHTTPTimeouts(read, write time.Duration) {

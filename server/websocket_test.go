@@ -759,25 +759,49 @@ func TestWebSocketRefusedHeader(t *testing.T) {
 	}
 }
 
+// fakeTimer is a timer that fires when the test calls fire.
+type fakeTimer struct {
+	d    time.Duration
+	fire func()
+}
+
+func (*fakeTimer) Stop() bool { return true }
+
 func TestWebSocketTokenExpiry(t *testing.T) {
 	t.Parallel()
 	// The server's clock is years from the real one: had the expiry used
-	// time.Now, the socket would stay open and the test would fail.
+	// time.Now, its timer would not be 90s.
 	now := time.Date(2031, 5, 1, 12, 0, 0, 0, time.UTC)
 	for _, proto := range bothProtocols {
 		t.Run(proto, func(t *testing.T) {
 			t.Parallel()
 			b := setupWS(t)
 			b.srv.SetClock(func() time.Time { return now })
-			b.auth.expiresAt = now.Add(100 * time.Millisecond)
+			timers := make(chan *fakeTimer, 1)
+			b.srv.SetAfterFunc(func(d time.Duration, f func()) interface{ Stop() bool } {
+				ft := &fakeTimer{d: d, fire: f}
+				timers <- ft
+				return ft
+			})
+			b.auth.expiresAt = now.Add(90 * time.Second)
 
 			c := b.dial(t, proto)
 			c.init(map[string]string{"token": expiringToken})
+			var timer *fakeTimer
+			select {
+			case timer = <-timers:
+			case <-time.After(wait):
+				t.Fatal("no expiry timer")
+			}
+			if timer.d != 90*time.Second {
+				t.Errorf("expiry timer = %v, want 90s", timer.d)
+			}
 			c.subscribe("1", ticks, topicVars("t"))
 			sub := b.schema.await(t, "t")
 			sub.publish(t, "before expiry")
 			c.expect(c.nextType(), "1", `{"data":{"ticks":"before expiry"}}`)
 
+			timer.fire()
 			if proto == "graphql-ws" {
 				c.expect("connection_error", "", `{"message":"Forbidden: access token expired"}`)
 			}
@@ -785,6 +809,17 @@ func TestWebSocketTokenExpiry(t *testing.T) {
 			sub.awaitCancelled(t)
 		})
 	}
+	t.Run("real timer", func(t *testing.T) {
+		t.Parallel()
+		b := setupWS(t)
+		b.srv.SetClock(func() time.Time { return now })
+		b.auth.expiresAt = now.Add(50 * time.Millisecond)
+		c := b.dial(t, "graphql-transport-ws")
+		// The ack is queued before the timer can fire, and flushed before
+		// the close.
+		c.init(map[string]string{"token": expiringToken})
+		c.expectClose(4403, "Forbidden: access token expired")
+	})
 	t.Run("already expired", func(t *testing.T) {
 		t.Parallel()
 		b := setupWS(t)
@@ -910,7 +945,9 @@ func TestWebSocketKeepAlive(t *testing.T) {
 	for _, proto := range bothProtocols {
 		t.Run(proto, func(t *testing.T) {
 			t.Parallel()
-			keepAlive := 50 * time.Millisecond
+			// Generous against a loaded machine: the server waits two
+			// intervals for each pong.
+			keepAlive := 100 * time.Millisecond
 			b := setupWS(t, func(c *server.Config) { c.WSKeepAlive = keepAlive })
 			c := b.dial(t, proto)
 			c.init(nil)

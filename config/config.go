@@ -114,6 +114,13 @@ type Config struct {
 	// jobs to finish (SHUTDOWN_TIMEOUT, Go duration, default 15s, > 0).
 	ShutdownTimeout time.Duration
 
+	// WSInitTimeout is how long a WebSocket client may take to send
+	// connection_init (WS_INIT_TIMEOUT, Go duration, default 5s, > 0).
+	WSInitTimeout time.Duration
+	// WSKeepAlive is the interval of WebSocket keep-alive pings
+	// (WS_KEEPALIVE, Go duration, default 15s, > 0).
+	WSKeepAlive time.Duration
+
 	// DataDir is the directory of the development secret key file
 	// DataDir/secret_key (DATA_DIR, default "data").
 	DataDir string
@@ -189,6 +196,8 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	c.AdminEmails = l.emails("ADMIN_EMAILS")
 	c.Introspection = l.boolean("GRAPHQL_INTROSPECTION", !prod)
 	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT", defaultShutdownTimeout)
+	c.WSInitTimeout = l.duration("WS_INIT_TIMEOUT", defaultWSInitTimeout)
+	c.WSKeepAlive = l.duration("WS_KEEPALIVE", defaultWSKeepAlive)
 
 	c.DataDir = defaultDataDir
 	if v, ok := l.value("DATA_DIR"); ok {
@@ -226,6 +235,8 @@ func (c *Config) LogValue() slog.Value {
 		slog.Int("admin_emails", len(c.AdminEmails)),
 		slog.Bool("introspection", c.Introspection),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Duration("ws_init_timeout", c.WSInitTimeout),
+		slog.Duration("ws_keepalive", c.WSKeepAlive),
 		slog.String("data_dir", c.DataDir),
 	)
 }

@@ -50,6 +50,8 @@ func TestLoadDefaults(t *testing.T) {
 			BcryptCost:           12,
 			Introspection:        true,
 			ShutdownTimeout:      15 * time.Second,
+			WSInitTimeout:        5 * time.Second,
+			WSKeepAlive:          15 * time.Second,
 			DataDir:              "data",
 		}},
 		{"empty values count as unset", map[string]string{"API_PORT": "", "ENVIRONMENT": "  "}, nil},
@@ -68,6 +70,8 @@ func TestLoadDefaults(t *testing.T) {
 			BcryptCost:           12,
 			Introspection:        false,
 			ShutdownTimeout:      15 * time.Second,
+			WSInitTimeout:        5 * time.Second,
+			WSKeepAlive:          15 * time.Second,
 			DataDir:              "data",
 		}},
 	}
@@ -104,6 +108,8 @@ func TestLoadValues(t *testing.T) {
 		"ADMIN_EMAILS":                " Alice@Example.com ,, bob@example.org",
 		"GRAPHQL_INTROSPECTION":       "yes",
 		"SHUTDOWN_TIMEOUT":            "1m30s",
+		"WS_INIT_TIMEOUT":             "2s",
+		"WS_KEEPALIVE":                "1m",
 		"DATA_DIR":                    "/var/lib/obsqra",
 	}))
 	if err != nil {
@@ -125,6 +131,8 @@ func TestLoadValues(t *testing.T) {
 		AdminEmails:          []string{"alice@example.com", "bob@example.org"},
 		Introspection:        true,
 		ShutdownTimeout:      90 * time.Second,
+		WSInitTimeout:        2 * time.Second,
+		WSKeepAlive:          time.Minute,
 		DataDir:              "/var/lib/obsqra",
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -16,6 +16,8 @@ const (
 	defaultDevCORSOrigins     = "http://localhost:3000,http://localhost:5173,http://localhost:8000"
 	defaultBcryptCost         = 12
 	defaultShutdownTimeout    = 15 * time.Second
+	defaultWSInitTimeout      = 5 * time.Second
+	defaultWSKeepAlive        = 15 * time.Second
 	defaultDataDir            = "data"
 )
 
@@ -70,6 +72,10 @@ func Variables() []Variable {
 			"GraphQL introspection on or off (true/false/1/0/yes/no); production default: false."},
 		{"SHUTDOWN_TIMEOUT", defaultShutdownTimeout.String(),
 			"How long a graceful shutdown waits for requests and jobs, as a Go duration (15s, 2m)."},
+		{"WS_INIT_TIMEOUT", defaultWSInitTimeout.String(),
+			"How long a WebSocket client may take to send connection_init before it is closed with 4408 (Go duration)."},
+		{"WS_KEEPALIVE", defaultWSKeepAlive.String(),
+			"Interval of WebSocket pings (and graphql-ws ka messages); a peer silent for two intervals is closed (Go duration)."},
 		{"DATA_DIR", defaultDataDir,
 			"Directory of the development secret key file DATA_DIR/secret_key (DATABASE_URL's default does not follow it)."},
 	}

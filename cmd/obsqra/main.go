@@ -174,6 +174,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		CORSOrigins:   cfg.CORSOrigins,
 		Introspection: cfg.Introspection,
 		Logger:        logger,
+		WSInitTimeout: cfg.WSInitTimeout,
+		WSKeepAlive:   cfg.WSKeepAlive,
 	}, schema, accounts, db)
 
 	logger.Info("listening", "addr", cfg.Addr(), "playground", playgroundURL(cfg))

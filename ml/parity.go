@@ -158,14 +158,15 @@ type RiskScore struct {
 // ScoreRisk validates in and p and scores in exactly as the contract's
 // calculate_risk_score does. Errors: EINVALID naming the field.
 func ScoreRisk(in RiskInputs, p Params) (RiskScore, error) {
-	if in.inRange() && p.inRange() {
-		return scoreRisk(&in, &p), nil
+	if !in.inRange() {
+		return RiskScore{}, in.Validate()
 	}
-	// The slow path names the field.
-	if err := in.Validate(); err != nil {
-		return RiskScore{}, err
+	if !p.inRange() {
+		return RiskScore{}, p.Validate()
 	}
-	return RiskScore{}, p.Validate()
+	var s RiskScore
+	score(&in, &p, &s)
+	return s, nil
 }
 
 // inRange is Validate's verdict without building an error: the hot path.
@@ -185,19 +186,48 @@ func (p *Params) inRange() bool {
 		p.ClampMin >= 0 && p.ClampMin <= p.ClampMax && p.ClampMax <= 100
 }
 
-// scoreRisk is the contract's formula on validated inputs: every value is
-// non-negative and small enough that no product overflows.
-func scoreRisk(in *RiskInputs, p *Params) (s RiskScore) {
+// Model is the contract's scoring with validated parameters: what a caller
+// that scores many protocols with the same parameters holds, so that each
+// score checks only its inputs and copies nothing large.
+type Model struct{ p Params }
+
+// NewModel validates p and returns a Model scoring with it.
+// Errors: EINVALID naming the parameter out of range.
+func NewModel(p Params) (*Model, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return &Model{p: p}, nil
+}
+
+// Params returns the model's parameters.
+func (m *Model) Params() Params { return m.p }
+
+// Score scores in exactly as the contract's calculate_risk_score does.
+// Errors: EINVALID naming the input out of range.
+func (m *Model) Score(in RiskInputs) (s RiskScore, err error) {
+	if !in.inRange() {
+		return RiskScore{}, in.Validate()
+	}
+	score(&in, &m.p, &s)
+	return s, nil
+}
+
+// score is the contract's formula on validated inputs: every value is
+// non-negative and small enough that no product overflows. It writes
+// through pointers because on this hot path copying the arguments and the
+// result in and out costs as much as the arithmetic.
+func score(in *RiskInputs, p *Params, s *RiskScore) {
 	s.Utilization = floorDiv(in.UtilizationBps*p.WUtilization, 10_000)
 	s.Volatility = floorDiv(in.VolatilityBps*p.WVolatility, 10_000)
 	s.Liquidity = p.WLiquidity[in.LiquidityTier]
 	s.Audit = floorDiv((100-in.AuditScore)*p.WAudit, 10)
+	s.Age = 0
 	if in.AgeDays < p.AgeCapDays {
 		s.Age = ageDiv((p.AgeCapDays-in.AgeDays)*p.WAge, p.AgeCapDays)
 	}
 	s.Unclamped = s.Utilization + s.Volatility + s.Liquidity + s.Audit + s.Age
 	s.Score = min(max(s.Unclamped, p.ClampMin), p.ClampMax)
-	return
 }
 
 // ageDiv is floorDiv for a positive divisor that is not a constant: the one

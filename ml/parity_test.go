@@ -99,6 +99,13 @@ func TestScoreRiskBranches(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("ScoreRisk(%+v) = %+v, want %+v", tt.in, got, tt.want)
 			}
+			m, err := NewModel(tt.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := m.Score(tt.in); err != nil || got != tt.want {
+				t.Errorf("Model.Score(%+v) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+			}
 		})
 	}
 }
@@ -131,6 +138,15 @@ func TestScoreRiskRefusesOutOfRange(t *testing.T) {
 		_, err := ScoreRisk(tt.in, tt.p)
 		if obsqra.ErrorCode(err) != obsqra.EINVALID || !strings.Contains(obsqra.ErrorMessage(err), tt.field) {
 			t.Errorf("ScoreRisk(%+v, %+v) error = %v, want EINVALID naming %s", tt.in, tt.p, err, tt.field)
+		}
+		// The same refusal from a Model: at construction for parameters,
+		// at scoring for inputs.
+		if m, err := NewModel(tt.p); err != nil {
+			if obsqra.ErrorCode(err) != obsqra.EINVALID || !strings.Contains(obsqra.ErrorMessage(err), tt.field) {
+				t.Errorf("NewModel(%+v) error = %v, want EINVALID naming %s", tt.p, err, tt.field)
+			}
+		} else if _, err := m.Score(tt.in); obsqra.ErrorCode(err) != obsqra.EINVALID || !strings.Contains(obsqra.ErrorMessage(err), tt.field) {
+			t.Errorf("Model.Score(%+v) error = %v, want EINVALID naming %s", tt.in, err, tt.field)
 		}
 	}
 }
@@ -308,6 +324,24 @@ func BenchmarkScoreRisk(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s, err := ScoreRisk(in, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchScore = s
+	}
+}
+
+// BenchmarkModelScore is the hot path: parameters validated once, as
+// market ingestion scores every sample with the same ones.
+func BenchmarkModelScore(b *testing.B) {
+	in := RiskInputs{UtilizationBps: 8000, VolatilityBps: 2500, LiquidityTier: 1, AuditScore: 85, AgeDays: 365}
+	m, err := NewModel(DefaultParams())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := m.Score(in)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -98,11 +98,13 @@ func ForecastRisk(in RiskForecastInput, origin Day, horizon int, seed uint64, op
 		AuditScore:    in.AuditScore,
 		AgeDays:       min(in.AgeDays+int64(horizon), 36_500),
 	}
+	model := Model{p: in.Params} // validated above
 	score := func(u, v float64) int64 {
 		x := base
 		x.UtilizationBps = fcRiskRound(u, metrics[0].max)
 		x.VolatilityBps = fcRiskRound(v, metrics[1].max)
-		return scoreRisk(&x, &in.Params).Score // inputs and params validated above
+		s, _ := model.Score(x) // rounded into range: no error
+		return s.Score
 	}
 	point := score(fs[0].Point, fs[1].Point)
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -162,20 +163,23 @@ const (
 	corsMaxAge = "7200"
 )
 
+// corsAllowed reports whether CORSOrigins lets the browser origin call the
+// API (over HTTP, or upgrade to a WebSocket).
+func (s *Server) corsAllowed(origin string) bool {
+	return origin != "" && (slices.Contains(s.cfg.CORSOrigins, "*") || slices.Contains(s.cfg.CORSOrigins, origin))
+}
+
 // cors lets the configured browser origins call the API. Other origins get
 // no Access-Control-Allow-Origin, so browsers keep their responses from
 // scripts. No credentials are allowed: the API authenticates with a bearer
 // token, not cookies.
 func (s *Server) cors(next http.Handler) http.Handler {
 	wildcard := slices.Contains(s.cfg.CORSOrigins, "*")
-	allowed := func(origin string) bool {
-		return origin != "" && (wildcard || slices.Contains(s.cfg.CORSOrigins, origin))
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Add("Vary", "Origin")
 		origin := r.Header.Get("Origin")
-		ok := allowed(origin)
+		ok := s.corsAllowed(origin)
 		if ok {
 			if wildcard {
 				h.Set("Access-Control-Allow-Origin", "*")
@@ -305,15 +309,24 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		if !ok {
 			ctx = obsqra.NewContextWithAuthError(ctx, obsqra.Errorf(obsqra.EUNAUTHENTICATED,
 				"the Authorization header must be Bearer followed by an access token"))
-		} else if p, err := s.auth.Authenticate(ctx, token); err != nil {
+		} else if p, err := s.principalFor(ctx, token); err != nil {
 			ctx = obsqra.NewContextWithAuthError(ctx, err)
-		} else if p == nil || p.User == nil {
-			ctx = obsqra.NewContextWithAuthError(ctx, fmt.Errorf("authenticator returned no principal and no error"))
 		} else {
 			ctx = obsqra.NewContextWithPrincipal(ctx, p)
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// principalFor authenticates an access token, over HTTP or a WebSocket. An
+// authenticator that returns neither a principal nor an error is an
+// internal error.
+func (s *Server) principalFor(ctx context.Context, token string) (*obsqra.Principal, error) {
+	p, err := s.auth.Authenticate(ctx, token)
+	if err == nil && (p == nil || p.User == nil) {
+		return nil, errors.New("authenticator returned no principal and no error")
+	}
+	return p, err
 }
 
 // bearerToken returns the token of an "Authorization: Bearer <token>"

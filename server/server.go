@@ -131,9 +131,9 @@ func (cfg Config) withDefaults() Config {
 	return cfg
 }
 
-// Timeouts of the http.Server that Serve runs. The WebSocket transport lifts
-// the read and write deadlines of its upgraded connections (with
-// http.ResponseController) since subscriptions outlive them.
+// Timeouts of the http.Server that Serve runs. They do not cut WebSocket
+// subscriptions short: gorilla's Upgrade clears the deadlines of the
+// hijacked connection, which then sets its own before each read and write.
 const (
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 30 * time.Second

@@ -7,10 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/gorilla/websocket"
@@ -151,13 +151,9 @@ func (t *wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 		return
 	}
 
-	// The http.Server's read and write timeouts are deadlines on the
-	// connection, which it keeps once hijacked: lift them, since a
-	// subscription outlives them; the connection sets its own.
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Time{})
-
+	// The http.Server's read and write timeouts need no lifting here:
+	// gorilla's Upgrade clears the hijacked connection's deadlines, and the
+	// connection then sets its own before every read and write.
 	header := http.Header{}
 	header.Set("Sec-WebSocket-Protocol", proto)
 	header.Set("X-Request-ID", requestIDOf(r))
@@ -191,7 +187,7 @@ func (s *Server) wsOriginAllowed(r *http.Request) bool {
 	if origin == "" {
 		return true
 	}
-	if slices.Contains(s.cfg.CORSOrigins, "*") || slices.Contains(s.cfg.CORSOrigins, strings.TrimSuffix(origin, "/")) {
+	if s.corsAllowed(origin) {
 		return true
 	}
 	u, err := url.Parse(origin)
@@ -271,13 +267,11 @@ func truncateReason(reason string) string {
 		return reason
 	}
 	cut := wsMaxCloseReason
-	for cut > 0 && !isRuneStart(reason[cut]) {
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
 		cut--
 	}
 	return reason[:cut]
 }
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // closeCodeOf returns the close code of a read error: the peer's code, 1009
 // for a message over the limit, 1006 for a connection that just ended.

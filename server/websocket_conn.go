@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -55,6 +56,9 @@ type wsConn struct {
 	// answered; the init timer and writeLoop read them.
 	initReceived atomic.Bool
 	acked        atomic.Bool
+	// expiry closes the connection when its credentials expire; armed by
+	// init and stopped by serve, both on the reading goroutine.
+	expiry stopper
 	// opCtx is ctx with the connection's principal, the parent of every
 	// operation's context; set by serve before acked.
 	opCtx     context.Context
@@ -92,6 +96,14 @@ type wsOperation struct {
 	id     string
 	ctx    context.Context
 	cancel context.CancelFunc
+}
+
+// wsResponse is a next/data message as sent, its payload marshalled in
+// place; it encodes like wsMessage.
+type wsResponse struct {
+	ID      string `json:"id,omitempty"`
+	Type    string `json:"type"`
+	Payload any    `json:"payload"`
 }
 
 // wsMessage is a message of either subprotocol.
@@ -148,15 +160,14 @@ func (c *wsConn) serve() {
 		}
 	})
 	defer initTimer.Stop()
-	var expiry stopper
 	defer func() {
-		if expiry != nil {
-			expiry.Stop()
+		if c.expiry != nil {
+			c.expiry.Stop()
 		}
 	}()
 
 	go c.writeLoop()
-	c.readLoop(&expiry)
+	c.readLoop()
 
 	<-c.writerDone
 	_ = c.ws.Close()
@@ -170,7 +181,7 @@ func (c *wsConn) serve() {
 }
 
 // readLoop reads and handles messages until the connection ends.
-func (c *wsConn) readLoop(expiry *stopper) {
+func (c *wsConn) readLoop() {
 	defer func() {
 		if v := recover(); v != nil {
 			c.s.log.ErrorContext(c.ctx, "panic serving websocket", "request_id", c.requestID(),
@@ -189,7 +200,7 @@ func (c *wsConn) readLoop(expiry *stopper) {
 			continue
 		}
 		c.extendReadDeadline()
-		c.handle(data, expiry)
+		c.handle(data)
 	}
 }
 
@@ -213,24 +224,11 @@ func (c *wsConn) readFailed(err error) {
 		c.terminate(closeInfo{code: code, reason: reason, noFrame: true, err: err})
 		nc := c.ws.NetConn()
 		_ = nc.SetReadDeadline(time.Now().Add(wsCloseGrace))
-		_, _ = discard(nc)
+		_, _ = io.Copy(io.Discard, nc)
 	case closeAbnormal:
 		c.terminate(closeInfo{code: code, byPeer: true, noFrame: true, err: err})
 	default:
 		c.terminate(closeInfo{code: code, reason: reason, byPeer: true, noFrame: true})
-	}
-}
-
-// discard reads nc until it fails.
-func discard(nc net.Conn) (int64, error) {
-	var n int64
-	buf := make([]byte, 4096)
-	for {
-		m, err := nc.Read(buf)
-		n += int64(m)
-		if err != nil {
-			return n, err
-		}
 	}
 }
 
@@ -352,13 +350,17 @@ func (c *wsConn) requestID() string { return obsqra.ClientFromContext(c.ctx).Req
 // logEnd writes the one log line of the connection.
 func (c *wsConn) logEnd() {
 	ci := c.closed
+	closedBy := "server"
+	if ci.byPeer {
+		closedBy = "client"
+	}
 	attrs := []any{
 		"request_id", c.requestID(),
 		"subprotocol", c.proto,
 		"duration_ms", time.Since(c.start).Milliseconds(),
 		"close_code", ci.code,
 		"close_reason", ci.reason,
-		"closed_by", map[bool]string{true: "client", false: "server"}[ci.byPeer],
+		"closed_by", closedBy,
 		"operations", c.n.Load(),
 	}
 	if c.principal != nil && c.principal.User != nil {
@@ -371,7 +373,7 @@ func (c *wsConn) logEnd() {
 }
 
 // handle handles one client message.
-func (c *wsConn) handle(data []byte, expiry *stopper) {
+func (c *wsConn) handle(data []byte) {
 	var m wsMessage
 	if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
 		c.fail(closeBadRequest, "Invalid message received: not a JSON object with a type")
@@ -381,21 +383,17 @@ func (c *wsConn) handle(data []byte, expiry *stopper) {
 		m.Payload = nil
 	}
 	if c.legacy {
-		c.handleLegacy(m, expiry)
+		c.handleLegacy(m)
 	} else {
-		c.handleTransportWS(m, expiry)
+		c.handleTransportWS(m)
 	}
 }
 
 // handleTransportWS handles a graphql-transport-ws message.
-func (c *wsConn) handleTransportWS(m wsMessage, expiry *stopper) {
+func (c *wsConn) handleTransportWS(m wsMessage) {
 	switch m.Type {
 	case "connection_init":
-		if c.initReceived.Swap(true) {
-			c.fail(closeTooManyInits, reasonTooManyInits)
-			return
-		}
-		c.init(m.Payload, expiry)
+		c.init(m.Payload)
 	case "ping":
 		c.send("", "pong", nil)
 	case "pong":
@@ -428,14 +426,10 @@ func (c *wsConn) handleTransportWS(m wsMessage, expiry *stopper) {
 }
 
 // handleLegacy handles a graphql-ws message.
-func (c *wsConn) handleLegacy(m wsMessage, expiry *stopper) {
+func (c *wsConn) handleLegacy(m wsMessage) {
 	switch m.Type {
 	case "connection_init":
-		if c.initReceived.Swap(true) {
-			c.fail(closeTooManyInits, reasonTooManyInits)
-			return
-		}
-		c.init(m.Payload, expiry)
+		c.init(m.Payload)
 	case "start":
 		if !c.acked.Load() {
 			c.fail(closeUnauthorized, reasonUnauthorized)
@@ -462,8 +456,14 @@ func (c *wsConn) handleLegacy(m wsMessage, expiry *stopper) {
 	}
 }
 
-// init authenticates the connection and acknowledges it.
-func (c *wsConn) init(payload json.RawMessage, expiry *stopper) {
+// init answers connection_init, the same in both subprotocols: a second
+// one is refused; the first authenticates the connection and acknowledges
+// it.
+func (c *wsConn) init(payload json.RawMessage) {
+	if c.initReceived.Swap(true) {
+		c.fail(closeTooManyInits, reasonTooManyInits)
+		return
+	}
 	token, present, err := initToken(payload)
 	if err != nil {
 		c.fail(closeBadRequest, "Invalid message received: "+err.Error())
@@ -501,7 +501,7 @@ func (c *wsConn) init(payload json.RawMessage, expiry *stopper) {
 	// Armed after the ack is queued, so that the ack always precedes the
 	// close (fail flushes the queue).
 	if left > 0 {
-		*expiry = c.s.afterFunc(left, func() { c.fail(closeForbidden, reasonExpired) })
+		c.expiry = c.s.afterFunc(left, func() { c.fail(closeForbidden, reasonExpired) })
 	}
 }
 
@@ -515,11 +515,7 @@ func (c *wsConn) authenticate(token string) (p *obsqra.Principal, err error) {
 			p, err = nil, errors.New("authenticator panicked")
 		}
 	}()
-	p, err = c.s.auth.Authenticate(c.ctx, token)
-	if err == nil && (p == nil || p.User == nil) {
-		err = errors.New("authenticator returned no principal and no error")
-	}
-	return p, err
+	return c.s.principalFor(c.ctx, token)
 }
 
 // refuse closes the connection whose credentials were refused with 4403 and
@@ -635,12 +631,15 @@ func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
 		if resp == nil {
 			break
 		}
-		b, err := json.Marshal(resp)
+		// The message is marshalled in one pass, with the response in
+		// place: marshalling the response and then the envelope around it
+		// would encode (and validate) every event twice.
+		msg, err := json.Marshal(wsResponse{ID: op.id, Type: next, Payload: resp})
 		if err != nil {
 			c.s.log.ErrorContext(ctx, "marshal graphql response", "request_id", c.requestID(), "error", err.Error())
-			b, _ = json.Marshal(errorResponse(internalError(c.requestID())))
+			msg, _ = json.Marshal(wsResponse{ID: op.id, Type: next, Payload: errorResponse(internalError(c.requestID()))})
 		}
-		c.sendOperation(op, next, b)
+		c.enqueueOperation(op, msg)
 	}
 	c.finishOperation(op, "complete", nil)
 }
@@ -655,12 +654,13 @@ func (c *wsConn) marshalErrors(errs gqlerror.List) json.RawMessage {
 	return b
 }
 
-// sendOperation queues a message of op unless op was stopped.
-func (c *wsConn) sendOperation(op *wsOperation, typ string, payload json.RawMessage) {
+// enqueueOperation queues msg, a message of op, unless op was stopped: the
+// check and the queueing are one step, so nothing follows a stop.
+func (c *wsConn) enqueueOperation(op *wsOperation, msg []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ops[op.id] == op && op.ctx.Err() == nil {
-		c.send(op.id, typ, payload)
+		c.enqueue(msg)
 	}
 }
 

@@ -1007,7 +1007,11 @@ func TestWebSocketReapsDeadPeer(t *testing.T) {
 	c := b.dial(t, "graphql-transport-ws")
 	c.init(nil)
 	pings, _, done := pinged(t, c, false)
-	<-pings
+	select {
+	case <-pings:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ping within 5 s")
+	}
 	select {
 	case err := <-done:
 		ce, ok := errors.AsType[*websocket.CloseError](err)
@@ -1113,6 +1117,10 @@ func TestWebSocketShutdown(t *testing.T) {
 	}
 }
 
+// TestWebSocketOutlivesHTTPTimeouts guards a behaviour the transport relies
+// on rather than code of its own: that gorilla's Upgrade clears the
+// http.Server's deadlines on the hijacked connection (a gorilla upgrade that
+// stopped doing so would cut every subscription at the server's timeouts).
 func TestWebSocketOutlivesHTTPTimeouts(t *testing.T) {
 	t.Parallel()
 	b := newWSBundle(t)

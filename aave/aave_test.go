@@ -158,3 +158,10 @@ func TestNewBasketAlignsOnCommonDays(t *testing.T) {
 		t.Errorf("NewBasket(nil) error = %v, want EINVALID", err)
 	}
 }
+
+func TestLaunchDay(t *testing.T) {
+	t.Parallel()
+	if launch.String() != "2022-03-16" {
+		t.Errorf("launch = %s, want 2022-03-16", launch)
+	}
+}

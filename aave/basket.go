@@ -18,8 +18,8 @@ const (
 	LiquidityTier = 2
 )
 
-// Launch is the day Aave V3 went live.
-var launch = ml.Day(19067) // 2022-03-16
+// launch is the day Aave V3 went live, 2022-03-16.
+const launch ml.Day = 19067
 
 // NewBasket aligns reserves on the days every one of them has and returns
 // them as a strategy backtest basket: the liquidity index as ground truth,

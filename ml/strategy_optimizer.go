@@ -6,6 +6,10 @@ import (
 	"github.com/obsqra/obsqra"
 )
 
+// z80 is the standard normal quantile of 0.9, √2·erf⁻¹(0.8): a central
+// 80 % interval is ±z80 standard deviations.
+const z80 = 1.2815515655446004
+
 // Optimizer is the strategy of Obsqra's own allocation: the expected APY
 // of each reserve is its forecast over the decision period (ForecastSeries
 // on the APY up to the decision day), the covariance comes from the
@@ -69,7 +73,7 @@ func (o Optimizer) Target(b *Basket, current []float64) ([]float64, error) {
 				return nil, fmt.Errorf("forecast %s: %w", b.Reserves[i], err)
 			}
 			in.ExpectedApyBps[i] = f.Point
-			sigma[i] = (f.Upper80 - f.Lower80) / (2 * 1.2815515655446004)
+			sigma[i] = (f.Upper80 - f.Lower80) / (2 * z80)
 		}
 		in.Histories[i] = b.APYBps[i][lo : t+1]
 		s, err := ScoreRisk(b.RiskInputsAt(i, t), o.Params)

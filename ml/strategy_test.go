@@ -273,3 +273,10 @@ func TestOptimizerStrategyMovesOnlyWhenItPays(t *testing.T) {
 		}
 	}
 }
+
+func TestZ80(t *testing.T) {
+	t.Parallel()
+	if want := math.Sqrt2 * math.Erfinv(0.8); math.Abs(z80-want) > 1e-15 {
+		t.Errorf("z80 = %v, want √2·erf⁻¹(0.8) = %v", z80, want)
+	}
+}

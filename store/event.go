@@ -172,10 +172,7 @@ const (
 func (db *DB) ListenEvents(ctx context.Context) (<-chan struct{}, error) {
 	out := make(chan struct{}, 1)
 	if db.dialect != postgresDialect {
-		go func() {
-			<-ctx.Done()
-			close(out)
-		}()
+		context.AfterFunc(ctx, func() { close(out) })
 		return out, nil
 	}
 	l := pq.NewListener(db.dsn, listenMinReconnect, listenMaxReconnect, nil)

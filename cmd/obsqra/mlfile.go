@@ -33,14 +33,19 @@ func (f fileFlags) options() ml.ForecastOptions {
 	return ml.ForecastOptions{NonNegative: true, Model: f.model}
 }
 
-func parseFileFlags(name string, args []string, horizonRequired bool, extra func(*flag.FlagSet)) (fileFlags, error) {
+// parseFileFlags parses the flags of a command reading an Aave CSV: --csv
+// and --every (default every, in the command's unit) always; --horizon
+// (required) and --model when forecasting; extra adds the command's own.
+func parseFileFlags(name string, args []string, forecasting bool, every int, extra func(*flag.FlagSet)) (fileFlags, error) {
 	var f fileFlags
 	fs := flag.NewFlagSet("ml "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&f.csv, "csv", "", "CSV file in the format of ../shared/data/aave_v3_daily_rates_dev.csv")
-	fs.IntVar(&f.horizon, "horizon", 0, "forecast horizon in days, 1–365")
-	fs.IntVar(&f.every, "every", 1, "use every Nth eligible origin")
-	fs.StringVar(&f.model, "model", "", "forecasting method (default "+ml.DefaultModel+"); e.g. naive, ses, holt, damped, ets, combo(naive,ets)")
+	fs.IntVar(&f.every, "every", every, "use every Nth eligible origin, or decide every N days")
+	if forecasting {
+		fs.IntVar(&f.horizon, "horizon", 0, "forecast horizon in days, 1–365")
+		fs.StringVar(&f.model, "model", "", "forecasting method (default "+ml.DefaultModel+"); e.g. naive, ses, holt, damped, ets, combo(naive,ets)")
+	}
 	if extra != nil {
 		extra(fs)
 	}
@@ -52,7 +57,7 @@ func parseFileFlags(name string, args []string, horizonRequired bool, extra func
 		return f, fmt.Errorf("ml %s: unexpected arguments %q", name, fs.Args())
 	case f.csv == "":
 		return f, fmt.Errorf("ml %s: --csv FILE is required", name)
-	case horizonRequired && (f.horizon < 1 || f.horizon > 365):
+	case forecasting && (f.horizon < 1 || f.horizon > 365):
 		return f, fmt.Errorf("ml %s: --horizon must be between 1 and 365 days, got %d", name, f.horizon)
 	case f.every < 1:
 		return f, fmt.Errorf("ml %s: --every must be at least 1, got %d", name, f.every)
@@ -79,7 +84,7 @@ type forecastLine struct {
 // current_liquidity_rate at origin + horizon from the data up to origin.
 // Series run in parallel; their lines come out in series order.
 func mlForecast(ctx context.Context, args []string, stdout io.Writer) error {
-	f, err := parseFileFlags("forecast", args, true, nil)
+	f, err := parseFileFlags("forecast", args, true, 1, nil)
 	if err != nil {
 		return err
 	}
@@ -186,7 +191,7 @@ func (f jsonFloat) MarshalJSON() ([]byte, error) {
 // mlBacktest writes the walk-forward accuracy of the forecasts over every
 // series of the file as one JSON object.
 func mlBacktest(ctx context.Context, args []string, stdout io.Writer) error {
-	f, err := parseFileFlags("backtest", args, true, nil)
+	f, err := parseFileFlags("backtest", args, true, 1, nil)
 	if err != nil {
 		return err
 	}
@@ -222,15 +227,12 @@ func mlBacktest(ctx context.Context, args []string, stdout io.Writer) error {
 func mlStrategies(ctx context.Context, args []string, stdout io.Writer) error {
 	var thresholds string
 	var cost float64
-	f, err := parseFileFlags("strategies", args, false, func(fs *flag.FlagSet) {
+	f, err := parseFileFlags("strategies", args, false, 7, func(fs *flag.FlagSet) {
 		fs.StringVar(&thresholds, "thresholds", "0,100,500", "rebalancing thresholds (bps of one-way turnover)")
 		fs.Float64Var(&cost, "cost", 5, "trading cost in bps of the traded notional")
 	})
 	if err != nil {
 		return err
-	}
-	if f.every == 1 {
-		f.every = 7
 	}
 	var levels []int
 	for _, s := range strings.Split(thresholds, ",") {

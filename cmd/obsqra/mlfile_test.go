@@ -177,11 +177,37 @@ func TestMLFileCommandsRefuseBadArguments(t *testing.T) {
 		{[]string{"backtest", "--csv", bad, "--horizon", "7"}, "no symbol column"},
 		{[]string{"strategies", "--csv", path, "--thresholds", "5,x"}, "--thresholds"},
 		{[]string{"strategies", "--csv", path, "--cost", "-1"}, "--cost"},
+		{[]string{"strategies", "--csv", path, "--horizon", "7"}, "flag provided but not defined: -horizon"},
 	}
 	for _, tt := range tests {
 		_, err := runMLFile(t, tt.args...)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ml %q error = %v, want it to mention %q", tt.args, err, tt.want)
 		}
+	}
+}
+
+// TestMLStrategiesEvery: --every is the decision interval, 7 days unless
+// given, and an explicit 1 means daily.
+func TestMLStrategiesEvery(t *testing.T) {
+	t.Parallel()
+	path := writeRatesCSV(t)
+	rebalances := func(args ...string) int {
+		out, err := runMLFile(t, append([]string{"strategies", "--csv", path, "--thresholds", "0"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			Strategy   string
+			Rebalances int
+		}
+		if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &r); err != nil || r.Strategy != "equal" {
+			t.Fatalf("first line %q (%v), want the equal-weight result", out, err)
+		}
+		return r.Rebalances
+	}
+	// Decisions from day 30 to day 59 (01-10 is missing): 29 days later.
+	if weekly, daily := rebalances(), rebalances("--every", "1"); weekly != 4 || daily < 20 {
+		t.Errorf("rebalances weekly %d, daily %d; want 4 and about 28", weekly, daily)
 	}
 }

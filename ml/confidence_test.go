@@ -63,8 +63,8 @@ func TestFCDistInterval(t *testing.T) {
 	t.Parallel()
 	// No past errors: the normal interval.
 	d := newFCDist(nil, 2)
-	if lo, hi := d.interval(0.8); !fcNear(lo, -fcZ80*2, 1e-9) || !fcNear(hi, fcZ80*2, 1e-9) {
-		t.Errorf("normal interval(0.8) = [%v, %v], want ±%v", lo, hi, fcZ80*2)
+	if lo, hi := d.interval(0.8); !fcNear(lo, -z80*2, 1e-9) || !fcNear(hi, z80*2, 1e-9) {
+		t.Errorf("normal interval(0.8) = [%v, %v], want ±%v", lo, hi, z80*2)
 	}
 	// Many past errors of exactly 0 (a series that rarely changes) and a
 	// tail of rises: the central interval would start at the atom and hold

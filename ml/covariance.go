@@ -50,7 +50,7 @@ func LedoitWolf(histories [][]float64) (*mat.SymDense, float64, error) {
 			return nil, 0, obsqra.Errorf(obsqra.EINVALID, "histories[%d] has %d values but histories[0] has %d: the series must be aligned", i, len(h), t)
 		}
 		for k, v := range h {
-			if !qpFinite(v) {
+			if !finite(v) {
 				return nil, 0, obsqra.Errorf(obsqra.EINVALID, "histories[%d][%d] is not a finite number", i, k)
 			}
 		}

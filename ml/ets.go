@@ -372,7 +372,7 @@ func fcPhiSum(phi float64, h int) float64 {
 // random walk with drift; error variance σ² h (1 + h/(days spanned)), the
 // textbook formula with calendar days in place of observations.
 type fcWalk struct {
-	sigma2 float64 // per-day variance of changes around the drift (drift) or zero (naive)
+	sigma2 float64 // per-day variance of changes around the drift (drift)
 	naive2 float64 // per-day variance of changes (naive)
 	drift  float64 // per-day drift
 	span   float64 // calendar days from first to last observation

@@ -135,39 +135,50 @@ func EvaluateForecasts(series []Series, horizon, every int, opts ForecastOptions
 	close(next)
 	wg.Wait()
 
-	a := Accuracy{Horizon: horizon}
 	var total fcTally
+	withForecasts := 0
 	for i, t := range tallies {
 		if errs[i] != nil {
 			return Accuracy{}, errs[i]
 		}
 		if t.n > 0 {
-			a.Series++
+			withForecasts++
 		}
-		total.n += t.n
-		total.absErr += t.absErr
-		total.sqErr += t.sqErr
-		total.absNaive += t.absNaive
-		total.in80 += t.in80
-		total.in95 += t.in95
+		total.merge(t)
 	}
-	a.Forecasts = total.n
-	if total.n == 0 {
+	return total.accuracy(horizon, withForecasts), nil
+}
+
+// merge adds the outcomes counted in u to t.
+func (t *fcTally) merge(u fcTally) {
+	t.n += u.n
+	t.absErr += u.absErr
+	t.sqErr += u.sqErr
+	t.absNaive += u.absNaive
+	t.in80 += u.in80
+	t.in95 += u.in95
+}
+
+// accuracy returns the figures of the outcomes counted in t: forecasts
+// at horizon, from series series that had any.
+func (t fcTally) accuracy(horizon, series int) Accuracy {
+	a := Accuracy{Horizon: horizon, Series: series, Forecasts: t.n}
+	if t.n == 0 {
 		a.MAE, a.RMSE, a.MAENaive, a.RelativeMAE = math.NaN(), math.NaN(), math.NaN(), math.NaN()
 		a.Coverage80, a.Coverage95 = math.NaN(), math.NaN()
-		return a, nil
+		return a
 	}
-	n := float64(total.n)
-	a.MAE = total.absErr / n
-	a.RMSE = math.Sqrt(total.sqErr / n)
-	a.MAENaive = total.absNaive / n
+	n := float64(t.n)
+	a.MAE = t.absErr / n
+	a.RMSE = math.Sqrt(t.sqErr / n)
+	a.MAENaive = t.absNaive / n
 	a.RelativeMAE = math.NaN()
-	if total.absNaive > 0 {
-		a.RelativeMAE = total.absErr / total.absNaive
+	if t.absNaive > 0 {
+		a.RelativeMAE = t.absErr / t.absNaive
 	}
-	a.Coverage80 = float64(total.in80) / n
-	a.Coverage95 = float64(total.in95) / n
-	return a, nil
+	a.Coverage80 = float64(t.in80) / n
+	a.Coverage95 = float64(t.in95) / n
+	return a
 }
 
 // CalibrationBin is one row of a calibration table: the forecasts whose

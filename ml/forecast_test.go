@@ -1,6 +1,7 @@
 package ml
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -8,10 +9,9 @@ import (
 	"github.com/obsqra/obsqra"
 )
 
-const (
-	fcZ80 = 1.2815515655446004 // standard normal 90 % quantile
-	fcZ95 = 1.959963984540054  // standard normal 97.5 % quantile
-)
+// fcZ95 is the standard normal 97.5 % quantile (z80, its 90 %, is in
+// strategy_optimizer.go).
+const fcZ95 = 1.959963984540054
 
 func fcNear(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
 
@@ -51,7 +51,7 @@ func TestForecastSeriesNaiveAndDriftHandChecked(t *testing.T) {
 		}
 		want := Forecast{
 			Model: tt.model, Origin: origin, Target: origin + Day(tt.horizon), Horizon: tt.horizon, Point: tt.point,
-			Lower80: tt.point - fcZ80*tt.sd, Upper80: tt.point + fcZ80*tt.sd,
+			Lower80: tt.point - z80*tt.sd, Upper80: tt.point + z80*tt.sd,
 			Lower95: tt.point - fcZ95*tt.sd, Upper95: tt.point + fcZ95*tt.sd,
 		}
 		if f.Model != want.Model || f.Target != want.Target || f.Errors != 0 || !fcNear(f.Point, want.Point, 1e-12) ||
@@ -107,7 +107,7 @@ func TestForecastSeriesTargetsCalendarDays(t *testing.T) {
 	// The naive variance grows over 10 calendar days from the last
 	// observation, not 7 steps.
 	w := fcFitWalk(newFCData(s))
-	if want := fcZ80 * math.Sqrt(w.naive2*10); !fcNear(f.Upper80-f.Point, want, 1e-9) {
+	if want := z80 * math.Sqrt(w.naive2*10); !fcNear(f.Upper80-f.Point, want, 1e-9) {
 		t.Errorf("naive 80 %% half-width = %v, want %v (10 calendar days)", f.Upper80-f.Point, want)
 	}
 	// An origin inside the missing week uses the data before it only.
@@ -363,9 +363,12 @@ func TestModelNames(t *testing.T) {
 		}
 	}
 	// A combination is the average of its members.
-	a, _ := ForecastSeries(s, s.Days[119], 7, ForecastOptions{Model: "naive"})
-	b, _ := ForecastSeries(s, s.Days[119], 7, ForecastOptions{Model: "median7"})
-	c, _ := ForecastSeries(s, s.Days[119], 7, ForecastOptions{Model: "combo(naive,median7)"})
+	a, errA := ForecastSeries(s, s.Days[119], 7, ForecastOptions{Model: "naive"})
+	b, errB := ForecastSeries(s, s.Days[119], 7, ForecastOptions{Model: "median7"})
+	c, errC := ForecastSeries(s, s.Days[119], 7, ForecastOptions{Model: "combo(naive,median7)"})
+	if err := errors.Join(errA, errB, errC); err != nil {
+		t.Fatal(err)
+	}
 	if !fcNear(c.Point, (a.Point+b.Point)/2, 1e-12) {
 		t.Errorf("combo(naive,median7) = %v, want the mean of %v and %v", c.Point, a.Point, b.Point)
 	}

@@ -165,26 +165,26 @@ func (s *QPSolver) load(p QP) error {
 	if p.Risk != nil && len(p.Risk) != n {
 		return obsqra.Errorf(obsqra.EINVALID, "Risk has %d entries but Mu has %d", len(p.Risk), n)
 	}
-	if !qpFinite(p.Lambda) || p.Lambda < 0 {
+	if !finite(p.Lambda) || p.Lambda < 0 {
 		return obsqra.Errorf(obsqra.EINVALID, "Lambda must be a finite number ≥ 0, got %v", p.Lambda)
 	}
-	if !qpFinite(p.Rho) || p.Rho < 0 {
+	if !finite(p.Rho) || p.Rho < 0 {
 		return obsqra.Errorf(obsqra.EINVALID, "Rho must be a finite number ≥ 0, got %v", p.Rho)
 	}
 	s.resize(n)
 	s.cmax = 0
 	for i, m := range p.Mu {
-		if !qpFinite(m) {
+		if !finite(m) {
 			return obsqra.Errorf(obsqra.EINVALID, "Mu[%d] is not a finite number", i)
 		}
 		c := m
 		if p.Risk != nil {
-			if !qpFinite(p.Risk[i]) {
+			if !finite(p.Risk[i]) {
 				return obsqra.Errorf(obsqra.EINVALID, "Risk[%d] is not a finite number", i)
 			}
 			c -= p.Rho * p.Risk[i]
 		}
-		if !qpFinite(c) {
+		if !finite(c) {
 			return obsqra.Errorf(obsqra.EINVALID, "Mu[%d] − Rho·Risk[%d] overflows", i, i)
 		}
 		s.c[i] = c
@@ -250,7 +250,7 @@ func (s *QPSolver) loadSigma(sigma mat.Matrix, lambda float64) error {
 	}
 	var big float64
 	for i, v := range q[:n*n] {
-		if !qpFinite(v) {
+		if !finite(v) {
 			return obsqra.Errorf(obsqra.EINVALID, "%s[%d][%d] is not a finite number", s.sigmaField(), i/n, i%n)
 		}
 		big = math.Max(big, math.Abs(v))
@@ -276,7 +276,7 @@ func (s *QPSolver) loadSigma(sigma mat.Matrix, lambda float64) error {
 		q[i] *= 2 * lambda
 		s.qmax = math.Max(s.qmax, math.Abs(q[i]))
 	}
-	if !qpFinite(s.qmax) {
+	if !finite(s.qmax) {
 		return obsqra.Errorf(obsqra.EINVALID, "λ·%s overflows", s.sigmaField())
 	}
 	s.hasQ = s.qmax > 0
@@ -358,7 +358,7 @@ func (s *QPSolver) setBounds(lower, upper []float64) error {
 		if upper != nil {
 			u = upper[i]
 		}
-		if !qpFinite(l) || !qpFinite(u) {
+		if !finite(l) || !finite(u) {
 			return obsqra.Errorf(obsqra.EINVALID, "the bounds of protocol %d are not finite numbers", i)
 		}
 		if l > u {
@@ -946,8 +946,8 @@ func (s *QPSolver) output(sol *QPSolution, iter int) {
 	sol.Iterations = iter
 }
 
-// qpFinite reports whether v is neither NaN nor infinite.
-func qpFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+// finite reports whether v is neither NaN nor infinite.
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // qpIsNil reports whether m is nil or a typed nil pointer to a gonum matrix.
 func qpIsNil(m mat.Matrix) bool {

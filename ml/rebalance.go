@@ -195,7 +195,7 @@ func (in *RebalanceInput) validate() error {
 		}
 	}
 	for i, v := range in.ExpectedApyBps {
-		if !qpFinite(v) {
+		if !finite(v) {
 			return obsqra.Errorf(obsqra.EINVALID, "expectedApyBps[%d] is not a finite number", i)
 		}
 	}
@@ -204,7 +204,7 @@ func (in *RebalanceInput) validate() error {
 	}
 	for i, errs := range in.ApyErrorBps {
 		for k, e := range errs {
-			if !qpFinite(e) {
+			if !finite(e) {
 				return obsqra.Errorf(obsqra.EINVALID, "apyErrorBps[%d][%d] is not a finite number", i, k)
 			}
 		}
@@ -213,7 +213,7 @@ func (in *RebalanceInput) validate() error {
 		return obsqra.Errorf(obsqra.EINVALID, "apySigmaBps has %d entries but there are %d protocols", len(in.ApySigmaBps), n)
 	}
 	for i, s := range in.ApySigmaBps {
-		if !qpFinite(s) || s < 0 {
+		if !finite(s) || s < 0 {
 			return obsqra.Errorf(obsqra.EINVALID, "apySigmaBps[%d] = %v is not a finite number ≥ 0", i, s)
 		}
 	}
@@ -224,13 +224,13 @@ func (in *RebalanceInput) validate() error {
 			}
 		}
 	}
-	if !qpFinite(in.PortfolioValueUsd) || in.PortfolioValueUsd <= 0 {
+	if !finite(in.PortfolioValueUsd) || in.PortfolioValueUsd <= 0 {
 		return obsqra.Errorf(obsqra.EINVALID, "portfolioValueUsd must be a finite number > 0, got %v", in.PortfolioValueUsd)
 	}
-	if !qpFinite(in.GasCostUsdPerMove) || in.GasCostUsdPerMove < 0 {
+	if !finite(in.GasCostUsdPerMove) || in.GasCostUsdPerMove < 0 {
 		return obsqra.Errorf(obsqra.EINVALID, "gasCostUsdPerMove must be a finite number ≥ 0, got %v", in.GasCostUsdPerMove)
 	}
-	if !qpFinite(in.SlippageBps) || in.SlippageBps < 0 || in.SlippageBps > 10000 {
+	if !finite(in.SlippageBps) || in.SlippageBps < 0 || in.SlippageBps > 10000 {
 		return obsqra.Errorf(obsqra.EINVALID, "slippageBps must be between 0 and 10000, got %v", in.SlippageBps)
 	}
 	if in.HorizonDays < 0 {

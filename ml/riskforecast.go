@@ -62,8 +62,8 @@ func ForecastRisk(in RiskForecastInput, origin Day, horizon int, seed uint64, op
 	if err := (RiskInputs{LiquidityTier: in.LiquidityTier, AuditScore: in.AuditScore, AgeDays: in.AgeDays}).Validate(); err != nil {
 		return Forecast{}, err
 	}
-	if opts.Tolerance < 0 || math.IsNaN(opts.Tolerance) || math.IsInf(opts.Tolerance, 0) {
-		return Forecast{}, obsqra.Errorf(obsqra.EINVALID, "tolerance %v is not a finite non-negative number", opts.Tolerance)
+	if err := fcCheckTolerance(opts.Tolerance); err != nil {
+		return Forecast{}, err
 	}
 	metrics := []struct {
 		name string
@@ -75,8 +75,10 @@ func ForecastRisk(in RiskForecastInput, origin Day, horizon int, seed uint64, op
 	}
 	var fs [2]Forecast
 	var dists [2]fcDist
-	opts.NonNegative = false
 	for i, m := range metrics {
+		if err := m.s.Validate(); err != nil {
+			return Forecast{}, err
+		}
 		for j, v := range m.s.Values {
 			if v < 0 || v > m.max {
 				return Forecast{}, obsqra.Errorf(obsqra.EINVALID, "%s on %s is %v bps, outside 0–%v", m.name, m.s.Days[j], v, m.max)
@@ -101,8 +103,8 @@ func ForecastRisk(in RiskForecastInput, origin Day, horizon int, seed uint64, op
 	model := Model{p: in.Params} // validated above
 	score := func(u, v float64) int64 {
 		x := base
-		x.UtilizationBps = fcRiskRound(u, metrics[0].max)
-		x.VolatilityBps = fcRiskRound(v, metrics[1].max)
+		x.UtilizationBps = clampInt(math.Round(u), 0, int64(metrics[0].max))
+		x.VolatilityBps = clampInt(math.Round(v), 0, int64(metrics[1].max))
 		s, _ := model.Score(x) // rounded into range: no error
 		return s.Score
 	}
@@ -140,11 +142,6 @@ func ForecastRisk(in RiskForecastInput, origin Day, horizon int, seed uint64, op
 	}
 	f.Confidence = float64(hits) / float64(len(draws))
 	return f, nil
-}
-
-// fcRiskRound rounds v to the nearest integer and clamps it into [0, max].
-func fcRiskRound(v, max float64) int64 {
-	return int64(math.Round(math.Min(math.Max(v, 0), max)))
 }
 
 // sample draws an error: a past error with probability w, otherwise a

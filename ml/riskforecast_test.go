@@ -131,6 +131,9 @@ func TestForecastRiskInvalid(t *testing.T) {
 		{"horizon 0", func(*RiskForecastInput) {}, 0, ForecastOptions{}},
 		{"bad model", func(*RiskForecastInput) {}, 7, ForecastOptions{Model: "prophet"}},
 		{"negative tolerance", func(*RiskForecastInput) {}, 7, ForecastOptions{Tolerance: -2}},
+		// More values than days, one out of range: naming its day used to
+		// index past the days and panic.
+		{"values without days", func(in *RiskForecastInput) { in.Utilization.Values = append(in.Utilization.Values, 1, 20_000) }, 7, ForecastOptions{}},
 	}
 	for _, tt := range tests {
 		in := fcRiskInput()

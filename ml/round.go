@@ -61,7 +61,7 @@ func RoundBps(w []float64, total int, lower, upper []int) ([]int, error) {
 	var sumW float64
 	var sumLo, sumHi int64
 	for i, v := range w {
-		if !qpFinite(v) {
+		if !finite(v) {
 			return nil, obsqra.Errorf(obsqra.EINVALID, "w[%d] is not a finite number", i)
 		}
 		if lo(i) > hi(i) {

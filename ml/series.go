@@ -1,7 +1,6 @@
 package ml
 
 import (
-	"math"
 	"sort"
 	"time"
 
@@ -56,7 +55,7 @@ func (s Series) Validate() error {
 		return obsqra.Errorf(obsqra.EINVALID, "series has %d days but %d values", len(s.Days), len(s.Values))
 	}
 	for i, v := range s.Values {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
+		if !finite(v) {
 			return obsqra.Errorf(obsqra.EINVALID, "series value on %s is not a finite number", s.Days[i])
 		}
 		if i > 0 && s.Days[i] <= s.Days[i-1] {
@@ -97,7 +96,7 @@ func DailySeries(times []time.Time, values []float64) (Series, error) {
 	var s Series
 	for _, i := range idx {
 		v := values[i]
-		if math.IsNaN(v) || math.IsInf(v, 0) {
+		if !finite(v) {
 			return Series{}, obsqra.Errorf(obsqra.EINVALID, "value at %s is not a finite number", times[i].UTC().Format(time.RFC3339))
 		}
 		d := DayOf(times[i])

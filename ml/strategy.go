@@ -43,7 +43,7 @@ func (b *Basket) Validate() error {
 			return obsqra.Errorf(obsqra.EINVALID, "basket %s: reserve %s needs %d days of data", b.Name, b.Reserves[i], m)
 		}
 		for t := range m {
-			if !(b.Index[i][t] > 0) || math.IsInf(b.Index[i][t], 0) || !qpFinite(b.APYBps[i][t]) || !qpFinite(b.UtilizationBps[i][t]) {
+			if !(b.Index[i][t] > 0) || math.IsInf(b.Index[i][t], 0) || !finite(b.APYBps[i][t]) || !finite(b.UtilizationBps[i][t]) {
 				return obsqra.Errorf(obsqra.EINVALID, "basket %s: reserve %s has a bad value on %s", b.Name, b.Reserves[i], b.Days[t])
 			}
 		}
@@ -240,7 +240,7 @@ func RunStrategy(b *Basket, s Strategy, cfg BacktestConfig) (StrategyResult, err
 		return StrategyResult{}, err
 	}
 	cfg.defaults()
-	if cfg.ThresholdBps < 0 || cfg.CostBps < 0 || !qpFinite(cfg.CostBps) {
+	if cfg.ThresholdBps < 0 || cfg.CostBps < 0 || !finite(cfg.CostBps) {
 		return StrategyResult{}, obsqra.Errorf(obsqra.EINVALID, "threshold and cost must not be negative")
 	}
 	start := -1

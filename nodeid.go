@@ -8,7 +8,11 @@ import (
 
 // Node types that have global ids.
 const (
-	NodeUser = "User"
+	NodeUser          = "User"
+	NodeProtocol      = "Protocol"
+	NodeMetricsSample = "MetricsSample"
+	NodeRiskScore     = "RiskScore"
+	NodeDecision      = "Decision"
 )
 
 // NodeID returns the opaque global id of the object of type typ with

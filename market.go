@@ -1,0 +1,327 @@
+package obsqra
+
+import (
+	"encoding/json"
+	"io"
+	"strconv"
+	"time"
+)
+
+// ProtocolCategory is what kind of DeFi protocol a protocol is.
+type ProtocolCategory string
+
+// Protocol categories.
+const (
+	CategoryLending     ProtocolCategory = "LENDING"
+	CategoryDEX         ProtocolCategory = "DEX"
+	CategoryYield       ProtocolCategory = "YIELD"
+	CategoryStaking     ProtocolCategory = "STAKING"
+	CategoryDerivatives ProtocolCategory = "DERIVATIVES"
+	CategoryOther       ProtocolCategory = "OTHER"
+)
+
+// IsValid reports whether c is a known category.
+func (c ProtocolCategory) IsValid() bool {
+	switch c {
+	case CategoryLending, CategoryDEX, CategoryYield, CategoryStaking, CategoryDerivatives, CategoryOther:
+		return true
+	}
+	return false
+}
+
+// String returns the category's name.
+func (c ProtocolCategory) String() string { return string(c) }
+
+// MarshalGQL writes the category as a GraphQL enum value.
+func (c ProtocolCategory) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(c))) }
+
+// UnmarshalGQL reads the category from a GraphQL enum value.
+func (c *ProtocolCategory) UnmarshalGQL(v any) error {
+	s, ok := v.(string)
+	if !ok || !ProtocolCategory(s).IsValid() {
+		return Errorf(EINVALID, "%v is not a valid ProtocolCategory", v)
+	}
+	*c = ProtocolCategory(s)
+	return nil
+}
+
+// Protocol is a DeFi protocol whose risk and yield Obsqra follows. Protocols
+// are data: admins add and change them, and the migrations seed the
+// Starknet protocols Obsqra starts with.
+type Protocol struct {
+	ID   int64
+	Slug string // lowercase letters, digits and dashes; unique
+	Name string
+	// Chain is the network the protocol runs on, e.g. "starknet".
+	Chain    string
+	Category ProtocolCategory
+	// AuditScore is 0–100, the RiskEngine's audit input.
+	AuditScore int
+	// LaunchedOn is the protocol's launch day; its age derives from it.
+	LaunchedOn      Date
+	ContractAddress *Felt
+	// Enabled protocols are polled, scored and offered in allocations.
+	Enabled bool
+	// SourceIDs are the identifiers feeds know the protocol by, keyed by
+	// source: {"defillama": "<pool id>"}.
+	SourceIDs map[string]string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// NodeID returns the protocol's global id.
+func (p *Protocol) NodeID() string { return NodeID(NodeProtocol, p.ID) }
+
+// AgeDays returns the protocol's age in whole days at t (0 before launch).
+func (p *Protocol) AgeDays(t time.Time) int {
+	return max(0, int(DateOf(t)-p.LaunchedOn))
+}
+
+// ProtocolInput creates or replaces a protocol, keyed by Slug.
+type ProtocolInput struct {
+	Slug            string
+	Name            string
+	Chain           string
+	Category        ProtocolCategory
+	AuditScore      int
+	LaunchedOn      Date
+	ContractAddress *Felt
+	Enabled         bool
+	SourceIDs       map[string]string
+}
+
+// Metrics sources: where a sample came from.
+const (
+	SourceSimulated = "simulated"
+	SourceDefiLlama = "defillama"
+	SourceImport    = "import"
+	SourceAdmin     = "admin"
+)
+
+// MetricsSample is one observation of a protocol's market: as a feed
+// reported it, plus the values the server derived at ingestion.
+type MetricsSample struct {
+	ID         int64
+	ProtocolID int64
+	ObservedAt time.Time
+	// ApyBps is the supply APY in basis points.
+	ApyBps int
+	// TvlUsd is the total value locked in USD; nil when the feed does not
+	// know it.
+	TvlUsd *Decimal
+	// UtilizationBps is borrowed ÷ supplied, in basis points (0–10000).
+	UtilizationBps int
+	// VolatilityBps is the standard deviation of the daily APY over the
+	// trailing 30 days, in basis points, derived at ingestion.
+	VolatilityBps int
+	// LiquidityTier is 0 (deepest) to 3, derived from TvlUsd.
+	LiquidityTier int
+	// Source is where the sample came from (Source* constants).
+	Source string
+	// Stale is set on a protocol's latest sample when its feed has not
+	// confirmed it recently (the feed is down or late).
+	Stale     bool
+	CreatedAt time.Time
+}
+
+// NodeID returns the sample's global id.
+func (m *MetricsSample) NodeID() string { return NodeID(NodeMetricsSample, m.ID) }
+
+// MetricsInput is one sample as a feed or an admin pushes it.
+type MetricsInput struct {
+	// Protocol is the protocol's slug.
+	Protocol       string
+	ObservedAt     time.Time
+	ApyBps         int
+	TvlUsd         *Decimal
+	UtilizationBps int
+}
+
+// RiskInputs are the five inputs of the RiskEngine's parity formula, named
+// as `obsqra ml score` names them.
+type RiskInputs struct {
+	Utilization int `json:"utilization"` // bps, 0–10000
+	Volatility  int `json:"volatility"`  // bps
+	Liquidity   int `json:"liquidity"`   // tier 0–3
+	AuditScore  int `json:"auditScore"`  // 0–100
+	AgeDays     int `json:"ageDays"`
+}
+
+// RiskComponents are the parts a risk score is summed from.
+type RiskComponents struct {
+	Utilization int `json:"utilization"`
+	Volatility  int `json:"volatility"`
+	Liquidity   int `json:"liquidity"`
+	Audit       int `json:"audit"`
+	Age         int `json:"age"`
+	// Unclamped is the sum of the five before clamping.
+	Unclamped int `json:"unclamped"`
+}
+
+// RiskModelVersion names the scoring model: the RiskEngine contract's
+// parity formula. It changes only if the formula does.
+const RiskModelVersion = "parity-v1"
+
+// RiskScore is a protocol's risk (0–100) as the RiskEngine contract would
+// score it, with what it was computed from.
+type RiskScore struct {
+	ID int64
+	// ProtocolID is 0 for a preview.
+	ProtocolID int64
+	// SampleID is the metrics sample scored; 0 for a preview.
+	SampleID int64
+	// ObservedAt is when the scored sample was observed.
+	ObservedAt    time.Time
+	Score         int
+	Components    RiskComponents
+	Inputs        RiskInputs
+	ParamsVersion int // 0 for a preview
+	ModelVersion  string
+	ComputedAt    time.Time
+	// DecisionID is the decision that recorded the score; 0 for a preview.
+	DecisionID int64
+}
+
+// NodeID returns the score's global id.
+func (s *RiskScore) NodeID() string { return NodeID(NodeRiskScore, s.ID) }
+
+// RiskParams is one version of the risk model's parameters (the
+// RiskEngine's ModelParams). Scores keep the version they were computed
+// with; a change creates a new version.
+type RiskParams struct {
+	Version      int
+	WUtilization int `json:"wUtilization"`
+	WVolatility  int `json:"wVolatility"`
+	WLiquidity0  int `json:"wLiquidity0"`
+	WLiquidity1  int `json:"wLiquidity1"`
+	WLiquidity2  int `json:"wLiquidity2"`
+	WLiquidity3  int `json:"wLiquidity3"`
+	WAudit       int `json:"wAudit"`
+	WAge         int `json:"wAge"`
+	AgeCapDays   int `json:"ageCapDays"`
+	ClampMin     int `json:"clampMin"`
+	ClampMax     int `json:"clampMax"`
+	// CreatedBy is the admin who set them; 0 for the seeded defaults.
+	CreatedBy int64     `json:"-"`
+	CreatedAt time.Time `json:"-"`
+}
+
+// RiskParamsPatch holds parameters given in part; nil fields keep the
+// value they are merged over.
+type RiskParamsPatch struct {
+	WUtilization *int `json:"wUtilization"`
+	WVolatility  *int `json:"wVolatility"`
+	WLiquidity0  *int `json:"wLiquidity0"`
+	WLiquidity1  *int `json:"wLiquidity1"`
+	WLiquidity2  *int `json:"wLiquidity2"`
+	WLiquidity3  *int `json:"wLiquidity3"`
+	WAudit       *int `json:"wAudit"`
+	WAge         *int `json:"wAge"`
+	AgeCapDays   *int `json:"ageCapDays"`
+	ClampMin     *int `json:"clampMin"`
+	ClampMax     *int `json:"clampMax"`
+}
+
+// Apply returns p with the fields set in patch replaced (Version and the
+// provenance fields are kept).
+func (patch RiskParamsPatch) Apply(p RiskParams) RiskParams {
+	set := func(dst *int, v *int) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&p.WUtilization, patch.WUtilization)
+	set(&p.WVolatility, patch.WVolatility)
+	set(&p.WLiquidity0, patch.WLiquidity0)
+	set(&p.WLiquidity1, patch.WLiquidity1)
+	set(&p.WLiquidity2, patch.WLiquidity2)
+	set(&p.WLiquidity3, patch.WLiquidity3)
+	set(&p.WAudit, patch.WAudit)
+	set(&p.WAge, patch.WAge)
+	set(&p.AgeCapDays, patch.AgeCapDays)
+	set(&p.ClampMin, patch.ClampMin)
+	set(&p.ClampMax, patch.ClampMax)
+	return p
+}
+
+// DecisionKind is what a decision decided.
+type DecisionKind string
+
+// Decision kinds.
+const (
+	DecisionRiskScore DecisionKind = "RISK_SCORE"
+)
+
+// String returns the kind's name.
+func (k DecisionKind) String() string { return string(k) }
+
+// MarshalGQL writes the kind as a GraphQL enum value.
+func (k DecisionKind) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(k))) }
+
+// UnmarshalGQL reads the kind from a GraphQL enum value.
+func (k *DecisionKind) UnmarshalGQL(v any) error {
+	s, ok := v.(string)
+	if !ok || s != string(DecisionRiskScore) {
+		return Errorf(EINVALID, "%v is not a valid DecisionKind", v)
+	}
+	*k = DecisionKind(s)
+	return nil
+}
+
+// Decision is one entry of the decision log: what the server decided, from
+// which inputs, with which model. Entries are append-only and hash-chained:
+// Hash covers the entry's content and PrevHash, the previous entry's Hash,
+// so a changed or removed entry breaks every hash after it.
+type Decision struct {
+	ID           int64
+	Kind         DecisionKind
+	Inputs       JSON
+	Output       JSON
+	ModelVersion string
+	CreatedAt    time.Time
+	// PrevHash and Hash are hex SHA-256 digests; the first entry's PrevHash
+	// is 64 zeros.
+	PrevHash string
+	Hash     string
+}
+
+// NodeID returns the decision's global id.
+func (d *Decision) NodeID() string { return NodeID(NodeDecision, d.ID) }
+
+// DecisionVerification is the result of recomputing a decision from its
+// recorded inputs and checking the chain up to it.
+type DecisionVerification struct {
+	Decision *Decision
+	// Recomputed is the output the model gives now for the recorded inputs.
+	Recomputed JSON
+	// Matches reports whether Recomputed equals the recorded output.
+	Matches bool
+	// ChainValid reports whether every entry up to and including this one
+	// hashes to its recorded Hash and links to its predecessor.
+	ChainValid bool
+	// BrokenAt is the first entry whose hash or link does not check, or 0.
+	BrokenAt int64
+}
+
+// RiskScoreDecision is the recorded form of a risk score decision: its
+// inputs, enough to recompute it.
+type RiskScoreDecision struct {
+	Protocol      string     `json:"protocol"`
+	SampleID      int64      `json:"sampleId"`
+	ObservedAt    time.Time  `json:"observedAt"`
+	Inputs        RiskInputs `json:"inputs"`
+	ParamsVersion int        `json:"paramsVersion"`
+	Params        RiskParams `json:"params"`
+}
+
+// RiskScoreOutcome is the recorded output of a risk score decision.
+type RiskScoreOutcome struct {
+	Score      int            `json:"score"`
+	Components RiskComponents `json:"components"`
+}
+
+// MarshalDecision returns v as the compact JSON object a decision records.
+func MarshalDecision(v any) (JSON, error) {
+	b, err := json.Marshal(v)
+	return JSON(b), err
+}

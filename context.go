@@ -88,3 +88,31 @@ func ClientFromContext(ctx context.Context) *Client {
 	}
 	return &Client{}
 }
+
+// RequireUser returns the signed-in principal of ctx. Errors: the refusal
+// of credentials that were presented but invalid; EUNAUTHENTICATED when the
+// request is anonymous.
+func RequireUser(ctx context.Context) (*Principal, error) {
+	if err := AuthErrorFromContext(ctx); err != nil {
+		return nil, err
+	}
+	p := PrincipalFromContext(ctx)
+	if p == nil || p.User == nil {
+		return nil, Errorf(EUNAUTHENTICATED, "sign in first")
+	}
+	return p, nil
+}
+
+// RequireAdmin returns the signed-in principal of ctx when it is an admin;
+// what names the operation for the refusal, e.g. "change risk parameters".
+// Errors: as RequireUser; EFORBIDDEN for a user who is not an admin.
+func RequireAdmin(ctx context.Context, what string) (*Principal, error) {
+	p, err := RequireUser(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !p.User.IsAdmin() {
+		return nil, Errorf(EFORBIDDEN, "only admins may %s", what)
+	}
+	return p, nil
+}

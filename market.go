@@ -1,6 +1,8 @@
 package obsqra
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"strconv"
@@ -275,8 +277,8 @@ func (k *DecisionKind) UnmarshalGQL(v any) error {
 type Decision struct {
 	ID           int64
 	Kind         DecisionKind
-	Inputs       JSON
-	Output       JSON
+	Inputs       JSONObject
+	Output       JSONObject
 	ModelVersion string
 	CreatedAt    time.Time
 	// PrevHash and Hash are hex SHA-256 digests; the first entry's PrevHash
@@ -288,12 +290,33 @@ type Decision struct {
 // NodeID returns the decision's global id.
 func (d *Decision) NodeID() string { return NodeID(NodeDecision, d.ID) }
 
+// GenesisHash is the PrevHash of the first decision.
+const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// ComputeHash returns the hash the entry must carry: hex SHA-256 over a
+// versioned, newline-separated encoding of PrevHash, ID, Kind,
+// ModelVersion, CreatedAt (RFC 3339, UTC, microseconds) and the exact bytes
+// of Inputs and Output. Covering the id and the previous hash makes the log
+// a chain: removing, reordering or editing any entry changes every later
+// hash.
+func (d *Decision) ComputeHash() string {
+	h := sha256.New()
+	h.Write([]byte("obsqra-decision-v1\n" + d.PrevHash + "\n" + strconv.FormatInt(d.ID, 10) + "\n" +
+		string(d.Kind) + "\n" + d.ModelVersion + "\n" +
+		d.CreatedAt.UTC().Format("2006-01-02T15:04:05.000000Z") + "\n"))
+	h.Write([]byte(strconv.Itoa(len(d.Inputs)) + "\n"))
+	h.Write(d.Inputs)
+	h.Write([]byte("\n"))
+	h.Write(d.Output)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 // DecisionVerification is the result of recomputing a decision from its
 // recorded inputs and checking the chain up to it.
 type DecisionVerification struct {
 	Decision *Decision
 	// Recomputed is the output the model gives now for the recorded inputs.
-	Recomputed JSON
+	Recomputed JSONObject
 	// Matches reports whether Recomputed equals the recorded output.
 	Matches bool
 	// ChainValid reports whether every entry up to and including this one
@@ -320,8 +343,8 @@ type RiskScoreOutcome struct {
 	Components RiskComponents `json:"components"`
 }
 
-// MarshalDecision returns v as the compact JSON object a decision records.
-func MarshalDecision(v any) (JSON, error) {
+// EncodeDecision returns v as the compact JSON object a decision records.
+func EncodeDecision(v any) (JSONObject, error) {
 	b, err := json.Marshal(v)
-	return JSON(b), err
+	return JSONObject(b), err
 }

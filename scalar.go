@@ -225,12 +225,12 @@ func (d *Decimal) Scan(src any) error {
 	return nil
 }
 
-// JSON is a JSON object, such as a decision's recorded inputs. It holds the
+// JSONObject is a JSON object, such as a decision's recorded inputs. It holds the
 // object's compact text.
-type JSON json.RawMessage
+type JSONObject json.RawMessage
 
 // MarshalGQL writes the object as it is.
-func (j JSON) MarshalGQL(w io.Writer) {
+func (j JSONObject) MarshalGQL(w io.Writer) {
 	if len(j) == 0 {
 		io.WriteString(w, "null")
 		return
@@ -239,7 +239,7 @@ func (j JSON) MarshalGQL(w io.Writer) {
 }
 
 // UnmarshalGQL reads a JSON object from a GraphQL input value.
-func (j *JSON) UnmarshalGQL(v any) error {
+func (j *JSONObject) UnmarshalGQL(v any) error {
 	if _, ok := v.(map[string]any); !ok {
 		return Errorf(EINVALID, "a JSON value must be an object")
 	}
@@ -252,7 +252,7 @@ func (j *JSON) UnmarshalGQL(v any) error {
 }
 
 // MarshalJSON writes the object as it is.
-func (j JSON) MarshalJSON() ([]byte, error) {
+func (j JSONObject) MarshalJSON() ([]byte, error) {
 	if len(j) == 0 {
 		return []byte("null"), nil
 	}
@@ -260,7 +260,7 @@ func (j JSON) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON keeps a copy of the object's compact text.
-func (j *JSON) UnmarshalJSON(b []byte) error {
+func (j *JSONObject) UnmarshalJSON(b []byte) error {
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, b); err != nil {
 		return err

@@ -30,8 +30,14 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	DecisionVerification() DecisionVerificationResolver
+	JobRun() JobRunResolver
+	MetricsSample() MetricsSampleResolver
 	Mutation() MutationResolver
+	Protocol() ProtocolResolver
 	Query() QueryResolver
+	RiskScore() RiskScoreResolver
+	SchedulerJob() SchedulerJobResolver
 }
 
 type DirectiveRoot struct {
@@ -46,15 +52,77 @@ type ComplexityRoot struct {
 		User         func(childComplexity int) int
 	}
 
+	Decision struct {
+		CreatedAt    func(childComplexity int) int
+		Hash         func(childComplexity int) int
+		Inputs       func(childComplexity int) int
+		Kind         func(childComplexity int) int
+		ModelVersion func(childComplexity int) int
+		NodeID       func(childComplexity int) int
+		Output       func(childComplexity int) int
+		PrevHash     func(childComplexity int) int
+	}
+
+	DecisionVerification struct {
+		BrokenAt   func(childComplexity int) int
+		ChainValid func(childComplexity int) int
+		Decision   func(childComplexity int) int
+		Matches    func(childComplexity int) int
+		Recomputed func(childComplexity int) int
+	}
+
+	JobRun struct {
+		Error      func(childComplexity int) int
+		FinishedAt func(childComplexity int) int
+		Instance   func(childComplexity int) int
+		Job        func(childComplexity int) int
+		Outcome    func(childComplexity int) int
+		StartedAt  func(childComplexity int) int
+	}
+
+	MetricsSample struct {
+		ApyBps         func(childComplexity int) int
+		LiquidityTier  func(childComplexity int) int
+		NodeID         func(childComplexity int) int
+		ObservedAt     func(childComplexity int) int
+		Protocol       func(childComplexity int) int
+		Source         func(childComplexity int) int
+		Stale          func(childComplexity int) int
+		TvlUsd         func(childComplexity int) int
+		UtilizationBps func(childComplexity int) int
+		VolatilityBps  func(childComplexity int) int
+	}
+
+	MetricsSampleConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	MetricsSampleEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Mutation struct {
-		ChangePassword    func(childComplexity int, input ChangePasswordInput) int
-		DeactivateAccount func(childComplexity int, password string) int
-		Login             func(childComplexity int, input LoginInput) int
-		Logout            func(childComplexity int, refreshToken *string) int
-		RefreshSession    func(childComplexity int, refreshToken string) int
-		Register          func(childComplexity int, input RegisterInput) int
-		SetUserActive     func(childComplexity int, userID string, active bool) int
-		UpdatePreferences func(childComplexity int, input obsqra.PreferencesPatch) int
+		ChangePassword     func(childComplexity int, input ChangePasswordInput) int
+		DeactivateAccount  func(childComplexity int, password string) int
+		IngestMetrics      func(childComplexity int, input []*obsqra.MetricsInput) int
+		Login              func(childComplexity int, input LoginInput) int
+		Logout             func(childComplexity int, refreshToken *string) int
+		RefreshSession     func(childComplexity int, refreshToken string) int
+		Register           func(childComplexity int, input RegisterInput) int
+		SetProtocolEnabled func(childComplexity int, slug string, enabled bool) int
+		SetRiskParams      func(childComplexity int, input obsqra.RiskParamsPatch) int
+		SetUserActive      func(childComplexity int, userID string, active bool) int
+		UpdatePreferences  func(childComplexity int, input obsqra.PreferencesPatch) int
+		UpsertProtocol     func(childComplexity int, input UpsertProtocolInput) int
+	}
+
+	PageInfo struct {
+		EndCursor       func(childComplexity int) int
+		HasNextPage     func(childComplexity int) int
+		HasPreviousPage func(childComplexity int) int
+		StartCursor     func(childComplexity int) int
 	}
 
 	Preferences struct {
@@ -66,9 +134,97 @@ type ComplexityRoot struct {
 		RiskTolerance         func(childComplexity int) int
 	}
 
+	Protocol struct {
+		AgeDays         func(childComplexity int) int
+		AuditScore      func(childComplexity int) int
+		Category        func(childComplexity int) int
+		Chain           func(childComplexity int) int
+		ContractAddress func(childComplexity int) int
+		Enabled         func(childComplexity int) int
+		LatestMetrics   func(childComplexity int) int
+		LatestRisk      func(childComplexity int) int
+		LaunchedOn      func(childComplexity int) int
+		MetricsHistory  func(childComplexity int, first *int, after *string, from *time.Time, to *time.Time) int
+		Name            func(childComplexity int) int
+		NodeID          func(childComplexity int) int
+		RiskHistory     func(childComplexity int, first *int, after *string, from *time.Time, to *time.Time) int
+		Slug            func(childComplexity int) int
+	}
+
 	Query struct {
-		Me   func(childComplexity int) int
-		Node func(childComplexity int, id string) int
+		Me               func(childComplexity int) int
+		Node             func(childComplexity int, id string) int
+		Protocol         func(childComplexity int, slug string) int
+		Protocols        func(childComplexity int) int
+		RiskParams       func(childComplexity int) int
+		RiskScorePreview func(childComplexity int, input obsqra.RiskInputs, params *obsqra.RiskParamsPatch) int
+		SchedulerJobs    func(childComplexity int) int
+		VerifyDecision   func(childComplexity int, id string) int
+	}
+
+	RiskComponents struct {
+		Age         func(childComplexity int) int
+		Audit       func(childComplexity int) int
+		Liquidity   func(childComplexity int) int
+		Unclamped   func(childComplexity int) int
+		Utilization func(childComplexity int) int
+		Volatility  func(childComplexity int) int
+	}
+
+	RiskInputs struct {
+		AgeDays     func(childComplexity int) int
+		AuditScore  func(childComplexity int) int
+		Liquidity   func(childComplexity int) int
+		Utilization func(childComplexity int) int
+		Volatility  func(childComplexity int) int
+	}
+
+	RiskParams struct {
+		AgeCapDays   func(childComplexity int) int
+		ClampMax     func(childComplexity int) int
+		ClampMin     func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		Version      func(childComplexity int) int
+		WAge         func(childComplexity int) int
+		WAudit       func(childComplexity int) int
+		WLiquidity0  func(childComplexity int) int
+		WLiquidity1  func(childComplexity int) int
+		WLiquidity2  func(childComplexity int) int
+		WLiquidity3  func(childComplexity int) int
+		WUtilization func(childComplexity int) int
+		WVolatility  func(childComplexity int) int
+	}
+
+	RiskScore struct {
+		Components    func(childComplexity int) int
+		ComputedAt    func(childComplexity int) int
+		DecisionID    func(childComplexity int) int
+		Inputs        func(childComplexity int) int
+		ModelVersion  func(childComplexity int) int
+		NodeID        func(childComplexity int) int
+		ObservedAt    func(childComplexity int) int
+		ParamsVersion func(childComplexity int) int
+		Protocol      func(childComplexity int) int
+		Score         func(childComplexity int) int
+	}
+
+	RiskScoreConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	RiskScoreEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	SchedulerJob struct {
+		IntervalSeconds func(childComplexity int) int
+		LastRuns        func(childComplexity int) int
+		Name            func(childComplexity int) int
+		NextDueAt       func(childComplexity int) int
+		Running         func(childComplexity int) int
+		TimeoutSeconds  func(childComplexity int) int
 	}
 
 	User struct {
@@ -88,6 +244,15 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type DecisionVerificationResolver interface {
+	BrokenAt(ctx context.Context, obj *obsqra.DecisionVerification) (*string, error)
+}
+type JobRunResolver interface {
+	Error(ctx context.Context, obj *obsqra.JobRun) (*string, error)
+}
+type MetricsSampleResolver interface {
+	Protocol(ctx context.Context, obj *obsqra.MetricsSample) (*obsqra.Protocol, error)
+}
 type MutationResolver interface {
 	Register(ctx context.Context, input RegisterInput) (*obsqra.AuthPayload, error)
 	Login(ctx context.Context, input LoginInput) (*obsqra.AuthPayload, error)
@@ -97,10 +262,40 @@ type MutationResolver interface {
 	ChangePassword(ctx context.Context, input ChangePasswordInput) (bool, error)
 	DeactivateAccount(ctx context.Context, password string) (bool, error)
 	SetUserActive(ctx context.Context, userID string, active bool) (*obsqra.User, error)
+	UpsertProtocol(ctx context.Context, input UpsertProtocolInput) (*obsqra.Protocol, error)
+	SetProtocolEnabled(ctx context.Context, slug string, enabled bool) (*obsqra.Protocol, error)
+	IngestMetrics(ctx context.Context, input []*obsqra.MetricsInput) ([]*obsqra.MetricsSample, error)
+	SetRiskParams(ctx context.Context, input obsqra.RiskParamsPatch) (*obsqra.RiskParams, error)
+}
+type ProtocolResolver interface {
+	AgeDays(ctx context.Context, obj *obsqra.Protocol) (int, error)
+
+	LatestMetrics(ctx context.Context, obj *obsqra.Protocol) (*obsqra.MetricsSample, error)
+	LatestRisk(ctx context.Context, obj *obsqra.Protocol) (*obsqra.RiskScore, error)
+	MetricsHistory(ctx context.Context, obj *obsqra.Protocol, first *int, after *string, from *time.Time, to *time.Time) (*MetricsSampleConnection, error)
+	RiskHistory(ctx context.Context, obj *obsqra.Protocol, first *int, after *string, from *time.Time, to *time.Time) (*RiskScoreConnection, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (obsqra.Node, error)
 	Me(ctx context.Context) (*obsqra.User, error)
+	Protocols(ctx context.Context) ([]*obsqra.Protocol, error)
+	Protocol(ctx context.Context, slug string) (*obsqra.Protocol, error)
+	RiskParams(ctx context.Context) (*obsqra.RiskParams, error)
+	RiskScorePreview(ctx context.Context, input obsqra.RiskInputs, params *obsqra.RiskParamsPatch) (*obsqra.RiskScore, error)
+	VerifyDecision(ctx context.Context, id string) (*obsqra.DecisionVerification, error)
+	SchedulerJobs(ctx context.Context) ([]*obsqra.SchedulerJob, error)
+}
+type RiskScoreResolver interface {
+	Protocol(ctx context.Context, obj *obsqra.RiskScore) (*obsqra.Protocol, error)
+
+	ObservedAt(ctx context.Context, obj *obsqra.RiskScore) (*time.Time, error)
+	ParamsVersion(ctx context.Context, obj *obsqra.RiskScore) (*int, error)
+
+	DecisionID(ctx context.Context, obj *obsqra.RiskScore) (*string, error)
+}
+type SchedulerJobResolver interface {
+	IntervalSeconds(ctx context.Context, obj *obsqra.SchedulerJob) (float64, error)
+	TimeoutSeconds(ctx context.Context, obj *obsqra.SchedulerJob) (float64, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -152,6 +347,210 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AuthPayload.User(childComplexity), true
 
+	case "Decision.createdAt":
+		if e.ComplexityRoot.Decision.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Decision.CreatedAt(childComplexity), true
+	case "Decision.hash":
+		if e.ComplexityRoot.Decision.Hash == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Decision.Hash(childComplexity), true
+	case "Decision.inputs":
+		if e.ComplexityRoot.Decision.Inputs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Decision.Inputs(childComplexity), true
+	case "Decision.kind":
+		if e.ComplexityRoot.Decision.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Decision.Kind(childComplexity), true
+	case "Decision.modelVersion":
+		if e.ComplexityRoot.Decision.ModelVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Decision.ModelVersion(childComplexity), true
+	case "Decision.id":
+		if e.ComplexityRoot.Decision.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Decision.NodeID(childComplexity), true
+	case "Decision.output":
+		if e.ComplexityRoot.Decision.Output == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Decision.Output(childComplexity), true
+	case "Decision.prevHash":
+		if e.ComplexityRoot.Decision.PrevHash == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Decision.PrevHash(childComplexity), true
+
+	case "DecisionVerification.brokenAt":
+		if e.ComplexityRoot.DecisionVerification.BrokenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DecisionVerification.BrokenAt(childComplexity), true
+	case "DecisionVerification.chainValid":
+		if e.ComplexityRoot.DecisionVerification.ChainValid == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DecisionVerification.ChainValid(childComplexity), true
+	case "DecisionVerification.decision":
+		if e.ComplexityRoot.DecisionVerification.Decision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DecisionVerification.Decision(childComplexity), true
+	case "DecisionVerification.matches":
+		if e.ComplexityRoot.DecisionVerification.Matches == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DecisionVerification.Matches(childComplexity), true
+	case "DecisionVerification.recomputed":
+		if e.ComplexityRoot.DecisionVerification.Recomputed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DecisionVerification.Recomputed(childComplexity), true
+
+	case "JobRun.error":
+		if e.ComplexityRoot.JobRun.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobRun.Error(childComplexity), true
+	case "JobRun.finishedAt":
+		if e.ComplexityRoot.JobRun.FinishedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobRun.FinishedAt(childComplexity), true
+	case "JobRun.instance":
+		if e.ComplexityRoot.JobRun.Instance == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobRun.Instance(childComplexity), true
+	case "JobRun.job":
+		if e.ComplexityRoot.JobRun.Job == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobRun.Job(childComplexity), true
+	case "JobRun.outcome":
+		if e.ComplexityRoot.JobRun.Outcome == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobRun.Outcome(childComplexity), true
+	case "JobRun.startedAt":
+		if e.ComplexityRoot.JobRun.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobRun.StartedAt(childComplexity), true
+
+	case "MetricsSample.apyBps":
+		if e.ComplexityRoot.MetricsSample.ApyBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsSample.ApyBps(childComplexity), true
+	case "MetricsSample.liquidityTier":
+		if e.ComplexityRoot.MetricsSample.LiquidityTier == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsSample.LiquidityTier(childComplexity), true
+	case "MetricsSample.id":
+		if e.ComplexityRoot.MetricsSample.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsSample.NodeID(childComplexity), true
+	case "MetricsSample.observedAt":
+		if e.ComplexityRoot.MetricsSample.ObservedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsSample.ObservedAt(childComplexity), true
+	case "MetricsSample.protocol":
+		if e.ComplexityRoot.MetricsSample.Protocol == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsSample.Protocol(childComplexity), true
+	case "MetricsSample.source":
+		if e.ComplexityRoot.MetricsSample.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsSample.Source(childComplexity), true
+	case "MetricsSample.stale":
+		if e.ComplexityRoot.MetricsSample.Stale == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsSample.Stale(childComplexity), true
+	case "MetricsSample.tvlUsd":
+		if e.ComplexityRoot.MetricsSample.TvlUsd == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsSample.TvlUsd(childComplexity), true
+	case "MetricsSample.utilizationBps":
+		if e.ComplexityRoot.MetricsSample.UtilizationBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsSample.UtilizationBps(childComplexity), true
+	case "MetricsSample.volatilityBps":
+		if e.ComplexityRoot.MetricsSample.VolatilityBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsSample.VolatilityBps(childComplexity), true
+
+	case "MetricsSampleConnection.edges":
+		if e.ComplexityRoot.MetricsSampleConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsSampleConnection.Edges(childComplexity), true
+	case "MetricsSampleConnection.pageInfo":
+		if e.ComplexityRoot.MetricsSampleConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsSampleConnection.PageInfo(childComplexity), true
+
+	case "MetricsSampleEdge.cursor":
+		if e.ComplexityRoot.MetricsSampleEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsSampleEdge.Cursor(childComplexity), true
+	case "MetricsSampleEdge.node":
+		if e.ComplexityRoot.MetricsSampleEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsSampleEdge.Node(childComplexity), true
+
 	case "Mutation.changePassword":
 		if e.ComplexityRoot.Mutation.ChangePassword == nil {
 			break
@@ -174,6 +573,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeactivateAccount(childComplexity, args["password"].(string)), true
+	case "Mutation.ingestMetrics":
+		if e.ComplexityRoot.Mutation.IngestMetrics == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_ingestMetrics_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.IngestMetrics(childComplexity, args["input"].([]*obsqra.MetricsInput)), true
 	case "Mutation.login":
 		if e.ComplexityRoot.Mutation.Login == nil {
 			break
@@ -218,6 +628,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Register(childComplexity, args["input"].(RegisterInput)), true
+	case "Mutation.setProtocolEnabled":
+		if e.ComplexityRoot.Mutation.SetProtocolEnabled == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setProtocolEnabled_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetProtocolEnabled(childComplexity, args["slug"].(string), args["enabled"].(bool)), true
+	case "Mutation.setRiskParams":
+		if e.ComplexityRoot.Mutation.SetRiskParams == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setRiskParams_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetRiskParams(childComplexity, args["input"].(obsqra.RiskParamsPatch)), true
 	case "Mutation.setUserActive":
 		if e.ComplexityRoot.Mutation.SetUserActive == nil {
 			break
@@ -240,6 +672,42 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdatePreferences(childComplexity, args["input"].(obsqra.PreferencesPatch)), true
+	case "Mutation.upsertProtocol":
+		if e.ComplexityRoot.Mutation.UpsertProtocol == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_upsertProtocol_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpsertProtocol(childComplexity, args["input"].(UpsertProtocolInput)), true
+
+	case "PageInfo.endCursor":
+		if e.ComplexityRoot.PageInfo.EndCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PageInfo.EndCursor(childComplexity), true
+	case "PageInfo.hasNextPage":
+		if e.ComplexityRoot.PageInfo.HasNextPage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PageInfo.HasNextPage(childComplexity), true
+	case "PageInfo.hasPreviousPage":
+		if e.ComplexityRoot.PageInfo.HasPreviousPage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PageInfo.HasPreviousPage(childComplexity), true
+	case "PageInfo.startCursor":
+		if e.ComplexityRoot.PageInfo.StartCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
 
 	case "Preferences.autoRebalance":
 		if e.ComplexityRoot.Preferences.AutoRebalance == nil {
@@ -278,6 +746,101 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Preferences.RiskTolerance(childComplexity), true
 
+	case "Protocol.ageDays":
+		if e.ComplexityRoot.Protocol.AgeDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Protocol.AgeDays(childComplexity), true
+	case "Protocol.auditScore":
+		if e.ComplexityRoot.Protocol.AuditScore == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Protocol.AuditScore(childComplexity), true
+	case "Protocol.category":
+		if e.ComplexityRoot.Protocol.Category == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Protocol.Category(childComplexity), true
+	case "Protocol.chain":
+		if e.ComplexityRoot.Protocol.Chain == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Protocol.Chain(childComplexity), true
+	case "Protocol.contractAddress":
+		if e.ComplexityRoot.Protocol.ContractAddress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Protocol.ContractAddress(childComplexity), true
+	case "Protocol.enabled":
+		if e.ComplexityRoot.Protocol.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Protocol.Enabled(childComplexity), true
+	case "Protocol.latestMetrics":
+		if e.ComplexityRoot.Protocol.LatestMetrics == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Protocol.LatestMetrics(childComplexity), true
+	case "Protocol.latestRisk":
+		if e.ComplexityRoot.Protocol.LatestRisk == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Protocol.LatestRisk(childComplexity), true
+	case "Protocol.launchedOn":
+		if e.ComplexityRoot.Protocol.LaunchedOn == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Protocol.LaunchedOn(childComplexity), true
+	case "Protocol.metricsHistory":
+		if e.ComplexityRoot.Protocol.MetricsHistory == nil {
+			break
+		}
+
+		args, err := ec.field_Protocol_metricsHistory_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Protocol.MetricsHistory(childComplexity, args["first"].(*int), args["after"].(*string), args["from"].(*time.Time), args["to"].(*time.Time)), true
+	case "Protocol.name":
+		if e.ComplexityRoot.Protocol.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Protocol.Name(childComplexity), true
+	case "Protocol.id":
+		if e.ComplexityRoot.Protocol.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Protocol.NodeID(childComplexity), true
+	case "Protocol.riskHistory":
+		if e.ComplexityRoot.Protocol.RiskHistory == nil {
+			break
+		}
+
+		args, err := ec.field_Protocol_riskHistory_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Protocol.RiskHistory(childComplexity, args["first"].(*int), args["after"].(*string), args["from"].(*time.Time), args["to"].(*time.Time)), true
+	case "Protocol.slug":
+		if e.ComplexityRoot.Protocol.Slug == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Protocol.Slug(childComplexity), true
+
 	case "Query.me":
 		if e.ComplexityRoot.Query.Me == nil {
 			break
@@ -295,6 +858,328 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Node(childComplexity, args["id"].(string)), true
+	case "Query.protocol":
+		if e.ComplexityRoot.Query.Protocol == nil {
+			break
+		}
+
+		args, err := ec.field_Query_protocol_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Protocol(childComplexity, args["slug"].(string)), true
+	case "Query.protocols":
+		if e.ComplexityRoot.Query.Protocols == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Protocols(childComplexity), true
+	case "Query.riskParams":
+		if e.ComplexityRoot.Query.RiskParams == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.RiskParams(childComplexity), true
+	case "Query.riskScorePreview":
+		if e.ComplexityRoot.Query.RiskScorePreview == nil {
+			break
+		}
+
+		args, err := ec.field_Query_riskScorePreview_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.RiskScorePreview(childComplexity, args["input"].(obsqra.RiskInputs), args["params"].(*obsqra.RiskParamsPatch)), true
+	case "Query.schedulerJobs":
+		if e.ComplexityRoot.Query.SchedulerJobs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.SchedulerJobs(childComplexity), true
+	case "Query.verifyDecision":
+		if e.ComplexityRoot.Query.VerifyDecision == nil {
+			break
+		}
+
+		args, err := ec.field_Query_verifyDecision_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.VerifyDecision(childComplexity, args["id"].(string)), true
+
+	case "RiskComponents.age":
+		if e.ComplexityRoot.RiskComponents.Age == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskComponents.Age(childComplexity), true
+	case "RiskComponents.audit":
+		if e.ComplexityRoot.RiskComponents.Audit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskComponents.Audit(childComplexity), true
+	case "RiskComponents.liquidity":
+		if e.ComplexityRoot.RiskComponents.Liquidity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskComponents.Liquidity(childComplexity), true
+	case "RiskComponents.unclamped":
+		if e.ComplexityRoot.RiskComponents.Unclamped == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskComponents.Unclamped(childComplexity), true
+	case "RiskComponents.utilization":
+		if e.ComplexityRoot.RiskComponents.Utilization == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskComponents.Utilization(childComplexity), true
+	case "RiskComponents.volatility":
+		if e.ComplexityRoot.RiskComponents.Volatility == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskComponents.Volatility(childComplexity), true
+
+	case "RiskInputs.ageDays":
+		if e.ComplexityRoot.RiskInputs.AgeDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskInputs.AgeDays(childComplexity), true
+	case "RiskInputs.auditScore":
+		if e.ComplexityRoot.RiskInputs.AuditScore == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskInputs.AuditScore(childComplexity), true
+	case "RiskInputs.liquidity":
+		if e.ComplexityRoot.RiskInputs.Liquidity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskInputs.Liquidity(childComplexity), true
+	case "RiskInputs.utilization":
+		if e.ComplexityRoot.RiskInputs.Utilization == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskInputs.Utilization(childComplexity), true
+	case "RiskInputs.volatility":
+		if e.ComplexityRoot.RiskInputs.Volatility == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskInputs.Volatility(childComplexity), true
+
+	case "RiskParams.ageCapDays":
+		if e.ComplexityRoot.RiskParams.AgeCapDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskParams.AgeCapDays(childComplexity), true
+	case "RiskParams.clampMax":
+		if e.ComplexityRoot.RiskParams.ClampMax == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskParams.ClampMax(childComplexity), true
+	case "RiskParams.clampMin":
+		if e.ComplexityRoot.RiskParams.ClampMin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskParams.ClampMin(childComplexity), true
+	case "RiskParams.createdAt":
+		if e.ComplexityRoot.RiskParams.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskParams.CreatedAt(childComplexity), true
+	case "RiskParams.version":
+		if e.ComplexityRoot.RiskParams.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskParams.Version(childComplexity), true
+	case "RiskParams.wAge":
+		if e.ComplexityRoot.RiskParams.WAge == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskParams.WAge(childComplexity), true
+	case "RiskParams.wAudit":
+		if e.ComplexityRoot.RiskParams.WAudit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskParams.WAudit(childComplexity), true
+	case "RiskParams.wLiquidity0":
+		if e.ComplexityRoot.RiskParams.WLiquidity0 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskParams.WLiquidity0(childComplexity), true
+	case "RiskParams.wLiquidity1":
+		if e.ComplexityRoot.RiskParams.WLiquidity1 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskParams.WLiquidity1(childComplexity), true
+	case "RiskParams.wLiquidity2":
+		if e.ComplexityRoot.RiskParams.WLiquidity2 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskParams.WLiquidity2(childComplexity), true
+	case "RiskParams.wLiquidity3":
+		if e.ComplexityRoot.RiskParams.WLiquidity3 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskParams.WLiquidity3(childComplexity), true
+	case "RiskParams.wUtilization":
+		if e.ComplexityRoot.RiskParams.WUtilization == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskParams.WUtilization(childComplexity), true
+	case "RiskParams.wVolatility":
+		if e.ComplexityRoot.RiskParams.WVolatility == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskParams.WVolatility(childComplexity), true
+
+	case "RiskScore.components":
+		if e.ComplexityRoot.RiskScore.Components == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScore.Components(childComplexity), true
+	case "RiskScore.computedAt":
+		if e.ComplexityRoot.RiskScore.ComputedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScore.ComputedAt(childComplexity), true
+	case "RiskScore.decisionId":
+		if e.ComplexityRoot.RiskScore.DecisionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScore.DecisionID(childComplexity), true
+	case "RiskScore.inputs":
+		if e.ComplexityRoot.RiskScore.Inputs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScore.Inputs(childComplexity), true
+	case "RiskScore.modelVersion":
+		if e.ComplexityRoot.RiskScore.ModelVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScore.ModelVersion(childComplexity), true
+	case "RiskScore.id":
+		if e.ComplexityRoot.RiskScore.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScore.NodeID(childComplexity), true
+	case "RiskScore.observedAt":
+		if e.ComplexityRoot.RiskScore.ObservedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScore.ObservedAt(childComplexity), true
+	case "RiskScore.paramsVersion":
+		if e.ComplexityRoot.RiskScore.ParamsVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScore.ParamsVersion(childComplexity), true
+	case "RiskScore.protocol":
+		if e.ComplexityRoot.RiskScore.Protocol == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScore.Protocol(childComplexity), true
+	case "RiskScore.score":
+		if e.ComplexityRoot.RiskScore.Score == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScore.Score(childComplexity), true
+
+	case "RiskScoreConnection.edges":
+		if e.ComplexityRoot.RiskScoreConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScoreConnection.Edges(childComplexity), true
+	case "RiskScoreConnection.pageInfo":
+		if e.ComplexityRoot.RiskScoreConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScoreConnection.PageInfo(childComplexity), true
+
+	case "RiskScoreEdge.cursor":
+		if e.ComplexityRoot.RiskScoreEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScoreEdge.Cursor(childComplexity), true
+	case "RiskScoreEdge.node":
+		if e.ComplexityRoot.RiskScoreEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScoreEdge.Node(childComplexity), true
+
+	case "SchedulerJob.intervalSeconds":
+		if e.ComplexityRoot.SchedulerJob.IntervalSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchedulerJob.IntervalSeconds(childComplexity), true
+	case "SchedulerJob.lastRuns":
+		if e.ComplexityRoot.SchedulerJob.LastRuns == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchedulerJob.LastRuns(childComplexity), true
+	case "SchedulerJob.name":
+		if e.ComplexityRoot.SchedulerJob.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchedulerJob.Name(childComplexity), true
+	case "SchedulerJob.nextDueAt":
+		if e.ComplexityRoot.SchedulerJob.NextDueAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchedulerJob.NextDueAt(childComplexity), true
+	case "SchedulerJob.running":
+		if e.ComplexityRoot.SchedulerJob.Running == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchedulerJob.Running(childComplexity), true
+	case "SchedulerJob.timeoutSeconds":
+		if e.ComplexityRoot.SchedulerJob.TimeoutSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchedulerJob.TimeoutSeconds(childComplexity), true
 
 	case "User.active":
 		if e.ComplexityRoot.User.Active == nil {
@@ -362,8 +1247,12 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("ChangePasswordInput", ec.unmarshalInputChangePasswordInput),
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
+			graphql.NewInputUnmarshaler("MetricsInput", ec.unmarshalInputMetricsInput),
 			graphql.NewInputUnmarshaler("RegisterInput", ec.unmarshalInputRegisterInput),
+			graphql.NewInputUnmarshaler("RiskInput", ec.unmarshalInputRiskInput),
+			graphql.NewInputUnmarshaler("RiskParamsInput", ec.unmarshalInputRiskParamsInput),
 			graphql.NewInputUnmarshaler("UpdatePreferencesInput", ec.unmarshalInputUpdatePreferencesInput),
+			graphql.NewInputUnmarshaler("UpsertProtocolInput", ec.unmarshalInputUpsertProtocolInput),
 		)
 	}
 	first := true
@@ -439,7 +1328,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/account.graphqls"
+//go:embed "schema/account.graphqls" "schema/market.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -469,8 +1358,26 @@ type Query {
 }
 
 type Mutation
+
+"A calendar day, YYYY-MM-DD."
+scalar Date
+
+"An exact decimal number as a string, e.g. \"1234.56\": never a float."
+scalar Decimal
+
+"A JSON object."
+scalar JSON
+
+"Where a page of a connection stands."
+type PageInfo {
+  hasNextPage: Boolean!
+  hasPreviousPage: Boolean!
+  startCursor: String
+  endCursor: String
+}
 `, BuiltIn: false},
 	{Name: "schema/account.graphqls", Input: sourceData("schema/account.graphqls"), BuiltIn: false},
+	{Name: "schema/market.graphqls", Input: sourceData("schema/market.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -494,6 +1401,122 @@ func (ec *executionContext) childFields_AuthPayload(ctx context.Context, field g
 	return nil, fmt.Errorf("no field named %q was found under type AuthPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_Decision(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Decision_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_Decision_kind(ctx, field)
+	case "inputs":
+		return ec.fieldContext_Decision_inputs(ctx, field)
+	case "output":
+		return ec.fieldContext_Decision_output(ctx, field)
+	case "modelVersion":
+		return ec.fieldContext_Decision_modelVersion(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Decision_createdAt(ctx, field)
+	case "prevHash":
+		return ec.fieldContext_Decision_prevHash(ctx, field)
+	case "hash":
+		return ec.fieldContext_Decision_hash(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Decision", field.Name)
+}
+
+func (ec *executionContext) childFields_DecisionVerification(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "decision":
+		return ec.fieldContext_DecisionVerification_decision(ctx, field)
+	case "recomputed":
+		return ec.fieldContext_DecisionVerification_recomputed(ctx, field)
+	case "matches":
+		return ec.fieldContext_DecisionVerification_matches(ctx, field)
+	case "chainValid":
+		return ec.fieldContext_DecisionVerification_chainValid(ctx, field)
+	case "brokenAt":
+		return ec.fieldContext_DecisionVerification_brokenAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DecisionVerification", field.Name)
+}
+
+func (ec *executionContext) childFields_JobRun(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "job":
+		return ec.fieldContext_JobRun_job(ctx, field)
+	case "instance":
+		return ec.fieldContext_JobRun_instance(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_JobRun_startedAt(ctx, field)
+	case "finishedAt":
+		return ec.fieldContext_JobRun_finishedAt(ctx, field)
+	case "outcome":
+		return ec.fieldContext_JobRun_outcome(ctx, field)
+	case "error":
+		return ec.fieldContext_JobRun_error(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type JobRun", field.Name)
+}
+
+func (ec *executionContext) childFields_MetricsSample(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_MetricsSample_id(ctx, field)
+	case "protocol":
+		return ec.fieldContext_MetricsSample_protocol(ctx, field)
+	case "observedAt":
+		return ec.fieldContext_MetricsSample_observedAt(ctx, field)
+	case "apyBps":
+		return ec.fieldContext_MetricsSample_apyBps(ctx, field)
+	case "tvlUsd":
+		return ec.fieldContext_MetricsSample_tvlUsd(ctx, field)
+	case "utilizationBps":
+		return ec.fieldContext_MetricsSample_utilizationBps(ctx, field)
+	case "volatilityBps":
+		return ec.fieldContext_MetricsSample_volatilityBps(ctx, field)
+	case "liquidityTier":
+		return ec.fieldContext_MetricsSample_liquidityTier(ctx, field)
+	case "source":
+		return ec.fieldContext_MetricsSample_source(ctx, field)
+	case "stale":
+		return ec.fieldContext_MetricsSample_stale(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MetricsSample", field.Name)
+}
+
+func (ec *executionContext) childFields_MetricsSampleConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_MetricsSampleConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_MetricsSampleConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MetricsSampleConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_MetricsSampleEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_MetricsSampleEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_MetricsSampleEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MetricsSampleEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "hasNextPage":
+		return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
+	case "hasPreviousPage":
+		return ec.fieldContext_PageInfo_hasPreviousPage(ctx, field)
+	case "startCursor":
+		return ec.fieldContext_PageInfo_startCursor(ctx, field)
+	case "endCursor":
+		return ec.fieldContext_PageInfo_endCursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
 func (ec *executionContext) childFields_Preferences(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "riskTolerance":
@@ -510,6 +1533,170 @@ func (ec *executionContext) childFields_Preferences(ctx context.Context, field g
 		return ec.fieldContext_Preferences_emailAlerts(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Preferences", field.Name)
+}
+
+func (ec *executionContext) childFields_Protocol(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Protocol_id(ctx, field)
+	case "slug":
+		return ec.fieldContext_Protocol_slug(ctx, field)
+	case "name":
+		return ec.fieldContext_Protocol_name(ctx, field)
+	case "chain":
+		return ec.fieldContext_Protocol_chain(ctx, field)
+	case "category":
+		return ec.fieldContext_Protocol_category(ctx, field)
+	case "auditScore":
+		return ec.fieldContext_Protocol_auditScore(ctx, field)
+	case "launchedOn":
+		return ec.fieldContext_Protocol_launchedOn(ctx, field)
+	case "ageDays":
+		return ec.fieldContext_Protocol_ageDays(ctx, field)
+	case "contractAddress":
+		return ec.fieldContext_Protocol_contractAddress(ctx, field)
+	case "enabled":
+		return ec.fieldContext_Protocol_enabled(ctx, field)
+	case "latestMetrics":
+		return ec.fieldContext_Protocol_latestMetrics(ctx, field)
+	case "latestRisk":
+		return ec.fieldContext_Protocol_latestRisk(ctx, field)
+	case "metricsHistory":
+		return ec.fieldContext_Protocol_metricsHistory(ctx, field)
+	case "riskHistory":
+		return ec.fieldContext_Protocol_riskHistory(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Protocol", field.Name)
+}
+
+func (ec *executionContext) childFields_RiskComponents(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "utilization":
+		return ec.fieldContext_RiskComponents_utilization(ctx, field)
+	case "volatility":
+		return ec.fieldContext_RiskComponents_volatility(ctx, field)
+	case "liquidity":
+		return ec.fieldContext_RiskComponents_liquidity(ctx, field)
+	case "audit":
+		return ec.fieldContext_RiskComponents_audit(ctx, field)
+	case "age":
+		return ec.fieldContext_RiskComponents_age(ctx, field)
+	case "unclamped":
+		return ec.fieldContext_RiskComponents_unclamped(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RiskComponents", field.Name)
+}
+
+func (ec *executionContext) childFields_RiskInputs(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "utilization":
+		return ec.fieldContext_RiskInputs_utilization(ctx, field)
+	case "volatility":
+		return ec.fieldContext_RiskInputs_volatility(ctx, field)
+	case "liquidity":
+		return ec.fieldContext_RiskInputs_liquidity(ctx, field)
+	case "auditScore":
+		return ec.fieldContext_RiskInputs_auditScore(ctx, field)
+	case "ageDays":
+		return ec.fieldContext_RiskInputs_ageDays(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RiskInputs", field.Name)
+}
+
+func (ec *executionContext) childFields_RiskParams(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "version":
+		return ec.fieldContext_RiskParams_version(ctx, field)
+	case "wUtilization":
+		return ec.fieldContext_RiskParams_wUtilization(ctx, field)
+	case "wVolatility":
+		return ec.fieldContext_RiskParams_wVolatility(ctx, field)
+	case "wLiquidity0":
+		return ec.fieldContext_RiskParams_wLiquidity0(ctx, field)
+	case "wLiquidity1":
+		return ec.fieldContext_RiskParams_wLiquidity1(ctx, field)
+	case "wLiquidity2":
+		return ec.fieldContext_RiskParams_wLiquidity2(ctx, field)
+	case "wLiquidity3":
+		return ec.fieldContext_RiskParams_wLiquidity3(ctx, field)
+	case "wAudit":
+		return ec.fieldContext_RiskParams_wAudit(ctx, field)
+	case "wAge":
+		return ec.fieldContext_RiskParams_wAge(ctx, field)
+	case "ageCapDays":
+		return ec.fieldContext_RiskParams_ageCapDays(ctx, field)
+	case "clampMin":
+		return ec.fieldContext_RiskParams_clampMin(ctx, field)
+	case "clampMax":
+		return ec.fieldContext_RiskParams_clampMax(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_RiskParams_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RiskParams", field.Name)
+}
+
+func (ec *executionContext) childFields_RiskScore(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_RiskScore_id(ctx, field)
+	case "protocol":
+		return ec.fieldContext_RiskScore_protocol(ctx, field)
+	case "score":
+		return ec.fieldContext_RiskScore_score(ctx, field)
+	case "components":
+		return ec.fieldContext_RiskScore_components(ctx, field)
+	case "inputs":
+		return ec.fieldContext_RiskScore_inputs(ctx, field)
+	case "observedAt":
+		return ec.fieldContext_RiskScore_observedAt(ctx, field)
+	case "paramsVersion":
+		return ec.fieldContext_RiskScore_paramsVersion(ctx, field)
+	case "modelVersion":
+		return ec.fieldContext_RiskScore_modelVersion(ctx, field)
+	case "computedAt":
+		return ec.fieldContext_RiskScore_computedAt(ctx, field)
+	case "decisionId":
+		return ec.fieldContext_RiskScore_decisionId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RiskScore", field.Name)
+}
+
+func (ec *executionContext) childFields_RiskScoreConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_RiskScoreConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_RiskScoreConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RiskScoreConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_RiskScoreEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_RiskScoreEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_RiskScoreEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RiskScoreEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_SchedulerJob(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_SchedulerJob_name(ctx, field)
+	case "intervalSeconds":
+		return ec.fieldContext_SchedulerJob_intervalSeconds(ctx, field)
+	case "timeoutSeconds":
+		return ec.fieldContext_SchedulerJob_timeoutSeconds(ctx, field)
+	case "nextDueAt":
+		return ec.fieldContext_SchedulerJob_nextDueAt(ctx, field)
+	case "running":
+		return ec.fieldContext_SchedulerJob_running(ctx, field)
+	case "lastRuns":
+		return ec.fieldContext_SchedulerJob_lastRuns(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SchedulerJob", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -680,6 +1867,20 @@ func (ec *executionContext) field_Mutation_deactivateAccount_args(ctx context.Co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_ingestMetrics_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) ([]*obsqra.MetricsInput, error) {
+			return ec.unmarshalNMetricsInput2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐMetricsInputᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_login_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -736,6 +1937,42 @@ func (ec *executionContext) field_Mutation_register_args(ctx context.Context, ra
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_setProtocolEnabled_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "slug",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["slug"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "enabled",
+		func(ctx context.Context, v any) (bool, error) {
+			return ec.unmarshalNBoolean2bool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["enabled"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setRiskParams_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (obsqra.RiskParamsPatch, error) {
+			return ec.unmarshalNRiskParamsInput2githubᚗcomᚋobsqraᚋobsqraᚐRiskParamsPatch(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_setUserActive_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -772,6 +2009,96 @@ func (ec *executionContext) field_Mutation_updatePreferences_args(ctx context.Co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_upsertProtocol_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (UpsertProtocolInput, error) {
+			return ec.unmarshalNUpsertProtocolInput2githubᚗcomᚋobsqraᚋobsqraᚋgraphᚐUpsertProtocolInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Protocol_metricsHistory_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Protocol_riskHistory_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg3
+	return args, nil
+}
+
 func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -787,6 +2114,56 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 }
 
 func (ec *executionContext) field_Query_node_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_protocol_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "slug",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["slug"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_riskScorePreview_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (obsqra.RiskInputs, error) {
+			return ec.unmarshalNRiskInput2githubᚗcomᚋobsqraᚋobsqraᚐRiskInputs(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "params",
+		func(ctx context.Context, v any) (*obsqra.RiskParamsPatch, error) {
+			return ec.unmarshalORiskParamsInput2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskParamsPatch(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["params"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_verifyDecision_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
@@ -993,6 +2370,810 @@ func (ec *executionContext) fieldContext_AuthPayload_user(_ context.Context, fie
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Decision_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.Decision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Decision_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NodeID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Decision_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Decision", field, true, false, "ID")
+}
+
+func (ec *executionContext) _Decision_kind(ctx context.Context, field graphql.CollectedField, obj *obsqra.Decision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Decision_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.DecisionKind) graphql.Marshaler {
+			return ec.marshalNDecisionKind2githubᚗcomᚋobsqraᚋobsqraᚐDecisionKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Decision_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Decision", field, false, false, "DecisionKind")
+}
+
+func (ec *executionContext) _Decision_inputs(ctx context.Context, field graphql.CollectedField, obj *obsqra.Decision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Decision_inputs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Inputs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.JSONObject) graphql.Marshaler {
+			return ec.marshalNJSON2githubᚗcomᚋobsqraᚋobsqraᚐJSONObject(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Decision_inputs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Decision", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _Decision_output(ctx context.Context, field graphql.CollectedField, obj *obsqra.Decision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Decision_output(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Output, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.JSONObject) graphql.Marshaler {
+			return ec.marshalNJSON2githubᚗcomᚋobsqraᚋobsqraᚐJSONObject(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Decision_output(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Decision", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _Decision_modelVersion(ctx context.Context, field graphql.CollectedField, obj *obsqra.Decision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Decision_modelVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ModelVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Decision_modelVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Decision", field, false, false, "String")
+}
+
+func (ec *executionContext) _Decision_createdAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.Decision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Decision_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Decision_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Decision", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Decision_prevHash(ctx context.Context, field graphql.CollectedField, obj *obsqra.Decision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Decision_prevHash(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PrevHash, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Decision_prevHash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Decision", field, false, false, "String")
+}
+
+func (ec *executionContext) _Decision_hash(ctx context.Context, field graphql.CollectedField, obj *obsqra.Decision) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Decision_hash(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Hash, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Decision_hash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Decision", field, false, false, "String")
+}
+
+func (ec *executionContext) _DecisionVerification_decision(ctx context.Context, field graphql.CollectedField, obj *obsqra.DecisionVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DecisionVerification_decision(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Decision, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Decision) graphql.Marshaler {
+			return ec.marshalNDecision2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDecision(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DecisionVerification_decision(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DecisionVerification",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Decision(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DecisionVerification_recomputed(ctx context.Context, field graphql.CollectedField, obj *obsqra.DecisionVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DecisionVerification_recomputed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Recomputed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.JSONObject) graphql.Marshaler {
+			return ec.marshalOJSON2githubᚗcomᚋobsqraᚋobsqraᚐJSONObject(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DecisionVerification_recomputed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DecisionVerification", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _DecisionVerification_matches(ctx context.Context, field graphql.CollectedField, obj *obsqra.DecisionVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DecisionVerification_matches(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Matches, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DecisionVerification_matches(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DecisionVerification", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DecisionVerification_chainValid(ctx context.Context, field graphql.CollectedField, obj *obsqra.DecisionVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DecisionVerification_chainValid(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ChainValid, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DecisionVerification_chainValid(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DecisionVerification", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DecisionVerification_brokenAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.DecisionVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DecisionVerification_brokenAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DecisionVerification().BrokenAt(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DecisionVerification_brokenAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DecisionVerification", field, true, true, "ID")
+}
+
+func (ec *executionContext) _JobRun_job(ctx context.Context, field graphql.CollectedField, obj *obsqra.JobRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobRun_job(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Job, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JobRun_job(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobRun", field, false, false, "String")
+}
+
+func (ec *executionContext) _JobRun_instance(ctx context.Context, field graphql.CollectedField, obj *obsqra.JobRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobRun_instance(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Instance, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JobRun_instance(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobRun", field, false, false, "String")
+}
+
+func (ec *executionContext) _JobRun_startedAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.JobRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobRun_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JobRun_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobRun", field, false, false, "Time")
+}
+
+func (ec *executionContext) _JobRun_finishedAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.JobRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobRun_finishedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FinishedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JobRun_finishedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobRun", field, false, false, "Time")
+}
+
+func (ec *executionContext) _JobRun_outcome(ctx context.Context, field graphql.CollectedField, obj *obsqra.JobRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobRun_outcome(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Outcome, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.JobOutcome) graphql.Marshaler {
+			return ec.marshalNJobOutcome2githubᚗcomᚋobsqraᚋobsqraᚐJobOutcome(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JobRun_outcome(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobRun", field, false, false, "JobOutcome")
+}
+
+func (ec *executionContext) _JobRun_error(ctx context.Context, field graphql.CollectedField, obj *obsqra.JobRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobRun_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.JobRun().Error(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JobRun_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobRun", field, true, true, "String")
+}
+
+func (ec *executionContext) _MetricsSample_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.MetricsSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsSample_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NodeID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsSample_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MetricsSample", field, true, false, "ID")
+}
+
+func (ec *executionContext) _MetricsSample_protocol(ctx context.Context, field graphql.CollectedField, obj *obsqra.MetricsSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsSample_protocol(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.MetricsSample().Protocol(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Protocol) graphql.Marshaler {
+			return ec.marshalNProtocol2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocol(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsSample_protocol(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MetricsSample",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Protocol(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MetricsSample_observedAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.MetricsSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsSample_observedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ObservedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsSample_observedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MetricsSample", field, false, false, "Time")
+}
+
+func (ec *executionContext) _MetricsSample_apyBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.MetricsSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsSample_apyBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ApyBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsSample_apyBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MetricsSample", field, false, false, "Int")
+}
+
+func (ec *executionContext) _MetricsSample_tvlUsd(ctx context.Context, field graphql.CollectedField, obj *obsqra.MetricsSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsSample_tvlUsd(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TvlUsd, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsSample_tvlUsd(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MetricsSample", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _MetricsSample_utilizationBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.MetricsSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsSample_utilizationBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UtilizationBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsSample_utilizationBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MetricsSample", field, false, false, "Int")
+}
+
+func (ec *executionContext) _MetricsSample_volatilityBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.MetricsSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsSample_volatilityBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VolatilityBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsSample_volatilityBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MetricsSample", field, false, false, "Int")
+}
+
+func (ec *executionContext) _MetricsSample_liquidityTier(ctx context.Context, field graphql.CollectedField, obj *obsqra.MetricsSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsSample_liquidityTier(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LiquidityTier, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsSample_liquidityTier(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MetricsSample", field, false, false, "Int")
+}
+
+func (ec *executionContext) _MetricsSample_source(ctx context.Context, field graphql.CollectedField, obj *obsqra.MetricsSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsSample_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsSample_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MetricsSample", field, false, false, "String")
+}
+
+func (ec *executionContext) _MetricsSample_stale(ctx context.Context, field graphql.CollectedField, obj *obsqra.MetricsSample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsSample_stale(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Stale, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsSample_stale(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MetricsSample", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _MetricsSampleConnection_edges(ctx context.Context, field graphql.CollectedField, obj *MetricsSampleConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsSampleConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*MetricsSampleEdge) graphql.Marshaler {
+			return ec.marshalNMetricsSampleEdge2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐMetricsSampleEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsSampleConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MetricsSampleConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MetricsSampleEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MetricsSampleConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *MetricsSampleConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsSampleConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsSampleConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MetricsSampleConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MetricsSampleEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *MetricsSampleEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsSampleEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsSampleEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MetricsSampleEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _MetricsSampleEdge_node(ctx context.Context, field graphql.CollectedField, obj *MetricsSampleEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsSampleEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.MetricsSample) graphql.Marshaler {
+			return ec.marshalNMetricsSample2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐMetricsSample(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsSampleEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MetricsSampleEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MetricsSample(ctx, field)
 		},
 	}
 	return fc, nil
@@ -1350,6 +3531,274 @@ func (ec *executionContext) fieldContext_Mutation_setUserActive(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_upsertProtocol(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_upsertProtocol(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpsertProtocol(ctx, fc.Args["input"].(UpsertProtocolInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Protocol) graphql.Marshaler {
+			return ec.marshalNProtocol2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocol(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_upsertProtocol(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Protocol(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_upsertProtocol_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setProtocolEnabled(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setProtocolEnabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetProtocolEnabled(ctx, fc.Args["slug"].(string), fc.Args["enabled"].(bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Protocol) graphql.Marshaler {
+			return ec.marshalNProtocol2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocol(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setProtocolEnabled(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Protocol(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setProtocolEnabled_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_ingestMetrics(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_ingestMetrics(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().IngestMetrics(ctx, fc.Args["input"].([]*obsqra.MetricsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*obsqra.MetricsSample) graphql.Marshaler {
+			return ec.marshalNMetricsSample2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐMetricsSampleᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_ingestMetrics(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MetricsSample(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_ingestMetrics_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setRiskParams(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setRiskParams(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetRiskParams(ctx, fc.Args["input"].(obsqra.RiskParamsPatch))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.RiskParams) graphql.Marshaler {
+			return ec.marshalNRiskParams2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskParams(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setRiskParams(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskParams(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setRiskParams_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *PageInfo) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HasNextPage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PageInfo_hasNextPage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _PageInfo_hasPreviousPage(ctx context.Context, field graphql.CollectedField, obj *PageInfo) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PageInfo_hasPreviousPage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HasPreviousPage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PageInfo_hasPreviousPage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _PageInfo_startCursor(ctx context.Context, field graphql.CollectedField, obj *PageInfo) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PageInfo_startCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartCursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PageInfo_startCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
+}
+
+func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graphql.CollectedField, obj *PageInfo) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PageInfo_endCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EndCursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
+}
+
 func (ec *executionContext) _Preferences_riskTolerance(ctx context.Context, field graphql.CollectedField, obj *obsqra.Preferences) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1488,6 +3937,388 @@ func (ec *executionContext) fieldContext_Preferences_emailAlerts(_ context.Conte
 	return graphql.NewScalarFieldContext("Preferences", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _Protocol_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NodeID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Protocol", field, true, false, "ID")
+}
+
+func (ec *executionContext) _Protocol_slug(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_slug(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Slug, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_slug(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Protocol", field, false, false, "String")
+}
+
+func (ec *executionContext) _Protocol_name(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Protocol", field, false, false, "String")
+}
+
+func (ec *executionContext) _Protocol_chain(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_chain(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Chain, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_chain(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Protocol", field, false, false, "String")
+}
+
+func (ec *executionContext) _Protocol_category(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_category(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Category, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.ProtocolCategory) graphql.Marshaler {
+			return ec.marshalNProtocolCategory2githubᚗcomᚋobsqraᚋobsqraᚐProtocolCategory(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_category(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Protocol", field, false, false, "ProtocolCategory")
+}
+
+func (ec *executionContext) _Protocol_auditScore(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_auditScore(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AuditScore, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_auditScore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Protocol", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Protocol_launchedOn(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_launchedOn(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LaunchedOn, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Date) graphql.Marshaler {
+			return ec.marshalNDate2githubᚗcomᚋobsqraᚋobsqraᚐDate(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_launchedOn(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Protocol", field, false, false, "Date")
+}
+
+func (ec *executionContext) _Protocol_ageDays(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_ageDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Protocol().AgeDays(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_ageDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Protocol", field, true, true, "Int")
+}
+
+func (ec *executionContext) _Protocol_contractAddress(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_contractAddress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ContractAddress, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Felt) graphql.Marshaler {
+			return ec.marshalOString2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_contractAddress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Protocol", field, false, false, "String")
+}
+
+func (ec *executionContext) _Protocol_enabled(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_enabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Enabled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_enabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Protocol", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Protocol_latestMetrics(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_latestMetrics(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Protocol().LatestMetrics(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.MetricsSample) graphql.Marshaler {
+			return ec.marshalOMetricsSample2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐMetricsSample(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_latestMetrics(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Protocol",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MetricsSample(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Protocol_latestRisk(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_latestRisk(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Protocol().LatestRisk(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.RiskScore) graphql.Marshaler {
+			return ec.marshalORiskScore2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskScore(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_latestRisk(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Protocol",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskScore(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Protocol_metricsHistory(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_metricsHistory(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Protocol().MetricsHistory(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["from"].(*time.Time), fc.Args["to"].(*time.Time))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *MetricsSampleConnection) graphql.Marshaler {
+			return ec.marshalNMetricsSampleConnection2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐMetricsSampleConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_metricsHistory(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Protocol",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MetricsSampleConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Protocol_metricsHistory_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Protocol_riskHistory(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_riskHistory(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Protocol().RiskHistory(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["from"].(*time.Time), fc.Args["to"].(*time.Time))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RiskScoreConnection) graphql.Marshaler {
+			return ec.marshalNRiskScoreConnection2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐRiskScoreConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_riskHistory(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Protocol",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskScoreConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Protocol_riskHistory_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_node(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1564,6 +4395,234 @@ func (ec *executionContext) fieldContext_Query_me(_ context.Context, field graph
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_protocols(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_protocols(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Protocols(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*obsqra.Protocol) graphql.Marshaler {
+			return ec.marshalNProtocol2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocolᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_protocols(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Protocol(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_protocol(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_protocol(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Protocol(ctx, fc.Args["slug"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Protocol) graphql.Marshaler {
+			return ec.marshalOProtocol2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocol(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_protocol(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Protocol(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_protocol_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_riskParams(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_riskParams(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().RiskParams(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.RiskParams) graphql.Marshaler {
+			return ec.marshalNRiskParams2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskParams(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_riskParams(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskParams(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_riskScorePreview(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_riskScorePreview(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().RiskScorePreview(ctx, fc.Args["input"].(obsqra.RiskInputs), fc.Args["params"].(*obsqra.RiskParamsPatch))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.RiskScore) graphql.Marshaler {
+			return ec.marshalNRiskScore2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskScore(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_riskScorePreview(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskScore(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_riskScorePreview_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_verifyDecision(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_verifyDecision(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().VerifyDecision(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.DecisionVerification) graphql.Marshaler {
+			return ec.marshalNDecisionVerification2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDecisionVerification(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_verifyDecision(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DecisionVerification(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_verifyDecision_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_schedulerJobs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_schedulerJobs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().SchedulerJobs(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*obsqra.SchedulerJob) graphql.Marshaler {
+			return ec.marshalNSchedulerJob2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐSchedulerJobᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_schedulerJobs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SchedulerJob(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1635,6 +4694,1081 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields___Schema(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RiskComponents_utilization(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskComponents) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskComponents_utilization(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Utilization, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskComponents_utilization(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskComponents", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskComponents_volatility(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskComponents) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskComponents_volatility(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Volatility, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskComponents_volatility(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskComponents", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskComponents_liquidity(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskComponents) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskComponents_liquidity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Liquidity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskComponents_liquidity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskComponents", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskComponents_audit(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskComponents) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskComponents_audit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Audit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskComponents_audit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskComponents", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskComponents_age(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskComponents) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskComponents_age(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Age, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskComponents_age(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskComponents", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskComponents_unclamped(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskComponents) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskComponents_unclamped(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Unclamped, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskComponents_unclamped(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskComponents", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskInputs_utilization(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskInputs) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskInputs_utilization(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Utilization, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskInputs_utilization(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskInputs", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskInputs_volatility(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskInputs) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskInputs_volatility(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Volatility, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskInputs_volatility(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskInputs", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskInputs_liquidity(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskInputs) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskInputs_liquidity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Liquidity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskInputs_liquidity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskInputs", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskInputs_auditScore(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskInputs) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskInputs_auditScore(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AuditScore, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskInputs_auditScore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskInputs", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskInputs_ageDays(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskInputs) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskInputs_ageDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AgeDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskInputs_ageDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskInputs", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskParams_version(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskParams_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskParams_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskParams_wUtilization(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskParams_wUtilization(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WUtilization, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskParams_wUtilization(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskParams_wVolatility(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskParams_wVolatility(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WVolatility, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskParams_wVolatility(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskParams_wLiquidity0(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskParams_wLiquidity0(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WLiquidity0, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskParams_wLiquidity0(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskParams_wLiquidity1(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskParams_wLiquidity1(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WLiquidity1, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskParams_wLiquidity1(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskParams_wLiquidity2(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskParams_wLiquidity2(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WLiquidity2, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskParams_wLiquidity2(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskParams_wLiquidity3(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskParams_wLiquidity3(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WLiquidity3, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskParams_wLiquidity3(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskParams_wAudit(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskParams_wAudit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WAudit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskParams_wAudit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskParams_wAge(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskParams_wAge(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WAge, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskParams_wAge(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskParams_ageCapDays(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskParams_ageCapDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AgeCapDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskParams_ageCapDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskParams_clampMin(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskParams_clampMin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClampMin, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskParams_clampMin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskParams_clampMax(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskParams_clampMax(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClampMax, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskParams_clampMax(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskParams_createdAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskParams_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskParams_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskParams", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RiskScore_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScore_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NodeID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScore_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskScore", field, true, false, "ID")
+}
+
+func (ec *executionContext) _RiskScore_protocol(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScore_protocol(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.RiskScore().Protocol(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Protocol) graphql.Marshaler {
+			return ec.marshalOProtocol2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocol(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScore_protocol(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RiskScore",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Protocol(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RiskScore_score(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScore_score(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Score, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScore_score(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskScore", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskScore_components(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScore_components(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Components, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.RiskComponents) graphql.Marshaler {
+			return ec.marshalNRiskComponents2githubᚗcomᚋobsqraᚋobsqraᚐRiskComponents(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScore_components(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RiskScore",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskComponents(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RiskScore_inputs(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScore_inputs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Inputs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.RiskInputs) graphql.Marshaler {
+			return ec.marshalNRiskInputs2githubᚗcomᚋobsqraᚋobsqraᚐRiskInputs(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScore_inputs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RiskScore",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskInputs(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RiskScore_observedAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScore_observedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.RiskScore().ObservedAt(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScore_observedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskScore", field, true, true, "Time")
+}
+
+func (ec *executionContext) _RiskScore_paramsVersion(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScore_paramsVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.RiskScore().ParamsVersion(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScore_paramsVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskScore", field, true, true, "Int")
+}
+
+func (ec *executionContext) _RiskScore_modelVersion(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScore_modelVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ModelVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScore_modelVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskScore", field, false, false, "String")
+}
+
+func (ec *executionContext) _RiskScore_computedAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScore_computedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ComputedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScore_computedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskScore", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RiskScore_decisionId(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScore_decisionId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.RiskScore().DecisionID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScore_decisionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskScore", field, true, true, "ID")
+}
+
+func (ec *executionContext) _RiskScoreConnection_edges(ctx context.Context, field graphql.CollectedField, obj *RiskScoreConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScoreConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*RiskScoreEdge) graphql.Marshaler {
+			return ec.marshalNRiskScoreEdge2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐRiskScoreEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScoreConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RiskScoreConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskScoreEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RiskScoreConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *RiskScoreConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScoreConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScoreConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RiskScoreConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RiskScoreEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *RiskScoreEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScoreEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScoreEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskScoreEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _RiskScoreEdge_node(ctx context.Context, field graphql.CollectedField, obj *RiskScoreEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScoreEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.RiskScore) graphql.Marshaler {
+			return ec.marshalNRiskScore2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskScore(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScoreEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RiskScoreEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskScore(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SchedulerJob_name(ctx context.Context, field graphql.CollectedField, obj *obsqra.SchedulerJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SchedulerJob_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SchedulerJob_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SchedulerJob", field, false, false, "String")
+}
+
+func (ec *executionContext) _SchedulerJob_intervalSeconds(ctx context.Context, field graphql.CollectedField, obj *obsqra.SchedulerJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SchedulerJob_intervalSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SchedulerJob().IntervalSeconds(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SchedulerJob_intervalSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SchedulerJob", field, true, true, "Float")
+}
+
+func (ec *executionContext) _SchedulerJob_timeoutSeconds(ctx context.Context, field graphql.CollectedField, obj *obsqra.SchedulerJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SchedulerJob_timeoutSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SchedulerJob().TimeoutSeconds(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SchedulerJob_timeoutSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SchedulerJob", field, true, true, "Float")
+}
+
+func (ec *executionContext) _SchedulerJob_nextDueAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.SchedulerJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SchedulerJob_nextDueAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NextDueAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SchedulerJob_nextDueAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SchedulerJob", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SchedulerJob_running(ctx context.Context, field graphql.CollectedField, obj *obsqra.SchedulerJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SchedulerJob_running(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Running, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SchedulerJob_running(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SchedulerJob", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _SchedulerJob_lastRuns(ctx context.Context, field graphql.CollectedField, obj *obsqra.SchedulerJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SchedulerJob_lastRuns(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastRuns, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []obsqra.JobRun) graphql.Marshaler {
+			return ec.marshalNJobRun2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐJobRunᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SchedulerJob_lastRuns(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SchedulerJob",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_JobRun(ctx, field)
 		},
 	}
 	return fc, nil
@@ -3027,6 +7161,80 @@ func UnmarshalLoginInput(ctx context.Context, raw any) (LoginInput, error) {
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputMetricsInput(ctx context.Context, obj any) (obsqra.MetricsInput, error) {
+	var it obsqra.MetricsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["utilizationBps"]; !present {
+		asMap["utilizationBps"] = 0
+	}
+
+	fieldsInOrder := [...]string{"protocol", "observedAt", "apyBps", "tvlUsd", "utilizationBps"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "protocol":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("protocol"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Protocol = data
+		case "observedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("observedAt"))
+			data, err := ec.unmarshalNTime2timeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ObservedAt = data
+		case "apyBps":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("apyBps"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ApyBps = data
+		case "tvlUsd":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tvlUsd"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TvlUsd = data
+		case "utilizationBps":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("utilizationBps"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UtilizationBps = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalMetricsInput unmarshals raw into the MetricsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalMetricsInput(ctx context.Context, raw any) (obsqra.MetricsInput, error) {
+	var out obsqra.MetricsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "MetricsInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputRegisterInput(ctx context.Context, obj any) (RegisterInput, error) {
 	var it RegisterInput
 	if obj == nil {
@@ -3080,6 +7288,188 @@ func (ec *executionContext) unmarshalInputRegisterInput(ctx context.Context, obj
 func UnmarshalRegisterInput(ctx context.Context, raw any) (RegisterInput, error) {
 	var out RegisterInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RegisterInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRiskInput(ctx context.Context, obj any) (obsqra.RiskInputs, error) {
+	var it obsqra.RiskInputs
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"utilization", "volatility", "liquidity", "auditScore", "ageDays"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "utilization":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("utilization"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Utilization = data
+		case "volatility":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("volatility"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Volatility = data
+		case "liquidity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("liquidity"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Liquidity = data
+		case "auditScore":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("auditScore"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AuditScore = data
+		case "ageDays":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ageDays"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AgeDays = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRiskInput unmarshals raw into the RiskInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRiskInput(ctx context.Context, raw any) (obsqra.RiskInputs, error) {
+	var out obsqra.RiskInputs
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RiskInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRiskParamsInput(ctx context.Context, obj any) (obsqra.RiskParamsPatch, error) {
+	var it obsqra.RiskParamsPatch
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"wUtilization", "wVolatility", "wLiquidity0", "wLiquidity1", "wLiquidity2", "wLiquidity3", "wAudit", "wAge", "ageCapDays", "clampMin", "clampMax"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "wUtilization":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("wUtilization"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WUtilization = data
+		case "wVolatility":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("wVolatility"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WVolatility = data
+		case "wLiquidity0":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("wLiquidity0"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WLiquidity0 = data
+		case "wLiquidity1":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("wLiquidity1"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WLiquidity1 = data
+		case "wLiquidity2":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("wLiquidity2"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WLiquidity2 = data
+		case "wLiquidity3":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("wLiquidity3"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WLiquidity3 = data
+		case "wAudit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("wAudit"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WAudit = data
+		case "wAge":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("wAge"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WAge = data
+		case "ageCapDays":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ageCapDays"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AgeCapDays = data
+		case "clampMin":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clampMin"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClampMin = data
+		case "clampMax":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clampMax"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClampMax = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRiskParamsInput unmarshals raw into the RiskParamsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRiskParamsInput(ctx context.Context, raw any) (obsqra.RiskParamsPatch, error) {
+	var out obsqra.RiskParamsPatch
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RiskParamsInput", raw, &out)
 	return out, err
 }
 
@@ -3160,6 +7550,111 @@ func UnmarshalUpdatePreferencesInput(ctx context.Context, raw any) (obsqra.Prefe
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputUpsertProtocolInput(ctx context.Context, obj any) (UpsertProtocolInput, error) {
+	var it UpsertProtocolInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["chain"]; !present {
+		asMap["chain"] = "starknet"
+	}
+	if _, present := asMap["enabled"]; !present {
+		asMap["enabled"] = true
+	}
+
+	fieldsInOrder := [...]string{"slug", "name", "chain", "category", "auditScore", "launchedOn", "contractAddress", "enabled", "sourceIds"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "slug":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("slug"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Slug = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "chain":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("chain"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Chain = data
+		case "category":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("category"))
+			data, err := ec.unmarshalNProtocolCategory2githubᚗcomᚋobsqraᚋobsqraᚐProtocolCategory(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Category = data
+		case "auditScore":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("auditScore"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AuditScore = data
+		case "launchedOn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("launchedOn"))
+			data, err := ec.unmarshalNDate2githubᚗcomᚋobsqraᚋobsqraᚐDate(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LaunchedOn = data
+		case "contractAddress":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("contractAddress"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ContractAddress = data
+		case "enabled":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("enabled"))
+			data, err := ec.unmarshalNBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Enabled = data
+		case "sourceIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sourceIds"))
+			data, err := ec.unmarshalOJSON2githubᚗcomᚋobsqraᚋobsqraᚐJSONObject(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SourceIds = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpsertProtocolInput unmarshals raw into the UpsertProtocolInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpsertProtocolInput(ctx context.Context, raw any) (UpsertProtocolInput, error) {
+	var out UpsertProtocolInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpsertProtocolInput", raw, &out)
+	return out, err
+}
+
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
@@ -3173,6 +7668,26 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._User(ctx, sel, obj)
+	case *obsqra.RiskScore:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._RiskScore(ctx, sel, obj)
+	case *obsqra.Protocol:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Protocol(ctx, sel, obj)
+	case *obsqra.MetricsSample:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._MetricsSample(ctx, sel, obj)
+	case *obsqra.Decision:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Decision(ctx, sel, obj)
 	default:
 		if typedObj, ok := obj.(graphql.Marshaler); ok {
 			return typedObj
@@ -3219,6 +7734,342 @@ func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionS
 			}
 		case "user":
 			out.Values[i] = ec._AuthPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var decisionImplementors = []string{"Decision", "Node"}
+
+func (ec *executionContext) _Decision(ctx context.Context, sel ast.SelectionSet, obj *obsqra.Decision) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, decisionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Decision")
+		case "id":
+			out.Values[i] = ec._Decision_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._Decision_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "inputs":
+			out.Values[i] = ec._Decision_inputs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "output":
+			out.Values[i] = ec._Decision_output(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "modelVersion":
+			out.Values[i] = ec._Decision_modelVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._Decision_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "prevHash":
+			out.Values[i] = ec._Decision_prevHash(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hash":
+			out.Values[i] = ec._Decision_hash(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var decisionVerificationImplementors = []string{"DecisionVerification"}
+
+func (ec *executionContext) _DecisionVerification(ctx context.Context, sel ast.SelectionSet, obj *obsqra.DecisionVerification) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, decisionVerificationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DecisionVerification")
+		case "decision":
+			out.Values[i] = ec._DecisionVerification_decision(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "recomputed":
+			out.Values[i] = ec._DecisionVerification_recomputed(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "matches":
+			out.Values[i] = ec._DecisionVerification_matches(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "chainValid":
+			out.Values[i] = ec._DecisionVerification_chainValid(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "brokenAt":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DecisionVerification_brokenAt(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var jobRunImplementors = []string{"JobRun"}
+
+func (ec *executionContext) _JobRun(ctx context.Context, sel ast.SelectionSet, obj *obsqra.JobRun) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, jobRunImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("JobRun")
+		case "job":
+			out.Values[i] = ec._JobRun_job(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "instance":
+			out.Values[i] = ec._JobRun_instance(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "startedAt":
+			out.Values[i] = ec._JobRun_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "finishedAt":
+			out.Values[i] = ec._JobRun_finishedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "outcome":
+			out.Values[i] = ec._JobRun_outcome(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "error":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._JobRun_error(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var metricsSampleImplementors = []string{"MetricsSample", "Node"}
+
+func (ec *executionContext) _MetricsSample(ctx context.Context, sel ast.SelectionSet, obj *obsqra.MetricsSample) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, metricsSampleImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MetricsSample")
+		case "id":
+			out.Values[i] = ec._MetricsSample_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "protocol":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._MetricsSample_protocol(ctx, field, obj)
+				})
+		case "observedAt":
+			out.Values[i] = ec._MetricsSample_observedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "apyBps":
+			out.Values[i] = ec._MetricsSample_apyBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "tvlUsd":
+			out.Values[i] = ec._MetricsSample_tvlUsd(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "utilizationBps":
+			out.Values[i] = ec._MetricsSample_utilizationBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "volatilityBps":
+			out.Values[i] = ec._MetricsSample_volatilityBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "liquidityTier":
+			out.Values[i] = ec._MetricsSample_liquidityTier(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "source":
+			out.Values[i] = ec._MetricsSample_source(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "stale":
+			out.Values[i] = ec._MetricsSample_stale(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var metricsSampleConnectionImplementors = []string{"MetricsSampleConnection"}
+
+func (ec *executionContext) _MetricsSampleConnection(ctx context.Context, sel ast.SelectionSet, obj *MetricsSampleConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, metricsSampleConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MetricsSampleConnection")
+		case "edges":
+			out.Values[i] = ec._MetricsSampleConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._MetricsSampleConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var metricsSampleEdgeImplementors = []string{"MetricsSampleEdge"}
+
+func (ec *executionContext) _MetricsSampleEdge(ctx context.Context, sel ast.SelectionSet, obj *MetricsSampleEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, metricsSampleEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MetricsSampleEdge")
+		case "cursor":
+			out.Values[i] = ec._MetricsSampleEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._MetricsSampleEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -3314,6 +8165,82 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "upsertProtocol":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_upsertProtocol(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setProtocolEnabled":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setProtocolEnabled(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ingestMetrics":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_ingestMetrics(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setRiskParams":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setRiskParams(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var pageInfoImplementors = []string{"PageInfo"}
+
+func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *PageInfo) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, pageInfoImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PageInfo")
+		case "hasNextPage":
+			out.Values[i] = ec._PageInfo_hasNextPage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hasPreviousPage":
+			out.Values[i] = ec._PageInfo_hasPreviousPage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startCursor":
+			out.Values[i] = ec._PageInfo_startCursor(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "endCursor":
+			out.Values[i] = ec._PageInfo_endCursor(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -3389,6 +8316,109 @@ func (ec *executionContext) _Preferences(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var protocolImplementors = []string{"Protocol", "Node"}
+
+func (ec *executionContext) _Protocol(ctx context.Context, sel ast.SelectionSet, obj *obsqra.Protocol) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, protocolImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Protocol")
+		case "id":
+			out.Values[i] = ec._Protocol_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "slug":
+			out.Values[i] = ec._Protocol_slug(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "name":
+			out.Values[i] = ec._Protocol_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "chain":
+			out.Values[i] = ec._Protocol_chain(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "category":
+			out.Values[i] = ec._Protocol_category(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "auditScore":
+			out.Values[i] = ec._Protocol_auditScore(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "launchedOn":
+			out.Values[i] = ec._Protocol_launchedOn(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ageDays":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Protocol_ageDays(ctx, field, obj)
+				})
+		case "contractAddress":
+			out.Values[i] = ec._Protocol_contractAddress(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "enabled":
+			out.Values[i] = ec._Protocol_enabled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "latestMetrics":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Protocol_latestMetrics(ctx, field, obj)
+				})
+		case "latestRisk":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Protocol_latestRisk(ctx, field, obj)
+				})
+		case "metricsHistory":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Protocol_metricsHistory(ctx, field, obj)
+				})
+		case "riskHistory":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Protocol_riskHistory(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -3420,6 +8450,42 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_me(ctx, field)
 				})
+		case "protocols":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_protocols(ctx, field)
+				})
+		case "protocol":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_protocol(ctx, field)
+				})
+		case "riskParams":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_riskParams(ctx, field)
+				})
+		case "riskScorePreview":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_riskScorePreview(ctx, field)
+				})
+		case "verifyDecision":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_verifyDecision(ctx, field)
+				})
+		case "schedulerJobs":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_schedulerJobs(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -3431,6 +8497,428 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___schema(ctx, field)
 			})
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var riskComponentsImplementors = []string{"RiskComponents"}
+
+func (ec *executionContext) _RiskComponents(ctx context.Context, sel ast.SelectionSet, obj *obsqra.RiskComponents) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, riskComponentsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RiskComponents")
+		case "utilization":
+			out.Values[i] = ec._RiskComponents_utilization(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "volatility":
+			out.Values[i] = ec._RiskComponents_volatility(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "liquidity":
+			out.Values[i] = ec._RiskComponents_liquidity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "audit":
+			out.Values[i] = ec._RiskComponents_audit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "age":
+			out.Values[i] = ec._RiskComponents_age(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unclamped":
+			out.Values[i] = ec._RiskComponents_unclamped(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var riskInputsImplementors = []string{"RiskInputs"}
+
+func (ec *executionContext) _RiskInputs(ctx context.Context, sel ast.SelectionSet, obj *obsqra.RiskInputs) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, riskInputsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RiskInputs")
+		case "utilization":
+			out.Values[i] = ec._RiskInputs_utilization(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "volatility":
+			out.Values[i] = ec._RiskInputs_volatility(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "liquidity":
+			out.Values[i] = ec._RiskInputs_liquidity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "auditScore":
+			out.Values[i] = ec._RiskInputs_auditScore(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ageDays":
+			out.Values[i] = ec._RiskInputs_ageDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var riskParamsImplementors = []string{"RiskParams"}
+
+func (ec *executionContext) _RiskParams(ctx context.Context, sel ast.SelectionSet, obj *obsqra.RiskParams) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, riskParamsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RiskParams")
+		case "version":
+			out.Values[i] = ec._RiskParams_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "wUtilization":
+			out.Values[i] = ec._RiskParams_wUtilization(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "wVolatility":
+			out.Values[i] = ec._RiskParams_wVolatility(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "wLiquidity0":
+			out.Values[i] = ec._RiskParams_wLiquidity0(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "wLiquidity1":
+			out.Values[i] = ec._RiskParams_wLiquidity1(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "wLiquidity2":
+			out.Values[i] = ec._RiskParams_wLiquidity2(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "wLiquidity3":
+			out.Values[i] = ec._RiskParams_wLiquidity3(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "wAudit":
+			out.Values[i] = ec._RiskParams_wAudit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "wAge":
+			out.Values[i] = ec._RiskParams_wAge(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ageCapDays":
+			out.Values[i] = ec._RiskParams_ageCapDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clampMin":
+			out.Values[i] = ec._RiskParams_clampMin(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clampMax":
+			out.Values[i] = ec._RiskParams_clampMax(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._RiskParams_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var riskScoreImplementors = []string{"RiskScore", "Node"}
+
+func (ec *executionContext) _RiskScore(ctx context.Context, sel ast.SelectionSet, obj *obsqra.RiskScore) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, riskScoreImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RiskScore")
+		case "id":
+			out.Values[i] = ec._RiskScore_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "protocol":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RiskScore_protocol(ctx, field, obj)
+				})
+		case "score":
+			out.Values[i] = ec._RiskScore_score(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "components":
+			out.Values[i] = ec._RiskScore_components(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "inputs":
+			out.Values[i] = ec._RiskScore_inputs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "observedAt":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RiskScore_observedAt(ctx, field, obj)
+				})
+		case "paramsVersion":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RiskScore_paramsVersion(ctx, field, obj)
+				})
+		case "modelVersion":
+			out.Values[i] = ec._RiskScore_modelVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "computedAt":
+			out.Values[i] = ec._RiskScore_computedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "decisionId":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RiskScore_decisionId(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var riskScoreConnectionImplementors = []string{"RiskScoreConnection"}
+
+func (ec *executionContext) _RiskScoreConnection(ctx context.Context, sel ast.SelectionSet, obj *RiskScoreConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, riskScoreConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RiskScoreConnection")
+		case "edges":
+			out.Values[i] = ec._RiskScoreConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._RiskScoreConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var riskScoreEdgeImplementors = []string{"RiskScoreEdge"}
+
+func (ec *executionContext) _RiskScoreEdge(ctx context.Context, sel ast.SelectionSet, obj *RiskScoreEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, riskScoreEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RiskScoreEdge")
+		case "cursor":
+			out.Values[i] = ec._RiskScoreEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._RiskScoreEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var schedulerJobImplementors = []string{"SchedulerJob"}
+
+func (ec *executionContext) _SchedulerJob(ctx context.Context, sel ast.SelectionSet, obj *obsqra.SchedulerJob) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, schedulerJobImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SchedulerJob")
+		case "name":
+			out.Values[i] = ec._SchedulerJob_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "intervalSeconds":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SchedulerJob_intervalSeconds(ctx, field, obj)
+				})
+		case "timeoutSeconds":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SchedulerJob_timeoutSeconds(ctx, field, obj)
+				})
+		case "nextDueAt":
+			out.Values[i] = ec._SchedulerJob_nextDueAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "running":
+			out.Values[i] = ec._SchedulerJob_running(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastRuns":
+			out.Values[i] = ec._SchedulerJob_lastRuns(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -3913,6 +9401,56 @@ func (ec *executionContext) unmarshalNChangePasswordInput2githubᚗcomᚋobsqra�
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNDate2githubᚗcomᚋobsqraᚋobsqraᚐDate(ctx context.Context, v any) (obsqra.Date, error) {
+	var res obsqra.Date
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDate2githubᚗcomᚋobsqraᚋobsqraᚐDate(ctx context.Context, sel ast.SelectionSet, v obsqra.Date) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNDecision2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDecision(ctx context.Context, sel ast.SelectionSet, v *obsqra.Decision) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Decision!")
+		return graphql.Null
+	}
+	return ec._Decision(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDecisionKind2githubᚗcomᚋobsqraᚋobsqraᚐDecisionKind(ctx context.Context, v any) (obsqra.DecisionKind, error) {
+	var res obsqra.DecisionKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDecisionKind2githubᚗcomᚋobsqraᚋobsqraᚐDecisionKind(ctx context.Context, sel ast.SelectionSet, v obsqra.DecisionKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNDecisionVerification2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDecisionVerification(ctx context.Context, sel ast.SelectionSet, v *obsqra.DecisionVerification) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DecisionVerification!")
+		return graphql.Null
+	}
+	return ec._DecisionVerification(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.SelectionSet, v float64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalFloatContext(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Float!")
+	}
+	return graphql.WrapContextMarshaler(ctx, res)
+}
+
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -3941,18 +9479,245 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 	return res
 }
 
+func (ec *executionContext) unmarshalNJSON2githubᚗcomᚋobsqraᚋobsqraᚐJSONObject(ctx context.Context, v any) (obsqra.JSONObject, error) {
+	var res obsqra.JSONObject
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNJSON2githubᚗcomᚋobsqraᚋobsqraᚐJSONObject(ctx context.Context, sel ast.SelectionSet, v obsqra.JSONObject) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "JSON!")
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalNJobOutcome2githubᚗcomᚋobsqraᚋobsqraᚐJobOutcome(ctx context.Context, v any) (obsqra.JobOutcome, error) {
+	var res obsqra.JobOutcome
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNJobOutcome2githubᚗcomᚋobsqraᚋobsqraᚐJobOutcome(ctx context.Context, sel ast.SelectionSet, v obsqra.JobOutcome) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNJobRun2githubᚗcomᚋobsqraᚋobsqraᚐJobRun(ctx context.Context, sel ast.SelectionSet, v obsqra.JobRun) graphql.Marshaler {
+	return ec._JobRun(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNJobRun2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐJobRunᚄ(ctx context.Context, sel ast.SelectionSet, v []obsqra.JobRun) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNJobRun2githubᚗcomᚋobsqraᚋobsqraᚐJobRun(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNLoginInput2githubᚗcomᚋobsqraᚋobsqraᚋgraphᚐLoginInput(ctx context.Context, v any) (LoginInput, error) {
 	res, err := ec.unmarshalInputLoginInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNMetricsInput2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐMetricsInputᚄ(ctx context.Context, v any) ([]*obsqra.MetricsInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*obsqra.MetricsInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNMetricsInput2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐMetricsInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNMetricsInput2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐMetricsInput(ctx context.Context, v any) (*obsqra.MetricsInput, error) {
+	res, err := ec.unmarshalInputMetricsInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNMetricsSample2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐMetricsSampleᚄ(ctx context.Context, sel ast.SelectionSet, v []*obsqra.MetricsSample) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNMetricsSample2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐMetricsSample(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNMetricsSample2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐMetricsSample(ctx context.Context, sel ast.SelectionSet, v *obsqra.MetricsSample) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MetricsSample!")
+		return graphql.Null
+	}
+	return ec._MetricsSample(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNMetricsSampleConnection2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐMetricsSampleConnection(ctx context.Context, sel ast.SelectionSet, v *MetricsSampleConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MetricsSampleConnection!")
+		return graphql.Null
+	}
+	return ec._MetricsSampleConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNMetricsSampleEdge2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐMetricsSampleEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*MetricsSampleEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNMetricsSampleEdge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐMetricsSampleEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNMetricsSampleEdge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐMetricsSampleEdge(ctx context.Context, sel ast.SelectionSet, v *MetricsSampleEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MetricsSampleEdge!")
+		return graphql.Null
+	}
+	return ec._MetricsSampleEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PageInfo!")
+		return graphql.Null
+	}
+	return ec._PageInfo(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNPreferences2githubᚗcomᚋobsqraᚋobsqraᚐPreferences(ctx context.Context, sel ast.SelectionSet, v obsqra.Preferences) graphql.Marshaler {
 	return ec._Preferences(ctx, sel, &v)
 }
 
+func (ec *executionContext) marshalNProtocol2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocolᚄ(ctx context.Context, sel ast.SelectionSet, v []*obsqra.Protocol) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProtocol2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocol(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProtocol2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocol(ctx context.Context, sel ast.SelectionSet, v *obsqra.Protocol) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Protocol!")
+		return graphql.Null
+	}
+	return ec._Protocol(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNProtocolCategory2githubᚗcomᚋobsqraᚋobsqraᚐProtocolCategory(ctx context.Context, v any) (obsqra.ProtocolCategory, error) {
+	var res obsqra.ProtocolCategory
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNProtocolCategory2githubᚗcomᚋobsqraᚋobsqraᚐProtocolCategory(ctx context.Context, sel ast.SelectionSet, v obsqra.ProtocolCategory) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNRegisterInput2githubᚗcomᚋobsqraᚋobsqraᚋgraphᚐRegisterInput(ctx context.Context, v any) (RegisterInput, error) {
 	res, err := ec.unmarshalInputRegisterInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRiskComponents2githubᚗcomᚋobsqraᚋobsqraᚐRiskComponents(ctx context.Context, sel ast.SelectionSet, v obsqra.RiskComponents) graphql.Marshaler {
+	return ec._RiskComponents(ctx, sel, &v)
+}
+
+func (ec *executionContext) unmarshalNRiskInput2githubᚗcomᚋobsqraᚋobsqraᚐRiskInputs(ctx context.Context, v any) (obsqra.RiskInputs, error) {
+	res, err := ec.unmarshalInputRiskInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRiskInputs2githubᚗcomᚋobsqraᚋobsqraᚐRiskInputs(ctx context.Context, sel ast.SelectionSet, v obsqra.RiskInputs) graphql.Marshaler {
+	return ec._RiskInputs(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNRiskParams2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskParams(ctx context.Context, sel ast.SelectionSet, v *obsqra.RiskParams) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RiskParams!")
+		return graphql.Null
+	}
+	return ec._RiskParams(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRiskParamsInput2githubᚗcomᚋobsqraᚋobsqraᚐRiskParamsPatch(ctx context.Context, v any) (obsqra.RiskParamsPatch, error) {
+	res, err := ec.unmarshalInputRiskParamsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRiskScore2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskScore(ctx context.Context, sel ast.SelectionSet, v *obsqra.RiskScore) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RiskScore!")
+		return graphql.Null
+	}
+	return ec._RiskScore(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRiskScoreConnection2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐRiskScoreConnection(ctx context.Context, sel ast.SelectionSet, v *RiskScoreConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RiskScoreConnection!")
+		return graphql.Null
+	}
+	return ec._RiskScoreConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRiskScoreEdge2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐRiskScoreEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*RiskScoreEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRiskScoreEdge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐRiskScoreEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNRiskScoreEdge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐRiskScoreEdge(ctx context.Context, sel ast.SelectionSet, v *RiskScoreEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RiskScoreEdge!")
+		return graphql.Null
+	}
+	return ec._RiskScoreEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNRiskTolerance2githubᚗcomᚋobsqraᚋobsqraᚐRiskTolerance(ctx context.Context, v any) (obsqra.RiskTolerance, error) {
@@ -3973,6 +9738,30 @@ func (ec *executionContext) unmarshalNRole2githubᚗcomᚋobsqraᚋobsqraᚐRole
 
 func (ec *executionContext) marshalNRole2githubᚗcomᚋobsqraᚋobsqraᚐRole(ctx context.Context, sel ast.SelectionSet, v obsqra.Role) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNSchedulerJob2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐSchedulerJobᚄ(ctx context.Context, sel ast.SelectionSet, v []*obsqra.SchedulerJob) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSchedulerJob2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐSchedulerJob(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSchedulerJob2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐSchedulerJob(ctx context.Context, sel ast.SelectionSet, v *obsqra.SchedulerJob) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SchedulerJob!")
+		return graphql.Null
+	}
+	return ec._SchedulerJob(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -4005,6 +9794,11 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 
 func (ec *executionContext) unmarshalNUpdatePreferencesInput2githubᚗcomᚋobsqraᚋobsqraᚐPreferencesPatch(ctx context.Context, v any) (obsqra.PreferencesPatch, error) {
 	res, err := ec.unmarshalInputUpdatePreferencesInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNUpsertProtocolInput2githubᚗcomᚋobsqraᚋobsqraᚋgraphᚐUpsertProtocolInput(ctx context.Context, v any) (UpsertProtocolInput, error) {
+	res, err := ec.unmarshalInputUpsertProtocolInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -4188,6 +9982,40 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) unmarshalODecimal2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx context.Context, v any) (*obsqra.Decimal, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(obsqra.Decimal)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalODecimal2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx context.Context, sel ast.SelectionSet, v *obsqra.Decimal) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalID(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.SelectionSet, v *string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalID(*v)
+	return res
+}
+
 func (ec *executionContext) unmarshalOInt2ᚖint(ctx context.Context, v any) (*int, error) {
 	if v == nil {
 		return nil, nil
@@ -4206,11 +10034,56 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
+func (ec *executionContext) unmarshalOJSON2githubᚗcomᚋobsqraᚋobsqraᚐJSONObject(ctx context.Context, v any) (obsqra.JSONObject, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res obsqra.JSONObject
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOJSON2githubᚗcomᚋobsqraᚋobsqraᚐJSONObject(ctx context.Context, sel ast.SelectionSet, v obsqra.JSONObject) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) marshalOMetricsSample2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐMetricsSample(ctx context.Context, sel ast.SelectionSet, v *obsqra.MetricsSample) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._MetricsSample(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalONode2githubᚗcomᚋobsqraᚋobsqraᚐNode(ctx context.Context, sel ast.SelectionSet, v obsqra.Node) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Node(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOProtocol2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocol(ctx context.Context, sel ast.SelectionSet, v *obsqra.Protocol) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Protocol(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalORiskParamsInput2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskParamsPatch(ctx context.Context, v any) (*obsqra.RiskParamsPatch, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputRiskParamsInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalORiskScore2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskScore(ctx context.Context, sel ast.SelectionSet, v *obsqra.RiskScore) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RiskScore(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalORiskTolerance2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskTolerance(ctx context.Context, v any) (*obsqra.RiskTolerance, error) {
@@ -4260,6 +10133,24 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	_ = sel
 	_ = ctx
 	res := graphql.MarshalString(*v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalTime(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel ast.SelectionSet, v *time.Time) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalTime(*v)
 	return res
 }
 

@@ -2,6 +2,10 @@
 
 package graph
 
+import (
+	"github.com/obsqra/obsqra"
+)
+
 type ChangePasswordInput struct {
 	CurrentPassword string `json:"currentPassword"`
 	// 8 characters to 72 bytes.
@@ -13,9 +17,50 @@ type LoginInput struct {
 	Password string `json:"password"`
 }
 
+type MetricsSampleConnection struct {
+	Edges    []*MetricsSampleEdge `json:"edges"`
+	PageInfo *PageInfo            `json:"pageInfo"`
+}
+
+type MetricsSampleEdge struct {
+	Cursor string                `json:"cursor"`
+	Node   *obsqra.MetricsSample `json:"node"`
+}
+
+// Where a page of a connection stands.
+type PageInfo struct {
+	HasNextPage     bool    `json:"hasNextPage"`
+	HasPreviousPage bool    `json:"hasPreviousPage"`
+	StartCursor     *string `json:"startCursor,omitempty"`
+	EndCursor       *string `json:"endCursor,omitempty"`
+}
+
 type RegisterInput struct {
 	Email string `json:"email"`
 	// 8 characters to 72 bytes.
 	Password string `json:"password"`
 	FullName string `json:"fullName"`
+}
+
+type RiskScoreConnection struct {
+	Edges    []*RiskScoreEdge `json:"edges"`
+	PageInfo *PageInfo        `json:"pageInfo"`
+}
+
+type RiskScoreEdge struct {
+	Cursor string            `json:"cursor"`
+	Node   *obsqra.RiskScore `json:"node"`
+}
+
+type UpsertProtocolInput struct {
+	Slug            string                  `json:"slug"`
+	Name            string                  `json:"name"`
+	Chain           string                  `json:"chain"`
+	Category        obsqra.ProtocolCategory `json:"category"`
+	AuditScore      int                     `json:"auditScore"`
+	LaunchedOn      obsqra.Date             `json:"launchedOn"`
+	ContractAddress *string                 `json:"contractAddress,omitempty"`
+	Enabled         bool                    `json:"enabled"`
+	// Identifiers feeds know the protocol by, e.g. {"defillama_project": "zklend"} or {"defillama_pool": "<uuid>"}.
+	SourceIds obsqra.JSONObject `json:"sourceIds,omitempty"`
 }

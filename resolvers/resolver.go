@@ -5,24 +5,65 @@ package resolvers
 
 import (
 	"context"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/graph"
+	"github.com/obsqra/obsqra/market"
 )
 
 // Resolver is the root of all resolvers; its fields are the services they
 // call. It is the one place where dependencies are injected.
 type Resolver struct {
 	Accounts *account.Service
+	Market   *market.Service
+	// Scheduler lists the scheduler's jobs; nil when none runs.
+	Scheduler Scheduler
+	// Now is the clock of derived fields such as Protocol.ageDays
+	// (default time.Now).
+	Now func() time.Time
 }
 
-// NewExecutableSchema returns the GraphQL schema backed by r.
-func NewExecutableSchema(r *Resolver) graphql.ExecutableSchema {
-	return graph.NewExecutableSchema(graph.Config{Resolvers: r})
+// Scheduler is what the resolvers need of the job scheduler.
+type Scheduler interface {
+	Jobs(ctx context.Context) ([]obsqra.SchedulerJob, error)
 }
+
+func (r *Resolver) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// NewExecutableSchema returns the GraphQL schema backed by r. Every
+// operation gets its own batch loaders.
+func NewExecutableSchema(r *Resolver) graphql.ExecutableSchema {
+	return schemaWithLoaders{graph.NewExecutableSchema(graph.Config{Resolvers: r})}
+}
+
+// Protocol returns the resolvers of the Protocol type.
+func (r *Resolver) Protocol() graph.ProtocolResolver { return &protocolResolver{r} }
+
+// MetricsSample returns the resolvers of the MetricsSample type.
+func (r *Resolver) MetricsSample() graph.MetricsSampleResolver { return &metricsSampleResolver{r} }
+
+// RiskScore returns the resolvers of the RiskScore type.
+func (r *Resolver) RiskScore() graph.RiskScoreResolver { return &riskScoreResolver{r} }
+
+// DecisionVerification returns the resolvers of the DecisionVerification type.
+func (r *Resolver) DecisionVerification() graph.DecisionVerificationResolver {
+	return &decisionVerificationResolver{r}
+}
+
+// SchedulerJob returns the resolvers of the SchedulerJob type.
+func (r *Resolver) SchedulerJob() graph.SchedulerJobResolver { return &schedulerJobResolver{r} }
+
+// JobRun returns the resolvers of the JobRun type.
+func (r *Resolver) JobRun() graph.JobRunResolver { return &jobRunResolver{r} }
 
 // Query returns the resolvers of the Query type.
 func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
@@ -48,6 +89,29 @@ func (r *queryResolver) Node(ctx context.Context, id string) (obsqra.Node, error
 			return nil, err
 		}
 		return u, nil
+	case obsqra.NodeProtocol:
+		return nodeOrNil(r.Market.ProtocolByID(ctx, n))
+	case obsqra.NodeMetricsSample:
+		return nodeOrNil(r.Market.MetricsSample(ctx, n))
+	case obsqra.NodeRiskScore:
+		return nodeOrNil(r.Market.RiskScore(ctx, n))
+	case obsqra.NodeDecision:
+		return nodeOrNil(r.Market.Decision(ctx, n))
 	}
 	return nil, nil
+}
+
+// nodeOrNil turns a lookup's result into node(id:)'s: null for a missing
+// object, and never a typed nil pointer in the Node interface.
+func nodeOrNil[T any, P interface {
+	*T
+	obsqra.Node
+}](v P, err error) (obsqra.Node, error) {
+	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
+		return nil, nil
+	}
+	if err != nil || v == nil {
+		return nil, err
+	}
+	return v, nil
 }

@@ -123,14 +123,20 @@ func (p *fakePinger) set(err error, ping func(ctx context.Context) error) {
 // reporting the request's auth error, principal, and a fixed payload; tests
 // replace them to return errors, panic or block.
 type fakeResolver struct {
+	// The embedded root stays nil: the fake serves the fields below, and
+	// any other field would panic, which the tests do not ask for.
+	graph.ResolverRoot
 	me    func(ctx context.Context) (*obsqra.User, error)
 	login func(ctx context.Context, input graph.LoginInput) (*obsqra.AuthPayload, error)
 }
 
-func (r *fakeResolver) Query() graph.QueryResolver       { return fakeQuery{r} }
-func (r *fakeResolver) Mutation() graph.MutationResolver { return fakeMutation{r} }
+func (r *fakeResolver) Query() graph.QueryResolver       { return fakeQuery{r: r} }
+func (r *fakeResolver) Mutation() graph.MutationResolver { return fakeMutation{r: r} }
 
-type fakeQuery struct{ r *fakeResolver }
+type fakeQuery struct {
+	graph.QueryResolver // nil: only Node and Me are served
+	r                   *fakeResolver
+}
 
 func (q fakeQuery) Node(context.Context, string) (obsqra.Node, error) {
 	return nil, obsqra.Errorf(obsqra.ENOTFOUND, "no such node")
@@ -146,7 +152,10 @@ func (q fakeQuery) Me(ctx context.Context) (*obsqra.User, error) {
 	return obsqra.UserFromContext(ctx), nil
 }
 
-type fakeMutation struct{ r *fakeResolver }
+type fakeMutation struct {
+	graph.MutationResolver // nil: only the account mutations are served
+	r                      *fakeResolver
+}
 
 var errNotImplemented = errors.New("not implemented in the fake")
 

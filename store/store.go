@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -77,6 +78,10 @@ type DB struct {
 	// committed is broadcast after each unit of work that appended events
 	// commits (see EventsCommitted).
 	committed broadcast
+
+	// statements counts the SQL statements run through the store, for
+	// tests that check a request's statement count (see Statements).
+	statements atomic.Int64
 
 	// Now returns the current time; the store stamps every time it sets with
 	// it. It defaults to time.Now; tests replace it before using the DB.
@@ -182,7 +187,14 @@ func (db *DB) Dialect() string { return db.dialect.name }
 func (db *DB) now() time.Time { return stamp(db.Now()) }
 
 // conn returns the DB as a query target for the unexported query functions.
-func (db *DB) conn() conn { return conn{ext: db.db, d: db.dialect, stmts: db.stmts} }
+func (db *DB) conn() conn {
+	return conn{ext: db.db, d: db.dialect, stmts: db.stmts, count: &db.statements}
+}
+
+// Statements returns how many SQL statements the store has run since it
+// was opened: a test reads it before and after a request to check that the
+// request runs a fixed number of them, whatever the size of the data.
+func (db *DB) Statements() int64 { return db.statements.Load() }
 
 // Tx is a unit of work: every method runs in one database transaction, which
 // WithTx commits or rolls back. A Tx must not be used after fn returns, nor
@@ -196,7 +208,7 @@ type Tx struct {
 
 // conn returns the Tx as a query target for the unexported query functions.
 func (tx *Tx) conn() conn {
-	return conn{ext: tx.tx, d: tx.db.dialect, stmts: tx.db.stmts, tx: tx.tx}
+	return conn{ext: tx.tx, d: tx.db.dialect, stmts: tx.db.stmts, tx: tx.tx, count: &tx.db.statements}
 }
 
 // now returns the store's clock reading as it stores times.
@@ -253,6 +265,7 @@ type conn struct {
 	d     *dialect
 	stmts *stmtCache
 	tx    *sqlx.Tx // the transaction, or nil for the pool
+	count *atomic.Int64
 }
 
 // stmt returns the prepared statement of query for this conn, or nil to run
@@ -271,6 +284,7 @@ func (c conn) stmt(ctx context.Context, query string) *sqlx.Stmt {
 }
 
 func (c conn) queryRow(ctx context.Context, query string, args ...any) *sqlx.Row {
+	c.count.Add(1)
 	query = c.d.rebind(query)
 	if st := c.stmt(ctx, query); st != nil {
 		return st.QueryRowxContext(ctx, args...)
@@ -279,6 +293,7 @@ func (c conn) queryRow(ctx context.Context, query string, args ...any) *sqlx.Row
 }
 
 func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	c.count.Add(1)
 	query = c.d.rebind(query)
 	if st := c.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
@@ -287,6 +302,7 @@ func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 }
 
 func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	c.count.Add(1)
 	query = c.d.rebind(query)
 	if st := c.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)

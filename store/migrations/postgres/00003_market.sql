@@ -55,6 +55,21 @@ CREATE TABLE metrics_samples (
 );
 CREATE INDEX metrics_samples_protocol_time_idx ON metrics_samples (protocol_id, observed_at DESC, id DESC);
 
+-- metrics_daily keeps the last sample of each UTC day per protocol: the
+-- daily series that volatility, forecasts and backtests read, maintained in
+-- the unit of work that stores each sample. It is derived, so it may change.
+CREATE TABLE metrics_daily (
+    protocol_id     bigint      NOT NULL REFERENCES protocols (id),
+    day             date        NOT NULL,
+    observed_at     timestamptz NOT NULL,
+    sample_id       bigint      NOT NULL REFERENCES metrics_samples (id),
+    apy_bps         integer     NOT NULL,
+    utilization_bps integer     NOT NULL,
+    volatility_bps  integer     NOT NULL,
+    tvl_usd         numeric,
+    PRIMARY KEY (protocol_id, day)
+);
+
 CREATE TABLE risk_params (
     version       integer     PRIMARY KEY,
     w_utilization integer     NOT NULL,
@@ -146,6 +161,7 @@ DROP TABLE job_runs;
 DROP TABLE risk_scores;
 DROP TABLE decisions;
 DROP TABLE risk_params;
+DROP TABLE metrics_daily;
 DROP TABLE metrics_samples;
 DROP TABLE protocols;
 DROP FUNCTION obsqra_append_only();

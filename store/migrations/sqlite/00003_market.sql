@@ -54,6 +54,21 @@ CREATE TABLE metrics_samples (
 ) STRICT;
 CREATE INDEX metrics_samples_protocol_time_idx ON metrics_samples (protocol_id, observed_at DESC, id DESC);
 
+-- metrics_daily keeps the last sample of each UTC day per protocol: the
+-- daily series that volatility, forecasts and backtests read, maintained in
+-- the unit of work that stores each sample. It is derived, so it may change.
+CREATE TABLE metrics_daily (
+    protocol_id     INTEGER NOT NULL REFERENCES protocols (id),
+    day             TEXT    NOT NULL,
+    observed_at     TEXT    NOT NULL,
+    sample_id       INTEGER NOT NULL REFERENCES metrics_samples (id),
+    apy_bps         INTEGER NOT NULL,
+    utilization_bps INTEGER NOT NULL,
+    volatility_bps  INTEGER NOT NULL,
+    tvl_usd         TEXT,
+    PRIMARY KEY (protocol_id, day)
+) STRICT;
+
 CREATE TABLE risk_params (
     version       INTEGER PRIMARY KEY,
     w_utilization INTEGER NOT NULL,
@@ -141,5 +156,6 @@ DROP TABLE job_runs;
 DROP TABLE risk_scores;
 DROP TABLE decisions;
 DROP TABLE risk_params;
+DROP TABLE metrics_daily;
 DROP TABLE metrics_samples;
 DROP TABLE protocols;

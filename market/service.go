@@ -1,0 +1,855 @@
+// Package market keeps the protocols Obsqra follows and their market data:
+// the feeds (simulated, DefiLlama, CSV import, admin push), ingestion, and
+// the risk score of every new sample with the RiskEngine's parity formula,
+// recorded in the hash-chained decision log.
+package market
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/ml"
+	"github.com/obsqra/obsqra/store"
+)
+
+// Event topics the market publishes through the outbox. Both are public.
+const (
+	TopicMetricsIngested = "metrics.ingested"
+	TopicRiskScored      = "risk.scored"
+)
+
+// Defaults of Config.
+const (
+	DefaultHistoryDays = 400
+	// VolatilityWindowDays is the trailing window of daily APYs whose
+	// standard deviation is a sample's volatility.
+	VolatilityWindowDays = 30
+	// maxFutureSkew is how far ahead of the server's clock an observation
+	// may be stamped (clock skew between a feed and the server).
+	maxFutureSkew = time.Minute
+	// MaxIngestBatch bounds one ingestMetrics call.
+	MaxIngestBatch = 1000
+	// importChunk is how many samples an import or a backfill commits per
+	// unit of work.
+	importChunk = 500
+)
+
+// DefaultTierThresholds are LIQUIDITY_TIER_USD's default: TVL of at least
+// 50 M USD is tier 0, 10 M tier 1, 1 M tier 2, less tier 3.
+var DefaultTierThresholds = [3]obsqra.Decimal{
+	obsqra.MustDecimal("50000000"), obsqra.MustDecimal("10000000"), obsqra.MustDecimal("1000000"),
+}
+
+// Config configures a Service.
+type Config struct {
+	// Source is the live feed the ingest job polls; nil for none (only
+	// pushed data).
+	Source Source
+	// PollInterval is how often the ingest job polls Source; samples of the
+	// feed older than three intervals are reported stale.
+	PollInterval time.Duration
+	// TierThresholds are the TVLs in USD from which a protocol's liquidity
+	// tier is 0, 1 and 2 (descending); below the last it is 3, and an
+	// unknown TVL is tier 2.
+	TierThresholds [3]obsqra.Decimal
+	// HistoryDays is how many days of daily history the first poll of an
+	// empty database asks the feed for (default 400).
+	HistoryDays int
+	Logger      *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Service holds the market use cases. Resolvers, the importer and the
+// scheduler's ingest job all go through it.
+type Service struct {
+	db  *store.DB
+	cfg Config
+
+	mu sync.Mutex
+	// models caches the scoring model of each parameters version.
+	models map[int]*ml.Model
+	// feedErr is the last poll's error while the feed is down.
+	feedErr error
+	// backfilled is set once the database is known to hold history.
+	backfilled bool
+}
+
+// New returns a market service on db.
+func New(db *store.DB, cfg Config) (*Service, error) {
+	if cfg.TierThresholds == ([3]obsqra.Decimal{}) {
+		cfg.TierThresholds = DefaultTierThresholds
+	}
+	t := cfg.TierThresholds
+	if t[0].Cmp(t[1]) <= 0 || t[1].Cmp(t[2]) <= 0 || t[2].IsNegative() {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "liquidity tier thresholds must be descending and not negative, got %s, %s, %s", t[0], t[1], t[2])
+	}
+	if cfg.HistoryDays == 0 {
+		cfg.HistoryDays = DefaultHistoryDays
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{db: db, cfg: cfg, models: make(map[int]*ml.Model)}, nil
+}
+
+// SourceName is the name of the live feed, "none" when there is none.
+func (s *Service) SourceName() string {
+	if s.cfg.Source == nil {
+		return "none"
+	}
+	return s.cfg.Source.Name()
+}
+
+// Protocols returns every protocol, ordered by slug.
+// Errors: only internal ones.
+func (s *Service) Protocols(ctx context.Context) ([]obsqra.Protocol, error) {
+	return s.db.Protocols(ctx)
+}
+
+// Protocol returns the protocol with the given slug.
+// Errors: ENOTFOUND.
+func (s *Service) Protocol(ctx context.Context, slug string) (*obsqra.Protocol, error) {
+	return s.db.ProtocolBySlug(ctx, slug)
+}
+
+// ProtocolByID returns the protocol with the given id.
+// Errors: ENOTFOUND.
+func (s *Service) ProtocolByID(ctx context.Context, id int64) (*obsqra.Protocol, error) {
+	return s.db.ProtocolByID(ctx, id)
+}
+
+var slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// validateProtocol checks an admin's protocol input.
+func validateProtocol(in *obsqra.ProtocolInput) error {
+	in.Slug = strings.TrimSpace(in.Slug)
+	in.Name = strings.TrimSpace(in.Name)
+	in.Chain = strings.ToLower(strings.TrimSpace(in.Chain))
+	switch {
+	case !slugPattern.MatchString(in.Slug):
+		return obsqra.Errorf(obsqra.EINVALID, "slug must be 1-63 lowercase letters, digits and dashes, starting with a letter or digit")
+	case in.Name == "" || len(in.Name) > 100:
+		return obsqra.Errorf(obsqra.EINVALID, "name must be 1-100 characters")
+	case in.Chain == "" || len(in.Chain) > 50:
+		return obsqra.Errorf(obsqra.EINVALID, "chain must be 1-50 characters")
+	case !in.Category.IsValid():
+		return obsqra.Errorf(obsqra.EINVALID, "category %q is not a valid ProtocolCategory", in.Category)
+	case in.AuditScore < 0 || in.AuditScore > 100:
+		return obsqra.Errorf(obsqra.EINVALID, "auditScore must be between 0 and 100, got %d", in.AuditScore)
+	case in.LaunchedOn < obsqra.DateOf(time.Date(2009, 1, 3, 0, 0, 0, 0, time.UTC)):
+		return obsqra.Errorf(obsqra.EINVALID, "launchedOn %s is before any blockchain existed", in.LaunchedOn)
+	case len(in.SourceIDs) > 16:
+		return obsqra.Errorf(obsqra.EINVALID, "sourceIds may hold at most 16 entries")
+	}
+	for k, v := range in.SourceIDs {
+		if k == "" || len(k) > 64 || len(v) > 256 {
+			return obsqra.Errorf(obsqra.EINVALID, "sourceIds: keys must be 1-64 characters and values at most 256")
+		}
+	}
+	return nil
+}
+
+// UpsertProtocol creates or replaces the protocol of in.Slug.
+// Errors: EUNAUTHENTICATED, EFORBIDDEN (not an admin), EINVALID naming the
+// field.
+func (s *Service) UpsertProtocol(ctx context.Context, in obsqra.ProtocolInput) (*obsqra.Protocol, error) {
+	if _, err := obsqra.RequireAdmin(ctx, "change protocols"); err != nil {
+		return nil, err
+	}
+	if err := validateProtocol(&in); err != nil {
+		return nil, err
+	}
+	if in.LaunchedOn > obsqra.DateOf(s.cfg.Now()) {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "launchedOn %s is in the future", in.LaunchedOn)
+	}
+	var p *obsqra.Protocol
+	err := s.db.WithTx(ctx, func(tx *store.Tx) (err error) {
+		p, _, err = tx.UpsertProtocol(ctx, in)
+		return err
+	})
+	return p, err
+}
+
+// SetProtocolEnabled turns a protocol on or off.
+// Errors: EUNAUTHENTICATED, EFORBIDDEN, ENOTFOUND.
+func (s *Service) SetProtocolEnabled(ctx context.Context, slug string, enabled bool) (*obsqra.Protocol, error) {
+	if _, err := obsqra.RequireAdmin(ctx, "enable or disable protocols"); err != nil {
+		return nil, err
+	}
+	var p *obsqra.Protocol
+	err := s.db.WithTx(ctx, func(tx *store.Tx) (err error) {
+		p, err = tx.SetProtocolEnabled(ctx, slug, enabled)
+		return err
+	})
+	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
+		return nil, obsqra.Errorf(obsqra.ENOTFOUND, "no protocol has slug %q", slug)
+	}
+	return p, err
+}
+
+// LatestMetrics returns each protocol's newest sample, marking it stale
+// when it comes from the live feed and the feed has not confirmed it
+// within three poll intervals or its last poll failed.
+// Errors: only internal ones.
+func (s *Service) LatestMetrics(ctx context.Context, protocolIDs []int64) (map[int64]obsqra.MetricsSample, error) {
+	latest, err := s.db.LatestMetrics(ctx, protocolIDs)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.Source == nil {
+		return latest, nil
+	}
+	feed := s.cfg.Source.Name()
+	cutoff := s.cfg.Now().Add(-3 * s.cfg.PollInterval)
+	s.mu.Lock()
+	down := s.feedErr != nil
+	s.mu.Unlock()
+	for id, m := range latest {
+		if m.Source == feed && (down || m.ObservedAt.Before(cutoff)) {
+			m.Stale = true
+			latest[id] = m
+		}
+	}
+	return latest, nil
+}
+
+// LatestRisk returns each protocol's newest risk score.
+// Errors: only internal ones.
+func (s *Service) LatestRisk(ctx context.Context, protocolIDs []int64) (map[int64]obsqra.RiskScore, error) {
+	return s.db.LatestRiskScores(ctx, protocolIDs)
+}
+
+// MetricsHistory returns a page of each protocol's samples, newest first.
+// Errors: EINVALID for a bad page.
+func (s *Service) MetricsHistory(ctx context.Context, protocolIDs []int64, page store.HistoryPage) (map[int64][]obsqra.MetricsSample, error) {
+	return s.db.MetricsHistory(ctx, protocolIDs, page)
+}
+
+// RiskHistory returns a page of each protocol's risk scores, newest first.
+// Errors: EINVALID for a bad page.
+func (s *Service) RiskHistory(ctx context.Context, protocolIDs []int64, page store.HistoryPage) (map[int64][]obsqra.RiskScore, error) {
+	return s.db.RiskHistory(ctx, protocolIDs, page)
+}
+
+// RiskScore returns the risk score with the given id.
+// Errors: ENOTFOUND.
+func (s *Service) RiskScore(ctx context.Context, id int64) (*obsqra.RiskScore, error) {
+	return s.db.RiskScore(ctx, id)
+}
+
+// RiskParams returns the active risk parameters.
+// Errors: only internal ones.
+func (s *Service) RiskParams(ctx context.Context) (*obsqra.RiskParams, error) {
+	return s.db.ActiveRiskParams(ctx)
+}
+
+// SetRiskParams merges patch over the active parameters and stores the
+// result as a new version, which scores every later sample; earlier scores
+// keep theirs. Errors: EUNAUTHENTICATED, EFORBIDDEN, EINVALID naming the
+// parameter.
+func (s *Service) SetRiskParams(ctx context.Context, patch obsqra.RiskParamsPatch) (*obsqra.RiskParams, error) {
+	p, err := obsqra.RequireAdmin(ctx, "change risk parameters")
+	if err != nil {
+		return nil, err
+	}
+	var out *obsqra.RiskParams
+	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
+		cur, err := tx.ActiveRiskParams(ctx)
+		if err != nil {
+			return err
+		}
+		next := patch.Apply(*cur)
+		if _, err := newModel(next); err != nil {
+			return err
+		}
+		next.CreatedBy = p.User.ID
+		if err := tx.InsertRiskParams(ctx, &next); err != nil {
+			return err
+		}
+		out = &next
+		return nil
+	})
+	return out, err
+}
+
+// mlParams converts stored parameters to the formula's.
+func mlParams(p obsqra.RiskParams) ml.Params {
+	return ml.Params{
+		WUtilization: int64(p.WUtilization),
+		WVolatility:  int64(p.WVolatility),
+		WLiquidity:   [4]int64{int64(p.WLiquidity0), int64(p.WLiquidity1), int64(p.WLiquidity2), int64(p.WLiquidity3)},
+		WAudit:       int64(p.WAudit),
+		WAge:         int64(p.WAge),
+		AgeCapDays:   int64(p.AgeCapDays),
+		ClampMin:     int64(p.ClampMin),
+		ClampMax:     int64(p.ClampMax),
+	}
+}
+
+// newModel validates p and returns its scoring model. Errors: EINVALID
+// naming the parameter.
+func newModel(p obsqra.RiskParams) (*ml.Model, error) {
+	return ml.NewModel(mlParams(p))
+}
+
+// model returns the cached model of a stored parameters version.
+func (s *Service) model(p *obsqra.RiskParams) (*ml.Model, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m, ok := s.models[p.Version]; ok {
+		return m, nil
+	}
+	m, err := newModel(*p)
+	if err != nil {
+		return nil, fmt.Errorf("risk parameters version %d: %w", p.Version, err)
+	}
+	s.models[p.Version] = m
+	return m, nil
+}
+
+// score scores in with m. Errors: EINVALID naming the input.
+func score(m *ml.Model, in obsqra.RiskInputs) (obsqra.RiskScoreOutcome, error) {
+	r, err := m.Score(ml.RiskInputs{
+		UtilizationBps: int64(in.Utilization),
+		VolatilityBps:  int64(in.Volatility),
+		LiquidityTier:  int64(in.Liquidity),
+		AuditScore:     int64(in.AuditScore),
+		AgeDays:        int64(in.AgeDays),
+	})
+	if err != nil {
+		return obsqra.RiskScoreOutcome{}, err
+	}
+	return obsqra.RiskScoreOutcome{Score: int(r.Score), Components: obsqra.RiskComponents{
+		Utilization: int(r.Utilization), Volatility: int(r.Volatility), Liquidity: int(r.Liquidity),
+		Audit: int(r.Audit), Age: int(r.Age), Unclamped: int(r.Unclamped),
+	}}, nil
+}
+
+// PreviewRisk scores in with the active parameters, or with patch merged
+// over them, without storing anything.
+// Errors: EINVALID naming the input or parameter.
+func (s *Service) PreviewRisk(ctx context.Context, in obsqra.RiskInputs, patch *obsqra.RiskParamsPatch) (*obsqra.RiskScore, error) {
+	cur, err := s.db.ActiveRiskParams(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var m *ml.Model
+	version := cur.Version
+	if patch != nil {
+		if m, err = newModel(patch.Apply(*cur)); err != nil {
+			return nil, err
+		}
+		version = 0
+	} else if m, err = s.model(cur); err != nil {
+		return nil, err
+	}
+	out, err := score(m, in)
+	if err != nil {
+		return nil, err
+	}
+	_ = version // a preview reports no parameters version: it is not a stored score
+	return &obsqra.RiskScore{
+		Score: out.Score, Components: out.Components, Inputs: in,
+		ModelVersion: obsqra.RiskModelVersion, ComputedAt: s.cfg.Now().UTC(),
+	}, nil
+}
+
+// Decision returns the decision with the given id.
+// Errors: ENOTFOUND.
+func (s *Service) Decision(ctx context.Context, id int64) (*obsqra.Decision, error) {
+	return s.db.Decision(ctx, id)
+}
+
+// VerifyDecision recomputes a decision from its recorded inputs with the
+// model it names and checks the hash chain from the first decision up to
+// it. Errors: ENOTFOUND; EINVALID for a kind this server cannot recompute.
+func (s *Service) VerifyDecision(ctx context.Context, id int64) (*obsqra.DecisionVerification, error) {
+	d, err := s.db.Decision(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	v := &obsqra.DecisionVerification{Decision: d}
+	switch d.Kind {
+	case obsqra.DecisionRiskScore:
+		v.Recomputed, v.Matches = recomputeRiskScore(d)
+	default:
+		return nil, obsqra.Errorf(obsqra.EINVALID, "decisions of kind %s cannot be recomputed here", d.Kind)
+	}
+	brokenAt, err := s.db.VerifyDecisionChain(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	v.ChainValid, v.BrokenAt = brokenAt == 0, brokenAt
+	return v, nil
+}
+
+// recomputeRiskScore scores a risk decision's recorded inputs with its
+// recorded parameters and compares the result with the recorded output. A
+// record that no longer parses or scores does not match.
+func recomputeRiskScore(d *obsqra.Decision) (obsqra.JSONObject, bool) {
+	var rec obsqra.RiskScoreDecision
+	if err := json.Unmarshal(d.Inputs, &rec); err != nil || d.ModelVersion != obsqra.RiskModelVersion {
+		return nil, false
+	}
+	m, err := newModel(rec.Params)
+	if err != nil {
+		return nil, false
+	}
+	out, err := score(m, rec.Inputs)
+	if err != nil {
+		return nil, false
+	}
+	b, err := obsqra.EncodeDecision(out)
+	if err != nil {
+		return nil, false
+	}
+	return b, string(b) == string(d.Output)
+}
+
+// Ingested is one sample as ingestion left it.
+type Ingested struct {
+	Sample obsqra.MetricsSample
+	Risk   obsqra.RiskScore
+	// Created is false when the same sample was stored already
+	// (ingestion is idempotent), in which case nothing new was written.
+	Created bool
+}
+
+// IngestMetrics is the admins' push of samples (source "admin").
+// Errors: EUNAUTHENTICATED, EFORBIDDEN, and those of Ingest.
+func (s *Service) IngestMetrics(ctx context.Context, inputs []obsqra.MetricsInput) ([]Ingested, error) {
+	if _, err := obsqra.RequireAdmin(ctx, "push metrics"); err != nil {
+		return nil, err
+	}
+	if len(inputs) > MaxIngestBatch {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "input: at most %d samples per call, got %d", MaxIngestBatch, len(inputs))
+	}
+	return s.Ingest(ctx, obsqra.SourceAdmin, inputs)
+}
+
+// Ingest validates every input, then in one unit of work stores each
+// sample with its derived volatility and liquidity tier, scores it with the
+// active risk parameters, appends the decision, stores the score, and
+// publishes the metrics and risk events. Inputs are processed in order of
+// observation. Nothing is stored unless everything is.
+// Errors: EINVALID naming the input and field (unknown protocol, negative
+// TVL, utilization outside 0–10000, an observation in the future, …);
+// ECONFLICT when a different sample with the same protocol, observation
+// time and source is stored already.
+func (s *Service) Ingest(ctx context.Context, source string, inputs []obsqra.MetricsInput) ([]Ingested, error) {
+	if len(inputs) == 0 {
+		return nil, nil
+	}
+	protocols, err := s.db.Protocols(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bySlug := make(map[string]*obsqra.Protocol, len(protocols))
+	for i := range protocols {
+		bySlug[protocols[i].Slug] = &protocols[i]
+	}
+	now := s.cfg.Now()
+	for i := range inputs {
+		if err := validateInput(&inputs[i], bySlug, now); err != nil {
+			return nil, obsqra.Errorf(obsqra.EINVALID, "input[%d].%s", i, obsqra.ErrorMessage(err))
+		}
+	}
+	order := make([]int, len(inputs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return inputs[order[a]].ObservedAt.Before(inputs[order[b]].ObservedAt) })
+
+	out := make([]Ingested, len(inputs))
+	var events []obsqra.Event
+	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
+		events = events[:0]
+		params, err := tx.ActiveRiskParams(ctx)
+		if err != nil {
+			return err
+		}
+		model, err := s.model(params)
+		if err != nil {
+			return err
+		}
+		daily, err := s.loadDaily(ctx, tx, inputs, bySlug)
+		if err != nil {
+			return err
+		}
+		for _, i := range order {
+			in := inputs[i]
+			p := bySlug[in.Protocol]
+			res, evs, err := s.ingestOne(ctx, tx, p, in, source, params, model, daily[p.ID])
+			if err != nil {
+				if obsqra.ErrorCode(err) != obsqra.EINTERNAL {
+					return obsqra.Errorf(obsqra.ErrorCode(err), "input[%d]: %s", i, obsqra.ErrorMessage(err))
+				}
+				return err
+			}
+			out[i] = res
+			events = append(events, evs...)
+		}
+		for i := range events {
+			if err := tx.AppendEvent(ctx, &events[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// validateInput checks one input against the known protocols and the clock.
+// Its error message starts with the field's name.
+func validateInput(in *obsqra.MetricsInput, bySlug map[string]*obsqra.Protocol, now time.Time) error {
+	in.Protocol = strings.TrimSpace(in.Protocol)
+	switch {
+	case bySlug[in.Protocol] == nil:
+		return obsqra.Errorf(obsqra.EINVALID, "protocol: unknown protocol %q", in.Protocol)
+	case in.ObservedAt.IsZero():
+		return obsqra.Errorf(obsqra.EINVALID, "observedAt: required")
+	case in.ObservedAt.After(now.Add(maxFutureSkew)):
+		return obsqra.Errorf(obsqra.EINVALID, "observedAt: %s is in the future", in.ObservedAt.UTC().Format(time.RFC3339))
+	case in.ObservedAt.Year() < 2009:
+		return obsqra.Errorf(obsqra.EINVALID, "observedAt: %s is before any blockchain existed", in.ObservedAt.UTC().Format(time.RFC3339))
+	case in.ApyBps < -10000 || in.ApyBps > 1_000_000:
+		return obsqra.Errorf(obsqra.EINVALID, "apyBps: must be between -10000 and 1000000, got %d", in.ApyBps)
+	case in.UtilizationBps < 0 || in.UtilizationBps > 10000:
+		return obsqra.Errorf(obsqra.EINVALID, "utilizationBps: must be between 0 and 10000, got %d", in.UtilizationBps)
+	case in.TvlUsd != nil && in.TvlUsd.IsNegative():
+		return obsqra.Errorf(obsqra.EINVALID, "tvlUsd: must not be negative, got %s", in.TvlUsd)
+	}
+	return nil
+}
+
+// dailyWindow is a protocol's daily APYs by day, for volatility.
+type dailyWindow map[obsqra.Date]int
+
+// loadDaily reads, in one statement, the daily APYs the batch's volatility
+// windows need.
+func (s *Service) loadDaily(ctx context.Context, tx *store.Tx, inputs []obsqra.MetricsInput, bySlug map[string]*obsqra.Protocol) (map[int64]dailyWindow, error) {
+	var ids []int64
+	first, last := obsqra.Date(math.MaxInt32), obsqra.Date(math.MinInt32)
+	for _, in := range inputs {
+		id := bySlug[in.Protocol].ID
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+		d := obsqra.DateOf(in.ObservedAt)
+		first, last = min(first, d), max(last, d)
+	}
+	series, err := tx.DailySeries(ctx, ids, first-VolatilityWindowDays+1, last)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]dailyWindow, len(ids))
+	for _, id := range ids {
+		w := make(dailyWindow)
+		for _, p := range series[id] {
+			w[p.Day] = p.ApyBps
+		}
+		out[id] = w
+	}
+	return out, nil
+}
+
+// Volatility is the sample standard deviation of the daily APYs (bps) of
+// the VolatilityWindowDays days ending on day, rounded to whole bps; 0 with
+// fewer than two days of data.
+func Volatility(daily map[obsqra.Date]int, day obsqra.Date) int {
+	var n int
+	var sum float64
+	for d := day - VolatilityWindowDays + 1; d <= day; d++ {
+		if v, ok := daily[d]; ok {
+			n++
+			sum += float64(v)
+		}
+	}
+	if n < 2 {
+		return 0
+	}
+	mean := sum / float64(n)
+	var ss float64
+	for d := day - VolatilityWindowDays + 1; d <= day; d++ {
+		if v, ok := daily[d]; ok {
+			ss += (float64(v) - mean) * (float64(v) - mean)
+		}
+	}
+	return int(math.Round(math.Sqrt(ss / float64(n-1))))
+}
+
+// LiquidityTier returns the tier of a TVL: 0 at or above thresholds[0], 1
+// at or above thresholds[1], 2 at or above thresholds[2], else 3; an
+// unknown TVL is tier 2.
+func LiquidityTier(tvl *obsqra.Decimal, thresholds [3]obsqra.Decimal) int {
+	if tvl == nil {
+		return 2
+	}
+	for i, t := range thresholds {
+		if tvl.Cmp(t) >= 0 {
+			return i
+		}
+	}
+	return 3
+}
+
+// ingestOne stores, scores and records one validated sample in tx and
+// returns the events to publish.
+func (s *Service) ingestOne(ctx context.Context, tx *store.Tx, p *obsqra.Protocol, in obsqra.MetricsInput, source string,
+	params *obsqra.RiskParams, model *ml.Model, daily dailyWindow) (Ingested, []obsqra.Event, error) {
+	day := obsqra.DateOf(in.ObservedAt)
+	prevDay, hadDay := daily[day]
+	daily[day] = in.ApyBps
+	m := obsqra.MetricsSample{
+		ProtocolID:     p.ID,
+		ObservedAt:     in.ObservedAt.UTC(),
+		ApyBps:         in.ApyBps,
+		TvlUsd:         in.TvlUsd,
+		UtilizationBps: in.UtilizationBps,
+		VolatilityBps:  Volatility(daily, day),
+		LiquidityTier:  LiquidityTier(in.TvlUsd, s.cfg.TierThresholds),
+		Source:         source,
+	}
+	stored, created, err := tx.InsertMetricsSample(ctx, m)
+	if err != nil {
+		return Ingested{}, nil, err
+	}
+	if !created {
+		if hadDay {
+			daily[day] = prevDay
+		} else {
+			delete(daily, day)
+		}
+		if stored.ApyBps != in.ApyBps || stored.UtilizationBps != in.UtilizationBps || !sameTVL(stored.TvlUsd, in.TvlUsd) {
+			return Ingested{}, nil, obsqra.Errorf(obsqra.ECONFLICT,
+				"a different %s sample of %s observed at %s is stored already", source, p.Slug, stored.ObservedAt.Format(time.RFC3339Nano))
+		}
+		risk, err := tx.RiskScoreBySample(ctx, stored.ID)
+		if err != nil {
+			return Ingested{}, nil, err
+		}
+		return Ingested{Sample: *stored, Risk: *risk}, nil, nil
+	}
+	if err := tx.RecordDaily(ctx, stored); err != nil {
+		return Ingested{}, nil, err
+	}
+
+	inputs := obsqra.RiskInputs{
+		Utilization: stored.UtilizationBps,
+		Volatility:  stored.VolatilityBps,
+		Liquidity:   stored.LiquidityTier,
+		AuditScore:  p.AuditScore,
+		AgeDays:     p.AgeDays(stored.ObservedAt),
+	}
+	outcome, err := score(model, inputs)
+	if err != nil {
+		// Stored samples are validated, so the inputs are in range; a
+		// failure here is the server's.
+		return Ingested{}, nil, fmt.Errorf("score sample %d of %s: %w", stored.ID, p.Slug, err)
+	}
+	rec, err := obsqra.EncodeDecision(obsqra.RiskScoreDecision{
+		Protocol: p.Slug, SampleID: stored.ID, ObservedAt: stored.ObservedAt,
+		Inputs: inputs, ParamsVersion: params.Version, Params: *params,
+	})
+	if err != nil {
+		return Ingested{}, nil, fmt.Errorf("record risk inputs: %w", err)
+	}
+	outJSON, err := obsqra.EncodeDecision(outcome)
+	if err != nil {
+		return Ingested{}, nil, fmt.Errorf("record risk score: %w", err)
+	}
+	d := obsqra.Decision{Kind: obsqra.DecisionRiskScore, Inputs: rec, Output: outJSON, ModelVersion: obsqra.RiskModelVersion}
+	if err := tx.AppendDecision(ctx, &d); err != nil {
+		return Ingested{}, nil, err
+	}
+	risk := obsqra.RiskScore{
+		ProtocolID: p.ID, SampleID: stored.ID, ObservedAt: stored.ObservedAt,
+		Score: outcome.Score, Components: outcome.Components, Inputs: inputs,
+		ParamsVersion: params.Version, ModelVersion: obsqra.RiskModelVersion,
+		ComputedAt: d.CreatedAt, DecisionID: d.ID,
+	}
+	if err := tx.InsertRiskScore(ctx, &risk); err != nil {
+		return Ingested{}, nil, err
+	}
+	evs, err := ingestEvents(p, stored, &risk)
+	if err != nil {
+		return Ingested{}, nil, err
+	}
+	return Ingested{Sample: *stored, Risk: risk, Created: true}, evs, nil
+}
+
+func sameTVL(a, b *obsqra.Decimal) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
+}
+
+// MetricsPayload is the payload of a metrics.ingested event: the sample as
+// stored, with its protocol's slug.
+type MetricsPayload struct {
+	Protocol       string          `json:"protocol"`
+	ProtocolID     int64           `json:"protocolId"`
+	ID             int64           `json:"id"`
+	ObservedAt     time.Time       `json:"observedAt"`
+	ApyBps         int             `json:"apyBps"`
+	TvlUsd         *obsqra.Decimal `json:"tvlUsd"`
+	UtilizationBps int             `json:"utilizationBps"`
+	VolatilityBps  int             `json:"volatilityBps"`
+	LiquidityTier  int             `json:"liquidityTier"`
+	Source         string          `json:"source"`
+	CreatedAt      time.Time       `json:"createdAt"`
+}
+
+// RiskPayload is the payload of a risk.scored event: the score as stored,
+// with its protocol's slug.
+type RiskPayload struct {
+	Protocol      string                `json:"protocol"`
+	ProtocolID    int64                 `json:"protocolId"`
+	ID            int64                 `json:"id"`
+	SampleID      int64                 `json:"sampleId"`
+	ObservedAt    time.Time             `json:"observedAt"`
+	Score         int                   `json:"score"`
+	Components    obsqra.RiskComponents `json:"components"`
+	Inputs        obsqra.RiskInputs     `json:"inputs"`
+	ParamsVersion int                   `json:"paramsVersion"`
+	ModelVersion  string                `json:"modelVersion"`
+	ComputedAt    time.Time             `json:"computedAt"`
+	DecisionID    int64                 `json:"decisionId"`
+}
+
+func ingestEvents(p *obsqra.Protocol, m *obsqra.MetricsSample, r *obsqra.RiskScore) ([]obsqra.Event, error) {
+	mp, err := json.Marshal(MetricsPayload{
+		Protocol: p.Slug, ProtocolID: p.ID, ID: m.ID, ObservedAt: m.ObservedAt, ApyBps: m.ApyBps,
+		TvlUsd: m.TvlUsd, UtilizationBps: m.UtilizationBps, VolatilityBps: m.VolatilityBps,
+		LiquidityTier: m.LiquidityTier, Source: m.Source, CreatedAt: m.CreatedAt,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode metrics event: %w", err)
+	}
+	rp, err := json.Marshal(RiskPayload{
+		Protocol: p.Slug, ProtocolID: p.ID, ID: r.ID, SampleID: r.SampleID, ObservedAt: r.ObservedAt,
+		Score: r.Score, Components: r.Components, Inputs: r.Inputs, ParamsVersion: r.ParamsVersion,
+		ModelVersion: r.ModelVersion, ComputedAt: r.ComputedAt, DecisionID: r.DecisionID,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode risk event: %w", err)
+	}
+	return []obsqra.Event{
+		{Topic: TopicMetricsIngested, Payload: mp},
+		{Topic: TopicRiskScored, Payload: rp},
+	}, nil
+}
+
+// Poll is the scheduler's ingest job: on a database without history it
+// first asks the feed for HistoryDays of daily history, then it ingests the
+// feed's current samples of the enabled protocols. When the feed fails, the
+// last good data stays (reported stale) and the error is returned for the
+// scheduler to record and back off.
+// Errors: the feed's failure; internal ones.
+func (s *Service) Poll(ctx context.Context) error {
+	src := s.cfg.Source
+	if src == nil {
+		return nil
+	}
+	all, err := s.db.Protocols(ctx)
+	if err != nil {
+		return err
+	}
+	var enabled []obsqra.Protocol
+	ids := make([]int64, 0, len(all))
+	for _, p := range all {
+		if p.Enabled {
+			enabled = append(enabled, p)
+			ids = append(ids, p.ID)
+		}
+	}
+	if len(enabled) == 0 {
+		return nil
+	}
+	if err := s.backfill(ctx, src, enabled); err != nil {
+		return s.feedFailed(err)
+	}
+	last, err := s.db.LatestMetricsOf(ctx, ids, src.Name())
+	if err != nil {
+		return err
+	}
+	inputs, err := src.Poll(ctx, enabled, last, s.cfg.Now())
+	if err != nil {
+		return s.feedFailed(err)
+	}
+	if _, err := s.Ingest(ctx, src.Name(), inputs); err != nil {
+		return fmt.Errorf("ingest %s samples: %w", src.Name(), err)
+	}
+	s.mu.Lock()
+	recovered := s.feedErr != nil
+	s.feedErr = nil
+	s.mu.Unlock()
+	if recovered {
+		s.cfg.Logger.Info("market feed recovered", "source", src.Name())
+	}
+	return nil
+}
+
+func (s *Service) feedFailed(err error) error {
+	s.mu.Lock()
+	s.feedErr = err
+	s.mu.Unlock()
+	return fmt.Errorf("poll %s: %w", s.SourceName(), err)
+}
+
+// backfill loads the feed's daily history once, when no sample is stored.
+func (s *Service) backfill(ctx context.Context, src Source, enabled []obsqra.Protocol) error {
+	s.mu.Lock()
+	done := s.backfilled
+	s.mu.Unlock()
+	if done {
+		return nil
+	}
+	has, err := s.db.HasMetrics(ctx)
+	if err != nil {
+		return err
+	}
+	if !has {
+		hist, err := src.History(ctx, enabled, s.cfg.Now(), s.cfg.HistoryDays)
+		if err != nil {
+			return fmt.Errorf("load %d days of history: %w", s.cfg.HistoryDays, err)
+		}
+		for start := 0; start < len(hist); start += importChunk {
+			if _, err := s.Ingest(ctx, src.Name(), hist[start:min(start+importChunk, len(hist))]); err != nil {
+				return fmt.Errorf("ingest history: %w", err)
+			}
+		}
+		s.cfg.Logger.Info("market history loaded", "source", src.Name(), "samples", len(hist), "days", s.cfg.HistoryDays)
+	}
+	s.mu.Lock()
+	s.backfilled = true
+	s.mu.Unlock()
+	return nil
+}
+
+// MetricsSample returns the sample with the given id.
+// Errors: ENOTFOUND.
+func (s *Service) MetricsSample(ctx context.Context, id int64) (*obsqra.MetricsSample, error) {
+	return s.db.MetricsSample(ctx, id)
+}

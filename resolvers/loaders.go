@@ -1,0 +1,133 @@
+package resolvers
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/obsqra/obsqra"
+)
+
+// loaders batch the per-protocol fields of one operation. A protocol list
+// (protocols, protocol) registers its protocols as siblings; the first
+// field that needs, say, latestRisk of one of them loads it for all of
+// them in one statement, and every sibling then reads the cached result.
+// So an operation runs a fixed number of statements whatever the number of
+// protocols, and nothing waits for a batch window to close: the batch is
+// known before the first field resolves.
+type loaders struct {
+	mu       sync.Mutex
+	siblings []int64
+	batches  map[string]any // key → *batch[V]
+
+	protocolsOnce sync.Once
+	protocols     map[int64]*obsqra.Protocol
+	protocolsErr  error
+}
+
+type loadersKey struct{}
+
+// schemaWithLoaders gives every operation its own loaders.
+type schemaWithLoaders struct{ graphql.ExecutableSchema }
+
+func (s schemaWithLoaders) Exec(ctx context.Context) graphql.ResponseHandler {
+	return s.ExecutableSchema.Exec(context.WithValue(ctx, loadersKey{}, &loaders{batches: make(map[string]any)}))
+}
+
+// loadersFrom returns the operation's loaders; a context without them (a
+// direct call in a test) gets fresh ones that batch nothing across calls.
+func loadersFrom(ctx context.Context) *loaders {
+	if l, ok := ctx.Value(loadersKey{}).(*loaders); ok {
+		return l
+	}
+	return &loaders{batches: make(map[string]any)}
+}
+
+// addSiblings registers protocols whose fields this operation may ask for.
+func (l *loaders) addSiblings(ps ...*obsqra.Protocol) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range ps {
+		if !slices.Contains(l.siblings, p.ID) {
+			l.siblings = append(l.siblings, p.ID)
+		}
+	}
+}
+
+// batch is one load of a field for a set of protocols.
+type batch[V any] struct {
+	done chan struct{}
+	ids  []int64
+	m    map[int64]V
+	err  error
+}
+
+// load returns the value of key for protocol id: from the batch loaded
+// for all siblings on first use, or, for a protocol that was not a sibling
+// when the batch ran, from a load of its own. ok is false when the
+// protocol has no value (no samples yet, say).
+func load[V any](ctx context.Context, key string, id int64, fetch func(ctx context.Context, ids []int64) (map[int64]V, error)) (v V, ok bool, err error) {
+	l := loadersFrom(ctx)
+	l.mu.Lock()
+	b, found := l.batches[key].(*batch[V])
+	single := false
+	if found && !slices.Contains(b.ids, id) {
+		// id joined after the batch ran (a protocol reached through a
+		// sample, say): it gets a batch of its own.
+		key += "/" + strconv.FormatInt(id, 10)
+		b, found = l.batches[key].(*batch[V])
+		single = true
+	}
+	if !found {
+		ids := []int64{id}
+		if !single {
+			ids = slices.Clone(l.siblings)
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+		b = &batch[V]{done: make(chan struct{}), ids: ids}
+		l.batches[key] = b
+		l.mu.Unlock()
+		b.m, b.err = fetch(ctx, ids)
+		close(b.done)
+	} else {
+		l.mu.Unlock()
+	}
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		return v, false, ctx.Err()
+	}
+	if b.err != nil {
+		return v, false, b.err
+	}
+	v, ok = b.m[id]
+	return v, ok, nil
+}
+
+// protocolByID returns a protocol of this operation, loading the whole
+// (small) protocol table once.
+func (l *loaders) protocolByID(ctx context.Context, r *Resolver, id int64) (*obsqra.Protocol, error) {
+	l.protocolsOnce.Do(func() {
+		ps, err := r.Market.Protocols(ctx)
+		if err != nil {
+			l.protocolsErr = err
+			return
+		}
+		l.protocols = make(map[int64]*obsqra.Protocol, len(ps))
+		for i := range ps {
+			l.protocols[ps[i].ID] = &ps[i]
+		}
+	})
+	if l.protocolsErr != nil {
+		return nil, l.protocolsErr
+	}
+	if p, ok := l.protocols[id]; ok {
+		return p, nil
+	}
+	return r.Market.ProtocolByID(ctx, id)
+}

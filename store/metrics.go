@@ -1,0 +1,323 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/obsqra/obsqra"
+)
+
+var metricsColumns = []string{
+	"id", "protocol_id", "observed_at", "apy_bps", "tvl_usd", "utilization_bps",
+	"volatility_bps", "liquidity_tier", "source", "created_at"}
+
+var metricsSelect = "SELECT " + columns("", metricsColumns...) + " FROM metrics_samples"
+
+func metricsScanArgs(m *obsqra.MetricsSample) []any {
+	return []any{&m.ID, &m.ProtocolID, scanTime(&m.ObservedAt), &m.ApyBps, decimalScanner{&m.TvlUsd},
+		&m.UtilizationBps, &m.VolatilityBps, &m.LiquidityTier, &m.Source, scanTime(&m.CreatedAt)}
+}
+
+// decimalScanner reads a nullable decimal column: nil for NULL.
+type decimalScanner struct{ dst **obsqra.Decimal }
+
+func (s decimalScanner) Scan(src any) error {
+	if src == nil {
+		*s.dst = nil
+		return nil
+	}
+	var d obsqra.Decimal
+	if err := d.Scan(src); err != nil {
+		return err
+	}
+	*s.dst = &d
+	return nil
+}
+
+func decimalArg(d *obsqra.Decimal) any {
+	if d == nil {
+		return nil
+	}
+	return d.String()
+}
+
+// InsertMetricsSample stores m unless a sample of the same protocol,
+// observation time and source is stored already: samples are idempotent on
+// that key. It returns the stored sample and whether it was created now;
+// an existing one is returned as it is (the caller compares it).
+// Errors: only internal ones (the caller validates).
+func (tx *Tx) InsertMetricsSample(ctx context.Context, m obsqra.MetricsSample) (*obsqra.MetricsSample, bool, error) {
+	c := tx.conn()
+	m.CreatedAt = tx.now()
+	err := c.queryRow(ctx, `
+		INSERT INTO metrics_samples (protocol_id, observed_at, apy_bps, tvl_usd, utilization_bps,
+			volatility_bps, liquidity_tier, source, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (protocol_id, observed_at, source) DO NOTHING
+		RETURNING id`,
+		m.ProtocolID, c.d.timeArg(m.ObservedAt), m.ApyBps, decimalArg(m.TvlUsd), m.UtilizationBps,
+		m.VolatilityBps, m.LiquidityTier, m.Source, c.d.timeArg(m.CreatedAt)).Scan(&m.ID)
+	if err == nil {
+		m.ObservedAt = stamp(m.ObservedAt)
+		return &m, true, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, false, translate(err, "insert metrics sample", "metrics sample")
+	}
+	old := new(obsqra.MetricsSample)
+	err = c.queryRow(ctx, metricsSelect+" WHERE protocol_id = ? AND observed_at = ? AND source = ?",
+		m.ProtocolID, c.d.timeArg(m.ObservedAt), m.Source).Scan(metricsScanArgs(old)...)
+	if err != nil {
+		return nil, false, translate(err, "load existing metrics sample", "metrics sample")
+	}
+	return old, false, nil
+}
+
+// DailyPoint is a protocol's last sample of one UTC day.
+type DailyPoint struct {
+	Day            obsqra.Date
+	ObservedAt     time.Time
+	SampleID       int64
+	ApyBps         int
+	UtilizationBps int
+	VolatilityBps  int
+	TvlUsd         *obsqra.Decimal
+}
+
+// RecordDaily makes m its day's point of the daily series unless a later
+// sample of that day is recorded already.
+// Errors: only internal ones.
+func (tx *Tx) RecordDaily(ctx context.Context, m *obsqra.MetricsSample) error {
+	c := tx.conn()
+	_, err := c.exec(ctx, `
+		INSERT INTO metrics_daily (protocol_id, day, observed_at, sample_id, apy_bps, utilization_bps, volatility_bps, tvl_usd)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (protocol_id, day) DO UPDATE SET
+			observed_at = excluded.observed_at, sample_id = excluded.sample_id, apy_bps = excluded.apy_bps,
+			utilization_bps = excluded.utilization_bps, volatility_bps = excluded.volatility_bps,
+			tvl_usd = excluded.tvl_usd
+		WHERE excluded.observed_at > metrics_daily.observed_at
+			OR (excluded.observed_at = metrics_daily.observed_at AND excluded.sample_id > metrics_daily.sample_id)`,
+		m.ProtocolID, obsqra.DateOf(m.ObservedAt).String(), c.d.timeArg(m.ObservedAt), m.ID,
+		m.ApyBps, m.UtilizationBps, m.VolatilityBps, decimalArg(m.TvlUsd))
+	return translate(err, "record daily metrics", "metrics sample")
+}
+
+// DailySeries returns each protocol's daily points with from ≤ day ≤ to,
+// oldest first, keyed by protocol id, in one statement.
+// Errors: only internal ones.
+func (db *DB) DailySeries(ctx context.Context, protocolIDs []int64, from, to obsqra.Date) (map[int64][]DailyPoint, error) {
+	return dailySeries(ctx, db.conn(), protocolIDs, from, to)
+}
+
+// DailySeries is (*DB).DailySeries as this unit of work sees it.
+func (tx *Tx) DailySeries(ctx context.Context, protocolIDs []int64, from, to obsqra.Date) (map[int64][]DailyPoint, error) {
+	return dailySeries(ctx, tx.conn(), protocolIDs, from, to)
+}
+
+func dailySeries(ctx context.Context, c conn, protocolIDs []int64, from, to obsqra.Date) (map[int64][]DailyPoint, error) {
+	out := make(map[int64][]DailyPoint, len(protocolIDs))
+	if len(protocolIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, 0, len(protocolIDs)+2)
+	for _, id := range protocolIDs {
+		args = append(args, id)
+	}
+	args = append(args, from.String(), to.String())
+	rows, err := c.query(ctx, `
+		SELECT protocol_id, day, observed_at, sample_id, apy_bps, utilization_bps, volatility_bps, tvl_usd
+		FROM metrics_daily WHERE protocol_id IN (`+placeholders(len(protocolIDs))+`) AND day >= ? AND day <= ?
+		ORDER BY protocol_id, day`, args...)
+	if err != nil {
+		return nil, translate(err, "load daily series", "metrics sample")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var p DailyPoint
+		if err := rows.Scan(&id, dateScanner{&p.Day}, scanTime(&p.ObservedAt), &p.SampleID, &p.ApyBps,
+			&p.UtilizationBps, &p.VolatilityBps, decimalScanner{&p.TvlUsd}); err != nil {
+			return nil, translate(err, "scan daily series", "metrics sample")
+		}
+		out[id] = append(out[id], p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load daily series: %w", err)
+	}
+	return out, nil
+}
+
+// placeholders returns n comma-separated ? placeholders.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// HistoryPage selects a page of a protocol's history, newest first.
+type HistoryPage struct {
+	// First is the page size; the query returns up to First+1 rows so the
+	// caller knows whether there is a next page.
+	First int
+	// After, when set, continues after this row.
+	After *HistoryKey
+	// From and To, when set, bound the observation time (both inclusive).
+	From, To *time.Time
+}
+
+// HistoryKey is a history row's position: its observation time and id.
+type HistoryKey struct {
+	At time.Time
+	ID int64
+}
+
+// pageQuery returns the condition and arguments of page for a table with
+// protocol_id, observed_at and id columns.
+func (page HistoryPage) where(c conn, protocolID int64) (string, []any) {
+	conds := []string{"protocol_id = ?"}
+	args := []any{protocolID}
+	if page.From != nil {
+		conds = append(conds, "observed_at >= ?")
+		args = append(args, c.d.timeArg(*page.From))
+	}
+	if page.To != nil {
+		conds = append(conds, "observed_at <= ?")
+		args = append(args, c.d.timeArg(*page.To))
+	}
+	if page.After != nil {
+		at := c.d.timeArg(page.After.At)
+		conds = append(conds, "(observed_at < ? OR (observed_at = ? AND id < ?))")
+		args = append(args, at, at, page.After.ID)
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// pagesQuery builds one statement that reads the page of each protocol:
+// a UNION ALL of per-protocol subqueries, each of which walks the
+// (protocol_id, observed_at DESC, id DESC) index and stops after First+1
+// rows, however long the history. (A window function over all protocols
+// would number every row of every history first.)
+func pagesQuery(c conn, table string, cols []string, protocolIDs []int64, page HistoryPage) (string, []any) {
+	var b strings.Builder
+	var args []any
+	list := columns("", cols...)
+	for i, id := range protocolIDs {
+		if i > 0 {
+			b.WriteString(" UNION ALL ")
+		}
+		cond, a := page.where(c, id)
+		b.WriteString("SELECT * FROM (SELECT " + list + " FROM " + table + " WHERE " + cond +
+			" ORDER BY observed_at DESC, id DESC LIMIT ?) AS p" + fmt.Sprint(i))
+		args = append(args, a...)
+		args = append(args, page.First+1)
+	}
+	return b.String(), args
+}
+
+// MetricsHistory returns a page of each protocol's samples, newest first,
+// keyed by protocol id, in one statement.
+// Errors: EINVALID for a page size below 1; otherwise internal ones.
+func (db *DB) MetricsHistory(ctx context.Context, protocolIDs []int64, page HistoryPage) (map[int64][]obsqra.MetricsSample, error) {
+	if page.First < 1 {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "page size must be at least 1, got %d", page.First)
+	}
+	out := make(map[int64][]obsqra.MetricsSample, len(protocolIDs))
+	if len(protocolIDs) == 0 {
+		return out, nil
+	}
+	c := db.conn()
+	q, args := pagesQuery(c, "metrics_samples", metricsColumns, protocolIDs, page)
+	rows, err := c.query(ctx, q, args...)
+	if err != nil {
+		return nil, translate(err, "load metrics history", "metrics sample")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m obsqra.MetricsSample
+		if err := rows.Scan(metricsScanArgs(&m)...); err != nil {
+			return nil, translate(err, "scan metrics history", "metrics sample")
+		}
+		out[m.ProtocolID] = append(out[m.ProtocolID], m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load metrics history: %w", err)
+	}
+	return out, nil
+}
+
+// LatestMetrics returns each protocol's newest sample (by observation
+// time), keyed by protocol id, in one statement; a protocol without samples
+// is absent. Errors: only internal ones.
+func (db *DB) LatestMetrics(ctx context.Context, protocolIDs []int64) (map[int64]obsqra.MetricsSample, error) {
+	return latestMetrics(ctx, db.conn(), protocolIDs, "")
+}
+
+// LatestMetricsOf is LatestMetrics of samples from one source, as this unit
+// of work sees them.
+func (tx *Tx) LatestMetricsOf(ctx context.Context, protocolIDs []int64, source string) (map[int64]obsqra.MetricsSample, error) {
+	return latestMetrics(ctx, tx.conn(), protocolIDs, source)
+}
+
+// LatestMetricsOf is LatestMetrics of samples from one source.
+func (db *DB) LatestMetricsOf(ctx context.Context, protocolIDs []int64, source string) (map[int64]obsqra.MetricsSample, error) {
+	return latestMetrics(ctx, db.conn(), protocolIDs, source)
+}
+
+func latestMetrics(ctx context.Context, c conn, protocolIDs []int64, source string) (map[int64]obsqra.MetricsSample, error) {
+	out := make(map[int64]obsqra.MetricsSample, len(protocolIDs))
+	if len(protocolIDs) == 0 {
+		return out, nil
+	}
+	inner := "SELECT s.id FROM metrics_samples s WHERE s.protocol_id = p.id"
+	var args []any
+	if source != "" {
+		inner += " AND s.source = ?"
+		args = append(args, source)
+	}
+	inner += " ORDER BY s.observed_at DESC, s.id DESC LIMIT 1"
+	for _, id := range protocolIDs {
+		args = append(args, id)
+	}
+	rows, err := c.query(ctx, "SELECT "+columns("m.", metricsColumns...)+
+		" FROM protocols p JOIN metrics_samples m ON m.id = ("+inner+")"+
+		" WHERE p.id IN ("+placeholders(len(protocolIDs))+")", args...)
+	if err != nil {
+		return nil, translate(err, "load latest metrics", "metrics sample")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m obsqra.MetricsSample
+		if err := rows.Scan(metricsScanArgs(&m)...); err != nil {
+			return nil, translate(err, "scan latest metrics", "metrics sample")
+		}
+		out[m.ProtocolID] = m
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load latest metrics: %w", err)
+	}
+	return out, nil
+}
+
+// HasMetrics reports whether any sample is stored.
+// Errors: only internal ones.
+func (db *DB) HasMetrics(ctx context.Context) (bool, error) {
+	var n int
+	err := db.conn().queryRow(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM metrics_samples LIMIT 1) AS any_sample").Scan(&n)
+	if err != nil {
+		return false, translate(err, "check for metrics", "metrics sample")
+	}
+	return n > 0, nil
+}
+
+// MetricsSample returns the sample with the given id.
+// Errors: ENOTFOUND when there is none; otherwise internal ones.
+func (db *DB) MetricsSample(ctx context.Context, id int64) (*obsqra.MetricsSample, error) {
+	m := new(obsqra.MetricsSample)
+	if err := db.conn().queryRow(ctx, metricsSelect+" WHERE id = ?", id).Scan(metricsScanArgs(m)...); err != nil {
+		return nil, translate(err, "load metrics sample", "metrics sample")
+	}
+	return m, nil
+}

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/obsqra/obsqra"
 )
 
 // Environment says whether the server runs for development or production.
@@ -124,6 +126,35 @@ type Config struct {
 	// DataDir is the directory of the development secret key file
 	// DataDir/secret_key (DATA_DIR, default "data").
 	DataDir string
+
+	// MarketSource is the live market feed (MARKET_SOURCE, simulated,
+	// defillama or none, default simulated).
+	MarketSource string
+	// MarketPollInterval is how often the feed is polled
+	// (MARKET_POLL_INTERVAL, Go duration, default 10s for simulated and 5m
+	// for defillama).
+	MarketPollInterval time.Duration
+	// MarketSeed seeds the simulated feed (MARKET_SEED, default 1): the same
+	// seed gives the same market.
+	MarketSeed uint64
+	// MarketHistoryDays is how many days of daily history the feed loads
+	// into a database that has none (MARKET_HISTORY_DAYS, default 400,
+	// 0-3650; 0 loads none).
+	MarketHistoryDays int
+	// DefiLlamaURL is the base URL of the DefiLlama yields API
+	// (DEFILLAMA_URL, default https://yields.llama.fi).
+	DefiLlamaURL string
+	// LiquidityTierUSD are the TVLs in USD from which a protocol's
+	// liquidity tier is 0, 1 and 2 (LIQUIDITY_TIER_USD, three descending
+	// decimals, default 50000000,10000000,1000000).
+	LiquidityTierUSD [3]obsqra.Decimal
+
+	// PruneInterval is how often the prune job removes expired events and
+	// old job runs (PRUNE_INTERVAL, Go duration, default 1h).
+	PruneInterval time.Duration
+	// EventRetention is how long outbox events are kept for subscribers
+	// resuming from a cursor (EVENT_RETENTION, Go duration, default 24h).
+	EventRetention time.Duration
 }
 
 // Load reads the configuration through getenv, which is os.Getenv in the
@@ -204,10 +235,71 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 		c.DataDir = v
 	}
 
+	c.MarketSource = defaultMarketSource
+	if v, ok := l.value("MARKET_SOURCE"); ok {
+		switch v = strings.ToLower(v); v {
+		case "simulated", "defillama", "none":
+			c.MarketSource = v
+		default:
+			l.problemf("MARKET_SOURCE", "%q is not one of simulated, defillama, none", v)
+		}
+	}
+	pollDefault := defaultSimulatedPoll
+	if c.MarketSource == "defillama" {
+		pollDefault = defaultDefiLlamaPoll
+	}
+	c.MarketPollInterval = l.duration("MARKET_POLL_INTERVAL", pollDefault)
+	c.MarketSeed = uint64(l.intRange("MARKET_SEED", 1, 0, 1<<31-1, "a whole number from 0 to 2147483647"))
+	c.MarketHistoryDays = l.intRange("MARKET_HISTORY_DAYS", defaultHistoryDays, 0, 3650, "a whole number of days from 0 to 3650")
+	c.DefiLlamaURL = l.httpURL("DEFILLAMA_URL", defaultDefiLlamaURL)
+	c.LiquidityTierUSD = l.tiers("LIQUIDITY_TIER_USD", defaultLiquidityTiers)
+	c.PruneInterval = l.duration("PRUNE_INTERVAL", defaultPruneInterval)
+	c.EventRetention = l.duration("EVENT_RETENTION", defaultEventRetention)
+
 	if len(l.problems) > 0 {
 		return nil, errors.Join(l.problems...)
 	}
 	return c, nil
+}
+
+// httpURL reads an http(s) base URL, without a trailing slash.
+func (l *loader) httpURL(name, def string) string {
+	v, ok := l.value(name)
+	if !ok {
+		v = def
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		l.problemf(name, "%q is not an http:// or https:// URL", v)
+		return def
+	}
+	return strings.TrimRight(v, "/")
+}
+
+// tiers reads three descending, non-negative decimals.
+func (l *loader) tiers(name, def string) [3]obsqra.Decimal {
+	v, ok := l.value(name)
+	if !ok {
+		v = def
+	}
+	var out [3]obsqra.Decimal
+	parts := list(v)
+	if len(parts) != 3 {
+		l.problemf(name, "%q must be three amounts in USD, descending, e.g. %s", v, def)
+		return out
+	}
+	for i, p := range parts {
+		d, err := obsqra.ParseDecimal(p)
+		if err != nil || d.IsNegative() {
+			l.problemf(name, "%q: %q is not an amount in USD", v, p)
+			return out
+		}
+		out[i] = d
+	}
+	if out[0].Cmp(out[1]) <= 0 || out[1].Cmp(out[2]) <= 0 {
+		l.problemf(name, "%q must be descending (tier 0 needs the most TVL)", v)
+	}
+	return out
 }
 
 // Addr returns the address the HTTP server listens on, host:port (with
@@ -238,6 +330,11 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("ws_init_timeout", c.WSInitTimeout),
 		slog.Duration("ws_keepalive", c.WSKeepAlive),
 		slog.String("data_dir", c.DataDir),
+		slog.String("market_source", c.MarketSource),
+		slog.Duration("market_poll_interval", c.MarketPollInterval),
+		slog.Int("market_history_days", c.MarketHistoryDays),
+		slog.Duration("prune_interval", c.PruneInterval),
+		slog.Duration("event_retention", c.EventRetention),
 	)
 }
 

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/obsqra/obsqra"
+
 	"bytes"
 	"errors"
 	"log/slog"
@@ -53,6 +55,14 @@ func TestLoadDefaults(t *testing.T) {
 			WSInitTimeout:        5 * time.Second,
 			WSKeepAlive:          15 * time.Second,
 			DataDir:              "data",
+			MarketSource:         "simulated",
+			MarketPollInterval:   10 * time.Second,
+			MarketSeed:           1,
+			MarketHistoryDays:    400,
+			DefiLlamaURL:         "https://yields.llama.fi",
+			LiquidityTierUSD:     [3]obsqra.Decimal{obsqra.MustDecimal("50000000"), obsqra.MustDecimal("10000000"), obsqra.MustDecimal("1000000")},
+			PruneInterval:        time.Hour,
+			EventRetention:       24 * time.Hour,
 		}},
 		{"empty values count as unset", map[string]string{"API_PORT": "", "ENVIRONMENT": "  "}, nil},
 		{"production", prod(), &Config{
@@ -73,6 +83,14 @@ func TestLoadDefaults(t *testing.T) {
 			WSInitTimeout:        5 * time.Second,
 			WSKeepAlive:          15 * time.Second,
 			DataDir:              "data",
+			MarketSource:         "simulated",
+			MarketPollInterval:   10 * time.Second,
+			MarketSeed:           1,
+			MarketHistoryDays:    400,
+			DefiLlamaURL:         "https://yields.llama.fi",
+			LiquidityTierUSD:     [3]obsqra.Decimal{obsqra.MustDecimal("50000000"), obsqra.MustDecimal("10000000"), obsqra.MustDecimal("1000000")},
+			PruneInterval:        time.Hour,
+			EventRetention:       24 * time.Hour,
 		}},
 	}
 	tests[1].want = tests[0].want
@@ -111,6 +129,13 @@ func TestLoadValues(t *testing.T) {
 		"WS_INIT_TIMEOUT":             "2s",
 		"WS_KEEPALIVE":                "1m",
 		"DATA_DIR":                    "/var/lib/obsqra",
+		"MARKET_SOURCE":               "DefiLlama",
+		"MARKET_SEED":                 "7",
+		"MARKET_HISTORY_DAYS":         "30",
+		"DEFILLAMA_URL":               "http://127.0.0.1:9999/",
+		"LIQUIDITY_TIER_USD":          "100000000, 20000000.5, 0",
+		"PRUNE_INTERVAL":              "10m",
+		"EVENT_RETENTION":             "48h",
 	}))
 	if err != nil {
 		t.Fatalf("Load() error = %v", err)
@@ -134,6 +159,14 @@ func TestLoadValues(t *testing.T) {
 		WSInitTimeout:        2 * time.Second,
 		WSKeepAlive:          time.Minute,
 		DataDir:              "/var/lib/obsqra",
+		MarketSource:         "defillama",
+		MarketPollInterval:   5 * time.Minute,
+		MarketSeed:           7,
+		MarketHistoryDays:    30,
+		DefiLlamaURL:         "http://127.0.0.1:9999",
+		LiquidityTierUSD:     [3]obsqra.Decimal{obsqra.MustDecimal("100000000"), obsqra.MustDecimal("20000000.5"), obsqra.MustDecimal("0")},
+		PruneInterval:        10 * time.Minute,
+		EventRetention:       48 * time.Hour,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load() = %+v, want %+v", got, want)
@@ -153,6 +186,14 @@ func TestLoadInvalid(t *testing.T) {
 		want string
 	}{
 		{"port not a number", map[string]string{"API_PORT": "abc"}, `API_PORT: "abc" is not a port number (1-65535)`},
+		{"market source", map[string]string{"MARKET_SOURCE": "coingecko"}, `MARKET_SOURCE: "coingecko" is not one of simulated, defillama, none`},
+		{"market poll", map[string]string{"MARKET_POLL_INTERVAL": "10"}, `MARKET_POLL_INTERVAL: "10" is not a duration`},
+		{"market history", map[string]string{"MARKET_HISTORY_DAYS": "5000"}, `MARKET_HISTORY_DAYS: "5000" is not a whole number of days from 0 to 3650`},
+		{"defillama url", map[string]string{"DEFILLAMA_URL": "ftp://x"}, `DEFILLAMA_URL: "ftp://x" is not an http:// or https:// URL`},
+		{"tiers count", map[string]string{"LIQUIDITY_TIER_USD": "5,1"}, `LIQUIDITY_TIER_USD: "5,1" must be three amounts in USD`},
+		{"tiers order", map[string]string{"LIQUIDITY_TIER_USD": "1,5,0"}, `LIQUIDITY_TIER_USD: "1,5,0" must be descending`},
+		{"tiers negative", map[string]string{"LIQUIDITY_TIER_USD": "5,1,-1"}, `LIQUIDITY_TIER_USD: "5,1,-1": "-1" is not an amount in USD`},
+		{"event retention", map[string]string{"EVENT_RETENTION": "0s"}, `EVENT_RETENTION: "0s" is not a positive duration`},
 		{"port zero", map[string]string{"API_PORT": "0"}, `API_PORT: "0" is not a port number (1-65535)`},
 		{"port too high", map[string]string{"API_PORT": "70000"}, `API_PORT: "70000" is not a port number (1-65535)`},
 		{"environment", map[string]string{"ENVIRONMENT": "staging"}, `ENVIRONMENT: "staging" is not one of development, production`},

@@ -19,6 +19,14 @@ const (
 	defaultWSInitTimeout      = 5 * time.Second
 	defaultWSKeepAlive        = 15 * time.Second
 	defaultDataDir            = "data"
+	defaultMarketSource       = "simulated"
+	defaultSimulatedPoll      = 10 * time.Second
+	defaultDefiLlamaPoll      = 5 * time.Minute
+	defaultHistoryDays        = 400
+	defaultDefiLlamaURL       = "https://yields.llama.fi"
+	defaultLiquidityTiers     = "50000000,10000000,1000000"
+	defaultPruneInterval      = time.Hour
+	defaultEventRetention     = 24 * time.Hour
 )
 
 // Variable describes one environment variable read by Load.
@@ -78,5 +86,21 @@ func Variables() []Variable {
 			"Interval of WebSocket pings (and graphql-ws ka messages); a peer silent for two intervals is closed (Go duration)."},
 		{"DATA_DIR", defaultDataDir,
 			"Directory of the development secret key file DATA_DIR/secret_key (DATABASE_URL's default does not follow it)."},
+		{"MARKET_SOURCE", defaultMarketSource,
+			"Live market feed: simulated (a seeded offline market), defillama (the DefiLlama yields API) or none (only pushed and imported data)."},
+		{"MARKET_POLL_INTERVAL", "",
+			"How often the feed is polled (Go duration); default 10s for simulated, 5m for defillama."},
+		{"MARKET_SEED", "1",
+			"Seed of the simulated feed, 0-2147483647: the same seed gives the same market."},
+		{"MARKET_HISTORY_DAYS", strconv.Itoa(defaultHistoryDays),
+			"Days of daily history the feed loads into a database that has no metrics yet, 0-3650."},
+		{"DEFILLAMA_URL", defaultDefiLlamaURL,
+			"Base URL of the DefiLlama yields API (for MARKET_SOURCE=defillama)."},
+		{"LIQUIDITY_TIER_USD", defaultLiquidityTiers,
+			"TVLs in USD from which a protocol's liquidity tier is 0, 1 and 2 (descending); below the last it is 3; unknown TVL is tier 2."},
+		{"PRUNE_INTERVAL", "1h",
+			"How often the prune job removes expired outbox events and old scheduler runs (Go duration)."},
+		{"EVENT_RETENTION", "24h",
+			"How long outbox events are kept for subscribers resuming from a cursor (Go duration); an older cursor must refetch."},
 	}
 }

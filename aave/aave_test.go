@@ -161,7 +161,7 @@ func TestNewBasketAlignsOnCommonDays(t *testing.T) {
 
 func TestLaunchDay(t *testing.T) {
 	t.Parallel()
-	if launch.String() != "2022-03-16" {
-		t.Errorf("launch = %s, want 2022-03-16", launch)
+	if Launch.String() != "2022-03-16" {
+		t.Errorf("Launch = %s, want 2022-03-16", Launch)
 	}
 }

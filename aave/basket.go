@@ -18,8 +18,9 @@ const (
 	LiquidityTier = 2
 )
 
-// launch is the day Aave V3 went live, 2022-03-16.
-const launch ml.Day = 19067
+// Launch is the day Aave V3 went live, 2022-03-16 (its first networks;
+// Ethereum followed on 2023-01-27, also past the 730-day age cap).
+const Launch ml.Day = 19067
 
 // NewBasket aligns reserves on the days every one of them has and returns
 // them as a strategy backtest basket: the liquidity index as ground truth,
@@ -64,7 +65,7 @@ func NewBasket(name string, reserves []Reserve) (*ml.Basket, error) {
 		b.UtilizationBps = append(b.UtilizationBps, util)
 		b.LiquidityTier = append(b.LiquidityTier, LiquidityTier)
 		b.AuditScore = append(b.AuditScore, AuditScore)
-		b.LaunchDay = append(b.LaunchDay, launch)
+		b.LaunchDay = append(b.LaunchDay, Launch)
 	}
 	return b, b.Validate()
 }

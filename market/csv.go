@@ -455,9 +455,7 @@ func aaveProtocol(res aave.Reserve) (obsqra.ProtocolInput, error) {
 		Chain:      strings.ToLower(res.Network),
 		Category:   obsqra.CategoryLending,
 		AuditScore: aave.AuditScore,
-		// Package aave knows Aave's launch day (2022-03-16) but does not
-		// export it; the first day in the file is the fallback.
-		LaunchedOn: obsqra.DateOf(res.Rows[0].Snapshot),
+		LaunchedOn: obsqra.Date(aave.Launch),
 		Enabled:    true,
 		SourceIDs:  map[string]string{aaveSource: res.Network + "/" + res.Symbol},
 	}, nil

@@ -192,7 +192,7 @@ func TestParseMetricsCSVAaveExcerpt(t *testing.T) {
 		Chain:      "gnosis",
 		Category:   obsqra.CategoryLending,
 		AuditScore: aave.AuditScore,
-		LaunchedOn: mustDate(t, "2025-07-22"),
+		LaunchedOn: mustDate(t, "2022-03-16"),
 		Enabled:    true,
 		SourceIDs:  map[string]string{"aave_v3": "gnosis/GNO"},
 	}
@@ -265,10 +265,10 @@ func TestParseMetricsCSVAaveRenamedSymbol(t *testing.T) {
 		got = append(got, protocol{p.Slug, p.Name, p.Chain, p.SourceIDs["aave_v3"], p.LaunchedOn.String()})
 	}
 	want := []protocol{
-		{"aave-v3-arbitrum-usd-0", "Aave V3 Arbitrum USD₮0", "arbitrum", "arbitrum/USD₮0", "2025-07-31"},
-		{"aave-v3-arbitrum-usdc", "Aave V3 Arbitrum USDC", "arbitrum", "arbitrum/USDC", "2025-07-31"},
-		{"aave-v3-arbitrum-usdc-e", "Aave V3 Arbitrum USDC.e", "arbitrum", "arbitrum/USDC.e", "2025-07-31"},
-		{"aave-v3-bnb-usdt", "Aave V3 BNB USDT", "bnb", "bnb/USDT", "2025-07-31"},
+		{"aave-v3-arbitrum-usd-0", "Aave V3 Arbitrum USD₮0", "arbitrum", "arbitrum/USD₮0", "2022-03-16"},
+		{"aave-v3-arbitrum-usdc", "Aave V3 Arbitrum USDC", "arbitrum", "arbitrum/USDC", "2022-03-16"},
+		{"aave-v3-arbitrum-usdc-e", "Aave V3 Arbitrum USDC.e", "arbitrum", "arbitrum/USDC.e", "2022-03-16"},
+		{"aave-v3-bnb-usdt", "Aave V3 BNB USDT", "bnb", "bnb/USDT", "2022-03-16"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Protocols =\n%+v\nwant\n%+v", got, want)
@@ -476,8 +476,8 @@ func TestImportSharedDataAave(t *testing.T) {
 	for _, s := range []string{"aave-v3-arbitrum-usdc", "aave-v3-arbitrum-usdc-e", "aave-v3-optimism-usdc", "aave-v3-optimism-usdc-e"} {
 		if p, ok := slugs[s]; !ok {
 			t.Errorf("no protocol %s", s)
-		} else if p.LaunchedOn.String() != "2025-07-22" {
-			t.Errorf("%s: LaunchedOn = %s, want the file's first day 2025-07-22", s, p.LaunchedOn)
+		} else if p.LaunchedOn.String() != "2022-03-16" {
+			t.Errorf("%s: LaunchedOn = %s, want Aave V3's launch 2022-03-16", s, p.LaunchedOn)
 		}
 	}
 

@@ -65,7 +65,7 @@ type Protocol struct {
 	// Enabled protocols are polled, scored and offered in allocations.
 	Enabled bool
 	// SourceIDs are the identifiers feeds know the protocol by, keyed by
-	// source: {"defillama": "<pool id>"}.
+	// source: {"defillama_project": "zklend"} or {"defillama_pool": "<uuid>"}.
 	SourceIDs map[string]string
 	CreatedAt time.Time
 	UpdatedAt time.Time

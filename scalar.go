@@ -172,6 +172,12 @@ func (d *Decimal) UnmarshalGQL(v any) error {
 	case int64:
 		s = strconv.FormatInt(v, 10)
 	case json.Number:
+		// A JSON number is exact text, but a client that wrote 12.5 as a
+		// number has most likely been through a float already: only whole
+		// numbers are taken unquoted.
+		if strings.ContainsAny(v.String(), ".eE") {
+			return Errorf(EINVALID, "a Decimal with a fraction must be a string such as \"12.5\", got the number %s", v)
+		}
 		s = v.String()
 	default:
 		return Errorf(EINVALID, "a Decimal must be a string such as \"12.5\"")

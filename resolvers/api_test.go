@@ -17,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/obsqra/obsqra/account"
+	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/server"
 	"github.com/obsqra/obsqra/store"
@@ -39,7 +40,11 @@ func newHandler(tb testing.TB, db *store.DB, cfg account.Config) (http.Handler, 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts})
+	markets, err := market.New(db, market.Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets})
 	srv := server.New(server.Config{
 		Version:       "test",
 		Introspection: true,

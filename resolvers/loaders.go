@@ -30,11 +30,16 @@ type loaders struct {
 
 type loadersKey struct{}
 
-// schemaWithLoaders gives every operation its own loaders.
+// schemaWithLoaders gives every response its own loaders: a query or a
+// mutation has one response, a subscription one per event, so no cache
+// outlives the response it was made for.
 type schemaWithLoaders struct{ graphql.ExecutableSchema }
 
 func (s schemaWithLoaders) Exec(ctx context.Context) graphql.ResponseHandler {
-	return s.ExecutableSchema.Exec(context.WithValue(ctx, loadersKey{}, &loaders{batches: make(map[string]any)}))
+	next := s.ExecutableSchema.Exec(ctx)
+	return func(ctx context.Context) *graphql.Response {
+		return next(context.WithValue(ctx, loadersKey{}, &loaders{batches: make(map[string]any)}))
+	}
 }
 
 // loadersFrom returns the operation's loaders; a context without them (a

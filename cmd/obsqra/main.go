@@ -6,6 +6,7 @@
 //	obsqra [serve]              start the server (the default)
 //	obsqra migrate              apply pending database migrations and exit
 //	obsqra user promote EMAIL   make a registered user an admin
+//	obsqra import metrics FILE  import metrics from a CSV file (generic or Aave V3 format)
 //	obsqra ml COMMAND           check the numbers: score, allocate, verify, optimize,
 //	                            forecast, backtest (obsqra ml help)
 //	obsqra version              print the version
@@ -74,7 +75,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	case "ml":
 		return runML(ctx, args, stdin, stdout)
-	case "serve", "migrate", "user":
+	case "serve", "migrate", "user", "import":
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}
@@ -94,6 +95,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	case "user":
 		return runUser(ctx, cfg, args, stdout)
+	case "import":
+		return runImport(ctx, cfg, logger, args, stdin, stdout)
 	}
 	return serve(ctx, cfg, logger)
 }
@@ -102,6 +105,7 @@ const usage = `usage:
   obsqra [serve]              start the server (the default)
   obsqra migrate              apply pending database migrations and exit
   obsqra user promote EMAIL   make a registered user an admin
+  obsqra import metrics FILE  import metrics from a CSV file (generic or Aave V3 format)
   obsqra ml COMMAND           check the numbers: score, allocate, verify, optimize,
                               forecast, backtest (obsqra ml help)
   obsqra version              print the version

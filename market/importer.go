@@ -1,0 +1,87 @@
+package market
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/store"
+)
+
+// ImportResult counts what Import stored.
+type ImportResult struct {
+	// ProtocolsCreated counts the protocols the file named that did not
+	// exist (Aave format).
+	ProtocolsCreated int
+	// Samples counts the samples in the file; Created those that were new
+	// (importing a file twice creates nothing the second time).
+	Samples, Created int
+}
+
+// Import stores what a metrics CSV holds (see ParseMetricsCSV) with source
+// "import": it creates the protocols the file needs that do not exist yet,
+// then ingests the samples, each scored and recorded as Ingest does,
+// importChunk samples per unit of work. Every sample is validated before
+// anything is written, so a bad file imports nothing; a failure while
+// writing (the database going away) can leave the first chunks stored,
+// and importing the file again completes it, since ingestion is idempotent.
+// It is an operator's command and takes no principal.
+// Errors: EINVALID naming the sample and field; ECONFLICT when a different
+// sample with the same key is stored already; internal ones.
+func (s *Service) Import(ctx context.Context, imp *Import) (ImportResult, error) {
+	res := ImportResult{Samples: len(imp.Samples)}
+	existing, err := s.db.Protocols(ctx)
+	if err != nil {
+		return res, err
+	}
+	bySlug := make(map[string]*obsqra.Protocol, len(existing)+len(imp.Protocols))
+	for i := range existing {
+		bySlug[existing[i].Slug] = &existing[i]
+	}
+	var missing []obsqra.ProtocolInput
+	for _, p := range imp.Protocols {
+		if bySlug[p.Slug] != nil {
+			continue
+		}
+		if err := validateProtocol(&p); err != nil {
+			return res, obsqra.Errorf(obsqra.EINVALID, "protocol %s: %s", p.Slug, obsqra.ErrorMessage(err))
+		}
+		missing = append(missing, p)
+		bySlug[p.Slug] = &obsqra.Protocol{Slug: p.Slug}
+	}
+	now := s.cfg.Now()
+	for i := range imp.Samples {
+		if err := validateInput(&imp.Samples[i], bySlug, now); err != nil {
+			return res, obsqra.Errorf(obsqra.EINVALID, "sample %d (%s at %s): %s", i+1, imp.Samples[i].Protocol,
+				imp.Samples[i].ObservedAt.UTC().Format(time.RFC3339), obsqra.ErrorMessage(err))
+		}
+	}
+	if len(missing) > 0 {
+		err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+			for _, p := range missing {
+				if _, _, err := tx.UpsertProtocol(ctx, p); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return res, fmt.Errorf("create protocols: %w", err)
+		}
+		res.ProtocolsCreated = len(missing)
+	}
+	for start := 0; start < len(imp.Samples); start += importChunk {
+		chunk := imp.Samples[start:min(start+importChunk, len(imp.Samples))]
+		done, err := s.Ingest(ctx, obsqra.SourceImport, chunk)
+		if err != nil {
+			return res, fmt.Errorf("samples %d-%d: %w", start+1, start+len(chunk), err)
+		}
+		for _, d := range done {
+			if d.Created {
+				res.Created++
+			}
+		}
+	}
+	return res, nil
+}

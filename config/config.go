@@ -137,6 +137,10 @@ type Config struct {
 	// MarketSeed seeds the simulated feed (MARKET_SEED, default 1): the same
 	// seed gives the same market.
 	MarketSeed uint64
+	// MarketSimSpeed is how many times faster than the clock the simulated
+	// market moves between polls (MARKET_SIM_SPEED, 1-100000, default 360:
+	// an hour of market per ten-second poll, so scores visibly move).
+	MarketSimSpeed int
 	// MarketHistoryDays is how many days of daily history the feed loads
 	// into a database that has none (MARKET_HISTORY_DAYS, default 400,
 	// 0-3650; 0 loads none).
@@ -250,6 +254,7 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	}
 	c.MarketPollInterval = l.duration("MARKET_POLL_INTERVAL", pollDefault)
 	c.MarketSeed = uint64(l.intRange("MARKET_SEED", 1, 0, 1<<31-1, "a whole number from 0 to 2147483647"))
+	c.MarketSimSpeed = l.intRange("MARKET_SIM_SPEED", defaultSimSpeed, 1, 100000, "a whole number from 1 to 100000")
 	c.MarketHistoryDays = l.intRange("MARKET_HISTORY_DAYS", defaultHistoryDays, 0, 3650, "a whole number of days from 0 to 3650")
 	c.DefiLlamaURL = l.httpURL("DEFILLAMA_URL", defaultDefiLlamaURL)
 	c.LiquidityTierUSD = l.tiers("LIQUIDITY_TIER_USD", defaultLiquidityTiers)

@@ -161,6 +161,8 @@ func newAccounts(db *store.DB, cfg *config.Config) (*account.Service, error) {
 }
 
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	logger.Info("starting obsqra", "version", version, "config", cfg)
 	db, err := open(ctx, cfg)
 	if err != nil {
@@ -172,7 +174,15 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts})
+	markets, err := newMarket(db, cfg, logger)
+	if err != nil {
+		return err
+	}
+	jobs, err := newScheduler(db, cfg, logger, markets)
+	if err != nil {
+		return err
+	}
+	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Scheduler: jobs})
 	srv := server.New(server.Config{
 		Version:       version,
 		CORSOrigins:   cfg.CORSOrigins,
@@ -182,9 +192,22 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		WSKeepAlive:   cfg.WSKeepAlive,
 	}, schema, accounts, db)
 
-	logger.Info("listening", "addr", cfg.Addr(), "playground", playgroundURL(cfg))
-	if err := srv.ListenAndServe(ctx, cfg.Addr(), cfg.ShutdownTimeout); err != nil {
-		return err
+	// The scheduler runs until ctx ends (a signal), then waits for a
+	// running job up to its timeout; the database closes after both.
+	jobsDone := make(chan error, 1)
+	go func() { jobsDone <- jobs.Run(ctx) }()
+	logger.Info("listening", "addr", cfg.Addr(), "playground", playgroundURL(cfg),
+		"market_source", markets.SourceName(), "poll_interval", cfg.MarketPollInterval)
+	serveErr := srv.ListenAndServe(ctx, cfg.Addr(), cfg.ShutdownTimeout)
+	if serveErr != nil {
+		// The server could not start or stop cleanly: stop the jobs too.
+		stop()
+	}
+	if err := <-jobsDone; err != nil && serveErr == nil {
+		serveErr = fmt.Errorf("scheduler: %w", err)
+	}
+	if serveErr != nil {
+		return serveErr
 	}
 	logger.Info("stopped")
 	return nil

@@ -17,7 +17,7 @@ import (
 func newSource(cfg *config.Config) market.Source {
 	switch cfg.MarketSource {
 	case "simulated":
-		return market.NewSimulator(cfg.MarketSeed)
+		return market.NewSimulatorAt(cfg.MarketSeed, float64(cfg.MarketSimSpeed))
 	case "defillama":
 		return market.NewDefiLlama(market.DefiLlamaConfig{BaseURL: cfg.DefiLlamaURL})
 	}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/obsqra/obsqra/config"
+	"github.com/obsqra/obsqra/market"
+	"github.com/obsqra/obsqra/scheduler"
+	"github.com/obsqra/obsqra/store"
+)
+
+// Job timeouts. The ingest job's first run may load a year of history, so
+// it gets minutes however short the poll interval is.
+const (
+	minIngestTimeout = 2 * time.Minute
+	pruneTimeout     = 5 * time.Minute
+	// jobRunRetention is how long the scheduler's run records are kept.
+	jobRunRetention = 7 * 24 * time.Hour
+)
+
+// newScheduler returns the scheduler with the server's periodic jobs.
+func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets *market.Service) (*scheduler.Scheduler, error) {
+	jobs := []scheduler.Job{{
+		Name:     "prune",
+		Interval: cfg.PruneInterval,
+		Timeout:  pruneTimeout,
+		Jitter:   cfg.PruneInterval / 10,
+		Run: func(ctx context.Context) error {
+			now := time.Now()
+			events, err := db.PruneEvents(ctx, now.Add(-cfg.EventRetention))
+			if err != nil {
+				return fmt.Errorf("prune events: %w", err)
+			}
+			runs, err := db.PruneJobRuns(ctx, now.Add(-jobRunRetention))
+			if err != nil {
+				return fmt.Errorf("prune job runs: %w", err)
+			}
+			logger.Debug("pruned", "events", events, "job_runs", runs)
+			return nil
+		},
+	}}
+	if markets.SourceName() != "none" {
+		jobs = append(jobs, scheduler.Job{
+			Name:     "market-ingest",
+			Interval: cfg.MarketPollInterval,
+			Timeout:  max(minIngestTimeout, cfg.MarketPollInterval),
+			Jitter:   cfg.MarketPollInterval / 10,
+			Run:      markets.Poll,
+		})
+	}
+	return scheduler.New(scheduler.Config{Recorder: db, Elector: db, Logger: logger}, jobs...)
+}

@@ -51,5 +51,11 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets
 			Run:      markets.Poll,
 		})
 	}
-	return scheduler.New(scheduler.Config{Recorder: db, Elector: db, Logger: logger}, jobs...)
+	// A follower retries, and a leader checks its lease, at least twice per
+	// shortest interval, so a crashed leader's jobs resume within two.
+	poll := scheduler.DefaultLeaderPoll
+	for _, j := range jobs {
+		poll = min(poll, j.Interval/2)
+	}
+	return scheduler.New(scheduler.Config{Recorder: db, Elector: db, Logger: logger, LeaderPoll: max(poll, 100*time.Millisecond)}, jobs...)
 }

@@ -542,8 +542,12 @@ func validateInput(in *obsqra.MetricsInput, bySlug map[string]*obsqra.Protocol, 
 	return nil
 }
 
-// dailyWindow is a protocol's daily APYs by day, for volatility.
-type dailyWindow map[obsqra.Date]int
+// dailyWindow is a protocol's daily series as volatility reads it: the APY
+// of each day's last sample, and when that sample was observed.
+type dailyWindow struct {
+	apy map[obsqra.Date]int
+	at  map[obsqra.Date]time.Time
+}
 
 // loadDaily reads, in one statement, the daily APYs the batch's volatility
 // windows need.
@@ -564,9 +568,9 @@ func (s *Service) loadDaily(ctx context.Context, tx *store.Tx, inputs []obsqra.M
 	}
 	out := make(map[int64]dailyWindow, len(ids))
 	for _, id := range ids {
-		w := make(dailyWindow)
+		w := dailyWindow{apy: make(map[obsqra.Date]int), at: make(map[obsqra.Date]time.Time)}
 		for _, p := range series[id] {
-			w[p.Day] = p.ApyBps
+			w.apy[p.Day], w.at[p.Day] = p.ApyBps, p.ObservedAt
 		}
 		out[id] = w
 	}
@@ -617,16 +621,18 @@ func LiquidityTier(tvl *obsqra.Decimal, thresholds [3]obsqra.Decimal) int {
 // returns the events to publish.
 func (s *Service) ingestOne(ctx context.Context, tx *store.Tx, p *obsqra.Protocol, in obsqra.MetricsInput, source string,
 	params *obsqra.RiskParams, model *ml.Model, daily dailyWindow) (Ingested, []obsqra.Event, error) {
+	// The sample's own day counts with its own APY; whether it stays the
+	// day's value for later samples is settled once it is stored.
 	day := obsqra.DateOf(in.ObservedAt)
-	prevDay, hadDay := daily[day]
-	daily[day] = in.ApyBps
+	prevDay, hadDay := daily.apy[day]
+	daily.apy[day] = in.ApyBps
 	m := obsqra.MetricsSample{
 		ProtocolID:     p.ID,
 		ObservedAt:     in.ObservedAt.UTC(),
 		ApyBps:         in.ApyBps,
 		TvlUsd:         in.TvlUsd,
 		UtilizationBps: in.UtilizationBps,
-		VolatilityBps:  Volatility(daily, day),
+		VolatilityBps:  Volatility(daily.apy, day),
 		LiquidityTier:  LiquidityTier(in.TvlUsd, s.cfg.TierThresholds),
 		Source:         source,
 	}
@@ -634,12 +640,19 @@ func (s *Service) ingestOne(ctx context.Context, tx *store.Tx, p *obsqra.Protoco
 	if err != nil {
 		return Ingested{}, nil, err
 	}
+	// The day keeps the value RecordDaily keeps: that of its last sample
+	// by observation time (a tie goes to the newer sample). A late sample,
+	// older than the day's recorded last, must not stand in for its day in
+	// the volatility of the batch's later samples: they would get another
+	// value than the same samples ingested in separate batches.
+	if created && (!hadDay || !stored.ObservedAt.Before(daily.at[day])) {
+		daily.at[day] = stored.ObservedAt
+	} else if hadDay {
+		daily.apy[day] = prevDay
+	} else {
+		delete(daily.apy, day)
+	}
 	if !created {
-		if hadDay {
-			daily[day] = prevDay
-		} else {
-			delete(daily, day)
-		}
 		if stored.ApyBps != in.ApyBps || stored.UtilizationBps != in.UtilizationBps || !sameTVL(stored.TvlUsd, in.TvlUsd) {
 			return Ingested{}, nil, obsqra.Errorf(obsqra.ECONFLICT,
 				"a different %s sample of %s observed at %s is stored already", source, p.Slug, stored.ObservedAt.Format(time.RFC3339Nano))
@@ -650,10 +663,6 @@ func (s *Service) ingestOne(ctx context.Context, tx *store.Tx, p *obsqra.Protoco
 		}
 		return Ingested{Sample: *stored, Risk: *risk}, nil, nil
 	}
-	if err := tx.RecordDaily(ctx, stored); err != nil {
-		return Ingested{}, nil, err
-	}
-
 	inputs := obsqra.RiskInputs{
 		Utilization: stored.UtilizationBps,
 		Volatility:  stored.VolatilityBps,
@@ -689,6 +698,14 @@ func (s *Service) ingestOne(ctx context.Context, tx *store.Tx, p *obsqra.Protoco
 		ComputedAt: d.CreatedAt, DecisionID: d.ID,
 	}
 	if err := tx.InsertRiskScore(ctx, &risk); err != nil {
+		return Ingested{}, nil, err
+	}
+	// The daily row is written only after AppendDecision has taken the
+	// decision log's lock (on PostgreSQL): a unit of work that locked a
+	// protocol's day row first and then waited for the log could deadlock
+	// with one that holds the log and reaches the same row with a later
+	// sample of its batch.
+	if err := tx.RecordDaily(ctx, stored); err != nil {
 		return Ingested{}, nil, err
 	}
 	evs, err := ingestEvents(p, stored, &risk)

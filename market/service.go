@@ -351,12 +351,10 @@ func (s *Service) PreviewRisk(ctx context.Context, in obsqra.RiskInputs, patch *
 		return nil, err
 	}
 	var m *ml.Model
-	version := cur.Version
 	if patch != nil {
 		if m, err = newModel(patch.Apply(*cur)); err != nil {
 			return nil, err
 		}
-		version = 0
 	} else if m, err = s.model(cur); err != nil {
 		return nil, err
 	}
@@ -364,7 +362,7 @@ func (s *Service) PreviewRisk(ctx context.Context, in obsqra.RiskInputs, patch *
 	if err != nil {
 		return nil, err
 	}
-	_ = version // a preview reports no parameters version: it is not a stored score
+	// A preview reports no parameters version: it is not a stored score.
 	return &obsqra.RiskScore{
 		Score: out.Score, Components: out.Components, Inputs: in,
 		ModelVersion: obsqra.RiskModelVersion, ComputedAt: s.cfg.Now().UTC(),
@@ -481,6 +479,12 @@ func (s *Service) Ingest(ctx context.Context, source string, inputs []obsqra.Met
 	var events []obsqra.Event
 	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
 		events = events[:0]
+		// The decision log's lock first: taken later, it would be awaited
+		// while holding rows (a day of the daily series) that the holder
+		// of the lock may need next.
+		if err := tx.LockDecisions(ctx); err != nil {
+			return err
+		}
 		params, err := tx.ActiveRiskParams(ctx)
 		if err != nil {
 			return err
@@ -835,29 +839,60 @@ func (s *Service) feedFailed(err error) error {
 	return fmt.Errorf("poll %s: %w", s.SourceName(), err)
 }
 
-// backfill loads the feed's daily history once, when no sample is stored.
+// backfill loads the feed's daily history, once per process, for the
+// enabled protocols that lack it: those with data on fewer than 90 % of
+// the last HistoryDays days (all of them on an empty database; a protocol
+// added later; a backfill interrupted halfway). Only days without data are
+// ingested, so a feed whose history was revised since cannot conflict with
+// what is stored.
 func (s *Service) backfill(ctx context.Context, src Source, enabled []obsqra.Protocol) error {
 	s.mu.Lock()
 	done := s.backfilled
 	s.mu.Unlock()
-	if done {
+	if done || s.cfg.HistoryDays <= 0 {
 		return nil
 	}
-	has, err := s.db.HasMetrics(ctx)
+	now := s.cfg.Now()
+	today := obsqra.DateOf(now)
+	from := today - obsqra.Date(s.cfg.HistoryDays)
+	ids := make([]int64, len(enabled))
+	for i, p := range enabled {
+		ids[i] = p.ID
+	}
+	have, err := s.db.DailySeries(ctx, ids, from, today-1)
 	if err != nil {
 		return err
 	}
-	if !has {
-		hist, err := src.History(ctx, enabled, s.cfg.Now(), s.cfg.HistoryDays)
+	var lacking []obsqra.Protocol
+	haveDay := make(map[string]map[obsqra.Date]bool)
+	for _, p := range enabled {
+		days := make(map[obsqra.Date]bool, len(have[p.ID]))
+		for _, d := range have[p.ID] {
+			days[d.Day] = true
+		}
+		if len(days)*10 < s.cfg.HistoryDays*9 {
+			lacking = append(lacking, p)
+			haveDay[p.Slug] = days
+		}
+	}
+	if len(lacking) > 0 {
+		hist, err := src.History(ctx, lacking, now, s.cfg.HistoryDays)
 		if err != nil {
 			return fmt.Errorf("load %d days of history: %w", s.cfg.HistoryDays, err)
 		}
-		for start := 0; start < len(hist); start += importChunk {
-			if _, err := s.Ingest(ctx, src.Name(), hist[start:min(start+importChunk, len(hist))]); err != nil {
+		missing := hist[:0]
+		for _, in := range hist {
+			if days, ok := haveDay[in.Protocol]; ok && !days[obsqra.DateOf(in.ObservedAt)] {
+				missing = append(missing, in)
+			}
+		}
+		for start := 0; start < len(missing); start += importChunk {
+			if _, err := s.Ingest(ctx, src.Name(), missing[start:min(start+importChunk, len(missing))]); err != nil {
 				return fmt.Errorf("ingest history: %w", err)
 			}
 		}
-		s.cfg.Logger.Info("market history loaded", "source", src.Name(), "samples", len(hist), "days", s.cfg.HistoryDays)
+		s.cfg.Logger.Info("market history loaded", "source", src.Name(), "protocols", len(lacking),
+			"samples", len(missing), "days", s.cfg.HistoryDays)
 	}
 	s.mu.Lock()
 	s.backfilled = true

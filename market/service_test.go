@@ -1132,7 +1132,7 @@ func TestPollBackfillsThenPolls(t *testing.T) {
 		}
 
 		// A restarted server finds history and does not ask again.
-		s2, err := market.New(db, market.Config{Source: src, Now: b.clock.Now, PollInterval: 10 * time.Second})
+		s2, err := market.New(db, market.Config{Source: src, Now: b.clock.Now, PollInterval: 10 * time.Second, HistoryDays: 40})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1363,6 +1363,53 @@ func TestIngestConcurrent(t *testing.T) {
 		v, err := s.VerifyDecision(ctx, int64(samples))
 		if err != nil || !v.ChainValid || !v.Matches || v.BrokenAt != 0 {
 			t.Errorf("VerifyDecision(%d) = %+v, %v, want a match on a valid chain", samples, v, err)
+		}
+	})
+}
+
+// TestPollBackfillsWhatIsMissing: a protocol added after the first
+// backfill, or left short by an interrupted one, gets its history when a
+// process next starts; days already stored are not ingested again.
+func TestPollBackfillsWhatIsMissing(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		src := &fakeSource{days: 30}
+		withDays := func(c *market.Config) { c.HistoryDays = 30 }
+		s, b := setup(t, db, withSource(src), withDays)
+		ctx := context.Background()
+		if err := s.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UpsertProtocol(b.admin, obsqra.ProtocolInput{Slug: "newcomer", Name: "Newcomer", Chain: "starknet",
+			Category: obsqra.CategoryLending, AuditScore: 70, LaunchedOn: obsqra.DateOf(t0) - 100, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+		// The same process does not backfill twice.
+		b.clock.Add(10 * time.Second)
+		if err := s.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if histories, _ := src.calls(); len(histories) != 1 {
+			t.Fatalf("history asked %d times by one process, want once", len(histories))
+		}
+		// A new process backfills only the newcomer, and only its 30 days.
+		s2, err := market.New(db, market.Config{Source: src, Now: b.clock.Now, PollInterval: 10 * time.Second, HistoryDays: 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.clock.Add(10 * time.Second)
+		mid := count(t, db).Samples
+		if err := s2.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		histories, _ := src.calls()
+		if len(histories) != 2 || !slices.Equal(histories[1].slugs, []string{"newcomer"}) {
+			t.Fatalf("second process asked for history of %+v, want only newcomer", histories[len(histories)-1])
+		}
+		enabled := len(histories[0].slugs) + 1
+		if got := count(t, db).Samples - mid; got != 30+enabled {
+			t.Errorf("second process stored %d samples, want 30 days of newcomer + %d current", got, enabled)
 		}
 	})
 }

@@ -5,11 +5,18 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/account"
+	"github.com/obsqra/obsqra/market"
+	"github.com/obsqra/obsqra/resolvers"
+	"github.com/obsqra/obsqra/scheduler"
+	"github.com/obsqra/obsqra/server"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
 )
@@ -387,4 +394,47 @@ func TestVerifyDecisionReportsTampering(t *testing.T) {
 
 func nodeID(typ string, id int) string {
 	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%s:%d", typ, id))
+}
+
+// TestSchedulerJobsAPI shows the scheduler's jobs and their recorded runs
+// to admins.
+func TestSchedulerJobsAPI(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		tokens, err := account.NewTokens(testKey, 30*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		accounts, err := account.New(db, account.Config{Tokens: tokens, RefreshTTL: time.Hour, BcryptCost: 4, AdminEmails: []string{"admin@example.com"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		markets, err := market.New(db, market.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := scheduler.New(scheduler.Config{Recorder: db, Elector: db, Instance: "test:1"},
+			scheduler.Job{Name: "market-ingest", Interval: 10 * time.Second, Timeout: 2 * time.Minute, Run: markets.Poll})
+		if err != nil {
+			t.Fatal(err)
+		}
+		schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Scheduler: jobs})
+		h := server.New(server.Config{Introspection: true, Logger: slog.New(slog.DiscardHandler)}, schema, accounts, db).Handler()
+
+		run, err := db.StartJobRun(ctx, "market-ingest", "test:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.FinishJobRun(ctx, run.ID, obsqra.JobFailed, "poll simulated: feed down"); err != nil {
+			t.Fatal(err)
+		}
+		admin := registerVia(t, h, "admin@example.com").AccessToken
+		r := do(t, h, admin, `{ schedulerJobs { name intervalSeconds timeoutSeconds nextDueAt running lastRuns { instance outcome error } } }`, nil)
+		want := `[{"name":"market-ingest","intervalSeconds":10,"timeoutSeconds":120,"nextDueAt":null,"running":false,"lastRuns":[{"instance":"test:1","outcome":"FAILED","error":"poll simulated: feed down"}]}]`
+		if got := string(r.Data["schedulerJobs"]); got != want {
+			t.Errorf("schedulerJobs = %s %+v, want %s", got, r.Errors, want)
+		}
+	})
 }

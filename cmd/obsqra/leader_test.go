@@ -42,6 +42,9 @@ func TestServeHelperProcess(t *testing.T) {
 // killed (SIGKILL: no goodbye, its session simply ends), the other takes
 // over within two intervals of the ingest job.
 func TestSchedulerLeaderTakeover(t *testing.T) {
+	// Parallel tests start once the sequential ones, which change the
+	// environment with t.Setenv, are done: the processes inherit a clean one.
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts two server processes")
 	}

@@ -29,6 +29,8 @@ func env(t *testing.T) string {
 		"BCRYPT_COST":  "4",
 		"API_HOST":     "127.0.0.1",
 		"LOG_LEVEL":    "warn",
+		// The simulated feed runs, with a short history to load.
+		"MARKET_HISTORY_DAYS": "10",
 	} {
 		t.Setenv(k, v)
 	}

@@ -174,7 +174,7 @@ type HistoryKey struct {
 	ID int64
 }
 
-// pageQuery returns the condition and arguments of page for a table with
+// where returns the condition and arguments of page for a table with
 // protocol_id, observed_at and id columns.
 func (page HistoryPage) where(c conn, protocolID int64) (string, []any) {
 	conds := []string{"protocol_id = ?"}
@@ -188,8 +188,14 @@ func (page HistoryPage) where(c conn, protocolID int64) (string, []any) {
 		args = append(args, c.d.timeArg(*page.To))
 	}
 	if page.After != nil {
+		// The rows after the cursor in (observed_at DESC, id DESC) order:
+		// observed_at < At, or observed_at = At and id < ID. Written with
+		// the bound observed_at <= At so that both planners start the
+		// index walk at the cursor; with the OR alone neither did, and a
+		// page cost as much as the history before it (10 ms against
+		// 0.3 ms for 5 protocols of 20,000 samples each, either dialect).
 		at := c.d.timeArg(page.After.At)
-		conds = append(conds, "(observed_at < ? OR (observed_at = ? AND id < ?))")
+		conds = append(conds, "observed_at <= ? AND (observed_at < ? OR id < ?)")
 		args = append(args, at, at, page.After.ID)
 	}
 	return strings.Join(conds, " AND "), args

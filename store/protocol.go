@@ -101,7 +101,8 @@ func protocolWhere(ctx context.Context, c conn, cond string, arg any) (*obsqra.P
 
 // UpsertProtocol creates the protocol of in.Slug or replaces every field of
 // the existing one, and returns it with created reporting which.
-// Errors: only internal ones (the caller validates).
+// Errors: ECONFLICT when another unit of work creates the same slug at the
+// same time (PostgreSQL); otherwise internal ones (the caller validates).
 func (tx *Tx) UpsertProtocol(ctx context.Context, in obsqra.ProtocolInput) (p *obsqra.Protocol, created bool, err error) {
 	c := tx.conn()
 	now := c.d.timeArg(tx.now())

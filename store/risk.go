@@ -47,7 +47,13 @@ func riskParamsWhere(ctx context.Context, c conn, cond string, args ...any) (*ob
 }
 
 // InsertRiskParams stores p as the next version and sets p.Version and
-// p.CreatedAt. Errors: only internal ones (the caller validates).
+// p.CreatedAt. It takes no lock: on PostgreSQL, when a concurrent unit of
+// work stores the same version first, it fails, which is what a caller that
+// merged p over the version it read needs (numbering p after the other's
+// would silently undo the other's change).
+// Errors: ECONFLICT when another unit of work stored that version first
+// (PostgreSQL only: SQLite runs one unit of work at a time); otherwise
+// internal ones (the caller validates).
 func (tx *Tx) InsertRiskParams(ctx context.Context, p *obsqra.RiskParams) error {
 	c := tx.conn()
 	var by any

@@ -7,35 +7,15 @@ import (
 	"github.com/obsqra/obsqra"
 )
 
-// Day is a calendar day in UTC, counted from 1970-01-01 (day 0).
-type Day int32
-
-const secondsPerDay = 24 * 60 * 60
+// Day is a calendar day in UTC, counted from 1970-01-01 (day 0): the
+// domain's Date, so days pass between the store and ml without conversion.
+type Day = obsqra.Date
 
 // DayOf returns the UTC calendar day of t.
-func DayOf(t time.Time) Day {
-	s := t.Unix()
-	d := s / secondsPerDay
-	if s%secondsPerDay < 0 {
-		d--
-	}
-	return Day(d)
-}
+func DayOf(t time.Time) Day { return obsqra.DateOf(t) }
 
-// ParseDay parses a YYYY-MM-DD date.
-func ParseDay(s string) (Day, error) {
-	t, err := time.Parse(time.DateOnly, s)
-	if err != nil {
-		return 0, obsqra.Errorf(obsqra.EINVALID, "date %q is not YYYY-MM-DD", s)
-	}
-	return DayOf(t), nil
-}
-
-// Time returns midnight UTC at the start of d.
-func (d Day) Time() time.Time { return time.Unix(int64(d)*secondsPerDay, 0).UTC() }
-
-// String formats d as YYYY-MM-DD.
-func (d Day) String() string { return d.Time().Format(time.DateOnly) }
+// ParseDay parses a YYYY-MM-DD date. Errors: EINVALID.
+func ParseDay(s string) (Day, error) { return obsqra.ParseDate(s) }
 
 // Series is a daily series: Values[i] was observed on Days[i]. Days are
 // strictly increasing; a day with no observation is simply absent (never

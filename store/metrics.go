@@ -210,7 +210,13 @@ func pagesQuery(c conn, table string, cols []string, protocolIDs []int64, page H
 	var b strings.Builder
 	var args []any
 	list := columns("", cols...)
+	b.WriteString("SELECT " + list + " FROM (")
+	seen := make(map[int64]bool, len(protocolIDs))
 	for i, id := range protocolIDs {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
 		if i > 0 {
 			b.WriteString(" UNION ALL ")
 		}
@@ -220,6 +226,9 @@ func pagesQuery(c conn, table string, cols []string, protocolIDs []int64, page H
 		args = append(args, a...)
 		args = append(args, page.First+1)
 	}
+	// UNION ALL does not promise to keep each branch's order; the outer
+	// ORDER BY does, at the cost of sorting a few pages.
+	b.WriteString(") AS pages ORDER BY protocol_id, observed_at DESC, id DESC")
 	return b.String(), args
 }
 

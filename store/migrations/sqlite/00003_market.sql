@@ -53,6 +53,8 @@ CREATE TABLE metrics_samples (
     UNIQUE (protocol_id, observed_at, source)
 ) STRICT;
 CREATE INDEX metrics_samples_protocol_time_idx ON metrics_samples (protocol_id, observed_at DESC, id DESC);
+-- The latest sample of one source (the feed polls from its own last one).
+CREATE INDEX metrics_samples_protocol_source_time_idx ON metrics_samples (protocol_id, source, observed_at DESC, id DESC);
 
 -- metrics_daily keeps the last sample of each UTC day per protocol: the
 -- daily series that volatility, forecasts and backtests read, maintained in

@@ -156,6 +156,10 @@ type Config struct {
 	// PruneInterval is how often the prune job removes expired events and
 	// old job runs (PRUNE_INTERVAL, Go duration, default 1h).
 	PruneInterval time.Duration
+	// DecisionAuditInterval is how often the decision-audit job re-verifies
+	// the whole decision log (DECISION_AUDIT_INTERVAL, Go duration, default
+	// 1h).
+	DecisionAuditInterval time.Duration
 	// EventRetention is how long outbox events are kept for subscribers
 	// resuming from a cursor (EVENT_RETENTION, Go duration, default 24h).
 	EventRetention time.Duration
@@ -259,6 +263,7 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	c.DefiLlamaURL = l.httpURL("DEFILLAMA_URL", defaultDefiLlamaURL)
 	c.LiquidityTierUSD = l.tiers("LIQUIDITY_TIER_USD", defaultLiquidityTiers)
 	c.PruneInterval = l.duration("PRUNE_INTERVAL", defaultPruneInterval)
+	c.DecisionAuditInterval = l.duration("DECISION_AUDIT_INTERVAL", defaultAuditInterval)
 	c.EventRetention = l.duration("EVENT_RETENTION", defaultEventRetention)
 
 	if len(l.problems) > 0 {

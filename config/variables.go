@@ -28,6 +28,7 @@ const (
 	defaultLiquidityTiers     = "50000000,10000000,1000000"
 	defaultPruneInterval      = time.Hour
 	defaultEventRetention     = 24 * time.Hour
+	defaultAuditInterval      = time.Hour
 )
 
 // Variable describes one environment variable read by Load.
@@ -103,6 +104,8 @@ func Variables() []Variable {
 			"TVLs in USD from which a protocol's liquidity tier is 0, 1 and 2 (descending); below the last it is 3; unknown TVL is tier 2."},
 		{"PRUNE_INTERVAL", "1h",
 			"How often the prune job removes expired outbox events and old scheduler runs (Go duration)."},
+		{"DECISION_AUDIT_INTERVAL", "1h",
+			"How often the decision-audit job re-verifies the whole hash-chained decision log (Go duration)."},
 		{"EVENT_RETENTION", "24h",
 			"How long outbox events are kept for subscribers resuming from a cursor (Go duration); an older cursor must refetch."},
 	}

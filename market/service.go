@@ -83,6 +83,9 @@ type Service struct {
 	feedErr error
 	// backfilled is set once the database is known to hold history.
 	backfilled bool
+	// verified is the end of the decision log's prefix this process has
+	// verified (see VerifyDecision).
+	verified chainPoint
 }
 
 // New returns a market service on db.
@@ -106,7 +109,7 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{db: db, cfg: cfg, models: make(map[int]*ml.Model)}, nil
+	return &Service{db: db, cfg: cfg, models: make(map[int]*ml.Model), verified: chainPoint{hash: obsqra.GenesisHash}}, nil
 }
 
 // SourceName is the name of the live feed, "none" when there is none.
@@ -376,8 +379,13 @@ func (s *Service) Decision(ctx context.Context, id int64) (*obsqra.Decision, err
 }
 
 // VerifyDecision recomputes a decision from its recorded inputs with the
-// model it names and checks the hash chain from the first decision up to
-// it. Errors: ENOTFOUND; EINVALID for a kind this server cannot recompute.
+// model it names, checks that the risk score the API serves from it says
+// what the decision recorded, and checks the hash chain up to it. The
+// chain is verified in full once per process and then only beyond what was
+// verified (the verified prefix is remembered; the decision itself and its
+// link are always checked, and the decision-audit job re-verifies the
+// whole chain periodically), so a call costs the entries added since.
+// Errors: ENOTFOUND; EINVALID for a kind this server cannot recompute.
 func (s *Service) VerifyDecision(ctx context.Context, id int64) (*obsqra.DecisionVerification, error) {
 	d, err := s.db.Decision(ctx, id)
 	if err != nil {
@@ -387,15 +395,88 @@ func (s *Service) VerifyDecision(ctx context.Context, id int64) (*obsqra.Decisio
 	switch d.Kind {
 	case obsqra.DecisionRiskScore:
 		v.Recomputed, v.Matches = recomputeRiskScore(d)
+		if v.Matches {
+			if v.Matches, err = s.servedScoreMatches(ctx, d); err != nil {
+				return nil, err
+			}
+		}
 	default:
 		return nil, obsqra.Errorf(obsqra.EINVALID, "decisions of kind %s cannot be recomputed here", d.Kind)
 	}
-	brokenAt, err := s.db.VerifyDecisionChain(ctx, d.ID)
+	s.mu.Lock()
+	w := s.verified
+	s.mu.Unlock()
+	var brokenAt int64
+	if d.ID <= w.id {
+		// The prefix was verified: check this entry and its link.
+		brokenAt, err = s.db.VerifyDecisionRange(ctx, d.ID-1, "", d.ID)
+	} else {
+		brokenAt, err = s.db.VerifyDecisionRange(ctx, w.id, w.hash, d.ID)
+		if err == nil && brokenAt == 0 {
+			s.mu.Lock()
+			if s.verified.id < d.ID {
+				s.verified = chainPoint{d.ID, d.Hash}
+			}
+			s.mu.Unlock()
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	v.ChainValid, v.BrokenAt = brokenAt == 0, brokenAt
 	return v, nil
+}
+
+// chainPoint is a verified entry of the decision log: every entry up to
+// and including it checked.
+type chainPoint struct {
+	id   int64
+	hash string
+}
+
+// servedScoreMatches reports whether the stored risk score of a decision
+// (what protocols { latestRisk } serves) holds the decision's recorded
+// inputs, parameters version and output.
+func (s *Service) servedScoreMatches(ctx context.Context, d *obsqra.Decision) (bool, error) {
+	r, err := s.db.RiskScoreByDecision(ctx, d.ID)
+	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	var rec obsqra.RiskScoreDecision
+	var out obsqra.RiskScoreOutcome
+	if json.Unmarshal(d.Inputs, &rec) != nil || json.Unmarshal(d.Output, &out) != nil {
+		return false, nil
+	}
+	return r.Score == out.Score && r.Components == out.Components && r.Inputs == rec.Inputs &&
+		r.ParamsVersion == rec.ParamsVersion && r.SampleID == rec.SampleID && r.ModelVersion == d.ModelVersion, nil
+}
+
+// AuditDecisions re-verifies the whole decision log, for the scheduler's
+// decision-audit job: it catches an entry rewritten after this process
+// verified it. A broken chain resets what VerifyDecision trusts, so every
+// later call reports it. Errors: a broken chain (naming the first bad
+// entry); internal ones.
+func (s *Service) AuditDecisions(ctx context.Context) error {
+	last, hash, err := s.db.LastDecision(ctx)
+	if err != nil {
+		return err
+	}
+	brokenAt, err := s.db.VerifyDecisionChain(ctx, last)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if brokenAt != 0 {
+		s.verified = chainPoint{hash: obsqra.GenesisHash}
+		return fmt.Errorf("decision log broken at entry %d of %d: an entry was changed, removed or reordered outside the server", brokenAt, last)
+	}
+	if s.verified.id < last {
+		s.verified = chainPoint{last, hash}
+	}
+	return nil
 }
 
 // recomputeRiskScore scores a risk decision's recorded inputs with its

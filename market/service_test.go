@@ -1413,3 +1413,79 @@ func TestPollBackfillsWhatIsMissing(t *testing.T) {
 		}
 	})
 }
+
+// TestDecisionLogResistsTheOwner plays the database owner: without the
+// server's key, rewriting an entry and recomputing every hash after it
+// does not verify; a served risk score that no longer says what its
+// decision recorded does not match; and the audit catches an entry changed
+// after this process last verified it.
+func TestDecisionLogResistsTheOwner(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		db.DecisionKey = obsqra.DecisionKey([]byte("the server's secret, 32 bytes at least"))
+		s, _ := setup(t, db)
+		var ids []int64
+		for i := range 5 {
+			ids = append(ids, ingest(t, s, obsqra.SourceAdmin, sample("vesu", day(-5+i), 400+10*i))[0].Risk.DecisionID)
+		}
+		v, err := s.VerifyDecision(ctx, ids[4])
+		if err != nil || !v.Matches || !v.ChainValid {
+			t.Fatalf("VerifyDecision before tampering = %+v, %v", v, err)
+		}
+		bypass := map[string][]string{
+			store.DialectSQLite:   {"DROP TRIGGER decisions_no_update", "DROP TRIGGER risk_scores_no_update"},
+			store.DialectPostgres: {"ALTER TABLE decisions DISABLE TRIGGER decisions_append_only", "ALTER TABLE risk_scores DISABLE TRIGGER risk_scores_append_only"},
+		}[db.Dialect()]
+		for _, q := range bypass {
+			if err := storetest.Exec(t, db, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		// The served score is changed: its decision no longer matches.
+		if err := storetest.Exec(t, db, "UPDATE risk_scores SET score = score + 1 WHERE decision_id = "+fmt.Sprint(ids[3])); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.VerifyDecision(ctx, ids[3]); err != nil || v.Matches || !v.ChainValid {
+			t.Errorf("VerifyDecision of a decision whose served score changed = %+v, %v; want matches false", v, err)
+		}
+
+		// Entry 2 rewritten and the chain rehashed with a key the owner
+		// made up: the audit and every verification from entry 2 on fail.
+		chain := make([]*obsqra.Decision, 0, 5)
+		for _, id := range ids {
+			d, err := db.Decision(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			chain = append(chain, d)
+		}
+		guess := []byte("not the key")
+		update := "UPDATE decisions SET output = ?, prev_hash = ?, hash = ? WHERE id = ?"
+		if db.Dialect() == store.DialectPostgres {
+			update = "UPDATE decisions SET output = $1, prev_hash = $2, hash = $3 WHERE id = $4"
+		}
+		chain[1].Output = obsqra.JSONObject(strings.Replace(string(chain[1].Output), `"score":`, `"score":1`, 1))
+		for i := 1; i < len(chain); i++ {
+			chain[i].PrevHash = chain[i-1].Hash
+			chain[i].Hash = chain[i].ComputeHash(guess)
+			if err := storetest.Exec(t, db, update,
+				string(chain[i].Output), chain[i].PrevHash, chain[i].Hash, chain[i].ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.AuditDecisions(ctx); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("broken at entry %d", ids[1])) {
+			t.Errorf("AuditDecisions after a rewrite = %v, want the broken entry %d", err, ids[1])
+		}
+		for _, id := range ids[1:] {
+			if v, err := s.VerifyDecision(ctx, id); err != nil || v.ChainValid || v.BrokenAt != ids[1] {
+				t.Errorf("VerifyDecision(%d) after a rewrite = %+v, %v; want chain broken at %d", id, v, err, ids[1])
+			}
+		}
+		if v, err := s.VerifyDecision(ctx, ids[0]); err != nil || !v.ChainValid {
+			t.Errorf("VerifyDecision(%d), before the rewrite, = %+v, %v; want a valid chain", ids[0], v, err)
+		}
+	})
+}

@@ -346,35 +346,34 @@ func TestVerifyDecisionReportsTampering(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
-		ctx := context.Background()
 		h := setup(t, db)
 		admin := registerVia(t, h, "admin@example.com").AccessToken
 		ingestVia(t, h, admin, []string{"ekubo"}, 5) // decisions 1-5
 
 		// The application cannot change a decision: the trigger refuses.
-		if err := db.ExecRaw(ctx, `UPDATE decisions SET output = '{"score":5}' WHERE id = 2`); err == nil || !strings.Contains(err.Error(), "append-only") {
+		if err := storetest.Exec(t, db, `UPDATE decisions SET output = '{"score":5}' WHERE id = 2`); err == nil || !strings.Contains(err.Error(), "append-only") {
 			t.Fatalf("UPDATE decisions error = %v, want the append-only refusal", err)
 		}
-		if err := db.ExecRaw(ctx, `DELETE FROM decisions WHERE id = 2`); err == nil || !strings.Contains(err.Error(), "append-only") {
+		if err := storetest.Exec(t, db, `DELETE FROM decisions WHERE id = 2`); err == nil || !strings.Contains(err.Error(), "append-only") {
 			t.Fatalf("DELETE decisions error = %v, want the append-only refusal", err)
 		}
 		// The owner can bypass it; the chain tells.
 		switch db.Dialect() {
 		case store.DialectSQLite:
-			if err := db.ExecRaw(ctx, `DROP TRIGGER decisions_no_update`); err != nil {
+			if err := storetest.Exec(t, db, `DROP TRIGGER decisions_no_update`); err != nil {
 				t.Fatal(err)
 			}
-			if err := db.ExecRaw(ctx, `UPDATE decisions SET output = replace(output, '"score":', '"score":1') WHERE id = 2`); err != nil {
+			if err := storetest.Exec(t, db, `UPDATE decisions SET output = replace(output, '"score":', '"score":1') WHERE id = 2`); err != nil {
 				t.Fatal(err)
 			}
 		case store.DialectPostgres:
-			if err := db.ExecRaw(ctx, `TRUNCATE decisions CASCADE`); err == nil || !strings.Contains(err.Error(), "append-only") {
+			if err := storetest.Exec(t, db, `TRUNCATE decisions CASCADE`); err == nil || !strings.Contains(err.Error(), "append-only") {
 				t.Fatalf("TRUNCATE decisions error = %v, want the append-only refusal", err)
 			}
-			if err := db.ExecRaw(ctx, `ALTER TABLE decisions DISABLE TRIGGER decisions_append_only`); err != nil {
+			if err := storetest.Exec(t, db, `ALTER TABLE decisions DISABLE TRIGGER decisions_append_only`); err != nil {
 				t.Fatal(err)
 			}
-			if err := db.ExecRaw(ctx, `UPDATE decisions SET output = replace(output, '"score":', '"score":1') WHERE id = 2`); err != nil {
+			if err := storetest.Exec(t, db, `UPDATE decisions SET output = replace(output, '"score":', '"score":1') WHERE id = 2`); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -42,7 +42,7 @@ func (tx *Tx) AppendDecision(ctx context.Context, d *obsqra.Decision) error {
 		return translate(err, "read last decision", "decision")
 	}
 	d.ID, d.PrevHash, d.CreatedAt = lastID+1, prev, tx.now()
-	d.Hash = d.ComputeHash()
+	d.Hash = d.ComputeHash(tx.db.DecisionKey)
 	_, err = c.exec(ctx, `
 		INSERT INTO decisions (id, kind, inputs, output, model_version, created_at, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -67,13 +67,30 @@ func (db *DB) Decision(ctx context.Context, id int64) (*obsqra.Decision, error) 
 const decisionChainBatch = 2000
 
 // VerifyDecisionChain walks the decision log from its first entry through
-// upTo, recomputing each entry's hash and checking that it links to its
-// predecessor's and that ids leave no gap. It returns the first entry that
-// fails (brokenAt, or upTo+1 when entries are missing), or 0 when the chain
-// is whole. Errors: only internal ones.
+// upTo, recomputing each entry's hash with db.DecisionKey and checking that
+// it links to its predecessor's and that ids leave no gap. It returns the
+// first entry that fails (upTo+1 when entries are missing), or 0 when the
+// chain is whole. Errors: only internal ones.
 func (db *DB) VerifyDecisionChain(ctx context.Context, upTo int64) (brokenAt int64, err error) {
+	return db.VerifyDecisionRange(ctx, 0, obsqra.GenesisHash, upTo)
+}
+
+// VerifyDecisionRange is VerifyDecisionChain from the entry after afterID,
+// taking afterHash as the hash of entry afterID; an empty afterHash is read
+// from the log (trusting entry afterID as it is). Errors: only internal
+// ones.
+func (db *DB) VerifyDecisionRange(ctx context.Context, afterID int64, afterHash string, upTo int64) (brokenAt int64, err error) {
 	c := db.conn()
-	prev, next := obsqra.GenesisHash, int64(1)
+	if afterHash == "" {
+		if afterID == 0 {
+			afterHash = obsqra.GenesisHash
+		} else if err := c.queryRow(ctx, "SELECT hash FROM decisions WHERE id = ?", afterID).Scan(&afterHash); errors.Is(err, sql.ErrNoRows) {
+			return afterID, nil
+		} else if err != nil {
+			return 0, translate(err, "read decision hash", "decision")
+		}
+	}
+	prev, next := afterHash, afterID+1
 	for next <= upTo {
 		rows, err := c.query(ctx, decisionSelect+" WHERE id >= ? AND id <= ? ORDER BY id LIMIT ?", next, upTo, decisionChainBatch)
 		if err != nil {
@@ -89,7 +106,7 @@ func (db *DB) VerifyDecisionChain(ctx context.Context, upTo int64) (brokenAt int
 				return 0, translate(err, "scan decision log", "decision")
 			}
 			d.Inputs, d.Output = obsqra.JSONObject(inputs), obsqra.JSONObject(output)
-			if d.ID != next || d.PrevHash != prev || d.ComputeHash() != d.Hash {
+			if d.ID != next || d.PrevHash != prev || d.ComputeHash(db.DecisionKey) != d.Hash {
 				rows.Close()
 				return next, nil
 			}
@@ -105,4 +122,16 @@ func (db *DB) VerifyDecisionChain(ctx context.Context, upTo int64) (brokenAt int
 		}
 	}
 	return 0, nil
+}
+
+// LastDecision returns the id and hash of the newest decision, or 0 and
+// the genesis hash for an empty log. Errors: only internal ones.
+func (db *DB) LastDecision(ctx context.Context) (int64, string, error) {
+	var id int64
+	hash := obsqra.GenesisHash
+	err := db.conn().queryRow(ctx, "SELECT id, hash FROM decisions ORDER BY id DESC LIMIT 1").Scan(&id, &hash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, "", translate(err, "read last decision", "decision")
+	}
+	return id, hash, nil
 }

@@ -119,7 +119,7 @@ func extendChain(t *testing.T, db *DB, n int) {
 			d := &obsqra.Decision{ID: prev.ID + 1, Kind: obsqra.DecisionRiskScore, ModelVersion: obsqra.RiskModelVersion,
 				Inputs: obsqra.JSONObject(fmt.Sprintf(`{"n":%d}`, prev.ID+1)), Output: obsqra.JSONObject(`{"score":50}`),
 				CreatedAt: stamp(time.Now()), PrevHash: prev.Hash}
-			d.Hash = d.ComputeHash()
+			d.Hash = d.ComputeHash(nil)
 			values = append(values, "(?, ?, ?, ?, ?, ?, ?, ?)")
 			args = append(args, d.ID, string(d.Kind), string(d.Inputs), string(d.Output), d.ModelVersion,
 				db.dialect.timeArg(d.CreatedAt), d.PrevHash, d.Hash)
@@ -257,7 +257,7 @@ func TestDecisionTampering(t *testing.T) {
 			t.Fatal(err)
 		}
 		change(d)
-		d.Hash = d.ComputeHash()
+		d.Hash = d.ComputeHash(nil)
 		tamper(t, db, "UPDATE decisions SET output = ?, created_at = ?, hash = ? WHERE id = ?",
 			string(d.Output), db.dialect.timeArg(d.CreatedAt), d.Hash, id)
 	}

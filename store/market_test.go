@@ -860,7 +860,7 @@ func TestDecisionLog(t *testing.T) {
 			if i > 0 {
 				prev = appended[i-1].Hash
 			}
-			if d.ID != int64(i+1) || d.PrevHash != prev || d.Hash != d.ComputeHash() || len(d.Hash) != 64 {
+			if d.ID != int64(i+1) || d.PrevHash != prev || d.Hash != d.ComputeHash(db.DecisionKey) || len(d.Hash) != 64 {
 				t.Errorf("decision #%d = id %d, prev %s, hash %s, want id %d, prev %s, its own hash", i, d.ID, d.PrevHash, d.Hash, i+1, prev)
 			}
 			if d.CreatedAt != stampUTC(d.CreatedAt) || d.CreatedAt.IsZero() {

@@ -17,6 +17,7 @@ import (
 const (
 	minIngestTimeout = 2 * time.Minute
 	pruneTimeout     = 5 * time.Minute
+	auditTimeout     = 10 * time.Minute
 	// jobRunRetention is how long the scheduler's run records are kept.
 	jobRunRetention = 7 * 24 * time.Hour
 )
@@ -42,6 +43,13 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets
 			return nil
 		},
 	}}
+	jobs = append(jobs, scheduler.Job{
+		Name:     "decision-audit",
+		Interval: cfg.DecisionAuditInterval,
+		Timeout:  auditTimeout,
+		Jitter:   cfg.DecisionAuditInterval / 10,
+		Run:      markets.AuditDecisions,
+	})
 	if markets.SourceName() != "none" {
 		jobs = append(jobs, scheduler.Job{
 			Name:     "market-ingest",

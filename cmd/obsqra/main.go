@@ -144,6 +144,9 @@ func open(ctx context.Context, cfg *config.Config) (*store.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	// The decision log's hashes are keyed by the server's secret, which the
+	// database never sees: its owner cannot rehash a rewritten entry.
+	db.DecisionKey = obsqra.DecisionKey(cfg.SecretKey)
 	return db, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,7 +41,8 @@ func Each(t *testing.T, fn func(t *testing.T, db *store.DB)) {
 func SQLite(t testing.TB) *store.DB {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "test.db"))
+	path := filepath.Join(t.TempDir(), "test.db")
+	db, err := store.Open(ctx, "sqlite:"+path)
 	if err != nil {
 		t.Fatalf("storetest: open sqlite: %v", err)
 	}
@@ -48,6 +50,7 @@ func SQLite(t testing.TB) *store.DB {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatalf("storetest: migrate sqlite: %v", err)
 	}
+	urls.Store(db, "sqlite:"+path)
 	return db
 }
 
@@ -99,7 +102,8 @@ func Postgres(t testing.TB) *store.DB {
 	return db
 }
 
-// urls remembers the URL of each database Postgres opened, for Reopen.
+// urls remembers the URL of each database SQLite and Postgres opened, for
+// Reopen and Exec.
 var urls sync.Map // *store.DB → string
 
 // Reopen opens a second connection pool on the PostgreSQL schema of db, as
@@ -117,6 +121,29 @@ func Reopen(t testing.TB, db *store.DB) *store.DB {
 	}
 	t.Cleanup(func() { other.Close() })
 	return other
+}
+
+// Exec runs one SQL statement on db's database through a connection of
+// its own, as a database administrator would at a prompt: the test acts
+// outside the store (to tamper with history and see verification notice,
+// say). The database's own rules (triggers, constraints) still apply.
+func Exec(t testing.TB, db *store.DB, query string, args ...any) error {
+	t.Helper()
+	u, ok := urls.Load(db)
+	if !ok {
+		t.Fatal("storetest: Exec needs a database from SQLite or Postgres")
+	}
+	driver, dsn := "postgres", u.(string)
+	if path, isSQLite := strings.CutPrefix(dsn, "sqlite:"); isSQLite {
+		driver, dsn = "sqlite", path+"?_pragma=busy_timeout(10000)"
+	}
+	conn, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatalf("storetest: open %s: %v", driver, err)
+	}
+	defer conn.Close()
+	_, err = conn.ExecContext(context.Background(), query, args...)
+	return err
 }
 
 // pgServer is the PostgreSQL server of the test process, checked once.

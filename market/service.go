@@ -32,8 +32,8 @@ const (
 const (
 	DefaultHistoryDays = 400
 	// VolatilityWindowDays is the trailing window of daily APYs whose
-	// standard deviation is a sample's volatility.
-	VolatilityWindowDays = 30
+	// standard deviation is a sample's volatility (ml's).
+	VolatilityWindowDays = ml.VolatilityWindowDays
 	// maxFutureSkew is how far ahead of the server's clock an observation
 	// may be stamped (clock skew between a feed and the server).
 	maxFutureSkew = time.Minute
@@ -662,29 +662,17 @@ func (s *Service) loadDaily(ctx context.Context, tx *store.Tx, inputs []obsqra.M
 	return out, nil
 }
 
-// Volatility is the sample standard deviation of the daily APYs (bps) of
-// the VolatilityWindowDays days ending on day, rounded to whole bps; 0 with
-// fewer than two days of data.
+// Volatility is the risk score's volatility of a sample observed on day:
+// ml.VolatilityBps of the daily APYs (bps) of the VolatilityWindowDays days
+// ending on day, rounded to whole bps; 0 with fewer than two days of data.
 func Volatility(daily map[obsqra.Date]int, day obsqra.Date) int {
-	var n int
-	var sum float64
+	values := make([]float64, 0, VolatilityWindowDays)
 	for d := day - VolatilityWindowDays + 1; d <= day; d++ {
 		if v, ok := daily[d]; ok {
-			n++
-			sum += float64(v)
+			values = append(values, float64(v))
 		}
 	}
-	if n < 2 {
-		return 0
-	}
-	mean := sum / float64(n)
-	var ss float64
-	for d := day - VolatilityWindowDays + 1; d <= day; d++ {
-		if v, ok := daily[d]; ok {
-			ss += (float64(v) - mean) * (float64(v) - mean)
-		}
-	}
-	return int(math.Round(math.Sqrt(ss / float64(n-1))))
+	return int(math.Round(ml.VolatilityBps(values)))
 }
 
 // LiquidityTier returns the tier of a TVL: 0 at or above thresholds[0], 1

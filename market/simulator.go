@@ -231,14 +231,29 @@ func walk(ctx context.Context, pr *profile, g *stream, until obsqra.Date, visit 
 	return st, nil
 }
 
+// enabledProtocols returns the protocols the simulator makes data for:
+// the enabled ones that have no real data source of their own. A protocol
+// whose source ids name anything but DefiLlama (an imported Aave reserve,
+// say: "aave_v3") has real data, which invented samples must not mix with;
+// the seeded Starknet protocols name only DefiLlama, which is another live
+// feed, so the simulator stands in for it.
 func enabledProtocols(protocols []obsqra.Protocol) []obsqra.Protocol {
 	var out []obsqra.Protocol
 	for _, p := range protocols {
-		if p.Enabled {
+		if p.Enabled && !hasOwnSource(p) {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+func hasOwnSource(p obsqra.Protocol) bool {
+	for k := range p.SourceIDs {
+		if k != DefiLlamaPoolID && k != DefiLlamaProject {
+			return true
+		}
+	}
+	return false
 }
 
 // Parameters shared by every protocol.

@@ -501,3 +501,32 @@ func BenchmarkSimulatorHistory400(b *testing.B) {
 		}
 	}
 }
+
+// TestSimulatorLeavesRealDataAlone: a protocol with a data source of its
+// own (an imported Aave reserve) gets no invented samples.
+func TestSimulatorLeavesRealDataAlone(t *testing.T) {
+	t.Parallel()
+	ps := []obsqra.Protocol{
+		{ID: 1, Slug: "zklend", Category: obsqra.CategoryLending, Enabled: true, SourceIDs: map[string]string{DefiLlamaProject: "zklend"}},
+		{ID: 2, Slug: "aave-v3-ethereum-usdc", Category: obsqra.CategoryLending, Enabled: true, SourceIDs: map[string]string{"aave_v3": "ethereum/USDC"}},
+		{ID: 3, Slug: "fresh", Category: obsqra.CategoryDEX, Enabled: true},
+	}
+	sim := NewSimulator(1)
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	hist, err := sim.History(context.Background(), ps, now, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	polled, err := sim.Poll(context.Background(), ps, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range append(hist, polled...) {
+		if in.Protocol == "aave-v3-ethereum-usdc" {
+			t.Fatalf("simulated sample of an imported protocol: %+v", in)
+		}
+	}
+	if len(hist) != 6 || len(polled) != 2 {
+		t.Errorf("History = %d samples, Poll = %d; want 6 and 2 (zklend and fresh)", len(hist), len(polled))
+	}
+}

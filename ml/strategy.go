@@ -51,19 +51,40 @@ func (b *Basket) Validate() error {
 	return nil
 }
 
-// Volatility window of the risk score, as market data computes it: the
+// VolatilityWindowDays is the window of the risk score's volatility: the
 // standard deviation of the daily APY over the trailing 30 days.
-const volatilityWindowDays = 30
+const VolatilityWindowDays = 30
+
+// VolatilityBps is the risk score's volatility input from the daily APYs
+// (bps) of a window: their sample standard deviation (n − 1), 0 with fewer
+// than two days. Market ingestion and the backtests both call it, so a
+// backtested score is the score the server stores.
+func VolatilityBps(dailyApyBps []float64) float64 {
+	n := len(dailyApyBps)
+	if n < 2 {
+		return 0
+	}
+	var m float64
+	for _, x := range dailyApyBps {
+		m += x
+	}
+	m /= float64(n)
+	var ss float64
+	for _, x := range dailyApyBps {
+		ss += (x - m) * (x - m)
+	}
+	return math.Sqrt(ss / float64(n-1))
+}
 
 // RiskInputsAt returns reserve i's risk-score inputs on day index t, from
 // data up to t only: utilization, the trailing 30-day standard deviation of
 // the APY, the liquidity tier, the audit score and the age.
 func (b *Basket) RiskInputsAt(i, t int) RiskInputs {
 	lo := t
-	for lo > 0 && b.Days[t]-b.Days[lo-1] < volatilityWindowDays {
+	for lo > 0 && b.Days[t]-b.Days[lo-1] < VolatilityWindowDays {
 		lo--
 	}
-	vol := stdDev(b.APYBps[i][lo : t+1])
+	vol := VolatilityBps(b.APYBps[i][lo : t+1])
 	age := int64(b.Days[t] - b.LaunchDay[i])
 	return RiskInputs{
 		UtilizationBps: clampInt(math.Round(b.UtilizationBps[i][t]), 0, 10_000),

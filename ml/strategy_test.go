@@ -179,10 +179,11 @@ func TestParityStrategyIsTheContractAllocation(t *testing.T) {
 
 func TestRiskInputsAtVolatilityWindow(t *testing.T) {
 	t.Parallel()
-	// APY alternates 100/300 bps: the trailing 30-day standard deviation is 100.
+	// APY alternates 100/300 bps: over the trailing 30 days the sample
+	// standard deviation is 100·√(30/29) = 101.7, rounded 102.
 	b := testBasket(func(d int) float64 { return 0.01 + 0.02*float64(d%2) }, constant(0))
-	if got := b.RiskInputsAt(0, 200).VolatilityBps; got != 100 {
-		t.Errorf("volatility = %d, want 100", got)
+	if got := b.RiskInputsAt(0, 200).VolatilityBps; got != 102 {
+		t.Errorf("volatility = %d, want 102", got)
 	}
 	// On the first day there is no spread yet.
 	if got := b.RiskInputsAt(0, 0).VolatilityBps; got != 0 {
@@ -278,5 +279,23 @@ func TestZ80(t *testing.T) {
 	t.Parallel()
 	if want := math.Sqrt2 * math.Erfinv(0.8); math.Abs(z80-want) > 1e-15 {
 		t.Errorf("z80 = %v, want √2·erf⁻¹(0.8) = %v", z80, want)
+	}
+}
+
+func TestVolatilityBps(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{500}, 0},
+		{[]float64{100, 200, 300}, 100}, // sample (n − 1) standard deviation
+		{[]float64{400, 400, 400}, 0},
+	}
+	for _, tt := range tests {
+		if got := VolatilityBps(tt.in); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("VolatilityBps(%v) = %v, want %v", tt.in, got, tt.want)
+		}
 	}
 }

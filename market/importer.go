@@ -21,12 +21,13 @@ type ImportResult struct {
 
 // Import stores what a metrics CSV holds (see ParseMetricsCSV) with source
 // "import": it creates the protocols the file needs that do not exist yet,
-// then ingests the samples, each scored and recorded as Ingest does,
-// importChunk samples per unit of work. Every sample is validated before
-// anything is written, so a bad file imports nothing; a failure while
-// writing (the database going away) can leave the first chunks stored,
-// and importing the file again completes it, since ingestion is idempotent.
-// It is an operator's command and takes no principal.
+// then ingests the samples, each scored and recorded as Ingest does, all in
+// one unit of work: a file imports whole or not at all. Every sample is
+// validated before anything is written, with the sample's number, protocol
+// and time in the error. On SQLite the import holds the database's write
+// lock while it runs (some seconds for the whole shared Aave file), so a
+// running server's writes wait. Importing the same file again stores
+// nothing. It is an operator's command and takes no principal.
 // Errors: EINVALID naming the sample and field; ECONFLICT when a different
 // sample with the same key is stored already; internal ones.
 func (s *Service) Import(ctx context.Context, imp *Import) (ImportResult, error) {
@@ -35,53 +36,63 @@ func (s *Service) Import(ctx context.Context, imp *Import) (ImportResult, error)
 	if err != nil {
 		return res, err
 	}
-	bySlug := make(map[string]*obsqra.Protocol, len(existing)+len(imp.Protocols))
+	known := make(map[string]*obsqra.Protocol, len(existing)+len(imp.Protocols))
 	for i := range existing {
-		bySlug[existing[i].Slug] = &existing[i]
+		known[existing[i].Slug] = &existing[i]
 	}
 	var missing []obsqra.ProtocolInput
 	for _, p := range imp.Protocols {
-		if bySlug[p.Slug] != nil {
+		if known[p.Slug] != nil {
 			continue
 		}
 		if err := validateProtocol(&p); err != nil {
 			return res, obsqra.Errorf(obsqra.EINVALID, "protocol %s: %s", p.Slug, obsqra.ErrorMessage(err))
 		}
 		missing = append(missing, p)
-		bySlug[p.Slug] = &obsqra.Protocol{Slug: p.Slug}
+		known[p.Slug] = &obsqra.Protocol{Slug: p.Slug}
 	}
 	now := s.cfg.Now()
 	for i := range imp.Samples {
-		if err := validateInput(&imp.Samples[i], bySlug, now); err != nil {
+		if err := validateInput(&imp.Samples[i], known, now); err != nil {
 			return res, obsqra.Errorf(obsqra.EINVALID, "sample %d (%s at %s): %s", i+1, imp.Samples[i].Protocol,
 				imp.Samples[i].ObservedAt.UTC().Format(time.RFC3339), obsqra.ErrorMessage(err))
 		}
 	}
-	if len(missing) > 0 {
-		err := s.db.WithTx(ctx, func(tx *store.Tx) error {
-			for _, p := range missing {
-				if _, _, err := tx.UpsertProtocol(ctx, p); err != nil {
-					return err
-				}
+	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
+		res.ProtocolsCreated, res.Created = 0, 0
+		for _, p := range missing {
+			if _, _, err := tx.UpsertProtocol(ctx, p); err != nil {
+				return fmt.Errorf("create protocol %s: %w", p.Slug, err)
 			}
-			return nil
-		})
-		if err != nil {
-			return res, fmt.Errorf("create protocols: %w", err)
 		}
 		res.ProtocolsCreated = len(missing)
-	}
-	for start := 0; start < len(imp.Samples); start += importChunk {
-		chunk := imp.Samples[start:min(start+importChunk, len(imp.Samples))]
-		done, err := s.Ingest(ctx, obsqra.SourceImport, chunk)
+		protocols, err := tx.Protocols(ctx)
 		if err != nil {
-			return res, fmt.Errorf("samples %d-%d: %w", start+1, start+len(chunk), err)
+			return err
 		}
-		for _, d := range done {
-			if d.Created {
-				res.Created++
+		bySlug := make(map[string]*obsqra.Protocol, len(protocols))
+		for i := range protocols {
+			bySlug[protocols[i].Slug] = &protocols[i]
+		}
+		// Chunks bound the memory of one ingestion step (its daily window,
+		// its events), not the unit of work.
+		for start := 0; start < len(imp.Samples); start += importChunk {
+			chunk := imp.Samples[start:min(start+importChunk, len(imp.Samples))]
+			done, err := s.ingestTx(ctx, tx, obsqra.SourceImport, chunk, bySlug)
+			if err != nil {
+				return fmt.Errorf("samples %d-%d: %w", start+1, start+len(chunk), err)
+			}
+			for _, d := range done {
+				if d.Created {
+					res.Created++
+				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		res.ProtocolsCreated, res.Created = 0, 0
+		return res, err
 	}
 	return res, nil
 }

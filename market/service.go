@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/ml"
@@ -81,8 +83,9 @@ type Service struct {
 	models map[int]*ml.Model
 	// feedErr is the last poll's error while the feed is down.
 	feedErr error
-	// backfilled is set once the database is known to hold history.
-	backfilled bool
+	// backfilled holds the protocols whose history this process has
+	// checked (and loaded when it lacked).
+	backfilled map[int64]bool
 	// verified is the end of the decision log's prefix this process has
 	// verified (see VerifyDecision).
 	verified chainPoint
@@ -109,7 +112,7 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{db: db, cfg: cfg, models: make(map[int]*ml.Model), verified: chainPoint{hash: obsqra.GenesisHash}}, nil
+	return &Service{db: db, cfg: cfg, models: make(map[int]*ml.Model), backfilled: make(map[int64]bool), verified: chainPoint{hash: obsqra.GenesisHash}}, nil
 }
 
 // SourceName is the name of the live feed, "none" when there is none.
@@ -148,10 +151,10 @@ func validateProtocol(in *obsqra.ProtocolInput) error {
 	switch {
 	case !slugPattern.MatchString(in.Slug):
 		return obsqra.Errorf(obsqra.EINVALID, "slug must be 1-63 lowercase letters, digits and dashes, starting with a letter or digit")
-	case in.Name == "" || len(in.Name) > 100:
-		return obsqra.Errorf(obsqra.EINVALID, "name must be 1-100 characters")
-	case in.Chain == "" || len(in.Chain) > 50:
-		return obsqra.Errorf(obsqra.EINVALID, "chain must be 1-50 characters")
+	case !plainText(in.Name, 100):
+		return obsqra.Errorf(obsqra.EINVALID, "name must be 1-100 characters of UTF-8 text without control characters")
+	case !plainText(in.Chain, 50):
+		return obsqra.Errorf(obsqra.EINVALID, "chain must be 1-50 characters of UTF-8 text without control characters")
 	case !in.Category.IsValid():
 		return obsqra.Errorf(obsqra.EINVALID, "category %q is not a valid ProtocolCategory", in.Category)
 	case in.AuditScore < 0 || in.AuditScore > 100:
@@ -162,11 +165,25 @@ func validateProtocol(in *obsqra.ProtocolInput) error {
 		return obsqra.Errorf(obsqra.EINVALID, "sourceIds may hold at most 16 entries")
 	}
 	for k, v := range in.SourceIDs {
-		if k == "" || len(k) > 64 || len(v) > 256 {
-			return obsqra.Errorf(obsqra.EINVALID, "sourceIds: keys must be 1-64 characters and values at most 256")
+		if !plainText(k, 64) || (v != "" && !plainText(v, 256)) {
+			return obsqra.Errorf(obsqra.EINVALID, "sourceIds: keys must be 1-64 and values at most 256 characters of UTF-8 text without control characters")
 		}
 	}
 	return nil
+}
+
+// plainText reports whether s is 1 to max characters of valid UTF-8 with
+// no control character (NUL included, which PostgreSQL's text refuses).
+func plainText(s string, max int) bool {
+	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > max {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // UpsertProtocol creates or replaces the protocol of in.Slug.
@@ -309,8 +326,29 @@ func mlParams(p obsqra.RiskParams) ml.Params {
 // newModel validates p and returns its scoring model. Errors: EINVALID
 // naming the parameter.
 func newModel(p obsqra.RiskParams) (*ml.Model, error) {
+	weights := []struct {
+		name string
+		v    int
+	}{
+		{"wUtilization", p.WUtilization}, {"wVolatility", p.WVolatility},
+		{"wLiquidity0", p.WLiquidity0}, {"wLiquidity1", p.WLiquidity1},
+		{"wLiquidity2", p.WLiquidity2}, {"wLiquidity3", p.WLiquidity3},
+		{"wAudit", p.WAudit}, {"wAge", p.WAge}, {"ageCapDays", p.AgeCapDays},
+	}
+	for _, w := range weights {
+		if w.v > MaxRiskWeight {
+			return nil, obsqra.Errorf(obsqra.EINVALID, "%s must be at most %d, got %d", w.name, MaxRiskWeight, w.v)
+		}
+	}
 	return ml.NewModel(mlParams(p))
 }
+
+// MaxRiskWeight bounds each risk parameter the server accepts, below the
+// contract's own bound: with every weight at most a million, the largest
+// component (volatility: 100 × wVolatility) and the sum of all five stay
+// far inside a 32-bit integer, the width of GraphQL's Int and of the
+// score columns.
+const MaxRiskWeight = 1_000_000
 
 // model returns the cached model of a stored parameters version.
 func (s *Service) model(p *obsqra.RiskParams) (*ml.Model, error) {
@@ -550,56 +588,63 @@ func (s *Service) Ingest(ctx context.Context, source string, inputs []obsqra.Met
 			return nil, obsqra.Errorf(obsqra.EINVALID, "input[%d].%s", i, obsqra.ErrorMessage(err))
 		}
 	}
+	var out []Ingested
+	err = s.db.WithTx(ctx, func(tx *store.Tx) (err error) {
+		out, err = s.ingestTx(ctx, tx, source, inputs, bySlug)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ingestTx is Ingest's unit of work for inputs already validated against
+// bySlug. Errors name the input by its index in inputs.
+func (s *Service) ingestTx(ctx context.Context, tx *store.Tx, source string, inputs []obsqra.MetricsInput, bySlug map[string]*obsqra.Protocol) ([]Ingested, error) {
 	order := make([]int, len(inputs))
 	for i := range order {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return inputs[order[a]].ObservedAt.Before(inputs[order[b]].ObservedAt) })
 
-	out := make([]Ingested, len(inputs))
-	var events []obsqra.Event
-	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
-		events = events[:0]
-		// The decision log's lock first: taken later, it would be awaited
-		// while holding rows (a day of the daily series) that the holder
-		// of the lock may need next.
-		if err := tx.LockDecisions(ctx); err != nil {
-			return err
-		}
-		params, err := tx.ActiveRiskParams(ctx)
-		if err != nil {
-			return err
-		}
-		model, err := s.model(params)
-		if err != nil {
-			return err
-		}
-		daily, err := s.loadDaily(ctx, tx, inputs, bySlug)
-		if err != nil {
-			return err
-		}
-		for _, i := range order {
-			in := inputs[i]
-			p := bySlug[in.Protocol]
-			res, evs, err := s.ingestOne(ctx, tx, p, in, source, params, model, daily[p.ID])
-			if err != nil {
-				if obsqra.ErrorCode(err) != obsqra.EINTERNAL {
-					return obsqra.Errorf(obsqra.ErrorCode(err), "input[%d]: %s", i, obsqra.ErrorMessage(err))
-				}
-				return err
-			}
-			out[i] = res
-			events = append(events, evs...)
-		}
-		for i := range events {
-			if err := tx.AppendEvent(ctx, &events[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	// The decision log's lock first: taken later, it would be awaited
+	// while holding rows (a day of the daily series) that the holder of
+	// the lock may need next.
+	if err := tx.LockDecisions(ctx); err != nil {
+		return nil, err
+	}
+	params, err := tx.ActiveRiskParams(ctx)
 	if err != nil {
 		return nil, err
+	}
+	model, err := s.model(params)
+	if err != nil {
+		return nil, err
+	}
+	daily, err := s.loadDaily(ctx, tx, inputs, bySlug)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Ingested, len(inputs))
+	var events []obsqra.Event
+	for _, i := range order {
+		in := inputs[i]
+		p := bySlug[in.Protocol]
+		res, evs, err := s.ingestOne(ctx, tx, p, in, source, params, model, daily[p.ID])
+		if err != nil {
+			if obsqra.ErrorCode(err) != obsqra.EINTERNAL {
+				return nil, obsqra.Errorf(obsqra.ErrorCode(err), "input[%d]: %s", i, obsqra.ErrorMessage(err))
+			}
+			return nil, err
+		}
+		out[i] = res
+		events = append(events, evs...)
+	}
+	for i := range events {
+		if err := tx.AppendEvent(ctx, &events[i]); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -615,7 +660,7 @@ func validateInput(in *obsqra.MetricsInput, bySlug map[string]*obsqra.Protocol, 
 		return obsqra.Errorf(obsqra.EINVALID, "observedAt: required")
 	case in.ObservedAt.After(now.Add(maxFutureSkew)):
 		return obsqra.Errorf(obsqra.EINVALID, "observedAt: %s is in the future", in.ObservedAt.UTC().Format(time.RFC3339))
-	case in.ObservedAt.Year() < 2009:
+	case in.ObservedAt.UTC().Year() < 2009:
 		return obsqra.Errorf(obsqra.EINVALID, "observedAt: %s is before any blockchain existed", in.ObservedAt.UTC().Format(time.RFC3339))
 	case in.ApyBps < -10000 || in.ApyBps > 1_000_000:
 		return obsqra.Errorf(obsqra.EINVALID, "apyBps: must be between -10000 and 1000000, got %d", in.ApyBps)
@@ -908,17 +953,26 @@ func (s *Service) feedFailed(err error) error {
 	return fmt.Errorf("poll %s: %w", s.SourceName(), err)
 }
 
-// backfill loads the feed's daily history, once per process, for the
-// enabled protocols that lack it: those with data on fewer than 90 % of
-// the last HistoryDays days (all of them on an empty database; a protocol
-// added later; a backfill interrupted halfway). Only days without data are
-// ingested, so a feed whose history was revised since cannot conflict with
-// what is stored.
-func (s *Service) backfill(ctx context.Context, src Source, enabled []obsqra.Protocol) error {
+// backfill loads the feed's daily history for the enabled protocols that
+// lack it, checking each protocol once per process (so one an admin adds
+// while the server runs is checked at the next poll): a protocol lacks
+// history when it has data on fewer than 90 % of the last HistoryDays days
+// (every protocol of an empty database; a backfill interrupted halfway).
+// Only days without data are ingested, so a feed whose history was revised
+// since cannot conflict with what is stored.
+func (s *Service) backfill(ctx context.Context, src Source, all []obsqra.Protocol) error {
+	if s.cfg.HistoryDays <= 0 {
+		return nil
+	}
+	var enabled []obsqra.Protocol
 	s.mu.Lock()
-	done := s.backfilled
+	for _, p := range all {
+		if !s.backfilled[p.ID] {
+			enabled = append(enabled, p)
+		}
+	}
 	s.mu.Unlock()
-	if done || s.cfg.HistoryDays <= 0 {
+	if len(enabled) == 0 {
 		return nil
 	}
 	now := s.cfg.Now()
@@ -964,7 +1018,9 @@ func (s *Service) backfill(ctx context.Context, src Source, enabled []obsqra.Pro
 			"samples", len(missing), "days", s.cfg.HistoryDays)
 	}
 	s.mu.Lock()
-	s.backfilled = true
+	for _, p := range enabled {
+		s.backfilled[p.ID] = true
+	}
 	s.mu.Unlock()
 	return nil
 }

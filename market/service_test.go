@@ -1367,9 +1367,9 @@ func TestIngestConcurrent(t *testing.T) {
 	})
 }
 
-// TestPollBackfillsWhatIsMissing: a protocol added after the first
-// backfill, or left short by an interrupted one, gets its history when a
-// process next starts; days already stored are not ingested again.
+// TestPollBackfillsWhatIsMissing: a protocol added while the server runs
+// gets its history at the next poll, and only its own; a new process finds
+// nothing missing and asks for nothing.
 func TestPollBackfillsWhatIsMissing(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -1385,31 +1385,30 @@ func TestPollBackfillsWhatIsMissing(t *testing.T) {
 			Category: obsqra.CategoryLending, AuditScore: 70, LaunchedOn: obsqra.DateOf(t0) - 100, Enabled: true}); err != nil {
 			t.Fatal(err)
 		}
-		// The same process does not backfill twice.
 		b.clock.Add(10 * time.Second)
+		before := count(t, db).Samples
 		if err := s.Poll(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if histories, _ := src.calls(); len(histories) != 1 {
-			t.Fatalf("history asked %d times by one process, want once", len(histories))
+		histories, _ := src.calls()
+		if len(histories) != 2 || !slices.Equal(histories[1].slugs, []string{"newcomer"}) {
+			t.Fatalf("history asked for %+v, want a second time for newcomer only", histories)
 		}
-		// A new process backfills only the newcomer, and only its 30 days.
+		enabled := len(histories[0].slugs) + 1
+		if got := count(t, db).Samples - before; got != 30+enabled {
+			t.Errorf("the poll stored %d samples, want 30 days of newcomer + %d current", got, enabled)
+		}
+
 		s2, err := market.New(db, market.Config{Source: src, Now: b.clock.Now, PollInterval: 10 * time.Second, HistoryDays: 30})
 		if err != nil {
 			t.Fatal(err)
 		}
 		b.clock.Add(10 * time.Second)
-		mid := count(t, db).Samples
 		if err := s2.Poll(ctx); err != nil {
 			t.Fatal(err)
 		}
-		histories, _ := src.calls()
-		if len(histories) != 2 || !slices.Equal(histories[1].slugs, []string{"newcomer"}) {
-			t.Fatalf("second process asked for history of %+v, want only newcomer", histories[len(histories)-1])
-		}
-		enabled := len(histories[0].slugs) + 1
-		if got := count(t, db).Samples - mid; got != 30+enabled {
-			t.Errorf("second process stored %d samples, want 30 days of newcomer + %d current", got, enabled)
+		if histories, _ := src.calls(); len(histories) != 2 {
+			t.Errorf("a new process asked for history again: %+v", histories[2:])
 		}
 	})
 }
@@ -1489,3 +1488,31 @@ func TestDecisionLogResistsTheOwner(t *testing.T) {
 		}
 	})
 }
+
+// TestHostileInputs covers refusals found in review: weights whose scores
+// would overflow a 32-bit integer, control characters in protocol text,
+// and the 2009 bound taken in UTC.
+func TestHostileInputs(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s, b := setup(t, db)
+		_, err := s.SetRiskParams(b.admin, obsqra.RiskParamsPatch{WAudit: ptr(1_000_000_000)})
+		checkErr(t, "SetRiskParams(wAudit 1e9)", err, obsqra.EINVALID, "wAudit must be at most 1000000")
+		_, err = s.PreviewRisk(context.Background(), obsqra.RiskInputs{Utilization: 1, AuditScore: 50}, &obsqra.RiskParamsPatch{WVolatility: ptr(2_000_000)})
+		checkErr(t, "PreviewRisk(wVolatility 2e6)", err, obsqra.EINVALID, "wVolatility must be at most 1000000")
+		for _, name := range []string{"a\x00b", "tab\there", string([]byte{0xff, 0xfe})} {
+			_, err = s.UpsertProtocol(b.admin, obsqra.ProtocolInput{Slug: "odd", Name: name, Chain: "starknet",
+				Category: obsqra.CategoryDEX, AuditScore: 50, LaunchedOn: obsqra.DateOf(t0) - 10})
+			checkErr(t, fmt.Sprintf("UpsertProtocol(name %q)", name), err, obsqra.EINVALID, "name must be")
+		}
+		_, err = s.UpsertProtocol(b.admin, obsqra.ProtocolInput{Slug: "odd", Name: "Odd", Chain: "starknet", SourceIDs: map[string]string{"k": "v\x00"},
+			Category: obsqra.CategoryDEX, AuditScore: 50, LaunchedOn: obsqra.DateOf(t0) - 10})
+		checkErr(t, "UpsertProtocol(sourceIds with NUL)", err, obsqra.EINVALID, "sourceIds")
+		// 2008-12-31T23:00-02:00 is 2009-01-01T01:00Z: accepted.
+		at := time.Date(2008, 12, 31, 23, 0, 0, 0, time.FixedZone("", -2*3600))
+		ingest(t, s, obsqra.SourceAdmin, sample("vesu", at, 300))
+	})
+}
+
+func ptr[T any](v T) *T { return &v }

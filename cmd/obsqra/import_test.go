@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/obsqra/obsqra/store"
 )
@@ -88,5 +90,51 @@ func TestImportMetrics(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"import", "nonsense"}, strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "usage: obsqra import metrics FILE") {
 		t.Errorf("import nonsense = %v, want the usage", err)
+	}
+}
+
+// TestImportIsAllOrNothing: a file whose last sample conflicts with a
+// stored one, beyond the first unit of ingestion (500 samples), stores
+// nothing at all.
+func TestImportIsAllOrNothing(t *testing.T) {
+	dir := env(t)
+	var b strings.Builder
+	b.WriteString("protocol,observed_at,apy_bps\n")
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 600 {
+		fmt.Fprintf(&b, "nostra,%s,%d\n", start.Add(time.Duration(i)*time.Hour).Format(time.RFC3339), 400+i%7)
+	}
+	first := filepath.Join(dir, "first.csv")
+	os.WriteFile(first, []byte("protocol,observed_at,apy_bps\nnostra,"+start.Add(599*time.Hour).Format(time.RFC3339)+",1\n"), 0o600)
+	whole := filepath.Join(dir, "whole.csv")
+	os.WriteFile(whole, []byte(b.String()), 0o600)
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"import", "metrics", first}, strings.NewReader(""), &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	err := run(context.Background(), []string{"import", "metrics", whole}, strings.NewReader(""), &out, &out)
+	if err == nil || !strings.Contains(userMessage(err), "is stored already") {
+		t.Fatalf("import of a conflicting file = %v, want a conflict", err)
+	}
+	db, err := store.Open(context.Background(), os.Getenv("DATABASE_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ps, _ := db.Protocols(context.Background())
+	var ids []int64
+	for _, p := range ps {
+		ids = append(ids, p.ID)
+	}
+	h, err := db.MetricsHistory(context.Background(), ids, store.HistoryPage{First: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, rows := range h {
+		n += len(rows)
+	}
+	if n != 1 {
+		t.Errorf("%d samples stored after a failed import, want only the first file's 1", n)
 	}
 }

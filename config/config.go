@@ -112,8 +112,9 @@ type Config struct {
 	// production).
 	Introspection bool
 
-	// ShutdownTimeout is how long a graceful shutdown waits for requests and
-	// jobs to finish (SHUTDOWN_TIMEOUT, Go duration, default 15s, > 0).
+	// ShutdownTimeout is how long a graceful shutdown waits for in-flight
+	// requests to finish (SHUTDOWN_TIMEOUT, Go duration, default 15s, > 0);
+	// a running scheduler job is waited for up to its own timeout.
 	ShutdownTimeout time.Duration
 
 	// WSInitTimeout is how long a WebSocket client may take to send

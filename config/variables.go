@@ -81,7 +81,7 @@ func Variables() []Variable {
 		{"GRAPHQL_INTROSPECTION", "true",
 			"GraphQL introspection on or off (true/false/1/0/yes/no); production default: false."},
 		{"SHUTDOWN_TIMEOUT", defaultShutdownTimeout.String(),
-			"How long a graceful shutdown waits for requests and jobs, as a Go duration (15s, 2m)."},
+			"How long a graceful shutdown waits for in-flight requests, as a Go duration (15s, 2m); a running scheduler job gets its own timeout."},
 		{"WS_INIT_TIMEOUT", defaultWSInitTimeout.String(),
 			"How long a WebSocket client may take to send connection_init before it is closed with 4408 (Go duration)."},
 		{"WS_KEEPALIVE", defaultWSKeepAlive.String(),

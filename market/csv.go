@@ -90,7 +90,7 @@ type Import struct {
 //	Chain       the network in lowercase
 //	Category    LENDING
 //	AuditScore  aave.AuditScore
-//	LaunchedOn  the reserve's first day in the file
+//	LaunchedOn  Aave V3's launch day, 2022-03-16 (aave.Launch)
 //	Enabled     true
 //	SourceIDs   {"aave_v3": "<network>/<symbol>"}
 //

@@ -235,10 +235,19 @@ func (d *Decimal) Scan(src any) error {
 // object's compact text.
 type JSONObject json.RawMessage
 
-// MarshalGQL writes the object as it is.
+// MarshalGQL writes the object as it is. Bytes that are not JSON (a
+// decision tampered with in the database, say) are written as a JSON
+// string of their text: written raw they would break the whole response,
+// and the client could not see what is stored.
 func (j JSONObject) MarshalGQL(w io.Writer) {
 	if len(j) == 0 {
 		io.WriteString(w, "null")
+		return
+	}
+	if !json.Valid(j) {
+		// json.Marshal of a string cannot fail; invalid UTF-8 becomes U+FFFD.
+		b, _ := json.Marshal(string(j))
+		w.Write(b)
 		return
 	}
 	w.Write(j)

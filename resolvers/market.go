@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -33,8 +34,17 @@ func (r *queryResolver) Protocols(ctx context.Context) ([]*obsqra.Protocol, erro
 	return out, nil
 }
 
-// Protocol resolves protocol(slug): null when there is none.
+// slugPattern is the form of every protocol slug (market.Service refuses
+// any other at creation).
+var slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// Protocol resolves protocol(slug): null when there is none. A string that
+// cannot be a slug is answered without a query: PostgreSQL refuses some
+// (a NUL byte) with an error the client would see as internal.
 func (r *queryResolver) Protocol(ctx context.Context, slug string) (*obsqra.Protocol, error) {
+	if !slugPattern.MatchString(slug) {
+		return nil, nil
+	}
 	p, err := r.Market.Protocol(ctx, slug)
 	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
 		return nil, nil
@@ -104,8 +114,12 @@ func (r *mutationResolver) UpsertProtocol(ctx context.Context, in graph.UpsertPr
 	return r.Market.UpsertProtocol(ctx, pi)
 }
 
-// SetProtocolEnabled resolves setProtocolEnabled.
+// SetProtocolEnabled resolves setProtocolEnabled. A string that cannot be
+// a slug is NOT_FOUND without a query, as for protocol(slug).
 func (r *mutationResolver) SetProtocolEnabled(ctx context.Context, slug string, enabled bool) (*obsqra.Protocol, error) {
+	if !slugPattern.MatchString(slug) {
+		return nil, obsqra.Errorf(obsqra.ENOTFOUND, "no protocol has slug %q", slug)
+	}
 	return r.Market.SetProtocolEnabled(ctx, slug, enabled)
 }
 
@@ -194,6 +208,14 @@ func historyCursor(at time.Time, id int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte("h:" + strconv.FormatInt(at.UnixMicro(), 10) + ":" + strconv.FormatInt(id, 10)))
 }
 
+// The range of a cursor's time: ingestion refuses samples before 2009, and
+// PostgreSQL refuses a timestamp far outside this range with an error the
+// client would see as internal.
+var (
+	minCursorMicros = time.Date(2009, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	maxCursorMicros = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro() // exclusive
+)
+
 func parseHistoryCursor(s string) (store.HistoryKey, error) {
 	bad := obsqra.Errorf(obsqra.EINVALID, "after: not a cursor of this list")
 	raw, err := base64.RawURLEncoding.DecodeString(s)
@@ -206,7 +228,7 @@ func parseHistoryCursor(s string) (store.HistoryKey, error) {
 	}
 	us, err1 := strconv.ParseInt(parts[1], 10, 64)
 	id, err2 := strconv.ParseInt(parts[2], 10, 64)
-	if err1 != nil || err2 != nil || id < 1 {
+	if err1 != nil || err2 != nil || id < 1 || us < minCursorMicros || us >= maxCursorMicros {
 		return store.HistoryKey{}, bad
 	}
 	return store.HistoryKey{At: time.UnixMicro(us).UTC(), ID: id}, nil

@@ -40,9 +40,51 @@ func (r *Resolver) now() time.Time {
 }
 
 // NewExecutableSchema returns the GraphQL schema backed by r. Every
-// operation gets its own batch loaders.
+// operation gets its own batch loaders, and connections cost their page
+// size times their selection in the server's complexity budget.
 func NewExecutableSchema(r *Resolver) graphql.ExecutableSchema {
-	return schemaWithLoaders{graph.NewExecutableSchema(graph.Config{Resolvers: r})}
+	cfg := graph.Config{Resolvers: r}
+	cfg.Complexity.Protocol.MetricsHistory = historyComplexity
+	cfg.Complexity.Protocol.RiskHistory = historyComplexity
+	return schemaWithLoaders{graph.NewExecutableSchema(cfg)}
+}
+
+// historyComplexity is the cost of a history connection: its selection
+// once per row it may return, plus one for the field. gqlgen's default
+// (the selection once) let a history nested in a history's rows ask for
+// 100 × 100 × … rows within the budget. A first outside 1–100 is refused
+// by the resolver; here it is clamped so the estimate stays sane.
+func historyComplexity(childComplexity int, first *int, _ *string, _, _ *time.Time) int {
+	n := defaultFirst
+	if first != nil {
+		n = min(max(*first, 1), maxFirst)
+	}
+	return saturatingAdd(saturatingMul(n, childComplexity), 1)
+}
+
+// maxComplexity is the largest complexity: what gqlgen's walk saturates at
+// too, so a nested estimate can never wrap around to a small number.
+const maxComplexity = int(^uint(0) >> 1)
+
+// saturatingMul returns a·b for a ≥ 1, or maxComplexity when that would
+// overflow; a negative b (a broken estimate) counts as 0.
+func saturatingMul(a, b int) int {
+	if b <= 0 {
+		return 0
+	}
+	if b > maxComplexity/a {
+		return maxComplexity
+	}
+	return a * b
+}
+
+// saturatingAdd returns a+b for a, b ≥ 0, or maxComplexity when that would
+// overflow.
+func saturatingAdd(a, b int) int {
+	if a > maxComplexity-b {
+		return maxComplexity
+	}
+	return a + b
 }
 
 // Protocol returns the resolvers of the Protocol type.
@@ -96,9 +138,20 @@ func (r *queryResolver) Node(ctx context.Context, id string) (obsqra.Node, error
 	case obsqra.NodeRiskScore:
 		return nodeOrNil(r.Market.RiskScore(ctx, n))
 	case obsqra.NodeDecision:
-		return nodeOrNil(r.Market.Decision(ctx, n))
+		d, err := r.Market.Decision(ctx, n)
+		if err == nil && d != nil && !decisionVisible(ctx, d) {
+			return nil, nil
+		}
+		return nodeOrNil(d, err)
 	}
 	return nil, nil
+}
+
+// decisionVisible reports whether the caller may see d: risk scores are
+// market-wide and public; any other kind (a decision about one user's
+// allocation, say) is the admins' until node(id:) can tell whose it is.
+func decisionVisible(ctx context.Context, d *obsqra.Decision) bool {
+	return d.Kind == obsqra.DecisionRiskScore || obsqra.UserFromContext(ctx).IsAdmin()
 }
 
 // nodeOrNil turns a lookup's result into node(id:)'s: null for a missing

@@ -201,22 +201,45 @@ func (page HistoryPage) where(c conn, protocolID int64) (string, []any) {
 	return strings.Join(conds, " AND "), args
 }
 
+// maxPagesPerStatement is how many protocols' pages one history statement
+// reads. SQLite refuses a compound SELECT of more than 500 terms
+// (SQLITE_MAX_COMPOUND_SELECT), and a UNION ALL branch is one; 200 leaves
+// room and keeps a statement's arguments (at most 7 a branch) far below
+// either dialect's limit.
+const maxPagesPerStatement = 200
+
+// pageGroups returns the distinct ids of protocolIDs, in their first
+// order, in groups of at most maxPagesPerStatement: one statement each, so
+// a history read runs ceil(protocols/200) statements whatever the size of
+// the histories.
+func pageGroups(protocolIDs []int64) [][]int64 {
+	seen := make(map[int64]bool, len(protocolIDs))
+	var groups [][]int64
+	for _, id := range protocolIDs {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if n := len(groups); n == 0 || len(groups[n-1]) == maxPagesPerStatement {
+			groups = append(groups, make([]int64, 0, min(maxPagesPerStatement, len(protocolIDs))))
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], id)
+	}
+	return groups
+}
+
 // pagesQuery builds one statement that reads the page of each protocol:
 // a UNION ALL of per-protocol subqueries, each of which walks the
 // (protocol_id, observed_at DESC, id DESC) index and stops after First+1
 // rows, however long the history. (A window function over all protocols
-// would number every row of every history first.)
+// would number every row of every history first.) protocolIDs are
+// distinct and at most maxPagesPerStatement (see pageGroups).
 func pagesQuery(c conn, table string, cols []string, protocolIDs []int64, page HistoryPage) (string, []any) {
 	var b strings.Builder
 	var args []any
 	list := columns("", cols...)
 	b.WriteString("SELECT " + list + " FROM (")
-	seen := make(map[int64]bool, len(protocolIDs))
 	for i, id := range protocolIDs {
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
 		if i > 0 {
 			b.WriteString(" UNION ALL ")
 		}
@@ -233,34 +256,41 @@ func pagesQuery(c conn, table string, cols []string, protocolIDs []int64, page H
 }
 
 // MetricsHistory returns a page of each protocol's samples, newest first,
-// keyed by protocol id, in one statement.
+// keyed by protocol id, in one statement per 200 protocols.
 // Errors: EINVALID for a page size below 1; otherwise internal ones.
 func (db *DB) MetricsHistory(ctx context.Context, protocolIDs []int64, page HistoryPage) (map[int64][]obsqra.MetricsSample, error) {
 	if page.First < 1 {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "page size must be at least 1, got %d", page.First)
 	}
 	out := make(map[int64][]obsqra.MetricsSample, len(protocolIDs))
-	if len(protocolIDs) == 0 {
-		return out, nil
-	}
 	c := db.conn()
+	for _, ids := range pageGroups(protocolIDs) {
+		if err := metricsPages(ctx, c, ids, page, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// metricsPages reads the pages of one group of protocols into out.
+func metricsPages(ctx context.Context, c conn, protocolIDs []int64, page HistoryPage, out map[int64][]obsqra.MetricsSample) error {
 	q, args := pagesQuery(c, "metrics_samples", metricsColumns, protocolIDs, page)
 	rows, err := c.query(ctx, q, args...)
 	if err != nil {
-		return nil, translate(err, "load metrics history", "metrics sample")
+		return translate(err, "load metrics history", "metrics sample")
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var m obsqra.MetricsSample
 		if err := rows.Scan(metricsScanArgs(&m)...); err != nil {
-			return nil, translate(err, "scan metrics history", "metrics sample")
+			return translate(err, "scan metrics history", "metrics sample")
 		}
 		out[m.ProtocolID] = append(out[m.ProtocolID], m)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load metrics history: %w", err)
+		return fmt.Errorf("load metrics history: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // LatestMetrics returns each protocol's newest sample (by observation

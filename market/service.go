@@ -429,6 +429,11 @@ func (s *Service) VerifyDecision(ctx context.Context, id int64) (*obsqra.Decisio
 	if err != nil {
 		return nil, err
 	}
+	if d.Kind != obsqra.DecisionRiskScore && !obsqra.UserFromContext(ctx).IsAdmin() {
+		// Decisions of other kinds belong to users (allocations, later):
+		// as node(id:) does, the server does not say they exist.
+		return nil, obsqra.Errorf(obsqra.ENOTFOUND, "decision not found")
+	}
 	v := &obsqra.DecisionVerification{Decision: d}
 	switch d.Kind {
 	case obsqra.DecisionRiskScore:

@@ -822,7 +822,7 @@ func TestVerifyDecision(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
-		s, _ := setup(t, db)
+		s, b := setup(t, db)
 		ctx := context.Background()
 		out := ingest(t, s, obsqra.SourceSimulated,
 			sample("nostra", day(-1), 300), sample("zklend", day(-1), 400), sample("nostra", t0, 350))
@@ -844,7 +844,9 @@ func TestVerifyDecision(t *testing.T) {
 			t.Fatalf("AppendDecision(REBALANCE) = %v", err)
 		}
 		_, err := s.VerifyDecision(ctx, other.ID)
-		checkErr(t, "VerifyDecision(REBALANCE decision)", err, obsqra.EINVALID, "REBALANCE")
+		checkErr(t, "VerifyDecision(REBALANCE decision) by a user", err, obsqra.ENOTFOUND)
+		_, err = s.VerifyDecision(b.admin, other.ID)
+		checkErr(t, "VerifyDecision(REBALANCE decision) by an admin", err, obsqra.EINVALID, "REBALANCE")
 
 		_, err = s.VerifyDecision(ctx, 999)
 		checkErr(t, "VerifyDecision(999)", err, obsqra.ENOTFOUND)

@@ -40,9 +40,11 @@ func TestHistoryComplexity(t *testing.T) {
 		}{
 			{"nested metricsHistory", nested, nil},
 			{"nested riskHistory, first by variable", byVariable, map[string]any{"n": 100}},
-			// 20 × (20 × 3 + 1 + 3) + 1 = 1281
+			// About 20 × 20 × 17 = 6,800: default pages in default pages,
+			// selecting each score with its components and inputs.
 			{"default page size", `{ protocols { riskHistory { edges { node { protocol {
-				riskHistory { edges { node { score } } } } } } } } }`, nil},
+				riskHistory { edges { node { score components { utilization volatility liquidity audit age unclamped }
+					inputs { utilization volatility liquidity auditScore ageDays } } } } } } } } } }`, nil},
 		} {
 			r := do(t, h, "", tt.query, tt.vars)
 			if r.code() != "COMPLEXITY_LIMIT_EXCEEDED" || len(r.Data["protocols"]) > 0 && string(r.Data["protocols"]) != "null" {
@@ -59,6 +61,14 @@ func TestHistoryComplexity(t *testing.T) {
 		r = do(t, h, "", byVariable, map[string]any{"n": 5})
 		if len(r.Errors) > 0 {
 			t.Errorf("nested riskHistory(first: 5): %+v", r.Errors)
+		}
+		// One full page of 100 scores with every field fits the budget.
+		r = do(t, h, "", `{ protocol(slug: "zklend") { riskHistory(first: 100) { edges { cursor node { id score observedAt
+			paramsVersion modelVersion computedAt decisionId protocol { slug }
+			components { utilization volatility liquidity audit age unclamped }
+			inputs { utilization volatility liquidity auditScore ageDays } } } pageInfo { hasNextPage endCursor } } } }`, nil)
+		if len(r.Errors) > 0 {
+			t.Errorf("a page of 100 scores with every field: %+v", r.Errors)
 		}
 	})
 }

@@ -117,6 +117,9 @@ func (r *mutationResolver) UpsertProtocol(ctx context.Context, in graph.UpsertPr
 // SetProtocolEnabled resolves setProtocolEnabled. A string that cannot be
 // a slug is NOT_FOUND without a query, as for protocol(slug).
 func (r *mutationResolver) SetProtocolEnabled(ctx context.Context, slug string, enabled bool) (*obsqra.Protocol, error) {
+	if _, err := obsqra.RequireAdmin(ctx, "enable or disable protocols"); err != nil {
+		return nil, err
+	}
 	if !slugPattern.MatchString(slug) {
 		return nil, obsqra.Errorf(obsqra.ENOTFOUND, "no protocol has slug %q", slug)
 	}

@@ -389,7 +389,7 @@ func TestExpandedFieldLimit(t *testing.T) {
 	rec, res := b.graphQL(t, exponentialFragments(60, "me { id }"), nil)
 
 	e := onlyError(t, res)
-	if rec.Code != http.StatusUnprocessableEntity || e.Message != "query has more than 10000 fields once its fragments are expanded" ||
+	if rec.Code != http.StatusUnprocessableEntity || e.Message != "query has more than 50000 fields once its fragments are expanded" ||
 		e.Extensions["code"] != "GRAPHQL_VALIDATION_FAILED" {
 		t.Errorf("response = %d %q %v, want 422 too many fields GRAPHQL_VALIDATION_FAILED", rec.Code, e.Message, e.Extensions)
 	}

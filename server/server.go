@@ -43,12 +43,14 @@ const (
 	// DefaultComplexityLimit is the gqlgen complexity budget of an operation.
 	// At gqlgen's default costs a field costs 1 plus what it selects (and
 	// introspection under __schema is free), so a screen's query of a few
-	// dozen fields uses a few percent of it. Once list fields charge for
-	// their page size, one page of 100 edges with a handful of fields each
-	// still fits, while pages nested in pages, or fields repeated by the
-	// hundred, do not. The budget is fixed rather than per user so that the
-	// same document always costs the same and refusals are predictable.
-	DefaultComplexityLimit = 1000
+	// dozen fields uses a few percent of it. History connections charge
+	// first × what each edge selects, so one page of 100 risk scores with
+	// every field (components and inputs included, about 2,500) fits, and
+	// so does the dashboard of every protocol with 20 rows of each history
+	// (about 240), while pages nested in pages (60,000 and up) do not. The
+	// budget is fixed rather than per user so that the same document always
+	// costs the same and refusals are predictable.
+	DefaultComplexityLimit = 5000
 )
 
 // Config is what New needs besides its collaborators. Zero limits take

@@ -139,8 +139,9 @@ type Config struct {
 	// seed gives the same market.
 	MarketSeed uint64
 	// MarketSimSpeed is how many times faster than the clock the simulated
-	// market moves between polls (MARKET_SIM_SPEED, 1-100000, default 360:
-	// an hour of market per ten-second poll, so scores visibly move).
+	// market moves between polls (MARKET_SIM_SPEED, 1-100000, default 8640:
+	// a market day per ten-second poll, so lending scores move within a
+	// minute).
 	MarketSimSpeed int
 	// MarketHistoryDays is how many days of daily history the feed loads
 	// into a database that has none (MARKET_HISTORY_DAYS, default 400,

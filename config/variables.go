@@ -23,7 +23,7 @@ const (
 	defaultSimulatedPoll      = 10 * time.Second
 	defaultDefiLlamaPoll      = 5 * time.Minute
 	defaultHistoryDays        = 400
-	defaultSimSpeed           = 360
+	defaultSimSpeed           = 8640
 	defaultDefiLlamaURL       = "https://yields.llama.fi"
 	defaultLiquidityTiers     = "50000000,10000000,1000000"
 	defaultPruneInterval      = time.Hour
@@ -95,7 +95,7 @@ func Variables() []Variable {
 		{"MARKET_SEED", "1",
 			"Seed of the simulated feed, 0-2147483647: the same seed gives the same market."},
 		{"MARKET_SIM_SPEED", strconv.Itoa(defaultSimSpeed),
-			"How many times faster than the clock the simulated market moves between polls, 1-100000 (360: an hour of market per 10s poll; 1: real time)."},
+			"How many times faster than the clock the simulated market moves between polls, 1-100000 (8640: a market day per 10s poll, so scores visibly move; 1: real time)."},
 		{"MARKET_HISTORY_DAYS", strconv.Itoa(defaultHistoryDays),
 			"Days of daily history the feed loads into a database that has no metrics yet, 0-3650."},
 		{"DEFILLAMA_URL", defaultDefiLlamaURL,

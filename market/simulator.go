@@ -71,9 +71,9 @@ func NewSimulator(seed uint64) *Simulator { return &Simulator{seed: seed, speed:
 // NewSimulatorAt is NewSimulator with the market between polls moving
 // speed times faster than the clock (speed ≥ 1): at a ten-second poll a
 // market moves about a third of a basis point in real time, which integer
-// scores never show, so a demonstration runs the market faster (360: an
-// hour of market per ten-second poll, a day every four minutes). Samples
-// keep their real observation times; only the size of each step grows.
+// scores never show, so a demonstration runs the market faster (8640, the
+// server's default: a market day per ten-second poll). Samples keep their
+// real observation times; only the size of each step grows.
 func NewSimulatorAt(seed uint64, speed float64) *Simulator {
 	return &Simulator{seed: seed, speed: max(1, speed)}
 }

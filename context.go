@@ -2,6 +2,7 @@ package obsqra
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -11,6 +12,7 @@ const (
 	userContextKey contextKey = iota + 1
 	authErrorContextKey
 	clientContextKey
+	streamEndContextKey
 )
 
 // Principal is who a request acts for: the authenticated user and the
@@ -115,4 +117,40 @@ func RequireAdmin(ctx context.Context, what string) (*Principal, error) {
 		return nil, Errorf(EFORBIDDEN, "only admins may %s", what)
 	}
 	return p, nil
+}
+
+// StreamEnd records why a subscription's stream of events ended before its
+// client stopped it (a subscriber too slow for its buffer, say): the
+// transport sends that error as the operation's last message instead of a
+// plain completion.
+type StreamEnd struct {
+	mu  sync.Mutex
+	err error
+}
+
+// NewContextWithStreamEnd returns a copy of ctx in which a subscription can
+// report why its stream ended (EndStream), and the record the transport
+// reads when the stream is over.
+func NewContextWithStreamEnd(ctx context.Context) (context.Context, *StreamEnd) {
+	e := new(StreamEnd)
+	return context.WithValue(ctx, streamEndContextKey, e), e
+}
+
+// EndStream records err as why the subscription of ctx ended; the first
+// error recorded wins. Without a StreamEnd in ctx it does nothing.
+func EndStream(ctx context.Context, err error) {
+	if e, ok := ctx.Value(streamEndContextKey).(*StreamEnd); ok && err != nil {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.err == nil {
+			e.err = err
+		}
+	}
+}
+
+// Err returns the error recorded by EndStream, or nil.
+func (e *StreamEnd) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
 }

@@ -39,6 +39,7 @@ type ResolverRoot interface {
 	Query() QueryResolver
 	RiskScore() RiskScoreResolver
 	SchedulerJob() SchedulerJobResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -79,6 +80,11 @@ type ComplexityRoot struct {
 		Job        func(childComplexity int) int
 		Outcome    func(childComplexity int) int
 		StartedAt  func(childComplexity int) int
+	}
+
+	MetricsEvent struct {
+		Cursor  func(childComplexity int) int
+		Metrics func(childComplexity int) int
 	}
 
 	MetricsSample struct {
@@ -219,6 +225,11 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	RiskScoreEvent struct {
+		Cursor    func(childComplexity int) int
+		RiskScore func(childComplexity int) int
+	}
+
 	SchedulerJob struct {
 		IntervalSeconds func(childComplexity int) int
 		LastRuns        func(childComplexity int) int
@@ -226,6 +237,11 @@ type ComplexityRoot struct {
 		NextDueAt       func(childComplexity int) int
 		Running         func(childComplexity int) int
 		TimeoutSeconds  func(childComplexity int) int
+	}
+
+	Subscription struct {
+		MetricsUpdated   func(childComplexity int, protocols []string, after *string) int
+		RiskScoreUpdated func(childComplexity int, protocols []string, after *string) int
 	}
 
 	User struct {
@@ -297,6 +313,10 @@ type RiskScoreResolver interface {
 type SchedulerJobResolver interface {
 	IntervalSeconds(ctx context.Context, obj *obsqra.SchedulerJob) (float64, error)
 	TimeoutSeconds(ctx context.Context, obj *obsqra.SchedulerJob) (float64, error)
+}
+type SubscriptionResolver interface {
+	RiskScoreUpdated(ctx context.Context, protocols []string, after *string) (<-chan *RiskScoreEvent, error)
+	MetricsUpdated(ctx context.Context, protocols []string, after *string) (<-chan *MetricsEvent, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -464,6 +484,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.JobRun.StartedAt(childComplexity), true
+
+	case "MetricsEvent.cursor":
+		if e.ComplexityRoot.MetricsEvent.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsEvent.Cursor(childComplexity), true
+	case "MetricsEvent.metrics":
+		if e.ComplexityRoot.MetricsEvent.Metrics == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MetricsEvent.Metrics(childComplexity), true
 
 	case "MetricsSample.apyBps":
 		if e.ComplexityRoot.MetricsSample.ApyBps == nil {
@@ -1145,6 +1178,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RiskScoreEdge.Node(childComplexity), true
 
+	case "RiskScoreEvent.cursor":
+		if e.ComplexityRoot.RiskScoreEvent.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScoreEvent.Cursor(childComplexity), true
+	case "RiskScoreEvent.riskScore":
+		if e.ComplexityRoot.RiskScoreEvent.RiskScore == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScoreEvent.RiskScore(childComplexity), true
+
 	case "SchedulerJob.intervalSeconds":
 		if e.ComplexityRoot.SchedulerJob.IntervalSeconds == nil {
 			break
@@ -1181,6 +1227,29 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SchedulerJob.TimeoutSeconds(childComplexity), true
+
+	case "Subscription.metricsUpdated":
+		if e.ComplexityRoot.Subscription.MetricsUpdated == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_metricsUpdated_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.MetricsUpdated(childComplexity, args["protocols"].([]string), args["after"].(*string)), true
+	case "Subscription.riskScoreUpdated":
+		if e.ComplexityRoot.Subscription.RiskScoreUpdated == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_riskScoreUpdated_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.RiskScoreUpdated(childComplexity, args["protocols"].([]string), args["after"].(*string)), true
 
 	case "User.active":
 		if e.ComplexityRoot.User.Active == nil {
@@ -1304,6 +1373,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 				Data: buf.Bytes(),
 			}
 		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
 
 	default:
 		return graphql.OneShot(graphql.ErrorResponse(ctx, "unsupported GraphQL operation"))
@@ -1359,6 +1445,17 @@ type Query {
 }
 
 type Mutation
+
+"""
+Live updates over WebSocket (graphql-transport-ws or graphql-ws on /graphql).
+Every event arrives in an envelope with its cursor: pass the last cursor as
+` + "`" + `after` + "`" + ` to resume, and the server first replays what happened since, then
+continues live, with no gap and no duplicate. Events are kept for
+EVENT_RETENTION (24h); an older cursor is refused (BAD_USER_INPUT): refetch
+and subscribe afresh. A subscriber too slow to read its events is ended with
+RATE_LIMITED; resume from its last cursor.
+"""
+type Subscription
 
 "A calendar day, YYYY-MM-DD."
 scalar Date
@@ -1456,6 +1553,16 @@ func (ec *executionContext) childFields_JobRun(ctx context.Context, field graphq
 		return ec.fieldContext_JobRun_error(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type JobRun", field.Name)
+}
+
+func (ec *executionContext) childFields_MetricsEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_MetricsEvent_cursor(ctx, field)
+	case "metrics":
+		return ec.fieldContext_MetricsEvent_metrics(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MetricsEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_MetricsSample(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1680,6 +1787,16 @@ func (ec *executionContext) childFields_RiskScoreEdge(ctx context.Context, field
 		return ec.fieldContext_RiskScoreEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RiskScoreEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_RiskScoreEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_RiskScoreEvent_cursor(ctx, field)
+	case "riskScore":
+		return ec.fieldContext_RiskScoreEvent_riskScore(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RiskScoreEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_SchedulerJob(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2175,6 +2292,50 @@ func (ec *executionContext) field_Query_verifyDecision_args(ctx context.Context,
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_metricsUpdated_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "protocols",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["protocols"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_riskScoreUpdated_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "protocols",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["protocols"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -2820,6 +2981,61 @@ func (ec *executionContext) _JobRun_error(ctx context.Context, field graphql.Col
 }
 func (ec *executionContext) fieldContext_JobRun_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("JobRun", field, true, true, "String")
+}
+
+func (ec *executionContext) _MetricsEvent_cursor(ctx context.Context, field graphql.CollectedField, obj *MetricsEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsEvent_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsEvent_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MetricsEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _MetricsEvent_metrics(ctx context.Context, field graphql.CollectedField, obj *MetricsEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MetricsEvent_metrics(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Metrics, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.MetricsSample) graphql.Marshaler {
+			return ec.marshalNMetricsSample2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐMetricsSample(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MetricsEvent_metrics(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MetricsEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MetricsSample(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _MetricsSample_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.MetricsSample) (ret graphql.Marshaler) {
@@ -5628,6 +5844,61 @@ func (ec *executionContext) fieldContext_RiskScoreEdge_node(_ context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _RiskScoreEvent_cursor(ctx context.Context, field graphql.CollectedField, obj *RiskScoreEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScoreEvent_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScoreEvent_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskScoreEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _RiskScoreEvent_riskScore(ctx context.Context, field graphql.CollectedField, obj *RiskScoreEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScoreEvent_riskScore(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RiskScore, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.RiskScore) graphql.Marshaler {
+			return ec.marshalNRiskScore2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskScore(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScoreEvent_riskScore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RiskScoreEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskScore(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _SchedulerJob_name(ctx context.Context, field graphql.CollectedField, obj *obsqra.SchedulerJob) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5771,6 +6042,94 @@ func (ec *executionContext) fieldContext_SchedulerJob_lastRuns(_ context.Context
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_JobRun(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_riskScoreUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_riskScoreUpdated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().RiskScoreUpdated(ctx, fc.Args["protocols"].([]string), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RiskScoreEvent) graphql.Marshaler {
+			return ec.marshalNRiskScoreEvent2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐRiskScoreEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_riskScoreUpdated(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskScoreEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_riskScoreUpdated_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_metricsUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_metricsUpdated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().MetricsUpdated(ctx, fc.Args["protocols"].([]string), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *MetricsEvent) graphql.Marshaler {
+			return ec.marshalNMetricsEvent2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐMetricsEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_metricsUpdated(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MetricsEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_metricsUpdated_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -7936,6 +8295,44 @@ func (ec *executionContext) _JobRun(ctx context.Context, sel ast.SelectionSet, o
 	return out
 }
 
+var metricsEventImplementors = []string{"MetricsEvent"}
+
+func (ec *executionContext) _MetricsEvent(ctx context.Context, sel ast.SelectionSet, obj *MetricsEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, metricsEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MetricsEvent")
+		case "cursor":
+			out.Values[i] = ec._MetricsEvent_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "metrics":
+			out.Values[i] = ec._MetricsEvent_metrics(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var metricsSampleImplementors = []string{"MetricsSample", "Node"}
 
 func (ec *executionContext) _MetricsSample(ctx context.Context, sel ast.SelectionSet, obj *obsqra.MetricsSample) graphql.Marshaler {
@@ -8880,6 +9277,44 @@ func (ec *executionContext) _RiskScoreEdge(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var riskScoreEventImplementors = []string{"RiskScoreEvent"}
+
+func (ec *executionContext) _RiskScoreEvent(ctx context.Context, sel ast.SelectionSet, obj *RiskScoreEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, riskScoreEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RiskScoreEvent")
+		case "cursor":
+			out.Values[i] = ec._RiskScoreEvent_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "riskScore":
+			out.Values[i] = ec._RiskScoreEvent_riskScore(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var schedulerJobImplementors = []string{"SchedulerJob"}
 
 func (ec *executionContext) _SchedulerJob(ctx context.Context, sel ast.SelectionSet, obj *obsqra.SchedulerJob) graphql.Marshaler {
@@ -8938,6 +9373,28 @@ func (ec *executionContext) _SchedulerJob(ctx context.Context, sel ast.Selection
 	}
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "riskScoreUpdated":
+		return ec._Subscription_riskScoreUpdated(ctx, fields[0])
+	case "metricsUpdated":
+		return ec._Subscription_metricsUpdated(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var userImplementors = []string{"User", "Node"}
@@ -9529,6 +9986,14 @@ func (ec *executionContext) unmarshalNLoginInput2githubᚗcomᚋobsqraᚋobsqra�
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNMetricsEvent2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐMetricsEvent(ctx context.Context, sel ast.SelectionSet, v *MetricsEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MetricsEvent!")
+		return graphql.Null
+	}
+	return ec._MetricsEvent(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNMetricsInput2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐMetricsInputᚄ(ctx context.Context, v any) ([]*obsqra.MetricsInput, error) {
 	vSlice := graphql.CoerceList(v)
 	var err error
@@ -9719,6 +10184,14 @@ func (ec *executionContext) marshalNRiskScoreEdge2ᚖgithubᚗcomᚋobsqraᚋobs
 		return graphql.Null
 	}
 	return ec._RiskScoreEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRiskScoreEvent2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐRiskScoreEvent(ctx context.Context, sel ast.SelectionSet, v *RiskScoreEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RiskScoreEvent!")
+		return graphql.Null
+	}
+	return ec._RiskScoreEvent(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNRiskTolerance2githubᚗcomᚋobsqraᚋobsqraᚐRiskTolerance(ctx context.Context, v any) (obsqra.RiskTolerance, error) {
@@ -10101,6 +10574,41 @@ func (ec *executionContext) marshalORiskTolerance2ᚖgithubᚗcomᚋobsqraᚋobs
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOString2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx context.Context, v any) (*obsqra.Felt, error) {

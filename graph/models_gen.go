@@ -17,6 +17,12 @@ type LoginInput struct {
 	Password string `json:"password"`
 }
 
+// A new metrics sample, with the cursor to resume after it.
+type MetricsEvent struct {
+	Cursor  string                `json:"cursor"`
+	Metrics *obsqra.MetricsSample `json:"metrics"`
+}
+
 type MetricsSampleConnection struct {
 	Edges    []*MetricsSampleEdge `json:"edges"`
 	PageInfo *PageInfo            `json:"pageInfo"`
@@ -50,6 +56,12 @@ type RiskScoreConnection struct {
 type RiskScoreEdge struct {
 	Cursor string            `json:"cursor"`
 	Node   *obsqra.RiskScore `json:"node"`
+}
+
+// A new risk score, with the cursor to resume after it.
+type RiskScoreEvent struct {
+	Cursor    string            `json:"cursor"`
+	RiskScore *obsqra.RiskScore `json:"riskScore"`
 }
 
 type UpsertProtocolInput struct {

@@ -22,6 +22,9 @@ type Resolver struct {
 	Market   *market.Service
 	// Scheduler lists the scheduler's jobs; nil when none runs.
 	Scheduler Scheduler
+	// Live fans events out to subscriptions; nil when no hub runs (then
+	// every subscription is refused).
+	Live Hub
 	// Now is the clock of derived fields such as Protocol.ageDays
 	// (default time.Now).
 	Now func() time.Time

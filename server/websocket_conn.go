@@ -604,7 +604,8 @@ func (c *wsConn) stopOperation(id string) {
 func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
 	defer c.wg.Done()
 	defer op.cancel()
-	ctx := graphql.StartOperationTrace(op.ctx)
+	ctx, end := obsqra.NewContextWithStreamEnd(op.ctx)
+	ctx = graphql.StartOperationTrace(ctx)
 	defer func() {
 		// Resolvers' panics are recovered by the generated code; this is
 		// for the rest (extensions, response handlers), as in gqlgen's own
@@ -640,6 +641,12 @@ func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
 			msg, _ = json.Marshal(wsResponse{ID: op.id, Type: next, Payload: errorResponse(internalError(c.requestID()))})
 		}
 		c.enqueueOperation(op, msg)
+	}
+	if err := end.Err(); err != nil {
+		// The stream ended on its own (a subscriber too slow for its
+		// buffer, say): the client learns why, and from where to resume.
+		c.finishOperation(op, "error", c.marshalErrors(gqlerror.List{c.s.presentError(ctx, err)}))
+		return
 	}
 	c.finishOperation(op, "complete", nil)
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/config"
+	"github.com/obsqra/obsqra/live"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/server"
 	"github.com/obsqra/obsqra/store"
@@ -185,7 +186,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Scheduler: jobs})
+	hub := live.NewHub(db, live.Options{Logger: logger})
+	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Scheduler: jobs, Live: hub})
 	srv := server.New(server.Config{
 		Version:       version,
 		CORSOrigins:   cfg.CORSOrigins,
@@ -199,6 +201,19 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	// running job up to its timeout; the database closes after both.
 	jobsDone := make(chan error, 1)
 	go func() { jobsDone <- jobs.Run(ctx) }()
+	// The hub follows the outbox (LISTEN on PostgreSQL, in-process signals
+	// on SQLite) until ctx ends, then ends every subscription.
+	hubDone := make(chan error, 1)
+	go func() {
+		err := hub.Run(ctx)
+		if err != nil && ctx.Err() == nil {
+			// Without the hub no subscriber hears anything: stop rather
+			// than serve half a product.
+			logger.Error("live hub stopped", "error", err.Error())
+			stop()
+		}
+		hubDone <- err
+	}()
 	logger.Info("listening", "addr", cfg.Addr(), "playground", playgroundURL(cfg),
 		"market_source", markets.SourceName(), "poll_interval", cfg.MarketPollInterval)
 	serveErr := srv.ListenAndServe(ctx, cfg.Addr(), cfg.ShutdownTimeout)
@@ -208,6 +223,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	}
 	if err := <-jobsDone; err != nil && serveErr == nil {
 		serveErr = fmt.Errorf("scheduler: %w", err)
+	}
+	if err := <-hubDone; err != nil && !errors.Is(err, context.Canceled) && serveErr == nil {
+		serveErr = fmt.Errorf("live: %w", err)
 	}
 	if serveErr != nil {
 		return serveErr

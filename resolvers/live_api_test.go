@@ -1,0 +1,224 @@
+package resolvers_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/obsqra/obsqra/account"
+	"github.com/obsqra/obsqra/live"
+	"github.com/obsqra/obsqra/market"
+	"github.com/obsqra/obsqra/resolvers"
+	"github.com/obsqra/obsqra/server"
+	"github.com/obsqra/obsqra/store"
+	"github.com/obsqra/obsqra/store/storetest"
+)
+
+// liveServer is the real HTTP server with a running hub, as serve builds it.
+type liveServer struct {
+	srv   *httptest.Server
+	admin string
+}
+
+func newLiveServer(t *testing.T, db *store.DB) *liveServer {
+	t.Helper()
+	tokens, err := account.NewTokens(testKey, 30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts, err := account.New(db, account.Config{Tokens: tokens, RefreshTTL: time.Hour, BcryptCost: 4, AdminEmails: []string{"admin@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	markets, err := market.New(db, market.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := live.NewHub(db, live.Options{Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { hub.Run(ctx); close(done) }()
+	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Live: hub})
+	h := server.New(server.Config{Introspection: true, Logger: slog.New(slog.DiscardHandler)}, schema, accounts, db).Handler()
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+		cancel()
+		<-done
+	})
+	return &liveServer{srv: srv, admin: registerVia(t, h, "admin@example.com").AccessToken}
+}
+
+// ingest pushes one sample per slug, observed at, through ingestMetrics.
+func (s *liveServer) ingest(t *testing.T, at time.Time, apy int, slugs ...string) {
+	t.Helper()
+	var in []map[string]any
+	for _, slug := range slugs {
+		in = append(in, map[string]any{"protocol": slug, "observedAt": at.Format(time.RFC3339), "apyBps": apy, "utilizationBps": 5000})
+	}
+	r := do(t, s.srv.Config.Handler, s.admin, `mutation($in: [MetricsInput!]!) { ingestMetrics(input: $in) { id } }`, map[string]any{"in": in})
+	if len(r.Errors) > 0 {
+		t.Fatalf("ingestMetrics: %+v", r.Errors)
+	}
+}
+
+type wsMessage struct {
+	ID      string          `json:"id,omitempty"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// subscriber is a graphql-transport-ws client with one subscription.
+type subscriber struct {
+	t    *testing.T
+	conn *websocket.Conn
+}
+
+func (s *liveServer) subscribe(t *testing.T, query string, vars map[string]any) *subscriber {
+	t.Helper()
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Subprotocols: []string{"graphql-transport-ws"}}
+	conn, _, err := d.Dial("ws"+strings.TrimPrefix(s.srv.URL, "http")+"/graphql", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	sub := &subscriber{t: t, conn: conn}
+	sub.send(wsMessage{Type: "connection_init"})
+	if m := sub.read(); m.Type != "connection_ack" {
+		t.Fatalf("after connection_init got %+v", m)
+	}
+	payload, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	sub.send(wsMessage{ID: "1", Type: "subscribe", Payload: payload})
+	return sub
+}
+
+func (c *subscriber) send(m wsMessage) {
+	c.t.Helper()
+	if err := c.conn.WriteJSON(m); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *subscriber) read() wsMessage {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var m wsMessage
+	if err := c.conn.ReadJSON(&m); err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	return m
+}
+
+type riskEvent struct {
+	Cursor    string `json:"cursor"`
+	RiskScore struct {
+		Score      int    `json:"score"`
+		ObservedAt string `json:"observedAt"`
+		DecisionID string `json:"decisionId"`
+		Protocol   struct {
+			Slug string `json:"slug"`
+		} `json:"protocol"`
+	} `json:"riskScore"`
+}
+
+// next returns the next riskScoreUpdated event.
+func (c *subscriber) next() riskEvent {
+	c.t.Helper()
+	m := c.read()
+	if m.Type != "next" {
+		c.t.Fatalf("got %s %s, want next", m.Type, m.Payload)
+	}
+	var r struct {
+		Data struct {
+			RiskScoreUpdated riskEvent `json:"riskScoreUpdated"`
+		} `json:"data"`
+		Errors []any `json:"errors"`
+	}
+	if err := json.Unmarshal(m.Payload, &r); err != nil || len(r.Errors) > 0 {
+		c.t.Fatalf("next payload %s: %v", m.Payload, err)
+	}
+	return r.Data.RiskScoreUpdated
+}
+
+const riskSubscription = `subscription($p: [String!], $after: String) { riskScoreUpdated(protocols: $p, after: $after) {
+	cursor riskScore { score observedAt decisionId protocol { slug } } } }`
+
+// TestRiskScoreUpdated subscribes through the real server, receives the
+// scores of the protocols asked for and only those, disconnects, misses
+// events, and resumes from its last cursor: the missed events arrive
+// exactly once, in order, as they were then, and live ones follow. A
+// refused batch (rolled back) emits nothing.
+func TestRiskScoreUpdated(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := newLiveServer(t, db)
+		base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+		// Subscribing after the cursor of event 0 replays everything kept
+		// and then goes on live, so no event can slip past while the
+		// subscription starts.
+		c := s.subscribe(t, riskSubscription, map[string]any{"p": []string{"nostra", "vesu"}, "after": live.Cursor(0)})
+		s.ingest(t, base, 400, "nostra")
+		first := c.next()
+		if first.RiskScore.Protocol.Slug != "nostra" || first.Cursor == "" || first.RiskScore.DecisionID == "" {
+			t.Fatalf("first event = %+v", first)
+		}
+		// Other protocols' scores are not delivered; asked-for ones are.
+		at := base.Add(10 * time.Minute)
+		s.ingest(t, at, 410, "zklend", "ekubo", "vesu")
+		if e := c.next(); e.RiskScore.Protocol.Slug != "vesu" {
+			t.Fatalf("next event = %+v, want vesu's", e)
+		}
+		// A refused batch commits nothing and so emits nothing.
+		r := do(t, s.srv.Config.Handler, s.admin, `mutation { ingestMetrics(input: [{protocol: "nostra", observedAt: "2026-01-01T00:00:00Z", apyBps: 1},
+			{protocol: "nostra", observedAt: "2026-01-01T00:00:01Z", apyBps: 1, utilizationBps: 10001}]) { id } }`, nil)
+		if r.code() != "BAD_USER_INPUT" {
+			t.Fatalf("bad batch: %+v", r.Errors)
+		}
+		// Disconnect; three events happen meanwhile.
+		s.ingest(t, at.Add(time.Second), 420, "nostra")
+		e := c.next()
+		cursor := e.Cursor
+		c.conn.Close()
+		for i := range 3 {
+			s.ingest(t, at.Add(time.Duration(2+i)*time.Second), 430+i, "nostra", "vesu", "zklend")
+		}
+		// Resume: the six missed nostra/vesu events, in order, then live.
+		c = s.subscribe(t, riskSubscription, map[string]any{"p": []string{"nostra", "vesu"}, "after": cursor})
+		var got []string
+		for range 6 {
+			e := c.next()
+			got = append(got, e.RiskScore.Protocol.Slug+"@"+e.RiskScore.ObservedAt)
+		}
+		var want []string
+		for i := range 3 {
+			ts := at.Add(time.Duration(2+i) * time.Second).Format(time.RFC3339)
+			want = append(want, "nostra@"+ts, "vesu@"+ts)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("replayed %v, want %v", got, want)
+		}
+		s.ingest(t, at.Add(time.Minute), 500, "vesu")
+		if e := c.next(); e.RiskScore.Protocol.Slug != "vesu" || e.RiskScore.ObservedAt != at.Add(time.Minute).Format(time.RFC3339) {
+			t.Errorf("live event after the replay = %+v", e)
+		}
+
+		// A bad cursor is refused with BAD_USER_INPUT, and the operation
+		// completes.
+		bad := s.subscribe(t, riskSubscription, map[string]any{"after": "not-a-cursor"})
+		if m := bad.read(); m.Type != "next" || !strings.Contains(string(m.Payload), `"code":"BAD_USER_INPUT"`) {
+			t.Errorf("subscribe with a bad cursor = %s %s, want errors with BAD_USER_INPUT", m.Type, m.Payload)
+		}
+		if m := bad.read(); m.Type != "complete" {
+			t.Errorf("after the refusal got %s, want complete", m.Type)
+		}
+	})
+}

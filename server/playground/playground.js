@@ -7,10 +7,13 @@
   var container = document.getElementById('graphiql');
   var endpoint = new URL(container.dataset.endpoint, window.location.href).toString();
 
-  // The fetcher POSTs JSON to /graphql and adds the headers typed in the
-  // Headers tab, e.g. {"Authorization": "Bearer <accessToken>"}.
+  // The fetcher POSTs queries and mutations to /graphql with the headers
+  // typed in the Headers tab, e.g. {"Authorization": "Bearer <accessToken>"},
+  // and runs subscriptions over a WebSocket on the same endpoint
+  // (graphql-transport-ws, the graphql-ws client bundled in GraphiQL).
   var fetcher = GraphiQL.createFetcher({
     url: endpoint,
+    subscriptionUrl: endpoint.replace(/^http/, 'ws'),
     enableIncrementalDelivery: false
   });
 
@@ -28,6 +31,22 @@
     '    preferences {',
     '      riskTolerance',
     '    }',
+    '  }',
+    '}',
+    '',
+    'query Market {',
+    '  protocols {',
+    '    slug',
+    '    latestMetrics { apyBps tvlUsd utilizationBps source }',
+    '    latestRisk { score decisionId }',
+    '  }',
+    '}',
+    '',
+    '# Watch the simulated market tick (a new score per protocol every 10 s):',
+    'subscription Risk {',
+    '  riskScoreUpdated {',
+    '    cursor',
+    '    riskScore { score observedAt protocol { slug } }',
     '  }',
     '}',
     ''

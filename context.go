@@ -119,38 +119,59 @@ func RequireAdmin(ctx context.Context, what string) (*Principal, error) {
 	return p, nil
 }
 
-// StreamEnd records why a subscription's stream of events ended before its
-// client stopped it (a subscriber too slow for its buffer, say): the
-// transport sends that error as the operation's last message instead of a
-// plain completion.
-type StreamEnd struct {
-	mu  sync.Mutex
-	err error
+// StreamState is what a subscription tells the transport that runs it: why
+// its stream ended before its client stopped it (a subscriber too slow for
+// its buffer, say), sent as the operation's last message instead of a plain
+// completion; and whether the stream may be shared.
+type StreamState struct {
+	mu        sync.Mutex
+	err       error
+	shareable bool
 }
 
-// NewContextWithStreamEnd returns a copy of ctx in which a subscription can
-// report why its stream ended (EndStream), and the record the transport
-// reads when the stream is over.
-func NewContextWithStreamEnd(ctx context.Context) (context.Context, *StreamEnd) {
-	e := new(StreamEnd)
-	return context.WithValue(ctx, streamEndContextKey, e), e
+// NewContextWithStream returns a copy of ctx in which a subscription can
+// report on its stream (EndStream, ShareStream), and the state the
+// transport reads.
+func NewContextWithStream(ctx context.Context) (context.Context, *StreamState) {
+	st := new(StreamState)
+	return context.WithValue(ctx, streamEndContextKey, st), st
 }
 
 // EndStream records err as why the subscription of ctx ended; the first
-// error recorded wins. Without a StreamEnd in ctx it does nothing.
+// error recorded wins. Without a StreamState in ctx it does nothing.
 func EndStream(ctx context.Context, err error) {
-	if e, ok := ctx.Value(streamEndContextKey).(*StreamEnd); ok && err != nil {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if e.err == nil {
-			e.err = err
+	if st, ok := ctx.Value(streamEndContextKey).(*StreamState); ok && err != nil {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if st.err == nil {
+			st.err = err
 		}
 	}
 }
 
+// ShareStream declares that the subscription of ctx streams only events
+// from now on, the same for every subscriber with the same operation,
+// variables and viewer: a transport may run it once and send its events to
+// all of them, including subscribers that join later. A subscription that
+// replays history or sends a snapshot first must not call it.
+func ShareStream(ctx context.Context) {
+	if st, ok := ctx.Value(streamEndContextKey).(*StreamState); ok {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		st.shareable = true
+	}
+}
+
 // Err returns the error recorded by EndStream, or nil.
-func (e *StreamEnd) Err() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.err
+func (st *StreamState) Err() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.err
+}
+
+// Shareable reports whether ShareStream was called.
+func (st *StreamState) Shareable() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.shareable
 }

@@ -103,6 +103,11 @@ func (r *subscriptionResolver) subscribe(ctx context.Context, topic string, prot
 		}
 		return json.Unmarshal(e.Payload, &p) == nil && slices.Contains(slugs, p.Protocol)
 	}
+	if from == nil {
+		// From now on only, the same for everyone asking the same: the
+		// transport may run it once for all of them.
+		obsqra.ShareStream(ctx)
+	}
 	return r.Live.Subscribe(ctx, obsqra.UserIDFromContext(ctx), filter, from)
 }
 

@@ -160,6 +160,8 @@ type Server struct {
 	readTimeout, writeTimeout time.Duration
 	// sockets holds the live WebSocket connections, for shutdown.
 	sockets wsRegistry
+	// streams are the subscriptions running once for all their subscribers.
+	streams sharedStreams
 
 	shutdownOnce sync.Once
 	// shuttingDown is closed by SetShuttingDown; /ready answers 503 from then on.

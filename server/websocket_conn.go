@@ -16,6 +16,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/gorilla/websocket"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/obsqra/obsqra"
@@ -604,7 +605,7 @@ func (c *wsConn) stopOperation(id string) {
 func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
 	defer c.wg.Done()
 	defer op.cancel()
-	ctx, end := obsqra.NewContextWithStreamEnd(op.ctx)
+	ctx, end := obsqra.NewContextWithStream(op.ctx)
 	ctx = graphql.StartOperationTrace(ctx)
 	defer func() {
 		// Resolvers' panics are recovered by the generated code; this is
@@ -622,6 +623,10 @@ func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
 		return
 	}
 
+	if rc.Operation != nil && rc.Operation.Operation == ast.Subscription {
+		c.runSubscription(op, params, rc)
+		return
+	}
 	next := "next"
 	if c.legacy {
 		next = "data"

@@ -114,6 +114,9 @@ func (s *wsSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.OneShot(&graphql.Response{Data: jsonData(field.Alias, true)})
 	case "ticks":
 		topic, _ := field.Arguments.ForName("topic").Value.Value(opCtx.Variables)
+		if strings.HasPrefix(topic.(string), "shared-") {
+			obsqra.ShareStream(ctx)
+		}
 		sub := &wsSub{ctx: ctx, events: make(chan string)}
 		s.topic(topic.(string)) <- sub
 		return func(ctx context.Context) *graphql.Response {
@@ -1143,4 +1146,70 @@ func TestWebSocketOutlivesHTTPTimeouts(t *testing.T) {
 	c.expect("next", "1", `{"data":{"ticks":"late"}}`)
 	c.send(`{"type":"ping"}`)
 	c.expect("pong", "", "")
+}
+
+// TestWebSocketSharedSubscription: subscribers of the same shareable
+// subscription (same document, variables and viewer), on any connection
+// and either subprotocol, share one execution: each event is executed and
+// encoded once and reaches all of them; the execution goes on while any
+// subscriber remains and stops with the last.
+func TestWebSocketSharedSubscription(t *testing.T) {
+	t.Parallel()
+	b := setupWS(t)
+	first := b.dial(t, "graphql-transport-ws")
+	first.init(nil)
+	first.subscribe("a", ticks, topicVars("shared-risk"))
+	sub := b.schema.await(t, "shared-risk")
+	sub.publish(t, "one")
+	first.expect("next", "a", `{"data":{"ticks":"one"}}`)
+
+	// A second and a third subscriber join the running execution.
+	second := b.dial(t, "graphql-ws")
+	second.init(nil)
+	second.subscribe("b", ticks, topicVars("shared-risk"))
+	third := b.dial(t, "graphql-transport-ws")
+	third.init(nil)
+	third.subscribe("c", ticks, topicVars("shared-risk"))
+	// Joining happens on the connections' own goroutines: wait for it.
+	deadline := time.Now().Add(wait)
+	for b.srv.SharedSubscribers() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscribers joined, want 3", b.srv.SharedSubscribers())
+		}
+		time.Sleep(5 * time.Millisecond) // another goroutine's progress, no signal to wait on
+	}
+	// Not sharing would have started another execution, which would wait
+	// on the topic and never see what sub publishes.
+	sub.publish(t, "two")
+	first.expect("next", "a", `{"data":{"ticks":"two"}}`)
+	second.expect("data", "b", `{"data":{"ticks":"two"}}`)
+	third.expect("next", "c", `{"data":{"ticks":"two"}}`)
+	select {
+	case extra := <-b.schema.topic("shared-risk"):
+		t.Fatalf("a second execution started: %v", extra)
+	default:
+	}
+
+	// The first leaves; the execution goes on for the others.
+	first.send(`{"type":"complete","id":"a"}`)
+	sub.publish(t, "three")
+	second.expect("data", "b", `{"data":{"ticks":"three"}}`)
+	third.expect("next", "c", `{"data":{"ticks":"three"}}`)
+	select {
+	case <-sub.ctx.Done():
+		t.Fatal("the execution stopped while subscribers remained")
+	default:
+	}
+	// The stream ends: every subscriber gets complete.
+	close(sub.events)
+	second.expect("complete", "b", "")
+	third.expect("complete", "c", "")
+
+	// A subscription that does not declare itself shareable is executed
+	// per subscriber.
+	first.subscribe("d", ticks, topicVars("private"))
+	third.subscribe("e", ticks, topicVars("private"))
+	p1, p2 := b.schema.await(t, "private"), b.schema.await(t, "private")
+	p1.publish(t, "x")
+	p2.publish(t, "y")
 }

@@ -1,0 +1,234 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"sync"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/obsqra/obsqra"
+)
+
+// sharedStreams runs a subscription once per distinct (document, operation
+// name, variables, viewer) and sends each of its events to every
+// subscriber of it, on any connection: 15,000 sockets watching the same
+// risk scores cost one execution and one JSON encoding per event, not
+// 15,000. A stream is shared only when its resolver says so
+// (obsqra.ShareStream: it streams only what happens from now on), and only
+// once it has started, so a subscriber never joins a stream that replays
+// history meant for someone else.
+type sharedStreams struct {
+	mu sync.Mutex
+	m  map[string]*sharedStream
+}
+
+// sharedStream is one running execution and its subscribers.
+type sharedStream struct {
+	key    string
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	members map[*wsMember]struct{}
+	ended   bool
+}
+
+// wsMember is one subscriber of a shared stream: an operation of a
+// connection.
+type wsMember struct {
+	c  *wsConn
+	op *wsOperation
+	// prefix is the start of every next message to it, up to the payload.
+	prefix []byte
+	// done is closed once the stream has sent the member its last message.
+	done chan struct{}
+}
+
+func newMember(c *wsConn, op *wsOperation) *wsMember {
+	id, _ := json.Marshal(op.id)
+	typ := "next"
+	if c.legacy {
+		typ = "data"
+	}
+	prefix := append([]byte(`{"id":`), id...)
+	prefix = append(prefix, `,"type":"`+typ+`","payload":`...)
+	return &wsMember{c: c, op: op, prefix: prefix, done: make(chan struct{})}
+}
+
+// streamKey identifies a subscription's execution: its document, operation
+// name, variables (encoded with sorted keys) and viewer.
+func streamKey(params *graphql.RawParams, viewer int64) string {
+	vars, _ := json.Marshal(params.Variables)
+	h := sha256.New()
+	for _, part := range []string{params.Query, params.OperationName, string(vars), strconv.FormatInt(viewer, 10)} {
+		h.Write([]byte(strconv.Itoa(len(part)) + ":" + part))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// join adds the operation op of c to the running shared stream of key and
+// returns the stream and the membership, or nils when there is none to
+// join.
+func (ss *sharedStreams) join(key string, c *wsConn, op *wsOperation) (*sharedStream, *wsMember) {
+	ss.mu.Lock()
+	st := ss.m[key]
+	ss.mu.Unlock()
+	if st == nil {
+		return nil, nil
+	}
+	m := newMember(c, op)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended {
+		return nil, nil
+	}
+	st.members[m] = struct{}{}
+	return st, m
+}
+
+// publish makes st joinable under its key, unless another stream of the
+// same key already is.
+func (ss *sharedStreams) publish(st *sharedStream) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.m == nil {
+		ss.m = make(map[string]*sharedStream)
+	}
+	if _, taken := ss.m[st.key]; !taken {
+		ss.m[st.key] = st
+	}
+}
+
+// unpublish forgets st, if it is the stream of its key.
+func (ss *sharedStreams) unpublish(st *sharedStream) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.m[st.key] == st {
+		delete(ss.m, st.key)
+	}
+}
+
+// leave removes m from st; the last member to leave stops the execution.
+func (ss *sharedStreams) leave(st *sharedStream, m *wsMember) {
+	st.mu.Lock()
+	delete(st.members, m)
+	last := len(st.members) == 0 && !st.ended
+	if last {
+		st.ended = true
+	}
+	st.mu.Unlock()
+	if last {
+		ss.unpublish(st)
+		st.cancel()
+	}
+}
+
+// snapshot returns the members at this moment.
+func (st *sharedStream) snapshot() []*wsMember {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := make([]*wsMember, 0, len(st.members))
+	for m := range st.members {
+		out = append(out, m)
+	}
+	return out
+}
+
+// runSubscription runs the subscription op of c as a stream others may
+// share: the execution belongs to the stream, not to op, and goes on while
+// any member remains. It returns when op's part is over.
+func (c *wsConn) runSubscription(op *wsOperation, params *graphql.RawParams, rc *graphql.OperationContext) {
+	key := streamKey(params, obsqra.UserIDFromContext(c.opCtx))
+	if st, m := c.s.streams.join(key, c, op); m != nil {
+		c.s.awaitMember(st, m)
+		return
+	}
+	// A new stream. Its context keeps the first subscriber's values
+	// (principal, request id) but not its cancellation.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(c.opCtx))
+	st := &sharedStream{key: key, cancel: cancel, members: make(map[*wsMember]struct{})}
+	first := newMember(c, op)
+	st.members[first] = struct{}{}
+	go c.s.runStream(st, c.exec, rc, sctx)
+	c.s.awaitMember(st, first)
+}
+
+// awaitMember waits until the stream is over for m, or m's operation stops
+// (the client completed it, or its connection ended): m then leaves.
+func (s *Server) awaitMember(st *sharedStream, m *wsMember) {
+	select {
+	case <-m.done:
+	case <-m.op.ctx.Done():
+		s.streams.leave(st, m)
+	}
+}
+
+// runStream executes a shared stream and sends every response to every
+// member, each response encoded once.
+func (s *Server) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *graphql.OperationContext, ctx context.Context) {
+	ctx, state := obsqra.NewContextWithStream(ctx)
+	ctx = graphql.StartOperationTrace(ctx)
+	end := func(typ string, payload json.RawMessage) {
+		st.mu.Lock()
+		st.ended = true
+		members := make([]*wsMember, 0, len(st.members))
+		for m := range st.members {
+			members = append(members, m)
+		}
+		st.mu.Unlock()
+		s.streams.unpublish(st)
+		for _, m := range members {
+			m.c.finishOperation(m.op, typ, payload)
+			close(m.done)
+		}
+		st.cancel()
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err := s.recoverResolver(ctx, v)
+			end("error", marshalErrorList(s, ctx, gqlerror.List{s.presentError(ctx, err)}))
+		}
+	}()
+
+	responses, ctx := exec.DispatchOperation(graphql.WithOperationContext(ctx, rc), rc)
+	// The resolver has run: a stream that says it carries only what
+	// happens from now on may take more subscribers.
+	if state.Shareable() {
+		s.streams.publish(st)
+	}
+	for {
+		resp := responses(ctx)
+		if resp == nil {
+			break
+		}
+		payload, err := json.Marshal(resp)
+		if err != nil {
+			s.log.ErrorContext(ctx, "marshal graphql response", "error", err.Error())
+			payload, _ = json.Marshal(errorResponse(internalError(obsqra.ClientFromContext(ctx).RequestID)))
+		}
+		for _, m := range st.snapshot() {
+			msg := make([]byte, 0, len(m.prefix)+len(payload)+1)
+			msg = append(append(append(msg, m.prefix...), payload...), '}')
+			m.c.enqueueOperation(m.op, msg)
+		}
+	}
+	if err := state.Err(); err != nil {
+		end("error", marshalErrorList(s, ctx, gqlerror.List{s.presentError(ctx, err)}))
+		return
+	}
+	end("complete", nil)
+}
+
+// marshalErrorList is the payload of an error message.
+func marshalErrorList(s *Server, ctx context.Context, errs gqlerror.List) json.RawMessage {
+	b, err := json.Marshal(errs)
+	if err != nil {
+		s.log.ErrorContext(ctx, "marshal graphql errors", "error", err.Error())
+		b, _ = json.Marshal([]gqlError{internalError(obsqra.ClientFromContext(ctx).RequestID)})
+	}
+	return b
+}

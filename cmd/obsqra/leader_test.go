@@ -48,36 +48,12 @@ func TestSchedulerLeaderTakeover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two server processes")
 	}
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		base = storetest.DefaultPostgresURL
-	}
-	admin, err := sql.Open("postgres", base)
-	if err == nil {
-		err = admin.Ping()
-	}
+	dbURL := postgresSchema(t)
+	admin, err := sql.Open("postgres", dbURL)
 	if err != nil {
-		if os.Getenv("REQUIRE_POSTGRES") == "1" {
-			t.Fatalf("PostgreSQL is required: %v", err)
-		}
-		t.Skipf("PostgreSQL is not reachable: %v", err)
+		t.Fatal(err)
 	}
 	defer admin.Close()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "leader_" + hex.EncodeToString(b)
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	dbURL := u.String()
 
 	const interval = 3 * time.Second
 	start := func() *exec.Cmd {
@@ -107,7 +83,7 @@ func TestSchedulerLeaderTakeover(t *testing.T) {
 	// The first process migrates and leads before the second starts, so
 	// which one leads is known; the second then follows.
 	runsBy := func(since time.Time) map[int]int {
-		rows, err := admin.Query(`SELECT instance, COUNT(*) FROM `+schema+`.job_runs
+		rows, err := admin.Query(`SELECT instance, COUNT(*) FROM job_runs
 			WHERE job = 'market-ingest' AND started_at >= $1 GROUP BY instance`, since)
 		if err != nil {
 			return nil // the tables may not exist yet
@@ -158,4 +134,44 @@ func TestSchedulerLeaderTakeover(t *testing.T) {
 	if took > 2*interval {
 		t.Errorf("takeover took %s, more than two intervals (%s)", took, 2*interval)
 	}
+}
+
+// postgresSchema creates a schema of its own on the test PostgreSQL server,
+// dropped when the test ends, and returns a database URL that uses it. It
+// skips the test when the server does not answer, or fails it with
+// REQUIRE_POSTGRES=1.
+func postgresSchema(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("TEST_DATABASE_URL")
+	if base == "" {
+		base = storetest.DefaultPostgresURL
+	}
+	admin, err := sql.Open("postgres", base)
+	if err == nil {
+		err = admin.Ping()
+	}
+	if err != nil {
+		if os.Getenv("REQUIRE_POSTGRES") == "1" {
+			t.Fatalf("PostgreSQL is required: %v", err)
+		}
+		t.Skipf("PostgreSQL is not reachable: %v", err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "cmdtest_" + hex.EncodeToString(b)
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+		admin.Close()
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -222,3 +222,30 @@ func TestRiskScoreUpdated(t *testing.T) {
 		}
 	})
 }
+
+// TestMetricsUpdated: a metrics subscription gets each sample of the
+// protocols asked for, as it was stored, with its derived values.
+func TestMetricsUpdated(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := newLiveServer(t, db)
+		c := s.subscribe(t, `subscription($after: String) { metricsUpdated(protocols: ["ekubo"], after: $after) {
+			cursor metrics { apyBps tvlUsd utilizationBps liquidityTier source stale protocol { slug } } } }`,
+			map[string]any{"after": live.Cursor(0)})
+		at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+		r := do(t, s.srv.Config.Handler, s.admin, `mutation($in: [MetricsInput!]!) { ingestMetrics(input: $in) { id } }`, map[string]any{"in": []any{
+			map[string]any{"protocol": "nostra", "observedAt": at.Format(time.RFC3339), "apyBps": 1},
+			map[string]any{"protocol": "ekubo", "observedAt": at.Format(time.RFC3339), "apyBps": 1234, "tvlUsd": "123456789012345678901234567890.25"},
+		}})
+		if len(r.Errors) > 0 {
+			t.Fatal(r.Errors)
+		}
+		// Events 1 and 2 are nostra's sample and score, 3 and 4 ekubo's.
+		m := c.read()
+		want := `{"data":{"metricsUpdated":{"cursor":"` + live.Cursor(3) + `","metrics":{"apyBps":1234,"tvlUsd":"123456789012345678901234567890.25","utilizationBps":0,"liquidityTier":0,"source":"admin","stale":false,"protocol":{"slug":"ekubo"}}}}}`
+		if m.Type != "next" || string(m.Payload) != want {
+			t.Errorf("got %s %s\nwant %s", m.Type, m.Payload, want)
+		}
+	})
+}

@@ -27,7 +27,7 @@ type liveServer struct {
 	admin string
 }
 
-func newLiveServer(t *testing.T, db *store.DB) *liveServer {
+func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liveServer {
 	t.Helper()
 	tokens, err := account.NewTokens(testKey, 30*time.Minute)
 	if err != nil {
@@ -41,7 +41,11 @@ func newLiveServer(t *testing.T, db *store.DB) *liveServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := live.NewHub(db, live.Options{Logger: slog.New(slog.DiscardHandler)})
+	hubOpts := live.Options{Logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(&hubOpts)
+	}
+	hub := live.NewHub(db, hubOpts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { hub.Run(ctx); close(done) }()
@@ -246,6 +250,68 @@ func TestMetricsUpdated(t *testing.T) {
 		want := `{"data":{"metricsUpdated":{"cursor":"` + live.Cursor(3) + `","metrics":{"apyBps":1234,"tvlUsd":"123456789012345678901234567890.25","utilizationBps":0,"liquidityTier":0,"source":"admin","stale":false,"protocol":{"slug":"ekubo"}}}}}`
 		if m.Type != "next" || string(m.Payload) != want {
 			t.Errorf("got %s %s\nwant %s", m.Type, m.Payload, want)
+		}
+	})
+}
+
+// TestSlowSubscriberIsEnded: a subscriber whose buffer overflows is ended
+// with RATE_LIMITED naming the cursor to resume from, and resuming from it
+// delivers the rest, none twice.
+func TestSlowSubscriberIsEnded(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := newLiveServer(t, db, func(o *live.Options) { o.Buffer = 1 })
+		c := s.subscribe(t, riskSubscription, map[string]any{"p": []string{"vesu"}, "after": live.Cursor(0)})
+		// 200 scores in one commit reach the hub at once: far more than a
+		// buffer of one while the subscriber's stream is still encoding.
+		at := time.Now().UTC().Add(-10 * time.Hour).Truncate(time.Second)
+		var in []map[string]any
+		for i := range 200 {
+			in = append(in, map[string]any{"protocol": "vesu", "observedAt": at.Add(time.Duration(i) * time.Second).Format(time.RFC3339), "apyBps": 400 + i%9})
+		}
+		if r := do(t, s.srv.Config.Handler, s.admin, `mutation($in: [MetricsInput!]!) { ingestMetrics(input: $in) { id } }`, map[string]any{"in": in}); len(r.Errors) > 0 {
+			t.Fatal(r.Errors)
+		}
+		seen := map[string]bool{}
+		var lastCursor string
+		var ended wsMessage
+		for {
+			m := c.read()
+			if m.Type != "next" {
+				ended = m
+				break
+			}
+			var r struct {
+				Data struct {
+					RiskScoreUpdated riskEvent `json:"riskScoreUpdated"`
+				} `json:"data"`
+			}
+			json.Unmarshal(m.Payload, &r)
+			seen[r.Data.RiskScoreUpdated.RiskScore.ObservedAt] = true
+			lastCursor = r.Data.RiskScoreUpdated.Cursor
+		}
+		if ended.Type != "error" || !strings.Contains(string(ended.Payload), `"code":"RATE_LIMITED"`) {
+			t.Fatalf("the stream ended with %s %s, want an error RATE_LIMITED", ended.Type, ended.Payload)
+		}
+		if len(seen) == 200 {
+			t.Skip("the subscriber kept up with a buffer of one; nothing to resume")
+		}
+		if lastCursor != "" && !strings.Contains(string(ended.Payload), lastCursor) {
+			t.Errorf("the error %s does not name the last cursor %s", ended.Payload, lastCursor)
+		}
+		resumeFrom := lastCursor
+		if resumeFrom == "" {
+			resumeFrom = live.Cursor(0)
+		}
+		// Resuming (with room to keep up this time) delivers the rest.
+		r := s.subscribe(t, riskSubscription, map[string]any{"p": []string{"vesu"}, "after": resumeFrom})
+		for len(seen) < 200 {
+			e := r.next()
+			if seen[e.RiskScore.ObservedAt] {
+				t.Fatalf("event at %s delivered twice", e.RiskScore.ObservedAt)
+			}
+			seen[e.RiskScore.ObservedAt] = true
 		}
 	})
 }

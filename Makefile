@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export TEST_DATABASE_URL
 
-.PHONY: run build test generate lint bench backtest fuzz playground-assets clean
+.PHONY: run build test generate lint bench bench-live backtest fuzz playground-assets clean
 
 run: build
 	./$(BIN) serve
@@ -35,6 +35,19 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Live delivery at scale: a server with the simulated market ticking every
+# 5 s, and BENCH_CONNS WebSocket subscribers to riskScoreUpdated split over
+# BENCH_GENERATORS load generator processes (a process may hold at most
+# 20,000 open files here), held for BENCH_DURATION. Prints deliveries,
+# drops, latency from commit (p50/p90/p99/max) and server memory per
+# connection.
+BENCH_CONNS ?= 15000
+BENCH_GENERATORS ?= 3
+BENCH_DURATION ?= 5m
+bench-live: build
+	$(GO) build -o bin/benchlive ./cmd/benchlive
+	./bin/benchlive -server $(BIN) -conns $(BENCH_CONNS) -generators $(BENCH_GENERATORS) -duration $(BENCH_DURATION)
 
 # Walk-forward forecast accuracy at 7 and 30 days and the strategy backtests
 # on the real Aave V3 daily rates beside the checkout.

@@ -29,7 +29,11 @@ type Source interface {
 // Options tune a Hub. Zero fields take their defaults.
 type Options struct {
 	// Buffer is how many events a subscriber may have waiting before it is
-	// closed as too slow. Default 128 (a pointer each: 1 KiB).
+	// closed as too slow. Default 2048 (a pointer each: 16 KiB per
+	// subscription; subscriptions without a cursor are shared by every
+	// socket asking the same, so there are few): one commit of
+	// ingestMetrics (at most 1,000 samples, 2,000 events) or a backfill
+	// chunk arrives at once, and must not end every subscriber.
 	Buffer int
 	// Batch is how many events one outbox read returns. Default 500.
 	Batch int
@@ -42,7 +46,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.Buffer <= 0 {
-		o.Buffer = 128
+		o.Buffer = 2048
 	}
 	if o.Batch <= 0 {
 		o.Batch = 500

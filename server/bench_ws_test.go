@@ -24,7 +24,7 @@ import (
 func BenchmarkSharedFanOut(b *testing.B) {
 	const clients = 2000
 	schema := newWSSchema()
-	srv := server.New(server.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), WSSendBuffer: 64}, schema, &wsAuth{}, &fakePinger{})
+	srv := server.New(server.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), WSSendBuffer: 1 << 20}, schema, &wsAuth{}, &fakePinger{})
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
 	url := "ws" + strings.TrimPrefix(ts.URL, "http") + "/graphql"

@@ -90,10 +90,10 @@ type Config struct {
 	// messages). A peer from which nothing arrives, not even a pong, for
 	// two intervals is closed as dead. Default 15s.
 	WSKeepAlive time.Duration
-	// WSSendBuffer is how many messages may wait to be written to one
-	// WebSocket connection. A client that falls further behind is closed
-	// with 1013 (try again later) rather than slowing anyone else down.
-	// Default 256 messages.
+	// WSSendBuffer is how many bytes of messages may wait to be written to
+	// one WebSocket connection. A client that falls further behind is
+	// closed with 1013 (try again later) rather than slowing anyone else
+	// down. Default 1 MiB; an idle connection holds none of it.
 	WSSendBuffer int
 }
 

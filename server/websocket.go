@@ -22,11 +22,14 @@ const (
 	DefaultWSInitTimeout = 5 * time.Second
 	// DefaultWSKeepAlive is the interval of pings (and legacy "ka" messages).
 	DefaultWSKeepAlive = 15 * time.Second
-	// DefaultWSSendBuffer is how many outgoing messages may wait per
-	// connection: a burst of every subscription ticking at once, with room
-	// to spare, at a few hundred bytes each.
-	DefaultWSSendBuffer = 256
+	// DefaultWSSendBuffer is how many bytes of outgoing messages may wait
+	// per connection: a backfill's burst of a few thousand events, at a few
+	// hundred bytes each. It costs nothing while the queue is empty.
+	DefaultWSSendBuffer = 1 << 20
 )
+
+// wsReadBufferSize is the read buffer of a WebSocket connection, in bytes.
+const wsReadBufferSize = 1024
 
 // The two subprotocols of GraphQL over WebSocket.
 const (
@@ -112,8 +115,10 @@ func (s *Server) webSocket() *wsTransport {
 	return &wsTransport{
 		s: s,
 		upgrader: websocket.Upgrader{
-			// Read buffers reuse net/http's; write buffers are pooled, so an
-			// idle connection holds none.
+			// Clients send little (init, subscribe, pong), so a small read
+			// buffer does (larger messages are read in pieces); write
+			// buffers are pooled, so an idle connection holds none.
+			ReadBufferSize:  wsReadBufferSize,
 			WriteBufferPool: &sync.Pool{},
 			// Do checks the origin before it upgrades; this is the second
 			// line.
@@ -164,7 +169,13 @@ func (t *wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 		return
 	}
 	c := newWSConn(s, ws, r, proto, exec)
-	c.serve()
+	// The connection runs on a goroutine of its own and the handler
+	// returns: the handler's goroutine has grown its stack through the
+	// middleware, gqlgen's handler and the upgrade, and would keep it for
+	// the connection's whole life, the largest part of what an idle
+	// connection costs. The registry, not the handler, tracks it until it
+	// ends (see closeWebSockets).
+	go c.serve()
 }
 
 // selectSubprotocol returns the first of the client's subprotocols that the

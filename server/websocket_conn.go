@@ -47,7 +47,14 @@ type wsConn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	out        chan []byte   // the outgoing queue, read by writeLoop
+	// queue holds the outgoing messages, queued the bytes in it; wake
+	// tells writeLoop there is something to write. Bounded in bytes, not
+	// messages: an idle connection holds no queue at all, and a burst (a
+	// backfill's hundreds of events) fits as long as the client keeps up.
+	qmu        sync.Mutex
+	queue      [][]byte
+	queued     int
+	wake       chan struct{}
 	writerDone chan struct{} // closed when writeLoop has returned
 
 	closeOnce sync.Once
@@ -115,7 +122,9 @@ type wsMessage struct {
 }
 
 func newWSConn(s *Server, ws *websocket.Conn, r *http.Request, proto string, exec graphql.GraphExecutor) *wsConn {
-	ctx, cancel := context.WithCancel(r.Context())
+	// The request's values (request id, client address, principal) stay;
+	// its cancellation, which comes when the handler returns, does not.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	return &wsConn{
 		s:          s,
 		ws:         ws,
@@ -126,7 +135,7 @@ func newWSConn(s *Server, ws *websocket.Conn, r *http.Request, proto string, exe
 		start:      time.Now(),
 		ctx:        ctx,
 		cancel:     cancel,
-		out:        make(chan []byte, s.cfg.WSSendBuffer),
+		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 		ops:        make(map[string]*wsOperation),
 	}
@@ -262,8 +271,12 @@ func (c *wsConn) writeLoop() {
 		select {
 		case <-c.ctx.Done():
 			continue
-		case msg := <-c.out:
-			err = c.write(msg)
+		case <-c.wake:
+			for _, msg := range c.takeQueue() {
+				if err = c.write(msg); err != nil {
+					break
+				}
+			}
 		case <-ping.C:
 			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteTimeout))
 			if err == nil && c.legacy && c.acked.Load() {
@@ -292,15 +305,9 @@ func (c *wsConn) writeClose(writeFailed bool) {
 	ci := c.closed
 	if !ci.noFrame && !writeFailed {
 		if ci.flush {
-		drain:
-			for {
-				select {
-				case msg := <-c.out:
-					if c.write(msg) != nil {
-						break drain
-					}
-				default:
-					break drain
+			for _, msg := range c.takeQueue() {
+				if c.write(msg) != nil {
+					break
 				}
 			}
 		}
@@ -314,14 +321,36 @@ func (c *wsConn) writeClose(writeFailed bool) {
 }
 
 // enqueue queues msg for the writer without ever blocking: a client whose
-// queue is full is too slow and is closed.
+// queue would pass WSSendBuffer bytes is too slow and is closed (a single
+// message larger than that still goes, alone).
 func (c *wsConn) enqueue(msg []byte) {
-	select {
-	case c.out <- msg:
-	case <-c.ctx.Done():
-	default:
-		c.terminate(closeInfo{code: closeTryAgainLater, reason: reasonSlowConsumer})
+	c.qmu.Lock()
+	if c.ctx.Err() != nil {
+		c.qmu.Unlock()
+		return
 	}
+	if c.queued > 0 && c.queued+len(msg) > c.s.cfg.WSSendBuffer {
+		c.qmu.Unlock()
+		c.terminate(closeInfo{code: closeTryAgainLater, reason: reasonSlowConsumer})
+		return
+	}
+	c.queue = append(c.queue, msg)
+	c.queued += len(msg)
+	c.qmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default: // the writer is awake already
+	}
+}
+
+// takeQueue hands the writer everything queued, leaving an empty queue
+// that holds no memory.
+func (c *wsConn) takeQueue() [][]byte {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	q := c.queue
+	c.queue, c.queued = nil, 0
+	return q
 }
 
 // send queues a message of type typ.
@@ -604,7 +633,12 @@ func (c *wsConn) stopOperation(id string) {
 // runOperation has gqlgen validate and execute op and streams its results.
 func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
 	defer c.wg.Done()
-	defer op.cancel()
+	handedOff := false // a subscription's op belongs to its stream
+	defer func() {
+		if !handedOff {
+			op.cancel()
+		}
+	}()
 	ctx, end := obsqra.NewContextWithStream(op.ctx)
 	ctx = graphql.StartOperationTrace(ctx)
 	defer func() {
@@ -624,6 +658,7 @@ func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
 	}
 
 	if rc.Operation != nil && rc.Operation.Operation == ast.Subscription {
+		handedOff = true
 		c.runSubscription(op, params, rc)
 		return
 	}

@@ -44,8 +44,6 @@ type wsMember struct {
 	op *wsOperation
 	// prefix is the start of every next message to it, up to the payload.
 	prefix []byte
-	// done is closed once the stream has sent the member its last message.
-	done chan struct{}
 }
 
 func newMember(c *wsConn, op *wsOperation) *wsMember {
@@ -56,7 +54,7 @@ func newMember(c *wsConn, op *wsOperation) *wsMember {
 	}
 	prefix := append([]byte(`{"id":`), id...)
 	prefix = append(prefix, `,"type":"`+typ+`","payload":`...)
-	return &wsMember{c: c, op: op, prefix: prefix, done: make(chan struct{})}
+	return &wsMember{c: c, op: op, prefix: prefix}
 }
 
 // streamKey identifies a subscription's execution: its document, operation
@@ -140,11 +138,13 @@ func (st *sharedStream) snapshot() []*wsMember {
 
 // runSubscription runs the subscription op of c as a stream others may
 // share: the execution belongs to the stream, not to op, and goes on while
-// any member remains. It returns when op's part is over.
+// any member remains. It returns at once; op is the stream's from then on,
+// and is cancelled when the client stops it, its connection ends, or the
+// stream ends.
 func (c *wsConn) runSubscription(op *wsOperation, params *graphql.RawParams, rc *graphql.OperationContext) {
 	key := streamKey(params, obsqra.UserIDFromContext(c.opCtx))
 	if st, m := c.s.streams.join(key, c, op); m != nil {
-		c.s.awaitMember(st, m)
+		c.s.watchMember(st, m)
 		return
 	}
 	// A new stream. Its context keeps the first subscriber's values
@@ -153,18 +153,16 @@ func (c *wsConn) runSubscription(op *wsOperation, params *graphql.RawParams, rc 
 	st := &sharedStream{key: key, cancel: cancel, members: make(map[*wsMember]struct{})}
 	first := newMember(c, op)
 	st.members[first] = struct{}{}
+	c.s.watchMember(st, first)
 	go c.s.runStream(st, c.exec, rc, sctx)
-	c.s.awaitMember(st, first)
 }
 
-// awaitMember waits until the stream is over for m, or m's operation stops
-// (the client completed it, or its connection ended): m then leaves.
-func (s *Server) awaitMember(st *sharedStream, m *wsMember) {
-	select {
-	case <-m.done:
-	case <-m.op.ctx.Done():
-		s.streams.leave(st, m)
-	}
+// watchMember makes m leave the stream when its operation stops (the
+// client completed it, or its connection ended). It holds no goroutine per
+// subscriber: with thousands of sockets, a waiting goroutine's stack would
+// be most of a connection's memory.
+func (s *Server) watchMember(st *sharedStream, m *wsMember) {
+	context.AfterFunc(m.op.ctx, func() { s.streams.leave(st, m) })
 }
 
 // runStream executes a shared stream and sends every response to every
@@ -183,7 +181,7 @@ func (s *Server) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *gra
 		s.streams.unpublish(st)
 		for _, m := range members {
 			m.c.finishOperation(m.op, typ, payload)
-			close(m.done)
+			m.op.cancel() // the operation is over; its watch fires and finds the stream ended
 		}
 		st.cancel()
 	}

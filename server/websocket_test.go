@@ -1028,7 +1028,7 @@ func TestWebSocketReapsDeadPeer(t *testing.T) {
 
 func TestWebSocketSlowConsumer(t *testing.T) {
 	t.Parallel()
-	b := setupWS(t, func(c *server.Config) { c.WSSendBuffer = 4 })
+	b := setupWS(t, func(c *server.Config) { c.WSSendBuffer = 256 << 10 })
 	slow := b.dial(t, "graphql-transport-ws")
 	slow.init(nil)
 	slow.subscribe("s", ticks, topicVars("slow"))

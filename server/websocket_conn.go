@@ -52,7 +52,7 @@ type wsConn struct {
 	// messages: an idle connection holds no queue at all, and a burst (a
 	// backfill's hundreds of events) fits as long as the client keeps up.
 	qmu        sync.Mutex
-	queue      [][]byte
+	queue      []outMsg
 	queued     int
 	wake       chan struct{}
 	writerDone chan struct{} // closed when writeLoop has returned
@@ -97,6 +97,13 @@ type closeInfo struct {
 	noFrame bool
 	// err is what ended the connection, for the log only.
 	err error
+}
+
+// outMsg is a queued message: its bytes, or a frame prepared once for
+// every connection that sends the same bytes (a shared stream's event).
+type outMsg struct {
+	raw  []byte
+	prep *websocket.PreparedMessage
 }
 
 // wsOperation is a running operation of a connection.
@@ -273,7 +280,7 @@ func (c *wsConn) writeLoop() {
 			continue
 		case <-c.wake:
 			for _, msg := range c.takeQueue() {
-				if err = c.write(msg); err != nil {
+				if err = c.writeOut(msg); err != nil {
 					break
 				}
 			}
@@ -299,6 +306,15 @@ func (c *wsConn) write(msg []byte) error {
 	return c.ws.WriteMessage(websocket.TextMessage, msg)
 }
 
+// writeOut writes a queued message within the write timeout.
+func (c *wsConn) writeOut(m outMsg) error {
+	if m.prep == nil {
+		return c.write(m.raw)
+	}
+	_ = c.ws.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
+	return c.ws.WritePreparedMessage(m.prep)
+}
+
 // writeClose writes what must precede the close frame, the close frame,
 // and then gives the peer wsCloseGrace to answer it.
 func (c *wsConn) writeClose(writeFailed bool) {
@@ -306,7 +322,7 @@ func (c *wsConn) writeClose(writeFailed bool) {
 	if !ci.noFrame && !writeFailed {
 		if ci.flush {
 			for _, msg := range c.takeQueue() {
-				if c.write(msg) != nil {
+				if c.writeOut(msg) != nil {
 					break
 				}
 			}
@@ -323,19 +339,22 @@ func (c *wsConn) writeClose(writeFailed bool) {
 // enqueue queues msg for the writer without ever blocking: a client whose
 // queue would pass WSSendBuffer bytes is too slow and is closed (a single
 // message larger than that still goes, alone).
-func (c *wsConn) enqueue(msg []byte) {
+func (c *wsConn) enqueue(msg []byte) { c.enqueueOut(outMsg{raw: msg}, len(msg)) }
+
+// enqueueOut is enqueue of a message of size bytes, raw or prepared.
+func (c *wsConn) enqueueOut(m outMsg, size int) {
 	c.qmu.Lock()
 	if c.ctx.Err() != nil {
 		c.qmu.Unlock()
 		return
 	}
-	if c.queued > 0 && c.queued+len(msg) > c.s.cfg.WSSendBuffer {
+	if c.queued > 0 && c.queued+size > c.s.cfg.WSSendBuffer {
 		c.qmu.Unlock()
 		c.terminate(closeInfo{code: closeTryAgainLater, reason: reasonSlowConsumer})
 		return
 	}
-	c.queue = append(c.queue, msg)
-	c.queued += len(msg)
+	c.queue = append(c.queue, m)
+	c.queued += size
 	c.qmu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
@@ -345,7 +364,7 @@ func (c *wsConn) enqueue(msg []byte) {
 
 // takeQueue hands the writer everything queued, leaving an empty queue
 // that holds no memory.
-func (c *wsConn) takeQueue() [][]byte {
+func (c *wsConn) takeQueue() []outMsg {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	q := c.queue
@@ -704,10 +723,15 @@ func (c *wsConn) marshalErrors(errs gqlerror.List) json.RawMessage {
 // enqueueOperation queues msg, a message of op, unless op was stopped: the
 // check and the queueing are one step, so nothing follows a stop.
 func (c *wsConn) enqueueOperation(op *wsOperation, msg []byte) {
+	c.enqueueOperationOut(op, outMsg{raw: msg}, len(msg))
+}
+
+// enqueueOperationOut is enqueueOperation of a raw or prepared message.
+func (c *wsConn) enqueueOperationOut(op *wsOperation, m outMsg, size int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ops[op.id] == op && op.ctx.Err() == nil {
-		c.enqueue(msg)
+		c.enqueueOut(m, size)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/gorilla/websocket"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/obsqra/obsqra"
@@ -208,10 +209,28 @@ func (s *Server) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *gra
 			s.log.ErrorContext(ctx, "marshal graphql response", "error", err.Error())
 			payload, _ = json.Marshal(errorResponse(internalError(obsqra.ClientFromContext(ctx).RequestID)))
 		}
+		// Members whose messages are the same bytes (the same operation
+		// id and subprotocol: clients mostly number from 1) share one
+		// prepared frame, encoded once for all of them.
+		type frame struct {
+			prep *websocket.PreparedMessage
+			size int
+		}
+		frames := make(map[string]frame, 2)
 		for _, m := range st.snapshot() {
-			msg := make([]byte, 0, len(m.prefix)+len(payload)+1)
-			msg = append(append(append(msg, m.prefix...), payload...), '}')
-			m.c.enqueueOperation(m.op, msg)
+			f, ok := frames[string(m.prefix)]
+			if !ok {
+				msg := make([]byte, 0, len(m.prefix)+len(payload)+1)
+				msg = append(append(append(msg, m.prefix...), payload...), '}')
+				prep, err := websocket.NewPreparedMessage(websocket.TextMessage, msg)
+				if err != nil {
+					s.log.ErrorContext(ctx, "prepare websocket message", "error", err.Error())
+					continue
+				}
+				f = frame{prep, len(msg)}
+				frames[string(m.prefix)] = f
+			}
+			m.c.enqueueOperationOut(m.op, outMsg{prep: f.prep}, f.size)
 		}
 	}
 	if err := state.Err(); err != nil {

@@ -103,12 +103,13 @@ func (r *subscriptionResolver) subscribe(ctx context.Context, topic string, prot
 		}
 		return json.Unmarshal(e.Payload, &p) == nil && slices.Contains(slugs, p.Protocol)
 	}
-	if from == nil {
+	sub, err := r.Live.Subscribe(ctx, obsqra.UserIDFromContext(ctx), filter, from)
+	if err == nil && from == nil {
 		// From now on only, the same for everyone asking the same: the
 		// transport may run it once for all of them.
 		obsqra.ShareStream(ctx)
 	}
-	return r.Live.Subscribe(ctx, obsqra.UserIDFromContext(ctx), filter, from)
+	return sub, err
 }
 
 // stream turns a live subscription into the channel a subscription

@@ -23,8 +23,10 @@ import (
 
 // liveServer is the real HTTP server with a running hub, as serve builds it.
 type liveServer struct {
-	srv   *httptest.Server
-	admin string
+	srv     *httptest.Server
+	admin   string
+	server  *server.Server
+	stopHub context.CancelFunc
 }
 
 func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liveServer {
@@ -50,7 +52,8 @@ func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liv
 	done := make(chan struct{})
 	go func() { hub.Run(ctx); close(done) }()
 	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Live: hub})
-	h := server.New(server.Config{Introspection: true, Logger: slog.New(slog.DiscardHandler)}, schema, accounts, db).Handler()
+	api := server.New(server.Config{Introspection: true, Logger: slog.New(slog.DiscardHandler)}, schema, accounts, db)
+	h := api.Handler()
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.CloseClientConnections()
@@ -58,7 +61,7 @@ func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liv
 		cancel()
 		<-done
 	})
-	return &liveServer{srv: srv, admin: registerVia(t, h, "admin@example.com").AccessToken}
+	return &liveServer{srv: srv, admin: registerVia(t, h, "admin@example.com").AccessToken, server: api, stopHub: cancel}
 }
 
 // ingest pushes one sample per slug, observed at, through ingestMetrics.
@@ -312,6 +315,64 @@ func TestSlowSubscriberIsEnded(t *testing.T) {
 				t.Fatalf("event at %s delivered twice", e.RiskScore.ObservedAt)
 			}
 			seen[e.RiskScore.ObservedAt] = true
+		}
+	})
+}
+
+// TestSameCursorIsNotShared: two subscribers resuming from the same cursor
+// each get the whole replay; the second does not join the first's stream
+// halfway.
+func TestSameCursorIsNotShared(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := newLiveServer(t, db)
+		at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+		for i := range 3 {
+			s.ingest(t, at.Add(time.Duration(i)*time.Second), 400+i, "vesu")
+		}
+		vars := map[string]any{"p": []string{"vesu"}, "after": live.Cursor(0)}
+		c1 := s.subscribe(t, riskSubscription, vars)
+		if e := c1.next(); e.RiskScore.ObservedAt != at.Format(time.RFC3339) {
+			t.Fatalf("first subscriber's first event = %+v", e)
+		}
+		c2 := s.subscribe(t, riskSubscription, vars)
+		for i := range 3 {
+			if e := c2.next(); e.RiskScore.ObservedAt != at.Add(time.Duration(i)*time.Second).Format(time.RFC3339) {
+				t.Fatalf("second subscriber's event %d = %+v, want the whole replay", i, e)
+			}
+		}
+	})
+}
+
+// TestShutdownSaysNoComplete: when the server goes away its subscriptions
+// end without a complete message (a client takes complete as final and
+// would not resubscribe after reconnecting); the socket's 1001 says it all.
+func TestShutdownSaysNoComplete(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := newLiveServer(t, db)
+		c := s.subscribe(t, riskSubscription, nil)
+		// The subscription runs once a score reaches it.
+		for i := 0; ; i++ {
+			s.ingest(t, time.Now().UTC().Add(-time.Hour+time.Duration(i)*time.Second).Truncate(time.Second), 400, "zklend")
+			c.conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			var m wsMessage
+			if err := c.conn.ReadJSON(&m); err == nil && m.Type == "next" {
+				break
+			} else if err != nil && i > 20 {
+				t.Fatalf("no event: %v", err)
+			} else if err != nil {
+				c = s.subscribe(t, riskSubscription, nil) // the deadline broke the connection
+			}
+		}
+		s.server.SetShuttingDown()
+		s.stopHub() // the hub stops: every subscription's stream ends
+		c.conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		var m wsMessage
+		if err := c.conn.ReadJSON(&m); err == nil {
+			t.Errorf("after the hub stopped on shutdown the client got %s %s, want nothing", m.Type, m.Payload)
 		}
 	})
 }

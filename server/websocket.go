@@ -260,6 +260,8 @@ func (s *Server) closeWebSockets(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		reg.wg.Wait()
+		// Their subscriptions' executions end with their last members.
+		s.streams.wg.Wait()
 		close(done)
 	}()
 	select {

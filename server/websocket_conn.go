@@ -279,7 +279,15 @@ func (c *wsConn) writeLoop() {
 		case <-c.ctx.Done():
 			continue
 		case <-c.wake:
-			for _, msg := range c.takeQueue() {
+			q := c.takeQueue()
+			for i, msg := range q {
+				if c.ctx.Err() != nil {
+					// Closing: the close frame goes next, not the backlog.
+					// What is left goes back, for a close that flushes the
+					// message explaining it.
+					c.requeue(q[i:])
+					break
+				}
 				if err = c.writeOut(msg); err != nil {
 					break
 				}
@@ -360,6 +368,13 @@ func (c *wsConn) enqueueOut(m outMsg, size int) {
 	case c.wake <- struct{}{}:
 	default: // the writer is awake already
 	}
+}
+
+// requeue puts messages the writer took back at the front of the queue.
+func (c *wsConn) requeue(msgs []outMsg) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	c.queue = append(msgs, c.queue...)
 }
 
 // takeQueue hands the writer everything queued, leaving an empty queue
@@ -614,6 +629,11 @@ func initToken(payload json.RawMessage) (token string, present bool, err error) 
 	return "", false, nil
 }
 
+// maxOperationsPerConn bounds the operations running on one connection: a
+// subscription costs the server memory and, with a cursor, a replay, so one
+// socket may not start them without limit.
+const maxOperationsPerConn = 100
+
 // startOperation starts the operation id of a subscribe or start payload.
 func (c *wsConn) startOperation(id string, payload json.RawMessage) {
 	start := graphql.Now()
@@ -630,6 +650,15 @@ func (c *wsConn) startOperation(id string, payload json.RawMessage) {
 	ctx, cancel := context.WithCancel(c.opCtx)
 	op := &wsOperation{id: id, ctx: ctx, cancel: cancel}
 	c.mu.Lock()
+	if len(c.ops) >= maxOperationsPerConn {
+		c.mu.Unlock()
+		cancel()
+		c.send(id, "error", c.marshalErrors(gqlerror.List{{
+			Message:    fmt.Sprintf("at most %d operations may run on one connection", maxOperationsPerConn),
+			Extensions: map[string]any{"code": "RATE_LIMITED"},
+		}}))
+		return
+	}
 	c.ops[id] = op
 	c.mu.Unlock()
 	c.n.Add(1)

@@ -26,6 +26,8 @@ import (
 type sharedStreams struct {
 	mu sync.Mutex
 	m  map[string]*sharedStream
+	// wg counts the running executions, so shutdown can wait for them.
+	wg sync.WaitGroup
 }
 
 // sharedStream is one running execution and its subscribers.
@@ -155,7 +157,11 @@ func (c *wsConn) runSubscription(op *wsOperation, params *graphql.RawParams, rc 
 	first := newMember(c, op)
 	st.members[first] = struct{}{}
 	c.s.watchMember(st, first)
-	go c.s.runStream(st, c.exec, rc, sctx)
+	c.s.streams.wg.Add(1)
+	go func() {
+		defer c.s.streams.wg.Done()
+		c.s.runStream(st, c.exec, rc, sctx)
+	}()
 }
 
 // watchMember makes m leave the stream when its operation stops (the
@@ -181,7 +187,13 @@ func (s *Server) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *gra
 		st.mu.Unlock()
 		s.streams.unpublish(st)
 		for _, m := range members {
-			m.c.finishOperation(m.op, typ, payload)
+			// A stream that ends because the server is going away says
+			// nothing: its socket closes with 1001, and the client
+			// resubscribes when it reconnects. A complete would tell it
+			// the subscription is over for good.
+			if typ != "complete" || !s.isShuttingDown() {
+				m.c.finishOperation(m.op, typ, payload)
+			}
 			m.op.cancel() // the operation is over; its watch fires and finds the stream ended
 		}
 		st.cancel()

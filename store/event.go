@@ -244,12 +244,19 @@ func (db *DB) PruneEvents(ctx context.Context, before time.Time) (int64, error) 
 // Errors: EINVALID (expired cursor); otherwise internal ones.
 func (db *DB) CheckEventCursor(ctx context.Context, afterID int64) error {
 	c := db.conn()
-	var through int64
-	if err := c.queryRow(ctx, "SELECT pruned_through FROM event_retention WHERE id = 1").Scan(&through); err != nil {
+	var through, last int64
+	if err := c.queryRow(ctx, "SELECT pruned_through, (SELECT COALESCE(MAX(id), 0) FROM events) FROM event_retention WHERE id = 1").
+		Scan(&through, &last); err != nil {
 		return translate(err, "read event retention", "event")
 	}
 	if afterID < through {
 		return obsqra.Errorf(obsqra.EINVALID, "this cursor is older than the events kept; refetch the data and subscribe again without it")
+	}
+	// A cursor names a committed event, so one beyond every event there
+	// ever was comes from another database (a reset one, say): waiting for
+	// the ids to catch up would deliver nothing and say nothing.
+	if afterID > max(last, through) {
+		return obsqra.Errorf(obsqra.EINVALID, "this cursor is from events this server never had (was the database reset?); refetch the data and subscribe again without it")
 	}
 	return nil
 }

@@ -311,7 +311,7 @@ func TestPruneEvents(t *testing.T) {
 		for _, tt := range []struct {
 			after int64
 			ok    bool
-		}{{0, false}, {ids[0], false}, {ids[1], true}, {ids[3], true}} {
+		}{{0, false}, {ids[0], false}, {ids[1], true}, {ids[3], true}, {ids[3] + 1, false}, {ids[3] + 1000, false}} {
 			err := db.CheckEventCursor(ctx, tt.after)
 			if tt.ok != (err == nil) || (err != nil && obsqra.ErrorCode(err) != obsqra.EINVALID) {
 				t.Errorf("CheckEventCursor(%d) = %v, want ok %v (EINVALID otherwise)", tt.after, err, tt.ok)

@@ -202,11 +202,16 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	jobsDone := make(chan error, 1)
 	go func() { jobsDone <- jobs.Run(ctx) }()
 	// The hub follows the outbox (LISTEN on PostgreSQL, in-process signals
-	// on SQLite) until ctx ends, then ends every subscription.
+	// on SQLite). It stops only after the server has closed every socket
+	// with 1001: stopped first, it would end every subscription, and a
+	// client told its subscription is complete does not resubscribe when it
+	// reconnects.
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHub()
 	hubDone := make(chan error, 1)
 	go func() {
-		err := hub.Run(ctx)
-		if err != nil && ctx.Err() == nil {
+		err := hub.Run(hubCtx)
+		if err != nil && hubCtx.Err() == nil {
 			// Without the hub no subscriber hears anything: stop rather
 			// than serve half a product.
 			logger.Error("live hub stopped", "error", err.Error())
@@ -221,6 +226,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		// The server could not start or stop cleanly: stop the jobs too.
 		stop()
 	}
+	stopHub()
 	if err := <-jobsDone; err != nil && serveErr == nil {
 		serveErr = fmt.Errorf("scheduler: %w", err)
 	}

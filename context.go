@@ -127,6 +127,7 @@ type StreamState struct {
 	mu        sync.Mutex
 	err       error
 	shareable bool
+	public    bool
 }
 
 // NewContextWithStream returns a copy of ctx in which a subscription can
@@ -160,6 +161,24 @@ func ShareStream(ctx context.Context) {
 		defer st.mu.Unlock()
 		st.shareable = true
 	}
+}
+
+// SharePublicStream is ShareStream for a subscription whose events are the
+// same for every viewer (market data): subscribers share it whoever they
+// are, signed in or not.
+func SharePublicStream(ctx context.Context) {
+	if st, ok := ctx.Value(streamEndContextKey).(*StreamState); ok {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		st.shareable, st.public = true, true
+	}
+}
+
+// Public reports whether SharePublicStream was called.
+func (st *StreamState) Public() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.public
 }
 
 // Err returns the error recorded by EndStream, or nil.

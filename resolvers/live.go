@@ -105,9 +105,9 @@ func (r *subscriptionResolver) subscribe(ctx context.Context, topic string, prot
 	}
 	sub, err := r.Live.Subscribe(ctx, obsqra.UserIDFromContext(ctx), filter, from)
 	if err == nil && from == nil {
-		// From now on only, the same for everyone asking the same: the
-		// transport may run it once for all of them.
-		obsqra.ShareStream(ctx)
+		// From now on only, and market data is the same for every viewer:
+		// the transport may run it once for everyone asking the same.
+		obsqra.SharePublicStream(ctx)
 	}
 	return sub, err
 }

@@ -32,7 +32,10 @@ type sharedStreams struct {
 
 // sharedStream is one running execution and its subscribers.
 type sharedStream struct {
+	// key is the stream's key in sharedStreams (guarded by its mu); params
+	// are the operation's, for the public key.
 	key    string
+	params *graphql.RawParams
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
@@ -91,11 +94,18 @@ func (ss *sharedStreams) join(key string, c *wsConn, op *wsOperation) (*sharedSt
 	return st, m
 }
 
-// publish makes st joinable under its key, unless another stream of the
-// same key already is.
-func (ss *sharedStreams) publish(st *sharedStream) {
+// publicViewer stands for every viewer in the key of a stream whose
+// resolver declared it public (no user id is negative).
+const publicViewer = -1
+
+// publish makes st joinable under its key, or under the public key of its
+// operation when public, unless another stream of that key already is.
+func (ss *sharedStreams) publish(st *sharedStream, public bool) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if public {
+		st.key = streamKey(st.params, publicViewer)
+	}
 	if ss.m == nil {
 		ss.m = make(map[string]*sharedStream)
 	}
@@ -146,14 +156,18 @@ func (st *sharedStream) snapshot() []*wsMember {
 // stream ends.
 func (c *wsConn) runSubscription(op *wsOperation, params *graphql.RawParams, rc *graphql.OperationContext) {
 	key := streamKey(params, obsqra.UserIDFromContext(c.opCtx))
-	if st, m := c.s.streams.join(key, c, op); m != nil {
-		c.s.watchMember(st, m)
-		return
+	// The viewer's own stream, or one whose resolver said it is the same
+	// for every viewer.
+	for _, k := range []string{key, streamKey(params, publicViewer)} {
+		if st, m := c.s.streams.join(k, c, op); m != nil {
+			c.s.watchMember(st, m)
+			return
+		}
 	}
 	// A new stream. Its context keeps the first subscriber's values
 	// (principal, request id) but not its cancellation.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(c.opCtx))
-	st := &sharedStream{key: key, cancel: cancel, members: make(map[*wsMember]struct{})}
+	st := &sharedStream{key: key, params: params, cancel: cancel, members: make(map[*wsMember]struct{})}
 	first := newMember(c, op)
 	st.members[first] = struct{}{}
 	c.s.watchMember(st, first)
@@ -209,7 +223,7 @@ func (s *Server) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *gra
 	// The resolver has run: a stream that says it carries only what
 	// happens from now on may take more subscribers.
 	if state.Shareable() {
-		s.streams.publish(st)
+		s.streams.publish(st, state.Public())
 	}
 	for {
 		resp := responses(ctx)

@@ -114,8 +114,11 @@ func (s *wsSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.OneShot(&graphql.Response{Data: jsonData(field.Alias, true)})
 	case "ticks":
 		topic, _ := field.Arguments.ForName("topic").Value.Value(opCtx.Variables)
-		if strings.HasPrefix(topic.(string), "shared-") {
+		switch {
+		case strings.HasPrefix(topic.(string), "shared-"):
 			obsqra.ShareStream(ctx)
+		case strings.HasPrefix(topic.(string), "public-"):
+			obsqra.SharePublicStream(ctx)
 		}
 		sub := &wsSub{ctx: ctx, events: make(chan string)}
 		s.topic(topic.(string)) <- sub
@@ -1212,4 +1215,43 @@ func TestWebSocketSharedSubscription(t *testing.T) {
 	p1, p2 := b.schema.await(t, "private"), b.schema.await(t, "private")
 	p1.publish(t, "x")
 	p2.publish(t, "y")
+}
+
+// TestWebSocketPublicSubscription: a subscription its resolver declares the
+// same for every viewer is shared by anonymous and signed-in subscribers
+// alike, while a merely shareable one is shared only by the same viewer.
+func TestWebSocketPublicSubscription(t *testing.T) {
+	t.Parallel()
+	b := setupWS(t)
+	anon := b.dial(t, "graphql-transport-ws")
+	anon.init(nil)
+	anon.subscribe("1", ticks, topicVars("public-risk"))
+	sub := b.schema.await(t, "public-risk")
+	sub.publish(t, "one")
+	anon.expect("next", "1", `{"data":{"ticks":"one"}}`)
+
+	ada := b.dial(t, "graphql-transport-ws")
+	ada.init(map[string]string{"Authorization": "Bearer " + goodToken})
+	ada.subscribe("1", ticks, topicVars("public-risk"))
+	deadline := time.Now().Add(wait)
+	for b.srv.SharedSubscribers() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscribers share the public stream, want 2", b.srv.SharedSubscribers())
+		}
+		time.Sleep(5 * time.Millisecond) // another goroutine's progress, no signal to wait on
+	}
+	sub.publish(t, "two")
+	anon.expect("next", "1", `{"data":{"ticks":"two"}}`)
+	ada.expect("next", "1", `{"data":{"ticks":"two"}}`)
+
+	// Shareable but not public: a signed-in viewer gets an execution of
+	// its own.
+	anon.subscribe("2", ticks, topicVars("shared-own"))
+	first := b.schema.await(t, "shared-own")
+	first.publish(t, "x")
+	anon.expect("next", "2", `{"data":{"ticks":"x"}}`)
+	ada.subscribe("2", ticks, topicVars("shared-own"))
+	second := b.schema.await(t, "shared-own")
+	second.publish(t, "y")
+	ada.expect("next", "2", `{"data":{"ticks":"y"}}`)
 }

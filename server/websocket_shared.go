@@ -26,6 +26,10 @@ import (
 type sharedStreams struct {
 	mu sync.Mutex
 	m  map[string]*sharedStream
+	// starting holds, by key, the streams whose resolver has not yet said
+	// whether they may be shared: a subscriber asking the same waits for
+	// that instead of starting an execution of its own for life.
+	starting map[string]*sharedStream
 	// wg counts the running executions, so shutdown can wait for them.
 	wg sync.WaitGroup
 }
@@ -37,6 +41,10 @@ type sharedStream struct {
 	key    string
 	params *graphql.RawParams
 	cancel context.CancelFunc
+	// decided is closed once the resolver has run (the stream is then
+	// published or not).
+	decided    chan struct{}
+	decideOnce sync.Once
 
 	mu      sync.Mutex
 	members map[*wsMember]struct{}
@@ -114,6 +122,43 @@ func (ss *sharedStreams) publish(st *sharedStream, public bool) {
 	}
 }
 
+// startingOf returns the stream of key whose resolver has not run yet, or
+// nil.
+func (ss *sharedStreams) startingOf(key string) *sharedStream {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.starting[key]
+}
+
+// markStarting records st as starting, unless another stream of its key
+// is.
+func (ss *sharedStreams) markStarting(st *sharedStream) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.starting == nil {
+		ss.starting = make(map[string]*sharedStream)
+	}
+	if _, taken := ss.starting[st.key]; !taken {
+		ss.starting[st.key] = st
+	}
+}
+
+// decide ends st's start: published when shareable, and those waiting for
+// it look again. It may be called more than once; the first call counts.
+func (ss *sharedStreams) decide(st *sharedStream, shareable, public bool) {
+	st.decideOnce.Do(func() {
+		ss.mu.Lock()
+		if ss.starting[st.key] == st {
+			delete(ss.starting, st.key)
+		}
+		ss.mu.Unlock()
+		if shareable {
+			ss.publish(st, public)
+		}
+		close(st.decided)
+	})
+}
+
 // unpublish forgets st, if it is the stream of its key.
 func (ss *sharedStreams) unpublish(st *sharedStream) {
 	ss.mu.Lock()
@@ -156,18 +201,31 @@ func (st *sharedStream) snapshot() []*wsMember {
 // stream ends.
 func (c *wsConn) runSubscription(op *wsOperation, params *graphql.RawParams, rc *graphql.OperationContext) {
 	key := streamKey(params, obsqra.UserIDFromContext(c.opCtx))
-	// The viewer's own stream, or one whose resolver said it is the same
-	// for every viewer.
-	for _, k := range []string{key, streamKey(params, publicViewer)} {
-		if st, m := c.s.streams.join(k, c, op); m != nil {
-			c.s.watchMember(st, m)
+	ss := &c.s.streams
+	for waited := false; ; waited = true {
+		// The viewer's own stream, or one whose resolver said it is the
+		// same for every viewer.
+		for _, k := range []string{key, streamKey(params, publicViewer)} {
+			if st, m := ss.join(k, c, op); m != nil {
+				c.s.watchMember(st, m)
+				return
+			}
+		}
+		pending := ss.startingOf(key)
+		if pending == nil || waited {
+			break
+		}
+		select {
+		case <-pending.decided:
+		case <-op.ctx.Done():
 			return
 		}
 	}
 	// A new stream. Its context keeps the first subscriber's values
 	// (principal, request id) but not its cancellation.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(c.opCtx))
-	st := &sharedStream{key: key, params: params, cancel: cancel, members: make(map[*wsMember]struct{})}
+	st := &sharedStream{key: key, params: params, cancel: cancel, members: make(map[*wsMember]struct{}), decided: make(chan struct{})}
+	ss.markStarting(st)
 	first := newMember(c, op)
 	st.members[first] = struct{}{}
 	c.s.watchMember(st, first)
@@ -218,13 +276,12 @@ func (s *Server) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *gra
 			end("error", marshalErrorList(s, ctx, gqlerror.List{s.presentError(ctx, err)}))
 		}
 	}()
+	defer s.streams.decide(st, false, false) // if the resolver never ran
 
 	responses, ctx := exec.DispatchOperation(graphql.WithOperationContext(ctx, rc), rc)
 	// The resolver has run: a stream that says it carries only what
 	// happens from now on may take more subscribers.
-	if state.Shareable() {
-		s.streams.publish(st, state.Public())
-	}
+	s.streams.decide(st, state.Shareable(), state.Public())
 	for {
 		resp := responses(ctx)
 		if resp == nil {

@@ -37,6 +37,9 @@ type wsSchema struct {
 
 	mu      sync.Mutex
 	started map[string]chan *wsSub
+	// held, when a topic is in it, holds that topic's resolver until the
+	// channel is closed (a subscription that is slow to start).
+	held map[string]chan struct{}
 }
 
 // wsSub is a running ticks subscription: its context and the channel the
@@ -114,6 +117,12 @@ func (s *wsSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.OneShot(&graphql.Response{Data: jsonData(field.Alias, true)})
 	case "ticks":
 		topic, _ := field.Arguments.ForName("topic").Value.Value(opCtx.Variables)
+		s.mu.Lock()
+		hold := s.held[topic.(string)]
+		s.mu.Unlock()
+		if hold != nil {
+			<-hold
+		}
 		switch {
 		case strings.HasPrefix(topic.(string), "shared-"):
 			obsqra.ShareStream(ctx)
@@ -1254,4 +1263,41 @@ func TestWebSocketPublicSubscription(t *testing.T) {
 	second := b.schema.await(t, "shared-own")
 	second.publish(t, "y")
 	ada.expect("next", "2", `{"data":{"ticks":"y"}}`)
+}
+
+// TestWebSocketJoinWhileStarting: subscribers asking the same while the
+// first execution is still starting wait for it and share it, instead of
+// each running an execution of its own for life.
+func TestWebSocketJoinWhileStarting(t *testing.T) {
+	t.Parallel()
+	b := setupWS(t)
+	hold := make(chan struct{})
+	b.schema.mu.Lock()
+	b.schema.held = map[string]chan struct{}{"shared-slow": hold}
+	b.schema.mu.Unlock()
+	var clients []*wsClient
+	for range 3 {
+		c := b.dial(t, "graphql-transport-ws")
+		c.init(nil)
+		c.subscribe("1", ticks, topicVars("shared-slow"))
+		clients = append(clients, c)
+	}
+	close(hold)
+	sub := b.schema.await(t, "shared-slow")
+	deadline := time.Now().Add(wait)
+	for b.srv.SharedSubscribers() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscribers share the stream, want 3", b.srv.SharedSubscribers())
+		}
+		time.Sleep(5 * time.Millisecond) // another goroutine's progress, no signal to wait on
+	}
+	select {
+	case extra := <-b.schema.topic("shared-slow"):
+		t.Fatalf("a second execution started: %v", extra)
+	default:
+	}
+	sub.publish(t, "one")
+	for _, c := range clients {
+		c.expect("next", "1", `{"data":{"ticks":"one"}}`)
+	}
 }

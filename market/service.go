@@ -143,13 +143,18 @@ func (s *Service) ProtocolByID(ctx context.Context, id int64) (*obsqra.Protocol,
 
 var slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
+// ValidSlug reports whether s has the form of a protocol slug: 1-63
+// lowercase letters, digits and dashes, starting with a letter or digit.
+// No other slug can name a protocol, so callers may refuse it unasked.
+func ValidSlug(s string) bool { return slugPattern.MatchString(s) }
+
 // validateProtocol checks an admin's protocol input.
 func validateProtocol(in *obsqra.ProtocolInput) error {
 	in.Slug = strings.TrimSpace(in.Slug)
 	in.Name = strings.TrimSpace(in.Name)
 	in.Chain = strings.ToLower(strings.TrimSpace(in.Chain))
 	switch {
-	case !slugPattern.MatchString(in.Slug):
+	case !ValidSlug(in.Slug):
 		return obsqra.Errorf(obsqra.EINVALID, "slug must be 1-63 lowercase letters, digits and dashes, starting with a letter or digit")
 	case !plainText(in.Name, 100):
 		return obsqra.Errorf(obsqra.EINVALID, "name must be 1-100 characters of UTF-8 text without control characters")
@@ -876,6 +881,24 @@ type RiskPayload struct {
 	ModelVersion  string                `json:"modelVersion"`
 	ComputedAt    time.Time             `json:"computedAt"`
 	DecisionID    int64                 `json:"decisionId"`
+}
+
+// Sample returns the sample the payload describes, as it was stored.
+func (p *MetricsPayload) Sample() *obsqra.MetricsSample {
+	return &obsqra.MetricsSample{
+		ID: p.ID, ProtocolID: p.ProtocolID, ObservedAt: p.ObservedAt, ApyBps: p.ApyBps, TvlUsd: p.TvlUsd,
+		UtilizationBps: p.UtilizationBps, VolatilityBps: p.VolatilityBps, LiquidityTier: p.LiquidityTier,
+		Source: p.Source, CreatedAt: p.CreatedAt,
+	}
+}
+
+// RiskScore returns the score the payload describes, as it was stored.
+func (p *RiskPayload) RiskScore() *obsqra.RiskScore {
+	return &obsqra.RiskScore{
+		ID: p.ID, ProtocolID: p.ProtocolID, SampleID: p.SampleID, ObservedAt: p.ObservedAt,
+		Score: p.Score, Components: p.Components, Inputs: p.Inputs, ParamsVersion: p.ParamsVersion,
+		ModelVersion: p.ModelVersion, ComputedAt: p.ComputedAt, DecisionID: p.DecisionID,
+	}
 }
 
 func ingestEvents(p *obsqra.Protocol, m *obsqra.MetricsSample, r *obsqra.RiskScore) ([]obsqra.Event, error) {

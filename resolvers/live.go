@@ -38,11 +38,7 @@ func (r *subscriptionResolver) RiskScoreUpdated(ctx context.Context, protocols [
 		if err := json.Unmarshal(e.Payload, &p); err != nil {
 			return nil, fmt.Errorf("decode risk event %d: %w", e.ID, err)
 		}
-		return &graph.RiskScoreEvent{Cursor: live.Cursor(e.ID), RiskScore: &obsqra.RiskScore{
-			ID: p.ID, ProtocolID: p.ProtocolID, SampleID: p.SampleID, ObservedAt: p.ObservedAt,
-			Score: p.Score, Components: p.Components, Inputs: p.Inputs, ParamsVersion: p.ParamsVersion,
-			ModelVersion: p.ModelVersion, ComputedAt: p.ComputedAt, DecisionID: p.DecisionID,
-		}}, nil
+		return &graph.RiskScoreEvent{Cursor: live.Cursor(e.ID), RiskScore: p.RiskScore()}, nil
 	}), nil
 }
 
@@ -57,11 +53,7 @@ func (r *subscriptionResolver) MetricsUpdated(ctx context.Context, protocols []s
 		if err := json.Unmarshal(e.Payload, &p); err != nil {
 			return nil, fmt.Errorf("decode metrics event %d: %w", e.ID, err)
 		}
-		return &graph.MetricsEvent{Cursor: live.Cursor(e.ID), Metrics: &obsqra.MetricsSample{
-			ID: p.ID, ProtocolID: p.ProtocolID, ObservedAt: p.ObservedAt, ApyBps: p.ApyBps, TvlUsd: p.TvlUsd,
-			UtilizationBps: p.UtilizationBps, VolatilityBps: p.VolatilityBps, LiquidityTier: p.LiquidityTier,
-			Source: p.Source, CreatedAt: p.CreatedAt,
-		}}, nil
+		return &graph.MetricsEvent{Cursor: live.Cursor(e.ID), Metrics: p.Sample()}, nil
 	}), nil
 }
 
@@ -75,7 +67,7 @@ func (r *subscriptionResolver) subscribe(ctx context.Context, topic string, prot
 		return nil, obsqra.Errorf(obsqra.EINVALID, "protocols: at most %d slugs, got %d", maxSubscribedProtocols, len(protocols))
 	}
 	for _, slug := range protocols {
-		if !slugPattern.MatchString(slug) {
+		if !market.ValidSlug(slug) {
 			return nil, obsqra.Errorf(obsqra.EINVALID, "protocols: %q is not a protocol slug", slug)
 		}
 	}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/graph"
+	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/store"
 )
 
@@ -34,15 +34,11 @@ func (r *queryResolver) Protocols(ctx context.Context) ([]*obsqra.Protocol, erro
 	return out, nil
 }
 
-// slugPattern is the form of every protocol slug (market.Service refuses
-// any other at creation).
-var slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
 // Protocol resolves protocol(slug): null when there is none. A string that
 // cannot be a slug is answered without a query: PostgreSQL refuses some
 // (a NUL byte) with an error the client would see as internal.
 func (r *queryResolver) Protocol(ctx context.Context, slug string) (*obsqra.Protocol, error) {
-	if !slugPattern.MatchString(slug) {
+	if !market.ValidSlug(slug) {
 		return nil, nil
 	}
 	p, err := r.Market.Protocol(ctx, slug)
@@ -120,7 +116,7 @@ func (r *mutationResolver) SetProtocolEnabled(ctx context.Context, slug string, 
 	if _, err := obsqra.RequireAdmin(ctx, "enable or disable protocols"); err != nil {
 		return nil, err
 	}
-	if !slugPattern.MatchString(slug) {
+	if !market.ValidSlug(slug) {
 		return nil, obsqra.Errorf(obsqra.ENOTFOUND, "no protocol has slug %q", slug)
 	}
 	return r.Market.SetProtocolEnabled(ctx, slug, enabled)
@@ -250,16 +246,10 @@ func (r *protocolResolver) MetricsHistory(ctx context.Context, p *obsqra.Protoco
 	if err != nil {
 		return nil, err
 	}
-	conn := &graph.MetricsSampleConnection{PageInfo: &graph.PageInfo{HasPreviousPage: after != nil}}
-	n := min(len(rows), page.First)
-	conn.PageInfo.HasNextPage = len(rows) > page.First
-	conn.Edges = make([]*graph.MetricsSampleEdge, n)
-	for i := range n {
-		m := &rows[i]
-		conn.Edges[i] = &graph.MetricsSampleEdge{Cursor: historyCursor(m.ObservedAt, m.ID), Node: m}
-	}
-	if n > 0 {
-		conn.PageInfo.StartCursor, conn.PageInfo.EndCursor = &conn.Edges[0].Cursor, &conn.Edges[n-1].Cursor
+	cursors, info := pageOf(rows, page, after, func(m *obsqra.MetricsSample) (time.Time, int64) { return m.ObservedAt, m.ID })
+	conn := &graph.MetricsSampleConnection{PageInfo: info, Edges: make([]*graph.MetricsSampleEdge, len(cursors))}
+	for i, c := range cursors {
+		conn.Edges[i] = &graph.MetricsSampleEdge{Cursor: c, Node: &rows[i]}
 	}
 	return conn, nil
 }
@@ -277,18 +267,28 @@ func (r *protocolResolver) RiskHistory(ctx context.Context, p *obsqra.Protocol, 
 	if err != nil {
 		return nil, err
 	}
-	conn := &graph.RiskScoreConnection{PageInfo: &graph.PageInfo{HasPreviousPage: after != nil}}
-	n := min(len(rows), page.First)
-	conn.PageInfo.HasNextPage = len(rows) > page.First
-	conn.Edges = make([]*graph.RiskScoreEdge, n)
-	for i := range n {
-		s := &rows[i]
-		conn.Edges[i] = &graph.RiskScoreEdge{Cursor: historyCursor(s.ObservedAt, s.ID), Node: s}
-	}
-	if n > 0 {
-		conn.PageInfo.StartCursor, conn.PageInfo.EndCursor = &conn.Edges[0].Cursor, &conn.Edges[n-1].Cursor
+	cursors, info := pageOf(rows, page, after, func(r *obsqra.RiskScore) (time.Time, int64) { return r.ObservedAt, r.ID })
+	conn := &graph.RiskScoreConnection{PageInfo: info, Edges: make([]*graph.RiskScoreEdge, len(cursors))}
+	for i, c := range cursors {
+		conn.Edges[i] = &graph.RiskScoreEdge{Cursor: c, Node: &rows[i]}
 	}
 	return conn, nil
+}
+
+// pageOf returns the cursors of the rows of a history page (the store read
+// up to First+1 rows, so that one more means a next page) and the page's
+// info.
+func pageOf[T any](rows []T, page store.HistoryPage, after *string, key func(*T) (time.Time, int64)) ([]string, *graph.PageInfo) {
+	n := min(len(rows), page.First)
+	info := &graph.PageInfo{HasPreviousPage: after != nil, HasNextPage: len(rows) > page.First}
+	cursors := make([]string, n)
+	for i := range n {
+		cursors[i] = historyCursor(key(&rows[i]))
+	}
+	if n > 0 {
+		info.StartCursor, info.EndCursor = &cursors[0], &cursors[n-1]
+	}
+	return cursors, info
 }
 
 type metricsSampleResolver struct{ *Resolver }

@@ -45,9 +45,9 @@ const (
 	// introspection under __schema is free), so a screen's query of a few
 	// dozen fields uses a few percent of it. History connections charge
 	// first × what each edge selects, so one page of 100 risk scores with
-	// every field (components and inputs included, about 2,500) fits, and
-	// so does the dashboard of every protocol with 20 rows of each history
-	// (about 240), while pages nested in pages (60,000 and up) do not. The
+	// every field (components and inputs included) fits, and so does the
+	// dashboard of every protocol with 20 rows of each history, while pages
+	// nested in pages do not (resolvers/hostile_test.go runs each). The
 	// budget is fixed rather than per user so that the same document always
 	// costs the same and refusals are predictable.
 	DefaultComplexityLimit = 5000

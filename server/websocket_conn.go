@@ -741,12 +741,7 @@ func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
 
 // marshalErrors returns the payload of an error message.
 func (c *wsConn) marshalErrors(errs gqlerror.List) json.RawMessage {
-	b, err := json.Marshal(errs)
-	if err != nil {
-		c.s.log.ErrorContext(c.ctx, "marshal graphql errors", "request_id", c.requestID(), "error", err.Error())
-		b, _ = json.Marshal([]gqlError{internalError(c.requestID())})
-	}
-	return b
+	return marshalErrorList(c.s, c.ctx, errs)
 }
 
 // enqueueOperation queues msg, a message of op, unless op was stopped: the

@@ -327,7 +327,7 @@ func (s *Server) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *gra
 func marshalErrorList(s *Server, ctx context.Context, errs gqlerror.List) json.RawMessage {
 	b, err := json.Marshal(errs)
 	if err != nil {
-		s.log.ErrorContext(ctx, "marshal graphql errors", "error", err.Error())
+		s.log.ErrorContext(ctx, "marshal graphql errors", "request_id", obsqra.ClientFromContext(ctx).RequestID, "error", err.Error())
 		b, _ = json.Marshal([]gqlError{internalError(obsqra.ClientFromContext(ctx).RequestID)})
 	}
 	return b

@@ -1224,6 +1224,15 @@ func TestWebSocketSharedSubscription(t *testing.T) {
 	p1, p2 := b.schema.await(t, "private"), b.schema.await(t, "private")
 	p1.publish(t, "x")
 	p2.publish(t, "y")
+	// Each execution's event reaches its own subscriber only.
+	got := map[string]string{}
+	for _, c := range []*wsClient{first, third} {
+		m := c.read()
+		got[m.ID] = string(m.Payload)
+	}
+	if len(got) != 2 || got["d"] == got["e"] {
+		t.Errorf("private subscriptions got %v, want one event each", got)
+	}
 }
 
 // TestWebSocketPublicSubscription: a subscription its resolver declares the

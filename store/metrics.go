@@ -255,42 +255,63 @@ func pagesQuery(c conn, table string, cols []string, protocolIDs []int64, page H
 	return b.String(), args
 }
 
-// MetricsHistory returns a page of each protocol's samples, newest first,
+// pagedTable is a table read a page per protocol: metrics_samples or
+// risk_scores, both with protocol_id, observed_at and id columns.
+type pagedTable[T any] struct {
+	name, what string
+	cols       []string
+	scanArgs   func(*T) []any
+	protocolID func(*T) int64
+}
+
+var (
+	metricsPagesTable = pagedTable[obsqra.MetricsSample]{
+		name: "metrics_samples", what: "metrics sample", cols: metricsColumns, scanArgs: metricsScanArgs,
+		protocolID: func(m *obsqra.MetricsSample) int64 { return m.ProtocolID },
+	}
+	riskPagesTable = pagedTable[obsqra.RiskScore]{
+		name: "risk_scores", what: "risk score", cols: riskScoreColumns, scanArgs: riskScoreScanArgs,
+		protocolID: func(s *obsqra.RiskScore) int64 { return s.ProtocolID },
+	}
+)
+
+// readPages returns a page of each protocol's rows of t, newest first,
 // keyed by protocol id, in one statement per 200 protocols.
 // Errors: EINVALID for a page size below 1; otherwise internal ones.
-func (db *DB) MetricsHistory(ctx context.Context, protocolIDs []int64, page HistoryPage) (map[int64][]obsqra.MetricsSample, error) {
+func readPages[T any](ctx context.Context, c conn, t pagedTable[T], protocolIDs []int64, page HistoryPage) (map[int64][]T, error) {
 	if page.First < 1 {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "page size must be at least 1, got %d", page.First)
 	}
-	out := make(map[int64][]obsqra.MetricsSample, len(protocolIDs))
-	c := db.conn()
+	out := make(map[int64][]T, len(protocolIDs))
 	for _, ids := range pageGroups(protocolIDs) {
-		if err := metricsPages(ctx, c, ids, page, out); err != nil {
-			return nil, err
+		q, args := pagesQuery(c, t.name, t.cols, ids, page)
+		rows, err := c.query(ctx, q, args...)
+		if err != nil {
+			return nil, translate(err, "load history of "+t.name, t.what)
+		}
+		for rows.Next() {
+			var v T
+			if err := rows.Scan(t.scanArgs(&v)...); err != nil {
+				rows.Close()
+				return nil, translate(err, "scan history of "+t.name, t.what)
+			}
+			id := t.protocolID(&v)
+			out[id] = append(out[id], v)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("load history of %s: %w", t.name, err)
 		}
 	}
 	return out, nil
 }
 
-// metricsPages reads the pages of one group of protocols into out.
-func metricsPages(ctx context.Context, c conn, protocolIDs []int64, page HistoryPage, out map[int64][]obsqra.MetricsSample) error {
-	q, args := pagesQuery(c, "metrics_samples", metricsColumns, protocolIDs, page)
-	rows, err := c.query(ctx, q, args...)
-	if err != nil {
-		return translate(err, "load metrics history", "metrics sample")
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var m obsqra.MetricsSample
-		if err := rows.Scan(metricsScanArgs(&m)...); err != nil {
-			return translate(err, "scan metrics history", "metrics sample")
-		}
-		out[m.ProtocolID] = append(out[m.ProtocolID], m)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load metrics history: %w", err)
-	}
-	return nil
+// MetricsHistory returns a page of each protocol's samples, newest first,
+// keyed by protocol id, in one statement per 200 protocols.
+// Errors: EINVALID for a page size below 1; otherwise internal ones.
+func (db *DB) MetricsHistory(ctx context.Context, protocolIDs []int64, page HistoryPage) (map[int64][]obsqra.MetricsSample, error) {
+	return readPages(ctx, db.conn(), metricsPagesTable, protocolIDs, page)
 }
 
 // LatestMetrics returns each protocol's newest sample (by observation
@@ -300,11 +321,6 @@ func (db *DB) LatestMetrics(ctx context.Context, protocolIDs []int64) (map[int64
 	return latestMetrics(ctx, db.conn(), protocolIDs, "")
 }
 
-// LatestMetricsOf is LatestMetrics of samples from one source, as this unit
-// of work sees them.
-func (tx *Tx) LatestMetricsOf(ctx context.Context, protocolIDs []int64, source string) (map[int64]obsqra.MetricsSample, error) {
-	return latestMetrics(ctx, tx.conn(), protocolIDs, source)
-}
 
 // LatestMetricsOf is LatestMetrics of samples from one source.
 func (db *DB) LatestMetricsOf(ctx context.Context, protocolIDs []int64, source string) (map[int64]obsqra.MetricsSample, error) {
@@ -344,17 +360,6 @@ func latestMetrics(ctx context.Context, c conn, protocolIDs []int64, source stri
 		return nil, fmt.Errorf("load latest metrics: %w", err)
 	}
 	return out, nil
-}
-
-// HasMetrics reports whether any sample is stored.
-// Errors: only internal ones.
-func (db *DB) HasMetrics(ctx context.Context) (bool, error) {
-	var n int
-	err := db.conn().queryRow(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM metrics_samples LIMIT 1) AS any_sample").Scan(&n)
-	if err != nil {
-		return false, translate(err, "check for metrics", "metrics sample")
-	}
-	return n > 0, nil
 }
 
 // MetricsSample returns the sample with the given id.

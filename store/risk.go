@@ -177,36 +177,5 @@ func (db *DB) LatestRiskScores(ctx context.Context, protocolIDs []int64) (map[in
 // keyed by protocol id, in one statement per 200 protocols.
 // Errors: EINVALID for a page size below 1; otherwise internal ones.
 func (db *DB) RiskHistory(ctx context.Context, protocolIDs []int64, page HistoryPage) (map[int64][]obsqra.RiskScore, error) {
-	if page.First < 1 {
-		return nil, obsqra.Errorf(obsqra.EINVALID, "page size must be at least 1, got %d", page.First)
-	}
-	out := make(map[int64][]obsqra.RiskScore, len(protocolIDs))
-	c := db.conn()
-	for _, ids := range pageGroups(protocolIDs) {
-		if err := riskPages(ctx, c, ids, page, out); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// riskPages reads the pages of one group of protocols into out.
-func riskPages(ctx context.Context, c conn, protocolIDs []int64, page HistoryPage, out map[int64][]obsqra.RiskScore) error {
-	q, args := pagesQuery(c, "risk_scores", riskScoreColumns, protocolIDs, page)
-	rows, err := c.query(ctx, q, args...)
-	if err != nil {
-		return translate(err, "load risk history", "risk score")
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var s obsqra.RiskScore
-		if err := rows.Scan(riskScoreScanArgs(&s)...); err != nil {
-			return translate(err, "scan risk history", "risk score")
-		}
-		out[s.ProtocolID] = append(out[s.ProtocolID], s)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load risk history: %w", err)
-	}
-	return nil
+	return readPages(ctx, db.conn(), riskPagesTable, protocolIDs, page)
 }

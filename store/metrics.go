@@ -321,7 +321,6 @@ func (db *DB) LatestMetrics(ctx context.Context, protocolIDs []int64) (map[int64
 	return latestMetrics(ctx, db.conn(), protocolIDs, "")
 }
 
-
 // LatestMetricsOf is LatestMetrics of samples from one source.
 func (db *DB) LatestMetricsOf(ctx context.Context, protocolIDs []int64, source string) (map[int64]obsqra.MetricsSample, error) {
 	return latestMetrics(ctx, db.conn(), protocolIDs, source)

@@ -253,6 +253,9 @@ type DecisionKind string
 // Decision kinds.
 const (
 	DecisionRiskScore DecisionKind = "RISK_SCORE"
+	// DecisionOptimization records an allocation plan computed for a user
+	// and the rebalance from their allocation to it.
+	DecisionOptimization DecisionKind = "OPTIMIZATION"
 )
 
 // String returns the kind's name.
@@ -264,7 +267,7 @@ func (k DecisionKind) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(
 // UnmarshalGQL reads the kind from a GraphQL enum value.
 func (k *DecisionKind) UnmarshalGQL(v any) error {
 	s, ok := v.(string)
-	if !ok || s != string(DecisionRiskScore) {
+	if !ok || (s != string(DecisionRiskScore) && s != string(DecisionOptimization)) {
 		return Errorf(EINVALID, "%v is not a valid DecisionKind", v)
 	}
 	*k = DecisionKind(s)

@@ -13,6 +13,11 @@ const (
 	NodeMetricsSample = "MetricsSample"
 	NodeRiskScore     = "RiskScore"
 	NodeDecision      = "Decision"
+	NodePrediction    = "Prediction"
+	NodeAllocation    = "Allocation"
+	// NodeRebalanceSuggestion shares its number with the suggestion's
+	// Prediction.
+	NodeRebalanceSuggestion = "RebalanceSuggestion"
 )
 
 // NodeID returns the opaque global id of the object of type typ with

@@ -43,6 +43,19 @@ func (d Date) Time() time.Time { return time.Unix(int64(d)*secondsPerDay, 0).UTC
 // String formats d as YYYY-MM-DD.
 func (d Date) String() string { return d.Time().Format(time.DateOnly) }
 
+// MarshalText writes d as YYYY-MM-DD (so JSON holds it as a string).
+func (d Date) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads d from YYYY-MM-DD.
+func (d *Date) UnmarshalText(b []byte) error {
+	v, err := ParseDate(string(b))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
 // MarshalGQL writes d as a GraphQL string.
 func (d Date) MarshalGQL(w io.Writer) { io.WriteString(w, `"`+d.String()+`"`) }
 

@@ -165,6 +165,28 @@ type Config struct {
 	// EventRetention is how long outbox events are kept for subscribers
 	// resuming from a cursor (EVENT_RETENTION, Go duration, default 24h).
 	EventRetention time.Duration
+
+	// PredictionWindowDays is the default forecast horizon
+	// (PREDICTION_WINDOW_DAYS, whole days, 1-365, default 7).
+	PredictionWindowDays int
+	// ForecastRefreshInterval is how often the forecast job runs
+	// (FORECAST_REFRESH_INTERVAL, Go duration, default 1h).
+	ForecastRefreshInterval time.Duration
+	// OutcomeScoringInterval is how often the outcome job runs
+	// (OUTCOME_SCORING_INTERVAL, Go duration, default 1h).
+	OutcomeScoringInterval time.Duration
+	// BacktestWindowDays is the default and largest backtest window
+	// (BACKTEST_WINDOW_DAYS, whole days, 1-3650, default 90).
+	BacktestWindowDays int
+	// RebalanceGasUSD is the gas cost of one rebalance trade in USD
+	// (REBALANCE_GAS_USD, 0-1000, default 0.50).
+	RebalanceGasUSD float64
+	// RebalanceSlippageBps is the trading cost in bps of each traded amount
+	// (REBALANCE_SLIPPAGE_BPS, 0-10000, default 10).
+	RebalanceSlippageBps int
+	// RebalanceCheckInterval is how often the rebalance job runs
+	// (REBALANCE_CHECK_INTERVAL_HOURS, whole hours, 1-8760, default 24).
+	RebalanceCheckInterval time.Duration
 }
 
 // Load reads the configuration through getenv, which is os.Getenv in the
@@ -267,6 +289,14 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	c.PruneInterval = l.duration("PRUNE_INTERVAL", defaultPruneInterval)
 	c.DecisionAuditInterval = l.duration("DECISION_AUDIT_INTERVAL", defaultAuditInterval)
 	c.EventRetention = l.duration("EVENT_RETENTION", defaultEventRetention)
+	c.PredictionWindowDays = l.intRange("PREDICTION_WINDOW_DAYS", defaultPredictionDays, 1, 365, "a whole number of days from 1 to 365")
+	c.ForecastRefreshInterval = l.duration("FORECAST_REFRESH_INTERVAL", defaultForecastRefresh)
+	c.OutcomeScoringInterval = l.duration("OUTCOME_SCORING_INTERVAL", defaultOutcomeScoring)
+	c.BacktestWindowDays = l.intRange("BACKTEST_WINDOW_DAYS", defaultBacktestWindowDays, 1, 3650, "a whole number of days from 1 to 3650")
+	c.RebalanceGasUSD = l.usd("REBALANCE_GAS_USD", defaultRebalanceGasUSD, 1000)
+	c.RebalanceSlippageBps = l.intRange("REBALANCE_SLIPPAGE_BPS", defaultSlippageBps, 0, 10000, "a whole number of bps from 0 to 10000")
+	c.RebalanceCheckInterval = time.Duration(l.intRange("REBALANCE_CHECK_INTERVAL_HOURS", defaultRebalanceHours, 1, 8760,
+		"a whole number of hours from 1 to 8760")) * time.Hour
 
 	if len(l.problems) > 0 {
 		return nil, errors.Join(l.problems...)
@@ -286,6 +316,25 @@ func (l *loader) httpURL(name, def string) string {
 		return def
 	}
 	return strings.TrimRight(v, "/")
+}
+
+// usd reads an amount in USD from 0 to max.
+func (l *loader) usd(name, def string, max float64) float64 {
+	v, ok := l.value(name)
+	if !ok {
+		v = def
+	}
+	d, err := obsqra.ParseDecimal(v)
+	if err != nil || d.IsNegative() {
+		l.problemf(name, "%q is not an amount in USD such as 0.50", v)
+		return 0
+	}
+	f, _ := d.Rat().Float64()
+	if f > max {
+		l.problemf(name, "%q is more than %g USD", v, max)
+		return 0
+	}
+	return f
 }
 
 // tiers reads three descending, non-negative decimals.

@@ -29,6 +29,13 @@ const (
 	defaultPruneInterval      = time.Hour
 	defaultEventRetention     = 24 * time.Hour
 	defaultAuditInterval      = time.Hour
+	defaultPredictionDays     = 7
+	defaultForecastRefresh    = time.Hour
+	defaultOutcomeScoring     = time.Hour
+	defaultBacktestWindowDays = 90
+	defaultRebalanceGasUSD    = "0.50"
+	defaultSlippageBps        = 10
+	defaultRebalanceHours     = 24
 )
 
 // Variable describes one environment variable read by Load.
@@ -108,5 +115,19 @@ func Variables() []Variable {
 			"How often the decision-audit job re-verifies the whole hash-chained decision log (Go duration)."},
 		{"EVENT_RETENTION", "24h",
 			"How long outbox events are kept for subscribers resuming from a cursor (Go duration); an older cursor must refetch."},
+		{"PREDICTION_WINDOW_DAYS", strconv.Itoa(defaultPredictionDays),
+			"Horizon in whole days, 1-365, of the scheduled forecasts, of yieldForecast/riskForecast without an argument, and of the forecasts plans weigh."},
+		{"FORECAST_REFRESH_INTERVAL", "1h",
+			"How often the forecast job forecasts every enabled protocol's yield and risk and records the forecasts that changed (Go duration)."},
+		{"OUTCOME_SCORING_INTERVAL", "1h",
+			"How often the outcome job records the actual value and error of predictions whose target day has passed (Go duration)."},
+		{"BACKTEST_WINDOW_DAYS", strconv.Itoa(defaultBacktestWindowDays),
+			"Default and largest window of the backtest query, in whole days, 1-3650."},
+		{"REBALANCE_GAS_USD", defaultRebalanceGasUSD,
+			"Gas cost in USD of one rebalance trade, 0-1000, in suggestions' costs."},
+		{"REBALANCE_SLIPPAGE_BPS", strconv.Itoa(defaultSlippageBps),
+			"Trading cost in bps of each traded amount, 0-10000, in suggestions' costs."},
+		{"REBALANCE_CHECK_INTERVAL_HOURS", strconv.Itoa(defaultRebalanceHours),
+			"How often, in whole hours (1-8760), the rebalance job checks the users with autoRebalance and records suggestions that clear their threshold."},
 	}
 }

@@ -31,27 +31,114 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	Allocation() AllocationResolver
+	BacktestReport() BacktestReportResolver
+	DashboardProtocol() DashboardProtocolResolver
 	DecisionVerification() DecisionVerificationResolver
 	JobRun() JobRunResolver
 	MetricsSample() MetricsSampleResolver
 	Mutation() MutationResolver
+	OptimizationRun() OptimizationRunResolver
+	Prediction() PredictionResolver
 	Protocol() ProtocolResolver
 	Query() QueryResolver
+	RebalanceSuggestion() RebalanceSuggestionResolver
+	RebalanceTrade() RebalanceTradeResolver
 	RiskScore() RiskScoreResolver
 	SchedulerJob() SchedulerJobResolver
 	Subscription() SubscriptionResolver
+	Weight() WeightResolver
 }
 
 type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	Allocation struct {
+		CreatedAt         func(childComplexity int) int
+		DecisionID        func(childComplexity int) int
+		NodeID            func(childComplexity int) int
+		PortfolioValueUsd func(childComplexity int) int
+		Reason            func(childComplexity int) int
+		Suggestion        func(childComplexity int) int
+		TxHash            func(childComplexity int) int
+		Weights           func(childComplexity int) int
+	}
+
+	AllocationConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	AllocationEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	AllocationPlan struct {
+		ConstraintsMet     func(childComplexity int) int
+		ExpectedApyBps     func(childComplexity int) int
+		HorizonDays        func(childComplexity int) int
+		MaxSingleBps       func(childComplexity int) int
+		MinDiversification func(childComplexity int) int
+		ParityWeights      func(childComplexity int) int
+		PortfolioRiskScore func(childComplexity int) int
+		PortfolioValueUsd  func(childComplexity int) int
+		RiskTolerance      func(childComplexity int) int
+		Weights            func(childComplexity int) int
+	}
+
 	AuthPayload struct {
 		AccessToken  func(childComplexity int) int
 		ExpiresIn    func(childComplexity int) int
 		RefreshToken func(childComplexity int) int
 		TokenType    func(childComplexity int) int
 		User         func(childComplexity int) int
+	}
+
+	BacktestReport struct {
+		Calibration func(childComplexity int) int
+		Coverage80  func(childComplexity int) int
+		Coverage95  func(childComplexity int) int
+		Forecasts   func(childComplexity int) int
+		From        func(childComplexity int) int
+		HorizonDays func(childComplexity int) int
+		MAE         func(childComplexity int) int
+		Protocols   func(childComplexity int) int
+		RelativeMAE func(childComplexity int) int
+		Strategies  func(childComplexity int) int
+		To          func(childComplexity int) int
+		WindowDays  func(childComplexity int) int
+	}
+
+	CalibrationBin struct {
+		ConfidenceFrom func(childComplexity int) int
+		ConfidenceTo   func(childComplexity int) int
+		Count          func(childComplexity int) int
+		Observed       func(childComplexity int) int
+		Predicted      func(childComplexity int) int
+	}
+
+	Dashboard struct {
+		ExpectedApyBps      func(childComplexity int) int
+		LatestAllocation    func(childComplexity int) int
+		PendingSuggestion   func(childComplexity int) int
+		PortfolioRiskChange func(childComplexity int) int
+		PortfolioRiskScore  func(childComplexity int) int
+		Protocols           func(childComplexity int) int
+		RealisedApyBps      func(childComplexity int) int
+		WindowDays          func(childComplexity int) int
+	}
+
+	DashboardProtocol struct {
+		ApyBps            func(childComplexity int) int
+		ApyChangeBps      func(childComplexity int) int
+		ApySlopeBpsPerDay func(childComplexity int) int
+		ExpectedApyBps    func(childComplexity int) int
+		Protocol          func(childComplexity int) int
+		RiskChange        func(childComplexity int) int
+		RiskScore         func(childComplexity int) int
+		WeightBps         func(childComplexity int) int
 	}
 
 	Decision struct {
@@ -71,6 +158,23 @@ type ComplexityRoot struct {
 		Decision   func(childComplexity int) int
 		Matches    func(childComplexity int) int
 		Recomputed func(childComplexity int) int
+	}
+
+	Forecast struct {
+		Confidence   func(childComplexity int) int
+		HorizonDays  func(childComplexity int) int
+		Kind         func(childComplexity int) int
+		Lower80      func(childComplexity int) int
+		Lower95      func(childComplexity int) int
+		Model        func(childComplexity int) int
+		ModelVersion func(childComplexity int) int
+		Point        func(childComplexity int) int
+		Target       func(childComplexity int) int
+		Tolerance    func(childComplexity int) int
+		Upper80      func(childComplexity int) int
+		Upper95      func(childComplexity int) int
+		WindowEnd    func(childComplexity int) int
+		WindowStart  func(childComplexity int) int
 	}
 
 	JobRun struct {
@@ -110,14 +214,27 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	ModelPerformance struct {
+		Calibration func(childComplexity int) int
+		Count       func(childComplexity int) int
+		Coverage80  func(childComplexity int) int
+		HorizonDays func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		MAE         func(childComplexity int) int
+		RelativeMAE func(childComplexity int) int
+		WindowDays  func(childComplexity int) int
+	}
+
 	Mutation struct {
 		ChangePassword     func(childComplexity int, input ChangePasswordInput) int
 		DeactivateAccount  func(childComplexity int, password string) int
 		IngestMetrics      func(childComplexity int, input []*obsqra.MetricsInput) int
 		Login              func(childComplexity int, input LoginInput) int
 		Logout             func(childComplexity int, refreshToken *string) int
+		RecordAllocation   func(childComplexity int, input obsqra.RecordAllocationInput) int
 		RefreshSession     func(childComplexity int, refreshToken string) int
 		Register           func(childComplexity int, input RegisterInput) int
+		RunOptimization    func(childComplexity int) int
 		SetProtocolEnabled func(childComplexity int, slug string, enabled bool) int
 		SetRiskParams      func(childComplexity int, input obsqra.RiskParamsPatch) int
 		SetUserActive      func(childComplexity int, userID string, active bool) int
@@ -125,11 +242,52 @@ type ComplexityRoot struct {
 		UpsertProtocol     func(childComplexity int, input UpsertProtocolInput) int
 	}
 
+	OptimizationRun struct {
+		CreatedAt  func(childComplexity int) int
+		DecisionID func(childComplexity int) int
+		ID         func(childComplexity int) int
+		Plan       func(childComplexity int) int
+		Suggestion func(childComplexity int) int
+	}
+
 	PageInfo struct {
 		EndCursor       func(childComplexity int) int
 		HasNextPage     func(childComplexity int) int
 		HasPreviousPage func(childComplexity int) int
 		StartCursor     func(childComplexity int) int
+	}
+
+	PortfolioRiskPoint struct {
+		Date      func(childComplexity int) int
+		RiskScore func(childComplexity int) int
+	}
+
+	Prediction struct {
+		Actual       func(childComplexity int) int
+		Confidence   func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		Error        func(childComplexity int) int
+		HorizonDays  func(childComplexity int) int
+		InputsDigest func(childComplexity int) int
+		Kind         func(childComplexity int) int
+		Lower80      func(childComplexity int) int
+		ModelVersion func(childComplexity int) int
+		NodeID       func(childComplexity int) int
+		Point        func(childComplexity int) int
+		Protocol     func(childComplexity int) int
+		Target       func(childComplexity int) int
+		Tolerance    func(childComplexity int) int
+		Upper80      func(childComplexity int) int
+	}
+
+	PredictionConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	PredictionEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	Preferences struct {
@@ -154,19 +312,53 @@ type ComplexityRoot struct {
 		MetricsHistory  func(childComplexity int, first *int, after *string, from *time.Time, to *time.Time) int
 		Name            func(childComplexity int) int
 		NodeID          func(childComplexity int) int
+		RiskForecast    func(childComplexity int, horizonDays *int) int
 		RiskHistory     func(childComplexity int, first *int, after *string, from *time.Time, to *time.Time) int
 		Slug            func(childComplexity int) int
+		YieldForecast   func(childComplexity int, horizonDays *int) int
 	}
 
 	Query struct {
-		Me               func(childComplexity int) int
-		Node             func(childComplexity int, id string) int
-		Protocol         func(childComplexity int, slug string) int
-		Protocols        func(childComplexity int) int
-		RiskParams       func(childComplexity int) int
-		RiskScorePreview func(childComplexity int, input obsqra.RiskInputs, params *obsqra.RiskParamsPatch) int
-		SchedulerJobs    func(childComplexity int) int
-		VerifyDecision   func(childComplexity int, id string) int
+		AllocationHistory    func(childComplexity int, first *int, after *string, from *time.Time, to *time.Time) int
+		Backtest             func(childComplexity int, protocols []string, horizonDays int, windowDays *int) int
+		Dashboard            func(childComplexity int, windowDays *int) int
+		Me                   func(childComplexity int) int
+		ModelPerformance     func(childComplexity int, kind obsqra.PredictionKind, horizonDays int, windowDays *int) int
+		Node                 func(childComplexity int, id string) int
+		OptimizeAllocation   func(childComplexity int, input *obsqra.OptimizeAllocationInput) int
+		PortfolioRiskHistory func(childComplexity int, windowDays *int) int
+		Predictions          func(childComplexity int, filter *obsqra.PredictionFilter, first *int, after *string) int
+		Protocol             func(childComplexity int, slug string) int
+		Protocols            func(childComplexity int) int
+		RebalanceSuggestion  func(childComplexity int) int
+		RiskParams           func(childComplexity int) int
+		RiskScorePreview     func(childComplexity int, input obsqra.RiskInputs, params *obsqra.RiskParamsPatch) int
+		SchedulerJobs        func(childComplexity int) int
+		VerifyDecision       func(childComplexity int, id string) int
+	}
+
+	RebalanceSuggestion struct {
+		BreakEvenDays          func(childComplexity int) int
+		ClearsThreshold        func(childComplexity int) int
+		Confidence             func(childComplexity int) int
+		CostUsd                func(childComplexity int) int
+		CreatedAt              func(childComplexity int) int
+		Current                func(childComplexity int) int
+		DecisionID             func(childComplexity int) int
+		ExpectedImprovementBps func(childComplexity int) int
+		NodeID                 func(childComplexity int) int
+		Plan                   func(childComplexity int) int
+		Target                 func(childComplexity int) int
+		ThresholdBps           func(childComplexity int) int
+		Tolerance              func(childComplexity int) int
+		Trades                 func(childComplexity int) int
+	}
+
+	RebalanceTrade struct {
+		AmountUsd func(childComplexity int) int
+		FromBps   func(childComplexity int) int
+		Protocol  func(childComplexity int) int
+		ToBps     func(childComplexity int) int
 	}
 
 	RiskComponents struct {
@@ -239,6 +431,16 @@ type ComplexityRoot struct {
 		TimeoutSeconds  func(childComplexity int) int
 	}
 
+	StrategyResult struct {
+		CostBps          func(childComplexity int) int
+		RealisedYieldBps func(childComplexity int) int
+		Rebalances       func(childComplexity int) int
+		Strategy         func(childComplexity int) int
+		Turnover         func(childComplexity int) int
+		VolatilityBps    func(childComplexity int) int
+		WorstDrawdownBps func(childComplexity int) int
+	}
+
 	Subscription struct {
 		MetricsUpdated   func(childComplexity int, protocols []string, after *string) int
 		RiskScoreUpdated func(childComplexity int, protocols []string, after *string) int
@@ -255,12 +457,28 @@ type ComplexityRoot struct {
 		Role          func(childComplexity int) int
 		WalletAddress func(childComplexity int) int
 	}
+
+	Weight struct {
+		Protocol  func(childComplexity int) int
+		WeightBps func(childComplexity int) int
+	}
 }
 
 // endregion ***************************** api!.gotpl *****************************
 
 // region    ************************** generated!.gotpl **************************
 
+type AllocationResolver interface {
+	Suggestion(ctx context.Context, obj *obsqra.Allocation) (*obsqra.RebalanceSuggestion, error)
+
+	DecisionID(ctx context.Context, obj *obsqra.Allocation) (*string, error)
+}
+type BacktestReportResolver interface {
+	Protocols(ctx context.Context, obj *obsqra.BacktestReport) ([]*obsqra.Protocol, error)
+}
+type DashboardProtocolResolver interface {
+	Protocol(ctx context.Context, obj *obsqra.DashboardProtocol) (*obsqra.Protocol, error)
+}
 type DecisionVerificationResolver interface {
 	BrokenAt(ctx context.Context, obj *obsqra.DecisionVerification) (*string, error)
 }
@@ -279,10 +497,20 @@ type MutationResolver interface {
 	ChangePassword(ctx context.Context, input ChangePasswordInput) (bool, error)
 	DeactivateAccount(ctx context.Context, password string) (bool, error)
 	SetUserActive(ctx context.Context, userID string, active bool) (*obsqra.User, error)
+	RunOptimization(ctx context.Context) (*obsqra.OptimizationRun, error)
+	RecordAllocation(ctx context.Context, input obsqra.RecordAllocationInput) (*obsqra.Allocation, error)
 	UpsertProtocol(ctx context.Context, input UpsertProtocolInput) (*obsqra.Protocol, error)
 	SetProtocolEnabled(ctx context.Context, slug string, enabled bool) (*obsqra.Protocol, error)
 	IngestMetrics(ctx context.Context, input []*obsqra.MetricsInput) ([]*obsqra.MetricsSample, error)
 	SetRiskParams(ctx context.Context, input obsqra.RiskParamsPatch) (*obsqra.RiskParams, error)
+}
+type OptimizationRunResolver interface {
+	ID(ctx context.Context, obj *obsqra.OptimizationRun) (string, error)
+
+	DecisionID(ctx context.Context, obj *obsqra.OptimizationRun) (string, error)
+}
+type PredictionResolver interface {
+	Protocol(ctx context.Context, obj *obsqra.Prediction) (*obsqra.Protocol, error)
 }
 type ProtocolResolver interface {
 	AgeDays(ctx context.Context, obj *obsqra.Protocol) (int, error)
@@ -291,16 +519,32 @@ type ProtocolResolver interface {
 	LatestRisk(ctx context.Context, obj *obsqra.Protocol) (*obsqra.RiskScore, error)
 	MetricsHistory(ctx context.Context, obj *obsqra.Protocol, first *int, after *string, from *time.Time, to *time.Time) (*MetricsSampleConnection, error)
 	RiskHistory(ctx context.Context, obj *obsqra.Protocol, first *int, after *string, from *time.Time, to *time.Time) (*RiskScoreConnection, error)
+	YieldForecast(ctx context.Context, obj *obsqra.Protocol, horizonDays *int) (*obsqra.Forecast, error)
+	RiskForecast(ctx context.Context, obj *obsqra.Protocol, horizonDays *int) (*obsqra.Forecast, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (obsqra.Node, error)
 	Me(ctx context.Context) (*obsqra.User, error)
+	Predictions(ctx context.Context, filter *obsqra.PredictionFilter, first *int, after *string) (*PredictionConnection, error)
+	ModelPerformance(ctx context.Context, kind obsqra.PredictionKind, horizonDays int, windowDays *int) (*obsqra.ModelPerformance, error)
+	Backtest(ctx context.Context, protocols []string, horizonDays int, windowDays *int) (*obsqra.BacktestReport, error)
+	OptimizeAllocation(ctx context.Context, input *obsqra.OptimizeAllocationInput) (*obsqra.AllocationPlan, error)
+	RebalanceSuggestion(ctx context.Context) (*obsqra.RebalanceSuggestion, error)
+	AllocationHistory(ctx context.Context, first *int, after *string, from *time.Time, to *time.Time) (*AllocationConnection, error)
+	Dashboard(ctx context.Context, windowDays *int) (*obsqra.Dashboard, error)
+	PortfolioRiskHistory(ctx context.Context, windowDays *int) ([]*obsqra.PortfolioRiskPoint, error)
 	Protocols(ctx context.Context) ([]*obsqra.Protocol, error)
 	Protocol(ctx context.Context, slug string) (*obsqra.Protocol, error)
 	RiskParams(ctx context.Context) (*obsqra.RiskParams, error)
 	RiskScorePreview(ctx context.Context, input obsqra.RiskInputs, params *obsqra.RiskParamsPatch) (*obsqra.RiskScore, error)
 	VerifyDecision(ctx context.Context, id string) (*obsqra.DecisionVerification, error)
 	SchedulerJobs(ctx context.Context) ([]*obsqra.SchedulerJob, error)
+}
+type RebalanceSuggestionResolver interface {
+	DecisionID(ctx context.Context, obj *obsqra.RebalanceSuggestion) (string, error)
+}
+type RebalanceTradeResolver interface {
+	Protocol(ctx context.Context, obj *obsqra.RebalanceTrade) (*obsqra.Protocol, error)
 }
 type RiskScoreResolver interface {
 	Protocol(ctx context.Context, obj *obsqra.RiskScore) (*obsqra.Protocol, error)
@@ -317,6 +561,9 @@ type SchedulerJobResolver interface {
 type SubscriptionResolver interface {
 	RiskScoreUpdated(ctx context.Context, protocols []string, after *string) (<-chan *RiskScoreEvent, error)
 	MetricsUpdated(ctx context.Context, protocols []string, after *string) (<-chan *MetricsEvent, error)
+}
+type WeightResolver interface {
+	Protocol(ctx context.Context, obj *obsqra.Weight) (*obsqra.Protocol, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -336,6 +583,142 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "Allocation.createdAt":
+		if e.ComplexityRoot.Allocation.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Allocation.CreatedAt(childComplexity), true
+	case "Allocation.decisionId":
+		if e.ComplexityRoot.Allocation.DecisionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Allocation.DecisionID(childComplexity), true
+	case "Allocation.id":
+		if e.ComplexityRoot.Allocation.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Allocation.NodeID(childComplexity), true
+	case "Allocation.portfolioValueUsd":
+		if e.ComplexityRoot.Allocation.PortfolioValueUsd == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Allocation.PortfolioValueUsd(childComplexity), true
+	case "Allocation.reason":
+		if e.ComplexityRoot.Allocation.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Allocation.Reason(childComplexity), true
+	case "Allocation.suggestion":
+		if e.ComplexityRoot.Allocation.Suggestion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Allocation.Suggestion(childComplexity), true
+	case "Allocation.txHash":
+		if e.ComplexityRoot.Allocation.TxHash == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Allocation.TxHash(childComplexity), true
+	case "Allocation.weights":
+		if e.ComplexityRoot.Allocation.Weights == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Allocation.Weights(childComplexity), true
+
+	case "AllocationConnection.edges":
+		if e.ComplexityRoot.AllocationConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationConnection.Edges(childComplexity), true
+	case "AllocationConnection.pageInfo":
+		if e.ComplexityRoot.AllocationConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationConnection.PageInfo(childComplexity), true
+
+	case "AllocationEdge.cursor":
+		if e.ComplexityRoot.AllocationEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationEdge.Cursor(childComplexity), true
+	case "AllocationEdge.node":
+		if e.ComplexityRoot.AllocationEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationEdge.Node(childComplexity), true
+
+	case "AllocationPlan.constraintsMet":
+		if e.ComplexityRoot.AllocationPlan.ConstraintsMet == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationPlan.ConstraintsMet(childComplexity), true
+	case "AllocationPlan.expectedApyBps":
+		if e.ComplexityRoot.AllocationPlan.ExpectedApyBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationPlan.ExpectedApyBps(childComplexity), true
+	case "AllocationPlan.horizonDays":
+		if e.ComplexityRoot.AllocationPlan.HorizonDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationPlan.HorizonDays(childComplexity), true
+	case "AllocationPlan.maxSingleBps":
+		if e.ComplexityRoot.AllocationPlan.MaxSingleBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationPlan.MaxSingleBps(childComplexity), true
+	case "AllocationPlan.minDiversification":
+		if e.ComplexityRoot.AllocationPlan.MinDiversification == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationPlan.MinDiversification(childComplexity), true
+	case "AllocationPlan.parityWeights":
+		if e.ComplexityRoot.AllocationPlan.ParityWeights == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationPlan.ParityWeights(childComplexity), true
+	case "AllocationPlan.portfolioRiskScore":
+		if e.ComplexityRoot.AllocationPlan.PortfolioRiskScore == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationPlan.PortfolioRiskScore(childComplexity), true
+	case "AllocationPlan.portfolioValueUsd":
+		if e.ComplexityRoot.AllocationPlan.PortfolioValueUsd == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationPlan.PortfolioValueUsd(childComplexity), true
+	case "AllocationPlan.riskTolerance":
+		if e.ComplexityRoot.AllocationPlan.RiskTolerance == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationPlan.RiskTolerance(childComplexity), true
+	case "AllocationPlan.weights":
+		if e.ComplexityRoot.AllocationPlan.Weights == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationPlan.Weights(childComplexity), true
 
 	case "AuthPayload.accessToken":
 		if e.ComplexityRoot.AuthPayload.AccessToken == nil {
@@ -367,6 +750,208 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuthPayload.User(childComplexity), true
+
+	case "BacktestReport.calibration":
+		if e.ComplexityRoot.BacktestReport.Calibration == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BacktestReport.Calibration(childComplexity), true
+	case "BacktestReport.coverage80":
+		if e.ComplexityRoot.BacktestReport.Coverage80 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BacktestReport.Coverage80(childComplexity), true
+	case "BacktestReport.coverage95":
+		if e.ComplexityRoot.BacktestReport.Coverage95 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BacktestReport.Coverage95(childComplexity), true
+	case "BacktestReport.forecasts":
+		if e.ComplexityRoot.BacktestReport.Forecasts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BacktestReport.Forecasts(childComplexity), true
+	case "BacktestReport.from":
+		if e.ComplexityRoot.BacktestReport.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BacktestReport.From(childComplexity), true
+	case "BacktestReport.horizonDays":
+		if e.ComplexityRoot.BacktestReport.HorizonDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BacktestReport.HorizonDays(childComplexity), true
+	case "BacktestReport.mae":
+		if e.ComplexityRoot.BacktestReport.MAE == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BacktestReport.MAE(childComplexity), true
+	case "BacktestReport.protocols":
+		if e.ComplexityRoot.BacktestReport.Protocols == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BacktestReport.Protocols(childComplexity), true
+	case "BacktestReport.relativeMae":
+		if e.ComplexityRoot.BacktestReport.RelativeMAE == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BacktestReport.RelativeMAE(childComplexity), true
+	case "BacktestReport.strategies":
+		if e.ComplexityRoot.BacktestReport.Strategies == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BacktestReport.Strategies(childComplexity), true
+	case "BacktestReport.to":
+		if e.ComplexityRoot.BacktestReport.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BacktestReport.To(childComplexity), true
+	case "BacktestReport.windowDays":
+		if e.ComplexityRoot.BacktestReport.WindowDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BacktestReport.WindowDays(childComplexity), true
+
+	case "CalibrationBin.confidenceFrom":
+		if e.ComplexityRoot.CalibrationBin.ConfidenceFrom == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalibrationBin.ConfidenceFrom(childComplexity), true
+	case "CalibrationBin.confidenceTo":
+		if e.ComplexityRoot.CalibrationBin.ConfidenceTo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalibrationBin.ConfidenceTo(childComplexity), true
+	case "CalibrationBin.count":
+		if e.ComplexityRoot.CalibrationBin.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalibrationBin.Count(childComplexity), true
+	case "CalibrationBin.observed":
+		if e.ComplexityRoot.CalibrationBin.Observed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalibrationBin.Observed(childComplexity), true
+	case "CalibrationBin.predicted":
+		if e.ComplexityRoot.CalibrationBin.Predicted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalibrationBin.Predicted(childComplexity), true
+
+	case "Dashboard.expectedApyBps":
+		if e.ComplexityRoot.Dashboard.ExpectedApyBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Dashboard.ExpectedApyBps(childComplexity), true
+	case "Dashboard.latestAllocation":
+		if e.ComplexityRoot.Dashboard.LatestAllocation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Dashboard.LatestAllocation(childComplexity), true
+	case "Dashboard.pendingSuggestion":
+		if e.ComplexityRoot.Dashboard.PendingSuggestion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Dashboard.PendingSuggestion(childComplexity), true
+	case "Dashboard.portfolioRiskChange":
+		if e.ComplexityRoot.Dashboard.PortfolioRiskChange == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Dashboard.PortfolioRiskChange(childComplexity), true
+	case "Dashboard.portfolioRiskScore":
+		if e.ComplexityRoot.Dashboard.PortfolioRiskScore == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Dashboard.PortfolioRiskScore(childComplexity), true
+	case "Dashboard.protocols":
+		if e.ComplexityRoot.Dashboard.Protocols == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Dashboard.Protocols(childComplexity), true
+	case "Dashboard.realisedApyBps":
+		if e.ComplexityRoot.Dashboard.RealisedApyBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Dashboard.RealisedApyBps(childComplexity), true
+	case "Dashboard.windowDays":
+		if e.ComplexityRoot.Dashboard.WindowDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Dashboard.WindowDays(childComplexity), true
+
+	case "DashboardProtocol.apyBps":
+		if e.ComplexityRoot.DashboardProtocol.ApyBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardProtocol.ApyBps(childComplexity), true
+	case "DashboardProtocol.apyChangeBps":
+		if e.ComplexityRoot.DashboardProtocol.ApyChangeBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardProtocol.ApyChangeBps(childComplexity), true
+	case "DashboardProtocol.apySlopeBpsPerDay":
+		if e.ComplexityRoot.DashboardProtocol.ApySlopeBpsPerDay == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardProtocol.ApySlopeBpsPerDay(childComplexity), true
+	case "DashboardProtocol.expectedApyBps":
+		if e.ComplexityRoot.DashboardProtocol.ExpectedApyBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardProtocol.ExpectedApyBps(childComplexity), true
+	case "DashboardProtocol.protocol":
+		if e.ComplexityRoot.DashboardProtocol.Protocol == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardProtocol.Protocol(childComplexity), true
+	case "DashboardProtocol.riskChange":
+		if e.ComplexityRoot.DashboardProtocol.RiskChange == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardProtocol.RiskChange(childComplexity), true
+	case "DashboardProtocol.riskScore":
+		if e.ComplexityRoot.DashboardProtocol.RiskScore == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardProtocol.RiskScore(childComplexity), true
+	case "DashboardProtocol.weightBps":
+		if e.ComplexityRoot.DashboardProtocol.WeightBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardProtocol.WeightBps(childComplexity), true
 
 	case "Decision.createdAt":
 		if e.ComplexityRoot.Decision.CreatedAt == nil {
@@ -447,6 +1032,91 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DecisionVerification.Recomputed(childComplexity), true
+
+	case "Forecast.confidence":
+		if e.ComplexityRoot.Forecast.Confidence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.Confidence(childComplexity), true
+	case "Forecast.horizonDays":
+		if e.ComplexityRoot.Forecast.HorizonDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.HorizonDays(childComplexity), true
+	case "Forecast.kind":
+		if e.ComplexityRoot.Forecast.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.Kind(childComplexity), true
+	case "Forecast.lower80":
+		if e.ComplexityRoot.Forecast.Lower80 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.Lower80(childComplexity), true
+	case "Forecast.lower95":
+		if e.ComplexityRoot.Forecast.Lower95 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.Lower95(childComplexity), true
+	case "Forecast.model":
+		if e.ComplexityRoot.Forecast.Model == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.Model(childComplexity), true
+	case "Forecast.modelVersion":
+		if e.ComplexityRoot.Forecast.ModelVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.ModelVersion(childComplexity), true
+	case "Forecast.point":
+		if e.ComplexityRoot.Forecast.Point == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.Point(childComplexity), true
+	case "Forecast.target":
+		if e.ComplexityRoot.Forecast.Target == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.Target(childComplexity), true
+	case "Forecast.tolerance":
+		if e.ComplexityRoot.Forecast.Tolerance == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.Tolerance(childComplexity), true
+	case "Forecast.upper80":
+		if e.ComplexityRoot.Forecast.Upper80 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.Upper80(childComplexity), true
+	case "Forecast.upper95":
+		if e.ComplexityRoot.Forecast.Upper95 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.Upper95(childComplexity), true
+	case "Forecast.windowEnd":
+		if e.ComplexityRoot.Forecast.WindowEnd == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.WindowEnd(childComplexity), true
+	case "Forecast.windowStart":
+		if e.ComplexityRoot.Forecast.WindowStart == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.WindowStart(childComplexity), true
 
 	case "JobRun.error":
 		if e.ComplexityRoot.JobRun.Error == nil {
@@ -585,6 +1255,55 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MetricsSampleEdge.Node(childComplexity), true
 
+	case "ModelPerformance.calibration":
+		if e.ComplexityRoot.ModelPerformance.Calibration == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelPerformance.Calibration(childComplexity), true
+	case "ModelPerformance.count":
+		if e.ComplexityRoot.ModelPerformance.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelPerformance.Count(childComplexity), true
+	case "ModelPerformance.coverage80":
+		if e.ComplexityRoot.ModelPerformance.Coverage80 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelPerformance.Coverage80(childComplexity), true
+	case "ModelPerformance.horizonDays":
+		if e.ComplexityRoot.ModelPerformance.HorizonDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelPerformance.HorizonDays(childComplexity), true
+	case "ModelPerformance.kind":
+		if e.ComplexityRoot.ModelPerformance.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelPerformance.Kind(childComplexity), true
+	case "ModelPerformance.mae":
+		if e.ComplexityRoot.ModelPerformance.MAE == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelPerformance.MAE(childComplexity), true
+	case "ModelPerformance.relativeMae":
+		if e.ComplexityRoot.ModelPerformance.RelativeMAE == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelPerformance.RelativeMAE(childComplexity), true
+	case "ModelPerformance.windowDays":
+		if e.ComplexityRoot.ModelPerformance.WindowDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelPerformance.WindowDays(childComplexity), true
+
 	case "Mutation.changePassword":
 		if e.ComplexityRoot.Mutation.ChangePassword == nil {
 			break
@@ -640,6 +1359,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Logout(childComplexity, args["refreshToken"].(*string)), true
+	case "Mutation.recordAllocation":
+		if e.ComplexityRoot.Mutation.RecordAllocation == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_recordAllocation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RecordAllocation(childComplexity, args["input"].(obsqra.RecordAllocationInput)), true
 	case "Mutation.refreshSession":
 		if e.ComplexityRoot.Mutation.RefreshSession == nil {
 			break
@@ -662,6 +1392,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Register(childComplexity, args["input"].(RegisterInput)), true
+	case "Mutation.runOptimization":
+		if e.ComplexityRoot.Mutation.RunOptimization == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.RunOptimization(childComplexity), true
 	case "Mutation.setProtocolEnabled":
 		if e.ComplexityRoot.Mutation.SetProtocolEnabled == nil {
 			break
@@ -718,6 +1454,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Mutation.UpsertProtocol(childComplexity, args["input"].(UpsertProtocolInput)), true
 
+	case "OptimizationRun.createdAt":
+		if e.ComplexityRoot.OptimizationRun.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OptimizationRun.CreatedAt(childComplexity), true
+	case "OptimizationRun.decisionId":
+		if e.ComplexityRoot.OptimizationRun.DecisionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OptimizationRun.DecisionID(childComplexity), true
+	case "OptimizationRun.id":
+		if e.ComplexityRoot.OptimizationRun.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OptimizationRun.ID(childComplexity), true
+	case "OptimizationRun.plan":
+		if e.ComplexityRoot.OptimizationRun.Plan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OptimizationRun.Plan(childComplexity), true
+	case "OptimizationRun.suggestion":
+		if e.ComplexityRoot.OptimizationRun.Suggestion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OptimizationRun.Suggestion(childComplexity), true
+
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
 			break
@@ -742,6 +1509,136 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
+
+	case "PortfolioRiskPoint.date":
+		if e.ComplexityRoot.PortfolioRiskPoint.Date == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortfolioRiskPoint.Date(childComplexity), true
+	case "PortfolioRiskPoint.riskScore":
+		if e.ComplexityRoot.PortfolioRiskPoint.RiskScore == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortfolioRiskPoint.RiskScore(childComplexity), true
+
+	case "Prediction.actual":
+		if e.ComplexityRoot.Prediction.Actual == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Prediction.Actual(childComplexity), true
+	case "Prediction.confidence":
+		if e.ComplexityRoot.Prediction.Confidence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Prediction.Confidence(childComplexity), true
+	case "Prediction.createdAt":
+		if e.ComplexityRoot.Prediction.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Prediction.CreatedAt(childComplexity), true
+	case "Prediction.error":
+		if e.ComplexityRoot.Prediction.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Prediction.Error(childComplexity), true
+	case "Prediction.horizonDays":
+		if e.ComplexityRoot.Prediction.HorizonDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Prediction.HorizonDays(childComplexity), true
+	case "Prediction.inputsDigest":
+		if e.ComplexityRoot.Prediction.InputsDigest == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Prediction.InputsDigest(childComplexity), true
+	case "Prediction.kind":
+		if e.ComplexityRoot.Prediction.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Prediction.Kind(childComplexity), true
+	case "Prediction.lower80":
+		if e.ComplexityRoot.Prediction.Lower80 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Prediction.Lower80(childComplexity), true
+	case "Prediction.modelVersion":
+		if e.ComplexityRoot.Prediction.ModelVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Prediction.ModelVersion(childComplexity), true
+	case "Prediction.id":
+		if e.ComplexityRoot.Prediction.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Prediction.NodeID(childComplexity), true
+	case "Prediction.point":
+		if e.ComplexityRoot.Prediction.Point == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Prediction.Point(childComplexity), true
+	case "Prediction.protocol":
+		if e.ComplexityRoot.Prediction.Protocol == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Prediction.Protocol(childComplexity), true
+	case "Prediction.target":
+		if e.ComplexityRoot.Prediction.Target == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Prediction.Target(childComplexity), true
+	case "Prediction.tolerance":
+		if e.ComplexityRoot.Prediction.Tolerance == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Prediction.Tolerance(childComplexity), true
+	case "Prediction.upper80":
+		if e.ComplexityRoot.Prediction.Upper80 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Prediction.Upper80(childComplexity), true
+
+	case "PredictionConnection.edges":
+		if e.ComplexityRoot.PredictionConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PredictionConnection.Edges(childComplexity), true
+	case "PredictionConnection.pageInfo":
+		if e.ComplexityRoot.PredictionConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PredictionConnection.PageInfo(childComplexity), true
+
+	case "PredictionEdge.cursor":
+		if e.ComplexityRoot.PredictionEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PredictionEdge.Cursor(childComplexity), true
+	case "PredictionEdge.node":
+		if e.ComplexityRoot.PredictionEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PredictionEdge.Node(childComplexity), true
 
 	case "Preferences.autoRebalance":
 		if e.ComplexityRoot.Preferences.AutoRebalance == nil {
@@ -857,6 +1754,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Protocol.NodeID(childComplexity), true
+	case "Protocol.riskForecast":
+		if e.ComplexityRoot.Protocol.RiskForecast == nil {
+			break
+		}
+
+		args, err := ec.field_Protocol_riskForecast_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Protocol.RiskForecast(childComplexity, args["horizonDays"].(*int)), true
 	case "Protocol.riskHistory":
 		if e.ComplexityRoot.Protocol.RiskHistory == nil {
 			break
@@ -874,6 +1782,51 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Protocol.Slug(childComplexity), true
+	case "Protocol.yieldForecast":
+		if e.ComplexityRoot.Protocol.YieldForecast == nil {
+			break
+		}
+
+		args, err := ec.field_Protocol_yieldForecast_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Protocol.YieldForecast(childComplexity, args["horizonDays"].(*int)), true
+
+	case "Query.allocationHistory":
+		if e.ComplexityRoot.Query.AllocationHistory == nil {
+			break
+		}
+
+		args, err := ec.field_Query_allocationHistory_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AllocationHistory(childComplexity, args["first"].(*int), args["after"].(*string), args["from"].(*time.Time), args["to"].(*time.Time)), true
+	case "Query.backtest":
+		if e.ComplexityRoot.Query.Backtest == nil {
+			break
+		}
+
+		args, err := ec.field_Query_backtest_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Backtest(childComplexity, args["protocols"].([]string), args["horizonDays"].(int), args["windowDays"].(*int)), true
+	case "Query.dashboard":
+		if e.ComplexityRoot.Query.Dashboard == nil {
+			break
+		}
+
+		args, err := ec.field_Query_dashboard_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Dashboard(childComplexity, args["windowDays"].(*int)), true
 
 	case "Query.me":
 		if e.ComplexityRoot.Query.Me == nil {
@@ -881,6 +1834,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Me(childComplexity), true
+	case "Query.modelPerformance":
+		if e.ComplexityRoot.Query.ModelPerformance == nil {
+			break
+		}
+
+		args, err := ec.field_Query_modelPerformance_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ModelPerformance(childComplexity, args["kind"].(obsqra.PredictionKind), args["horizonDays"].(int), args["windowDays"].(*int)), true
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
 			break
@@ -892,6 +1856,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Node(childComplexity, args["id"].(string)), true
+	case "Query.optimizeAllocation":
+		if e.ComplexityRoot.Query.OptimizeAllocation == nil {
+			break
+		}
+
+		args, err := ec.field_Query_optimizeAllocation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.OptimizeAllocation(childComplexity, args["input"].(*obsqra.OptimizeAllocationInput)), true
+	case "Query.portfolioRiskHistory":
+		if e.ComplexityRoot.Query.PortfolioRiskHistory == nil {
+			break
+		}
+
+		args, err := ec.field_Query_portfolioRiskHistory_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PortfolioRiskHistory(childComplexity, args["windowDays"].(*int)), true
+	case "Query.predictions":
+		if e.ComplexityRoot.Query.Predictions == nil {
+			break
+		}
+
+		args, err := ec.field_Query_predictions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Predictions(childComplexity, args["filter"].(*obsqra.PredictionFilter), args["first"].(*int), args["after"].(*string)), true
 	case "Query.protocol":
 		if e.ComplexityRoot.Query.Protocol == nil {
 			break
@@ -909,6 +1906,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Protocols(childComplexity), true
+	case "Query.rebalanceSuggestion":
+		if e.ComplexityRoot.Query.RebalanceSuggestion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.RebalanceSuggestion(childComplexity), true
 	case "Query.riskParams":
 		if e.ComplexityRoot.Query.RiskParams == nil {
 			break
@@ -943,6 +1946,116 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.VerifyDecision(childComplexity, args["id"].(string)), true
+
+	case "RebalanceSuggestion.breakEvenDays":
+		if e.ComplexityRoot.RebalanceSuggestion.BreakEvenDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceSuggestion.BreakEvenDays(childComplexity), true
+	case "RebalanceSuggestion.clearsThreshold":
+		if e.ComplexityRoot.RebalanceSuggestion.ClearsThreshold == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceSuggestion.ClearsThreshold(childComplexity), true
+	case "RebalanceSuggestion.confidence":
+		if e.ComplexityRoot.RebalanceSuggestion.Confidence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceSuggestion.Confidence(childComplexity), true
+	case "RebalanceSuggestion.costUsd":
+		if e.ComplexityRoot.RebalanceSuggestion.CostUsd == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceSuggestion.CostUsd(childComplexity), true
+	case "RebalanceSuggestion.createdAt":
+		if e.ComplexityRoot.RebalanceSuggestion.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceSuggestion.CreatedAt(childComplexity), true
+	case "RebalanceSuggestion.current":
+		if e.ComplexityRoot.RebalanceSuggestion.Current == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceSuggestion.Current(childComplexity), true
+	case "RebalanceSuggestion.decisionId":
+		if e.ComplexityRoot.RebalanceSuggestion.DecisionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceSuggestion.DecisionID(childComplexity), true
+	case "RebalanceSuggestion.expectedImprovementBps":
+		if e.ComplexityRoot.RebalanceSuggestion.ExpectedImprovementBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceSuggestion.ExpectedImprovementBps(childComplexity), true
+	case "RebalanceSuggestion.id":
+		if e.ComplexityRoot.RebalanceSuggestion.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceSuggestion.NodeID(childComplexity), true
+	case "RebalanceSuggestion.plan":
+		if e.ComplexityRoot.RebalanceSuggestion.Plan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceSuggestion.Plan(childComplexity), true
+	case "RebalanceSuggestion.target":
+		if e.ComplexityRoot.RebalanceSuggestion.Target == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceSuggestion.Target(childComplexity), true
+	case "RebalanceSuggestion.thresholdBps":
+		if e.ComplexityRoot.RebalanceSuggestion.ThresholdBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceSuggestion.ThresholdBps(childComplexity), true
+	case "RebalanceSuggestion.tolerance":
+		if e.ComplexityRoot.RebalanceSuggestion.Tolerance == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceSuggestion.Tolerance(childComplexity), true
+	case "RebalanceSuggestion.trades":
+		if e.ComplexityRoot.RebalanceSuggestion.Trades == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceSuggestion.Trades(childComplexity), true
+
+	case "RebalanceTrade.amountUsd":
+		if e.ComplexityRoot.RebalanceTrade.AmountUsd == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceTrade.AmountUsd(childComplexity), true
+	case "RebalanceTrade.fromBps":
+		if e.ComplexityRoot.RebalanceTrade.FromBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceTrade.FromBps(childComplexity), true
+	case "RebalanceTrade.protocol":
+		if e.ComplexityRoot.RebalanceTrade.Protocol == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceTrade.Protocol(childComplexity), true
+	case "RebalanceTrade.toBps":
+		if e.ComplexityRoot.RebalanceTrade.ToBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebalanceTrade.ToBps(childComplexity), true
 
 	case "RiskComponents.age":
 		if e.ComplexityRoot.RiskComponents.Age == nil {
@@ -1228,6 +2341,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SchedulerJob.TimeoutSeconds(childComplexity), true
 
+	case "StrategyResult.costBps":
+		if e.ComplexityRoot.StrategyResult.CostBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StrategyResult.CostBps(childComplexity), true
+	case "StrategyResult.realisedYieldBps":
+		if e.ComplexityRoot.StrategyResult.RealisedYieldBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StrategyResult.RealisedYieldBps(childComplexity), true
+	case "StrategyResult.rebalances":
+		if e.ComplexityRoot.StrategyResult.Rebalances == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StrategyResult.Rebalances(childComplexity), true
+	case "StrategyResult.strategy":
+		if e.ComplexityRoot.StrategyResult.Strategy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StrategyResult.Strategy(childComplexity), true
+	case "StrategyResult.turnover":
+		if e.ComplexityRoot.StrategyResult.Turnover == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StrategyResult.Turnover(childComplexity), true
+	case "StrategyResult.volatilityBps":
+		if e.ComplexityRoot.StrategyResult.VolatilityBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StrategyResult.VolatilityBps(childComplexity), true
+	case "StrategyResult.worstDrawdownBps":
+		if e.ComplexityRoot.StrategyResult.WorstDrawdownBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StrategyResult.WorstDrawdownBps(childComplexity), true
+
 	case "Subscription.metricsUpdated":
 		if e.ComplexityRoot.Subscription.MetricsUpdated == nil {
 			break
@@ -1306,6 +2462,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.User.WalletAddress(childComplexity), true
 
+	case "Weight.protocol":
+		if e.ComplexityRoot.Weight.Protocol == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Weight.Protocol(childComplexity), true
+	case "Weight.weightBps":
+		if e.ComplexityRoot.Weight.WeightBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Weight.WeightBps(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -1318,11 +2487,15 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ChangePasswordInput", ec.unmarshalInputChangePasswordInput),
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
 			graphql.NewInputUnmarshaler("MetricsInput", ec.unmarshalInputMetricsInput),
+			graphql.NewInputUnmarshaler("OptimizeAllocationInput", ec.unmarshalInputOptimizeAllocationInput),
+			graphql.NewInputUnmarshaler("PredictionFilter", ec.unmarshalInputPredictionFilter),
+			graphql.NewInputUnmarshaler("RecordAllocationInput", ec.unmarshalInputRecordAllocationInput),
 			graphql.NewInputUnmarshaler("RegisterInput", ec.unmarshalInputRegisterInput),
 			graphql.NewInputUnmarshaler("RiskInput", ec.unmarshalInputRiskInput),
 			graphql.NewInputUnmarshaler("RiskParamsInput", ec.unmarshalInputRiskParamsInput),
 			graphql.NewInputUnmarshaler("UpdatePreferencesInput", ec.unmarshalInputUpdatePreferencesInput),
 			graphql.NewInputUnmarshaler("UpsertProtocolInput", ec.unmarshalInputUpsertProtocolInput),
+			graphql.NewInputUnmarshaler("WeightInput", ec.unmarshalInputWeightInput),
 		)
 	}
 	first := true
@@ -1415,7 +2588,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/account.graphqls" "schema/market.graphqls"
+//go:embed "schema/account.graphqls" "schema/advice.graphqls" "schema/market.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1475,6 +2648,7 @@ type PageInfo {
 }
 `, BuiltIn: false},
 	{Name: "schema/account.graphqls", Input: sourceData("schema/account.graphqls"), BuiltIn: false},
+	{Name: "schema/advice.graphqls", Input: sourceData("schema/advice.graphqls"), BuiltIn: false},
 	{Name: "schema/market.graphqls", Input: sourceData("schema/market.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1482,6 +2656,74 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_Allocation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Allocation_id(ctx, field)
+	case "weights":
+		return ec.fieldContext_Allocation_weights(ctx, field)
+	case "reason":
+		return ec.fieldContext_Allocation_reason(ctx, field)
+	case "txHash":
+		return ec.fieldContext_Allocation_txHash(ctx, field)
+	case "suggestion":
+		return ec.fieldContext_Allocation_suggestion(ctx, field)
+	case "portfolioValueUsd":
+		return ec.fieldContext_Allocation_portfolioValueUsd(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Allocation_createdAt(ctx, field)
+	case "decisionId":
+		return ec.fieldContext_Allocation_decisionId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Allocation", field.Name)
+}
+
+func (ec *executionContext) childFields_AllocationConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_AllocationConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_AllocationConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AllocationConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_AllocationEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_AllocationEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_AllocationEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AllocationEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_AllocationPlan(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "weights":
+		return ec.fieldContext_AllocationPlan_weights(ctx, field)
+	case "expectedApyBps":
+		return ec.fieldContext_AllocationPlan_expectedApyBps(ctx, field)
+	case "portfolioRiskScore":
+		return ec.fieldContext_AllocationPlan_portfolioRiskScore(ctx, field)
+	case "constraintsMet":
+		return ec.fieldContext_AllocationPlan_constraintsMet(ctx, field)
+	case "parityWeights":
+		return ec.fieldContext_AllocationPlan_parityWeights(ctx, field)
+	case "riskTolerance":
+		return ec.fieldContext_AllocationPlan_riskTolerance(ctx, field)
+	case "maxSingleBps":
+		return ec.fieldContext_AllocationPlan_maxSingleBps(ctx, field)
+	case "minDiversification":
+		return ec.fieldContext_AllocationPlan_minDiversification(ctx, field)
+	case "portfolioValueUsd":
+		return ec.fieldContext_AllocationPlan_portfolioValueUsd(ctx, field)
+	case "horizonDays":
+		return ec.fieldContext_AllocationPlan_horizonDays(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AllocationPlan", field.Name)
+}
 
 func (ec *executionContext) childFields_AuthPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -1497,6 +2739,96 @@ func (ec *executionContext) childFields_AuthPayload(ctx context.Context, field g
 		return ec.fieldContext_AuthPayload_user(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuthPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_BacktestReport(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "protocols":
+		return ec.fieldContext_BacktestReport_protocols(ctx, field)
+	case "horizonDays":
+		return ec.fieldContext_BacktestReport_horizonDays(ctx, field)
+	case "windowDays":
+		return ec.fieldContext_BacktestReport_windowDays(ctx, field)
+	case "from":
+		return ec.fieldContext_BacktestReport_from(ctx, field)
+	case "to":
+		return ec.fieldContext_BacktestReport_to(ctx, field)
+	case "forecasts":
+		return ec.fieldContext_BacktestReport_forecasts(ctx, field)
+	case "mae":
+		return ec.fieldContext_BacktestReport_mae(ctx, field)
+	case "relativeMae":
+		return ec.fieldContext_BacktestReport_relativeMae(ctx, field)
+	case "coverage80":
+		return ec.fieldContext_BacktestReport_coverage80(ctx, field)
+	case "coverage95":
+		return ec.fieldContext_BacktestReport_coverage95(ctx, field)
+	case "calibration":
+		return ec.fieldContext_BacktestReport_calibration(ctx, field)
+	case "strategies":
+		return ec.fieldContext_BacktestReport_strategies(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BacktestReport", field.Name)
+}
+
+func (ec *executionContext) childFields_CalibrationBin(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "confidenceFrom":
+		return ec.fieldContext_CalibrationBin_confidenceFrom(ctx, field)
+	case "confidenceTo":
+		return ec.fieldContext_CalibrationBin_confidenceTo(ctx, field)
+	case "predicted":
+		return ec.fieldContext_CalibrationBin_predicted(ctx, field)
+	case "observed":
+		return ec.fieldContext_CalibrationBin_observed(ctx, field)
+	case "count":
+		return ec.fieldContext_CalibrationBin_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CalibrationBin", field.Name)
+}
+
+func (ec *executionContext) childFields_Dashboard(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "windowDays":
+		return ec.fieldContext_Dashboard_windowDays(ctx, field)
+	case "latestAllocation":
+		return ec.fieldContext_Dashboard_latestAllocation(ctx, field)
+	case "expectedApyBps":
+		return ec.fieldContext_Dashboard_expectedApyBps(ctx, field)
+	case "portfolioRiskScore":
+		return ec.fieldContext_Dashboard_portfolioRiskScore(ctx, field)
+	case "portfolioRiskChange":
+		return ec.fieldContext_Dashboard_portfolioRiskChange(ctx, field)
+	case "protocols":
+		return ec.fieldContext_Dashboard_protocols(ctx, field)
+	case "realisedApyBps":
+		return ec.fieldContext_Dashboard_realisedApyBps(ctx, field)
+	case "pendingSuggestion":
+		return ec.fieldContext_Dashboard_pendingSuggestion(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Dashboard", field.Name)
+}
+
+func (ec *executionContext) childFields_DashboardProtocol(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "protocol":
+		return ec.fieldContext_DashboardProtocol_protocol(ctx, field)
+	case "weightBps":
+		return ec.fieldContext_DashboardProtocol_weightBps(ctx, field)
+	case "riskScore":
+		return ec.fieldContext_DashboardProtocol_riskScore(ctx, field)
+	case "riskChange":
+		return ec.fieldContext_DashboardProtocol_riskChange(ctx, field)
+	case "apyBps":
+		return ec.fieldContext_DashboardProtocol_apyBps(ctx, field)
+	case "apyChangeBps":
+		return ec.fieldContext_DashboardProtocol_apyChangeBps(ctx, field)
+	case "apySlopeBpsPerDay":
+		return ec.fieldContext_DashboardProtocol_apySlopeBpsPerDay(ctx, field)
+	case "expectedApyBps":
+		return ec.fieldContext_DashboardProtocol_expectedApyBps(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DashboardProtocol", field.Name)
 }
 
 func (ec *executionContext) childFields_Decision(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1535,6 +2867,40 @@ func (ec *executionContext) childFields_DecisionVerification(ctx context.Context
 		return ec.fieldContext_DecisionVerification_brokenAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DecisionVerification", field.Name)
+}
+
+func (ec *executionContext) childFields_Forecast(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_Forecast_kind(ctx, field)
+	case "horizonDays":
+		return ec.fieldContext_Forecast_horizonDays(ctx, field)
+	case "target":
+		return ec.fieldContext_Forecast_target(ctx, field)
+	case "point":
+		return ec.fieldContext_Forecast_point(ctx, field)
+	case "lower80":
+		return ec.fieldContext_Forecast_lower80(ctx, field)
+	case "upper80":
+		return ec.fieldContext_Forecast_upper80(ctx, field)
+	case "lower95":
+		return ec.fieldContext_Forecast_lower95(ctx, field)
+	case "upper95":
+		return ec.fieldContext_Forecast_upper95(ctx, field)
+	case "confidence":
+		return ec.fieldContext_Forecast_confidence(ctx, field)
+	case "tolerance":
+		return ec.fieldContext_Forecast_tolerance(ctx, field)
+	case "model":
+		return ec.fieldContext_Forecast_model(ctx, field)
+	case "modelVersion":
+		return ec.fieldContext_Forecast_modelVersion(ctx, field)
+	case "windowStart":
+		return ec.fieldContext_Forecast_windowStart(ctx, field)
+	case "windowEnd":
+		return ec.fieldContext_Forecast_windowEnd(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Forecast", field.Name)
 }
 
 func (ec *executionContext) childFields_JobRun(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1611,6 +2977,44 @@ func (ec *executionContext) childFields_MetricsSampleEdge(ctx context.Context, f
 	return nil, fmt.Errorf("no field named %q was found under type MetricsSampleEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_ModelPerformance(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_ModelPerformance_kind(ctx, field)
+	case "horizonDays":
+		return ec.fieldContext_ModelPerformance_horizonDays(ctx, field)
+	case "windowDays":
+		return ec.fieldContext_ModelPerformance_windowDays(ctx, field)
+	case "count":
+		return ec.fieldContext_ModelPerformance_count(ctx, field)
+	case "mae":
+		return ec.fieldContext_ModelPerformance_mae(ctx, field)
+	case "relativeMae":
+		return ec.fieldContext_ModelPerformance_relativeMae(ctx, field)
+	case "coverage80":
+		return ec.fieldContext_ModelPerformance_coverage80(ctx, field)
+	case "calibration":
+		return ec.fieldContext_ModelPerformance_calibration(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ModelPerformance", field.Name)
+}
+
+func (ec *executionContext) childFields_OptimizationRun(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_OptimizationRun_id(ctx, field)
+	case "plan":
+		return ec.fieldContext_OptimizationRun_plan(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_OptimizationRun_createdAt(ctx, field)
+	case "decisionId":
+		return ec.fieldContext_OptimizationRun_decisionId(ctx, field)
+	case "suggestion":
+		return ec.fieldContext_OptimizationRun_suggestion(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OptimizationRun", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -1623,6 +3027,72 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_PortfolioRiskPoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "date":
+		return ec.fieldContext_PortfolioRiskPoint_date(ctx, field)
+	case "riskScore":
+		return ec.fieldContext_PortfolioRiskPoint_riskScore(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PortfolioRiskPoint", field.Name)
+}
+
+func (ec *executionContext) childFields_Prediction(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Prediction_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_Prediction_kind(ctx, field)
+	case "protocol":
+		return ec.fieldContext_Prediction_protocol(ctx, field)
+	case "horizonDays":
+		return ec.fieldContext_Prediction_horizonDays(ctx, field)
+	case "target":
+		return ec.fieldContext_Prediction_target(ctx, field)
+	case "point":
+		return ec.fieldContext_Prediction_point(ctx, field)
+	case "lower80":
+		return ec.fieldContext_Prediction_lower80(ctx, field)
+	case "upper80":
+		return ec.fieldContext_Prediction_upper80(ctx, field)
+	case "confidence":
+		return ec.fieldContext_Prediction_confidence(ctx, field)
+	case "tolerance":
+		return ec.fieldContext_Prediction_tolerance(ctx, field)
+	case "modelVersion":
+		return ec.fieldContext_Prediction_modelVersion(ctx, field)
+	case "inputsDigest":
+		return ec.fieldContext_Prediction_inputsDigest(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Prediction_createdAt(ctx, field)
+	case "actual":
+		return ec.fieldContext_Prediction_actual(ctx, field)
+	case "error":
+		return ec.fieldContext_Prediction_error(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Prediction", field.Name)
+}
+
+func (ec *executionContext) childFields_PredictionConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_PredictionConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_PredictionConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PredictionConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_PredictionEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_PredictionEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_PredictionEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PredictionEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_Preferences(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1673,8 +3143,60 @@ func (ec *executionContext) childFields_Protocol(ctx context.Context, field grap
 		return ec.fieldContext_Protocol_metricsHistory(ctx, field)
 	case "riskHistory":
 		return ec.fieldContext_Protocol_riskHistory(ctx, field)
+	case "yieldForecast":
+		return ec.fieldContext_Protocol_yieldForecast(ctx, field)
+	case "riskForecast":
+		return ec.fieldContext_Protocol_riskForecast(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Protocol", field.Name)
+}
+
+func (ec *executionContext) childFields_RebalanceSuggestion(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_RebalanceSuggestion_id(ctx, field)
+	case "current":
+		return ec.fieldContext_RebalanceSuggestion_current(ctx, field)
+	case "target":
+		return ec.fieldContext_RebalanceSuggestion_target(ctx, field)
+	case "trades":
+		return ec.fieldContext_RebalanceSuggestion_trades(ctx, field)
+	case "expectedImprovementBps":
+		return ec.fieldContext_RebalanceSuggestion_expectedImprovementBps(ctx, field)
+	case "costUsd":
+		return ec.fieldContext_RebalanceSuggestion_costUsd(ctx, field)
+	case "breakEvenDays":
+		return ec.fieldContext_RebalanceSuggestion_breakEvenDays(ctx, field)
+	case "clearsThreshold":
+		return ec.fieldContext_RebalanceSuggestion_clearsThreshold(ctx, field)
+	case "thresholdBps":
+		return ec.fieldContext_RebalanceSuggestion_thresholdBps(ctx, field)
+	case "confidence":
+		return ec.fieldContext_RebalanceSuggestion_confidence(ctx, field)
+	case "tolerance":
+		return ec.fieldContext_RebalanceSuggestion_tolerance(ctx, field)
+	case "plan":
+		return ec.fieldContext_RebalanceSuggestion_plan(ctx, field)
+	case "decisionId":
+		return ec.fieldContext_RebalanceSuggestion_decisionId(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_RebalanceSuggestion_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RebalanceSuggestion", field.Name)
+}
+
+func (ec *executionContext) childFields_RebalanceTrade(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "protocol":
+		return ec.fieldContext_RebalanceTrade_protocol(ctx, field)
+	case "fromBps":
+		return ec.fieldContext_RebalanceTrade_fromBps(ctx, field)
+	case "toBps":
+		return ec.fieldContext_RebalanceTrade_toBps(ctx, field)
+	case "amountUsd":
+		return ec.fieldContext_RebalanceTrade_amountUsd(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RebalanceTrade", field.Name)
 }
 
 func (ec *executionContext) childFields_RiskComponents(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1817,6 +3339,26 @@ func (ec *executionContext) childFields_SchedulerJob(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type SchedulerJob", field.Name)
 }
 
+func (ec *executionContext) childFields_StrategyResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "strategy":
+		return ec.fieldContext_StrategyResult_strategy(ctx, field)
+	case "realisedYieldBps":
+		return ec.fieldContext_StrategyResult_realisedYieldBps(ctx, field)
+	case "volatilityBps":
+		return ec.fieldContext_StrategyResult_volatilityBps(ctx, field)
+	case "worstDrawdownBps":
+		return ec.fieldContext_StrategyResult_worstDrawdownBps(ctx, field)
+	case "turnover":
+		return ec.fieldContext_StrategyResult_turnover(ctx, field)
+	case "rebalances":
+		return ec.fieldContext_StrategyResult_rebalances(ctx, field)
+	case "costBps":
+		return ec.fieldContext_StrategyResult_costBps(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StrategyResult", field.Name)
+}
+
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1839,6 +3381,16 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_preferences(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
+}
+
+func (ec *executionContext) childFields_Weight(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "protocol":
+		return ec.fieldContext_Weight_protocol(ctx, field)
+	case "weightBps":
+		return ec.fieldContext_Weight_weightBps(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Weight", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2027,6 +3579,20 @@ func (ec *executionContext) field_Mutation_logout_args(ctx context.Context, rawA
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_recordAllocation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (obsqra.RecordAllocationInput, error) {
+			return ec.unmarshalNRecordAllocationInput2githubᚗcomᚋobsqraᚋobsqraᚐRecordAllocationInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_refreshSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2179,6 +3745,20 @@ func (ec *executionContext) field_Protocol_metricsHistory_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Protocol_riskForecast_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "horizonDays",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["horizonDays"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Protocol_riskHistory_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2217,6 +3797,20 @@ func (ec *executionContext) field_Protocol_riskHistory_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Protocol_yieldForecast_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "horizonDays",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["horizonDays"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2231,6 +3825,118 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_allocationHistory_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_backtest_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "protocols",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["protocols"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "horizonDays",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["horizonDays"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "windowDays",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["windowDays"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_dashboard_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "windowDays",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["windowDays"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_modelPerformance_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "kind",
+		func(ctx context.Context, v any) (obsqra.PredictionKind, error) {
+			return ec.unmarshalNPredictionKind2githubᚗcomᚋobsqraᚋobsqraᚐPredictionKind(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["kind"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "horizonDays",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["horizonDays"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "windowDays",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["windowDays"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_node_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2242,6 +3948,64 @@ func (ec *executionContext) field_Query_node_args(ctx context.Context, rawArgs m
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_optimizeAllocation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (*obsqra.OptimizeAllocationInput, error) {
+			return ec.unmarshalOOptimizeAllocationInput2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐOptimizeAllocationInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_portfolioRiskHistory_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "windowDays",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["windowDays"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_predictions_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*obsqra.PredictionFilter, error) {
+			return ec.unmarshalOPredictionFilter2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐPredictionFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
 	return args, nil
 }
 
@@ -2413,6 +4177,575 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 
 // region    **************************** field.gotpl *****************************
 
+func (ec *executionContext) _Allocation_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.Allocation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Allocation_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NodeID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Allocation_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Allocation", field, true, false, "ID")
+}
+
+func (ec *executionContext) _Allocation_weights(ctx context.Context, field graphql.CollectedField, obj *obsqra.Allocation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Allocation_weights(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Weights, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []obsqra.Weight) graphql.Marshaler {
+			return ec.marshalNWeight2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWeightᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Allocation_weights(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Allocation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Weight(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Allocation_reason(ctx context.Context, field graphql.CollectedField, obj *obsqra.Allocation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Allocation_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.AllocationReason) graphql.Marshaler {
+			return ec.marshalNAllocationReason2githubᚗcomᚋobsqraᚋobsqraᚐAllocationReason(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Allocation_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Allocation", field, false, false, "AllocationReason")
+}
+
+func (ec *executionContext) _Allocation_txHash(ctx context.Context, field graphql.CollectedField, obj *obsqra.Allocation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Allocation_txHash(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TxHash, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Felt) graphql.Marshaler {
+			return ec.marshalOString2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Allocation_txHash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Allocation", field, false, false, "String")
+}
+
+func (ec *executionContext) _Allocation_suggestion(ctx context.Context, field graphql.CollectedField, obj *obsqra.Allocation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Allocation_suggestion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Allocation().Suggestion(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.RebalanceSuggestion) graphql.Marshaler {
+			return ec.marshalORebalanceSuggestion2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRebalanceSuggestion(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Allocation_suggestion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Allocation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RebalanceSuggestion(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Allocation_portfolioValueUsd(ctx context.Context, field graphql.CollectedField, obj *obsqra.Allocation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Allocation_portfolioValueUsd(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PortfolioValueUsd, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Allocation_portfolioValueUsd(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Allocation", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _Allocation_createdAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.Allocation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Allocation_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Allocation_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Allocation", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Allocation_decisionId(ctx context.Context, field graphql.CollectedField, obj *obsqra.Allocation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Allocation_decisionId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Allocation().DecisionID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Allocation_decisionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Allocation", field, true, true, "ID")
+}
+
+func (ec *executionContext) _AllocationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *AllocationConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*AllocationEdge) graphql.Marshaler {
+			return ec.marshalNAllocationEdge2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐAllocationEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AllocationConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AllocationEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AllocationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *AllocationConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AllocationConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AllocationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *AllocationEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AllocationEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _AllocationEdge_node(ctx context.Context, field graphql.CollectedField, obj *AllocationEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Allocation) graphql.Marshaler {
+			return ec.marshalNAllocation2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐAllocation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AllocationEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Allocation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AllocationPlan_weights(ctx context.Context, field graphql.CollectedField, obj *obsqra.AllocationPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationPlan_weights(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Weights, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []obsqra.Weight) graphql.Marshaler {
+			return ec.marshalNWeight2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWeightᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationPlan_weights(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AllocationPlan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Weight(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AllocationPlan_expectedApyBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.AllocationPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationPlan_expectedApyBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpectedApyBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationPlan_expectedApyBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AllocationPlan", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AllocationPlan_portfolioRiskScore(ctx context.Context, field graphql.CollectedField, obj *obsqra.AllocationPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationPlan_portfolioRiskScore(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PortfolioRiskScore, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationPlan_portfolioRiskScore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AllocationPlan", field, false, false, "Float")
+}
+
+func (ec *executionContext) _AllocationPlan_constraintsMet(ctx context.Context, field graphql.CollectedField, obj *obsqra.AllocationPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationPlan_constraintsMet(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConstraintsMet, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationPlan_constraintsMet(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AllocationPlan", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _AllocationPlan_parityWeights(ctx context.Context, field graphql.CollectedField, obj *obsqra.AllocationPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationPlan_parityWeights(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ParityWeights, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []obsqra.Weight) graphql.Marshaler {
+			return ec.marshalNWeight2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWeightᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationPlan_parityWeights(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AllocationPlan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Weight(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AllocationPlan_riskTolerance(ctx context.Context, field graphql.CollectedField, obj *obsqra.AllocationPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationPlan_riskTolerance(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RiskTolerance, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.RiskTolerance) graphql.Marshaler {
+			return ec.marshalNRiskTolerance2githubᚗcomᚋobsqraᚋobsqraᚐRiskTolerance(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationPlan_riskTolerance(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AllocationPlan", field, false, false, "RiskTolerance")
+}
+
+func (ec *executionContext) _AllocationPlan_maxSingleBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.AllocationPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationPlan_maxSingleBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxSingleBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationPlan_maxSingleBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AllocationPlan", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AllocationPlan_minDiversification(ctx context.Context, field graphql.CollectedField, obj *obsqra.AllocationPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationPlan_minDiversification(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MinDiversification, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationPlan_minDiversification(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AllocationPlan", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AllocationPlan_portfolioValueUsd(ctx context.Context, field graphql.CollectedField, obj *obsqra.AllocationPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationPlan_portfolioValueUsd(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PortfolioValueUsd, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationPlan_portfolioValueUsd(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AllocationPlan", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _AllocationPlan_horizonDays(ctx context.Context, field graphql.CollectedField, obj *obsqra.AllocationPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationPlan_horizonDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HorizonDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationPlan_horizonDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AllocationPlan", field, false, false, "Int")
+}
+
 func (ec *executionContext) _AuthPayload_accessToken(ctx context.Context, field graphql.CollectedField, obj *obsqra.AuthPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2535,6 +4868,828 @@ func (ec *executionContext) fieldContext_AuthPayload_user(_ context.Context, fie
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _BacktestReport_protocols(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BacktestReport_protocols(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.BacktestReport().Protocols(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*obsqra.Protocol) graphql.Marshaler {
+			return ec.marshalNProtocol2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocolᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BacktestReport_protocols(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BacktestReport",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Protocol(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BacktestReport_horizonDays(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BacktestReport_horizonDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HorizonDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BacktestReport_horizonDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BacktestReport", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BacktestReport_windowDays(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BacktestReport_windowDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WindowDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BacktestReport_windowDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BacktestReport", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BacktestReport_from(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BacktestReport_from(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.From, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Date) graphql.Marshaler {
+			return ec.marshalNDate2githubᚗcomᚋobsqraᚋobsqraᚐDate(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BacktestReport_from(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BacktestReport", field, false, false, "Date")
+}
+
+func (ec *executionContext) _BacktestReport_to(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BacktestReport_to(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.To, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Date) graphql.Marshaler {
+			return ec.marshalNDate2githubᚗcomᚋobsqraᚋobsqraᚐDate(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BacktestReport_to(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BacktestReport", field, false, false, "Date")
+}
+
+func (ec *executionContext) _BacktestReport_forecasts(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BacktestReport_forecasts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Forecasts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BacktestReport_forecasts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BacktestReport", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BacktestReport_mae(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BacktestReport_mae(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MAE, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BacktestReport_mae(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BacktestReport", field, false, false, "Float")
+}
+
+func (ec *executionContext) _BacktestReport_relativeMae(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BacktestReport_relativeMae(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RelativeMAE, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BacktestReport_relativeMae(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BacktestReport", field, false, false, "Float")
+}
+
+func (ec *executionContext) _BacktestReport_coverage80(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BacktestReport_coverage80(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Coverage80, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BacktestReport_coverage80(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BacktestReport", field, false, false, "Float")
+}
+
+func (ec *executionContext) _BacktestReport_coverage95(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BacktestReport_coverage95(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Coverage95, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BacktestReport_coverage95(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BacktestReport", field, false, false, "Float")
+}
+
+func (ec *executionContext) _BacktestReport_calibration(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BacktestReport_calibration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Calibration, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []obsqra.CalibrationBin) graphql.Marshaler {
+			return ec.marshalNCalibrationBin2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐCalibrationBinᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BacktestReport_calibration(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BacktestReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CalibrationBin(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BacktestReport_strategies(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BacktestReport_strategies(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Strategies, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []obsqra.StrategyResult) graphql.Marshaler {
+			return ec.marshalNStrategyResult2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐStrategyResultᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BacktestReport_strategies(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BacktestReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StrategyResult(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CalibrationBin_confidenceFrom(ctx context.Context, field graphql.CollectedField, obj *obsqra.CalibrationBin) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalibrationBin_confidenceFrom(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConfidenceFrom, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CalibrationBin_confidenceFrom(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalibrationBin", field, false, false, "Float")
+}
+
+func (ec *executionContext) _CalibrationBin_confidenceTo(ctx context.Context, field graphql.CollectedField, obj *obsqra.CalibrationBin) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalibrationBin_confidenceTo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConfidenceTo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CalibrationBin_confidenceTo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalibrationBin", field, false, false, "Float")
+}
+
+func (ec *executionContext) _CalibrationBin_predicted(ctx context.Context, field graphql.CollectedField, obj *obsqra.CalibrationBin) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalibrationBin_predicted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Predicted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CalibrationBin_predicted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalibrationBin", field, false, false, "Float")
+}
+
+func (ec *executionContext) _CalibrationBin_observed(ctx context.Context, field graphql.CollectedField, obj *obsqra.CalibrationBin) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalibrationBin_observed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Observed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CalibrationBin_observed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalibrationBin", field, false, false, "Float")
+}
+
+func (ec *executionContext) _CalibrationBin_count(ctx context.Context, field graphql.CollectedField, obj *obsqra.CalibrationBin) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalibrationBin_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CalibrationBin_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalibrationBin", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Dashboard_windowDays(ctx context.Context, field graphql.CollectedField, obj *obsqra.Dashboard) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Dashboard_windowDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WindowDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Dashboard_windowDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Dashboard", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Dashboard_latestAllocation(ctx context.Context, field graphql.CollectedField, obj *obsqra.Dashboard) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Dashboard_latestAllocation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LatestAllocation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Allocation) graphql.Marshaler {
+			return ec.marshalOAllocation2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐAllocation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Dashboard_latestAllocation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Dashboard",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Allocation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Dashboard_expectedApyBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.Dashboard) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Dashboard_expectedApyBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpectedApyBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Dashboard_expectedApyBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Dashboard", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Dashboard_portfolioRiskScore(ctx context.Context, field graphql.CollectedField, obj *obsqra.Dashboard) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Dashboard_portfolioRiskScore(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PortfolioRiskScore, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Dashboard_portfolioRiskScore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Dashboard", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Dashboard_portfolioRiskChange(ctx context.Context, field graphql.CollectedField, obj *obsqra.Dashboard) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Dashboard_portfolioRiskChange(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PortfolioRiskChange, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Dashboard_portfolioRiskChange(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Dashboard", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Dashboard_protocols(ctx context.Context, field graphql.CollectedField, obj *obsqra.Dashboard) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Dashboard_protocols(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Protocols, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []obsqra.DashboardProtocol) graphql.Marshaler {
+			return ec.marshalNDashboardProtocol2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐDashboardProtocolᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Dashboard_protocols(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Dashboard",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DashboardProtocol(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Dashboard_realisedApyBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.Dashboard) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Dashboard_realisedApyBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RealisedApyBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Dashboard_realisedApyBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Dashboard", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Dashboard_pendingSuggestion(ctx context.Context, field graphql.CollectedField, obj *obsqra.Dashboard) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Dashboard_pendingSuggestion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PendingSuggestion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.RebalanceSuggestion) graphql.Marshaler {
+			return ec.marshalORebalanceSuggestion2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRebalanceSuggestion(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Dashboard_pendingSuggestion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Dashboard",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RebalanceSuggestion(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DashboardProtocol_protocol(ctx context.Context, field graphql.CollectedField, obj *obsqra.DashboardProtocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DashboardProtocol_protocol(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DashboardProtocol().Protocol(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Protocol) graphql.Marshaler {
+			return ec.marshalNProtocol2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocol(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DashboardProtocol_protocol(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DashboardProtocol",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Protocol(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DashboardProtocol_weightBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.DashboardProtocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DashboardProtocol_weightBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WeightBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DashboardProtocol_weightBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DashboardProtocol", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DashboardProtocol_riskScore(ctx context.Context, field graphql.CollectedField, obj *obsqra.DashboardProtocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DashboardProtocol_riskScore(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RiskScore, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DashboardProtocol_riskScore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DashboardProtocol", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DashboardProtocol_riskChange(ctx context.Context, field graphql.CollectedField, obj *obsqra.DashboardProtocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DashboardProtocol_riskChange(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RiskChange, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DashboardProtocol_riskChange(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DashboardProtocol", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DashboardProtocol_apyBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.DashboardProtocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DashboardProtocol_apyBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ApyBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DashboardProtocol_apyBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DashboardProtocol", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DashboardProtocol_apyChangeBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.DashboardProtocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DashboardProtocol_apyChangeBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ApyChangeBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DashboardProtocol_apyChangeBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DashboardProtocol", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DashboardProtocol_apySlopeBpsPerDay(ctx context.Context, field graphql.CollectedField, obj *obsqra.DashboardProtocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DashboardProtocol_apySlopeBpsPerDay(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ApySlopeBpsPerDay, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DashboardProtocol_apySlopeBpsPerDay(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DashboardProtocol", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DashboardProtocol_expectedApyBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.DashboardProtocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DashboardProtocol_expectedApyBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpectedApyBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DashboardProtocol_expectedApyBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DashboardProtocol", field, false, false, "Float")
 }
 
 func (ec *executionContext) _Decision_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.Decision) (ret graphql.Marshaler) {
@@ -2843,6 +5998,328 @@ func (ec *executionContext) _DecisionVerification_brokenAt(ctx context.Context, 
 }
 func (ec *executionContext) fieldContext_DecisionVerification_brokenAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DecisionVerification", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Forecast_kind(ctx context.Context, field graphql.CollectedField, obj *obsqra.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.PredictionKind) graphql.Marshaler {
+			return ec.marshalNPredictionKind2githubᚗcomᚋobsqraᚋobsqraᚐPredictionKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "PredictionKind")
+}
+
+func (ec *executionContext) _Forecast_horizonDays(ctx context.Context, field graphql.CollectedField, obj *obsqra.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_horizonDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HorizonDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_horizonDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Forecast_target(ctx context.Context, field graphql.CollectedField, obj *obsqra.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_target(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Target, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Date) graphql.Marshaler {
+			return ec.marshalNDate2githubᚗcomᚋobsqraᚋobsqraᚐDate(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_target(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "Date")
+}
+
+func (ec *executionContext) _Forecast_point(ctx context.Context, field graphql.CollectedField, obj *obsqra.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_point(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Point, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_point(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Forecast_lower80(ctx context.Context, field graphql.CollectedField, obj *obsqra.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_lower80(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lower80, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_lower80(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Forecast_upper80(ctx context.Context, field graphql.CollectedField, obj *obsqra.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_upper80(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Upper80, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_upper80(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Forecast_lower95(ctx context.Context, field graphql.CollectedField, obj *obsqra.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_lower95(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lower95, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_lower95(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Forecast_upper95(ctx context.Context, field graphql.CollectedField, obj *obsqra.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_upper95(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Upper95, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_upper95(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Forecast_confidence(ctx context.Context, field graphql.CollectedField, obj *obsqra.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_confidence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Confidence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_confidence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Forecast_tolerance(ctx context.Context, field graphql.CollectedField, obj *obsqra.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_tolerance(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Tolerance, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_tolerance(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Forecast_model(ctx context.Context, field graphql.CollectedField, obj *obsqra.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_model(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Model, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_model(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "String")
+}
+
+func (ec *executionContext) _Forecast_modelVersion(ctx context.Context, field graphql.CollectedField, obj *obsqra.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_modelVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ModelVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_modelVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "String")
+}
+
+func (ec *executionContext) _Forecast_windowStart(ctx context.Context, field graphql.CollectedField, obj *obsqra.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_windowStart(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WindowStart, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Date) graphql.Marshaler {
+			return ec.marshalNDate2githubᚗcomᚋobsqraᚋobsqraᚐDate(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_windowStart(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "Date")
+}
+
+func (ec *executionContext) _Forecast_windowEnd(ctx context.Context, field graphql.CollectedField, obj *obsqra.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_windowEnd(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WindowEnd, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Date) graphql.Marshaler {
+			return ec.marshalNDate2githubᚗcomᚋobsqraᚋobsqraᚐDate(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_windowEnd(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "Date")
 }
 
 func (ec *executionContext) _JobRun_job(ctx context.Context, field graphql.CollectedField, obj *obsqra.JobRun) (ret graphql.Marshaler) {
@@ -3396,6 +6873,199 @@ func (ec *executionContext) fieldContext_MetricsSampleEdge_node(_ context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _ModelPerformance_kind(ctx context.Context, field graphql.CollectedField, obj *obsqra.ModelPerformance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelPerformance_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.PredictionKind) graphql.Marshaler {
+			return ec.marshalNPredictionKind2githubᚗcomᚋobsqraᚋobsqraᚐPredictionKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ModelPerformance_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ModelPerformance", field, false, false, "PredictionKind")
+}
+
+func (ec *executionContext) _ModelPerformance_horizonDays(ctx context.Context, field graphql.CollectedField, obj *obsqra.ModelPerformance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelPerformance_horizonDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HorizonDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ModelPerformance_horizonDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ModelPerformance", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ModelPerformance_windowDays(ctx context.Context, field graphql.CollectedField, obj *obsqra.ModelPerformance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelPerformance_windowDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WindowDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ModelPerformance_windowDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ModelPerformance", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ModelPerformance_count(ctx context.Context, field graphql.CollectedField, obj *obsqra.ModelPerformance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelPerformance_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ModelPerformance_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ModelPerformance", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ModelPerformance_mae(ctx context.Context, field graphql.CollectedField, obj *obsqra.ModelPerformance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelPerformance_mae(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MAE, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ModelPerformance_mae(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ModelPerformance", field, false, false, "Float")
+}
+
+func (ec *executionContext) _ModelPerformance_relativeMae(ctx context.Context, field graphql.CollectedField, obj *obsqra.ModelPerformance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelPerformance_relativeMae(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RelativeMAE, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ModelPerformance_relativeMae(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ModelPerformance", field, false, false, "Float")
+}
+
+func (ec *executionContext) _ModelPerformance_coverage80(ctx context.Context, field graphql.CollectedField, obj *obsqra.ModelPerformance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelPerformance_coverage80(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Coverage80, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ModelPerformance_coverage80(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ModelPerformance", field, false, false, "Float")
+}
+
+func (ec *executionContext) _ModelPerformance_calibration(ctx context.Context, field graphql.CollectedField, obj *obsqra.ModelPerformance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelPerformance_calibration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Calibration, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []obsqra.CalibrationBin) graphql.Marshaler {
+			return ec.marshalNCalibrationBin2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐCalibrationBinᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ModelPerformance_calibration(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ModelPerformance",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CalibrationBin(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_register(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3748,6 +7418,82 @@ func (ec *executionContext) fieldContext_Mutation_setUserActive(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_runOptimization(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_runOptimization(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().RunOptimization(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.OptimizationRun) graphql.Marshaler {
+			return ec.marshalNOptimizationRun2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐOptimizationRun(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_runOptimization(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OptimizationRun(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_recordAllocation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_recordAllocation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RecordAllocation(ctx, fc.Args["input"].(obsqra.RecordAllocationInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Allocation) graphql.Marshaler {
+			return ec.marshalNAllocation2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐAllocation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_recordAllocation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Allocation(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_recordAllocation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_upsertProtocol(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3924,6 +7670,139 @@ func (ec *executionContext) fieldContext_Mutation_setRiskParams(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _OptimizationRun_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.OptimizationRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OptimizationRun_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OptimizationRun().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OptimizationRun_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OptimizationRun", field, true, true, "ID")
+}
+
+func (ec *executionContext) _OptimizationRun_plan(ctx context.Context, field graphql.CollectedField, obj *obsqra.OptimizationRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OptimizationRun_plan(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Plan, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.AllocationPlan) graphql.Marshaler {
+			return ec.marshalNAllocationPlan2githubᚗcomᚋobsqraᚋobsqraᚐAllocationPlan(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OptimizationRun_plan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OptimizationRun",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AllocationPlan(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OptimizationRun_createdAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.OptimizationRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OptimizationRun_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OptimizationRun_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OptimizationRun", field, false, false, "Time")
+}
+
+func (ec *executionContext) _OptimizationRun_decisionId(ctx context.Context, field graphql.CollectedField, obj *obsqra.OptimizationRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OptimizationRun_decisionId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OptimizationRun().DecisionID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OptimizationRun_decisionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OptimizationRun", field, true, true, "ID")
+}
+
+func (ec *executionContext) _OptimizationRun_suggestion(ctx context.Context, field graphql.CollectedField, obj *obsqra.OptimizationRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OptimizationRun_suggestion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Suggestion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.RebalanceSuggestion) graphql.Marshaler {
+			return ec.marshalORebalanceSuggestion2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRebalanceSuggestion(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OptimizationRun_suggestion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OptimizationRun",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RebalanceSuggestion(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4014,6 +7893,525 @@ func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
+}
+
+func (ec *executionContext) _PortfolioRiskPoint_date(ctx context.Context, field graphql.CollectedField, obj *obsqra.PortfolioRiskPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortfolioRiskPoint_date(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Date, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Date) graphql.Marshaler {
+			return ec.marshalNDate2githubᚗcomᚋobsqraᚋobsqraᚐDate(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortfolioRiskPoint_date(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortfolioRiskPoint", field, false, false, "Date")
+}
+
+func (ec *executionContext) _PortfolioRiskPoint_riskScore(ctx context.Context, field graphql.CollectedField, obj *obsqra.PortfolioRiskPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortfolioRiskPoint_riskScore(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RiskScore, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortfolioRiskPoint_riskScore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortfolioRiskPoint", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Prediction_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.Prediction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Prediction_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NodeID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Prediction_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Prediction", field, true, false, "ID")
+}
+
+func (ec *executionContext) _Prediction_kind(ctx context.Context, field graphql.CollectedField, obj *obsqra.Prediction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Prediction_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.PredictionKind) graphql.Marshaler {
+			return ec.marshalNPredictionKind2githubᚗcomᚋobsqraᚋobsqraᚐPredictionKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Prediction_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Prediction", field, false, false, "PredictionKind")
+}
+
+func (ec *executionContext) _Prediction_protocol(ctx context.Context, field graphql.CollectedField, obj *obsqra.Prediction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Prediction_protocol(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Prediction().Protocol(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Protocol) graphql.Marshaler {
+			return ec.marshalOProtocol2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocol(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Prediction_protocol(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Prediction",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Protocol(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Prediction_horizonDays(ctx context.Context, field graphql.CollectedField, obj *obsqra.Prediction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Prediction_horizonDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HorizonDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Prediction_horizonDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Prediction", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Prediction_target(ctx context.Context, field graphql.CollectedField, obj *obsqra.Prediction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Prediction_target(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Target, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Date) graphql.Marshaler {
+			return ec.marshalNDate2githubᚗcomᚋobsqraᚋobsqraᚐDate(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Prediction_target(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Prediction", field, false, false, "Date")
+}
+
+func (ec *executionContext) _Prediction_point(ctx context.Context, field graphql.CollectedField, obj *obsqra.Prediction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Prediction_point(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Point, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Prediction_point(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Prediction", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Prediction_lower80(ctx context.Context, field graphql.CollectedField, obj *obsqra.Prediction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Prediction_lower80(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lower80, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Prediction_lower80(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Prediction", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Prediction_upper80(ctx context.Context, field graphql.CollectedField, obj *obsqra.Prediction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Prediction_upper80(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Upper80, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Prediction_upper80(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Prediction", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Prediction_confidence(ctx context.Context, field graphql.CollectedField, obj *obsqra.Prediction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Prediction_confidence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Confidence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Prediction_confidence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Prediction", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Prediction_tolerance(ctx context.Context, field graphql.CollectedField, obj *obsqra.Prediction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Prediction_tolerance(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Tolerance, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Prediction_tolerance(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Prediction", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Prediction_modelVersion(ctx context.Context, field graphql.CollectedField, obj *obsqra.Prediction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Prediction_modelVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ModelVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Prediction_modelVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Prediction", field, false, false, "String")
+}
+
+func (ec *executionContext) _Prediction_inputsDigest(ctx context.Context, field graphql.CollectedField, obj *obsqra.Prediction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Prediction_inputsDigest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InputsDigest, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Prediction_inputsDigest(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Prediction", field, false, false, "String")
+}
+
+func (ec *executionContext) _Prediction_createdAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.Prediction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Prediction_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Prediction_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Prediction", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Prediction_actual(ctx context.Context, field graphql.CollectedField, obj *obsqra.Prediction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Prediction_actual(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actual, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Prediction_actual(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Prediction", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Prediction_error(ctx context.Context, field graphql.CollectedField, obj *obsqra.Prediction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Prediction_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Prediction_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Prediction", field, false, false, "Float")
+}
+
+func (ec *executionContext) _PredictionConnection_edges(ctx context.Context, field graphql.CollectedField, obj *PredictionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PredictionConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*PredictionEdge) graphql.Marshaler {
+			return ec.marshalNPredictionEdge2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPredictionEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PredictionConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PredictionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PredictionEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PredictionConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *PredictionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PredictionConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PredictionConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PredictionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PredictionEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *PredictionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PredictionEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PredictionEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PredictionEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _PredictionEdge_node(ctx context.Context, field graphql.CollectedField, obj *PredictionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PredictionEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Prediction) graphql.Marshaler {
+			return ec.marshalNPrediction2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐPrediction(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PredictionEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PredictionEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Prediction(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Preferences_riskTolerance(ctx context.Context, field graphql.CollectedField, obj *obsqra.Preferences) (ret graphql.Marshaler) {
@@ -4536,6 +8934,94 @@ func (ec *executionContext) fieldContext_Protocol_riskHistory(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Protocol_yieldForecast(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_yieldForecast(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Protocol().YieldForecast(ctx, obj, fc.Args["horizonDays"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Forecast) graphql.Marshaler {
+			return ec.marshalNForecast2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐForecast(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_yieldForecast(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Protocol",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Forecast(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Protocol_yieldForecast_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Protocol_riskForecast(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_riskForecast(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Protocol().RiskForecast(ctx, obj, fc.Args["horizonDays"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Forecast) graphql.Marshaler {
+			return ec.marshalNForecast2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐForecast(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_riskForecast(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Protocol",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Forecast(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Protocol_riskForecast_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_node(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4608,6 +9094,346 @@ func (ec *executionContext) fieldContext_Query_me(_ context.Context, field graph
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_User(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_predictions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_predictions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Predictions(ctx, fc.Args["filter"].(*obsqra.PredictionFilter), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PredictionConnection) graphql.Marshaler {
+			return ec.marshalNPredictionConnection2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPredictionConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_predictions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PredictionConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_predictions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_modelPerformance(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_modelPerformance(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ModelPerformance(ctx, fc.Args["kind"].(obsqra.PredictionKind), fc.Args["horizonDays"].(int), fc.Args["windowDays"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.ModelPerformance) graphql.Marshaler {
+			return ec.marshalNModelPerformance2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐModelPerformance(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_modelPerformance(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ModelPerformance(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_modelPerformance_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_backtest(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_backtest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Backtest(ctx, fc.Args["protocols"].([]string), fc.Args["horizonDays"].(int), fc.Args["windowDays"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.BacktestReport) graphql.Marshaler {
+			return ec.marshalNBacktestReport2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐBacktestReport(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_backtest(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BacktestReport(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_backtest_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_optimizeAllocation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_optimizeAllocation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().OptimizeAllocation(ctx, fc.Args["input"].(*obsqra.OptimizeAllocationInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.AllocationPlan) graphql.Marshaler {
+			return ec.marshalNAllocationPlan2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐAllocationPlan(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_optimizeAllocation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AllocationPlan(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_optimizeAllocation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_rebalanceSuggestion(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_rebalanceSuggestion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().RebalanceSuggestion(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.RebalanceSuggestion) graphql.Marshaler {
+			return ec.marshalORebalanceSuggestion2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRebalanceSuggestion(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_rebalanceSuggestion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RebalanceSuggestion(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_allocationHistory(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_allocationHistory(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().AllocationHistory(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["from"].(*time.Time), fc.Args["to"].(*time.Time))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *AllocationConnection) graphql.Marshaler {
+			return ec.marshalNAllocationConnection2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐAllocationConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_allocationHistory(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AllocationConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_allocationHistory_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_dashboard(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_dashboard(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Dashboard(ctx, fc.Args["windowDays"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Dashboard) graphql.Marshaler {
+			return ec.marshalNDashboard2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDashboard(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_dashboard(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Dashboard(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_dashboard_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_portfolioRiskHistory(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_portfolioRiskHistory(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PortfolioRiskHistory(ctx, fc.Args["windowDays"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*obsqra.PortfolioRiskPoint) graphql.Marshaler {
+			return ec.marshalNPortfolioRiskPoint2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐPortfolioRiskPointᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_portfolioRiskHistory(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PortfolioRiskPoint(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_portfolioRiskHistory_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -4914,6 +9740,465 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _RebalanceSuggestion_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceSuggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceSuggestion_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NodeID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceSuggestion_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebalanceSuggestion", field, true, false, "ID")
+}
+
+func (ec *executionContext) _RebalanceSuggestion_current(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceSuggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceSuggestion_current(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Current, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []obsqra.Weight) graphql.Marshaler {
+			return ec.marshalNWeight2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWeightᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceSuggestion_current(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RebalanceSuggestion",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Weight(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RebalanceSuggestion_target(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceSuggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceSuggestion_target(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Target, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []obsqra.Weight) graphql.Marshaler {
+			return ec.marshalNWeight2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWeightᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceSuggestion_target(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RebalanceSuggestion",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Weight(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RebalanceSuggestion_trades(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceSuggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceSuggestion_trades(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Trades, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []obsqra.RebalanceTrade) graphql.Marshaler {
+			return ec.marshalNRebalanceTrade2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐRebalanceTradeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceSuggestion_trades(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RebalanceSuggestion",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RebalanceTrade(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RebalanceSuggestion_expectedImprovementBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceSuggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceSuggestion_expectedImprovementBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpectedImprovementBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceSuggestion_expectedImprovementBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebalanceSuggestion", field, false, false, "Float")
+}
+
+func (ec *executionContext) _RebalanceSuggestion_costUsd(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceSuggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceSuggestion_costUsd(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CostUsd, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceSuggestion_costUsd(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebalanceSuggestion", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _RebalanceSuggestion_breakEvenDays(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceSuggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceSuggestion_breakEvenDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BreakEvenDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceSuggestion_breakEvenDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebalanceSuggestion", field, false, false, "Float")
+}
+
+func (ec *executionContext) _RebalanceSuggestion_clearsThreshold(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceSuggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceSuggestion_clearsThreshold(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClearsThreshold, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceSuggestion_clearsThreshold(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebalanceSuggestion", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _RebalanceSuggestion_thresholdBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceSuggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceSuggestion_thresholdBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ThresholdBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceSuggestion_thresholdBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebalanceSuggestion", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RebalanceSuggestion_confidence(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceSuggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceSuggestion_confidence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Confidence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceSuggestion_confidence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebalanceSuggestion", field, false, false, "Float")
+}
+
+func (ec *executionContext) _RebalanceSuggestion_tolerance(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceSuggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceSuggestion_tolerance(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Tolerance, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.RiskTolerance) graphql.Marshaler {
+			return ec.marshalNRiskTolerance2githubᚗcomᚋobsqraᚋobsqraᚐRiskTolerance(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceSuggestion_tolerance(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebalanceSuggestion", field, false, false, "RiskTolerance")
+}
+
+func (ec *executionContext) _RebalanceSuggestion_plan(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceSuggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceSuggestion_plan(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Plan, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.AllocationPlan) graphql.Marshaler {
+			return ec.marshalNAllocationPlan2githubᚗcomᚋobsqraᚋobsqraᚐAllocationPlan(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceSuggestion_plan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RebalanceSuggestion",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AllocationPlan(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RebalanceSuggestion_decisionId(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceSuggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceSuggestion_decisionId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.RebalanceSuggestion().DecisionID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceSuggestion_decisionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebalanceSuggestion", field, true, true, "ID")
+}
+
+func (ec *executionContext) _RebalanceSuggestion_createdAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceSuggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceSuggestion_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceSuggestion_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebalanceSuggestion", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RebalanceTrade_protocol(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceTrade) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceTrade_protocol(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.RebalanceTrade().Protocol(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Protocol) graphql.Marshaler {
+			return ec.marshalNProtocol2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocol(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceTrade_protocol(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RebalanceTrade",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Protocol(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RebalanceTrade_fromBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceTrade) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceTrade_fromBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FromBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceTrade_fromBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebalanceTrade", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RebalanceTrade_toBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceTrade) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceTrade_toBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ToBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceTrade_toBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebalanceTrade", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RebalanceTrade_amountUsd(ctx context.Context, field graphql.CollectedField, obj *obsqra.RebalanceTrade) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebalanceTrade_amountUsd(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AmountUsd, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebalanceTrade_amountUsd(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebalanceTrade", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _RiskComponents_utilization(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskComponents) (ret graphql.Marshaler) {
@@ -6046,6 +11331,167 @@ func (ec *executionContext) fieldContext_SchedulerJob_lastRuns(_ context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _StrategyResult_strategy(ctx context.Context, field graphql.CollectedField, obj *obsqra.StrategyResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StrategyResult_strategy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Strategy, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StrategyResult_strategy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StrategyResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _StrategyResult_realisedYieldBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.StrategyResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StrategyResult_realisedYieldBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RealisedYieldBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StrategyResult_realisedYieldBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StrategyResult", field, false, false, "Float")
+}
+
+func (ec *executionContext) _StrategyResult_volatilityBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.StrategyResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StrategyResult_volatilityBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VolatilityBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StrategyResult_volatilityBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StrategyResult", field, false, false, "Float")
+}
+
+func (ec *executionContext) _StrategyResult_worstDrawdownBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.StrategyResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StrategyResult_worstDrawdownBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WorstDrawdownBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StrategyResult_worstDrawdownBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StrategyResult", field, false, false, "Float")
+}
+
+func (ec *executionContext) _StrategyResult_turnover(ctx context.Context, field graphql.CollectedField, obj *obsqra.StrategyResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StrategyResult_turnover(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Turnover, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StrategyResult_turnover(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StrategyResult", field, false, false, "Float")
+}
+
+func (ec *executionContext) _StrategyResult_rebalances(ctx context.Context, field graphql.CollectedField, obj *obsqra.StrategyResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StrategyResult_rebalances(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rebalances, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StrategyResult_rebalances(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StrategyResult", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StrategyResult_costBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.StrategyResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StrategyResult_costBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CostBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StrategyResult_costBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StrategyResult", field, false, false, "Float")
+}
+
 func (ec *executionContext) _Subscription_riskScoreUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -6348,6 +11794,61 @@ func (ec *executionContext) fieldContext_User_preferences(_ context.Context, fie
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Weight_protocol(ctx context.Context, field graphql.CollectedField, obj *obsqra.Weight) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Weight_protocol(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Weight().Protocol(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Protocol) graphql.Marshaler {
+			return ec.marshalNProtocol2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocol(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Weight_protocol(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Weight",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Protocol(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Weight_weightBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.Weight) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Weight_weightBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WeightBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Weight_weightBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Weight", field, false, false, "Int")
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -7595,6 +13096,199 @@ func UnmarshalMetricsInput(ctx context.Context, raw any) (obsqra.MetricsInput, e
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputOptimizeAllocationInput(ctx context.Context, obj any) (obsqra.OptimizeAllocationInput, error) {
+	var it obsqra.OptimizeAllocationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"protocols", "riskTolerance", "maxSingleBps", "minDiversification", "portfolioValueUsd"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "protocols":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("protocols"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Protocols = data
+		case "riskTolerance":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("riskTolerance"))
+			data, err := ec.unmarshalORiskTolerance2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskTolerance(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RiskTolerance = data
+		case "maxSingleBps":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxSingleBps"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxSingleBps = data
+		case "minDiversification":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("minDiversification"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MinDiversification = data
+		case "portfolioValueUsd":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("portfolioValueUsd"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PortfolioValueUsd = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalOptimizeAllocationInput unmarshals raw into the OptimizeAllocationInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalOptimizeAllocationInput(ctx context.Context, raw any) (obsqra.OptimizeAllocationInput, error) {
+	var out obsqra.OptimizeAllocationInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "OptimizeAllocationInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputPredictionFilter(ctx context.Context, obj any) (obsqra.PredictionFilter, error) {
+	var it obsqra.PredictionFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"kind", "protocol"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalOPredictionKind2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐPredictionKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "protocol":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("protocol"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Protocol = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalPredictionFilter unmarshals raw into the PredictionFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalPredictionFilter(ctx context.Context, raw any) (obsqra.PredictionFilter, error) {
+	var out obsqra.PredictionFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "PredictionFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRecordAllocationInput(ctx context.Context, obj any) (obsqra.RecordAllocationInput, error) {
+	var it obsqra.RecordAllocationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["reason"]; !present {
+		asMap["reason"] = "USER_INITIATED"
+	}
+
+	fieldsInOrder := [...]string{"weights", "reason", "txHash", "suggestionId", "portfolioValueUsd"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "weights":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("weights"))
+			data, err := ec.unmarshalNWeightInput2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWeightInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Weights = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalNAllocationReason2githubᚗcomᚋobsqraᚋobsqraᚐAllocationReason(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "txHash":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("txHash"))
+			data, err := ec.unmarshalOString2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TxHash = data
+		case "suggestionId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("suggestionId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SuggestionID = data
+		case "portfolioValueUsd":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("portfolioValueUsd"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PortfolioValueUsd = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRecordAllocationInput unmarshals raw into the RecordAllocationInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRecordAllocationInput(ctx context.Context, raw any) (obsqra.RecordAllocationInput, error) {
+	var out obsqra.RecordAllocationInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RecordAllocationInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputRegisterInput(ctx context.Context, obj any) (RegisterInput, error) {
 	var it RegisterInput
 	if obj == nil {
@@ -8015,6 +13709,55 @@ func UnmarshalUpsertProtocolInput(ctx context.Context, raw any) (UpsertProtocolI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputWeightInput(ctx context.Context, obj any) (obsqra.WeightInput, error) {
+	var it obsqra.WeightInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"protocol", "weightBps"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "protocol":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("protocol"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Protocol = data
+		case "weightBps":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("weightBps"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WeightBps = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalWeightInput unmarshals raw into the WeightInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalWeightInput(ctx context.Context, raw any) (obsqra.WeightInput, error) {
+	var out obsqra.WeightInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "WeightInput", raw, &out)
+	return out, err
+}
+
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
@@ -8033,11 +13776,21 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._RiskScore(ctx, sel, obj)
+	case *obsqra.RebalanceSuggestion:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._RebalanceSuggestion(ctx, sel, obj)
 	case *obsqra.Protocol:
 		if obj == nil {
 			return graphql.Null
 		}
 		return ec._Protocol(ctx, sel, obj)
+	case *obsqra.Prediction:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Prediction(ctx, sel, obj)
 	case *obsqra.MetricsSample:
 		if obj == nil {
 			return graphql.Null
@@ -8048,6 +13801,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Decision(ctx, sel, obj)
+	case *obsqra.Allocation:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Allocation(ctx, sel, obj)
 	default:
 		if typedObj, ok := obj.(graphql.Marshaler); ok {
 			return typedObj
@@ -8060,6 +13818,230 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 // endregion ************************** interface.gotpl ***************************
 
 // region    **************************** object.gotpl ****************************
+
+var allocationImplementors = []string{"Allocation", "Node"}
+
+func (ec *executionContext) _Allocation(ctx context.Context, sel ast.SelectionSet, obj *obsqra.Allocation) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, allocationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Allocation")
+		case "id":
+			out.Values[i] = ec._Allocation_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "weights":
+			out.Values[i] = ec._Allocation_weights(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reason":
+			out.Values[i] = ec._Allocation_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "txHash":
+			out.Values[i] = ec._Allocation_txHash(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "suggestion":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Allocation_suggestion(ctx, field, obj)
+				})
+		case "portfolioValueUsd":
+			out.Values[i] = ec._Allocation_portfolioValueUsd(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._Allocation_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "decisionId":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Allocation_decisionId(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var allocationConnectionImplementors = []string{"AllocationConnection"}
+
+func (ec *executionContext) _AllocationConnection(ctx context.Context, sel ast.SelectionSet, obj *AllocationConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, allocationConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AllocationConnection")
+		case "edges":
+			out.Values[i] = ec._AllocationConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._AllocationConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var allocationEdgeImplementors = []string{"AllocationEdge"}
+
+func (ec *executionContext) _AllocationEdge(ctx context.Context, sel ast.SelectionSet, obj *AllocationEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, allocationEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AllocationEdge")
+		case "cursor":
+			out.Values[i] = ec._AllocationEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._AllocationEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var allocationPlanImplementors = []string{"AllocationPlan"}
+
+func (ec *executionContext) _AllocationPlan(ctx context.Context, sel ast.SelectionSet, obj *obsqra.AllocationPlan) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, allocationPlanImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AllocationPlan")
+		case "weights":
+			out.Values[i] = ec._AllocationPlan_weights(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expectedApyBps":
+			out.Values[i] = ec._AllocationPlan_expectedApyBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "portfolioRiskScore":
+			out.Values[i] = ec._AllocationPlan_portfolioRiskScore(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "constraintsMet":
+			out.Values[i] = ec._AllocationPlan_constraintsMet(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "parityWeights":
+			out.Values[i] = ec._AllocationPlan_parityWeights(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "riskTolerance":
+			out.Values[i] = ec._AllocationPlan_riskTolerance(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "maxSingleBps":
+			out.Values[i] = ec._AllocationPlan_maxSingleBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "minDiversification":
+			out.Values[i] = ec._AllocationPlan_minDiversification(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "portfolioValueUsd":
+			out.Values[i] = ec._AllocationPlan_portfolioValueUsd(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "horizonDays":
+			out.Values[i] = ec._AllocationPlan_horizonDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
 
 var authPayloadImplementors = []string{"AuthPayload"}
 
@@ -8096,6 +14078,285 @@ func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionS
 			out.Values[i] = ec._AuthPayload_user(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var backtestReportImplementors = []string{"BacktestReport"}
+
+func (ec *executionContext) _BacktestReport(ctx context.Context, sel ast.SelectionSet, obj *obsqra.BacktestReport) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, backtestReportImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BacktestReport")
+		case "protocols":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._BacktestReport_protocols(ctx, field, obj)
+				})
+		case "horizonDays":
+			out.Values[i] = ec._BacktestReport_horizonDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "windowDays":
+			out.Values[i] = ec._BacktestReport_windowDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "from":
+			out.Values[i] = ec._BacktestReport_from(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "to":
+			out.Values[i] = ec._BacktestReport_to(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "forecasts":
+			out.Values[i] = ec._BacktestReport_forecasts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "mae":
+			out.Values[i] = ec._BacktestReport_mae(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "relativeMae":
+			out.Values[i] = ec._BacktestReport_relativeMae(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "coverage80":
+			out.Values[i] = ec._BacktestReport_coverage80(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "coverage95":
+			out.Values[i] = ec._BacktestReport_coverage95(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "calibration":
+			out.Values[i] = ec._BacktestReport_calibration(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "strategies":
+			out.Values[i] = ec._BacktestReport_strategies(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var calibrationBinImplementors = []string{"CalibrationBin"}
+
+func (ec *executionContext) _CalibrationBin(ctx context.Context, sel ast.SelectionSet, obj *obsqra.CalibrationBin) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, calibrationBinImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CalibrationBin")
+		case "confidenceFrom":
+			out.Values[i] = ec._CalibrationBin_confidenceFrom(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "confidenceTo":
+			out.Values[i] = ec._CalibrationBin_confidenceTo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "predicted":
+			out.Values[i] = ec._CalibrationBin_predicted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "observed":
+			out.Values[i] = ec._CalibrationBin_observed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._CalibrationBin_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var dashboardImplementors = []string{"Dashboard"}
+
+func (ec *executionContext) _Dashboard(ctx context.Context, sel ast.SelectionSet, obj *obsqra.Dashboard) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dashboardImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Dashboard")
+		case "windowDays":
+			out.Values[i] = ec._Dashboard_windowDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "latestAllocation":
+			out.Values[i] = ec._Dashboard_latestAllocation(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "expectedApyBps":
+			out.Values[i] = ec._Dashboard_expectedApyBps(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "portfolioRiskScore":
+			out.Values[i] = ec._Dashboard_portfolioRiskScore(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "portfolioRiskChange":
+			out.Values[i] = ec._Dashboard_portfolioRiskChange(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "protocols":
+			out.Values[i] = ec._Dashboard_protocols(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "realisedApyBps":
+			out.Values[i] = ec._Dashboard_realisedApyBps(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "pendingSuggestion":
+			out.Values[i] = ec._Dashboard_pendingSuggestion(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var dashboardProtocolImplementors = []string{"DashboardProtocol"}
+
+func (ec *executionContext) _DashboardProtocol(ctx context.Context, sel ast.SelectionSet, obj *obsqra.DashboardProtocol) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dashboardProtocolImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DashboardProtocol")
+		case "protocol":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DashboardProtocol_protocol(ctx, field, obj)
+				})
+		case "weightBps":
+			out.Values[i] = ec._DashboardProtocol_weightBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "riskScore":
+			out.Values[i] = ec._DashboardProtocol_riskScore(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "riskChange":
+			out.Values[i] = ec._DashboardProtocol_riskChange(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "apyBps":
+			out.Values[i] = ec._DashboardProtocol_apyBps(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "apyChangeBps":
+			out.Values[i] = ec._DashboardProtocol_apyChangeBps(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "apySlopeBpsPerDay":
+			out.Values[i] = ec._DashboardProtocol_apySlopeBpsPerDay(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "expectedApyBps":
+			out.Values[i] = ec._DashboardProtocol_expectedApyBps(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -8219,6 +14480,104 @@ func (ec *executionContext) _DecisionVerification(ctx context.Context, sel ast.S
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._DecisionVerification_brokenAt(ctx, field, obj)
 				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var forecastImplementors = []string{"Forecast"}
+
+func (ec *executionContext) _Forecast(ctx context.Context, sel ast.SelectionSet, obj *obsqra.Forecast) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, forecastImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Forecast")
+		case "kind":
+			out.Values[i] = ec._Forecast_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "horizonDays":
+			out.Values[i] = ec._Forecast_horizonDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "target":
+			out.Values[i] = ec._Forecast_target(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "point":
+			out.Values[i] = ec._Forecast_point(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lower80":
+			out.Values[i] = ec._Forecast_lower80(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "upper80":
+			out.Values[i] = ec._Forecast_upper80(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lower95":
+			out.Values[i] = ec._Forecast_lower95(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "upper95":
+			out.Values[i] = ec._Forecast_upper95(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "confidence":
+			out.Values[i] = ec._Forecast_confidence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "tolerance":
+			out.Values[i] = ec._Forecast_tolerance(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "model":
+			out.Values[i] = ec._Forecast_model(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "modelVersion":
+			out.Values[i] = ec._Forecast_modelVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "windowStart":
+			out.Values[i] = ec._Forecast_windowStart(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "windowEnd":
+			out.Values[i] = ec._Forecast_windowEnd(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -8488,6 +14847,74 @@ func (ec *executionContext) _MetricsSampleEdge(ctx context.Context, sel ast.Sele
 	return out
 }
 
+var modelPerformanceImplementors = []string{"ModelPerformance"}
+
+func (ec *executionContext) _ModelPerformance(ctx context.Context, sel ast.SelectionSet, obj *obsqra.ModelPerformance) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, modelPerformanceImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ModelPerformance")
+		case "kind":
+			out.Values[i] = ec._ModelPerformance_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "horizonDays":
+			out.Values[i] = ec._ModelPerformance_horizonDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "windowDays":
+			out.Values[i] = ec._ModelPerformance_windowDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._ModelPerformance_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "mae":
+			out.Values[i] = ec._ModelPerformance_mae(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "relativeMae":
+			out.Values[i] = ec._ModelPerformance_relativeMae(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "coverage80":
+			out.Values[i] = ec._ModelPerformance_coverage80(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "calibration":
+			out.Values[i] = ec._ModelPerformance_calibration(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -8563,6 +14990,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "runOptimization":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_runOptimization(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "recordAllocation":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_recordAllocation(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "upsertProtocol":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_upsertProtocol(ctx, field)
@@ -8590,6 +15031,61 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var optimizationRunImplementors = []string{"OptimizationRun"}
+
+func (ec *executionContext) _OptimizationRun(ctx context.Context, sel ast.SelectionSet, obj *obsqra.OptimizationRun) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, optimizationRunImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OptimizationRun")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OptimizationRun_id(ctx, field, obj)
+				})
+		case "plan":
+			out.Values[i] = ec._OptimizationRun_plan(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._OptimizationRun_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "decisionId":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OptimizationRun_decisionId(ctx, field, obj)
+				})
+		case "suggestion":
+			out.Values[i] = ec._OptimizationRun_suggestion(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -8637,6 +15133,224 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		case "endCursor":
 			out.Values[i] = ec._PageInfo_endCursor(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var portfolioRiskPointImplementors = []string{"PortfolioRiskPoint"}
+
+func (ec *executionContext) _PortfolioRiskPoint(ctx context.Context, sel ast.SelectionSet, obj *obsqra.PortfolioRiskPoint) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, portfolioRiskPointImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PortfolioRiskPoint")
+		case "date":
+			out.Values[i] = ec._PortfolioRiskPoint_date(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "riskScore":
+			out.Values[i] = ec._PortfolioRiskPoint_riskScore(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var predictionImplementors = []string{"Prediction", "Node"}
+
+func (ec *executionContext) _Prediction(ctx context.Context, sel ast.SelectionSet, obj *obsqra.Prediction) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, predictionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Prediction")
+		case "id":
+			out.Values[i] = ec._Prediction_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "kind":
+			out.Values[i] = ec._Prediction_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "protocol":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Prediction_protocol(ctx, field, obj)
+				})
+		case "horizonDays":
+			out.Values[i] = ec._Prediction_horizonDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "target":
+			out.Values[i] = ec._Prediction_target(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "point":
+			out.Values[i] = ec._Prediction_point(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lower80":
+			out.Values[i] = ec._Prediction_lower80(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "upper80":
+			out.Values[i] = ec._Prediction_upper80(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "confidence":
+			out.Values[i] = ec._Prediction_confidence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "tolerance":
+			out.Values[i] = ec._Prediction_tolerance(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "modelVersion":
+			out.Values[i] = ec._Prediction_modelVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "inputsDigest":
+			out.Values[i] = ec._Prediction_inputsDigest(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._Prediction_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "actual":
+			out.Values[i] = ec._Prediction_actual(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "error":
+			out.Values[i] = ec._Prediction_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var predictionConnectionImplementors = []string{"PredictionConnection"}
+
+func (ec *executionContext) _PredictionConnection(ctx context.Context, sel ast.SelectionSet, obj *PredictionConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, predictionConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PredictionConnection")
+		case "edges":
+			out.Values[i] = ec._PredictionConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._PredictionConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var predictionEdgeImplementors = []string{"PredictionEdge"}
+
+func (ec *executionContext) _PredictionEdge(ctx context.Context, sel ast.SelectionSet, obj *PredictionEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, predictionEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PredictionEdge")
+		case "cursor":
+			out.Values[i] = ec._PredictionEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._PredictionEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -8800,6 +15514,18 @@ func (ec *executionContext) _Protocol(ctx context.Context, sel ast.SelectionSet,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Protocol_riskHistory(ctx, field, obj)
 				})
+		case "yieldForecast":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Protocol_yieldForecast(ctx, field, obj)
+				})
+		case "riskForecast":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Protocol_riskForecast(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -8848,6 +15574,54 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_me(ctx, field)
 				})
+		case "predictions":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_predictions(ctx, field)
+				})
+		case "modelPerformance":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_modelPerformance(ctx, field)
+				})
+		case "backtest":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_backtest(ctx, field)
+				})
+		case "optimizeAllocation":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_optimizeAllocation(ctx, field)
+				})
+		case "rebalanceSuggestion":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_rebalanceSuggestion(ctx, field)
+				})
+		case "allocationHistory":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_allocationHistory(ctx, field)
+				})
+		case "dashboard":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_dashboard(ctx, field)
+				})
+		case "portfolioRiskHistory":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_portfolioRiskHistory(ctx, field)
+				})
 		case "protocols":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -8895,6 +15669,154 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___schema(ctx, field)
 			})
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var rebalanceSuggestionImplementors = []string{"RebalanceSuggestion", "Node"}
+
+func (ec *executionContext) _RebalanceSuggestion(ctx context.Context, sel ast.SelectionSet, obj *obsqra.RebalanceSuggestion) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rebalanceSuggestionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RebalanceSuggestion")
+		case "id":
+			out.Values[i] = ec._RebalanceSuggestion_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "current":
+			out.Values[i] = ec._RebalanceSuggestion_current(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "target":
+			out.Values[i] = ec._RebalanceSuggestion_target(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "trades":
+			out.Values[i] = ec._RebalanceSuggestion_trades(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "expectedImprovementBps":
+			out.Values[i] = ec._RebalanceSuggestion_expectedImprovementBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "costUsd":
+			out.Values[i] = ec._RebalanceSuggestion_costUsd(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "breakEvenDays":
+			out.Values[i] = ec._RebalanceSuggestion_breakEvenDays(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "clearsThreshold":
+			out.Values[i] = ec._RebalanceSuggestion_clearsThreshold(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "thresholdBps":
+			out.Values[i] = ec._RebalanceSuggestion_thresholdBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "confidence":
+			out.Values[i] = ec._RebalanceSuggestion_confidence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "tolerance":
+			out.Values[i] = ec._RebalanceSuggestion_tolerance(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "plan":
+			out.Values[i] = ec._RebalanceSuggestion_plan(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "decisionId":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RebalanceSuggestion_decisionId(ctx, field, obj)
+				})
+		case "createdAt":
+			out.Values[i] = ec._RebalanceSuggestion_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var rebalanceTradeImplementors = []string{"RebalanceTrade"}
+
+func (ec *executionContext) _RebalanceTrade(ctx context.Context, sel ast.SelectionSet, obj *obsqra.RebalanceTrade) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rebalanceTradeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RebalanceTrade")
+		case "protocol":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RebalanceTrade_protocol(ctx, field, obj)
+				})
+		case "fromBps":
+			out.Values[i] = ec._RebalanceTrade_fromBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "toBps":
+			out.Values[i] = ec._RebalanceTrade_toBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "amountUsd":
+			out.Values[i] = ec._RebalanceTrade_amountUsd(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -9375,6 +16297,69 @@ func (ec *executionContext) _SchedulerJob(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var strategyResultImplementors = []string{"StrategyResult"}
+
+func (ec *executionContext) _StrategyResult(ctx context.Context, sel ast.SelectionSet, obj *obsqra.StrategyResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, strategyResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StrategyResult")
+		case "strategy":
+			out.Values[i] = ec._StrategyResult_strategy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "realisedYieldBps":
+			out.Values[i] = ec._StrategyResult_realisedYieldBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "volatilityBps":
+			out.Values[i] = ec._StrategyResult_volatilityBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "worstDrawdownBps":
+			out.Values[i] = ec._StrategyResult_worstDrawdownBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "turnover":
+			out.Values[i] = ec._StrategyResult_turnover(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rebalances":
+			out.Values[i] = ec._StrategyResult_rebalances(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "costBps":
+			out.Values[i] = ec._StrategyResult_costBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
@@ -9452,6 +16437,45 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			out.Values[i] = ec._User_preferences(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var weightImplementors = []string{"Weight"}
+
+func (ec *executionContext) _Weight(ctx context.Context, sel ast.SelectionSet, obj *obsqra.Weight) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, weightImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Weight")
+		case "protocol":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Weight_protocol(ctx, field, obj)
+				})
+		case "weightBps":
+			out.Values[i] = ec._Weight_weightBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -9832,12 +16856,82 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) marshalNAllocation2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐAllocation(ctx context.Context, sel ast.SelectionSet, v *obsqra.Allocation) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Allocation!")
+		return graphql.Null
+	}
+	return ec._Allocation(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAllocationConnection2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐAllocationConnection(ctx context.Context, sel ast.SelectionSet, v *AllocationConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AllocationConnection!")
+		return graphql.Null
+	}
+	return ec._AllocationConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAllocationEdge2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐAllocationEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*AllocationEdge) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAllocationEdge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐAllocationEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAllocationEdge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐAllocationEdge(ctx context.Context, sel ast.SelectionSet, v *AllocationEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AllocationEdge!")
+		return graphql.Null
+	}
+	return ec._AllocationEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAllocationPlan2githubᚗcomᚋobsqraᚋobsqraᚐAllocationPlan(ctx context.Context, sel ast.SelectionSet, v obsqra.AllocationPlan) graphql.Marshaler {
+	return ec._AllocationPlan(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNAllocationPlan2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐAllocationPlan(ctx context.Context, sel ast.SelectionSet, v *obsqra.AllocationPlan) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AllocationPlan!")
+		return graphql.Null
+	}
+	return ec._AllocationPlan(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAllocationReason2githubᚗcomᚋobsqraᚋobsqraᚐAllocationReason(ctx context.Context, v any) (obsqra.AllocationReason, error) {
+	var res obsqra.AllocationReason
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAllocationReason2githubᚗcomᚋobsqraᚋobsqraᚐAllocationReason(ctx context.Context, sel ast.SelectionSet, v obsqra.AllocationReason) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNAuthPayload2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐAuthPayload(ctx context.Context, sel ast.SelectionSet, v *obsqra.AuthPayload) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AuthPayload!")
 		return graphql.Null
 	}
 	return ec._AuthPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNBacktestReport2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐBacktestReport(ctx context.Context, sel ast.SelectionSet, v *obsqra.BacktestReport) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "BacktestReport!")
+		return graphql.Null
+	}
+	return ec._BacktestReport(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
@@ -9854,9 +16948,57 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNCalibrationBin2githubᚗcomᚋobsqraᚋobsqraᚐCalibrationBin(ctx context.Context, sel ast.SelectionSet, v obsqra.CalibrationBin) graphql.Marshaler {
+	return ec._CalibrationBin(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNCalibrationBin2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐCalibrationBinᚄ(ctx context.Context, sel ast.SelectionSet, v []obsqra.CalibrationBin) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCalibrationBin2githubᚗcomᚋobsqraᚋobsqraᚐCalibrationBin(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNChangePasswordInput2githubᚗcomᚋobsqraᚋobsqraᚋgraphᚐChangePasswordInput(ctx context.Context, v any) (ChangePasswordInput, error) {
 	res, err := ec.unmarshalInputChangePasswordInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDashboard2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDashboard(ctx context.Context, sel ast.SelectionSet, v *obsqra.Dashboard) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Dashboard!")
+		return graphql.Null
+	}
+	return ec._Dashboard(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDashboardProtocol2githubᚗcomᚋobsqraᚋobsqraᚐDashboardProtocol(ctx context.Context, sel ast.SelectionSet, v obsqra.DashboardProtocol) graphql.Marshaler {
+	return ec._DashboardProtocol(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNDashboardProtocol2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐDashboardProtocolᚄ(ctx context.Context, sel ast.SelectionSet, v []obsqra.DashboardProtocol) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDashboardProtocol2githubᚗcomᚋobsqraᚋobsqraᚐDashboardProtocol(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNDate2githubᚗcomᚋobsqraᚋobsqraᚐDate(ctx context.Context, v any) (obsqra.Date, error) {
@@ -9866,6 +17008,16 @@ func (ec *executionContext) unmarshalNDate2githubᚗcomᚋobsqraᚋobsqraᚐDate
 }
 
 func (ec *executionContext) marshalNDate2githubᚗcomᚋobsqraᚋobsqraᚐDate(ctx context.Context, sel ast.SelectionSet, v obsqra.Date) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNDecimal2githubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx context.Context, v any) (obsqra.Decimal, error) {
+	var res obsqra.Decimal
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDecimal2githubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx context.Context, sel ast.SelectionSet, v obsqra.Decimal) graphql.Marshaler {
 	return v
 }
 
@@ -9907,6 +17059,14 @@ func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.S
 		graphql.AddInvalidNullFromMarshaler(ctx, "Float!")
 	}
 	return graphql.WrapContextMarshaler(ctx, res)
+}
+
+func (ec *executionContext) marshalNForecast2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐForecast(ctx context.Context, sel ast.SelectionSet, v *obsqra.Forecast) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Forecast!")
+		return graphql.Null
+	}
+	return ec._Forecast(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
@@ -10069,12 +17229,102 @@ func (ec *executionContext) marshalNMetricsSampleEdge2ᚖgithubᚗcomᚋobsqra�
 	return ec._MetricsSampleEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNModelPerformance2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐModelPerformance(ctx context.Context, sel ast.SelectionSet, v *obsqra.ModelPerformance) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ModelPerformance!")
+		return graphql.Null
+	}
+	return ec._ModelPerformance(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNOptimizationRun2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐOptimizationRun(ctx context.Context, sel ast.SelectionSet, v *obsqra.OptimizationRun) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OptimizationRun!")
+		return graphql.Null
+	}
+	return ec._OptimizationRun(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *PageInfo) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "PageInfo!")
 		return graphql.Null
 	}
 	return ec._PageInfo(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPortfolioRiskPoint2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐPortfolioRiskPointᚄ(ctx context.Context, sel ast.SelectionSet, v []*obsqra.PortfolioRiskPoint) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPortfolioRiskPoint2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐPortfolioRiskPoint(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPortfolioRiskPoint2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐPortfolioRiskPoint(ctx context.Context, sel ast.SelectionSet, v *obsqra.PortfolioRiskPoint) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PortfolioRiskPoint!")
+		return graphql.Null
+	}
+	return ec._PortfolioRiskPoint(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPrediction2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐPrediction(ctx context.Context, sel ast.SelectionSet, v *obsqra.Prediction) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Prediction!")
+		return graphql.Null
+	}
+	return ec._Prediction(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPredictionConnection2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPredictionConnection(ctx context.Context, sel ast.SelectionSet, v *PredictionConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PredictionConnection!")
+		return graphql.Null
+	}
+	return ec._PredictionConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPredictionEdge2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPredictionEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*PredictionEdge) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPredictionEdge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPredictionEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPredictionEdge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPredictionEdge(ctx context.Context, sel ast.SelectionSet, v *PredictionEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PredictionEdge!")
+		return graphql.Null
+	}
+	return ec._PredictionEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNPredictionKind2githubᚗcomᚋobsqraᚋobsqraᚐPredictionKind(ctx context.Context, v any) (obsqra.PredictionKind, error) {
+	var res obsqra.PredictionKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPredictionKind2githubᚗcomᚋobsqraᚋobsqraᚐPredictionKind(ctx context.Context, sel ast.SelectionSet, v obsqra.PredictionKind) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNPreferences2githubᚗcomᚋobsqraᚋobsqraᚐPreferences(ctx context.Context, sel ast.SelectionSet, v obsqra.Preferences) graphql.Marshaler {
@@ -10113,6 +17363,31 @@ func (ec *executionContext) unmarshalNProtocolCategory2githubᚗcomᚋobsqraᚋo
 
 func (ec *executionContext) marshalNProtocolCategory2githubᚗcomᚋobsqraᚋobsqraᚐProtocolCategory(ctx context.Context, sel ast.SelectionSet, v obsqra.ProtocolCategory) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNRebalanceTrade2githubᚗcomᚋobsqraᚋobsqraᚐRebalanceTrade(ctx context.Context, sel ast.SelectionSet, v obsqra.RebalanceTrade) graphql.Marshaler {
+	return ec._RebalanceTrade(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNRebalanceTrade2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐRebalanceTradeᚄ(ctx context.Context, sel ast.SelectionSet, v []obsqra.RebalanceTrade) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRebalanceTrade2githubᚗcomᚋobsqraᚋobsqraᚐRebalanceTrade(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNRecordAllocationInput2githubᚗcomᚋobsqraᚋobsqraᚐRecordAllocationInput(ctx context.Context, v any) (obsqra.RecordAllocationInput, error) {
+	res, err := ec.unmarshalInputRecordAllocationInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNRegisterInput2githubᚗcomᚋobsqraᚋobsqraᚋgraphᚐRegisterInput(ctx context.Context, v any) (RegisterInput, error) {
@@ -10238,6 +17513,26 @@ func (ec *executionContext) marshalNSchedulerJob2ᚖgithubᚗcomᚋobsqraᚋobsq
 	return ec._SchedulerJob(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNStrategyResult2githubᚗcomᚋobsqraᚋobsqraᚐStrategyResult(ctx context.Context, sel ast.SelectionSet, v obsqra.StrategyResult) graphql.Marshaler {
+	return ec._StrategyResult(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNStrategyResult2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐStrategyResultᚄ(ctx context.Context, sel ast.SelectionSet, v []obsqra.StrategyResult) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNStrategyResult2githubᚗcomᚋobsqraᚋobsqraᚐStrategyResult(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -10282,6 +17577,45 @@ func (ec *executionContext) marshalNUser2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐUse
 		return graphql.Null
 	}
 	return ec._User(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWeight2githubᚗcomᚋobsqraᚋobsqraᚐWeight(ctx context.Context, sel ast.SelectionSet, v obsqra.Weight) graphql.Marshaler {
+	return ec._Weight(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNWeight2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWeightᚄ(ctx context.Context, sel ast.SelectionSet, v []obsqra.Weight) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWeight2githubᚗcomᚋobsqraᚋobsqraᚐWeight(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNWeightInput2githubᚗcomᚋobsqraᚋobsqraᚐWeightInput(ctx context.Context, v any) (obsqra.WeightInput, error) {
+	res, err := ec.unmarshalInputWeightInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNWeightInput2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWeightInputᚄ(ctx context.Context, v any) ([]obsqra.WeightInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]obsqra.WeightInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNWeightInput2githubᚗcomᚋobsqraᚋobsqraᚐWeightInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
@@ -10426,6 +17760,13 @@ func (ec *executionContext) marshalN__TypeKind2string(ctx context.Context, sel a
 	return res
 }
 
+func (ec *executionContext) marshalOAllocation2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐAllocation(ctx context.Context, sel ast.SelectionSet, v *obsqra.Allocation) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Allocation(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -10470,6 +17811,23 @@ func (ec *executionContext) marshalODecimal2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐ
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel ast.SelectionSet, v *float64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalFloatContext(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
@@ -10538,11 +17896,50 @@ func (ec *executionContext) marshalONode2githubᚗcomᚋobsqraᚋobsqraᚐNode(c
 	return ec._Node(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOOptimizeAllocationInput2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐOptimizeAllocationInput(ctx context.Context, v any) (*obsqra.OptimizeAllocationInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputOptimizeAllocationInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOPredictionFilter2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐPredictionFilter(ctx context.Context, v any) (*obsqra.PredictionFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputPredictionFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOPredictionKind2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐPredictionKind(ctx context.Context, v any) (*obsqra.PredictionKind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(obsqra.PredictionKind)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOPredictionKind2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐPredictionKind(ctx context.Context, sel ast.SelectionSet, v *obsqra.PredictionKind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) marshalOProtocol2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocol(ctx context.Context, sel ast.SelectionSet, v *obsqra.Protocol) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Protocol(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalORebalanceSuggestion2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRebalanceSuggestion(ctx context.Context, sel ast.SelectionSet, v *obsqra.RebalanceSuggestion) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RebalanceSuggestion(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalORiskParamsInput2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskParamsPatch(ctx context.Context, v any) (*obsqra.RiskParamsPatch, error) {

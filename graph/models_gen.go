@@ -6,6 +6,16 @@ import (
 	"github.com/obsqra/obsqra"
 )
 
+type AllocationConnection struct {
+	Edges    []*AllocationEdge `json:"edges"`
+	PageInfo *PageInfo         `json:"pageInfo"`
+}
+
+type AllocationEdge struct {
+	Cursor string             `json:"cursor"`
+	Node   *obsqra.Allocation `json:"node"`
+}
+
 type ChangePasswordInput struct {
 	CurrentPassword string `json:"currentPassword"`
 	// 8 characters to 72 bytes.
@@ -39,6 +49,16 @@ type PageInfo struct {
 	HasPreviousPage bool    `json:"hasPreviousPage"`
 	StartCursor     *string `json:"startCursor,omitempty"`
 	EndCursor       *string `json:"endCursor,omitempty"`
+}
+
+type PredictionConnection struct {
+	Edges    []*PredictionEdge `json:"edges"`
+	PageInfo *PageInfo         `json:"pageInfo"`
+}
+
+type PredictionEdge struct {
+	Cursor string             `json:"cursor"`
+	Node   *obsqra.Prediction `json:"node"`
 }
 
 type RegisterInput struct {

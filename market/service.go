@@ -70,6 +70,8 @@ type Config struct {
 	Logger      *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// DecisionKinds verify the decisions of kinds other services record.
+	DecisionKinds map[obsqra.DecisionKind]DecisionKind
 }
 
 // Service holds the market use cases. Resolvers, the importer and the
@@ -314,6 +316,20 @@ func (s *Service) SetRiskParams(ctx context.Context, patch obsqra.RiskParamsPatc
 	return out, err
 }
 
+// ActiveModel returns the scoring model of the active risk parameters, and
+// the parameters. Errors: only internal ones.
+func (s *Service) ActiveModel(ctx context.Context) (*ml.Model, *obsqra.RiskParams, error) {
+	p, err := s.db.ActiveRiskParams(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := s.model(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, p, nil
+}
+
 // mlParams converts stored parameters to the formula's.
 func mlParams(p obsqra.RiskParams) ml.Params {
 	return ml.Params{
@@ -434,9 +450,9 @@ func (s *Service) VerifyDecision(ctx context.Context, id int64) (*obsqra.Decisio
 	if err != nil {
 		return nil, err
 	}
-	if d.Kind != obsqra.DecisionRiskScore && !obsqra.UserFromContext(ctx).IsAdmin() {
-		// Decisions of other kinds belong to users (allocations, later):
-		// as node(id:) does, the server does not say they exist.
+	if !s.DecisionVisible(ctx, d) {
+		// Decisions of other kinds belong to users: as node(id:) does,
+		// the server does not say they exist.
 		return nil, obsqra.Errorf(obsqra.ENOTFOUND, "decision not found")
 	}
 	v := &obsqra.DecisionVerification{Decision: d}
@@ -449,7 +465,11 @@ func (s *Service) VerifyDecision(ctx context.Context, id int64) (*obsqra.Decisio
 			}
 		}
 	default:
-		return nil, obsqra.Errorf(obsqra.EINVALID, "decisions of kind %s cannot be recomputed here", d.Kind)
+		k, ok := s.cfg.DecisionKinds[d.Kind]
+		if !ok {
+			return nil, obsqra.Errorf(obsqra.EINVALID, "decisions of kind %s cannot be recomputed here", d.Kind)
+		}
+		v.Recomputed, v.Matches = k.Recompute(d)
 	}
 	s.mu.Lock()
 	w := s.verified
@@ -473,6 +493,32 @@ func (s *Service) VerifyDecision(ctx context.Context, id int64) (*obsqra.Decisio
 	}
 	v.ChainValid, v.BrokenAt = brokenAt == 0, brokenAt
 	return v, nil
+}
+
+// DecisionKind is how the market verifies decisions another service
+// records (an optimisation run, say): it recomputes them and names their
+// owner.
+type DecisionKind struct {
+	// Recompute computes the decision's output again from its recorded
+	// inputs and reports whether it is the recorded output.
+	Recompute func(d *obsqra.Decision) (obsqra.JSONObject, bool)
+	// Owner returns the user the decision was made for (0: none).
+	Owner func(d *obsqra.Decision) int64
+}
+
+// DecisionVisible reports whether the caller may see d: risk scores are
+// market-wide and public; a decision made for a user is theirs (and the
+// admins').
+func (s *Service) DecisionVisible(ctx context.Context, d *obsqra.Decision) bool {
+	if d.Kind == obsqra.DecisionRiskScore {
+		return true
+	}
+	u := obsqra.UserFromContext(ctx)
+	if u.IsAdmin() {
+		return true
+	}
+	k, ok := s.cfg.DecisionKinds[d.Kind]
+	return ok && u != nil && k.Owner(d) == u.ID
 }
 
 // chainPoint is a verified entry of the decision log: every entry up to

@@ -12,7 +12,9 @@ import (
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/graph"
+	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/market"
+	"github.com/obsqra/obsqra/portfolio"
 )
 
 // Resolver is the root of all resolvers; its fields are the services they
@@ -20,6 +22,10 @@ import (
 type Resolver struct {
 	Accounts *account.Service
 	Market   *market.Service
+	// Advisor makes forecasts, plans, suggestions and backtests.
+	Advisor *advisor.Service
+	// Portfolio keeps allocations and makes dashboards.
+	Portfolio *portfolio.Service
 	// Scheduler lists the scheduler's jobs; nil when none runs.
 	Scheduler Scheduler
 	// Live fans events out to subscriptions; nil when no hub runs (then
@@ -49,6 +55,15 @@ func NewExecutableSchema(r *Resolver) graphql.ExecutableSchema {
 	cfg := graph.Config{Resolvers: r}
 	cfg.Complexity.Protocol.MetricsHistory = historyComplexity
 	cfg.Complexity.Protocol.RiskHistory = historyComplexity
+	cfg.Complexity.Query.AllocationHistory = historyComplexity
+	cfg.Complexity.Query.Predictions = func(child int, _ *obsqra.PredictionFilter, first *int, after *string) int {
+		return historyComplexity(child, first, after, nil, nil)
+	}
+	// A backtest runs hundreds of forecasts (about a second of CPU for
+	// five protocols): at most two fit in one operation's budget.
+	cfg.Complexity.Query.Backtest = func(child int, _ []string, _ int, _ *int) int {
+		return saturatingAdd(backtestComplexity, child)
+	}
 	return schemaWithLoaders{graph.NewExecutableSchema(cfg)}
 }
 
@@ -64,6 +79,9 @@ func historyComplexity(childComplexity int, first *int, _ *string, _, _ *time.Ti
 	}
 	return saturatingAdd(saturatingMul(n, childComplexity), 1)
 }
+
+// backtestComplexity is the cost of one backtest in the complexity budget.
+const backtestComplexity = 2000
 
 // maxComplexity is the largest complexity: what gqlgen's walk saturates at
 // too, so a nested estimate can never wrap around to a small number.
@@ -140,21 +158,20 @@ func (r *queryResolver) Node(ctx context.Context, id string) (obsqra.Node, error
 		return nodeOrNil(r.Market.MetricsSample(ctx, n))
 	case obsqra.NodeRiskScore:
 		return nodeOrNil(r.Market.RiskScore(ctx, n))
+	case obsqra.NodePrediction:
+		return nodeOrNil(r.Advisor.Prediction(ctx, n))
+	case obsqra.NodeRebalanceSuggestion:
+		return nodeOrNil(r.Advisor.Suggestion(ctx, n))
+	case obsqra.NodeAllocation:
+		return nodeOrNil(r.Portfolio.Allocation(ctx, n))
 	case obsqra.NodeDecision:
 		d, err := r.Market.Decision(ctx, n)
-		if err == nil && d != nil && !decisionVisible(ctx, d) {
+		if err == nil && d != nil && !r.Market.DecisionVisible(ctx, d) {
 			return nil, nil
 		}
 		return nodeOrNil(d, err)
 	}
 	return nil, nil
-}
-
-// decisionVisible reports whether the caller may see d: risk scores are
-// market-wide and public; any other kind (a decision about one user's
-// allocation, say) is the admins' until node(id:) can tell whose it is.
-func decisionVisible(ctx context.Context, d *obsqra.Decision) bool {
-	return d.Kind == obsqra.DecisionRiskScore || obsqra.UserFromContext(ctx).IsAdmin()
 }
 
 // nodeOrNil turns a lookup's result into node(id:)'s: null for a missing

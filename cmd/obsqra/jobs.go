@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/config"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/scheduler"
@@ -23,7 +24,7 @@ const (
 )
 
 // newScheduler returns the scheduler with the server's periodic jobs.
-func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets *market.Service) (*scheduler.Scheduler, error) {
+func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets *market.Service, advice *advisor.Service) (*scheduler.Scheduler, error) {
 	jobs := []scheduler.Job{{
 		Name:     "prune",
 		Interval: cfg.PruneInterval,
@@ -59,6 +60,7 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets
 			Run:      markets.Poll,
 		})
 	}
+	jobs = append(jobs, adviceJobs(cfg, logger, advice)...)
 	// A follower retries, and a leader checks its lease, at least twice per
 	// shortest interval, so a crashed leader's jobs resume within two.
 	poll := scheduler.DefaultLeaderPoll

@@ -182,12 +182,18 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	jobs, err := newScheduler(db, cfg, logger, markets)
+	advice, err := newAdvisor(db, cfg, logger, markets)
+	if err != nil {
+		return err
+	}
+	jobs, err := newScheduler(db, cfg, logger, markets, advice)
 	if err != nil {
 		return err
 	}
 	hub := live.NewHub(db, live.Options{Logger: logger})
-	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Scheduler: jobs, Live: hub})
+	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{
+		Accounts: accounts, Market: markets, Advisor: advice, Portfolio: newPortfolio(db, cfg), Scheduler: jobs, Live: hub,
+	})
 	srv := server.New(server.Config{
 		Version:       version,
 		CORSOrigins:   cfg.CORSOrigins,

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/config"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/store"
@@ -31,6 +33,9 @@ func newMarket(db *store.DB, cfg *config.Config, logger *slog.Logger) (*market.S
 		TierThresholds: cfg.LiquidityTierUSD,
 		HistoryDays:    cfg.MarketHistoryDays,
 		Logger:         logger,
+		DecisionKinds: map[obsqra.DecisionKind]market.DecisionKind{
+			obsqra.DecisionOptimization: {Recompute: advisor.RecomputeOptimization, Owner: advisor.OptimizationOwner},
+		},
 	})
 }
 

@@ -122,13 +122,20 @@ func (r *queryResolver) OptimizeAllocation(ctx context.Context, input *obsqra.Op
 	if input != nil {
 		in = *input
 	}
-	return r.Advisor.OptimizeAllocation(ctx, in)
+	p, err := r.Advisor.OptimizeAllocation(ctx, in)
+	if err == nil {
+		weightSiblings(ctx, p.Weights)
+	}
+	return p, err
 }
 
 // RebalanceSuggestion resolves Query.rebalanceSuggestion: null while the
 // user holds no allocation.
 func (r *queryResolver) RebalanceSuggestion(ctx context.Context) (*obsqra.RebalanceSuggestion, error) {
 	s, err := r.Advisor.RebalanceSuggestion(ctx)
+	if err == nil {
+		weightSiblings(ctx, s.Target)
+	}
 	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
 		if _, authErr := obsqra.RequireUser(ctx); authErr == nil {
 			return nil, nil
@@ -161,7 +168,18 @@ func (r *queryResolver) Dashboard(ctx context.Context, windowDays *int) (*obsqra
 	if windowDays != nil {
 		w = *windowDays
 	}
-	return r.Portfolio.Dashboard(ctx, w)
+	d, err := r.Portfolio.Dashboard(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	l := loadersFrom(ctx)
+	for _, p := range d.Protocols {
+		l.addSiblingIDs(p.ProtocolID)
+	}
+	if d.PendingSuggestion != nil {
+		weightSiblings(ctx, d.PendingSuggestion.Target)
+	}
+	return d, nil
 }
 
 // PortfolioRiskHistory resolves Query.portfolioRiskHistory.
@@ -183,7 +201,11 @@ func (r *queryResolver) PortfolioRiskHistory(ctx context.Context, windowDays *in
 
 // RunOptimization resolves Mutation.runOptimization.
 func (r *mutationResolver) RunOptimization(ctx context.Context) (*obsqra.OptimizationRun, error) {
-	return r.Advisor.RunOptimization(ctx)
+	run, err := r.Advisor.RunOptimization(ctx)
+	if err == nil {
+		weightSiblings(ctx, run.Plan.Weights)
+	}
+	return run, err
 }
 
 // RecordAllocation resolves Mutation.recordAllocation.

@@ -1,12 +1,16 @@
 package resolvers_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"math"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -370,4 +374,109 @@ func zeros(n int) string {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// dashboardFields is everything a dashboard shows.
+const dashboardFields = `{ dashboard { windowDays latestAllocation { id reason createdAt weights { protocol { slug name } weightBps } }
+	expectedApyBps portfolioRiskScore portfolioRiskChange realisedApyBps
+	protocols { protocol { slug name latestRisk { score } } weightBps riskScore riskChange apyBps apyChangeBps apySlopeBpsPerDay expectedApyBps }
+	pendingSuggestion { id expectedImprovementBps trades { protocol { slug } fromBps toBps amountUsd } } } }`
+
+// allocate records an allocation of equal weights over slugs for token.
+func allocate(t testing.TB, h http.Handler, token string, slugs ...string) {
+	t.Helper()
+	var ws []map[string]any
+	for i, s := range slugs {
+		w := 10000 / len(slugs)
+		if i == 0 {
+			w += 10000 % len(slugs)
+		}
+		ws = append(ws, map[string]any{"protocol": s, "weightBps": w})
+	}
+	body := map[string]any{"in": map[string]any{"weights": ws}}
+	r := do(t, h, token, `mutation($in: RecordAllocationInput!) { recordAllocation(input: $in) { id } }`, body)
+	if len(r.Errors) > 0 {
+		t.Fatalf("recordAllocation: %+v", r.Errors)
+	}
+}
+
+// TestDashboardStatementCount checks that a dashboard costs the same
+// statements whatever the holdings and the window.
+func TestDashboardStatementCount(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newAdviceEnv(t, db)
+		e.ingestDays(t, 60, calm)
+		if _, err := e.advice.RefreshForecasts(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		count := func(token, query string) int64 {
+			before := db.Statements()
+			r := do(t, e.h, token, query, nil)
+			if len(r.Errors) > 0 {
+				t.Fatalf("%s: %+v", query, r.Errors)
+			}
+			return db.Statements() - before
+		}
+		two := registerVia(t, e.h, "two@example.com").AccessToken
+		allocate(t, e.h, two, "nostra", "zklend")
+		five := registerVia(t, e.h, "five@example.com").AccessToken
+		allocate(t, e.h, five, "nostra", "zklend", "vesu", "ekubo", "jediswap")
+		do(t, e.h, five, `{ rebalanceSuggestion { id } }`, nil)
+		n2, n5 := count(two, dashboardFields), count(five, dashboardFields)
+		n365 := count(five, `{ dashboard(windowDays: 365) { expectedApyBps protocols { protocol { slug } apySlopeBpsPerDay } } }`)
+		// The session and user, the allocations, the daily series, the
+		// forecasts, the latest suggestion, the protocols, their latest
+		// risk scores (one statement for all).
+		if n2 != n5 || n2 > 7 || n365 > n5 {
+			t.Fatalf("dashboard statements: %d for 2 protocols, %d for 5, %d for a year's window; want the same, at most 7", n2, n5, n365)
+		}
+	})
+}
+
+// BenchmarkUserDashboard measures the dashboard of a user holding 10
+// protocols with 365 days of history, through the HTTP handler.
+func BenchmarkUserDashboard(b *testing.B) {
+	eachDialect(b, func(b *testing.B, db *store.DB) {
+		e := newAdviceEnv(b, db)
+		admin := registerVia(b, e.h, "admin@example.com").AccessToken
+		regimes := map[string]regime{}
+		var slugs []string
+		for i := range 10 {
+			slug := []string{"nostra", "zklend", "vesu", "ekubo", "jediswap", "p6", "p7", "p8", "p9", "p10"}[i]
+			if i >= 5 {
+				r := do(b, e.h, admin, `mutation($in: UpsertProtocolInput!) { upsertProtocol(input: $in) { id } }`, map[string]any{"in": map[string]any{
+					"slug": slug, "name": slug, "category": "LENDING", "auditScore": 80, "launchedOn": "2023-01-01"}})
+				if len(r.Errors) > 0 {
+					b.Fatalf("upsertProtocol: %+v", r.Errors)
+				}
+			}
+			regimes[slug] = regime{apy: 300 + 40*i, util: 1000 + 800*i, wobble: 5 + i}
+			slugs = append(slugs, slug)
+		}
+		e.ingestDays(b, 365, regimes)
+		if _, err := e.advice.RefreshForecasts(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		user := registerVia(b, e.h, "user@example.com").AccessToken
+		allocate(b, e.h, user, slugs...)
+		do(b, e.h, user, `mutation { updatePreferences(input: {rebalanceThresholdBps: 0}) { id } }`, nil)
+		do(b, e.h, user, `{ rebalanceSuggestion { id } }`, nil)
+		for _, w := range []int{7, 365} {
+			b.Run("window"+strconv.Itoa(w), func(b *testing.B) {
+				body, _ := json.Marshal(map[string]any{"query": strings.Replace(dashboardFields, "dashboard {", "dashboard(windowDays: "+strconv.Itoa(w)+") {", 1)})
+				b.ReportAllocs()
+				for b.Loop() {
+					req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", "Bearer "+user)
+					rec := httptest.NewRecorder()
+					e.h.ServeHTTP(rec, req)
+					if rec.Code != http.StatusOK || bytes.Contains(rec.Body.Bytes(), []byte(`"errors"`)) || !bytes.Contains(rec.Body.Bytes(), []byte(`"pendingSuggestion":{`)) {
+						b.Fatalf("dashboard: %d %s", rec.Code, rec.Body)
+					}
+				}
+			})
+		}
+	})
 }

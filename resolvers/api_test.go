@@ -81,7 +81,7 @@ func (r gqlResponse) code() string {
 }
 
 // do posts a GraphQL request through the real handler.
-func do(t *testing.T, h http.Handler, token, query string, vars map[string]any) gqlResponse {
+func do(t testing.TB, h http.Handler, token, query string, vars map[string]any) gqlResponse {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
@@ -113,7 +113,7 @@ type authPayload struct {
 
 const authFields = `accessToken refreshToken tokenType expiresIn user { id email role }`
 
-func registerVia(t *testing.T, h http.Handler, email string) authPayload {
+func registerVia(t testing.TB, h http.Handler, email string) authPayload {
 	t.Helper()
 	r := do(t, h, "", `mutation($in: RegisterInput!) { register(input: $in) { `+authFields+` } }`,
 		map[string]any{"in": map[string]any{"email": email, "password": "correct horse", "fullName": "Ada"}})

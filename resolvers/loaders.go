@@ -62,6 +62,27 @@ func (l *loaders) addSiblings(ps ...*obsqra.Protocol) {
 	}
 }
 
+// addSiblingIDs registers protocols by id, for lists that hold protocol ids
+// (weights, dashboard rows) rather than protocols.
+func (l *loaders) addSiblingIDs(ids ...int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ids {
+		if !slices.Contains(l.siblings, id) {
+			l.siblings = append(l.siblings, id)
+		}
+	}
+}
+
+// weightSiblings registers the protocols of weights as siblings.
+func weightSiblings(ctx context.Context, ws []obsqra.Weight) {
+	ids := make([]int64, len(ws))
+	for i, w := range ws {
+		ids[i] = w.ProtocolID
+	}
+	loadersFrom(ctx).addSiblingIDs(ids...)
+}
+
 // batch is one load of a field for a set of protocols.
 type batch[V any] struct {
 	done chan struct{}

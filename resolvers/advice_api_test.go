@@ -480,3 +480,59 @@ func BenchmarkUserDashboard(b *testing.B) {
 		}
 	})
 }
+
+// TestAdviceBadInput checks that every bad argument of the advice API is a
+// BAD_USER_INPUT naming it, and that user-scoped fields need a sign-in.
+func TestAdviceBadInput(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newAdviceEnv(t, db)
+		e.ingestDays(t, 40, calm)
+		ada := registerVia(t, e.h, "ada@example.com").AccessToken
+		cases := []struct {
+			name, token, query, code, mention string
+		}{
+			{"forecast horizon 0", "", `{ protocol(slug: "zklend") { yieldForecast(horizonDays: 0) { point } } }`, "BAD_USER_INPUT", "horizonDays"},
+			{"forecast horizon 366", "", `{ protocol(slug: "zklend") { riskForecast(horizonDays: 366) { point } } }`, "BAD_USER_INPUT", "horizonDays"},
+			{"unknown slug", "", `{ optimizeAllocation(input: {protocols: ["nope"]}) { expectedApyBps } }`, "BAD_USER_INPUT", "input.protocols[0]"},
+			{"slug twice", "", `{ optimizeAllocation(input: {protocols: ["zklend", "zklend"]}) { expectedApyBps } }`, "BAD_USER_INPUT", "named twice"},
+			{"max single 0", "", `{ optimizeAllocation(input: {maxSingleBps: 0}) { expectedApyBps } }`, "BAD_USER_INPUT", "maxSingleBps"},
+			{"max single too small", "", `{ optimizeAllocation(input: {protocols: ["zklend", "vesu"], maxSingleBps: 4000}) { expectedApyBps } }`, "BAD_USER_INPUT", "maxSingleBps"},
+			{"diversification beyond protocols", "", `{ optimizeAllocation(input: {protocols: ["zklend", "vesu"], minDiversification: 3}) { expectedApyBps } }`, "BAD_USER_INPUT", "minDiversification"},
+			{"portfolio value 0", "", `{ optimizeAllocation(input: {portfolioValueUsd: "0"}) { expectedApyBps } }`, "BAD_USER_INPUT", "portfolioValueUsd"},
+			{"portfolio value float", "", `{ optimizeAllocation(input: {portfolioValueUsd: 1.5}) { expectedApyBps } }`, "BAD_USER_INPUT", ""},
+			{"dashboard window 0", ada, `{ dashboard(windowDays: 0) { windowDays } }`, "BAD_USER_INPUT", "windowDays"},
+			{"dashboard window 366", ada, `{ dashboard(windowDays: 366) { windowDays } }`, "BAD_USER_INPUT", "windowDays"},
+			{"risk history window", ada, `{ portfolioRiskHistory(windowDays: 0) { date } }`, "BAD_USER_INPUT", "windowDays"},
+			{"performance window", "", `{ modelPerformance(kind: YIELD_FORECAST, horizonDays: 7, windowDays: 0) { count } }`, "BAD_USER_INPUT", "windowDays"},
+			{"performance horizon", "", `{ modelPerformance(kind: RISK_FORECAST, horizonDays: 0) { count } }`, "BAD_USER_INPUT", "horizonDays"},
+			{"backtest window", "", `{ backtest(horizonDays: 7, windowDays: 91) { forecasts } }`, "BAD_USER_INPUT", "BACKTEST_WINDOW_DAYS"},
+			{"backtest slug", "", `{ backtest(protocols: ["nope"], horizonDays: 7) { forecasts } }`, "BAD_USER_INPUT", "nope"},
+			{"predictions first", "", `{ predictions(first: 0) { edges { cursor } } }`, "BAD_USER_INPUT", "first"},
+			{"predictions cursor", "", `{ predictions(after: "bogus") { edges { cursor } } }`, "BAD_USER_INPUT", "after"},
+			{"predictions protocol", "", `{ predictions(filter: {protocol: "nope"}) { edges { cursor } } }`, "BAD_USER_INPUT", "filter.protocol"},
+			{"allocation sum", ada, `mutation { recordAllocation(input: {weights: [{protocol: "zklend", weightBps: 9999}]}) { id } }`, "BAD_USER_INPUT", "10000"},
+			{"allocation slug", ada, `mutation { recordAllocation(input: {weights: [{protocol: "nope", weightBps: 10000}]}) { id } }`, "BAD_USER_INPUT", "input.weights[0].protocol"},
+			{"allocation twice", ada, `mutation { recordAllocation(input: {weights: [{protocol: "zklend", weightBps: 5000}, {protocol: "zklend", weightBps: 5000}]}) { id } }`, "BAD_USER_INPUT", "named twice"},
+			{"allocation negative", ada, `mutation { recordAllocation(input: {weights: [{protocol: "zklend", weightBps: 10001}, {protocol: "vesu", weightBps: -1}]}) { id } }`, "BAD_USER_INPUT", "weightBps"},
+			{"allocation tx hash", ada, `mutation { recordAllocation(input: {txHash: "0xZZ", weights: [{protocol: "zklend", weightBps: 10000}]}) { id } }`, "BAD_USER_INPUT", "felt"},
+			{"allocation suggestion id", ada, `mutation { recordAllocation(input: {suggestionId: "bogus", weights: [{protocol: "zklend", weightBps: 10000}]}) { id } }`, "BAD_USER_INPUT", "suggestionId"},
+			{"allocation signed out", "", `mutation { recordAllocation(input: {weights: [{protocol: "zklend", weightBps: 10000}]}) { id } }`, "UNAUTHENTICATED", ""},
+			{"dashboard signed out", "", `{ dashboard { windowDays } }`, "UNAUTHENTICATED", ""},
+			{"suggestion signed out", "", `{ rebalanceSuggestion { id } }`, "UNAUTHENTICATED", ""},
+			{"run signed out", "", `mutation { runOptimization { id } }`, "UNAUTHENTICATED", ""},
+			{"history signed out", "", `{ allocationHistory { edges { cursor } } }`, "UNAUTHENTICATED", ""},
+		}
+		for _, c := range cases {
+			r := do(t, e.h, c.token, c.query, nil)
+			if r.code() != c.code || !strings.Contains(r.Errors[0].Message, c.mention) {
+				t.Errorf("%s: errors %+v, want %s mentioning %q", c.name, r.Errors, c.code, c.mention)
+			}
+		}
+		// Nothing was recorded by the refused mutations.
+		r := do(t, e.h, ada, `{ allocationHistory { edges { cursor } } }`, nil)
+		if string(r.Data["allocationHistory"]) != `{"edges":[]}` {
+			t.Fatalf("allocationHistory after refused mutations = %s", r.Data["allocationHistory"])
+		}
+	})
+}

@@ -350,7 +350,9 @@ func (r *Resolver) DashboardProtocol() graph.DashboardProtocolResolver {
 }
 
 // OptimizationRun returns the resolvers of the OptimizationRun type.
-func (r *Resolver) OptimizationRun() graph.OptimizationRunResolver { return &optimizationRunResolver{r} }
+func (r *Resolver) OptimizationRun() graph.OptimizationRunResolver {
+	return &optimizationRunResolver{r}
+}
 
 // Prediction returns the resolvers of the Prediction type.
 func (r *Resolver) Prediction() graph.PredictionResolver { return &predictionResolver{r} }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
-	"github.com/obsqra/obsqra/graph"
 	"github.com/obsqra/obsqra/advisor"
+	"github.com/obsqra/obsqra/graph"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/portfolio"
 )

@@ -86,6 +86,10 @@ type DailyPoint struct {
 	UtilizationBps int
 	VolatilityBps  int
 	TvlUsd         *obsqra.Decimal
+	// RiskScore and LiquidityTier are the score of the day's sample and the
+	// liquidity tier it was scored with; nil when the sample is not scored.
+	RiskScore     *int
+	LiquidityTier *int
 }
 
 // RecordDaily makes m its day's point of the daily series unless a later
@@ -108,7 +112,8 @@ func (tx *Tx) RecordDaily(ctx context.Context, m *obsqra.MetricsSample) error {
 }
 
 // DailySeries returns each protocol's daily points with from ≤ day ≤ to,
-// oldest first, keyed by protocol id, in one statement.
+// oldest first, keyed by protocol id, with each day's risk score, in one
+// statement.
 // Errors: only internal ones.
 func (db *DB) DailySeries(ctx context.Context, protocolIDs []int64, from, to obsqra.Date) (map[int64][]DailyPoint, error) {
 	return dailySeries(ctx, db.conn(), protocolIDs, from, to)
@@ -130,9 +135,11 @@ func dailySeries(ctx context.Context, c conn, protocolIDs []int64, from, to obsq
 	}
 	args = append(args, from.String(), to.String())
 	rows, err := c.query(ctx, `
-		SELECT protocol_id, day, observed_at, sample_id, apy_bps, utilization_bps, volatility_bps, tvl_usd
-		FROM metrics_daily WHERE protocol_id IN (`+placeholders(len(protocolIDs))+`) AND day >= ? AND day <= ?
-		ORDER BY protocol_id, day`, args...)
+		SELECT d.protocol_id, d.day, d.observed_at, d.sample_id, d.apy_bps, d.utilization_bps, d.volatility_bps, d.tvl_usd,
+			r.score, r.in_liquidity
+		FROM metrics_daily d LEFT JOIN risk_scores r ON r.sample_id = d.sample_id
+		WHERE d.protocol_id IN (`+placeholders(len(protocolIDs))+`) AND d.day >= ? AND d.day <= ?
+		ORDER BY d.protocol_id, d.day`, args...)
 	if err != nil {
 		return nil, translate(err, "load daily series", "metrics sample")
 	}
@@ -141,7 +148,7 @@ func dailySeries(ctx context.Context, c conn, protocolIDs []int64, from, to obsq
 		var id int64
 		var p DailyPoint
 		if err := rows.Scan(&id, dateScanner{&p.Day}, scanTime(&p.ObservedAt), &p.SampleID, &p.ApyBps,
-			&p.UtilizationBps, &p.VolatilityBps, decimalScanner{&p.TvlUsd}); err != nil {
+			&p.UtilizationBps, &p.VolatilityBps, decimalScanner{&p.TvlUsd}, &p.RiskScore, &p.LiquidityTier); err != nil {
 			return nil, translate(err, "scan daily series", "metrics sample")
 		}
 		out[id] = append(out[id], p)

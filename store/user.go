@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 
 	"github.com/obsqra/obsqra"
@@ -171,4 +172,28 @@ func userByEmail(ctx context.Context, c conn, email string) (*obsqra.User, error
 		return nil, translate(err, "load user by email", "user")
 	}
 	return u, nil
+}
+
+// AutoRebalanceUsers returns the active users who turned automatic
+// rebalancing on, ordered by id. Errors: only internal ones.
+func (db *DB) AutoRebalanceUsers(ctx context.Context) ([]obsqra.User, error) {
+	// Booleans are INTEGER 0 or 1 on SQLite, where a bare column is true
+	// when it is not 0, as on PostgreSQL's boolean.
+	rows, err := db.conn().query(ctx, userSelect+" WHERE active AND auto_rebalance ORDER BY id")
+	if err != nil {
+		return nil, translate(err, "list auto-rebalance users", "user")
+	}
+	defer rows.Close()
+	var out []obsqra.User
+	for rows.Next() {
+		var u obsqra.User
+		if err := rows.Scan(newUserScan(&u).args()...); err != nil {
+			return nil, translate(err, "scan auto-rebalance users", "user")
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list auto-rebalance users: %w", err)
+	}
+	return out, nil
 }

@@ -75,6 +75,11 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	AllocationEvent struct {
+		Allocation func(childComplexity int) int
+		Cursor     func(childComplexity int) int
+	}
+
 	AllocationPlan struct {
 		ConstraintsMet     func(childComplexity int) int
 		ExpectedApyBps     func(childComplexity int) int
@@ -290,6 +295,11 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	PredictionEvent struct {
+		Cursor     func(childComplexity int) int
+		Prediction func(childComplexity int) int
+	}
+
 	Preferences struct {
 		AutoRebalance         func(childComplexity int) int
 		EmailAlerts           func(childComplexity int) int
@@ -442,8 +452,10 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		MetricsUpdated   func(childComplexity int, protocols []string, after *string) int
-		RiskScoreUpdated func(childComplexity int, protocols []string, after *string) int
+		AllocationRecorded func(childComplexity int, after *string) int
+		MetricsUpdated     func(childComplexity int, protocols []string, after *string) int
+		PredictionCreated  func(childComplexity int, kinds []obsqra.PredictionKind, after *string) int
+		RiskScoreUpdated   func(childComplexity int, protocols []string, after *string) int
 	}
 
 	User struct {
@@ -559,6 +571,8 @@ type SchedulerJobResolver interface {
 	TimeoutSeconds(ctx context.Context, obj *obsqra.SchedulerJob) (float64, error)
 }
 type SubscriptionResolver interface {
+	PredictionCreated(ctx context.Context, kinds []obsqra.PredictionKind, after *string) (<-chan *PredictionEvent, error)
+	AllocationRecorded(ctx context.Context, after *string) (<-chan *AllocationEvent, error)
 	RiskScoreUpdated(ctx context.Context, protocols []string, after *string) (<-chan *RiskScoreEvent, error)
 	MetricsUpdated(ctx context.Context, protocols []string, after *string) (<-chan *MetricsEvent, error)
 }
@@ -658,6 +672,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AllocationEdge.Node(childComplexity), true
+
+	case "AllocationEvent.allocation":
+		if e.ComplexityRoot.AllocationEvent.Allocation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationEvent.Allocation(childComplexity), true
+	case "AllocationEvent.cursor":
+		if e.ComplexityRoot.AllocationEvent.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationEvent.Cursor(childComplexity), true
 
 	case "AllocationPlan.constraintsMet":
 		if e.ComplexityRoot.AllocationPlan.ConstraintsMet == nil {
@@ -1640,6 +1667,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PredictionEdge.Node(childComplexity), true
 
+	case "PredictionEvent.cursor":
+		if e.ComplexityRoot.PredictionEvent.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PredictionEvent.Cursor(childComplexity), true
+	case "PredictionEvent.prediction":
+		if e.ComplexityRoot.PredictionEvent.Prediction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PredictionEvent.Prediction(childComplexity), true
+
 	case "Preferences.autoRebalance":
 		if e.ComplexityRoot.Preferences.AutoRebalance == nil {
 			break
@@ -2384,6 +2424,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.StrategyResult.WorstDrawdownBps(childComplexity), true
 
+	case "Subscription.allocationRecorded":
+		if e.ComplexityRoot.Subscription.AllocationRecorded == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_allocationRecorded_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.AllocationRecorded(childComplexity, args["after"].(*string)), true
 	case "Subscription.metricsUpdated":
 		if e.ComplexityRoot.Subscription.MetricsUpdated == nil {
 			break
@@ -2395,6 +2446,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.MetricsUpdated(childComplexity, args["protocols"].([]string), args["after"].(*string)), true
+	case "Subscription.predictionCreated":
+		if e.ComplexityRoot.Subscription.PredictionCreated == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_predictionCreated_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.PredictionCreated(childComplexity, args["kinds"].([]obsqra.PredictionKind), args["after"].(*string)), true
 	case "Subscription.riskScoreUpdated":
 		if e.ComplexityRoot.Subscription.RiskScoreUpdated == nil {
 			break
@@ -2697,6 +2759,16 @@ func (ec *executionContext) childFields_AllocationEdge(ctx context.Context, fiel
 		return ec.fieldContext_AllocationEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AllocationEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_AllocationEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_AllocationEvent_cursor(ctx, field)
+	case "allocation":
+		return ec.fieldContext_AllocationEvent_allocation(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AllocationEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_AllocationPlan(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3093,6 +3165,16 @@ func (ec *executionContext) childFields_PredictionEdge(ctx context.Context, fiel
 		return ec.fieldContext_PredictionEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PredictionEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_PredictionEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_PredictionEvent_cursor(ctx, field)
+	case "prediction":
+		return ec.fieldContext_PredictionEvent_prediction(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PredictionEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_Preferences(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4059,6 +4141,20 @@ func (ec *executionContext) field_Query_verifyDecision_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Subscription_allocationRecorded_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Subscription_metricsUpdated_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4070,6 +4166,28 @@ func (ec *executionContext) field_Subscription_metricsUpdated_args(ctx context.C
 		return nil, err
 	}
 	args["protocols"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_predictionCreated_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "kinds",
+		func(ctx context.Context, v any) ([]obsqra.PredictionKind, error) {
+			return ec.unmarshalOPredictionKind2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐPredictionKindᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["kinds"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
 		func(ctx context.Context, v any) (*string, error) {
 			return ec.unmarshalOString2ᚖstring(ctx, v)
@@ -4488,6 +4606,61 @@ func (ec *executionContext) _AllocationEdge_node(ctx context.Context, field grap
 func (ec *executionContext) fieldContext_AllocationEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "AllocationEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Allocation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AllocationEvent_cursor(ctx context.Context, field graphql.CollectedField, obj *AllocationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationEvent_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationEvent_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AllocationEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _AllocationEvent_allocation(ctx context.Context, field graphql.CollectedField, obj *AllocationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationEvent_allocation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Allocation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Allocation) graphql.Marshaler {
+			return ec.marshalNAllocation2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐAllocation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationEvent_allocation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AllocationEvent",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -8414,6 +8587,61 @@ func (ec *executionContext) fieldContext_PredictionEdge_node(_ context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _PredictionEvent_cursor(ctx context.Context, field graphql.CollectedField, obj *PredictionEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PredictionEvent_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PredictionEvent_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PredictionEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _PredictionEvent_prediction(ctx context.Context, field graphql.CollectedField, obj *PredictionEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PredictionEvent_prediction(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Prediction, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Prediction) graphql.Marshaler {
+			return ec.marshalNPrediction2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐPrediction(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PredictionEvent_prediction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PredictionEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Prediction(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Preferences_riskTolerance(ctx context.Context, field graphql.CollectedField, obj *obsqra.Preferences) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11492,6 +11720,94 @@ func (ec *executionContext) fieldContext_StrategyResult_costBps(_ context.Contex
 	return graphql.NewScalarFieldContext("StrategyResult", field, false, false, "Float")
 }
 
+func (ec *executionContext) _Subscription_predictionCreated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_predictionCreated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().PredictionCreated(ctx, fc.Args["kinds"].([]obsqra.PredictionKind), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PredictionEvent) graphql.Marshaler {
+			return ec.marshalNPredictionEvent2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPredictionEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_predictionCreated(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PredictionEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_predictionCreated_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_allocationRecorded(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_allocationRecorded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().AllocationRecorded(ctx, fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *AllocationEvent) graphql.Marshaler {
+			return ec.marshalNAllocationEvent2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐAllocationEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_allocationRecorded(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AllocationEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_allocationRecorded_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Subscription_riskScoreUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -13965,6 +14281,44 @@ func (ec *executionContext) _AllocationEdge(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var allocationEventImplementors = []string{"AllocationEvent"}
+
+func (ec *executionContext) _AllocationEvent(ctx context.Context, sel ast.SelectionSet, obj *AllocationEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, allocationEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AllocationEvent")
+		case "cursor":
+			out.Values[i] = ec._AllocationEvent_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "allocation":
+			out.Values[i] = ec._AllocationEvent_allocation(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var allocationPlanImplementors = []string{"AllocationPlan"}
 
 func (ec *executionContext) _AllocationPlan(ctx context.Context, sel ast.SelectionSet, obj *obsqra.AllocationPlan) graphql.Marshaler {
@@ -15370,6 +15724,44 @@ func (ec *executionContext) _PredictionEdge(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var predictionEventImplementors = []string{"PredictionEvent"}
+
+func (ec *executionContext) _PredictionEvent(ctx context.Context, sel ast.SelectionSet, obj *PredictionEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, predictionEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PredictionEvent")
+		case "cursor":
+			out.Values[i] = ec._PredictionEvent_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "prediction":
+			out.Values[i] = ec._PredictionEvent_prediction(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var preferencesImplementors = []string{"Preferences"}
 
 func (ec *executionContext) _Preferences(ctx context.Context, sel ast.SelectionSet, obj *obsqra.Preferences) graphql.Marshaler {
@@ -16373,6 +16765,10 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	}
 
 	switch fields[0].Name {
+	case "predictionCreated":
+		return ec._Subscription_predictionCreated(ctx, fields[0])
+	case "allocationRecorded":
+		return ec._Subscription_allocationRecorded(ctx, fields[0])
 	case "riskScoreUpdated":
 		return ec._Subscription_riskScoreUpdated(ctx, fields[0])
 	case "metricsUpdated":
@@ -16896,6 +17292,14 @@ func (ec *executionContext) marshalNAllocationEdge2ᚖgithubᚗcomᚋobsqraᚋob
 	return ec._AllocationEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNAllocationEvent2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐAllocationEvent(ctx context.Context, sel ast.SelectionSet, v *AllocationEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AllocationEvent!")
+		return graphql.Null
+	}
+	return ec._AllocationEvent(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNAllocationPlan2githubᚗcomᚋobsqraᚋobsqraᚐAllocationPlan(ctx context.Context, sel ast.SelectionSet, v obsqra.AllocationPlan) graphql.Marshaler {
 	return ec._AllocationPlan(ctx, sel, &v)
 }
@@ -17315,6 +17719,14 @@ func (ec *executionContext) marshalNPredictionEdge2ᚖgithubᚗcomᚋobsqraᚋob
 		return graphql.Null
 	}
 	return ec._PredictionEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPredictionEvent2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPredictionEvent(ctx context.Context, sel ast.SelectionSet, v *PredictionEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PredictionEvent!")
+		return graphql.Null
+	}
+	return ec._PredictionEvent(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNPredictionKind2githubᚗcomᚋobsqraᚋobsqraᚐPredictionKind(ctx context.Context, v any) (obsqra.PredictionKind, error) {
@@ -17910,6 +18322,42 @@ func (ec *executionContext) unmarshalOPredictionFilter2ᚖgithubᚗcomᚋobsqra�
 	}
 	res, err := ec.unmarshalInputPredictionFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOPredictionKind2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐPredictionKindᚄ(ctx context.Context, v any) ([]obsqra.PredictionKind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]obsqra.PredictionKind, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNPredictionKind2githubᚗcomᚋobsqraᚋobsqraᚐPredictionKind(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOPredictionKind2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐPredictionKindᚄ(ctx context.Context, sel ast.SelectionSet, v []obsqra.PredictionKind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := marshalSliceInOrder(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPredictionKind2githubᚗcomᚋobsqraᚋobsqraᚐPredictionKind(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOPredictionKind2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐPredictionKind(ctx context.Context, v any) (*obsqra.PredictionKind, error) {

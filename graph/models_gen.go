@@ -16,6 +16,12 @@ type AllocationEdge struct {
 	Node   *obsqra.Allocation `json:"node"`
 }
 
+// A new allocation, with the cursor to resume after it.
+type AllocationEvent struct {
+	Cursor     string             `json:"cursor"`
+	Allocation *obsqra.Allocation `json:"allocation"`
+}
+
 type ChangePasswordInput struct {
 	CurrentPassword string `json:"currentPassword"`
 	// 8 characters to 72 bytes.
@@ -59,6 +65,12 @@ type PredictionConnection struct {
 type PredictionEdge struct {
 	Cursor string             `json:"cursor"`
 	Node   *obsqra.Prediction `json:"node"`
+}
+
+// A new prediction, with the cursor to resume after it.
+type PredictionEvent struct {
+	Cursor     string             `json:"cursor"`
+	Prediction *obsqra.Prediction `json:"prediction"`
 }
 
 type RegisterInput struct {

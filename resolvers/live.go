@@ -8,9 +8,11 @@ import (
 	"slices"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/graph"
 	"github.com/obsqra/obsqra/live"
 	"github.com/obsqra/obsqra/market"
+	"github.com/obsqra/obsqra/portfolio"
 )
 
 // Hub is what the subscriptions need of the live fan-out (*live.Hub).
@@ -57,6 +59,98 @@ func (r *subscriptionResolver) MetricsUpdated(ctx context.Context, protocols []s
 	}), nil
 }
 
+// PredictionCreated resolves predictionCreated: market forecasts for
+// anyone, and the viewer's own suggestions (the hub never passes another
+// user's event).
+func (r *subscriptionResolver) PredictionCreated(ctx context.Context, kinds []obsqra.PredictionKind, after *string) (<-chan *graph.PredictionEvent, error) {
+	if len(kinds) > 3 {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "kinds: at most 3, got %d", len(kinds))
+	}
+	want := slices.Clone(kinds)
+	sub, err := r.subscribeOwn(ctx, false, after, func(e *obsqra.Event) bool {
+		if e.Topic != advisor.TopicPredictionCreated {
+			return false
+		}
+		if len(want) == 0 {
+			return true
+		}
+		var p struct {
+			Kind obsqra.PredictionKind `json:"kind"`
+		}
+		return json.Unmarshal(e.Payload, &p) == nil && slices.Contains(want, p.Kind)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return stream(ctx, sub, func(e *obsqra.Event) (*graph.PredictionEvent, error) {
+		var p advisor.PredictionPayload
+		if err := json.Unmarshal(e.Payload, &p); err != nil {
+			return nil, fmt.Errorf("decode prediction event %d: %w", e.ID, err)
+		}
+		return &graph.PredictionEvent{Cursor: live.Cursor(e.ID), Prediction: p.Prediction()}, nil
+	}), nil
+}
+
+// AllocationRecorded resolves allocationRecorded: the viewer's own
+// allocations.
+func (r *subscriptionResolver) AllocationRecorded(ctx context.Context, after *string) (<-chan *graph.AllocationEvent, error) {
+	sub, err := r.subscribeOwn(ctx, true, after, func(e *obsqra.Event) bool {
+		return e.Topic == portfolio.TopicAllocationRecorded
+	})
+	if err != nil {
+		return nil, err
+	}
+	return stream(ctx, sub, func(e *obsqra.Event) (*graph.AllocationEvent, error) {
+		var p portfolio.AllocationPayload
+		if err := json.Unmarshal(e.Payload, &p); err != nil {
+			return nil, fmt.Errorf("decode allocation event %d: %w", e.ID, err)
+		}
+		return &graph.AllocationEvent{Cursor: live.Cursor(e.ID), Allocation: p.Allocation()}, nil
+	}), nil
+}
+
+// subscribeOwn subscribes the viewer to the events filter selects among
+// those they may see (public ones and their own); signIn refuses an
+// anonymous viewer. Without a cursor the stream is shared by the viewer's
+// subscribers asking the same (by everyone's when anonymous).
+func (r *subscriptionResolver) subscribeOwn(ctx context.Context, signIn bool, after *string, filter live.Filter) (*live.Subscription, error) {
+	if err := obsqra.AuthErrorFromContext(ctx); err != nil {
+		return nil, err
+	}
+	viewer := obsqra.UserIDFromContext(ctx)
+	if signIn && viewer == 0 {
+		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "sign in first")
+	}
+	from, err := afterCursor(after)
+	if err != nil {
+		return nil, err
+	}
+	if r.Live == nil {
+		return nil, errors.New("subscriptions: no live hub is running")
+	}
+	sub, err := r.Live.Subscribe(ctx, viewer, filter, from)
+	if err == nil && from == nil {
+		if viewer == 0 {
+			obsqra.SharePublicStream(ctx)
+		} else {
+			obsqra.ShareStream(ctx)
+		}
+	}
+	return sub, err
+}
+
+// afterCursor parses a subscription's after argument.
+func afterCursor(after *string) (*int64, error) {
+	if after == nil {
+		return nil, nil
+	}
+	id, err := live.ParseCursor(*after)
+	if err != nil {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "after: %s", obsqra.ErrorMessage(err))
+	}
+	return &id, nil
+}
+
 // subscribe checks a market subscription's arguments and subscribes to the
 // events of topic about the given protocols (all when none are given).
 func (r *subscriptionResolver) subscribe(ctx context.Context, topic string, protocols []string, after *string) (*live.Subscription, error) {
@@ -71,13 +165,9 @@ func (r *subscriptionResolver) subscribe(ctx context.Context, topic string, prot
 			return nil, obsqra.Errorf(obsqra.EINVALID, "protocols: %q is not a protocol slug", slug)
 		}
 	}
-	var from *int64
-	if after != nil {
-		id, err := live.ParseCursor(*after)
-		if err != nil {
-			return nil, obsqra.Errorf(obsqra.EINVALID, "after: %s", obsqra.ErrorMessage(err))
-		}
-		from = &id
+	from, err := afterCursor(after)
+	if err != nil {
+		return nil, err
 	}
 	if r.Live == nil {
 		return nil, errors.New("subscriptions: no live hub is running")

@@ -12,9 +12,12 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
+	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/live"
 	"github.com/obsqra/obsqra/market"
+	"github.com/obsqra/obsqra/portfolio"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/server"
 	"github.com/obsqra/obsqra/store"
@@ -27,6 +30,8 @@ type liveServer struct {
 	admin   string
 	server  *server.Server
 	stopHub context.CancelFunc
+	markets *market.Service
+	advice  *advisor.Service
 }
 
 func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liveServer {
@@ -51,7 +56,12 @@ func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liv
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { hub.Run(ctx); close(done) }()
-	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Live: hub})
+	advice, err := advisor.New(db, markets, advisor.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Live: hub,
+		Advisor: advice, Portfolio: portfolio.New(db, portfolio.Config{})})
 	api := server.New(server.Config{Introspection: true, Logger: slog.New(slog.DiscardHandler)}, schema, accounts, db)
 	h := api.Handler()
 	srv := httptest.NewServer(h)
@@ -61,7 +71,8 @@ func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liv
 		cancel()
 		<-done
 	})
-	return &liveServer{srv: srv, admin: registerVia(t, h, "admin@example.com").AccessToken, server: api, stopHub: cancel}
+	return &liveServer{srv: srv, admin: registerVia(t, h, "admin@example.com").AccessToken, server: api, stopHub: cancel,
+		markets: markets, advice: advice}
 }
 
 // ingest pushes one sample per slug, observed at, through ingestMetrics.
@@ -91,6 +102,13 @@ type subscriber struct {
 
 func (s *liveServer) subscribe(t *testing.T, query string, vars map[string]any) *subscriber {
 	t.Helper()
+	return s.subscribeAs(t, "", query, vars)
+}
+
+// subscribeAs subscribes with the access token in connection_init ("" for
+// an anonymous subscriber).
+func (s *liveServer) subscribeAs(t *testing.T, token, query string, vars map[string]any) *subscriber {
+	t.Helper()
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Subprotocols: []string{"graphql-transport-ws"}}
 	conn, _, err := d.Dial("ws"+strings.TrimPrefix(s.srv.URL, "http")+"/graphql", nil)
 	if err != nil {
@@ -98,7 +116,11 @@ func (s *liveServer) subscribe(t *testing.T, query string, vars map[string]any) 
 	}
 	t.Cleanup(func() { conn.Close() })
 	sub := &subscriber{t: t, conn: conn}
-	sub.send(wsMessage{Type: "connection_init"})
+	init := wsMessage{Type: "connection_init"}
+	if token != "" {
+		init.Payload, _ = json.Marshal(map[string]string{"token": token})
+	}
+	sub.send(init)
 	if m := sub.read(); m.Type != "connection_ack" {
 		t.Fatalf("after connection_init got %+v", m)
 	}
@@ -373,6 +395,102 @@ func TestShutdownSaysNoComplete(t *testing.T) {
 		var m wsMessage
 		if err := c.conn.ReadJSON(&m); err == nil {
 			t.Errorf("after the hub stopped on shutdown the client got %s %s, want nothing", m.Type, m.Payload)
+		}
+	})
+}
+
+// nextData returns the data of the next message, which must be a next
+// without errors.
+func (c *subscriber) nextData(field string) json.RawMessage {
+	c.t.Helper()
+	m := c.read()
+	var r struct {
+		Data   map[string]json.RawMessage `json:"data"`
+		Errors []any                      `json:"errors"`
+	}
+	if m.Type != "next" || json.Unmarshal(m.Payload, &r) != nil || len(r.Errors) > 0 {
+		c.t.Fatalf("got %s %s, want next with %s", m.Type, m.Payload, field)
+	}
+	return r.Data[field]
+}
+
+// TestPersonalSubscriptions: allocationRecorded and predictionCreated
+// deliver a user's own events and the public ones, never another user's.
+func TestPersonalSubscriptions(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := newLiveServer(t, db)
+		h := s.srv.Config.Handler
+		now := time.Now().UTC()
+		var in []obsqra.MetricsInput
+		for d := 40; d >= 1; d-- {
+			for i, slug := range []string{"nostra", "zklend", "vesu", "ekubo", "jediswap"} {
+				in = append(in, obsqra.MetricsInput{Protocol: slug, ObservedAt: now.Add(-time.Duration(d) * 24 * time.Hour),
+					ApyBps: 300 + 50*i + d%5, UtilizationBps: 1000 + 1500*i})
+			}
+		}
+		if _, err := s.markets.Ingest(context.Background(), obsqra.SourceImport, in); err != nil {
+			t.Fatal(err)
+		}
+		ada := registerVia(t, h, "ada@example.com").AccessToken
+		bob := registerVia(t, h, "bob@example.com").AccessToken
+		start := map[string]any{"after": live.Cursor(0)}
+		const allocSub = `subscription($after: String) { allocationRecorded(after: $after) { cursor allocation { id reason weights { protocol { slug } weightBps } } } }`
+		adaAlloc := s.subscribeAs(t, ada, allocSub, start)
+		bobAlloc := s.subscribeAs(t, bob, allocSub, start)
+		const predSub = `subscription($k: [PredictionKind!], $after: String) { predictionCreated(kinds: $k, after: $after) { cursor prediction { id kind protocol { slug } } } }`
+		adaPred := s.subscribeAs(t, ada, predSub, map[string]any{"k": []string{"REBALANCE_SUGGESTION"}, "after": live.Cursor(0)})
+		anonPred := s.subscribeAs(t, "", predSub, map[string]any{"after": live.Cursor(0)})
+
+		anon := s.subscribe(t, allocSub, nil)
+		if m := anon.read(); m.Type != "next" || !strings.Contains(string(m.Payload), `"code":"UNAUTHENTICATED"`) {
+			t.Fatalf("anonymous allocationRecorded = %s %s", m.Type, m.Payload)
+		}
+
+		record := func(token, slug, reason string) string {
+			r := do(t, h, token, `mutation($in: RecordAllocationInput!) { recordAllocation(input: $in) { id } }`,
+				map[string]any{"in": map[string]any{"reason": reason, "weights": []map[string]any{{"protocol": slug, "weightBps": 10000}}}})
+			if len(r.Errors) > 0 {
+				t.Fatalf("recordAllocation: %+v", r.Errors)
+			}
+			return decode[struct{ ID string }](t, r.Data["recordAllocation"]).ID
+		}
+		adaID := record(ada, "zklend", "USER_INITIATED")
+		bobID := record(bob, "vesu", "AUTO_REBALANCE")
+		type allocEvent struct {
+			Cursor     string
+			Allocation struct{ ID, Reason string }
+		}
+		if e := decode[allocEvent](t, adaAlloc.nextData("allocationRecorded")); e.Allocation.ID != adaID || e.Cursor == "" {
+			t.Fatalf("ada's first allocation event = %+v, want %s", e, adaID)
+		}
+		// Bob's first event is his own: Ada's, published before, passed him by.
+		if e := decode[allocEvent](t, bobAlloc.nextData("allocationRecorded")); e.Allocation.ID != bobID || e.Allocation.Reason != "AUTO_REBALANCE" {
+			t.Fatalf("bob's first allocation event = %+v, want %s", e, bobID)
+		}
+
+		r := do(t, h, ada, `mutation { runOptimization { id } }`, nil)
+		if len(r.Errors) > 0 {
+			t.Fatalf("runOptimization: %+v", r.Errors)
+		}
+		runID := decode[struct{ ID string }](t, r.Data["runOptimization"]).ID
+		type predEvent struct {
+			Prediction struct {
+				ID, Kind string
+				Protocol *struct{ Slug string }
+			}
+		}
+		if e := decode[predEvent](t, adaPred.nextData("predictionCreated")); e.Prediction.ID != runID || e.Prediction.Kind != "REBALANCE_SUGGESTION" || e.Prediction.Protocol != nil {
+			t.Fatalf("ada's prediction event = %+v, want her run %s", e, runID)
+		}
+		if n, err := s.advice.RefreshForecasts(context.Background()); err != nil || n != 10 {
+			t.Fatalf("RefreshForecasts = %d, %v", n, err)
+		}
+		// The anonymous subscriber's first event is a market forecast: Ada's
+		// suggestion, published before, is not theirs to see.
+		if e := decode[predEvent](t, anonPred.nextData("predictionCreated")); e.Prediction.Kind != "YIELD_FORECAST" || e.Prediction.Protocol == nil {
+			t.Fatalf("anonymous prediction event = %+v, want a market forecast", e)
 		}
 	})
 }

@@ -1,0 +1,242 @@
+package advisor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/ml"
+	"github.com/obsqra/obsqra/store"
+)
+
+// outcomeBatch is how many due predictions the outcome job scores per unit
+// of work.
+const outcomeBatch = 500
+
+// carryDays is how far back the outcome job looks for a target day's value
+// when the feed skipped that day: the last value before it stands in, if
+// it is at most this old and the feed has observed a later day since.
+const carryDays = 7
+
+// calibrationBins is the number of equal-width confidence bins of a
+// calibration table.
+const calibrationBins = 10
+
+// ScoreOutcomes is the scheduler's outcome job: every prediction whose
+// target day has passed gets the value observed on that day and its error
+// (actual − point), once. A forecast's actual is the protocol's APY or risk
+// score of the day; a suggestion's is the APY of its target weights that
+// day. A prediction whose target day has no data yet is left for a later
+// run. It returns how many predictions it scored.
+// Errors: only internal ones.
+func (s *Service) ScoreOutcomes(ctx context.Context) (int, error) {
+	today := s.today()
+	scored := 0
+	var after int64
+	for {
+		due, err := s.db.DuePredictions(ctx, today, after, outcomeBatch)
+		if err != nil {
+			return scored, err
+		}
+		if len(due) == 0 {
+			return scored, nil
+		}
+		after = due[len(due)-1].ID
+		n, err := s.scoreBatch(ctx, due, today)
+		scored += n
+		if err != nil {
+			return scored, err
+		}
+		if len(due) < outcomeBatch {
+			return scored, nil
+		}
+	}
+}
+
+// scoreBatch scores due predictions from one read of the histories they
+// need, in one unit of work.
+func (s *Service) scoreBatch(ctx context.Context, due []obsqra.Prediction, today obsqra.Date) (int, error) {
+	weights := make(map[int64][]obsqra.Weight)
+	idSet := make(map[int64]bool)
+	from := today
+	for i := range due {
+		p := &due[i]
+		from = min(from, p.Target-carryDays)
+		if p.Kind != obsqra.PredictionRebalanceSuggestion {
+			idSet[p.ProtocolID] = true
+			continue
+		}
+		var d obsqra.RebalanceSuggestion
+		if err := json.Unmarshal(p.Details, &d); err != nil {
+			return 0, fmt.Errorf("decode suggestion %d: %w", p.ID, err)
+		}
+		weights[p.ID] = d.Plan.Weights
+		for _, w := range d.Plan.Weights {
+			idSet[w.ProtocolID] = true
+		}
+	}
+	ids := make([]int64, 0, len(idSet))
+	for id := range idSet {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	hist, err := s.db.DailySeries(ctx, ids, from, today)
+	if err != nil {
+		return 0, err
+	}
+	type outcome struct {
+		id     int64
+		actual float64
+		point  float64
+	}
+	var outs []outcome
+	for i := range due {
+		p := &due[i]
+		var actual float64
+		ok := true
+		switch p.Kind {
+		case obsqra.PredictionYieldForecast:
+			var pt store.DailyPoint
+			if pt, ok = observedOn(hist[p.ProtocolID], p.Target); ok {
+				actual = float64(pt.ApyBps)
+			}
+		case obsqra.PredictionRiskForecast:
+			var pt store.DailyPoint
+			if pt, ok = observedOn(hist[p.ProtocolID], p.Target); ok && pt.RiskScore != nil {
+				actual = float64(*pt.RiskScore)
+			} else {
+				ok = false
+			}
+		case obsqra.PredictionRebalanceSuggestion:
+			for _, w := range weights[p.ID] {
+				if w.WeightBps == 0 {
+					continue
+				}
+				pt, found := observedOn(hist[w.ProtocolID], p.Target)
+				if !found {
+					ok = false
+					break
+				}
+				actual += float64(w.WeightBps) / 10000 * float64(pt.ApyBps)
+			}
+		}
+		if ok {
+			outs = append(outs, outcome{p.ID, round4(actual), p.Point})
+		}
+	}
+	if len(outs) == 0 {
+		return 0, nil
+	}
+	n := 0
+	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
+		n = 0
+		for _, o := range outs {
+			added, err := tx.InsertPredictionOutcome(ctx, o.id, o.actual, o.actual-o.point)
+			if err != nil {
+				return err
+			}
+			if added {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// observedOn returns the point of day d, or when the feed skipped d, the
+// last point before it within carryDays provided a later day was observed
+// (so d is known to have passed without data of its own).
+func observedOn(points []store.DailyPoint, d obsqra.Date) (store.DailyPoint, bool) {
+	i := sort.Search(len(points), func(i int) bool { return points[i].Day >= d })
+	if i < len(points) && points[i].Day == d {
+		return points[i], true
+	}
+	if i > 0 && i < len(points) && points[i-1].Day >= d-carryDays {
+		return points[i-1], true
+	}
+	return store.DailyPoint{}, false
+}
+
+// ModelPerformance judges the matured predictions of kind at horizonDays
+// whose target fell in the last windowDays: their count, mean absolute
+// error, the error relative to the naive forecast's (the value at the
+// origin), the coverage of the 80 % interval, and the calibration of the
+// confidence. Errors: EINVALID for a horizon or window outside 1–365;
+// internal ones.
+func (s *Service) ModelPerformance(ctx context.Context, kind obsqra.PredictionKind, horizonDays, windowDays int) (*obsqra.ModelPerformance, error) {
+	if !kind.IsValid() {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "%s is not a prediction kind", kind)
+	}
+	if horizonDays < 1 || horizonDays > maxHorizonDays {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "horizonDays must be between 1 and %d, got %d", maxHorizonDays, horizonDays)
+	}
+	if windowDays < 1 || windowDays > 365 {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "windowDays must be between 1 and 365, got %d", windowDays)
+	}
+	today := s.today()
+	preds, err := s.db.MaturedPredictions(ctx, kind, horizonDays, today-obsqra.Date(windowDays), today)
+	if err != nil {
+		return nil, err
+	}
+	mp := &obsqra.ModelPerformance{Kind: kind, HorizonDays: horizonDays, WindowDays: windowDays, Count: len(preds)}
+	outs := make([]ml.Outcome, 0, len(preds))
+	for _, p := range preds {
+		outs = append(outs, ml.Outcome{
+			Forecast: ml.Forecast{Point: p.Point, Lower80: p.Lower80, Upper80: p.Upper80, Lower95: p.Lower95,
+				Upper95: p.Upper95, Tolerance: p.Tolerance, Confidence: p.Confidence},
+			Last: p.Last, Actual: *p.Actual, HasActual: true,
+		})
+	}
+	acc := summarise(outs)
+	mp.MAE, mp.RelativeMAE, mp.Coverage80, mp.Calibration = acc.mae, acc.relativeMAE, acc.coverage80, acc.calibration
+	return mp, nil
+}
+
+// accuracy is the summary of scored forecasts both ModelPerformance and
+// Backtest report.
+type accuracy struct {
+	mae, relativeMAE, coverage80, coverage95 *float64
+	calibration                              []obsqra.CalibrationBin
+}
+
+// summarise computes the accuracy of outs, which all have actual values.
+func summarise(outs []ml.Outcome) accuracy {
+	var a accuracy
+	if len(outs) == 0 {
+		return a
+	}
+	var abs, naive float64
+	var in80, in95 int
+	for _, o := range outs {
+		abs += math.Abs(o.Actual - o.Point)
+		naive += math.Abs(o.Actual - o.Last)
+		if o.Actual >= o.Lower80 && o.Actual <= o.Upper80 {
+			in80++
+		}
+		if o.Actual >= o.Lower95 && o.Actual <= o.Upper95 {
+			in95++
+		}
+	}
+	n := float64(len(outs))
+	ptr := func(x float64) *float64 { x = round4(x); return &x }
+	a.mae = ptr(abs / n)
+	if naive > 0 {
+		a.relativeMAE = ptr(abs / naive)
+	}
+	a.coverage80, a.coverage95 = ptr(float64(in80)/n), ptr(float64(in95)/n)
+	for _, b := range ml.Calibration(outs, calibrationBins) {
+		if b.Forecasts == 0 {
+			continue
+		}
+		a.calibration = append(a.calibration, obsqra.CalibrationBin{
+			ConfidenceFrom: round4(b.Lo), ConfidenceTo: round4(b.Hi),
+			Predicted: round4(b.MeanConfidence), Observed: round4(b.HitRate), Count: b.Forecasts,
+		})
+	}
+	return a
+}

@@ -1,0 +1,193 @@
+package advisor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/store"
+)
+
+// RunOptimization computes the plan of the signed-in user from current
+// data (their preferences, the enabled protocols), records it as a
+// decision and a REBALANCE_SUGGESTION prediction, and returns it with the
+// move from their latest allocation (none when they hold none).
+// Errors: EUNAUTHENTICATED; EINVALID when their limits cannot be met;
+// ENOTFOUND when no protocol has enough history; internal ones.
+func (s *Service) RunOptimization(ctx context.Context) (*obsqra.OptimizationRun, error) {
+	pr, err := obsqra.RequireUser(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pl, err := s.planFor(ctx, pr.User)
+	if err != nil {
+		return nil, err
+	}
+	p, _, err := s.record(ctx, pl, false)
+	if err != nil {
+		return nil, err
+	}
+	return runOf(p)
+}
+
+// runOf is the optimisation run a suggestion prediction records.
+func runOf(p *obsqra.Prediction) (*obsqra.OptimizationRun, error) {
+	var d obsqra.RebalanceSuggestion
+	if err := json.Unmarshal(p.Details, &d); err != nil {
+		return nil, fmt.Errorf("decode suggestion %d: %w", p.ID, err)
+	}
+	run := &obsqra.OptimizationRun{ID: p.ID, Plan: d.Plan, CreatedAt: p.CreatedAt, DecisionID: p.DecisionID}
+	sug, ok, err := p.Suggestion()
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		run.Suggestion = sug
+	}
+	return run, nil
+}
+
+// RebalanceSuggestion returns the move the signed-in user should consider
+// from their latest allocation to their plan on current data. Every
+// suggestion handed out is recorded (decision and prediction), but only
+// once per distinct inputs: while the data and the allocation stay the
+// same, the recorded one is returned again.
+// Errors: EUNAUTHENTICATED; ENOTFOUND when the user holds no allocation
+// (or no protocol has enough history); EINVALID when their limits cannot
+// be met; internal ones.
+func (s *Service) RebalanceSuggestion(ctx context.Context) (*obsqra.RebalanceSuggestion, error) {
+	pr, err := obsqra.RequireUser(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sug, _, err := s.suggest(ctx, pr.User, false)
+	return sug, err
+}
+
+// suggest makes the suggestion of user and records it unless the user's
+// latest one has the same inputs; onlyClearing records only a suggestion
+// that clears the user's threshold. It reports whether it recorded one.
+func (s *Service) suggest(ctx context.Context, user *obsqra.User, onlyClearing bool) (*obsqra.RebalanceSuggestion, bool, error) {
+	pl, err := s.planFor(ctx, user)
+	if err != nil {
+		return nil, false, err
+	}
+	if pl.decided.Suggestion == nil {
+		return nil, false, obsqra.Errorf(obsqra.ENOTFOUND, "there is no allocation to rebalance yet: record one first")
+	}
+	last, followed, err := s.db.LatestSuggestion(ctx, user.ID)
+	if err != nil && obsqra.ErrorCode(err) != obsqra.ENOTFOUND {
+		return nil, false, err
+	}
+	if err == nil && !followed && last.InputsDigest == pl.digest {
+		sug, ok, err := last.Suggestion()
+		if err != nil {
+			return nil, false, err
+		}
+		if ok {
+			return sug, false, nil
+		}
+	}
+	if onlyClearing && !pl.decided.Suggestion.ClearsThreshold {
+		return pl.decided.Suggestion, false, nil
+	}
+	p, recorded, err := s.record(ctx, pl, true)
+	if err != nil {
+		return nil, false, err
+	}
+	sug, _, err := p.Suggestion()
+	return sug, recorded, err
+}
+
+// CheckRebalances is the scheduler's rebalance job: for every active user
+// with autoRebalance it makes the suggestion from their latest allocation
+// and records it when it clears their rebalanceThresholdBps (and differs
+// from their last). Users without an allocation, or whose limits cannot be
+// met, are skipped. It returns how many suggestions it recorded.
+// Errors: only internal ones.
+func (s *Service) CheckRebalances(ctx context.Context) (int, error) {
+	users, err := s.db.AutoRebalanceUsers(ctx)
+	if err != nil {
+		return 0, err
+	}
+	stored := 0
+	for i := range users {
+		if err := ctx.Err(); err != nil {
+			return stored, err
+		}
+		_, rec, err := s.suggest(ctx, &users[i], true)
+		switch obsqra.ErrorCode(err) {
+		case "":
+		case obsqra.ENOTFOUND, obsqra.EINVALID:
+			continue
+		default:
+			return stored, fmt.Errorf("check rebalance of user %d: %w", users[i].ID, err)
+		}
+		if rec {
+			stored++
+		}
+	}
+	return stored, nil
+}
+
+// Suggestion returns the suggestion with the given prediction id, for its
+// owner only. Errors: ENOTFOUND (also for another user's and for a plan
+// made without an allocation).
+func (s *Service) Suggestion(ctx context.Context, id int64) (*obsqra.RebalanceSuggestion, error) {
+	p, err := s.Prediction(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	sug, ok, err := p.Suggestion()
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, obsqra.Errorf(obsqra.ENOTFOUND, "suggestion not found")
+	}
+	return sug, nil
+}
+
+// OptimizationRun returns the optimisation run recorded as the prediction
+// with the given id, for its owner only. Errors: ENOTFOUND.
+func (s *Service) OptimizationRun(ctx context.Context, id int64) (*obsqra.OptimizationRun, error) {
+	p, err := s.Prediction(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if p.Kind != obsqra.PredictionRebalanceSuggestion {
+		return nil, obsqra.Errorf(obsqra.ENOTFOUND, "optimization run not found")
+	}
+	return runOf(p)
+}
+
+// Prediction returns the prediction with the given id: a market forecast
+// to anyone, a suggestion to its owner only.
+// Errors: ENOTFOUND (also for another user's).
+func (s *Service) Prediction(ctx context.Context, id int64) (*obsqra.Prediction, error) {
+	p, err := s.db.Prediction(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if p.UserID != 0 {
+		if u := obsqra.UserFromContext(ctx); u == nil || u.ID != p.UserID {
+			return nil, obsqra.Errorf(obsqra.ENOTFOUND, "prediction not found")
+		}
+	}
+	return p, nil
+}
+
+// Predictions returns a page of the predictions the caller may see (market
+// forecasts, and their own suggestions), newest first: first+1 rows so the
+// caller knows whether there is a next page. protocolID 0 means any.
+// Errors: only internal ones.
+func (s *Service) Predictions(ctx context.Context, kind obsqra.PredictionKind, protocolID int64, first int, afterID int64) ([]obsqra.Prediction, error) {
+	var viewer int64
+	if u := obsqra.UserFromContext(ctx); u != nil {
+		viewer = u.ID
+	}
+	return s.db.Predictions(ctx, store.PredictionQuery{
+		Kind: kind, ProtocolID: protocolID, ViewerID: viewer, AfterID: afterID, Limit: first + 1,
+	})
+}

@@ -291,10 +291,8 @@ type RebalanceSuggestion struct {
 	ThresholdBps    int      `json:"thresholdBps"`
 	// Confidence is the probability that the move pays for itself within
 	// the horizon.
-	Confidence float64       `json:"confidence"`
-	Tolerance  RiskTolerance `json:"tolerance"`
-	// Followed is true once an allocation recorded it.
-	Followed   bool           `json:"-"`
+	Confidence float64        `json:"confidence"`
+	Tolerance  RiskTolerance  `json:"tolerance"`
 	Plan       AllocationPlan `json:"plan"`
 	DecisionID int64          `json:"-"`
 	CreatedAt  time.Time      `json:"-"`
@@ -321,7 +319,8 @@ type Dashboard struct {
 	UserID           int64
 	WindowDays       int
 	LatestAllocation *Allocation
-	// The portfolio figures are nil without an allocation.
+	// The portfolio figures are nil without an allocation, or when a
+	// holding lacks the figure (no data in the window).
 	ExpectedApyBps      *int
 	PortfolioRiskScore  *float64
 	PortfolioRiskChange *float64

@@ -33,7 +33,8 @@ const (
 // (Obsqra's optimiser for the caller's preferences, the contract's parity,
 // equal weights, the highest APY) over the same window, their yield measured
 // on an index accrued from the daily APYs.
-// Errors: EINVALID for the horizon, the window or a protocol; ENOTFOUND
+// Errors: EINVALID for the horizon, the window or a protocol (unknown, or
+// with less than 30 days of history); ENOTFOUND
 // when slugs is nil and no protocol has enough history; internal ones.
 func (s *Service) Backtest(ctx context.Context, slugs []string, horizonDays int, windowDays *int) (*obsqra.BacktestReport, error) {
 	if horizonDays < 1 || horizonDays > maxHorizonDays {
@@ -61,7 +62,13 @@ func (s *Service) Backtest(ctx context.Context, slugs []string, horizonDays int,
 	if err != nil {
 		return nil, err
 	}
-	if slugs == nil {
+	if slugs != nil {
+		for i, p := range ps {
+			if n := len(hist[p.ID]); n < minForecastDays {
+				return nil, obsqra.Errorf(obsqra.EINVALID, "protocols[%d]: %s has %d days of history here; a backtest needs %d", i, p.Slug, n, minForecastDays)
+			}
+		}
+	} else {
 		// Every enabled protocol means every one with the history a
 		// forecast needs, as for a plan: a protocol without it (just
 		// added, say) adds no forecast and would leave the strategies

@@ -96,6 +96,7 @@ func TestBacktest(t *testing.T) {
 		{"unknown protocol", []string{"nostra", "nope"}, 7, nil, "protocols[1]"},
 		{"duplicate", []string{"nostra", "nostra"}, 7, nil, "protocols[1]"},
 		{"no protocols", []string{}, 7, nil, "1 to 20"},
+		{"too little history", []string{"nostra", "vesu"}, 7, nil, "protocols[1]: vesu has"},
 	} {
 		rep, err := s.Backtest(b.anon, tt.slugs, tt.horizon, tt.window)
 		if rep != nil {

@@ -22,6 +22,11 @@ const outcomeBatch = 500
 // it is at most this old and the feed has observed a later day since.
 const carryDays = 7
 
+// abandonDays is how long after its target day the outcome job keeps
+// trying to score a prediction the data cannot score (the feed skipped
+// the day and the days around it); then it gives up on it.
+const abandonDays = 30
+
 // calibrationBins is the number of equal-width confidence bins of a
 // calibration table.
 const calibrationBins = 10
@@ -31,14 +36,14 @@ const calibrationBins = 10
 // (actual − point), once. A forecast's actual is the protocol's APY or risk
 // score of the day; a suggestion's is the APY of its target weights that
 // day. A prediction whose target day has no data yet is left for a later
-// run. It returns how many predictions it scored.
+// run, for up to abandonDays. It returns how many predictions it scored.
 // Errors: only internal ones.
 func (s *Service) ScoreOutcomes(ctx context.Context) (int, error) {
 	today := s.today()
 	scored := 0
 	var after int64
 	for {
-		due, err := s.db.DuePredictions(ctx, today, after, outcomeBatch)
+		due, err := s.db.DuePredictions(ctx, today-abandonDays, today, after, outcomeBatch)
 		if err != nil {
 			return scored, err
 		}

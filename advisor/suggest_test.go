@@ -125,7 +125,7 @@ func TestRebalanceSuggestion(t *testing.T) {
 		if err != nil {
 			t.Fatalf("RebalanceSuggestion() = %v", err)
 		}
-		if sug.AllocationID != alloc.ID || sug.UserID != b.user.ID || sug.ID == 0 || sug.DecisionID == 0 || sug.Followed {
+		if sug.AllocationID != alloc.ID || sug.UserID != b.user.ID || sug.ID == 0 || sug.DecisionID == 0 {
 			t.Errorf("RebalanceSuggestion() = %+v, want a new suggestion from allocation %d for user %d", sug, alloc.ID, b.user.ID)
 		}
 		if sug.Plan.PortfolioValueUsd != obsqra.MustDecimal("20000") {

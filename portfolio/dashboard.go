@@ -89,7 +89,7 @@ func (s *Service) Dashboard(ctx context.Context, windowDays int) (*obsqra.Dashbo
 		if slope, ok := apySlope(pts, start, today); ok {
 			row.ApySlopeBpsPerDay = &slope
 		}
-		if f, ok := forecasts[w.ProtocolID]; ok {
+		if f, ok := forecasts[w.ProtocolID]; ok && f.Origin >= today-freshForecastDays {
 			e := f.Point
 			row.ExpectedApyBps = &e
 		} else if okNow {
@@ -139,6 +139,11 @@ func clears(rs *obsqra.RebalanceSuggestion, thresholdBps int) bool {
 	}
 	return len(rs.Trades) > 0 && rs.ExpectedImprovementBps > 0 && rs.ExpectedImprovementBps >= float64(thresholdBps)
 }
+
+// freshForecastDays is how old, in days, a recorded forecast may be for a
+// dashboard to weigh it: an older one (the forecast job stopped) gives way
+// to the APY now.
+const freshForecastDays = 2
 
 func ptr[T any](v T) *T { return &v }
 

@@ -233,6 +233,21 @@ func TestDashboard(t *testing.T) {
 		}
 		_, err = s.Allocation(otherCtx, alloc.ID)
 		checkErr(t, "Allocation(another user's)", err, obsqra.ENOTFOUND)
+
+		// Three days on, with no new data and no new forecast, the
+		// recorded forecasts are stale: the expected APY is the APY now.
+		b.Clock.AddDays(3)
+		d := mustDashboard(t, s, b.ctx, 10)
+		var exp float64
+		for _, p := range d.Protocols {
+			if p.ApyBps == nil || p.ExpectedApyBps == nil || *p.ExpectedApyBps != float64(*p.ApyBps) {
+				t.Fatalf("Dashboard row three days after the last forecast = %s, want the APY now as expected APY", show(p))
+			}
+			exp += float64(p.WeightBps) / 10000 * *p.ExpectedApyBps
+		}
+		if d.ExpectedApyBps == nil || *d.ExpectedApyBps != int(math.Round(exp)) {
+			t.Errorf("Dashboard ExpectedApyBps with stale forecasts = %v, want %v", show(d.ExpectedApyBps), math.Round(exp))
+		}
 	})
 }
 

@@ -235,16 +235,18 @@ func latestSuggestion(ctx context.Context, c conn, userID int64) (*obsqra.Predic
 }
 
 // DuePredictions returns at most limit predictions without an outcome
-// whose target day is before before and whose id is above afterID, in id
-// order: a scorer passes the last id it saw to read the next batch.
+// whose target day is from or later and before before, and whose id is
+// above afterID, in id order: a scorer passes the last id it saw to read
+// the next batch. The lower bound keeps a scorer from rereading, forever,
+// predictions it had to give up on.
 // Errors: EINVALID for a limit below 1; otherwise internal ones.
-func (db *DB) DuePredictions(ctx context.Context, before obsqra.Date, afterID int64, limit int) ([]obsqra.Prediction, error) {
+func (db *DB) DuePredictions(ctx context.Context, from, before obsqra.Date, afterID int64, limit int) ([]obsqra.Prediction, error) {
 	if limit < 1 {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "limit must be at least 1, got %d", limit)
 	}
 	return queryPredictions(ctx, db.conn(), "list due predictions",
-		predictionSelect+" WHERE o.prediction_id IS NULL AND p.target < ? AND p.id > ? ORDER BY p.id LIMIT ?",
-		before.String(), afterID, limit)
+		predictionSelect+" WHERE o.prediction_id IS NULL AND p.target >= ? AND p.target < ? AND p.id > ? ORDER BY p.id LIMIT ?",
+		from.String(), before.String(), afterID, limit)
 }
 
 // InsertPredictionOutcome records what became of a prediction: the value

@@ -382,7 +382,7 @@ func TestDueAndMaturedPredictions(t *testing.T) {
 		})
 		due := func(before obsqra.Date, afterID int64, limit int) []int64 {
 			t.Helper()
-			got, err := db.DuePredictions(ctx, before, afterID, limit)
+			got, err := db.DuePredictions(ctx, 0, before, afterID, limit)
 			if err != nil {
 				t.Fatalf("DuePredictions(%s, %d, %d) = %v", before, afterID, limit, err)
 			}
@@ -411,7 +411,11 @@ func TestDueAndMaturedPredictions(t *testing.T) {
 				t.Errorf("DuePredictions(%s) = %v, want %v", tc.name, got, tc.want)
 			}
 		}
-		_, err := db.DuePredictions(ctx, day(6), 0, 0)
+		// The lower bound leaves out targets before it.
+		if got, err := db.DuePredictions(ctx, day(3), day(6), 0, 100); err != nil || !slices.Equal(predictionIDs(got), idsOf(d[0], d[2], d[4], sug)) {
+			t.Errorf("DuePredictions(from day 3) = %v, %v, want %v", predictionIDs(got), err, idsOf(d[0], d[2], d[4], sug))
+		}
+		_, err := db.DuePredictions(ctx, 0, day(6), 0, 0)
 		wantCode(t, "DuePredictions(limit 0)", err, obsqra.EINVALID)
 
 		db.Now = fixedClock(testTime)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/obsqra/obsqra/advisor"
@@ -52,12 +53,29 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets
 		Run:      markets.AuditDecisions,
 	})
 	if markets.SourceName() != "none" {
+		// Every job runs once at start, the forecast job too, while the
+		// first poll may still be loading the history: so the first poll
+		// that succeeds also records forecasts, and a new server has
+		// predictions within a minute rather than after an interval.
+		var primed atomic.Bool
 		jobs = append(jobs, scheduler.Job{
 			Name:     "market-ingest",
 			Interval: cfg.MarketPollInterval,
 			Timeout:  max(minIngestTimeout, cfg.MarketPollInterval),
 			Jitter:   cfg.MarketPollInterval / 10,
-			Run:      markets.Poll,
+			Run: func(ctx context.Context) error {
+				if err := markets.Poll(ctx); err != nil {
+					return err
+				}
+				if primed.Load() {
+					return nil
+				}
+				if _, err := advice.RefreshForecasts(ctx); err != nil {
+					return fmt.Errorf("first forecasts: %w", err)
+				}
+				primed.Store(true)
+				return nil
+			},
 		})
 	}
 	jobs = append(jobs, adviceJobs(cfg, logger, advice)...)

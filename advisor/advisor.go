@@ -92,6 +92,10 @@ type Service struct {
 	forecasts map[string]obsqra.Forecast
 	// backtests caches backtest reports likewise.
 	backtests map[string]*obsqra.BacktestReport
+	// backtestSlot lets one backtest compute at a time: each costs up to a
+	// second of CPU, and requests with distinct arguments (which the cache
+	// does not absorb) must not take every core from the API.
+	backtestSlot chan struct{}
 }
 
 // maxCached bounds each cache; a full cache is emptied (the entries are
@@ -128,7 +132,8 @@ func New(db *store.DB, risk RiskModel, cfg Config) (*Service, error) {
 		cfg.Now = time.Now
 	}
 	return &Service{db: db, risk: risk, cfg: cfg,
-		forecasts: make(map[string]obsqra.Forecast), backtests: make(map[string]*obsqra.BacktestReport)}, nil
+		forecasts: make(map[string]obsqra.Forecast), backtests: make(map[string]*obsqra.BacktestReport),
+		backtestSlot: make(chan struct{}, 1)}, nil
 }
 
 // HorizonDays is the default forecast horizon.

@@ -107,6 +107,12 @@ func (s *Service) Backtest(ctx context.Context, slugs []string, horizonDays int,
 		return cached, nil
 	}
 
+	select {
+	case s.backtestSlot <- struct{}{}:
+		defer func() { <-s.backtestSlot }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	rep := &obsqra.BacktestReport{ProtocolIDs: ids, HorizonDays: horizonDays, WindowDays: window, From: start, To: today}
 	var outs []ml.Outcome
 	for _, id := range ids {

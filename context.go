@@ -91,6 +91,18 @@ func ClientFromContext(ctx context.Context) *Client {
 	return &Client{}
 }
 
+// Viewer returns the signed-in user of ctx, or nil for an anonymous
+// request: what an operation open to everyone reads to tailor its answer.
+// Errors: the refusal of credentials that were presented but invalid, so a
+// client with an expired token is told to refresh it rather than served
+// as a stranger.
+func Viewer(ctx context.Context) (*User, error) {
+	if err := AuthErrorFromContext(ctx); err != nil {
+		return nil, err
+	}
+	return UserFromContext(ctx), nil
+}
+
 // RequireUser returns the signed-in principal of ctx. Errors: the refusal
 // of credentials that were presented but invalid; EUNAUTHENTICATED when the
 // request is anonymous.

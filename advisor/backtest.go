@@ -51,7 +51,10 @@ func (s *Service) Backtest(ctx context.Context, slugs []string, horizonDays int,
 	if err != nil {
 		return nil, err
 	}
-	prefs, _ := preferences(ctx)
+	prefs, _, err := preferences(ctx)
+	if err != nil {
+		return nil, err
+	}
 	today := s.today()
 	start := today - obsqra.Date(window-1)
 	ids := make([]int64, len(ps))

@@ -171,7 +171,9 @@ func observedOn(points []store.DailyPoint, d obsqra.Date) (store.DailyPoint, boo
 // whose target fell in the last windowDays: their count, mean absolute
 // error, the error relative to the naive forecast's (the value at the
 // origin), the coverage of the 80 % interval, and the calibration of the
-// confidence. Errors: EINVALID for a horizon or window outside 1–365;
+// confidence. Market forecasts are judged over all of them; suggestions
+// over the signed-in user's own. Errors: EINVALID for a horizon or window
+// outside 1–365; EUNAUTHENTICATED for suggestions when signed out;
 // internal ones.
 func (s *Service) ModelPerformance(ctx context.Context, kind obsqra.PredictionKind, horizonDays, windowDays int) (*obsqra.ModelPerformance, error) {
 	if !kind.IsValid() {
@@ -183,22 +185,47 @@ func (s *Service) ModelPerformance(ctx context.Context, kind obsqra.PredictionKi
 	if windowDays < 1 || windowDays > 365 {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "windowDays must be between 1 and 365, got %d", windowDays)
 	}
+	// Market forecasts are everyone's; suggestions are judged for their
+	// own user only (a narrow window would show another user's errors).
+	var userID int64
+	if kind == obsqra.PredictionRebalanceSuggestion {
+		pr, err := obsqra.RequireUser(ctx)
+		if err != nil {
+			return nil, err
+		}
+		userID = pr.User.ID
+	}
 	today := s.today()
-	preds, err := s.db.MaturedPredictions(ctx, kind, horizonDays, today-obsqra.Date(windowDays), today)
+	bins, err := s.db.PredictionAccuracy(ctx, store.AccuracyQuery{
+		Kind: kind, HorizonDays: horizonDays, TargetFrom: today - obsqra.Date(windowDays), TargetTo: today,
+		UserID: userID, Bins: calibrationBins,
+	})
 	if err != nil {
 		return nil, err
 	}
-	mp := &obsqra.ModelPerformance{Kind: kind, HorizonDays: horizonDays, WindowDays: windowDays, Count: len(preds)}
-	outs := make([]ml.Outcome, 0, len(preds))
-	for _, p := range preds {
-		outs = append(outs, ml.Outcome{
-			Forecast: ml.Forecast{Point: p.Point, Lower80: p.Lower80, Upper80: p.Upper80, Lower95: p.Lower95,
-				Upper95: p.Upper95, Tolerance: p.Tolerance, Confidence: p.Confidence},
-			Last: p.Last, Actual: *p.Actual, HasActual: true,
+	mp := &obsqra.ModelPerformance{Kind: kind, HorizonDays: horizonDays, WindowDays: windowDays, Calibration: []obsqra.CalibrationBin{}}
+	var abs, naive float64
+	var in80 int
+	for _, b := range bins {
+		mp.Count += b.Count
+		abs += b.SumAbsError
+		naive += b.SumAbsNaiveError
+		in80 += b.In80
+		n := float64(b.Count)
+		mp.Calibration = append(mp.Calibration, obsqra.CalibrationBin{
+			ConfidenceFrom: round4(float64(b.Bin) / calibrationBins), ConfidenceTo: round4(float64(b.Bin+1) / calibrationBins),
+			Predicted: round4(b.SumConfidence / n), Observed: round4(float64(b.Hits) / n), Count: b.Count,
 		})
 	}
-	acc := summarise(outs)
-	mp.MAE, mp.RelativeMAE, mp.Coverage80, mp.Calibration = acc.mae, acc.relativeMAE, acc.coverage80, acc.calibration
+	if mp.Count > 0 {
+		n := float64(mp.Count)
+		mae, cov := round4(abs/n), round4(float64(in80)/n)
+		mp.MAE, mp.Coverage80 = &mae, &cov
+		if naive > 0 {
+			rel := round4(abs / naive)
+			mp.RelativeMAE = &rel
+		}
+	}
 	return mp, nil
 }
 

@@ -211,11 +211,13 @@ func TestModelPerformance(t *testing.T) {
 		if err != nil || got.Count != 2 || got.MAE == nil || *got.MAE != 9.5 || *got.RelativeMAE != 0.7917 || *got.Coverage80 != 0.5 {
 			t.Errorf("ModelPerformance(yield, 7, 10) = %s, %v; want count 2, MAE 9.5, relative 0.7917, coverage 0.5", show(got), err)
 		}
-		// Nothing matured: no figures.
-		got, err = s.ModelPerformance(ctx, obsqra.PredictionRebalanceSuggestion, 7, 30)
-		if err != nil || got.Count != 0 || got.MAE != nil || got.RelativeMAE != nil || got.Coverage80 != nil || got.Calibration != nil {
+		// Nothing matured: no figures. Suggestions are their user's.
+		got, err = s.ModelPerformance(b.ctx, obsqra.PredictionRebalanceSuggestion, 7, 30)
+		if err != nil || got.Count != 0 || got.MAE != nil || got.RelativeMAE != nil || got.Coverage80 != nil || len(got.Calibration) != 0 {
 			t.Errorf("ModelPerformance(REBALANCE_SUGGESTION) = %s, %v, want count 0 and no figures", show(got), err)
 		}
+		_, err = s.ModelPerformance(b.anon, obsqra.PredictionRebalanceSuggestion, 7, 30)
+		checkErr(t, "ModelPerformance(REBALANCE_SUGGESTION, signed out)", err, obsqra.EUNAUTHENTICATED)
 
 		for _, tt := range []struct {
 			kind            obsqra.PredictionKind

@@ -39,11 +39,16 @@ type planSpec struct {
 
 // preferences returns the signed-in user's preferences, or the defaults
 // for an anonymous caller, and the user's id (0 when anonymous).
-func preferences(ctx context.Context) (obsqra.Preferences, int64) {
-	if u := obsqra.UserFromContext(ctx); u != nil {
-		return u.Preferences, u.ID
+// Errors: refused credentials (see obsqra.Viewer).
+func preferences(ctx context.Context) (obsqra.Preferences, int64, error) {
+	u, err := obsqra.Viewer(ctx)
+	if err != nil {
+		return obsqra.Preferences{}, 0, err
 	}
-	return obsqra.DefaultPreferences(), 0
+	if u != nil {
+		return u.Preferences, u.ID, nil
+	}
+	return obsqra.DefaultPreferences(), 0, nil
 }
 
 // resolve fills in what in leaves out from prefs and checks the ranges.
@@ -486,7 +491,10 @@ func (s *Service) inputs(v *marketView, sp planSpec, current *obsqra.Allocation)
 // Errors: EINVALID naming the field; ENOTFOUND when no protocol has enough
 // history; internal ones.
 func (s *Service) OptimizeAllocation(ctx context.Context, in obsqra.OptimizeAllocationInput) (*obsqra.AllocationPlan, error) {
-	prefs, uid := preferences(ctx)
+	prefs, uid, err := preferences(ctx)
+	if err != nil {
+		return nil, err
+	}
 	sp, err := resolve(in, prefs)
 	if err != nil {
 		return nil, err

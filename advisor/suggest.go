@@ -171,7 +171,11 @@ func (s *Service) Prediction(ctx context.Context, id int64) (*obsqra.Prediction,
 		return nil, err
 	}
 	if p.UserID != 0 {
-		if u := obsqra.UserFromContext(ctx); u == nil || u.ID != p.UserID {
+		u, err := obsqra.Viewer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if u == nil || u.ID != p.UserID {
 			return nil, obsqra.Errorf(obsqra.ENOTFOUND, "prediction not found")
 		}
 	}
@@ -181,10 +185,14 @@ func (s *Service) Prediction(ctx context.Context, id int64) (*obsqra.Prediction,
 // Predictions returns a page of the predictions the caller may see (market
 // forecasts, and their own suggestions), newest first: first+1 rows so the
 // caller knows whether there is a next page. protocolID 0 means any.
-// Errors: only internal ones.
+// Errors: refused credentials; internal ones.
 func (s *Service) Predictions(ctx context.Context, kind obsqra.PredictionKind, protocolID int64, first int, afterID int64) ([]obsqra.Prediction, error) {
+	u, err := obsqra.Viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var viewer int64
-	if u := obsqra.UserFromContext(ctx); u != nil {
+	if u != nil {
 		viewer = u.ID
 	}
 	return s.db.Predictions(ctx, store.PredictionQuery{

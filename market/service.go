@@ -450,7 +450,9 @@ func (s *Service) VerifyDecision(ctx context.Context, id int64) (*obsqra.Decisio
 	if err != nil {
 		return nil, err
 	}
-	if !s.DecisionVisible(ctx, d) {
+	if visible, err := s.DecisionVisible(ctx, d); err != nil {
+		return nil, err
+	} else if !visible {
 		// Decisions of other kinds belong to users: as node(id:) does,
 		// the server does not say they exist.
 		return nil, obsqra.Errorf(obsqra.ENOTFOUND, "decision not found")
@@ -508,17 +510,20 @@ type DecisionKind struct {
 
 // DecisionVisible reports whether the caller may see d: risk scores are
 // market-wide and public; a decision made for a user is theirs (and the
-// admins').
-func (s *Service) DecisionVisible(ctx context.Context, d *obsqra.Decision) bool {
+// admins'). Errors: refused credentials (see obsqra.Viewer).
+func (s *Service) DecisionVisible(ctx context.Context, d *obsqra.Decision) (bool, error) {
 	if d.Kind == obsqra.DecisionRiskScore {
-		return true
+		return true, nil
 	}
-	u := obsqra.UserFromContext(ctx)
+	u, err := obsqra.Viewer(ctx)
+	if err != nil {
+		return false, err
+	}
 	if u.IsAdmin() {
-		return true
+		return true, nil
 	}
 	k, ok := s.cfg.DecisionKinds[d.Kind]
-	return ok && u != nil && k.Owner(d) == u.ID
+	return ok && u != nil && k.Owner(d) == u.ID, nil
 }
 
 // chainPoint is a verified entry of the decision log: every entry up to

@@ -210,7 +210,11 @@ func (s *Service) Allocation(ctx context.Context, id int64) (*obsqra.Allocation,
 	if err != nil {
 		return nil, err
 	}
-	if u := obsqra.UserFromContext(ctx); u == nil || u.ID != a.UserID {
+	u, err := obsqra.Viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil || u.ID != a.UserID {
 		return nil, obsqra.Errorf(obsqra.ENOTFOUND, "allocation not found")
 	}
 	return a, nil

@@ -166,8 +166,10 @@ func (r *queryResolver) Node(ctx context.Context, id string) (obsqra.Node, error
 		return nodeOrNil(r.Portfolio.Allocation(ctx, n))
 	case obsqra.NodeDecision:
 		d, err := r.Market.Decision(ctx, n)
-		if err == nil && d != nil && !r.Market.DecisionVisible(ctx, d) {
-			return nil, nil
+		if err == nil && d != nil {
+			if visible, err := r.Market.DecisionVisible(ctx, d); err != nil || !visible {
+				return nil, err
+			}
 		}
 		return nodeOrNil(d, err)
 	}

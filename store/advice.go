@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/obsqra/obsqra"
@@ -266,15 +267,86 @@ func (tx *Tx) InsertPredictionOutcome(ctx context.Context, predictionID int64, a
 	return n == 1, nil
 }
 
-// MaturedPredictions returns the scored predictions of kind and
-// horizonDays, of every user, whose target day is in [targetFrom,
-// targetTo], with their outcomes, in id order.
-// Errors: only internal ones.
-func (db *DB) MaturedPredictions(ctx context.Context, kind obsqra.PredictionKind, horizonDays int, targetFrom, targetTo obsqra.Date) ([]obsqra.Prediction, error) {
-	return queryPredictions(ctx, db.conn(), "list matured predictions", "SELECT "+predictionColumns+
-		" FROM predictions p JOIN prediction_outcomes o ON o.prediction_id = p.id"+
-		" WHERE p.kind = ? AND p.horizon_days = ? AND p.target >= ? AND p.target <= ? ORDER BY p.id",
-		string(kind), horizonDays, targetFrom.String(), targetTo.String())
+// AccuracyQuery selects the scored predictions an accuracy summary covers.
+type AccuracyQuery struct {
+	Kind        obsqra.PredictionKind
+	HorizonDays int
+	// TargetFrom and TargetTo bound the target day, both inclusive.
+	TargetFrom, TargetTo obsqra.Date
+	// UserID 0 selects the market's predictions (no user); any other, that
+	// user's own only.
+	UserID int64
+	// Bins is the number of equal-width confidence bins, 1–100.
+	Bins int
+}
+
+// AccuracyBin sums the scored predictions whose confidence fell in bin Bin
+// of [0, 1] (the last bin includes 1).
+type AccuracyBin struct {
+	Bin           int
+	Count         int
+	SumConfidence float64
+	// Hits counts the predictions whose actual value fell within tolerance
+	// of the point.
+	Hits int
+	// SumAbsError sums |actual − point|; SumAbsNaiveError |actual − last|,
+	// the naive forecast's error.
+	SumAbsError      float64
+	SumAbsNaiveError float64
+	// In80 counts the actual values inside the 80 % interval.
+	In80 int
+}
+
+// PredictionAccuracy sums up the scored predictions q selects, per
+// confidence bin, in one aggregate statement: the work stays in the
+// database however many predictions matured. Bins without predictions are
+// left out. Errors: EINVALID for a bin count outside 1–100; internal ones.
+func (db *DB) PredictionAccuracy(ctx context.Context, q AccuracyQuery) ([]AccuracyBin, error) {
+	if q.Bins < 1 || q.Bins > 100 {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "bins must be between 1 and 100, got %d", q.Bins)
+	}
+	// The bin of a confidence c is min(floor(c·Bins), Bins−1), written as a
+	// ladder of comparisons: portable, where casts round on one dialect
+	// and truncate on the other.
+	var bin strings.Builder
+	var args []any
+	bin.WriteString("CASE")
+	for i := 1; i < q.Bins; i++ {
+		bin.WriteString(" WHEN p.confidence < ? THEN " + strconv.Itoa(i-1))
+		args = append(args, float64(i)/float64(q.Bins))
+	}
+	bin.WriteString(" ELSE " + strconv.Itoa(q.Bins-1) + " END")
+	user := "p.user_id IS NULL"
+	args = append(args, string(q.Kind), q.HorizonDays, q.TargetFrom.String(), q.TargetTo.String())
+	if q.UserID != 0 {
+		user = "p.user_id = ?"
+		args = append(args, q.UserID)
+	}
+	rows, err := db.conn().query(ctx, `
+		SELECT bin, COUNT(*), SUM(confidence), SUM(hit), SUM(abs_error), SUM(abs_naive), SUM(in80) FROM (
+			SELECT `+bin.String()+` AS bin, p.confidence,
+				CASE WHEN ABS(o.actual - p.point) <= p.tolerance THEN 1 ELSE 0 END AS hit,
+				ABS(o.actual - p.point) AS abs_error, ABS(o.actual - p.last) AS abs_naive,
+				CASE WHEN o.actual >= p.lower80 AND o.actual <= p.upper80 THEN 1 ELSE 0 END AS in80
+			FROM predictions p JOIN prediction_outcomes o ON o.prediction_id = p.id
+			WHERE p.kind = ? AND p.horizon_days = ? AND p.target >= ? AND p.target <= ? AND `+user+`
+		) AS scored GROUP BY bin ORDER BY bin`, args...)
+	if err != nil {
+		return nil, translate(err, "sum up prediction accuracy", "prediction")
+	}
+	defer rows.Close()
+	var out []AccuracyBin
+	for rows.Next() {
+		var b AccuracyBin
+		if err := rows.Scan(&b.Bin, &b.Count, &b.SumConfidence, &b.Hits, &b.SumAbsError, &b.SumAbsNaiveError, &b.In80); err != nil {
+			return nil, translate(err, "scan prediction accuracy", "prediction")
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sum up prediction accuracy: %w", err)
+	}
+	return out, nil
 }
 
 // queryPredictions runs query, which selects predictionColumns, and

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -359,7 +360,7 @@ func TestLatestSuggestion(t *testing.T) {
 	})
 }
 
-func TestDueAndMaturedPredictions(t *testing.T) {
+func TestDuePredictionsAndAccuracy(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
@@ -435,29 +436,49 @@ func TestDueAndMaturedPredictions(t *testing.T) {
 			t.Errorf("Prediction(%d) after a second outcome = %+v, %v, want the first", d[0].ID, got, err)
 		}
 
+		other := createUser(t, db, "bob@example.com")
 		for _, tc := range []struct {
 			name     string
 			kind     obsqra.PredictionKind
 			horizon  int
 			from, to obsqra.Date
+			user     int64
 			want     []*obsqra.Prediction
 		}{
-			{"all 7-day yield", obsqra.PredictionYieldForecast, 7, day(0), day(10), []*obsqra.Prediction{d[0], d[1], d[2], d[4]}},
-			{"bounds inclusive", obsqra.PredictionYieldForecast, 7, day(3), day(4), []*obsqra.Prediction{d[0], d[4]}},
-			{"one day, unscored", obsqra.PredictionYieldForecast, 7, day(2), day(2), nil},
-			{"30-day", obsqra.PredictionYieldForecast, 30, day(2), day(2), []*obsqra.Prediction{h30}},
-			{"risk", obsqra.PredictionRiskForecast, 7, day(0), day(10), []*obsqra.Prediction{risk}},
-			{"suggestions of every user", obsqra.PredictionRebalanceSuggestion, 30, day(0), day(10), []*obsqra.Prediction{sug}},
-			{"empty range", obsqra.PredictionYieldForecast, 7, day(4), day(3), nil},
+			{"all 7-day yield", obsqra.PredictionYieldForecast, 7, day(0), day(10), 0, []*obsqra.Prediction{d[0], d[1], d[2], d[4]}},
+			{"bounds inclusive", obsqra.PredictionYieldForecast, 7, day(3), day(4), 0, []*obsqra.Prediction{d[0], d[4]}},
+			{"one day, unscored", obsqra.PredictionYieldForecast, 7, day(2), day(2), 0, nil},
+			{"30-day", obsqra.PredictionYieldForecast, 30, day(2), day(2), 0, []*obsqra.Prediction{h30}},
+			{"risk", obsqra.PredictionRiskForecast, 7, day(0), day(10), 0, []*obsqra.Prediction{risk}},
+			{"the user's suggestions", obsqra.PredictionRebalanceSuggestion, 30, day(0), day(10), u.ID, []*obsqra.Prediction{sug}},
+			{"not another user's", obsqra.PredictionRebalanceSuggestion, 30, day(0), day(10), other.ID, nil},
+			{"not the market's", obsqra.PredictionRebalanceSuggestion, 30, day(0), day(10), 0, nil},
+			{"empty range", obsqra.PredictionYieldForecast, 7, day(4), day(3), 0, nil},
 		} {
-			got, err := db.MaturedPredictions(ctx, tc.kind, tc.horizon, tc.from, tc.to)
-			var want []obsqra.Prediction
-			for _, p := range tc.want {
-				want = append(want, *p)
+			got, err := db.PredictionAccuracy(ctx, store.AccuracyQuery{Kind: tc.kind, HorizonDays: tc.horizon,
+				TargetFrom: tc.from, TargetTo: tc.to, UserID: tc.user, Bins: 10})
+			if want := accuracyOf(tc.want, 10); err != nil || !sameAccuracy(got, want) {
+				t.Errorf("PredictionAccuracy(%s) = %+v, %v, want %+v", tc.name, got, err, want)
 			}
-			if err != nil || !reflect.DeepEqual(got, want) {
-				t.Errorf("MaturedPredictions(%s) = %v, %v, want %v", tc.name, predictionIDs(got), err, predictionIDs(want))
+		}
+
+		// Confidences land in their bins; 1 in the last.
+		var binned []*obsqra.Prediction
+		inTx(t, db, func(tx *store.Tx) {
+			for i, c := range []float64{0, 0.1, 0.55, 0.999, 1, 0.3} {
+				p := forecast(obsqra.PredictionYieldForecast, a, 3, adviceDay-10, 20+i)
+				p.Confidence, p.Tolerance = c, 2
+				binned = append(binned, insertPrediction(t, tx, p))
+				scorePrediction(t, tx, testTime, binned[i], p.Point+float64(i)-2)
 			}
+		})
+		got, err := db.PredictionAccuracy(ctx, store.AccuracyQuery{Kind: obsqra.PredictionYieldForecast, HorizonDays: 3,
+			TargetFrom: day(-20), TargetTo: day(0), Bins: 10})
+		if want := accuracyOf(binned, 10); err != nil || !sameAccuracy(got, want) || len(got) != 5 {
+			t.Errorf("PredictionAccuracy(binned) = %+v, %v, want %+v", got, err, want)
+		}
+		if _, err := db.PredictionAccuracy(ctx, store.AccuracyQuery{Bins: 0}); obsqra.ErrorCode(err) != obsqra.EINVALID {
+			t.Errorf("PredictionAccuracy(0 bins) = %v, want EINVALID", err)
 		}
 	})
 }
@@ -766,4 +787,50 @@ func TestAdviceIsAppendOnly(t *testing.T) {
 			t.Errorf("Allocation(%d) after tampering = %+v, %v, want %+v", a.ID, got, err, a)
 		}
 	})
+}
+
+// accuracyOf is PredictionAccuracy computed here, from scored predictions.
+func accuracyOf(ps []*obsqra.Prediction, bins int) []store.AccuracyBin {
+	by := map[int]*store.AccuracyBin{}
+	for _, p := range ps {
+		i := min(int(p.Confidence*float64(bins)), bins-1)
+		b := by[i]
+		if b == nil {
+			b = &store.AccuracyBin{Bin: i}
+			by[i] = b
+		}
+		b.Count++
+		b.SumConfidence += p.Confidence
+		if math.Abs(*p.Actual-p.Point) <= p.Tolerance {
+			b.Hits++
+		}
+		b.SumAbsError += math.Abs(*p.Actual - p.Point)
+		b.SumAbsNaiveError += math.Abs(*p.Actual - p.Last)
+		if *p.Actual >= p.Lower80 && *p.Actual <= p.Upper80 {
+			b.In80++
+		}
+	}
+	var out []store.AccuracyBin
+	for i := range bins {
+		if b := by[i]; b != nil {
+			out = append(out, *b)
+		}
+	}
+	return out
+}
+
+// sameAccuracy compares accuracy bins, sums to within rounding.
+func sameAccuracy(got, want []store.AccuracyBin) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-9*max(1, math.Abs(b)) }
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.Bin != w.Bin || g.Count != w.Count || g.Hits != w.Hits || g.In80 != w.In80 ||
+			!near(g.SumConfidence, w.SumConfidence) || !near(g.SumAbsError, w.SumAbsError) || !near(g.SumAbsNaiveError, w.SumAbsNaiveError) {
+			return false
+		}
+	}
+	return true
 }

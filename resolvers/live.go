@@ -112,7 +112,9 @@ func (r *subscriptionResolver) AllocationRecorded(ctx context.Context, after *st
 // subscribeOwn subscribes the viewer to the events filter selects among
 // those they may see (public ones and their own); signIn refuses an
 // anonymous viewer. Without a cursor the stream is shared by the viewer's
-// subscribers asking the same (by everyone's when anonymous).
+// subscribers asking the same, and by those only: what it carries depends
+// on the viewer, so it is never public (a signed-in subscriber joining an
+// anonymous stream would miss their own events).
 func (r *subscriptionResolver) subscribeOwn(ctx context.Context, signIn bool, after *string, filter live.Filter) (*live.Subscription, error) {
 	if err := obsqra.AuthErrorFromContext(ctx); err != nil {
 		return nil, err
@@ -130,11 +132,7 @@ func (r *subscriptionResolver) subscribeOwn(ctx context.Context, signIn bool, af
 	}
 	sub, err := r.Live.Subscribe(ctx, viewer, filter, from)
 	if err == nil && from == nil {
-		if viewer == 0 {
-			obsqra.SharePublicStream(ctx)
-		} else {
-			obsqra.ShareStream(ctx)
-		}
+		obsqra.ShareStream(ctx)
 	}
 	return sub, err
 }

@@ -494,3 +494,54 @@ func TestPersonalSubscriptions(t *testing.T) {
 		}
 	})
 }
+
+// TestOwnStreamsAreNotPublic: a signed-in subscriber asking, without a
+// cursor, the same as an anonymous one gets their own events too: the
+// anonymous stream is not shared with them.
+func TestOwnStreamsAreNotPublic(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := newLiveServer(t, db)
+		h := s.srv.Config.Handler
+		now := time.Now().UTC()
+		var in []obsqra.MetricsInput
+		for d := 40; d >= 1; d-- {
+			for i, slug := range []string{"nostra", "zklend", "vesu", "ekubo", "jediswap"} {
+				in = append(in, obsqra.MetricsInput{Protocol: slug, ObservedAt: now.Add(-time.Duration(d) * 24 * time.Hour),
+					ApyBps: 300 + 50*i + d%5, UtilizationBps: 1000 + 1500*i})
+			}
+		}
+		if _, err := s.markets.Ingest(context.Background(), obsqra.SourceImport, in); err != nil {
+			t.Fatal(err)
+		}
+		ada := registerVia(t, h, "ada@example.com").AccessToken
+		const doc = `subscription { predictionCreated(kinds: [YIELD_FORECAST, REBALANCE_SUGGESTION]) { prediction { id kind } } }`
+		type predEvent struct{ Prediction struct{ ID, Kind string } }
+		// live waits until c receives a market forecast: its stream runs.
+		apy := 400
+		live := func(c *subscriber) {
+			t.Helper()
+			apy++
+			s.ingest(t, now.Add(-time.Duration(1000-apy)*time.Second), apy, "zklend")
+			if _, err := s.advice.RefreshForecasts(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if e := decode[predEvent](t, c.nextData("predictionCreated")); e.Prediction.Kind != "YIELD_FORECAST" {
+				t.Fatalf("first event = %+v, want a yield forecast", e)
+			}
+		}
+		anon := s.subscribeAs(t, "", doc, nil)
+		live(anon)
+		mine := s.subscribeAs(t, ada, doc, nil)
+		live(mine)
+		r := do(t, h, ada, `mutation { runOptimization { id } }`, nil)
+		if len(r.Errors) > 0 {
+			t.Fatalf("runOptimization: %+v", r.Errors)
+		}
+		runID := decode[struct{ ID string }](t, r.Data["runOptimization"]).ID
+		if e := decode[predEvent](t, mine.nextData("predictionCreated")); e.Prediction.ID != runID {
+			t.Fatalf("ada's next event = %+v, want her run %s", e, runID)
+		}
+	})
+}

@@ -70,8 +70,11 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets
 				if primed.Load() {
 					return nil
 				}
+				// A failure here is the forecast job's to report: the
+				// ingestion succeeded and must not back off for it.
 				if _, err := advice.RefreshForecasts(ctx); err != nil {
-					return fmt.Errorf("first forecasts: %w", err)
+					logger.Warn("first forecasts failed; the forecast job will retry", "error", err)
+					return nil
 				}
 				primed.Store(true)
 				return nil

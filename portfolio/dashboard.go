@@ -10,13 +10,15 @@ import (
 
 // Dashboard returns the signed-in user's portfolio at a glance over the
 // last windowDays: the latest allocation; per held protocol its risk score
-// and APY now, their change since the window's first day and the APY's
-// slope per day (least squares over the window's daily values); the
-// expected APY (the latest recorded yield forecast of each holding, or its
-// APY now when none is recorded yet) and the risk score weighted by the
-// holdings, with the change of that risk over the window (the holdings'
-// weights times each protocol's risk change), each unknown unless every
-// holding has its own figure; the realised APY (the mean,
+// and APY now, their change since the window's first day (windowDays days
+// ago) and the APY's slope per day (least squares over the window's daily
+// values); the expected APY (the latest recorded yield forecast of each
+// holding when made in the last two days, else its APY now) and the risk
+// score weighted by the holdings, each unknown unless every holding has
+// its own figure; the change of the portfolio's risk (now, against its
+// risk on the window's first day under the allocation held then, or on
+// the first day after it that the risk is known, as portfolioRiskHistory
+// shows it); the realised APY (the mean,
 // over the window's days on which the user held an allocation, of the APY
 // that allocation earned that day); and the latest suggestion when it moves
 // from the latest allocation, clears the user's threshold and was not
@@ -61,8 +63,8 @@ func (s *Service) Dashboard(ctx context.Context, windowDays int) (*obsqra.Dashbo
 	// A portfolio figure is a weighted sum over every holding: one that
 	// lacks its figure leaves it unknown (counted as 0 it would make a
 	// portfolio look safer, or poorer, than any of its holdings).
-	var expected, risk, riskChange float64
-	haveExpected, haveRisk, haveChange := true, true, true
+	var expected, risk float64
+	haveExpected, haveRisk := true, true
 	for _, w := range latest.Weights {
 		pts := hist[w.ProtocolID]
 		row := obsqra.DashboardProtocol{ProtocolID: w.ProtocolID, WeightBps: w.WeightBps}
@@ -78,14 +80,11 @@ func (s *Service) Dashboard(ctx context.Context, windowDays int) (*obsqra.Dashbo
 				row.RiskScore = ptr(*now.RiskScore)
 				risk += x * float64(*now.RiskScore)
 				if okThen && then.RiskScore != nil {
-					c := *now.RiskScore - *then.RiskScore
-					row.RiskChange = ptr(c)
-					riskChange += x * float64(c)
+					row.RiskChange = ptr(*now.RiskScore - *then.RiskScore)
 				}
 			}
 		}
 		haveRisk = haveRisk && row.RiskScore != nil
-		haveChange = haveChange && row.RiskChange != nil
 		if slope, ok := apySlope(pts, start, today); ok {
 			row.ApySlopeBpsPerDay = &slope
 		}
@@ -108,9 +107,16 @@ func (s *Service) Dashboard(ctx context.Context, windowDays int) (*obsqra.Dashbo
 	}
 	if haveRisk {
 		d.PortfolioRiskScore = ptr(round4(risk))
-	}
-	if haveChange {
-		d.PortfolioRiskChange = ptr(round4(riskChange))
+		// The change is the portfolio's, as portfolioRiskHistory shows it:
+		// now against the window's first day under the allocation held
+		// then (or, for a user who started within the window, their first
+		// day), so a move into a safer protocol counts.
+		for day := start; day < today; day++ {
+			if then, ok := riskOn(allocs, hist, day); ok {
+				d.PortfolioRiskChange = ptr(round4(risk - then))
+				break
+			}
+		}
 	}
 	d.RealisedApyBps = realised(allocs, hist, start+1, today)
 
@@ -201,6 +207,24 @@ func realised(allocs []obsqra.Allocation, hist map[int64][]store.DailyPoint, fro
 	return ptr(int(math.Round(sum / float64(days))))
 }
 
+// riskOn is the risk score of the allocation in effect on day d, weighted
+// by it; false when none was, or a holding has no score that day.
+func riskOn(allocs []obsqra.Allocation, hist map[int64][]store.DailyPoint, d obsqra.Date) (float64, bool) {
+	a := inEffect(allocs, d)
+	if a == nil {
+		return 0, false
+	}
+	var risk float64
+	for _, w := range a.Weights {
+		p, found := pointOn(hist[w.ProtocolID], d)
+		if !found || p.RiskScore == nil {
+			return 0, false
+		}
+		risk += float64(w.WeightBps) / 10000 * float64(*p.RiskScore)
+	}
+	return risk, true
+}
+
 // PortfolioRiskHistory returns the signed-in user's risk score on each of
 // the last windowDays days on which they held an allocation: the risk
 // scores of that day's holdings weighted by the allocation in effect,
@@ -230,21 +254,7 @@ func (s *Service) PortfolioRiskHistory(ctx context.Context, windowDays int) ([]o
 		return nil, err
 	}
 	for d := first; d <= today; d++ {
-		a := inEffect(allocs, d)
-		if a == nil {
-			continue
-		}
-		var risk float64
-		ok := true
-		for _, w := range a.Weights {
-			p, found := pointOn(hist[w.ProtocolID], d)
-			if !found || p.RiskScore == nil {
-				ok = false
-				break
-			}
-			risk += float64(w.WeightBps) / 10000 * float64(*p.RiskScore)
-		}
-		if ok {
+		if risk, ok := riskOn(allocs, hist, d); ok {
 			out = append(out, obsqra.PortfolioRiskPoint{Date: d, RiskScore: round4(risk)})
 		}
 	}

@@ -127,7 +127,7 @@ func TestDashboard(t *testing.T) {
 		want := func(window int, expected map[int64]float64) *obsqra.Dashboard {
 			start := today - obsqra.Date(window)
 			d := &obsqra.Dashboard{UserID: b.user.ID, WindowDays: window, LatestAllocation: alloc}
-			var exp, risk, change float64
+			var exp, risk float64
 			for _, id := range []int64{nostra, zklend} {
 				s := slug[id]
 				now, then := m.apy(s, m.on(s, today)), m.apy(s, m.on(s, start))
@@ -140,11 +140,17 @@ func TestDashboard(t *testing.T) {
 				})
 				exp += w[id] * expected[id]
 				risk += w[id] * float64(rNow)
-				change += w[id] * float64(rNow-rThen)
+			}
+			// The portfolio's risk on the window's first day is that of
+			// the allocation held then: all nostra before the move.
+			rThen := func(s string) float64 { return float64(m.risk[s][m.on(s, start)]) }
+			then := 0.7*rThen("nostra") + 0.3*rThen("zklend")
+			if start < today-4 {
+				then = rThen("nostra")
 			}
 			d.ExpectedApyBps = ptr(int(math.Round(exp)))
 			d.PortfolioRiskScore = ptr(math.Round(risk*1e4) / 1e4)
-			d.PortfolioRiskChange = ptr(math.Round(change*1e4) / 1e4)
+			d.PortfolioRiskChange = ptr(math.Round((risk-then)*1e4) / 1e4)
 			// Realised: all nostra until the allocation's day, 70/30 from it.
 			var sum float64
 			for day := start + 1; day <= today; day++ {
@@ -391,9 +397,15 @@ func TestDashboardMissingData(t *testing.T) {
 	if want := int(math.Round(0.5*float64(m.apy("nostra", today)) + 0.5*800)); d.ExpectedApyBps == nil || *d.ExpectedApyBps != want {
 		t.Errorf("Dashboard ExpectedApyBps = %v, want %d", show(d.ExpectedApyBps), want)
 	}
-	// vesu has no value 10 days ago: the change over the window is unknown.
-	if d.PortfolioRiskChange != nil || d.Protocols[1].RiskChange != nil {
-		t.Errorf("Dashboard PortfolioRiskChange = %v (vesu's %v), want unknown", show(d.PortfolioRiskChange), show(d.Protocols[1].RiskChange))
+	// vesu has no value 10 days ago: its own change over the window is
+	// unknown, and the portfolio's runs from the first day its risk is
+	// known (two days ago), as portfolioRiskHistory shows it.
+	if d.Protocols[1].RiskChange != nil {
+		t.Errorf("vesu's RiskChange = %v, want unknown", show(d.Protocols[1].RiskChange))
+	}
+	then := 0.5*float64(m.risk["nostra"][today-2]) + 0.5*float64(risk[0].Risk.Score)
+	if want := math.Round((wantRisk-then)*1e4) / 1e4; d.PortfolioRiskChange == nil || math.Abs(*d.PortfolioRiskChange-want) > 1e-4 {
+		t.Errorf("Dashboard PortfolioRiskChange = %v, want %v", show(d.PortfolioRiskChange), want)
 	}
 	var sum float64
 	for day := today - 2; day <= today; day++ {

@@ -602,7 +602,7 @@ func (s *Service) record(ctx context.Context, pl *planned, once bool) (p *obsqra
 			if err != nil && obsqra.ErrorCode(err) != obsqra.ENOTFOUND {
 				return err
 			}
-			if err == nil && !followed && last.InputsDigest == pl.digest {
+			if err == nil && s.reusable(last, followed, pl) {
 				p = last
 				return nil
 			}

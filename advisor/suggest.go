@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/store"
@@ -51,8 +53,8 @@ func runOf(p *obsqra.Prediction) (*obsqra.OptimizationRun, error) {
 // RebalanceSuggestion returns the move the signed-in user should consider
 // from their latest allocation to their plan on current data. Every
 // suggestion handed out is recorded (decision and prediction), but only
-// once per distinct inputs: while the data and the allocation stay the
-// same, the recorded one is returned again.
+// once: while the inputs stay the same, or for suggestionReuse while the
+// allocation and preferences do, the recorded one is returned again.
 // Errors: EUNAUTHENTICATED; ENOTFOUND when the user holds no allocation
 // (or no protocol has enough history); EINVALID when their limits cannot
 // be met; internal ones.
@@ -80,7 +82,7 @@ func (s *Service) suggest(ctx context.Context, user *obsqra.User, onlyClearing b
 	if err != nil && obsqra.ErrorCode(err) != obsqra.ENOTFOUND {
 		return nil, false, err
 	}
-	if err == nil && !followed && last.InputsDigest == pl.digest {
+	if err == nil && s.reusable(last, followed, pl) {
 		sug, ok, err := last.Suggestion()
 		if err != nil {
 			return nil, false, err
@@ -98,6 +100,43 @@ func (s *Service) suggest(ctx context.Context, user *obsqra.User, onlyClearing b
 	}
 	sug, _, err := p.Suggestion()
 	return sug, recorded, err
+}
+
+// suggestionReuse is how long a recorded suggestion answers for the same
+// allocation and preferences although the market moved since: without it,
+// a client polling rebalanceSuggestion would append a decision per market
+// sample (every 10 s with the simulated feed) to a log that is never pruned.
+const suggestionReuse = time.Hour
+
+// reusable reports whether last, the user's latest recorded suggestion,
+// answers for pl: not followed yet, and made from the same inputs, or from
+// the same allocation and preferences within suggestionReuse.
+func (s *Service) reusable(last *obsqra.Prediction, followed bool, pl *planned) bool {
+	if followed {
+		return false
+	}
+	if last.InputsDigest == pl.digest {
+		return true
+	}
+	prev, ok, err := last.Suggestion()
+	rb := pl.inputs.Rebalance
+	if err != nil || !ok || rb == nil || s.cfg.Now().Sub(last.CreatedAt) >= suggestionReuse {
+		return false
+	}
+	in := pl.inputs
+	return prev.AllocationID == rb.AllocationID && prev.ThresholdBps == rb.ThresholdBps &&
+		prev.Plan.RiskTolerance == in.RiskTolerance && prev.Plan.MaxSingleBps == in.MaxSingleBps &&
+		prev.Plan.MinDiversification == in.MinDiversification && prev.Plan.PortfolioValueUsd == in.PortfolioValueUsd &&
+		slices.Equal(planProtocols(prev.Plan), in.ProtocolIDs)
+}
+
+// planProtocols returns the protocols a plan weighs, in its order.
+func planProtocols(p obsqra.AllocationPlan) []int64 {
+	ids := make([]int64, len(p.Weights))
+	for i, w := range p.Weights {
+		ids[i] = w.ProtocolID
+	}
+	return ids
 }
 
 // CheckRebalances is the scheduler's rebalance job: for every active user

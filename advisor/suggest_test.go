@@ -181,6 +181,21 @@ func TestRebalanceSuggestion(t *testing.T) {
 			t.Fatalf("RebalanceSuggestion(new allocation) = %+v, %v, want a new suggestion from %d", third, err, alloc2.ID)
 		}
 		checkMove(t, s, b, third, alloc2, obsqra.DefaultPortfolioValueUsd)
+
+		// Within the hour, the market's intraday moves do not record a
+		// suggestion per sample for the same allocation and preferences;
+		// after it, they do.
+		b.Clock.Set(now0.Add(70 * time.Minute))
+		tick := advisortest.Sample("ekubo", b.Today(), 2500, 4000, "500000")
+		tick.ObservedAt = now0.Add(65 * time.Minute)
+		b.Ingest(t, tick)
+		if same, err := s.RebalanceSuggestion(b.ctx); err != nil || same.ID != third.ID {
+			t.Errorf("RebalanceSuggestion(intraday move, 10 minutes later) = %+v, %v, want suggestion %d again", same, err, third.ID)
+		}
+		b.Clock.Set(now0.Add(2*time.Hour + time.Minute))
+		if later, err := s.RebalanceSuggestion(b.ctx); err != nil || later.ID == third.ID {
+			t.Errorf("RebalanceSuggestion(an hour later) = %+v, %v, want a new one", later, err)
+		}
 	})
 }
 

@@ -49,7 +49,9 @@ type Forecast struct {
 	Kind        PredictionKind
 	ProtocolID  int64
 	HorizonDays int
-	// Target is WindowEnd + HorizonDays: the day forecast.
+	// Target is the day forecast: HorizonDays after the day the forecast
+	// was made (today; WindowEnd, the last observed day, may be earlier
+	// when the feed is late).
 	Target Date
 	Point  float64
 	// The 80 % and 95 % prediction intervals.
@@ -83,7 +85,9 @@ type Prediction struct {
 	// UserID is the user a suggestion was made for; 0 for market forecasts.
 	UserID      int64
 	HorizonDays int
-	// Origin is the last day of data; Target = Origin + HorizonDays.
+	// Origin is the day the prediction was made from (today by the
+	// server's clock; WindowEnd may be earlier); Target = Origin +
+	// HorizonDays.
 	Origin, Target         Date
 	Point                  float64
 	Lower80, Upper80       float64
@@ -142,7 +146,8 @@ type ModelPerformance struct {
 }
 
 // CalibrationBin is one row of a calibration table: predictions whose
-// confidence fell in [ConfidenceFrom, ConfidenceTo), their mean confidence
+// confidence fell in [ConfidenceFrom, ConfidenceTo) (the last bin includes
+// 1), their mean confidence
 // (Predicted) and how often they hit within their tolerance (Observed).
 type CalibrationBin struct {
 	ConfidenceFrom float64

@@ -334,8 +334,19 @@ func TestAdviceJourney(t *testing.T) {
 			t.Fatalf("modelPerformance = %+v %+v, want 5 matured yield forecasts", perf, r.Errors)
 		}
 
+		// Her suggestions are judged for her, and for her only.
+		const suggestionPerf = `{ modelPerformance(kind: REBALANCE_SUGGESTION, horizonDays: 7) { count } }`
+		r = do(t, e.h, ada, suggestionPerf, nil)
+		if p := decode[struct{ Count int }](t, r.Data["modelPerformance"]); p.Count < 1 {
+			t.Fatalf("ada's suggestion performance = %+v %+v, want her matured suggestions", p, r.Errors)
+		}
+
 		// A second user sees none of Ada's data, whatever the path.
 		bob := registerVia(t, e.h, "bob@example.com").AccessToken
+		r = do(t, e.h, bob, suggestionPerf, nil)
+		if p := decode[struct{ Count int }](t, r.Data["modelPerformance"]); p.Count != 0 {
+			t.Fatalf("bob's suggestion performance = %+v, want none (Ada's are hers)", p)
+		}
 		r = do(t, e.h, bob, `query($a: ID!, $s: ID!, $d: ID!) { a: node(id: $a) { id } s: node(id: $s) { id } d: node(id: $d) { id } dashboard { latestAllocation { id } } rebalanceSuggestion { id } }`,
 			map[string]any{"a": alloc.ID, "s": sug2.ID, "d": run.DecisionID})
 		if len(r.Errors) > 0 || string(r.Data["a"]) != "null" || string(r.Data["s"]) != "null" || string(r.Data["d"]) != "null" ||
@@ -530,6 +541,11 @@ func TestAdviceBadInput(t *testing.T) {
 			{"suggestion signed out", "", `{ rebalanceSuggestion { id } }`, "UNAUTHENTICATED", ""},
 			{"run signed out", "", `mutation { runOptimization { id } }`, "UNAUTHENTICATED", ""},
 			{"history signed out", "", `{ allocationHistory { edges { cursor } } }`, "UNAUTHENTICATED", ""},
+			{"suggestion performance signed out", "", `{ modelPerformance(kind: REBALANCE_SUGGESTION, horizonDays: 7) { count } }`, "UNAUTHENTICATED", ""},
+			// A token that is refused is reported, not served as a stranger
+			// (the plan would silently use the default preferences).
+			{"plan with a bad token", "not-a-token", `{ optimizeAllocation { expectedApyBps } }`, "UNAUTHENTICATED", ""},
+			{"predictions with a bad token", "not-a-token", `{ predictions { edges { cursor } } }`, "UNAUTHENTICATED", ""},
 		}
 		for _, c := range cases {
 			r := do(t, e.h, c.token, c.query, nil)

@@ -291,7 +291,7 @@ func TestRefreshForecasts(t *testing.T) {
 		}
 		s, b := setupSeeded(t, db)
 		b.SetEnabled(t, "ekubo", false)
-		before := b.lastEvent(t)
+		before := b.LastEvent(t)
 		n, err := s.RefreshForecasts(ctx)
 		if err != nil || n != 4 {
 			t.Fatalf("RefreshForecasts() = %d, %v, want 4 (yield and risk of nostra and zklend)", n, err)
@@ -326,7 +326,7 @@ func TestRefreshForecasts(t *testing.T) {
 				t.Errorf("stored %s of %s = %+v, want %+v", p.Kind, slug, p, want)
 			}
 		}
-		events := b.events(t, before, advisor.TopicPredictionCreated)
+		events := b.Events(t, before, advisor.TopicPredictionCreated)
 		if len(events) != 4 {
 			t.Fatalf("prediction.created events = %d, want 4", len(events))
 		}
@@ -341,19 +341,19 @@ func TestRefreshForecasts(t *testing.T) {
 
 		// Nothing new: nothing recorded, later in the day too.
 		b.Clock.Set(now0.Add(3 * time.Hour))
-		last := b.lastEvent(t)
+		last := b.LastEvent(t)
 		if n, err := s.RefreshForecasts(ctx); n != 0 || err != nil {
 			t.Errorf("RefreshForecasts(unchanged) = %d, %v, want 0", n, err)
 		}
-		if got := len(b.predictions(t, "", 0)); got != 4 || b.lastEvent(t) != last {
-			t.Errorf("after RefreshForecasts(unchanged): %d predictions, last event %d, want 4 and %d", got, b.lastEvent(t), last)
+		if got := len(b.predictions(t, "", 0)); got != 4 || b.LastEvent(t) != last {
+			t.Errorf("after RefreshForecasts(unchanged): %d predictions, last event %d, want 4 and %d", got, b.LastEvent(t), last)
 		}
 
 		// A new sample of nostra today: its two forecasts are recorded again.
 		in := advisortest.Sample("nostra", b.Today(), 450, 2000, "100000000")
 		in.ObservedAt = in.ObservedAt.Add(2 * time.Hour)
 		b.Ingest(t, in)
-		last = b.lastEvent(t)
+		last = b.LastEvent(t)
 		if n, err := s.RefreshForecasts(ctx); n != 2 || err != nil {
 			t.Errorf("RefreshForecasts(new nostra sample) = %d, %v, want 2", n, err)
 		}
@@ -362,7 +362,7 @@ func TestRefreshForecasts(t *testing.T) {
 				t.Errorf("newest predictions are of protocol %d, want nostra's", p.ProtocolID)
 			}
 		}
-		if got := len(b.events(t, last, advisor.TopicPredictionCreated)); got != 2 {
+		if got := len(b.Events(t, last, advisor.TopicPredictionCreated)); got != 2 {
 			t.Errorf("prediction.created events after the new sample = %d, want 2", got)
 		}
 

@@ -305,7 +305,7 @@ func TestRunOptimization(t *testing.T) {
 		_, err := s.RunOptimization(b.anon)
 		checkErr(t, "RunOptimization(anonymous)", err, obsqra.EUNAUTHENTICATED)
 
-		before := b.lastEvent(t)
+		before := b.LastEvent(t)
 		run, err := s.RunOptimization(b.ctx)
 		if err != nil {
 			t.Fatalf("RunOptimization() = %v", err)
@@ -327,7 +327,7 @@ func TestRunOptimization(t *testing.T) {
 		if run.DecisionID != p.DecisionID {
 			t.Errorf("RunOptimization().DecisionID = %d, want %d", run.DecisionID, p.DecisionID)
 		}
-		events := b.events(t, before, advisor.TopicPredictionCreated)
+		events := b.Events(t, before, advisor.TopicPredictionCreated)
 		if len(events) != 1 || events[0].OwnerID != b.user.ID {
 			t.Fatalf("prediction.created events = %+v, want one owned by user %d", events, b.user.ID)
 		}

@@ -177,32 +177,6 @@ func (b *testBundle) record(t *testing.T, ctx context.Context, value string, wei
 	return a
 }
 
-// events returns the events after id with topic.
-func (b *testBundle) events(t *testing.T, after int64, topic string) []obsqra.Event {
-	t.Helper()
-	all, err := b.DB.EventsAfter(context.Background(), after, 10_000)
-	if err != nil {
-		t.Fatalf("EventsAfter(%d) = %v", after, err)
-	}
-	var out []obsqra.Event
-	for _, e := range all {
-		if e.Topic == topic {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// lastEvent returns the id of the newest event, 0 for none.
-func (b *testBundle) lastEvent(t *testing.T) int64 {
-	t.Helper()
-	id, err := b.DB.LastEventID(context.Background())
-	if err != nil {
-		t.Fatalf("LastEventID() = %v", err)
-	}
-	return id
-}
-
 // predictions returns every prediction ctx's viewer may see of kind
 // ("" for all), newest first.
 func (b *testBundle) predictions(t *testing.T, kind obsqra.PredictionKind, viewer int64) []obsqra.Prediction {

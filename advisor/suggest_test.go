@@ -120,7 +120,7 @@ func TestRebalanceSuggestion(t *testing.T) {
 		// vesu is held but cannot be forecast: the plan leaves it, at the
 		// APY it pays today.
 		alloc := b.record(t, b.ctx, "20000", "nostra", 6000, "vesu", 4000)
-		before := b.lastEvent(t)
+		before := b.LastEvent(t)
 		sug, err := s.RebalanceSuggestion(b.ctx)
 		if err != nil {
 			t.Fatalf("RebalanceSuggestion() = %v", err)
@@ -136,7 +136,7 @@ func TestRebalanceSuggestion(t *testing.T) {
 			t.Errorf("suggestion moves vesu %d → %d, want 4000 → 0", n, weightOf(sug.Target, b.ID(t, "vesu")))
 		}
 		checkRecorded(t, s, b, b.user, sug.ID, sug.Plan, sug)
-		if events := b.events(t, before, advisor.TopicPredictionCreated); len(events) != 1 || events[0].OwnerID != b.user.ID {
+		if events := b.Events(t, before, advisor.TopicPredictionCreated); len(events) != 1 || events[0].OwnerID != b.user.ID {
 			t.Errorf("prediction.created events = %+v, want one owned by user %d", events, b.user.ID)
 		}
 
@@ -287,7 +287,7 @@ func TestCheckRebalances(t *testing.T) {
 		inactive.Active = false
 		b.SetPreferences(t, inactive, inactive.Preferences)
 
-		before := b.lastEvent(t)
+		before := b.LastEvent(t)
 		if n, err := s.CheckRebalances(ctx); n != 1 || err != nil {
 			t.Fatalf("CheckRebalances() = %d, %v, want 1 (eager's)", n, err)
 		}
@@ -299,7 +299,7 @@ func TestCheckRebalances(t *testing.T) {
 		if err != nil || !ok || !sug.ClearsThreshold || sug.ThresholdBps != 0 {
 			t.Errorf("eager's suggestion = %+v, %v, %v, want one clearing threshold 0", sug, ok, err)
 		}
-		events := b.events(t, before, advisor.TopicPredictionCreated)
+		events := b.Events(t, before, advisor.TopicPredictionCreated)
 		if len(events) != 1 || events[0].OwnerID != eager.ID {
 			t.Errorf("prediction.created events = %+v, want one for user %d", events, eager.ID)
 		}

@@ -27,7 +27,7 @@ func TestRecordAllocation(t *testing.T) {
 			t.Fatal(err)
 		}
 		value := obsqra.MustDecimal("1234.56")
-		before := b.lastEvent(t)
+		before := b.LastEvent(t)
 		b.Clock.Set(now0.Add(time.Minute))
 		a, err := s.RecordAllocation(b.ctx, obsqra.RecordAllocationInput{
 			// Out of id order, with a zero weight.
@@ -54,7 +54,7 @@ func TestRecordAllocation(t *testing.T) {
 		if got, err := s.Allocation(b.ctx, a.ID); err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("Allocation(%d) = %s, %v, want %s", a.ID, show(got), err, show(want))
 		}
-		events := b.events(t, before, portfolio.TopicAllocationRecorded)
+		events := b.Events(t, before, portfolio.TopicAllocationRecorded)
 		if len(events) != 1 || events[0].OwnerID != b.user.ID {
 			t.Fatalf("allocation.recorded events = %+v, want one owned by user %d", events, b.user.ID)
 		}
@@ -117,7 +117,7 @@ func TestRecordAllocationInvalid(t *testing.T) {
 	if got, err := b.DB.Allocations(context.Background(), store.AllocationQuery{UserID: b.user.ID, Limit: 10}); err != nil || len(got) != 0 {
 		t.Errorf("allocations after invalid input = %d, %v, want none", len(got), err)
 	}
-	if events := b.events(t, 0, portfolio.TopicAllocationRecorded); len(events) != 0 {
+	if events := b.Events(t, 0, portfolio.TopicAllocationRecorded); len(events) != 0 {
 		t.Errorf("allocation.recorded events after invalid input = %d, want none", len(events))
 	}
 }

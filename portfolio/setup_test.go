@@ -68,32 +68,6 @@ func record(t *testing.T, s *portfolio.Service, ctx context.Context, ws ...any) 
 	return a
 }
 
-// events returns the events after id with topic.
-func (b *testBundle) events(t *testing.T, after int64, topic string) []obsqra.Event {
-	t.Helper()
-	all, err := b.DB.EventsAfter(context.Background(), after, 10_000)
-	if err != nil {
-		t.Fatalf("EventsAfter(%d) = %v", after, err)
-	}
-	var out []obsqra.Event
-	for _, e := range all {
-		if e.Topic == topic {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// lastEvent returns the id of the newest event, 0 for none.
-func (b *testBundle) lastEvent(t *testing.T) int64 {
-	t.Helper()
-	id, err := b.DB.LastEventID(context.Background())
-	if err != nil {
-		t.Fatalf("LastEventID() = %v", err)
-	}
-	return id
-}
-
 // checkErr fails unless err has code and a message containing each of want.
 func checkErr(t *testing.T, what string, err error, code string, want ...string) {
 	t.Helper()

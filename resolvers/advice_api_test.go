@@ -12,13 +12,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/advisor"
+	"github.com/obsqra/obsqra/advisor/advisortest"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/portfolio"
 	"github.com/obsqra/obsqra/resolvers"
@@ -27,30 +27,12 @@ import (
 	"github.com/obsqra/obsqra/store/storetest"
 )
 
-// clock is a settable clock shared by the services of a test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // adviceEnv is the whole server over one database with one injected clock,
 // and the services a test drives directly (the scheduler's jobs).
 type adviceEnv struct {
 	h       http.Handler
 	db      *store.DB
-	clock   *clock
+	clock   *advisortest.Clock
 	markets *market.Service
 	advice  *advisor.Service
 }
@@ -59,7 +41,8 @@ func newAdviceEnv(tb testing.TB, db *store.DB) *adviceEnv {
 	tb.Helper()
 	// The clock starts at the real time (tokens are checked against it)
 	// and only moves forward, by days.
-	c := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	c := &advisortest.Clock{}
+	c.Set(time.Now().UTC().Truncate(time.Second))
 	db.Now = c.Now
 	tokens, err := account.NewTokens(testKey, 30*time.Minute)
 	if err != nil {
@@ -275,7 +258,7 @@ func TestAdviceJourney(t *testing.T) {
 		}
 		moved["nostra"] = regime{apy: 1400, util: 1000, wobble: 6}
 		for range 6 {
-			e.clock.Add(24 * time.Hour)
+			e.clock.AddDays(1)
 			e.ingestDays(t, 1, moved)
 		}
 		r = do(t, e.h, ada, dashQuery, nil)
@@ -318,7 +301,7 @@ func TestAdviceJourney(t *testing.T) {
 			t.Fatalf("RefreshForecasts = %d, %v; want 10 (yield and risk of 5 protocols)", n, err)
 		}
 		for range 8 {
-			e.clock.Add(24 * time.Hour)
+			e.clock.AddDays(1)
 			e.ingestDays(t, 1, moved)
 		}
 		if n, err := e.advice.ScoreOutcomes(context.Background()); err != nil || n < 10 {

@@ -399,6 +399,24 @@ func TestShutdownSaysNoComplete(t *testing.T) {
 	})
 }
 
+// history imports a daily sample of each seeded protocol for each of the
+// days before now, enough for forecasts and plans, and returns now.
+func (s *liveServer) history(t *testing.T, days int) time.Time {
+	t.Helper()
+	now := time.Now().UTC()
+	var in []obsqra.MetricsInput
+	for d := days; d >= 1; d-- {
+		for i, slug := range []string{"nostra", "zklend", "vesu", "ekubo", "jediswap"} {
+			in = append(in, obsqra.MetricsInput{Protocol: slug, ObservedAt: now.Add(-time.Duration(d) * 24 * time.Hour),
+				ApyBps: 300 + 50*i + d%5, UtilizationBps: 1000 + 1500*i})
+		}
+	}
+	if _, err := s.markets.Ingest(context.Background(), obsqra.SourceImport, in); err != nil {
+		t.Fatal(err)
+	}
+	return now
+}
+
 // nextData returns the data of the next message, which must be a next
 // without errors.
 func (c *subscriber) nextData(field string) json.RawMessage {
@@ -422,17 +440,7 @@ func TestPersonalSubscriptions(t *testing.T) {
 		t.Parallel()
 		s := newLiveServer(t, db)
 		h := s.srv.Config.Handler
-		now := time.Now().UTC()
-		var in []obsqra.MetricsInput
-		for d := 40; d >= 1; d-- {
-			for i, slug := range []string{"nostra", "zklend", "vesu", "ekubo", "jediswap"} {
-				in = append(in, obsqra.MetricsInput{Protocol: slug, ObservedAt: now.Add(-time.Duration(d) * 24 * time.Hour),
-					ApyBps: 300 + 50*i + d%5, UtilizationBps: 1000 + 1500*i})
-			}
-		}
-		if _, err := s.markets.Ingest(context.Background(), obsqra.SourceImport, in); err != nil {
-			t.Fatal(err)
-		}
+		s.history(t, 40)
 		ada := registerVia(t, h, "ada@example.com").AccessToken
 		bob := registerVia(t, h, "bob@example.com").AccessToken
 		start := map[string]any{"after": live.Cursor(0)}
@@ -504,17 +512,7 @@ func TestOwnStreamsAreNotPublic(t *testing.T) {
 		t.Parallel()
 		s := newLiveServer(t, db)
 		h := s.srv.Config.Handler
-		now := time.Now().UTC()
-		var in []obsqra.MetricsInput
-		for d := 40; d >= 1; d-- {
-			for i, slug := range []string{"nostra", "zklend", "vesu", "ekubo", "jediswap"} {
-				in = append(in, obsqra.MetricsInput{Protocol: slug, ObservedAt: now.Add(-time.Duration(d) * 24 * time.Hour),
-					ApyBps: 300 + 50*i + d%5, UtilizationBps: 1000 + 1500*i})
-			}
-		}
-		if _, err := s.markets.Ingest(context.Background(), obsqra.SourceImport, in); err != nil {
-			t.Fatal(err)
-		}
+		now := s.history(t, 40)
 		ada := registerVia(t, h, "ada@example.com").AccessToken
 		const doc = `subscription { predictionCreated(kinds: [YIELD_FORECAST, REBALANCE_SUGGESTION]) { prediction { id kind } } }`
 		type predEvent struct{ Prediction struct{ ID, Kind string } }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/obsqra/obsqra"
@@ -115,26 +114,10 @@ func (db *DB) Allocations(ctx context.Context, q AllocationQuery) ([]obsqra.Allo
 		return nil, obsqra.Errorf(obsqra.EINVALID, "limit must be at least 1, got %d", q.Limit)
 	}
 	c := db.conn()
-	conds := []string{"user_id = ?"}
-	args := []any{q.UserID}
-	if q.From != nil {
-		conds = append(conds, "created_at >= ?")
-		args = append(args, c.d.timeArg(*q.From))
-	}
-	if q.To != nil {
-		conds = append(conds, "created_at <= ?")
-		args = append(args, c.d.timeArg(*q.To))
-	}
-	if q.After != nil {
-		// As in HistoryPage.where: the bound created_at <= At lets both
-		// planners start the index walk at the cursor.
-		at := c.d.timeArg(q.After.At)
-		conds = append(conds, "created_at <= ? AND (created_at < ? OR id < ?)")
-		args = append(args, at, at, q.After.ID)
-	}
+	where, args := keysetWhere(c, "user_id", q.UserID, "created_at", q.From, q.To, q.After)
 	args = append(args, q.Limit)
 	return queryAllocations(ctx, c, "list allocations",
-		allocationSelect+" WHERE "+strings.Join(conds, " AND ")+" ORDER BY created_at DESC, id DESC LIMIT ?", args...)
+		allocationSelect+" WHERE "+where+" ORDER BY created_at DESC, id DESC LIMIT ?", args...)
 }
 
 // AllocationsSince returns, oldest first, the user's allocation in effect

@@ -255,3 +255,29 @@ func SQLiteFrom(t testing.TB, key string, now time.Time, seed func(t testing.TB,
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// Events returns the events after id with topic.
+func (e *Env) Events(t testing.TB, after int64, topic string) []obsqra.Event {
+	t.Helper()
+	all, err := e.DB.EventsAfter(context.Background(), after, 10_000)
+	if err != nil {
+		t.Fatalf("EventsAfter(%d) = %v", after, err)
+	}
+	var out []obsqra.Event
+	for _, ev := range all {
+		if ev.Topic == topic {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// LastEvent returns the id of the newest event, 0 for none.
+func (e *Env) LastEvent(t testing.TB) int64 {
+	t.Helper()
+	id, err := e.DB.LastEventID(context.Background())
+	if err != nil {
+		t.Fatalf("LastEventID() = %v", err)
+	}
+	return id
+}

@@ -15,6 +15,7 @@ const (
 	NodeDecision      = "Decision"
 	NodePrediction    = "Prediction"
 	NodeAllocation    = "Allocation"
+	NodeTransaction   = "Transaction"
 	// NodeRebalanceSuggestion shares its number with the suggestion's
 	// Prediction.
 	NodeRebalanceSuggestion = "RebalanceSuggestion"

@@ -187,6 +187,22 @@ type Config struct {
 	// RebalanceCheckInterval is how often the rebalance job runs
 	// (REBALANCE_CHECK_INTERVAL_HOURS, whole hours, 1-8760, default 24).
 	RebalanceCheckInterval time.Duration
+
+	// StarknetRPCURLs are the Starknet JSON-RPC endpoints, in failover
+	// order (STARKNET_RPC_URL, comma-separated http(s) URLs, default none).
+	StarknetRPCURLs []string
+	// StarknetNetwork is sepolia or mainnet (STARKNET_NETWORK, default
+	// sepolia).
+	StarknetNetwork string
+	// RiskEngineAddress is the deployed RiskEngine contract, or nil
+	// (RISK_ENGINE_ADDRESS, a Starknet address, default none).
+	RiskEngineAddress *obsqra.Felt
+	// TxWatchInterval is how often the watcher polls (TX_WATCH_INTERVAL,
+	// Go duration, default 15s).
+	TxWatchInterval time.Duration
+	// TxDropAfter is how long an unknown transaction is waited for
+	// (TX_DROP_AFTER, Go duration, default 30m).
+	TxDropAfter time.Duration
 }
 
 // Load reads the configuration through getenv, which is os.Getenv in the
@@ -297,6 +313,26 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	c.RebalanceSlippageBps = l.intRange("REBALANCE_SLIPPAGE_BPS", defaultSlippageBps, 0, 10000, "a whole number of bps from 0 to 10000")
 	c.RebalanceCheckInterval = time.Duration(l.intRange("REBALANCE_CHECK_INTERVAL_HOURS", defaultRebalanceHours, 1, 8760,
 		"a whole number of hours from 1 to 8760")) * time.Hour
+	c.StarknetRPCURLs = l.httpURLs("STARKNET_RPC_URL")
+	c.StarknetNetwork = defaultStarknetNetwork
+	if v, ok := l.value("STARKNET_NETWORK"); ok {
+		switch v = strings.ToLower(v); v {
+		case "sepolia", "mainnet":
+			c.StarknetNetwork = v
+		default:
+			l.problemf("STARKNET_NETWORK", "%q is not one of sepolia, mainnet", v)
+		}
+	}
+	if v, ok := l.value("RISK_ENGINE_ADDRESS"); ok {
+		a, err := obsqra.ParseAddress(v)
+		if err != nil {
+			l.problemf("RISK_ENGINE_ADDRESS", "%s", obsqra.ErrorMessage(err))
+		} else {
+			c.RiskEngineAddress = &a
+		}
+	}
+	c.TxWatchInterval = l.duration("TX_WATCH_INTERVAL", defaultTxWatchInterval)
+	c.TxDropAfter = l.duration("TX_DROP_AFTER", defaultTxDropAfter)
 
 	if len(l.problems) > 0 {
 		return nil, errors.Join(l.problems...)
@@ -316,6 +352,25 @@ func (l *loader) httpURL(name, def string) string {
 		return def
 	}
 	return strings.TrimRight(v, "/")
+}
+
+// httpURLs reads a comma-separated list of http(s) URLs (none when unset),
+// each without a trailing slash.
+func (l *loader) httpURLs(name string) []string {
+	v, ok := l.value(name)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, part := range list(v) {
+		u, err := url.Parse(part)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			l.problemf(name, "%q is not an http:// or https:// URL", part)
+			return nil
+		}
+		out = append(out, strings.TrimRight(part, "/"))
+	}
+	return out
 }
 
 // usd reads an amount in USD from 0 to max.

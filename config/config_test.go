@@ -73,6 +73,9 @@ func TestLoadDefaults(t *testing.T) {
 			RebalanceGasUSD:         0.5,
 			RebalanceSlippageBps:    10,
 			RebalanceCheckInterval:  24 * time.Hour,
+			StarknetNetwork:         "sepolia",
+			TxWatchInterval:         15 * time.Second,
+			TxDropAfter:             30 * time.Minute,
 		}},
 		{"empty values count as unset", map[string]string{"API_PORT": "", "ENVIRONMENT": "  "}, nil},
 		{"production", prod(), &Config{
@@ -111,6 +114,9 @@ func TestLoadDefaults(t *testing.T) {
 			RebalanceGasUSD:         0.5,
 			RebalanceSlippageBps:    10,
 			RebalanceCheckInterval:  24 * time.Hour,
+			StarknetNetwork:         "sepolia",
+			TxWatchInterval:         15 * time.Second,
+			TxDropAfter:             30 * time.Minute,
 		}},
 	}
 	tests[1].want = tests[0].want
@@ -130,6 +136,10 @@ func TestLoadDefaults(t *testing.T) {
 
 func TestLoadValues(t *testing.T) {
 	t.Parallel()
+	riskEngine, err := obsqra.ParseAddress("0xabc")
+	if err != nil {
+		t.Fatal(err)
+	}
 	got, err := Load(env(map[string]string{
 		"ENVIRONMENT":                    " Production ",
 		"API_HOST":                       "[::1]",
@@ -164,6 +174,11 @@ func TestLoadValues(t *testing.T) {
 		"REBALANCE_GAS_USD":              "1.25",
 		"REBALANCE_SLIPPAGE_BPS":         "25",
 		"REBALANCE_CHECK_INTERVAL_HOURS": "6",
+		"STARKNET_RPC_URL":               "http://127.0.0.1:5050/rpc/v0_9, https://node.example.com/",
+		"STARKNET_NETWORK":               "MAINNET",
+		"RISK_ENGINE_ADDRESS":            "0x0ABC",
+		"TX_WATCH_INTERVAL":              "5s",
+		"TX_DROP_AFTER":                  "1h",
 	}))
 	if err != nil {
 		t.Fatalf("Load() error = %v", err)
@@ -205,6 +220,11 @@ func TestLoadValues(t *testing.T) {
 		RebalanceGasUSD:         1.25,
 		RebalanceSlippageBps:    25,
 		RebalanceCheckInterval:  6 * time.Hour,
+		StarknetRPCURLs:         []string{"http://127.0.0.1:5050/rpc/v0_9", "https://node.example.com"},
+		StarknetNetwork:         "mainnet",
+		RiskEngineAddress:       &riskEngine,
+		TxWatchInterval:         5 * time.Second,
+		TxDropAfter:             time.Hour,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load() = %+v, want %+v", got, want)
@@ -237,6 +257,9 @@ func TestLoadInvalid(t *testing.T) {
 		{"gas too high", map[string]string{"REBALANCE_GAS_USD": "5000"}, `REBALANCE_GAS_USD: "5000" is more than 1000 USD`},
 		{"slippage", map[string]string{"REBALANCE_SLIPPAGE_BPS": "10001"}, `REBALANCE_SLIPPAGE_BPS`},
 		{"rebalance hours", map[string]string{"REBALANCE_CHECK_INTERVAL_HOURS": "0"}, `REBALANCE_CHECK_INTERVAL_HOURS`},
+		{"rpc url", map[string]string{"STARKNET_RPC_URL": "http://ok.example, ftp://no"}, `STARKNET_RPC_URL: "ftp://no" is not an http`},
+		{"network", map[string]string{"STARKNET_NETWORK": "goerli"}, `STARKNET_NETWORK: "goerli" is not one of sepolia, mainnet`},
+		{"risk engine", map[string]string{"RISK_ENGINE_ADDRESS": "0xZZ"}, `RISK_ENGINE_ADDRESS`},
 		{"port zero", map[string]string{"API_PORT": "0"}, `API_PORT: "0" is not a port number (1-65535)`},
 		{"port too high", map[string]string{"API_PORT": "70000"}, `API_PORT: "70000" is not a port number (1-65535)`},
 		{"environment", map[string]string{"ENVIRONMENT": "staging"}, `ENVIRONMENT: "staging" is not one of development, production`},

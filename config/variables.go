@@ -36,6 +36,9 @@ const (
 	defaultRebalanceGasUSD    = "0.50"
 	defaultSlippageBps        = 10
 	defaultRebalanceHours     = 24
+	defaultStarknetNetwork    = "sepolia"
+	defaultTxWatchInterval    = 15 * time.Second
+	defaultTxDropAfter        = 30 * time.Minute
 )
 
 // Variable describes one environment variable read by Load.
@@ -129,5 +132,15 @@ func Variables() []Variable {
 			"Trading cost in bps of each traded amount, 0-10000, in suggestions' costs."},
 		{"REBALANCE_CHECK_INTERVAL_HOURS", strconv.Itoa(defaultRebalanceHours),
 			"How often, in whole hours (1-8760), the rebalance job checks the users with autoRebalance and records suggestions that clear their threshold."},
+		{"STARKNET_RPC_URL", "",
+			"Comma-separated Starknet JSON-RPC endpoints (spec 0.9), tried in order with failover; empty: no node (transactions stay PENDING, wallets cannot be linked)."},
+		{"STARKNET_NETWORK", defaultStarknetNetwork,
+			"sepolia or mainnet: the chain id every node must report (SN_SEPOLIA, SN_MAIN) and the one wallet challenges are signed for."},
+		{"RISK_ENGINE_ADDRESS", "",
+			"Address of the deployed RiskEngine contract; when set, verifyDecision also asks it for the score (onChainScore, matchesOnChain)."},
+		{"TX_WATCH_INTERVAL", "15s",
+			"How often the watcher polls the node for transactions that are not final (Go duration); older transactions are polled less often."},
+		{"TX_DROP_AFTER", "30m",
+			"How long a logged transaction the node does not know (error 29) is waited for before it is marked DROPPED (Go duration)."},
 	}
 }

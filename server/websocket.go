@@ -209,9 +209,25 @@ func (s *Server) wsOriginAllowed(r *http.Request) bool {
 // through the middleware's response writers, which only unwrap.
 type hijacker struct{ http.ResponseWriter }
 
-// Hijack takes over the connection of the innermost response writer.
+// Hijack takes over the connection of the innermost response writer. The
+// upgrader then answers 101 on the raw connection, which no writer sees:
+// the access log's recorder is told so here.
 func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(h.ResponseWriter).Hijack()
+	conn, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err == nil {
+		for w := h.ResponseWriter; w != nil; {
+			if rec, ok := w.(*recorder); ok {
+				rec.status = http.StatusSwitchingProtocols
+				break
+			}
+			u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+			if !ok {
+				break
+			}
+			w = u.Unwrap()
+		}
+	}
+	return conn, rw, err
 }
 
 // wsRegistry holds the live WebSocket connections of a server so that

@@ -1310,3 +1310,22 @@ func TestWebSocketJoinWhileStarting(t *testing.T) {
 		c.expect("next", "1", `{"data":{"ticks":"one"}}`)
 	}
 }
+
+// TestWebSocketAccessLog: an upgrade is logged as the 101 it answered,
+// not as a 200 no one sent.
+func TestWebSocketAccessLog(t *testing.T) {
+	t.Parallel()
+	b := setupWS(t)
+	c := b.dial(t, "graphql-transport-ws")
+	c.conn.Close()
+	b.closeAll(t)
+	var statuses []any
+	for _, e := range b.logs.entries(t, "http request") {
+		if e["path"] == "/graphql" {
+			statuses = append(statuses, e["status"])
+		}
+	}
+	if len(statuses) != 1 || statuses[0] != float64(http.StatusSwitchingProtocols) {
+		t.Fatalf("access log statuses of the upgrade = %v, want [101]", statuses)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/starknet"
 	"github.com/obsqra/obsqra/store"
 )
 
@@ -44,6 +45,10 @@ type Config struct {
 	// Throttle limits failed sign-ins and registrations; zero fields take
 	// the values of DefaultThrottlePolicy.
 	Throttle ThrottlePolicy
+	// Starknet is the node wallet links are verified on (their account
+	// contract's is_valid_signature); nil when none is configured, and
+	// then wallets cannot be linked.
+	Starknet *starknet.Client
 }
 
 // Service carries out account use cases. Its methods document the error

@@ -538,6 +538,16 @@ func TestAllocations(t *testing.T) {
 		if all[1].TxHash.String() != "0x049d36570d4e46f48e99674bd3fcc84644ddd6b96f7c741b1562b82f9e004dc7" {
 			t.Errorf("TxHash = %s, want the canonical felt", all[1].TxHash)
 		}
+		// By transaction hash: the user's own, in one statement.
+		unknown := *mustFelt(t, "0x1234")
+		before := db.Statements()
+		byHash, err := db.AllocationsByTxHash(ctx, u.ID, []obsqra.Felt{*all[1].TxHash, unknown})
+		if err != nil || len(byHash) != 1 || !reflect.DeepEqual(byHash[*all[1].TxHash], *all[1]) || db.Statements()-before != 1 {
+			t.Errorf("AllocationsByTxHash = %+v, %v in %d statements, want allocation %d only, in one", byHash, err, db.Statements()-before, all[1].ID)
+		}
+		if got, err := db.AllocationsByTxHash(ctx, other.ID, []obsqra.Felt{*all[1].TxHash}); err != nil || len(got) != 0 {
+			t.Errorf("AllocationsByTxHash(another user) = %+v, %v, want none", got, err)
+		}
 		for _, a := range append(all, others) {
 			if got, err := db.Allocation(ctx, a.ID); err != nil || !reflect.DeepEqual(got, a) {
 				t.Errorf("Allocation(%d) = %+v, %v, want %+v", a.ID, got, err, a)

@@ -158,3 +158,27 @@ func queryAllocations(ctx context.Context, c conn, op, query string, args ...any
 	}
 	return out, nil
 }
+
+// AllocationsByTxHash returns, for each of hashes, the user's newest
+// allocation recorded with that transaction hash, in one statement;
+// hashes without one are absent.
+// Errors: only internal ones.
+func (db *DB) AllocationsByTxHash(ctx context.Context, userID int64, hashes []obsqra.Felt) (map[obsqra.Felt]obsqra.Allocation, error) {
+	out := make(map[obsqra.Felt]obsqra.Allocation, len(hashes))
+	if len(hashes) == 0 {
+		return out, nil
+	}
+	args := []any{userID}
+	for _, h := range hashes {
+		args = append(args, h.String())
+	}
+	all, err := queryAllocations(ctx, db.conn(), "load allocations by transaction",
+		allocationSelect+" WHERE user_id = ? AND tx_hash IN ("+placeholders(len(hashes))+") ORDER BY created_at, id", args...)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range all {
+		out[*a.TxHash] = a // oldest first: the newest wins
+	}
+	return out, nil
+}

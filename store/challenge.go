@@ -69,3 +69,26 @@ func (db *DB) PruneWalletChallenges(ctx context.Context, before time.Time) (int6
 	})
 	return n, err
 }
+
+// LatestWalletChallenge returns the user's newest unused challenge for
+// address, or when all are used, the newest used one.
+// Errors: ENOTFOUND when the user has none for it; otherwise internal ones.
+func (db *DB) LatestWalletChallenge(ctx context.Context, userID int64, address obsqra.Felt) (*obsqra.WalletChallenge, error) {
+	w := new(obsqra.WalletChallenge)
+	err := db.conn().queryRow(ctx, "SELECT "+walletChallengeColumns+" FROM wallet_challenges WHERE user_id = ? AND address = ?"+
+		" ORDER BY CASE WHEN used_at IS NULL THEN 0 ELSE 1 END, issued_at DESC, nonce DESC LIMIT 1", userID, address.String()).Scan(walletChallengeScanArgs(w)...)
+	if err != nil {
+		return nil, translate(err, "load wallet challenge", "wallet challenge")
+	}
+	return w, nil
+}
+
+// RetireWalletChallenges marks the user's unused challenges for address
+// used at now: issuing a new challenge retires the older ones, so only the
+// newest can be redeemed. Errors: only internal ones.
+func (tx *Tx) RetireWalletChallenges(ctx context.Context, userID int64, address obsqra.Felt, now time.Time) error {
+	c := tx.conn()
+	_, err := c.exec(ctx, "UPDATE wallet_challenges SET used_at = ? WHERE user_id = ? AND address = ? AND used_at IS NULL",
+		c.d.timeArg(now), userID, address.String())
+	return translate(err, "retire wallet challenges", "wallet challenge")
+}

@@ -87,12 +87,41 @@ func TestWalletChallenges(t *testing.T) {
 			t.Errorf("ConsumeWalletChallenge succeeded %d times with %+v, want once with %+v", ok, got, &want)
 		}
 
+		// The latest challenge of a user for an address, used or not.
+		newer := &obsqra.WalletChallenge{Nonce: "00000000000000000000000000000001", UserID: ada.ID, Address: w.Address,
+			ChainID: "SN_SEPOLIA", IssuedAt: testTime.Add(2 * time.Minute), ExpiresAt: testTime.Add(7 * time.Minute)}
+		createChallenge(t, db, newer)
+		if c, err := db.LatestWalletChallenge(ctx, ada.ID, w.Address); err != nil || c.Nonce != newer.Nonce || c.UsedAt != nil {
+			t.Errorf("LatestWalletChallenge(ada) = %+v, %v, want %s unused", c, err, newer.Nonce)
+		}
+		_, err = db.LatestWalletChallenge(ctx, bob.ID, w.Address)
+		wantCode(t, "LatestWalletChallenge(bob, none)", err, obsqra.ENOTFOUND)
+		if _, err := consumeChallenge(db, newer.Nonce, ada.ID, used); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := db.LatestWalletChallenge(ctx, ada.ID, w.Address); err != nil || c.UsedAt == nil {
+			t.Errorf("LatestWalletChallenge(after use) = %+v, %v, want it used", c, err)
+		}
+
+		// Retiring marks the user's unused challenges for the address used.
+		spare := &obsqra.WalletChallenge{Nonce: "00000000000000000000000000000002", UserID: bob.ID, Address: w.Address,
+			ChainID: "SN_SEPOLIA", IssuedAt: testTime, ExpiresAt: testTime.Add(5 * time.Minute)}
+		createChallenge(t, db, spare)
+		inTx(t, db, func(tx *store.Tx) {
+			if err := tx.RetireWalletChallenges(ctx, bob.ID, w.Address, used); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if c, err := db.LatestWalletChallenge(ctx, bob.ID, w.Address); err != nil || c.UsedAt == nil {
+			t.Errorf("LatestWalletChallenge(after retiring) = %+v, %v, want it used", c, err)
+		}
+
 		// Expired challenges go; live ones stay.
 		live := &obsqra.WalletChallenge{Nonce: "abcdefabcdefabcdefabcdefabcdefab", UserID: bob.ID, Address: w.Address,
 			ChainID: "0x534e5f5345504f4c4941", IssuedAt: testTime.Add(time.Hour), ExpiresAt: testTime.Add(time.Hour + 5*time.Minute)}
 		createChallenge(t, db, live)
-		if n, err := db.PruneWalletChallenges(ctx, testTime.Add(10*time.Minute)); err != nil || n != 1 {
-			t.Errorf("PruneWalletChallenges = %d, %v, want 1", n, err)
+		if n, err := db.PruneWalletChallenges(ctx, testTime.Add(10*time.Minute)); err != nil || n != 3 {
+			t.Errorf("PruneWalletChallenges = %d, %v, want 3", n, err)
 		}
 		_, err = consumeChallenge(db, w.Nonce, ada.ID, used)
 		wantCode(t, "ConsumeWalletChallenge(pruned)", err, obsqra.ENOTFOUND)

@@ -16,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/graph/scalar"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -47,6 +48,7 @@ type ResolverRoot interface {
 	RiskScore() RiskScoreResolver
 	SchedulerJob() SchedulerJobResolver
 	Subscription() SubscriptionResolver
+	Transaction() TransactionResolver
 	Weight() WeightResolver
 }
 
@@ -165,6 +167,11 @@ type ComplexityRoot struct {
 		Recomputed func(childComplexity int) int
 	}
 
+	Fee struct {
+		Amount func(childComplexity int) int
+		Unit   func(childComplexity int) int
+	}
+
 	Forecast struct {
 		Confidence   func(childComplexity int) int
 		HorizonDays  func(childComplexity int) int
@@ -231,20 +238,24 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		ChangePassword     func(childComplexity int, input ChangePasswordInput) int
-		DeactivateAccount  func(childComplexity int, password string) int
-		IngestMetrics      func(childComplexity int, input []*obsqra.MetricsInput) int
-		Login              func(childComplexity int, input LoginInput) int
-		Logout             func(childComplexity int, refreshToken *string) int
-		RecordAllocation   func(childComplexity int, input obsqra.RecordAllocationInput) int
-		RefreshSession     func(childComplexity int, refreshToken string) int
-		Register           func(childComplexity int, input RegisterInput) int
-		RunOptimization    func(childComplexity int) int
-		SetProtocolEnabled func(childComplexity int, slug string, enabled bool) int
-		SetRiskParams      func(childComplexity int, input obsqra.RiskParamsPatch) int
-		SetUserActive      func(childComplexity int, userID string, active bool) int
-		UpdatePreferences  func(childComplexity int, input obsqra.PreferencesPatch) int
-		UpsertProtocol     func(childComplexity int, input UpsertProtocolInput) int
+		ChangePassword         func(childComplexity int, input ChangePasswordInput) int
+		ConnectWallet          func(childComplexity int, input ConnectWalletInput) int
+		DeactivateAccount      func(childComplexity int, password string) int
+		DisconnectWallet       func(childComplexity int) int
+		IngestMetrics          func(childComplexity int, input []*obsqra.MetricsInput) int
+		LogTransaction         func(childComplexity int, input obsqra.LogTransactionInput) int
+		Login                  func(childComplexity int, input LoginInput) int
+		Logout                 func(childComplexity int, refreshToken *string) int
+		RecordAllocation       func(childComplexity int, input obsqra.RecordAllocationInput) int
+		RefreshSession         func(childComplexity int, refreshToken string) int
+		Register               func(childComplexity int, input RegisterInput) int
+		RequestWalletChallenge func(childComplexity int, address string) int
+		RunOptimization        func(childComplexity int) int
+		SetProtocolEnabled     func(childComplexity int, slug string, enabled bool) int
+		SetRiskParams          func(childComplexity int, input obsqra.RiskParamsPatch) int
+		SetUserActive          func(childComplexity int, userID string, active bool) int
+		UpdatePreferences      func(childComplexity int, input obsqra.PreferencesPatch) int
+		UpsertProtocol         func(childComplexity int, input UpsertProtocolInput) int
 	}
 
 	OptimizationRun struct {
@@ -344,6 +355,8 @@ type ComplexityRoot struct {
 		RiskParams           func(childComplexity int) int
 		RiskScorePreview     func(childComplexity int, input obsqra.RiskInputs, params *obsqra.RiskParamsPatch) int
 		SchedulerJobs        func(childComplexity int) int
+		Transaction          func(childComplexity int, hash string) int
+		Transactions         func(childComplexity int, filter *obsqra.TransactionFilter, first *int, after *string) int
 		VerifyDecision       func(childComplexity int, id string) int
 	}
 
@@ -456,6 +469,49 @@ type ComplexityRoot struct {
 		MetricsUpdated     func(childComplexity int, protocols []string, after *string) int
 		PredictionCreated  func(childComplexity int, kinds []obsqra.PredictionKind, after *string) int
 		RiskScoreUpdated   func(childComplexity int, protocols []string, after *string) int
+		TransactionUpdated func(childComplexity int, after *string) int
+	}
+
+	Transaction struct {
+		Allocation      func(childComplexity int) int
+		Amount          func(childComplexity int) int
+		BlockNumber     func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		Details         func(childComplexity int) int
+		EventsEmitted   func(childComplexity int) int
+		ExecutionStatus func(childComplexity int) int
+		FailureReason   func(childComplexity int) int
+		Fee             func(childComplexity int) int
+		History         func(childComplexity int) int
+		NodeID          func(childComplexity int) int
+		Status          func(childComplexity int) int
+		Token           func(childComplexity int) int
+		TokenAddress    func(childComplexity int) int
+		TxHash          func(childComplexity int) int
+		Type            func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
+	}
+
+	TransactionConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	TransactionEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	TransactionEvent struct {
+		Cursor      func(childComplexity int) int
+		Transaction func(childComplexity int) int
+	}
+
+	TransactionStatusChange struct {
+		At              func(childComplexity int) int
+		ExecutionStatus func(childComplexity int) int
+		Reason          func(childComplexity int) int
+		Status          func(childComplexity int) int
 	}
 
 	User struct {
@@ -468,6 +524,12 @@ type ComplexityRoot struct {
 		Preferences   func(childComplexity int) int
 		Role          func(childComplexity int) int
 		WalletAddress func(childComplexity int) int
+	}
+
+	WalletChallenge struct {
+		ExpiresAt func(childComplexity int) int
+		Nonce     func(childComplexity int) int
+		TypedData func(childComplexity int) int
 	}
 
 	Weight struct {
@@ -511,6 +573,10 @@ type MutationResolver interface {
 	SetUserActive(ctx context.Context, userID string, active bool) (*obsqra.User, error)
 	RunOptimization(ctx context.Context) (*obsqra.OptimizationRun, error)
 	RecordAllocation(ctx context.Context, input obsqra.RecordAllocationInput) (*obsqra.Allocation, error)
+	RequestWalletChallenge(ctx context.Context, address string) (*account.WalletChallengePayload, error)
+	ConnectWallet(ctx context.Context, input ConnectWalletInput) (*obsqra.User, error)
+	DisconnectWallet(ctx context.Context) (*obsqra.User, error)
+	LogTransaction(ctx context.Context, input obsqra.LogTransactionInput) (*obsqra.Transaction, error)
 	UpsertProtocol(ctx context.Context, input UpsertProtocolInput) (*obsqra.Protocol, error)
 	SetProtocolEnabled(ctx context.Context, slug string, enabled bool) (*obsqra.Protocol, error)
 	IngestMetrics(ctx context.Context, input []*obsqra.MetricsInput) ([]*obsqra.MetricsSample, error)
@@ -545,6 +611,8 @@ type QueryResolver interface {
 	AllocationHistory(ctx context.Context, first *int, after *string, from *time.Time, to *time.Time) (*AllocationConnection, error)
 	Dashboard(ctx context.Context, windowDays *int) (*obsqra.Dashboard, error)
 	PortfolioRiskHistory(ctx context.Context, windowDays *int) ([]*obsqra.PortfolioRiskPoint, error)
+	Transactions(ctx context.Context, filter *obsqra.TransactionFilter, first *int, after *string) (*TransactionConnection, error)
+	Transaction(ctx context.Context, hash string) (*obsqra.Transaction, error)
 	Protocols(ctx context.Context) ([]*obsqra.Protocol, error)
 	Protocol(ctx context.Context, slug string) (*obsqra.Protocol, error)
 	RiskParams(ctx context.Context) (*obsqra.RiskParams, error)
@@ -573,8 +641,16 @@ type SchedulerJobResolver interface {
 type SubscriptionResolver interface {
 	PredictionCreated(ctx context.Context, kinds []obsqra.PredictionKind, after *string) (<-chan *PredictionEvent, error)
 	AllocationRecorded(ctx context.Context, after *string) (<-chan *AllocationEvent, error)
+	TransactionUpdated(ctx context.Context, after *string) (<-chan *TransactionEvent, error)
 	RiskScoreUpdated(ctx context.Context, protocols []string, after *string) (<-chan *RiskScoreEvent, error)
 	MetricsUpdated(ctx context.Context, protocols []string, after *string) (<-chan *MetricsEvent, error)
+}
+type TransactionResolver interface {
+	BlockNumber(ctx context.Context, obj *obsqra.Transaction) (*int, error)
+
+	Allocation(ctx context.Context, obj *obsqra.Transaction) (*obsqra.Allocation, error)
+
+	History(ctx context.Context, obj *obsqra.Transaction) ([]*obsqra.TxStatusChange, error)
 }
 type WeightResolver interface {
 	Protocol(ctx context.Context, obj *obsqra.Weight) (*obsqra.Protocol, error)
@@ -1060,6 +1136,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DecisionVerification.Recomputed(childComplexity), true
 
+	case "Fee.amount":
+		if e.ComplexityRoot.Fee.Amount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fee.Amount(childComplexity), true
+	case "Fee.unit":
+		if e.ComplexityRoot.Fee.Unit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fee.Unit(childComplexity), true
+
 	case "Forecast.confidence":
 		if e.ComplexityRoot.Forecast.Confidence == nil {
 			break
@@ -1342,6 +1431,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ChangePassword(childComplexity, args["input"].(ChangePasswordInput)), true
+	case "Mutation.connectWallet":
+		if e.ComplexityRoot.Mutation.ConnectWallet == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_connectWallet_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConnectWallet(childComplexity, args["input"].(ConnectWalletInput)), true
 	case "Mutation.deactivateAccount":
 		if e.ComplexityRoot.Mutation.DeactivateAccount == nil {
 			break
@@ -1353,6 +1453,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeactivateAccount(childComplexity, args["password"].(string)), true
+	case "Mutation.disconnectWallet":
+		if e.ComplexityRoot.Mutation.DisconnectWallet == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.DisconnectWallet(childComplexity), true
 	case "Mutation.ingestMetrics":
 		if e.ComplexityRoot.Mutation.IngestMetrics == nil {
 			break
@@ -1364,6 +1470,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.IngestMetrics(childComplexity, args["input"].([]*obsqra.MetricsInput)), true
+	case "Mutation.logTransaction":
+		if e.ComplexityRoot.Mutation.LogTransaction == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_logTransaction_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.LogTransaction(childComplexity, args["input"].(obsqra.LogTransactionInput)), true
 	case "Mutation.login":
 		if e.ComplexityRoot.Mutation.Login == nil {
 			break
@@ -1419,6 +1536,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Register(childComplexity, args["input"].(RegisterInput)), true
+	case "Mutation.requestWalletChallenge":
+		if e.ComplexityRoot.Mutation.RequestWalletChallenge == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestWalletChallenge_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestWalletChallenge(childComplexity, args["address"].(string)), true
 	case "Mutation.runOptimization":
 		if e.ComplexityRoot.Mutation.RunOptimization == nil {
 			break
@@ -1975,6 +2103,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.SchedulerJobs(childComplexity), true
+	case "Query.transaction":
+		if e.ComplexityRoot.Query.Transaction == nil {
+			break
+		}
+
+		args, err := ec.field_Query_transaction_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Transaction(childComplexity, args["hash"].(string)), true
+	case "Query.transactions":
+		if e.ComplexityRoot.Query.Transactions == nil {
+			break
+		}
+
+		args, err := ec.field_Query_transactions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Transactions(childComplexity, args["filter"].(*obsqra.TransactionFilter), args["first"].(*int), args["after"].(*string)), true
 	case "Query.verifyDecision":
 		if e.ComplexityRoot.Query.VerifyDecision == nil {
 			break
@@ -2468,6 +2618,184 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.RiskScoreUpdated(childComplexity, args["protocols"].([]string), args["after"].(*string)), true
+	case "Subscription.transactionUpdated":
+		if e.ComplexityRoot.Subscription.TransactionUpdated == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_transactionUpdated_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.TransactionUpdated(childComplexity, args["after"].(*string)), true
+
+	case "Transaction.allocation":
+		if e.ComplexityRoot.Transaction.Allocation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.Allocation(childComplexity), true
+	case "Transaction.amount":
+		if e.ComplexityRoot.Transaction.Amount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.Amount(childComplexity), true
+	case "Transaction.blockNumber":
+		if e.ComplexityRoot.Transaction.BlockNumber == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.BlockNumber(childComplexity), true
+	case "Transaction.createdAt":
+		if e.ComplexityRoot.Transaction.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.CreatedAt(childComplexity), true
+	case "Transaction.details":
+		if e.ComplexityRoot.Transaction.Details == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.Details(childComplexity), true
+	case "Transaction.eventsEmitted":
+		if e.ComplexityRoot.Transaction.EventsEmitted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.EventsEmitted(childComplexity), true
+	case "Transaction.executionStatus":
+		if e.ComplexityRoot.Transaction.ExecutionStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.ExecutionStatus(childComplexity), true
+	case "Transaction.failureReason":
+		if e.ComplexityRoot.Transaction.FailureReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.FailureReason(childComplexity), true
+	case "Transaction.fee":
+		if e.ComplexityRoot.Transaction.Fee == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.Fee(childComplexity), true
+	case "Transaction.history":
+		if e.ComplexityRoot.Transaction.History == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.History(childComplexity), true
+	case "Transaction.id":
+		if e.ComplexityRoot.Transaction.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.NodeID(childComplexity), true
+	case "Transaction.status":
+		if e.ComplexityRoot.Transaction.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.Status(childComplexity), true
+	case "Transaction.token":
+		if e.ComplexityRoot.Transaction.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.Token(childComplexity), true
+	case "Transaction.tokenAddress":
+		if e.ComplexityRoot.Transaction.TokenAddress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.TokenAddress(childComplexity), true
+	case "Transaction.txHash":
+		if e.ComplexityRoot.Transaction.TxHash == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.TxHash(childComplexity), true
+	case "Transaction.type":
+		if e.ComplexityRoot.Transaction.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.Type(childComplexity), true
+	case "Transaction.updatedAt":
+		if e.ComplexityRoot.Transaction.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transaction.UpdatedAt(childComplexity), true
+
+	case "TransactionConnection.edges":
+		if e.ComplexityRoot.TransactionConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransactionConnection.Edges(childComplexity), true
+	case "TransactionConnection.pageInfo":
+		if e.ComplexityRoot.TransactionConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransactionConnection.PageInfo(childComplexity), true
+
+	case "TransactionEdge.cursor":
+		if e.ComplexityRoot.TransactionEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransactionEdge.Cursor(childComplexity), true
+	case "TransactionEdge.node":
+		if e.ComplexityRoot.TransactionEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransactionEdge.Node(childComplexity), true
+
+	case "TransactionEvent.cursor":
+		if e.ComplexityRoot.TransactionEvent.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransactionEvent.Cursor(childComplexity), true
+	case "TransactionEvent.transaction":
+		if e.ComplexityRoot.TransactionEvent.Transaction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransactionEvent.Transaction(childComplexity), true
+
+	case "TransactionStatusChange.at":
+		if e.ComplexityRoot.TransactionStatusChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransactionStatusChange.At(childComplexity), true
+	case "TransactionStatusChange.executionStatus":
+		if e.ComplexityRoot.TransactionStatusChange.ExecutionStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransactionStatusChange.ExecutionStatus(childComplexity), true
+	case "TransactionStatusChange.reason":
+		if e.ComplexityRoot.TransactionStatusChange.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransactionStatusChange.Reason(childComplexity), true
+	case "TransactionStatusChange.status":
+		if e.ComplexityRoot.TransactionStatusChange.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransactionStatusChange.Status(childComplexity), true
 
 	case "User.active":
 		if e.ComplexityRoot.User.Active == nil {
@@ -2524,6 +2852,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.User.WalletAddress(childComplexity), true
 
+	case "WalletChallenge.expiresAt":
+		if e.ComplexityRoot.WalletChallenge.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WalletChallenge.ExpiresAt(childComplexity), true
+	case "WalletChallenge.nonce":
+		if e.ComplexityRoot.WalletChallenge.Nonce == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WalletChallenge.Nonce(childComplexity), true
+	case "WalletChallenge.typedData":
+		if e.ComplexityRoot.WalletChallenge.TypedData == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WalletChallenge.TypedData(childComplexity), true
+
 	case "Weight.protocol":
 		if e.ComplexityRoot.Weight.Protocol == nil {
 			break
@@ -2547,6 +2894,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("ChangePasswordInput", ec.unmarshalInputChangePasswordInput),
+			graphql.NewInputUnmarshaler("ConnectWalletInput", ec.unmarshalInputConnectWalletInput),
+			graphql.NewInputUnmarshaler("LogTransactionInput", ec.unmarshalInputLogTransactionInput),
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
 			graphql.NewInputUnmarshaler("MetricsInput", ec.unmarshalInputMetricsInput),
 			graphql.NewInputUnmarshaler("OptimizeAllocationInput", ec.unmarshalInputOptimizeAllocationInput),
@@ -2555,6 +2904,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("RegisterInput", ec.unmarshalInputRegisterInput),
 			graphql.NewInputUnmarshaler("RiskInput", ec.unmarshalInputRiskInput),
 			graphql.NewInputUnmarshaler("RiskParamsInput", ec.unmarshalInputRiskParamsInput),
+			graphql.NewInputUnmarshaler("TransactionFilter", ec.unmarshalInputTransactionFilter),
 			graphql.NewInputUnmarshaler("UpdatePreferencesInput", ec.unmarshalInputUpdatePreferencesInput),
 			graphql.NewInputUnmarshaler("UpsertProtocolInput", ec.unmarshalInputUpsertProtocolInput),
 			graphql.NewInputUnmarshaler("WeightInput", ec.unmarshalInputWeightInput),
@@ -2650,7 +3000,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/account.graphqls" "schema/advice.graphqls" "schema/market.graphqls"
+//go:embed "schema/account.graphqls" "schema/advice.graphqls" "schema/ledger.graphqls" "schema/market.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -2711,6 +3061,7 @@ type PageInfo {
 `, BuiltIn: false},
 	{Name: "schema/account.graphqls", Input: sourceData("schema/account.graphqls"), BuiltIn: false},
 	{Name: "schema/advice.graphqls", Input: sourceData("schema/advice.graphqls"), BuiltIn: false},
+	{Name: "schema/ledger.graphqls", Input: sourceData("schema/ledger.graphqls"), BuiltIn: false},
 	{Name: "schema/market.graphqls", Input: sourceData("schema/market.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -2939,6 +3290,16 @@ func (ec *executionContext) childFields_DecisionVerification(ctx context.Context
 		return ec.fieldContext_DecisionVerification_brokenAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DecisionVerification", field.Name)
+}
+
+func (ec *executionContext) childFields_Fee(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "amount":
+		return ec.fieldContext_Fee_amount(ctx, field)
+	case "unit":
+		return ec.fieldContext_Fee_unit(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Fee", field.Name)
 }
 
 func (ec *executionContext) childFields_Forecast(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3441,6 +3802,90 @@ func (ec *executionContext) childFields_StrategyResult(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type StrategyResult", field.Name)
 }
 
+func (ec *executionContext) childFields_Transaction(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Transaction_id(ctx, field)
+	case "txHash":
+		return ec.fieldContext_Transaction_txHash(ctx, field)
+	case "type":
+		return ec.fieldContext_Transaction_type(ctx, field)
+	case "amount":
+		return ec.fieldContext_Transaction_amount(ctx, field)
+	case "token":
+		return ec.fieldContext_Transaction_token(ctx, field)
+	case "tokenAddress":
+		return ec.fieldContext_Transaction_tokenAddress(ctx, field)
+	case "details":
+		return ec.fieldContext_Transaction_details(ctx, field)
+	case "status":
+		return ec.fieldContext_Transaction_status(ctx, field)
+	case "executionStatus":
+		return ec.fieldContext_Transaction_executionStatus(ctx, field)
+	case "failureReason":
+		return ec.fieldContext_Transaction_failureReason(ctx, field)
+	case "blockNumber":
+		return ec.fieldContext_Transaction_blockNumber(ctx, field)
+	case "fee":
+		return ec.fieldContext_Transaction_fee(ctx, field)
+	case "eventsEmitted":
+		return ec.fieldContext_Transaction_eventsEmitted(ctx, field)
+	case "allocation":
+		return ec.fieldContext_Transaction_allocation(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Transaction_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Transaction_updatedAt(ctx, field)
+	case "history":
+		return ec.fieldContext_Transaction_history(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Transaction", field.Name)
+}
+
+func (ec *executionContext) childFields_TransactionConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_TransactionConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_TransactionConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TransactionConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_TransactionEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_TransactionEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_TransactionEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TransactionEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_TransactionEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_TransactionEvent_cursor(ctx, field)
+	case "transaction":
+		return ec.fieldContext_TransactionEvent_transaction(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TransactionEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_TransactionStatusChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "status":
+		return ec.fieldContext_TransactionStatusChange_status(ctx, field)
+	case "executionStatus":
+		return ec.fieldContext_TransactionStatusChange_executionStatus(ctx, field)
+	case "at":
+		return ec.fieldContext_TransactionStatusChange_at(ctx, field)
+	case "reason":
+		return ec.fieldContext_TransactionStatusChange_reason(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TransactionStatusChange", field.Name)
+}
+
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -3463,6 +3908,18 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_preferences(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
+}
+
+func (ec *executionContext) childFields_WalletChallenge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "typedData":
+		return ec.fieldContext_WalletChallenge_typedData(ctx, field)
+	case "nonce":
+		return ec.fieldContext_WalletChallenge_nonce(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_WalletChallenge_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WalletChallenge", field.Name)
 }
 
 func (ec *executionContext) childFields_Weight(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3605,6 +4062,20 @@ func (ec *executionContext) field_Mutation_changePassword_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_connectWallet_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ConnectWalletInput, error) {
+			return ec.unmarshalNConnectWalletInput2githubᚗcomᚋobsqraᚋobsqraᚋgraphᚐConnectWalletInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_deactivateAccount_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3625,6 +4096,20 @@ func (ec *executionContext) field_Mutation_ingestMetrics_args(ctx context.Contex
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) ([]*obsqra.MetricsInput, error) {
 			return ec.unmarshalNMetricsInput2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐMetricsInputᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_logTransaction_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (obsqra.LogTransactionInput, error) {
+			return ec.unmarshalNLogTransactionInput2githubᚗcomᚋobsqraᚋobsqraᚐLogTransactionInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3700,6 +4185,20 @@ func (ec *executionContext) field_Mutation_register_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_requestWalletChallenge_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "address",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["address"] = arg0
 	return args, nil
 }
 
@@ -4127,6 +4626,50 @@ func (ec *executionContext) field_Query_riskScorePreview_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_transaction_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "hash",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["hash"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_transactions_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*obsqra.TransactionFilter, error) {
+			return ec.unmarshalOTransactionFilter2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTransactionFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_verifyDecision_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4218,6 +4761,20 @@ func (ec *executionContext) field_Subscription_riskScoreUpdated_args(ctx context
 		return nil, err
 	}
 	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_transactionUpdated_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
 	return args, nil
 }
 
@@ -6173,6 +6730,52 @@ func (ec *executionContext) fieldContext_DecisionVerification_brokenAt(_ context
 	return graphql.NewScalarFieldContext("DecisionVerification", field, true, true, "ID")
 }
 
+func (ec *executionContext) _Fee_amount(ctx context.Context, field graphql.CollectedField, obj *obsqra.Fee) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Fee_amount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Amount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Fee_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Fee", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _Fee_unit(ctx context.Context, field graphql.CollectedField, obj *obsqra.Fee) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Fee_unit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Unit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Fee_unit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Fee", field, false, false, "String")
+}
+
 func (ec *executionContext) _Forecast_kind(ctx context.Context, field graphql.CollectedField, obj *obsqra.Forecast) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7661,6 +8264,170 @@ func (ec *executionContext) fieldContext_Mutation_recordAllocation(ctx context.C
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_recordAllocation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_requestWalletChallenge(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_requestWalletChallenge(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RequestWalletChallenge(ctx, fc.Args["address"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *account.WalletChallengePayload) graphql.Marshaler {
+			return ec.marshalNWalletChallenge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋaccountᚐWalletChallengePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_requestWalletChallenge(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WalletChallenge(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_requestWalletChallenge_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_connectWallet(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_connectWallet(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ConnectWallet(ctx, fc.Args["input"].(ConnectWalletInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_connectWallet(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_connectWallet_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_disconnectWallet(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_disconnectWallet(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().DisconnectWallet(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_disconnectWallet(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_logTransaction(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_logTransaction(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().LogTransaction(ctx, fc.Args["input"].(obsqra.LogTransactionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Transaction) graphql.Marshaler {
+			return ec.marshalNTransaction2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTransaction(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_logTransaction(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Transaction(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_logTransaction_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -9660,6 +10427,94 @@ func (ec *executionContext) fieldContext_Query_portfolioRiskHistory(ctx context.
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_portfolioRiskHistory_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_transactions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_transactions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Transactions(ctx, fc.Args["filter"].(*obsqra.TransactionFilter), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *TransactionConnection) graphql.Marshaler {
+			return ec.marshalNTransactionConnection2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐTransactionConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_transactions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TransactionConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_transactions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_transaction(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_transaction(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Transaction(ctx, fc.Args["hash"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Transaction) graphql.Marshaler {
+			return ec.marshalOTransaction2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTransaction(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_transaction(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Transaction(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_transaction_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -11808,6 +12663,50 @@ func (ec *executionContext) fieldContext_Subscription_allocationRecorded(ctx con
 	return fc, nil
 }
 
+func (ec *executionContext) _Subscription_transactionUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_transactionUpdated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().TransactionUpdated(ctx, fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *TransactionEvent) graphql.Marshaler {
+			return ec.marshalNTransactionEvent2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐTransactionEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_transactionUpdated(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TransactionEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_transactionUpdated_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Subscription_riskScoreUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -11894,6 +12793,690 @@ func (ec *executionContext) fieldContext_Subscription_metricsUpdated(ctx context
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Transaction_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NodeID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transaction", field, true, false, "ID")
+}
+
+func (ec *executionContext) _Transaction_txHash(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_txHash(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TxHash, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Felt) graphql.Marshaler {
+			return ec.marshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_txHash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transaction", field, false, false, "String")
+}
+
+func (ec *executionContext) _Transaction_type(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.TxType) graphql.Marshaler {
+			return ec.marshalNTransactionType2githubᚗcomᚋobsqraᚋobsqraᚐTxType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transaction", field, false, false, "TransactionType")
+}
+
+func (ec *executionContext) _Transaction_amount(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_amount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Amount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transaction", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _Transaction_token(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_token(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Token, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transaction", field, false, false, "String")
+}
+
+func (ec *executionContext) _Transaction_tokenAddress(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_tokenAddress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TokenAddress, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Felt) graphql.Marshaler {
+			return ec.marshalOString2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_tokenAddress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transaction", field, false, false, "String")
+}
+
+func (ec *executionContext) _Transaction_details(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_details(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Details, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.JSONObject) graphql.Marshaler {
+			return ec.marshalOJSON2githubᚗcomᚋobsqraᚋobsqraᚐJSONObject(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_details(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transaction", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _Transaction_status(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.TxStatus) graphql.Marshaler {
+			return ec.marshalNTransactionStatus2githubᚗcomᚋobsqraᚋobsqraᚐTxStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transaction", field, false, false, "TransactionStatus")
+}
+
+func (ec *executionContext) _Transaction_executionStatus(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_executionStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExecutionStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.ExecutionStatus) graphql.Marshaler {
+			return ec.marshalOExecutionStatus2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐExecutionStatus(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_executionStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transaction", field, false, false, "ExecutionStatus")
+}
+
+func (ec *executionContext) _Transaction_failureReason(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_failureReason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FailureReason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_failureReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transaction", field, false, false, "String")
+}
+
+func (ec *executionContext) _Transaction_blockNumber(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_blockNumber(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Transaction().BlockNumber(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_blockNumber(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transaction", field, true, true, "Int")
+}
+
+func (ec *executionContext) _Transaction_fee(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_fee(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fee, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Fee) graphql.Marshaler {
+			return ec.marshalOFee2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐFee(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_fee(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Transaction",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Fee(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Transaction_eventsEmitted(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_eventsEmitted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventsEmitted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_eventsEmitted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transaction", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Transaction_allocation(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_allocation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Transaction().Allocation(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Allocation) graphql.Marshaler {
+			return ec.marshalOAllocation2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐAllocation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_allocation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Transaction",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Allocation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Transaction_createdAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transaction", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Transaction_updatedAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transaction", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Transaction_history(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transaction_history(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Transaction().History(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*obsqra.TxStatusChange) graphql.Marshaler {
+			return ec.marshalNTransactionStatusChange2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐTxStatusChangeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transaction_history(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Transaction",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TransactionStatusChange(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TransactionConnection_edges(ctx context.Context, field graphql.CollectedField, obj *TransactionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransactionConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*TransactionEdge) graphql.Marshaler {
+			return ec.marshalNTransactionEdge2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐTransactionEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransactionConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TransactionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TransactionEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TransactionConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *TransactionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransactionConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransactionConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TransactionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TransactionEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *TransactionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransactionEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransactionEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransactionEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _TransactionEdge_node(ctx context.Context, field graphql.CollectedField, obj *TransactionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransactionEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Transaction) graphql.Marshaler {
+			return ec.marshalNTransaction2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTransaction(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransactionEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TransactionEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Transaction(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TransactionEvent_cursor(ctx context.Context, field graphql.CollectedField, obj *TransactionEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransactionEvent_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransactionEvent_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransactionEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _TransactionEvent_transaction(ctx context.Context, field graphql.CollectedField, obj *TransactionEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransactionEvent_transaction(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Transaction, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Transaction) graphql.Marshaler {
+			return ec.marshalNTransaction2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTransaction(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransactionEvent_transaction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TransactionEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Transaction(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TransactionStatusChange_status(ctx context.Context, field graphql.CollectedField, obj *obsqra.TxStatusChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransactionStatusChange_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.TxStatus) graphql.Marshaler {
+			return ec.marshalNTransactionStatus2githubᚗcomᚋobsqraᚋobsqraᚐTxStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransactionStatusChange_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransactionStatusChange", field, false, false, "TransactionStatus")
+}
+
+func (ec *executionContext) _TransactionStatusChange_executionStatus(ctx context.Context, field graphql.CollectedField, obj *obsqra.TxStatusChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransactionStatusChange_executionStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExecutionStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.ExecutionStatus) graphql.Marshaler {
+			return ec.marshalOExecutionStatus2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐExecutionStatus(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TransactionStatusChange_executionStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransactionStatusChange", field, false, false, "ExecutionStatus")
+}
+
+func (ec *executionContext) _TransactionStatusChange_at(ctx context.Context, field graphql.CollectedField, obj *obsqra.TxStatusChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransactionStatusChange_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransactionStatusChange_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransactionStatusChange", field, false, false, "Time")
+}
+
+func (ec *executionContext) _TransactionStatusChange_reason(ctx context.Context, field graphql.CollectedField, obj *obsqra.TxStatusChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransactionStatusChange_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransactionStatusChange_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransactionStatusChange", field, false, false, "String")
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.User) (ret graphql.Marshaler) {
@@ -12110,6 +13693,75 @@ func (ec *executionContext) fieldContext_User_preferences(_ context.Context, fie
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _WalletChallenge_typedData(ctx context.Context, field graphql.CollectedField, obj *account.WalletChallengePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WalletChallenge_typedData(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TypedData, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.JSONObject) graphql.Marshaler {
+			return ec.marshalNJSON2githubᚗcomᚋobsqraᚋobsqraᚐJSONObject(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WalletChallenge_typedData(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WalletChallenge", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _WalletChallenge_nonce(ctx context.Context, field graphql.CollectedField, obj *account.WalletChallengePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WalletChallenge_nonce(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nonce, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WalletChallenge_nonce(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WalletChallenge", field, false, false, "String")
+}
+
+func (ec *executionContext) _WalletChallenge_expiresAt(ctx context.Context, field graphql.CollectedField, obj *account.WalletChallengePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WalletChallenge_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WalletChallenge_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WalletChallenge", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Weight_protocol(ctx context.Context, field graphql.CollectedField, obj *obsqra.Weight) (ret graphql.Marshaler) {
@@ -13289,6 +14941,132 @@ func UnmarshalChangePasswordInput(ctx context.Context, raw any) (ChangePasswordI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputConnectWalletInput(ctx context.Context, obj any) (ConnectWalletInput, error) {
+	var it ConnectWalletInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"address", "signature"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "address":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("address"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Address = data
+		case "signature":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("signature"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Signature = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalConnectWalletInput unmarshals raw into the ConnectWalletInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalConnectWalletInput(ctx context.Context, raw any) (ConnectWalletInput, error) {
+	var out ConnectWalletInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ConnectWalletInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputLogTransactionInput(ctx context.Context, obj any) (obsqra.LogTransactionInput, error) {
+	var it obsqra.LogTransactionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"txHash", "type", "amount", "token", "tokenAddress", "details"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "txHash":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("txHash"))
+			data, err := ec.unmarshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TxHash = data
+		case "type":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
+			data, err := ec.unmarshalNTransactionType2githubᚗcomᚋobsqraᚋobsqraᚐTxType(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Type = data
+		case "amount":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("amount"))
+			data, err := ec.unmarshalNDecimal2githubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Amount = data
+		case "token":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("token"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Token = data
+		case "tokenAddress":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenAddress"))
+			data, err := ec.unmarshalOString2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenAddress = data
+		case "details":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("details"))
+			data, err := ec.unmarshalOJSON2githubᚗcomᚋobsqraᚋobsqraᚐJSONObject(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Details = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalLogTransactionInput unmarshals raw into the LogTransactionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalLogTransactionInput(ctx context.Context, raw any) (obsqra.LogTransactionInput, error) {
+	var out obsqra.LogTransactionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "LogTransactionInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj any) (LoginInput, error) {
 	var it LoginInput
 	if obj == nil {
@@ -13843,6 +15621,69 @@ func UnmarshalRiskParamsInput(ctx context.Context, raw any) (obsqra.RiskParamsPa
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputTransactionFilter(ctx context.Context, obj any) (obsqra.TransactionFilter, error) {
+	var it obsqra.TransactionFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"type", "status", "from", "to"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "type":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
+			data, err := ec.unmarshalOTransactionType2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTxType(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Type = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOTransactionStatus2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTxStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		case "from":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("from"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.From = data
+		case "to":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("to"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.To = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalTransactionFilter unmarshals raw into the TransactionFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalTransactionFilter(ctx context.Context, raw any) (obsqra.TransactionFilter, error) {
+	var out obsqra.TransactionFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "TransactionFilter", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUpdatePreferencesInput(ctx context.Context, obj any) (obsqra.PreferencesPatch, error) {
 	var it obsqra.PreferencesPatch
 	if obj == nil {
@@ -14087,6 +15928,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._User(ctx, sel, obj)
+	case *obsqra.Transaction:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Transaction(ctx, sel, obj)
 	case *obsqra.RiskScore:
 		if obj == nil {
 			return graphql.Null
@@ -14851,6 +16697,44 @@ func (ec *executionContext) _DecisionVerification(ctx context.Context, sel ast.S
 	return out
 }
 
+var feeImplementors = []string{"Fee"}
+
+func (ec *executionContext) _Fee(ctx context.Context, sel ast.SelectionSet, obj *obsqra.Fee) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, feeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Fee")
+		case "amount":
+			out.Values[i] = ec._Fee_amount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unit":
+			out.Values[i] = ec._Fee_unit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var forecastImplementors = []string{"Forecast"}
 
 func (ec *executionContext) _Forecast(ctx context.Context, sel ast.SelectionSet, obj *obsqra.Forecast) graphql.Marshaler {
@@ -15354,6 +17238,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "recordAllocation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_recordAllocation(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestWalletChallenge":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestWalletChallenge(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "connectWallet":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_connectWallet(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "disconnectWallet":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_disconnectWallet(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "logTransaction":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_logTransaction(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -16013,6 +17925,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_portfolioRiskHistory(ctx, field)
+				})
+		case "transactions":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_transactions(ctx, field)
+				})
+		case "transaction":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_transaction(ctx, field)
 				})
 		case "protocols":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -16769,6 +18693,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_predictionCreated(ctx, fields[0])
 	case "allocationRecorded":
 		return ec._Subscription_allocationRecorded(ctx, fields[0])
+	case "transactionUpdated":
+		return ec._Subscription_transactionUpdated(ctx, fields[0])
 	case "riskScoreUpdated":
 		return ec._Subscription_riskScoreUpdated(ctx, fields[0])
 	case "metricsUpdated":
@@ -16776,6 +18702,284 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
+}
+
+var transactionImplementors = []string{"Transaction", "Node"}
+
+func (ec *executionContext) _Transaction(ctx context.Context, sel ast.SelectionSet, obj *obsqra.Transaction) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, transactionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Transaction")
+		case "id":
+			out.Values[i] = ec._Transaction_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "txHash":
+			out.Values[i] = ec._Transaction_txHash(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "type":
+			out.Values[i] = ec._Transaction_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "amount":
+			out.Values[i] = ec._Transaction_amount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "token":
+			out.Values[i] = ec._Transaction_token(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "tokenAddress":
+			out.Values[i] = ec._Transaction_tokenAddress(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "details":
+			out.Values[i] = ec._Transaction_details(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._Transaction_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "executionStatus":
+			out.Values[i] = ec._Transaction_executionStatus(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "failureReason":
+			out.Values[i] = ec._Transaction_failureReason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "blockNumber":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Transaction_blockNumber(ctx, field, obj)
+				})
+		case "fee":
+			out.Values[i] = ec._Transaction_fee(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "eventsEmitted":
+			out.Values[i] = ec._Transaction_eventsEmitted(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "allocation":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Transaction_allocation(ctx, field, obj)
+				})
+		case "createdAt":
+			out.Values[i] = ec._Transaction_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Transaction_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "history":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Transaction_history(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var transactionConnectionImplementors = []string{"TransactionConnection"}
+
+func (ec *executionContext) _TransactionConnection(ctx context.Context, sel ast.SelectionSet, obj *TransactionConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, transactionConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TransactionConnection")
+		case "edges":
+			out.Values[i] = ec._TransactionConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._TransactionConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var transactionEdgeImplementors = []string{"TransactionEdge"}
+
+func (ec *executionContext) _TransactionEdge(ctx context.Context, sel ast.SelectionSet, obj *TransactionEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, transactionEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TransactionEdge")
+		case "cursor":
+			out.Values[i] = ec._TransactionEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._TransactionEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var transactionEventImplementors = []string{"TransactionEvent"}
+
+func (ec *executionContext) _TransactionEvent(ctx context.Context, sel ast.SelectionSet, obj *TransactionEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, transactionEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TransactionEvent")
+		case "cursor":
+			out.Values[i] = ec._TransactionEvent_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "transaction":
+			out.Values[i] = ec._TransactionEvent_transaction(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var transactionStatusChangeImplementors = []string{"TransactionStatusChange"}
+
+func (ec *executionContext) _TransactionStatusChange(ctx context.Context, sel ast.SelectionSet, obj *obsqra.TxStatusChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, transactionStatusChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TransactionStatusChange")
+		case "status":
+			out.Values[i] = ec._TransactionStatusChange_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "executionStatus":
+			out.Values[i] = ec._TransactionStatusChange_executionStatus(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._TransactionStatusChange_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._TransactionStatusChange_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
 }
 
 var userImplementors = []string{"User", "Node"}
@@ -16831,6 +19035,49 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			}
 		case "preferences":
 			out.Values[i] = ec._User_preferences(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var walletChallengeImplementors = []string{"WalletChallenge"}
+
+func (ec *executionContext) _WalletChallenge(ctx context.Context, sel ast.SelectionSet, obj *account.WalletChallengePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, walletChallengeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WalletChallenge")
+		case "typedData":
+			out.Values[i] = ec._WalletChallenge_typedData(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nonce":
+			out.Values[i] = ec._WalletChallenge_nonce(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._WalletChallenge_expiresAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -17377,6 +19624,11 @@ func (ec *executionContext) unmarshalNChangePasswordInput2githubᚗcomᚋobsqra�
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNConnectWalletInput2githubᚗcomᚋobsqraᚋobsqraᚋgraphᚐConnectWalletInput(ctx context.Context, v any) (ConnectWalletInput, error) {
+	res, err := ec.unmarshalInputConnectWalletInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNDashboard2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDashboard(ctx context.Context, sel ast.SelectionSet, v *obsqra.Dashboard) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Dashboard!")
@@ -17543,6 +19795,11 @@ func (ec *executionContext) marshalNJobRun2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐJ
 	}
 
 	return ret
+}
+
+func (ec *executionContext) unmarshalNLogTransactionInput2githubᚗcomᚋobsqraᚋobsqraᚐLogTransactionInput(ctx context.Context, v any) (obsqra.LogTransactionInput, error) {
+	res, err := ec.unmarshalInputLogTransactionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNLoginInput2githubᚗcomᚋobsqraᚋobsqraᚋgraphᚐLoginInput(ctx context.Context, v any) (LoginInput, error) {
@@ -17945,6 +20202,16 @@ func (ec *executionContext) marshalNStrategyResult2ᚕgithubᚗcomᚋobsqraᚋob
 	return ret
 }
 
+func (ec *executionContext) unmarshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx context.Context, v any) (obsqra.Felt, error) {
+	var res obsqra.Felt
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx context.Context, sel ast.SelectionSet, v obsqra.Felt) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -17959,6 +20226,35 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 	return res
 }
 
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
 	res, err := scalar.UnmarshalTime(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -17971,6 +20267,98 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNTransaction2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTransaction(ctx context.Context, sel ast.SelectionSet, v *obsqra.Transaction) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Transaction!")
+		return graphql.Null
+	}
+	return ec._Transaction(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNTransactionConnection2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐTransactionConnection(ctx context.Context, sel ast.SelectionSet, v *TransactionConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TransactionConnection!")
+		return graphql.Null
+	}
+	return ec._TransactionConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNTransactionEdge2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐTransactionEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*TransactionEdge) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNTransactionEdge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐTransactionEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNTransactionEdge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐTransactionEdge(ctx context.Context, sel ast.SelectionSet, v *TransactionEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TransactionEdge!")
+		return graphql.Null
+	}
+	return ec._TransactionEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNTransactionEvent2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐTransactionEvent(ctx context.Context, sel ast.SelectionSet, v *TransactionEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TransactionEvent!")
+		return graphql.Null
+	}
+	return ec._TransactionEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNTransactionStatus2githubᚗcomᚋobsqraᚋobsqraᚐTxStatus(ctx context.Context, v any) (obsqra.TxStatus, error) {
+	var res obsqra.TxStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNTransactionStatus2githubᚗcomᚋobsqraᚋobsqraᚐTxStatus(ctx context.Context, sel ast.SelectionSet, v obsqra.TxStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNTransactionStatusChange2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐTxStatusChangeᚄ(ctx context.Context, sel ast.SelectionSet, v []*obsqra.TxStatusChange) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), 4, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNTransactionStatusChange2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTxStatusChange(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNTransactionStatusChange2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTxStatusChange(ctx context.Context, sel ast.SelectionSet, v *obsqra.TxStatusChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TransactionStatusChange!")
+		return graphql.Null
+	}
+	return ec._TransactionStatusChange(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNTransactionType2githubᚗcomᚋobsqraᚋobsqraᚐTxType(ctx context.Context, v any) (obsqra.TxType, error) {
+	var res obsqra.TxType
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNTransactionType2githubᚗcomᚋobsqraᚋobsqraᚐTxType(ctx context.Context, sel ast.SelectionSet, v obsqra.TxType) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNUpdatePreferencesInput2githubᚗcomᚋobsqraᚋobsqraᚐPreferencesPatch(ctx context.Context, v any) (obsqra.PreferencesPatch, error) {
@@ -17989,6 +20377,14 @@ func (ec *executionContext) marshalNUser2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐUse
 		return graphql.Null
 	}
 	return ec._User(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWalletChallenge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋaccountᚐWalletChallengePayload(ctx context.Context, sel ast.SelectionSet, v *account.WalletChallengePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WalletChallenge!")
+		return graphql.Null
+	}
+	return ec._WalletChallenge(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNWeight2githubᚗcomᚋobsqraᚋobsqraᚐWeight(ctx context.Context, sel ast.SelectionSet, v obsqra.Weight) graphql.Marshaler {
@@ -18223,6 +20619,29 @@ func (ec *executionContext) marshalODecimal2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐ
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) unmarshalOExecutionStatus2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐExecutionStatus(ctx context.Context, v any) (*obsqra.ExecutionStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(obsqra.ExecutionStatus)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOExecutionStatus2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐExecutionStatus(ctx context.Context, sel ast.SelectionSet, v *obsqra.ExecutionStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) marshalOFee2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐFee(ctx context.Context, sel ast.SelectionSet, v *obsqra.Fee) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Fee(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
@@ -18506,6 +20925,53 @@ func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel
 	_ = ctx
 	res := scalar.MarshalTime(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOTransaction2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTransaction(ctx context.Context, sel ast.SelectionSet, v *obsqra.Transaction) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Transaction(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOTransactionFilter2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTransactionFilter(ctx context.Context, v any) (*obsqra.TransactionFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputTransactionFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOTransactionStatus2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTxStatus(ctx context.Context, v any) (*obsqra.TxStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(obsqra.TxStatus)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOTransactionStatus2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTxStatus(ctx context.Context, sel ast.SelectionSet, v *obsqra.TxStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOTransactionType2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTxType(ctx context.Context, v any) (*obsqra.TxType, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(obsqra.TxType)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOTransactionType2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTxType(ctx context.Context, sel ast.SelectionSet, v *obsqra.TxType) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalOUser2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐUser(ctx context.Context, sel ast.SelectionSet, v *obsqra.User) graphql.Marshaler {

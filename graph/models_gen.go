@@ -28,6 +28,13 @@ type ChangePasswordInput struct {
 	NewPassword string `json:"newPassword"`
 }
 
+type ConnectWalletInput struct {
+	// The wallet's address (a felt).
+	Address string `json:"address"`
+	// The signature the wallet returned: felts, e.g. [r, s].
+	Signature []string `json:"signature"`
+}
+
 type LoginInput struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
@@ -94,6 +101,22 @@ type RiskScoreEdge struct {
 type RiskScoreEvent struct {
 	Cursor    string            `json:"cursor"`
 	RiskScore *obsqra.RiskScore `json:"riskScore"`
+}
+
+type TransactionConnection struct {
+	Edges    []*TransactionEdge `json:"edges"`
+	PageInfo *PageInfo          `json:"pageInfo"`
+}
+
+type TransactionEdge struct {
+	Cursor string              `json:"cursor"`
+	Node   *obsqra.Transaction `json:"node"`
+}
+
+// A transaction as of one of its changes, with the cursor to resume after it.
+type TransactionEvent struct {
+	Cursor      string              `json:"cursor"`
+	Transaction *obsqra.Transaction `json:"transaction"`
 }
 
 type UpsertProtocolInput struct {

@@ -275,3 +275,14 @@ func heldIDs(allocs []obsqra.Allocation) []int64 {
 }
 
 func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }
+
+// AllocationsByTxHash returns the signed-in user's newest allocation
+// recorded with each of hashes (absent when none), in one statement.
+// Errors: EUNAUTHENTICATED; internal ones.
+func (s *Service) AllocationsByTxHash(ctx context.Context, hashes []obsqra.Felt) (map[obsqra.Felt]obsqra.Allocation, error) {
+	pr, err := obsqra.RequireUser(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.db.AllocationsByTxHash(ctx, pr.User.ID, hashes)
+}

@@ -26,6 +26,10 @@ type loaders struct {
 	protocolsOnce sync.Once
 	protocols     map[int64]*obsqra.Protocol
 	protocolsErr  error
+
+	// txs are the transactions of this operation, by id: the siblings
+	// their history and allocation are loaded for.
+	txs map[int64]obsqra.Felt
 }
 
 type loadersKey struct{}
@@ -96,6 +100,35 @@ type batch[V any] struct {
 // when the batch ran, from a load of its own. ok is false when the
 // protocol has no value (no samples yet, say).
 func load[V any](ctx context.Context, key string, id int64, fetch func(ctx context.Context, ids []int64) (map[int64]V, error)) (v V, ok bool, err error) {
+	return loadAmong(ctx, key, id, func(l *loaders) []int64 { return l.siblings }, fetch)
+}
+
+// addTransactions registers transactions whose fields this operation may
+// ask for.
+func (l *loaders) addTransactions(ts ...*obsqra.Transaction) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.txs == nil {
+		l.txs = make(map[int64]obsqra.Felt, len(ts))
+	}
+	for _, t := range ts {
+		l.txs[t.ID] = t.TxHash
+	}
+}
+
+// txSiblings returns the registered transactions' ids, ordered.
+func txSiblings(l *loaders) []int64 {
+	ids := make([]int64, 0, len(l.txs))
+	for id := range l.txs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// loadAmong is load with the siblings siblings returns (called with l.mu
+// held).
+func loadAmong[V any](ctx context.Context, key string, id int64, siblings func(l *loaders) []int64, fetch func(ctx context.Context, ids []int64) (map[int64]V, error)) (v V, ok bool, err error) {
 	l := loadersFrom(ctx)
 	l.mu.Lock()
 	b, found := l.batches[key].(*batch[V])
@@ -110,7 +143,7 @@ func load[V any](ctx context.Context, key string, id int64, fetch func(ctx conte
 	if !found {
 		ids := []int64{id}
 		if !single {
-			ids = slices.Clone(l.siblings)
+			ids = slices.Clone(siblings(l))
 			if !slices.Contains(ids, id) {
 				ids = append(ids, id)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/graph"
+	"github.com/obsqra/obsqra/ledger"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/portfolio"
 )
@@ -26,6 +27,8 @@ type Resolver struct {
 	Advisor *advisor.Service
 	// Portfolio keeps allocations and makes dashboards.
 	Portfolio *portfolio.Service
+	// Ledger keeps the users' transaction logs.
+	Ledger *ledger.Service
 	// Scheduler lists the scheduler's jobs; nil when none runs.
 	Scheduler Scheduler
 	// Live fans events out to subscriptions; nil when no hub runs (then
@@ -56,6 +59,9 @@ func NewExecutableSchema(r *Resolver) graphql.ExecutableSchema {
 	cfg.Complexity.Protocol.MetricsHistory = historyComplexity
 	cfg.Complexity.Protocol.RiskHistory = historyComplexity
 	cfg.Complexity.Query.AllocationHistory = historyComplexity
+	cfg.Complexity.Query.Transactions = func(child int, _ *obsqra.TransactionFilter, first *int, after *string) int {
+		return historyComplexity(child, first, after, nil, nil)
+	}
 	cfg.Complexity.Query.Predictions = func(child int, _ *obsqra.PredictionFilter, first *int, after *string) int {
 		return historyComplexity(child, first, after, nil, nil)
 	}
@@ -164,6 +170,8 @@ func (r *queryResolver) Node(ctx context.Context, id string) (obsqra.Node, error
 		return nodeOrNil(r.Advisor.Suggestion(ctx, n))
 	case obsqra.NodeAllocation:
 		return nodeOrNil(r.Portfolio.Allocation(ctx, n))
+	case obsqra.NodeTransaction:
+		return nodeOrNil(r.Ledger.TransactionByID(ctx, n))
 	case obsqra.NodeDecision:
 		d, err := r.Market.Decision(ctx, n)
 		if err == nil && d != nil {

@@ -25,7 +25,7 @@ const (
 )
 
 // newScheduler returns the scheduler with the server's periodic jobs.
-func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets *market.Service, advice *advisor.Service) (*scheduler.Scheduler, error) {
+func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets *market.Service, advice *advisor.Service, more ...scheduler.Job) (*scheduler.Scheduler, error) {
 	jobs := []scheduler.Job{{
 		Name:     "prune",
 		Interval: cfg.PruneInterval,
@@ -40,6 +40,11 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets
 			runs, err := db.PruneJobRuns(ctx, now.Add(-jobRunRetention))
 			if err != nil {
 				return fmt.Errorf("prune job runs: %w", err)
+			}
+			// A challenge expired a day ago is of no use; replaying its
+			// signature then meets "no challenge" instead of "used".
+			if _, err := db.PruneWalletChallenges(ctx, now.Add(-24*time.Hour)); err != nil {
+				return fmt.Errorf("prune wallet challenges: %w", err)
 			}
 			logger.Debug("pruned", "events", events, "job_runs", runs)
 			return nil
@@ -82,6 +87,7 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets
 		})
 	}
 	jobs = append(jobs, adviceJobs(cfg, logger, advice)...)
+	jobs = append(jobs, more...)
 	// A follower retries, and a leader checks its lease, at least twice per
 	// shortest interval, so a crashed leader's jobs resume within two.
 	poll := scheduler.DefaultLeaderPoll

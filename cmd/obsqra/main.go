@@ -34,6 +34,7 @@ import (
 	"github.com/obsqra/obsqra/live"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/server"
+	"github.com/obsqra/obsqra/starknet"
 	"github.com/obsqra/obsqra/store"
 )
 
@@ -135,6 +136,24 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// grantApplication gives the role of db the privileges of the server's
+// role, connected as the owner at ownerURL.
+func grantApplication(ctx context.Context, ownerURL string, db *store.DB) error {
+	role, err := db.CurrentRole(ctx)
+	if err != nil {
+		return fmt.Errorf("read the server's database role: %w", err)
+	}
+	owner, err := store.Open(ctx, ownerURL)
+	if err != nil {
+		return fmt.Errorf("open database as its owner: %w", err)
+	}
+	defer owner.Close()
+	if err := store.GrantApplication(ctx, owner, role); err != nil {
+		return fmt.Errorf("grant the server's role %s its privileges: %w", role, err)
+	}
+	return nil
+}
+
 // open migrates the database as its owner, then opens it as the server's
 // role (the same URL unless MIGRATION_DATABASE_URL says otherwise).
 func open(ctx context.Context, cfg *config.Config) (*store.DB, error) {
@@ -145,13 +164,21 @@ func open(ctx context.Context, cfg *config.Config) (*store.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	if cfg.MigrationDatabaseURL != cfg.DatabaseURL {
+		// The server's role may write what it must and no more: history
+		// takes no UPDATE, DELETE or TRUNCATE from it.
+		if err := grantApplication(ctx, cfg.MigrationDatabaseURL, db); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	// The decision log's hashes are keyed by the server's secret, which the
 	// database never sees: its owner cannot rehash a rewritten entry.
 	db.DecisionKey = obsqra.DecisionKey(cfg.SecretKey)
 	return db, nil
 }
 
-func newAccounts(db *store.DB, cfg *config.Config) (*account.Service, error) {
+func newAccounts(db *store.DB, cfg *config.Config, node *starknet.Client) (*account.Service, error) {
 	tokens, err := account.NewTokens(cfg.SecretKey, cfg.AccessTokenTTL)
 	if err != nil {
 		return nil, err
@@ -161,6 +188,7 @@ func newAccounts(db *store.DB, cfg *config.Config) (*account.Service, error) {
 		RefreshTTL:  cfg.RefreshTokenTTL,
 		BcryptCost:  cfg.BcryptCost,
 		AdminEmails: cfg.AdminEmails,
+		Starknet:    node,
 	})
 }
 
@@ -174,10 +202,15 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	}
 	defer db.Close()
 
-	accounts, err := newAccounts(db, cfg)
+	node, err := newStarknet(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
+	accounts, err := newAccounts(db, cfg, node)
+	if err != nil {
+		return err
+	}
+	transactions := newLedger(db, cfg, logger, node)
 	markets, err := newMarket(db, cfg, logger)
 	if err != nil {
 		return err
@@ -186,13 +219,14 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	jobs, err := newScheduler(db, cfg, logger, markets, advice)
+	jobs, err := newScheduler(db, cfg, logger, markets, advice, ledgerJobs(cfg, node, transactions)...)
 	if err != nil {
 		return err
 	}
 	hub := live.NewHub(db, live.Options{Logger: logger})
 	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{
-		Accounts: accounts, Market: markets, Advisor: advice, Portfolio: newPortfolio(db, cfg), Scheduler: jobs, Live: hub,
+		Accounts: accounts, Market: markets, Advisor: advice, Portfolio: newPortfolio(db, cfg), Ledger: transactions,
+		Scheduler: jobs, Live: hub,
 	})
 	srv := server.New(server.Config{
 		Version:       version,
@@ -255,7 +289,7 @@ func runUser(ctx context.Context, cfg *config.Config, args []string, stdout io.W
 		return err
 	}
 	defer db.Close()
-	accounts, err := newAccounts(db, cfg)
+	accounts, err := newAccounts(db, cfg, nil)
 	if err != nil {
 		return err
 	}

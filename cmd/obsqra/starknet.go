@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
-	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/config"
 	"github.com/obsqra/obsqra/ledger"
 	"github.com/obsqra/obsqra/scheduler"
@@ -34,46 +32,10 @@ func newStarknet(ctx context.Context, cfg *config.Config, logger *slog.Logger) (
 	return c, nil
 }
 
-// ledgerNode adapts the Starknet client to what the ledger's watcher reads.
-type ledgerNode struct{ c *starknet.Client }
-
-// TransactionStatus reports the node's status of hash; ledger.ErrNotFound
-// when the node does not know it (error 29).
-func (n ledgerNode) TransactionStatus(ctx context.Context, hash obsqra.Felt) (ledger.NodeStatus, error) {
-	s, err := n.c.TransactionStatus(ctx, hash)
-	if errors.Is(err, starknet.ErrTxNotFound) {
-		return ledger.NodeStatus{}, fmt.Errorf("%w: %w", ledger.ErrNotFound, err)
-	}
-	if err != nil {
-		return ledger.NodeStatus{}, err
-	}
-	return ledger.NodeStatus{Finality: s.FinalityStatus, Execution: s.ExecutionStatus, FailureReason: s.FailureReason, Raw: s.Raw}, nil
-}
-
-// TransactionReceipt reports the node's receipt of hash.
-func (n ledgerNode) TransactionReceipt(ctx context.Context, hash obsqra.Felt) (ledger.NodeReceipt, error) {
-	r, err := n.c.TransactionReceipt(ctx, hash)
-	if errors.Is(err, starknet.ErrTxNotFound) {
-		return ledger.NodeReceipt{}, fmt.Errorf("%w: %w", ledger.ErrNotFound, err)
-	}
-	if err != nil {
-		return ledger.NodeReceipt{}, err
-	}
-	out := ledger.NodeReceipt{
-		FeeAmount: r.Fee.Amount.String(), FeeUnit: r.Fee.Unit, Events: r.EventsEmitted,
-		Execution: r.ExecutionStatus, RevertReason: r.RevertReason, Finality: r.FinalityStatus, Raw: r.Raw,
-	}
-	if r.BlockNumber != nil {
-		b := int64(*r.BlockNumber)
-		out.BlockNumber = &b
-	}
-	return out, nil
-}
-
 func newLedger(db *store.DB, cfg *config.Config, logger *slog.Logger, node *starknet.Client) *ledger.Service {
 	var nc ledger.NodeClient
 	if node != nil {
-		nc = ledgerNode{node}
+		nc = ledger.StarknetNode(node)
 	}
 	return ledger.New(db, nc, ledger.Config{WatchInterval: cfg.TxWatchInterval, DropAfter: cfg.TxDropAfter, Logger: logger})
 }

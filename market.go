@@ -338,6 +338,13 @@ type DecisionVerification struct {
 	ChainValid bool
 	// BrokenAt is the first entry whose hash or link does not check, or 0.
 	BrokenAt int64
+	// OnChainScore is the score the deployed RiskEngine gives the recorded
+	// inputs of a risk score decision, and MatchesOnChain whether it is the
+	// recorded score; both nil when no RiskEngine is configured, for other
+	// decisions, or when asking it failed (OnChainErr says why).
+	OnChainScore   *int
+	MatchesOnChain *bool
+	OnChainErr     error
 }
 
 // RiskScoreDecision is the recorded form of a risk score decision: its

@@ -160,11 +160,13 @@ type ComplexityRoot struct {
 	}
 
 	DecisionVerification struct {
-		BrokenAt   func(childComplexity int) int
-		ChainValid func(childComplexity int) int
-		Decision   func(childComplexity int) int
-		Matches    func(childComplexity int) int
-		Recomputed func(childComplexity int) int
+		BrokenAt       func(childComplexity int) int
+		ChainValid     func(childComplexity int) int
+		Decision       func(childComplexity int) int
+		Matches        func(childComplexity int) int
+		MatchesOnChain func(childComplexity int) int
+		OnChainScore   func(childComplexity int) int
+		Recomputed     func(childComplexity int) int
 	}
 
 	Fee struct {
@@ -555,6 +557,8 @@ type DashboardProtocolResolver interface {
 }
 type DecisionVerificationResolver interface {
 	BrokenAt(ctx context.Context, obj *obsqra.DecisionVerification) (*string, error)
+	OnChainScore(ctx context.Context, obj *obsqra.DecisionVerification) (*int, error)
+	MatchesOnChain(ctx context.Context, obj *obsqra.DecisionVerification) (*bool, error)
 }
 type JobRunResolver interface {
 	Error(ctx context.Context, obj *obsqra.JobRun) (*string, error)
@@ -1129,6 +1133,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DecisionVerification.Matches(childComplexity), true
+	case "DecisionVerification.matchesOnChain":
+		if e.ComplexityRoot.DecisionVerification.MatchesOnChain == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DecisionVerification.MatchesOnChain(childComplexity), true
+	case "DecisionVerification.onChainScore":
+		if e.ComplexityRoot.DecisionVerification.OnChainScore == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DecisionVerification.OnChainScore(childComplexity), true
 	case "DecisionVerification.recomputed":
 		if e.ComplexityRoot.DecisionVerification.Recomputed == nil {
 			break
@@ -3288,6 +3304,10 @@ func (ec *executionContext) childFields_DecisionVerification(ctx context.Context
 		return ec.fieldContext_DecisionVerification_chainValid(ctx, field)
 	case "brokenAt":
 		return ec.fieldContext_DecisionVerification_brokenAt(ctx, field)
+	case "onChainScore":
+		return ec.fieldContext_DecisionVerification_onChainScore(ctx, field)
+	case "matchesOnChain":
+		return ec.fieldContext_DecisionVerification_matchesOnChain(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DecisionVerification", field.Name)
 }
@@ -6728,6 +6748,52 @@ func (ec *executionContext) _DecisionVerification_brokenAt(ctx context.Context, 
 }
 func (ec *executionContext) fieldContext_DecisionVerification_brokenAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DecisionVerification", field, true, true, "ID")
+}
+
+func (ec *executionContext) _DecisionVerification_onChainScore(ctx context.Context, field graphql.CollectedField, obj *obsqra.DecisionVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DecisionVerification_onChainScore(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DecisionVerification().OnChainScore(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DecisionVerification_onChainScore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DecisionVerification", field, true, true, "Int")
+}
+
+func (ec *executionContext) _DecisionVerification_matchesOnChain(ctx context.Context, field graphql.CollectedField, obj *obsqra.DecisionVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DecisionVerification_matchesOnChain(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DecisionVerification().MatchesOnChain(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
+			return ec.marshalOBoolean2ᚖbool(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DecisionVerification_matchesOnChain(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DecisionVerification", field, true, true, "Boolean")
 }
 
 func (ec *executionContext) _Fee_amount(ctx context.Context, field graphql.CollectedField, obj *obsqra.Fee) (ret graphql.Marshaler) {
@@ -16679,6 +16745,18 @@ func (ec *executionContext) _DecisionVerification(ctx context.Context, sel ast.S
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._DecisionVerification_brokenAt(ctx, field, obj)
+				})
+		case "onChainScore":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DecisionVerification_onChainScore(ctx, field, obj)
+				})
+		case "matchesOnChain":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DecisionVerification_matchesOnChain(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))

@@ -72,6 +72,14 @@ type Config struct {
 	Now func() time.Time
 	// DecisionKinds verify the decisions of kinds other services record.
 	DecisionKinds map[obsqra.DecisionKind]DecisionKind
+	// RiskEngine is the deployed contract verifyDecision also asks
+	// (RISK_ENGINE_ADDRESS); nil for none.
+	RiskEngine RiskEngine
+}
+
+// RiskEngine is the on-chain RiskEngine: its calculate_risk_score.
+type RiskEngine interface {
+	CalculateRiskScore(ctx context.Context, in obsqra.RiskInputs) (int, error)
 }
 
 // Service holds the market use cases. Resolvers, the importer and the
@@ -466,6 +474,9 @@ func (s *Service) VerifyDecision(ctx context.Context, id int64) (*obsqra.Decisio
 				return nil, err
 			}
 		}
+		if s.cfg.RiskEngine != nil {
+			s.askRiskEngine(ctx, d, v)
+		}
 	default:
 		k, ok := s.cfg.DecisionKinds[d.Kind]
 		if !ok {
@@ -524,6 +535,28 @@ func (s *Service) DecisionVisible(ctx context.Context, d *obsqra.Decision) (bool
 	}
 	k, ok := s.cfg.DecisionKinds[d.Kind]
 	return ok && u != nil && k.Owner(d) == u.ID, nil
+}
+
+// askRiskEngine asks the deployed RiskEngine to score the decision's
+// recorded inputs and records its answer, and whether it is the recorded
+// score, in v. The contract scores with its own on-chain parameters, so a
+// decision made under other parameters disagrees with it by design. A
+// failure to ask is kept in v.OnChainErr: the off-chain verdict stands.
+func (s *Service) askRiskEngine(ctx context.Context, d *obsqra.Decision, v *obsqra.DecisionVerification) {
+	var rec obsqra.RiskScoreDecision
+	var out obsqra.RiskScoreOutcome
+	if json.Unmarshal(d.Inputs, &rec) != nil || json.Unmarshal(d.Output, &out) != nil {
+		v.OnChainErr = obsqra.Errorf(obsqra.EINVALID, "decision %d no longer parses; the RiskEngine was not asked", d.ID)
+		return
+	}
+	score, err := s.cfg.RiskEngine.CalculateRiskScore(ctx, rec.Inputs)
+	if err != nil {
+		s.cfg.Logger.Warn("risk engine call failed", "decision", d.ID, "error", err)
+		v.OnChainErr = fmt.Errorf("ask the RiskEngine: %w", err)
+		return
+	}
+	matches := score == out.Score
+	v.OnChainScore, v.MatchesOnChain = &score, &matches
 }
 
 // chainPoint is a verified entry of the decision log: every entry up to

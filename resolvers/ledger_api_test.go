@@ -3,9 +3,12 @@ package resolvers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/obsqra/obsqra/advisor/advisortest"
 	"github.com/obsqra/obsqra/ledger"
 	"github.com/obsqra/obsqra/market"
+	"github.com/obsqra/obsqra/ml"
 	"github.com/obsqra/obsqra/portfolio"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/server"
@@ -191,4 +195,62 @@ func TestStarknetJourney(t *testing.T) {
 			t.Fatalf("anonymous transactions = %+v, want UNAUTHENTICATED", r.Errors)
 		}
 	})
+}
+
+// TestVerifyDecisionOnChain: with a RiskEngine configured, verifyDecision
+// also asks the deployed contract for the score of the recorded inputs.
+func TestVerifyDecisionOnChain(t *testing.T) {
+	t.Parallel()
+	db := storetest.SQLite(t)
+	node := starknettest.NewNode(t)
+	client, err := starknet.New(starknet.Config{URLs: []string{node.URL}, Network: starknet.NetworkSepolia})
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, _ := obsqra.ParseAddress("0xe1")
+	var offset atomic.Int64
+	node.SetRiskEngine(engine, func(calldata []obsqra.Felt) []obsqra.Felt {
+		n := func(i int) int64 { return new(big.Int).SetBytes(calldata[i][:]).Int64() }
+		s, err := ml.ScoreRisk(ml.RiskInputs{UtilizationBps: n(0), VolatilityBps: n(1), LiquidityTier: n(2), AuditScore: n(3), AgeDays: n(4)}, ml.DefaultParams())
+		if err != nil {
+			t.Error(err)
+		}
+		var out obsqra.Felt
+		big.NewInt(s.Score + offset.Load()).FillBytes(out[:])
+		return []obsqra.Felt{out}
+	})
+	markets, err := market.New(db, market.Config{RiskEngine: starknet.RiskEngine{Client: client, Address: engine}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := markets.Ingest(context.Background(), obsqra.SourceImport, []obsqra.MetricsInput{{
+		Protocol: "zklend", ObservedAt: time.Now().UTC().Add(-time.Hour), ApyBps: 420, UtilizationBps: 7300}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, _ := account.NewTokens(testKey, 30*time.Minute)
+	accounts, err := account.New(db, account.Config{Tokens: tokens, RefreshTTL: time.Hour, BcryptCost: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets})
+	h := server.New(server.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, schema, accounts, db).Handler()
+	const q = `query($id: ID!) { verifyDecision(id: $id) { matches onChainScore matchesOnChain } }`
+	id := map[string]any{"id": obsqra.NodeID(obsqra.NodeDecision, got[0].Risk.DecisionID)}
+	want := fmt.Sprintf(`{"matches":true,"onChainScore":%d,"matchesOnChain":true}`, got[0].Risk.Score)
+	if r := do(t, h, "", q, id); len(r.Errors) > 0 || string(r.Data["verifyDecision"]) != want {
+		t.Fatalf("verifyDecision = %s %+v, want %s", r.Data["verifyDecision"], r.Errors, want)
+	}
+	offset.Store(1) // the contract now disagrees
+	want = fmt.Sprintf(`{"matches":true,"onChainScore":%d,"matchesOnChain":false}`, got[0].Risk.Score+1)
+	if r := do(t, h, "", q, id); len(r.Errors) > 0 || string(r.Data["verifyDecision"]) != want {
+		t.Fatalf("verifyDecision (disagreeing contract) = %s %+v, want %s", r.Data["verifyDecision"], r.Errors, want)
+	}
+	// The node down: the off-chain verdict stands, the on-chain fields
+	// are null with an error of their own.
+	node.FailNext(100, starknettest.HTTP500)
+	r := do(t, h, "", q, id)
+	if string(r.Data["verifyDecision"]) != `{"matches":true,"onChainScore":null,"matchesOnChain":null}` || len(r.Errors) == 0 {
+		t.Fatalf("verifyDecision (node down) = %s %+v", r.Data["verifyDecision"], r.Errors)
+	}
 }

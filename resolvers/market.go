@@ -335,6 +335,17 @@ func (r *riskScoreResolver) DecisionID(ctx context.Context, s *obsqra.RiskScore)
 
 type decisionVerificationResolver struct{ *Resolver }
 
+// OnChainScore resolves DecisionVerification.onChainScore: a failure to
+// ask the RiskEngine is this field's error, not the verification's.
+func (r *decisionVerificationResolver) OnChainScore(ctx context.Context, v *obsqra.DecisionVerification) (*int, error) {
+	return v.OnChainScore, v.OnChainErr
+}
+
+// MatchesOnChain resolves DecisionVerification.matchesOnChain.
+func (r *decisionVerificationResolver) MatchesOnChain(ctx context.Context, v *obsqra.DecisionVerification) (*bool, error) {
+	return v.MatchesOnChain, v.OnChainErr
+}
+
 // BrokenAt resolves DecisionVerification.brokenAt.
 func (r *decisionVerificationResolver) BrokenAt(ctx context.Context, v *obsqra.DecisionVerification) (*string, error) {
 	if v.BrokenAt == 0 {

@@ -211,7 +211,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		return err
 	}
 	transactions := newLedger(db, cfg, logger, node)
-	markets, err := newMarket(db, cfg, logger)
+	markets, err := newMarket(db, cfg, logger, node)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/config"
 	"github.com/obsqra/obsqra/market"
+	"github.com/obsqra/obsqra/starknet"
 	"github.com/obsqra/obsqra/store"
 )
 
@@ -26,8 +27,13 @@ func newSource(cfg *config.Config) market.Source {
 	return nil
 }
 
-func newMarket(db *store.DB, cfg *config.Config, logger *slog.Logger) (*market.Service, error) {
+func newMarket(db *store.DB, cfg *config.Config, logger *slog.Logger, node *starknet.Client) (*market.Service, error) {
+	var engine market.RiskEngine
+	if node != nil && cfg.RiskEngineAddress != nil {
+		engine = starknet.RiskEngine{Client: node, Address: *cfg.RiskEngineAddress}
+	}
 	return market.New(db, market.Config{
+		RiskEngine:     engine,
 		Source:         newSource(cfg),
 		PollInterval:   cfg.MarketPollInterval,
 		TierThresholds: cfg.LiquidityTierUSD,

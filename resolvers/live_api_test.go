@@ -15,6 +15,7 @@ import (
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/advisor"
+	"github.com/obsqra/obsqra/ledger"
 	"github.com/obsqra/obsqra/live"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/portfolio"
@@ -61,7 +62,7 @@ func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liv
 		t.Fatal(err)
 	}
 	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Live: hub,
-		Advisor: advice, Portfolio: portfolio.New(db, portfolio.Config{})})
+		Advisor: advice, Portfolio: portfolio.New(db, portfolio.Config{}), Ledger: ledger.New(db, nil, ledger.Config{})})
 	api := server.New(server.Config{Introspection: true, Logger: slog.New(slog.DiscardHandler)}, schema, accounts, db)
 	h := api.Handler()
 	srv := httptest.NewServer(h)
@@ -540,6 +541,47 @@ func TestOwnStreamsAreNotPublic(t *testing.T) {
 		runID := decode[struct{ ID string }](t, r.Data["runOptimization"]).ID
 		if e := decode[predEvent](t, mine.nextData("predictionCreated")); e.Prediction.ID != runID {
 			t.Fatalf("ada's next event = %+v, want her run %s", e, runID)
+		}
+	})
+}
+
+// TestTransactionUpdated: a user's transaction events reach them, and no
+// one else.
+func TestTransactionUpdated(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := newLiveServer(t, db)
+		h := s.srv.Config.Handler
+		ada := registerVia(t, h, "ada@example.com").AccessToken
+		bob := registerVia(t, h, "bob@example.com").AccessToken
+		const sub = `subscription($after: String) { transactionUpdated(after: $after) { cursor transaction { txHash status type } } }`
+		start := map[string]any{"after": live.Cursor(0)}
+		adaSub := s.subscribeAs(t, ada, sub, start)
+		bobSub := s.subscribeAs(t, bob, sub, start)
+		logTx := func(token, hash string) {
+			r := do(t, h, token, `mutation($in: LogTransactionInput!) { logTransaction(input: $in) { id } }`,
+				map[string]any{"in": map[string]any{"txHash": hash, "type": "DEPOSIT", "amount": "2.5", "token": "ETH"}})
+			if len(r.Errors) > 0 {
+				t.Fatalf("logTransaction: %+v", r.Errors)
+			}
+		}
+		logTx(ada, "0xaaa")
+		logTx(bob, "0xbbb")
+		type txEvent struct {
+			Cursor      string
+			Transaction struct{ TxHash, Status, Type string }
+		}
+		if e := decode[txEvent](t, adaSub.nextData("transactionUpdated")); !strings.HasSuffix(e.Transaction.TxHash, "aaa") || e.Transaction.Status != "PENDING" || e.Cursor == "" {
+			t.Fatalf("ada's event = %+v", e)
+		}
+		// Bob's first event is his own: Ada's, published before, passed him by.
+		if e := decode[txEvent](t, bobSub.nextData("transactionUpdated")); !strings.HasSuffix(e.Transaction.TxHash, "bbb") {
+			t.Fatalf("bob's first event = %+v, want his own", e)
+		}
+		anon := s.subscribe(t, sub, nil)
+		if m := anon.read(); m.Type != "next" || !strings.Contains(string(m.Payload), `"code":"UNAUTHENTICATED"`) {
+			t.Fatalf("anonymous transactionUpdated = %s %s", m.Type, m.Payload)
 		}
 	})
 }

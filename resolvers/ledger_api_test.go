@@ -180,6 +180,27 @@ func TestStarknetJourney(t *testing.T) {
 			t.Errorf("0xC3 = %+v (history %s)", c3, statuses(c3))
 		}
 
+		// The allocation recorded with a transaction hangs off it.
+		r = do(t, h, ada, `mutation { recordAllocation(input: {txHash: "0xa1", weights: [{protocol: "zklend", weightBps: 10000}]}) { id } }`, nil)
+		if len(r.Errors) > 0 {
+			t.Fatalf("recordAllocation: %+v", r.Errors)
+		}
+		allocID := decode[struct{ ID string }](t, r.Data["recordAllocation"]).ID
+		r = do(t, h, ada, `{ transactions { edges { node { txHash allocation { id } } } } }`, nil)
+		want := map[string]string{felt("0xA1").String(): `{"id":"` + allocID + `"}`, felt("0xB2").String(): "null", felt("0xC3").String(): "null"}
+		for _, e := range decode[struct {
+			Edges []struct {
+				Node struct {
+					TxHash     string
+					Allocation json.RawMessage
+				}
+			}
+		}](t, r.Data["transactions"]).Edges {
+			if string(e.Node.Allocation) != want[e.Node.TxHash] {
+				t.Errorf("allocation of %s = %s, want %s", e.Node.TxHash, e.Node.Allocation, want[e.Node.TxHash])
+			}
+		}
+
 		// Bob reads none of it.
 		r = do(t, h, bob, `query($h: String!, $id: ID!) { transaction(hash: $h) { id } node(id: $id) { id } transactions { edges { cursor } } }`,
 			map[string]any{"h": "0xA1", "id": ids[0]})

@@ -156,6 +156,11 @@ func (s *Service) ConnectWallet(ctx context.Context, address string, signature [
 	if err := s.verifyOwnership(ctx, addr, hash, sig); err != nil {
 		return nil, err
 	}
+	// The node may have taken a while: the challenge must still be valid
+	// when it is redeemed, not only when the request came.
+	if now = s.now(); !now.Before(c.ExpiresAt) {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "the challenge for %s expired at %s: request a new one", addr, c.ExpiresAt.Format(time.RFC3339))
+	}
 	var u *obsqra.User
 	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.ConsumeWalletChallenge(ctx, c.Nonce, p.User.ID, now); err != nil {
@@ -164,11 +169,7 @@ func (s *Service) ConnectWallet(ctx context.Context, address string, signature [
 			}
 			return err
 		}
-		if u, err = tx.UserByID(ctx, p.User.ID); err != nil {
-			return err
-		}
-		u.WalletAddress = &addr
-		if err := tx.UpdateUser(ctx, u); err != nil {
+		if u, err = tx.SetUserWallet(ctx, p.User.ID, &addr); err != nil {
 			if obsqra.ErrorCode(err) == obsqra.ECONFLICT {
 				return obsqra.Errorf(obsqra.ECONFLICT, "the wallet %s is linked to another account", addr)
 			}
@@ -191,11 +192,8 @@ func (s *Service) DisconnectWallet(ctx context.Context) (*obsqra.User, error) {
 	}
 	var u *obsqra.User
 	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
-		if u, err = tx.UserByID(ctx, p.User.ID); err != nil {
-			return err
-		}
-		u.WalletAddress = nil
-		return tx.UpdateUser(ctx, u)
+		u, err = tx.SetUserWallet(ctx, p.User.ID, nil)
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -22,6 +22,11 @@ type NodeClient interface {
 // does not know the transaction (JSON-RPC error 29).
 var ErrNotFound = errors.New("transaction hash not found")
 
+// ErrUnavailable is what a NodeClient's error wraps when no node could be
+// reached at all (as opposed to an answer about one transaction): the
+// watcher then stops its run and leaves everything due.
+var ErrUnavailable = errors.New("starknet node unavailable")
+
 // NodeStatus is a node's answer to starknet_getTransactionStatus.
 type NodeStatus struct {
 	// Finality is finality_status: RECEIVED, CANDIDATE, PRE_CONFIRMED,

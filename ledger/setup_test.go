@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -39,7 +38,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // errOutage is what the fake node fails with while it is down.
-var errOutage = errors.New("dial tcp 127.0.0.1:9545: connect: connection refused")
+var errOutage = fmt.Errorf("%w: dial tcp 127.0.0.1:9545: connect: connection refused", ledger.ErrUnavailable)
 
 // fakeNode is a Starknet node the test scripts: it answers each hash with
 // the status and receipt set for it, error 29 for a hash it has no status

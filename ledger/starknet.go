@@ -17,22 +17,16 @@ type starknetNode struct{ c *starknet.Client }
 
 func (n starknetNode) TransactionStatus(ctx context.Context, hash obsqra.Felt) (NodeStatus, error) {
 	s, err := n.c.TransactionStatus(ctx, hash)
-	if errors.Is(err, starknet.ErrTxNotFound) {
-		return NodeStatus{}, fmt.Errorf("%w: %w", ErrNotFound, err)
-	}
 	if err != nil {
-		return NodeStatus{}, err
+		return NodeStatus{}, classify(err)
 	}
 	return NodeStatus{Finality: s.FinalityStatus, Execution: s.ExecutionStatus, FailureReason: s.FailureReason, Raw: s.Raw}, nil
 }
 
 func (n starknetNode) TransactionReceipt(ctx context.Context, hash obsqra.Felt) (NodeReceipt, error) {
 	r, err := n.c.TransactionReceipt(ctx, hash)
-	if errors.Is(err, starknet.ErrTxNotFound) {
-		return NodeReceipt{}, fmt.Errorf("%w: %w", ErrNotFound, err)
-	}
 	if err != nil {
-		return NodeReceipt{}, err
+		return NodeReceipt{}, classify(err)
 	}
 	out := NodeReceipt{
 		FeeAmount: r.Fee.Amount.String(), FeeUnit: r.Fee.Unit, Events: r.EventsEmitted,
@@ -43,4 +37,16 @@ func (n starknetNode) TransactionReceipt(ctx context.Context, hash obsqra.Felt) 
 		out.BlockNumber = &b
 	}
 	return out, nil
+}
+
+// classify wraps a client error in the watcher's terms: ErrNotFound for
+// error 29, ErrUnavailable when no node answered.
+func classify(err error) error {
+	switch {
+	case errors.Is(err, starknet.ErrTxNotFound):
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	case errors.Is(err, starknet.ErrUnavailable):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
 }

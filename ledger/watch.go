@@ -39,11 +39,13 @@ const (
 // from the logging while it was never seen), and then DROPPED. Each
 // transaction's next check backs off with its age (see nextCheck).
 //
-// A node that fails otherwise (unreachable, timing out, answering with an
-// error) ends the run with the error, so the scheduler records the
-// failure: the transactions checked before it keep what was recorded, the
-// failing one and those after it are left exactly as they were, due, for
-// the next run. It returns how many transactions it checked.
+// A node that cannot be reached (ErrUnavailable) ends the run with the
+// error, so the scheduler records the failure: the transactions checked
+// before it keep what was recorded, the rest are left exactly as they
+// were, due, for the next run. Any other failure concerns one transaction
+// (an error for its hash, a malformed answer): it is logged, that
+// transaction is put off, and the run goes on. It returns how many
+// transactions it checked.
 // Errors: the node's failure, wrapped with the transaction's hash;
 // internal ones.
 func (s *Service) Watch(ctx context.Context) (int, error) {
@@ -62,7 +64,17 @@ func (s *Service) Watch(ctx context.Context) (int, error) {
 				return checked, err
 			}
 			if err := s.check(ctx, &due[i]); err != nil {
-				return checked, fmt.Errorf("check transaction %s: %w", due[i].TxHash, err)
+				if errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+					return checked, fmt.Errorf("check transaction %s: %w", due[i].TxHash, err)
+				}
+				// A failure about this one transaction (a malformed or
+				// oversized answer, an error for its hash) must not stop
+				// the others behind it run after run: it is logged and
+				// the transaction is put off like an aging one.
+				s.cfg.Logger.Warn("could not check transaction; checking the others", "tx_hash", due[i].TxHash.String(), "error", err)
+				if err := s.touch(ctx, &due[i], s.cfg.Now(), due[i].NotFoundSince); err != nil {
+					return checked, err
+				}
 			}
 			checked++
 		}
@@ -86,6 +98,12 @@ func (s *Service) check(ctx context.Context, w *store.WatchedTransaction) error 
 	status, known := finality(st.Finality)
 	if !known {
 		log.Warn("the node reports an unknown transaction status; left as it was", "finality_status", clip(st.Finality, 64))
+		return s.touch(ctx, w, now, nil)
+	}
+	if status == obsqra.TxDropped && (inBlock(w.Status) || w.ExecutionStatus != nil) {
+		// A transaction that made it into a block cannot be dropped: a
+		// node that says REJECTED now is wrong or far behind.
+		log.Warn("the node reports a transaction in a block as rejected; ignored", "status", w.Status)
 		return s.touch(ctx, w, now, nil)
 	}
 	if status.Rank() < w.Status.Rank() {

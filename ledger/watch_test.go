@@ -321,6 +321,55 @@ func TestWatchOutage(t *testing.T) {
 	})
 }
 
+// TestWatchOneBadTransaction: an error about one transaction (a malformed
+// answer, an error for its hash) puts that one off and the others are
+// still checked, run after run.
+func TestWatchOneBadTransaction(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t, storetest.SQLite(t))
+	ctx := context.Background()
+	a := b.logTx(t, s, b.ctx, 1)
+	c := b.logTx(t, s, b.ctx, 2)
+	b.node.answer(a.TxHash, "ACCEPTED_ON_L2", "SUCCEEDED", "")
+	b.node.answer(c.TxHash, "RECEIVED", "", "")
+	// Every receipt fails: only a, in a block, needs one.
+	b.node.setDown(nil, errors.New("receipt answer without actual_fee"))
+	if _, err := s.Watch(ctx); err != nil {
+		t.Fatalf("Watch() = %v, want the bad transaction put off, not the run failed", err)
+	}
+	if got := b.reload(t, c.ID); got.Status != obsqra.TxReceived {
+		t.Errorf("the other transaction = %s, want RECEIVED despite the first one's error", got.Status)
+	}
+	if got := b.reload(t, a.ID); got.Status != obsqra.TxPending {
+		t.Errorf("the bad transaction = %s, want PENDING (nothing half-written)", got.Status)
+	}
+	if !strings.Contains(b.log.String(), "could not check transaction") {
+		t.Errorf("log = %s, want the bad transaction noted", b.log)
+	}
+}
+
+// TestWatchNeverDropsWhatIsInABlock: a node answering REJECTED for a
+// transaction in a block is wrong; nothing changes.
+func TestWatchNeverDropsWhatIsInABlock(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t, storetest.SQLite(t))
+	ctx := context.Background()
+	a := b.logTx(t, s, b.ctx, 1)
+	b.node.answer(a.TxHash, "ACCEPTED_ON_L2", "SUCCEEDED", "")
+	b.node.setReceipt(a.TxHash, ledger.NodeReceipt{BlockNumber: ptr(int64(3)), FeeAmount: "0x10", FeeUnit: "FRI", Events: 1})
+	if _, err := s.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.node.answer(a.TxHash, "REJECTED", "", "")
+	b.clock.Advance(time.Hour)
+	if _, err := s.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.reload(t, a.ID); got.Status != obsqra.TxAcceptedOnL2 {
+		t.Errorf("after a REJECTED answer = %s, want ACCEPTED_ON_L2", got.Status)
+	}
+}
+
 // TestWatchBackoff: a transaction is checked every interval while young,
 // then less and less often as it ages, up to every ten minutes.
 func TestWatchBackoff(t *testing.T) {

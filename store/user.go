@@ -197,3 +197,21 @@ func (db *DB) AutoRebalanceUsers(ctx context.Context) ([]obsqra.User, error) {
 	}
 	return out, nil
 }
+
+// SetUserWallet links wallet (nil: none) to the user and returns the user
+// as stored, changing nothing else: a concurrent change of the user's
+// other columns (a password, an admin's deactivation) is not undone.
+// Errors: ENOTFOUND; ECONFLICT when the wallet is another user's; otherwise
+// internal ones.
+func (tx *Tx) SetUserWallet(ctx context.Context, userID int64, wallet *obsqra.Felt) (*obsqra.User, error) {
+	c := tx.conn()
+	n, err := c.execCount(ctx, "UPDATE users SET wallet_address = ?, updated_at = ? WHERE id = ?",
+		walletArg(wallet), c.d.timeArg(tx.now()), userID)
+	if err == nil && n == 0 {
+		err = sql.ErrNoRows
+	}
+	if err != nil {
+		return nil, translate(err, "set user wallet", "user")
+	}
+	return tx.UserByID(ctx, userID)
+}

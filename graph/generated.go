@@ -468,6 +468,7 @@ type ComplexityRoot struct {
 
 	Subscription struct {
 		AllocationRecorded func(childComplexity int, after *string) int
+		DashboardUpdated   func(childComplexity int, windowDays *int) int
 		MetricsUpdated     func(childComplexity int, protocols []string, after *string) int
 		PredictionCreated  func(childComplexity int, kinds []obsqra.PredictionKind, after *string) int
 		RiskScoreUpdated   func(childComplexity int, protocols []string, after *string) int
@@ -645,6 +646,7 @@ type SchedulerJobResolver interface {
 type SubscriptionResolver interface {
 	PredictionCreated(ctx context.Context, kinds []obsqra.PredictionKind, after *string) (<-chan *PredictionEvent, error)
 	AllocationRecorded(ctx context.Context, after *string) (<-chan *AllocationEvent, error)
+	DashboardUpdated(ctx context.Context, windowDays *int) (<-chan *obsqra.Dashboard, error)
 	TransactionUpdated(ctx context.Context, after *string) (<-chan *TransactionEvent, error)
 	RiskScoreUpdated(ctx context.Context, protocols []string, after *string) (<-chan *RiskScoreEvent, error)
 	MetricsUpdated(ctx context.Context, protocols []string, after *string) (<-chan *MetricsEvent, error)
@@ -2601,6 +2603,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.AllocationRecorded(childComplexity, args["after"].(*string)), true
+	case "Subscription.dashboardUpdated":
+		if e.ComplexityRoot.Subscription.DashboardUpdated == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_dashboardUpdated_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.DashboardUpdated(childComplexity, args["windowDays"].(*int)), true
 	case "Subscription.metricsUpdated":
 		if e.ComplexityRoot.Subscription.MetricsUpdated == nil {
 			break
@@ -4715,6 +4728,20 @@ func (ec *executionContext) field_Subscription_allocationRecorded_args(ctx conte
 		return nil, err
 	}
 	args["after"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_dashboardUpdated_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "windowDays",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["windowDays"] = arg0
 	return args, nil
 }
 
@@ -12729,6 +12756,50 @@ func (ec *executionContext) fieldContext_Subscription_allocationRecorded(ctx con
 	return fc, nil
 }
 
+func (ec *executionContext) _Subscription_dashboardUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_dashboardUpdated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().DashboardUpdated(ctx, fc.Args["windowDays"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Dashboard) graphql.Marshaler {
+			return ec.marshalNDashboard2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDashboard(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_dashboardUpdated(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Dashboard(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_dashboardUpdated_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Subscription_transactionUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -18771,6 +18842,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_predictionCreated(ctx, fields[0])
 	case "allocationRecorded":
 		return ec._Subscription_allocationRecorded(ctx, fields[0])
+	case "dashboardUpdated":
+		return ec._Subscription_dashboardUpdated(ctx, fields[0])
 	case "transactionUpdated":
 		return ec._Subscription_transactionUpdated(ctx, fields[0])
 	case "riskScoreUpdated":

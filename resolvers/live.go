@@ -1,11 +1,14 @@
 package resolvers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/advisor"
@@ -245,4 +248,123 @@ func endStream(ctx context.Context, err error, last int64) {
 	default:
 		obsqra.EndStream(ctx, err)
 	}
+}
+
+// dashboardInterval is the least time between two dashboards sent to a
+// subscriber.
+const dashboardInterval = time.Second
+
+// DashboardUpdated resolves dashboardUpdated: the viewer's dashboard now,
+// then again when an event that may change it arrives (a score or sample
+// of a held protocol, the viewer's allocation or suggestion, a forecast),
+// at most once per dashboardInterval and only when it did change.
+func (r *subscriptionResolver) DashboardUpdated(ctx context.Context, windowDays *int) (<-chan *obsqra.Dashboard, error) {
+	if _, err := obsqra.RequireUser(ctx); err != nil {
+		return nil, err
+	}
+	w := 7
+	if windowDays != nil {
+		w = *windowDays
+	}
+	if r.Live == nil {
+		return nil, errors.New("subscriptions: no live hub is running")
+	}
+	var mu sync.Mutex
+	held := map[int64]bool{}
+	filter := func(e *obsqra.Event) bool {
+		switch e.Topic {
+		case portfolio.TopicAllocationRecorded, advisor.TopicPredictionCreated:
+			return true
+		case market.TopicRiskScored, market.TopicMetricsIngested:
+			var p struct {
+				ProtocolID int64 `json:"protocolId"`
+			}
+			if json.Unmarshal(e.Payload, &p) != nil {
+				return false
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			return held[p.ProtocolID]
+		}
+		return false
+	}
+	// Subscribed before the first dashboard is read, so no change slips
+	// between the two.
+	sub, err := r.Live.Subscribe(ctx, obsqra.UserIDFromContext(ctx), filter, nil)
+	if err != nil {
+		return nil, err
+	}
+	load := func() (*obsqra.Dashboard, []byte, error) {
+		d, err := r.Portfolio.Dashboard(ctx, w)
+		if err != nil {
+			return nil, nil, err
+		}
+		mu.Lock()
+		clear(held)
+		for _, p := range d.Protocols {
+			held[p.ProtocolID] = true
+		}
+		mu.Unlock()
+		b, err := json.Marshal(d)
+		return d, b, err
+	}
+	first, last, err := load()
+	if err != nil {
+		sub.Close()
+		return nil, err
+	}
+	out := make(chan *obsqra.Dashboard)
+	go func() {
+		defer close(out)
+		defer sub.Close()
+		send := func(d *obsqra.Dashboard) bool {
+			select {
+			case out <- d:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		if !send(first) {
+			return
+		}
+		sent := time.Now()
+		var timer *time.Timer
+		var due <-chan time.Time
+		defer func() {
+			if timer != nil {
+				timer.Stop()
+			}
+		}()
+		for {
+			select {
+			case _, ok := <-sub.C():
+				if !ok {
+					endStream(ctx, sub.Err(), 0)
+					return
+				}
+				if due == nil {
+					timer = time.NewTimer(max(0, dashboardInterval-time.Since(sent)))
+					due = timer.C
+				}
+			case <-due:
+				due = nil
+				d, b, err := load()
+				if err != nil {
+					obsqra.EndStream(ctx, err)
+					return
+				}
+				if bytes.Equal(b, last) {
+					continue
+				}
+				if !send(d) {
+					return
+				}
+				last, sent = b, time.Now()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
 }

@@ -585,3 +585,51 @@ func TestTransactionUpdated(t *testing.T) {
 		}
 	})
 }
+
+// TestDashboardUpdated: the dashboard first as it is, then again when the
+// user's allocation or the market of what they hold changes.
+func TestDashboardUpdated(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := newLiveServer(t, db)
+		h := s.srv.Config.Handler
+		ada := registerVia(t, h, "ada@example.com").AccessToken
+		type dash struct {
+			LatestAllocation *struct{ ID string }
+			Protocols        []struct {
+				Protocol struct{ Slug string }
+				ApyBps   *int
+			}
+		}
+		c := s.subscribeAs(t, ada, `subscription { dashboardUpdated(windowDays: 3) { latestAllocation { id } protocols { protocol { slug } apyBps } } }`, nil)
+		if d := decode[dash](t, c.nextData("dashboardUpdated")); d.LatestAllocation != nil {
+			t.Fatalf("first dashboard = %+v, want no allocation", d)
+		}
+		r := do(t, h, ada, `mutation { recordAllocation(input: {weights: [{protocol: "vesu", weightBps: 10000}]}) { id } }`, nil)
+		if len(r.Errors) > 0 {
+			t.Fatalf("recordAllocation: %+v", r.Errors)
+		}
+		id := decode[struct{ ID string }](t, r.Data["recordAllocation"]).ID
+		if d := decode[dash](t, c.nextData("dashboardUpdated")); d.LatestAllocation == nil || d.LatestAllocation.ID != id {
+			t.Fatalf("dashboard after recordAllocation = %+v, want allocation %s", d, id)
+		}
+		// A sample of a protocol Ada does not hold changes nothing; one of
+		// vesu does.
+		now := time.Now().UTC().Add(-time.Minute)
+		s.ingest(t, now, 321, "ekubo")
+		s.ingest(t, now.Add(time.Second), 654, "vesu")
+		d := decode[dash](t, c.nextData("dashboardUpdated"))
+		if len(d.Protocols) != 1 || d.Protocols[0].ApyBps == nil || *d.Protocols[0].ApyBps != 654 {
+			t.Fatalf("dashboard after vesu's sample = %+v, want vesu at 654 bps", d)
+		}
+		anon := s.subscribe(t, `subscription { dashboardUpdated { windowDays } }`, nil)
+		if m := anon.read(); m.Type != "next" || !strings.Contains(string(m.Payload), `"code":"UNAUTHENTICATED"`) {
+			t.Fatalf("anonymous dashboardUpdated = %s %s", m.Type, m.Payload)
+		}
+		bad := s.subscribeAs(t, ada, `subscription { dashboardUpdated(windowDays: 0) { windowDays } }`, nil)
+		if m := bad.read(); m.Type != "next" || !strings.Contains(string(m.Payload), `"code":"BAD_USER_INPUT"`) {
+			t.Fatalf("dashboardUpdated(windowDays: 0) = %s %s", m.Type, m.Payload)
+		}
+	})
+}

@@ -73,6 +73,10 @@ func parseHex32(s string) (Felt, error) {
 
 // clip quotes s for an error message, shortening it so that a huge input
 // does not make a huge message.
+// QuoteInput quotes a client's string for an error message, cut to 80
+// bytes: the one way the services quote what a client sent.
+func QuoteInput(s string) string { return clip(s) }
+
 func clip(s string) string {
 	if len(s) > 80 {
 		s = s[:80] + "…"

@@ -66,16 +66,9 @@ type WalletChallengePayload struct {
 // Errors: EUNAUTHENTICATED; EINVALID for a bad address or when the server
 // has no Starknet node.
 func (s *Service) RequestWalletChallenge(ctx context.Context, address string) (*WalletChallengePayload, error) {
-	p, err := s.principal(ctx)
+	p, addr, err := s.walletRequest(ctx, address, "address")
 	if err != nil {
 		return nil, err
-	}
-	if s.cfg.Starknet == nil {
-		return nil, obsqra.Errorf(obsqra.EINVALID, "wallet linking is not available: this server has no Starknet node (STARKNET_RPC_URL)")
-	}
-	addr, err := obsqra.ParseAddress(address)
-	if err != nil {
-		return nil, obsqra.Errorf(obsqra.EINVALID, "address: %s", obsqra.ErrorMessage(err))
 	}
 	var nonce [16]byte
 	if _, err := io.ReadFull(s.Rand, nonce[:]); err != nil {
@@ -114,16 +107,9 @@ func (s *Service) RequestWalletChallenge(ctx context.Context, address string) (*
 // is not deployed; EFORBIDDEN when the account contract rejects the
 // signature; ECONFLICT when the wallet is linked to another user.
 func (s *Service) ConnectWallet(ctx context.Context, address string, signature []string) (*obsqra.User, error) {
-	p, err := s.principal(ctx)
+	p, addr, err := s.walletRequest(ctx, address, "input.address")
 	if err != nil {
 		return nil, err
-	}
-	if s.cfg.Starknet == nil {
-		return nil, obsqra.Errorf(obsqra.EINVALID, "wallet linking is not available: this server has no Starknet node (STARKNET_RPC_URL)")
-	}
-	addr, err := obsqra.ParseAddress(address)
-	if err != nil {
-		return nil, obsqra.Errorf(obsqra.EINVALID, "input.address: %s", obsqra.ErrorMessage(err))
 	}
 	if len(signature) == 0 || len(signature) > maxSignatureFelts {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "input.signature must hold 1 to %d felts, got %d", maxSignatureFelts, len(signature))
@@ -143,9 +129,9 @@ func (s *Service) ConnectWallet(ctx context.Context, address string, signature [
 	now := s.now()
 	switch {
 	case c.UsedAt != nil:
-		return nil, obsqra.Errorf(obsqra.EINVALID, "the challenge for %s was used already: a signature links a wallet once; request a new challenge", addr)
+		return nil, errChallengeUsed(addr)
 	case !now.Before(c.ExpiresAt):
-		return nil, obsqra.Errorf(obsqra.EINVALID, "the challenge for %s expired at %s: request a new one", addr, c.ExpiresAt.Format(time.RFC3339))
+		return nil, errChallengeExpired(addr, c.ExpiresAt)
 	case c.ChainID != s.cfg.Starknet.ExpectedChainID():
 		return nil, obsqra.Errorf(obsqra.EINVALID, "the challenge for %s was made for %s, this server serves %s: request a new one", addr, c.ChainID, s.cfg.Starknet.ExpectedChainID())
 	}
@@ -159,13 +145,13 @@ func (s *Service) ConnectWallet(ctx context.Context, address string, signature [
 	// The node may have taken a while: the challenge must still be valid
 	// when it is redeemed, not only when the request came.
 	if now = s.now(); !now.Before(c.ExpiresAt) {
-		return nil, obsqra.Errorf(obsqra.EINVALID, "the challenge for %s expired at %s: request a new one", addr, c.ExpiresAt.Format(time.RFC3339))
+		return nil, errChallengeExpired(addr, c.ExpiresAt)
 	}
 	var u *obsqra.User
 	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.ConsumeWalletChallenge(ctx, c.Nonce, p.User.ID, now); err != nil {
 			if obsqra.ErrorCode(err) == obsqra.ECONFLICT {
-				return obsqra.Errorf(obsqra.EINVALID, "the challenge for %s was used already: a signature links a wallet once; request a new challenge", addr)
+				return errChallengeUsed(addr)
 			}
 			return err
 		}
@@ -181,6 +167,32 @@ func (s *Service) ConnectWallet(ctx context.Context, address string, signature [
 		return nil, err
 	}
 	return u, nil
+}
+
+// walletRequest checks what both wallet operations need: a signed-in user,
+// a Starknet node, and an address (field names it in the error).
+// Errors: EUNAUTHENTICATED; EINVALID.
+func (s *Service) walletRequest(ctx context.Context, address, field string) (*obsqra.Principal, obsqra.Felt, error) {
+	p, err := s.principal(ctx)
+	if err != nil {
+		return nil, obsqra.Felt{}, err
+	}
+	if s.cfg.Starknet == nil {
+		return nil, obsqra.Felt{}, obsqra.Errorf(obsqra.EINVALID, "wallet linking is not available: this server has no Starknet node (STARKNET_RPC_URL)")
+	}
+	addr, err := obsqra.ParseAddress(address)
+	if err != nil {
+		return nil, obsqra.Felt{}, obsqra.Errorf(obsqra.EINVALID, "%s: %s", field, obsqra.ErrorMessage(err))
+	}
+	return p, addr, nil
+}
+
+func errChallengeUsed(addr obsqra.Felt) error {
+	return obsqra.Errorf(obsqra.EINVALID, "the challenge for %s was used already: a signature links a wallet once; request a new challenge", addr)
+}
+
+func errChallengeExpired(addr obsqra.Felt, at time.Time) error {
+	return obsqra.Errorf(obsqra.EINVALID, "the challenge for %s expired at %s: request a new one", addr, at.Format(time.RFC3339))
 }
 
 // DisconnectWallet unlinks the signed-in user's wallet.

@@ -199,7 +199,7 @@ func (s *Service) backtestProtocols(ctx context.Context, slugs []string) ([]*obs
 		for i, slug := range slugs {
 			p, ok := bySlug[slug]
 			if !ok {
-				return nil, obsqra.Errorf(obsqra.EINVALID, "protocols[%d]: there is no protocol %s", i, clip(slug))
+				return nil, obsqra.Errorf(obsqra.EINVALID, "protocols[%d]: there is no protocol %s", i, obsqra.QuoteInput(slug))
 			}
 			if seen[slug] {
 				return nil, obsqra.Errorf(obsqra.EINVALID, "protocols[%d]: %s is named twice", i, slug)

@@ -65,7 +65,7 @@ func resolve(in obsqra.OptimizeAllocationInput, prefs obsqra.Preferences) (planS
 		seen := make(map[string]bool, len(in.Protocols))
 		for i, slug := range in.Protocols {
 			if seen[slug] {
-				return sp, obsqra.Errorf(obsqra.EINVALID, "input.protocols[%d]: %s is named twice", i, clip(slug))
+				return sp, obsqra.Errorf(obsqra.EINVALID, "input.protocols[%d]: %s is named twice", i, obsqra.QuoteInput(slug))
 			}
 			seen[slug] = true
 		}
@@ -94,14 +94,6 @@ func resolve(in obsqra.OptimizeAllocationInput, prefs obsqra.Preferences) (planS
 		return sp, obsqra.Errorf(obsqra.EINVALID, "input.portfolioValueUsd must be more than 0 and at most 1e15 USD, got %s", sp.value)
 	}
 	return sp, nil
-}
-
-// clip shortens a client's string for an error message.
-func clip(s string) string {
-	if len(s) > 64 {
-		return strconv.Quote(s[:64] + "…")
-	}
-	return strconv.Quote(s)
 }
 
 // marketView is the data a plan is made from: the protocols it may use
@@ -136,7 +128,7 @@ func (s *Service) view(ctx context.Context, sp planSpec, held []obsqra.Weight) (
 			p, ok := bySlug[slug]
 			switch {
 			case !ok:
-				return nil, obsqra.Errorf(obsqra.EINVALID, "input.protocols[%d]: there is no protocol %s", i, clip(slug))
+				return nil, obsqra.Errorf(obsqra.EINVALID, "input.protocols[%d]: there is no protocol %s", i, obsqra.QuoteInput(slug))
 			case !p.Enabled:
 				return nil, obsqra.Errorf(obsqra.EINVALID, "input.protocols[%d]: %s is disabled", i, slug)
 			}

@@ -109,7 +109,7 @@ func (s *Service) RecordAllocation(ctx context.Context, in obsqra.RecordAllocati
 		p, ok := bySlug[w.Protocol]
 		switch {
 		case !ok:
-			return nil, obsqra.Errorf(obsqra.EINVALID, "input.weights[%d].protocol: there is no protocol %s", i, clip(w.Protocol))
+			return nil, obsqra.Errorf(obsqra.EINVALID, "input.weights[%d].protocol: there is no protocol %s", i, obsqra.QuoteInput(w.Protocol))
 		case !p.Enabled:
 			return nil, obsqra.Errorf(obsqra.EINVALID, "input.weights[%d].protocol: %s is disabled", i, p.Slug)
 		case seen[p.ID]:
@@ -193,14 +193,6 @@ func (p *AllocationPayload) Allocation() *obsqra.Allocation {
 		ID: p.ID, UserID: p.UserID, Weights: p.Weights, Reason: p.Reason, TxHash: p.TxHash,
 		SuggestionID: p.SuggestionID, DecisionID: p.DecisionID, PortfolioValueUsd: p.PortfolioValueUsd, CreatedAt: p.CreatedAt,
 	}
-}
-
-// clip shortens a client's string for an error message.
-func clip(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "…"
-	}
-	return fmt.Sprintf("%q", s)
 }
 
 // Allocation returns the allocation with the given id to its owner.

@@ -33,7 +33,7 @@ func (r *queryResolver) Predictions(ctx context.Context, filter *obsqra.Predicti
 		if filter.Protocol != nil {
 			p, err := r.Market.Protocol(ctx, *filter.Protocol)
 			if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
-				return nil, obsqra.Errorf(obsqra.EINVALID, "filter.protocol: there is no protocol %s", strconv.Quote(clipArg(*filter.Protocol)))
+				return nil, obsqra.Errorf(obsqra.EINVALID, "filter.protocol: there is no protocol %s", obsqra.QuoteInput(*filter.Protocol))
 			} else if err != nil {
 				return nil, err
 			}
@@ -92,14 +92,6 @@ func parseIDCursor(s string) (int64, error) {
 		return 0, bad
 	}
 	return id, nil
-}
-
-// clipArg shortens a client's string for an error message.
-func clipArg(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }
 
 // ModelPerformance resolves Query.modelPerformance.

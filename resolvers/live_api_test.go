@@ -614,8 +614,9 @@ func TestDashboardUpdated(t *testing.T) {
 		if d := decode[dash](t, c.nextData("dashboardUpdated")); d.LatestAllocation == nil || d.LatestAllocation.ID != id {
 			t.Fatalf("dashboard after recordAllocation = %+v, want allocation %s", d, id)
 		}
-		// A sample of a protocol Ada does not hold changes nothing; one of
-		// vesu does.
+		// vesu's sample changes the dashboard (ekubo's, which Ada does not
+		// hold, comes first; this checks only that the dashboard that
+		// follows is vesu's).
 		now := time.Now().UTC().Add(-time.Minute)
 		s.ingest(t, now, 321, "ekubo")
 		s.ingest(t, now.Add(time.Second), 654, "vesu")

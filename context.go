@@ -140,6 +140,7 @@ type StreamState struct {
 	err       error
 	shareable bool
 	public    bool
+	backlog   func() bool
 }
 
 // NewContextWithStream returns a copy of ctx in which a subscription can
@@ -184,6 +185,28 @@ func SharePublicStream(ctx context.Context) {
 		defer st.mu.Unlock()
 		st.shareable, st.public = true, true
 	}
+}
+
+// SetStreamBacklog gives the transport of the subscription of ctx a way to
+// ask whether more events are ready to follow at once (a commit of
+// several): it then sends them together. backlog must be quick, safe for
+// concurrent use, and may report false when in doubt, never true unless
+// the subscription's channel will yield a value or close without waiting.
+func SetStreamBacklog(ctx context.Context, backlog func() bool) {
+	if st, ok := ctx.Value(streamEndContextKey).(*StreamState); ok {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		st.backlog = backlog
+	}
+}
+
+// Backlog reports whether the subscription said more events are ready
+// (SetStreamBacklog); false when it said nothing.
+func (st *StreamState) Backlog() bool {
+	st.mu.Lock()
+	f := st.backlog
+	st.mu.Unlock()
+	return f != nil && f()
 }
 
 // Public reports whether SharePublicStream was called.

@@ -200,7 +200,10 @@ func (r *subscriptionResolver) subscribe(ctx context.Context, topic string, prot
 // subscription's own bounded buffer absorbs bursts; when it overflows, the
 // stream ends with RATE_LIMITED naming the cursor to resume after.
 func stream[T any](ctx context.Context, sub *live.Subscription, convert func(*obsqra.Event) (*T, error)) <-chan *T {
-	out := make(chan *T)
+	// A few converted events may wait, so that the transport can see that
+	// more are ready and send a commit's events together.
+	out := make(chan *T, streamReadAhead)
+	obsqra.SetStreamBacklog(ctx, func() bool { return len(out) > 0 || len(sub.C()) > 0 })
 	go func() {
 		defer close(out)
 		defer sub.Close()
@@ -230,6 +233,10 @@ func stream[T any](ctx context.Context, sub *live.Subscription, convert func(*ob
 	}()
 	return out
 }
+
+// streamReadAhead is how many converted events a subscription holds ready
+// for its transport.
+const streamReadAhead = 16
 
 // endStream reports why a subscription ended on its own, if the client did
 // not end it.

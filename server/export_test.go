@@ -15,7 +15,7 @@ func (s *Server) SharedSubscribers() int {
 	s.streams.mu.Unlock()
 	n := 0
 	for _, st := range streams {
-		n += len(st.snapshot())
+		n += len(st.appendMembers(nil))
 	}
 	return n
 }

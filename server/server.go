@@ -95,6 +95,10 @@ type Config struct {
 	// closed with 1013 (try again later) rather than slowing anyone else
 	// down. Default 1 MiB; an idle connection holds none of it.
 	WSSendBuffer int
+	// WSWriteTimeout bounds each write to a WebSocket connection that must
+	// wait for the peer: a peer that does not take a message in that time
+	// is gone or hopelessly behind. Default 10s.
+	WSWriteTimeout time.Duration
 }
 
 // withDefaults returns cfg with zero fields set to their defaults.
@@ -122,6 +126,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.WSSendBuffer <= 0 {
 		cfg.WSSendBuffer = DefaultWSSendBuffer
+	}
+	if cfg.WSWriteTimeout <= 0 {
+		cfg.WSWriteTimeout = DefaultWSWriteTimeout
 	}
 	origins := make([]string, 0, len(cfg.CORSOrigins))
 	for _, o := range cfg.CORSOrigins {

@@ -26,6 +26,8 @@ const (
 	// per connection: a backfill's burst of a few thousand events, at a few
 	// hundred bytes each. It costs nothing while the queue is empty.
 	DefaultWSSendBuffer = 1 << 20
+	// DefaultWSWriteTimeout bounds a write that waits for the peer.
+	DefaultWSWriteTimeout = 10 * time.Second
 )
 
 // wsReadBufferSize is the read buffer of a WebSocket connection, in bytes.
@@ -47,9 +49,6 @@ const (
 	// document with its variables fits many times over. gorilla closes a
 	// connection that sends more with 1009.
 	wsReadLimit = 64 << 10
-	// wsWriteTimeout bounds each write to a connection. A peer that does
-	// not take a message in that time is gone or hopelessly behind.
-	wsWriteTimeout = 10 * time.Second
 	// wsCloseGrace is how long a connection waits, after its close frame,
 	// for the peer's close frame before dropping the TCP connection.
 	// Dropping it at once, with the peer's data unread, would reset the

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -47,15 +48,29 @@ type wsConn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// queue holds the outgoing messages, queued the bytes in it; wake
+	// queue holds the outgoing frames, queued the bytes in it; wake
 	// tells writeLoop there is something to write. Bounded in bytes, not
 	// messages: an idle connection holds no queue at all, and a burst (a
 	// backfill's hundreds of events) fits as long as the client keeps up.
+	// A frame may be shared with other connections (a shared stream's
+	// event) and is never modified.
 	qmu        sync.Mutex
-	queue      []outMsg
+	queue      [][]byte
 	queued     int
 	wake       chan struct{}
 	writerDone chan struct{} // closed when writeLoop has returned
+
+	// wmu is held by whoever writes to the socket: writeLoop, or a shared
+	// stream writing its burst without waiting (writeNow). Frames are
+	// taken from the front of the queue, and what was not written goes
+	// back before wmu is released, so they go out in order.
+	wmu sync.Mutex
+	// partial is the tail of a frame that writeNow began and could not
+	// finish: whoever writes next writes it first (under wmu).
+	partial []byte
+	// raw is the socket, for writes that must not wait; nil when the
+	// connection is not a socket.
+	raw syscall.RawConn
 
 	closeOnce sync.Once
 	closed    closeInfo // set once, before ctx is cancelled
@@ -92,18 +107,14 @@ type closeInfo struct {
 	flush bool
 	// byPeer: the peer closed or vanished first.
 	byPeer bool
-	// noFrame: no close frame is to be written (the peer's was echoed by
-	// gorilla, gorilla sent 1009 itself, or the connection is dead).
+	// echo: the close frame answers the peer's, with its code and no
+	// reason.
+	echo bool
+	// noFrame: no close frame is to be written (gorilla sent 1009 itself,
+	// or the connection is dead).
 	noFrame bool
 	// err is what ended the connection, for the log only.
 	err error
-}
-
-// outMsg is a queued message: its bytes, or a frame prepared once for
-// every connection that sends the same bytes (a shared stream's event).
-type outMsg struct {
-	raw  []byte
-	prep *websocket.PreparedMessage
 }
 
 // wsOperation is a running operation of a connection.
@@ -132,9 +143,14 @@ func newWSConn(s *Server, ws *websocket.Conn, r *http.Request, proto string, exe
 	// The request's values (request id, client address, principal) stay;
 	// its cancellation, which comes when the handler returns, does not.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	var raw syscall.RawConn
+	if sc, ok := ws.NetConn().(syscall.Conn); ok {
+		raw, _ = sc.SyscallConn()
+	}
 	return &wsConn{
 		s:          s,
 		ws:         ws,
+		raw:        raw,
 		proto:      proto,
 		legacy:     proto == protoLegacyWS,
 		exec:       exec,
@@ -170,6 +186,15 @@ func (c *wsConn) serve() {
 
 	c.ws.SetReadLimit(wsReadLimit)
 	c.ws.SetPongHandler(func(string) error { c.extendReadDeadline(); return nil })
+	// Only writeLoop writes frames: the pong of a ping is queued for it,
+	// and the peer's close frame is answered by it (readFailed), not by
+	// gorilla from the reading goroutine.
+	c.ws.SetPingHandler(func(data string) error {
+		c.extendReadDeadline()
+		c.enqueueFrame(newFrame(opPong, []byte(data)), true)
+		return nil
+	})
+	c.ws.SetCloseHandler(func(int, string) error { return nil })
 	c.extendReadDeadline()
 	initTimer := time.AfterFunc(c.s.cfg.WSInitTimeout, func() {
 		if !c.initReceived.Load() {
@@ -245,7 +270,8 @@ func (c *wsConn) readFailed(err error) {
 	case closeAbnormal:
 		c.terminate(closeInfo{code: code, byPeer: true, noFrame: true, err: err})
 	default:
-		c.terminate(closeInfo{code: code, reason: reason, byPeer: true, noFrame: true})
+		// The peer closed: its code is echoed, as RFC 6455 asks.
+		c.terminate(closeInfo{code: code, reason: reason, byPeer: true, echo: true})
 	}
 }
 
@@ -259,8 +285,9 @@ func (c *wsConn) extendReadDeadline() {
 	}
 }
 
-// writeLoop is the connection's only writer of data frames. It ends once
-// ctx is done and the close frame is out (or cannot go out).
+// writeLoop is the connection's only writer. It writes whatever is queued
+// when woken, all of it in one system call, sends pings, and ends once ctx
+// is done and the close frame is out (or cannot go out).
 func (c *wsConn) writeLoop() {
 	defer close(c.writerDone)
 	ping := time.NewTicker(c.s.cfg.WSKeepAlive)
@@ -279,24 +306,25 @@ func (c *wsConn) writeLoop() {
 		case <-c.ctx.Done():
 			continue
 		case <-c.wake:
+			c.wmu.Lock()
 			q := c.takeQueue()
-			for i, msg := range q {
-				if c.ctx.Err() != nil {
-					// Closing: the close frame goes next, not the backlog.
-					// What is left goes back, for a close that flushes the
-					// message explaining it.
-					c.requeue(q[i:])
-					break
-				}
-				if err = c.writeOut(msg); err != nil {
-					break
-				}
+			if c.ctx.Err() != nil {
+				// Closing: the close frame goes next, not the backlog. The
+				// backlog goes back, for a close that flushes the message
+				// explaining it.
+				c.requeue(q)
+			} else if q = c.withPartial(q); len(q) > 0 {
+				err = writeFrames(c.ws.NetConn(), q, c.s.cfg.WSWriteTimeout)
 			}
+			c.wmu.Unlock()
 		case <-ping.C:
-			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteTimeout))
-			if err == nil && c.legacy && c.acked.Load() {
-				err = c.write(legacyKeepAlive)
+			frames := [][]byte{pingFrame}
+			if c.legacy && c.acked.Load() {
+				frames = append(frames, legacyKeepAliveFrame)
 			}
+			c.wmu.Lock()
+			err = writeFrames(c.ws.NetConn(), c.withPartial(frames), c.s.cfg.WSWriteTimeout)
+			c.wmu.Unlock()
 		}
 		if err != nil {
 			failed = true
@@ -306,37 +334,28 @@ func (c *wsConn) writeLoop() {
 }
 
 // legacyKeepAlive is graphql-ws's keep-alive message.
-var legacyKeepAlive = []byte(`{"type":"ka"}`)
+var (
+	legacyKeepAlive      = []byte(`{"type":"ka"}`)
+	legacyKeepAliveFrame = newFrame(opText, legacyKeepAlive)
+)
 
-// write writes one text message within the write timeout.
-func (c *wsConn) write(msg []byte) error {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
-	return c.ws.WriteMessage(websocket.TextMessage, msg)
-}
-
-// writeOut writes a queued message within the write timeout.
-func (c *wsConn) writeOut(m outMsg) error {
-	if m.prep == nil {
-		return c.write(m.raw)
-	}
-	_ = c.ws.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
-	return c.ws.WritePreparedMessage(m.prep)
-}
-
-// writeClose writes what must precede the close frame, the close frame,
-// and then gives the peer wsCloseGrace to answer it.
+// writeClose writes what must precede the close frame and the close frame,
+// in one system call, and then gives the peer wsCloseGrace to answer it.
 func (c *wsConn) writeClose(writeFailed bool) {
 	ci := c.closed
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if !ci.noFrame && !writeFailed {
+		frames := c.withPartial(nil)
 		if ci.flush {
-			for _, msg := range c.takeQueue() {
-				if c.writeOut(msg) != nil {
-					break
-				}
-			}
+			frames = append(frames, c.takeQueue()...)
 		}
-		_ = c.ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(ci.code, truncateReason(ci.reason)), time.Now().Add(wsWriteTimeout))
+		if ci.echo {
+			frames = append(frames, closeFrame(ci.code, ""))
+		} else {
+			frames = append(frames, closeFrame(ci.code, ci.reason))
+		}
+		_ = writeFrames(c.ws.NetConn(), frames, c.s.cfg.WSWriteTimeout)
 	}
 	c.deadlineMu.Lock()
 	c.closing = true
@@ -344,26 +363,102 @@ func (c *wsConn) writeClose(writeFailed bool) {
 	c.deadlineMu.Unlock()
 }
 
-// enqueue queues msg for the writer without ever blocking: a client whose
-// queue would pass WSSendBuffer bytes is too slow and is closed (a single
-// message larger than that still goes, alone).
-func (c *wsConn) enqueue(msg []byte) { c.enqueueOut(outMsg{raw: msg}, len(msg)) }
+// enqueue queues the text message msg for the writer without ever
+// blocking (see enqueueFrame).
+func (c *wsConn) enqueue(msg []byte) { c.enqueueFrame(newFrame(opText, msg), true) }
 
-// enqueueOut is enqueue of a message of size bytes, raw or prepared.
-func (c *wsConn) enqueueOut(m outMsg, size int) {
+// enqueueFrame queues frame for the writer without ever blocking (see
+// enqueueFrames).
+func (c *wsConn) enqueueFrame(frame []byte, wake bool) (first bool) {
+	return c.enqueueFrames([][]byte{frame}, wake)
+}
+
+// enqueueFrames queues frames for the writer without ever blocking: a
+// client whose queue would pass WSSendBuffer bytes is too slow and is
+// closed (frames larger than that still go, alone). With wake the writer is
+// woken; without, the caller must wake it (wakeWriter) when it reports
+// first: the frames are the first in the queue, so no one else will. A
+// caller queueing to many connections wakes each writer once at the end,
+// and each writes its whole queue in one system call.
+func (c *wsConn) enqueueFrames(frames [][]byte, wake bool) (first bool) {
+	size := 0
+	for _, f := range frames {
+		size += len(f)
+	}
 	c.qmu.Lock()
 	if c.ctx.Err() != nil {
 		c.qmu.Unlock()
-		return
+		return false
 	}
 	if c.queued > 0 && c.queued+size > c.s.cfg.WSSendBuffer {
 		c.qmu.Unlock()
 		c.terminate(closeInfo{code: closeTryAgainLater, reason: reasonSlowConsumer})
-		return
+		return false
 	}
-	c.queue = append(c.queue, m)
+	first = len(c.queue) == 0
+	c.queue = append(c.queue, frames...)
 	c.queued += size
 	c.qmu.Unlock()
+	if wake {
+		c.wakeWriter()
+	}
+	return first
+}
+
+// writeNow writes the queue from the calling goroutine when that takes no
+// waiting: the writer is idle and the socket takes it all. Whatever is
+// left, the writer is woken to write. A shared stream's burst goes out
+// this way: one goroutine writing to thousands of sockets costs far less
+// than waking thousands of writers.
+func (c *wsConn) writeNow() {
+	if c.raw == nil || !c.wmu.TryLock() {
+		c.wakeWriter()
+		return
+	}
+	q := c.takeQueue()
+	if len(q) == 0 && c.partial == nil {
+		c.wmu.Unlock()
+		return
+	}
+	if c.ctx.Err() != nil {
+		c.requeue(q)
+		c.wmu.Unlock()
+		c.wakeWriter() // it writes the close
+		return
+	}
+	// A deadline left by a blocking write, long past, would refuse this
+	// write; one that does not wait needs none.
+	_ = c.ws.NetConn().SetWriteDeadline(time.Time{})
+	rest, cut, err := writeNoWait(c.raw, c.withPartial(q))
+	if err == nil {
+		if cut {
+			c.partial, rest = rest[0], rest[1:]
+		}
+		c.requeue(rest)
+	}
+	c.wmu.Unlock()
+	switch {
+	case err != nil:
+		// The socket is broken: no close frame can follow.
+		c.terminate(closeInfo{code: closeAbnormal, reason: "write failed", noFrame: true, err: err})
+	case cut || len(rest) > 0:
+		c.wakeWriter()
+	}
+}
+
+// withPartial returns frames preceded by the tail of a frame begun, if
+// any, which it forgets. The caller holds wmu and writes what it returns.
+func (c *wsConn) withPartial(frames [][]byte) [][]byte {
+	if c.partial == nil {
+		return frames
+	}
+	p := c.partial
+	c.partial = nil
+	return append([][]byte{p}, frames...)
+}
+
+// wakeWriter tells writeLoop there is something queued.
+func (c *wsConn) wakeWriter() {
 	select {
 	case c.wake <- struct{}{}:
 	default: // the writer is awake already
@@ -371,15 +466,18 @@ func (c *wsConn) enqueueOut(m outMsg, size int) {
 }
 
 // requeue puts messages the writer took back at the front of the queue.
-func (c *wsConn) requeue(msgs []outMsg) {
+func (c *wsConn) requeue(frames [][]byte) {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
-	c.queue = append(msgs, c.queue...)
+	for _, f := range frames {
+		c.queued += len(f)
+	}
+	c.queue = append(frames, c.queue...)
 }
 
 // takeQueue hands the writer everything queued, leaving an empty queue
 // that holds no memory.
-func (c *wsConn) takeQueue() []outMsg {
+func (c *wsConn) takeQueue() [][]byte {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	q := c.queue
@@ -747,16 +845,23 @@ func (c *wsConn) marshalErrors(errs gqlerror.List) json.RawMessage {
 // enqueueOperation queues msg, a message of op, unless op was stopped: the
 // check and the queueing are one step, so nothing follows a stop.
 func (c *wsConn) enqueueOperation(op *wsOperation, msg []byte) {
-	c.enqueueOperationOut(op, outMsg{raw: msg}, len(msg))
-}
-
-// enqueueOperationOut is enqueueOperation of a raw or prepared message.
-func (c *wsConn) enqueueOperationOut(op *wsOperation, m outMsg, size int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ops[op.id] == op && op.ctx.Err() == nil {
-		c.enqueueOut(m, size)
+		c.enqueue(msg)
 	}
+}
+
+// enqueueOperationFrames is enqueueOperation of frames, which may be
+// shared with other connections, without waking the writer; first is
+// enqueueFrames's.
+func (c *wsConn) enqueueOperationFrames(op *wsOperation, frames [][]byte) (first bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ops[op.id] == op && op.ctx.Err() == nil {
+		return c.enqueueFrames(frames, false)
+	}
+	return false
 }
 
 // finishOperation queues the last message of op, unless op was stopped,

@@ -1,15 +1,17 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/gorilla/websocket"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/obsqra/obsqra"
@@ -183,15 +185,14 @@ func (ss *sharedStreams) leave(st *sharedStream, m *wsMember) {
 	}
 }
 
-// snapshot returns the members at this moment.
-func (st *sharedStream) snapshot() []*wsMember {
+// appendMembers appends the members at this moment to buf.
+func (st *sharedStream) appendMembers(buf []*wsMember) []*wsMember {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	out := make([]*wsMember, 0, len(st.members))
 	for m := range st.members {
-		out = append(out, m)
+		buf = append(buf, m)
 	}
-	return out
+	return buf
 }
 
 // runSubscription runs the subscription op of c as a stream others may
@@ -270,9 +271,11 @@ func (s *Server) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *gra
 		}
 		st.cancel()
 	}
+	var burst streamBurst
 	defer func() {
 		if v := recover(); v != nil {
 			err := s.recoverResolver(ctx, v)
+			burst.send(st)
 			end("error", marshalErrorList(s, ctx, gqlerror.List{s.presentError(ctx, err)}))
 		}
 	}()
@@ -292,36 +295,116 @@ func (s *Server) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *gra
 			s.log.ErrorContext(ctx, "marshal graphql response", "error", err.Error())
 			payload, _ = json.Marshal(errorResponse(internalError(obsqra.ClientFromContext(ctx).RequestID)))
 		}
-		// Members whose messages are the same bytes (the same operation
-		// id and subprotocol: clients mostly number from 1) share one
-		// prepared frame, encoded once for all of them.
-		type frame struct {
-			prep *websocket.PreparedMessage
-			size int
-		}
-		frames := make(map[string]frame, 2)
-		for _, m := range st.snapshot() {
-			f, ok := frames[string(m.prefix)]
-			if !ok {
-				msg := make([]byte, 0, len(m.prefix)+len(payload)+1)
-				msg = append(append(append(msg, m.prefix...), payload...), '}')
-				prep, err := websocket.NewPreparedMessage(websocket.TextMessage, msg)
-				if err != nil {
-					s.log.ErrorContext(ctx, "prepare websocket message", "error", err.Error())
-					continue
-				}
-				f = frame{prep, len(msg)}
-				frames[string(m.prefix)] = f
-			}
-			m.c.enqueueOperationOut(m.op, outMsg{prep: f.prep}, f.size)
+		// The events of a commit are sent together: while more are ready,
+		// they wait in the burst.
+		if burst.add(payload) || !state.Backlog() {
+			burst.send(st)
 		}
 	}
+	burst.send(st)
 	if err := state.Err(); err != nil {
 		end("error", marshalErrorList(s, ctx, gqlerror.List{s.presentError(ctx, err)}))
 		return
 	}
 	end("complete", nil)
 }
+
+// Bounds of a burst: the events sent together, however many more are
+// ready (a backfill commits thousands).
+const (
+	maxBurstEvents = 64
+	maxBurstBytes  = 256 << 10
+)
+
+// streamBurst holds the events of a shared stream that are ready together
+// and sends them to every member at once: one visit of each member, one
+// queueing, one wake of its writer, which writes them in one system call.
+// With 15,000 members and a commit of five events, that is 15,000 of each
+// rather than 75,000.
+type streamBurst struct {
+	payloads [][]byte
+	bytes    int
+	// Kept between bursts, for their memory.
+	members  []*wsMember
+	byPrefix map[string][][]byte
+	unwoken  []*wsConn
+}
+
+// add adds an event's payload and reports whether the burst is full.
+func (b *streamBurst) add(payload []byte) (full bool) {
+	b.payloads = append(b.payloads, payload)
+	b.bytes += len(payload)
+	return len(b.payloads) >= maxBurstEvents || b.bytes >= maxBurstBytes
+}
+
+// send sends the burst's events to the members of st and empties it.
+func (b *streamBurst) send(st *sharedStream) {
+	if len(b.payloads) == 0 {
+		return
+	}
+	// Members whose messages are the same bytes (the same operation id and
+	// subprotocol: clients mostly number from 1) share the frames, encoded
+	// once for all of them. Members come mostly in runs of one prefix, so
+	// the last one's frames are tried before the map.
+	if b.byPrefix == nil {
+		b.byPrefix = make(map[string][][]byte, 2)
+	}
+	var lastPrefix []byte
+	var frames [][]byte
+	b.members = st.appendMembers(b.members[:0])
+	for _, m := range b.members {
+		if frames == nil || !bytes.Equal(m.prefix, lastPrefix) {
+			var ok bool
+			if frames, ok = b.byPrefix[string(m.prefix)]; !ok {
+				frames = make([][]byte, len(b.payloads))
+				for i, p := range b.payloads {
+					frames[i] = newFrame(opText, m.prefix, p, closingBrace)
+				}
+				b.byPrefix[string(m.prefix)] = frames
+			}
+			lastPrefix = m.prefix
+		}
+		if m.c.enqueueOperationFrames(m.op, frames) {
+			b.unwoken = append(b.unwoken, m.c)
+		}
+	}
+	writeAll(b.unwoken)
+	clear(b.members)
+	clear(b.unwoken)
+	clear(b.byPrefix)
+	clear(b.payloads)
+	b.members, b.unwoken, b.payloads, b.bytes = b.members[:0], b.unwoken[:0], b.payloads[:0], 0
+}
+
+// writeAll writes the queues of conns, each without waiting (writeNow), on
+// every processor: a burst to thousands of sockets is mostly system calls,
+// which one goroutine would make one at a time.
+func writeAll(conns []*wsConn) {
+	workers := min(runtime.GOMAXPROCS(0), len(conns)/minConnsPerWriter)
+	if workers <= 1 {
+		for _, c := range conns {
+			c.writeNow()
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	per := (len(conns) + workers - 1) / workers
+	for chunk := range slices.Chunk(conns, per) {
+		wg.Go(func() {
+			for _, c := range chunk {
+				c.writeNow()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// minConnsPerWriter is the fewest connections worth a goroutine of
+// writeAll.
+const minConnsPerWriter = 256
+
+// closingBrace ends a next message after its payload.
+var closingBrace = []byte{'}'}
 
 // marshalErrorList is the payload of an error message.
 func marshalErrorList(s *Server, ctx context.Context, errs gqlerror.List) json.RawMessage {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -130,6 +131,13 @@ func (s *wsSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			obsqra.SharePublicStream(ctx)
 		}
 		sub := &wsSub{ctx: ctx, events: make(chan string)}
+		if strings.HasPrefix(topic.(string), "burst-") {
+			// Events published together wait in the channel, and the
+			// stream says so, as the resolvers' streams do.
+			obsqra.ShareStream(ctx)
+			sub.events = make(chan string, 512)
+			obsqra.SetStreamBacklog(ctx, func() bool { return len(sub.events) > 0 })
+		}
 		s.topic(topic.(string)) <- sub
 		return func(ctx context.Context) *graphql.Response {
 			select {
@@ -1016,6 +1024,58 @@ func TestWebSocketKeepAlive(t *testing.T) {
 	}
 }
 
+// TestWebSocketPeerControlFrames: the server answers a WebSocket ping with
+// a pong carrying its data, and the peer's close frame with its code.
+func TestWebSocketPeerControlFrames(t *testing.T) {
+	t.Parallel()
+	for _, proto := range bothProtocols {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			b := setupWS(t)
+			c := b.dial(t, proto)
+			c.init(nil)
+			pongs := make(chan string, 1)
+			c.conn.SetPongHandler(func(data string) error { pongs <- data; return nil })
+			closed := make(chan error, 1)
+			go func() {
+				for {
+					_ = c.conn.SetReadDeadline(time.Now().Add(wait))
+					if _, _, err := c.conn.ReadMessage(); err != nil {
+						closed <- err
+						return
+					}
+				}
+			}()
+			if err := c.conn.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(wait)); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case data := <-pongs:
+				if data != "are you there" {
+					t.Errorf("pong data = %q, want the ping's", data)
+				}
+			case err := <-closed:
+				t.Fatalf("connection ended: %v", err)
+			case <-time.After(wait):
+				t.Fatal("no pong")
+			}
+			if err := c.conn.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(4000, "done here"), time.Now().Add(wait)); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-closed:
+				ce, ok := errors.AsType[*websocket.CloseError](err)
+				if !ok || ce.Code != 4000 {
+					t.Errorf("after the client's close: %v, want the close frame echoed with 4000", err)
+				}
+			case <-time.After(wait):
+				t.Fatal("close not answered")
+			}
+		})
+	}
+}
+
 func TestWebSocketReapsDeadPeer(t *testing.T) {
 	t.Parallel()
 	b := setupWS(t, func(c *server.Config) { c.WSKeepAlive = 50 * time.Millisecond })
@@ -1233,6 +1293,56 @@ func TestWebSocketSharedSubscription(t *testing.T) {
 	if len(got) != 2 || got["d"] == got["e"] {
 		t.Errorf("private subscriptions got %v, want one event each", got)
 	}
+}
+
+// TestWebSocketBurst: events ready together (a commit of many) are sent
+// together, in bursts of bounded size, and every subscriber receives each
+// of them once, in order.
+func TestWebSocketBurst(t *testing.T) {
+	t.Parallel()
+	b := setupWS(t)
+	var clients []*wsClient
+	for i, proto := range []string{"graphql-transport-ws", "graphql-ws", "graphql-transport-ws"} {
+		c := b.dial(t, proto)
+		c.init(nil)
+		c.subscribe(strconv.Itoa(i%2), ticks, topicVars("burst-commit"))
+		clients = append(clients, c)
+	}
+	sub := b.schema.await(t, "burst-commit")
+	deadline := time.Now().Add(wait)
+	for b.srv.SharedSubscribers() < len(clients) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscribers joined, want %d", b.srv.SharedSubscribers(), len(clients))
+		}
+		time.Sleep(5 * time.Millisecond) // another goroutine's progress, no signal to wait on
+	}
+	const n = 300 // several bursts' worth
+	for i := range n {
+		sub.publish(t, "e"+strconv.Itoa(i))
+	}
+	for i, c := range clients {
+		for j := range n {
+			c.expect(c.nextType(), strconv.Itoa(i%2), `{"data":{"ticks":"e`+strconv.Itoa(j)+`"}}`)
+		}
+	}
+}
+
+// TestWebSocketWritesAfterDeadline: a write that had to wait leaves a
+// deadline behind; events written later, long after it passed, still go
+// out.
+func TestWebSocketWritesAfterDeadline(t *testing.T) {
+	t.Parallel()
+	const timeout = 200 * time.Millisecond
+	b := setupWS(t, func(c *server.Config) { c.WSWriteTimeout = timeout })
+	c := b.dial(t, "graphql-transport-ws")
+	c.init(nil) // the ack is written with a deadline
+	c.subscribe("1", ticks, topicVars("after-deadline"))
+	sub := b.schema.await(t, "after-deadline")
+	time.Sleep(2 * timeout) // the time passing is what is tested
+	sub.publish(t, "late")
+	c.expect("next", "1", `{"data":{"ticks":"late"}}`)
+	sub.publish(t, "later")
+	c.expect("next", "1", `{"data":{"ticks":"later"}}`)
 }
 
 // TestWebSocketPublicSubscription: a subscription its resolver declares the

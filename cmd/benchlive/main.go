@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -92,7 +93,7 @@ func orchestrate(args []string) error {
 	srv.Env = append(os.Environ(),
 		"API_HOST=127.0.0.1", "API_PORT="+strconv.Itoa(port),
 		"DATABASE_URL=sqlite:"+filepath.Join(dir, "bench.db"), "DATA_DIR="+dir,
-		"MARKET_POLL_INTERVAL="+tick.String(), "MARKET_HISTORY_DAYS=30", "LOG_LEVEL=warn")
+		"MARKET_POLL_INTERVAL="+tick.String(), "MARKET_HISTORY_DAYS=30", "LOG_LEVEL="+logLevel())
 	srv.Stderr = os.Stderr
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("start server: %w", err)
@@ -111,17 +112,23 @@ func orchestrate(args []string) error {
 	}
 	per := (*conns + *generators - 1) / *generators
 	var cmds []*exec.Cmd
+	var windows []io.WriteCloser
 	ready := make(chan string, *generators)
 	reports := make(chan report, *generators)
 	for i := range *generators {
 		n := min(per, *conns-i*per)
 		cmd := exec.CommandContext(ctx, self, "generate", "-url", "ws://127.0.0.1:"+strconv.Itoa(port)+"/graphql",
-			"-conns", strconv.Itoa(n), "-duration", duration.String())
+			"-conns", strconv.Itoa(n))
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			return err
 		}
+		window, err := cmd.StdinPipe()
+		if err != nil {
+			return err
+		}
+		windows = append(windows, window)
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start generator: %w", err)
 		}
@@ -152,6 +159,14 @@ func orchestrate(args []string) error {
 	fds := openFiles(srv.Process.Pid)
 	fmt.Printf("all %d connections up: server RSS %d KiB (%+d KiB, %.1f KiB per connection), %d open files\n",
 		*conns, rss, rss-baseRSS, float64(rss-baseRSS)/float64(*conns), fds)
+	// Every generator counts the scores committed in the same window, so
+	// that each connection is expected to receive the same ones.
+	from := time.Now()
+	until := from.Add(*duration)
+	for _, w := range windows {
+		fmt.Fprintf(w, "window %d %d\n", from.UnixNano(), until.UnixNano())
+		w.Close()
+	}
 
 	var all report
 	var peakRSS atomic.Int64
@@ -201,7 +216,7 @@ func orchestrate(args []string) error {
 	fmt.Printf("events %d, deliveries %d of %d expected (%.3f%%)\n", all.Events, all.Deliveries, expected,
 		100*float64(all.Deliveries)/float64(max(expected, 1)))
 	fmt.Printf("scores per connection: %d to %d\n", all.MinPerConn, all.MaxPerConn)
-	fmt.Printf("latency from commit: p50 %d ms, p90 %d ms, p99 %d ms, max %d ms\n", pct(0.5), pct(0.9), pct(0.99), pct(1))
+	fmt.Printf("latency from commit: min %d ms, p50 %d ms, p90 %d ms, p99 %d ms, max %d ms\n", pct(0), pct(0.5), pct(0.9), pct(0.99), pct(1))
 	fmt.Printf("server peak RSS %d KiB: %.1f KiB per connection above the idle server\n",
 		peakRSS.Load(), float64(peakRSS.Load()-baseRSS)/float64(all.Conns))
 	for i, e := range all.Errors {
@@ -219,13 +234,14 @@ const grace = 3 * time.Second
 
 const subscription = `{"id":"1","type":"subscribe","payload":{"query":"subscription { riskScoreUpdated { cursor riskScore { score computedAt protocol { slug } } } }"}}`
 
-// generate holds conns connections to url for duration after they are all
-// up, and prints "ready …" then its report as JSON.
+// generate holds conns connections to url, prints "ready …" once they are
+// all up, reads from its standard input the window whose scores it counts
+// ("window FROM UNTIL", in Unix nanoseconds), and after it prints its
+// report as JSON.
 func generate(args []string) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	url := fs.String("url", "", "the server's WebSocket URL")
 	conns := fs.Int("conns", 5000, "connections")
-	duration := fs.Duration("duration", 5*time.Minute, "how long to hold them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -279,6 +295,7 @@ func generate(args []string) error {
 			var lat []int32
 			var n int64
 			var kinds []string
+			var buf bytes.Buffer // each message, read into the same memory
 			defer func() {
 				if n == 0 {
 					mu.Lock()
@@ -295,7 +312,11 @@ func generate(args []string) error {
 				mu.Unlock()
 			}()
 			for {
-				_, m, err := c.ReadMessage()
+				_, r, err := c.NextReader()
+				if err == nil {
+					buf.Reset()
+					_, err = buf.ReadFrom(r)
+				}
 				if err != nil {
 					if holding.Load() {
 						mu.Lock()
@@ -306,9 +327,11 @@ func generate(args []string) error {
 					return
 				}
 				now := time.Now()
+				m := buf.Bytes()
 				// The generator shares the server's two cores: it reads the
-				// few fields it needs without decoding the whole message.
-				msgType := field(m, `"type":"`)
+				// few fields it needs without decoding the whole message,
+				// and allocates little.
+				msgType := string(field(m, `"type":"`))
 				if len(kinds) < 2 {
 					kinds = append(kinds, fmt.Sprintf("%s %.300s", msgType, m))
 				}
@@ -316,7 +339,7 @@ func generate(args []string) error {
 				case "ping":
 					c.WriteMessage(websocket.TextMessage, []byte(`{"type":"pong"}`))
 				case "next":
-					computed, err := time.Parse(time.RFC3339Nano, field(m, `"computedAt":"`))
+					computed, err := time.Parse(time.RFC3339Nano, string(field(m, `"computedAt":"`)))
 					if err != nil {
 						continue
 					}
@@ -327,7 +350,7 @@ func generate(args []string) error {
 					n++
 					lat = append(lat, int32(now.Sub(computed).Milliseconds()))
 					if recorder {
-						cursor := field(m, `"cursor":"`)
+						cursor := string(field(m, `"cursor":"`))
 						mu.Lock()
 						events[cursor] = true
 						mu.Unlock()
@@ -340,12 +363,15 @@ func generate(args []string) error {
 			}
 		}()
 	}
-	from.Store(time.Now().UnixNano())
 	holding.Store(true)
 	fmt.Printf("ready: %d of %d connections\n", rep.Connected, *conns)
-	time.Sleep(*duration)
-	until.Store(time.Now().UnixNano())
-	time.Sleep(grace)
+	var start, end int64
+	if _, err := fmt.Fscanf(os.Stdin, "window %d %d\n", &start, &end); err != nil {
+		return fmt.Errorf("read the window: %w", err)
+	}
+	from.Store(start)
+	until.Store(end)
+	time.Sleep(time.Until(time.Unix(0, end)) + grace)
 	holding.Store(false)
 	for _, c := range open {
 		c.Close()
@@ -357,17 +383,17 @@ func generate(args []string) error {
 
 // field returns the string value that follows key in a JSON message, up
 // to the next quote.
-func field(m []byte, key string) string {
+func field(m []byte, key string) []byte {
 	i := bytes.Index(m, []byte(key))
 	if i < 0 {
-		return ""
+		return nil
 	}
 	rest := m[i+len(key):]
 	j := bytes.IndexByte(rest, '"')
 	if j < 0 {
-		return ""
+		return nil
 	}
-	return string(rest[:j])
+	return rest[:j]
 }
 
 func awaitReady(ctx context.Context, base string) error {
@@ -414,4 +440,12 @@ func rssKiB(pid int) (int64, error) {
 func openFiles(pid int) int {
 	entries, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
 	return len(entries)
+}
+
+// logLevel is the server's: BENCH_LOG_LEVEL, warn by default.
+func logLevel() string {
+	if l := os.Getenv("BENCH_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "warn"
 }

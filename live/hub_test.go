@@ -2,6 +2,8 @@ package live_test
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -293,5 +295,51 @@ func TestLiveAcrossInstances(t *testing.T) {
 	publish(t, other, "from the other instance", 0)
 	if got := topics(receive(t, s, 1)); !equal(got, []string{"from the other instance"}) {
 		t.Errorf("received %v", got)
+	}
+}
+
+// TestLiveListenReconnect: when the connection that LISTENs is lost (a
+// failover, an administrator), the notifications of commits made while it
+// is down are lost with it; the hub catches up when it is back, so the
+// subscriber still receives every event once, in order.
+func TestLiveListenReconnect(t *testing.T) {
+	t.Parallel()
+	base := storetest.Postgres(t)
+	var b [6]byte
+	_, _ = crand.Read(b[:])
+	name := "obsqra_listen_" + hex.EncodeToString(b[:])
+	db := storetest.ReopenAs(t, base, name) // this instance's connections carry name
+	other := storetest.Reopen(t, base)
+	h := setup(t, db, live.Options{Poll: time.Hour}) // only a notification or a reconnect can wake it
+	s, err := h.Subscribe(context.Background(), 0, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, other, "before", 0)
+	receive(t, s, 1)
+
+	// The listening connection is the one whose last statement was LISTEN.
+	kill := fmt.Sprintf(`DO $$ BEGIN
+		IF (SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		    WHERE application_name = '%s' AND query LIKE 'LISTEN%%') = 0 THEN
+			RAISE EXCEPTION 'no listening connection';
+		END IF;
+	END $$`, name)
+	if err := storetest.Exec(t, base, kill); err != nil {
+		t.Fatal(err)
+	}
+	// Committed at once, before the listener reconnects (it waits at least
+	// 100 ms): no one hears their notifications.
+	var want []string
+	for i := range 3 {
+		want = append(want, fmt.Sprintf("during %d", i))
+		publish(t, other, want[i], 0)
+	}
+	if got := topics(receive(t, s, 3)); !equal(got, want) {
+		t.Fatalf("after the reconnect: %v, want %v", got, want)
+	}
+	publish(t, other, "after", 0)
+	if got := topics(receive(t, s, 1)); !equal(got, []string{"after"}) {
+		t.Errorf("after the reconnect: %v, want [after] (no event twice)", got)
 	}
 }

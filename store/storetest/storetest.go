@@ -123,6 +123,31 @@ func Reopen(t testing.TB, db *store.DB) *store.DB {
 	return other
 }
 
+// ReopenAs is Reopen with the connections named application in
+// PostgreSQL's pg_stat_activity, so that a test can find them (and
+// terminate them, as a failover or an administrator would).
+func ReopenAs(t testing.TB, db *store.DB, application string) *store.DB {
+	t.Helper()
+	raw, ok := urls.Load(db)
+	if !ok {
+		t.Fatal("storetest: ReopenAs needs a database from Postgres")
+	}
+	u, err := url.Parse(raw.(string))
+	if err != nil {
+		t.Fatalf("storetest: reopen: %v", err)
+	}
+	q := u.Query()
+	q.Set("application_name", application)
+	u.RawQuery = q.Encode()
+	other, err := store.Open(context.Background(), u.String())
+	if err != nil {
+		t.Fatalf("storetest: reopen: %v", err)
+	}
+	t.Cleanup(func() { other.Close() })
+	urls.Store(other, u.String())
+	return other
+}
+
 // Exec runs one SQL statement on db's database through a connection of
 // its own, as a database administrator would at a prompt: the test acts
 // outside the store (to tamper with history and see verification notice,

@@ -4,13 +4,14 @@
 // may hold at most 20,000 open files here), each holding its share of -conns
 // WebSocket connections subscribed to riskScoreUpdated for all protocols.
 // For -duration it records, per delivery, the time from the score's commit
-// (its computedAt, stamped just before the commit) to its arrival, and at
+// (its computedAt, stamped in the unit of work that commits it) to its
+// arrival, and at
 // the end prints deliveries expected and made, dropped connections,
 // latency percentiles, and the server's memory per connection.
 //
 // Usage (see `make bench-live`):
 //
-//	benchlive -server bin/obsqra -conns 15000 -generators 3 -duration 5m
+//	benchlive -server bin/obsqra -conns 15000 -generators 1 -duration 5m
 package main
 
 import (
@@ -30,12 +31,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 func main() {
@@ -71,7 +69,7 @@ func orchestrate(args []string) error {
 	fs := flag.NewFlagSet("benchlive", flag.ContinueOnError)
 	serverBin := fs.String("server", "bin/obsqra", "the obsqra binary")
 	conns := fs.Int("conns", 15000, "WebSocket connections in all")
-	generators := fs.Int("generators", 3, "load generator processes")
+	generators := fs.Int("generators", 1, "load generator processes (each may hold at most 20,000 open files)")
 	duration := fs.Duration("duration", 5*time.Minute, "how long to hold the connections after they are all up")
 	tick := fs.Duration("tick", 5*time.Second, "the market's poll interval: every protocol ticks together")
 	if err := fs.Parse(args); err != nil {
@@ -119,6 +117,9 @@ func orchestrate(args []string) error {
 		n := min(per, *conns-i*per)
 		cmd := exec.CommandContext(ctx, self, "generate", "-url", "ws://127.0.0.1:"+strconv.Itoa(port)+"/graphql",
 			"-conns", strconv.Itoa(n))
+		// The generator reads on one thread (an epoll loop): more would
+		// only take turns with the server on the two cores.
+		cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -233,153 +234,6 @@ func orchestrate(args []string) error {
 const grace = 3 * time.Second
 
 const subscription = `{"id":"1","type":"subscribe","payload":{"query":"subscription { riskScoreUpdated { cursor riskScore { score computedAt protocol { slug } } } }"}}`
-
-// generate holds conns connections to url, prints "ready …" once they are
-// all up, reads from its standard input the window whose scores it counts
-// ("window FROM UNTIL", in Unix nanoseconds), and after it prints its
-// report as JSON.
-func generate(args []string) error {
-	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
-	url := fs.String("url", "", "the server's WebSocket URL")
-	conns := fs.Int("conns", 5000, "connections")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	var (
-		mu      sync.Mutex
-		rep     = report{Conns: *conns, MinPerConn: -1}
-		events  = map[string]bool{}
-		holding atomic.Bool
-		// Only scores committed in the measured window count: from when
-		// every connection is up to the end of -duration (the generator
-		// keeps reading for a grace period after it, so the last of them
-		// arrive).
-		from, until atomic.Int64
-	)
-	from.Store(1<<62 - 1)
-	until.Store(1<<62 - 1)
-	dialer := websocket.Dialer{HandshakeTimeout: 30 * time.Second, Subprotocols: []string{"graphql-transport-ws"},
-		ReadBufferSize: 1024, WriteBufferSize: 512}
-	var wg sync.WaitGroup
-	var open []*websocket.Conn
-	for i := range *conns {
-		c, _, err := dialer.Dial(*url, nil)
-		if err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("dial %d: %v", i, err))
-			continue
-		}
-		// The protocol wants the ack before the subscribe (else 4401).
-		if err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"connection_init"}`)); err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("init %d: %v", i, err))
-			c.Close()
-			continue
-		}
-		if _, m, err := c.ReadMessage(); err != nil || !strings.Contains(string(m), `"connection_ack"`) {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("init %d: %s %v", i, m, err))
-			c.Close()
-			continue
-		}
-		if err := c.WriteMessage(websocket.TextMessage, []byte(subscription)); err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("subscribe %d: %v", i, err))
-			c.Close()
-			continue
-		}
-		open = append(open, c)
-		rep.Connected++
-		// One connection per generator records which scores arrived; the
-		// others only count theirs, so no lock is taken per message.
-		recorder := i == 0
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var lat []int32
-			var n int64
-			var kinds []string
-			var buf bytes.Buffer // each message, read into the same memory
-			defer func() {
-				if n == 0 {
-					mu.Lock()
-					rep.Errors = append(rep.Errors, fmt.Sprintf("a connection received no score in the window; it received %v", kinds))
-					mu.Unlock()
-				}
-				mu.Lock()
-				rep.LatencyMs = append(rep.LatencyMs, lat...)
-				rep.Deliveries += n
-				if rep.MinPerConn < 0 || n < rep.MinPerConn {
-					rep.MinPerConn = n
-				}
-				rep.MaxPerConn = max(rep.MaxPerConn, n)
-				mu.Unlock()
-			}()
-			for {
-				_, r, err := c.NextReader()
-				if err == nil {
-					buf.Reset()
-					_, err = buf.ReadFrom(r)
-				}
-				if err != nil {
-					if holding.Load() {
-						mu.Lock()
-						rep.Dropped++
-						rep.Errors = append(rep.Errors, "read: "+err.Error())
-						mu.Unlock()
-					}
-					return
-				}
-				now := time.Now()
-				m := buf.Bytes()
-				// The generator shares the server's two cores: it reads the
-				// few fields it needs without decoding the whole message,
-				// and allocates little.
-				msgType := string(field(m, `"type":"`))
-				if len(kinds) < 2 {
-					kinds = append(kinds, fmt.Sprintf("%s %.300s", msgType, m))
-				}
-				switch msgType {
-				case "ping":
-					c.WriteMessage(websocket.TextMessage, []byte(`{"type":"pong"}`))
-				case "next":
-					computed, err := time.Parse(time.RFC3339Nano, string(field(m, `"computedAt":"`)))
-					if err != nil {
-						continue
-					}
-					at := computed.UnixNano()
-					if at < from.Load() || at >= until.Load() {
-						continue // outside the measured window
-					}
-					n++
-					lat = append(lat, int32(now.Sub(computed).Milliseconds()))
-					if recorder {
-						cursor := string(field(m, `"cursor":"`))
-						mu.Lock()
-						events[cursor] = true
-						mu.Unlock()
-					}
-				case "error", "complete":
-					mu.Lock()
-					rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %.200s", msgType, m))
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	holding.Store(true)
-	fmt.Printf("ready: %d of %d connections\n", rep.Connected, *conns)
-	var start, end int64
-	if _, err := fmt.Fscanf(os.Stdin, "window %d %d\n", &start, &end); err != nil {
-		return fmt.Errorf("read the window: %w", err)
-	}
-	from.Store(start)
-	until.Store(end)
-	time.Sleep(time.Until(time.Unix(0, end)) + grace)
-	holding.Store(false)
-	for _, c := range open {
-		c.Close()
-	}
-	wg.Wait()
-	rep.Events = len(events)
-	return json.NewEncoder(os.Stdout).Encode(rep)
-}
 
 // field returns the string value that follows key in a JSON message, up
 // to the next quote.

@@ -5,9 +5,8 @@
 // WebSocket connections subscribed to riskScoreUpdated for all protocols.
 // For -duration it records, per delivery, the time from the score's commit
 // (its computedAt, stamped in the unit of work that commits it) to its
-// arrival, and at
-// the end prints deliveries expected and made, dropped connections,
-// latency percentiles, and the server's memory per connection.
+// arrival, and at the end prints deliveries expected and made, dropped
+// connections, latency percentiles, and the server's memory per connection.
 //
 // Usage (see `make bench-live`):
 //

@@ -46,8 +46,8 @@ const (
 // Limits and deadlines of a WebSocket connection.
 const (
 	// wsReadLimit bounds an incoming message, in bytes: an operation
-	// document with its variables fits many times over. gorilla closes a
-	// connection that sends more with 1009.
+	// document with its variables fits many times over. A connection that
+	// sends more is closed with 1009.
 	wsReadLimit = 64 << 10
 	// wsCloseGrace is how long a connection waits, after its close frame,
 	// for the peer's close frame before dropping the TCP connection.
@@ -65,7 +65,7 @@ const (
 	closeNormal        = websocket.CloseNormalClosure   // 1000
 	closeGoingAway     = websocket.CloseGoingAway       // 1001: shutdown, dead peer
 	closeAbnormal      = websocket.CloseAbnormalClosure // 1006: never sent, only logged
-	closeTooBig        = websocket.CloseMessageTooBig   // 1009: sent by gorilla
+	closeTooBig        = websocket.CloseMessageTooBig   // 1009: a message over wsReadLimit
 	closeTryAgainLater = websocket.CloseTryAgainLater   // 1013: slow consumer
 	closeBadRequest    = 4400                           // an invalid message
 	closeUnauthorized  = 4401                           // an operation before connection_ack
@@ -84,6 +84,7 @@ const (
 	reasonExpired      = "Forbidden: access token expired"
 	reasonInternal     = "Internal server error"
 	reasonShutdown     = "server shutting down"
+	reasonTooBig       = "message too big: at most 64 KiB"
 	// reasonSlowConsumer is the reason of 1013. 1013 (try again later) and
 	// not 4499: graphql-ws clients retry after 1013, which is what a slow
 	// consumer should do (resuming from its last cursor), while 4499 is the
@@ -301,14 +302,11 @@ func truncateReason(reason string) string {
 	return reason[:cut]
 }
 
-// closeCodeOf returns the close code of a read error: the peer's code, 1009
-// for a message over the limit, 1006 for a connection that just ended.
+// closeCodeOf returns the close code of a read error: the peer's code, or
+// 1006 for a connection that just ended.
 func closeCodeOf(err error) (code int, reason string) {
 	if ce, ok := errors.AsType[*websocket.CloseError](err); ok {
 		return ce.Code, ce.Text
-	}
-	if errors.Is(err, websocket.ErrReadLimit) {
-		return closeTooBig, "message too big"
 	}
 	return closeAbnormal, ""
 }

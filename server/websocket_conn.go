@@ -184,7 +184,10 @@ func (c *wsConn) serve() {
 		defer c.s.sockets.remove(c)
 	}
 
-	c.ws.SetReadLimit(wsReadLimit)
+	// No read limit of gorilla's: it would answer a message over it with a
+	// close frame of its own, from this goroutine, past wmu; readLoop
+	// enforces wsReadLimit and closes through writeLoop.
+	c.ws.SetReadLimit(0)
 	c.ws.SetPongHandler(func(string) error { c.extendReadDeadline(); return nil })
 	// Only writeLoop writes frames: the pong of a ping is queued for it,
 	// and the peer's close frame is answered by it (readFailed), not by
@@ -232,13 +235,25 @@ func (c *wsConn) readLoop() {
 		}
 	}()
 	for {
-		_, data, err := c.ws.ReadMessage()
+		_, r, err := c.ws.NextReader()
+		var data []byte
+		if err == nil {
+			// At most one byte over the limit is read: a message over it
+			// is refused here, and its rest skipped by the next read.
+			data, err = io.ReadAll(io.LimitReader(r, wsReadLimit+1))
+		}
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
 		if c.ctx.Err() != nil {
 			// Closing: only the peer's close frame matters now.
+			continue
+		}
+		if len(data) > wsReadLimit {
+			// Reading goes on until the peer answers the close frame, so
+			// that closing does not reset the connection under it.
+			c.terminate(closeInfo{code: closeTooBig, reason: reasonTooBig})
 			continue
 		}
 		c.extendReadDeadline()
@@ -259,14 +274,6 @@ func (c *wsConn) readFailed(err error) {
 	}
 	code, reason := closeCodeOf(err)
 	switch code {
-	case closeTooBig:
-		// gorilla has sent 1009 and will read no more: drain what the peer
-		// still sends so that closing does not reset the connection under
-		// the close frame.
-		c.terminate(closeInfo{code: code, reason: reason, noFrame: true, err: err})
-		nc := c.ws.NetConn()
-		_ = nc.SetReadDeadline(time.Now().Add(wsCloseGrace))
-		_, _ = io.Copy(io.Discard, nc)
 	case closeAbnormal:
 		c.terminate(closeInfo{code: code, byPeer: true, noFrame: true, err: err})
 	default:
@@ -314,7 +321,7 @@ func (c *wsConn) writeLoop() {
 				// explaining it.
 				c.requeue(q)
 			} else if q = c.withPartial(q); len(q) > 0 {
-				err = writeFrames(c.ws.NetConn(), q, c.s.cfg.WSWriteTimeout)
+				err = writeFrames(c.ctx, c.ws.NetConn(), q, c.s.cfg.WSWriteTimeout)
 			}
 			c.wmu.Unlock()
 		case <-ping.C:
@@ -323,7 +330,7 @@ func (c *wsConn) writeLoop() {
 				frames = append(frames, legacyKeepAliveFrame)
 			}
 			c.wmu.Lock()
-			err = writeFrames(c.ws.NetConn(), c.withPartial(frames), c.s.cfg.WSWriteTimeout)
+			err = writeFrames(c.ctx, c.ws.NetConn(), c.withPartial(frames), c.s.cfg.WSWriteTimeout)
 			c.wmu.Unlock()
 		}
 		if err != nil {
@@ -355,7 +362,8 @@ func (c *wsConn) writeClose(writeFailed bool) {
 		} else {
 			frames = append(frames, closeFrame(ci.code, ci.reason))
 		}
-		_ = writeFrames(c.ws.NetConn(), frames, c.s.cfg.WSWriteTimeout)
+		// ctx is done: the close gets one timeout, whatever the peer takes.
+		_ = writeFrames(c.ctx, c.ws.NetConn(), frames, c.s.cfg.WSWriteTimeout)
 	}
 	c.deadlineMu.Lock()
 	c.closing = true
@@ -426,10 +434,9 @@ func (c *wsConn) writeNow() {
 		c.wakeWriter() // it writes the close
 		return
 	}
-	// A deadline left by a blocking write, long past, would refuse this
-	// write; one that does not wait needs none.
-	_ = c.ws.NetConn().SetWriteDeadline(time.Time{})
-	rest, cut, err := writeNoWait(c.raw, c.withPartial(q))
+	// writeFrames leaves no deadline behind that would refuse this write.
+	headCut := c.partial != nil
+	rest, cut, err := writeNoWait(c.raw, c.withPartial(q), headCut)
 	if err == nil {
 		if cut {
 			c.partial, rest = rest[0], rest[1:]

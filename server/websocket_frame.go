@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"syscall"
 	"time"
@@ -68,18 +70,27 @@ func closeFrame(code int, reason string) []byte {
 // pingFrame is the server's keep-alive ping, without application data.
 var pingFrame = newFrame(opPing)
 
-// writeFrames writes frames to nc within timeout, in one system call
-// (writev) when there are several. It consumes frames (the slice, not the
-// frames' bytes, which may be shared by other connections).
-func writeFrames(nc net.Conn, frames [][]byte, timeout time.Duration) error {
-	_ = nc.SetWriteDeadline(time.Now().Add(timeout))
-	if len(frames) == 1 {
-		_, err := nc.Write(frames[0])
-		return err
-	}
+// writeFrames writes frames to nc, in one system call (writev) when the
+// socket takes them. The peer has timeout to take some of them: while ctx
+// is not done, each timeout in which it took some bytes gives it another,
+// so a slow reader of a large backlog is not taken for a dead one. It
+// leaves no deadline behind (writeNow's writes take none). It consumes
+// frames (the slice, not the frames' bytes, which may be shared by other
+// connections).
+func writeFrames(ctx context.Context, nc net.Conn, frames [][]byte, timeout time.Duration) error {
 	bufs := net.Buffers(frames)
-	_, err := bufs.WriteTo(nc)
-	return err
+	for {
+		_ = nc.SetWriteDeadline(time.Now().Add(timeout))
+		n, err := bufs.WriteTo(nc)
+		if err == nil {
+			break
+		}
+		if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() || n == 0 || ctx.Err() != nil {
+			return err
+		}
+	}
+	_ = nc.SetWriteDeadline(time.Time{})
+	return nil
 }
 
 // maxIovecs is the most buffers one writev takes (IOV_MAX on Linux).
@@ -87,10 +98,10 @@ const maxIovecs = 1024
 
 // writeNoWait writes as much of frames to the socket of rc as it takes at
 // once, without waiting for it to take more, and returns what is left
-// unwritten. With cut, rest[0] is the tail of a frame written in part,
-// which must be written before any other frame. It consumes frames (the
-// slice, not the frames' bytes).
-func writeNoWait(rc syscall.RawConn, frames [][]byte) (rest [][]byte, cut bool, err error) {
+// unwritten. headCut says that frames[0] is the tail of a frame begun; with
+// cut, so is rest[0], which must be written before any other frame. It
+// consumes frames (the slice, not the frames' bytes).
+func writeNoWait(rc syscall.RawConn, frames [][]byte, headCut bool) (rest [][]byte, cut bool, err error) {
 	var n int
 	var werr error
 	batch := frames[:min(len(frames), maxIovecs)]
@@ -102,13 +113,13 @@ func writeNoWait(rc syscall.RawConn, frames [][]byte) (rest [][]byte, cut bool, 
 			}
 		}
 	}); err != nil {
-		return frames, false, err
+		return frames, headCut, err
 	}
 	switch {
-	case werr == unix.EAGAIN:
-		return frames, false, nil
+	case werr == unix.EAGAIN || werr == nil && n == 0:
+		return frames, headCut, nil
 	case werr != nil:
-		return frames, false, werr
+		return frames, headCut, werr
 	}
 	for len(frames) > 0 && n >= len(frames[0]) {
 		n -= len(frames[0])

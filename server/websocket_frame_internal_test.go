@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -35,7 +36,7 @@ func TestWriteFrames(t *testing.T) {
 			frames = append(frames, newFrame(opText, p[:n/2], p[n/2:]))
 		}
 		frames = append(frames, closeFrame(closeGoingAway, strings.Repeat("é", 100)))
-		wrote <- writeFrames(ws.NetConn(), frames, 10*time.Second)
+		wrote <- writeFrames(context.Background(), ws.NetConn(), frames, 10*time.Second)
 		time.Sleep(100 * time.Millisecond) // let the client read before the connection closes
 	}))
 	defer srv.Close()
@@ -112,7 +113,7 @@ func TestWriteNoWait(t *testing.T) {
 		frames = append(frames, f)
 		want.Write(f)
 	}
-	rest, cut, err := writeNoWait(raw, frames)
+	rest, cut, err := writeNoWait(raw, frames, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestWriteNoWait(t *testing.T) {
 	go func() {
 		for len(rest) > 0 {
 			batch := rest[:min(len(rest), maxIovecs)]
-			if err := writeFrames(srv, batch, 10*time.Second); err != nil {
+			if err := writeFrames(context.Background(), srv, batch, 10*time.Second); err != nil {
 				return
 			}
 			rest = rest[len(batch):]

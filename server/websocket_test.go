@@ -930,7 +930,7 @@ func TestWebSocketReadLimit(t *testing.T) {
 	c.send(msg(64 << 10))
 	c.expect("pong", "", "")
 	c.send(msg(64<<10 + 1))
-	c.expectClose(websocket.CloseMessageTooBig, "")
+	c.expectClose(websocket.CloseMessageTooBig, "message too big: at most 64 KiB")
 }
 
 // pinged reads c in the background, answering pings when answer is true,

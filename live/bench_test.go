@@ -88,7 +88,10 @@ func BenchmarkHubFanOut15000(b *testing.B) {
 	var wg sync.WaitGroup
 	for _, s := range subs {
 		go func() {
-			for range s.C() {
+			for {
+				if _, ok := s.Next(ctx); !ok {
+					return
+				}
 				wg.Done()
 			}
 		}()

@@ -29,11 +29,10 @@ type Source interface {
 // Options tune a Hub. Zero fields take their defaults.
 type Options struct {
 	// Buffer is how many events a subscriber may have waiting before it is
-	// closed as too slow. Default 2048 (a pointer each: 16 KiB per
-	// subscription; subscriptions without a cursor are shared by every
-	// socket asking the same, so there are few): one commit of
-	// ingestMetrics (at most 1,000 samples, 2,000 events) or a backfill
-	// chunk arrives at once, and must not end every subscriber.
+	// closed as too slow. Default 2048: one commit of ingestMetrics (at
+	// most 1,000 samples, 2,000 events) or a backfill chunk arrives at
+	// once, and must not end every subscriber. The queue takes memory only
+	// while events wait in it.
 	Buffer int
 	// Batch is how many events one outbox read returns. Default 500.
 	Batch int
@@ -201,7 +200,8 @@ func (h *Hub) Subscribe(ctx context.Context, viewer int64, filter Filter, after 
 	s := &Subscription{
 		viewer: viewer,
 		filter: filter,
-		c:      make(chan *obsqra.Event, h.opts.Buffer),
+		ready:  make(chan struct{}, 1),
+		space:  make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		max:    h.opts.Buffer,
 	}
@@ -234,30 +234,75 @@ func (h *Hub) Subscribe(ctx context.Context, viewer int64, filter Filter, after 
 	return s, nil
 }
 
-// Subscription is one subscriber's stream of events.
+// Subscription is one subscriber's stream of events. Its events wait in a
+// queue that holds no memory while empty (a waiting subscription costs a
+// few hundred bytes, not its Options.Buffer), bounded by Options.Buffer.
 type Subscription struct {
 	viewer int64
 	filter Filter
 	max    int
 	stop   func()
 
-	// c is closed by its sender: the replaying goroutine until it hands
-	// over (direct false), the hub (under mu) after.
-	c    chan *obsqra.Event
-	done chan struct{} // closed by end
+	ready chan struct{} // signalled when an event is queued or the subscription ends
+	space chan struct{} // signalled when the receiver takes an event (the replay waits on it)
+	done  chan struct{} // closed by end
 
 	mu      sync.Mutex
-	direct  bool            // the hub sends straight to c
-	seen    int64           // events up to this id are not to be sent (again)
+	queue   []*obsqra.Event // events for the receiver, in order
+	direct  bool            // the hub queues live events itself (the replay is over)
+	seen    int64           // events up to this id are not to be queued (again)
 	pending []*obsqra.Event // live events held while replaying
 	err     error
 	ended   bool
 }
 
-// C returns the stream; it is closed when the subscription ends, and Err
-// then says why. Every subscriber of an event receives the same *Event:
-// it must not be modified.
-func (s *Subscription) C() <-chan *obsqra.Event { return s.c }
+// Ready returns a channel that receives when events are waiting or the
+// subscription has ended: the receiver then calls Take until it reports
+// none. Every subscriber of an event receives the same *Event: it must not
+// be modified.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Take returns the next waiting event, or nil when none is; open is false
+// once the subscription has ended and every event queued before has been
+// taken (Err then says why).
+func (s *Subscription) Take() (e *obsqra.Event, open bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 {
+		return nil, !s.ended
+	}
+	e = s.queue[0]
+	s.queue[0] = nil
+	s.queue = s.queue[1:]
+	if len(s.queue) == 0 {
+		s.queue = nil // an idle subscription holds no queue
+	}
+	signal(s.space)
+	return e, true
+}
+
+// Next returns the next event, waiting for it; ok is false when the
+// subscription has ended (Err says why) or ctx is done.
+func (s *Subscription) Next(ctx context.Context) (e *obsqra.Event, ok bool) {
+	for {
+		e, open := s.Take()
+		if e != nil || !open {
+			return e, e != nil
+		}
+		select {
+		case <-s.ready:
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+}
+
+// Waiting reports whether an event is waiting to be taken.
+func (s *Subscription) Waiting() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) > 0
+}
 
 // Err returns why the subscription ended: ErrSlowConsumer, ErrStopped,
 // the context's error, or a read error during replay; nil while it runs.
@@ -267,7 +312,7 @@ func (s *Subscription) Err() error {
 	return s.err
 }
 
-// Close ends the subscription; C is closed soon after.
+// Close ends the subscription.
 func (s *Subscription) Close() {
 	s.stop()
 	s.end(context.Canceled)
@@ -279,6 +324,15 @@ func (s *Subscription) visible(e *obsqra.Event) bool {
 		return false
 	}
 	return s.filter == nil || s.filter(e)
+}
+
+// signal wakes the one waiting on c, if any; a signal already pending
+// stands for both.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 // deliver is called by the hub, under its lock, for every new event.
@@ -299,12 +353,13 @@ func (s *Subscription) deliver(e *obsqra.Event) {
 		s.pending = append(s.pending, e)
 		return
 	}
-	select {
-	case s.c <- e:
-		s.seen = e.ID
-	default:
+	if len(s.queue) >= s.max {
 		s.endLocked(ErrSlowConsumer)
+		return
 	}
+	s.queue = append(s.queue, e)
+	s.seen = e.ID
+	signal(s.ready)
 }
 
 // end ends the subscription with err (the first reason wins).
@@ -319,22 +374,32 @@ func (s *Subscription) endLocked(err error) {
 		return
 	}
 	s.ended, s.err = true, err
+	s.pending = nil
 	close(s.done)
-	if s.direct {
-		close(s.c)
-	}
+	signal(s.ready)
 }
 
-// replay sends the events in (after, upTo] from the outbox, then the live
-// events held meanwhile, then hands the stream over to the hub.
+// replay queues the events in (after, upTo] from the outbox, then the live
+// events held meanwhile, then hands the stream over to the hub. It waits
+// while the queue is full: a replay is as fast as its receiver.
 func (s *Subscription) replay(ctx context.Context, h *Hub, after, upTo int64) {
-	send := func(e *obsqra.Event) bool {
-		select {
-		case s.c <- e:
-			return true
-		case <-s.done:
+	push := func(e *obsqra.Event) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for len(s.queue) >= s.max && !s.ended {
+			s.mu.Unlock()
+			select {
+			case <-s.space:
+			case <-s.done:
+			}
+			s.mu.Lock()
+		}
+		if s.ended {
 			return false
 		}
+		s.queue = append(s.queue, e)
+		signal(s.ready)
+		return true
 	}
 	last := after
 	for last < upTo {
@@ -342,7 +407,6 @@ func (s *Subscription) replay(ctx context.Context, h *Hub, after, upTo int64) {
 		if err != nil {
 			h.remove(s)
 			s.end(fmt.Errorf("live: replay: %w", err))
-			close(s.c)
 			return
 		}
 		if len(events) == 0 {
@@ -355,8 +419,7 @@ func (s *Subscription) replay(ctx context.Context, h *Hub, after, upTo int64) {
 				break
 			}
 			last = e.ID
-			if s.visible(e) && !send(e) {
-				close(s.c)
+			if s.visible(e) && !push(e) {
 				return
 			}
 		}
@@ -365,13 +428,12 @@ func (s *Subscription) replay(ctx context.Context, h *Hub, after, upTo int64) {
 		s.mu.Lock()
 		if s.ended {
 			s.mu.Unlock()
-			close(s.c)
 			return
 		}
 		held := s.pending
 		s.pending = nil
 		if len(held) == 0 {
-			// Caught up: from now on the hub sends, skipping what the
+			// Caught up: from now on the hub queues, skipping what the
 			// replay covered.
 			s.direct = true
 			s.mu.Unlock()
@@ -379,8 +441,7 @@ func (s *Subscription) replay(ctx context.Context, h *Hub, after, upTo int64) {
 		}
 		s.mu.Unlock()
 		for _, e := range held {
-			if !send(e) {
-				close(s.c)
+			if !push(e) {
 				return
 			}
 		}

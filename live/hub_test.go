@@ -48,19 +48,37 @@ func publish(t *testing.T, db *store.DB, topic string, owner int64) obsqra.Event
 func receive(t *testing.T, s *live.Subscription, n int) []*obsqra.Event {
 	t.Helper()
 	var got []*obsqra.Event
-	timeout := time.After(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	for len(got) < n {
-		select {
-		case e, ok := <-s.C():
-			if !ok {
-				t.Fatalf("subscription ended after %d of %d events: %v", len(got), n, s.Err())
+		e, ok := s.Next(ctx)
+		if !ok {
+			if ctx.Err() != nil {
+				t.Fatalf("received %d of %d events within 10 s", len(got), n)
 			}
-			got = append(got, e)
-		case <-timeout:
-			t.Fatalf("received %d of %d events within 10 s", len(got), n)
+			t.Fatalf("subscription ended after %d of %d events: %v", len(got), n, s.Err())
 		}
+		got = append(got, e)
 	}
 	return got
+}
+
+// drain takes s's events until it ends, failing after 10 s.
+func drain(t *testing.T, s *live.Subscription) []*obsqra.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []*obsqra.Event
+	for {
+		e, ok := s.Next(ctx)
+		if !ok {
+			if ctx.Err() != nil {
+				t.Fatal("the subscription did not end within 10 s")
+			}
+			return got
+		}
+		got = append(got, e)
+	}
 }
 
 func topics(events []*obsqra.Event) []string {
@@ -217,10 +235,7 @@ func TestLiveSlowConsumerIsClosedAndOthersGoOn(t *testing.T) {
 			publish(t, db, fmt.Sprintf("e%d", i), 0)
 			receive(t, fast, 1) // the fast one keeps up, one event at a time
 		}
-		got := 0
-		for range slow.C() {
-			got++
-		}
+		got := len(drain(t, slow))
 		if got != 2 || !errors.Is(slow.Err(), live.ErrSlowConsumer) {
 			t.Errorf("slow subscriber got %d events and %v, want 2 and ErrSlowConsumer", got, slow.Err())
 		}
@@ -259,8 +274,7 @@ func TestLiveEndsWithContextAndHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	subCancel()
-	for range s.C() {
-	}
+	drain(t, s)
 	if !errors.Is(s.Err(), context.Canceled) {
 		t.Errorf("Err after its context ended = %v", s.Err())
 	}
@@ -271,8 +285,7 @@ func TestLiveEndsWithContextAndHub(t *testing.T) {
 	}
 	cancel()
 	<-done
-	for range other.C() {
-	}
+	drain(t, other)
 	if !errors.Is(other.Err(), live.ErrStopped) {
 		t.Errorf("Err after the hub stopped = %v, want ErrStopped", other.Err())
 	}
@@ -341,5 +354,34 @@ func TestLiveListenReconnect(t *testing.T) {
 	publish(t, other, "after", 0)
 	if got := topics(receive(t, s, 1)); !equal(got, []string{"after"}) {
 		t.Errorf("after the reconnect: %v, want [after] (no event twice)", got)
+	}
+}
+
+// TestLiveReplayWaitsForItsReceiver: a replay of more events than the
+// subscriber's buffer holds goes at the receiver's pace; it does not end
+// the subscription as too slow (only live events can outrun a receiver).
+func TestLiveReplayWaitsForItsReceiver(t *testing.T) {
+	t.Parallel()
+	db := storetest.SQLite(t)
+	h := setup(t, db, live.Options{Buffer: 4, Batch: 3})
+	first := publish(t, db, "e0", 0)
+	want := []string{"e0"}
+	for i := 1; i < 30; i++ {
+		want = append(want, fmt.Sprintf("e%d", i))
+		publish(t, db, want[i], 0)
+	}
+	cursor := first.ID - 1
+	s, err := h.Subscribe(context.Background(), 0, nil, &cursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The replay fills the queue while the receiver has not begun.
+	time.Sleep(50 * time.Millisecond) // the replay's progress, no signal to wait on
+	if got := topics(receive(t, s, 30)); !equal(got, want) {
+		t.Fatalf("replayed %v, want %v", got, want)
+	}
+	publish(t, db, "live", 0)
+	if got := topics(receive(t, s, 1)); !equal(got, []string{"live"}) {
+		t.Errorf("after the replay: %v, want [live]", got)
 	}
 }

@@ -203,29 +203,25 @@ func stream[T any](ctx context.Context, sub *live.Subscription, convert func(*ob
 	// A few converted events may wait, so that the transport can see that
 	// more are ready and send a commit's events together.
 	out := make(chan *T, streamReadAhead)
-	obsqra.SetStreamBacklog(ctx, func() bool { return len(out) > 0 || len(sub.C()) > 0 })
+	obsqra.SetStreamBacklog(ctx, func() bool { return len(out) > 0 || sub.Waiting() })
 	go func() {
 		defer close(out)
 		defer sub.Close()
 		var last int64
 		for {
+			e, ok := sub.Next(ctx)
+			if !ok {
+				endStream(ctx, sub.Err(), last)
+				return
+			}
+			v, err := convert(e)
+			if err != nil {
+				obsqra.EndStream(ctx, err)
+				return
+			}
 			select {
-			case e, ok := <-sub.C():
-				if !ok {
-					endStream(ctx, sub.Err(), last)
-					return
-				}
-				v, err := convert(e)
-				if err != nil {
-					obsqra.EndStream(ctx, err)
-					return
-				}
-				select {
-				case out <- v:
-					last = e.ID
-				case <-ctx.Done():
-					return
-				}
+			case out <- v:
+				last = e.ID
 			case <-ctx.Done():
 				return
 			}
@@ -345,10 +341,18 @@ func (r *subscriptionResolver) DashboardUpdated(ctx context.Context, windowDays 
 		}()
 		for {
 			select {
-			case _, ok := <-sub.C():
-				if !ok {
-					endStream(ctx, sub.Err(), 0)
-					return
+			case <-sub.Ready():
+				// Which events arrived does not matter: the dashboard is
+				// read again.
+				for {
+					e, open := sub.Take()
+					if !open {
+						endStream(ctx, sub.Err(), 0)
+						return
+					}
+					if e == nil {
+						break
+					}
 				}
 				if due == nil {
 					timer = time.NewTimer(max(0, dashboardInterval-time.Since(sent)))

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 )
 
@@ -31,16 +30,11 @@ func (k PredictionKind) IsValid() bool {
 func (k PredictionKind) String() string { return string(k) }
 
 // MarshalGQL writes the kind as a GraphQL enum value.
-func (k PredictionKind) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(k))) }
+func (k PredictionKind) MarshalGQL(w io.Writer) { marshalEnum(w, k) }
 
 // UnmarshalGQL reads the kind from a GraphQL enum value.
 func (k *PredictionKind) UnmarshalGQL(v any) error {
-	s, ok := v.(string)
-	if !ok || !PredictionKind(s).IsValid() {
-		return Errorf(EINVALID, "%v is not a valid PredictionKind", v)
-	}
-	*k = PredictionKind(s)
-	return nil
+	return unmarshalEnum(k, v, PredictionKind.IsValid, "PredictionKind")
 }
 
 // Forecast is a forecast of a protocol's daily APY or risk score, made from
@@ -176,16 +170,11 @@ func (r AllocationReason) IsValid() bool {
 func (r AllocationReason) String() string { return string(r) }
 
 // MarshalGQL writes the reason as a GraphQL enum value.
-func (r AllocationReason) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(r))) }
+func (r AllocationReason) MarshalGQL(w io.Writer) { marshalEnum(w, r) }
 
 // UnmarshalGQL reads the reason from a GraphQL enum value.
 func (r *AllocationReason) UnmarshalGQL(v any) error {
-	s, ok := v.(string)
-	if !ok || !AllocationReason(s).IsValid() {
-		return Errorf(EINVALID, "%v is not a valid AllocationReason", v)
-	}
-	*r = AllocationReason(s)
-	return nil
+	return unmarshalEnum(r, v, AllocationReason.IsValid, "AllocationReason")
 }
 
 // Weight is one protocol's share of an allocation, in bps.

@@ -2,7 +2,6 @@ package obsqra
 
 import (
 	"io"
-	"strconv"
 	"time"
 )
 
@@ -25,17 +24,20 @@ const (
 func (o JobOutcome) String() string { return string(o) }
 
 // MarshalGQL writes the outcome as a GraphQL enum value.
-func (o JobOutcome) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(o))) }
+func (o JobOutcome) MarshalGQL(w io.Writer) { marshalEnum(w, o) }
 
 // UnmarshalGQL reads the outcome from a GraphQL enum value.
 func (o *JobOutcome) UnmarshalGQL(v any) error {
-	s, _ := v.(string)
-	switch JobOutcome(s) {
+	return unmarshalEnum(o, v, JobOutcome.IsValid, "JobOutcome")
+}
+
+// IsValid reports whether o is a known outcome.
+func (o JobOutcome) IsValid() bool {
+	switch o {
 	case JobRunning, JobSucceeded, JobFailed, JobTimedOut, JobAbandoned:
-		*o = JobOutcome(s)
-		return nil
+		return true
 	}
-	return Errorf(EINVALID, "%v is not a valid JobOutcome", v)
+	return false
 }
 
 // JobRun is one run of a scheduler job.

@@ -2,7 +2,6 @@ package obsqra
 
 import (
 	"io"
-	"strconv"
 	"time"
 )
 
@@ -26,16 +25,11 @@ func (t TxType) IsValid() bool {
 func (t TxType) String() string { return string(t) }
 
 // MarshalGQL writes the type as a GraphQL enum value.
-func (t TxType) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(t))) }
+func (t TxType) MarshalGQL(w io.Writer) { marshalEnum(w, t) }
 
 // UnmarshalGQL reads the type from a GraphQL enum value.
 func (t *TxType) UnmarshalGQL(v any) error {
-	s, ok := v.(string)
-	if !ok || !TxType(s).IsValid() {
-		return Errorf(EINVALID, "%v is not a valid TransactionType", v)
-	}
-	*t = TxType(s)
-	return nil
+	return unmarshalEnum(t, v, TxType.IsValid, "TransactionType")
 }
 
 // TxStatus is where a transaction stands on Starknet, as the server last
@@ -73,16 +67,11 @@ func (s TxStatus) IsFinal() bool { return s == TxAcceptedOnL1 || s == TxDropped 
 func (s TxStatus) String() string { return string(s) }
 
 // MarshalGQL writes the status as a GraphQL enum value.
-func (s TxStatus) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(s))) }
+func (s TxStatus) MarshalGQL(w io.Writer) { marshalEnum(w, s) }
 
 // UnmarshalGQL reads the status from a GraphQL enum value.
 func (s *TxStatus) UnmarshalGQL(v any) error {
-	str, ok := v.(string)
-	if !ok || !TxStatus(str).IsValid() {
-		return Errorf(EINVALID, "%v is not a valid TransactionStatus", v)
-	}
-	*s = TxStatus(str)
-	return nil
+	return unmarshalEnum(s, v, TxStatus.IsValid, "TransactionStatus")
 }
 
 // ExecutionStatus is whether a transaction's execution succeeded.
@@ -98,16 +87,11 @@ const (
 func (e ExecutionStatus) IsValid() bool { return e == ExecSucceeded || e == ExecReverted }
 
 // MarshalGQL writes the status as a GraphQL enum value.
-func (e ExecutionStatus) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(e))) }
+func (e ExecutionStatus) MarshalGQL(w io.Writer) { marshalEnum(w, e) }
 
 // UnmarshalGQL reads the status from a GraphQL enum value.
 func (e *ExecutionStatus) UnmarshalGQL(v any) error {
-	s, ok := v.(string)
-	if !ok || !ExecutionStatus(s).IsValid() {
-		return Errorf(EINVALID, "%v is not a valid ExecutionStatus", v)
-	}
-	*e = ExecutionStatus(s)
-	return nil
+	return unmarshalEnum(e, v, ExecutionStatus.IsValid, "ExecutionStatus")
 }
 
 // Fee is what a transaction paid.

@@ -36,16 +36,11 @@ func (c ProtocolCategory) IsValid() bool {
 func (c ProtocolCategory) String() string { return string(c) }
 
 // MarshalGQL writes the category as a GraphQL enum value.
-func (c ProtocolCategory) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(c))) }
+func (c ProtocolCategory) MarshalGQL(w io.Writer) { marshalEnum(w, c) }
 
 // UnmarshalGQL reads the category from a GraphQL enum value.
 func (c *ProtocolCategory) UnmarshalGQL(v any) error {
-	s, ok := v.(string)
-	if !ok || !ProtocolCategory(s).IsValid() {
-		return Errorf(EINVALID, "%v is not a valid ProtocolCategory", v)
-	}
-	*c = ProtocolCategory(s)
-	return nil
+	return unmarshalEnum(c, v, ProtocolCategory.IsValid, "ProtocolCategory")
 }
 
 // Protocol is a DeFi protocol whose risk and yield Obsqra follows. Protocols
@@ -262,17 +257,15 @@ const (
 func (k DecisionKind) String() string { return string(k) }
 
 // MarshalGQL writes the kind as a GraphQL enum value.
-func (k DecisionKind) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(k))) }
+func (k DecisionKind) MarshalGQL(w io.Writer) { marshalEnum(w, k) }
 
 // UnmarshalGQL reads the kind from a GraphQL enum value.
 func (k *DecisionKind) UnmarshalGQL(v any) error {
-	s, ok := v.(string)
-	if !ok || (s != string(DecisionRiskScore) && s != string(DecisionOptimization)) {
-		return Errorf(EINVALID, "%v is not a valid DecisionKind", v)
-	}
-	*k = DecisionKind(s)
-	return nil
+	return unmarshalEnum(k, v, DecisionKind.IsValid, "DecisionKind")
 }
+
+// IsValid reports whether k is a known kind.
+func (k DecisionKind) IsValid() bool { return k == DecisionRiskScore || k == DecisionOptimization }
 
 // Decision is one entry of the decision log: what the server decided, from
 // which inputs, with which model. Entries are append-only and hash-chained:

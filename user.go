@@ -2,7 +2,6 @@ package obsqra
 
 import (
 	"io"
-	"strconv"
 	"time"
 )
 
@@ -22,16 +21,11 @@ func (r Role) IsValid() bool { return r == RoleUser || r == RoleAdmin }
 func (r Role) String() string { return string(r) }
 
 // MarshalGQL writes the role as a GraphQL enum value.
-func (r Role) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(r))) }
+func (r Role) MarshalGQL(w io.Writer) { marshalEnum(w, r) }
 
 // UnmarshalGQL reads the role from a GraphQL enum value.
 func (r *Role) UnmarshalGQL(v any) error {
-	s, ok := v.(string)
-	if !ok || !Role(s).IsValid() {
-		return Errorf(EINVALID, "%v is not a valid Role", v)
-	}
-	*r = Role(s)
-	return nil
+	return unmarshalEnum(r, v, Role.IsValid, "Role")
 }
 
 // RiskTolerance is how much protocol risk a user accepts in an allocation.
@@ -53,16 +47,11 @@ func (t RiskTolerance) IsValid() bool {
 func (t RiskTolerance) String() string { return string(t) }
 
 // MarshalGQL writes the tolerance as a GraphQL enum value.
-func (t RiskTolerance) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(t))) }
+func (t RiskTolerance) MarshalGQL(w io.Writer) { marshalEnum(w, t) }
 
 // UnmarshalGQL reads the tolerance from a GraphQL enum value.
 func (t *RiskTolerance) UnmarshalGQL(v any) error {
-	s, ok := v.(string)
-	if !ok || !RiskTolerance(s).IsValid() {
-		return Errorf(EINVALID, "%v is not a valid RiskTolerance", v)
-	}
-	*t = RiskTolerance(s)
-	return nil
+	return unmarshalEnum(t, v, RiskTolerance.IsValid, "RiskTolerance")
 }
 
 // User is an account. PasswordHash never leaves the server.

@@ -61,7 +61,7 @@ func queueUntilCut(t *testing.T, c *wsConn) {
 		c.writeNow()
 	}
 	if c.partial == nil {
-		t.Skip("the socket took whole frames every time; no frame was cut")
+		t.Fatal("the socket took whole frames every time; no frame was cut, so the test proves nothing")
 	}
 }
 

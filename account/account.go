@@ -515,7 +515,7 @@ func (s *Service) setActive(ctx context.Context, userID int64, active bool) (*ob
 }
 
 // Promote makes the user with this email an admin (the `obsqra user
-// promote` command; no caller check).
+// promote` command; no caller check), and says so through the outbox.
 // Errors: ENOTFOUND.
 func (s *Service) Promote(ctx context.Context, email string) (*obsqra.User, error) {
 	var u *obsqra.User
@@ -528,7 +528,12 @@ func (s *Service) Promote(ctx context.Context, email string) (*obsqra.User, erro
 			return nil
 		}
 		u.Role = obsqra.RoleAdmin
-		return tx.UpdateUser(ctx, u)
+		if err := tx.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+		// Published, so that every server (this command runs in a process
+		// of its own) applies the role to the user's open sockets.
+		return tx.AppendEvent(ctx, obsqra.AccountChangedEvent(u.ID, obsqra.AccountRoleChanged))
 	})
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package account_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -499,4 +500,107 @@ func TestRegisterThrottlePerAddress(t *testing.T) {
 			t.Fatalf("Register(after the window) error: %v", err)
 		}
 	})
+}
+
+// TestEveryEndOfASessionIsPublished checks that each way a session ends, and
+// a change of role, appends an account.changed event for the user: the
+// servers close the sockets the sessions signed in when they hear it.
+func TestEveryEndOfASessionIsPublished(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, b := setup(t, db)
+		ctx := context.Background()
+		ada := register(t, svc, "ada@example.com")
+		boss := register(t, svc, "boss@example.com")
+		var last int64
+		// want runs step and checks that it published exactly reason for
+		// user (and nothing else about accounts).
+		want := func(name string, user int64, reason string, step func() error) {
+			t.Helper()
+			if err := step(); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			events, err := b.db.EventsAfter(ctx, last, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []obsqra.AccountChange
+			for _, e := range events {
+				last = e.ID
+				if e.Topic != obsqra.TopicAccountChanged {
+					continue
+				}
+				var c obsqra.AccountChange
+				if err := json.Unmarshal(e.Payload, &c); err != nil || e.OwnerID != c.UserID {
+					t.Fatalf("%s: event %s owned by %d (%v)", name, e.Payload, e.OwnerID, err)
+				}
+				got = append(got, c)
+			}
+			if wantC := (obsqra.AccountChange{UserID: user, Reason: reason}); len(got) != 1 || got[0] != wantC {
+				t.Fatalf("%s published %+v, want [%+v]", name, got, wantC)
+			}
+		}
+		want("logout by refresh token", ada.User.ID, obsqra.RevokeLogout, func() error {
+			return svc.Logout(ctx, ada.RefreshToken)
+		})
+		second := login(t, svc, "ada@example.com")
+		want("logout of the signed-in session", ada.User.ID, obsqra.RevokeLogout, func() error {
+			return svc.Logout(as(t, svc, second.AccessToken), "")
+		})
+		third := login(t, svc, "ada@example.com")
+		if _, err := svc.Refresh(ctx, third.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+		want("reuse of a refresh token", ada.User.ID, obsqra.RevokeReuse, func() error {
+			_, err := svc.Refresh(ctx, third.RefreshToken)
+			wantCode(t, "Refresh(reused)", err, obsqra.EUNAUTHENTICATED)
+			return nil
+		})
+		fourth := login(t, svc, "ada@example.com")
+		want("password change", ada.User.ID, obsqra.RevokePasswordChanged, func() error {
+			return svc.ChangePassword(as(t, svc, fourth.AccessToken), "correct horse", "battery staple")
+		})
+		if _, err := svc.Login(from("192.0.2.1"), "ada@example.com", "battery staple"); err != nil {
+			t.Fatal(err)
+		}
+		want("deactivation by an admin", ada.User.ID, obsqra.RevokeDeactivated, func() error {
+			_, err := svc.SetUserActive(as(t, svc, boss.AccessToken), ada.User.ID, false)
+			return err
+		})
+		if _, err := svc.SetUserActive(as(t, svc, boss.AccessToken), ada.User.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		sixth, err := svc.Login(from("192.0.2.1"), "ada@example.com", "battery staple")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want("deactivation by the user", ada.User.ID, obsqra.RevokeDeactivated, func() error {
+			return svc.DeactivateAccount(as(t, svc, sixth.AccessToken), "battery staple")
+		})
+		want("promotion", boss.User.ID, obsqra.AccountRoleChanged, func() error {
+			// Already an admin: a promotion that changes nothing says nothing,
+			// so demote first through the store, then promote.
+			if err := b.db.WithTx(ctx, func(tx *store.Tx) error {
+				u, err := tx.UserByID(ctx, boss.User.ID)
+				if err != nil {
+					return err
+				}
+				u.Role = obsqra.RoleUser
+				return tx.UpdateUser(ctx, u)
+			}); err != nil {
+				return err
+			}
+			_, err := svc.Promote(ctx, "boss@example.com")
+			return err
+		})
+	})
+}
+
+func login(t *testing.T, svc *account.Service, email string) *obsqra.AuthPayload {
+	t.Helper()
+	p, err := svc.Login(from("192.0.2.1"), email, "correct horse")
+	if err != nil {
+		t.Fatalf("Login(%q) error: %v", email, err)
+	}
+	return p
 }

@@ -102,29 +102,35 @@ func sessionUser(ctx context.Context, c conn, sessionID string) (*obsqra.Session
 
 // RevokeSession ends the session with the given id now, for reason (one of
 // the obsqra.Revoke* reasons). Revoking a revoked session changes nothing,
-// its first revocation time and reason stay, and is not an error.
+// its first revocation time and reason stay, and is not an error. A
+// revocation appends an obsqra.TopicAccountChanged event in the same unit of
+// work, so that every instance closes the sockets the session signed in,
+// whoever revoked it: no caller can end a session and forget to say so.
 // Errors: ENOTFOUND when the session does not exist; otherwise internal ones.
 func (tx *Tx) RevokeSession(ctx context.Context, id, reason string) error {
 	c := tx.conn()
-	n, err := c.execCount(ctx,
-		"UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL",
-		c.d.timeArg(tx.now()), reason, id)
-	if err != nil {
-		return translate(err, "revoke session", "session")
-	}
-	if n == 0 {
+	var userID int64
+	err := c.queryRow(ctx,
+		"UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL RETURNING user_id",
+		c.d.timeArg(tx.now()), reason, id).Scan(&userID)
+	if errors.Is(err, sql.ErrNoRows) {
 		// Already revoked, or missing: only the latter is an error.
 		var one int
 		err := c.queryRow(ctx, "SELECT 1 FROM sessions WHERE id = ?", id).Scan(&one)
 		if err != nil {
 			return translate(err, "revoke session", "session")
 		}
+		return nil
+	} else if err != nil {
+		return translate(err, "revoke session", "session")
 	}
-	return nil
+	return tx.AppendEvent(ctx, obsqra.AccountChangedEvent(userID, reason))
 }
 
 // RevokeUserSessions ends, now and for reason, every live session of the
-// user: those neither revoked nor expired. It returns how many it ended.
+// user: those neither revoked nor expired. It returns how many it ended,
+// and when it ended any it appends an obsqra.TopicAccountChanged event in
+// the same unit of work (see RevokeSession).
 // Errors: only internal ones.
 func (tx *Tx) RevokeUserSessions(ctx context.Context, userID int64, reason string) (int, error) {
 	c := tx.conn()
@@ -135,6 +141,11 @@ func (tx *Tx) RevokeUserSessions(ctx context.Context, userID int64, reason strin
 		now, reason, userID, now)
 	if err != nil {
 		return 0, translate(err, "revoke sessions of user", "session")
+	}
+	if n > 0 {
+		if err := tx.AppendEvent(ctx, obsqra.AccountChangedEvent(userID, reason)); err != nil {
+			return 0, err
+		}
 	}
 	return int(n), nil
 }

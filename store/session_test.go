@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -84,7 +86,33 @@ func TestSessions(t *testing.T) {
 			t.Errorf("SessionByID(%q) after two revocations = %+v, %v, want revoked at %v for %q", "sess-1", got, err, wantRevoked, obsqra.RevokeLogout)
 		}
 		wantCode(t, `RevokeSession("missing")`, revoke("missing", obsqra.RevokeLogout), obsqra.ENOTFOUND)
+		// The first revocation said so through the outbox; the second,
+		// which changed nothing, did not.
+		wantAccountChanges(t, db, []obsqra.AccountChange{{UserID: u.ID, Reason: obsqra.RevokeLogout}})
 	})
+}
+
+// wantAccountChanges checks the account.changed events of the outbox.
+func wantAccountChanges(t *testing.T, db *store.DB, want []obsqra.AccountChange) {
+	t.Helper()
+	events, err := db.EventsAfter(context.Background(), 0, 1000)
+	if err != nil {
+		t.Fatalf("EventsAfter(0) = %v", err)
+	}
+	var got []obsqra.AccountChange
+	for _, e := range events {
+		if e.Topic != obsqra.TopicAccountChanged {
+			continue
+		}
+		var c obsqra.AccountChange
+		if err := json.Unmarshal(e.Payload, &c); err != nil || e.OwnerID != c.UserID {
+			t.Fatalf("account event %d = owner %d, %s (%v), want the user as owner", e.ID, e.OwnerID, e.Payload, err)
+		}
+		got = append(got, c)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("account.changed events = %+v, want %+v", got, want)
+	}
 }
 
 func TestRevokeUserSessions(t *testing.T) {
@@ -118,6 +146,18 @@ func TestRevokeUserSessions(t *testing.T) {
 		if err != nil || n != 2 {
 			t.Fatalf("RevokeUserSessions(%d) = %d, %v, want 2, nil", u.ID, n, err)
 		}
+		// Again: nothing left to end, nothing to say.
+		err = db.WithTx(ctx, func(tx *store.Tx) (err error) {
+			n, err = tx.RevokeUserSessions(ctx, u.ID, obsqra.RevokePasswordChanged)
+			return err
+		})
+		if err != nil || n != 0 {
+			t.Fatalf("second RevokeUserSessions(%d) = %d, %v, want 0, nil", u.ID, n, err)
+		}
+		wantAccountChanges(t, db, []obsqra.AccountChange{
+			{UserID: u.ID, Reason: obsqra.RevokeLogout},
+			{UserID: u.ID, Reason: obsqra.RevokePasswordChanged},
+		})
 		for id, want := range map[string]string{
 			"live-1":  obsqra.RevokePasswordChanged,
 			"live-2":  obsqra.RevokePasswordChanged,

@@ -357,10 +357,12 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*obsqra
 	switch {
 	case sess.UserID != tok.UserID:
 		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid access token")
+	case !u.Active:
+		// Before the session's end, which deactivation also causes: the
+		// more telling reason (a socket's close frame carries it).
+		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "this account is deactivated")
 	case sess.Revoked() || !s.now().Before(sess.ExpiresAt):
 		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "the session of this access token has ended; sign in again")
-	case !u.Active:
-		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "this account is deactivated")
 	}
 	expires := tok.ExpiresAt
 	if sess.ExpiresAt.Before(expires) {

@@ -78,6 +78,8 @@ type Hub struct {
 	last    int64 // id of the last event dispatched
 	stopped bool
 	subs    map[*Subscription]struct{}
+	// observers see every event dispatched (see OnEvent).
+	observers []func(*obsqra.Event)
 
 	// ready is closed once Run has its starting position, or has stopped.
 	ready     chan struct{}
@@ -145,6 +147,9 @@ func (h *Hub) catchUp(ctx context.Context) error {
 			for s := range h.subs {
 				s.deliver(e)
 			}
+			for _, f := range h.observers {
+				f(e)
+			}
 			h.last = e.ID
 		}
 		h.mu.Unlock()
@@ -152,6 +157,18 @@ func (h *Hub) catchUp(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// OnEvent makes the hub call f with every event it dispatches from now on,
+// whoever owns it, in id order: the server's own consumers that no
+// subscription stands for (the server closing the sockets of a session that
+// ended, on every instance) follow the outbox through it. f runs on the
+// hub's goroutine under its lock: it must be quick, and must neither block
+// nor call the hub.
+func (h *Hub) OnEvent(f func(*obsqra.Event)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.observers = append(h.observers, f)
 }
 
 func (h *Hub) stop() {

@@ -27,12 +27,15 @@ import (
 
 // liveServer is the real HTTP server with a running hub, as serve builds it.
 type liveServer struct {
-	srv     *httptest.Server
-	admin   string
-	server  *server.Server
-	stopHub context.CancelFunc
-	markets *market.Service
-	advice  *advisor.Service
+	srv      *httptest.Server
+	admin    string
+	server   *server.Server
+	accounts *account.Service
+	stopHub  context.CancelFunc
+	// users counts the users newUser made.
+	users int
+	markets  *market.Service
+	advice   *advisor.Service
 }
 
 func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liveServer {
@@ -64,6 +67,7 @@ func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liv
 	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Live: hub,
 		Advisor: advice, Portfolio: portfolio.New(db, portfolio.Config{}), Ledger: ledger.New(db, nil, ledger.Config{})})
 	api := server.New(server.Config{Introspection: true, Logger: slog.New(slog.DiscardHandler)}, schema, accounts, db)
+	hub.OnEvent(api.Observe)
 	h := api.Handler()
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
@@ -73,7 +77,7 @@ func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liv
 		<-done
 	})
 	return &liveServer{srv: srv, admin: registerVia(t, h, "admin@example.com").AccessToken, server: api, stopHub: cancel,
-		markets: markets, advice: advice}
+		accounts: accounts, markets: markets, advice: advice}
 }
 
 // ingest pushes one sample per slug, observed at, through ingestMetrics.

@@ -169,6 +169,8 @@ type Server struct {
 	sockets wsRegistry
 	// streams are the subscriptions running once for all their subscribers.
 	streams sharedStreams
+	// rechecks are the checks of sockets after account changes.
+	rechecks accountRechecks
 
 	shutdownOnce sync.Once
 	// shuttingDown is closed by SetShuttingDown; /ready answers 503 from then on.

@@ -82,10 +82,18 @@ type wsConn struct {
 	// expiry closes the connection when its credentials expire; armed by
 	// init and stopped by serve, both on the reading goroutine.
 	expiry stopper
-	// opCtx is ctx with the connection's principal, the parent of every
-	// operation's context; set by serve before acked.
-	opCtx     context.Context
-	principal *obsqra.Principal
+	// opCtx is ctx with the authentication error cleared when
+	// connection_init brought a token, the parent of every operation's
+	// context; set by init before acked.
+	opCtx context.Context
+	// token is the access token the connection signed in with (from
+	// connection_init or the upgrade's Authorization header), "" for an
+	// anonymous one; set by init before acked. Every operation, and every
+	// change of the user's account the server hears of, checks it again.
+	token string
+	// principal is who the token stood for when last checked; nil for an
+	// anonymous connection.
+	principal atomic.Pointer[obsqra.Principal]
 
 	// deadlineMu orders serve's extensions of the read deadline with
 	// writeLoop's last one, set when the close frame is out.
@@ -532,8 +540,8 @@ func (c *wsConn) logEnd() {
 		"closed_by", closedBy,
 		"operations", c.n.Load(),
 	}
-	if c.principal != nil && c.principal.User != nil {
-		attrs = append(attrs, "user_id", c.principal.User.ID)
+	if p := c.principal.Load(); p != nil && p.User != nil {
+		attrs = append(attrs, "user_id", p.User.ID)
 	}
 	if ci.err != nil {
 		attrs = append(attrs, "error", ci.err.Error())
@@ -639,6 +647,12 @@ func (c *wsConn) init(payload json.RawMessage) {
 		return
 	}
 	ctx := c.ctx
+	if !present {
+		// Signed in by the upgrade's Authorization header, if at all.
+		if t, ok := bearerToken(c.headers.Get("Authorization")); ok && obsqra.PrincipalFromContext(ctx) != nil {
+			token = t
+		}
+	}
 	if present && token == "" {
 		c.refuse(obsqra.Errorf(obsqra.EUNAUTHENTICATED, "the Authorization value must be Bearer followed by an access token"))
 		return
@@ -661,7 +675,8 @@ func (c *wsConn) init(payload json.RawMessage) {
 			return
 		}
 	}
-	c.principal, c.opCtx = p, ctx
+	c.principal.Store(p)
+	c.token, c.opCtx = token, ctx
 	c.acked.Store(true)
 	c.send("", "connection_ack", nil)
 	if c.legacy {
@@ -677,6 +692,10 @@ func (c *wsConn) init(payload json.RawMessage) {
 // authenticate turns token into a principal; a panic of the authenticator
 // is an internal error.
 func (c *wsConn) authenticate(token string) (p *obsqra.Principal, err error) {
+	return c.authenticateCtx(c.ctx, token)
+}
+
+func (c *wsConn) authenticateCtx(ctx context.Context, token string) (p *obsqra.Principal, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.s.log.ErrorContext(c.ctx, "panic authenticating websocket", "request_id", c.requestID(),
@@ -684,7 +703,57 @@ func (c *wsConn) authenticate(token string) (p *obsqra.Principal, err error) {
 			p, err = nil, errors.New("authenticator panicked")
 		}
 	}()
-	return c.s.principalFor(c.ctx, token)
+	return c.s.principalFor(ctx, token)
+}
+
+// authorize returns ctx with the connection's principal as it is now: a
+// signed-in connection's token is checked again, so an operation runs for
+// the user, role and session as they are, not as they were at
+// connection_init. A token refused now (its session ended, its user
+// deactivated) closes the connection with 4403; ok is then false, and so
+// it is when the check could not be made (the operation has been answered
+// with the error) or ctx ended meanwhile.
+func (c *wsConn) authorize(op *wsOperation, ctx context.Context) (_ context.Context, ok bool) {
+	if c.token == "" {
+		return ctx, true
+	}
+	p, err := c.authenticateCtx(ctx, c.token)
+	switch {
+	case ctx.Err() != nil:
+		return ctx, false
+	case err != nil && obsqra.ErrorCode(err) != obsqra.EINTERNAL:
+		c.refuse(err)
+		return ctx, false
+	case err != nil:
+		c.finishOperation(op, "error", c.marshalErrors(gqlerror.List{c.s.presentError(ctx, err)}))
+		return ctx, false
+	}
+	c.principal.Store(p)
+	return obsqra.NewContextWithPrincipal(ctx, p), true
+}
+
+// recheck checks the connection's token again after a change of its
+// user's account: a refused token closes it with 4403 and the reason; an
+// accepted one updates the principal (a new role applies to the next
+// operation). It reports false when the check could not be made (the
+// database did not answer), so that it is tried again.
+func (c *wsConn) recheck(ctx context.Context) bool {
+	if !c.acked.Load() || c.token == "" {
+		return true
+	}
+	p, err := c.authenticateCtx(ctx, c.token)
+	switch {
+	case c.ctx.Err() != nil:
+		return true // closed meanwhile
+	case err != nil && obsqra.ErrorCode(err) != obsqra.EINTERNAL:
+		c.refuse(err)
+	case err != nil:
+		c.s.log.WarnContext(c.ctx, "websocket recheck failed", "request_id", c.requestID(), "error", err.Error())
+		return false
+	default:
+		c.principal.Store(p)
+	}
+	return true
 }
 
 // refuse closes the connection whose credentials were refused with 4403 and
@@ -792,7 +861,11 @@ func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
 			op.cancel()
 		}
 	}()
-	ctx, end := obsqra.NewContextWithStream(op.ctx)
+	authCtx, ok := c.authorize(op, op.ctx)
+	if !ok {
+		return
+	}
+	ctx, end := obsqra.NewContextWithStream(authCtx)
 	ctx = graphql.StartOperationTrace(ctx)
 	defer func() {
 		// Resolvers' panics are recovered by the generated code; this is
@@ -812,7 +885,7 @@ func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
 
 	if rc.Operation != nil && rc.Operation.Operation == ast.Subscription {
 		handedOff = true
-		c.runSubscription(op, params, rc)
+		c.runSubscription(authCtx, op, params, rc)
 		return
 	}
 	next := "next"

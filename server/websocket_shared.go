@@ -200,8 +200,11 @@ func (st *sharedStream) appendMembers(buf []*wsMember) []*wsMember {
 // any member remains. It returns at once; op is the stream's from then on,
 // and is cancelled when the client stops it, its connection ends, or the
 // stream ends.
-func (c *wsConn) runSubscription(op *wsOperation, params *graphql.RawParams, rc *graphql.OperationContext) {
-	key := streamKey(params, obsqra.UserIDFromContext(c.opCtx))
+//
+// authCtx is op's context with the principal the operation was authorised
+// for.
+func (c *wsConn) runSubscription(authCtx context.Context, op *wsOperation, params *graphql.RawParams, rc *graphql.OperationContext) {
+	key := streamKey(params, obsqra.UserIDFromContext(authCtx))
 	ss := &c.s.streams
 	for waited := false; ; waited = true {
 		// The viewer's own stream, or one whose resolver said it is the
@@ -224,7 +227,7 @@ func (c *wsConn) runSubscription(op *wsOperation, params *graphql.RawParams, rc 
 	}
 	// A new stream. Its context keeps the first subscriber's values
 	// (principal, request id) but not its cancellation.
-	sctx, cancel := context.WithCancel(context.WithoutCancel(c.opCtx))
+	sctx, cancel := context.WithCancel(context.WithoutCancel(authCtx))
 	st := &sharedStream{key: key, params: params, cancel: cancel, members: make(map[*wsMember]struct{}), decided: make(chan struct{})}
 	ss.markStarting(st)
 	first := newMember(c, op)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +42,8 @@ type wsSchema struct {
 	// held, when a topic is in it, holds that topic's resolver until the
 	// channel is closed (a subscription that is slow to start).
 	held map[string]chan struct{}
+	// noops counts the noop mutations run.
+	noops atomic.Int64
 }
 
 // wsSub is a running ticks subscription: its context and the channel the
@@ -53,7 +56,7 @@ type wsSub struct {
 func newWSSchema() *wsSchema {
 	return &wsSchema{
 		schema: gqlparser.MustLoadSchema(&ast.Source{Name: "ws.graphqls", Input: `
-			type Query { whoami: String! fail: String }
+			type Query { whoami: String! fail: String role: String }
 			type Mutation { noop: Boolean! }
 			type Subscription { ticks(topic: String!): String! }
 		`}),
@@ -115,7 +118,14 @@ func (s *wsSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		graphql.AddError(ctx, errors.New("query risk: pq: password hunter2 refused"))
 		return graphql.OneShot(&graphql.Response{Data: jsonData(field.Alias, nil)})
 	case "noop":
+		s.noops.Add(1)
 		return graphql.OneShot(&graphql.Response{Data: jsonData(field.Alias, true)})
+	case "role":
+		var role any
+		if u := obsqra.UserFromContext(ctx); u != nil {
+			role = string(u.Role)
+		}
+		return graphql.OneShot(&graphql.Response{Data: jsonData(field.Alias, role)})
 	case "ticks":
 		topic, _ := field.Arguments.ForName("topic").Value.Value(opCtx.Variables)
 		s.mu.Lock()
@@ -182,13 +192,59 @@ const (
 )
 
 // wsAuth accepts goodToken, and expiringToken until expiresAt; it fails
-// internally on internalToken and refuses any other token.
-type wsAuth struct{ expiresAt time.Time }
+// internally on internalToken and refuses any other token. A test may
+// revoke a token (refused from then on with the reason), make every check
+// fail internally (down), or change ada's role.
+type wsAuth struct {
+	expiresAt time.Time
+
+	mu      sync.Mutex
+	revoked map[string]string
+	down    bool
+	role    obsqra.Role
+	calls   int
+}
+
+// revoke refuses token from now on with reason.
+func (a *wsAuth) revoke(token, reason string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.revoked == nil {
+		a.revoked = map[string]string{}
+	}
+	a.revoked[token] = reason
+}
+
+// setDown makes every check fail internally, as with the database down.
+func (a *wsAuth) setDown(down bool) { a.mu.Lock(); a.down = down; a.mu.Unlock() }
+
+// setRole gives ada role from now on.
+func (a *wsAuth) setRole(role obsqra.Role) { a.mu.Lock(); a.role = role; a.mu.Unlock() }
+
+// checks returns how many tokens were checked.
+func (a *wsAuth) checks() int { a.mu.Lock(); defer a.mu.Unlock(); return a.calls }
 
 func (a *wsAuth) Authenticate(_ context.Context, token string) (*obsqra.Principal, error) {
+	a.mu.Lock()
+	reason, revoked := a.revoked[token]
+	down, role := a.down, a.role
+	a.calls++
+	a.mu.Unlock()
+	switch {
+	case down:
+		return nil, errors.New("load session: database is down")
+	case revoked:
+		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "%s", reason)
+	}
 	switch token {
 	case goodToken:
-		return &obsqra.Principal{User: ada, SessionID: "session-1"}, nil
+		u := ada
+		if role != "" {
+			copied := *ada
+			copied.Role = role
+			u = &copied
+		}
+		return &obsqra.Principal{User: u, SessionID: "session-1"}, nil
 	case expiringToken:
 		return &obsqra.Principal{User: ada, SessionID: "session-2", ExpiresAt: a.expiresAt}, nil
 	case internalToken:

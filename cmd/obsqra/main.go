@@ -236,6 +236,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		WSInitTimeout: cfg.WSInitTimeout,
 		WSKeepAlive:   cfg.WSKeepAlive,
 	}, schema, accounts, db)
+	// A session that ends, or a user whose standing changes, on any
+	// instance: this one checks the user's sockets again.
+	hub.OnEvent(srv.Observe)
 
 	// The scheduler runs until ctx ends (a signal), then waits for a
 	// running job up to its timeout; the database closes after both.

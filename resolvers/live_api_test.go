@@ -33,9 +33,9 @@ type liveServer struct {
 	accounts *account.Service
 	stopHub  context.CancelFunc
 	// users counts the users newUser made.
-	users int
-	markets  *market.Service
-	advice   *advisor.Service
+	users   int
+	markets *market.Service
+	advice  *advisor.Service
 }
 
 func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liveServer {

@@ -30,8 +30,12 @@ func TestServeHelperProcess(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, []string{"serve"}, os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "serve:", err)
+	args := []string{"serve"}
+	if a := os.Getenv("OBSQRA_HELPER_ARGS"); a != "" {
+		args = strings.Fields(a) // another command, e.g. "user promote x@example.com"
+	}
+	if err := run(ctx, args, os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, args[0]+":", err)
 		os.Exit(1)
 	}
 	os.Exit(0)

@@ -24,41 +24,8 @@ func TestLiveAcrossProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts server processes")
 	}
-	dbURL := postgresSchema(t)
-	env := []string{
-		"DATABASE_URL=" + dbURL,
-		"API_HOST=127.0.0.1",
-		"SECRET_KEY=" + strings.Repeat("k", 32),
-		"MARKET_SOURCE=none",
-		"LOG_LEVEL=warn",
-		"BCRYPT_COST=4",
-		"ADMIN_EMAILS=admin@example.com",
-		"DATA_DIR=" + t.TempDir(),
-	}
-	start := func() (*exec.Cmd, string) {
-		port := freePort(t)
-		cmd := exec.Command(os.Args[0], "-test.run=^TestServeHelperProcess$")
-		cmd.Env = append(append(os.Environ(), "OBSQRA_HELPER_SERVE=1", "API_PORT="+strconv.Itoa(port)), env...)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		base := "http://127.0.0.1:" + strconv.Itoa(port)
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			if resp, err := http.Get(base + "/ready"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return cmd, base
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("server %s not ready", base)
-			}
-			time.Sleep(20 * time.Millisecond) // another process starting
-		}
-	}
+	env := serveEnv(t, postgresSchema(t))
+	start := func() (*exec.Cmd, string) { return startServe(t, env) }
 	_, writer := start()
 	reader, readerBase := start()
 
@@ -156,5 +123,49 @@ func TestLiveAcrossProcesses(t *testing.T) {
 	ingest(5)
 	if e := next(); e.observedAt != base.Add(5*time.Second).Format(time.RFC3339) {
 		t.Fatalf("live event after the replay = %+v", e)
+	}
+}
+
+// serveEnv is the environment of server processes on the PostgreSQL
+// database dbURL.
+func serveEnv(t *testing.T, dbURL string) []string {
+	return []string{
+		"DATABASE_URL=" + dbURL,
+		"API_HOST=127.0.0.1",
+		"SECRET_KEY=" + strings.Repeat("k", 32),
+		"MARKET_SOURCE=none",
+		"LOG_LEVEL=warn",
+		"BCRYPT_COST=4",
+		"ADMIN_EMAILS=admin@example.com",
+		"DATA_DIR=" + t.TempDir(),
+	}
+}
+
+// startServe starts `obsqra serve` in a process of its own with env, on a
+// free port, and returns it once it is ready, with its base URL. The
+// process is killed when the test ends.
+func startServe(t *testing.T, env []string) (*exec.Cmd, string) {
+	t.Helper()
+	port := freePort(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServeHelperProcess$")
+	cmd.Env = append(append(os.Environ(), "OBSQRA_HELPER_SERVE=1", "API_PORT="+strconv.Itoa(port)), env...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get(base + "/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return cmd, base
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server %s not ready", base)
+		}
+		time.Sleep(20 * time.Millisecond) // another process starting
 	}
 }

@@ -123,6 +123,13 @@ type Config struct {
 	// WSKeepAlive is the interval of WebSocket keep-alive pings
 	// (WS_KEEPALIVE, Go duration, default 15s, > 0).
 	WSKeepAlive time.Duration
+	// WSMaxConnsPerAddress bounds the WebSockets open at once from one
+	// client address (WS_MAX_CONNECTIONS_PER_ADDRESS, default 100,
+	// 1-100000).
+	WSMaxConnsPerAddress int
+	// WSMaxOperations bounds the operations running at once on one
+	// WebSocket (WS_MAX_OPERATIONS, default 100, 1-10000).
+	WSMaxOperations int
 
 	// DataDir is the directory of the development secret key file
 	// DataDir/secret_key (DATA_DIR, default "data").
@@ -277,6 +284,8 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT", defaultShutdownTimeout)
 	c.WSInitTimeout = l.duration("WS_INIT_TIMEOUT", defaultWSInitTimeout)
 	c.WSKeepAlive = l.duration("WS_KEEPALIVE", defaultWSKeepAlive)
+	c.WSMaxConnsPerAddress = l.intRange("WS_MAX_CONNECTIONS_PER_ADDRESS", defaultWSMaxConnsPerAddr, 1, 100000, "a whole number from 1 to 100000")
+	c.WSMaxOperations = l.intRange("WS_MAX_OPERATIONS", defaultWSMaxOperations, 1, 10000, "a whole number from 1 to 10000")
 
 	c.DataDir = defaultDataDir
 	if v, ok := l.value("DATA_DIR"); ok {
@@ -445,6 +454,8 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.Duration("ws_init_timeout", c.WSInitTimeout),
 		slog.Duration("ws_keepalive", c.WSKeepAlive),
+		slog.Int("ws_max_connections_per_address", c.WSMaxConnsPerAddress),
+		slog.Int("ws_max_operations", c.WSMaxOperations),
 		slog.String("data_dir", c.DataDir),
 		slog.String("market_source", c.MarketSource),
 		slog.Duration("market_poll_interval", c.MarketPollInterval),

@@ -18,6 +18,8 @@ const (
 	defaultShutdownTimeout    = 15 * time.Second
 	defaultWSInitTimeout      = 5 * time.Second
 	defaultWSKeepAlive        = 15 * time.Second
+	defaultWSMaxConnsPerAddr  = 100
+	defaultWSMaxOperations    = 100
 	defaultDataDir            = "data"
 	defaultMarketSource       = "simulated"
 	defaultSimulatedPoll      = 10 * time.Second
@@ -96,6 +98,10 @@ func Variables() []Variable {
 			"How long a WebSocket client may take to send connection_init before it is closed with 4408 (Go duration)."},
 		{"WS_KEEPALIVE", defaultWSKeepAlive.String(),
 			"Interval of WebSocket pings (and graphql-ws ka messages); a peer silent for two intervals is closed (Go duration)."},
+		{"WS_MAX_CONNECTIONS_PER_ADDRESS", strconv.Itoa(defaultWSMaxConnsPerAddr),
+			"WebSockets open at once from one client address (1-100000); one more is refused with HTTP 429 and RATE_LIMITED."},
+		{"WS_MAX_OPERATIONS", strconv.Itoa(defaultWSMaxOperations),
+			"Operations running at once on one WebSocket (1-10000); one more is answered with an error with RATE_LIMITED."},
 		{"DATA_DIR", defaultDataDir,
 			"Directory of the development secret key file DATA_DIR/secret_key (DATABASE_URL's default does not follow it)."},
 		{"MARKET_SOURCE", defaultMarketSource,

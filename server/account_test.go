@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/server"
 )
 
 const reasonEnded = "the session of this access token has ended; sign in again"
@@ -134,4 +137,57 @@ func TestWebSocketClosedWhenAccountChanges(t *testing.T) {
 		retry.fire()
 		c.expectForbidden(reasonEnded)
 	})
+}
+
+// TestWebSocketLimitsPerAddressAndSocket: an address may hold
+// WSMaxConnsPerAddress sockets, and the next upgrade is refused with 429
+// and RATE_LIMITED until one closes; a socket may run WSMaxOperations
+// operations, and the next is answered with RATE_LIMITED while the socket
+// stays open.
+func TestWebSocketLimitsPerAddressAndSocket(t *testing.T) {
+	t.Parallel()
+	b := setupWS(t, func(cfg *server.Config) {
+		cfg.WSMaxConnsPerAddress = 2
+		cfg.WSMaxOperations = 2
+	})
+	first := b.dial(t, "graphql-transport-ws")
+	first.init(nil)
+	second := b.dial(t, "graphql-transport-ws")
+	second.init(nil)
+	c, err := b.tryDial(t, "graphql-transport-ws")
+	if err == nil || c.resp == nil || c.resp.StatusCode != http.StatusTooManyRequests || c.resp.Header.Get("Retry-After") != "5" {
+		t.Fatalf("third socket from one address: %v %+v, want 429 with Retry-After 5", err, c.resp)
+	}
+
+	// Operations: two run, the third is refused, the socket stays usable.
+	for _, id := range []string{"a", "b"} {
+		second.subscribe(id, ticks, topicVars("limit-"+id))
+		b.schema.await(t, "limit-"+id)
+	}
+	second.subscribe("c", ticks, topicVars("limit-c"))
+	m := second.expect("error", "c", "")
+	if !strings.Contains(string(m.Payload), `"code":"RATE_LIMITED"`) || !strings.Contains(string(m.Payload), "at most 2 operations") {
+		t.Fatalf("third operation = %s", m.Payload)
+	}
+	second.send(map[string]any{"id": "a", "type": "complete"})
+	// Once a stops, c may run (the server forgets a when it reads the
+	// complete, before it reads the next subscribe).
+	second.subscribe("c", ticks, topicVars("limit-c"))
+	b.schema.await(t, "limit-c")
+
+	// A socket that ends frees its place: the next upgrade succeeds once
+	// the server has seen the first one go.
+	first.conn.Close()
+	deadline := time.Now().Add(wait)
+	for {
+		c, err := b.tryDial(t, "graphql-transport-ws")
+		if err == nil {
+			c.init(nil)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no socket after one closed: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond) // the server notices the close
+	}
 }

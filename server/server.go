@@ -99,6 +99,16 @@ type Config struct {
 	// wait for the peer: a peer that does not take a message in that time
 	// is gone or hopelessly behind. Default 10s.
 	WSWriteTimeout time.Duration
+	// WSMaxConnsPerAddress bounds the WebSockets open at once from one
+	// client address (as the proxy settings determine it); one more is
+	// refused before the upgrade with HTTP 429 and RATE_LIMITED. With the
+	// per-connection send buffer it bounds what one address can make the
+	// server hold for its sockets. Default 100.
+	WSMaxConnsPerAddress int
+	// WSMaxOperations bounds the operations running at once on one
+	// WebSocket; one more is answered with an error message with
+	// RATE_LIMITED (the socket stays open). Default 100.
+	WSMaxOperations int
 }
 
 // withDefaults returns cfg with zero fields set to their defaults.
@@ -129,6 +139,12 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.WSWriteTimeout <= 0 {
 		cfg.WSWriteTimeout = DefaultWSWriteTimeout
+	}
+	if cfg.WSMaxConnsPerAddress <= 0 {
+		cfg.WSMaxConnsPerAddress = DefaultWSMaxConnsPerAddress
+	}
+	if cfg.WSMaxOperations <= 0 {
+		cfg.WSMaxOperations = DefaultWSMaxOperations
 	}
 	origins := make([]string, 0, len(cfg.CORSOrigins))
 	for _, o := range cfg.CORSOrigins {

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/gorilla/websocket"
+
+	"github.com/obsqra/obsqra"
 )
 
 // Defaults of the Config WebSocket settings.
@@ -28,6 +32,13 @@ const (
 	DefaultWSSendBuffer = 1 << 20
 	// DefaultWSWriteTimeout bounds a write that waits for the peer.
 	DefaultWSWriteTimeout = 10 * time.Second
+	// DefaultWSMaxConnsPerAddress bounds the sockets of one client
+	// address: a browser opens one per tab, so an office behind one NAT
+	// address fits, while one client cannot hold thousands.
+	DefaultWSMaxConnsPerAddress = 100
+	// DefaultWSMaxOperations bounds the operations running on one socket:
+	// a subscription costs memory and, with a cursor, a replay.
+	DefaultWSMaxOperations = 100
 )
 
 // wsReadBufferSize is the read buffer of a WebSocket connection, in bytes.
@@ -155,6 +166,15 @@ func (t *wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 		}))
 		return
 	}
+	addr := obsqra.ClientFromContext(r.Context()).Address
+	if !s.sockets.reserve(addr, s.cfg.WSMaxConnsPerAddress) {
+		w.Header().Set("Retry-After", strconv.Itoa(wsRetryAfterSeconds))
+		writeJSON(w, http.StatusTooManyRequests, errorResponse(gqlError{
+			Message:    fmt.Sprintf("at most %d WebSockets may be open from one address; close one first", s.cfg.WSMaxConnsPerAddress),
+			Extensions: map[string]any{"code": "RATE_LIMITED", "retryAfter": wsRetryAfterSeconds},
+		}))
+		return
+	}
 
 	// The http.Server's read and write timeouts need no lifting here:
 	// gorilla's Upgrade clears the hijacked connection's deadlines, and the
@@ -164,11 +184,13 @@ func (t *wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 	header.Set("X-Request-ID", requestIDOf(r))
 	ws, err := t.upgrader.Upgrade(hijacker{w}, r, header)
 	if err != nil {
+		s.sockets.release(addr)
 		// Upgrade has answered the client.
 		s.log.InfoContext(r.Context(), "websocket upgrade failed", "request_id", requestIDOf(r), "error", err.Error())
 		return
 	}
 	c := newWSConn(s, ws, r, proto, exec)
+	c.addr = addr // released by serve
 	// The connection runs on a goroutine of its own and the handler
 	// returns: the handler's goroutine has grown its stack through the
 	// middleware, gqlgen's handler and the upgrade, and would keep it for
@@ -230,13 +252,48 @@ func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return conn, rw, err
 }
 
+// wsRetryAfterSeconds is the Retry-After of a socket refused for its
+// address's limit: sockets close all the time.
+const wsRetryAfterSeconds = 5
+
 // wsRegistry holds the live WebSocket connections of a server so that
-// shutdown can close them. Its zero value is ready.
+// shutdown can close them, and counts them per client address. Its zero
+// value is ready.
 type wsRegistry struct {
 	mu      sync.Mutex
 	conns   map[*wsConn]struct{}
 	closing bool
 	wg      sync.WaitGroup
+	// perAddress counts the sockets of each client address, from before
+	// the upgrade until the connection has ended; an address with none
+	// has no entry.
+	perAddress map[string]int
+}
+
+// reserve counts one more socket for addr, or reports false when addr
+// has limit already.
+func (reg *wsRegistry) reserve(addr string, limit int) bool {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	if reg.perAddress[addr] >= limit {
+		return false
+	}
+	if reg.perAddress == nil {
+		reg.perAddress = make(map[string]int)
+	}
+	reg.perAddress[addr]++
+	return true
+}
+
+// release counts one socket of addr less.
+func (reg *wsRegistry) release(addr string) {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	if n := reg.perAddress[addr]; n > 1 {
+		reg.perAddress[addr] = n - 1
+	} else {
+		delete(reg.perAddress, addr)
+	}
 }
 
 // add registers c, or reports false once the server is shutting down.

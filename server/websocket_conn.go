@@ -42,6 +42,8 @@ type wsConn struct {
 	exec    graphql.GraphExecutor
 	headers http.Header
 	start   time.Time
+	// addr is the client address the socket is counted for.
+	addr string
 
 	// ctx is the connection's: it carries the upgrade request's values
 	// (request id, client address) and ends when the connection does.
@@ -184,6 +186,7 @@ func (c *wsConn) terminate(ci closeInfo) {
 // serve runs the connection until it ends, and then waits for every
 // goroutine it started.
 func (c *wsConn) serve() {
+	defer c.s.sockets.release(c.addr)
 	defer c.cancel()
 	if !c.s.sockets.add(c) {
 		// The server began shutting down while this upgrade was in flight.
@@ -803,11 +806,6 @@ func initToken(payload json.RawMessage) (token string, present bool, err error) 
 	return "", false, nil
 }
 
-// maxOperationsPerConn bounds the operations running on one connection: a
-// subscription costs the server memory and, with a cursor, a replay, so one
-// socket may not start them without limit.
-const maxOperationsPerConn = 100
-
 // startOperation starts the operation id of a subscribe or start payload.
 func (c *wsConn) startOperation(id string, payload json.RawMessage) {
 	start := graphql.Now()
@@ -824,11 +822,11 @@ func (c *wsConn) startOperation(id string, payload json.RawMessage) {
 	ctx, cancel := context.WithCancel(c.opCtx)
 	op := &wsOperation{id: id, ctx: ctx, cancel: cancel}
 	c.mu.Lock()
-	if len(c.ops) >= maxOperationsPerConn {
+	if limit := c.s.cfg.WSMaxOperations; len(c.ops) >= limit {
 		c.mu.Unlock()
 		cancel()
 		c.send(id, "error", c.marshalErrors(gqlerror.List{{
-			Message:    fmt.Sprintf("at most %d operations may run on one connection", maxOperationsPerConn),
+			Message:    fmt.Sprintf("at most %d operations may run on one connection", limit),
 			Extensions: map[string]any{"code": "RATE_LIMITED"},
 		}}))
 		return

@@ -235,6 +235,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		Logger:        logger,
 		WSInitTimeout: cfg.WSInitTimeout,
 		WSKeepAlive:   cfg.WSKeepAlive,
+
+		WSMaxConnsPerAddress: cfg.WSMaxConnsPerAddress,
+		WSMaxOperations:      cfg.WSMaxOperations,
 	}, schema, accounts, db)
 	// A session that ends, or a user whose standing changes, on any
 	// instance: this one checks the user's sockets again.

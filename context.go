@@ -72,8 +72,15 @@ func AuthErrorFromContext(ctx context.Context) error {
 
 // Client describes where a request comes from; rate limits key on it.
 type Client struct {
-	// Address is the client's IP address, without the port.
+	// Address is the client's IP address, without the port or an IPv6
+	// zone, IPv4-mapped IPv6 addresses written as IPv4: the TCP peer's, or,
+	// when the peer is a trusted proxy (TRUSTED_PROXIES), the one its
+	// forwarding headers name. Empty for a call from inside the server.
 	Address string
+	// Scheme is "https" or "http": how the client reached the server, or,
+	// behind a trusted proxy, the proxy (X-Forwarded-Proto, or proto= in
+	// Forwarded). Empty for a call from inside the server.
+	Scheme string
 	// RequestID identifies the request in logs and error responses.
 	RequestID string
 }

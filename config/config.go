@@ -90,6 +90,14 @@ type Config struct {
 	// http://localhost:3000, http://localhost:5173 and
 	// http://localhost:8000, in production none).
 	CORSOrigins []string
+	// TrustedProxies are the reverse proxies whose forwarding headers are
+	// believed (TRUSTED_PROXIES, comma-separated CIDRs such as 10.0.0.0/8
+	// or fd00::/8; a bare IP address stands for itself, /32 or /128;
+	// default none). Only a request whose TCP peer is inside one of them
+	// takes its client address from Forwarded or X-Forwarded-For and its
+	// scheme from X-Forwarded-Proto; list only proxies that set those
+	// headers themselves.
+	TrustedProxies []netip.Prefix
 
 	// LogLevel is the lowest level logged (LOG_LEVEL, debug, info, warn or
 	// error, case-insensitive, default info).
@@ -266,6 +274,8 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	if prod && slices.Contains(c.CORSOrigins, "*") {
 		l.problemf("CORS_ORIGINS", `"*" is not allowed in production; list the frontend origins`)
 	}
+
+	c.TrustedProxies = l.prefixes("TRUSTED_PROXIES")
 
 	c.LogLevel = l.logLevel("LOG_LEVEL", slog.LevelInfo)
 	formatDefault := LogFormatText
@@ -446,6 +456,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("access_token_ttl", c.AccessTokenTTL),
 		slog.Duration("refresh_token_ttl", c.RefreshTokenTTL),
 		slog.Any("cors_origins", c.CORSOrigins),
+		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", string(c.LogFormat)),
 		slog.Int("bcrypt_cost", c.BcryptCost),
@@ -657,6 +668,49 @@ func parseOrigin(s string) (string, bool) {
 		return "", false
 	}
 	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host), true
+}
+
+// prefixes reads a list of CIDRs; a bare IP address is the prefix of that
+// one address. IPv4-mapped IPv6 addresses and prefixes are read as IPv4,
+// as the server compares client addresses in that form, and host bits are
+// cleared (10.1.2.3/8 is 10.0.0.0/8).
+func (l *loader) prefixes(name string) []netip.Prefix {
+	v, _ := l.value(name)
+	var out []netip.Prefix
+	for _, item := range list(v) {
+		p, ok := parsePrefix(item)
+		if !ok {
+			l.problemf(name, "%q is not a CIDR such as 10.0.0.0/8 or fd00::/8, nor an IP address", item)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// parsePrefix parses a CIDR or a bare IP address, without a zone.
+func parsePrefix(s string) (netip.Prefix, bool) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, false
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	if a := p.Addr(); a.Is4In6() {
+		if p.Bits() < 96 {
+			// Wider than the mapped range: it covers IPv6 addresses too,
+			// which an IPv4 prefix cannot say.
+			return netip.Prefix{}, false
+		}
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), true
 }
 
 // emails reads a list of email addresses, lower-cased.

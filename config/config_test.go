@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -154,6 +155,7 @@ func TestLoadValues(t *testing.T) {
 		"ACCESS_TOKEN_EXPIRE_MINUTES":    "15",
 		"REFRESH_TOKEN_EXPIRE_DAYS":      "7",
 		"CORS_ORIGINS":                   "https://App.Example.com, https://admin.example.com:8443",
+		"TRUSTED_PROXIES":                "10.0.0.0/8, 192.0.2.7",
 		"LOG_LEVEL":                      "DEBUG",
 		"LOG_FORMAT":                     "Text",
 		"BCRYPT_COST":                    "10",
@@ -199,6 +201,7 @@ func TestLoadValues(t *testing.T) {
 		AccessTokenTTL:        15 * time.Minute,
 		RefreshTokenTTL:       7 * 24 * time.Hour,
 		CORSOrigins:           []string{"https://app.example.com", "https://admin.example.com:8443"},
+		TrustedProxies:        []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")},
 		LogLevel:              slog.LevelDebug,
 		LogFormat:             LogFormatText,
 		BcryptCost:            10,
@@ -296,6 +299,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"short key in development", map[string]string{"SECRET_KEY": "short"}, `SECRET_KEY: is 5 bytes long; it must be at least 32`},
 		{"key and key file", map[string]string{"SECRET_KEY": key32, "SECRET_KEY_FILE": "/run/secrets/key"}, `SECRET_KEY_FILE: is set together with SECRET_KEY`},
 		{"cors origin with path", map[string]string{"CORS_ORIGINS": "https://example.com/app"}, `CORS_ORIGINS: "https://example.com/app" is not an origin`},
+		{"trusted proxy", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,nginx"}, `TRUSTED_PROXIES: "nginx" is not a CIDR`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -419,6 +423,57 @@ func TestLoadCORSOrigins(t *testing.T) {
 			}
 			if !reflect.DeepEqual(cfg.CORSOrigins, tt.want) {
 				t.Errorf("Load(CORS_ORIGINS=%q).CORSOrigins = %q, want %q", tt.value, cfg.CORSOrigins, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadTrustedProxies(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		value   string
+		want    []string
+		wantErr string
+	}{
+		{"", nil, ""},
+		{" , ", nil, ""},
+		{"10.0.0.0/8", []string{"10.0.0.0/8"}, ""},
+		{"192.0.2.7", []string{"192.0.2.7/32"}, ""},
+		{"2001:db8::1", []string{"2001:db8::1/128"}, ""},
+		{"fd00::/8, 172.16.0.0/12 ,", []string{"fd00::/8", "172.16.0.0/12"}, ""},
+		{"10.1.2.3/8", []string{"10.0.0.0/8"}, ""},            // host bits cleared
+		{"::ffff:192.0.2.7", []string{"192.0.2.7/32"}, ""},    // mapped address read as IPv4
+		{"::ffff:10.0.0.0/104", []string{"10.0.0.0/8"}, ""},   // mapped prefix read as IPv4
+		{"0.0.0.0/0,::/0", []string{"0.0.0.0/0", "::/0"}, ""}, // everything: only behind a firewall
+		{"::ffff:0.0.0.0/80", nil, `"::ffff:0.0.0.0/80" is not a CIDR`},
+		{"10.0.0.0/33", nil, `"10.0.0.0/33" is not a CIDR`},
+		{"10.0.0.0/", nil, `"10.0.0.0/" is not a CIDR`},
+		{"10.0.0", nil, `"10.0.0" is not a CIDR`},
+		{"fe80::1%eth0", nil, `"fe80::1%eth0" is not a CIDR`},
+		{"[2001:db8::1]", nil, `is not a CIDR`},
+		{"192.0.2.7:80", nil, `is not a CIDR`},
+		{"localhost", nil, `"localhost" is not a CIDR`},
+		{"10.0.0.0/8 192.168.0.0/16", nil, `is not a CIDR`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := Load(env(map[string]string{"TRUSTED_PROXIES": tt.value}))
+			if tt.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), "TRUSTED_PROXIES: ") || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("Load(TRUSTED_PROXIES=%q) error = %v, want TRUSTED_PROXIES: …%s", tt.value, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load(TRUSTED_PROXIES=%q) error = %v", tt.value, err)
+			}
+			var got []string
+			for _, p := range cfg.TrustedProxies {
+				got = append(got, p.String())
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Load(TRUSTED_PROXIES=%q).TrustedProxies = %q, want %q", tt.value, got, tt.want)
 			}
 		})
 	}

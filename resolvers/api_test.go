@@ -28,8 +28,8 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 // newHandler returns the real HTTP handler of the server over db, as
 // `obsqra serve` builds it, with the account settings of cfg (tokens and
-// refresh lifetime are filled in).
-func newHandler(tb testing.TB, db *store.DB, cfg account.Config) (http.Handler, *account.Service) {
+// refresh lifetime are filled in). Options change the server's config.
+func newHandler(tb testing.TB, db *store.DB, cfg account.Config, opts ...func(*server.Config)) (http.Handler, *account.Service) {
 	tb.Helper()
 	tokens, err := account.NewTokens(testKey, 30*time.Minute)
 	if err != nil {
@@ -45,11 +45,15 @@ func newHandler(tb testing.TB, db *store.DB, cfg account.Config) (http.Handler, 
 		tb.Fatal(err)
 	}
 	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets})
-	srv := server.New(server.Config{
+	scfg := server.Config{
 		Version:       "test",
 		Introspection: true,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, schema, accounts, db)
+	}
+	for _, opt := range opts {
+		opt(&scfg)
+	}
+	srv := server.New(scfg, schema, accounts, db)
 	return srv.Handler(), accounts
 }
 
@@ -80,13 +84,22 @@ func (r gqlResponse) code() string {
 	return c
 }
 
-// do posts a GraphQL request through the real handler.
+// do posts a GraphQL request through the real handler, from 203.0.113.5.
 func do(t testing.TB, h http.Handler, token, query string, vars map[string]any) gqlResponse {
+	t.Helper()
+	return doFrom(t, h, "203.0.113.5:4321", nil, token, query, vars)
+}
+
+// doFrom is do from the TCP peer peer, with headers (name, value pairs).
+func doFrom(t testing.TB, h http.Handler, peer string, headers []string, token, query string, vars map[string]any) gqlResponse {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.RemoteAddr = "203.0.113.5:4321"
+	req.RemoteAddr = peer
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

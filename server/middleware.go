@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -23,7 +22,8 @@ const maxRequestIDLen = 64
 
 // requestID gives every request an id: the caller's X-Request-ID when it is
 // sane, a new random one otherwise. The id is echoed in the response and
-// travels in the context with the client's address.
+// travels in the context with the client's address and scheme (clientOf),
+// which every limit per address reads, over HTTP and WebSocket alike.
 func (s *Server) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-ID")
@@ -31,8 +31,10 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 			id = rand.Text()
 		}
 		w.Header().Set("X-Request-ID", id)
+		address, scheme := s.clientOf(r)
 		ctx := obsqra.NewContextWithClient(r.Context(), &obsqra.Client{
-			Address:   clientAddress(r.RemoteAddr),
+			Address:   address,
+			Scheme:    scheme,
 			RequestID: id,
 		})
 		next.ServeHTTP(w, r.WithContext(ctx))
@@ -52,17 +54,6 @@ func validRequestID(id string) bool {
 		}
 	}
 	return true
-}
-
-// clientAddress returns the IP of a RemoteAddr such as "192.0.2.1:1234" or
-// "[2001:db8::1]:80". Forwarding headers are not trusted: a proxy in front
-// of the server would have to be configured explicitly.
-func clientAddress(remoteAddr string) string {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		return remoteAddr
-	}
-	return host
 }
 
 // requestIDOf returns the request id that requestID put in r's context.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -234,6 +235,58 @@ func TestClientAddressIPv6(t *testing.T) {
 	}
 	if seen == nil || seen.Address != "2001:db8::1" {
 		t.Errorf("client = %+v, want address 2001:db8::1", seen)
+	}
+}
+
+// TestTrustedProxies runs requests through the real handler: behind a
+// trusted proxy the resolver sees the client the forwarding headers name
+// and the scheme of X-Forwarded-Proto; any other peer's headers change
+// nothing.
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	trusted := func(cfg *server.Config) {
+		cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:ffff::1/128")}
+	}
+	tests := []struct {
+		name       string
+		opts       []func(*server.Config)
+		peer       string
+		headers    []string
+		wantAddr   string
+		wantScheme string
+	}{
+		{"x-forwarded-for through two proxies", []func(*server.Config){trusted}, "10.0.0.1:4711",
+			[]string{"X-Forwarded-For", "6.6.6.6, 198.51.100.1, 10.0.0.2", "X-Forwarded-Proto", "https"}, "198.51.100.1", "https"},
+		{"forwarded with quoted IPv6", []func(*server.Config){trusted}, "[2001:db8:ffff::1]:443",
+			[]string{"Forwarded", `for="[2001:db8::1]:4711";proto=https`}, "2001:db8::1", "https"},
+		{"garbage falls back to the proxy", []func(*server.Config){trusted}, "10.0.0.1:4711",
+			[]string{"X-Forwarded-For", "198.51.100.1, not-an-address"}, "10.0.0.1", "http"},
+		{"untrusted peer spoofing", []func(*server.Config){trusted}, "203.0.113.9:1234",
+			[]string{"X-Forwarded-For", "198.51.100.1", "Forwarded", "for=198.51.100.1", "X-Forwarded-Proto", "https"}, "203.0.113.9", "http"},
+		{"no trusted proxies by default", nil, "10.0.0.1:4711",
+			[]string{"X-Forwarded-For", "198.51.100.1", "X-Forwarded-Proto", "https"}, "10.0.0.1", "http"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, tt.opts...)
+			var seen *obsqra.Client
+			b.resolver.me = func(ctx context.Context) (*obsqra.User, error) {
+				seen = obsqra.ClientFromContext(ctx)
+				return nil, nil
+			}
+			req := httptest.NewRequest(http.MethodGet, "/graphql?query=%7Bme%7Bid%7D%7D", nil)
+			req.RemoteAddr = tt.peer
+			for i := 0; i+1 < len(tt.headers); i += 2 {
+				req.Header.Set(tt.headers[i], tt.headers[i+1])
+			}
+			if rec := b.serve(req); rec.Code != http.StatusOK {
+				t.Fatalf("GET /graphql = %d %s", rec.Code, rec.Body)
+			}
+			if seen == nil || seen.Address != tt.wantAddr || seen.Scheme != tt.wantScheme {
+				t.Errorf("client = %+v, want address %s and scheme %s", seen, tt.wantAddr, tt.wantScheme)
+			}
+		})
 	}
 }
 

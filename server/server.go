@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +62,12 @@ type Config struct {
 	// CORSOrigins lists the browser origins allowed to call the API, e.g.
 	// "https://app.obsqra.fi". "*" allows every origin. Default none.
 	CORSOrigins []string
+	// TrustedProxies are the reverse proxies whose forwarding headers are
+	// believed: a request whose TCP peer is inside one of them takes its
+	// client address from Forwarded or X-Forwarded-For and its scheme from
+	// X-Forwarded-Proto (see clientOf); any other request's headers are
+	// ignored. Default none (TRUSTED_PROXIES).
+	TrustedProxies []netip.Prefix
 	// Introspection allows __schema and __type queries, and serves the
 	// GraphiQL playground at / and /playground, which cannot work without
 	// them. Default false (GRAPHQL_INTROSPECTION turns it on; it is on in
@@ -153,6 +160,7 @@ func (cfg Config) withDefaults() Config {
 		}
 	}
 	cfg.CORSOrigins = origins
+	cfg.TrustedProxies = normalisePrefixes(cfg.TrustedProxies)
 	return cfg
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -529,6 +530,42 @@ func TestWebSocketQueryAndMutation(t *testing.T) {
 			c.subscribe("m", `mutation { noop }`, nil)
 			c.expect(c.nextType(), "m", `{"data":{"noop":true}}`)
 			c.expect("complete", "m", "")
+		})
+	}
+}
+
+// TestWebSocketClientBehindProxy: the upgrade passes through the same
+// middleware as any request, so a subscription's context carries the
+// client the trusted proxy named, the same value the limits per address
+// read over HTTP; an untrusted peer's headers are ignored.
+func TestWebSocketClientBehindProxy(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		trusted    []netip.Prefix
+		wantAddr   string
+		wantScheme string
+	}{
+		{"trusted", []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}, "198.51.100.1", "https"},
+		{"untrusted", nil, "", "http"}, // the peer: 127.0.0.1 or ::1
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupWS(t, func(cfg *server.Config) { cfg.TrustedProxies = tt.trusted })
+			c := b.dial(t, "graphql-transport-ws",
+				"X-Forwarded-For", "6.6.6.6, 198.51.100.1", "X-Forwarded-Proto", "https")
+			c.init(nil)
+			c.subscribe("1", ticks, topicVars("proxy"))
+			got := obsqra.ClientFromContext(b.schema.await(t, "proxy").ctx)
+			want := tt.wantAddr
+			if want == "" {
+				host, _, _ := net.SplitHostPort(b.host)
+				want = host
+			}
+			if got.Address != want || got.Scheme != tt.wantScheme {
+				t.Errorf("subscription's client = %+v, want address %s and scheme %s", got, want, tt.wantScheme)
+			}
 		})
 	}
 }

@@ -229,13 +229,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		Scheduler: jobs, Live: hub,
 	})
 	srv := server.New(server.Config{
-		Version:       version,
-		CORSOrigins:   cfg.CORSOrigins,
-		Introspection: cfg.Introspection,
-		Logger:        logger,
-		WSInitTimeout: cfg.WSInitTimeout,
-		WSKeepAlive:   cfg.WSKeepAlive,
-
+		Version:              version,
+		CORSOrigins:          cfg.CORSOrigins,
+		TrustedProxies:       cfg.TrustedProxies,
+		Introspection:        cfg.Introspection,
+		Logger:               logger,
+		WSInitTimeout:        cfg.WSInitTimeout,
+		WSKeepAlive:          cfg.WSKeepAlive,
 		WSMaxConnsPerAddress: cfg.WSMaxConnsPerAddress,
 		WSMaxOperations:      cfg.WSMaxOperations,
 	}, schema, accounts, db)

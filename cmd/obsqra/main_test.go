@@ -171,11 +171,14 @@ func serveWhile(t *testing.T, base string, fn func()) {
 	}
 }
 
-func post(t *testing.T, base, token, query string) []byte {
+func post(t *testing.T, base, token, query string, headers ...string) []byte {
 	t.Helper()
 	b, _ := json.Marshal(map[string]string{"query": query})
 	req, _ := http.NewRequest(http.MethodPost, base+"/graphql", bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -187,6 +190,41 @@ func post(t *testing.T, base, token, query string) []byte {
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(resp.Body)
 	return buf.Bytes()
+}
+
+// TestServeTrustedProxies checks that TRUSTED_PROXIES reaches the server:
+// with the test (at 127.0.0.1) as the trusted proxy, the failed sign-ins of
+// one forwarded client use up its address limit and not another's.
+func TestServeTrustedProxies(t *testing.T) {
+	env(t)
+	port := freePort(t)
+	t.Setenv("API_PORT", strconv.Itoa(port))
+	t.Setenv("TRUSTED_PROXIES", "127.0.0.1, ::1")
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	login := func(i int, client string) string {
+		body := post(t, base, "", fmt.Sprintf(`mutation { login(input: {email: "guess%d@example.com", password: "x"}) { accessToken } }`, i),
+			"X-Forwarded-For", client)
+		var r struct {
+			Errors []struct{ Extensions struct{ Code string } }
+		}
+		if err := json.Unmarshal(body, &r); err != nil || len(r.Errors) == 0 {
+			t.Fatalf("login = %s (%v), want an error", body, err)
+		}
+		return r.Errors[0].Extensions.Code
+	}
+	serveWhile(t, base, func() {
+		for i := range 20 { // account.DefaultThrottlePolicy().AddressLimit
+			if code := login(i, "198.51.100.1"); code != "UNAUTHENTICATED" {
+				t.Fatalf("login #%d from 198.51.100.1 = %s, want UNAUTHENTICATED", i+1, code)
+			}
+		}
+		if code := login(20, "198.51.100.1"); code != "RATE_LIMITED" {
+			t.Fatalf("login past the limit from 198.51.100.1 = %s, want RATE_LIMITED", code)
+		}
+		if code := login(21, "198.51.100.2"); code != "UNAUTHENTICATED" {
+			t.Fatalf("login from 198.51.100.2 = %s, want UNAUTHENTICATED (its own limit)", code)
+		}
+	})
 }
 
 func TestUserMessage(t *testing.T) {

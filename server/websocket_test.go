@@ -1063,7 +1063,9 @@ func TestWebSocketKeepAlive(t *testing.T) {
 			t.Parallel()
 			// Generous against a loaded machine: the server waits two
 			// intervals for each pong.
-			keepAlive := 100 * time.Millisecond
+			// 300 ms: under -race on two cores shared with other builds, a
+			// client goroutine was seen to answer a ping more than 200 ms late.
+			keepAlive := 300 * time.Millisecond
 			b := setupWS(t, func(c *server.Config) { c.WSKeepAlive = keepAlive })
 			c := b.dial(t, proto)
 			c.init(nil)

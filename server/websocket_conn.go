@@ -716,7 +716,7 @@ func (c *wsConn) authenticateCtx(ctx context.Context, token string) (p *obsqra.P
 // deactivated) closes the connection with 4403; ok is then false, and so
 // it is when the check could not be made (the operation has been answered
 // with the error) or ctx ended meanwhile.
-func (c *wsConn) authorize(op *wsOperation, ctx context.Context) (_ context.Context, ok bool) {
+func (c *wsConn) authorize(ctx context.Context, op *wsOperation) (_ context.Context, ok bool) {
 	if c.token == "" {
 		return ctx, true
 	}
@@ -859,7 +859,7 @@ func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
 			op.cancel()
 		}
 	}()
-	authCtx, ok := c.authorize(op, op.ctx)
+	authCtx, ok := c.authorize(op.ctx, op)
 	if !ok {
 		return
 	}

@@ -1,6 +1,7 @@
 package live_test
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"testing"
@@ -49,7 +50,11 @@ func (m *memSource) EventsAfter(_ context.Context, after int64, limit int) ([]ob
 	var out []obsqra.Event
 	if int(after) < len(m.events) {
 		end := min(len(m.events), int(after)+limit)
+		// Each read gets its own payloads, as from a database.
 		out = append([]obsqra.Event(nil), m.events[after:end]...)
+		for i := range out {
+			out[i].Payload = bytes.Clone(out[i].Payload)
+		}
 	}
 	m.reads = append(m.reads, memRead{after: after, limit: limit, returned: len(out)})
 	close(m.read)

@@ -218,6 +218,22 @@ type Config struct {
 	// TxDropAfter is how long an unknown transaction is waited for
 	// (TX_DROP_AFTER, Go duration, default 30m).
 	TxDropAfter time.Duration
+
+	// LiveSubscriptionBufferBytes is how many bytes of events may wait for
+	// one subscriber (LIVE_SUBSCRIPTION_BUFFER_BYTES, bytes, 1024-2^36,
+	// default 1048576); LiveConnectionBufferBytes for one connection
+	// (LIVE_CONNECTION_BUFFER_BYTES, default 2097152),
+	// LiveAddressBufferBytes for one client address
+	// (LIVE_ADDRESS_BUFFER_BYTES, default 16777216), and
+	// LiveTotalBufferBytes for the whole server (LIVE_TOTAL_BUFFER_BYTES,
+	// default 268435456). See live.Limits.
+	LiveSubscriptionBufferBytes int64
+	LiveConnectionBufferBytes   int64
+	LiveAddressBufferBytes      int64
+	LiveTotalBufferBytes        int64
+	// LiveSubscriptionsPerUser is how many subscriptions one signed-in user
+	// may hold (LIVE_SUBSCRIPTIONS_PER_USER, 1-100000, default 200).
+	LiveSubscriptionsPerUser int
 }
 
 // Load reads the configuration through getenv, which is os.Getenv in the
@@ -352,6 +368,12 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	}
 	c.TxWatchInterval = l.duration("TX_WATCH_INTERVAL", defaultTxWatchInterval)
 	c.TxDropAfter = l.duration("TX_DROP_AFTER", defaultTxDropAfter)
+	c.LiveSubscriptionBufferBytes = l.bufferBytes("LIVE_SUBSCRIPTION_BUFFER_BYTES", defaultLiveSubscriptionBytes)
+	c.LiveConnectionBufferBytes = l.bufferBytes("LIVE_CONNECTION_BUFFER_BYTES", defaultLiveConnectionBytes)
+	c.LiveAddressBufferBytes = l.bufferBytes("LIVE_ADDRESS_BUFFER_BYTES", defaultLiveAddressBytes)
+	c.LiveTotalBufferBytes = l.bufferBytes("LIVE_TOTAL_BUFFER_BYTES", defaultLiveTotalBytes)
+	c.LiveSubscriptionsPerUser = l.intRange("LIVE_SUBSCRIPTIONS_PER_USER", defaultLiveSubscriptionsPerUser, 1, 100000,
+		"a whole number from 1 to 100000")
 
 	if len(l.problems) > 0 {
 		return nil, errors.Join(l.problems...)
@@ -524,6 +546,11 @@ func (l *loader) intRange(name string, def, min, max int, what string) int {
 		return def
 	}
 	return n
+}
+
+// bufferBytes reads a live buffer's budget in bytes, 1024 to 2^36 (64 GiB).
+func (l *loader) bufferBytes(name string, def int64) int64 {
+	return int64(l.intRange(name, int(def), 1024, 1<<36, "a whole number of bytes from 1024 to 68719476736"))
 }
 
 // host reads a host name or IP address to listen on. A port is refused here

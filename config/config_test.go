@@ -79,6 +79,12 @@ func TestLoadDefaults(t *testing.T) {
 			StarknetNetwork:         "sepolia",
 			TxWatchInterval:         15 * time.Second,
 			TxDropAfter:             30 * time.Minute,
+
+			LiveSubscriptionBufferBytes: 1 << 20,
+			LiveConnectionBufferBytes:   2 << 20,
+			LiveAddressBufferBytes:      16 << 20,
+			LiveTotalBufferBytes:        256 << 20,
+			LiveSubscriptionsPerUser:    200,
 		}},
 		{"empty values count as unset", map[string]string{"API_PORT": "", "ENVIRONMENT": "  "}, nil},
 		{"production", prod(), &Config{
@@ -122,6 +128,12 @@ func TestLoadDefaults(t *testing.T) {
 			StarknetNetwork:         "sepolia",
 			TxWatchInterval:         15 * time.Second,
 			TxDropAfter:             30 * time.Minute,
+
+			LiveSubscriptionBufferBytes: 1 << 20,
+			LiveConnectionBufferBytes:   2 << 20,
+			LiveAddressBufferBytes:      16 << 20,
+			LiveTotalBufferBytes:        256 << 20,
+			LiveSubscriptionsPerUser:    200,
 		}},
 	}
 	tests[1].want = tests[0].want
@@ -187,6 +199,11 @@ func TestLoadValues(t *testing.T) {
 		"RISK_ENGINE_ADDRESS":            "0x0ABC",
 		"TX_WATCH_INTERVAL":              "5s",
 		"TX_DROP_AFTER":                  "1h",
+		"LIVE_SUBSCRIPTION_BUFFER_BYTES": "65536",
+		"LIVE_CONNECTION_BUFFER_BYTES":   "131072",
+		"LIVE_ADDRESS_BUFFER_BYTES":      "1048576",
+		"LIVE_TOTAL_BUFFER_BYTES":        "67108864",
+		"LIVE_SUBSCRIPTIONS_PER_USER":    "20",
 	}))
 	if err != nil {
 		t.Fatalf("Load() error = %v", err)
@@ -236,6 +253,12 @@ func TestLoadValues(t *testing.T) {
 		RiskEngineAddress:       &riskEngine,
 		TxWatchInterval:         5 * time.Second,
 		TxDropAfter:             time.Hour,
+
+		LiveSubscriptionBufferBytes: 64 << 10,
+		LiveConnectionBufferBytes:   128 << 10,
+		LiveAddressBufferBytes:      1 << 20,
+		LiveTotalBufferBytes:        64 << 20,
+		LiveSubscriptionsPerUser:    20,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load() = %+v, want %+v", got, want)
@@ -271,6 +294,9 @@ func TestLoadInvalid(t *testing.T) {
 		{"rpc url", map[string]string{"STARKNET_RPC_URL": "http://ok.example, ftp://no"}, `STARKNET_RPC_URL: "ftp://no" is not an http`},
 		{"network", map[string]string{"STARKNET_NETWORK": "goerli"}, `STARKNET_NETWORK: "goerli" is not one of sepolia, mainnet`},
 		{"risk engine", map[string]string{"RISK_ENGINE_ADDRESS": "0xZZ"}, `RISK_ENGINE_ADDRESS`},
+		{"live buffer too small", map[string]string{"LIVE_SUBSCRIPTION_BUFFER_BYTES": "100"}, `LIVE_SUBSCRIPTION_BUFFER_BYTES: "100" is not a whole number of bytes from 1024`},
+		{"live buffer with a unit", map[string]string{"LIVE_TOTAL_BUFFER_BYTES": "256MiB"}, `LIVE_TOTAL_BUFFER_BYTES: "256MiB" is not a whole number of bytes`},
+		{"subscriptions per user", map[string]string{"LIVE_SUBSCRIPTIONS_PER_USER": "0"}, `LIVE_SUBSCRIPTIONS_PER_USER: "0" is not a whole number from 1 to 100000`},
 		{"port zero", map[string]string{"API_PORT": "0"}, `API_PORT: "0" is not a port number (1-65535)`},
 		{"port too high", map[string]string{"API_PORT": "70000"}, `API_PORT: "70000" is not a port number (1-65535)`},
 		{"environment", map[string]string{"ENVIRONMENT": "staging"}, `ENVIRONMENT: "staging" is not one of development, production`},

@@ -43,6 +43,16 @@ const (
 	defaultTxDropAfter        = 30 * time.Minute
 )
 
+// Defaults of the live hub's limits: live.Limits' defaults, which say why
+// (a test in cmd/obsqra keeps them equal).
+const (
+	defaultLiveSubscriptionBytes    = 1 << 20
+	defaultLiveConnectionBytes      = 2 << 20
+	defaultLiveAddressBytes         = 16 << 20
+	defaultLiveTotalBytes           = 256 << 20
+	defaultLiveSubscriptionsPerUser = 200
+)
+
 // Variable describes one environment variable read by Load.
 type Variable struct {
 	// Name is the variable's name, e.g. "API_PORT".
@@ -150,5 +160,15 @@ func Variables() []Variable {
 			"How often the watcher polls the node for transactions that are not final (Go duration); older transactions are polled less often."},
 		{"TX_DROP_AFTER", "30m",
 			"How long a logged transaction the node does not know (error 29) is waited for before it is marked DROPPED (Go duration)."},
+		{"LIVE_SUBSCRIPTION_BUFFER_BYTES", strconv.Itoa(defaultLiveSubscriptionBytes),
+			"Bytes of events that may wait for one subscriber; a live event past it ends the subscription with RATE_LIMITED and a cursor to resume from."},
+		{"LIVE_CONNECTION_BUFFER_BYTES", strconv.Itoa(defaultLiveConnectionBytes),
+			"Bytes of events that may wait for all the subscriptions of one connection (WebSocket or HTTP request)."},
+		{"LIVE_ADDRESS_BUFFER_BYTES", strconv.Itoa(defaultLiveAddressBytes),
+			"Bytes of events that may wait for all the connections of one client address."},
+		{"LIVE_TOTAL_BUFFER_BYTES", strconv.Itoa(defaultLiveTotalBytes),
+			"Bytes of events that may wait for all subscribers of this server; replays fill at most half of each budget."},
+		{"LIVE_SUBSCRIPTIONS_PER_USER", strconv.Itoa(defaultLiveSubscriptionsPerUser),
+			"Subscriptions one signed-in user may hold at once, 1-100000; one more is refused with RATE_LIMITED."},
 	}
 }

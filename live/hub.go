@@ -32,16 +32,101 @@ type Options struct {
 	// closed as too slow. Default 2048: one commit of ingestMetrics (at
 	// most 1,000 samples, 2,000 events) or a backfill chunk arrives at
 	// once, and must not end every subscriber. The queue takes memory only
-	// while events wait in it.
+	// while events wait in it. Limits bound the same queue in bytes, which
+	// is what memory is; this count is a second, coarser guard.
 	Buffer int
-	// Batch is how many events one outbox read returns. Default 500.
+	// Limits bound, in bytes, the events waiting for their receivers, per
+	// subscription, per connection, per client address and in total, and
+	// the subscriptions of one user. Zero fields take their defaults.
+	Limits Limits
+	// Batch is how many events one outbox read of the hub returns. Default
+	// 500.
 	Batch int
+	// ReplayPage is how many events one outbox read of a replay returns.
+	// A replay reads its next page only once the previous one is queued,
+	// and queues only while its budgets have room, so what it holds is
+	// bounded by its budgets plus one page. Default 64: about 40 KB of risk
+	// scores, small next to a subscription's budget, and a replay of 5,000
+	// events still takes only 80 reads.
+	ReplayPage int
 	// Poll is how often the hub reads the outbox with no signal at all, a
 	// guard against a notification lost without a reconnect. Default 5s.
 	Poll time.Duration
 	// Logger receives read errors. Default slog.Default().
 	Logger *slog.Logger
 }
+
+// Limits bound the memory that events waiting for slow receivers may take,
+// in bytes as Cost counts them, at four levels: one subscription, one
+// connection (all subscriptions made with the same *obsqra.Client, which
+// the server makes once per HTTP request or WebSocket connection), one
+// client address (obsqra.Client.Address; none is charged for an empty
+// one), and the whole hub. A live event that would take any level past its
+// budget ends its subscription with ErrSlowConsumer (the client resumes
+// from its cursor); a replay never ends for that, it waits for room. A
+// replay may fill each level only to half its budget, so that live events
+// always find room that replays cannot take: a connection replaying a
+// hundred subscriptions does not end its live ones, nor do replaying
+// clients end everyone else's. An event alone in an empty level always
+// fits, so an event larger than a budget is still delivered.
+type Limits struct {
+	// Subscription is the budget of one subscription. Default 1 MiB
+	// (DefaultSubscriptionBytes).
+	Subscription int64
+	// Connection is the budget of one connection. Default 2 MiB
+	// (DefaultConnectionBytes).
+	Connection int64
+	// Address is the budget of one client address. Default 16 MiB
+	// (DefaultAddressBytes).
+	Address int64
+	// Total is the budget of the hub. Default 256 MiB (DefaultTotalBytes).
+	Total int64
+	// SubscriptionsPerUser is how many subscriptions one signed-in user may
+	// hold at once; Subscribe refuses more with ERATELIMIT. Anonymous
+	// viewers are bounded by the server's operations per connection and
+	// connections per address instead. Default 200
+	// (DefaultSubscriptionsPerUser).
+	SubscriptionsPerUser int
+}
+
+// Defaults of Limits.
+const (
+	// DefaultSubscriptionBytes holds one maximal commit of one topic: an
+	// ingestMetrics of 1,000 samples is 1,000 risk scores of about 560
+	// bytes each plus EventOverhead, about 690 KB, and must not end a
+	// subscriber of every score (the hub queues a commit faster than any
+	// receiver takes it).
+	DefaultSubscriptionBytes = 1 << 20
+	// DefaultConnectionBytes holds such a commit for a client's metrics
+	// and risk subscriptions together (about 1.1 MB), with room to spare;
+	// a connection's 100 operations share it, so a hundred replays on one
+	// socket hold at most 1 MiB (half, see Limits), not a hundred times a
+	// subscription's budget.
+	DefaultConnectionBytes = 2 << 20
+	// DefaultAddressBytes is eight connections' budgets: enough for the
+	// few tabs, or the office behind one NAT, that subscribe to different
+	// things at once (identical public subscriptions share one stream and
+	// cost once), and it stops one host that opens many sockets that never
+	// read at 16 MiB.
+	DefaultAddressBytes = 16 << 20
+	// DefaultTotalBytes is what one instance may hold for slow receivers:
+	// sixteen full addresses, a quarter of a 1 GiB instance, beside the
+	// about 400 MiB that 15,000 idle connections take.
+	DefaultTotalBytes = 256 << 20
+	// DefaultSubscriptionsPerUser is two connections' worth of the
+	// server's 100 operations per socket: far above what the frontend
+	// opens (about five per tab), and it stops one account that opens
+	// sockets from many addresses from multiplying its budgets.
+	DefaultSubscriptionsPerUser = 200
+)
+
+// EventOverhead is what an event costs in a queue besides its payload: the
+// obsqra.Event (80 bytes), its topic, the queue's slot and allocation
+// rounding.
+const EventOverhead = 128
+
+// Cost is what e counts against the budgets of Limits.
+func Cost(e *obsqra.Event) int64 { return int64(len(e.Payload)) + EventOverhead }
 
 func (o Options) withDefaults() Options {
 	if o.Buffer <= 0 {
@@ -50,19 +135,39 @@ func (o Options) withDefaults() Options {
 	if o.Batch <= 0 {
 		o.Batch = 500
 	}
+	if o.ReplayPage <= 0 {
+		o.ReplayPage = 64
+	}
 	if o.Poll <= 0 {
 		o.Poll = 5 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	l := &o.Limits
+	if l.Subscription <= 0 {
+		l.Subscription = DefaultSubscriptionBytes
+	}
+	if l.Connection <= 0 {
+		l.Connection = DefaultConnectionBytes
+	}
+	if l.Address <= 0 {
+		l.Address = DefaultAddressBytes
+	}
+	if l.Total <= 0 {
+		l.Total = DefaultTotalBytes
+	}
+	if l.SubscriptionsPerUser <= 0 {
+		l.SubscriptionsPerUser = DefaultSubscriptionsPerUser
+	}
 	return o
 }
 
 // Why a subscription ends, besides its context.
 var (
-	// ErrSlowConsumer: the subscriber's buffer overflowed. It can resume
-	// from the cursor of the last event it received.
+	// ErrSlowConsumer: a live event would have taken the subscriber's
+	// queue past Options.Buffer or one of its Limits. It can resume from
+	// the cursor of the last event it received.
 	ErrSlowConsumer = errors.New("live: subscriber too slow, its buffer overflowed; resume from the last cursor")
 	// ErrStopped: the hub stopped (the server is shutting down).
 	ErrStopped = errors.New("live: hub stopped")
@@ -84,11 +189,91 @@ type Hub struct {
 	// ready is closed once Run has its starting position, or has stopped.
 	ready     chan struct{}
 	readyOnce sync.Once
+
+	acct accounts
+
+	// testReplayWaits, set by tests only before the hub is used, is
+	// called when a replay starts waiting for room.
+	testReplayWaits func(*Subscription)
+}
+
+// accounts are the bytes charged to connections, addresses and the hub,
+// and the subscriptions of each user. Its lock is taken last, under the
+// hub's and a subscription's. An entry is deleted when it reaches zero, so
+// the maps hold only what is in use.
+type accounts struct {
+	mu    sync.Mutex
+	total usage
+	conns map[*obsqra.Client]*usage
+	addrs map[string]*usage
+	users map[int64]int
+}
+
+// usage is the bytes charged to one level; room, made when a replay waits
+// for it, is closed when bytes are released.
+type usage struct {
+	bytes int64
+	room  chan struct{}
+}
+
+// wait returns the channel closed when u next releases bytes.
+func (u *usage) wait() <-chan struct{} {
+	if u.room == nil {
+		u.room = make(chan struct{})
+	}
+	return u.room
+}
+
+func (u *usage) release(n int64) {
+	u.bytes -= n
+	if u.room != nil {
+		close(u.room)
+		u.room = nil
+	}
+}
+
+// fits reports whether cost more bytes keep used within limit; a replay
+// may fill only half of it (see Limits). An event alone in an empty level
+// always fits.
+func fits(used, cost, limit int64, replay bool) bool {
+	if used == 0 {
+		return true
+	}
+	if replay {
+		limit /= 2
+	}
+	return used+cost <= limit
+}
+
+// Stats describe what a hub holds.
+type Stats struct {
+	// Queued is the bytes of the events waiting in every subscription's
+	// queue, as Cost counts them.
+	Queued int64
+	// Connections and Addresses are how many connections and client
+	// addresses have events waiting.
+	Connections, Addresses int
+	// Subscriptions is how many subscriptions run; Users how many
+	// signed-in users hold them.
+	Subscriptions, Users int
+}
+
+// Stats returns what the hub holds now, between two dispatches: an event
+// the hub has begun to dispatch is queued for every subscriber it goes to.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := len(h.subs)
+	h.acct.mu.Lock()
+	defer h.acct.mu.Unlock()
+	return Stats{Queued: h.acct.total.bytes, Connections: len(h.acct.conns), Addresses: len(h.acct.addrs),
+		Subscriptions: n, Users: len(h.acct.users)}
 }
 
 // NewHub returns a hub reading src.
 func NewHub(src Source, opts Options) *Hub {
-	return &Hub{src: src, opts: opts.withDefaults(), subs: make(map[*Subscription]struct{}), ready: make(chan struct{})}
+	return &Hub{src: src, opts: opts.withDefaults(), subs: make(map[*Subscription]struct{}), ready: make(chan struct{}),
+		acct: accounts{conns: make(map[*obsqra.Client]*usage), addrs: make(map[string]*usage), users: make(map[int64]int)}}
 }
 
 // Run follows the outbox until ctx ends, then closes every subscription
@@ -200,9 +385,12 @@ type Filter func(e *obsqra.Event) bool
 // public events (OwnerID 0) and its own. With after nil the subscription
 // starts with the next event; with a cursor (an event id) it first replays
 // the events after it. It ends when ctx does, when the hub stops, or when
-// the subscriber falls Options.Buffer events behind.
-// Errors: EINVALID for a cursor whose events were pruned; ErrStopped;
-// internal ones.
+// a live event would take its queue past Options.Buffer or Options.Limits.
+// The events waiting in its queue are charged to the connection and the
+// address of obsqra.ClientFromContext(ctx).
+// Errors: ERATELIMIT when viewer holds Limits.SubscriptionsPerUser
+// subscriptions already; EINVALID for a cursor whose events were pruned;
+// ErrStopped; internal ones.
 func (h *Hub) Subscribe(ctx context.Context, viewer int64, filter Filter, after *int64) (*Subscription, error) {
 	select {
 	case <-h.ready:
@@ -214,17 +402,31 @@ func (h *Hub) Subscribe(ctx context.Context, viewer int64, filter Filter, after 
 			return nil, err
 		}
 	}
+	client := obsqra.ClientFromContext(ctx)
 	s := &Subscription{
+		h:      h,
 		viewer: viewer,
 		filter: filter,
+		conn:   client,
+		addr:   client.Address,
 		ready:  make(chan struct{}, 1),
 		space:  make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		max:    h.opts.Buffer,
 	}
+	if viewer != 0 {
+		h.acct.mu.Lock()
+		if n := h.acct.users[viewer]; n >= h.opts.Limits.SubscriptionsPerUser {
+			h.acct.mu.Unlock()
+			return nil, obsqra.Errorf(obsqra.ERATELIMIT, "at most %d subscriptions per user; end one first", n)
+		}
+		h.acct.users[viewer]++
+		h.acct.mu.Unlock()
+	}
 	h.mu.Lock()
 	if h.stopped {
 		h.mu.Unlock()
+		s.end(ErrStopped) // gives the user's count back
 		return nil, ErrStopped
 	}
 	upTo := h.last
@@ -237,6 +439,8 @@ func (h *Hub) Subscribe(ctx context.Context, viewer int64, filter Filter, after 
 	} else {
 		s.seen = upTo
 	}
+	// A replaying subscription is here too, so that stop ends it, but
+	// the hub does not queue for it until the replay joins (see replay).
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
 
@@ -246,17 +450,21 @@ func (h *Hub) Subscribe(ctx context.Context, viewer int64, filter Filter, after 
 	})
 	s.stop = func() { stop(); h.remove(s) }
 	if replay {
-		go s.replay(ctx, h, *after, upTo)
+		go s.replay(ctx, *after)
 	}
 	return s, nil
 }
 
 // Subscription is one subscriber's stream of events. Its events wait in a
 // queue that holds no memory while empty (a waiting subscription costs a
-// few hundred bytes, not its Options.Buffer), bounded by Options.Buffer.
+// few hundred bytes, not its budget), bounded by Options.Buffer and
+// Options.Limits.
 type Subscription struct {
+	h      *Hub
 	viewer int64
 	filter Filter
+	conn   *obsqra.Client // the connection its queue is charged to
+	addr   string         // the address its queue is charged to; "" for none
 	max    int
 	stop   func()
 
@@ -264,13 +472,13 @@ type Subscription struct {
 	space chan struct{} // signalled when the receiver takes an event (the replay waits on it)
 	done  chan struct{} // closed by end
 
-	mu      sync.Mutex
-	queue   []*obsqra.Event // events for the receiver, in order
-	direct  bool            // the hub queues live events itself (the replay is over)
-	seen    int64           // events up to this id are not to be queued (again)
-	pending []*obsqra.Event // live events held while replaying
-	err     error
-	ended   bool
+	mu     sync.Mutex
+	queue  []*obsqra.Event // events for the receiver, in order
+	queued int64           // the bytes of queue, as Cost counts them
+	direct bool            // the hub queues live events itself (the replay is over)
+	seen   int64           // events up to this id are not to be queued (again)
+	err    error
+	ended  bool
 }
 
 // Ready returns a channel that receives when events are waiting or the
@@ -294,6 +502,7 @@ func (s *Subscription) Take() (e *obsqra.Event, open bool) {
 	if len(s.queue) == 0 {
 		s.queue = nil // an idle subscription holds no queue
 	}
+	s.releaseLocked(Cost(e))
 	signal(s.space)
 	return e, true
 }
@@ -329,10 +538,13 @@ func (s *Subscription) Err() error {
 	return s.err
 }
 
-// Close ends the subscription.
+// Close ends the subscription and drops the events still waiting.
 func (s *Subscription) Close() {
 	s.stop()
-	s.end(context.Canceled)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endLocked(context.Canceled)
+	s.dropLocked()
 }
 
 // visible reports whether the viewer may see e and the filter wants it.
@@ -352,6 +564,73 @@ func signal(c chan struct{}) {
 	}
 }
 
+// reserveLocked charges cost to s, its connection, its address and the
+// hub if every budget has room (a replay's room, or a live event's; see
+// Limits). Otherwise it charges nothing and returns a channel that
+// receives when the level that refused releases bytes. Called with s.mu
+// held.
+func (s *Subscription) reserveLocked(cost int64, replay bool) (ok bool, wait <-chan struct{}) {
+	lim := &s.h.opts.Limits
+	if !fits(s.queued, cost, lim.Subscription, replay) {
+		return false, s.space
+	}
+	a := &s.h.acct
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	conn := a.conns[s.conn]
+	if conn != nil && !fits(conn.bytes, cost, lim.Connection, replay) {
+		return false, conn.wait()
+	}
+	var addr *usage
+	if s.addr != "" {
+		addr = a.addrs[s.addr]
+		if addr != nil && !fits(addr.bytes, cost, lim.Address, replay) {
+			return false, addr.wait()
+		}
+	}
+	if !fits(a.total.bytes, cost, lim.Total, replay) {
+		return false, a.total.wait()
+	}
+	if conn == nil {
+		conn = &usage{}
+		a.conns[s.conn] = conn
+	}
+	conn.bytes += cost
+	if s.addr != "" {
+		if addr == nil {
+			addr = &usage{}
+			a.addrs[s.addr] = addr
+		}
+		addr.bytes += cost
+	}
+	a.total.bytes += cost
+	s.queued += cost
+	return true, nil
+}
+
+// releaseLocked gives back n bytes s had charged, waking the replays
+// waiting for them. Called with s.mu held.
+func (s *Subscription) releaseLocked(n int64) {
+	if n == 0 {
+		return
+	}
+	s.queued -= n
+	a := &s.h.acct
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if conn := a.conns[s.conn]; conn != nil {
+		if conn.release(n); conn.bytes == 0 {
+			delete(a.conns, s.conn)
+		}
+	}
+	if addr := a.addrs[s.addr]; addr != nil {
+		if addr.release(n); addr.bytes == 0 {
+			delete(a.addrs, s.addr)
+		}
+	}
+	a.total.release(n)
+}
+
 // deliver is called by the hub, under its lock, for every new event.
 func (s *Subscription) deliver(e *obsqra.Event) {
 	if !s.visible(e) {
@@ -359,18 +638,14 @@ func (s *Subscription) deliver(e *obsqra.Event) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ended || e.ID <= s.seen {
-		return
-	}
-	if !s.direct {
-		if len(s.pending) >= s.max {
-			s.endLocked(ErrSlowConsumer)
-			return
-		}
-		s.pending = append(s.pending, e)
+	if s.ended || !s.direct || e.ID <= s.seen {
 		return
 	}
 	if len(s.queue) >= s.max {
+		s.endLocked(ErrSlowConsumer)
+		return
+	}
+	if ok, _ := s.reserveLocked(Cost(e), false); !ok {
 		s.endLocked(ErrSlowConsumer)
 		return
 	}
@@ -386,81 +661,120 @@ func (s *Subscription) end(err error) {
 	s.endLocked(err)
 }
 
+// endLocked ends the subscription with err. The events waiting stay for
+// the receiver of a slow consumer, which takes them before it learns why
+// the stream ended; otherwise no one will take them.
 func (s *Subscription) endLocked(err error) {
 	if s.ended {
 		return
 	}
 	s.ended, s.err = true, err
-	s.pending = nil
 	close(s.done)
 	signal(s.ready)
+	if !errors.Is(err, ErrSlowConsumer) {
+		s.dropLocked()
+	}
+	if s.viewer != 0 {
+		a := &s.h.acct
+		a.mu.Lock()
+		if a.users[s.viewer]--; a.users[s.viewer] <= 0 {
+			delete(a.users, s.viewer)
+		}
+		a.mu.Unlock()
+	}
 }
 
-// replay queues the events in (after, upTo] from the outbox, then the live
-// events held meanwhile, then hands the stream over to the hub. It waits
-// while the queue is full: a replay is as fast as its receiver.
-func (s *Subscription) replay(ctx context.Context, h *Hub, after, upTo int64) {
-	push := func(e *obsqra.Event) bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for len(s.queue) >= s.max && !s.ended {
-			s.mu.Unlock()
-			select {
-			case <-s.space:
-			case <-s.done:
-			}
-			s.mu.Lock()
-		}
-		if s.ended {
-			return false
-		}
-		s.queue = append(s.queue, e)
-		signal(s.ready)
-		return true
-	}
+// dropLocked drops the events waiting and releases their bytes.
+func (s *Subscription) dropLocked() {
+	clear(s.queue)
+	s.queue = nil
+	s.releaseLocked(s.queued)
+}
+
+// replay queues the events after the cursor after, reading the outbox a
+// page at a time as its receiver takes them, until it reaches the hub's
+// position; then it joins the hub, which queues from there. It holds no
+// live events meanwhile: the hub dispatches nothing to it, the outbox has
+// them all. A receiver slower than the events arrive keeps the replay
+// reading the outbox, holding at most its budgets and one page.
+func (s *Subscription) replay(ctx context.Context, after int64) {
+	h := s.h
 	last := after
-	for last < upTo {
-		events, err := h.src.EventsAfter(ctx, last, h.opts.Batch)
+	for {
+		if s.join(last, false) {
+			return
+		}
+		events, err := h.src.EventsAfter(ctx, last, h.opts.ReplayPage)
 		if err != nil {
 			h.remove(s)
 			s.end(fmt.Errorf("live: replay: %w", err))
 			return
 		}
 		if len(events) == 0 {
-			break
+			// The hub dispatched events that are gone (pruned meanwhile):
+			// nothing is left to replay before its position.
+			s.join(last, true)
+			return
 		}
 		for i := range events {
 			e := &events[i]
-			if e.ID > upTo {
-				last = upTo
-				break
+			if s.visible(e) && !s.push(ctx, e) {
+				return
 			}
 			last = e.ID
-			if s.visible(e) && !push(e) {
-				return
-			}
 		}
 	}
+}
+
+// join hands the subscription over to the hub when the replay has reached
+// the last event the hub dispatched (or always, with force), and reports
+// whether it did. Under the hub's lock, no event is dispatched between the
+// check and the handover: the hub queues exactly the events after
+// max(last, its position), so none is missed and none comes twice.
+func (s *Subscription) join(last int64, force bool) bool {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	if last < s.h.last && !force {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.direct = true
+	s.seen = max(last, s.h.last)
+	return true
+}
+
+// push queues a replayed event, waiting while the queue is full or a
+// budget has no room: a replay goes at its receiver's pace. It reports
+// false when the subscription has ended.
+func (s *Subscription) push(ctx context.Context, e *obsqra.Event) bool {
+	cost := Cost(e)
+	s.mu.Lock()
 	for {
-		s.mu.Lock()
 		if s.ended {
 			s.mu.Unlock()
-			return
+			return false
 		}
-		held := s.pending
-		s.pending = nil
-		if len(held) == 0 {
-			// Caught up: from now on the hub queues, skipping what the
-			// replay covered.
-			s.direct = true
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-		for _, e := range held {
-			if !push(e) {
-				return
+		wait := (<-chan struct{})(s.space)
+		if len(s.queue) < s.max {
+			var ok bool
+			if ok, wait = s.reserveLocked(cost, true); ok {
+				s.queue = append(s.queue, e)
+				signal(s.ready)
+				s.mu.Unlock()
+				return true
 			}
 		}
+		s.mu.Unlock()
+		if s.h.testReplayWaits != nil {
+			s.h.testReplayWaits(s)
+		}
+		select {
+		case <-wait:
+		case <-s.done:
+		case <-ctx.Done():
+			return false // ctx's AfterFunc ends the subscription
+		}
+		s.mu.Lock()
 	}
 }

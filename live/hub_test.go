@@ -154,7 +154,7 @@ func TestLiveResumeHasNoGapNoDuplicate(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
-		h := setup(t, db, live.Options{Buffer: 1024, Batch: 7})
+		h := setup(t, db, live.Options{Buffer: 1024, Batch: 7, ReplayPage: 5})
 		ctx := context.Background()
 		const total = 150
 		var (
@@ -363,7 +363,14 @@ func TestLiveListenReconnect(t *testing.T) {
 func TestLiveReplayWaitsForItsReceiver(t *testing.T) {
 	t.Parallel()
 	db := storetest.SQLite(t)
-	h := setup(t, db, live.Options{Buffer: 4, Batch: 3})
+	h := setup(t, db, live.Options{Buffer: 4, Batch: 3, ReplayPage: 3})
+	waits := make(chan struct{}, 1)
+	live.SetReplayWaitsHook(h, func(*live.Subscription) {
+		select {
+		case waits <- struct{}{}:
+		default:
+		}
+	})
 	first := publish(t, db, "e0", 0)
 	want := []string{"e0"}
 	for i := 1; i < 30; i++ {
@@ -375,8 +382,7 @@ func TestLiveReplayWaitsForItsReceiver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The replay fills the queue while the receiver has not begun.
-	time.Sleep(50 * time.Millisecond) // the replay's progress, no signal to wait on
+	<-waits // the replay filled the queue while the receiver had not begun
 	if got := topics(receive(t, s, 30)); !equal(got, want) {
 		t.Fatalf("replayed %v, want %v", got, want)
 	}

@@ -90,6 +90,9 @@ func (s *Service) Import(ctx context.Context, imp *Import) (ImportResult, error)
 		}
 		return nil
 	})
+	if len(missing) > 0 {
+		s.dropProtocols()
+	}
 	if err != nil {
 		res.ProtocolsCreated, res.Created = 0, 0
 		return res, err

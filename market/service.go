@@ -75,6 +75,11 @@ type Config struct {
 	// RiskEngine is the deployed contract verifyDecision also asks
 	// (RISK_ENGINE_ADDRESS); nil for none.
 	RiskEngine RiskEngine
+	// ProtocolTTL is how old ProtocolsByID's snapshot may be (default
+	// 1s): how long another instance's change of a protocol may take to
+	// show in this one's subscriptions. This instance's own changes show
+	// at once.
+	ProtocolTTL time.Duration
 }
 
 // RiskEngine is the on-chain RiskEngine: its calculate_risk_score.
@@ -99,6 +104,19 @@ type Service struct {
 	// verified is the end of the decision log's prefix this process has
 	// verified (see VerifyDecision).
 	verified chainPoint
+
+	protocols protocolSnapshot
+}
+
+// protocolSnapshot is ProtocolsByID's read model of the protocols table.
+type protocolSnapshot struct {
+	mu   sync.Mutex
+	byID map[int64]*obsqra.Protocol // nil when none is valid
+	at   time.Time                  // when the read of byID began
+	// gen counts invalidations: a read that began before one is not kept.
+	gen uint64
+	// loading is closed when the read in progress ends; nil when none is.
+	loading chan struct{}
 }
 
 // New returns a market service on db.
@@ -121,6 +139,9 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ProtocolTTL <= 0 {
+		cfg.ProtocolTTL = time.Second
 	}
 	return &Service{db: db, cfg: cfg, models: make(map[int]*ml.Model), backfilled: make(map[int64]bool), verified: chainPoint{hash: obsqra.GenesisHash}}, nil
 }
@@ -149,6 +170,76 @@ func (s *Service) Protocol(ctx context.Context, slug string) (*obsqra.Protocol, 
 // Errors: ENOTFOUND.
 func (s *Service) ProtocolByID(ctx context.Context, id int64) (*obsqra.Protocol, error) {
 	return s.db.ProtocolByID(ctx, id)
+}
+
+// ProtocolsByID returns every protocol by id from a snapshot at most
+// Config.ProtocolTTL old, read once for all callers: what a subscription
+// resolves for each event it sends (its protocol's slug, name, enabled),
+// so that a stream of events costs one statement per TTL and instance, not
+// one per event. The map and protocols are shared: callers must not
+// modify them.
+//
+// Why a snapshot is correct here: protocols change only through this
+// service (UpsertProtocol, SetProtocolEnabled, Import's creations), and
+// each of those drops the snapshot once it has committed, so this
+// instance's changes show at once. Another instance's change (or an
+// operator's SQL) shows within ProtocolTTL; no event says that a protocol
+// changed, and none needs to: an event's protocol field is the protocol
+// as it is when the event is sent, not as of the event, so a subscriber
+// has no order to keep between a rename and the events around it, and a
+// second's delay is within the delay of delivery itself. Reads that decide
+// something (ingestion, mutations, queries) read the table.
+// Errors: only internal ones.
+func (s *Service) ProtocolsByID(ctx context.Context) (map[int64]*obsqra.Protocol, error) {
+	c := &s.protocols
+	for {
+		c.mu.Lock()
+		if c.byID != nil && s.cfg.Now().Sub(c.at) < s.cfg.ProtocolTTL {
+			m := c.byID
+			c.mu.Unlock()
+			return m, nil
+		}
+		if wait := c.loading; wait != nil {
+			c.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		loading := make(chan struct{})
+		c.loading = loading
+		gen, at := c.gen, s.cfg.Now()
+		c.mu.Unlock()
+
+		ps, err := s.db.Protocols(ctx)
+		var m map[int64]*obsqra.Protocol
+		if err == nil {
+			m = make(map[int64]*obsqra.Protocol, len(ps))
+			for i := range ps {
+				m[ps[i].ID] = &ps[i]
+			}
+		}
+		c.mu.Lock()
+		if err == nil && c.gen == gen {
+			c.byID, c.at = m, at
+		}
+		c.loading = nil
+		close(loading)
+		c.mu.Unlock()
+		return m, err
+	}
+}
+
+// dropProtocols drops ProtocolsByID's snapshot after a change of protocols
+// committed (or failed: dropping costs one read).
+func (s *Service) dropProtocols() {
+	c := &s.protocols
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.byID = nil
 }
 
 var slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
@@ -219,6 +310,7 @@ func (s *Service) UpsertProtocol(ctx context.Context, in obsqra.ProtocolInput) (
 		p, _, err = tx.UpsertProtocol(ctx, in)
 		return err
 	})
+	s.dropProtocols()
 	return p, err
 }
 
@@ -233,6 +325,7 @@ func (s *Service) SetProtocolEnabled(ctx context.Context, slug string, enabled b
 		p, err = tx.SetProtocolEnabled(ctx, slug, enabled)
 		return err
 	})
+	s.dropProtocols()
 	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
 		return nil, obsqra.Errorf(obsqra.ENOTFOUND, "no protocol has slug %q", slug)
 	}

@@ -1518,3 +1518,58 @@ func TestHostileInputs(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestProtocolsByIDSnapshot: ProtocolsByID reads the table once per TTL
+// for all callers; this service's own changes show at once, another
+// instance's (a write that bypasses the service) once the TTL has passed.
+func TestProtocolsByIDSnapshot(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s, b := setup(t, db)
+		ctx := context.Background()
+		read := func(name string) (map[int64]*obsqra.Protocol, int64) {
+			t.Helper()
+			before := db.Statements()
+			m, err := s.ProtocolsByID(ctx)
+			if err != nil {
+				t.Fatalf("%s: ProtocolsByID = %v", name, err)
+			}
+			return m, db.Statements() - before
+		}
+		nostra := b.protocols["nostra"]
+		if m, ran := read("first"); ran != 1 || m[nostra.ID] == nil || !m[nostra.ID].Enabled {
+			t.Fatalf("first read: nostra %+v in %d statements, want enabled, in 1", m[nostra.ID], ran)
+		}
+		if _, ran := read("second"); ran != 0 {
+			t.Errorf("second read within the TTL ran %d statements, want 0", ran)
+		}
+		if _, err := s.SetProtocolEnabled(b.admin, "nostra", false); err != nil {
+			t.Fatal(err)
+		}
+		if m, _ := read("after SetProtocolEnabled"); m[nostra.ID].Enabled {
+			t.Error("after SetProtocolEnabled(nostra, false) the snapshot still has it enabled")
+		}
+		in := obsqra.ProtocolInput{Slug: "myswap", Name: "MySwap", Chain: "StarkNet", Category: obsqra.CategoryDEX, AuditScore: 75,
+			LaunchedOn: obsqra.DateOf(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)), Enabled: true}
+		p, err := s.UpsertProtocol(b.admin, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, _ := read("after UpsertProtocol"); m[p.ID] == nil || m[p.ID].Name != "MySwap" {
+			t.Errorf("after UpsertProtocol the snapshot has %+v", m[p.ID])
+		}
+		// Another instance renames it: seen once the TTL has passed.
+		in.Name = "MySwap v2"
+		if err := db.WithTx(ctx, func(tx *store.Tx) error { _, _, err := tx.UpsertProtocol(ctx, in); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if m, ran := read("within the TTL"); m[p.ID].Name != "MySwap" || ran != 0 {
+			t.Errorf("within the TTL: %q in %d statements, want the snapshot's MySwap in 0", m[p.ID].Name, ran)
+		}
+		b.clock.Add(time.Second)
+		if m, ran := read("after the TTL"); m[p.ID].Name != "MySwap v2" || ran != 1 {
+			t.Errorf("after the TTL: %q in %d statements, want MySwap v2 in 1", m[p.ID].Name, ran)
+		}
+	})
+}

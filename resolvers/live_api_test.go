@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,9 +37,22 @@ type liveServer struct {
 	users   int
 	markets *market.Service
 	advice  *advisor.Service
+	// outbox counts the hub's reads of the outbox.
+	outbox *countingOutbox
 }
 
 func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liveServer {
+	t.Helper()
+	hubOpts := live.Options{Logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(&hubOpts)
+	}
+	return newLiveServerWith(t, db, hubOpts, market.Config{})
+}
+
+// newLiveServerWith is newLiveServer with the hub's options and the market
+// service's configuration.
+func newLiveServerWith(t *testing.T, db *store.DB, hubOpts live.Options, marketCfg market.Config) *liveServer {
 	t.Helper()
 	tokens, err := account.NewTokens(testKey, 30*time.Minute)
 	if err != nil {
@@ -48,15 +62,12 @@ func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liv
 	if err != nil {
 		t.Fatal(err)
 	}
-	markets, err := market.New(db, market.Config{})
+	markets, err := market.New(db, marketCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hubOpts := live.Options{Logger: slog.New(slog.DiscardHandler)}
-	for _, o := range opts {
-		o(&hubOpts)
-	}
-	hub := live.NewHub(db, hubOpts)
+	outbox := &countingOutbox{DB: db}
+	hub := live.NewHub(outbox, hubOpts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { hub.Run(ctx); close(done) }()
@@ -77,7 +88,29 @@ func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liv
 		<-done
 	})
 	return &liveServer{srv: srv, admin: registerVia(t, h, "admin@example.com").AccessToken, server: api, stopHub: cancel,
-		accounts: accounts, markets: markets, advice: advice}
+		accounts: accounts, markets: markets, advice: advice, outbox: outbox}
+}
+
+// countingOutbox is the outbox as the hub reads it, counting the
+// statements of its reads.
+type countingOutbox struct {
+	*store.DB
+	reads atomic.Int64
+}
+
+func (o *countingOutbox) EventsAfter(ctx context.Context, afterID int64, limit int) ([]obsqra.Event, error) {
+	o.reads.Add(1)
+	return o.DB.EventsAfter(ctx, afterID, limit)
+}
+
+func (o *countingOutbox) LastEventID(ctx context.Context) (int64, error) {
+	o.reads.Add(1)
+	return o.DB.LastEventID(ctx)
+}
+
+func (o *countingOutbox) CheckEventCursor(ctx context.Context, afterID int64) error {
+	o.reads.Add(1)
+	return o.DB.CheckEventCursor(ctx, afterID)
 }
 
 // ingest pushes one sample per slug, observed at, through ingestMetrics.
@@ -635,6 +668,95 @@ func TestDashboardUpdated(t *testing.T) {
 		bad := s.subscribeAs(t, ada, `subscription { dashboardUpdated(windowDays: 0) { windowDays } }`, nil)
 		if m := bad.read(); m.Type != "next" || !strings.Contains(string(m.Payload), `"code":"BAD_USER_INPUT"`) {
 			t.Fatalf("dashboardUpdated(windowDays: 0) = %s %s", m.Type, m.Payload)
+		}
+	})
+}
+
+// TestReplayStatementCount: a subscription replaying N events, each with
+// its protocol's slug and name, runs the same number of SQL statements for
+// 40 events as for 5: the protocol comes from the market's snapshot, not
+// from one read of the table per event.
+func TestReplayStatementCount(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := newLiveServerWith(t, db, live.Options{Logger: slog.New(slog.DiscardHandler), Poll: time.Hour, ReplayPage: 500},
+			market.Config{ProtocolTTL: time.Hour})
+		// The probe receives every score: once it has the last, the hub has
+		// dispatched everything and reads nothing until the next commit.
+		probe := s.subscribe(t, riskSubscription, map[string]any{"p": []string{"nostra"}, "after": live.Cursor(0)})
+		base := time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Second)
+		ingested := 0
+		ingestUpTo := func(n int) {
+			for ; ingested < n; ingested++ {
+				s.ingest(t, base.Add(time.Duration(ingested)*time.Minute), 400+ingested, "nostra")
+				probe.next()
+			}
+		}
+		const query = `subscription($after: String) { metricsUpdated(after: $after) {
+			cursor metrics { id apyBps tvlUsd protocol { slug name } } } }`
+		// The hub's reads of the outbox are not counted: how many it makes
+		// depends on when PostgreSQL's notifications arrive.
+		statements := func() int64 { return db.Statements() - s.outbox.reads.Load() }
+		replay := func(n int) int64 {
+			t.Helper()
+			before := statements()
+			c := s.subscribe(t, query, map[string]any{"after": live.Cursor(0)})
+			for i := range n {
+				m := c.read()
+				if m.Type != "next" || !strings.Contains(string(m.Payload), `"protocol":{"slug":"nostra","name":"Nostra`) {
+					t.Fatalf("event %d of %d: %s %s", i+1, n, m.Type, m.Payload)
+				}
+			}
+			ran := statements() - before
+			c.conn.Close()
+			return ran
+		}
+		ingestUpTo(5)
+		five := replay(5)
+		ingestUpTo(40)
+		forty := replay(40)
+		if forty > five || five > 2 {
+			t.Errorf("statements of a replay besides its outbox reads: %d for 5 events, %d for 40; want no more for 40, at most 2", five, forty)
+		}
+		t.Logf("replay statements besides outbox reads: %d for 5 events, %d for 40", five, forty)
+	})
+}
+
+// TestSubscriptionsPerUser: a signed-in user may hold
+// Limits.SubscriptionsPerUser subscriptions, across connections; one more
+// is refused with RATE_LIMITED, and room comes back when one ends.
+func TestSubscriptionsPerUser(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := newLiveServer(t, db, func(o *live.Options) { o.Limits.SubscriptionsPerUser = 2 })
+		s.ingest(t, time.Now().UTC().Add(-time.Hour).Truncate(time.Second), 400, "nostra")
+		vars := map[string]any{"after": live.Cursor(0)}
+		// Each subscription replays the score: once it arrives, the
+		// subscription holds its place.
+		first := s.subscribeAs(t, s.admin, riskSubscription, vars)
+		first.next()
+		s.subscribeAs(t, s.admin, riskSubscription, vars).next()
+		third := s.subscribeAs(t, s.admin, riskSubscription, vars)
+		if m := third.read(); !strings.Contains(string(m.Payload), `"code":"RATE_LIMITED"`) {
+			t.Fatalf("subscription 3 of 2 = %s %s, want RATE_LIMITED", m.Type, m.Payload)
+		}
+		// Anonymous subscribers are not counted against the user.
+		s.subscribe(t, riskSubscription, vars).next()
+		// Ending one gives its place back (the server ends it on its own
+		// time after the socket closes: retry until then).
+		first.conn.Close()
+		for i := 0; ; i++ {
+			c := s.subscribeAs(t, s.admin, riskSubscription, vars)
+			m := c.read()
+			if m.Type == "next" && !strings.Contains(string(m.Payload), "RATE_LIMITED") {
+				break
+			}
+			if i == 100 {
+				t.Fatalf("after one subscription ended, another is still refused: %s", m.Payload)
+			}
+			c.conn.Close()
 		}
 	})
 }

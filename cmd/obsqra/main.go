@@ -223,7 +223,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	hub := live.NewHub(db, live.Options{Logger: logger})
+	hub := live.NewHub(db, liveOptions(cfg, logger))
 	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{
 		Accounts: accounts, Market: markets, Advisor: advice, Portfolio: newPortfolio(db, cfg), Ledger: transactions,
 		Scheduler: jobs, Live: hub,
@@ -316,4 +316,15 @@ func playgroundURL(cfg *config.Config) string {
 		host = "localhost"
 	}
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(cfg.APIPort)) + "/"
+}
+
+// liveOptions are the hub's options from cfg.
+func liveOptions(cfg *config.Config, logger *slog.Logger) live.Options {
+	return live.Options{Logger: logger, Limits: live.Limits{
+		Subscription:         cfg.LiveSubscriptionBufferBytes,
+		Connection:           cfg.LiveConnectionBufferBytes,
+		Address:              cfg.LiveAddressBufferBytes,
+		Total:                cfg.LiveTotalBufferBytes,
+		SubscriptionsPerUser: cfg.LiveSubscriptionsPerUser,
+	}}
 }

@@ -186,6 +186,9 @@ type Server struct {
 	// replace them.
 	now       func() time.Time
 	afterFunc func(d time.Duration, f func()) stopper
+	// wsOperationQueued, when set, is called by a WebSocket operation's
+	// goroutine before it starts work; tests hold operations there.
+	wsOperationQueued func(ctx context.Context)
 	// readTimeout and writeTimeout are those of the http.Server that Serve
 	// runs; tests shorten them.
 	readTimeout, writeTimeout time.Duration

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +42,8 @@ type wsSchema struct {
 	// held, when a topic is in it, holds that topic's resolver until the
 	// channel is closed (a subscription that is slow to start).
 	held map[string]chan struct{}
+	// execs counts the operations executed.
+	execs atomic.Int64
 }
 
 // wsSub is a running ticks subscription: its context and the channel the
@@ -99,6 +102,7 @@ func jsonData(field string, v any) json.RawMessage {
 }
 
 func (s *wsSchema) Exec(ctx context.Context) graphql.ResponseHandler {
+	s.execs.Add(1)
 	opCtx := graphql.GetOperationContext(ctx)
 	field := opCtx.Operation.SelectionSet[0].(*ast.Field)
 	switch field.Name {

@@ -32,19 +32,28 @@ const (
 )
 
 // graphQL returns the gqlgen handler of /graphql: the WebSocket, POST and
-// GET transports, the error presenter, the resolver panic handler, and the
-// operation limits.
+// GET transports, the error presenter, the resolver panic handler, the
+// document limits (before validation) and the operation limits (after).
 func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 	h := handler.New(schema)
 	h.AddTransport(s.webSocket())
 	h.AddTransport(transport.GET{})
 	h.AddTransport(transport.POST{})
-	h.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
+	cache := lru.New[*ast.QueryDocument](queryCacheSize)
+	h.SetQueryCache(cache)
+	// gqlgen's parse is bounded like documentLimits' own, which runs first.
+	h.SetParserTokenLimit(s.cfg.MaxTokens)
 	h.SetErrorPresenter(s.presentError)
 	h.SetRecoverFunc(s.recoverResolver)
 	if s.cfg.Introspection {
 		h.Use(extension.Introspection{})
 	}
+	h.Use(&documentLimits{
+		schema:    schema.Schema(),
+		maxTokens: s.cfg.MaxTokens,
+		maxCost:   s.cfg.MaxValidationCost,
+		validated: cache,
+	})
 	h.Use(&limits{
 		maxDepth:      s.cfg.MaxDepth,
 		maxAliases:    s.cfg.MaxAliases,

@@ -52,6 +52,17 @@ const (
 	// budget is fixed rather than per user so that the same document always
 	// costs the same and refusals are predictable.
 	DefaultComplexityLimit = 5000
+	// DefaultMaxTokens bounds the lexical tokens of a GraphQL document
+	// (names, punctuation, values). GraphiQL's full introspection query has
+	// 184; a limit far below what the body limit allows bounds the work of
+	// the parser, and of everything linear in the document's size.
+	DefaultMaxTokens = 15000
+	// DefaultMaxValidationCost bounds validationCost, the estimated work
+	// of validating a document, in steps of about 0.1 µs. GraphiQL's full
+	// introspection query costs 5,862 and the largest query of the
+	// resolvers' tests a few hundred; the slowest document at the limit
+	// validates in a few milliseconds (README, Limits).
+	DefaultMaxValidationCost = 100000
 )
 
 // Config is what New needs besides its collaborators. Zero limits take
@@ -86,8 +97,15 @@ type Config struct {
 	// use of the fragment they are in. Default 30.
 	MaxAliases int
 	// ComplexityLimit is the gqlgen complexity budget of an operation.
-	// Default 1000.
+	// Default 5000.
 	ComplexityLimit int
+	// MaxTokens bounds the lexical tokens of a GraphQL document; a
+	// document over it is refused before it is validated. Default 15,000.
+	MaxTokens int
+	// MaxValidationCost bounds the estimated work of validating a GraphQL
+	// document, in steps (see README, Limits); a document over it is
+	// refused before it is validated. Default 100,000.
+	MaxValidationCost int
 
 	// WSInitTimeout is how long a WebSocket client has, from the upgrade,
 	// to send connection_init; then it is closed with 4408. Default 5s.
@@ -134,6 +152,12 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.ComplexityLimit <= 0 {
 		cfg.ComplexityLimit = DefaultComplexityLimit
+	}
+	if cfg.MaxTokens <= 0 {
+		cfg.MaxTokens = DefaultMaxTokens
+	}
+	if cfg.MaxValidationCost <= 0 {
+		cfg.MaxValidationCost = DefaultMaxValidationCost
 	}
 	if cfg.WSInitTimeout <= 0 {
 		cfg.WSInitTimeout = DefaultWSInitTimeout
@@ -186,6 +210,9 @@ type Server struct {
 	// replace them.
 	now       func() time.Time
 	afterFunc func(d time.Duration, f func()) stopper
+	// wsOperationQueued, when set, is called by a WebSocket operation's
+	// goroutine before it starts work; tests hold operations there.
+	wsOperationQueued func(ctx context.Context)
 	// readTimeout and writeTimeout are those of the http.Server that Serve
 	// runs; tests shorten them.
 	readTimeout, writeTimeout time.Duration

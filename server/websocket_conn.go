@@ -874,6 +874,15 @@ func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
 			c.finishOperation(op, "error", c.marshalErrors(gqlerror.List{c.s.presentError(ctx, err)}))
 		}
 	}()
+	if c.s.wsOperationQueued != nil {
+		c.s.wsOperationQueued(ctx)
+	}
+	if op.ctx.Err() != nil {
+		// Stopped, or the socket closed, before the operation's turn came:
+		// parsing, validating and executing it would be for nobody.
+		c.finishOperation(op, "complete", nil)
+		return
+	}
 	rc, errs := c.exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		resp := c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs)

@@ -45,6 +45,8 @@ type wsSchema struct {
 	held map[string]chan struct{}
 	// noops counts the noop mutations run.
 	noops atomic.Int64
+	// execs counts the operations executed.
+	execs atomic.Int64
 }
 
 // wsSub is a running ticks subscription: its context and the channel the
@@ -103,6 +105,7 @@ func jsonData(field string, v any) json.RawMessage {
 }
 
 func (s *wsSchema) Exec(ctx context.Context) graphql.ResponseHandler {
+	s.execs.Add(1)
 	opCtx := graphql.GetOperationContext(ctx)
 	field := opCtx.Operation.SelectionSet[0].(*ast.Field)
 	switch field.Name {

@@ -472,13 +472,14 @@ type Subscription struct {
 	space chan struct{} // signalled when the receiver takes an event (the replay waits on it)
 	done  chan struct{} // closed by end
 
-	mu     sync.Mutex
-	queue  []*obsqra.Event // events for the receiver, in order
-	queued int64           // the bytes of queue, as Cost counts them
-	direct bool            // the hub queues live events itself (the replay is over)
-	seen   int64           // events up to this id are not to be queued (again)
-	err    error
-	ended  bool
+	mu       sync.Mutex
+	queue    []*obsqra.Event // events for the receiver, in order
+	queued   int64           // the bytes of queue, as Cost counts them
+	reserved int64           // bytes a replay charged for a page it is reading (see reserve)
+	direct   bool            // the hub queues live events itself (the replay is over)
+	seen     int64           // events up to this id are not to be queued (again)
+	err      error
+	ended    bool
 }
 
 // Ready returns a channel that receives when events are waiting or the
@@ -591,30 +592,45 @@ func (s *Subscription) reserveLocked(cost int64, replay bool) (ok bool, wait <-c
 	if !fits(a.total.bytes, cost, lim.Total, replay) {
 		return false, a.total.wait()
 	}
-	if conn == nil {
-		conn = &usage{}
-		a.conns[s.conn] = conn
-	}
-	conn.bytes += cost
-	if s.addr != "" {
-		if addr == nil {
-			addr = &usage{}
-			a.addrs[s.addr] = addr
-		}
-		addr.bytes += cost
-	}
-	a.total.bytes += cost
+	s.chargeAcctLocked(cost)
 	s.queued += cost
 	return true, nil
 }
 
-// releaseLocked gives back n bytes s had charged, waking the replays
+// chargeAcctLocked charges n bytes to s's connection, address and the hub,
+// whatever their limits. Called with s.mu and the accounts' lock held.
+func (s *Subscription) chargeAcctLocked(n int64) {
+	a := &s.h.acct
+	conn := a.conns[s.conn]
+	if conn == nil {
+		conn = &usage{}
+		a.conns[s.conn] = conn
+	}
+	conn.bytes += n
+	if s.addr != "" {
+		addr := a.addrs[s.addr]
+		if addr == nil {
+			addr = &usage{}
+			a.addrs[s.addr] = addr
+		}
+		addr.bytes += n
+	}
+	a.total.bytes += n
+}
+
+// releaseLocked gives back n bytes of s's queue, waking the replays
 // waiting for them. Called with s.mu held.
 func (s *Subscription) releaseLocked(n int64) {
 	if n == 0 {
 		return
 	}
 	s.queued -= n
+	s.releaseAcctLocked(n)
+}
+
+// releaseAcctLocked gives back n bytes charged to s's connection, address
+// and the hub. Called with s.mu held.
+func (s *Subscription) releaseAcctLocked(n int64) {
 	a := &s.h.acct
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -689,42 +705,67 @@ func (s *Subscription) dropLocked() {
 	clear(s.queue)
 	s.queue = nil
 	s.releaseLocked(s.queued)
+	if s.reserved > 0 {
+		s.releaseAcctLocked(s.reserved)
+		s.reserved = 0
+	}
 }
 
-// replay queues the events after the cursor after, reading the outbox a
-// page at a time as its receiver takes them, until it reaches the hub's
-// position; then it joins the hub, which queues from there. It holds no
-// live events meanwhile: the hub dispatches nothing to it, the outbox has
-// them all. A receiver slower than the events arrive keeps the replay
-// reading the outbox, holding at most its budgets and one page.
+// replay queues the events after the cursor from the outbox, page by page,
+// then hands the stream over to the hub (join). Before it reads a page it
+// charges the page's estimated bytes to its budgets, waiting while they have
+// no room, so a replay waiting for its receiver holds no event it has not
+// paid for: what thousands of replays hold together stays within the
+// budgets (plus what a page of unusually large payloads exceeds its
+// estimate by). The page's events are then queued against that charge,
+// and what is left of it is given back.
 func (s *Subscription) replay(ctx context.Context, after int64) {
 	h := s.h
 	last := after
+	estimate := int64(h.opts.ReplayPage) * ReplayEventEstimate
 	for {
 		if s.join(last, false) {
 			return
 		}
+		if !s.reserve(ctx, estimate, h.opts.ReplayPage) {
+			return
+		}
 		events, err := h.src.EventsAfter(ctx, last, h.opts.ReplayPage)
 		if err != nil {
+			s.refund(estimate)
 			h.remove(s)
 			s.end(fmt.Errorf("live: replay: %w", err))
 			return
 		}
 		if len(events) == 0 {
+			s.refund(estimate)
 			// The hub dispatched events that are gone (pruned meanwhile):
 			// nothing is left to replay before its position.
 			s.join(last, true)
 			return
 		}
+		prepaid := estimate
 		for i := range events {
-			e := &events[i]
-			if s.visible(e) && !s.push(ctx, e) {
+			last = events[i].ID
+			if !s.visible(&events[i]) {
+				continue
+			}
+			// A copy: the queue keeps what it paid for, not the page.
+			e := events[i]
+			prepaid -= Cost(&e)
+			if !s.enqueuePaid(&e, max(-prepaid, 0)) {
 				return
 			}
-			last = e.ID
+			prepaid = max(prepaid, 0)
 		}
+		s.refund(prepaid)
 	}
 }
+
+// ReplayEventEstimate is what a replay reserves per event of a page before
+// reading it: the overhead and a payload of a risk score or a sample with
+// room to spare.
+const ReplayEventEstimate = EventOverhead + 512
 
 // join hands the subscription over to the hub when the replay has reached
 // the last event the hub dispatched (or always, with force), and reports
@@ -744,11 +785,11 @@ func (s *Subscription) join(last int64, force bool) bool {
 	return true
 }
 
-// push queues a replayed event, waiting while the queue is full or a
-// budget has no room: a replay goes at its receiver's pace. It reports
-// false when the subscription has ended.
-func (s *Subscription) push(ctx context.Context, e *obsqra.Event) bool {
-	cost := Cost(e)
+// reserve charges n bytes to s and its budgets for a page of at most
+// count events, waiting while a budget has no room or the queue has no
+// slots: a replay goes at its receiver's pace. It reports false when the
+// subscription has ended or ctx is done.
+func (s *Subscription) reserve(ctx context.Context, n int64, count int) bool {
 	s.mu.Lock()
 	for {
 		if s.ended {
@@ -756,11 +797,13 @@ func (s *Subscription) push(ctx context.Context, e *obsqra.Event) bool {
 			return false
 		}
 		wait := (<-chan struct{})(s.space)
-		if len(s.queue) < s.max {
+		if len(s.queue) == 0 || len(s.queue)+count <= s.max {
 			var ok bool
-			if ok, wait = s.reserveLocked(cost, true); ok {
-				s.queue = append(s.queue, e)
-				signal(s.ready)
+			// Charged as queued to pass the same checks as an event,
+			// then held apart as reserved.
+			if ok, wait = s.reserveLocked(n, true); ok {
+				s.queued -= n
+				s.reserved += n
 				s.mu.Unlock()
 				return true
 			}
@@ -777,4 +820,43 @@ func (s *Subscription) push(ctx context.Context, e *obsqra.Event) bool {
 		}
 		s.mu.Lock()
 	}
+}
+
+// enqueuePaid queues a replayed event whose cost was reserved, but for
+// extra bytes, which are charged now whatever the budgets say (a payload
+// larger than the page's estimate). It reports false when the subscription
+// has ended (and gives the event's charge back).
+func (s *Subscription) enqueuePaid(e *obsqra.Event, extra int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return false // its reservation was given back when it ended
+	}
+	cost := Cost(e)
+	paid := min(cost-extra, s.reserved)
+	s.reserved -= paid
+	if unpaid := cost - paid; unpaid > 0 {
+		a := &s.h.acct
+		a.mu.Lock()
+		s.chargeAcctLocked(unpaid)
+		a.mu.Unlock()
+	}
+	s.queued += cost
+	s.queue = append(s.queue, e)
+	signal(s.ready)
+	return true
+}
+
+// refund gives back up to n reserved bytes a page did not use (none once
+// the subscription has ended: ending gave them back).
+func (s *Subscription) refund(n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n = min(n, s.reserved)
+	if n <= 0 {
+		return
+	}
+	s.reserved -= n
+	s.releaseAcctLocked(n)
+	signal(s.space)
 }

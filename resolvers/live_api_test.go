@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/advisor"
@@ -133,10 +131,7 @@ type wsMessage struct {
 }
 
 // subscriber is a graphql-transport-ws client with one subscription.
-type subscriber struct {
-	t    *testing.T
-	conn *websocket.Conn
-}
+type subscriber struct{ *wsClient }
 
 func (s *liveServer) subscribe(t *testing.T, query string, vars map[string]any) *subscriber {
 	t.Helper()
@@ -147,41 +142,9 @@ func (s *liveServer) subscribe(t *testing.T, query string, vars map[string]any) 
 // an anonymous subscriber).
 func (s *liveServer) subscribeAs(t *testing.T, token, query string, vars map[string]any) *subscriber {
 	t.Helper()
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Subprotocols: []string{"graphql-transport-ws"}}
-	conn, _, err := d.Dial("ws"+strings.TrimPrefix(s.srv.URL, "http")+"/graphql", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	sub := &subscriber{t: t, conn: conn}
-	init := wsMessage{Type: "connection_init"}
-	if token != "" {
-		init.Payload, _ = json.Marshal(map[string]string{"token": token})
-	}
-	sub.send(init)
-	if m := sub.read(); m.Type != "connection_ack" {
-		t.Fatalf("after connection_init got %+v", m)
-	}
-	payload, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	sub.send(wsMessage{ID: "1", Type: "subscribe", Payload: payload})
-	return sub
-}
-
-func (c *subscriber) send(m wsMessage) {
-	c.t.Helper()
-	if err := c.conn.WriteJSON(m); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func (c *subscriber) read() wsMessage {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var m wsMessage
-	if err := c.conn.ReadJSON(&m); err != nil {
-		c.t.Fatalf("read: %v", err)
-	}
-	return m
+	c := s.dialWS(t, "graphql-transport-ws", token)
+	c.start("1", query, vars)
+	return &subscriber{c}
 }
 
 type riskEvent struct {

@@ -21,12 +21,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +36,13 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "generate" {
 		if err := generate(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "benchlive generate:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "replay" {
+		if err := replayBench(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "benchlive replay:", err)
 			os.Exit(1)
 		}
 		return
@@ -71,6 +75,8 @@ func orchestrate(args []string) error {
 	generators := fs.Int("generators", 1, "load generator processes (each may hold at most 20,000 open files)")
 	duration := fs.Duration("duration", 5*time.Minute, "how long to hold the connections after they are all up")
 	tick := fs.Duration("tick", 5*time.Second, "the market's poll interval: every protocol ticks together")
+	var serverEnv envFlag
+	fs.Var(&serverEnv, "server-env", "KEY=VALUE added to the server's environment (repeatable), e.g. a per-address limit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -82,26 +88,17 @@ func orchestrate(args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	port, err := freePort()
+	srv, err := newServerProc(*serverBin, dir, *tick, 30, serverEnv)
 	if err != nil {
 		return err
 	}
-	srv := exec.CommandContext(ctx, *serverBin, "serve")
-	srv.Env = append(os.Environ(),
-		"API_HOST=127.0.0.1", "API_PORT="+strconv.Itoa(port),
-		"DATABASE_URL=sqlite:"+filepath.Join(dir, "bench.db"), "DATA_DIR="+dir,
-		"MARKET_POLL_INTERVAL="+tick.String(), "MARKET_HISTORY_DAYS=30", "LOG_LEVEL="+logLevel())
-	srv.Stderr = os.Stderr
-	if err := srv.Start(); err != nil {
-		return fmt.Errorf("start server: %w", err)
-	}
-	defer func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() }()
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	if err := awaitReady(ctx, base); err != nil {
+	if err := srv.start(ctx); err != nil {
 		return err
 	}
-	baseRSS, _ := rssKiB(srv.Process.Pid)
-	fmt.Printf("server pid %d ready on %s, RSS %d KiB before connections\n", srv.Process.Pid, base, baseRSS)
+	defer srv.stop()
+	base := srv.base()
+	baseRSS, _ := rssKiB(srv.pid())
+	fmt.Printf("server pid %d ready on %s, RSS %d KiB before connections\n", srv.pid(), base, baseRSS)
 
 	self, err := os.Executable()
 	if err != nil {
@@ -114,7 +111,7 @@ func orchestrate(args []string) error {
 	reports := make(chan report, *generators)
 	for i := range *generators {
 		n := min(per, *conns-i*per)
-		cmd := exec.CommandContext(ctx, self, "generate", "-url", "ws://127.0.0.1:"+strconv.Itoa(port)+"/graphql",
+		cmd := exec.CommandContext(ctx, self, "generate", "-url", srv.wsURL(),
 			"-conns", strconv.Itoa(n))
 		// The generator reads on one thread (an epoll loop): more would
 		// only take turns with the server on the two cores.
@@ -155,8 +152,8 @@ func orchestrate(args []string) error {
 		}
 	}
 	time.Sleep(2 * time.Second) // let the server settle before measuring memory
-	rss, _ := rssKiB(srv.Process.Pid)
-	fds := openFiles(srv.Process.Pid)
+	rss, _ := rssKiB(srv.pid())
+	fds := openFiles(srv.pid())
 	fmt.Printf("all %d connections up: server RSS %d KiB (%+d KiB, %.1f KiB per connection), %d open files\n",
 		*conns, rss, rss-baseRSS, float64(rss-baseRSS)/float64(*conns), fds)
 	// Every generator counts the scores committed in the same window, so
@@ -180,7 +177,7 @@ func orchestrate(args []string) error {
 			case <-done:
 				return
 			case <-t.C:
-				if r, err := rssKiB(srv.Process.Pid); err == nil && r > peakRSS.Load() {
+				if r, err := rssKiB(srv.pid()); err == nil && r > peakRSS.Load() {
 					peakRSS.Store(r)
 				}
 			}
@@ -247,58 +244,4 @@ func field(m []byte, key string) []byte {
 		return nil
 	}
 	return rest[:j]
-}
-
-func awaitReady(ctx context.Context, base string) error {
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(base + "/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("server at %s not ready after a minute", base)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// rssKiB reads a process's resident set size from /proc.
-func rssKiB(pid int) (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
-}
-
-func openFiles(pid int) int {
-	entries, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
-	return len(entries)
-}
-
-// logLevel is the server's: BENCH_LOG_LEVEL, warn by default.
-func logLevel() string {
-	if l := os.Getenv("BENCH_LOG_LEVEL"); l != "" {
-		return l
-	}
-	return "warn"
 }

@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export TEST_DATABASE_URL
 
-.PHONY: run build test generate lint bench bench-live backtest fuzz playground-assets clean
+.PHONY: run build test generate lint bench bench-live bench-replay backtest fuzz playground-assets clean
 
 run: build
 	./$(BIN) serve
@@ -47,9 +47,32 @@ bench:
 BENCH_CONNS ?= 15000
 BENCH_GENERATORS ?= 1
 BENCH_DURATION ?= 5m
+BENCH_FLAGS ?=
 bench-live: build
 	$(GO) build -o bin/benchlive ./cmd/benchlive
-	./bin/benchlive -server $(BIN) -conns $(BENCH_CONNS) -generators $(BENCH_GENERATORS) -duration $(BENCH_DURATION)
+	./bin/benchlive -server $(BIN) -conns $(BENCH_CONNS) -generators $(BENCH_GENERATORS) -duration $(BENCH_DURATION) $(BENCH_FLAGS)
+
+# Replay storm: anonymous sockets, each with BENCH_REPLAY_SUBS
+# metricsUpdated(after: the cursor of event 0) subscriptions replaying the
+# outbox (500 days of simulated history: over 5,000 events), first
+# BENCH_REPLAY_READING sockets whose clients read, then BENCH_REPLAY_NEVER
+# sockets whose clients never read, each phase on a freshly started server
+# for BENCH_REPLAY_PHASE; a live riskScoreUpdated observer measures everyone
+# else's latency. Prints the server's memory growth, the observer's
+# percentiles, the sockets the server closed and how, RATE_LIMITED errors,
+# and PASS/FAIL against growth < 200 MiB and p99 < 500 ms (a measurement:
+# it exits 0 either way). Every socket comes from 127.0.0.1: pass the
+# server's per-address limits in BENCH_REPLAY_FLAGS, e.g.
+# BENCH_REPLAY_FLAGS='-server-env MAX_SOCKETS_PER_ADDRESS=8'.
+BENCH_REPLAY_READING ?= 4
+BENCH_REPLAY_NEVER ?= 30
+BENCH_REPLAY_SUBS ?= 100
+BENCH_REPLAY_PHASE ?= 45s
+BENCH_REPLAY_FLAGS ?=
+bench-replay: build
+	$(GO) build -o bin/benchlive ./cmd/benchlive
+	./bin/benchlive replay -server $(BIN) -reading-sockets $(BENCH_REPLAY_READING) -never-sockets $(BENCH_REPLAY_NEVER) \
+		-subs $(BENCH_REPLAY_SUBS) -phase $(BENCH_REPLAY_PHASE) $(BENCH_REPLAY_FLAGS)
 
 # Walk-forward forecast accuracy at 7 and 30 days and the strategy backtests
 # on the real Aave V3 daily rates beside the checkout.

@@ -334,6 +334,9 @@ func (r *replayResult) print(maxGrowthMiB float64, maxP99 time.Duration) {
 		fmt.Printf("; its socket ended: %s", o.ended)
 	}
 	fmt.Println()
+	if o.committed == 0 {
+		fmt.Println("  no score was committed while the observer listened: the market's ticks did not commit during the phase")
+	}
 	fmt.Printf("  server log: %d lines during the phase; its shutdown after the phase took %v\n", r.logLines, r.shutdown.Round(time.Millisecond))
 	verdict := func(ok bool) string {
 		if ok {

@@ -44,13 +44,23 @@ bench:
 # server's 15,000 in its own process; more generators only take turns with
 # the server on the two cores. Prints deliveries, drops, latency from
 # commit (min/p50/p90/p99/max) and server memory per connection.
+# BENCH_RESTART_AFTER into the window the server is restarted (SIGTERM, then
+# the same binary on the same database and port, as a deploy does; 0: never):
+# every connection is closed with 1001 and reconnects at once, resuming
+# after its last cursor. Prints how soon every connection is subscribed and
+# live again (its first score committed after the drop received; target
+# 15 s), the server's memory during the storm, and checks against the
+# outbox that every connection received every score of the window once and
+# in order.
 BENCH_CONNS ?= 15000
 BENCH_GENERATORS ?= 1
 BENCH_DURATION ?= 5m
+BENCH_RESTART_AFTER ?= 2m
 BENCH_FLAGS ?=
 bench-live: build
 	$(GO) build -o bin/benchlive ./cmd/benchlive
-	./bin/benchlive -server $(BIN) -conns $(BENCH_CONNS) -generators $(BENCH_GENERATORS) -duration $(BENCH_DURATION) $(BENCH_FLAGS)
+	./bin/benchlive -server $(BIN) -conns $(BENCH_CONNS) -generators $(BENCH_GENERATORS) -duration $(BENCH_DURATION) \
+		-restart-after $(BENCH_RESTART_AFTER) $(BENCH_FLAGS)
 
 # Replay storm: anonymous sockets, each with BENCH_REPLAY_SUBS
 # metricsUpdated(after: the cursor of event 0) subscriptions replaying the

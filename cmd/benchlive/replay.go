@@ -338,12 +338,6 @@ func (r *replayResult) print(maxGrowthMiB float64, maxP99 time.Duration) {
 		fmt.Println("  no score was committed while the observer listened: the market's ticks did not commit during the phase")
 	}
 	fmt.Printf("  server log: %d lines during the phase; its shutdown after the phase took %v\n", r.logLines, r.shutdown.Round(time.Millisecond))
-	verdict := func(ok bool) string {
-		if ok {
-			return "PASS"
-		}
-		return "FAIL"
-	}
 	fmt.Printf("  %s  phase %s: memory growth %.1f MiB (target < %.0f MiB)\n", verdict(growth < maxGrowthMiB), ph.name, growth, maxGrowthMiB)
 	p99 := time.Duration(o.pct(0.99)) * time.Millisecond
 	fmt.Printf("  %s  phase %s: observer p99 %d ms over %d scores (target < %d ms)\n",

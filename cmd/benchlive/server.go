@@ -59,7 +59,11 @@ func (s *serverProc) wsURL() string { return "ws://127.0.0.1:" + strconv.Itoa(s.
 
 // start starts the server and waits until it is ready. ctx ending
 // terminates it (SIGTERM, SIGKILL 20 s later).
-func (s *serverProc) start(ctx context.Context) error {
+func (s *serverProc) start(ctx context.Context) error { return s.startThen(ctx, func() {}) }
+
+// startThen is start, calling started once the process runs (before it is
+// ready).
+func (s *serverProc) startThen(ctx context.Context, started func()) error {
 	cmd := exec.CommandContext(ctx, s.bin, "serve")
 	cmd.Env = s.env
 	cmd.Stderr = s.stderr
@@ -74,6 +78,7 @@ func (s *serverProc) start(ctx context.Context) error {
 	s.mu.Lock()
 	s.cmd = cmd
 	s.mu.Unlock()
+	started()
 	return awaitReady(ctx, s.base())
 }
 

@@ -169,8 +169,10 @@ func parseReference(line string) ([]int32, bool) {
 type onceCheck struct {
 	Reference  int   `json:"reference"`  // scores committed in the window
 	Exact      int   `json:"exact"`      // connections that received exactly those, in order
-	Gaps       int   `json:"gaps"`       // connections that missed some
-	Missing    int64 `json:"missing"`    // scores missed, over all connections
+	Gaps       int   `json:"gaps"`       // connections that missed a score before one they received
+	Missing    int64 `json:"missing"`    // such scores, over all connections
+	Late       int   `json:"late"`       // connections still without the last scores when they stopped reading
+	LateScores int64 `json:"lateScores"` // such scores, over all connections
 	Dups       int   `json:"dups"`       // connections that received one twice
 	Duplicates int64 `json:"duplicates"` // deliveries of a score already received
 	Unordered  int   `json:"unordered"`  // connections that received one after a later one
@@ -189,6 +191,7 @@ func checkOnce(conns []*genConn, ref []int32) *onceCheck {
 		clear(seen)
 		var got, dups, unexpected int64
 		unordered := false
+		last := -1 // the latest score received, as an index in ref
 		for i, id := range c.ids {
 			if i > 0 && id < c.ids[i-1] {
 				unordered = true
@@ -202,11 +205,28 @@ func checkOnce(conns []*genConn, ref []int32) *onceCheck {
 			default:
 				seen[j] = true
 				got++
+				last = max(last, j)
 			}
 		}
-		if missing := int64(len(ref)) - got; missing > 0 {
+		// A score missing before the latest one received is a gap; one
+		// after it may only be late (still on its way at the stop).
+		var missing, late int64
+		for j, ok := range seen {
+			switch {
+			case ok:
+			case j < last:
+				missing++
+			default:
+				late++
+			}
+		}
+		if missing > 0 {
 			chk.Gaps++
 			chk.Missing += missing
+		}
+		if late > 0 {
+			chk.Late++
+			chk.LateScores += late
 		}
 		if dups > 0 {
 			chk.Dups++

@@ -14,9 +14,10 @@ func TestCheckOnce(t *testing.T) {
 		{ids: []int32{2, 4, 4, 6, 8}}, // a duplicate
 		{ids: []int32{2, 6, 4, 8}},    // out of order
 		{ids: []int32{2, 4, 5, 6, 8}}, // one not committed in the window
+		{ids: []int32{2, 4, 6}},       // the last one late
 	}
 	got := checkOnce(conns, ref)
-	want := &onceCheck{Reference: 4, Exact: 1, Gaps: 1, Missing: 1, Dups: 1, Duplicates: 1, Unordered: 1, Unexpected: 1}
+	want := &onceCheck{Reference: 4, Exact: 1, Gaps: 1, Missing: 1, Late: 1, LateScores: 1, Dups: 1, Duplicates: 1, Unordered: 1, Unexpected: 1}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("checkOnce = %+v, want %+v", got, want)
 	}

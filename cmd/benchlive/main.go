@@ -114,6 +114,9 @@ func orchestrate(args []string) error {
 	if err != nil {
 		return err
 	}
+	// A restart cancels every subscription, and the server may log each.
+	serverLog := &logTail{w: os.Stderr, max: 10}
+	srv.stderr = serverLog
 	if err := srv.start(ctx); err != nil {
 		return err
 	}
@@ -278,6 +281,7 @@ func orchestrate(args []string) error {
 		rs.print(&all, *maxLive)
 	}
 	printCheck(all.Check, refErr)
+	fmt.Printf("server log: %d lines (the first 10 shown above)\n", serverLog.reset())
 	for i, e := range all.Errors {
 		if i == 10 {
 			fmt.Printf("… %d more errors\n", len(all.Errors)-10)
@@ -404,6 +408,7 @@ func addChecks(a, b *onceCheck) *onceCheck {
 		return cmp.Or(a, b)
 	}
 	return &onceCheck{Reference: a.Reference, Exact: a.Exact + b.Exact, Gaps: a.Gaps + b.Gaps, Missing: a.Missing + b.Missing,
+		Late: a.Late + b.Late, LateScores: a.LateScores + b.LateScores,
 		Dups: a.Dups + b.Dups, Duplicates: a.Duplicates + b.Duplicates, Unordered: a.Unordered + b.Unordered,
 		Unexpected: a.Unexpected + b.Unexpected}
 }
@@ -415,8 +420,10 @@ func printCheck(c *onceCheck, refErr error) {
 	}
 	fmt.Printf("exactly once, in order: %d scores committed in the window (outbox); connections that received exactly those: %d\n",
 		c.Reference, c.Exact)
-	fmt.Printf("  with gaps %d (%d scores missed), with duplicates %d (%d deliveries), out of order %d, scores not committed in the window %d\n",
+	fmt.Printf("  with gaps %d (%d scores missing before a later one arrived), with duplicates %d (%d deliveries), out of order %d, scores not committed in the window %d\n",
 		c.Gaps, c.Missing, c.Dups, c.Duplicates, c.Unordered, c.Unexpected)
+	fmt.Printf("  still waiting for the window's last scores when reading stopped (%v after it): %d connections, %d scores\n",
+		grace, c.Late, c.LateScores)
 }
 
 // verdict is PASS or FAIL.

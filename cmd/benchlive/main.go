@@ -281,7 +281,7 @@ func orchestrate(args []string) error {
 		rs.print(&all, *maxLive)
 	}
 	printCheck(all.Check, refErr)
-	fmt.Printf("server log: %d lines (the first 10 shown above)\n", serverLog.reset())
+	fmt.Printf("server log: %d lines (the first 10 shown above)\n", serverLog.count())
 	for i, e := range all.Errors {
 		if i == 10 {
 			fmt.Printf("… %d more errors\n", len(all.Errors)-10)

@@ -140,6 +140,13 @@ func (l *logTail) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// count returns how many lines were logged since the last reset.
+func (l *logTail) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lines
+}
+
 // reset returns how many lines were logged since the last reset.
 func (l *logTail) reset() int {
 	l.mu.Lock()

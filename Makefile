@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export TEST_DATABASE_URL
 
-.PHONY: run build test generate lint bench bench-live backtest fuzz playground-assets clean
+.PHONY: run build test generate lint bench bench-live bench-replay backtest fuzz playground-assets clean
 
 run: build
 	./$(BIN) serve
@@ -44,12 +44,45 @@ bench:
 # server's 15,000 in its own process; more generators only take turns with
 # the server on the two cores. Prints deliveries, drops, latency from
 # commit (min/p50/p90/p99/max) and server memory per connection.
+# BENCH_RESTART_AFTER into the window the server is restarted (SIGTERM, then
+# the same binary on the same database and port, as a deploy does; 0: never):
+# every connection is closed with 1001 and reconnects at once, resuming
+# after its last cursor. Prints how soon every connection is subscribed and
+# live again (its first score committed after the drop received; target
+# 15 s), the server's memory during the storm, and checks against the
+# outbox that every connection received every score of the window once and
+# in order.
 BENCH_CONNS ?= 15000
 BENCH_GENERATORS ?= 1
 BENCH_DURATION ?= 5m
+BENCH_RESTART_AFTER ?= 2m
+BENCH_FLAGS ?=
 bench-live: build
 	$(GO) build -o bin/benchlive ./cmd/benchlive
-	./bin/benchlive -server $(BIN) -conns $(BENCH_CONNS) -generators $(BENCH_GENERATORS) -duration $(BENCH_DURATION)
+	./bin/benchlive -server $(BIN) -conns $(BENCH_CONNS) -generators $(BENCH_GENERATORS) -duration $(BENCH_DURATION) \
+		-restart-after $(BENCH_RESTART_AFTER) $(BENCH_FLAGS)
+
+# Replay storm: anonymous sockets, each with BENCH_REPLAY_SUBS
+# metricsUpdated(after: the cursor of event 0) subscriptions replaying the
+# outbox (500 days of simulated history: over 5,000 events), first
+# BENCH_REPLAY_READING sockets whose clients read, then BENCH_REPLAY_NEVER
+# sockets whose clients never read, each phase on a freshly started server
+# for BENCH_REPLAY_PHASE; a live riskScoreUpdated observer measures everyone
+# else's latency. Prints the server's memory growth, the observer's
+# percentiles, the sockets the server closed and how, RATE_LIMITED errors,
+# and PASS/FAIL against growth < 200 MiB and p99 < 500 ms (a measurement:
+# it exits 0 either way). Every socket comes from 127.0.0.1: pass the
+# server's per-address limits in BENCH_REPLAY_FLAGS, e.g.
+# BENCH_REPLAY_FLAGS='-server-env MAX_SOCKETS_PER_ADDRESS=8'.
+BENCH_REPLAY_READING ?= 4
+BENCH_REPLAY_NEVER ?= 30
+BENCH_REPLAY_SUBS ?= 100
+BENCH_REPLAY_PHASE ?= 45s
+BENCH_REPLAY_FLAGS ?=
+bench-replay: build
+	$(GO) build -o bin/benchlive ./cmd/benchlive
+	./bin/benchlive replay -server $(BIN) -reading-sockets $(BENCH_REPLAY_READING) -never-sockets $(BENCH_REPLAY_NEVER) \
+		-subs $(BENCH_REPLAY_SUBS) -phase $(BENCH_REPLAY_PHASE) $(BENCH_REPLAY_FLAGS)
 
 # Walk-forward forecast accuracy at 7 and 30 days and the strategy backtests
 # on the real Aave V3 daily rates beside the checkout.

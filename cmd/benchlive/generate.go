@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bufio"
 	crand "crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +20,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/sys/unix"
+
+	"github.com/obsqra/obsqra/live"
 )
 
 // The load generator shares the server's two cores, so it reads the way a
@@ -28,16 +33,23 @@ import (
 
 // generate holds conns connections to url, prints "ready …" once they are
 // all up, reads from its standard input the window whose scores it counts
-// ("window FROM UNTIL", in Unix nanoseconds), and after it prints its
-// report as JSON.
+// ("window FROM UNTIL", in Unix nanoseconds), and after the window the
+// reference ("reference ID ID …": the ids of every score committed in it,
+// "reference -" when there is none), against which it checks that each
+// connection received every score once and in order; then it prints its
+// report as JSON. With -reconnect, a connection the server ends (a restart
+// closes it with 1001) reconnects at once, resuming after the cursor of the
+// last score it received, as a graphql-ws client does.
 func generate(args []string) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	url := fs.String("url", "", "the server's WebSocket URL")
 	conns := fs.Int("conns", 5000, "connections")
+	reconnect := fs.Bool("reconnect", false, "reconnect a connection the server ends, resuming after its last cursor")
+	redialers := fs.Int("redialers", 512, "reconnections in flight at once")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	rep := report{Conns: *conns, MinPerConn: -1}
+	rep := report{Conns: *conns, MinPerConn: -1, DropReasons: map[string]int{}}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("epoll: %w", err)
@@ -45,40 +57,44 @@ func generate(args []string) error {
 	defer unix.Close(epfd)
 	// The loop reads from the first connection on (pings must be answered
 	// while the others connect), and counts only once the window is known.
-	var g generator
+	g := generator{url: *url, epfd: epfd, reconnect: *reconnect, reasons: map[string]int{}}
 	g.from.Store(1<<62 - 1)
 	g.until.Store(1<<62 - 1)
 	g.stop.Store(1<<62 - 1)
 	g.byFD = map[int32]*genConn{}
 	g.events = map[string]bool{}
-	looped := make(chan error, 1)
-	go func() { looped <- g.loop(epfd) }()
+	g.redial = make(chan *genConn, *conns)
 	dialer := websocket.Dialer{HandshakeTimeout: 30 * time.Second, Subprotocols: []string{"graphql-transport-ws"},
 		ReadBufferSize: 1024, WriteBufferSize: 512}
+	var redialing sync.WaitGroup
+	if *reconnect {
+		for range *redialers {
+			redialing.Go(func() { g.redialLoop(&dialer) })
+		}
+	}
+	looped := make(chan error, 1)
+	go func() { looped <- g.loop() }()
 	for i := range *conns {
-		fd, err := subscribe(&dialer, *url)
+		fd, err := subscribe(&dialer, *url, "")
 		if err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("connection %d: %v", i, err))
 			continue
 		}
-		g.mu.Lock()
 		// One connection records which scores arrived.
-		g.byFD[int32(fd)] = &genConn{fd: fd, recorder: len(g.byFD) == 0}
-		g.mu.Unlock()
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}
-		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			unix.Close(fd)
-			g.mu.Lock()
-			delete(g.byFD, int32(fd))
-			g.mu.Unlock()
-			rep.Errors = append(rep.Errors, fmt.Sprintf("connection %d: epoll: %v", i, err))
+		c := &genConn{fd: fd, recorder: i == 0}
+		if err := g.add(c); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("connection %d: %v", i, err))
 			continue
 		}
+		g.mu.Lock()
+		g.all = append(g.all, c)
+		g.mu.Unlock()
 		rep.Connected++
 	}
 	fmt.Printf("ready: %d of %d connections\n", rep.Connected, *conns)
+	in := bufio.NewReader(os.Stdin)
 	var from, until int64
-	if _, err := fmt.Fscanf(os.Stdin, "window %d %d\n", &from, &until); err != nil {
+	if _, err := fmt.Fscanf(in, "window %d %d\n", &from, &until); err != nil {
 		return fmt.Errorf("read the window: %w", err)
 	}
 	g.from.Store(from)
@@ -89,44 +105,195 @@ func generate(args []string) error {
 	if err := <-looped; err != nil {
 		return err
 	}
+	close(g.redial)
+	redialing.Wait() // the redialers give up at the stop time
 	rep.Dropped = g.dropped
 	rep.Errors = append(rep.Errors, g.errors...)
-	for _, c := range g.byFD {
-		unix.Close(c.fd)
+	rep.DropReasons = g.reasons
+	rep.RedialFailures = int(g.redialFailures.Load())
+	for _, c := range g.all {
+		if !c.done {
+			unix.Close(c.fd)
+		}
 		if c.n == 0 {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("a connection received no score in the window; it received %v", c.kinds))
 		}
 		rep.LatencyMs = append(rep.LatencyMs, c.lat...)
 		rep.Deliveries += c.n
+		rep.Replayed += c.replayed
 		if rep.MinPerConn < 0 || c.n < rep.MinPerConn {
 			rep.MinPerConn = c.n
 		}
 		rep.MaxPerConn = max(rep.MaxPerConn, c.n)
+		if c.drops > 0 {
+			rep.DroppedConns++
+			rep.DroppedAtMs = append(rep.DroppedAtMs, c.droppedAt/1e6)
+			if c.reconnectedAt > 0 {
+				rep.ReconnectedAtMs = append(rep.ReconnectedAtMs, c.reconnectedAt/1e6)
+			}
+			if c.liveAt > 0 {
+				rep.LiveAtMs = append(rep.LiveAtMs, c.liveAt/1e6)
+			}
+		}
 	}
 	rep.Events = len(g.events)
+	line, err := in.ReadString('\n')
+	if err != nil {
+		rep.Errors = append(rep.Errors, "no reference of the scores committed: "+err.Error())
+	} else if ref, ok := parseReference(line); ok {
+		rep.Check = checkOnce(g.all, ref)
+	}
 	return json.NewEncoder(os.Stdout).Encode(rep)
+}
+
+// parseReference parses "reference ID ID …"; ok is false for
+// "reference -" or anything malformed.
+func parseReference(line string) ([]int32, bool) {
+	fields := strings.Fields(line)
+	if len(fields) == 0 || fields[0] != "reference" || len(fields) == 2 && fields[1] == "-" {
+		return nil, false
+	}
+	ref := make([]int32, 0, len(fields)-1)
+	for _, f := range fields[1:] {
+		id, err := strconv.ParseInt(f, 10, 32)
+		if err != nil {
+			return nil, false
+		}
+		ref = append(ref, int32(id))
+	}
+	return ref, true
+}
+
+// onceCheck is how the scores each connection received in the window
+// compare with those committed in it: exactly once each, in order.
+type onceCheck struct {
+	Reference  int   `json:"reference"`  // scores committed in the window
+	Exact      int   `json:"exact"`      // connections that received exactly those, in order
+	Gaps       int   `json:"gaps"`       // connections that missed a score before one they received
+	Missing    int64 `json:"missing"`    // such scores, over all connections
+	Late       int   `json:"late"`       // connections still without the last scores when they stopped reading
+	LateScores int64 `json:"lateScores"` // such scores, over all connections
+	Dups       int   `json:"dups"`       // connections that received one twice
+	Duplicates int64 `json:"duplicates"` // deliveries of a score already received
+	Unordered  int   `json:"unordered"`  // connections that received one after a later one
+	Unexpected int64 `json:"unexpected"` // deliveries of a score not in the reference
+}
+
+// checkOnce compares every connection's scores with ref (ascending ids).
+func checkOnce(conns []*genConn, ref []int32) *onceCheck {
+	chk := &onceCheck{Reference: len(ref)}
+	index := make(map[int32]int, len(ref))
+	for i, id := range ref {
+		index[id] = i
+	}
+	seen := make([]bool, len(ref))
+	for _, c := range conns {
+		clear(seen)
+		var got, dups, unexpected int64
+		unordered := false
+		last := -1 // the latest score received, as an index in ref
+		for i, id := range c.ids {
+			if i > 0 && id < c.ids[i-1] {
+				unordered = true
+			}
+			j, ok := index[id]
+			switch {
+			case !ok:
+				unexpected++
+			case seen[j]:
+				dups++
+			default:
+				seen[j] = true
+				got++
+				last = max(last, j)
+			}
+		}
+		// A score missing before the latest one received is a gap; one
+		// after it may only be late (still on its way at the stop).
+		var missing, late int64
+		for j, ok := range seen {
+			switch {
+			case ok:
+			case j < last:
+				missing++
+			default:
+				late++
+			}
+		}
+		if missing > 0 {
+			chk.Gaps++
+			chk.Missing += missing
+		}
+		if late > 0 {
+			chk.Late++
+			chk.LateScores += late
+		}
+		if dups > 0 {
+			chk.Dups++
+			chk.Duplicates += dups
+		}
+		if unordered {
+			chk.Unordered++
+		}
+		chk.Unexpected += unexpected
+		if got == int64(len(ref)) && dups == 0 && unexpected == 0 && !unordered {
+			chk.Exact++
+		}
+	}
+	return chk
 }
 
 // generator is the state the epoll loop shares with the dialling.
 type generator struct {
+	url       string
+	epfd      int
+	reconnect bool
+
 	from, until, stop atomic.Int64 // Unix nanoseconds
 
 	mu   sync.Mutex
 	byFD map[int32]*genConn
+	all  []*genConn
+
+	// redial takes the connections to reconnect (each at most once at a
+	// time, so it never fills).
+	redial         chan *genConn
+	redialFailures atomic.Int64
 
 	// The loop's own.
 	events  map[string]bool // scores the recorder received, by cursor
 	dropped int
+	reasons map[string]int // drops by reason
 	errors  []string
 }
 
+// maxErrors bounds the errors a generator reports one by one: a restart
+// drops every connection with the same one.
+const maxErrors = 20
+
+// add registers a subscribed connection with the loop.
+func (g *generator) add(c *genConn) error {
+	g.mu.Lock()
+	g.byFD[int32(c.fd)] = c
+	g.mu.Unlock()
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)}
+	if err := unix.EpollCtl(g.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+		g.mu.Lock()
+		delete(g.byFD, int32(c.fd))
+		g.mu.Unlock()
+		unix.Close(c.fd)
+		return fmt.Errorf("epoll: %w", err)
+	}
+	return nil
+}
+
 // loop reads every socket that has data until the stop time.
-func (g *generator) loop(epfd int) error {
+func (g *generator) loop() error {
 	runtime.LockOSThread()
 	ready := make([]unix.EpollEvent, 1024)
 	buf := make([]byte, 64<<10)
 	for time.Now().UnixNano() < g.stop.Load() {
-		n, err := unix.EpollWait(epfd, ready, 100)
+		n, err := unix.EpollWait(g.epfd, ready, 100)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -142,19 +309,63 @@ func (g *generator) loop(epfd int) error {
 				continue
 			}
 			if err := c.read(buf, from, until, g.events); err != nil {
-				c.done = true
-				unix.EpollCtl(epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
-				g.dropped++
-				g.errors = append(g.errors, err.Error())
+				g.drop(c, err)
 			}
 		}
 	}
 	return nil
 }
 
-// subscribe opens a connection, initialises it, subscribes, and returns a
-// socket of its own (non-blocking) on which the events will arrive.
-func subscribe(dialer *websocket.Dialer, url string) (int, error) {
+// drop forgets a connection the server ended, and hands it to the
+// redialers when reconnecting.
+func (g *generator) drop(c *genConn, err error) {
+	c.done = true
+	unix.EpollCtl(g.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	g.mu.Lock()
+	delete(g.byFD, int32(c.fd))
+	g.mu.Unlock()
+	unix.Close(c.fd)
+	g.dropped++
+	reason := err.Error()
+	g.reasons[reason[:min(len(reason), 120)]]++
+	if !g.reconnect && len(g.errors) < maxErrors {
+		g.errors = append(g.errors, reason) // when reconnecting, the reasons say all
+	}
+	c.drops++
+	c.droppedAt = time.Now().UnixNano()
+	c.reconnectedAt, c.liveAt = 0, 0
+	if g.reconnect {
+		g.redial <- c
+	}
+}
+
+// redialLoop reconnects the connections dropped, each resuming after the
+// last score it received, retrying every 100-200 ms while the server
+// refuses (it is restarting) until the stop time.
+func (g *generator) redialLoop(dialer *websocket.Dialer) {
+	for c := range g.redial {
+		for time.Now().UnixNano() < g.stop.Load() {
+			fd, err := subscribe(dialer, g.url, c.cursor)
+			if err != nil {
+				g.redialFailures.Add(1)
+				time.Sleep(100*time.Millisecond + time.Duration(mrand.Int64N(int64(100*time.Millisecond))))
+				continue
+			}
+			c.fd, c.done, c.pending = fd, false, c.pending[:0]
+			c.reconnectedAt = time.Now().UnixNano()
+			if g.add(c) != nil {
+				g.redialFailures.Add(1)
+				continue
+			}
+			break
+		}
+	}
+}
+
+// subscribe opens a connection, initialises it, subscribes (after cursor,
+// unless it is empty), and returns a socket of its own (non-blocking) on
+// which the events will arrive.
+func subscribe(dialer *websocket.Dialer, url, cursor string) (int, error) {
 	c, _, err := dialer.Dial(url, nil)
 	if err != nil {
 		return -1, fmt.Errorf("dial: %w", err)
@@ -167,7 +378,11 @@ func subscribe(dialer *websocket.Dialer, url string) (int, error) {
 	if _, m, err := c.ReadMessage(); err != nil || !strings.Contains(string(m), `"connection_ack"`) {
 		return -1, fmt.Errorf("init: %s %v", m, err)
 	}
-	if err := c.WriteMessage(websocket.TextMessage, []byte(subscription)); err != nil {
+	msg := []byte(subscription)
+	if cursor != "" {
+		msg = fmt.Appendf(nil, `{"id":"1","type":"subscribe","payload":{"query":%q,"variables":{"after":%q}}}`, resumeQuery, cursor)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
 		return -1, fmt.Errorf("subscribe: %w", err)
 	}
 	raw, err := c.NetConn().(interface {
@@ -199,6 +414,15 @@ type genConn struct {
 	n        int64  // scores received in the window
 	lat      []int32
 	kinds    []string // the first messages, for a report of what went wrong
+
+	cursor   string  // of the last score received: where a reconnection resumes
+	ids      []int32 // event ids of the window's scores, in the order received
+	replayed int64   // scores committed before the last drop, received after it (not in lat)
+	drops    int
+	// Of the last drop, in Unix nanoseconds: when it happened, when the
+	// connection was back (subscribed again), and when it received the
+	// first score committed after the drop (0 until then).
+	droppedAt, reconnectedAt, liveAt int64
 }
 
 // read reads what the socket has, handles every whole frame, and keeps
@@ -288,13 +512,26 @@ func (c *genConn) handle(op byte, payload []byte, now time.Time, from, until int
 		if err != nil {
 			return nil
 		}
-		if at := computed.UnixNano(); at < from || at >= until {
+		cursor := string(field(m, `"cursor":"`))
+		c.cursor = cursor
+		at := computed.UnixNano()
+		if c.drops > 0 && c.liveAt == 0 && at > c.droppedAt {
+			c.liveAt = now.UnixNano()
+		}
+		if at < from || at >= until {
 			return nil // outside the measured window
 		}
 		c.n++
-		c.lat = append(c.lat, int32(now.Sub(computed).Milliseconds()))
+		if id, err := live.ParseCursor(cursor); err == nil {
+			c.ids = append(c.ids, int32(id))
+		}
+		if c.drops > 0 && at < c.droppedAt {
+			c.replayed++ // its latency is the outage's
+		} else {
+			c.lat = append(c.lat, int32(now.Sub(computed).Milliseconds()))
+		}
 		if c.recorder {
-			events[string(field(m, `"cursor":"`))] = true
+			events[cursor] = true
 		}
 	case "error", "complete":
 		return fmt.Errorf("%s: %.200s", msgType, m)

@@ -234,6 +234,13 @@ type Config struct {
 	// LiveSubscriptionsPerUser is how many subscriptions one signed-in user
 	// may hold (LIVE_SUBSCRIPTIONS_PER_USER, 1-100000, default 200).
 	LiveSubscriptionsPerUser int
+	// LiveSubscriptionsPerAddress is how many subscriptions may be held
+	// for one client address (LIVE_SUBSCRIPTIONS_PER_ADDRESS, 1-1000000,
+	// default 1000).
+	LiveSubscriptionsPerAddress int
+	// LiveSubscriptions is how many subscriptions the server holds
+	// (LIVE_SUBSCRIPTIONS, 1-1000000, default 20000).
+	LiveSubscriptions int
 }
 
 // Load reads the configuration through getenv, which is os.Getenv in the
@@ -374,6 +381,10 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	c.LiveTotalBufferBytes = l.bufferBytes("LIVE_TOTAL_BUFFER_BYTES", defaultLiveTotalBytes)
 	c.LiveSubscriptionsPerUser = l.intRange("LIVE_SUBSCRIPTIONS_PER_USER", defaultLiveSubscriptionsPerUser, 1, 100000,
 		"a whole number from 1 to 100000")
+	c.LiveSubscriptionsPerAddress = l.intRange("LIVE_SUBSCRIPTIONS_PER_ADDRESS", defaultLiveSubscriptionsPerAddr, 1, 1000000,
+		"a whole number from 1 to 1000000")
+	c.LiveSubscriptions = l.intRange("LIVE_SUBSCRIPTIONS", defaultLiveSubscriptions, 1, 1000000,
+		"a whole number from 1 to 1000000")
 
 	if len(l.problems) > 0 {
 		return nil, errors.Join(l.problems...)

@@ -85,6 +85,8 @@ func TestLoadDefaults(t *testing.T) {
 			LiveAddressBufferBytes:      16 << 20,
 			LiveTotalBufferBytes:        256 << 20,
 			LiveSubscriptionsPerUser:    200,
+			LiveSubscriptionsPerAddress: 1000,
+			LiveSubscriptions:           20000,
 		}},
 		{"empty values count as unset", map[string]string{"API_PORT": "", "ENVIRONMENT": "  "}, nil},
 		{"production", prod(), &Config{
@@ -134,6 +136,8 @@ func TestLoadDefaults(t *testing.T) {
 			LiveAddressBufferBytes:      16 << 20,
 			LiveTotalBufferBytes:        256 << 20,
 			LiveSubscriptionsPerUser:    200,
+			LiveSubscriptionsPerAddress: 1000,
+			LiveSubscriptions:           20000,
 		}},
 	}
 	tests[1].want = tests[0].want
@@ -204,6 +208,8 @@ func TestLoadValues(t *testing.T) {
 		"LIVE_ADDRESS_BUFFER_BYTES":      "1048576",
 		"LIVE_TOTAL_BUFFER_BYTES":        "67108864",
 		"LIVE_SUBSCRIPTIONS_PER_USER":    "20",
+		"LIVE_SUBSCRIPTIONS_PER_ADDRESS": "30",
+		"LIVE_SUBSCRIPTIONS":             "40",
 	}))
 	if err != nil {
 		t.Fatalf("Load() error = %v", err)
@@ -259,6 +265,8 @@ func TestLoadValues(t *testing.T) {
 		LiveAddressBufferBytes:      1 << 20,
 		LiveTotalBufferBytes:        64 << 20,
 		LiveSubscriptionsPerUser:    20,
+		LiveSubscriptionsPerAddress: 30,
+		LiveSubscriptions:           40,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load() = %+v, want %+v", got, want)
@@ -297,6 +305,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"live buffer too small", map[string]string{"LIVE_SUBSCRIPTION_BUFFER_BYTES": "100"}, `LIVE_SUBSCRIPTION_BUFFER_BYTES: "100" is not a whole number of bytes from 1024`},
 		{"live buffer with a unit", map[string]string{"LIVE_TOTAL_BUFFER_BYTES": "256MiB"}, `LIVE_TOTAL_BUFFER_BYTES: "256MiB" is not a whole number of bytes`},
 		{"subscriptions per user", map[string]string{"LIVE_SUBSCRIPTIONS_PER_USER": "0"}, `LIVE_SUBSCRIPTIONS_PER_USER: "0" is not a whole number from 1 to 100000`},
+		{"subscriptions per address", map[string]string{"LIVE_SUBSCRIPTIONS_PER_ADDRESS": "x"}, `LIVE_SUBSCRIPTIONS_PER_ADDRESS: "x" is not a whole number from 1 to 1000000`},
 		{"port zero", map[string]string{"API_PORT": "0"}, `API_PORT: "0" is not a port number (1-65535)`},
 		{"port too high", map[string]string{"API_PORT": "70000"}, `API_PORT: "70000" is not a port number (1-65535)`},
 		{"environment", map[string]string{"ENVIRONMENT": "staging"}, `ENVIRONMENT: "staging" is not one of development, production`},

@@ -51,6 +51,8 @@ const (
 	defaultLiveAddressBytes         = 16 << 20
 	defaultLiveTotalBytes           = 256 << 20
 	defaultLiveSubscriptionsPerUser = 200
+	defaultLiveSubscriptionsPerAddr = 1000
+	defaultLiveSubscriptions        = 20000
 )
 
 // Variable describes one environment variable read by Load.
@@ -170,5 +172,9 @@ func Variables() []Variable {
 			"Bytes of events that may wait for all subscribers of this server; replays fill at most half of each budget."},
 		{"LIVE_SUBSCRIPTIONS_PER_USER", strconv.Itoa(defaultLiveSubscriptionsPerUser),
 			"Subscriptions one signed-in user may hold at once, 1-100000; one more is refused with RATE_LIMITED."},
+		{"LIVE_SUBSCRIPTIONS_PER_ADDRESS", strconv.Itoa(defaultLiveSubscriptionsPerAddr),
+			"Subscriptions that may be held at once for one client address, signed in or not, 1-1000000; one more is refused with RATE_LIMITED."},
+		{"LIVE_SUBSCRIPTIONS", strconv.Itoa(defaultLiveSubscriptions),
+			"Subscriptions this server holds at once, 1-1000000; one more is refused with RATE_LIMITED."},
 	}
 }

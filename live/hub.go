@@ -87,6 +87,17 @@ type Limits struct {
 	// connections per address instead. Default 200
 	// (DefaultSubscriptionsPerUser).
 	SubscriptionsPerUser int
+	// SubscriptionsPerAddress is how many subscriptions may be held at
+	// once for one client address, anonymous or not; Subscribe refuses
+	// more with ERATELIMIT. A subscription costs memory beyond its queue
+	// (its goroutines and execution state, a few tens of KB while it
+	// replays): this bounds that per address as the byte budgets bound the
+	// queues. Default 1000 (DefaultSubscriptionsPerAddress).
+	SubscriptionsPerAddress int
+	// Subscriptions is how many subscriptions the hub holds at once;
+	// Subscribe refuses more with ERATELIMIT. Default 20000
+	// (DefaultSubscriptions).
+	Subscriptions int
 }
 
 // Defaults of Limits.
@@ -118,6 +129,16 @@ const (
 	// opens (about five per tab), and it stops one account that opens
 	// sockets from many addresses from multiplying its budgets.
 	DefaultSubscriptionsPerUser = 200
+	// DefaultSubscriptionsPerAddress is ten sockets' worth of the
+	// server's 100 operations per socket: an office behind one NAT fits
+	// (identical public subscriptions share one stream and count once),
+	// while one host holding thousands of replays that never read is
+	// refused before they cost hundreds of MiB.
+	DefaultSubscriptionsPerAddress = 1000
+	// DefaultSubscriptions is one subscription for each of the 20,000
+	// files a process may hold open here: every socket resuming with a
+	// cursor after a restart fits.
+	DefaultSubscriptions = 20000
 )
 
 // EventOverhead is what an event costs in a queue besides its payload: the
@@ -159,6 +180,12 @@ func (o Options) withDefaults() Options {
 	}
 	if l.SubscriptionsPerUser <= 0 {
 		l.SubscriptionsPerUser = DefaultSubscriptionsPerUser
+	}
+	if l.SubscriptionsPerAddress <= 0 {
+		l.SubscriptionsPerAddress = DefaultSubscriptionsPerAddress
+	}
+	if l.Subscriptions <= 0 {
+		l.Subscriptions = DefaultSubscriptions
 	}
 	return o
 }
@@ -207,6 +234,10 @@ type accounts struct {
 	conns map[*obsqra.Client]*usage
 	addrs map[string]*usage
 	users map[int64]int
+	// addrSubs counts the subscriptions of each client address; subs all
+	// of them.
+	addrSubs map[string]int
+	subs     int
 }
 
 // usage is the bytes charged to one level; room, made when a replay waits
@@ -273,7 +304,7 @@ func (h *Hub) Stats() Stats {
 // NewHub returns a hub reading src.
 func NewHub(src Source, opts Options) *Hub {
 	return &Hub{src: src, opts: opts.withDefaults(), subs: make(map[*Subscription]struct{}), ready: make(chan struct{}),
-		acct: accounts{conns: make(map[*obsqra.Client]*usage), addrs: make(map[string]*usage), users: make(map[int64]int)}}
+		acct: accounts{conns: make(map[*obsqra.Client]*usage), addrs: make(map[string]*usage), users: make(map[int64]int), addrSubs: make(map[string]int)}}
 }
 
 // Run follows the outbox until ctx ends, then closes every subscription
@@ -397,11 +428,6 @@ func (h *Hub) Subscribe(ctx context.Context, viewer int64, filter Filter, after 
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if after != nil {
-		if err := h.src.CheckEventCursor(ctx, *after); err != nil {
-			return nil, err
-		}
-	}
 	client := obsqra.ClientFromContext(ctx)
 	s := &Subscription{
 		h:      h,
@@ -414,14 +440,15 @@ func (h *Hub) Subscribe(ctx context.Context, viewer int64, filter Filter, after 
 		done:   make(chan struct{}),
 		max:    h.opts.Buffer,
 	}
-	if viewer != 0 {
-		h.acct.mu.Lock()
-		if n := h.acct.users[viewer]; n >= h.opts.Limits.SubscriptionsPerUser {
-			h.acct.mu.Unlock()
-			return nil, obsqra.Errorf(obsqra.ERATELIMIT, "at most %d subscriptions per user; end one first", n)
+	// Counted before anything is read: a refusal costs no query.
+	if err := h.acct.count(s, &h.opts.Limits); err != nil {
+		return nil, err
+	}
+	if after != nil {
+		if err := h.src.CheckEventCursor(ctx, *after); err != nil {
+			s.end(context.Canceled) // gives the counts back
+			return nil, err
 		}
-		h.acct.users[viewer]++
-		h.acct.mu.Unlock()
 	}
 	h.mu.Lock()
 	if h.stopped {
@@ -690,14 +717,47 @@ func (s *Subscription) endLocked(err error) {
 	if !errors.Is(err, ErrSlowConsumer) {
 		s.dropLocked()
 	}
+	s.h.acct.uncount(s)
+}
+
+// count counts s against the subscriptions of its user, its address and
+// the hub, or returns ERATELIMIT naming the limit it would pass.
+func (a *accounts) count(s *Subscription, lim *Limits) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case s.viewer != 0 && a.users[s.viewer] >= lim.SubscriptionsPerUser:
+		return obsqra.Errorf(obsqra.ERATELIMIT, "at most %d subscriptions per user; end one first", lim.SubscriptionsPerUser)
+	case s.addr != "" && a.addrSubs[s.addr] >= lim.SubscriptionsPerAddress:
+		return obsqra.Errorf(obsqra.ERATELIMIT, "at most %d subscriptions from one address; end one first", lim.SubscriptionsPerAddress)
+	case a.subs >= lim.Subscriptions:
+		return obsqra.Errorf(obsqra.ERATELIMIT, "the server holds as many subscriptions as it may (%d); try again later", lim.Subscriptions)
+	}
 	if s.viewer != 0 {
-		a := &s.h.acct
-		a.mu.Lock()
+		a.users[s.viewer]++
+	}
+	if s.addr != "" {
+		a.addrSubs[s.addr]++
+	}
+	a.subs++
+	return nil
+}
+
+// uncount gives back what count counted for s.
+func (a *accounts) uncount(s *Subscription) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s.viewer != 0 {
 		if a.users[s.viewer]--; a.users[s.viewer] <= 0 {
 			delete(a.users, s.viewer)
 		}
-		a.mu.Unlock()
 	}
+	if s.addr != "" {
+		if a.addrSubs[s.addr]--; a.addrSubs[s.addr] <= 0 {
+			delete(a.addrSubs, s.addr)
+		}
+	}
+	a.subs--
 }
 
 // dropLocked drops the events waiting and releases their bytes.

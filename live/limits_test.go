@@ -345,3 +345,43 @@ func TestLiveSubscriptionsPerUser(t *testing.T) {
 		t.Errorf("Stats().Users = %d, want 2", st.Users)
 	}
 }
+
+// TestLiveSubscriptionsPerAddressAndTotal: an address may hold
+// SubscriptionsPerAddress subscriptions and the hub Subscriptions, the
+// next is refused with ERATELIMIT before the cursor is read, and one that
+// ends gives its place back.
+func TestLiveSubscriptionsPerAddressAndTotal(t *testing.T) {
+	t.Parallel()
+	h, _ := setupMem(t, live.Options{Limits: live.Limits{SubscriptionsPerAddress: 2, Subscriptions: 4}}, nil, nil)
+	from := func(addr string) context.Context { return clientCtx(&obsqra.Client{Address: addr}) }
+	first, err := h.Subscribe(from("192.0.2.1"), 0, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Subscribe(from("192.0.2.1"), 7, nil, nil); err != nil {
+		t.Fatalf("subscription 2 of 2 from an address: %v", err)
+	}
+	// Refused before the cursor is checked: a cursor far ahead would not
+	// be an error, a pruned one would be EINVALID.
+	bad := int64(-5)
+	if _, err := h.Subscribe(from("192.0.2.1"), 0, nil, &bad); obsqra.ErrorCode(err) != obsqra.ERATELIMIT ||
+		!strings.Contains(obsqra.ErrorMessage(err), "at most 2 subscriptions from one address") {
+		t.Fatalf("subscription 3 of 2 from an address = %v, want ERATELIMIT", err)
+	}
+	first.Close()
+	if _, err := h.Subscribe(from("192.0.2.1"), 0, nil, nil); err != nil {
+		t.Fatalf("after closing one: %v", err)
+	}
+	if _, err := h.Subscribe(from("192.0.2.2"), 0, nil, nil); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+	if _, err := h.Subscribe(from("192.0.2.3"), 0, nil, nil); err != nil {
+		t.Fatalf("subscription 4 of 4 in all: %v", err)
+	}
+	if _, err := h.Subscribe(from("192.0.2.4"), 0, nil, nil); obsqra.ErrorCode(err) != obsqra.ERATELIMIT {
+		t.Fatalf("subscription 5 of 4 in all = %v, want ERATELIMIT", err)
+	}
+	if st := h.Stats(); st.Subscriptions != 4 {
+		t.Errorf("Stats().Subscriptions = %d, want 4", st.Subscriptions)
+	}
+}

@@ -20,6 +20,9 @@ func TestLiveOptions(t *testing.T) {
 		Subscription: live.DefaultSubscriptionBytes, Connection: live.DefaultConnectionBytes,
 		Address: live.DefaultAddressBytes, Total: live.DefaultTotalBytes,
 		SubscriptionsPerUser: live.DefaultSubscriptionsPerUser,
+
+		SubscriptionsPerAddress: live.DefaultSubscriptionsPerAddress,
+		Subscriptions:           live.DefaultSubscriptions,
 	}
 	if got := liveOptions(cfg, slog.Default()).Limits; got != want {
 		t.Errorf("default limits %+v, want live's defaults %+v", got, want)

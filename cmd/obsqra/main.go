@@ -326,5 +326,8 @@ func liveOptions(cfg *config.Config, logger *slog.Logger) live.Options {
 		Address:              cfg.LiveAddressBufferBytes,
 		Total:                cfg.LiveTotalBufferBytes,
 		SubscriptionsPerUser: cfg.LiveSubscriptionsPerUser,
+
+		SubscriptionsPerAddress: cfg.LiveSubscriptionsPerAddress,
+		Subscriptions:           cfg.LiveSubscriptions,
 	}}
 }

@@ -2,6 +2,7 @@ package obsqra
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -83,6 +84,26 @@ type Client struct {
 	Scheme string
 	// RequestID identifies the request in logs and error responses.
 	RequestID string
+}
+
+// LimitKey is what per-address limits (sign-in and registration throttles,
+// sockets, subscriptions and memory per address) count the client under:
+// its IPv4 address, or the /64 network of its IPv6 address. One IPv6
+// host is routinely given a whole /64 and may pick any address in it, so
+// limits per IPv6 address could be escaped by changing address; a /64 is
+// what one subscriber holds. Address itself when it is not an IP address
+// (empty for a call from inside the server).
+func (c *Client) LimitKey() string {
+	a, err := netip.ParseAddr(c.Address)
+	if err != nil {
+		return c.Address
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.WithZone("").Prefix(64) // cannot fail for an IPv6 address
+	return p.String()
 }
 
 // NewContextWithClient returns a copy of ctx that carries c.

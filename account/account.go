@@ -125,7 +125,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*obsqra.AuthP
 		return nil, err
 	}
 	// Every registration counts (none is forgiven): each costs a bcrypt hash.
-	if err := s.admit(ctx, s.throttle.registerKeys(obsqra.ClientFromContext(ctx).Address)); err != nil {
+	if err := s.admit(ctx, s.throttle.registerKeys(obsqra.ClientFromContext(ctx).LimitKey())); err != nil {
 		return nil, err
 	}
 	hash, err := s.hashPassword(in.Password)
@@ -186,7 +186,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (*obsqra.Au
 	if len(email) > MaxEmailBytes || len(password) > 1024 {
 		return nil, errBadCredentials
 	}
-	keys := s.throttle.keysFor(email, obsqra.ClientFromContext(ctx).Address)
+	keys := s.throttle.keysFor(email, obsqra.ClientFromContext(ctx).LimitKey())
 	if err := s.admit(ctx, keys); err != nil {
 		return nil, err
 	}
@@ -414,7 +414,7 @@ func (s *Service) UpdatePreferences(ctx context.Context, patch obsqra.Preference
 // sign-in so that a stolen access token cannot be used to guess it.
 // Errors: EFORBIDDEN (wrong password), ERATELIMIT.
 func (s *Service) checkPassword(ctx context.Context, u *obsqra.User, password string) error {
-	keys := s.throttle.keysFor(u.Email, obsqra.ClientFromContext(ctx).Address)
+	keys := s.throttle.keysFor(u.Email, obsqra.ClientFromContext(ctx).LimitKey())
 	if err := s.admit(ctx, keys); err != nil {
 		return err
 	}

@@ -60,7 +60,7 @@ type Options struct {
 // in bytes as Cost counts them, at four levels: one subscription, one
 // connection (all subscriptions made with the same *obsqra.Client, which
 // the server makes once per HTTP request or WebSocket connection), one
-// client address (obsqra.Client.Address; none is charged for an empty
+// client address (obsqra.Client.LimitKey; none is charged for an empty
 // one), and the whole hub. A live event that would take any level past its
 // budget ends its subscription with ErrSlowConsumer (the client resumes
 // from its cursor); a replay never ends for that, it waits for room. A
@@ -434,7 +434,7 @@ func (h *Hub) Subscribe(ctx context.Context, viewer int64, filter Filter, after 
 		viewer: viewer,
 		filter: filter,
 		conn:   client,
-		addr:   client.Address,
+		addr:   client.LimitKey(),
 		ready:  make(chan struct{}, 1),
 		space:  make(chan struct{}, 1),
 		done:   make(chan struct{}),

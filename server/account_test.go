@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -190,4 +191,22 @@ func TestWebSocketLimitsPerAddressAndSocket(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // the server notices the close
 	}
+}
+
+// TestWebSocketLimitPerIPv6Network: the sockets of one address are those
+// of its /64 when it is IPv6 (a host may take any address of its /64).
+func TestWebSocketLimitPerIPv6Network(t *testing.T) {
+	t.Parallel()
+	b := setupWS(t, func(cfg *server.Config) {
+		cfg.WSMaxConnsPerAddress = 2
+		cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	for _, addr := range []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9"} {
+		b.dial(t, "graphql-transport-ws", "X-Forwarded-For", addr).init(nil)
+	}
+	c, err := b.tryDial(t, "graphql-transport-ws", "X-Forwarded-For", "2001:db8:1:2::3")
+	if err == nil || c.resp == nil || c.resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third socket from one /64: %v, want 429", err)
+	}
+	b.dial(t, "graphql-transport-ws", "X-Forwarded-For", "2001:db8:1:3::1").init(nil)
 }

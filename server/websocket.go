@@ -166,7 +166,7 @@ func (t *wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 		}))
 		return
 	}
-	addr := obsqra.ClientFromContext(r.Context()).Address
+	addr := obsqra.ClientFromContext(r.Context()).LimitKey()
 	if !s.sockets.reserve(addr, s.cfg.WSMaxConnsPerAddress) {
 		w.Header().Set("Retry-After", strconv.Itoa(wsRetryAfterSeconds))
 		writeJSON(w, http.StatusTooManyRequests, errorResponse(gqlError{

@@ -339,6 +339,20 @@ func (s *Service) Logout(ctx context.Context, refreshToken string) error {
 	})
 }
 
+// LogoutEverywhere ends every session of the signed-in caller, this one
+// included: a sign-out from all devices.
+// Errors: EUNAUTHENTICATED.
+func (s *Service) LogoutEverywhere(ctx context.Context) error {
+	p, err := s.principal(ctx)
+	if err != nil {
+		return err
+	}
+	return s.db.WithTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.RevokeUserSessions(ctx, p.User.ID, obsqra.RevokeLogout)
+		return err
+	})
+}
+
 // Authenticate checks an access token and returns who it stands for. The
 // session and the user are read on every call, so a token stops working the
 // moment its session is revoked or its user deactivated.

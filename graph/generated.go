@@ -247,7 +247,7 @@ type ComplexityRoot struct {
 		IngestMetrics          func(childComplexity int, input []*obsqra.MetricsInput) int
 		LogTransaction         func(childComplexity int, input obsqra.LogTransactionInput) int
 		Login                  func(childComplexity int, input LoginInput) int
-		Logout                 func(childComplexity int, refreshToken *string) int
+		Logout                 func(childComplexity int, refreshToken *string, everywhere *bool) int
 		RecordAllocation       func(childComplexity int, input obsqra.RecordAllocationInput) int
 		RefreshSession         func(childComplexity int, refreshToken string) int
 		Register               func(childComplexity int, input RegisterInput) int
@@ -571,7 +571,7 @@ type MutationResolver interface {
 	Register(ctx context.Context, input RegisterInput) (*obsqra.AuthPayload, error)
 	Login(ctx context.Context, input LoginInput) (*obsqra.AuthPayload, error)
 	RefreshSession(ctx context.Context, refreshToken string) (*obsqra.AuthPayload, error)
-	Logout(ctx context.Context, refreshToken *string) (bool, error)
+	Logout(ctx context.Context, refreshToken *string, everywhere *bool) (bool, error)
 	UpdatePreferences(ctx context.Context, input obsqra.PreferencesPatch) (*obsqra.User, error)
 	ChangePassword(ctx context.Context, input ChangePasswordInput) (bool, error)
 	DeactivateAccount(ctx context.Context, password string) (bool, error)
@@ -1520,7 +1520,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.Logout(childComplexity, args["refreshToken"].(*string)), true
+		return e.ComplexityRoot.Mutation.Logout(childComplexity, args["refreshToken"].(*string), args["everywhere"].(*bool)), true
 	case "Mutation.recordAllocation":
 		if e.ComplexityRoot.Mutation.RecordAllocation == nil {
 			break
@@ -4176,6 +4176,14 @@ func (ec *executionContext) field_Mutation_logout_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["refreshToken"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "everywhere",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["everywhere"] = arg1
 	return args, nil
 }
 
@@ -8077,7 +8085,7 @@ func (ec *executionContext) _Mutation_logout(ctx context.Context, field graphql.
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().Logout(ctx, fc.Args["refreshToken"].(*string))
+			return ec.Resolvers.Mutation().Logout(ctx, fc.Args["refreshToken"].(*string), fc.Args["everywhere"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {

@@ -33,12 +33,21 @@ func (r *mutationResolver) RefreshSession(ctx context.Context, refreshToken stri
 }
 
 // Logout resolves logout.
-func (r *mutationResolver) Logout(ctx context.Context, refreshToken *string) (bool, error) {
+func (r *mutationResolver) Logout(ctx context.Context, refreshToken *string, everywhere *bool) (bool, error) {
 	var tok string
 	if refreshToken != nil {
 		tok = *refreshToken
 	}
-	if err := r.Accounts.Logout(ctx, tok); err != nil {
+	var err error
+	if everywhere != nil && *everywhere {
+		if tok != "" {
+			return false, obsqra.Errorf(obsqra.EINVALID, "give either refreshToken or everywhere, not both")
+		}
+		err = r.Accounts.LogoutEverywhere(ctx)
+	} else {
+		err = r.Accounts.Logout(ctx, tok)
+	}
+	if err != nil {
 		return false, err
 	}
 	return true, nil

@@ -276,3 +276,39 @@ func TestAccountChangesApplyToOpenSockets(t *testing.T) {
 		}
 	})
 }
+
+// TestLogoutEverywhere: logout(everywhere: true) ends every session of the
+// user, and the sockets of each, on either subprotocol; it cannot be given
+// with a refresh token.
+func TestLogoutEverywhere(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := newLiveServer(t, db)
+		h := s.srv.Config.Handler
+		u := s.newUser(t, "everywhere@example.com")
+		p, err := s.accounts.Login(obsqra.NewContextWithClient(context.Background(), &obsqra.Client{Address: "198.51.100.200"}),
+			"everywhere@example.com", "correct horse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		phone := s.dialWS(t, "graphql-transport-ws", u.AccessToken)
+		laptop := s.dialWS(t, "graphql-ws", p.AccessToken)
+		if r := do(t, h, u.AccessToken, `mutation($r: String) { logout(refreshToken: $r, everywhere: true) }`,
+			map[string]any{"r": u.RefreshToken}); r.code() != "BAD_USER_INPUT" {
+			t.Fatalf("logout with both: %+v", r.Errors)
+		}
+		if r := do(t, h, u.AccessToken, `mutation { logout(everywhere: true) }`, nil); len(r.Errors) > 0 {
+			t.Fatalf("logout everywhere: %+v", r.Errors)
+		}
+		for name, c := range map[string]*wsClient{"phone": phone, "laptop": laptop} {
+			ce := c.closed(func(m wsMessage) bool { return m.Type == "connection_error" })
+			if ce.Code != 4403 || !strings.Contains(ce.Text, "session of this access token has ended") {
+				t.Errorf("%s's socket closed %d %q, want 4403 and the session's end", name, ce.Code, ce.Text)
+			}
+		}
+		if r := do(t, h, p.AccessToken, `{ me { id } }`, nil); r.code() != "UNAUTHENTICATED" {
+			t.Errorf("the other session's token after logout everywhere: %+v", r.Errors)
+		}
+	})
+}

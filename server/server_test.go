@@ -174,7 +174,9 @@ func (m fakeMutation) RefreshSession(context.Context, string) (*obsqra.AuthPaylo
 	return nil, errNotImplemented
 }
 
-func (m fakeMutation) Logout(context.Context, *string, *bool) (bool, error) { return false, errNotImplemented }
+func (m fakeMutation) Logout(context.Context, *string, *bool) (bool, error) {
+	return false, errNotImplemented
+}
 
 func (m fakeMutation) UpdatePreferences(context.Context, obsqra.PreferencesPatch) (*obsqra.User, error) {
 	return ada, nil

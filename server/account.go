@@ -86,8 +86,9 @@ func (s *Server) recheckSockets(userID int64) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), recheckTimeout)
 	defer cancel()
 	done := true
+	checked := make(map[string]authAnswer)
 	for _, c := range s.sockets.ofUser(userID) {
-		if !c.recheck(ctx) {
+		if !c.recheck(ctx, checked) {
 			done = false
 		}
 	}

@@ -210,3 +210,25 @@ func TestWebSocketLimitPerIPv6Network(t *testing.T) {
 	}
 	b.dial(t, "graphql-transport-ws", "X-Forwarded-For", "2001:db8:1:3::1").init(nil)
 }
+
+// TestWebSocketRecheckOncePerToken: the sockets of one session are checked
+// with one look at the session, however many there are.
+func TestWebSocketRecheckOncePerToken(t *testing.T) {
+	t.Parallel()
+	b := setupWS(t)
+	var clients []*wsClient
+	for range 5 {
+		c := b.dial(t, "graphql-transport-ws")
+		c.init(map[string]string{"token": goodToken})
+		clients = append(clients, c)
+	}
+	before := b.auth.checks()
+	b.auth.revoke(goodToken, reasonEnded)
+	b.srv.Observe(obsqra.AccountChangedEvent(ada.ID, obsqra.RevokeLogout))
+	for _, c := range clients {
+		c.expectForbidden(reasonEnded)
+	}
+	if n := b.auth.checks() - before; n != 1 {
+		t.Errorf("tokens checked for 5 sockets of one session = %d, want 1", n)
+	}
+}

@@ -740,11 +740,19 @@ func (c *wsConn) authorize(ctx context.Context, op *wsOperation) (_ context.Cont
 // accepted one updates the principal (a new role applies to the next
 // operation). It reports false when the check could not be made (the
 // database did not answer), so that it is tried again.
-func (c *wsConn) recheck(ctx context.Context) bool {
+//
+// checked holds the answers for tokens already checked in this pass, so
+// that the sockets of one session cost one check.
+func (c *wsConn) recheck(ctx context.Context, checked map[string]authAnswer) bool {
 	if !c.acked.Load() || c.token == "" {
 		return true
 	}
-	p, err := c.authenticateCtx(ctx, c.token)
+	ans, ok := checked[c.token]
+	if !ok {
+		ans.p, ans.err = c.authenticateCtx(ctx, c.token)
+		checked[c.token] = ans
+	}
+	p, err := ans.p, ans.err
 	switch {
 	case c.ctx.Err() != nil:
 		return true // closed meanwhile
@@ -757,6 +765,12 @@ func (c *wsConn) recheck(ctx context.Context) bool {
 		c.principal.Store(p)
 	}
 	return true
+}
+
+// authAnswer is what checking a token answered.
+type authAnswer struct {
+	p   *obsqra.Principal
+	err error
 }
 
 // refuse closes the connection whose credentials were refused with 4403 and

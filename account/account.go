@@ -64,6 +64,10 @@ type Service struct {
 	Now func() time.Time
 	// Rand is the source of session ids and refresh tokens; tests may set it.
 	Rand io.Reader
+	// Sleep waits d, or until ctx ends and then returns its error: how a
+	// sign-in on an account past its throttle ceiling is slowed. Tests set
+	// it so that nothing really sleeps.
+	Sleep func(ctx context.Context, d time.Duration) error
 
 	// dummyHash is a bcrypt hash at the configured cost that no password
 	// matches: a sign-in for an unknown email is checked against it, so
@@ -82,7 +86,7 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.BcryptCost < bcrypt.MinCost || cfg.BcryptCost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("account: bcrypt cost must be %d-%d, got %d", bcrypt.MinCost, bcrypt.MaxCost, cfg.BcryptCost)
 	}
-	s := &Service{db: db, tokens: cfg.Tokens, cfg: cfg, throttle: cfg.Throttle.withDefaults(), admins: map[string]bool{}, Now: time.Now, Rand: rand.Reader}
+	s := &Service{db: db, tokens: cfg.Tokens, cfg: cfg, throttle: cfg.Throttle.withDefaults(), admins: map[string]bool{}, Now: time.Now, Rand: rand.Reader, Sleep: sleep}
 	// Made here rather than on first use, so that even the first unknown
 	// email takes no longer than a wrong password.
 	secret := make([]byte, 32)
@@ -100,6 +104,18 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 }
 
 func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // RegisterInput is what a new user gives.
 type RegisterInput struct {
@@ -125,6 +141,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*obsqra.AuthP
 		return nil, err
 	}
 	// Every registration counts (none is forgiven): each costs a bcrypt hash.
+	// Registration keys are never slow keys, so admit does not wait here.
 	if err := s.admit(ctx, s.throttle.registerKeys(obsqra.ClientFromContext(ctx).LimitKey())); err != nil {
 		return nil, err
 	}
@@ -159,26 +176,40 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*obsqra.AuthP
 
 // admit counts an attempt against the throttle keys in a unit of work of its
 // own, committed even when the attempt is refused (the refusal is part of the
-// bookkeeping), and returns the refusal.
+// bookkeeping), and returns the refusal. An admitted attempt on an account
+// past its ceiling is slowed here, after the commit, so that no lock on the
+// keys is held while it waits. A caller that goes away while it waits gets
+// its context's error; its attempt stays counted as a failure.
 // Errors: ERATELIMIT.
 func (s *Service) admit(ctx context.Context, keys []throttleKey) error {
 	var refusal error
+	var delay time.Duration
 	if err := s.db.WithTx(ctx, func(tx *store.Tx) (err error) {
-		refusal, err = s.throttle.admit(ctx, tx, keys, s.now())
+		delay, refusal, err = s.throttle.admit(ctx, tx, keys, s.now())
 		return err
 	}); err != nil {
 		return err
 	}
-	return refusal
+	if refusal != nil {
+		return refusal
+	}
+	if delay > 0 {
+		return s.Sleep(ctx, delay)
+	}
+	return nil
 }
 
 // errBadCredentials is the one answer to a wrong email or a wrong password,
 // so that sign-in does not reveal which accounts exist.
 var errBadCredentials = obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid email or password")
 
-// Login signs a user in by email and password. Failed attempts are counted
-// per account and per client address (from the context) before the password
-// is checked, so a throttled attempt costs no bcrypt work.
+// Login signs a user in by email and password. Attempts are counted before
+// the password is checked, so a refused attempt costs no bcrypt work: per
+// account from the client address (from the context), per client address,
+// and per account from all addresses, where past the ceiling the attempt is
+// slowed rather than refused (see ThrottlePolicy). A stranger can thus use up
+// their own limits but not the owner's; a successful sign-in forgives only
+// its own address's count on the account.
 // Errors: EUNAUTHENTICATED (wrong email or password, the same for both),
 // EFORBIDDEN (account deactivated), ERATELIMIT (too many failures).
 func (s *Service) Login(ctx context.Context, email, password string) (*obsqra.AuthPayload, error) {
@@ -425,7 +456,8 @@ func (s *Service) UpdatePreferences(ctx context.Context, patch obsqra.Preference
 }
 
 // checkPassword verifies the caller's current password, throttled like
-// sign-in so that a stolen access token cannot be used to guess it.
+// sign-in (the same keys, so guesses here and at sign-in add up) so that a
+// stolen access token cannot be used to guess it.
 // Errors: EFORBIDDEN (wrong password), ERATELIMIT.
 func (s *Service) checkPassword(ctx context.Context, u *obsqra.User, password string) error {
 	keys := s.throttle.keysFor(u.Email, obsqra.ClientFromContext(ctx).LimitKey())

@@ -31,12 +31,47 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// sleeper stands in for Service.Sleep: it records each wait and moves the
+// clock on by it, so that tests see the slowdown without waiting.
+type sleeper struct {
+	mu    sync.Mutex
+	clock *clock
+	slept []time.Duration
+}
+
+func (s *sleeper) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.slept = append(s.slept, d)
+	s.mu.Unlock()
+	s.clock.Advance(d)
+	return nil
+}
+
+// take returns the waits recorded since the last call, and forgets them.
+func (s *sleeper) take() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slept := s.slept
+	s.slept = nil
+	return slept
+}
+
 type testBundle struct {
 	db    *store.DB
 	clock *clock
+	sleep *sleeper
 }
 
 func setup(t *testing.T, db *store.DB) (*account.Service, *testBundle) {
+	t.Helper()
+	return setupWith(t, db, account.ThrottlePolicy{})
+}
+
+// setupWith is setup with a throttle policy (zero fields take the defaults).
+func setupWith(t *testing.T, db *store.DB, policy account.ThrottlePolicy) (*account.Service, *testBundle) {
 	t.Helper()
 	clk := &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	db.Now = clk.Now
@@ -50,12 +85,15 @@ func setup(t *testing.T, db *store.DB) (*account.Service, *testBundle) {
 		RefreshTTL:  30 * 24 * time.Hour,
 		BcryptCost:  4,
 		AdminEmails: []string{"Boss@Example.com"},
+		Throttle:    policy,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc.Now = clk.Now
-	return svc, &testBundle{db: db, clock: clk}
+	sl := &sleeper{clock: clk}
+	svc.Sleep = sl.Sleep
+	return svc, &testBundle{db: db, clock: clk, sleep: sl}
 }
 
 // as returns a context signed in with the access token, as the server's
@@ -157,6 +195,9 @@ func TestLogin(t *testing.T) {
 	})
 }
 
+// TestLoginThrottle checks the strict limit, on one account from one
+// address: five failures, then refusal before the password is checked, with
+// a retry-after; a window that ended over the limit doubles the next.
 func TestLoginThrottle(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -164,15 +205,18 @@ func TestLoginThrottle(t *testing.T) {
 		register(t, svc, "ada@example.com")
 		for i := range 5 {
 			_, err := svc.Login(from("192.0.2.10"), "ada@example.com", "wrong horse")
-			wantCode(t, "Login(failure "+string(rune('1'+i))+")", err, obsqra.EUNAUTHENTICATED)
+			wantCode(t, fmt.Sprintf("Login(failure %d)", i+1), err, obsqra.EUNAUTHENTICATED)
 		}
-		// The sixth attempt is refused before the password is checked:
-		// even the right password does not get in.
-		_, err := svc.Login(from("192.0.2.11"), "ada@example.com", "correct horse")
+		// The sixth attempt from that address is refused before the
+		// password is checked: even the right password does not get in.
+		_, err := svc.Login(from("192.0.2.10"), "ADA@example.com", "correct horse")
 		wantCode(t, "Login(6th attempt)", err, obsqra.ERATELIMIT)
 		var e *obsqra.Error
 		if !errors.As(err, &e) || e.RetryAfterSeconds <= 0 || e.RetryAfterSeconds > 15*60 {
 			t.Fatalf("Login(6th attempt) = %#v, want a retry-after within 15 minutes", err)
+		}
+		if msg := obsqra.ErrorMessage(err); !strings.Contains(msg, "too many failed sign-in attempts for this account from your address; try again in ") {
+			t.Fatalf("Login(6th attempt) message = %q, want it to say what is limited and when to try again", msg)
 		}
 		// Unknown emails are throttled the same way, so throttling does not
 		// reveal which accounts exist.
@@ -182,10 +226,10 @@ func TestLoginThrottle(t *testing.T) {
 		_, err = svc.Login(from("192.0.2.12"), "ghost@example.com", "x")
 		wantCode(t, "Login(unknown email, 6th)", err, obsqra.ERATELIMIT)
 
-		// After the window the account may try again; it got in, so the
+		// After the window the address may try again; it got in, so its
 		// slate is clean.
 		b.clock.Advance(15*time.Minute + time.Second)
-		if _, err := svc.Login(from("192.0.2.11"), "ada@example.com", "correct horse"); err != nil {
+		if _, err := svc.Login(from("192.0.2.10"), "ada@example.com", "correct horse"); err != nil {
 			t.Fatalf("Login after the window: %v", err)
 		}
 
@@ -202,6 +246,192 @@ func TestLoginThrottle(t *testing.T) {
 		if !errors.As(err, &e) || e.RetryAfterSeconds <= 15*60 {
 			t.Fatalf("second lockout retry-after = %d s, want more than 15 minutes", e.RetryAfterSeconds)
 		}
+		if slept := b.sleep.take(); len(slept) != 0 {
+			t.Fatalf("sign-ins below the account's ceiling waited %v, want no wait", slept)
+		}
+	})
+}
+
+// TestStrangersCannotLockOutTheOwner is issue 15, item 3: five wrong
+// passwords for someone's email, from anywhere, used to lock its owner out.
+// Now attackers from several addresses each use up their own limit, and
+// stay throttled, while the owner, from another address, signs in, and the
+// owner's existing session works throughout.
+func TestStrangersCannotLockOutTheOwner(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, b := setup(t, db)
+		ctx := context.Background()
+		ada := register(t, svc, "ada@example.com")
+		session := ada.RefreshToken
+		// sessionWorks checks that the owner's session still authenticates
+		// and refreshes (rotating its refresh token).
+		sessionWorks := func(step string) {
+			t.Helper()
+			if _, err := svc.Authenticate(ctx, ada.AccessToken); err != nil {
+				t.Fatalf("%s: Authenticate(owner's session) error: %v", step, err)
+			}
+			p, err := svc.Refresh(ctx, session)
+			if err != nil {
+				t.Fatalf("%s: Refresh(owner's session) error: %v", step, err)
+			}
+			session = p.RefreshToken
+			if _, err := svc.Authenticate(ctx, p.AccessToken); err != nil {
+				t.Fatalf("%s: Authenticate(refreshed access token) error: %v", step, err)
+			}
+		}
+		// 2001:db8:1::1 and 2001:db8:1::2 are one /64: one attacker.
+		attackers := []string{"198.51.100.1", "198.51.100.2", "2001:db8:1::1", "203.0.113.77"}
+		limit := account.DefaultThrottlePolicy().AccountLimit
+
+		t.Run("attackers use up their limits", func(t *testing.T) {
+			for _, a := range attackers {
+				for i := range limit {
+					_, err := svc.Login(from(a), "ada@example.com", fmt.Sprintf("guess %d", i))
+					wantCode(t, fmt.Sprintf("Login(guess %d from %s)", i+1, a), err, obsqra.EUNAUTHENTICATED)
+				}
+				_, err := svc.Login(from(a), "ada@example.com", "one more guess")
+				wantCode(t, "Login(one past the limit from "+a+")", err, obsqra.ERATELIMIT)
+			}
+			_, err := svc.Login(from("2001:db8:1::2"), "ada@example.com", "guess")
+			wantCode(t, "Login(from the same /64)", err, obsqra.ERATELIMIT)
+			sessionWorks("under attack")
+		})
+		t.Run("the owner signs in from another address", func(t *testing.T) {
+			p, err := svc.Login(from("192.0.2.50"), "ada@example.com", "correct horse")
+			if err != nil {
+				t.Fatalf("Login(owner) error: %v, want a session", err)
+			}
+			if _, err := svc.Authenticate(ctx, p.AccessToken); err != nil {
+				t.Fatalf("Authenticate(owner's new session) error: %v", err)
+			}
+			sessionWorks("after the owner's sign-in")
+		})
+		t.Run("the attackers stay throttled", func(t *testing.T) {
+			for _, a := range attackers {
+				// Even guessing right does not get through.
+				_, err := svc.Login(from(a), "ada@example.com", "correct horse")
+				wantCode(t, "Login(from "+a+" after the owner's sign-in)", err, obsqra.ERATELIMIT)
+			}
+			sessionWorks("after the attackers' last tries")
+		})
+		t.Run("a signed-in attacker's guesses count against the same limit", func(t *testing.T) {
+			// The owner's session used from an attacker's address (a stolen
+			// token): checking the password there is refused too.
+			mctx := obsqra.NewContextWithClient(ctx, &obsqra.Client{Address: attackers[0]})
+			p, err := svc.Authenticate(mctx, ada.AccessToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = svc.DeactivateAccount(obsqra.NewContextWithPrincipal(mctx, p), "correct horse")
+			wantCode(t, "DeactivateAccount(from an attacker's address)", err, obsqra.ERATELIMIT)
+		})
+		if slept := b.sleep.take(); len(slept) != 0 {
+			t.Fatalf("attempts below the account's ceiling waited %v, want no wait", slept)
+		}
+	})
+}
+
+// TestLoginThrottleAccountCeiling checks the ceiling on one account over all
+// addresses: past it every attempt waits Slowdown before its password is
+// checked, the owner's included, but nobody is refused for it; the
+// per-address limits still refuse, without waiting.
+func TestLoginThrottleAccountCeiling(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		policy := account.ThrottlePolicy{AccountCeiling: 10, Slowdown: 3 * time.Second}
+		svc, b := setupWith(t, db, policy)
+		ctx := context.Background()
+		ada := register(t, svc, "ada@example.com")
+		limit := account.DefaultThrottlePolicy().AccountLimit
+		noWait := func(step string) {
+			t.Helper()
+			if slept := b.sleep.take(); len(slept) != 0 {
+				t.Fatalf("%s waited %v, want no wait", step, slept)
+			}
+		}
+		waited := func(step string, n int) {
+			t.Helper()
+			slept := b.sleep.take()
+			if len(slept) != n {
+				t.Fatalf("%s waited %v, want %d waits of %s", step, slept, n, policy.Slowdown)
+			}
+			for _, d := range slept {
+				if d != policy.Slowdown {
+					t.Fatalf("%s waited %v, want %d waits of %s", step, slept, n, policy.Slowdown)
+				}
+			}
+		}
+
+		// Two addresses bring the account to its ceiling (2 × 5 = 10).
+		for _, a := range []string{"198.51.100.1", "198.51.100.2"} {
+			for range limit {
+				_, err := svc.Login(from(a), "ada@example.com", "wrong horse")
+				wantCode(t, "Login(up to the ceiling, from "+a+")", err, obsqra.EUNAUTHENTICATED)
+			}
+		}
+		noWait("reaching the ceiling")
+
+		// At the ceiling the owner is slowed, not refused.
+		before := b.clock.Now()
+		if _, err := svc.Login(from("192.0.2.50"), "ada@example.com", "correct horse"); err != nil {
+			t.Fatalf("Login(owner, at the ceiling) error: %v, want a session", err)
+		}
+		waited("Login(owner, at the ceiling)", 1)
+		if got := b.clock.Now().Sub(before); got != policy.Slowdown {
+			t.Fatalf("Login(owner, at the ceiling) took %s, want %s", got, policy.Slowdown)
+		}
+
+		// Past it a new attacker is slowed too, for each attempt its own
+		// limit allows, and then refused without waiting.
+		for i := range limit {
+			_, err := svc.Login(from("198.51.100.3"), "ada@example.com", "wrong horse")
+			wantCode(t, fmt.Sprintf("Login(past the ceiling, guess %d)", i+1), err, obsqra.EUNAUTHENTICATED)
+		}
+		waited("guesses past the ceiling", limit)
+		for _, a := range []string{"198.51.100.1", "198.51.100.2", "198.51.100.3"} {
+			_, err := svc.Login(from(a), "ada@example.com", "correct horse")
+			wantCode(t, "Login(past its limit, from "+a+")", err, obsqra.ERATELIMIT)
+		}
+		noWait("refused attempts")
+
+		// Further past it, the owner is still slowed, not refused.
+		if _, err := svc.Login(from("192.0.2.50"), "ada@example.com", "correct horse"); err != nil {
+			t.Fatalf("Login(owner, past the ceiling) error: %v, want a session", err)
+		}
+		waited("Login(owner, past the ceiling)", 1)
+
+		// The owner's session is never slowed: refresh and authentication
+		// do not consult the sign-in throttle.
+		if _, err := svc.Authenticate(ctx, ada.AccessToken); err != nil {
+			t.Fatalf("Authenticate(owner's session) error: %v", err)
+		}
+		if _, err := svc.Refresh(ctx, ada.RefreshToken); err != nil {
+			t.Fatalf("Refresh(owner's session) error: %v", err)
+		}
+		noWait("the owner's session")
+
+		// A caller who leaves while waiting gets its context's error, and
+		// no session.
+		cctx, cancel := context.WithCancel(from("192.0.2.51"))
+		defer cancel()
+		svc.Sleep = func(ctx context.Context, d time.Duration) error {
+			cancel()
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		p, err := svc.Login(cctx, "ada@example.com", "correct horse")
+		if p != nil || !errors.Is(err, context.Canceled) {
+			t.Fatalf("Login(cancelled while slowed) = %v, %v, want nil, context.Canceled", p, err)
+		}
+		svc.Sleep = b.sleep.Sleep
+
+		// Once the window has run out the slowdown ends.
+		b.clock.Advance(31 * time.Minute)
+		if _, err := svc.Login(from("192.0.2.50"), "ada@example.com", "correct horse"); err != nil {
+			t.Fatalf("Login(owner, after the window) error: %v", err)
+		}
+		noWait("Login(owner, after the window)")
 	})
 }
 

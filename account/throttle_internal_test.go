@@ -1,0 +1,55 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestSleepEndsWithItsContext checks the real Service.Sleep: a caller that
+// has gone away does not keep a slowed sign-in waiting.
+func TestSleepEndsWithItsContext(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("sleep(cancelled context, 1h) = %v, want context.Canceled", err)
+	}
+	if err := sleep(context.Background(), 0); err != nil {
+		t.Fatalf("sleep(0) = %v, want nil", err)
+	}
+}
+
+// TestKeysFor checks the keys of a sign-in attempt: the strict key names the
+// address and the account, so that one address's failures do not count
+// against another's; a call without an address keeps a strict key.
+func TestKeysFor(t *testing.T) {
+	t.Parallel()
+	p := DefaultThrottlePolicy()
+	tests := []struct {
+		email, address string
+		want           []throttleKey
+	}{
+		{"Ada@Example.com", "192.0.2.1", []throttleKey{
+			{key: "account:ada@example.com", limit: 100, slow: true},
+			{key: "address:192.0.2.1", limit: 20, refusal: addressRefusal},
+			{key: "address:192.0.2.1 account:ada@example.com", limit: 5, refusal: pairRefusal, reset: true},
+		}},
+		{"ada@example.com", "", []throttleKey{
+			{key: "account:ada@example.com", limit: 100, slow: true},
+			{key: "address: account:ada@example.com", limit: 5, refusal: pairRefusal, reset: true},
+		}},
+	}
+	for _, tt := range tests {
+		got := p.keysFor(tt.email, tt.address)
+		if len(got) != len(tt.want) {
+			t.Fatalf("keysFor(%q, %q) = %+v, want %+v", tt.email, tt.address, got, tt.want)
+		}
+		for i := range got {
+			if got[i] != tt.want[i] {
+				t.Errorf("keysFor(%q, %q)[%d] = %+v, want %+v", tt.email, tt.address, i, got[i], tt.want[i])
+			}
+		}
+	}
+}

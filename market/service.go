@@ -542,9 +542,15 @@ func (s *Service) Decision(ctx context.Context, id int64) (*obsqra.Decision, err
 // model it names, checks that the risk score the API serves from it says
 // what the decision recorded, and checks the hash chain up to it. The
 // chain is verified in full once per process and then only beyond what was
-// verified (the verified prefix is remembered; the decision itself and its
-// link are always checked, and the decision-audit job re-verifies the
-// whole chain periodically), so a call costs the entries added since.
+// verified (the verified prefix is remembered, and the decision-audit job
+// re-verifies the whole chain periodically), so a call costs the entries
+// added since. Whatever the prefix, the decision and its predecessor are
+// read again and rehashed, and the decision's link to its predecessor
+// checked: a rewrite of either is seen at once, even of entries this
+// process verified before. A rewrite of an older entry that keeps its
+// stored hash is seen by the next audit, not here (see AuditDecisions). A
+// break inside the verified prefix forgets it, so that every later call
+// walks the chain again and reports the break.
 // Errors: ENOTFOUND; EINVALID for a kind this server cannot recompute.
 func (s *Service) VerifyDecision(ctx context.Context, id int64) (*obsqra.DecisionVerification, error) {
 	d, err := s.db.Decision(ctx, id)
@@ -577,28 +583,44 @@ func (s *Service) VerifyDecision(ctx context.Context, id int64) (*obsqra.Decisio
 		}
 		v.Recomputed, v.Matches = k.Recompute(d)
 	}
-	s.mu.Lock()
-	w := s.verified
-	s.mu.Unlock()
-	var brokenAt int64
-	if d.ID <= w.id {
-		// The prefix was verified: check this entry and its link.
-		brokenAt, err = s.db.VerifyDecisionRange(ctx, d.ID-1, "", d.ID)
-	} else {
-		brokenAt, err = s.db.VerifyDecisionRange(ctx, w.id, w.hash, d.ID)
-		if err == nil && brokenAt == 0 {
-			s.mu.Lock()
-			if s.verified.id < d.ID {
-				s.verified = chainPoint{d.ID, d.Hash}
-			}
-			s.mu.Unlock()
-		}
-	}
+	brokenAt, err := s.verifyChainTo(ctx, d)
 	if err != nil {
 		return nil, err
 	}
 	v.ChainValid, v.BrokenAt = brokenAt == 0, brokenAt
 	return v, nil
+}
+
+// verifyChainTo checks the decision log up to d (see VerifyDecision) and
+// returns the first entry that fails, or 0. The walk starts after the
+// verified prefix, but never later than two entries before d: d and its
+// predecessor are always read and rehashed, the predecessor linked to the
+// hash its own predecessor stores now (not to one remembered), d to the
+// predecessor's.
+func (s *Service) verifyChainTo(ctx context.Context, d *obsqra.Decision) (int64, error) {
+	s.mu.Lock()
+	w := s.verified
+	s.mu.Unlock()
+	from, fromHash := w.id, w.hash
+	if from > d.ID-2 {
+		// Entry from is inside the prefix: its stored hash is trusted, as
+		// the prefix was verified with it ("" reads it from the log).
+		from, fromHash = max(d.ID-2, 0), ""
+	}
+	brokenAt, err := s.db.VerifyDecisionRange(ctx, from, fromHash, d.ID)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case brokenAt != 0 && brokenAt <= s.verified.id:
+		// The prefix was rewritten after it was verified: trust none of it.
+		s.verified = chainPoint{hash: obsqra.GenesisHash}
+	case brokenAt == 0 && s.verified.id < d.ID && s.verified.id >= from:
+		s.verified = chainPoint{d.ID, d.Hash}
+	}
+	return brokenAt, nil
 }
 
 // DecisionKind is how the market verifies decisions another service

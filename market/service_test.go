@@ -1491,6 +1491,74 @@ func TestDecisionLogResistsTheOwner(t *testing.T) {
 	})
 }
 
+// TestVerifyDecisionRereadsItsLink: verifyDecision reads the entry asked
+// about and its predecessor again and rehashes both, whatever this process
+// verified before, so a rewrite of either after a verification is reported
+// at once, not at the next audit; and the calls after it report it too.
+func TestVerifyDecisionRereadsItsLink(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		verified int // the entry verified before the rewrite (the prefix remembered)
+		changed  int // the entry rewritten
+		verify   []int
+	}{
+		{"entry 5 changed, verified at 5", 5, 5, []int{5, 6}},
+		{"entry 5 changed, verified at 5, its successor asked", 5, 5, []int{6, 5}},
+		{"entry 5 changed, verified at 6", 6, 5, []int{6, 5}},
+		{"predecessor 4 changed, verified at 5", 5, 4, []int{5, 6}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			storetest.Each(t, func(t *testing.T, db *store.DB) {
+				t.Parallel()
+				ctx := context.Background()
+				s, _ := setup(t, db)
+				ids := []int64{0} // ids[n] is entry n
+				for i := range 6 {
+					id := ingest(t, s, obsqra.SourceAdmin, sample("vesu", day(-6+i), 400+10*i))[0].Risk.DecisionID
+					if id != int64(i+1) {
+						t.Fatalf("decision of sample %d = %d, want %d", i+1, id, i+1)
+					}
+					ids = append(ids, id)
+				}
+				if v, err := s.VerifyDecision(ctx, ids[tt.verified]); err != nil || !v.ChainValid {
+					t.Fatalf("VerifyDecision(%d) before the rewrite = %+v, %v; want a valid chain", tt.verified, v, err)
+				}
+
+				// The owner, past the append-only trigger, rewrites the
+				// entry's output and leaves its hash as it was.
+				bypass := map[string]string{
+					store.DialectSQLite:   "DROP TRIGGER decisions_no_update",
+					store.DialectPostgres: "ALTER TABLE decisions DISABLE TRIGGER decisions_append_only",
+				}[db.Dialect()]
+				if err := storetest.Exec(t, db, bypass); err != nil {
+					t.Fatal(err)
+				}
+				if err := storetest.Exec(t, db, `UPDATE decisions SET output = replace(output, '"score":', '"score":1') WHERE id = `+
+					fmt.Sprint(ids[tt.changed])); err != nil {
+					t.Fatal(err)
+				}
+
+				for _, n := range tt.verify {
+					v, err := s.VerifyDecision(ctx, ids[n])
+					if err != nil {
+						t.Fatalf("VerifyDecision(%d) = %v", n, err)
+					}
+					if v.ChainValid || v.BrokenAt != ids[tt.changed] {
+						t.Errorf("VerifyDecision(%d) after entry %d was rewritten: chainValid %v, brokenAt %d; want false, %d",
+							n, tt.changed, v.ChainValid, v.BrokenAt, tt.changed)
+					}
+				}
+				if v, err := s.VerifyDecision(ctx, ids[tt.changed-1]); err != nil || !v.ChainValid {
+					t.Errorf("VerifyDecision(%d), before the rewrite, = %+v, %v; want a valid chain", tt.changed-1, v, err)
+				}
+			})
+		})
+	}
+}
+
 // TestHostileInputs covers refusals found in review: weights whose scores
 // would overflow a 32-bit integer, control characters in protocol text,
 // and the 2009 bound taken in UTC.

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,9 +50,9 @@ func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liv
 	return newLiveServerWith(t, db, hubOpts, market.Config{})
 }
 
-// newLiveServerWith is newLiveServer with the hub's options and the market
-// service's configuration.
-func newLiveServerWith(t *testing.T, db *store.DB, hubOpts live.Options, marketCfg market.Config) *liveServer {
+// newLiveServerWith is newLiveServer with the hub's options, the market
+// service's configuration, and options of the server's.
+func newLiveServerWith(t *testing.T, db *store.DB, hubOpts live.Options, marketCfg market.Config, serverOpts ...func(*server.Config)) *liveServer {
 	t.Helper()
 	tokens, err := account.NewTokens(testKey, 30*time.Minute)
 	if err != nil {
@@ -75,7 +77,11 @@ func newLiveServerWith(t *testing.T, db *store.DB, hubOpts live.Options, marketC
 	}
 	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Live: hub,
 		Advisor: advice, Portfolio: portfolio.New(db, portfolio.Config{}), Ledger: ledger.New(db, nil, ledger.Config{})})
-	api := server.New(server.Config{Introspection: true, Logger: slog.New(slog.DiscardHandler)}, schema, accounts, db)
+	scfg := server.Config{Introspection: true, Logger: slog.New(slog.DiscardHandler)}
+	for _, o := range serverOpts {
+		o(&scfg)
+	}
+	api := server.New(scfg, schema, accounts, db)
 	hub.OnEvent(api.Observe)
 	h := api.Handler()
 	srv := httptest.NewServer(h)
@@ -90,10 +96,12 @@ func newLiveServerWith(t *testing.T, db *store.DB, hubOpts live.Options, marketC
 }
 
 // countingOutbox is the outbox as the hub reads it, counting the
-// statements of its reads.
+// statements of its reads. A test may have each check of a cursor call
+// beforeCheck first.
 type countingOutbox struct {
 	*store.DB
-	reads atomic.Int64
+	reads       atomic.Int64
+	beforeCheck atomic.Pointer[func(ctx context.Context)]
 }
 
 func (o *countingOutbox) EventsAfter(ctx context.Context, afterID int64, limit int) ([]obsqra.Event, error) {
@@ -107,6 +115,9 @@ func (o *countingOutbox) LastEventID(ctx context.Context) (int64, error) {
 }
 
 func (o *countingOutbox) CheckEventCursor(ctx context.Context, afterID int64) error {
+	if f := o.beforeCheck.Load(); f != nil {
+		(*f)(ctx)
+	}
 	o.reads.Add(1)
 	return o.DB.CheckEventCursor(ctx, afterID)
 }
@@ -684,6 +695,115 @@ func TestReplayStatementCount(t *testing.T) {
 		}
 		t.Logf("replay statements besides outbox reads: %d for 5 events, %d for 40", five, forty)
 	})
+}
+
+// TestCancelledReplayLogsNoError: a client that goes away while its
+// subscription starts its replay (the cursor is being checked) makes the
+// check fail with context.Canceled: the server logs that once at debug
+// level, and nothing at ERROR.
+func TestCancelledReplayLogsNoError(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		logs := newLogRecorder()
+		s := newLiveServerWith(t, db, live.Options{Logger: slog.New(logs)}, market.Config{},
+			func(c *server.Config) { c.Logger = slog.New(logs) })
+		s.ingest(t, time.Now().UTC().Add(-time.Hour).Truncate(time.Second), 400, "nostra")
+		checking := make(chan struct{}, 1)
+		hook := func(ctx context.Context) {
+			checking <- struct{}{}
+			select {
+			case <-ctx.Done(): // the client went away
+			case <-time.After(10 * time.Second):
+			}
+		}
+		s.outbox.beforeCheck.Store(&hook)
+
+		c := s.subscribe(t, riskSubscription, map[string]any{"after": live.Cursor(0)})
+		select {
+		case <-checking:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the cursor was not checked")
+		}
+		c.conn.Close()
+
+		// The resolver's error reaches the error presenter, which logs it
+		// one way or the other.
+		r := logs.await(t, func(r logRecord) bool {
+			return r.msg == "graphql internal error" || r.msg == "graphql operation cancelled"
+		})
+		if r.level != slog.LevelDebug || !strings.Contains(r.attrs, "read event retention: context canceled") {
+			t.Errorf("logged %s %q %s, want DEBUG graphql operation cancelled with the error", r.level, r.msg, r.attrs)
+		}
+		for _, r := range logs.records() {
+			if r.level >= slog.LevelError {
+				t.Errorf("logged %s %q %s, want nothing at ERROR", r.level, r.msg, r.attrs)
+			}
+		}
+	})
+}
+
+// logRecord is a record a logRecorder received, its attributes as text.
+type logRecord struct {
+	level slog.Level
+	msg   string
+	attrs string
+}
+
+// logRecorder is a slog handler that keeps every record, at every level.
+type logRecorder struct {
+	mu      sync.Mutex
+	recs    []logRecord
+	changed chan struct{} // closed and replaced at each record
+}
+
+func newLogRecorder() *logRecorder { return &logRecorder{changed: make(chan struct{})} }
+
+func (*logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	var attrs strings.Builder
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&attrs, "%s=%q ", a.Key, a.Value.String())
+		return true
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, logRecord{level: r.Level, msg: r.Message, attrs: attrs.String()})
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return nil
+}
+
+// The handler is used without groups or attributes of its own.
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+func (l *logRecorder) records() []logRecord {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.recs)
+}
+
+// await returns the first record match accepts, waiting for it.
+func (l *logRecorder) await(t *testing.T, match func(logRecord) bool) logRecord {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		l.mu.Lock()
+		recs, changed := l.recs, l.changed
+		l.mu.Unlock()
+		for _, r := range recs {
+			if match(r) {
+				return r
+			}
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("no such log record among %v", recs)
+		}
+	}
 }
 
 // TestSubscriptionsPerUser: a signed-in user may hold

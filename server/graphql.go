@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -45,6 +46,7 @@ func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 	h.SetParserTokenLimit(s.cfg.MaxTokens)
 	h.SetErrorPresenter(s.presentError)
 	h.SetRecoverFunc(s.recoverResolver)
+	h.Use(operationLog{})
 	if s.cfg.Introspection {
 		h.Use(extension.Introspection{})
 	}
@@ -88,7 +90,10 @@ const codeInternal = "INTERNAL_SERVER_ERROR"
 //     (parse, validation, limits, "must not be null") and is kept as is.
 //   - Anything else is logged with the request id and shown as
 //     "internal error" with the request id, so a report can be matched to
-//     the log.
+//     the log; but an operation cancelled under its resolvers (the client
+//     went away, the socket closed, the stream ended, the server shut
+//     down) is not an error, and says so once, at debug level, however
+//     many fields and events it fails (see cancelled).
 func (s *Server) presentError(ctx context.Context, err error) *gqlerror.Error {
 	if err == nil {
 		return nil
@@ -124,8 +129,15 @@ func (s *Server) presentError(ctx context.Context, err error) *gqlerror.Error {
 	}
 
 	id := obsqra.ClientFromContext(ctx).RequestID
-	// A panic was logged with its stack by recoverResolver already.
-	if _, ok := errors.AsType[*panicError](err); !ok {
+	_, panicked := errors.AsType[*panicError](err)
+	switch {
+	case panicked:
+		// Logged with its stack by recoverResolver already.
+	case cancelled(ctx, err):
+		if l, _ := ctx.Value(operationLogKey{}).(*operationLogState); l == nil || !l.cancelled.Swap(true) {
+			s.log.DebugContext(ctx, "graphql operation cancelled", "request_id", id, "path", path.String(), "error", err.Error())
+		}
+	default:
 		s.log.ErrorContext(ctx, "graphql internal error", "request_id", id, "path", path.String(), "error", err.Error())
 	}
 	return &gqlerror.Error{
@@ -134,6 +146,39 @@ func (s *Server) presentError(ctx context.Context, err error) *gqlerror.Error {
 		Locations:  locations,
 		Extensions: map[string]any{"code": codeInternal, "requestId": id},
 	}
+}
+
+// cancelled reports whether err is the cancellation of the operation whose
+// context is ctx: err is (or wraps) context.Canceled and ctx was cancelled.
+// A deadline is not a cancellation (a server-side timeout is a failure),
+// nor is context.Canceled while the operation still runs (a bug: something
+// cancelled a context it did not own).
+func cancelled(ctx context.Context, err error) bool {
+	return errors.Is(err, context.Canceled) && errors.Is(ctx.Err(), context.Canceled)
+}
+
+// operationLog gives every operation (a query, a mutation, a whole
+// subscription with all its events) the state presentError needs to log
+// its cancellation once: gqlgen presents each failed field on its own, and
+// a subscription cancelled under a burst of events fails thousands.
+type operationLog struct{}
+
+// ExtensionName names the extension in gqlgen's stats.
+func (operationLog) ExtensionName() string { return "OperationLog" }
+
+// Validate accepts every schema.
+func (operationLog) Validate(graphql.ExecutableSchema) error { return nil }
+
+// InterceptOperation gives the operation its log state.
+func (operationLog) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	return next(context.WithValue(ctx, operationLogKey{}, &operationLogState{}))
+}
+
+type operationLogKey struct{}
+
+// operationLogState is what one operation has logged.
+type operationLogState struct {
+	cancelled atomic.Bool // its cancellation
 }
 
 // panicError stands for a recovered panic on its way to presentError.

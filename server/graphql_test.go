@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2"
@@ -106,6 +108,95 @@ func TestErrorPresenterInternal(t *testing.T) {
 			logged := b.logs.entries(t, "graphql internal error")
 			if len(logged) != 1 || logged[0]["request_id"] != id || !strings.Contains(fmt.Sprint(logged[0]["error"]), "hunter2") {
 				t.Errorf("internal error log = %v, want the real error with request id %s", logged, id)
+			}
+		})
+	}
+}
+
+// TestErrorPresenterCancellation: an operation cancelled under its
+// resolvers (the client went away) is no error, and is logged once at
+// debug level however many fields it fails; context.Canceled while the
+// request still runs, and a deadline, are internal errors as before.
+func TestErrorPresenterCancellation(t *testing.T) {
+	t.Parallel()
+	// Two fields that fail: mutations run one after the other, the second
+	// after the client has gone.
+	const twoLogins = `mutation {
+		a: login(input: {email: "ada@example.com", password: "pw"}) { accessToken }
+		b: login(input: {email: "ada@example.com", password: "pw"}) { accessToken } }`
+	tests := []struct {
+		name string
+		// login fails the field; cancel cancels the request's context.
+		login                 func(ctx context.Context, cancel context.CancelFunc) error
+		timeout               time.Duration // of the request's context, when set
+		wantErrors, wantDebug int
+	}{
+		{
+			name: "the client went away",
+			login: func(ctx context.Context, cancel context.CancelFunc) error {
+				cancel() // while the resolver reads the database
+				<-ctx.Done()
+				return fmt.Errorf("find user: %w", ctx.Err())
+			},
+			wantErrors: 0, wantDebug: 1,
+		},
+		{
+			name: "context canceled while the request runs",
+			login: func(context.Context, context.CancelFunc) error {
+				return fmt.Errorf("find user: %w", context.Canceled)
+			},
+			wantErrors: 2,
+		},
+		{
+			name: "a server-side timeout",
+			login: func(context.Context, context.CancelFunc) error {
+				return fmt.Errorf("find user: %w", context.DeadlineExceeded)
+			},
+			wantErrors: 2,
+		},
+		{
+			name: "the request's deadline passed",
+			login: func(ctx context.Context, _ context.CancelFunc) error {
+				<-ctx.Done()
+				return fmt.Errorf("find user: %w", ctx.Err())
+			},
+			timeout:    time.Millisecond,
+			wantErrors: 2,
+		},
+		{
+			name: "the client went away during a deadline",
+			login: func(ctx context.Context, cancel context.CancelFunc) error {
+				cancel()
+				return fmt.Errorf("find user: %w", context.DeadlineExceeded)
+			},
+			wantErrors: 2,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tt.timeout > 0 {
+				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
+				defer cancel()
+			}
+			b.resolver.login = func(ctx context.Context, _ graph.LoginInput) (*obsqra.AuthPayload, error) {
+				return nil, tt.login(ctx, cancel)
+			}
+			body, _ := json.Marshal(map[string]any{"query": twoLogins})
+			req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/graphql", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			b.serve(req)
+
+			if got := b.logs.levels(t, "ERROR"); len(got) != tt.wantErrors {
+				t.Errorf("ERROR lines = %v, want %d", got, tt.wantErrors)
+			}
+			if got := b.logs.entries(t, "graphql operation cancelled"); len(got) != tt.wantDebug {
+				t.Errorf("cancellation lines = %v, want %d", got, tt.wantDebug)
+			} else if len(got) == 1 && (got[0]["level"] != "DEBUG" || !strings.Contains(fmt.Sprint(got[0]["error"]), "context canceled")) {
+				t.Errorf("cancellation line = %v, want DEBUG with the error", got[0])
 			}
 		})
 	}

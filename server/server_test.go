@@ -228,6 +228,22 @@ func (b *syncBuffer) entries(t *testing.T, msg string) []map[string]any {
 	return out
 }
 
+// levels returns the JSON log entries at level ("DEBUG", "ERROR", …).
+func (b *syncBuffer) levels(t *testing.T, level string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for line := range strings.Lines(b.String()) {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", line, err)
+		}
+		if e["level"] == level {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // gqlResult is a GraphQL response.
 type gqlResult struct {
 	Data   json.RawMessage `json:"data"`

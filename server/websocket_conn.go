@@ -775,7 +775,12 @@ type authAnswer struct {
 
 // refuse closes the connection whose credentials were refused with 4403 and
 // the error's message; an internal error is logged and closes it with 4500.
+// A check cancelled because the connection closed meanwhile (the server is
+// shutting down) refuses nothing and is no error.
 func (c *wsConn) refuse(err error) {
+	if cancelled(c.ctx, err) {
+		return
+	}
 	if obsqra.ErrorCode(err) == obsqra.EINTERNAL {
 		c.s.log.ErrorContext(c.ctx, "websocket authentication failed", "request_id", c.requestID(), "error", err.Error())
 		c.fail(closeInternalError, reasonInternal)

@@ -34,7 +34,10 @@ const wait = 10 * time.Second
 //
 //	whoami reports the operation's user and request id;
 //	fail fails with an internal error;
-//	ticks(topic) is a subscription whose events the test sends.
+//	ticks(topic) is a subscription whose events the test sends; the
+//	event clientGone makes its resolver wait until the operation's context
+//	is cancelled and then fail as a resolver reading the database would
+//	(two fields, then the stream, each with the context's error).
 type wsSchema struct {
 	schema *ast.Schema
 
@@ -161,12 +164,26 @@ func (s *wsSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 				if !ok {
 					return nil
 				}
+				if e == clientGone {
+					select {
+					case <-ctx.Done():
+					case <-time.After(wait):
+					}
+					graphql.AddError(ctx, fmt.Errorf("list protocols: %w", ctx.Err()))
+					graphql.AddError(ctx, fmt.Errorf("list protocols: %w", ctx.Err()))
+					obsqra.EndStream(ctx, fmt.Errorf("read dashboard: %w", ctx.Err()))
+					return &graphql.Response{Data: jsonData(field.Alias, nil)}
+				}
 				return &graphql.Response{Data: jsonData(field.Alias, e)}
 			}
 		}
 	}
 	panic("unknown field " + field.Name)
 }
+
+// clientGone is the ticks event whose resolver fails once the client is
+// gone (see wsSchema).
+const clientGone = "client-gone"
 
 // publish sends e to sub, failing if the transport does not take it.
 func (sub *wsSub) publish(t *testing.T, e string) {
@@ -193,6 +210,9 @@ func (sub *wsSub) awaitCancelled(t *testing.T) {
 const (
 	expiringToken = "expiring-token"
 	internalToken = "internal-token"
+	// blockingToken's check waits until its context ends, then fails
+	// with the context's error, as a database read would.
+	blockingToken = "blocking-token"
 )
 
 // wsAuth accepts goodToken, and expiringToken until expiresAt; it fails
@@ -207,6 +227,8 @@ type wsAuth struct {
 	down    bool
 	role    obsqra.Role
 	calls   int
+	// blocked receives when a check of blockingToken starts waiting.
+	blocked chan struct{}
 }
 
 // revoke refuses token from now on with reason.
@@ -228,7 +250,15 @@ func (a *wsAuth) setRole(role obsqra.Role) { a.mu.Lock(); a.role = role; a.mu.Un
 // checks returns how many tokens were checked.
 func (a *wsAuth) checks() int { a.mu.Lock(); defer a.mu.Unlock(); return a.calls }
 
-func (a *wsAuth) Authenticate(_ context.Context, token string) (*obsqra.Principal, error) {
+func (a *wsAuth) Authenticate(ctx context.Context, token string) (*obsqra.Principal, error) {
+	if token == blockingToken {
+		a.blocked <- struct{}{}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		return nil, fmt.Errorf("load session: %w", ctx.Err())
+	}
 	a.mu.Lock()
 	reason, revoked := a.revoked[token]
 	down, role := a.down, a.role
@@ -294,7 +324,7 @@ func newWSBundle(t *testing.T, opts ...func(*server.Config)) *wsBundle {
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	b := &wsBundle{schema: newWSSchema(), auth: &wsAuth{}, logs: logs}
+	b := &wsBundle{schema: newWSSchema(), auth: &wsAuth{blocked: make(chan struct{}, 1)}, logs: logs}
 	b.srv = server.New(cfg, b.schema, b.auth, &fakePinger{})
 	return b
 }
@@ -514,6 +544,80 @@ func TestWebSocketSubscription(t *testing.T) {
 				sub.awaitCancelled(t)
 			}
 		})
+	}
+}
+
+// TestWebSocketClientGoneIsNoError: a client that disconnects while its
+// subscriptions' resolvers read what their events need makes them fail
+// with context.Canceled, field after field and then the stream; that is no
+// error, and each operation says so in one debug line.
+func TestWebSocketClientGoneIsNoError(t *testing.T) {
+	t.Parallel()
+	for _, proto := range bothProtocols {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			b := setupWS(t)
+			c := b.dial(t, proto, "X-Request-ID", "ws-gone-1")
+			c.init(nil)
+			var subs []*wsSub
+			for _, id := range []string{"1", "2"} {
+				c.subscribe(id, ticks, topicVars("gone-"+id))
+				sub := b.schema.await(t, "gone-"+id)
+				sub.publish(t, "tick")
+				c.expect(c.nextType(), id, `{"data":{"ticks":"tick"}}`)
+				subs = append(subs, sub)
+			}
+			for _, sub := range subs {
+				sub.publish(t, clientGone)
+			}
+
+			c.conn.Close()
+			for _, sub := range subs {
+				sub.awaitCancelled(t)
+			}
+			b.closeAll(t) // waits for the streams: the logs are complete
+
+			if got := b.logs.levels(t, "ERROR"); len(got) != 0 {
+				t.Errorf("ERROR lines = %v, want none", got)
+			}
+			got := b.logs.entries(t, "graphql operation cancelled")
+			if len(got) != len(subs) {
+				t.Fatalf("cancellation lines = %v, want one per operation (%d)", got, len(subs))
+			}
+			for _, e := range got {
+				if e["level"] != "DEBUG" || e["request_id"] != "ws-gone-1" {
+					t.Errorf("cancellation line = %v, want DEBUG with request id ws-gone-1", e)
+				}
+			}
+		})
+	}
+}
+
+// TestWebSocketShutdownDuringInit: a socket the server closes on shutdown
+// while it checks its token fails the check with context.Canceled; that is
+// no authentication failure to log.
+func TestWebSocketShutdownDuringInit(t *testing.T) {
+	t.Parallel()
+	b := newWSBundle(t)
+	url, cancel, served := serveWS(t, b)
+	c, err := dialURL(t, url, "graphql-transport-ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(map[string]any{"type": "connection_init", "payload": map[string]any{"token": blockingToken}})
+	select {
+	case <-b.auth.blocked:
+	case <-time.After(wait):
+		t.Fatal("the token was not checked")
+	}
+
+	cancel()
+	c.expectClose(websocket.CloseGoingAway, "server shutting down")
+	if err := served(); err != nil {
+		t.Errorf("Serve = %v, want nil", err)
+	}
+	if got := b.logs.levels(t, "ERROR"); len(got) != 0 {
+		t.Errorf("ERROR lines = %v, want none", got)
 	}
 }
 

@@ -106,8 +106,12 @@ backtest: build
 playground-assets:
 	./scripts/vendor-playground.sh
 
+# FuzzAPIInputs puts fuzzed values at every input position of the schema
+# through the real handler, on SQLite and PostgreSQL (when it answers).
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParseFelt -fuzztime 30s .
+	$(GO) test -run '^$$' -fuzz FuzzParseFelt -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz FuzzAPIInputs -fuzztime $(FUZZTIME) ./resolvers/
 
 clean:
 	rm -rf bin

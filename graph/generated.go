@@ -19885,17 +19885,17 @@ func (ec *executionContext) marshalNForecast2ᚖgithubᚗcomᚋobsqraᚋobsqra�
 }
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
-	res, err := graphql.UnmarshalID(v)
+	res, err := scalar.UnmarshalID(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalID(v)
+	res := scalar.MarshalID(v)
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "ID!")
 	}
-	return res
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
@@ -19913,8 +19913,7 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 }
 
 func (ec *executionContext) unmarshalNJSON2githubᚗcomᚋobsqraᚋobsqraᚐJSONObject(ctx context.Context, v any) (obsqra.JSONObject, error) {
-	var res obsqra.JSONObject
-	err := res.UnmarshalGQL(v)
+	res, err := scalar.UnmarshalJSONObject(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -19923,7 +19922,12 @@ func (ec *executionContext) marshalNJSON2githubᚗcomᚋobsqraᚋobsqraᚐJSONOb
 		graphql.AddInvalidNullError(ctx, "JSON!")
 		return graphql.Null
 	}
-	return v
+	_ = sel
+	res := scalar.MarshalJSONObject(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "JSON!")
+	}
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalNJobOutcome2githubᚗcomᚋobsqraᚋobsqraᚐJobOutcome(ctx context.Context, v any) (obsqra.JobOutcome, error) {
@@ -20372,17 +20376,17 @@ func (ec *executionContext) marshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
-	res, err := graphql.UnmarshalString(v)
+	res, err := scalar.UnmarshalString(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(v)
+	res := scalar.MarshalString(v)
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
-	return res
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
@@ -20824,7 +20828,7 @@ func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (
 	if v == nil {
 		return nil, nil
 	}
-	res, err := graphql.UnmarshalID(v)
+	res, err := scalar.UnmarshalID(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -20833,9 +20837,8 @@ func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.Se
 		return graphql.Null
 	}
 	_ = sel
-	_ = ctx
-	res := graphql.MarshalID(*v)
-	return res
+	res := scalar.MarshalID(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalOInt2ᚖint(ctx context.Context, v any) (*int, error) {
@@ -20860,8 +20863,7 @@ func (ec *executionContext) unmarshalOJSON2githubᚗcomᚋobsqraᚋobsqraᚐJSON
 	if v == nil {
 		return nil, nil
 	}
-	var res obsqra.JSONObject
-	err := res.UnmarshalGQL(v)
+	res, err := scalar.UnmarshalJSONObject(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -20869,7 +20871,9 @@ func (ec *executionContext) marshalOJSON2githubᚗcomᚋobsqraᚋobsqraᚐJSONOb
 	if v == nil {
 		return graphql.Null
 	}
-	return v
+	_ = sel
+	res := scalar.MarshalJSONObject(v)
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) marshalOMetricsSample2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐMetricsSample(ctx context.Context, sel ast.SelectionSet, v *obsqra.MetricsSample) graphql.Marshaler {
@@ -21054,7 +21058,7 @@ func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v an
 	if v == nil {
 		return nil, nil
 	}
-	res, err := graphql.UnmarshalString(v)
+	res, err := scalar.UnmarshalString(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -21063,9 +21067,8 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 		return graphql.Null
 	}
 	_ = sel
-	_ = ctx
-	res := graphql.MarshalString(*v)
-	return res
+	res := scalar.MarshalString(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalOTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {

@@ -27,6 +27,10 @@ var uniqueConflicts = []struct {
 //   - sql.ErrNoRows becomes ENOTFOUND "<what> not found";
 //   - a unique violation becomes ECONFLICT, with the message of the
 //     violated constraint in uniqueConflicts or "<what> already exists";
+//   - text PostgreSQL refuses to store (a NUL character, invalid UTF-8, or
+//     "\u0000" in jsonb) becomes EINVALID: the API refuses such input where
+//     it enters (obsqra.CheckText), so this is a second line for text that
+//     came in another way, never an internal error;
 //   - anything else is wrapped as "<op>: <err>" and stays internal.
 func translate(err error, op, what string) error {
 	if err == nil {
@@ -43,7 +47,19 @@ func translate(err error, op, what string) error {
 		}
 		return obsqra.Errorf(obsqra.ECONFLICT, "%s already exists", what)
 	}
+	if untranslatableText(err) {
+		return obsqra.Errorf(obsqra.EINVALID, "%s holds text the database cannot store (a NUL character or invalid UTF-8)", what)
+	}
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+// untranslatableText reports whether err is PostgreSQL refusing text:
+// character_not_in_repertoire (22021: a NUL byte or invalid UTF-8 in text)
+// or untranslatable_character (22P05: "\u0000" in jsonb). SQLite stores
+// any bytes.
+func untranslatableText(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && (pqErr.Code == "22021" || pqErr.Code == "22P05")
 }
 
 // uniqueViolation reports whether err is a unique (or primary key) violation

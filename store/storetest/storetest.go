@@ -54,6 +54,24 @@ func SQLite(t testing.TB) *store.DB {
 	return db
 }
 
+// PostgresIfReachable is Postgres for a test that runs on SQLite either
+// way (a fuzz target, say): it returns nil, with the same one loud line,
+// instead of skipping the test when the server does not answer, and fails
+// the test if REQUIRE_POSTGRES=1.
+func PostgresIfReachable(t testing.TB) *store.DB {
+	t.Helper()
+	if srv := server(); srv.err != nil {
+		if os.Getenv("REQUIRE_POSTGRES") == "1" {
+			t.Fatalf("storetest: REQUIRE_POSTGRES=1 but PostgreSQL at %s is not reachable: %v", srv.redacted, srv.err)
+		}
+		srv.warn.Do(func() {
+			warn("storetest: PostgreSQL at %s is not reachable: %v; PostgreSQL tests SKIPPED (set REQUIRE_POSTGRES=1 to fail instead)\n", srv.redacted, srv.err)
+		})
+		return nil
+	}
+	return Postgres(t)
+}
+
 // Postgres returns a fresh migrated PostgreSQL database: a new schema on the
 // server of TEST_DATABASE_URL, dropped when the test ends. When the server
 // does not answer, the test is skipped, or fails if REQUIRE_POSTGRES=1.

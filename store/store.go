@@ -228,20 +228,23 @@ func (tx *Tx) now() time.Time { return tx.db.now() }
 // rolls back otherwise, returning fn's error unchanged so that its code
 // survives. If fn panics, the transaction is rolled back and the panic goes
 // on. Units of work must not nest: fn uses tx, never db.
-// Errors: whatever fn returns; otherwise only internal ones (begin, commit),
-// or the context's error when ctx ends while waiting for the SQLite writer.
+// Errors: whatever fn returns; EUNAVAILABLE when the database does not
+// answer the begin or the commit in time (a commit that fails so may still
+// have committed: the caller reports a failure, never a lost success) or
+// ctx's deadline passes while waiting for the SQLite writer; otherwise
+// only internal ones.
 func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	if db.writeSem != nil {
 		select {
 		case db.writeSem <- struct{}{}:
 			defer func() { <-db.writeSem }()
 		case <-ctx.Done():
-			return fmt.Errorf("wait for sqlite writer: %w", ctx.Err())
+			return translate(ctx.Err(), "wait for sqlite writer", "transaction")
 		}
 	}
 	stx, err := db.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		return translate(err, "begin transaction", "transaction")
 	}
 	tx := &Tx{tx: stx, db: db}
 	committed := false
@@ -259,7 +262,7 @@ func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	if err := stx.Commit(); err != nil {
 		// database/sql has ended the transaction either way.
 		committed = true
-		return fmt.Errorf("commit transaction: %w", err)
+		return translate(err, "commit transaction", "transaction")
 	}
 	committed = true
 	if tx.appended {

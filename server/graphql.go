@@ -33,7 +33,8 @@ const (
 
 // graphQL returns the gqlgen handler of /graphql: the WebSocket, POST and
 // GET transports, the error presenter, the resolver panic handler, the
-// document limits (before validation) and the operation limits (after).
+// document limits (before validation), the operation limits (after) and
+// the deadline of queries and mutations (RequestTimeout).
 func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 	h := handler.New(schema)
 	h.AddTransport(s.webSocket())
@@ -61,6 +62,7 @@ func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 		introspection: s.cfg.Introspection,
 	})
 	h.Use(extension.FixedComplexityLimit(s.cfg.ComplexityLimit))
+	h.Use(&operationDeadline{timeout: s.cfg.RequestTimeout})
 	return h
 }
 

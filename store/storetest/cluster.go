@@ -2,8 +2,6 @@ package storetest
 
 import (
 	"bytes"
-	"context"
-	"database/sql"
 	"fmt"
 	"net"
 	"os"
@@ -291,20 +289,4 @@ func procState(pid int) string {
 		return fields[0]
 	}
 	return ""
-}
-
-// Exec runs one statement on the cluster through a connection of its own,
-// for a test's setup and checks. It fails the test on an error.
-func (c *Cluster) Exec(query string, args ...any) {
-	c.t.Helper()
-	db, err := sql.Open("postgres", c.URL())
-	if err != nil {
-		c.t.Fatalf("storetest: open cluster: %v", err)
-	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := db.ExecContext(ctx, query, args...); err != nil {
-		c.t.Fatalf("storetest: %s: %v", query, err)
-	}
 }

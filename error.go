@@ -17,7 +17,11 @@ const (
 	EUNAUTHENTICATED = "unauthenticated"
 	EFORBIDDEN       = "forbidden"
 	ERATELIMIT       = "rate_limited"
-	EINTERNAL        = "internal"
+	// EUNAVAILABLE: a dependency (the database) did not answer in time or
+	// refused the connection. Trying again later may succeed; what the
+	// request wrote is either absent or, if it committed, complete.
+	EUNAVAILABLE = "unavailable"
+	EINTERNAL    = "internal"
 )
 
 // Error is an error whose message may be shown to the client. Code is one of
@@ -26,10 +30,17 @@ const (
 type Error struct {
 	Code    string
 	Message string
-	// RetryAfterSeconds, when positive, tells a rate-limited client how long
-	// to wait before trying again.
+	// RetryAfterSeconds, when positive, tells a rate-limited client, or one
+	// refused for an unavailable dependency, how long to wait before trying
+	// again.
 	RetryAfterSeconds int
+	// Err is the cause, for the log; the client never sees it. Unwrap
+	// returns it, so errors.Is finds, say, context.DeadlineExceeded.
+	Err error
 }
+
+// Unwrap returns the cause of e, or nil.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Error implements the error interface.
 func (e *Error) Error() string {

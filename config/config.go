@@ -71,6 +71,31 @@ type Config struct {
 	// value of DatabaseURL). It must be the same kind of database.
 	MigrationDatabaseURL string
 
+	// DBStatementTimeout bounds each SQL statement on the database server
+	// (DB_STATEMENT_TIMEOUT, Go duration, default 5s): PostgreSQL's
+	// statement_timeout, SQLite's busy timeout. Scheduler jobs run their
+	// statements under their own timeout instead; migrations under none.
+	DBStatementTimeout time.Duration
+	// DBConnectTimeout bounds opening a PostgreSQL connection, TCP and
+	// handshake (DB_CONNECT_TIMEOUT, Go duration, default 5s).
+	DBConnectTimeout time.Duration
+	// DBMaxOpenConns bounds the PostgreSQL connections of the server's pool
+	// (DB_MAX_OPEN_CONNS, 1-10000, default 20); DBMaxIdleConns are kept open
+	// when idle (DB_MAX_IDLE_CONNS, 1-10000, default 10); a connection is
+	// replaced after DBConnMaxLifetime (DB_CONN_MAX_LIFETIME, Go duration,
+	// default 30m) and closed after DBConnMaxIdleTime unused
+	// (DB_CONN_MAX_IDLE_TIME, Go duration, default 5m). SQLite's pool is
+	// fixed.
+	DBMaxOpenConns    int
+	DBMaxIdleConns    int
+	DBConnMaxLifetime time.Duration
+	DBConnMaxIdleTime time.Duration
+	// RequestTimeout bounds each GraphQL query and mutation, and the check
+	// of a request's access token (REQUEST_TIMEOUT, Go duration, default
+	// 10s); subscriptions are not bounded. Past it, a request waiting for
+	// the database fails with SERVICE_UNAVAILABLE.
+	RequestTimeout time.Duration
+
 	// SecretKey signs access and refresh tokens (SECRET_KEY, or the trimmed
 	// content of the file named by SECRET_KEY_FILE; no default; at least 32
 	// bytes). Required in production; in development EnsureSecretKey fills
@@ -279,6 +304,14 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 		l.problemf("MIGRATION_DATABASE_URL", "is a %s database but DATABASE_URL is a %s database", m, d)
 	}
 
+	c.DBStatementTimeout = l.duration("DB_STATEMENT_TIMEOUT", defaultDBStatementTimeout)
+	c.DBConnectTimeout = l.duration("DB_CONNECT_TIMEOUT", defaultDBConnectTimeout)
+	c.DBMaxOpenConns = l.intRange("DB_MAX_OPEN_CONNS", defaultDBMaxOpenConns, 1, 10000, "a whole number from 1 to 10000")
+	c.DBMaxIdleConns = l.intRange("DB_MAX_IDLE_CONNS", defaultDBMaxIdleConns, 1, 10000, "a whole number from 1 to 10000")
+	c.DBConnMaxLifetime = l.duration("DB_CONN_MAX_LIFETIME", defaultDBConnMaxLifetime)
+	c.DBConnMaxIdleTime = l.duration("DB_CONN_MAX_IDLE_TIME", defaultDBConnMaxIdleTime)
+	c.RequestTimeout = l.duration("REQUEST_TIMEOUT", defaultRequestTimeout)
+
 	c.SecretKey = l.secretKey(readFile)
 	if prod && len(c.SecretKey) == 0 {
 		l.problemf("SECRET_KEY", "is required in production (at least %d bytes; or set SECRET_KEY_FILE)", MinSecretKeyLen)
@@ -485,6 +518,10 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("addr", c.Addr()),
 		slog.String("database_url", redactURL(c.DatabaseURL)),
 		slog.String("migration_database_url", redactURL(c.MigrationDatabaseURL)),
+		slog.Duration("db_statement_timeout", c.DBStatementTimeout),
+		slog.Duration("db_connect_timeout", c.DBConnectTimeout),
+		slog.Int("db_max_open_conns", c.DBMaxOpenConns),
+		slog.Duration("request_timeout", c.RequestTimeout),
 		slog.Bool("secret_key_set", len(c.SecretKey) > 0),
 		slog.Duration("access_token_ttl", c.AccessTokenTTL),
 		slog.Duration("refresh_token_ttl", c.RefreshTokenTTL),

@@ -43,6 +43,19 @@ const (
 	defaultTxDropAfter        = 30 * time.Minute
 )
 
+// Defaults of the database connections and request deadlines: seconds, not
+// minutes, so that a database that stops answering costs a request a few
+// seconds and an error it can retry, rather than a hang.
+const (
+	defaultDBStatementTimeout = 5 * time.Second
+	defaultDBConnectTimeout   = 5 * time.Second
+	defaultDBMaxOpenConns     = 20
+	defaultDBMaxIdleConns     = 10
+	defaultDBConnMaxLifetime  = 30 * time.Minute
+	defaultDBConnMaxIdleTime  = 5 * time.Minute
+	defaultRequestTimeout     = 10 * time.Second
+)
+
 // Defaults of the live hub's limits: live.Limits' defaults, which say why
 // (a test in cmd/obsqra keeps them equal).
 const (
@@ -84,6 +97,20 @@ func Variables() []Variable {
 			"postgres://user:password@host:5432/db?sslmode=require for PostgreSQL, or sqlite:/file: and a path for the embedded SQLite database."},
 		{"MIGRATION_DATABASE_URL", "",
 			"Database URL of the role that owns the tables, used only to run migrations; defaults to DATABASE_URL."},
+		{"DB_STATEMENT_TIMEOUT", defaultDBStatementTimeout.String(),
+			"Longest a SQL statement may run on the database server (PostgreSQL statement_timeout; SQLite: how long a statement waits for a lock held by another process), Go duration; scheduler jobs use their own timeout, migrations none."},
+		{"DB_CONNECT_TIMEOUT", defaultDBConnectTimeout.String(),
+			"Longest opening a PostgreSQL connection (TCP and handshake) may take, Go duration."},
+		{"DB_MAX_OPEN_CONNS", strconv.Itoa(defaultDBMaxOpenConns),
+			"PostgreSQL connections the server holds at most, 1-10000; a request waiting for one waits at most REQUEST_TIMEOUT. SQLite's pool is fixed."},
+		{"DB_MAX_IDLE_CONNS", strconv.Itoa(defaultDBMaxIdleConns),
+			"Idle PostgreSQL connections kept open, 1-10000 (at most DB_MAX_OPEN_CONNS)."},
+		{"DB_CONN_MAX_LIFETIME", "30m",
+			"PostgreSQL connections are replaced after this long (Go duration), so that a failover or a changed DNS name is followed."},
+		{"DB_CONN_MAX_IDLE_TIME", "5m",
+			"An idle PostgreSQL connection is closed after this long (Go duration)."},
+		{"REQUEST_TIMEOUT", defaultRequestTimeout.String(),
+			"Longest a GraphQL query or mutation (each operation on a WebSocket too), and the check of an access token, may take (Go duration); past it the request fails with SERVICE_UNAVAILABLE. Subscriptions are not bounded."},
 		{"SECRET_KEY", "",
 			"Key that signs tokens, at least 32 bytes; required in production; in development, generated once into DATA_DIR/secret_key when unset."},
 		{"SECRET_KEY_FILE", "",

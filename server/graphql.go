@@ -34,7 +34,8 @@ const (
 
 // graphQL returns the gqlgen handler of /graphql: the WebSocket, POST and
 // GET transports, the error presenter, the resolver panic handler, the
-// document limits (before validation) and the operation limits (after).
+// document limits (before validation), the operation limits (after) and
+// the deadline of queries and mutations (RequestTimeout).
 func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 	h := handler.New(schema)
 	h.AddTransport(s.webSocket())
@@ -63,6 +64,7 @@ func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 		introspection: s.cfg.Introspection,
 	})
 	h.Use(extension.FixedComplexityLimit(s.cfg.ComplexityLimit))
+	h.Use(&operationDeadline{timeout: s.cfg.RequestTimeout})
 	return h
 }
 
@@ -75,6 +77,7 @@ var errorCodes = map[string]string{
 	obsqra.ENOTFOUND:        "NOT_FOUND",
 	obsqra.ECONFLICT:        "CONFLICT",
 	obsqra.ERATELIMIT:       "RATE_LIMITED",
+	obsqra.EUNAVAILABLE:     "SERVICE_UNAVAILABLE",
 }
 
 // codeInternal is the extensions.code of every error the client may not read.
@@ -85,7 +88,11 @@ const codeInternal = "INTERNAL_SERVER_ERROR"
 //   - An *obsqra.Error anywhere in the chain, including one that gqlgen
 //     wrapped in a *gqlerror.Error (a resolver's error, or a scalar's or
 //     enum's UnmarshalGQL error during argument coercion), shows its
-//     Message with the code from errorCodes and keeps its path.
+//     Message with the code from errorCodes and keeps its path. An
+//     unavailable database (SERVICE_UNAVAILABLE) is logged at warn with
+//     its cause; the response stays HTTP 200 like every other execution
+//     error, so that Apollo Client keeps the fields that did resolve, and
+//     extensions.retryAfter says when to try again.
 //   - A *gqlerror.Error that wraps nothing is gqlgen's or gqlparser's own
 //     (parse, validation, limits, "must not be null") and is kept as is.
 //   - Anything else is logged with the request id and shown as
@@ -118,8 +125,14 @@ func (s *Server) presentError(ctx context.Context, err error) *gqlerror.Error {
 				Locations:  locations,
 				Extensions: map[string]any{"code": code},
 			}
-			if e.Code == obsqra.ERATELIMIT && e.RetryAfterSeconds > 0 {
+			if (e.Code == obsqra.ERATELIMIT || e.Code == obsqra.EUNAVAILABLE) && e.RetryAfterSeconds > 0 {
 				out.Extensions["retryAfter"] = e.RetryAfterSeconds
+			}
+			if e.Code == obsqra.EUNAVAILABLE && e.Err != nil {
+				// The client learns only that it may retry; the operator
+				// needs the cause (a deadline, a refused connection).
+				s.log.WarnContext(ctx, "graphql: database unavailable", "request_id", obsqra.ClientFromContext(ctx).RequestID,
+					"path", path.String(), "error", e.Err.Error())
 			}
 			return out
 		}

@@ -81,6 +81,35 @@ func TestErrorPresenterDomainCodes(t *testing.T) {
 	}
 }
 
+// TestErrorPresenterUnavailable: a database that did not answer is
+// SERVICE_UNAVAILABLE with retryAfter, still HTTP 200 (the other fields of
+// the response stand), and its cause reaches the log but not the client.
+func TestErrorPresenterUnavailable(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cause := fmt.Errorf("load user: %w (dial 10.0.0.7:5432: hunter2)", context.DeadlineExceeded)
+	b.resolver.login = func(context.Context, graph.LoginInput) (*obsqra.AuthPayload, error) {
+		return nil, fmt.Errorf("log in: %w", &obsqra.Error{Code: obsqra.EUNAVAILABLE, Message: "try again shortly", RetryAfterSeconds: 5, Err: cause})
+	}
+
+	rec, res := b.graphQL(t, loginMutation, nil)
+
+	if rec.Code != http.StatusOK {
+		t.Errorf("status = %d, want 200", rec.Code)
+	}
+	e := onlyError(t, res)
+	if e.Message != "try again shortly" || e.Extensions["code"] != "SERVICE_UNAVAILABLE" || e.Extensions["retryAfter"] != float64(5) {
+		t.Errorf("error = %q %v, want SERVICE_UNAVAILABLE with retryAfter 5", e.Message, e.Extensions)
+	}
+	if strings.Contains(rec.Body.String(), "hunter2") {
+		t.Errorf("response leaks the cause: %s", rec.Body)
+	}
+	logged := b.logs.entries(t, "graphql: database unavailable")
+	if len(logged) != 1 || !strings.Contains(fmt.Sprint(logged[0]["error"]), "hunter2") {
+		t.Errorf("unavailable log = %v, want the cause", logged)
+	}
+}
+
 func TestErrorPresenterInternal(t *testing.T) {
 	t.Parallel()
 	for _, err := range []error{

@@ -309,10 +309,12 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// principalFor authenticates an access token, over HTTP or a WebSocket. An
-// authenticator that returns neither a principal nor an error is an
-// internal error.
+// principalFor authenticates an access token, over HTTP or a WebSocket,
+// within RequestTimeout (it reads the token's session). An authenticator
+// that returns neither a principal nor an error is an internal error.
 func (s *Server) principalFor(ctx context.Context, token string) (*obsqra.Principal, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
 	p, err := s.auth.Authenticate(ctx, token)
 	if err == nil && (p == nil || p.User == nil) {
 		return nil, errors.New("authenticator returned no principal and no error")

@@ -134,6 +134,13 @@ type Config struct {
 	// WebSocket; one more is answered with an error message with
 	// RATE_LIMITED (the socket stays open). Default 100.
 	WSMaxOperations int
+
+	// RequestTimeout bounds each query and mutation, from the start of its
+	// execution, over any transport (a WebSocket's operations each get
+	// their own), and separately the check of a request's access token;
+	// subscriptions are not bounded. Past it, the store's calls end and
+	// report SERVICE_UNAVAILABLE. Default 10s (REQUEST_TIMEOUT).
+	RequestTimeout time.Duration
 }
 
 // withDefaults returns cfg with zero fields set to their defaults.
@@ -176,6 +183,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.WSMaxOperations <= 0 {
 		cfg.WSMaxOperations = DefaultWSMaxOperations
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
 	}
 	origins := make([]string, 0, len(cfg.CORSOrigins))
 	for _, o := range cfg.CORSOrigins {

@@ -344,7 +344,7 @@ func (db *DB) PredictionAccuracy(ctx context.Context, q AccuracyQuery) ([]Accura
 		out = append(out, b)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sum up prediction accuracy: %w", err)
+		return nil, translate(err, "sum up prediction accuracy", "row")
 	}
 	return out, nil
 }
@@ -366,7 +366,7 @@ func queryPredictions(ctx context.Context, c conn, op, query string, args ...any
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, translate(err, op, "row")
 	}
 	return out, nil
 }

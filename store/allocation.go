@@ -154,7 +154,7 @@ func queryAllocations(ctx context.Context, c conn, op, query string, args ...any
 		out = append(out, a)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, translate(err, op, "row")
 	}
 	return out, nil
 }

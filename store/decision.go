@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 
 	"github.com/obsqra/obsqra"
 )
@@ -115,7 +114,7 @@ func (db *DB) VerifyDecisionRange(ctx context.Context, afterID int64, afterHash 
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return 0, fmt.Errorf("read decision log: %w", err)
+			return 0, translate(err, "read decision log", "row")
 		}
 		if n == 0 {
 			return next, nil // entries up to upTo are missing

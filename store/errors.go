@@ -1,9 +1,13 @@
 package store
 
 import (
+	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 
 	"github.com/lib/pq"
@@ -23,6 +27,14 @@ var uniqueConflicts = []struct {
 	{"users_wallet_address_unique", "users.wallet_address", "wallet address is already linked to another user"},
 }
 
+// UnavailableRetryAfter is the RetryAfterSeconds of an EUNAVAILABLE error:
+// long enough for a restarted or failed-over database to come back, short
+// enough that a client retrying by hand does not wait for nothing.
+const UnavailableRetryAfter = 5
+
+// unavailableMessage is what a client learns of an unavailable database.
+const unavailableMessage = "the database is not answering; try again shortly"
+
 // translate is the store's one place that interprets driver errors:
 //   - sql.ErrNoRows becomes ENOTFOUND "<what> not found";
 //   - a unique violation becomes ECONFLICT, with the message of the
@@ -31,10 +43,28 @@ var uniqueConflicts = []struct {
 //     "\u0000" in jsonb) becomes EINVALID: the API refuses such input where
 //     it enters (obsqra.CheckText), so this is a second line for text that
 //     came in another way, never an internal error;
-//   - anything else is wrapped as "<op>: <err>" and stays internal.
+//   - a database that did not answer in time or refused the connection
+//     (see unavailable) becomes EUNAVAILABLE, with the cause in Err;
+//   - anything else, a cancelled context included (the client went away:
+//     not the database's fault), is wrapped as "<op>: <err>" and stays
+//     internal.
 func translate(err error, op, what string) error {
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if e, ok := errors.AsType[*obsqra.Error](err); ok && e.Code == obsqra.EUNAVAILABLE {
+		return err // translated already, by an inner call
+	}
+	if unavailable(err) {
+		return &obsqra.Error{
+			Code:              obsqra.EUNAVAILABLE,
+			Message:           unavailableMessage,
+			RetryAfterSeconds: UnavailableRetryAfter,
+			Err:               fmt.Errorf("%s: %w", op, err),
+		}
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return obsqra.Errorf(obsqra.ENOTFOUND, "%s not found", what)
@@ -60,6 +90,43 @@ func translate(err error, op, what string) error {
 func untranslatableText(err error) bool {
 	var pqErr *pq.Error
 	return errors.As(err, &pqErr) && (pqErr.Code == "22021" || pqErr.Code == "22P05")
+}
+
+// unavailable reports whether err says the database did not answer in
+// time or could not be reached, rather than that the statement was wrong:
+//   - the context's deadline passed (a request's or a job's, while waiting
+//     for a pooled connection, connecting, or for a statement's result);
+//   - PostgreSQL cancelled the statement (57014: statement_timeout, or the
+//     cancel request sent when a deadline passed), timed out on a lock
+//     (55P03), is shutting down or starting up (57P01-57P03), has no
+//     connection slot left (53300), or lost the connection (class 08);
+//   - the connection failed: refused, reset, timed out, closed mid-way
+//     (net.Error, io.EOF), or broken (driver.ErrBadConn, sql.ErrConnDone);
+//   - SQLite found the database locked by another process for longer than
+//     its busy timeout.
+func unavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, sql.ErrConnDone) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return true
+	}
+	if pqErr, ok := errors.AsType[*pq.Error](err); ok {
+		switch code := string(pqErr.Code); code {
+		case "57014", "55P03", "57P01", "57P02", "57P03", "53300":
+			return true
+		default:
+			return strings.HasPrefix(code, "08")
+		}
+	}
+	if liteErr, ok := errors.AsType[*sqlite.Error](err); ok {
+		switch liteErr.Code() & 0xff { // the primary code of an extended one
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return true
+		}
+	}
+	return false
 }
 
 // uniqueViolation reports whether err is a unique (or primary key) violation

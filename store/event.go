@@ -110,7 +110,7 @@ func eventsAfter(ctx context.Context, c conn, afterID int64, limit int) ([]obsqr
 		events = append(events, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list events: %w", err)
+		return nil, translate(err, "list events", "row")
 	}
 	return events, nil
 }

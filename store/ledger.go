@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -185,7 +184,7 @@ func (db *DB) Transactions(ctx context.Context, userID int64, filter obsqra.Tran
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list transactions: %w", err)
+		return nil, translate(err, "list transactions", "row")
 	}
 	return out, nil
 }
@@ -233,7 +232,7 @@ func scanHistory(rows *sql.Rows, out map[int64][]obsqra.TxStatusChange) error {
 		out[e.TransactionID] = append(out[e.TransactionID], e)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load transaction history: %w", err)
+		return translate(err, "load transaction history", "row")
 	}
 	return nil
 }
@@ -298,7 +297,7 @@ func (db *DB) DueTransactions(ctx context.Context, now time.Time, limit int) ([]
 		out = append(out, w)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list due transactions: %w", err)
+		return nil, translate(err, "list due transactions", "row")
 	}
 	return out, nil
 }

@@ -154,7 +154,7 @@ func dailySeries(ctx context.Context, c conn, protocolIDs []int64, from, to obsq
 		out[id] = append(out[id], p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load daily series: %w", err)
+		return nil, translate(err, "load daily series", "row")
 	}
 	return out, nil
 }
@@ -315,7 +315,7 @@ func readPages[T any](ctx context.Context, c conn, t pagedTable[T], protocolIDs 
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return nil, fmt.Errorf("load history of %s: %w", t.name, err)
+			return nil, translate(err, "load history of "+t.name, "row")
 		}
 	}
 	return out, nil
@@ -370,7 +370,7 @@ func latestMetrics(ctx context.Context, c conn, protocolIDs []int64, source stri
 		out[m.ProtocolID] = m
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load latest metrics: %w", err)
+		return nil, translate(err, "load latest metrics", "row")
 	}
 	return out, nil
 }

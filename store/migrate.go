@@ -20,7 +20,15 @@ var migrationFiles embed.FS
 // migrations and closes it.
 // Errors: EINVALID for a URL Open does not accept; otherwise internal ones.
 func Migrate(ctx context.Context, url string) error {
-	db, err := Open(ctx, url)
+	return MigrateWith(ctx, url, Options{})
+}
+
+// MigrateWith is Migrate with the connections tuned by opts, except that
+// no statement timeout applies: a migration may rewrite a large table, and
+// is bounded by ctx alone.
+func MigrateWith(ctx context.Context, url string, opts Options) error {
+	opts.StatementTimeout = 0
+	db, err := OpenWith(ctx, url, opts)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func scanProtocols(rows *sql.Rows, op string) ([]obsqra.Protocol, error) {
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, translate(err, op, "row")
 	}
 	return out, nil
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"fmt"
 
 	"github.com/obsqra/obsqra"
 )
@@ -168,7 +167,7 @@ func (db *DB) LatestRiskScores(ctx context.Context, protocolIDs []int64) (map[in
 		out[s.ProtocolID] = s
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load latest risk scores: %w", err)
+		return nil, translate(err, "load latest risk scores", "row")
 	}
 	return out, nil
 }

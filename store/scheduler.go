@@ -156,7 +156,7 @@ func (db *DB) LatestJobRuns(ctx context.Context, jobs []string, perJob int) (map
 		latest[r.Job] = append(latest[r.Job], r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list latest job runs: %w", err)
+		return nil, translate(err, "list latest job runs", "row")
 	}
 	return latest, nil
 }

@@ -38,9 +38,12 @@ func (c *stmtCache) get(ctx context.Context, query string) *sqlx.Stmt {
 	if ok || full {
 		return st
 	}
-	// Prepare without holding the lock, and outside any caller's deadline:
-	// the statement outlives the request that first needs it.
-	st, err := c.db.PreparexContext(context.WithoutCancel(ctx), query)
+	// Prepare without holding the lock, within the caller's deadline: the
+	// statement outlives the request that first needs it, but a database
+	// that does not answer must not hold that request past its deadline.
+	// A prepare the context ends is not cached, and the query runs
+	// unprepared, meeting the same deadline.
+	st, err := c.db.PreparexContext(ctx, query)
 	if err != nil {
 		return nil
 	}

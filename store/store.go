@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -29,9 +30,10 @@ import (
 const urlForms = "postgres://…, postgresql://…, sqlite:PATH, sqlite://PATH, file:PATH or a file path ending in .db"
 
 // sqliteOptions are the driver parameters of every SQLite connection:
-//   - busy_timeout(10000): a statement that finds the database locked (by
-//     another process, e.g. `obsqra migrate`) retries for up to 10 s before
-//     failing with SQLITE_BUSY, instead of failing at once;
+//   - busy_timeout (appended by OpenWith): a statement that finds the database locked (by
+//     another process, e.g. `obsqra migrate`) retries for up to
+//     Options.StatementTimeout (default 10 s) before failing with
+//     SQLITE_BUSY (EUNAVAILABLE), instead of failing at once;
 //   - foreign_keys(1): SQLite ignores REFERENCES unless asked, per connection;
 //   - journal_mode(WAL): readers do not block the writer nor it them;
 //   - synchronous(FULL): every commit is fsynced to the WAL before it is
@@ -43,8 +45,7 @@ const urlForms = "postgres://…, postgresql://…, sqlite:PATH, sqlite://PATH, 
 //     then writes can fail with SQLITE_BUSY at its first write whatever the
 //     busy timeout, because waiting could deadlock with another such
 //     transaction; IMMEDIATE waits for the lock at BEGIN instead.
-const sqliteOptions = "_pragma=busy_timeout(10000)" +
-	"&_pragma=foreign_keys(1)" +
+const sqliteOptions = "_pragma=foreign_keys(1)" +
 	"&_pragma=journal_mode(WAL)" +
 	"&_pragma=synchronous(FULL)" +
 	"&_txlock=immediate"
@@ -52,10 +53,38 @@ const sqliteOptions = "_pragma=busy_timeout(10000)" +
 // Pool sizes. SQLite in WAL mode serves several readers at once but one
 // writer; the store serialises its writers itself (see DB.writeSem).
 const (
-	sqliteMaxConns   = 8
-	postgresMaxConns = 20
-	postgresMaxIdle  = 10
+	sqliteMaxConns          = 8
+	sqliteBusyTimeout       = 10 * time.Second
+	postgresMaxConns        = 20
+	postgresMaxIdle         = 10
+	postgresConnMaxIdle     = 5 * time.Minute
+	postgresConnMaxLifetime = 0 // forever
 )
+
+// Options tune a database's connections. The zero value is what Open uses:
+// no statement or connect timeout, and the default pool.
+type Options struct {
+	// StatementTimeout bounds each statement on the server: PostgreSQL's
+	// statement_timeout, set for every connection (a statement past it
+	// fails with 57014, EUNAVAILABLE; WithStatementTimeout changes it for
+	// one context), and SQLite's busy_timeout, how long a statement waits
+	// for a database another process has locked. 0: none on PostgreSQL,
+	// 10 s on SQLite. Whatever it is, a statement also ends with its
+	// context's deadline, on both dialects.
+	StatementTimeout time.Duration
+	// ConnectTimeout bounds opening a PostgreSQL connection, TCP connect
+	// and handshake (lib/pq's connect_timeout). 0: none (the context's
+	// deadline still ends it when a request is waiting for it).
+	ConnectTimeout time.Duration
+	// MaxOpenConns, MaxIdleConns, ConnMaxLifetime and ConnMaxIdleTime size
+	// the PostgreSQL pool (database/sql's settings of the same names); zero
+	// or negative: 20 connections, 10 idle, no lifetime, 5 minutes idle.
+	// SQLite's pool is fixed: 8 connections (one writer at a time anyway).
+	MaxOpenConns    int
+	MaxIdleConns    int
+	ConnMaxLifetime time.Duration
+	ConnMaxIdleTime time.Duration
+}
 
 // DB is an open database of either dialect. It is safe for concurrent use.
 type DB struct {
@@ -102,6 +131,11 @@ type DB struct {
 // Errors: EINVALID for a URL of another form; otherwise internal ones (the
 // database does not answer, the directory cannot be created).
 func Open(ctx context.Context, url string) (*DB, error) {
+	return OpenWith(ctx, url, Options{})
+}
+
+// OpenWith is Open with the connections tuned by opts.
+func OpenWith(ctx context.Context, url string, opts Options) (*DB, error) {
 	d, dsn, path, err := parseURL(url)
 	if err != nil {
 		return nil, err
@@ -112,19 +146,30 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			return nil, fmt.Errorf("create directory of sqlite database %s: %w", path, err)
 		}
-		if db.db, err = sqlx.Open("sqlite", dsn); err != nil {
+		busy := sqliteBusyTimeout
+		if opts.StatementTimeout > 0 {
+			busy = opts.StatementTimeout
+		}
+		db.dsn = fmt.Sprintf("%s&_pragma=busy_timeout(%d)", dsn, busy.Milliseconds())
+		if db.db, err = sqlx.Open("sqlite", db.dsn); err != nil {
 			return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
 		}
 		db.db.SetMaxOpenConns(sqliteMaxConns)
 		db.db.SetMaxIdleConns(sqliteMaxConns)
 		db.writeSem = make(chan struct{}, 1)
 	case postgresDialect:
-		if db.db, err = sqlx.Open("postgres", dsn); err != nil {
-			return nil, fmt.Errorf("open postgres database: %w", err)
+		connector, err := newPGConnector(dsn, opts)
+		if err != nil {
+			return nil, obsqra.Errorf(obsqra.EINVALID, "DATABASE_URL: %s", err.Error())
 		}
-		db.db.SetMaxOpenConns(postgresMaxConns)
-		db.db.SetMaxIdleConns(postgresMaxIdle)
-		db.db.SetConnMaxIdleTime(5 * time.Minute)
+		db.db = sqlx.NewDb(sql.OpenDB(connector), "postgres")
+		db.db.SetMaxOpenConns(positive(opts.MaxOpenConns, postgresMaxConns))
+		db.db.SetMaxIdleConns(positive(opts.MaxIdleConns, postgresMaxIdle))
+		db.db.SetConnMaxIdleTime(positive(opts.ConnMaxIdleTime, postgresConnMaxIdle))
+		db.db.SetConnMaxLifetime(positive(opts.ConnMaxLifetime, postgresConnMaxLifetime))
+		if opts.ConnectTimeout > 0 {
+			db.dsn = withConnectTimeout(dsn, opts.ConnectTimeout)
+		}
 	}
 	if err := db.Ping(ctx); err != nil {
 		db.db.Close()
@@ -132,6 +177,28 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 	db.stmts = &stmtCache{db: db.db}
 	return db, nil
+}
+
+// positive returns v, or def when v is not positive.
+func positive[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// withConnectTimeout returns the PostgreSQL URL dsn with connect_timeout
+// set to d in whole seconds, rounded up (the form lib/pq's URLs take), for
+// the connections the store does not open through its connector (LISTEN).
+func withConnectTimeout(dsn string, d time.Duration) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	q := u.Query()
+	q.Set("connect_timeout", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // parseURL returns the dialect of a database URL, the DSN its driver takes
@@ -228,20 +295,23 @@ func (tx *Tx) now() time.Time { return tx.db.now() }
 // rolls back otherwise, returning fn's error unchanged so that its code
 // survives. If fn panics, the transaction is rolled back and the panic goes
 // on. Units of work must not nest: fn uses tx, never db.
-// Errors: whatever fn returns; otherwise only internal ones (begin, commit),
-// or the context's error when ctx ends while waiting for the SQLite writer.
+// Errors: whatever fn returns; EUNAVAILABLE when the database does not
+// answer the begin or the commit in time (a commit that fails so may still
+// have committed: the caller reports a failure, never a lost success) or
+// ctx's deadline passes while waiting for the SQLite writer; otherwise
+// only internal ones.
 func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	if db.writeSem != nil {
 		select {
 		case db.writeSem <- struct{}{}:
 			defer func() { <-db.writeSem }()
 		case <-ctx.Done():
-			return fmt.Errorf("wait for sqlite writer: %w", ctx.Err())
+			return translate(ctx.Err(), "wait for sqlite writer", "transaction")
 		}
 	}
 	stx, err := db.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		return translate(err, "begin transaction", "transaction")
 	}
 	tx := &Tx{tx: stx, db: db}
 	committed := false
@@ -259,7 +329,7 @@ func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	if err := stx.Commit(); err != nil {
 		// database/sql has ended the transaction either way.
 		committed = true
-		return fmt.Errorf("commit transaction: %w", err)
+		return translate(err, "commit transaction", "transaction")
 	}
 	committed = true
 	if tx.appended {

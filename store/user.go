@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"strings"
 
 	"github.com/obsqra/obsqra"
@@ -193,7 +192,7 @@ func (db *DB) AutoRebalanceUsers(ctx context.Context) ([]obsqra.User, error) {
 		out = append(out, u)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list auto-rebalance users: %w", err)
+		return nil, translate(err, "list auto-rebalance users", "row")
 	}
 	return out, nil
 }

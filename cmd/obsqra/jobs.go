@@ -94,5 +94,17 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets
 	for _, j := range jobs {
 		poll = min(poll, j.Interval/2)
 	}
+	for i := range jobs {
+		jobs[i].Run = withJobStatementTimeout(jobs[i])
+	}
 	return scheduler.New(scheduler.Config{Recorder: db, Elector: db, Logger: logger, LeaderPoll: max(poll, 100*time.Millisecond)}, jobs...)
+}
+
+// withJobStatementTimeout returns j's Run with the job's own timeout as
+// its statements' bound on the database server, instead of
+// DB_STATEMENT_TIMEOUT, which is sized for requests: a job may scan or
+// prune more than a request ever should, and its run is bounded anyway.
+func withJobStatementTimeout(j scheduler.Job) func(context.Context) error {
+	run := j.Run
+	return func(ctx context.Context) error { return run(store.WithStatementTimeout(ctx, j.Timeout)) }
 }

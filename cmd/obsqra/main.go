@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 	switch cmd {
 	case "migrate":
-		if err := store.Migrate(ctx, cfg.MigrationDatabaseURL); err != nil {
+		if err := store.MigrateWith(ctx, cfg.MigrationDatabaseURL, storeOptions(cfg)); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
 		logger.Info("migrations applied")
@@ -137,13 +137,14 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 // grantApplication gives the role of db the privileges of the server's
-// role, connected as the owner at ownerURL.
-func grantApplication(ctx context.Context, ownerURL string, db *store.DB) error {
+// role, connected as the owner (MIGRATION_DATABASE_URL).
+func grantApplication(ctx context.Context, cfg *config.Config, db *store.DB) error {
+	ownerURL := cfg.MigrationDatabaseURL
 	role, err := db.CurrentRole(ctx)
 	if err != nil {
 		return fmt.Errorf("read the server's database role: %w", err)
 	}
-	owner, err := store.Open(ctx, ownerURL)
+	owner, err := store.OpenWith(ctx, ownerURL, storeOptions(cfg))
 	if err != nil {
 		return fmt.Errorf("open database as its owner: %w", err)
 	}
@@ -154,20 +155,32 @@ func grantApplication(ctx context.Context, ownerURL string, db *store.DB) error 
 	return nil
 }
 
+// storeOptions are the database connections' settings from cfg.
+func storeOptions(cfg *config.Config) store.Options {
+	return store.Options{
+		StatementTimeout: cfg.DBStatementTimeout,
+		ConnectTimeout:   cfg.DBConnectTimeout,
+		MaxOpenConns:     cfg.DBMaxOpenConns,
+		MaxIdleConns:     cfg.DBMaxIdleConns,
+		ConnMaxLifetime:  cfg.DBConnMaxLifetime,
+		ConnMaxIdleTime:  cfg.DBConnMaxIdleTime,
+	}
+}
+
 // open migrates the database as its owner, then opens it as the server's
 // role (the same URL unless MIGRATION_DATABASE_URL says otherwise).
 func open(ctx context.Context, cfg *config.Config) (*store.DB, error) {
-	if err := store.Migrate(ctx, cfg.MigrationDatabaseURL); err != nil {
+	if err := store.MigrateWith(ctx, cfg.MigrationDatabaseURL, storeOptions(cfg)); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	db, err := store.Open(ctx, cfg.DatabaseURL)
+	db, err := store.OpenWith(ctx, cfg.DatabaseURL, storeOptions(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	if cfg.MigrationDatabaseURL != cfg.DatabaseURL {
 		// The server's role may write what it must and no more: history
 		// takes no UPDATE, DELETE or TRUNCATE from it.
-		if err := grantApplication(ctx, cfg.MigrationDatabaseURL, db); err != nil {
+		if err := grantApplication(ctx, cfg, db); err != nil {
 			db.Close()
 			return nil, err
 		}
@@ -238,6 +251,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		WSKeepAlive:          cfg.WSKeepAlive,
 		WSMaxConnsPerAddress: cfg.WSMaxConnsPerAddress,
 		WSMaxOperations:      cfg.WSMaxOperations,
+		RequestTimeout:       cfg.RequestTimeout,
 	}, schema, accounts, db)
 	// A session that ends, or a user whose standing changes, on any
 	// instance: this one checks the user's sockets again.

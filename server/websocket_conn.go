@@ -154,7 +154,7 @@ func newWSConn(s *Server, ws *websocket.Conn, r *http.Request, proto string, exe
 	// its cancellation, which comes when the handler returns, does not.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	var raw syscall.RawConn
-	if sc, ok := ws.NetConn().(syscall.Conn); ok {
+	if sc, ok := ws.NetConn().(syscall.Conn); ok && canWriteNoWait {
 		raw, _ = sc.SyscallConn()
 	}
 	return &wsConn{

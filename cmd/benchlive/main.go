@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command benchlive measures live delivery at scale: it starts an Obsqra
 // server (SQLite in a temporary directory, the simulated market ticking
 // every -tick), then load generators in processes of their own (a process

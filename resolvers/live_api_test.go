@@ -31,6 +31,7 @@ type liveServer struct {
 	srv      *httptest.Server
 	admin    string
 	server   *server.Server
+	hub      *live.Hub
 	accounts *account.Service
 	stopHub  context.CancelFunc
 	// users counts the users newUser made.
@@ -91,7 +92,7 @@ func newLiveServerWith(t *testing.T, db *store.DB, hubOpts live.Options, marketC
 		cancel()
 		<-done
 	})
-	return &liveServer{srv: srv, admin: registerVia(t, h, "admin@example.com").AccessToken, server: api, stopHub: cancel,
+	return &liveServer{srv: srv, hub: hub, admin: registerVia(t, h, "admin@example.com").AccessToken, server: api, stopHub: cancel,
 		accounts: accounts, markets: markets, advice: advice, outbox: outbox}
 }
 
@@ -544,6 +545,10 @@ func TestOwnStreamsAreNotPublic(t *testing.T) {
 		anon := s.subscribeAs(t, "", doc, nil)
 		live(anon)
 		mine := s.subscribeAs(t, ada, doc, nil)
+		// Without a cursor the subscription hears only what is committed
+		// once it runs: wait for its own (signed-in) stream beside the
+		// anonymous one before committing.
+		s.awaitSubscriptions(t, 2)
 		live(mine)
 		r := do(t, h, ada, `mutation { runOptimization { id } }`, nil)
 		if len(r.Errors) > 0 {
@@ -842,4 +847,17 @@ func TestSubscriptionsPerUser(t *testing.T) {
 			c.conn.Close()
 		}
 	})
+}
+
+// awaitSubscriptions waits until the hub holds n subscriptions: one
+// subscribed without a cursor hears only what is committed after that.
+func (s *liveServer) awaitSubscriptions(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.hub.Stats().Subscriptions < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub holds %d subscriptions after 10s, want %d", s.hub.Stats().Subscriptions, n)
+		}
+		time.Sleep(time.Millisecond) // the server starting the subscription
+	}
 }

@@ -20,3 +20,13 @@ type WalletChallenge struct {
 	// UsedAt is when the challenge was consumed; nil while it is unused.
 	UsedAt *time.Time
 }
+
+// WalletChallengePayload is what requestWalletChallenge returns: the
+// challenge's SNIP-12 revision 1 typed data, ready for a wallet's
+// signTypedData, with its nonce and expiry.
+type WalletChallengePayload struct {
+	TypedData JSONObject
+	// Nonce is the challenge's nonce, as in WalletChallenge.
+	Nonce     string
+	ExpiresAt time.Time
+}

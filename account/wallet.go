@@ -51,13 +51,6 @@ func (s *Service) verifyOwnership(ctx context.Context, address, hash obsqra.Felt
 	return fmt.Errorf("verify wallet signature: %w", err)
 }
 
-// WalletChallengePayload is what requestWalletChallenge returns.
-type WalletChallengePayload struct {
-	TypedData obsqra.JSONObject
-	Nonce     string
-	ExpiresAt time.Time
-}
-
 // RequestWalletChallenge returns a challenge for the signed-in user's
 // wallet at address to sign: SNIP-12 revision 1 typed data with a fresh
 // 128-bit nonce, valid for ChallengeTTL, stored so that connectWallet
@@ -65,7 +58,7 @@ type WalletChallengePayload struct {
 // challenges for the address.
 // Errors: EUNAUTHENTICATED; EINVALID for a bad address or when the server
 // has no Starknet node.
-func (s *Service) RequestWalletChallenge(ctx context.Context, address string) (*WalletChallengePayload, error) {
+func (s *Service) RequestWalletChallenge(ctx context.Context, address string) (*obsqra.WalletChallengePayload, error) {
 	p, addr, err := s.walletRequest(ctx, address, "address")
 	if err != nil {
 		return nil, err
@@ -94,7 +87,7 @@ func (s *Service) RequestWalletChallenge(ctx context.Context, address string) (*
 	if err != nil {
 		return nil, err
 	}
-	return &WalletChallengePayload{TypedData: typed, Nonce: c.Nonce, ExpiresAt: c.ExpiresAt}, nil
+	return &obsqra.WalletChallengePayload{TypedData: typed, Nonce: c.Nonce, ExpiresAt: c.ExpiresAt}, nil
 }
 
 // ConnectWallet links the wallet at address to the signed-in user when its

@@ -40,7 +40,7 @@ func setupWallets(t *testing.T, db *store.DB) (*account.Service, *testBundle, *s
 
 // sign signs the typed data of ch for address with key, as a wallet's
 // signTypedData would.
-func sign(t *testing.T, ch *account.WalletChallengePayload, address obsqra.Felt, key starknettest.Key) []string {
+func sign(t *testing.T, ch *obsqra.WalletChallengePayload, address obsqra.Felt, key starknettest.Key) []string {
 	t.Helper()
 	hash, err := starknet.MessageHash(ch.TypedData, address)
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/obsqra/obsqra"
-	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/graph/scalar"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -578,7 +577,7 @@ type MutationResolver interface {
 	SetUserActive(ctx context.Context, userID string, active bool) (*obsqra.User, error)
 	RunOptimization(ctx context.Context) (*obsqra.OptimizationRun, error)
 	RecordAllocation(ctx context.Context, input obsqra.RecordAllocationInput) (*obsqra.Allocation, error)
-	RequestWalletChallenge(ctx context.Context, address string) (*account.WalletChallengePayload, error)
+	RequestWalletChallenge(ctx context.Context, address string) (*obsqra.WalletChallengePayload, error)
 	ConnectWallet(ctx context.Context, input ConnectWalletInput) (*obsqra.User, error)
 	DisconnectWallet(ctx context.Context) (*obsqra.User, error)
 	LogTransaction(ctx context.Context, input obsqra.LogTransactionInput) (*obsqra.Transaction, error)
@@ -8384,8 +8383,8 @@ func (ec *executionContext) _Mutation_requestWalletChallenge(ctx context.Context
 			return ec.Resolvers.Mutation().RequestWalletChallenge(ctx, fc.Args["address"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.WalletChallengePayload) graphql.Marshaler {
-			return ec.marshalNWalletChallenge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋaccountᚐWalletChallengePayload(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.WalletChallengePayload) graphql.Marshaler {
+			return ec.marshalNWalletChallenge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐWalletChallengePayload(ctx, selections, v)
 		},
 		true,
 		true,
@@ -13840,7 +13839,7 @@ func (ec *executionContext) fieldContext_User_preferences(_ context.Context, fie
 	return fc, nil
 }
 
-func (ec *executionContext) _WalletChallenge_typedData(ctx context.Context, field graphql.CollectedField, obj *account.WalletChallengePayload) (ret graphql.Marshaler) {
+func (ec *executionContext) _WalletChallenge_typedData(ctx context.Context, field graphql.CollectedField, obj *obsqra.WalletChallengePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13863,7 +13862,7 @@ func (ec *executionContext) fieldContext_WalletChallenge_typedData(_ context.Con
 	return graphql.NewScalarFieldContext("WalletChallenge", field, false, false, "JSON")
 }
 
-func (ec *executionContext) _WalletChallenge_nonce(ctx context.Context, field graphql.CollectedField, obj *account.WalletChallengePayload) (ret graphql.Marshaler) {
+func (ec *executionContext) _WalletChallenge_nonce(ctx context.Context, field graphql.CollectedField, obj *obsqra.WalletChallengePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13886,7 +13885,7 @@ func (ec *executionContext) fieldContext_WalletChallenge_nonce(_ context.Context
 	return graphql.NewScalarFieldContext("WalletChallenge", field, false, false, "String")
 }
 
-func (ec *executionContext) _WalletChallenge_expiresAt(ctx context.Context, field graphql.CollectedField, obj *account.WalletChallengePayload) (ret graphql.Marshaler) {
+func (ec *executionContext) _WalletChallenge_expiresAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.WalletChallengePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19216,7 +19215,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 
 var walletChallengeImplementors = []string{"WalletChallenge"}
 
-func (ec *executionContext) _WalletChallenge(ctx context.Context, sel ast.SelectionSet, obj *account.WalletChallengePayload) graphql.Marshaler {
+func (ec *executionContext) _WalletChallenge(ctx context.Context, sel ast.SelectionSet, obj *obsqra.WalletChallengePayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, walletChallengeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -20542,7 +20541,7 @@ func (ec *executionContext) marshalNUser2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐUse
 	return ec._User(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNWalletChallenge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋaccountᚐWalletChallengePayload(ctx context.Context, sel ast.SelectionSet, v *account.WalletChallengePayload) graphql.Marshaler {
+func (ec *executionContext) marshalNWalletChallenge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐWalletChallengePayload(ctx context.Context, sel ast.SelectionSet, v *obsqra.WalletChallengePayload) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "WalletChallenge!")
 		return graphql.Null

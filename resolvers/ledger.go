@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/obsqra/obsqra"
-	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/graph"
 	"github.com/obsqra/obsqra/ledger"
 	"github.com/obsqra/obsqra/live"
@@ -52,7 +51,7 @@ func (r *queryResolver) Transaction(ctx context.Context, hash string) (*obsqra.T
 }
 
 // RequestWalletChallenge resolves Mutation.requestWalletChallenge.
-func (r *mutationResolver) RequestWalletChallenge(ctx context.Context, address string) (*account.WalletChallengePayload, error) {
+func (r *mutationResolver) RequestWalletChallenge(ctx context.Context, address string) (*obsqra.WalletChallengePayload, error) {
 	return r.Accounts.RequestWalletChallenge(ctx, address)
 }
 

@@ -1,0 +1,163 @@
+package obsqra_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os/exec"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// module is this module's path.
+const module = "github.com/obsqra/obsqra"
+
+// arrows are the packages of the module each package may import, from the
+// layout of ../shared/ARCHITECTURE.md, relative to the module ("." is the
+// root package, the domain). Test files are not held to them. A package
+// missing from the table fails TestImportRules: give it a room in
+// ARCHITECTURE.md and in the README's layout, then a row here.
+var arrows = map[string][]string{
+	".": {},
+	// aave is not in ARCHITECTURE.md's layout: it reads the shared Aave V3
+	// rates for ml's backtests and market's CSV import.
+	"aave":    {".", "ml"},
+	"account": {".", "store", "starknet"},
+	// decision has no package yet; its arrows are ARCHITECTURE.md's.
+	"advisor":             {".", "store", "ml", "decision"},
+	"advisor/advisortest": {".", "market", "store"},
+	"cmd/benchlive":       {"live", "market"},
+	"cmd/obsqra":          {"*"}, // only cmd/obsqra sees everything
+	"config":              {"."},
+	"graph":               {".", "graph/scalar"},
+	"graph/scalar":        {"."},
+	"ledger":              {".", "store", "starknet"},
+	// live reads the outbox through a Source it declares, so it needs less
+	// than ARCHITECTURE.md allows it (obsqra, store), and keeps it so.
+	"live":                  {"."},
+	"market":                {".", "store", "ml", "decision"},
+	"ml":                    {"."},
+	"portfolio":             {".", "store"},
+	"resolvers":             {".", "graph", "account", "market", "advisor", "portfolio", "ledger"},
+	"scheduler":             {"."},
+	"server":                {"."},
+	"starknet":              {"."},
+	"starknet/starknettest": {".", "starknet"},
+	"store":                 {"."},
+	"store/storetest":       {"store"},
+}
+
+// outside lists, for the packages whose room is closed to the rest of the
+// world, the import path prefixes they may import beyond the standard
+// library and the module.
+var outside = map[string][]string{
+	".":    {}, // the domain imports the standard library only
+	"ml":   {"gonum.org/v1/gonum/"},
+	"live": {},
+}
+
+// arrow is an import of one package of the module by another, both
+// relative to the module.
+type arrow struct{ from, to string }
+
+// knownExceptions are the arrows against ARCHITECTURE.md that the code
+// has today, each with what it imports for. TestImportRules accepts them
+// and fails when one is gone, so the list shrinks with the code.
+//
+// issue 16: to be removed.
+var knownExceptions = map[arrow]string{
+	// The pages and keys services and store share belong to the domain.
+	{"resolvers", "store"}: "store.HistoryPage and store.HistoryKey for history connections",
+	// The subscriptions' cursors and filters have no home in the domain.
+	{"resolvers", "live"}: "live.Cursor, live.ParseCursor, live.Filter, live.Subscription and its errors",
+	// ARCHITECTURE.md's market imports obsqra, store, ml and decision.
+	{"market", "aave"}: "aave.Read for the CSV import of Aave V3 rates",
+}
+
+// listed is what TestImportRules reads of `go list -json`.
+type listed struct {
+	ImportPath string
+	Standard   bool
+	Imports    []string
+	Module     *struct{ Path string }
+}
+
+// TestImportRules holds every package of the module to its arrows.
+func TestImportRules(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	cmd := exec.Command("go", "list", "-deps", "-json=ImportPath,Standard,Imports,Module", "./...")
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.Bytes())
+	}
+	standard := map[string]bool{}
+	var ours []listed
+	for dec := json.NewDecoder(bytes.NewReader(out)); ; {
+		var p listed
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("decode go list: %v", err)
+		}
+		standard[p.ImportPath] = p.Standard
+		if p.Module != nil && p.Module.Path == module {
+			ours = append(ours, p)
+		}
+	}
+	if len(ours) < len(arrows)/2 {
+		t.Fatalf("go list found %d packages of %s, want about %d", len(ours), module, len(arrows))
+	}
+
+	seen := map[arrow]bool{}
+	for _, p := range ours {
+		from := relative(p.ImportPath)
+		allowed, ok := arrows[from]
+		if !ok {
+			t.Errorf("package %s has no arrows: give it a room in ARCHITECTURE.md and the README's layout, and a row in arrows", from)
+			continue
+		}
+		for _, imp := range p.Imports {
+			switch {
+			case imp == module || strings.HasPrefix(imp, module+"/"):
+				to := relative(imp)
+				a := arrow{from, to}
+				if _, known := knownExceptions[a]; known {
+					seen[a] = true
+					continue
+				}
+				if !slices.Contains(allowed, to) && !slices.Contains(allowed, "*") {
+					t.Errorf("%s imports %s; its arrows (ARCHITECTURE.md, in imports_test.go) are %v", from, to, allowed)
+				}
+			case standard[imp]:
+			default:
+				if prefixes, closed := outside[from]; closed && !slices.ContainsFunc(prefixes, func(pre string) bool { return strings.HasPrefix(imp, pre) }) {
+					t.Errorf("%s imports %s; beyond the module it may import the standard library and %v", from, imp, prefixes)
+				}
+			}
+		}
+	}
+
+	var gone []string
+	for a := range knownExceptions {
+		if !seen[a] {
+			gone = append(gone, a.from+" → "+a.to)
+		}
+	}
+	sort.Strings(gone)
+	for _, a := range gone {
+		t.Errorf("known exception %s no longer holds: remove it from knownExceptions", a)
+	}
+}
+
+// relative returns path relative to the module, "." for the module's root.
+func relative(path string) string {
+	if path == module {
+		return "."
+	}
+	return strings.TrimPrefix(path, module+"/")
+}

@@ -131,6 +131,15 @@ func TestWebSocketClosedWhenAccountChanges(t *testing.T) {
 			t.Fatal("no retry after a failed check")
 		}
 		// The socket stayed open: the session was not known to have ended.
+		// An operation meanwhile is answered SERVICE_UNAVAILABLE, and a new
+		// socket is told to try again later (1013), not that it is refused.
+		c.subscribe("0", `{ role }`, nil)
+		if m := c.expect("error", "0", ""); !strings.Contains(string(m.Payload), `"code":"SERVICE_UNAVAILABLE"`) {
+			t.Fatalf("operation while the database is down = %s", m.Payload)
+		}
+		other := b.dial(t, "graphql-transport-ws")
+		other.send(map[string]any{"type": "connection_init", "payload": map[string]string{"token": goodToken}})
+		other.expectClose(1013, "the database did not answer; try again later")
 		b.auth.setDown(false)
 		c.subscribe("1", `{ role }`, nil)
 		c.expect("next", "1", `{"data":{"role":"USER"}}`)

@@ -94,6 +94,7 @@ const (
 	reasonUnauthorized = "Unauthorized"
 	reasonExpired      = "Forbidden: access token expired"
 	reasonInternal     = "Internal server error"
+	reasonUnavailable  = "the database did not answer; try again later"
 	reasonShutdown     = "server shutting down"
 	reasonTooBig       = "message too big: at most 64 KiB"
 	// reasonSlowConsumer is the reason of 1013. 1013 (try again later) and

@@ -724,7 +724,7 @@ func (c *wsConn) authorize(ctx context.Context, op *wsOperation) (_ context.Cont
 	switch {
 	case ctx.Err() != nil:
 		return ctx, false
-	case err != nil && obsqra.ErrorCode(err) != obsqra.EINTERNAL:
+	case err != nil && refusal(err):
 		c.refuse(err)
 		return ctx, false
 	case err != nil:
@@ -756,7 +756,7 @@ func (c *wsConn) recheck(ctx context.Context, checked map[string]authAnswer) boo
 	switch {
 	case c.ctx.Err() != nil:
 		return true // closed meanwhile
-	case err != nil && obsqra.ErrorCode(err) != obsqra.EINTERNAL:
+	case err != nil && refusal(err):
 		c.refuse(err)
 	case err != nil:
 		c.s.log.WarnContext(c.ctx, "websocket recheck failed", "request_id", c.requestID(), "error", err.Error())
@@ -781,12 +781,29 @@ func (c *wsConn) refuse(err error) {
 	if cancelled(c.ctx, err) {
 		return
 	}
-	if obsqra.ErrorCode(err) == obsqra.EINTERNAL {
+	switch {
+	case refusal(err):
+		c.fail(closeForbidden, "Forbidden: "+obsqra.ErrorMessage(err))
+	case obsqra.ErrorCode(err) == obsqra.EUNAVAILABLE:
+		// The token could not be checked, not refused: the client tries
+		// again later (1013), as after a slow consumer.
+		c.s.log.WarnContext(c.ctx, "websocket authentication unavailable", "request_id", c.requestID(), "error", err.Error())
+		c.fail(closeTryAgainLater, reasonUnavailable)
+	default:
 		c.s.log.ErrorContext(c.ctx, "websocket authentication failed", "request_id", c.requestID(), "error", err.Error())
 		c.fail(closeInternalError, reasonInternal)
-		return
 	}
-	c.fail(closeForbidden, "Forbidden: "+obsqra.ErrorMessage(err))
+}
+
+// refusal reports whether err refuses the credentials (the token is bad,
+// its session ended, its user is deactivated), as opposed to a check that
+// could not be made (the database did not answer, an internal error).
+func refusal(err error) bool {
+	switch obsqra.ErrorCode(err) {
+	case obsqra.EUNAUTHENTICATED, obsqra.EFORBIDDEN:
+		return true
+	}
+	return false
 }
 
 // initToken returns the access token of a connection_init payload:

@@ -241,7 +241,8 @@ func (a *wsAuth) revoke(token, reason string) {
 	a.revoked[token] = reason
 }
 
-// setDown makes every check fail internally, as with the database down.
+// setDown makes every check fail as with the database not answering
+// (EUNAVAILABLE).
 func (a *wsAuth) setDown(down bool) { a.mu.Lock(); a.down = down; a.mu.Unlock() }
 
 // setRole gives ada role from now on.
@@ -266,7 +267,8 @@ func (a *wsAuth) Authenticate(ctx context.Context, token string) (*obsqra.Princi
 	a.mu.Unlock()
 	switch {
 	case down:
-		return nil, errors.New("load session: database is down")
+		return nil, &obsqra.Error{Code: obsqra.EUNAVAILABLE, Message: "the database did not answer in time; try again",
+			Err: errors.New("load session: context deadline exceeded")}
 	case revoked:
 		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "%s", reason)
 	}

@@ -23,11 +23,10 @@ test:
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'SharedData' ./ml/ ./aave/
 
-# gqlgen marshals every list of objects with a goroutine per element; the
-# rewrite makes it marshal them in order (see graph/slice.go).
+# gqlgen through our plugin, which marshals lists in order instead of with a
+# goroutine per element (see cmd/gqlgen-obsqra and graph/slice.go).
 generate:
-	$(GO) tool gqlgen generate
-	sed -i 's/graphql\.MarshalSliceConcurrently(/marshalSliceInOrder(/' graph/generated.go
+	$(GO) run ./cmd/gqlgen-obsqra
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -30,6 +30,7 @@ var arrows = map[string][]string{
 	"advisor":             {".", "store", "ml", "decision"},
 	"advisor/advisortest": {".", "market", "store"},
 	"cmd/benchlive":       {"live", "market"},
+	"cmd/gqlgen-obsqra":   {},    // gqlgen only: the code generator
 	"cmd/obsqra":          {"*"}, // only cmd/obsqra sees everything
 	"config":              {"."},
 	"graph":               {".", "graph/scalar"},

@@ -70,8 +70,6 @@ type arrow struct{ from, to string }
 //
 // issue 16: to be removed.
 var knownExceptions = map[arrow]string{
-	// The pages and keys services and store share belong to the domain.
-	{"resolvers", "store"}: "store.HistoryPage and store.HistoryKey for history connections",
 	// The subscriptions' cursors and filters have no home in the domain.
 	{"resolvers", "live"}: "live.Cursor, live.ParseCursor, live.Filter, live.Subscription and its errors",
 	// ARCHITECTURE.md's market imports obsqra, store, ml and decision.

@@ -188,7 +188,7 @@ func validToken(s string) bool {
 // next page. from and to bound createdAt (inclusive).
 // Errors: EUNAUTHENTICATED; EINVALID for first outside 1–100, an unknown
 // type or status, or from after to; internal ones.
-func (s *Service) Transactions(ctx context.Context, filter obsqra.TransactionFilter, first int, after *store.HistoryKey) ([]obsqra.Transaction, error) {
+func (s *Service) Transactions(ctx context.Context, filter obsqra.TransactionFilter, first int, after *obsqra.HistoryKey) ([]obsqra.Transaction, error) {
 	pr, err := obsqra.RequireUser(ctx)
 	if err != nil {
 		return nil, err

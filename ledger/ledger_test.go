@@ -131,7 +131,7 @@ func TestReadTransactions(t *testing.T) {
 		if err != nil || len(page) != 3 || page[0].ID != mine[4].ID || page[1].ID != mine[3].ID {
 			t.Fatalf("Transactions(first 2) = %+v, %v, want the 2 newest and one more", page, err)
 		}
-		page, err = s.Transactions(b.ctx, obsqra.TransactionFilter{}, 2, &store.HistoryKey{At: page[1].CreatedAt, ID: page[1].ID})
+		page, err = s.Transactions(b.ctx, obsqra.TransactionFilter{}, 2, &obsqra.HistoryKey{At: page[1].CreatedAt, ID: page[1].ID})
 		if err != nil || len(page) != 3 || page[0].ID != mine[2].ID {
 			t.Errorf("Transactions(next page) = %+v, %v", page, err)
 		}

@@ -366,13 +366,13 @@ func (s *Service) LatestRisk(ctx context.Context, protocolIDs []int64) (map[int6
 
 // MetricsHistory returns a page of each protocol's samples, newest first.
 // Errors: EINVALID for a bad page.
-func (s *Service) MetricsHistory(ctx context.Context, protocolIDs []int64, page store.HistoryPage) (map[int64][]obsqra.MetricsSample, error) {
+func (s *Service) MetricsHistory(ctx context.Context, protocolIDs []int64, page obsqra.HistoryPage) (map[int64][]obsqra.MetricsSample, error) {
 	return s.db.MetricsHistory(ctx, protocolIDs, page)
 }
 
 // RiskHistory returns a page of each protocol's risk scores, newest first.
 // Errors: EINVALID for a bad page.
-func (s *Service) RiskHistory(ctx context.Context, protocolIDs []int64, page store.HistoryPage) (map[int64][]obsqra.RiskScore, error) {
+func (s *Service) RiskHistory(ctx context.Context, protocolIDs []int64, page obsqra.HistoryPage) (map[int64][]obsqra.RiskScore, error) {
 	return s.db.RiskHistory(ctx, protocolIDs, page)
 }
 

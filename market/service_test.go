@@ -202,7 +202,7 @@ func count(t *testing.T, db *store.DB) tally {
 	for i, p := range ps {
 		ids[i] = p.ID
 	}
-	page := store.HistoryPage{First: 100_000}
+	page := obsqra.HistoryPage{First: 100_000}
 	samples, err := db.MetricsHistory(ctx, ids, page)
 	if err != nil {
 		t.Fatalf("MetricsHistory() = %v", err)

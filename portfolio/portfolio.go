@@ -216,7 +216,7 @@ func (s *Service) Allocation(ctx context.Context, id int64) (*obsqra.Allocation,
 // newest first: first+1 rows so the caller knows whether there is a next
 // page. from and to bound createdAt (inclusive).
 // Errors: EUNAUTHENTICATED; EINVALID when from is after to; internal ones.
-func (s *Service) AllocationHistory(ctx context.Context, first int, after *store.HistoryKey, from, to *time.Time) ([]obsqra.Allocation, error) {
+func (s *Service) AllocationHistory(ctx context.Context, first int, after *obsqra.HistoryKey, from, to *time.Time) ([]obsqra.Allocation, error) {
 	pr, err := obsqra.RequireUser(ctx)
 	if err != nil {
 		return nil, err

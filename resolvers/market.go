@@ -11,7 +11,6 @@ import (
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/graph"
 	"github.com/obsqra/obsqra/market"
-	"github.com/obsqra/obsqra/store"
 )
 
 // Page sizes of connections.
@@ -170,8 +169,8 @@ func (r *protocolResolver) LatestRisk(ctx context.Context, p *obsqra.Protocol) (
 }
 
 // historyPage checks a history field's arguments.
-func historyPage(first *int, after *string, from, to *time.Time) (store.HistoryPage, string, error) {
-	page := store.HistoryPage{First: defaultFirst, From: from, To: to}
+func historyPage(first *int, after *string, from, to *time.Time) (obsqra.HistoryPage, string, error) {
+	page := obsqra.HistoryPage{First: defaultFirst, From: from, To: to}
 	if first != nil {
 		if *first < 1 || *first > maxFirst {
 			return page, "", obsqra.Errorf(obsqra.EINVALID, "first must be between 1 and %d, got %d", maxFirst, *first)
@@ -215,22 +214,22 @@ var (
 	maxCursorMicros = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro() // exclusive
 )
 
-func parseHistoryCursor(s string) (store.HistoryKey, error) {
+func parseHistoryCursor(s string) (obsqra.HistoryKey, error) {
 	bad := obsqra.Errorf(obsqra.EINVALID, "after: not a cursor of this list")
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(s) > 100 {
-		return store.HistoryKey{}, bad
+		return obsqra.HistoryKey{}, bad
 	}
 	parts := strings.Split(string(raw), ":")
 	if len(parts) != 3 || parts[0] != "h" {
-		return store.HistoryKey{}, bad
+		return obsqra.HistoryKey{}, bad
 	}
 	us, err1 := strconv.ParseInt(parts[1], 10, 64)
 	id, err2 := strconv.ParseInt(parts[2], 10, 64)
 	if err1 != nil || err2 != nil || id < 1 || us < minCursorMicros || us >= maxCursorMicros {
-		return store.HistoryKey{}, bad
+		return obsqra.HistoryKey{}, bad
 	}
-	return store.HistoryKey{At: time.UnixMicro(us).UTC(), ID: id}, nil
+	return obsqra.HistoryKey{At: time.UnixMicro(us).UTC(), ID: id}, nil
 }
 
 // MetricsHistory resolves Protocol.metricsHistory, batched over the
@@ -278,7 +277,7 @@ func (r *protocolResolver) RiskHistory(ctx context.Context, p *obsqra.Protocol, 
 // pageOf returns the cursors of the rows of a history page (the store read
 // up to First+1 rows, so that one more means a next page) and the page's
 // info.
-func pageOf[T any](rows []T, page store.HistoryPage, after *string, key func(*T) (time.Time, int64)) ([]string, *graph.PageInfo) {
+func pageOf[T any](rows []T, page obsqra.HistoryPage, after *string, key func(*T) (time.Time, int64)) ([]string, *graph.PageInfo) {
 	n := min(len(rows), page.First)
 	info := &graph.PageInfo{HasPreviousPage: after != nil, HasNextPage: len(rows) > page.First}
 	cursors := make([]string, n)

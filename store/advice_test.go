@@ -627,7 +627,7 @@ func TestAllocations(t *testing.T) {
 						break
 					}
 					walked = append(walked, allocIDs(page[:first])...)
-					q.After = &store.HistoryKey{At: page[first-1].CreatedAt, ID: page[first-1].ID}
+					q.After = &obsqra.HistoryKey{At: page[first-1].CreatedAt, ID: page[first-1].ID}
 				}
 				if !slices.Equal(walked, tc.want) {
 					t.Errorf("Allocations(%s) by %d = %v, want %v", tc.name, first, walked, tc.want)

@@ -102,8 +102,8 @@ func latestAllocation(ctx context.Context, c conn, userID int64) (*obsqra.Alloca
 // AllocationQuery selects a page of a user's allocations, newest first ((created_at DESC, id DESC)).
 type AllocationQuery struct {
 	UserID   int64
-	From, To *time.Time  // bound created_at, inclusive
-	After    *HistoryKey // continue after this (created_at, id) position
+	From, To *time.Time         // bound created_at, inclusive
+	After    *obsqra.HistoryKey // continue after this (created_at, id) position
 	Limit    int
 }
 

@@ -153,7 +153,7 @@ func transactionWhere(ctx context.Context, c conn, op, cond string, args ...any)
 // that filter selects, with their state, newest first ((created_at, id)
 // descending), after the position after when it is set: one statement.
 // Errors: EINVALID for a limit below 1; otherwise internal ones.
-func (db *DB) Transactions(ctx context.Context, userID int64, filter obsqra.TransactionFilter, after *HistoryKey, limit int) ([]obsqra.Transaction, error) {
+func (db *DB) Transactions(ctx context.Context, userID int64, filter obsqra.TransactionFilter, after *obsqra.HistoryKey, limit int) ([]obsqra.Transaction, error) {
 	if limit < 1 {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "limit must be at least 1, got %d", limit)
 	}

@@ -314,7 +314,7 @@ func TestTransactionsPage(t *testing.T) {
 			}
 			for _, first := range []int{1, 3, 100} {
 				var got []int64
-				var after *store.HistoryKey
+				var after *obsqra.HistoryKey
 				for pages := 0; ; pages++ {
 					page, err := db.Transactions(ctx, ada.ID, tc.filter, after, first)
 					if err != nil || pages > 20 {
@@ -330,7 +330,7 @@ func TestTransactionsPage(t *testing.T) {
 						break
 					}
 					last := page[len(page)-1]
-					after = &store.HistoryKey{At: last.CreatedAt, ID: last.ID}
+					after = &obsqra.HistoryKey{At: last.CreatedAt, ID: last.ID}
 				}
 				if !slices.Equal(got, want) {
 					t.Errorf("%s: Transactions by pages of %d = %v, want %v", tc.name, first, got, want)

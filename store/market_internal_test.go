@@ -319,7 +319,7 @@ func TestDecisionTampering(t *testing.T) {
 func TestHistoryPagesSeekToCursor(t *testing.T) {
 	t.Parallel()
 	db := openSQLite(t)
-	page := HistoryPage{First: 20, After: &HistoryKey{At: time.Now(), ID: 42}}
+	page := obsqra.HistoryPage{First: 20, After: &obsqra.HistoryKey{At: time.Now(), ID: 42}}
 	for table, cols := range map[string][]string{"metrics_samples": metricsColumns, "risk_scores": riskScoreColumns} {
 		q, args := pagesQuery(db.conn(), table, cols, []int64{1, 2}, page)
 		rows, err := db.db.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)

@@ -495,7 +495,7 @@ func newHistoryFixture(t *testing.T, db *store.DB) *historyFixture {
 // after the last row of the one before, and returns every row of it. Each
 // page must hold first+1 rows while more follow, the extra one being the
 // next page's first.
-func walk[T any](t *testing.T, first int, fetch func(store.HistoryPage) ([]T, error), key func(T) store.HistoryKey, page store.HistoryPage) []T {
+func walk[T any](t *testing.T, first int, fetch func(obsqra.HistoryPage) ([]T, error), key func(T) obsqra.HistoryKey, page obsqra.HistoryPage) []T {
 	t.Helper()
 	page.First = first
 	var all []T
@@ -523,15 +523,15 @@ func walk[T any](t *testing.T, first int, fetch func(store.HistoryPage) ([]T, er
 	return nil
 }
 
-func sampleKey(m obsqra.MetricsSample) store.HistoryKey {
-	return store.HistoryKey{At: m.ObservedAt, ID: m.ID}
+func sampleKey(m obsqra.MetricsSample) obsqra.HistoryKey {
+	return obsqra.HistoryKey{At: m.ObservedAt, ID: m.ID}
 }
-func scoreKey(s obsqra.RiskScore) store.HistoryKey {
-	return store.HistoryKey{At: s.ObservedAt, ID: s.ID}
+func scoreKey(s obsqra.RiskScore) obsqra.HistoryKey {
+	return obsqra.HistoryKey{At: s.ObservedAt, ID: s.ID}
 }
 
 // between returns the rows of history with from ≤ at ≤ to.
-func between[T any](rows []T, key func(T) store.HistoryKey, from, to time.Time) []T {
+func between[T any](rows []T, key func(T) obsqra.HistoryKey, from, to time.Time) []T {
 	var out []T
 	for _, r := range rows {
 		if at := key(r).At; !at.Before(from) && !at.After(to) {
@@ -546,8 +546,8 @@ func TestMetricsHistory(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		f := newHistoryFixture(t, db)
-		fetch := func(ids ...int64) func(store.HistoryPage) (map[int64][]obsqra.MetricsSample, error) {
-			return func(page store.HistoryPage) (map[int64][]obsqra.MetricsSample, error) {
+		fetch := func(ids ...int64) func(obsqra.HistoryPage) (map[int64][]obsqra.MetricsSample, error) {
+			return func(page obsqra.HistoryPage) (map[int64][]obsqra.MetricsSample, error) {
 				return db.MetricsHistory(context.Background(), ids, page)
 			}
 		}
@@ -560,8 +560,8 @@ func TestRiskHistory(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		f := newHistoryFixture(t, db)
-		fetch := func(ids ...int64) func(store.HistoryPage) (map[int64][]obsqra.RiskScore, error) {
-			return func(page store.HistoryPage) (map[int64][]obsqra.RiskScore, error) {
+		fetch := func(ids ...int64) func(obsqra.HistoryPage) (map[int64][]obsqra.RiskScore, error) {
+			return func(page obsqra.HistoryPage) (map[int64][]obsqra.RiskScore, error) {
 				return db.RiskHistory(context.Background(), ids, page)
 			}
 		}
@@ -571,10 +571,10 @@ func TestRiskHistory(t *testing.T) {
 
 // testHistory checks a history reader against the fixture's rows.
 func testHistory[T any](t *testing.T, f *historyFixture, want map[int64][]T,
-	fetch func(ids ...int64) func(store.HistoryPage) (map[int64][]T, error), key func(T) store.HistoryKey) {
+	fetch func(ids ...int64) func(obsqra.HistoryPage) (map[int64][]T, error), key func(T) obsqra.HistoryKey) {
 	t.Helper()
-	one := func(id int64) func(store.HistoryPage) ([]T, error) {
-		return func(page store.HistoryPage) ([]T, error) {
+	one := func(id int64) func(obsqra.HistoryPage) ([]T, error) {
+		return func(page obsqra.HistoryPage) ([]T, error) {
 			got, err := fetch(id)(page)
 			if len(got) > 1 {
 				t.Fatalf("history of protocol %d has rows of %d protocols", id, len(got))
@@ -587,7 +587,7 @@ func testHistory[T any](t *testing.T, f *historyFixture, want map[int64][]T,
 		t.Fatalf("fixture has %d rows of protocol a, want 13", len(all))
 	}
 	for _, first := range []int{1, 2, 3, 4, 12, 13, 100} {
-		if got := walk(t, first, one(f.a), key, store.HistoryPage{}); !reflect.DeepEqual(got, all) {
+		if got := walk(t, first, one(f.a), key, obsqra.HistoryPage{}); !reflect.DeepEqual(got, all) {
 			t.Errorf("walk by %d = %v, want %v", first, keys(got, key), keys(all, key))
 		}
 	}
@@ -607,7 +607,7 @@ func testHistory[T any](t *testing.T, f *historyFixture, want map[int64][]T,
 		{"empty", &to, &from, nil},
 	} {
 		for _, first := range []int{1, 3} {
-			got := walk(t, first, one(f.a), key, store.HistoryPage{From: tc.from, To: tc.to})
+			got := walk(t, first, one(f.a), key, obsqra.HistoryPage{From: tc.from, To: tc.to})
 			if !reflect.DeepEqual(got, tc.want) || (tc.want != nil && len(tc.want) < 2) {
 				t.Errorf("walk by %d %s = %v, want %v (more than one)", first, tc.name, keys(got, key), keys(tc.want, key))
 			}
@@ -615,7 +615,7 @@ func testHistory[T any](t *testing.T, f *historyFixture, want map[int64][]T,
 	}
 
 	// Several protocols in one call, each with its own page.
-	page := store.HistoryPage{First: 3}
+	page := obsqra.HistoryPage{First: 3}
 	got, err := fetch(f.a, f.b, f.c)(page)
 	wantPages := map[int64][]T{f.a: all[:4], f.b: want[f.b]}
 	if err != nil || !reflect.DeepEqual(got, wantPages) {
@@ -628,16 +628,16 @@ func testHistory[T any](t *testing.T, f *historyFixture, want map[int64][]T,
 	if err != nil || !reflect.DeepEqual(got, wantPages) {
 		t.Errorf("history of 3 protocols after %+v = %v, %v, want %v", k, got, err, wantPages)
 	}
-	if got, err := fetch()(store.HistoryPage{First: 1}); err != nil || len(got) != 0 {
+	if got, err := fetch()(obsqra.HistoryPage{First: 1}); err != nil || len(got) != 0 {
 		t.Errorf("history of no protocols = %v, %v, want none", got, err)
 	}
 	for _, first := range []int{0, -1} {
-		_, err := fetch(f.a)(store.HistoryPage{First: first})
+		_, err := fetch(f.a)(obsqra.HistoryPage{First: first})
 		wantCode(t, fmt.Sprintf("history with First %d", first), err, obsqra.EINVALID)
 	}
 }
 
-func keys[T any](rows []T, key func(T) store.HistoryKey) []string {
+func keys[T any](rows []T, key func(T) obsqra.HistoryKey) []string {
 	out := make([]string, len(rows))
 	for i, r := range rows {
 		k := key(r)
@@ -940,7 +940,7 @@ func TestMarketReadsAreOneStatement(t *testing.T) {
 			}
 		})
 		day := obsqra.DateOf(marketDay)
-		page := store.HistoryPage{First: 2}
+		page := obsqra.HistoryPage{First: 2}
 		for name, read := range map[string]func(ids []int64) (int, error){
 			"LatestMetrics": func(ids []int64) (int, error) { m, err := db.LatestMetrics(ctx, ids); return len(m), err },
 			"LatestMetricsOf": func(ids []int64) (int, error) {

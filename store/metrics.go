@@ -164,33 +164,16 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
-// HistoryPage selects a page of a protocol's history, newest first.
-type HistoryPage struct {
-	// First is the page size; the query returns up to First+1 rows so the
-	// caller knows whether there is a next page.
-	First int
-	// After, when set, continues after this row.
-	After *HistoryKey
-	// From and To, when set, bound the observation time (both inclusive).
-	From, To *time.Time
-}
-
-// HistoryKey is a history row's position: its observation time and id.
-type HistoryKey struct {
-	At time.Time
-	ID int64
-}
-
-// where returns the condition and arguments of page for a table with
+// pageWhere returns the condition and arguments of page for a table with
 // protocol_id, observed_at and id columns.
-func (page HistoryPage) where(c conn, protocolID int64) (string, []any) {
+func pageWhere(c conn, page obsqra.HistoryPage, protocolID int64) (string, []any) {
 	return keysetWhere(c, "protocol_id", protocolID, "observed_at", page.From, page.To, page.After)
 }
 
 // keysetWhere returns the condition and arguments of a page of the rows
 // whose owner column is owner, ordered (at DESC, id DESC): at between from
 // and to (inclusive, when set), after the cursor (when set).
-func keysetWhere(c conn, ownerCol string, owner int64, atCol string, from, to *time.Time, after *HistoryKey) (string, []any) {
+func keysetWhere(c conn, ownerCol string, owner int64, atCol string, from, to *time.Time, after *obsqra.HistoryKey) (string, []any) {
 	conds := []string{ownerCol + " = ?"}
 	args := []any{owner}
 	if from != nil {
@@ -248,7 +231,7 @@ func pageGroups(protocolIDs []int64) [][]int64 {
 // rows, however long the history. (A window function over all protocols
 // would number every row of every history first.) protocolIDs are
 // distinct and at most maxPagesPerStatement (see pageGroups).
-func pagesQuery(c conn, table string, cols []string, protocolIDs []int64, page HistoryPage) (string, []any) {
+func pagesQuery(c conn, table string, cols []string, protocolIDs []int64, page obsqra.HistoryPage) (string, []any) {
 	var b strings.Builder
 	var args []any
 	list := columns("", cols...)
@@ -257,7 +240,7 @@ func pagesQuery(c conn, table string, cols []string, protocolIDs []int64, page H
 		if i > 0 {
 			b.WriteString(" UNION ALL ")
 		}
-		cond, a := page.where(c, id)
+		cond, a := pageWhere(c, page, id)
 		b.WriteString("SELECT * FROM (SELECT " + list + " FROM " + table + " WHERE " + cond +
 			" ORDER BY observed_at DESC, id DESC LIMIT ?) AS p" + fmt.Sprint(i))
 		args = append(args, a...)
@@ -292,7 +275,7 @@ var (
 // readPages returns a page of each protocol's rows of t, newest first,
 // keyed by protocol id, in one statement per 200 protocols.
 // Errors: EINVALID for a page size below 1; otherwise internal ones.
-func readPages[T any](ctx context.Context, c conn, t pagedTable[T], protocolIDs []int64, page HistoryPage) (map[int64][]T, error) {
+func readPages[T any](ctx context.Context, c conn, t pagedTable[T], protocolIDs []int64, page obsqra.HistoryPage) (map[int64][]T, error) {
 	if page.First < 1 {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "page size must be at least 1, got %d", page.First)
 	}
@@ -324,7 +307,7 @@ func readPages[T any](ctx context.Context, c conn, t pagedTable[T], protocolIDs 
 // MetricsHistory returns a page of each protocol's samples, newest first,
 // keyed by protocol id, in one statement per 200 protocols.
 // Errors: EINVALID for a page size below 1; otherwise internal ones.
-func (db *DB) MetricsHistory(ctx context.Context, protocolIDs []int64, page HistoryPage) (map[int64][]obsqra.MetricsSample, error) {
+func (db *DB) MetricsHistory(ctx context.Context, protocolIDs []int64, page obsqra.HistoryPage) (map[int64][]obsqra.MetricsSample, error) {
 	return readPages(ctx, db.conn(), metricsPagesTable, protocolIDs, page)
 }
 

@@ -65,7 +65,7 @@ func TestHistoryOfManyProtocols(t *testing.T) {
 		// add a statement.
 		asked := append(append([]int64(nil), ids...), ids[0], ids[199], ids[200], ids[protocols-1])
 		for _, first := range []int{1, perProtocol} {
-			page := store.HistoryPage{First: first}
+			page := obsqra.HistoryPage{First: first}
 			before := db.Statements()
 			gotSamples, err := db.MetricsHistory(ctx, asked, page)
 			if ran := db.Statements() - before; err != nil || ran != 3 {

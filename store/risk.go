@@ -175,6 +175,6 @@ func (db *DB) LatestRiskScores(ctx context.Context, protocolIDs []int64) (map[in
 // RiskHistory returns a page of each protocol's scores, newest first,
 // keyed by protocol id, in one statement per 200 protocols.
 // Errors: EINVALID for a page size below 1; otherwise internal ones.
-func (db *DB) RiskHistory(ctx context.Context, protocolIDs []int64, page HistoryPage) (map[int64][]obsqra.RiskScore, error) {
+func (db *DB) RiskHistory(ctx context.Context, protocolIDs []int64, page obsqra.HistoryPage) (map[int64][]obsqra.RiskScore, error) {
 	return readPages(ctx, db.conn(), riskPagesTable, protocolIDs, page)
 }

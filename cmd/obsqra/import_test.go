@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/store"
 )
 
@@ -45,7 +46,7 @@ func TestImportMetrics(t *testing.T) {
 		for i, p := range ps {
 			ids[i] = p.ID
 		}
-		h, err := db.MetricsHistory(context.Background(), ids, store.HistoryPage{First: 100})
+		h, err := db.MetricsHistory(context.Background(), ids, obsqra.HistoryPage{First: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +127,7 @@ func TestImportIsAllOrNothing(t *testing.T) {
 	for _, p := range ps {
 		ids = append(ids, p.ID)
 	}
-	h, err := db.MetricsHistory(context.Background(), ids, store.HistoryPage{First: 100})
+	h, err := db.MetricsHistory(context.Background(), ids, obsqra.HistoryPage{First: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

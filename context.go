@@ -106,6 +106,20 @@ func (c *Client) LimitKey() string {
 	return p.String()
 }
 
+// Sleep waits d, or until ctx ends and then returns its error: the one
+// context-aware wait of the services' retries and slowdowns (their clocks
+// inject another in tests).
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // NewContextWithClient returns a copy of ctx that carries c.
 func NewContextWithClient(ctx context.Context, c *Client) context.Context {
 	return context.WithValue(ctx, clientContextKey, c)

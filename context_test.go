@@ -1,7 +1,10 @@
 package obsqra_test
 
 import (
+	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/obsqra/obsqra"
 )
@@ -21,5 +24,19 @@ func TestClientLimitKey(t *testing.T) {
 		if got := (&obsqra.Client{Address: tc.address}).LimitKey(); got != tc.want {
 			t.Errorf("LimitKey(%q) = %q, want %q", tc.address, got, tc.want)
 		}
+	}
+}
+
+// TestSleepEndsWithItsContext: a caller that has gone away is not kept
+// waiting (a slowed sign-in, a retry's backoff).
+func TestSleepEndsWithItsContext(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := obsqra.Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sleep(cancelled context, 1h) = %v, want context.Canceled", err)
+	}
+	if err := obsqra.Sleep(context.Background(), 0); err != nil {
+		t.Fatalf("Sleep(0) = %v, want nil", err)
 	}
 }

@@ -29,7 +29,7 @@ var arrows = map[string][]string{
 	// decision has no package yet; its arrows are ARCHITECTURE.md's.
 	"advisor":             {".", "store", "ml", "decision"},
 	"advisor/advisortest": {".", "market", "store"},
-	"cmd/benchlive":       {"live", "market"},
+	"cmd/benchlive":       {".", "live", "market"},
 	"cmd/gqlgen-obsqra":   {},    // gqlgen only: the code generator
 	"cmd/obsqra":          {"*"}, // only cmd/obsqra sees everything
 	"config":              {"."},

@@ -86,7 +86,7 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.BcryptCost < bcrypt.MinCost || cfg.BcryptCost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("account: bcrypt cost must be %d-%d, got %d", bcrypt.MinCost, bcrypt.MaxCost, cfg.BcryptCost)
 	}
-	s := &Service{db: db, tokens: cfg.Tokens, cfg: cfg, throttle: cfg.Throttle.withDefaults(), admins: map[string]bool{}, Now: time.Now, Rand: rand.Reader, Sleep: sleep}
+	s := &Service{db: db, tokens: cfg.Tokens, cfg: cfg, throttle: cfg.Throttle.withDefaults(), admins: map[string]bool{}, Now: time.Now, Rand: rand.Reader, Sleep: obsqra.Sleep}
 	// Made here rather than on first use, so that even the first unknown
 	// email takes no longer than a wrong password.
 	secret := make([]byte, 32)
@@ -104,18 +104,6 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 }
 
 func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
 
 // RegisterInput is what a new user gives.
 type RegisterInput struct {

@@ -1,25 +1,6 @@
 package account
 
-import (
-	"context"
-	"errors"
-	"testing"
-	"time"
-)
-
-// TestSleepEndsWithItsContext checks the real Service.Sleep: a caller that
-// has gone away does not keep a slowed sign-in waiting.
-func TestSleepEndsWithItsContext(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
-		t.Fatalf("sleep(cancelled context, 1h) = %v, want context.Canceled", err)
-	}
-	if err := sleep(context.Background(), 0); err != nil {
-		t.Fatalf("sleep(0) = %v, want nil", err)
-	}
-}
+import "testing"
 
 // TestKeysFor checks the keys of a sign-in attempt: the strict key names the
 // address and the account, so that one address's failures do not count

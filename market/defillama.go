@@ -112,7 +112,7 @@ func (c DefiLlamaConfig) withDefaults() DefiLlamaConfig {
 		c.MaxBodyBytes = 64 << 20
 	}
 	if c.Wait == nil {
-		c.Wait = llamaSleep
+		c.Wait = obsqra.Sleep
 	}
 	if c.Rand == nil {
 		c.Rand = rand.Float64
@@ -939,18 +939,6 @@ func llamaRetryAfter(h string, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
-}
-
-// llamaSleep is the default DefiLlamaConfig.Wait.
-func llamaSleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // llamaClip shortens text from the feed for an error message.

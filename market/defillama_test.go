@@ -869,19 +869,3 @@ func TestDefiLlamaCanceledDuringRequest(t *testing.T) {
 		t.Errorf("waited %v after the cancellation, want no wait", waits)
 	}
 }
-
-func TestDefiLlamaDefaultWait(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	start := time.Now()
-	if err := llamaSleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
-		t.Errorf("llamaSleep(canceled, 1h) = %v, want context.Canceled", err)
-	}
-	if err := llamaSleep(context.Background(), time.Millisecond); err != nil {
-		t.Errorf("llamaSleep(1ms) = %v, want nil", err)
-	}
-	if d := time.Since(start); d > time.Minute {
-		t.Errorf("llamaSleep took %s", d)
-	}
-}

@@ -122,23 +122,12 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	if c.Wait == nil {
-		c.Wait = sleep
+		c.Wait = obsqra.Sleep
 	}
 	if c.Rand == nil {
 		c.Rand = rand.Float64
 	}
 	return c
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Client is a Starknet JSON-RPC client over one or more nodes of one

@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"github.com/obsqra/obsqra/market"
+
+	"github.com/obsqra/obsqra"
 )
 
 func main() {
@@ -194,7 +196,7 @@ func orchestrate(args []string) error {
 	steady := samplePeak(srv.pid, time.Second)
 	var rs *restartStats
 	if *restartAfter > 0 && *restartAfter < *duration {
-		if err := sleep(ctx, time.Until(from.Add(*restartAfter))); err != nil {
+		if err := obsqra.Sleep(ctx, time.Until(from.Add(*restartAfter))); err != nil {
 			return err
 		}
 		steadyPeak := steady.stop()
@@ -206,7 +208,7 @@ func orchestrate(args []string) error {
 	}
 	// After the window and the generators' grace, the reference: every
 	// score committed in the window, from the database.
-	if err := sleep(ctx, time.Until(until.Add(grace+time.Second))); err != nil {
+	if err := obsqra.Sleep(ctx, time.Until(until.Add(grace+time.Second))); err != nil {
 		return err
 	}
 	ref, refErr := committedScores(ctx, srv, from, until)
@@ -323,7 +325,7 @@ func restart(ctx context.Context, srv *serverProc) (*restartStats, error) {
 	go func() {
 		<-started
 		p := samplePeak(srv.pid, 100*time.Millisecond)
-		sleep(ctx, 30*time.Second)
+		obsqra.Sleep(ctx, 30*time.Second)
 		storm <- p.stop()
 	}()
 	err := srv.startThen(ctx, func() { close(started) })

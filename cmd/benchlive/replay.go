@@ -26,6 +26,8 @@ import (
 
 	"github.com/obsqra/obsqra/live"
 	"github.com/obsqra/obsqra/market"
+
+	"github.com/obsqra/obsqra"
 )
 
 // `benchlive replay` measures what subscriptions that replay the outbox
@@ -185,7 +187,7 @@ func runReplayPhase(ctx context.Context, srv *serverProc, db *sql.DB, cfg replay
 			srv.stop()
 		}
 	}()
-	if err := sleep(ctx, cfg.settle); err != nil {
+	if err := obsqra.Sleep(ctx, cfg.settle); err != nil {
 		return nil, err
 	}
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM events WHERE topic = ? AND id > ?",
@@ -690,16 +692,4 @@ func (o *observer) stop(ctx context.Context, db *sql.DB, from int64) (observerRe
 	}
 	slices.Sort(o.res.latencyMs)
 	return o.res, rows.Err()
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

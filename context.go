@@ -3,7 +3,6 @@ package obsqra
 import (
 	"context"
 	"net/netip"
-	"sync"
 	"time"
 )
 
@@ -13,7 +12,6 @@ const (
 	userContextKey contextKey = iota + 1
 	authErrorContextKey
 	clientContextKey
-	streamEndContextKey
 )
 
 // Principal is who a request acts for: the authenticated user and the
@@ -171,103 +169,4 @@ func RequireAdmin(ctx context.Context, what string) (*Principal, error) {
 		return nil, Errorf(EFORBIDDEN, "only admins may %s", what)
 	}
 	return p, nil
-}
-
-// StreamState is what a subscription tells the transport that runs it: why
-// its stream ended before its client stopped it (a subscriber too slow for
-// its buffer, say), sent as the operation's last message instead of a plain
-// completion; and whether the stream may be shared.
-type StreamState struct {
-	mu        sync.Mutex
-	err       error
-	shareable bool
-	public    bool
-	backlog   func() bool
-}
-
-// NewContextWithStream returns a copy of ctx in which a subscription can
-// report on its stream (EndStream, ShareStream), and the state the
-// transport reads.
-func NewContextWithStream(ctx context.Context) (context.Context, *StreamState) {
-	st := new(StreamState)
-	return context.WithValue(ctx, streamEndContextKey, st), st
-}
-
-// EndStream records err as why the subscription of ctx ended; the first
-// error recorded wins. Without a StreamState in ctx it does nothing.
-func EndStream(ctx context.Context, err error) {
-	if st, ok := ctx.Value(streamEndContextKey).(*StreamState); ok && err != nil {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		if st.err == nil {
-			st.err = err
-		}
-	}
-}
-
-// ShareStream declares that the subscription of ctx streams only events
-// from now on, the same for every subscriber with the same operation,
-// variables and viewer: a transport may run it once and send its events to
-// all of them, including subscribers that join later. A subscription that
-// replays history or sends a snapshot first must not call it.
-func ShareStream(ctx context.Context) {
-	if st, ok := ctx.Value(streamEndContextKey).(*StreamState); ok {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		st.shareable = true
-	}
-}
-
-// SharePublicStream is ShareStream for a subscription whose events are the
-// same for every viewer (market data): subscribers share it whoever they
-// are, signed in or not.
-func SharePublicStream(ctx context.Context) {
-	if st, ok := ctx.Value(streamEndContextKey).(*StreamState); ok {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		st.shareable, st.public = true, true
-	}
-}
-
-// SetStreamBacklog gives the transport of the subscription of ctx a way to
-// ask whether more events are ready to follow at once (a commit of
-// several): it then sends them together. backlog must be quick, safe for
-// concurrent use, and may report false when in doubt, never true unless
-// the subscription's channel will yield a value or close without waiting.
-func SetStreamBacklog(ctx context.Context, backlog func() bool) {
-	if st, ok := ctx.Value(streamEndContextKey).(*StreamState); ok {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		st.backlog = backlog
-	}
-}
-
-// Backlog reports whether the subscription said more events are ready
-// (SetStreamBacklog); false when it said nothing.
-func (st *StreamState) Backlog() bool {
-	st.mu.Lock()
-	f := st.backlog
-	st.mu.Unlock()
-	return f != nil && f()
-}
-
-// Public reports whether SharePublicStream was called.
-func (st *StreamState) Public() bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.public
-}
-
-// Err returns the error recorded by EndStream, or nil.
-func (st *StreamState) Err() error {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.err
-}
-
-// Shareable reports whether ShareStream was called.
-func (st *StreamState) Shareable() bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.shareable
 }

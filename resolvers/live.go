@@ -16,6 +16,7 @@ import (
 	"github.com/obsqra/obsqra/live"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/portfolio"
+	"github.com/obsqra/obsqra/subscription"
 )
 
 // Hub is what the subscriptions need of the live fan-out (*live.Hub).
@@ -135,7 +136,7 @@ func (r *subscriptionResolver) subscribeOwn(ctx context.Context, signIn bool, af
 	}
 	sub, err := r.Live.Subscribe(ctx, viewer, filter, from)
 	if err == nil && from == nil {
-		obsqra.ShareStream(ctx)
+		subscription.Share(ctx)
 	}
 	return sub, err
 }
@@ -190,7 +191,7 @@ func (r *subscriptionResolver) subscribe(ctx context.Context, topic string, prot
 	if err == nil && from == nil {
 		// From now on only, and market data is the same for every viewer:
 		// the transport may run it once for everyone asking the same.
-		obsqra.SharePublicStream(ctx)
+		subscription.SharePublic(ctx)
 	}
 	return sub, err
 }
@@ -203,7 +204,7 @@ func stream[T any](ctx context.Context, sub *live.Subscription, convert func(*ob
 	// A few converted events may wait, so that the transport can see that
 	// more are ready and send a commit's events together.
 	out := make(chan *T, streamReadAhead)
-	obsqra.SetStreamBacklog(ctx, func() bool { return len(out) > 0 || sub.Waiting() })
+	subscription.SetBacklog(ctx, func() bool { return len(out) > 0 || sub.Waiting() })
 	go func() {
 		defer close(out)
 		defer sub.Close()
@@ -216,7 +217,7 @@ func stream[T any](ctx context.Context, sub *live.Subscription, convert func(*ob
 			}
 			v, err := convert(e)
 			if err != nil {
-				obsqra.EndStream(ctx, err)
+				subscription.End(ctx, err)
 				return
 			}
 			select {
@@ -244,12 +245,12 @@ func endStream(ctx context.Context, err error, last int64) {
 		if last > 0 {
 			resume = fmt.Sprintf("subscribe again with after: %q", live.Cursor(last))
 		}
-		obsqra.EndStream(ctx, obsqra.Errorf(obsqra.ERATELIMIT, "events arrived faster than this subscriber read them; %s", resume))
+		subscription.End(ctx, obsqra.Errorf(obsqra.ERATELIMIT, "events arrived faster than this subscriber read them; %s", resume))
 	case errors.Is(err, live.ErrStopped):
 		// The server is shutting down: the connection closes with 1001
 		// (going away), which tells the client to reconnect and resume.
 	default:
-		obsqra.EndStream(ctx, err)
+		subscription.End(ctx, err)
 	}
 }
 
@@ -362,7 +363,7 @@ func (r *subscriptionResolver) DashboardUpdated(ctx context.Context, windowDays 
 				due = nil
 				d, b, err := load()
 				if err != nil {
-					obsqra.EndStream(ctx, err)
+					subscription.End(ctx, err)
 					return
 				}
 				if bytes.Equal(b, last) {

@@ -21,6 +21,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/subscription"
 )
 
 // wsConn is one WebSocket connection. Three kinds of goroutines share it:
@@ -899,7 +900,7 @@ func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
 	if !ok {
 		return
 	}
-	ctx, end := obsqra.NewContextWithStream(authCtx)
+	ctx, end := subscription.NewContext(authCtx)
 	ctx = graphql.StartOperationTrace(ctx)
 	defer func() {
 		// Resolvers' panics are recovered by the generated code; this is

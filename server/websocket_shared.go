@@ -15,6 +15,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/subscription"
 )
 
 // sharedStreams runs a subscription once per distinct (document, operation
@@ -22,7 +23,7 @@ import (
 // subscriber of it, on any connection: 15,000 sockets watching the same
 // risk scores cost one execution and one JSON encoding per event, not
 // 15,000. A stream is shared only when its resolver says so
-// (obsqra.ShareStream: it streams only what happens from now on), and only
+// (subscription.Share: it streams only what happens from now on), and only
 // once it has started, so a subscriber never joins a stream that replays
 // history meant for someone else.
 type sharedStreams struct {
@@ -251,7 +252,7 @@ func (s *Server) watchMember(st *sharedStream, m *wsMember) {
 // runStream executes a shared stream and sends every response to every
 // member, each response encoded once.
 func (s *Server) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *graphql.OperationContext, ctx context.Context) {
-	ctx, state := obsqra.NewContextWithStream(ctx)
+	ctx, state := subscription.NewContext(ctx)
 	ctx = graphql.StartOperationTrace(ctx)
 	end := func(typ string, payload json.RawMessage) {
 		st.mu.Lock()

@@ -24,6 +24,7 @@ import (
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/server"
+	"github.com/obsqra/obsqra/subscription"
 )
 
 // wait bounds every wait of these tests: long enough never to trip on a
@@ -143,17 +144,17 @@ func (s *wsSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		}
 		switch {
 		case strings.HasPrefix(topic.(string), "shared-"):
-			obsqra.ShareStream(ctx)
+			subscription.Share(ctx)
 		case strings.HasPrefix(topic.(string), "public-"):
-			obsqra.SharePublicStream(ctx)
+			subscription.SharePublic(ctx)
 		}
 		sub := &wsSub{ctx: ctx, events: make(chan string)}
 		if strings.HasPrefix(topic.(string), "burst-") {
 			// Events published together wait in the channel, and the
 			// stream says so, as the resolvers' streams do.
-			obsqra.ShareStream(ctx)
+			subscription.Share(ctx)
 			sub.events = make(chan string, 512)
-			obsqra.SetStreamBacklog(ctx, func() bool { return len(sub.events) > 0 })
+			subscription.SetBacklog(ctx, func() bool { return len(sub.events) > 0 })
 		}
 		s.topic(topic.(string)) <- sub
 		return func(ctx context.Context) *graphql.Response {
@@ -171,7 +172,7 @@ func (s *wsSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 					}
 					graphql.AddError(ctx, fmt.Errorf("list protocols: %w", ctx.Err()))
 					graphql.AddError(ctx, fmt.Errorf("list protocols: %w", ctx.Err()))
-					obsqra.EndStream(ctx, fmt.Errorf("read dashboard: %w", ctx.Err()))
+					subscription.End(ctx, fmt.Errorf("read dashboard: %w", ctx.Err()))
 					return &graphql.Response{Data: jsonData(field.Alias, nil)}
 				}
 				return &graphql.Response{Data: jsonData(field.Alias, e)}

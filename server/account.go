@@ -85,25 +85,5 @@ func (s *Server) recheckUser(userID int64) {
 func (s *Server) recheckSockets(userID int64) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), recheckTimeout)
 	defer cancel()
-	done := true
-	checked := make(map[string]authAnswer)
-	for _, c := range s.sockets.ofUser(userID) {
-		if !c.recheck(ctx, checked) {
-			done = false
-		}
-	}
-	return done
-}
-
-// ofUser returns the connections signed in as userID.
-func (reg *wsRegistry) ofUser(userID int64) []*wsConn {
-	reg.mu.Lock()
-	defer reg.mu.Unlock()
-	var conns []*wsConn
-	for c := range reg.conns {
-		if p := c.principal.Load(); p != nil && p.User != nil && p.User.ID == userID {
-			conns = append(conns, c)
-		}
-	}
-	return conns
+	return s.sockets.Recheck(ctx, userID)
 }

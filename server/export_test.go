@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/obsqra/obsqra/server/ws"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/parser"
 )
@@ -11,19 +12,7 @@ func (s *Server) ShuttingDown() <-chan struct{} { return s.shuttingDown }
 
 // SharedSubscribers returns how many subscribers the shared streams have,
 // so that tests wait for subscribers to join before publishing.
-func (s *Server) SharedSubscribers() int {
-	s.streams.mu.Lock()
-	streams := make([]*sharedStream, 0, len(s.streams.m))
-	for _, st := range s.streams.m {
-		streams = append(streams, st)
-	}
-	s.streams.mu.Unlock()
-	n := 0
-	for _, st := range streams {
-		n += len(st.appendMembers(nil))
-	}
-	return n
-}
+func (s *Server) SharedSubscribers() int { return s.sockets.(*ws.Transport).SharedSubscribers() }
 
 // DocumentCost parses query as the document limits do, with maxTokens, and
 // returns its validation cost against schema counted up to budget; ok is

@@ -137,6 +137,10 @@ func (w *recorder) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// SwitchingProtocols records the 101 of a WebSocket upgrade, which the
+// upgrader writes on the hijacked connection, past every response writer.
+func (w *recorder) SwitchingProtocols() { w.status = http.StatusSwitchingProtocols }
+
 // Flush lets streaming transports flush through the recorder.
 func (w *recorder) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
 

@@ -1,6 +1,7 @@
-// Package server is the HTTP face of Obsqra: /graphql (POST and GET), the
-// GraphiQL playground, /health and /ready, and the middleware every request
-// passes through (request id, panic recovery, access log, CORS, body limit,
+// Package server is the HTTP face of Obsqra: /graphql (POST and GET, and
+// WebSocket through server/ws, which it mounts), the GraphiQL playground,
+// /health and /ready, and the middleware every request passes through
+// (request id, panic recovery, access log, CORS, body limit,
 // authentication).
 package server
 
@@ -19,6 +20,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/server/ws"
 )
 
 // Authenticator turns a bearer access token into the principal it stands for.
@@ -167,22 +169,22 @@ func (cfg Config) withDefaults() Config {
 		cfg.MaxValidationCost = DefaultMaxValidationCost
 	}
 	if cfg.WSInitTimeout <= 0 {
-		cfg.WSInitTimeout = DefaultWSInitTimeout
+		cfg.WSInitTimeout = ws.DefaultInitTimeout
 	}
 	if cfg.WSKeepAlive <= 0 {
-		cfg.WSKeepAlive = DefaultWSKeepAlive
+		cfg.WSKeepAlive = ws.DefaultKeepAlive
 	}
 	if cfg.WSSendBuffer <= 0 {
-		cfg.WSSendBuffer = DefaultWSSendBuffer
+		cfg.WSSendBuffer = ws.DefaultSendBuffer
 	}
 	if cfg.WSWriteTimeout <= 0 {
-		cfg.WSWriteTimeout = DefaultWSWriteTimeout
+		cfg.WSWriteTimeout = ws.DefaultWriteTimeout
 	}
 	if cfg.WSMaxConnsPerAddress <= 0 {
-		cfg.WSMaxConnsPerAddress = DefaultWSMaxConnsPerAddress
+		cfg.WSMaxConnsPerAddress = ws.DefaultMaxConnsPerAddress
 	}
 	if cfg.WSMaxOperations <= 0 {
-		cfg.WSMaxOperations = DefaultWSMaxOperations
+		cfg.WSMaxOperations = ws.DefaultMaxOperations
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
@@ -209,6 +211,9 @@ const (
 	maxHeaderBytes    = 64 << 10
 )
 
+// stopper is a timer that can be stopped, such as a *time.Timer.
+type stopper interface{ Stop() bool }
+
 // Server serves the Obsqra API over HTTP.
 type Server struct {
 	cfg     Config
@@ -226,10 +231,9 @@ type Server struct {
 	// readTimeout and writeTimeout are those of the http.Server that Serve
 	// runs; tests shorten them.
 	readTimeout, writeTimeout time.Duration
-	// sockets holds the live WebSocket connections, for shutdown.
-	sockets wsRegistry
-	// streams are the subscriptions running once for all their subscribers.
-	streams sharedStreams
+	// sockets are the live WebSocket connections, held by the WebSocket
+	// transport (set by webSocket).
+	sockets sockets
 	// rechecks are the checks of sockets after account changes.
 	rechecks accountRechecks
 
@@ -337,7 +341,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout tim
 	// http.Server.Shutdown neither closes nor waits for hijacked
 	// connections: the WebSockets are closed beside it.
 	socketsClosed := make(chan error, 1)
-	go func() { socketsClosed <- s.closeWebSockets(shutdownCtx) }()
+	go func() { socketsClosed <- s.sockets.Shutdown(shutdownCtx) }()
 	err := hs.Shutdown(shutdownCtx)
 	if serveErr := <-served; !errors.Is(serveErr, http.ErrServerClosed) {
 		s.log.Warn("http server stopped with an error", "error", serveErr)

@@ -22,7 +22,7 @@ func (s *Server) SetHTTPTimeouts(read, write time.Duration) {
 
 // CloseWebSockets closes every WebSocket with 1001 and waits for their
 // goroutines, as Serve does on shutdown.
-func (s *Server) CloseWebSockets(ctx context.Context) error { return s.closeWebSockets(ctx) }
+func (s *Server) CloseWebSockets(ctx context.Context) error { return s.sockets.Shutdown(ctx) }
 
 // SetWSOperationQueued sets a function that each WebSocket operation calls
 // before it starts work; call it before serving.

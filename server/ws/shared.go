@@ -1,4 +1,4 @@
-package server
+package ws
 
 import (
 	"bytes"
@@ -50,20 +50,20 @@ type sharedStream struct {
 	decideOnce sync.Once
 
 	mu      sync.Mutex
-	members map[*wsMember]struct{}
+	members map[*member]struct{}
 	ended   bool
 }
 
-// wsMember is one subscriber of a shared stream: an operation of a
+// member is one subscriber of a shared stream: an operation of a
 // connection.
-type wsMember struct {
-	c  *wsConn
-	op *wsOperation
+type member struct {
+	c  *conn
+	op *operation
 	// prefix is the start of every next message to it, up to the payload.
 	prefix []byte
 }
 
-func newMember(c *wsConn, op *wsOperation) *wsMember {
+func newMember(c *conn, op *operation) *member {
 	id, _ := json.Marshal(op.id)
 	typ := "next"
 	if c.legacy {
@@ -71,7 +71,7 @@ func newMember(c *wsConn, op *wsOperation) *wsMember {
 	}
 	prefix := append([]byte(`{"id":`), id...)
 	prefix = append(prefix, `,"type":"`+typ+`","payload":`...)
-	return &wsMember{c: c, op: op, prefix: prefix}
+	return &member{c: c, op: op, prefix: prefix}
 }
 
 // streamKey identifies a subscription's execution: its document, operation
@@ -88,7 +88,7 @@ func streamKey(params *graphql.RawParams, viewer int64) string {
 // join adds the operation op of c to the running shared stream of key and
 // returns the stream and the membership, or nils when there is none to
 // join.
-func (ss *sharedStreams) join(key string, c *wsConn, op *wsOperation) (*sharedStream, *wsMember) {
+func (ss *sharedStreams) join(key string, c *conn, op *operation) (*sharedStream, *member) {
 	ss.mu.Lock()
 	st := ss.m[key]
 	ss.mu.Unlock()
@@ -172,7 +172,7 @@ func (ss *sharedStreams) unpublish(st *sharedStream) {
 }
 
 // leave removes m from st; the last member to leave stops the execution.
-func (ss *sharedStreams) leave(st *sharedStream, m *wsMember) {
+func (ss *sharedStreams) leave(st *sharedStream, m *member) {
 	st.mu.Lock()
 	delete(st.members, m)
 	last := len(st.members) == 0 && !st.ended
@@ -187,7 +187,7 @@ func (ss *sharedStreams) leave(st *sharedStream, m *wsMember) {
 }
 
 // appendMembers appends the members at this moment to buf.
-func (st *sharedStream) appendMembers(buf []*wsMember) []*wsMember {
+func (st *sharedStream) appendMembers(buf []*member) []*member {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for m := range st.members {
@@ -204,15 +204,15 @@ func (st *sharedStream) appendMembers(buf []*wsMember) []*wsMember {
 //
 // authCtx is op's context with the principal the operation was authorised
 // for.
-func (c *wsConn) runSubscription(authCtx context.Context, op *wsOperation, params *graphql.RawParams, rc *graphql.OperationContext) {
+func (c *conn) runSubscription(authCtx context.Context, op *operation, params *graphql.RawParams, rc *graphql.OperationContext) {
 	key := streamKey(params, obsqra.UserIDFromContext(authCtx))
-	ss := &c.s.streams
+	ss := &c.t.streams
 	for waited := false; ; waited = true {
 		// The viewer's own stream, or one whose resolver said it is the
 		// same for every viewer.
 		for _, k := range []string{key, streamKey(params, publicViewer)} {
 			if st, m := ss.join(k, c, op); m != nil {
-				c.s.watchMember(st, m)
+				c.t.watchMember(st, m)
 				return
 			}
 		}
@@ -229,15 +229,15 @@ func (c *wsConn) runSubscription(authCtx context.Context, op *wsOperation, param
 	// A new stream. Its context keeps the first subscriber's values
 	// (principal, request id) but not its cancellation.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(authCtx))
-	st := &sharedStream{key: key, params: params, cancel: cancel, members: make(map[*wsMember]struct{}), decided: make(chan struct{})}
+	st := &sharedStream{key: key, params: params, cancel: cancel, members: make(map[*member]struct{}), decided: make(chan struct{})}
 	ss.markStarting(st)
 	first := newMember(c, op)
 	st.members[first] = struct{}{}
-	c.s.watchMember(st, first)
-	c.s.streams.wg.Add(1)
+	c.t.watchMember(st, first)
+	c.t.streams.wg.Add(1)
 	go func() {
-		defer c.s.streams.wg.Done()
-		c.s.runStream(st, c.exec, rc, sctx)
+		defer c.t.streams.wg.Done()
+		c.t.runStream(st, c.exec, rc, sctx)
 	}()
 }
 
@@ -245,30 +245,30 @@ func (c *wsConn) runSubscription(authCtx context.Context, op *wsOperation, param
 // client completed it, or its connection ended). It holds no goroutine per
 // subscriber: with thousands of sockets, a waiting goroutine's stack would
 // be most of a connection's memory.
-func (s *Server) watchMember(st *sharedStream, m *wsMember) {
-	context.AfterFunc(m.op.ctx, func() { s.streams.leave(st, m) })
+func (t *Transport) watchMember(st *sharedStream, m *member) {
+	context.AfterFunc(m.op.ctx, func() { t.streams.leave(st, m) })
 }
 
 // runStream executes a shared stream and sends every response to every
 // member, each response encoded once.
-func (s *Server) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *graphql.OperationContext, ctx context.Context) {
+func (t *Transport) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *graphql.OperationContext, ctx context.Context) {
 	ctx, state := subscription.NewContext(ctx)
 	ctx = graphql.StartOperationTrace(ctx)
 	end := func(typ string, payload json.RawMessage) {
 		st.mu.Lock()
 		st.ended = true
-		members := make([]*wsMember, 0, len(st.members))
+		members := make([]*member, 0, len(st.members))
 		for m := range st.members {
 			members = append(members, m)
 		}
 		st.mu.Unlock()
-		s.streams.unpublish(st)
+		t.streams.unpublish(st)
 		for _, m := range members {
 			// A stream that ends because the server is going away says
 			// nothing: its socket closes with 1001, and the client
 			// resubscribes when it reconnects. A complete would tell it
 			// the subscription is over for good.
-			if typ != "complete" || !s.isShuttingDown() {
+			if typ != "complete" || !t.cfg.ShuttingDown() {
 				m.c.finishOperation(m.op, typ, payload)
 			}
 			m.op.cancel() // the operation is over; its watch fires and finds the stream ended
@@ -278,17 +278,17 @@ func (s *Server) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *gra
 	var burst streamBurst
 	defer func() {
 		if v := recover(); v != nil {
-			err := s.recoverResolver(ctx, v)
+			err := t.cfg.Recover(ctx, v)
 			burst.send(st)
-			end("error", marshalErrorList(s, ctx, gqlerror.List{s.presentError(ctx, err)}))
+			end("error", t.marshalErrors(ctx, gqlerror.List{t.cfg.PresentError(ctx, err)}))
 		}
 	}()
-	defer s.streams.decide(st, false, false) // if the resolver never ran
+	defer t.streams.decide(st, false, false) // if the resolver never ran
 
 	responses, ctx := exec.DispatchOperation(graphql.WithOperationContext(ctx, rc), rc)
 	// The resolver has run: a stream that says it carries only what
 	// happens from now on may take more subscribers.
-	s.streams.decide(st, state.Shareable(), state.Public())
+	t.streams.decide(st, state.Shareable(), state.Public())
 	for {
 		resp := responses(ctx)
 		if resp == nil {
@@ -296,7 +296,7 @@ func (s *Server) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *gra
 		}
 		payload, err := json.Marshal(resp)
 		if err != nil {
-			s.log.ErrorContext(ctx, "marshal graphql response", "error", err.Error())
+			t.log.ErrorContext(ctx, "marshal graphql response", "error", err.Error())
 			payload, _ = json.Marshal(errorResponse(internalError(obsqra.ClientFromContext(ctx).RequestID)))
 		}
 		// The events of a commit are sent together: while more are ready,
@@ -307,7 +307,7 @@ func (s *Server) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *gra
 	}
 	burst.send(st)
 	if err := state.Err(); err != nil {
-		end("error", marshalErrorList(s, ctx, gqlerror.List{s.presentError(ctx, err)}))
+		end("error", t.marshalErrors(ctx, gqlerror.List{t.cfg.PresentError(ctx, err)}))
 		return
 	}
 	end("complete", nil)
@@ -329,9 +329,9 @@ type streamBurst struct {
 	payloads [][]byte
 	bytes    int
 	// Kept between bursts, for their memory.
-	members  []*wsMember
+	members  []*member
 	byPrefix map[string][][]byte
-	unwoken  []*wsConn
+	unwoken  []*conn
 }
 
 // add adds an event's payload and reports whether the burst is full.
@@ -383,7 +383,7 @@ func (b *streamBurst) send(st *sharedStream) {
 // writeAll writes the queues of conns, each without waiting (writeNow), on
 // every processor: a burst to thousands of sockets is mostly system calls,
 // which one goroutine would make one at a time.
-func writeAll(conns []*wsConn) {
+func writeAll(conns []*conn) {
 	workers := min(runtime.GOMAXPROCS(0), len(conns)/minConnsPerWriter)
 	if workers <= 1 {
 		for _, c := range conns {
@@ -410,11 +410,11 @@ const minConnsPerWriter = 256
 // closingBrace ends a next message after its payload.
 var closingBrace = []byte{'}'}
 
-// marshalErrorList is the payload of an error message.
-func marshalErrorList(s *Server, ctx context.Context, errs gqlerror.List) json.RawMessage {
+// marshalErrors returns the payload of an error message.
+func (t *Transport) marshalErrors(ctx context.Context, errs gqlerror.List) json.RawMessage {
 	b, err := json.Marshal(errs)
 	if err != nil {
-		s.log.ErrorContext(ctx, "marshal graphql errors", "request_id", obsqra.ClientFromContext(ctx).RequestID, "error", err.Error())
+		t.log.ErrorContext(ctx, "marshal graphql errors", "request_id", obsqra.ClientFromContext(ctx).RequestID, "error", err.Error())
 		b, _ = json.Marshal([]gqlError{internalError(obsqra.ClientFromContext(ctx).RequestID)})
 	}
 	return b

@@ -1,4 +1,4 @@
-package server
+package ws
 
 import (
 	"bytes"
@@ -17,12 +17,12 @@ import (
 // These tests drive a connection's writing by hand (no serve, no
 // writeLoop: the test plays the writer), with a socket made full.
 
-// wsPair upgrades a connection and returns the server's wsConn, not
+// wsPair upgrades a connection and returns the server's conn, not
 // served, and the client.
-func wsPair(t *testing.T) (*wsConn, *websocket.Conn) {
+func wsPair(t *testing.T) (*conn, *websocket.Conn) {
 	t.Helper()
-	s := &Server{cfg: Config{WSSendBuffer: 64 << 20}.withDefaults()}
-	got := make(chan *wsConn, 1)
+	tr := New(Config{SendBuffer: 64 << 20})
+	got := make(chan *conn, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
 		if err != nil {
@@ -30,7 +30,7 @@ func wsPair(t *testing.T) (*wsConn, *websocket.Conn) {
 			close(got)
 			return
 		}
-		got <- newWSConn(s, ws, r, protoTransportWS, nil)
+		got <- newConn(tr, ws, r, protoTransportWS, nil)
 	}))
 	t.Cleanup(srv.Close)
 	cl, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
@@ -48,7 +48,7 @@ func wsPair(t *testing.T) (*wsConn, *websocket.Conn) {
 
 // queueUntilCut queues 16 MiB and has writeNow write what the socket
 // takes until it has cut a frame.
-func queueUntilCut(t *testing.T, c *wsConn) {
+func queueUntilCut(t *testing.T, c *conn) {
 	t.Helper()
 	var frames [][]byte
 	for i, n := 0, 0; n < 16<<20; i++ {
@@ -151,8 +151,8 @@ func TestWriteNowBehindAnotherWriter(t *testing.T) {
 	// gorilla answers a message over its read limit with a close frame,
 	// written with a deadline of its own (1 s): it blocks on the full
 	// socket.
-	c.ws.SetReadLimit(wsReadLimit)
-	go cl.WriteMessage(websocket.TextMessage, make([]byte, wsReadLimit+1))
+	c.ws.SetReadLimit(readLimit)
+	go cl.WriteMessage(websocket.TextMessage, make([]byte, readLimit+1))
 	go func() { _, _, _ = c.ws.ReadMessage() }()
 	time.Sleep(300 * time.Millisecond) // gorilla's write is under way
 	done := make(chan struct{})

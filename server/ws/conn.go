@@ -1,4 +1,4 @@
-package server
+package ws
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ import (
 	"github.com/obsqra/obsqra/subscription"
 )
 
-// wsConn is one WebSocket connection. Three kinds of goroutines share it:
+// conn is one WebSocket connection. Three kinds of goroutines share it:
 //
 //   - serve, the handler's goroutine, reads and handles client messages,
 //     and at the end tears everything down;
@@ -35,8 +35,8 @@ import (
 //
 // Whoever decides that the connection ends calls terminate, which records
 // the close code and cancels ctx; everything else follows from ctx.
-type wsConn struct {
-	s       *Server
+type conn struct {
+	t       *Transport
 	ws      *websocket.Conn
 	proto   string
 	legacy  bool // proto is protoLegacyWS
@@ -104,9 +104,9 @@ type wsConn struct {
 	closing    bool
 
 	mu  sync.Mutex
-	ops map[string]*wsOperation // running operations by id
-	wg  sync.WaitGroup          // the operations' goroutines
-	n   atomic.Int64            // operations started, for the log
+	ops map[string]*operation // running operations by id
+	wg  sync.WaitGroup        // the operations' goroutines
+	n   atomic.Int64          // operations started, for the log
 }
 
 // closeInfo says how and why a connection ended.
@@ -128,29 +128,29 @@ type closeInfo struct {
 	err error
 }
 
-// wsOperation is a running operation of a connection.
-type wsOperation struct {
+// operation is a running operation of a connection.
+type operation struct {
 	id     string
 	ctx    context.Context
 	cancel context.CancelFunc
 }
 
-// wsResponse is a next/data message as sent, its payload marshalled in
-// place; it encodes like wsMessage.
-type wsResponse struct {
+// response is a next/data message as sent, its payload marshalled in
+// place; it encodes like message.
+type response struct {
 	ID      string `json:"id,omitempty"`
 	Type    string `json:"type"`
 	Payload any    `json:"payload"`
 }
 
-// wsMessage is a message of either subprotocol.
-type wsMessage struct {
+// message is a message of either subprotocol.
+type message struct {
 	ID      string          `json:"id,omitempty"`
 	Type    string          `json:"type"`
 	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
-func newWSConn(s *Server, ws *websocket.Conn, r *http.Request, proto string, exec graphql.GraphExecutor) *wsConn {
+func newConn(t *Transport, ws *websocket.Conn, r *http.Request, proto string, exec graphql.GraphExecutor) *conn {
 	// The request's values (request id, client address, principal) stay;
 	// its cancellation, which comes when the handler returns, does not.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
@@ -158,8 +158,8 @@ func newWSConn(s *Server, ws *websocket.Conn, r *http.Request, proto string, exe
 	if sc, ok := ws.NetConn().(syscall.Conn); ok && canWriteNoWait {
 		raw, _ = sc.SyscallConn()
 	}
-	return &wsConn{
-		s:          s,
+	return &conn{
+		t:          t,
 		ws:         ws,
 		raw:        raw,
 		proto:      proto,
@@ -171,13 +171,13 @@ func newWSConn(s *Server, ws *websocket.Conn, r *http.Request, proto string, exe
 		cancel:     cancel,
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
-		ops:        make(map[string]*wsOperation),
+		ops:        make(map[string]*operation),
 	}
 }
 
 // terminate ends the connection with ci; the first call wins. It never
 // blocks, so anyone may call it: an operation, a timer, shutdown.
-func (c *wsConn) terminate(ci closeInfo) {
+func (c *conn) terminate(ci closeInfo) {
 	c.closeOnce.Do(func() {
 		c.closed = ci
 		c.cancel()
@@ -186,19 +186,19 @@ func (c *wsConn) terminate(ci closeInfo) {
 
 // serve runs the connection until it ends, and then waits for every
 // goroutine it started.
-func (c *wsConn) serve() {
-	defer c.s.sockets.release(c.addr)
+func (c *conn) serve() {
+	defer c.t.sockets.release(c.addr)
 	defer c.cancel()
-	if !c.s.sockets.add(c) {
+	if !c.t.sockets.add(c) {
 		// The server began shutting down while this upgrade was in flight.
 		c.terminate(closeInfo{code: closeGoingAway, reason: reasonShutdown})
 	} else {
-		defer c.s.sockets.remove(c)
+		defer c.t.sockets.remove(c)
 	}
 
 	// No read limit of gorilla's: it would answer a message over it with a
 	// close frame of its own, from this goroutine, past wmu; readLoop
-	// enforces wsReadLimit and closes through writeLoop.
+	// enforces readLimit and closes through writeLoop.
 	c.ws.SetReadLimit(0)
 	c.ws.SetPongHandler(func(string) error { c.extendReadDeadline(); return nil })
 	// Only writeLoop writes frames: the pong of a ping is queued for it,
@@ -211,7 +211,7 @@ func (c *wsConn) serve() {
 	})
 	c.ws.SetCloseHandler(func(int, string) error { return nil })
 	c.extendReadDeadline()
-	initTimer := time.AfterFunc(c.s.cfg.WSInitTimeout, func() {
+	initTimer := time.AfterFunc(c.t.cfg.InitTimeout, func() {
 		if !c.initReceived.Load() {
 			c.fail(closeInitTimeout, reasonInitTimeout)
 		}
@@ -238,10 +238,10 @@ func (c *wsConn) serve() {
 }
 
 // readLoop reads and handles messages until the connection ends.
-func (c *wsConn) readLoop() {
+func (c *conn) readLoop() {
 	defer func() {
 		if v := recover(); v != nil {
-			c.s.log.ErrorContext(c.ctx, "panic serving websocket", "request_id", c.requestID(),
+			c.t.log.ErrorContext(c.ctx, "panic serving websocket", "request_id", c.requestID(),
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			c.terminate(closeInfo{code: closeInternalError, reason: reasonInternal})
 		}
@@ -252,7 +252,7 @@ func (c *wsConn) readLoop() {
 		if err == nil {
 			// At most one byte over the limit is read: a message over it
 			// is refused here, and its rest skipped by the next read.
-			data, err = io.ReadAll(io.LimitReader(r, wsReadLimit+1))
+			data, err = io.ReadAll(io.LimitReader(r, readLimit+1))
 		}
 		if err != nil {
 			c.readFailed(err)
@@ -262,7 +262,7 @@ func (c *wsConn) readLoop() {
 			// Closing: only the peer's close frame matters now.
 			continue
 		}
-		if len(data) > wsReadLimit {
+		if len(data) > readLimit {
 			// Reading goes on until the peer answers the close frame, so
 			// that closing does not reset the connection under it.
 			c.terminate(closeInfo{code: closeTooBig, reason: reasonTooBig})
@@ -274,7 +274,7 @@ func (c *wsConn) readLoop() {
 }
 
 // readFailed ends the connection after a read error.
-func (c *wsConn) readFailed(err error) {
+func (c *conn) readFailed(err error) {
 	if c.ctx.Err() != nil {
 		// The server closed first; this is the peer's answer or the grace
 		// deadline.
@@ -296,20 +296,20 @@ func (c *wsConn) readFailed(err error) {
 
 // extendReadDeadline gives the peer two keep-alive intervals to send
 // something: a message or the pong of the ping it is about to get.
-func (c *wsConn) extendReadDeadline() {
+func (c *conn) extendReadDeadline() {
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
 	if !c.closing {
-		_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.s.cfg.WSKeepAlive))
+		_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.t.cfg.KeepAlive))
 	}
 }
 
 // writeLoop is the connection's only writer. It writes whatever is queued
 // when woken, all of it in one system call, sends pings, and ends once ctx
 // is done and the close frame is out (or cannot go out).
-func (c *wsConn) writeLoop() {
+func (c *conn) writeLoop() {
 	defer close(c.writerDone)
-	ping := time.NewTicker(c.s.cfg.WSKeepAlive)
+	ping := time.NewTicker(c.t.cfg.KeepAlive)
 	defer ping.Stop()
 	failed := false
 	for {
@@ -333,7 +333,7 @@ func (c *wsConn) writeLoop() {
 				// explaining it.
 				c.requeue(q)
 			} else if q = c.withPartial(q); len(q) > 0 {
-				err = writeFrames(c.ctx, c.ws.NetConn(), q, c.s.cfg.WSWriteTimeout)
+				err = writeFrames(c.ctx, c.ws.NetConn(), q, c.t.cfg.WriteTimeout)
 			}
 			c.wmu.Unlock()
 		case <-ping.C:
@@ -342,7 +342,7 @@ func (c *wsConn) writeLoop() {
 				frames = append(frames, legacyKeepAliveFrame)
 			}
 			c.wmu.Lock()
-			err = writeFrames(c.ctx, c.ws.NetConn(), c.withPartial(frames), c.s.cfg.WSWriteTimeout)
+			err = writeFrames(c.ctx, c.ws.NetConn(), c.withPartial(frames), c.t.cfg.WriteTimeout)
 			c.wmu.Unlock()
 		}
 		if err != nil {
@@ -359,8 +359,8 @@ var (
 )
 
 // writeClose writes what must precede the close frame and the close frame,
-// in one system call, and then gives the peer wsCloseGrace to answer it.
-func (c *wsConn) writeClose(writeFailed bool) {
+// in one system call, and then gives the peer closeGrace to answer it.
+func (c *conn) writeClose(writeFailed bool) {
 	ci := c.closed
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -375,21 +375,21 @@ func (c *wsConn) writeClose(writeFailed bool) {
 			frames = append(frames, closeFrame(ci.code, ci.reason))
 		}
 		// ctx is done: the close gets one timeout, whatever the peer takes.
-		_ = writeFrames(c.ctx, c.ws.NetConn(), frames, c.s.cfg.WSWriteTimeout)
+		_ = writeFrames(c.ctx, c.ws.NetConn(), frames, c.t.cfg.WriteTimeout)
 	}
 	c.deadlineMu.Lock()
 	c.closing = true
-	_ = c.ws.SetReadDeadline(time.Now().Add(wsCloseGrace))
+	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
 	c.deadlineMu.Unlock()
 }
 
 // enqueue queues the text message msg for the writer without ever
 // blocking (see enqueueFrame).
-func (c *wsConn) enqueue(msg []byte) { c.enqueueFrame(newFrame(opText, msg), true) }
+func (c *conn) enqueue(msg []byte) { c.enqueueFrame(newFrame(opText, msg), true) }
 
 // enqueueFrame queues frame for the writer without ever blocking (see
 // enqueueFrames).
-func (c *wsConn) enqueueFrame(frame []byte, wake bool) (first bool) {
+func (c *conn) enqueueFrame(frame []byte, wake bool) (first bool) {
 	return c.enqueueFrames([][]byte{frame}, wake)
 }
 
@@ -400,7 +400,7 @@ func (c *wsConn) enqueueFrame(frame []byte, wake bool) (first bool) {
 // first: the frames are the first in the queue, so no one else will. A
 // caller queueing to many connections wakes each writer once at the end,
 // and each writes its whole queue in one system call.
-func (c *wsConn) enqueueFrames(frames [][]byte, wake bool) (first bool) {
+func (c *conn) enqueueFrames(frames [][]byte, wake bool) (first bool) {
 	size := 0
 	for _, f := range frames {
 		size += len(f)
@@ -410,7 +410,7 @@ func (c *wsConn) enqueueFrames(frames [][]byte, wake bool) (first bool) {
 		c.qmu.Unlock()
 		return false
 	}
-	if c.queued > 0 && c.queued+size > c.s.cfg.WSSendBuffer {
+	if c.queued > 0 && c.queued+size > c.t.cfg.SendBuffer {
 		c.qmu.Unlock()
 		c.terminate(closeInfo{code: closeTryAgainLater, reason: reasonSlowConsumer})
 		return false
@@ -430,7 +430,7 @@ func (c *wsConn) enqueueFrames(frames [][]byte, wake bool) (first bool) {
 // left, the writer is woken to write. A shared stream's burst goes out
 // this way: one goroutine writing to thousands of sockets costs far less
 // than waking thousands of writers.
-func (c *wsConn) writeNow() {
+func (c *conn) writeNow() {
 	if c.raw == nil || !c.wmu.TryLock() {
 		c.wakeWriter()
 		return
@@ -467,7 +467,7 @@ func (c *wsConn) writeNow() {
 
 // withPartial returns frames preceded by the tail of a frame begun, if
 // any, which it forgets. The caller holds wmu and writes what it returns.
-func (c *wsConn) withPartial(frames [][]byte) [][]byte {
+func (c *conn) withPartial(frames [][]byte) [][]byte {
 	if c.partial == nil {
 		return frames
 	}
@@ -477,7 +477,7 @@ func (c *wsConn) withPartial(frames [][]byte) [][]byte {
 }
 
 // wakeWriter tells writeLoop there is something queued.
-func (c *wsConn) wakeWriter() {
+func (c *conn) wakeWriter() {
 	select {
 	case c.wake <- struct{}{}:
 	default: // the writer is awake already
@@ -485,7 +485,7 @@ func (c *wsConn) wakeWriter() {
 }
 
 // requeue puts messages the writer took back at the front of the queue.
-func (c *wsConn) requeue(frames [][]byte) {
+func (c *conn) requeue(frames [][]byte) {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	for _, f := range frames {
@@ -496,7 +496,7 @@ func (c *wsConn) requeue(frames [][]byte) {
 
 // takeQueue hands the writer everything queued, leaving an empty queue
 // that holds no memory.
-func (c *wsConn) takeQueue() [][]byte {
+func (c *conn) takeQueue() [][]byte {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	q := c.queue
@@ -505,10 +505,10 @@ func (c *wsConn) takeQueue() [][]byte {
 }
 
 // send queues a message of type typ.
-func (c *wsConn) send(id, typ string, payload json.RawMessage) {
-	b, err := json.Marshal(wsMessage{ID: id, Type: typ, Payload: payload})
+func (c *conn) send(id, typ string, payload json.RawMessage) {
+	b, err := json.Marshal(message{ID: id, Type: typ, Payload: payload})
 	if err != nil {
-		c.s.log.ErrorContext(c.ctx, "marshal websocket message", "request_id", c.requestID(), "type", typ, "error", err.Error())
+		c.t.log.ErrorContext(c.ctx, "marshal websocket message", "request_id", c.requestID(), "type", typ, "error", err.Error())
 		c.terminate(closeInfo{code: closeInternalError, reason: reasonInternal, err: err})
 		return
 	}
@@ -517,7 +517,7 @@ func (c *wsConn) send(id, typ string, payload json.RawMessage) {
 
 // fail closes the connection after a protocol error. On graphql-ws a
 // connection_error message tells why first, as that subprotocol does.
-func (c *wsConn) fail(code int, reason string) {
+func (c *conn) fail(code int, reason string) {
 	if c.legacy {
 		b, _ := json.Marshal(gqlError{Message: reason})
 		c.send("", "connection_error", b)
@@ -526,10 +526,10 @@ func (c *wsConn) fail(code int, reason string) {
 }
 
 // requestID is the id of the upgrade request.
-func (c *wsConn) requestID() string { return obsqra.ClientFromContext(c.ctx).RequestID }
+func (c *conn) requestID() string { return obsqra.ClientFromContext(c.ctx).RequestID }
 
 // logEnd writes the one log line of the connection.
-func (c *wsConn) logEnd() {
+func (c *conn) logEnd() {
 	ci := c.closed
 	closedBy := "server"
 	if ci.byPeer {
@@ -550,12 +550,12 @@ func (c *wsConn) logEnd() {
 	if ci.err != nil {
 		attrs = append(attrs, "error", ci.err.Error())
 	}
-	c.s.log.InfoContext(c.ctx, "websocket connection", attrs...)
+	c.t.log.InfoContext(c.ctx, "websocket connection", attrs...)
 }
 
 // handle handles one client message.
-func (c *wsConn) handle(data []byte) {
-	var m wsMessage
+func (c *conn) handle(data []byte) {
+	var m message
 	if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
 		c.fail(closeBadRequest, "Invalid message received: not a JSON object with a type")
 		return
@@ -571,7 +571,7 @@ func (c *wsConn) handle(data []byte) {
 }
 
 // handleTransportWS handles a graphql-transport-ws message.
-func (c *wsConn) handleTransportWS(m wsMessage) {
+func (c *conn) handleTransportWS(m message) {
 	switch m.Type {
 	case "connection_init":
 		c.init(m.Payload)
@@ -607,7 +607,7 @@ func (c *wsConn) handleTransportWS(m wsMessage) {
 }
 
 // handleLegacy handles a graphql-ws message.
-func (c *wsConn) handleLegacy(m wsMessage) {
+func (c *conn) handleLegacy(m message) {
 	switch m.Type {
 	case "connection_init":
 		c.init(m.Payload)
@@ -640,7 +640,7 @@ func (c *wsConn) handleLegacy(m wsMessage) {
 // init answers connection_init, the same in both subprotocols: a second
 // one is refused; the first authenticates the connection and acknowledges
 // it.
-func (c *wsConn) init(payload json.RawMessage) {
+func (c *conn) init(payload json.RawMessage) {
 	if c.initReceived.Swap(true) {
 		c.fail(closeTooManyInits, reasonTooManyInits)
 		return
@@ -674,7 +674,7 @@ func (c *wsConn) init(payload json.RawMessage) {
 	p := obsqra.PrincipalFromContext(ctx)
 	var left time.Duration
 	if p != nil && !p.ExpiresAt.IsZero() {
-		if left = p.ExpiresAt.Sub(c.s.now()); left <= 0 {
+		if left = p.ExpiresAt.Sub(c.t.cfg.Now()); left <= 0 {
 			c.fail(closeForbidden, reasonExpired)
 			return
 		}
@@ -689,25 +689,25 @@ func (c *wsConn) init(payload json.RawMessage) {
 	// Armed after the ack is queued, so that the ack always precedes the
 	// close (fail flushes the queue).
 	if left > 0 {
-		c.expiry = c.s.afterFunc(left, func() { c.fail(closeForbidden, reasonExpired) })
+		c.expiry = c.t.cfg.AfterFunc(left, func() { c.fail(closeForbidden, reasonExpired) })
 	}
 }
 
 // authenticate turns token into a principal; a panic of the authenticator
 // is an internal error.
-func (c *wsConn) authenticate(token string) (p *obsqra.Principal, err error) {
+func (c *conn) authenticate(token string) (p *obsqra.Principal, err error) {
 	return c.authenticateCtx(c.ctx, token)
 }
 
-func (c *wsConn) authenticateCtx(ctx context.Context, token string) (p *obsqra.Principal, err error) {
+func (c *conn) authenticateCtx(ctx context.Context, token string) (p *obsqra.Principal, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			c.s.log.ErrorContext(c.ctx, "panic authenticating websocket", "request_id", c.requestID(),
+			c.t.log.ErrorContext(c.ctx, "panic authenticating websocket", "request_id", c.requestID(),
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			p, err = nil, errors.New("authenticator panicked")
 		}
 	}()
-	return c.s.principalFor(ctx, token)
+	return c.t.cfg.Authenticate(ctx, token)
 }
 
 // authorize returns ctx with the connection's principal as it is now: a
@@ -717,7 +717,7 @@ func (c *wsConn) authenticateCtx(ctx context.Context, token string) (p *obsqra.P
 // deactivated) closes the connection with 4403; ok is then false, and so
 // it is when the check could not be made (the operation has been answered
 // with the error) or ctx ended meanwhile.
-func (c *wsConn) authorize(ctx context.Context, op *wsOperation) (_ context.Context, ok bool) {
+func (c *conn) authorize(ctx context.Context, op *operation) (_ context.Context, ok bool) {
 	if c.token == "" {
 		return ctx, true
 	}
@@ -729,7 +729,7 @@ func (c *wsConn) authorize(ctx context.Context, op *wsOperation) (_ context.Cont
 		c.refuse(err)
 		return ctx, false
 	case err != nil:
-		c.finishOperation(op, "error", c.marshalErrors(gqlerror.List{c.s.presentError(ctx, err)}))
+		c.finishOperation(op, "error", c.marshalErrors(gqlerror.List{c.t.cfg.PresentError(ctx, err)}))
 		return ctx, false
 	}
 	c.principal.Store(p)
@@ -744,7 +744,7 @@ func (c *wsConn) authorize(ctx context.Context, op *wsOperation) (_ context.Cont
 //
 // checked holds the answers for tokens already checked in this pass, so
 // that the sockets of one session cost one check.
-func (c *wsConn) recheck(ctx context.Context, checked map[string]authAnswer) bool {
+func (c *conn) recheck(ctx context.Context, checked map[string]authAnswer) bool {
 	if !c.acked.Load() || c.token == "" {
 		return true
 	}
@@ -760,7 +760,7 @@ func (c *wsConn) recheck(ctx context.Context, checked map[string]authAnswer) boo
 	case err != nil && refusal(err):
 		c.refuse(err)
 	case err != nil:
-		c.s.log.WarnContext(c.ctx, "websocket recheck failed", "request_id", c.requestID(), "error", err.Error())
+		c.t.log.WarnContext(c.ctx, "websocket recheck failed", "request_id", c.requestID(), "error", err.Error())
 		return false
 	default:
 		c.principal.Store(p)
@@ -778,7 +778,7 @@ type authAnswer struct {
 // the error's message; an internal error is logged and closes it with 4500.
 // A check cancelled because the connection closed meanwhile (the server is
 // shutting down) refuses nothing and is no error.
-func (c *wsConn) refuse(err error) {
+func (c *conn) refuse(err error) {
 	if cancelled(c.ctx, err) {
 		return
 	}
@@ -788,10 +788,10 @@ func (c *wsConn) refuse(err error) {
 	case obsqra.ErrorCode(err) == obsqra.EUNAVAILABLE:
 		// The token could not be checked, not refused: the client tries
 		// again later (1013), as after a slow consumer.
-		c.s.log.WarnContext(c.ctx, "websocket authentication unavailable", "request_id", c.requestID(), "error", err.Error())
+		c.t.log.WarnContext(c.ctx, "websocket authentication unavailable", "request_id", c.requestID(), "error", err.Error())
 		c.fail(closeTryAgainLater, reasonUnavailable)
 	default:
-		c.s.log.ErrorContext(c.ctx, "websocket authentication failed", "request_id", c.requestID(), "error", err.Error())
+		c.t.log.ErrorContext(c.ctx, "websocket authentication failed", "request_id", c.requestID(), "error", err.Error())
 		c.fail(closeInternalError, reasonInternal)
 	}
 }
@@ -844,7 +844,7 @@ func initToken(payload json.RawMessage) (token string, present bool, err error) 
 }
 
 // startOperation starts the operation id of a subscribe or start payload.
-func (c *wsConn) startOperation(id string, payload json.RawMessage) {
+func (c *conn) startOperation(id string, payload json.RawMessage) {
 	start := graphql.Now()
 	params := &graphql.RawParams{}
 	dec := json.NewDecoder(bytes.NewReader(payload))
@@ -857,9 +857,9 @@ func (c *wsConn) startOperation(id string, payload json.RawMessage) {
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 
 	ctx, cancel := context.WithCancel(c.opCtx)
-	op := &wsOperation{id: id, ctx: ctx, cancel: cancel}
+	op := &operation{id: id, ctx: ctx, cancel: cancel}
 	c.mu.Lock()
-	if limit := c.s.cfg.WSMaxOperations; len(c.ops) >= limit {
+	if limit := c.t.cfg.MaxOperations; len(c.ops) >= limit {
 		c.mu.Unlock()
 		cancel()
 		c.send(id, "error", c.marshalErrors(gqlerror.List{{
@@ -877,7 +877,7 @@ func (c *wsConn) startOperation(id string, payload json.RawMessage) {
 
 // stopOperation cancels the operation id, if it runs; nothing more is sent
 // for it.
-func (c *wsConn) stopOperation(id string) {
+func (c *conn) stopOperation(id string) {
 	c.mu.Lock()
 	op := c.ops[id]
 	delete(c.ops, id)
@@ -888,7 +888,7 @@ func (c *wsConn) stopOperation(id string) {
 }
 
 // runOperation has gqlgen validate and execute op and streams its results.
-func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
+func (c *conn) runOperation(op *operation, params *graphql.RawParams) {
 	defer c.wg.Done()
 	handedOff := false // a subscription's op belongs to its stream
 	defer func() {
@@ -907,12 +907,12 @@ func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
 		// for the rest (extensions, response handlers), as in gqlgen's own
 		// transports.
 		if v := recover(); v != nil {
-			err := c.s.recoverResolver(ctx, v)
-			c.finishOperation(op, "error", c.marshalErrors(gqlerror.List{c.s.presentError(ctx, err)}))
+			err := c.t.cfg.Recover(ctx, v)
+			c.finishOperation(op, "error", c.marshalErrors(gqlerror.List{c.t.cfg.PresentError(ctx, err)}))
 		}
 	}()
-	if c.s.wsOperationQueued != nil {
-		c.s.wsOperationQueued(ctx)
+	if c.t.cfg.OperationQueued != nil {
+		c.t.cfg.OperationQueued(ctx)
 	}
 	if op.ctx.Err() != nil {
 		// Stopped, or the socket closed, before the operation's turn came:
@@ -945,30 +945,30 @@ func (c *wsConn) runOperation(op *wsOperation, params *graphql.RawParams) {
 		// The message is marshalled in one pass, with the response in
 		// place: marshalling the response and then the envelope around it
 		// would encode (and validate) every event twice.
-		msg, err := json.Marshal(wsResponse{ID: op.id, Type: next, Payload: resp})
+		msg, err := json.Marshal(response{ID: op.id, Type: next, Payload: resp})
 		if err != nil {
-			c.s.log.ErrorContext(ctx, "marshal graphql response", "request_id", c.requestID(), "error", err.Error())
-			msg, _ = json.Marshal(wsResponse{ID: op.id, Type: next, Payload: errorResponse(internalError(c.requestID()))})
+			c.t.log.ErrorContext(ctx, "marshal graphql response", "request_id", c.requestID(), "error", err.Error())
+			msg, _ = json.Marshal(response{ID: op.id, Type: next, Payload: errorResponse(internalError(c.requestID()))})
 		}
 		c.enqueueOperation(op, msg)
 	}
 	if err := end.Err(); err != nil {
 		// The stream ended on its own (a subscriber too slow for its
 		// buffer, say): the client learns why, and from where to resume.
-		c.finishOperation(op, "error", c.marshalErrors(gqlerror.List{c.s.presentError(ctx, err)}))
+		c.finishOperation(op, "error", c.marshalErrors(gqlerror.List{c.t.cfg.PresentError(ctx, err)}))
 		return
 	}
 	c.finishOperation(op, "complete", nil)
 }
 
 // marshalErrors returns the payload of an error message.
-func (c *wsConn) marshalErrors(errs gqlerror.List) json.RawMessage {
-	return marshalErrorList(c.s, c.ctx, errs)
+func (c *conn) marshalErrors(errs gqlerror.List) json.RawMessage {
+	return c.t.marshalErrors(c.ctx, errs)
 }
 
 // enqueueOperation queues msg, a message of op, unless op was stopped: the
 // check and the queueing are one step, so nothing follows a stop.
-func (c *wsConn) enqueueOperation(op *wsOperation, msg []byte) {
+func (c *conn) enqueueOperation(op *operation, msg []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ops[op.id] == op && op.ctx.Err() == nil {
@@ -979,7 +979,7 @@ func (c *wsConn) enqueueOperation(op *wsOperation, msg []byte) {
 // enqueueOperationFrames is enqueueOperation of frames, which may be
 // shared with other connections, without waking the writer; first is
 // enqueueFrames's.
-func (c *wsConn) enqueueOperationFrames(op *wsOperation, frames [][]byte) (first bool) {
+func (c *conn) enqueueOperationFrames(op *operation, frames [][]byte) (first bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ops[op.id] == op && op.ctx.Err() == nil {
@@ -991,7 +991,7 @@ func (c *wsConn) enqueueOperationFrames(op *wsOperation, frames [][]byte) (first
 // finishOperation queues the last message of op, unless op was stopped,
 // and forgets op in the same step, so that a client may reuse the id as
 // soon as it reads the message.
-func (c *wsConn) finishOperation(op *wsOperation, typ string, payload json.RawMessage) {
+func (c *conn) finishOperation(op *operation, typ string, payload json.RawMessage) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ops[op.id] == op {

@@ -600,7 +600,7 @@ func (s *Service) record(ctx context.Context, pl *planned, once bool) (p *obsqra
 			}
 		}
 		d := obsqra.Decision{Kind: obsqra.DecisionOptimization, Inputs: inputs, Output: output, ModelVersion: ModelVersion}
-		if err := tx.AppendDecision(ctx, &d); err != nil {
+		if err := s.decisions.Append(ctx, tx, &d); err != nil {
 			return err
 		}
 		np.DecisionID = d.ID

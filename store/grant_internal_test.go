@@ -107,7 +107,7 @@ func TestGrantApplication(t *testing.T) {
 			return err
 		}
 		if err := tx.AppendDecision(ctx, &obsqra.Decision{Kind: obsqra.DecisionRiskScore, Inputs: obsqra.JSONObject(`{}`),
-			Output: obsqra.JSONObject(`{}`), ModelVersion: obsqra.RiskModelVersion}); err != nil {
+			Output: obsqra.JSONObject(`{}`), ModelVersion: obsqra.RiskModelVersion}, testHash); err != nil {
 			return err
 		}
 		if err := tx.CreateWalletChallenge(ctx, &obsqra.WalletChallenge{Nonce: strings.Repeat("ab", 16), UserID: u.ID, Address: hash,

@@ -330,3 +330,18 @@ func EncodeDecision(v any) (JSONObject, error) {
 	b, err := json.Marshal(v)
 	return JSONObject(b), err
 }
+
+// DailyPoint is a protocol's last sample of one UTC day.
+type DailyPoint struct {
+	Day            Date
+	ObservedAt     time.Time
+	SampleID       int64
+	ApyBps         int
+	UtilizationBps int
+	VolatilityBps  int
+	TvlUsd         *Decimal
+	// RiskScore and LiquidityTier are the score of the day's sample and the
+	// liquidity tier it was scored with; nil when the sample is not scored.
+	RiskScore     *int
+	LiquidityTier *int
+}

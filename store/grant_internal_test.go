@@ -96,10 +96,10 @@ func TestGrantApplication(t *testing.T) {
 		if _, _, err := tx.InsertTransaction(ctx, tr); err != nil { // the idempotent path
 			return err
 		}
-		if _, err := tx.RecordStatus(ctx, tr.ID, StatusUpdate{Status: obsqra.TxReceived, Reason: "reported"}); err != nil {
+		if _, err := tx.RecordStatus(ctx, tr.ID, obsqra.StatusUpdate{Status: obsqra.TxReceived, Reason: "reported"}); err != nil {
 			return err
 		}
-		if err := tx.RecordReceipt(ctx, tr.ID, Receipt{EventsEmitted: new(int)}); err != nil {
+		if err := tx.RecordReceipt(ctx, tr.ID, obsqra.Receipt{EventsEmitted: new(int)}); err != nil {
 			return err
 		}
 		next := time.Now().Add(time.Minute)

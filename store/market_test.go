@@ -384,11 +384,11 @@ func TestDailySeries(t *testing.T) {
 		at := func(d int, clock time.Duration) time.Time {
 			return marketDay.Add(time.Duration(d)*24*time.Hour + clock)
 		}
-		point := func(m *obsqra.MetricsSample) store.DailyPoint {
-			return store.DailyPoint{Day: obsqra.DateOf(m.ObservedAt), ObservedAt: m.ObservedAt, SampleID: m.ID, ApyBps: m.ApyBps,
+		point := func(m *obsqra.MetricsSample) obsqra.DailyPoint {
+			return obsqra.DailyPoint{Day: obsqra.DateOf(m.ObservedAt), ObservedAt: m.ObservedAt, SampleID: m.ID, ApyBps: m.ApyBps,
 				UtilizationBps: m.UtilizationBps, VolatilityBps: m.VolatilityBps, TvlUsd: m.TvlUsd}
 		}
-		var want map[int64][]store.DailyPoint
+		var want map[int64][]obsqra.DailyPoint
 		inTx(t, db, func(tx *store.Tx) {
 			record := func(m *obsqra.MetricsSample) *obsqra.MetricsSample {
 				t.Helper()
@@ -415,7 +415,7 @@ func TestDailySeries(t *testing.T) {
 			// Day 3, for another protocol only; a sample not recorded stays out.
 			bLast := record(sample(t, tx, b, at(3, time.Hour), 700))
 			sample(t, tx, c, at(3, time.Hour), 800)
-			want = map[int64][]store.DailyPoint{
+			want = map[int64][]obsqra.DailyPoint{
 				a: {point(last0), point(last1), point(last2)},
 				b: {point(bLast)},
 			}
@@ -429,13 +429,13 @@ func TestDailySeries(t *testing.T) {
 			name     string
 			ids      []int64
 			from, to obsqra.Date
-			want     map[int64][]store.DailyPoint
+			want     map[int64][]obsqra.DailyPoint
 		}{
 			{"all", []int64{c, b, a}, day(-10), day(10), want},
-			{"bounds inclusive", []int64{a, b}, day(1), day(3), map[int64][]store.DailyPoint{a: want[a][1:], b: want[b]}},
-			{"one day", []int64{a, b}, day(2), day(2), map[int64][]store.DailyPoint{a: want[a][2:]}},
-			{"before any", []int64{a, b}, day(-5), day(-1), map[int64][]store.DailyPoint{}},
-			{"no protocols", nil, day(0), day(3), map[int64][]store.DailyPoint{}},
+			{"bounds inclusive", []int64{a, b}, day(1), day(3), map[int64][]obsqra.DailyPoint{a: want[a][1:], b: want[b]}},
+			{"one day", []int64{a, b}, day(2), day(2), map[int64][]obsqra.DailyPoint{a: want[a][2:]}},
+			{"before any", []int64{a, b}, day(-5), day(-1), map[int64][]obsqra.DailyPoint{}},
+			{"no protocols", nil, day(0), day(3), map[int64][]obsqra.DailyPoint{}},
 		} {
 			got, err := db.DailySeries(ctx, tc.ids, tc.from, tc.to)
 			if err != nil || !reflect.DeepEqual(got, tc.want) {

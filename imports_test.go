@@ -24,15 +24,15 @@ var arrows = map[string][]string{
 	".": {},
 	// aave is not in ARCHITECTURE.md's layout: it reads the shared Aave V3
 	// rates for ml's backtests and market's CSV import.
-	"aave":    {".", "ml"},
-	"account": {".", "store", "starknet"},
-	// decision has no package yet; its arrows are ARCHITECTURE.md's.
+	"aave":                {".", "ml"},
+	"account":             {".", "store", "starknet"},
 	"advisor":             {".", "store", "ml", "decision"},
-	"advisor/advisortest": {".", "market", "store"},
+	"advisor/advisortest": {".", "decision", "market", "store"},
 	"cmd/benchlive":       {".", "live", "market"},
 	"cmd/gqlgen-obsqra":   {},    // gqlgen only: the code generator
 	"cmd/obsqra":          {"*"}, // only cmd/obsqra sees everything
 	"config":              {"."},
+	"decision":            {".", "store"},
 	"graph":               {".", "graph/scalar"},
 	"graph/scalar":        {"."},
 	"ledger":              {".", "store", "starknet"},
@@ -42,7 +42,7 @@ var arrows = map[string][]string{
 	"market":                {".", "store", "ml", "decision"},
 	"ml":                    {"."},
 	"portfolio":             {".", "store"},
-	"resolvers":             {".", "graph", "account", "market", "advisor", "portfolio", "ledger", "subscription"},
+	"resolvers":             {".", "graph", "account", "market", "decision", "advisor", "portfolio", "ledger", "subscription"},
 	"scheduler":             {"."},
 	"server":                {".", "server/ws"},
 	"server/ws":             {".", "subscription"},

@@ -162,3 +162,38 @@ type TransactionFilter struct {
 	// From and To bound CreatedAt, inclusive.
 	From, To *time.Time
 }
+
+// WatchedTransaction is a transaction the watcher follows, with its
+// schedule.
+type WatchedTransaction struct {
+	Transaction
+	// NextCheckAt is when it is due.
+	NextCheckAt time.Time
+	// NotFoundSince is when the node first answered, of the checks since
+	// it last knew it, that it does not know the transaction; nil while it
+	// does.
+	NotFoundSince *time.Time
+}
+
+// StatusUpdate is a step of a transaction's history: what the node said
+// and what the watcher made of it.
+type StatusUpdate struct {
+	Status TxStatus
+	// ExecutionStatus, when set, must be the one already known, if any;
+	// nil keeps what is known.
+	ExecutionStatus *ExecutionStatus
+	// FailureReason, when set, replaces the known one; nil keeps it.
+	FailureReason *string
+	// RawStatus is the node's answer as it came; Reason says why the step
+	// was taken.
+	RawStatus string
+	Reason    string
+}
+
+// Receipt is what a transaction's receipt tells once it is in a block.
+type Receipt struct {
+	BlockNumber *int64
+	Fee         *Fee
+	// EventsEmitted is how many events the transaction emitted.
+	EventsEmitted *int
+}

@@ -1,12 +1,8 @@
 package obsqra
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
-	"strconv"
 	"time"
 )
 
@@ -290,34 +286,6 @@ func (d *Decision) NodeID() string { return NodeID(NodeDecision, d.ID) }
 // GenesisHash is the PrevHash of the first decision.
 const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
 
-// ComputeHash returns the hash the entry must carry: hex HMAC-SHA256, with
-// key, over a versioned, newline-separated encoding of PrevHash, ID, Kind,
-// ModelVersion, CreatedAt (RFC 3339, UTC, microseconds) and the exact bytes
-// of Inputs and Output. Covering the id and the previous hash makes the log
-// a chain: removing, reordering or editing any entry breaks it. The key
-// (derived from SECRET_KEY, never stored in the database) is what keeps the
-// database's owner from rewriting an entry and recomputing the hashes after
-// it: without the key no hash can be recomputed.
-func (d *Decision) ComputeHash(key []byte) string {
-	h := hmac.New(sha256.New, key)
-	h.Write([]byte("obsqra-decision-v1\n" + d.PrevHash + "\n" + strconv.FormatInt(d.ID, 10) + "\n" +
-		string(d.Kind) + "\n" + d.ModelVersion + "\n" +
-		d.CreatedAt.UTC().Format("2006-01-02T15:04:05.000000Z") + "\n"))
-	h.Write([]byte(strconv.Itoa(len(d.Inputs)) + "\n"))
-	h.Write(d.Inputs)
-	h.Write([]byte("\n"))
-	h.Write(d.Output)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// DecisionKey derives the key of the decision log's hashes from the
-// server's secret key, so the log's key is never the tokens' key itself.
-func DecisionKey(secret []byte) []byte {
-	h := hmac.New(sha256.New, secret)
-	h.Write([]byte("obsqra decision log v1"))
-	return h.Sum(nil)
-}
-
 // DecisionVerification is the result of recomputing a decision from its
 // recorded inputs and checking the chain up to it.
 type DecisionVerification struct {
@@ -361,4 +329,19 @@ type RiskScoreOutcome struct {
 func EncodeDecision(v any) (JSONObject, error) {
 	b, err := json.Marshal(v)
 	return JSONObject(b), err
+}
+
+// DailyPoint is a protocol's last sample of one UTC day.
+type DailyPoint struct {
+	Day            Date
+	ObservedAt     time.Time
+	SampleID       int64
+	ApyBps         int
+	UtilizationBps int
+	VolatilityBps  int
+	TvlUsd         *Decimal
+	// RiskScore and LiquidityTier are the score of the day's sample and the
+	// liquidity tier it was scored with; nil when the sample is not scored.
+	RiskScore     *int
+	LiquidityTier *int
 }

@@ -7,12 +7,14 @@ package advisor
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"sync"
 	"time"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/ml"
 	"github.com/obsqra/obsqra/store"
 )
@@ -82,9 +84,10 @@ type RiskModel interface {
 // Service holds the advice use cases. Resolvers and the scheduler's
 // forecast, outcome and rebalance jobs go through it.
 type Service struct {
-	db   *store.DB
-	risk RiskModel
-	cfg  Config
+	db        *store.DB
+	risk      RiskModel
+	decisions *decision.Log
+	cfg       Config
 
 	mu sync.Mutex
 	// forecasts caches forecasts by the digest of everything they were
@@ -102,8 +105,12 @@ type Service struct {
 // recomputed on demand).
 const maxCached = 4096
 
-// New returns an advisor on db.
-func New(db *store.DB, risk RiskModel, cfg Config) (*Service, error) {
+// New returns an advisor on db that records its optimisation runs in
+// decisions.
+func New(db *store.DB, risk RiskModel, decisions *decision.Log, cfg Config) (*Service, error) {
+	if decisions == nil {
+		return nil, errors.New("advisor: no decision log")
+	}
 	if cfg.HorizonDays == 0 {
 		cfg.HorizonDays = DefaultHorizonDays
 	}
@@ -131,7 +138,7 @@ func New(db *store.DB, risk RiskModel, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{db: db, risk: risk, cfg: cfg,
+	return &Service{db: db, risk: risk, decisions: decisions, cfg: cfg,
 		forecasts: make(map[string]obsqra.Forecast), backtests: make(map[string]*obsqra.BacktestReport),
 		backtestSlot: make(chan struct{}, 1)}, nil
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/ml"
-	"github.com/obsqra/obsqra/store"
 )
 
 // Backtest settings.
@@ -218,7 +217,7 @@ func (s *Service) backtestProtocols(ctx context.Context, slugs []string) ([]*obs
 // every protocol was observed, with a supply index accrued from the daily
 // APYs (what a holder earned at the quoted rate). Nil when fewer than two
 // days are common.
-func basket(ps []*obsqra.Protocol, hist map[int64][]store.DailyPoint, from obsqra.Date) *ml.Basket {
+func basket(ps []*obsqra.Protocol, hist map[int64][]obsqra.DailyPoint, from obsqra.Date) *ml.Basket {
 	n := len(ps)
 	count := make(map[obsqra.Date]int)
 	for _, p := range ps {

@@ -106,7 +106,7 @@ func TestBacktest(t *testing.T) {
 	}
 
 	// BACKTEST_WINDOW_DAYS bounds and defaults the window.
-	s30, err := advisor.New(b.DB, b.Market, advisor.Config{BacktestWindowDays: 30, Now: b.Clock.Now})
+	s30, err := advisor.New(b.DB, b.Market, b.Decisions, advisor.Config{BacktestWindowDays: 30, Now: b.Clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

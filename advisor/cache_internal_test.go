@@ -20,7 +20,7 @@ func TestForecastCache(t *testing.T) {
 	env.Feed(t, "zklend", today-59, today, func(d obsqra.Date) (int, int, string) {
 		return 800 + int(d)%5*10, 7000, "20000000"
 	})
-	s, err := New(env.DB, env.Market, Config{Now: env.Clock.Now})
+	s, err := New(env.DB, env.Market, env.Decisions, Config{Now: env.Clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func (s *Service) Forecasts(ctx context.Context, kind obsqra.PredictionKind, ps 
 
 // histories loads the daily history forecasts use, HistoryDays up to today,
 // of every protocol in one statement.
-func (s *Service) histories(ctx context.Context, ps []*obsqra.Protocol) (map[int64][]store.DailyPoint, error) {
+func (s *Service) histories(ctx context.Context, ps []*obsqra.Protocol) (map[int64][]obsqra.DailyPoint, error) {
 	ids := make([]int64, len(ps))
 	for i, p := range ps {
 		ids[i] = p.ID
@@ -75,7 +75,7 @@ func (s *Service) histories(ctx context.Context, ps []*obsqra.Protocol) (map[int
 // forecast forecasts one protocol from its daily points, through the cache.
 // params are the risk model's (RISK_FORECAST only).
 // Errors: ENOTFOUND for too little history; internal ones.
-func (s *Service) forecast(kind obsqra.PredictionKind, p *obsqra.Protocol, points []store.DailyPoint, horizon int, params *ml.Params) (obsqra.Forecast, error) {
+func (s *Service) forecast(kind obsqra.PredictionKind, p *obsqra.Protocol, points []obsqra.DailyPoint, horizon int, params *ml.Params) (obsqra.Forecast, error) {
 	if len(points) < minForecastDays {
 		return obsqra.Forecast{}, obsqra.Errorf(obsqra.ENOTFOUND,
 			"%s has %d days of history in the last %d; a forecast needs %d", p.Slug, len(points), s.cfg.HistoryDays, minForecastDays)
@@ -164,7 +164,7 @@ func (s *Service) forecast(kind obsqra.PredictionKind, p *obsqra.Protocol, point
 }
 
 // digestPoints writes the values a forecast reads from points to h.
-func digestPoints(h hash.Hash, points []store.DailyPoint) {
+func digestPoints(h hash.Hash, points []obsqra.DailyPoint) {
 	var b [8 * 5]byte
 	for _, pt := range points {
 		binary.BigEndian.PutUint64(b[0:], uint64(pt.Day))

@@ -11,6 +11,7 @@ import (
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/advisor/advisortest"
+	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
 )
@@ -18,6 +19,13 @@ import (
 func TestNewValidatesConfig(t *testing.T) {
 	t.Parallel()
 	db := storetest.SQLite(t)
+	decisions, err := decision.New(db, advisortest.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := advisor.New(db, nil, nil, advisor.Config{}); err == nil {
+		t.Error("New(no decision log) = nil error, want one")
+	}
 	tests := []struct {
 		name string
 		cfg  advisor.Config
@@ -38,7 +46,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"slippage 10001", advisor.Config{SlippageBps: 10001}, "slippage"},
 	}
 	for _, tt := range tests {
-		s, err := advisor.New(db, nil, tt.cfg)
+		s, err := advisor.New(db, nil, decisions, tt.cfg)
 		if tt.want == "" {
 			if err != nil {
 				t.Errorf("New(%s) = %v, want a service", tt.name, err)
@@ -50,7 +58,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		}
 		checkErr(t, "New("+tt.name+")", err, obsqra.EINVALID, tt.want)
 	}
-	s, err := advisor.New(db, nil, advisor.Config{})
+	s, err := advisor.New(db, nil, decisions, advisor.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +188,7 @@ func TestForecastsHorizon(t *testing.T) {
 	checkErr(t, "Forecasts(BOGUS)", err, obsqra.EINVALID)
 
 	// The configured horizon is the default.
-	s7, _ := advisor.New(b.DB, b.Market, advisor.Config{HorizonDays: 14, Now: b.Clock.Now})
+	s7, _ := advisor.New(b.DB, b.Market, b.Decisions, advisor.Config{HorizonDays: 14, Now: b.Clock.Now})
 	got, err := s7.Forecasts(b.anon, obsqra.PredictionYieldForecast, ps, nil)
 	if err != nil || got[ps[0].ID].Forecast == nil {
 		t.Fatalf("Forecasts(default horizon 14) = %v, %v", got, err)
@@ -207,7 +215,7 @@ func TestForecastsNeedThirtyDays(t *testing.T) {
 		t.Errorf("Forecasts(vesu with 30 days) = %+v, want a forecast from %s", r, today-29)
 	}
 	// History older than HistoryDays does not count.
-	short, _ := advisor.New(b.DB, b.Market, advisor.Config{HistoryDays: 30, Now: b.Clock.Now})
+	short, _ := advisor.New(b.DB, b.Market, b.Decisions, advisor.Config{HistoryDays: 30, Now: b.Clock.Now})
 	b.feed(t, "vesu", today-99, today-30)
 	got, err := short.Forecasts(b.anon, obsqra.PredictionYieldForecast, ps, nil)
 	if f := got[ps[0].ID].Forecast; err != nil || f == nil || f.WindowStart != today-29 || f.WindowEnd != today {

@@ -105,12 +105,12 @@ func (s *Service) scoreBatch(ctx context.Context, due []obsqra.Prediction, today
 		ok := true
 		switch p.Kind {
 		case obsqra.PredictionYieldForecast:
-			var pt store.DailyPoint
+			var pt obsqra.DailyPoint
 			if pt, ok = observedOn(hist[p.ProtocolID], p.Target); ok {
 				actual = float64(pt.ApyBps)
 			}
 		case obsqra.PredictionRiskForecast:
-			var pt store.DailyPoint
+			var pt obsqra.DailyPoint
 			if pt, ok = observedOn(hist[p.ProtocolID], p.Target); ok && pt.RiskScore != nil {
 				actual = float64(*pt.RiskScore)
 			} else {
@@ -156,7 +156,7 @@ func (s *Service) scoreBatch(ctx context.Context, due []obsqra.Prediction, today
 // observedOn returns the point of day d, or when the feed skipped d, the
 // last point before it within carryDays provided a later day was observed
 // (so d is known to have passed without data of its own).
-func observedOn(points []store.DailyPoint, d obsqra.Date) (store.DailyPoint, bool) {
+func observedOn(points []obsqra.DailyPoint, d obsqra.Date) (obsqra.DailyPoint, bool) {
 	i := sort.Search(len(points), func(i int) bool { return points[i].Day >= d })
 	if i < len(points) && points[i].Day == d {
 		return points[i], true
@@ -164,7 +164,7 @@ func observedOn(points []store.DailyPoint, d obsqra.Date) (store.DailyPoint, boo
 	if i > 0 && i < len(points) && points[i-1].Day >= d-carryDays {
 		return points[i-1], true
 	}
-	return store.DailyPoint{}, false
+	return obsqra.DailyPoint{}, false
 }
 
 // ModelPerformance judges the matured predictions of kind at horizonDays

@@ -100,7 +100,7 @@ func resolve(in obsqra.OptimizeAllocationInput, prefs obsqra.Preferences) (planS
 // with their histories and yield forecasts, in protocol id order.
 type marketView struct {
 	protocols []*obsqra.Protocol
-	points    map[int64][]store.DailyPoint
+	points    map[int64][]obsqra.DailyPoint
 	yield     map[int64]obsqra.Forecast
 	// extra holds protocols outside the plan that the user holds (disabled
 	// ones, or ones without enough history), by id.
@@ -186,7 +186,7 @@ func (s *Service) view(ctx context.Context, sp planSpec, held []obsqra.Weight) (
 }
 
 // lastRisk returns the newest risk score among points, or nil.
-func lastRisk(points []store.DailyPoint) *int {
+func lastRisk(points []obsqra.DailyPoint) *int {
 	for i := len(points) - 1; i >= 0; i-- {
 		if points[i].RiskScore != nil {
 			return points[i].RiskScore
@@ -600,7 +600,7 @@ func (s *Service) record(ctx context.Context, pl *planned, once bool) (p *obsqra
 			}
 		}
 		d := obsqra.Decision{Kind: obsqra.DecisionOptimization, Inputs: inputs, Output: output, ModelVersion: ModelVersion}
-		if err := tx.AppendDecision(ctx, &d); err != nil {
+		if err := s.decisions.Append(ctx, tx, &d); err != nil {
 			return err
 		}
 		np.DecisionID = d.ID

@@ -273,11 +273,12 @@ func checkRecorded(t *testing.T, s *advisor.Service, b *testBundle, user *obsqra
 	if !reflect.DeepEqual(out.Plan, plan) {
 		t.Errorf("decision output plan = %+v, want %+v", out.Plan, plan)
 	}
-	if recomputed, ok := advisor.RecomputeOptimization(d); !ok {
-		t.Errorf("RecomputeOptimization(%d) = %s, false; want the recorded output %s", d.ID, recomputed, d.Output)
+	var v obsqra.DecisionVerification
+	if err := (advisor.Optimizations{}).Verify(ctx, d, &v); err != nil || !v.Matches || string(v.Recomputed) != string(d.Output) {
+		t.Errorf("Optimizations.Verify(%d) = %s, %v, %v; want the recorded output %s", d.ID, v.Recomputed, v.Matches, err, d.Output)
 	}
-	if owner := advisor.OptimizationOwner(d); owner != user.ID {
-		t.Errorf("OptimizationOwner(%d) = %d, want %d", d.ID, owner, user.ID)
+	if owner, public := (advisor.Optimizations{}).Owner(d); owner != user.ID || public {
+		t.Errorf("Optimizations.Owner(%d) = %d, %v, want %d, false", d.ID, owner, public, user.ID)
 	}
 	// The details are the suggestion (or the bare plan).
 	got, ok, err := p.Suggestion()

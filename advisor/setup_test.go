@@ -73,7 +73,7 @@ func setup(t *testing.T, db *store.DB, configure ...func(*advisor.Config)) (*adv
 		f(&cfg)
 	}
 	b.gas, b.slippage = cfg.GasUsdPerMove, cfg.SlippageBps
-	s, err := advisor.New(db, env.Market, cfg)
+	s, err := advisor.New(db, env.Market, env.Decisions, cfg)
 	if err != nil {
 		t.Fatalf("advisor.New() = %v", err)
 	}

@@ -85,7 +85,7 @@ func (s *Service) Watch(ctx context.Context) (int, error) {
 }
 
 // check asks the node about w and records what it learnt.
-func (s *Service) check(ctx context.Context, w *store.WatchedTransaction) error {
+func (s *Service) check(ctx context.Context, w *obsqra.WatchedTransaction) error {
 	st, err := s.node.TransactionStatus(ctx, w.TxHash)
 	now := s.cfg.Now()
 	switch {
@@ -116,7 +116,7 @@ func (s *Service) check(ctx context.Context, w *store.WatchedTransaction) error 
 
 	// The receipt, once the transaction is in a block and until its block
 	// number is known.
-	var receipt *store.Receipt
+	var receipt *obsqra.Receipt
 	if inBlock(status) && w.BlockNumber == nil {
 		r, err := s.node.TransactionReceipt(ctx, w.TxHash)
 		switch {
@@ -138,9 +138,9 @@ func (s *Service) check(ctx context.Context, w *store.WatchedTransaction) error 
 		}
 	}
 
-	var step *store.StatusUpdate
+	var step *obsqra.StatusUpdate
 	if status.Rank() > w.Status.Rank() || (exec != nil && w.ExecutionStatus == nil) {
-		step = &store.StatusUpdate{Status: status, ExecutionStatus: exec, RawStatus: rawStatus(st), Reason: reasonReported}
+		step = &obsqra.StatusUpdate{Status: status, ExecutionStatus: exec, RawStatus: rawStatus(st), Reason: reasonReported}
 		if status == obsqra.TxDropped {
 			step.Reason = reasonRejected
 		}
@@ -157,7 +157,7 @@ func (s *Service) check(ctx context.Context, w *store.WatchedTransaction) error 
 
 // execution maps the node's execution status: nil while unknown, or when
 // it contradicts the one recorded (logged, and the recorded one stays).
-func execution(log *slog.Logger, w *store.WatchedTransaction, execution, reason string) (*obsqra.ExecutionStatus, *string) {
+func execution(log *slog.Logger, w *obsqra.WatchedTransaction, execution, reason string) (*obsqra.ExecutionStatus, *string) {
 	if execution == "" {
 		return nil, nil
 	}
@@ -182,7 +182,7 @@ func execution(log *slog.Logger, w *store.WatchedTransaction, execution, reason 
 // not known it for DropAfter, otherwise "not yet seen" until the next
 // check. A transaction in a block is not dropped for it: the node that
 // answered is behind.
-func (s *Service) notFound(ctx context.Context, w *store.WatchedTransaction, now time.Time, nodeErr error) error {
+func (s *Service) notFound(ctx context.Context, w *obsqra.WatchedTransaction, now time.Time, nodeErr error) error {
 	since := now
 	if w.NotFoundSince != nil {
 		since = *w.NotFoundSince
@@ -202,7 +202,7 @@ func (s *Service) notFound(ctx context.Context, w *store.WatchedTransaction, now
 	if now.Sub(from) < s.cfg.DropAfter {
 		return s.touch(ctx, w, now, &since)
 	}
-	step := &store.StatusUpdate{
+	step := &obsqra.StatusUpdate{
 		Status:    obsqra.TxDropped,
 		RawStatus: clip(nodeErr.Error(), maxRawStatus),
 		Reason:    fmt.Sprintf("dropped: %s %s after it was logged (TX_DROP_AFTER)", what, s.cfg.DropAfter),
@@ -214,14 +214,14 @@ func (s *Service) notFound(ctx context.Context, w *store.WatchedTransaction, now
 }
 
 // touch records a check of w that changed nothing.
-func (s *Service) touch(ctx context.Context, w *store.WatchedTransaction, now time.Time, notFoundSince *time.Time) error {
+func (s *Service) touch(ctx context.Context, w *obsqra.WatchedTransaction, now time.Time, notFoundSince *time.Time) error {
 	return s.record(ctx, w, now, nil, nil, notFoundSince)
 }
 
 // record commits one check of w in one unit of work: the step and the
 // receipt when there are any, the schedule of the next check, and the
 // transaction.updated event of a change.
-func (s *Service) record(ctx context.Context, w *store.WatchedTransaction, now time.Time, step *store.StatusUpdate, receipt *store.Receipt, notFoundSince *time.Time) error {
+func (s *Service) record(ctx context.Context, w *obsqra.WatchedTransaction, now time.Time, step *obsqra.StatusUpdate, receipt *obsqra.Receipt, notFoundSince *time.Time) error {
 	status := w.Status
 	if step != nil {
 		status = step.Status
@@ -271,7 +271,7 @@ func (s *Service) record(ctx context.Context, w *store.WatchedTransaction, now t
 // each further hour of age, up to MaxCheckInterval (or WatchInterval when
 // that is longer). A transaction the node has never seen is checked again
 // no later than the moment it is to be dropped.
-func (s *Service) nextCheck(w *store.WatchedTransaction, now time.Time, notFoundSince *time.Time) time.Time {
+func (s *Service) nextCheck(w *obsqra.WatchedTransaction, now time.Time, notFoundSince *time.Time) time.Time {
 	limit := max(MaxCheckInterval, s.cfg.WatchInterval)
 	d := s.cfg.WatchInterval
 	for age := now.Sub(w.CreatedAt); age >= time.Hour && d < limit; age -= time.Hour {
@@ -308,8 +308,8 @@ func finality(s string) (obsqra.TxStatus, bool) {
 func inBlock(s obsqra.TxStatus) bool { return s == obsqra.TxAcceptedOnL2 || s == obsqra.TxAcceptedOnL1 }
 
 // receiptOf reads what the ledger keeps of r.
-func receiptOf(r NodeReceipt) (*store.Receipt, error) {
-	out := &store.Receipt{BlockNumber: r.BlockNumber}
+func receiptOf(r NodeReceipt) (*obsqra.Receipt, error) {
+	out := &obsqra.Receipt{BlockNumber: r.BlockNumber}
 	if r.BlockNumber != nil && *r.BlockNumber < 0 {
 		return nil, fmt.Errorf("block number %d", *r.BlockNumber)
 	}

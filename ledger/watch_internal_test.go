@@ -7,7 +7,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/obsqra/obsqra"
-	"github.com/obsqra/obsqra/store"
 )
 
 func TestFeeAmount(t *testing.T) {
@@ -87,13 +86,13 @@ func TestNextCheck(t *testing.T) {
 	created := time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)
 	s := New(nil, nil, Config{})
 	slow := New(nil, nil, Config{WatchInterval: 20 * time.Minute})
-	pending := &store.WatchedTransaction{Transaction: obsqra.Transaction{CreatedAt: created, Status: obsqra.TxPending}}
-	received := &store.WatchedTransaction{Transaction: obsqra.Transaction{CreatedAt: created, Status: obsqra.TxReceived}}
+	pending := &obsqra.WatchedTransaction{Transaction: obsqra.Transaction{CreatedAt: created, Status: obsqra.TxPending}}
+	received := &obsqra.WatchedTransaction{Transaction: obsqra.Transaction{CreatedAt: created, Status: obsqra.TxReceived}}
 	since := created.Add(2 * time.Hour)
 	for _, tc := range []struct {
 		name          string
 		s             *Service
-		w             *store.WatchedTransaction
+		w             *obsqra.WatchedTransaction
 		age           time.Duration
 		notFoundSince *time.Time
 		want          time.Duration

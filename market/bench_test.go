@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
@@ -20,7 +21,11 @@ func BenchmarkIngestPoll(b *testing.B) {
 	}{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}} {
 		b.Run(dialect.name, func(b *testing.B) {
 			db := dialect.open(b)
-			s, err := market.New(db, market.Config{})
+			decisions, err := decision.New(db, testKey, market.NewRiskScores(db, nil, nil))
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := market.New(db, decisions, market.Config{})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -7,6 +7,7 @@ package market
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -20,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/ml"
 	"github.com/obsqra/obsqra/store"
 )
@@ -70,11 +72,6 @@ type Config struct {
 	Logger      *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// DecisionKinds verify the decisions of kinds other services record.
-	DecisionKinds map[obsqra.DecisionKind]DecisionKind
-	// RiskEngine is the deployed contract verifyDecision also asks
-	// (RISK_ENGINE_ADDRESS); nil for none.
-	RiskEngine RiskEngine
 	// ProtocolTTL is how old ProtocolsByID's snapshot may be (default
 	// 1s): how long another instance's change of a protocol may take to
 	// show in this one's subscriptions. This instance's own changes show
@@ -82,16 +79,12 @@ type Config struct {
 	ProtocolTTL time.Duration
 }
 
-// RiskEngine is the on-chain RiskEngine: its calculate_risk_score.
-type RiskEngine interface {
-	CalculateRiskScore(ctx context.Context, in obsqra.RiskInputs) (int, error)
-}
-
 // Service holds the market use cases. Resolvers, the importer and the
 // scheduler's ingest job all go through it.
 type Service struct {
-	db  *store.DB
-	cfg Config
+	db        *store.DB
+	decisions *decision.Log
+	cfg       Config
 
 	mu sync.Mutex
 	// models caches the scoring model of each parameters version.
@@ -101,11 +94,7 @@ type Service struct {
 	// backfilled holds the protocols whose history this process has
 	// checked (and loaded when it lacked).
 	backfilled map[int64]bool
-	// verified is the end of the decision log's prefix this process has
-	// verified (see VerifyDecision).
-	verified chainPoint
-
-	protocols protocolSnapshot
+	protocols  protocolSnapshot
 }
 
 // protocolSnapshot is ProtocolsByID's read model of the protocols table.
@@ -119,8 +108,12 @@ type protocolSnapshot struct {
 	loading chan struct{}
 }
 
-// New returns a market service on db.
-func New(db *store.DB, cfg Config) (*Service, error) {
+// New returns a market service on db that records its risk scores in
+// decisions.
+func New(db *store.DB, decisions *decision.Log, cfg Config) (*Service, error) {
+	if decisions == nil {
+		return nil, errors.New("market: no decision log")
+	}
 	if cfg.TierThresholds == ([3]obsqra.Decimal{}) {
 		cfg.TierThresholds = DefaultTierThresholds
 	}
@@ -143,7 +136,7 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.ProtocolTTL <= 0 {
 		cfg.ProtocolTTL = time.Second
 	}
-	return &Service{db: db, cfg: cfg, models: make(map[int]*ml.Model), backfilled: make(map[int64]bool), verified: chainPoint{hash: obsqra.GenesisHash}}, nil
+	return &Service{db: db, decisions: decisions, cfg: cfg, models: make(map[int]*ml.Model), backfilled: make(map[int64]bool)}, nil
 }
 
 // SourceName is the name of the live feed, "none" when there is none.
@@ -532,223 +525,6 @@ func (s *Service) PreviewRisk(ctx context.Context, in obsqra.RiskInputs, patch *
 	}, nil
 }
 
-// Decision returns the decision with the given id.
-// Errors: ENOTFOUND.
-func (s *Service) Decision(ctx context.Context, id int64) (*obsqra.Decision, error) {
-	return s.db.Decision(ctx, id)
-}
-
-// VerifyDecision recomputes a decision from its recorded inputs with the
-// model it names, checks that the risk score the API serves from it says
-// what the decision recorded, and checks the hash chain up to it. The
-// chain is verified in full once per process and then only beyond what was
-// verified (the verified prefix is remembered, and the decision-audit job
-// re-verifies the whole chain periodically), so a call costs the entries
-// added since. Whatever the prefix, the decision and its predecessor are
-// read again and rehashed, and the decision's link to its predecessor
-// checked: a rewrite of either is seen at once, even of entries this
-// process verified before. A rewrite of an older entry that keeps its
-// stored hash is seen by the next audit, not here (see AuditDecisions). A
-// break inside the verified prefix forgets it, so that every later call
-// walks the chain again and reports the break.
-// Errors: ENOTFOUND; EINVALID for a kind this server cannot recompute.
-func (s *Service) VerifyDecision(ctx context.Context, id int64) (*obsqra.DecisionVerification, error) {
-	d, err := s.db.Decision(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if visible, err := s.DecisionVisible(ctx, d); err != nil {
-		return nil, err
-	} else if !visible {
-		// Decisions of other kinds belong to users: as node(id:) does,
-		// the server does not say they exist.
-		return nil, obsqra.Errorf(obsqra.ENOTFOUND, "decision not found")
-	}
-	v := &obsqra.DecisionVerification{Decision: d}
-	switch d.Kind {
-	case obsqra.DecisionRiskScore:
-		v.Recomputed, v.Matches = recomputeRiskScore(d)
-		if v.Matches {
-			if v.Matches, err = s.servedScoreMatches(ctx, d); err != nil {
-				return nil, err
-			}
-		}
-		if s.cfg.RiskEngine != nil {
-			s.askRiskEngine(ctx, d, v)
-		}
-	default:
-		k, ok := s.cfg.DecisionKinds[d.Kind]
-		if !ok {
-			return nil, obsqra.Errorf(obsqra.EINVALID, "decisions of kind %s cannot be recomputed here", d.Kind)
-		}
-		v.Recomputed, v.Matches = k.Recompute(d)
-	}
-	brokenAt, err := s.verifyChainTo(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	v.ChainValid, v.BrokenAt = brokenAt == 0, brokenAt
-	return v, nil
-}
-
-// verifyChainTo checks the decision log up to d (see VerifyDecision) and
-// returns the first entry that fails, or 0. The walk starts after the
-// verified prefix, but never later than two entries before d: d and its
-// predecessor are always read and rehashed, the predecessor linked to the
-// hash its own predecessor stores now (not to one remembered), d to the
-// predecessor's.
-func (s *Service) verifyChainTo(ctx context.Context, d *obsqra.Decision) (int64, error) {
-	s.mu.Lock()
-	w := s.verified
-	s.mu.Unlock()
-	from, fromHash := w.id, w.hash
-	if from > d.ID-2 {
-		// Entry from is inside the prefix: its stored hash is trusted, as
-		// the prefix was verified with it ("" reads it from the log).
-		from, fromHash = max(d.ID-2, 0), ""
-	}
-	brokenAt, err := s.db.VerifyDecisionRange(ctx, from, fromHash, d.ID)
-	if err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case brokenAt != 0 && brokenAt <= s.verified.id:
-		// The prefix was rewritten after it was verified: trust none of it.
-		s.verified = chainPoint{hash: obsqra.GenesisHash}
-	case brokenAt == 0 && s.verified.id < d.ID && s.verified.id >= from:
-		s.verified = chainPoint{d.ID, d.Hash}
-	}
-	return brokenAt, nil
-}
-
-// DecisionKind is how the market verifies decisions another service
-// records (an optimisation run, say): it recomputes them and names their
-// owner.
-type DecisionKind struct {
-	// Recompute computes the decision's output again from its recorded
-	// inputs and reports whether it is the recorded output.
-	Recompute func(d *obsqra.Decision) (obsqra.JSONObject, bool)
-	// Owner returns the user the decision was made for (0: none).
-	Owner func(d *obsqra.Decision) int64
-}
-
-// DecisionVisible reports whether the caller may see d: risk scores are
-// market-wide and public; a decision made for a user is theirs (and the
-// admins'). Errors: refused credentials (see obsqra.Viewer).
-func (s *Service) DecisionVisible(ctx context.Context, d *obsqra.Decision) (bool, error) {
-	if d.Kind == obsqra.DecisionRiskScore {
-		return true, nil
-	}
-	u, err := obsqra.Viewer(ctx)
-	if err != nil {
-		return false, err
-	}
-	if u.IsAdmin() {
-		return true, nil
-	}
-	k, ok := s.cfg.DecisionKinds[d.Kind]
-	return ok && u != nil && k.Owner(d) == u.ID, nil
-}
-
-// askRiskEngine asks the deployed RiskEngine to score the decision's
-// recorded inputs and records its answer, and whether it is the recorded
-// score, in v. The contract scores with its own on-chain parameters, so a
-// decision made under other parameters disagrees with it by design. A
-// failure to ask is kept in v.OnChainErr: the off-chain verdict stands.
-func (s *Service) askRiskEngine(ctx context.Context, d *obsqra.Decision, v *obsqra.DecisionVerification) {
-	var rec obsqra.RiskScoreDecision
-	var out obsqra.RiskScoreOutcome
-	if json.Unmarshal(d.Inputs, &rec) != nil || json.Unmarshal(d.Output, &out) != nil {
-		v.OnChainErr = obsqra.Errorf(obsqra.EINVALID, "decision %d no longer parses; the RiskEngine was not asked", d.ID)
-		return
-	}
-	score, err := s.cfg.RiskEngine.CalculateRiskScore(ctx, rec.Inputs)
-	if err != nil {
-		s.cfg.Logger.Warn("risk engine call failed", "decision", d.ID, "error", err)
-		v.OnChainErr = fmt.Errorf("ask the RiskEngine: %w", err)
-		return
-	}
-	matches := score == out.Score
-	v.OnChainScore, v.MatchesOnChain = &score, &matches
-}
-
-// chainPoint is a verified entry of the decision log: every entry up to
-// and including it checked.
-type chainPoint struct {
-	id   int64
-	hash string
-}
-
-// servedScoreMatches reports whether the stored risk score of a decision
-// (what protocols { latestRisk } serves) holds the decision's recorded
-// inputs, parameters version and output.
-func (s *Service) servedScoreMatches(ctx context.Context, d *obsqra.Decision) (bool, error) {
-	r, err := s.db.RiskScoreByDecision(ctx, d.ID)
-	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
-		return false, nil
-	} else if err != nil {
-		return false, err
-	}
-	var rec obsqra.RiskScoreDecision
-	var out obsqra.RiskScoreOutcome
-	if json.Unmarshal(d.Inputs, &rec) != nil || json.Unmarshal(d.Output, &out) != nil {
-		return false, nil
-	}
-	return r.Score == out.Score && r.Components == out.Components && r.Inputs == rec.Inputs &&
-		r.ParamsVersion == rec.ParamsVersion && r.SampleID == rec.SampleID && r.ModelVersion == d.ModelVersion, nil
-}
-
-// AuditDecisions re-verifies the whole decision log, for the scheduler's
-// decision-audit job: it catches an entry rewritten after this process
-// verified it. A broken chain resets what VerifyDecision trusts, so every
-// later call reports it. Errors: a broken chain (naming the first bad
-// entry); internal ones.
-func (s *Service) AuditDecisions(ctx context.Context) error {
-	last, hash, err := s.db.LastDecision(ctx)
-	if err != nil {
-		return err
-	}
-	brokenAt, err := s.db.VerifyDecisionChain(ctx, last)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if brokenAt != 0 {
-		s.verified = chainPoint{hash: obsqra.GenesisHash}
-		return fmt.Errorf("decision log broken at entry %d of %d: an entry was changed, removed or reordered outside the server", brokenAt, last)
-	}
-	if s.verified.id < last {
-		s.verified = chainPoint{last, hash}
-	}
-	return nil
-}
-
-// recomputeRiskScore scores a risk decision's recorded inputs with its
-// recorded parameters and compares the result with the recorded output. A
-// record that no longer parses or scores does not match.
-func recomputeRiskScore(d *obsqra.Decision) (obsqra.JSONObject, bool) {
-	var rec obsqra.RiskScoreDecision
-	if err := json.Unmarshal(d.Inputs, &rec); err != nil || d.ModelVersion != obsqra.RiskModelVersion {
-		return nil, false
-	}
-	m, err := newModel(rec.Params)
-	if err != nil {
-		return nil, false
-	}
-	out, err := score(m, rec.Inputs)
-	if err != nil {
-		return nil, false
-	}
-	b, err := obsqra.EncodeDecision(out)
-	if err != nil {
-		return nil, false
-	}
-	return b, string(b) == string(d.Output)
-}
-
 // Ingested is one sample as ingestion left it.
 type Ingested struct {
 	Sample obsqra.MetricsSample
@@ -1015,7 +791,7 @@ func (s *Service) ingestOne(ctx context.Context, tx *store.Tx, p *obsqra.Protoco
 		return Ingested{}, nil, fmt.Errorf("record risk score: %w", err)
 	}
 	d := obsqra.Decision{Kind: obsqra.DecisionRiskScore, Inputs: rec, Output: outJSON, ModelVersion: obsqra.RiskModelVersion}
-	if err := tx.AppendDecision(ctx, &d); err != nil {
+	if err := s.decisions.Append(ctx, tx, &d); err != nil {
 		return Ingested{}, nil, err
 	}
 	risk := obsqra.RiskScore{

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/ml"
 	"github.com/obsqra/obsqra/store"
@@ -51,6 +52,8 @@ func (c *testClock) Add(d time.Duration) {
 type testBundle struct {
 	db    *store.DB
 	clock *testClock
+	// decisions is the service's decision log, which knows risk scores.
+	decisions *decision.Log
 	// anon, user and admin are contexts of an anonymous caller, a user who
 	// is not an admin, and an admin (a stored user, as risk_params.created_by
 	// refers to users).
@@ -97,11 +100,26 @@ func setup(t *testing.T, db *store.DB, configure ...func(*market.Config)) (*mark
 	for _, f := range configure {
 		f(&cfg)
 	}
-	s, err := market.New(db, cfg)
+	b.decisions = newDecisions(t, db)
+	s, err := market.New(db, b.decisions, cfg)
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
 	return s, b
+}
+
+// testKey is the key of the tests' decision logs.
+var testKey = decision.Key([]byte("the server's secret, 32 bytes at least"))
+
+// newDecisions returns a decision log on db that knows risk scores, as a
+// server process starting would.
+func newDecisions(t testing.TB, db *store.DB) *decision.Log {
+	t.Helper()
+	l, err := decision.New(db, testKey, market.NewRiskScores(db, nil, nil))
+	if err != nil {
+		t.Fatalf("decision.New() = %v", err)
+	}
+	return l
 }
 
 func withSource(src market.Source) func(*market.Config) {
@@ -557,7 +575,7 @@ func TestNewTierThresholds(t *testing.T) {
 	} {
 		cfg := market.Config{TierThresholds: [3]obsqra.Decimal{
 			obsqra.MustDecimal(th[0]), obsqra.MustDecimal(th[1]), obsqra.MustDecimal(th[2])}}
-		_, err := market.New(db, cfg)
+		_, err := market.New(db, newDecisions(t, db), cfg)
 		checkErr(t, fmt.Sprintf("New(thresholds %v)", th), err, obsqra.EINVALID, "descending")
 	}
 
@@ -746,7 +764,7 @@ func TestSetRiskParams(t *testing.T) {
 		}
 		checkScored(t, early.Risk, *v1)
 		for _, r := range []market.Ingested{early, late} {
-			v, err := s.VerifyDecision(ctx, r.Risk.DecisionID)
+			v, err := b.decisions.Verify(ctx, r.Risk.DecisionID)
 			if err != nil || !v.Matches || !v.ChainValid {
 				t.Errorf("VerifyDecision(%d) = %+v, %v, want a match on a valid chain", r.Risk.DecisionID, v, err)
 			}
@@ -827,7 +845,7 @@ func TestVerifyDecision(t *testing.T) {
 		out := ingest(t, s, obsqra.SourceSimulated,
 			sample("nostra", day(-1), 300), sample("zklend", day(-1), 400), sample("nostra", t0, 350))
 		for _, r := range out {
-			v, err := s.VerifyDecision(ctx, r.Risk.DecisionID)
+			v, err := b.decisions.Verify(ctx, r.Risk.DecisionID)
 			if err != nil {
 				t.Fatalf("VerifyDecision(%d) = %v", r.Risk.DecisionID, err)
 			}
@@ -840,15 +858,15 @@ func TestVerifyDecision(t *testing.T) {
 
 		// A decision of a kind the market does not make is not its to recompute.
 		other := obsqra.Decision{Kind: "REBALANCE", Inputs: obsqra.JSONObject(`{"x":1}`), Output: obsqra.JSONObject(`{}`), ModelVersion: "other-v1"}
-		if err := db.WithTx(ctx, func(tx *store.Tx) error { return tx.AppendDecision(ctx, &other) }); err != nil {
+		if err := db.WithTx(ctx, func(tx *store.Tx) error { return b.decisions.Append(ctx, tx, &other) }); err != nil {
 			t.Fatalf("AppendDecision(REBALANCE) = %v", err)
 		}
-		_, err := s.VerifyDecision(ctx, other.ID)
+		_, err := b.decisions.Verify(ctx, other.ID)
 		checkErr(t, "VerifyDecision(REBALANCE decision) by a user", err, obsqra.ENOTFOUND)
-		_, err = s.VerifyDecision(b.admin, other.ID)
+		_, err = b.decisions.Verify(b.admin, other.ID)
 		checkErr(t, "VerifyDecision(REBALANCE decision) by an admin", err, obsqra.EINVALID, "REBALANCE")
 
-		_, err = s.VerifyDecision(ctx, 999)
+		_, err = b.decisions.Verify(ctx, 999)
 		checkErr(t, "VerifyDecision(999)", err, obsqra.ENOTFOUND)
 	})
 }
@@ -1134,7 +1152,7 @@ func TestPollBackfillsThenPolls(t *testing.T) {
 		}
 
 		// A restarted server finds history and does not ask again.
-		s2, err := market.New(db, market.Config{Source: src, Now: b.clock.Now, PollInterval: 10 * time.Second, HistoryDays: 40})
+		s2, err := market.New(db, newDecisions(t, db), market.Config{Source: src, Now: b.clock.Now, PollInterval: 10 * time.Second, HistoryDays: 40})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1150,7 +1168,7 @@ func TestPollBackfillsThenPolls(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, err := s.VerifyDecision(ctx, last.ID); err != nil || !v.ChainValid || !v.Matches {
+		if v, err := b.decisions.Verify(ctx, last.ID); err != nil || !v.ChainValid || !v.Matches {
 			t.Errorf("VerifyDecision(%d) after polls = %+v, %v, want a match on a valid chain", last.ID, v, err)
 		}
 	})
@@ -1310,7 +1328,7 @@ func TestIngestConcurrent(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
-		s, _ := setup(t, db)
+		s, b := setup(t, db)
 		ctx := context.Background()
 		slugList := []string{"ekubo", "jediswap", "nostra", "vesu", "zklend"}
 		const workers = 12
@@ -1362,7 +1380,7 @@ func TestIngestConcurrent(t *testing.T) {
 		if len(scored) != samples {
 			t.Errorf("%d samples scored, want %d", len(scored), samples)
 		}
-		v, err := s.VerifyDecision(ctx, int64(samples))
+		v, err := b.decisions.Verify(ctx, int64(samples))
 		if err != nil || !v.ChainValid || !v.Matches || v.BrokenAt != 0 {
 			t.Errorf("VerifyDecision(%d) = %+v, %v, want a match on a valid chain", samples, v, err)
 		}
@@ -1401,7 +1419,7 @@ func TestPollBackfillsWhatIsMissing(t *testing.T) {
 			t.Errorf("the poll stored %d samples, want 30 days of newcomer + %d current", got, enabled)
 		}
 
-		s2, err := market.New(db, market.Config{Source: src, Now: b.clock.Now, PollInterval: 10 * time.Second, HistoryDays: 30})
+		s2, err := market.New(db, newDecisions(t, db), market.Config{Source: src, Now: b.clock.Now, PollInterval: 10 * time.Second, HistoryDays: 30})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1425,13 +1443,12 @@ func TestDecisionLogResistsTheOwner(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := context.Background()
-		db.DecisionKey = obsqra.DecisionKey([]byte("the server's secret, 32 bytes at least"))
-		s, _ := setup(t, db)
+		s, b := setup(t, db)
 		var ids []int64
 		for i := range 5 {
 			ids = append(ids, ingest(t, s, obsqra.SourceAdmin, sample("vesu", day(-5+i), 400+10*i))[0].Risk.DecisionID)
 		}
-		v, err := s.VerifyDecision(ctx, ids[4])
+		v, err := b.decisions.Verify(ctx, ids[4])
 		if err != nil || !v.Matches || !v.ChainValid {
 			t.Fatalf("VerifyDecision before tampering = %+v, %v", v, err)
 		}
@@ -1449,7 +1466,7 @@ func TestDecisionLogResistsTheOwner(t *testing.T) {
 		if err := storetest.Exec(t, db, "UPDATE risk_scores SET score = score + 1 WHERE decision_id = "+fmt.Sprint(ids[3])); err != nil {
 			t.Fatal(err)
 		}
-		if v, err := s.VerifyDecision(ctx, ids[3]); err != nil || v.Matches || !v.ChainValid {
+		if v, err := b.decisions.Verify(ctx, ids[3]); err != nil || v.Matches || !v.ChainValid {
 			t.Errorf("VerifyDecision of a decision whose served score changed = %+v, %v; want matches false", v, err)
 		}
 
@@ -1471,21 +1488,21 @@ func TestDecisionLogResistsTheOwner(t *testing.T) {
 		chain[1].Output = obsqra.JSONObject(strings.Replace(string(chain[1].Output), `"score":`, `"score":1`, 1))
 		for i := 1; i < len(chain); i++ {
 			chain[i].PrevHash = chain[i-1].Hash
-			chain[i].Hash = chain[i].ComputeHash(guess)
+			chain[i].Hash = decision.Hash(guess, chain[i])
 			if err := storetest.Exec(t, db, update,
 				string(chain[i].Output), chain[i].PrevHash, chain[i].Hash, chain[i].ID); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := s.AuditDecisions(ctx); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("broken at entry %d", ids[1])) {
-			t.Errorf("AuditDecisions after a rewrite = %v, want the broken entry %d", err, ids[1])
+		if err := b.decisions.Audit(ctx); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("broken at entry %d", ids[1])) {
+			t.Errorf("Audit after a rewrite = %v, want the broken entry %d", err, ids[1])
 		}
 		for _, id := range ids[1:] {
-			if v, err := s.VerifyDecision(ctx, id); err != nil || v.ChainValid || v.BrokenAt != ids[1] {
+			if v, err := b.decisions.Verify(ctx, id); err != nil || v.ChainValid || v.BrokenAt != ids[1] {
 				t.Errorf("VerifyDecision(%d) after a rewrite = %+v, %v; want chain broken at %d", id, v, err, ids[1])
 			}
 		}
-		if v, err := s.VerifyDecision(ctx, ids[0]); err != nil || !v.ChainValid {
+		if v, err := b.decisions.Verify(ctx, ids[0]); err != nil || !v.ChainValid {
 			t.Errorf("VerifyDecision(%d), before the rewrite, = %+v, %v; want a valid chain", ids[0], v, err)
 		}
 	})
@@ -1514,7 +1531,7 @@ func TestVerifyDecisionRereadsItsLink(t *testing.T) {
 			storetest.Each(t, func(t *testing.T, db *store.DB) {
 				t.Parallel()
 				ctx := context.Background()
-				s, _ := setup(t, db)
+				s, b := setup(t, db)
 				ids := []int64{0} // ids[n] is entry n
 				for i := range 6 {
 					id := ingest(t, s, obsqra.SourceAdmin, sample("vesu", day(-6+i), 400+10*i))[0].Risk.DecisionID
@@ -1523,7 +1540,7 @@ func TestVerifyDecisionRereadsItsLink(t *testing.T) {
 					}
 					ids = append(ids, id)
 				}
-				if v, err := s.VerifyDecision(ctx, ids[tt.verified]); err != nil || !v.ChainValid {
+				if v, err := b.decisions.Verify(ctx, ids[tt.verified]); err != nil || !v.ChainValid {
 					t.Fatalf("VerifyDecision(%d) before the rewrite = %+v, %v; want a valid chain", tt.verified, v, err)
 				}
 
@@ -1542,7 +1559,7 @@ func TestVerifyDecisionRereadsItsLink(t *testing.T) {
 				}
 
 				for _, n := range tt.verify {
-					v, err := s.VerifyDecision(ctx, ids[n])
+					v, err := b.decisions.Verify(ctx, ids[n])
 					if err != nil {
 						t.Fatalf("VerifyDecision(%d) = %v", n, err)
 					}
@@ -1551,7 +1568,7 @@ func TestVerifyDecisionRereadsItsLink(t *testing.T) {
 							n, tt.changed, v.ChainValid, v.BrokenAt, tt.changed)
 					}
 				}
-				if v, err := s.VerifyDecision(ctx, ids[tt.changed-1]); err != nil || !v.ChainValid {
+				if v, err := b.decisions.Verify(ctx, ids[tt.changed-1]); err != nil || !v.ChainValid {
 					t.Errorf("VerifyDecision(%d), before the rewrite, = %+v, %v; want a valid chain", tt.changed-1, v, err)
 				}
 			})

@@ -5,7 +5,6 @@ import (
 	"math"
 
 	"github.com/obsqra/obsqra"
-	"github.com/obsqra/obsqra/store"
 )
 
 // Dashboard returns the signed-in user's portfolio at a glance over the
@@ -155,7 +154,7 @@ func ptr[T any](v T) *T { return &v }
 
 // apySlope is the least-squares slope, in bps per day, of the daily APYs
 // observed from day from through to; false with fewer than two.
-func apySlope(points []store.DailyPoint, from, to obsqra.Date) (float64, bool) {
+func apySlope(points []obsqra.DailyPoint, from, to obsqra.Date) (float64, bool) {
 	var n, sx, sy, sxx, sxy float64
 	for _, p := range points {
 		if p.Day < from || p.Day > to {
@@ -178,7 +177,7 @@ func apySlope(points []store.DailyPoint, from, to obsqra.Date) (float64, bool) {
 // realised is the mean, over the days from through to on which an
 // allocation was in effect and every holding had a value, of the APY that
 // allocation earned that day; nil when there is no such day.
-func realised(allocs []obsqra.Allocation, hist map[int64][]store.DailyPoint, from, to obsqra.Date) *int {
+func realised(allocs []obsqra.Allocation, hist map[int64][]obsqra.DailyPoint, from, to obsqra.Date) *int {
 	var sum float64
 	days := 0
 	for d := from; d <= to; d++ {
@@ -209,7 +208,7 @@ func realised(allocs []obsqra.Allocation, hist map[int64][]store.DailyPoint, fro
 
 // riskOn is the risk score of the allocation in effect on day d, weighted
 // by it; false when none was, or a holding has no score that day.
-func riskOn(allocs []obsqra.Allocation, hist map[int64][]store.DailyPoint, d obsqra.Date) (float64, bool) {
+func riskOn(allocs []obsqra.Allocation, hist map[int64][]obsqra.DailyPoint, d obsqra.Date) (float64, bool) {
 	a := inEffect(allocs, d)
 	if a == nil {
 		return 0, false

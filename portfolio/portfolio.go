@@ -246,10 +246,10 @@ func inEffect(allocs []obsqra.Allocation, d obsqra.Date) *obsqra.Allocation {
 }
 
 // pointOn returns the last point on or before d, within carryDays.
-func pointOn(points []store.DailyPoint, d obsqra.Date) (store.DailyPoint, bool) {
+func pointOn(points []obsqra.DailyPoint, d obsqra.Date) (obsqra.DailyPoint, bool) {
 	i := sort.Search(len(points), func(i int) bool { return points[i].Day > d })
 	if i == 0 || points[i-1].Day < d-carryDays {
-		return store.DailyPoint{}, false
+		return obsqra.DailyPoint{}, false
 	}
 	return points[i-1], true
 }

@@ -36,7 +36,7 @@ func setup(t *testing.T, db *store.DB) (*portfolio.Service, *testBundle) {
 	env := advisortest.New(t, db, now0)
 	b := &testBundle{Env: env, anon: context.Background()}
 	b.user, b.ctx = env.User(t, "user@example.com", obsqra.DefaultPreferences())
-	a, err := advisor.New(db, env.Market, advisor.Config{Now: env.Clock.Now, GasUsdPerMove: 0.5, SlippageBps: 10})
+	a, err := advisor.New(db, env.Market, env.Decisions, advisor.Config{Now: env.Clock.Now, GasUsdPerMove: 0.5, SlippageBps: 10})
 	if err != nil {
 		t.Fatalf("advisor.New() = %v", err)
 	}

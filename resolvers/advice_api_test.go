@@ -53,18 +53,17 @@ func newAdviceEnv(tb testing.TB, db *store.DB) *adviceEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	markets, err := market.New(db, market.Config{Now: c.Now, DecisionKinds: map[obsqra.DecisionKind]market.DecisionKind{
-		obsqra.DecisionOptimization: {Recompute: advisor.RecomputeOptimization, Owner: advisor.OptimizationOwner},
-	}})
+	decisions := newDecisions(tb, db, nil)
+	markets, err := market.New(db, decisions, market.Config{Now: c.Now})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	advice, err := advisor.New(db, markets, advisor.Config{Now: c.Now})
+	advice, err := advisor.New(db, markets, decisions, advisor.Config{Now: c.Now})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	folio := portfolio.New(db, portfolio.Config{Now: c.Now})
-	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Advisor: advice, Portfolio: folio, Now: c.Now})
+	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Decisions: decisions, Advisor: advice, Portfolio: folio, Now: c.Now})
 	srv := server.New(server.Config{Version: "test", Introspection: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, schema, accounts, db)
 	return &adviceEnv{h: srv.Handler(), db: db, clock: c, markets: markets, advice: advice}
 }

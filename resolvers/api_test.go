@@ -17,6 +17,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/obsqra/obsqra/account"
+	"github.com/obsqra/obsqra/advisor"
+	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/server"
@@ -40,11 +42,12 @@ func newHandler(tb testing.TB, db *store.DB, cfg account.Config, opts ...func(*s
 	if err != nil {
 		tb.Fatal(err)
 	}
-	markets, err := market.New(db, market.Config{})
+	decisions := newDecisions(tb, db, nil)
+	markets, err := market.New(db, decisions, market.Config{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets})
+	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Decisions: decisions})
 	scfg := server.Config{
 		Version:       "test",
 		Introspection: true,
@@ -374,4 +377,16 @@ func TestAdminOperations(t *testing.T) {
 			t.Fatalf("node(other user) = %s %+v, want null", r.Data["node"], r.Errors)
 		}
 	})
+}
+
+// newDecisions returns a decision log on db that knows the server's kinds
+// of decision, risk scores checked against engine (nil for none) and
+// optimisation runs, as cmd/obsqra registers them.
+func newDecisions(tb testing.TB, db *store.DB, engine market.RiskEngine) *decision.Log {
+	tb.Helper()
+	l, err := decision.New(db, decision.Key(testKey), market.NewRiskScores(db, engine, nil), advisor.Optimizations{})
+	if err != nil {
+		tb.Fatalf("decision.New() = %v", err)
+	}
+	return l
 }

@@ -219,15 +219,16 @@ func TestDecisionNodes(t *testing.T) {
 		admin := registerVia(t, h, "admin@example.com").AccessToken
 		user := registerVia(t, h, "user@example.com").AccessToken
 		var private, broken obsqra.Decision
+		decisions := newDecisions(t, db, nil)
 		err := db.WithTx(ctx, func(tx *store.Tx) error {
 			private = obsqra.Decision{Kind: obsqra.DecisionKind("REBALANCE_SUGGESTION"), Inputs: obsqra.JSONObject(`{"user":2}`),
 				Output: obsqra.JSONObject(`{"move":"all to vesu"}`), ModelVersion: "rebalance-v1"}
-			if err := tx.AppendDecision(ctx, &private); err != nil {
+			if err := decisions.Append(ctx, tx, &private); err != nil {
 				return err
 			}
 			broken = obsqra.Decision{Kind: obsqra.DecisionRiskScore, Inputs: obsqra.JSONObject(`{"utilization":5000}`),
 				Output: obsqra.JSONObject(`{"score":4`), ModelVersion: obsqra.RiskModelVersion}
-			return tx.AppendDecision(ctx, &broken)
+			return decisions.Append(ctx, tx, &broken)
 		})
 		if err != nil {
 			t.Fatalf("AppendDecision = %v", err)

@@ -51,12 +51,13 @@ func TestStarknetJourney(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		markets, err := market.New(db, market.Config{})
+		decisions := newDecisions(t, db, nil)
+		markets, err := market.New(db, decisions, market.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		txs := ledger.New(db, ledger.StarknetNode(client), ledger.Config{Now: clock.Now})
-		schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Ledger: txs,
+		schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Decisions: decisions, Ledger: txs,
 			Portfolio: portfolio.New(db, portfolio.Config{Now: clock.Now})})
 		h := server.New(server.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, schema, accounts, db).Handler()
 		ada := registerVia(t, h, "ada@example.com").AccessToken
@@ -240,7 +241,8 @@ func TestVerifyDecisionOnChain(t *testing.T) {
 		big.NewInt(s.Score + offset.Load()).FillBytes(out[:])
 		return []obsqra.Felt{out}
 	})
-	markets, err := market.New(db, market.Config{RiskEngine: starknet.RiskEngine{Client: client, Address: engine}})
+	decisions := newDecisions(t, db, starknet.RiskEngine{Client: client, Address: engine})
+	markets, err := market.New(db, decisions, market.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +256,7 @@ func TestVerifyDecisionOnChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets})
+	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Decisions: decisions})
 	h := server.New(server.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, schema, accounts, db).Handler()
 	const q = `query($id: ID!) { verifyDecision(id: $id) { matches onChainScore matchesOnChain } }`
 	id := map[string]any{"id": obsqra.NodeID(obsqra.NodeDecision, got[0].Risk.DecisionID)}

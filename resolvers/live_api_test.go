@@ -63,7 +63,8 @@ func newLiveServerWith(t *testing.T, db *store.DB, hubOpts live.Options, marketC
 	if err != nil {
 		t.Fatal(err)
 	}
-	markets, err := market.New(db, marketCfg)
+	decisions := newDecisions(t, db, nil)
+	markets, err := market.New(db, decisions, marketCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,11 +73,11 @@ func newLiveServerWith(t *testing.T, db *store.DB, hubOpts live.Options, marketC
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { hub.Run(ctx); close(done) }()
-	advice, err := advisor.New(db, markets, advisor.Config{})
+	advice, err := advisor.New(db, markets, decisions, advisor.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Live: hub,
+	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Decisions: decisions, Live: hub,
 		Advisor: advice, Portfolio: portfolio.New(db, portfolio.Config{}), Ledger: ledger.New(db, nil, ledger.Config{})})
 	scfg := server.Config{Introspection: true, Logger: slog.New(slog.DiscardHandler)}
 	for _, o := range serverOpts {

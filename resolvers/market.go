@@ -66,7 +66,7 @@ func (r *queryResolver) VerifyDecision(ctx context.Context, id string) (*obsqra.
 	if err != nil {
 		return nil, err
 	}
-	return r.Market.VerifyDecision(ctx, n)
+	return r.Decisions.Verify(ctx, n)
 }
 
 // SchedulerJobs resolves schedulerJobs (admins only).

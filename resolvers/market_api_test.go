@@ -410,7 +410,8 @@ func TestSchedulerJobsAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		markets, err := market.New(db, market.Config{})
+		decisions := newDecisions(t, db, nil)
+		markets, err := market.New(db, decisions, market.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -419,7 +420,7 @@ func TestSchedulerJobsAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Scheduler: jobs})
+		schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Decisions: decisions, Scheduler: jobs})
 		h := server.New(server.Config{Introspection: true, Logger: slog.New(slog.DiscardHandler)}, schema, accounts, db).Handler()
 
 		run, err := db.StartJobRun(ctx, "market-ingest", "test:1")

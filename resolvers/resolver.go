@@ -12,6 +12,7 @@ import (
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/advisor"
+	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/graph"
 	"github.com/obsqra/obsqra/ledger"
 	"github.com/obsqra/obsqra/market"
@@ -23,6 +24,9 @@ import (
 type Resolver struct {
 	Accounts *account.Service
 	Market   *market.Service
+	// Decisions is the decision log: node(id:) of a decision and
+	// verifyDecision.
+	Decisions *decision.Log
 	// Advisor makes forecasts, plans, suggestions and backtests.
 	Advisor *advisor.Service
 	// Portfolio keeps allocations and makes dashboards.
@@ -173,9 +177,9 @@ func (r *queryResolver) Node(ctx context.Context, id string) (obsqra.Node, error
 	case obsqra.NodeTransaction:
 		return nodeOrNil(r.Ledger.TransactionByID(ctx, n))
 	case obsqra.NodeDecision:
-		d, err := r.Market.Decision(ctx, n)
+		d, err := r.Decisions.Decision(ctx, n)
 		if err == nil && d != nil {
-			if visible, err := r.Market.DecisionVisible(ctx, d); err != nil || !visible {
+			if visible, err := r.Decisions.Visible(ctx, d); err != nil || !visible {
 				return nil, err
 			}
 		}

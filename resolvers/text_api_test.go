@@ -35,15 +35,16 @@ func newFullHandler(tb testing.TB, db *store.DB) (http.Handler, *account.Service
 	if err != nil {
 		tb.Fatal(err)
 	}
-	markets, err := market.New(db, market.Config{})
+	decisions := newDecisions(tb, db, nil)
+	markets, err := market.New(db, decisions, market.Config{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	advice, err := advisor.New(db, markets, advisor.Config{})
+	advice, err := advisor.New(db, markets, decisions, advisor.Config{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Advisor: advice,
+	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Decisions: decisions, Advisor: advice,
 		Portfolio: portfolio.New(db, portfolio.Config{}), Ledger: ledger.New(db, nil, ledger.Config{})})
 	srv := server.New(server.Config{Version: "test", Introspection: true, Logger: slog.New(slog.DiscardHandler)}, schema, accounts, db)
 	return srv.Handler(), accounts

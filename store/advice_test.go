@@ -67,7 +67,7 @@ func scorePrediction(t *testing.T, tx *store.Tx, now time.Time, p *obsqra.Predic
 func appendDecision(t *testing.T, tx *store.Tx, n int) int64 {
 	t.Helper()
 	d := decision(n)
-	if err := tx.AppendDecision(context.Background(), d); err != nil {
+	if err := tx.AppendDecision(context.Background(), d, store.TestHash); err != nil {
 		t.Fatalf("AppendDecision = %v", err)
 	}
 	return d.ID

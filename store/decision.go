@@ -20,14 +20,25 @@ func decisionScanArgs(d *obsqra.Decision, inputs, output *string) []any {
 	return []any{&d.ID, &d.Kind, inputs, output, &d.ModelVersion, scanTime(&d.CreatedAt), &d.PrevHash, &d.Hash}
 }
 
+// DecisionHasher returns the hash a decision log entry must carry, given
+// the entry with its ID, PrevHash and CreatedAt set. The store has no
+// hasher of its own: the decision package's, keyed by the server's secret,
+// is the one to pass, so that no entry is appended under an empty key.
+type DecisionHasher func(d *obsqra.Decision) string
+
 // AppendDecision appends d to the decision log: it takes the next id, links
-// d to the last entry's hash, stamps d.CreatedAt and sets d.Hash. Appends
-// are serialised (an advisory lock on PostgreSQL, the single writer on
-// SQLite), so the chain never forks; the unique prev_hash would refuse a
-// fork anyway. d.Inputs and d.Output must be JSON objects; they are stored
-// byte for byte, since the hash covers their bytes.
-// Errors: only internal ones.
-func (tx *Tx) AppendDecision(ctx context.Context, d *obsqra.Decision) error {
+// d to the last entry's hash, stamps d.CreatedAt and sets d.Hash to what
+// hash returns for it. Appends are serialised (an advisory lock on
+// PostgreSQL, the single writer on SQLite), so the chain never forks; the
+// unique prev_hash would refuse a fork anyway. d.Inputs and d.Output must be
+// JSON objects; they are stored byte for byte, since the hash covers their
+// bytes.
+// Errors: only internal ones (a nil hasher, or one that returns no hash,
+// is one).
+func (tx *Tx) AppendDecision(ctx context.Context, d *obsqra.Decision, hash DecisionHasher) error {
+	if hash == nil {
+		return errors.New("append decision: no hasher")
+	}
 	c := tx.conn()
 	if c.d.eventLock != "" {
 		if _, err := c.exec(ctx, c.d.eventLock, decisionLockKey); err != nil {
@@ -41,7 +52,9 @@ func (tx *Tx) AppendDecision(ctx context.Context, d *obsqra.Decision) error {
 		return translate(err, "read last decision", "decision")
 	}
 	d.ID, d.PrevHash, d.CreatedAt = lastID+1, prev, tx.now()
-	d.Hash = d.ComputeHash(tx.db.DecisionKey)
+	if d.Hash = hash(d); d.Hash == "" {
+		return errors.New("append decision: the hasher returned no hash")
+	}
 	_, err = c.exec(ctx, `
 		INSERT INTO decisions (id, kind, inputs, output, model_version, created_at, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -61,66 +74,29 @@ func (db *DB) Decision(ctx context.Context, id int64) (*obsqra.Decision, error) 
 	return d, nil
 }
 
-// decisionChainBatch is how many entries VerifyDecisionChain reads per
-// statement.
-const decisionChainBatch = 2000
-
-// VerifyDecisionChain walks the decision log from its first entry through
-// upTo, recomputing each entry's hash with db.DecisionKey and checking that
-// it links to its predecessor's and that ids leave no gap. It returns the
-// first entry that fails (upTo+1 when entries are missing), or 0 when the
-// chain is whole. Errors: only internal ones.
-func (db *DB) VerifyDecisionChain(ctx context.Context, upTo int64) (brokenAt int64, err error) {
-	return db.VerifyDecisionRange(ctx, 0, obsqra.GenesisHash, upTo)
-}
-
-// VerifyDecisionRange is VerifyDecisionChain from the entry after afterID,
-// taking afterHash as the hash of entry afterID; an empty afterHash is read
-// from the log (trusting entry afterID as it is). Errors: only internal
-// ones.
-func (db *DB) VerifyDecisionRange(ctx context.Context, afterID int64, afterHash string, upTo int64) (brokenAt int64, err error) {
-	c := db.conn()
-	if afterHash == "" {
-		if afterID == 0 {
-			afterHash = obsqra.GenesisHash
-		} else if err := c.queryRow(ctx, "SELECT hash FROM decisions WHERE id = ?", afterID).Scan(&afterHash); errors.Is(err, sql.ErrNoRows) {
-			return afterID, nil
-		} else if err != nil {
-			return 0, translate(err, "read decision hash", "decision")
-		}
+// Decisions returns the decisions with ids from from through upTo, in id
+// order, at most limit of them: as stored, whether or not they still
+// check (a gap in the ids is a missing entry). Errors: only internal ones.
+func (db *DB) Decisions(ctx context.Context, from, upTo int64, limit int) ([]obsqra.Decision, error) {
+	rows, err := db.conn().query(ctx, decisionSelect+" WHERE id >= ? AND id <= ? ORDER BY id LIMIT ?", from, upTo, limit)
+	if err != nil {
+		return nil, translate(err, "read decision log", "decision")
 	}
-	prev, next := afterHash, afterID+1
-	for next <= upTo {
-		rows, err := c.query(ctx, decisionSelect+" WHERE id >= ? AND id <= ? ORDER BY id LIMIT ?", next, upTo, decisionChainBatch)
-		if err != nil {
-			return 0, translate(err, "read decision log", "decision")
+	defer rows.Close()
+	var out []obsqra.Decision
+	for rows.Next() {
+		var d obsqra.Decision
+		var inputs, output string
+		if err := rows.Scan(decisionScanArgs(&d, &inputs, &output)...); err != nil {
+			return nil, translate(err, "scan decision log", "decision")
 		}
-		n := 0
-		for rows.Next() {
-			n++
-			var d obsqra.Decision
-			var inputs, output string
-			if err := rows.Scan(decisionScanArgs(&d, &inputs, &output)...); err != nil {
-				rows.Close()
-				return 0, translate(err, "scan decision log", "decision")
-			}
-			d.Inputs, d.Output = obsqra.JSONObject(inputs), obsqra.JSONObject(output)
-			if d.ID != next || d.PrevHash != prev || d.ComputeHash(db.DecisionKey) != d.Hash {
-				rows.Close()
-				return next, nil
-			}
-			prev, next = d.Hash, next+1
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return 0, translate(err, "read decision log", "row")
-		}
-		if n == 0 {
-			return next, nil // entries up to upTo are missing
-		}
+		d.Inputs, d.Output = obsqra.JSONObject(inputs), obsqra.JSONObject(output)
+		out = append(out, d)
 	}
-	return 0, nil
+	if err := rows.Err(); err != nil {
+		return nil, translate(err, "read decision log", "row")
+	}
+	return out, nil
 }
 
 // LastDecision returns the id and hash of the newest decision, or 0 and

@@ -96,10 +96,10 @@ func TestGrantApplication(t *testing.T) {
 		if _, _, err := tx.InsertTransaction(ctx, tr); err != nil { // the idempotent path
 			return err
 		}
-		if _, err := tx.RecordStatus(ctx, tr.ID, StatusUpdate{Status: obsqra.TxReceived, Reason: "reported"}); err != nil {
+		if _, err := tx.RecordStatus(ctx, tr.ID, obsqra.StatusUpdate{Status: obsqra.TxReceived, Reason: "reported"}); err != nil {
 			return err
 		}
-		if err := tx.RecordReceipt(ctx, tr.ID, Receipt{EventsEmitted: new(int)}); err != nil {
+		if err := tx.RecordReceipt(ctx, tr.ID, obsqra.Receipt{EventsEmitted: new(int)}); err != nil {
 			return err
 		}
 		next := time.Now().Add(time.Minute)
@@ -107,7 +107,7 @@ func TestGrantApplication(t *testing.T) {
 			return err
 		}
 		if err := tx.AppendDecision(ctx, &obsqra.Decision{Kind: obsqra.DecisionRiskScore, Inputs: obsqra.JSONObject(`{}`),
-			Output: obsqra.JSONObject(`{}`), ModelVersion: obsqra.RiskModelVersion}); err != nil {
+			Output: obsqra.JSONObject(`{}`), ModelVersion: obsqra.RiskModelVersion}, testHash); err != nil {
 			return err
 		}
 		if err := tx.CreateWalletChallenge(ctx, &obsqra.WalletChallenge{Nonce: strings.Repeat("ab", 16), UserID: u.ID, Address: hash,

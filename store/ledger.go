@@ -255,24 +255,12 @@ func pageGroupsOf(ids []int64, size int) [][]int64 {
 	return groups
 }
 
-// WatchedTransaction is a transaction the watcher follows, with its
-// schedule.
-type WatchedTransaction struct {
-	obsqra.Transaction
-	// NextCheckAt is when it is due.
-	NextCheckAt time.Time
-	// NotFoundSince is when the node first answered, of the checks since
-	// it last knew it, that it does not know the transaction; nil while it
-	// does.
-	NotFoundSince *time.Time
-}
-
 // DueTransactions returns at most limit transactions whose status is not
 // final and whose next check is due at now, soonest due first (then by
 // id), with their state and schedule: one statement on the index of the
 // schedule.
 // Errors: EINVALID for a limit below 1; otherwise internal ones.
-func (db *DB) DueTransactions(ctx context.Context, now time.Time, limit int) ([]WatchedTransaction, error) {
+func (db *DB) DueTransactions(ctx context.Context, now time.Time, limit int) ([]obsqra.WatchedTransaction, error) {
 	if limit < 1 {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "limit must be at least 1, got %d", limit)
 	}
@@ -286,9 +274,9 @@ func (db *DB) DueTransactions(ctx context.Context, now time.Time, limit int) ([]
 		return nil, translate(err, "list due transactions", "transaction")
 	}
 	defer rows.Close()
-	var out []WatchedTransaction
+	var out []obsqra.WatchedTransaction
 	for rows.Next() {
-		var w WatchedTransaction
+		var w obsqra.WatchedTransaction
 		s := &transactionScan{t: &w.Transaction}
 		if err := rows.Scan(append(s.args(), scanTime(&w.NextCheckAt), scanNullTime(&w.NotFoundSince))...); err != nil {
 			return nil, translate(err, "scan due transaction", "transaction")
@@ -302,21 +290,6 @@ func (db *DB) DueTransactions(ctx context.Context, now time.Time, limit int) ([]
 	return out, nil
 }
 
-// StatusUpdate is a step of a transaction's history: what the node said
-// and what the watcher made of it.
-type StatusUpdate struct {
-	Status obsqra.TxStatus
-	// ExecutionStatus, when set, must be the one already known, if any;
-	// nil keeps what is known.
-	ExecutionStatus *obsqra.ExecutionStatus
-	// FailureReason, when set, replaces the known one; nil keeps it.
-	FailureReason *string
-	// RawStatus is the node's answer as it came; Reason says why the step
-	// was taken.
-	RawStatus string
-	Reason    string
-}
-
 // RecordStatus appends a step to the history of transaction id, stamped
 // now, and makes it the transaction's state: its status, its execution
 // status (nil keeps the known one) and failure reason. A final status ends
@@ -326,7 +299,7 @@ type StatusUpdate struct {
 // Errors: EINVALID for an unknown status; ENOTFOUND when there is no such
 // transaction; ECONFLICT for a step back, a step that changes a known
 // execution status, or one that changes nothing; otherwise internal ones.
-func (tx *Tx) RecordStatus(ctx context.Context, id int64, u StatusUpdate) (*obsqra.TxStatusChange, error) {
+func (tx *Tx) RecordStatus(ctx context.Context, id int64, u obsqra.StatusUpdate) (*obsqra.TxStatusChange, error) {
 	if !u.Status.IsValid() || (u.ExecutionStatus != nil && !u.ExecutionStatus.IsValid()) {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "unknown transaction status %q", u.Status)
 	}
@@ -379,20 +352,12 @@ func (tx *Tx) RecordStatus(ctx context.Context, id int64, u StatusUpdate) (*obsq
 	return step, nil
 }
 
-// Receipt is what a transaction's receipt tells once it is in a block.
-type Receipt struct {
-	BlockNumber *int64
-	Fee         *obsqra.Fee
-	// EventsEmitted is how many events the transaction emitted.
-	EventsEmitted *int
-}
-
 // RecordReceipt sets the block number, fee and events count of transaction
 // id from its receipt; a nil field keeps what is known.
 // Errors: ENOTFOUND when there is no such transaction; otherwise internal
 // ones (a negative block number, fee or count is refused by the
 // database).
-func (tx *Tx) RecordReceipt(ctx context.Context, id int64, r Receipt) error {
+func (tx *Tx) RecordReceipt(ctx context.Context, id int64, r obsqra.Receipt) error {
 	c := tx.conn()
 	var feeAmount, feeUnit any
 	if r.Fee != nil {

@@ -46,7 +46,7 @@ func logTransaction(t *testing.T, db *store.DB, tr *obsqra.Transaction) *obsqra.
 }
 
 // recordStatus records u for transaction id in its own unit of work.
-func recordStatus(t *testing.T, db *store.DB, id int64, u store.StatusUpdate) (*obsqra.TxStatusChange, error) {
+func recordStatus(t *testing.T, db *store.DB, id int64, u obsqra.StatusUpdate) (*obsqra.TxStatusChange, error) {
 	t.Helper()
 	var step *obsqra.TxStatusChange
 	err := db.WithTx(context.Background(), func(tx *store.Tx) error {
@@ -141,7 +141,7 @@ func TestTransactionStatusSteps(t *testing.T) {
 		succeeded, reverted := obsqra.ExecSucceeded, obsqra.ExecReverted
 
 		var steps []obsqra.TxStatusChange
-		step := func(u store.StatusUpdate) {
+		step := func(u obsqra.StatusUpdate) {
 			t.Helper()
 			clock.Advance(time.Minute)
 			s, err := recordStatus(t, db, tr.ID, u)
@@ -150,33 +150,33 @@ func TestTransactionStatusSteps(t *testing.T) {
 			}
 			steps = append(steps, *s)
 		}
-		refused := func(u store.StatusUpdate, code string) {
+		refused := func(u obsqra.StatusUpdate, code string) {
 			t.Helper()
 			_, err := recordStatus(t, db, tr.ID, u)
 			wantCode(t, fmt.Sprintf("RecordStatus(%s)", u.Status), err, code)
 		}
-		step(store.StatusUpdate{Status: obsqra.TxReceived, RawStatus: `{"finality_status":"RECEIVED"}`, Reason: "reported"})
-		refused(store.StatusUpdate{Status: obsqra.TxPending}, obsqra.ECONFLICT)  // back
-		refused(store.StatusUpdate{Status: obsqra.TxReceived}, obsqra.ECONFLICT) // nothing new
-		refused(store.StatusUpdate{Status: "LOST"}, obsqra.EINVALID)
-		step(store.StatusUpdate{Status: obsqra.TxPreConfirmed, Reason: "reported"})
+		step(obsqra.StatusUpdate{Status: obsqra.TxReceived, RawStatus: `{"finality_status":"RECEIVED"}`, Reason: "reported"})
+		refused(obsqra.StatusUpdate{Status: obsqra.TxPending}, obsqra.ECONFLICT)  // back
+		refused(obsqra.StatusUpdate{Status: obsqra.TxReceived}, obsqra.ECONFLICT) // nothing new
+		refused(obsqra.StatusUpdate{Status: "LOST"}, obsqra.EINVALID)
+		step(obsqra.StatusUpdate{Status: obsqra.TxPreConfirmed, Reason: "reported"})
 		// The execution status at the same status is a step.
-		step(store.StatusUpdate{Status: obsqra.TxPreConfirmed, ExecutionStatus: &succeeded, Reason: "executed"})
-		refused(store.StatusUpdate{Status: obsqra.TxAcceptedOnL2, ExecutionStatus: &reverted}, obsqra.ECONFLICT)
+		step(obsqra.StatusUpdate{Status: obsqra.TxPreConfirmed, ExecutionStatus: &succeeded, Reason: "executed"})
+		refused(obsqra.StatusUpdate{Status: obsqra.TxAcceptedOnL2, ExecutionStatus: &reverted}, obsqra.ECONFLICT)
 		// nil keeps the known execution status.
-		step(store.StatusUpdate{Status: obsqra.TxAcceptedOnL2, Reason: "in a block"})
+		step(obsqra.StatusUpdate{Status: obsqra.TxAcceptedOnL2, Reason: "in a block"})
 
 		clock.Advance(time.Minute)
 		checked, next := clock.Now(), clock.Now().Add(15*time.Second)
 		inTx(t, db, func(tx *store.Tx) {
-			if err := tx.RecordReceipt(ctx, tr.ID, store.Receipt{BlockNumber: ptr(int64(812345)),
+			if err := tx.RecordReceipt(ctx, tr.ID, obsqra.Receipt{BlockNumber: ptr(int64(812345)),
 				Fee: &obsqra.Fee{Amount: obsqra.MustDecimal("1234567890123456789012"), Unit: "FRI"}, EventsEmitted: ptr(3)}); err != nil {
 				t.Fatalf("RecordReceipt = %v", err)
 			}
 			if err := tx.TouchTransaction(ctx, tr.ID, checked, &next, nil); err != nil {
 				t.Fatalf("TouchTransaction = %v", err)
 			}
-			wantCode(t, "RecordReceipt(unknown)", tx.RecordReceipt(ctx, tr.ID+100, store.Receipt{}), obsqra.ENOTFOUND)
+			wantCode(t, "RecordReceipt(unknown)", tx.RecordReceipt(ctx, tr.ID+100, obsqra.Receipt{}), obsqra.ENOTFOUND)
 			wantCode(t, "TouchTransaction(unknown)", tx.TouchTransaction(ctx, tr.ID+100, checked, &next, nil), obsqra.ENOTFOUND)
 		})
 		got, err := db.Transaction(ctx, tr.ID)
@@ -192,11 +192,11 @@ func TestTransactionStatusSteps(t *testing.T) {
 		}
 
 		// A final status ends the watch.
-		step(store.StatusUpdate{Status: obsqra.TxAcceptedOnL1, Reason: "proven"})
+		step(obsqra.StatusUpdate{Status: obsqra.TxAcceptedOnL1, Reason: "proven"})
 		if due, err := db.DueTransactions(ctx, next.Add(time.Hour), 10); err != nil || len(due) != 0 {
 			t.Errorf("DueTransactions after ACCEPTED_ON_L1 = %+v, %v, want none", due, err)
 		}
-		refused(store.StatusUpdate{Status: obsqra.TxAcceptedOnL1}, obsqra.ECONFLICT)
+		refused(obsqra.StatusUpdate{Status: obsqra.TxAcceptedOnL1}, obsqra.ECONFLICT)
 		// The database refuses a schedule for a final status.
 		err = db.WithTx(ctx, func(tx *store.Tx) error { return tx.TouchTransaction(ctx, tr.ID, checked, &next, nil) })
 		if err == nil {
@@ -242,11 +242,11 @@ func TestDroppedAndReverted(t *testing.T) {
 			due[1].NotFoundSince == nil || !due[1].NotFoundSince.Equal(stampUTC(since)) {
 			t.Errorf("DueTransactions = %+v, %v, want the reverted one (due first), then the one not found since %v", due, err, since)
 		}
-		if _, err := recordStatus(t, db, dropped.ID, store.StatusUpdate{Status: obsqra.TxDropped, RawStatus: "error 29", Reason: "dropped"}); err != nil {
+		if _, err := recordStatus(t, db, dropped.ID, obsqra.StatusUpdate{Status: obsqra.TxDropped, RawStatus: "error 29", Reason: "dropped"}); err != nil {
 			t.Fatalf("RecordStatus(DROPPED) = %v", err)
 		}
 		rev := obsqra.ExecReverted
-		if _, err := recordStatus(t, db, reverted.ID, store.StatusUpdate{Status: obsqra.TxAcceptedOnL2, ExecutionStatus: &rev,
+		if _, err := recordStatus(t, db, reverted.ID, obsqra.StatusUpdate{Status: obsqra.TxAcceptedOnL2, ExecutionStatus: &rev,
 			FailureReason: ptr("u256_sub Overflow"), Reason: "reverted: u256_sub Overflow"}); err != nil {
 			t.Fatalf("RecordStatus(REVERTED) = %v", err)
 		}
@@ -286,7 +286,7 @@ func TestTransactionsPage(t *testing.T) {
 			logTransaction(t, db, newTransaction(bob.ID, 100+i))
 		}
 		for _, tr := range all[:5] {
-			if _, err := recordStatus(t, db, tr.ID, store.StatusUpdate{Status: obsqra.TxReceived}); err != nil {
+			if _, err := recordStatus(t, db, tr.ID, obsqra.StatusUpdate{Status: obsqra.TxReceived}); err != nil {
 				t.Fatal(err)
 			}
 			tr.Status = obsqra.TxReceived
@@ -368,7 +368,7 @@ func TestTransactionLogIsAppendOnly(t *testing.T) {
 		db.Now = fixedClock(testTime)
 		u := createUser(t, db, "ada@example.com")
 		tr := logTransaction(t, db, newTransaction(u.ID, 1))
-		if _, err := recordStatus(t, db, tr.ID, store.StatusUpdate{Status: obsqra.TxAcceptedOnL2, ExecutionStatus: ptr(obsqra.ExecSucceeded)}); err != nil {
+		if _, err := recordStatus(t, db, tr.ID, obsqra.StatusUpdate{Status: obsqra.TxAcceptedOnL2, ExecutionStatus: ptr(obsqra.ExecSucceeded)}); err != nil {
 			t.Fatal(err)
 		}
 		before, err := db.Transaction(ctx, tr.ID)

@@ -82,7 +82,7 @@ func score(t *testing.T, tx *store.Tx, m *obsqra.MetricsSample, value int) *obsq
 	t.Helper()
 	ctx := context.Background()
 	d := decision(value)
-	if err := tx.AppendDecision(ctx, d); err != nil {
+	if err := tx.AppendDecision(ctx, d, store.TestHash); err != nil {
 		t.Fatalf("AppendDecision = %v", err)
 	}
 	s := &obsqra.RiskScore{
@@ -384,11 +384,11 @@ func TestDailySeries(t *testing.T) {
 		at := func(d int, clock time.Duration) time.Time {
 			return marketDay.Add(time.Duration(d)*24*time.Hour + clock)
 		}
-		point := func(m *obsqra.MetricsSample) store.DailyPoint {
-			return store.DailyPoint{Day: obsqra.DateOf(m.ObservedAt), ObservedAt: m.ObservedAt, SampleID: m.ID, ApyBps: m.ApyBps,
+		point := func(m *obsqra.MetricsSample) obsqra.DailyPoint {
+			return obsqra.DailyPoint{Day: obsqra.DateOf(m.ObservedAt), ObservedAt: m.ObservedAt, SampleID: m.ID, ApyBps: m.ApyBps,
 				UtilizationBps: m.UtilizationBps, VolatilityBps: m.VolatilityBps, TvlUsd: m.TvlUsd}
 		}
-		var want map[int64][]store.DailyPoint
+		var want map[int64][]obsqra.DailyPoint
 		inTx(t, db, func(tx *store.Tx) {
 			record := func(m *obsqra.MetricsSample) *obsqra.MetricsSample {
 				t.Helper()
@@ -415,7 +415,7 @@ func TestDailySeries(t *testing.T) {
 			// Day 3, for another protocol only; a sample not recorded stays out.
 			bLast := record(sample(t, tx, b, at(3, time.Hour), 700))
 			sample(t, tx, c, at(3, time.Hour), 800)
-			want = map[int64][]store.DailyPoint{
+			want = map[int64][]obsqra.DailyPoint{
 				a: {point(last0), point(last1), point(last2)},
 				b: {point(bLast)},
 			}
@@ -429,13 +429,13 @@ func TestDailySeries(t *testing.T) {
 			name     string
 			ids      []int64
 			from, to obsqra.Date
-			want     map[int64][]store.DailyPoint
+			want     map[int64][]obsqra.DailyPoint
 		}{
 			{"all", []int64{c, b, a}, day(-10), day(10), want},
-			{"bounds inclusive", []int64{a, b}, day(1), day(3), map[int64][]store.DailyPoint{a: want[a][1:], b: want[b]}},
-			{"one day", []int64{a, b}, day(2), day(2), map[int64][]store.DailyPoint{a: want[a][2:]}},
-			{"before any", []int64{a, b}, day(-5), day(-1), map[int64][]store.DailyPoint{}},
-			{"no protocols", nil, day(0), day(3), map[int64][]store.DailyPoint{}},
+			{"bounds inclusive", []int64{a, b}, day(1), day(3), map[int64][]obsqra.DailyPoint{a: want[a][1:], b: want[b]}},
+			{"one day", []int64{a, b}, day(2), day(2), map[int64][]obsqra.DailyPoint{a: want[a][2:]}},
+			{"before any", []int64{a, b}, day(-5), day(-1), map[int64][]obsqra.DailyPoint{}},
+			{"no protocols", nil, day(0), day(3), map[int64][]obsqra.DailyPoint{}},
 		} {
 			got, err := db.DailySeries(ctx, tc.ids, tc.from, tc.to)
 			if err != nil || !reflect.DeepEqual(got, tc.want) {
@@ -715,7 +715,7 @@ func TestRiskScores(t *testing.T) {
 		inTx(t, db, func(tx *store.Tx) {
 			m := sample(t, tx, id, testTime.Add(-time.Minute), 420)
 			d := decision(1)
-			if err := tx.AppendDecision(ctx, d); err != nil {
+			if err := tx.AppendDecision(ctx, d, store.TestHash); err != nil {
 				t.Fatal(err)
 			}
 			s = &obsqra.RiskScore{
@@ -746,7 +746,7 @@ func TestRiskScores(t *testing.T) {
 		wantCode(t, "RiskScore(unknown)", err, obsqra.ENOTFOUND)
 		err = db.WithTx(ctx, func(tx *store.Tx) error {
 			d := decision(2)
-			if err := tx.AppendDecision(ctx, d); err != nil {
+			if err := tx.AppendDecision(ctx, d, store.TestHash); err != nil {
 				return err
 			}
 			again := *s
@@ -820,11 +820,11 @@ func TestDecisionLog(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := context.Background()
-		if n, err := db.VerifyDecisionChain(ctx, 0); err != nil || n != 0 {
-			t.Errorf("VerifyDecisionChain(0) of an empty log = %d, %v, want 0", n, err)
+		if ds, err := db.Decisions(ctx, 1, 10, 10); err != nil || len(ds) != 0 {
+			t.Errorf("Decisions(1, 10) of an empty log = %d entries, %v, want none", len(ds), err)
 		}
-		if n, err := db.VerifyDecisionChain(ctx, 1); err != nil || n != 1 {
-			t.Errorf("VerifyDecisionChain(1) of an empty log = %d, %v, want 1 (missing)", n, err)
+		if id, hash, err := db.LastDecision(ctx); err != nil || id != 0 || hash != obsqra.GenesisHash {
+			t.Errorf("LastDecision() of an empty log = %d, %s, %v, want 0 and the genesis hash", id, hash, err)
 		}
 		// The recorded bytes are kept as they are: spaces and key order.
 		var appended []*obsqra.Decision
@@ -834,13 +834,13 @@ func TestDecisionLog(t *testing.T) {
 			d.Inputs = obsqra.JSONObject(fmt.Sprintf(`{"z": %d, "a":[1, 2.50], "s":"é"}`, i))
 			appendTwo := i == 3 // two appends in one unit of work
 			inTx(t, db, func(tx *store.Tx) {
-				if err := tx.AppendDecision(ctx, d); err != nil {
+				if err := tx.AppendDecision(ctx, d, store.TestHash); err != nil {
 					t.Fatalf("AppendDecision(#%d) = %v", i, err)
 				}
 				if appendTwo {
 					appended = append(appended, d)
 					d = decision(100)
-					if err := tx.AppendDecision(ctx, d); err != nil {
+					if err := tx.AppendDecision(ctx, d, store.TestHash); err != nil {
 						t.Fatalf("second AppendDecision(#%d) = %v", i, err)
 					}
 				}
@@ -852,7 +852,7 @@ func TestDecisionLog(t *testing.T) {
 			if i > 0 {
 				prev = appended[i-1].Hash
 			}
-			if d.ID != int64(i+1) || d.PrevHash != prev || d.Hash != d.ComputeHash(db.DecisionKey) || len(d.Hash) != 64 {
+			if d.ID != int64(i+1) || d.PrevHash != prev || d.Hash != store.TestHash(d) || len(d.Hash) != 64 {
 				t.Errorf("decision #%d = id %d, prev %s, hash %s, want id %d, prev %s, its own hash", i, d.ID, d.PrevHash, d.Hash, i+1, prev)
 			}
 			if d.CreatedAt != stampUTC(d.CreatedAt) || d.CreatedAt.IsZero() {
@@ -865,9 +865,26 @@ func TestDecisionLog(t *testing.T) {
 		}
 		_, err := db.Decision(ctx, 7)
 		wantCode(t, "Decision(7)", err, obsqra.ENOTFOUND)
-		for upTo, want := range map[int64]int64{0: 0, 1: 0, 6: 0, 7: 7, 100: 7} {
-			if got, err := db.VerifyDecisionChain(ctx, upTo); err != nil || got != want {
-				t.Errorf("VerifyDecisionChain(%d) of 6 entries = %d, %v, want %d", upTo, got, err, want)
+		if id, hash, err := db.LastDecision(ctx); err != nil || id != 6 || hash != appended[5].Hash {
+			t.Errorf("LastDecision() = %d, %s, %v, want 6, %s", id, hash, err, appended[5].Hash)
+		}
+		for _, tt := range []struct {
+			from, upTo int64
+			limit      int
+			want       []*obsqra.Decision
+		}{
+			{1, 6, 10, appended}, {1, 100, 10, appended}, {2, 4, 10, appended[1:4]}, {2, 100, 2, appended[1:3]},
+			{7, 100, 10, nil}, {4, 3, 10, nil},
+		} {
+			got, err := db.Decisions(ctx, tt.from, tt.upTo, tt.limit)
+			if err != nil || len(got) != len(tt.want) {
+				t.Errorf("Decisions(%d, %d, %d) = %d entries, %v, want %d", tt.from, tt.upTo, tt.limit, len(got), err, len(tt.want))
+				continue
+			}
+			for i := range got {
+				if !reflect.DeepEqual(&got[i], tt.want[i]) {
+					t.Errorf("Decisions(%d, %d, %d)[%d] = %+v, want %+v", tt.from, tt.upTo, tt.limit, i, got[i], tt.want[i])
+				}
 			}
 		}
 	})
@@ -897,7 +914,7 @@ func TestDecisionAppendsNeverFork(t *testing.T) {
 				<-start
 				for i := range perWriter {
 					d := decision(w*perWriter + i)
-					if err := pool.WithTx(ctx, func(tx *store.Tx) error { return tx.AppendDecision(ctx, d) }); err != nil {
+					if err := pool.WithTx(ctx, func(tx *store.Tx) error { return tx.AppendDecision(ctx, d, store.TestHash) }); err != nil {
 						t.Errorf("writer %d: AppendDecision = %v", w, err)
 						return
 					}
@@ -907,11 +924,16 @@ func TestDecisionAppendsNeverFork(t *testing.T) {
 		close(start)
 		wg.Wait()
 		const n = writers * perWriter
-		if got, err := db.VerifyDecisionChain(ctx, n); err != nil || got != 0 {
-			t.Fatalf("VerifyDecisionChain(%d) after concurrent appends = %d, %v, want 0", n, got, err)
+		chain, err := db.Decisions(ctx, 1, n+1, n+1)
+		if err != nil || len(chain) != n {
+			t.Fatalf("Decisions(1, %d) after concurrent appends = %d entries, %v, want %d", n+1, len(chain), err, n)
 		}
-		if got, err := db.VerifyDecisionChain(ctx, n+1); err != nil || got != n+1 {
-			t.Fatalf("VerifyDecisionChain(%d) = %d, %v, want %d: no entry beyond the appended ones", n+1, got, err, n+1)
+		prev := obsqra.GenesisHash
+		for i, d := range chain {
+			if d.ID != int64(i+1) || d.PrevHash != prev || d.Hash != store.TestHash(&d) {
+				t.Fatalf("entry %d after concurrent appends = id %d, prev %s, hash %s: a fork or a gap", i+1, d.ID, d.PrevHash, d.Hash)
+			}
+			prev = d.Hash
 		}
 	})
 }

@@ -77,21 +77,6 @@ func (tx *Tx) InsertMetricsSample(ctx context.Context, m obsqra.MetricsSample) (
 	return old, false, nil
 }
 
-// DailyPoint is a protocol's last sample of one UTC day.
-type DailyPoint struct {
-	Day            obsqra.Date
-	ObservedAt     time.Time
-	SampleID       int64
-	ApyBps         int
-	UtilizationBps int
-	VolatilityBps  int
-	TvlUsd         *obsqra.Decimal
-	// RiskScore and LiquidityTier are the score of the day's sample and the
-	// liquidity tier it was scored with; nil when the sample is not scored.
-	RiskScore     *int
-	LiquidityTier *int
-}
-
 // RecordDaily makes m its day's point of the daily series unless a later
 // sample of that day is recorded already.
 // Errors: only internal ones.
@@ -115,17 +100,17 @@ func (tx *Tx) RecordDaily(ctx context.Context, m *obsqra.MetricsSample) error {
 // oldest first, keyed by protocol id, with each day's risk score, in one
 // statement.
 // Errors: only internal ones.
-func (db *DB) DailySeries(ctx context.Context, protocolIDs []int64, from, to obsqra.Date) (map[int64][]DailyPoint, error) {
+func (db *DB) DailySeries(ctx context.Context, protocolIDs []int64, from, to obsqra.Date) (map[int64][]obsqra.DailyPoint, error) {
 	return dailySeries(ctx, db.conn(), protocolIDs, from, to)
 }
 
 // DailySeries is (*DB).DailySeries as this unit of work sees it.
-func (tx *Tx) DailySeries(ctx context.Context, protocolIDs []int64, from, to obsqra.Date) (map[int64][]DailyPoint, error) {
+func (tx *Tx) DailySeries(ctx context.Context, protocolIDs []int64, from, to obsqra.Date) (map[int64][]obsqra.DailyPoint, error) {
 	return dailySeries(ctx, tx.conn(), protocolIDs, from, to)
 }
 
-func dailySeries(ctx context.Context, c conn, protocolIDs []int64, from, to obsqra.Date) (map[int64][]DailyPoint, error) {
-	out := make(map[int64][]DailyPoint, len(protocolIDs))
+func dailySeries(ctx context.Context, c conn, protocolIDs []int64, from, to obsqra.Date) (map[int64][]obsqra.DailyPoint, error) {
+	out := make(map[int64][]obsqra.DailyPoint, len(protocolIDs))
 	if len(protocolIDs) == 0 {
 		return out, nil
 	}
@@ -146,7 +131,7 @@ func dailySeries(ctx context.Context, c conn, protocolIDs []int64, from, to obsq
 	defer rows.Close()
 	for rows.Next() {
 		var id int64
-		var p DailyPoint
+		var p obsqra.DailyPoint
 		if err := rows.Scan(&id, dateScanner{&p.Day}, scanTime(&p.ObservedAt), &p.SampleID, &p.ApyBps,
 			&p.UtilizationBps, &p.VolatilityBps, decimalScanner{&p.TvlUsd}, &p.RiskScore, &p.LiquidityTier); err != nil {
 			return nil, translate(err, "scan daily series", "metrics sample")

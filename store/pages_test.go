@@ -43,7 +43,7 @@ func TestHistoryOfManyProtocols(t *testing.T) {
 					}
 					d := &obsqra.Decision{Kind: obsqra.DecisionRiskScore, Inputs: obsqra.JSONObject(fmt.Sprintf(`{"sample":%d}`, m.ID)),
 						Output: obsqra.JSONObject(`{"score":50}`), ModelVersion: obsqra.RiskModelVersion}
-					if err := tx.AppendDecision(ctx, d); err != nil {
+					if err := tx.AppendDecision(ctx, d, store.TestHash); err != nil {
 						return fmt.Errorf("AppendDecision: %w", err)
 					}
 					s := &obsqra.RiskScore{ProtocolID: p.ID, SampleID: m.ID, ObservedAt: m.ObservedAt, Score: (i + h) % 101,

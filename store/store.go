@@ -112,12 +112,6 @@ type DB struct {
 	// tests that check a request's statement count (see Statements).
 	statements atomic.Int64
 
-	// DecisionKey keys the decision log's hashes (obsqra.DecisionKey of the
-	// server's secret). Set it before using the DB; the same key must
-	// verify what it wrote. Nil is an empty key: fine for tests, not for a
-	// server.
-	DecisionKey []byte
-
 	// Now returns the current time; the store stamps every time it sets with
 	// it. It defaults to time.Now; tests replace it before using the DB.
 	Now func() time.Time

@@ -14,9 +14,13 @@ import (
 	"time"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/store"
 )
+
+// Key is the key of the decision logs of the tests.
+var Key = []byte("advisortest: the decision log's key")
 
 // Clock is a clock the test moves; safe for concurrent use.
 type Clock struct {
@@ -45,11 +49,14 @@ func (c *Clock) AddDays(n int) {
 	c.t = c.t.AddDate(0, 0, n)
 }
 
-// Env is a migrated database with a market service, sharing one clock.
+// Env is a migrated database with a market service and a decision log,
+// sharing one clock.
 type Env struct {
 	DB     *store.DB
 	Clock  *Clock
 	Market *market.Service
+	// Decisions is the decision log, keyed by Key, that knows risk scores.
+	Decisions *decision.Log
 	// Protocols are the seeded protocols by slug.
 	Protocols map[string]obsqra.Protocol
 }
@@ -59,11 +66,15 @@ func New(t testing.TB, db *store.DB, now time.Time) *Env {
 	t.Helper()
 	clock := &Clock{t: now}
 	db.Now = clock.Now
-	m, err := market.New(db, market.Config{Now: clock.Now})
+	decisions, err := decision.New(db, Key, market.NewRiskScores(db, nil, nil))
+	if err != nil {
+		t.Fatalf("decision.New() = %v", err)
+	}
+	m, err := market.New(db, decisions, market.Config{Now: clock.Now})
 	if err != nil {
 		t.Fatalf("market.New() = %v", err)
 	}
-	e := &Env{DB: db, Clock: clock, Market: m, Protocols: make(map[string]obsqra.Protocol)}
+	e := &Env{DB: db, Clock: clock, Market: m, Decisions: decisions, Protocols: make(map[string]obsqra.Protocol)}
 	ps, err := db.Protocols(context.Background())
 	if err != nil {
 		t.Fatalf("Protocols() = %v", err)

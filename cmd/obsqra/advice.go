@@ -7,14 +7,15 @@ import (
 
 	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/config"
+	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/portfolio"
 	"github.com/obsqra/obsqra/scheduler"
 	"github.com/obsqra/obsqra/store"
 )
 
-func newAdvisor(db *store.DB, cfg *config.Config, logger *slog.Logger, markets *market.Service) (*advisor.Service, error) {
-	return advisor.New(db, markets, advisor.Config{
+func newAdvisor(db *store.DB, cfg *config.Config, logger *slog.Logger, markets *market.Service, decisions *decision.Log) (*advisor.Service, error) {
+	return advisor.New(db, markets, decisions, advisor.Config{
 		HorizonDays:        cfg.PredictionWindowDays,
 		BacktestWindowDays: cfg.BacktestWindowDays,
 		GasUsdPerMove:      cfg.RebalanceGasUSD,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/config"
+	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/scheduler"
 	"github.com/obsqra/obsqra/store"
@@ -25,7 +26,7 @@ const (
 )
 
 // newScheduler returns the scheduler with the server's periodic jobs.
-func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets *market.Service, advice *advisor.Service, more ...scheduler.Job) (*scheduler.Scheduler, error) {
+func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets *market.Service, advice *advisor.Service, decisions *decision.Log, more ...scheduler.Job) (*scheduler.Scheduler, error) {
 	jobs := []scheduler.Job{{
 		Name:     "prune",
 		Interval: cfg.PruneInterval,
@@ -55,7 +56,7 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets
 		Interval: cfg.DecisionAuditInterval,
 		Timeout:  auditTimeout,
 		Jitter:   cfg.DecisionAuditInterval / 10,
-		Run:      markets.AuditDecisions,
+		Run:      decisions.Audit,
 	})
 	if markets.SourceName() != "none" {
 		// Every job runs once at start, the forecast job too, while the

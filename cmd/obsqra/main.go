@@ -185,9 +185,6 @@ func open(ctx context.Context, cfg *config.Config) (*store.DB, error) {
 			return nil, err
 		}
 	}
-	// The decision log's hashes are keyed by the server's secret, which the
-	// database never sees: its owner cannot rehash a rewritten entry.
-	db.DecisionKey = obsqra.DecisionKey(cfg.SecretKey)
 	return db, nil
 }
 
@@ -224,21 +221,25 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		return err
 	}
 	transactions := newLedger(db, cfg, logger, node)
-	markets, err := newMarket(db, cfg, logger, node)
+	decisions, err := newDecisions(db, cfg, logger, node)
 	if err != nil {
 		return err
 	}
-	advice, err := newAdvisor(db, cfg, logger, markets)
+	markets, err := newMarket(db, cfg, logger, decisions)
 	if err != nil {
 		return err
 	}
-	jobs, err := newScheduler(db, cfg, logger, markets, advice, ledgerJobs(cfg, node, transactions)...)
+	advice, err := newAdvisor(db, cfg, logger, markets, decisions)
+	if err != nil {
+		return err
+	}
+	jobs, err := newScheduler(db, cfg, logger, markets, advice, decisions, ledgerJobs(cfg, node, transactions)...)
 	if err != nil {
 		return err
 	}
 	hub := live.NewHub(db, liveOptions(cfg, logger))
 	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{
-		Accounts: accounts, Market: markets, Advisor: advice, Portfolio: newPortfolio(db, cfg), Ledger: transactions,
+		Accounts: accounts, Market: markets, Decisions: decisions, Advisor: advice, Portfolio: newPortfolio(db, cfg), Ledger: transactions,
 		Scheduler: jobs, Live: hub,
 	})
 	srv := server.New(server.Config{

@@ -8,9 +8,9 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/config"
+	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/starknet"
 	"github.com/obsqra/obsqra/store"
@@ -27,21 +27,27 @@ func newSource(cfg *config.Config) market.Source {
 	return nil
 }
 
-func newMarket(db *store.DB, cfg *config.Config, logger *slog.Logger, node *starknet.Client) (*market.Service, error) {
+// newDecisions returns the decision log, keyed by the server's secret
+// (which the database never sees: its owner cannot rehash a rewritten
+// entry), with the kinds of decision the services record: risk scores,
+// checked against the RiskEngine on node when RISK_ENGINE_ADDRESS names
+// one, and optimisation runs. node may be nil.
+func newDecisions(db *store.DB, cfg *config.Config, logger *slog.Logger, node *starknet.Client) (*decision.Log, error) {
 	var engine market.RiskEngine
 	if node != nil && cfg.RiskEngineAddress != nil {
 		engine = starknet.RiskEngine{Client: node, Address: *cfg.RiskEngineAddress}
 	}
-	return market.New(db, market.Config{
-		RiskEngine:     engine,
+	return decision.New(db, decision.Key(cfg.SecretKey),
+		market.NewRiskScores(db, engine, logger), advisor.Optimizations{})
+}
+
+func newMarket(db *store.DB, cfg *config.Config, logger *slog.Logger, decisions *decision.Log) (*market.Service, error) {
+	return market.New(db, decisions, market.Config{
 		Source:         newSource(cfg),
 		PollInterval:   cfg.MarketPollInterval,
 		TierThresholds: cfg.LiquidityTierUSD,
 		HistoryDays:    cfg.MarketHistoryDays,
 		Logger:         logger,
-		DecisionKinds: map[obsqra.DecisionKind]market.DecisionKind{
-			obsqra.DecisionOptimization: {Recompute: advisor.RecomputeOptimization, Owner: advisor.OptimizationOwner},
-		},
 	})
 }
 
@@ -72,7 +78,11 @@ func runImport(ctx context.Context, cfg *config.Config, logger *slog.Logger, arg
 		return err
 	}
 	defer db.Close()
-	svc, err := market.New(db, market.Config{TierThresholds: cfg.LiquidityTierUSD, Logger: logger})
+	decisions, err := newDecisions(db, cfg, logger, nil)
+	if err != nil {
+		return err
+	}
+	svc, err := market.New(db, decisions, market.Config{TierThresholds: cfg.LiquidityTierUSD, Logger: logger})
 	if err != nil {
 		return err
 	}

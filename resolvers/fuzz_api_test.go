@@ -319,6 +319,13 @@ func build(schema *ast.Schema, typ *ast.Type, path []string, name string, u fuzz
 	return obj
 }
 
+// fuzzTime is the one instant every Time argument and field gets: an hour
+// ago when the test started. A clock read per request would let the two
+// databases see different instants (a request on one database in the same
+// second as an earlier one conflicts; on the other, a second later, not),
+// so their answers would differ by timing alone.
+var fuzzTime = time.Now().UTC().Add(-time.Hour).Truncate(time.Second).Format(time.RFC3339)
+
 // defaultValue returns a value of typ that the field or argument name
 // (Type.field or field.argument) takes, so that a request gets as far as
 // it can with the fuzzed value elsewhere.
@@ -375,7 +382,7 @@ func defaultValue(schema *ast.Schema, typ *ast.Type, name string, u fuzzUser) an
 	case "Boolean":
 		return false
 	case "Time":
-		return time.Now().UTC().Add(-time.Hour).Truncate(time.Second).Format(time.RFC3339)
+		return fuzzTime
 	case "Date":
 		return "2024-01-01"
 	case "Decimal":

@@ -11,11 +11,9 @@ import (
 	"time"
 
 	"github.com/obsqra/obsqra"
-	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/graph"
 	"github.com/obsqra/obsqra/live"
 	"github.com/obsqra/obsqra/market"
-	"github.com/obsqra/obsqra/portfolio"
 )
 
 // Hub is what the subscriptions need of the live fan-out (*live.Hub).
@@ -34,31 +32,31 @@ func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscript
 // RiskScoreUpdated resolves riskScoreUpdated: market-wide, no sign-in
 // needed.
 func (r *subscriptionResolver) RiskScoreUpdated(ctx context.Context, protocols []string, after *string) (<-chan *graph.RiskScoreEvent, error) {
-	sub, err := r.subscribe(ctx, market.TopicRiskScored, protocols, after)
+	sub, err := r.subscribe(ctx, obsqra.TopicRiskScored, protocols, after)
 	if err != nil {
 		return nil, err
 	}
 	return stream(ctx, sub, func(e *obsqra.Event) (*graph.RiskScoreEvent, error) {
-		var p market.RiskPayload
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
-			return nil, fmt.Errorf("decode risk event %d: %w", e.ID, err)
+		v, err := obsqra.EventValue[obsqra.RiskScore](e)
+		if err != nil {
+			return nil, err
 		}
-		return &graph.RiskScoreEvent{Cursor: live.Cursor(e.ID), RiskScore: p.RiskScore()}, nil
+		return &graph.RiskScoreEvent{Cursor: live.Cursor(e.ID), RiskScore: v}, nil
 	}), nil
 }
 
 // MetricsUpdated resolves metricsUpdated: market-wide, no sign-in needed.
 func (r *subscriptionResolver) MetricsUpdated(ctx context.Context, protocols []string, after *string) (<-chan *graph.MetricsEvent, error) {
-	sub, err := r.subscribe(ctx, market.TopicMetricsIngested, protocols, after)
+	sub, err := r.subscribe(ctx, obsqra.TopicMetricsIngested, protocols, after)
 	if err != nil {
 		return nil, err
 	}
 	return stream(ctx, sub, func(e *obsqra.Event) (*graph.MetricsEvent, error) {
-		var p market.MetricsPayload
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
-			return nil, fmt.Errorf("decode metrics event %d: %w", e.ID, err)
+		v, err := obsqra.EventValue[obsqra.MetricsSample](e)
+		if err != nil {
+			return nil, err
 		}
-		return &graph.MetricsEvent{Cursor: live.Cursor(e.ID), Metrics: p.Sample()}, nil
+		return &graph.MetricsEvent{Cursor: live.Cursor(e.ID), Metrics: v}, nil
 	}), nil
 }
 
@@ -71,7 +69,7 @@ func (r *subscriptionResolver) PredictionCreated(ctx context.Context, kinds []ob
 	}
 	want := slices.Clone(kinds)
 	sub, err := r.subscribeOwn(ctx, false, after, func(e *obsqra.Event) bool {
-		if e.Topic != advisor.TopicPredictionCreated {
+		if e.Topic != obsqra.TopicPredictionCreated {
 			return false
 		}
 		if len(want) == 0 {
@@ -86,11 +84,11 @@ func (r *subscriptionResolver) PredictionCreated(ctx context.Context, kinds []ob
 		return nil, err
 	}
 	return stream(ctx, sub, func(e *obsqra.Event) (*graph.PredictionEvent, error) {
-		var p advisor.PredictionPayload
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
-			return nil, fmt.Errorf("decode prediction event %d: %w", e.ID, err)
+		v, err := obsqra.EventValue[obsqra.Prediction](e)
+		if err != nil {
+			return nil, err
 		}
-		return &graph.PredictionEvent{Cursor: live.Cursor(e.ID), Prediction: p.Prediction()}, nil
+		return &graph.PredictionEvent{Cursor: live.Cursor(e.ID), Prediction: v}, nil
 	}), nil
 }
 
@@ -98,17 +96,17 @@ func (r *subscriptionResolver) PredictionCreated(ctx context.Context, kinds []ob
 // allocations.
 func (r *subscriptionResolver) AllocationRecorded(ctx context.Context, after *string) (<-chan *graph.AllocationEvent, error) {
 	sub, err := r.subscribeOwn(ctx, true, after, func(e *obsqra.Event) bool {
-		return e.Topic == portfolio.TopicAllocationRecorded
+		return e.Topic == obsqra.TopicAllocationRecorded
 	})
 	if err != nil {
 		return nil, err
 	}
 	return stream(ctx, sub, func(e *obsqra.Event) (*graph.AllocationEvent, error) {
-		var p portfolio.AllocationPayload
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
-			return nil, fmt.Errorf("decode allocation event %d: %w", e.ID, err)
+		v, err := obsqra.EventValue[obsqra.Allocation](e)
+		if err != nil {
+			return nil, err
 		}
-		return &graph.AllocationEvent{Cursor: live.Cursor(e.ID), Allocation: p.Allocation()}, nil
+		return &graph.AllocationEvent{Cursor: live.Cursor(e.ID), Allocation: v}, nil
 	}), nil
 }
 
@@ -276,9 +274,9 @@ func (r *subscriptionResolver) DashboardUpdated(ctx context.Context, windowDays 
 	held := map[int64]bool{}
 	filter := func(e *obsqra.Event) bool {
 		switch e.Topic {
-		case portfolio.TopicAllocationRecorded, advisor.TopicPredictionCreated:
+		case obsqra.TopicAllocationRecorded, obsqra.TopicPredictionCreated:
 			return true
-		case market.TopicRiskScored, market.TopicMetricsIngested:
+		case obsqra.TopicRiskScored, obsqra.TopicMetricsIngested:
 			var p struct {
 				ProtocolID int64 `json:"protocolId"`
 			}

@@ -25,7 +25,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/obsqra/obsqra/live"
-	"github.com/obsqra/obsqra/market"
 
 	"github.com/obsqra/obsqra"
 )
@@ -191,7 +190,7 @@ func runReplayPhase(ctx context.Context, srv *serverProc, db *sql.DB, cfg replay
 		return nil, err
 	}
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM events WHERE topic = ? AND id > ?",
-		market.TopicMetricsIngested, cfg.after).Scan(&res.toReplay); err != nil {
+		obsqra.TopicMetricsIngested, cfg.after).Scan(&res.toReplay); err != nil {
 		return nil, fmt.Errorf("count the events to replay: %w", err)
 	}
 	var err error
@@ -670,7 +669,7 @@ func (o *observer) stop(ctx context.Context, db *sql.DB, from int64) (observerRe
 	<-o.done
 	now := time.Now()
 	rows, err := db.QueryContext(ctx, "SELECT id, json_extract(payload, '$.computedAt') FROM events WHERE topic = ? AND id > ?",
-		market.TopicRiskScored, from)
+		obsqra.TopicRiskScored, from)
 	if err != nil {
 		return o.res, fmt.Errorf("read the scores committed: %w", err)
 	}

@@ -70,8 +70,6 @@ type arrow struct{ from, to string }
 //
 // issue 16: to be removed.
 var knownExceptions = map[arrow]string{
-	// The subscriptions' cursors and filters have no home in the domain.
-	{"resolvers", "live"}: "live.Cursor, live.ParseCursor, live.Filter, live.Subscription and its errors",
 	// ARCHITECTURE.md's market imports obsqra, store, ml and decision.
 	{"market", "aave"}: "aave.Read for the CSV import of Aave V3 rates",
 }

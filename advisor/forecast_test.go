@@ -333,8 +333,8 @@ func TestRefreshForecasts(t *testing.T) {
 		for _, e := range events {
 			pl := decodeEvent[obsqra.Prediction](t, &e)
 			want, ok := byID[pl.ID]
-			if e.OwnerID != 0 || !ok || !samePrediction(t, *pl, want) {
-				t.Errorf("event %d (owner %d) = %+v, want a public event of %+v", e.ID, e.OwnerID, pl, want)
+			if e.OwnerID != 0 || !ok || !samePrediction(t, *pl, want) || e.ProtocolID != want.ProtocolID || e.Kind != string(want.Kind) {
+				t.Errorf("event %d (owner %d, protocol %d, kind %q) = %+v, want a public event of %+v", e.ID, e.OwnerID, e.ProtocolID, e.Kind, pl, want)
 			}
 			delete(byID, pl.ID)
 		}

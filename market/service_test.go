@@ -341,12 +341,12 @@ func TestIngestStoresScoresRecordsAndPublishes(t *testing.T) {
 		}
 		for _, e := range events {
 			// The payloads still name the protocol's slug, for servers of
-			// the previous version.
+			// the previous version; the routing key is its id.
 			var named struct {
 				Protocol string `json:"protocol"`
 			}
-			if err := json.Unmarshal(e.Payload, &named); err != nil || named.Protocol != "vesu" {
-				t.Errorf("%s event: protocol %q (%v), want \"vesu\"", e.Topic, named.Protocol, err)
+			if err := json.Unmarshal(e.Payload, &named); err != nil || named.Protocol != "vesu" || e.ProtocolID != vesu.ID {
+				t.Errorf("%s event: protocol %q (%v), key %d, want \"vesu\", %d", e.Topic, named.Protocol, err, e.ProtocolID, vesu.ID)
 			}
 		}
 		mp, err := obsqra.EventValue[obsqra.MetricsSample](&events[0])

@@ -6,7 +6,6 @@ import (
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/graph"
-	"github.com/obsqra/obsqra/live"
 )
 
 // Transactions resolves Query.transactions.
@@ -136,7 +135,7 @@ func (r *transactionResolver) Allocation(ctx context.Context, t *obsqra.Transact
 // TransactionUpdated resolves transactionUpdated: the viewer's own
 // transactions, as of each change.
 func (r *subscriptionResolver) TransactionUpdated(ctx context.Context, after *string) (<-chan *graph.TransactionEvent, error) {
-	sub, err := r.subscribeOwn(ctx, true, after, func(e *obsqra.Event) bool { return e.Topic == obsqra.TopicTransactionUpdated })
+	sub, err := r.subscribeOwn(ctx, true, after, topicFilter(obsqra.TopicTransactionUpdated))
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +144,6 @@ func (r *subscriptionResolver) TransactionUpdated(ctx context.Context, after *st
 		if err != nil {
 			return nil, err
 		}
-		return &graph.TransactionEvent{Cursor: live.Cursor(e.ID), Transaction: v}, nil
+		return &graph.TransactionEvent{Cursor: obsqra.EventCursor(e.ID), Transaction: v}, nil
 	}), nil
 }

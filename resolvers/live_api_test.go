@@ -265,6 +265,28 @@ func TestRiskScoreUpdated(t *testing.T) {
 	})
 }
 
+// TestUnknownSlugSelectsNothing: events are routed by protocol id, which
+// the resolver finds for each slug; a slug that names no protocol selects
+// no event, and does not widen the subscription to every protocol.
+func TestUnknownSlugSelectsNothing(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := newLiveServer(t, db)
+		none := s.subscribe(t, riskSubscription, map[string]any{"p": []string{"no-such-protocol"}, "after": obsqra.EventCursor(0)})
+		some := s.subscribe(t, riskSubscription, map[string]any{"p": []string{"no-such-protocol", "vesu"}, "after": obsqra.EventCursor(0)})
+		s.ingest(t, time.Now().UTC().Add(-time.Hour).Truncate(time.Second), 400, "nostra", "vesu")
+		if e := some.next(); e.RiskScore.Protocol.Slug != "vesu" {
+			t.Errorf("event = %+v, want vesu's", e)
+		}
+		// The hub queued both events for every subscription at once.
+		none.conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, m, err := none.conn.ReadMessage(); err == nil {
+			t.Errorf("a subscription to an unknown slug received %s", m)
+		}
+	})
+}
+
 // TestMetricsUpdated: a metrics subscription gets each sample of the
 // protocols asked for, as it was stored, with its derived values.
 func TestMetricsUpdated(t *testing.T) {

@@ -143,7 +143,7 @@ const (
 )
 
 // EventOverhead is what an event costs in a queue besides its payload: the
-// obsqra.Event (80 bytes), its topic, the queue's slot and allocation
+// obsqra.Event (112 bytes with its routing keys), its topic, the queue's slot and allocation
 // rounding.
 const EventOverhead = 128
 

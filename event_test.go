@@ -2,8 +2,13 @@ package obsqra_test
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/obsqra/obsqra"
 )
@@ -90,5 +95,52 @@ func TestEventValueDecodesOnce(t *testing.T) {
 	}
 	if _, err := obsqra.EventValue[obsqra.Allocation](&read); err == nil {
 		t.Errorf("EventValue[Allocation] of a risk event = nil error, want one")
+	}
+}
+
+// TestEventPayloadKeys: the catalogue writes the payloads the outbox has
+// always held, key for key (the mirror structs the services had are gone;
+// the domain types' JSON tags stand for them), and nothing more: a
+// sample's staleness, a prediction's outcome and the watcher's last check
+// are not part of an event.
+func TestEventPayloadKeys(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	tvl := obsqra.MustDecimal("12.5")
+	fail, block, emitted, exec := "boom", int64(7), 3, obsqra.ExecReverted
+	metrics, _ := obsqra.MetricsIngestedEvent("vesu", &obsqra.MetricsSample{ID: 1, ProtocolID: 4, TvlUsd: &tvl, Stale: true, ObservedAt: now})
+	risk, _ := obsqra.RiskScoredEvent("vesu", &obsqra.RiskScore{ID: 2, ProtocolID: 4})
+	actual := 1.5
+	pred, _ := obsqra.PredictionCreatedEvent(&obsqra.Prediction{ID: 3, Kind: obsqra.PredictionRebalanceSuggestion, UserID: 9,
+		DecisionID: 5, Details: obsqra.JSONObject(`{"plan":{}}`), Actual: &actual, Error: &actual, ScoredAt: &now})
+	alloc, _ := obsqra.AllocationRecordedEvent(&obsqra.Allocation{ID: 4, UserID: 9, Weights: []obsqra.Weight{{ProtocolID: 4, WeightBps: 10000}}})
+	txn, _ := obsqra.TransactionUpdatedEvent(&obsqra.Transaction{ID: 5, UserID: 9, ExecutionStatus: &exec, FailureReason: &fail,
+		BlockNumber: &block, Fee: &obsqra.Fee{Amount: obsqra.MustDecimal("1"), Unit: "FRI"}, EventsEmitted: &emitted, LastCheckedAt: &now})
+	for _, c := range []struct {
+		e               *obsqra.Event
+		owner, protocol int64
+		kind            string
+		keys            string
+	}{
+		{metrics, 0, 4, "", "apyBps createdAt id liquidityTier observedAt protocol protocolId source tvlUsd utilizationBps volatilityBps"},
+		{risk, 0, 4, "", "components computedAt decisionId id inputs modelVersion observedAt paramsVersion protocol protocolId sampleId score"},
+		{pred, 9, 0, "REBALANCE_SUGGESTION", "confidence createdAt decisionId details horizonDays id inputsDigest kind last lower80 lower95 model modelVersion origin point target tolerance upper80 upper95 userId windowEnd windowStart"},
+		{alloc, 9, 0, "", "createdAt id reason userId weights"},
+		{txn, 9, 0, "", "amount blockNumber createdAt eventsEmitted executionStatus failureReason fee id status token txHash type updatedAt userId"},
+	} {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(c.e.Payload, &m); err != nil {
+			t.Fatalf("%s payload %s: %v", c.e.Topic, c.e.Payload, err)
+		}
+		keys := slices.Sorted(maps.Keys(m))
+		if got := strings.Join(keys, " "); got != c.keys {
+			t.Errorf("%s payload keys = %s, want %s", c.e.Topic, got, c.keys)
+		}
+		if c.e.OwnerID != c.owner || c.e.ProtocolID != c.protocol || c.e.Kind != c.kind {
+			t.Errorf("%s keys = owner %d, protocol %d, kind %q, want %d, %d, %q", c.e.Topic, c.e.OwnerID, c.e.ProtocolID, c.e.Kind, c.owner, c.protocol, c.kind)
+		}
+	}
+	if !strings.Contains(string(txn.Payload), `"fee":{"amount":"1","unit":"FRI"}`) {
+		t.Errorf("transaction payload %s, want its fee as {amount, unit}", txn.Payload)
 	}
 }

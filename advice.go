@@ -70,39 +70,47 @@ type Forecast struct {
 
 // Prediction is a forecast or a suggestion as the server recorded it, to be
 // judged when its target day has passed. Only the outcome (Actual, Error,
-// ScoredAt) is ever added to it; nothing else changes.
+// ScoredAt) is ever added to it; nothing else changes. Its JSON form, the
+// prediction as recorded without its outcome, is the payload of a
+// prediction.created event (see the event catalogue).
 type Prediction struct {
-	ID   int64
-	Kind PredictionKind
+	ID   int64          `json:"id"`
+	Kind PredictionKind `json:"kind"`
 	// ProtocolID is the forecast protocol; 0 for a suggestion.
-	ProtocolID int64
+	ProtocolID int64 `json:"protocolId,omitempty"`
 	// UserID is the user a suggestion was made for; 0 for market forecasts.
-	UserID      int64
-	HorizonDays int
+	UserID      int64 `json:"userId,omitempty"`
+	HorizonDays int   `json:"horizonDays"`
 	// Origin is the day the prediction was made from (today by the
 	// server's clock; WindowEnd may be earlier); Target = Origin +
 	// HorizonDays.
-	Origin, Target         Date
-	Point                  float64
-	Lower80, Upper80       float64
-	Lower95, Upper95       float64
-	Confidence, Tolerance  float64
-	Last                   float64
-	Model, ModelVersion    string
-	InputsDigest           string
-	WindowStart, WindowEnd Date
+	Origin       Date    `json:"origin"`
+	Target       Date    `json:"target"`
+	Point        float64 `json:"point"`
+	Lower80      float64 `json:"lower80"`
+	Upper80      float64 `json:"upper80"`
+	Lower95      float64 `json:"lower95"`
+	Upper95      float64 `json:"upper95"`
+	Confidence   float64 `json:"confidence"`
+	Tolerance    float64 `json:"tolerance"`
+	Last         float64 `json:"last"`
+	Model        string  `json:"model"`
+	ModelVersion string  `json:"modelVersion"`
+	InputsDigest string  `json:"inputsDigest"`
+	WindowStart  Date    `json:"windowStart"`
+	WindowEnd    Date    `json:"windowEnd"`
 	// DecisionID is the decision that recorded a suggestion; 0 for none.
-	DecisionID int64
+	DecisionID int64 `json:"decisionId,omitempty"`
 	// Details holds a suggestion's plan and trades (a JSON object); nil
 	// for forecasts.
-	Details   JSONObject
-	CreatedAt time.Time
+	Details   JSONObject `json:"details,omitempty"`
+	CreatedAt time.Time  `json:"createdAt"`
 
 	// Actual is the value observed on Target and Error is Actual − Point;
 	// both nil until the outcome job scored the prediction.
-	Actual   *float64
-	Error    *float64
-	ScoredAt *time.Time
+	Actual   *float64   `json:"-"`
+	Error    *float64   `json:"-"`
+	ScoredAt *time.Time `json:"-"`
 }
 
 // NodeID returns the prediction's global id.
@@ -190,21 +198,23 @@ type WeightInput struct {
 }
 
 // Allocation is a snapshot of how a user holds their portfolio. Snapshots
-// are append-only: a new allocation supersedes, never edits, the last.
+// are append-only: a new allocation supersedes, never edits, the last. Its
+// JSON form is the payload of an allocation.recorded event (see the event
+// catalogue).
 type Allocation struct {
-	ID     int64
-	UserID int64
+	ID     int64 `json:"id"`
+	UserID int64 `json:"userId"`
 	// Weights sum to exactly 10000, ordered by protocol id.
-	Weights []Weight
-	Reason  AllocationReason
-	TxHash  *Felt
+	Weights []Weight         `json:"weights"`
+	Reason  AllocationReason `json:"reason"`
+	TxHash  *Felt            `json:"txHash,omitempty"`
 	// SuggestionID and DecisionID are set when the allocation follows a
 	// stored plan (a REBALANCE_SUGGESTION prediction); 0 otherwise.
-	SuggestionID int64
-	DecisionID   int64
+	SuggestionID int64 `json:"suggestionId,omitempty"`
+	DecisionID   int64 `json:"decisionId,omitempty"`
 	// PortfolioValueUsd is the value the user gave, or nil.
-	PortfolioValueUsd *Decimal
-	CreatedAt         time.Time
+	PortfolioValueUsd *Decimal  `json:"portfolioValueUsd,omitempty"`
+	CreatedAt         time.Time `json:"createdAt"`
 }
 
 // NodeID returns the allocation's global id.

@@ -30,7 +30,7 @@ var arrows = map[string][]string{
 	"account":             {".", "store", "starknet"},
 	"advisor":             {".", "store", "ml", "decision"},
 	"advisor/advisortest": {".", "decision", "market", "store"},
-	"cmd/benchlive":       {".", "live", "market"},
+	"cmd/benchlive":       {"."},
 	"cmd/gqlgen-obsqra":   {},    // gqlgen only: the code generator
 	"cmd/obsqra":          {"*"}, // only cmd/obsqra sees everything
 	"config":              {"."},
@@ -78,10 +78,7 @@ type arrow struct{ from, to string }
 // and fails when one is gone, so the list shrinks with the code.
 //
 // issue 16: to be removed.
-var knownExceptions = map[arrow]string{
-	// The subscriptions' cursors and filters have no home in the domain.
-	{"resolvers", "live"}: "live.Cursor, live.ParseCursor, live.Filter, live.Subscription and its errors",
-}
+var knownExceptions = map[arrow]string{}
 
 // listed is what TestImportRules reads of `go list -json`.
 type listed struct {

@@ -97,35 +97,37 @@ func (e *ExecutionStatus) UnmarshalGQL(v any) error {
 // Fee is what a transaction paid.
 type Fee struct {
 	// Amount is in the unit's smallest denomination (wei or fri).
-	Amount Decimal
+	Amount Decimal `json:"amount"`
 	// Unit is WEI or FRI.
-	Unit string
+	Unit string `json:"unit"`
 }
 
 // Transaction is a user's on-chain transaction as logged, with what the
 // chain watcher has learnt of it since. The logged columns (TxHash, Type,
 // Amount, Token, TokenAddress, Details, UserID, CreatedAt) never change;
-// the rest is the latest of History.
+// the rest is the latest of History. Its JSON form is the payload of a
+// transaction.updated event (see the event catalogue).
 type Transaction struct {
-	ID           int64
-	UserID       int64
-	TxHash       Felt
-	Type         TxType
-	Amount       Decimal
-	Token        string
-	TokenAddress *Felt
-	Details      JSONObject
-	CreatedAt    time.Time
+	ID           int64      `json:"id"`
+	UserID       int64      `json:"userId"`
+	TxHash       Felt       `json:"txHash"`
+	Type         TxType     `json:"type"`
+	Amount       Decimal    `json:"amount"`
+	Token        string     `json:"token"`
+	TokenAddress *Felt      `json:"tokenAddress,omitempty"`
+	Details      JSONObject `json:"details,omitempty"`
+	CreatedAt    time.Time  `json:"createdAt"`
 
-	Status          TxStatus
-	ExecutionStatus *ExecutionStatus
-	FailureReason   *string
-	BlockNumber     *int64
-	Fee             *Fee
-	EventsEmitted   *int
-	UpdatedAt       time.Time
-	// LastCheckedAt is when the watcher last asked the node about it.
-	LastCheckedAt *time.Time
+	Status          TxStatus         `json:"status"`
+	ExecutionStatus *ExecutionStatus `json:"executionStatus,omitempty"`
+	FailureReason   *string          `json:"failureReason,omitempty"`
+	BlockNumber     *int64           `json:"blockNumber,omitempty"`
+	Fee             *Fee             `json:"fee,omitempty"`
+	EventsEmitted   *int             `json:"eventsEmitted,omitempty"`
+	UpdatedAt       time.Time        `json:"updatedAt"`
+	// LastCheckedAt is when the watcher last asked the node about it; the
+	// watcher's bookkeeping, not carried by events.
+	LastCheckedAt *time.Time `json:"-"`
 }
 
 // NodeID returns the transaction's global id.

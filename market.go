@@ -93,29 +93,32 @@ const (
 )
 
 // MetricsSample is one observation of a protocol's market: as a feed
-// reported it, plus the values the server derived at ingestion.
+// reported it, plus the values the server derived at ingestion. Its JSON
+// form is the payload of a metrics.ingested event (see the event
+// catalogue); changing a tag changes what the outbox holds.
 type MetricsSample struct {
-	ID         int64
-	ProtocolID int64
-	ObservedAt time.Time
+	ID         int64     `json:"id"`
+	ProtocolID int64     `json:"protocolId"`
+	ObservedAt time.Time `json:"observedAt"`
 	// ApyBps is the supply APY in basis points.
-	ApyBps int
+	ApyBps int `json:"apyBps"`
 	// TvlUsd is the total value locked in USD; nil when the feed does not
 	// know it.
-	TvlUsd *Decimal
+	TvlUsd *Decimal `json:"tvlUsd"`
 	// UtilizationBps is borrowed ÷ supplied, in basis points (0–10000).
-	UtilizationBps int
+	UtilizationBps int `json:"utilizationBps"`
 	// VolatilityBps is the standard deviation of the daily APY over the
 	// trailing 30 days, in basis points, derived at ingestion.
-	VolatilityBps int
+	VolatilityBps int `json:"volatilityBps"`
 	// LiquidityTier is 0 (deepest) to 3, derived from TvlUsd.
-	LiquidityTier int
+	LiquidityTier int `json:"liquidityTier"`
 	// Source is where the sample came from (Source* constants).
-	Source string
+	Source string `json:"source"`
 	// Stale is set on a protocol's latest sample when its feed has not
-	// confirmed it recently (the feed is down or late).
-	Stale     bool
-	CreatedAt time.Time
+	// confirmed it recently (the feed is down or late). It describes the
+	// feed now, not the sample as stored, so events do not carry it.
+	Stale     bool      `json:"-"`
+	CreatedAt time.Time `json:"createdAt"`
 }
 
 // NodeID returns the sample's global id.
@@ -157,23 +160,24 @@ type RiskComponents struct {
 const RiskModelVersion = "parity-v1"
 
 // RiskScore is a protocol's risk (0–100) as the RiskEngine contract would
-// score it, with what it was computed from.
+// score it, with what it was computed from. Its JSON form is the payload of
+// a risk.scored event (see the event catalogue).
 type RiskScore struct {
-	ID int64
+	ID int64 `json:"id"`
 	// ProtocolID is 0 for a preview.
-	ProtocolID int64
+	ProtocolID int64 `json:"protocolId"`
 	// SampleID is the metrics sample scored; 0 for a preview.
-	SampleID int64
+	SampleID int64 `json:"sampleId"`
 	// ObservedAt is when the scored sample was observed.
-	ObservedAt    time.Time
-	Score         int
-	Components    RiskComponents
-	Inputs        RiskInputs
-	ParamsVersion int // 0 for a preview
-	ModelVersion  string
-	ComputedAt    time.Time
+	ObservedAt    time.Time      `json:"observedAt"`
+	Score         int            `json:"score"`
+	Components    RiskComponents `json:"components"`
+	Inputs        RiskInputs     `json:"inputs"`
+	ParamsVersion int            `json:"paramsVersion"` // 0 for a preview
+	ModelVersion  string         `json:"modelVersion"`
+	ComputedAt    time.Time      `json:"computedAt"`
 	// DecisionID is the decision that recorded the score; 0 for a preview.
-	DecisionID int64
+	DecisionID int64 `json:"decisionId"`
 }
 
 // NodeID returns the score's global id.

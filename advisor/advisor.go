@@ -19,13 +19,6 @@ import (
 	"github.com/obsqra/obsqra/store"
 )
 
-// Topics the advisor publishes through the outbox.
-const (
-	// TopicPredictionCreated carries a new prediction. Market forecasts
-	// are public; a suggestion belongs to its user.
-	TopicPredictionCreated = "prediction.created"
-)
-
 // ModelVersion names the forecasting and optimisation as a whole; it is
 // recorded with every prediction and decision.
 const ModelVersion = "advisor-v1/" + ml.DefaultModel

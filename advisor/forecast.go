@@ -5,12 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash"
 	"math"
 	"slices"
-	"time"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/ml"
@@ -268,59 +266,12 @@ func (s *Service) RefreshForecasts(ctx context.Context) (int, error) {
 	return len(fresh), nil
 }
 
-// PredictionPayload is the payload of a prediction.created event: the
-// prediction as recorded.
-type PredictionPayload struct {
-	ID           int64                 `json:"id"`
-	Kind         obsqra.PredictionKind `json:"kind"`
-	ProtocolID   int64                 `json:"protocolId,omitempty"`
-	UserID       int64                 `json:"userId,omitempty"`
-	HorizonDays  int                   `json:"horizonDays"`
-	Origin       obsqra.Date           `json:"origin"`
-	Target       obsqra.Date           `json:"target"`
-	Point        float64               `json:"point"`
-	Lower80      float64               `json:"lower80"`
-	Upper80      float64               `json:"upper80"`
-	Lower95      float64               `json:"lower95"`
-	Upper95      float64               `json:"upper95"`
-	Confidence   float64               `json:"confidence"`
-	Tolerance    float64               `json:"tolerance"`
-	Last         float64               `json:"last"`
-	Model        string                `json:"model"`
-	ModelVersion string                `json:"modelVersion"`
-	InputsDigest string                `json:"inputsDigest"`
-	WindowStart  obsqra.Date           `json:"windowStart"`
-	WindowEnd    obsqra.Date           `json:"windowEnd"`
-	DecisionID   int64                 `json:"decisionId,omitempty"`
-	Details      obsqra.JSONObject     `json:"details,omitempty"`
-	CreatedAt    time.Time             `json:"createdAt"`
-}
-
-// Prediction returns the prediction the payload describes, as recorded.
-func (p *PredictionPayload) Prediction() *obsqra.Prediction {
-	return &obsqra.Prediction{
-		ID: p.ID, Kind: p.Kind, ProtocolID: p.ProtocolID, UserID: p.UserID, HorizonDays: p.HorizonDays,
-		Origin: p.Origin, Target: p.Target, Point: p.Point, Lower80: p.Lower80, Upper80: p.Upper80,
-		Lower95: p.Lower95, Upper95: p.Upper95, Confidence: p.Confidence, Tolerance: p.Tolerance,
-		Last: p.Last, Model: p.Model, ModelVersion: p.ModelVersion, InputsDigest: p.InputsDigest,
-		WindowStart: p.WindowStart, WindowEnd: p.WindowEnd, DecisionID: p.DecisionID, Details: p.Details,
-		CreatedAt: p.CreatedAt,
-	}
-}
-
 // appendPredictionEvent publishes p, owned by its user (public when it has
 // none), in tx.
 func appendPredictionEvent(ctx context.Context, tx *store.Tx, p *obsqra.Prediction) error {
-	b, err := json.Marshal(PredictionPayload{
-		ID: p.ID, Kind: p.Kind, ProtocolID: p.ProtocolID, UserID: p.UserID, HorizonDays: p.HorizonDays,
-		Origin: p.Origin, Target: p.Target, Point: p.Point, Lower80: p.Lower80, Upper80: p.Upper80,
-		Lower95: p.Lower95, Upper95: p.Upper95, Confidence: p.Confidence, Tolerance: p.Tolerance,
-		Last: p.Last, Model: p.Model, ModelVersion: p.ModelVersion, InputsDigest: p.InputsDigest,
-		WindowStart: p.WindowStart, WindowEnd: p.WindowEnd, DecisionID: p.DecisionID, Details: p.Details,
-		CreatedAt: p.CreatedAt,
-	})
+	e, err := obsqra.PredictionCreatedEvent(p)
 	if err != nil {
-		return fmt.Errorf("encode prediction event: %w", err)
+		return err
 	}
-	return tx.AppendEvent(ctx, &obsqra.Event{Topic: TopicPredictionCreated, OwnerID: p.UserID, Payload: b})
+	return tx.AppendEvent(ctx, e)
 }

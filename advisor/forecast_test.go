@@ -334,15 +334,15 @@ func TestRefreshForecasts(t *testing.T) {
 				t.Errorf("stored %s of %s = %+v, want %+v", p.Kind, slug, p, want)
 			}
 		}
-		events := b.Events(t, before, advisor.TopicPredictionCreated)
+		events := b.Events(t, before, obsqra.TopicPredictionCreated)
 		if len(events) != 4 {
 			t.Fatalf("prediction.created events = %d, want 4", len(events))
 		}
 		for _, e := range events {
-			pl := decode[advisor.PredictionPayload](t, "prediction event", e.Payload)
+			pl := decodeEvent[obsqra.Prediction](t, &e)
 			want, ok := byID[pl.ID]
-			if e.OwnerID != 0 || !ok || !samePrediction(t, *pl.Prediction(), want) {
-				t.Errorf("event %d (owner %d) = %+v, want a public event of %+v", e.ID, e.OwnerID, pl.Prediction(), want)
+			if e.OwnerID != 0 || !ok || !samePrediction(t, *pl, want) || e.ProtocolID != want.ProtocolID || e.Kind != string(want.Kind) {
+				t.Errorf("event %d (owner %d, protocol %d, kind %q) = %+v, want a public event of %+v", e.ID, e.OwnerID, e.ProtocolID, e.Kind, pl, want)
 			}
 			delete(byID, pl.ID)
 		}
@@ -370,7 +370,7 @@ func TestRefreshForecasts(t *testing.T) {
 				t.Errorf("newest predictions are of protocol %d, want nostra's", p.ProtocolID)
 			}
 		}
-		if got := len(b.Events(t, last, advisor.TopicPredictionCreated)); got != 2 {
+		if got := len(b.Events(t, last, obsqra.TopicPredictionCreated)); got != 2 {
 			t.Errorf("prediction.created events after the new sample = %d, want 2", got)
 		}
 

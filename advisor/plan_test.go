@@ -328,12 +328,12 @@ func TestRunOptimization(t *testing.T) {
 		if run.DecisionID != p.DecisionID {
 			t.Errorf("RunOptimization().DecisionID = %d, want %d", run.DecisionID, p.DecisionID)
 		}
-		events := b.Events(t, before, advisor.TopicPredictionCreated)
+		events := b.Events(t, before, obsqra.TopicPredictionCreated)
 		if len(events) != 1 || events[0].OwnerID != b.user.ID {
 			t.Fatalf("prediction.created events = %+v, want one owned by user %d", events, b.user.ID)
 		}
-		if pl := decode[advisor.PredictionPayload](t, "event", events[0].Payload); !samePrediction(t, *pl.Prediction(), *p) {
-			t.Errorf("event payload = %+v, want %+v", pl.Prediction(), p)
+		if pl := decodeEvent[obsqra.Prediction](t, &events[0]); !samePrediction(t, *pl, *p) {
+			t.Errorf("event payload = %+v, want %+v", pl, p)
 		}
 		if got, err := s.OptimizationRun(b.ctx, run.ID); err != nil || !reflect.DeepEqual(got, run) {
 			t.Errorf("OptimizationRun(%d) = %+v, %v, want %+v", run.ID, got, err, run)

@@ -257,6 +257,16 @@ func show(v any) string {
 }
 
 // decode decodes JSON b into a new T.
+// decodeEvent returns e's payload as the catalogue decodes it.
+func decodeEvent[T any](t *testing.T, e *obsqra.Event) *T {
+	t.Helper()
+	v, err := obsqra.EventValue[T](e)
+	if err != nil {
+		t.Fatalf("decode event %d %s: %v", e.ID, e.Payload, err)
+	}
+	return v
+}
+
 func decode[T any](t *testing.T, what string, b []byte) T {
 	t.Helper()
 	var v T

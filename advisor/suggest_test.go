@@ -136,7 +136,7 @@ func TestRebalanceSuggestion(t *testing.T) {
 			t.Errorf("suggestion moves vesu %d → %d, want 4000 → 0", n, weightOf(sug.Target, b.ID(t, "vesu")))
 		}
 		checkRecorded(t, s, b, b.user, sug.ID, sug.Plan, sug)
-		if events := b.Events(t, before, advisor.TopicPredictionCreated); len(events) != 1 || events[0].OwnerID != b.user.ID {
+		if events := b.Events(t, before, obsqra.TopicPredictionCreated); len(events) != 1 || events[0].OwnerID != b.user.ID {
 			t.Errorf("prediction.created events = %+v, want one owned by user %d", events, b.user.ID)
 		}
 
@@ -299,7 +299,7 @@ func TestCheckRebalances(t *testing.T) {
 		if err != nil || !ok || !sug.ClearsThreshold || sug.ThresholdBps != 0 {
 			t.Errorf("eager's suggestion = %+v, %v, %v, want one clearing threshold 0", sug, ok, err)
 		}
-		events := b.Events(t, before, advisor.TopicPredictionCreated)
+		events := b.Events(t, before, obsqra.TopicPredictionCreated)
 		if len(events) != 1 || events[0].OwnerID != eager.ID {
 			t.Errorf("prediction.created events = %+v, want one for user %d", events, eager.ID)
 		}

@@ -7,17 +7,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/store"
 )
-
-// TopicTransactionUpdated carries a transaction, as of the commit, to its
-// user: when it is logged and at every change the watcher records.
-const TopicTransactionUpdated = "transaction.updated"
 
 // Defaults of Config.
 const (
@@ -268,64 +263,9 @@ func (s *Service) History(ctx context.Context, ids []int64) (map[int64][]obsqra.
 // publish appends t's transaction.updated event, owned by its user, to the
 // unit of work that changed it.
 func publish(ctx context.Context, tx *store.Tx, t *obsqra.Transaction) error {
-	b, err := json.Marshal(payloadOf(t))
+	e, err := obsqra.TransactionUpdatedEvent(t)
 	if err != nil {
-		return fmt.Errorf("encode transaction event: %w", err)
+		return err
 	}
-	return tx.AppendEvent(ctx, &obsqra.Event{Topic: TopicTransactionUpdated, OwnerID: t.UserID, Payload: b})
-}
-
-// TransactionPayload is the payload of a transaction.updated event: the
-// transaction as of the commit that published it.
-type TransactionPayload struct {
-	ID              int64                   `json:"id"`
-	UserID          int64                   `json:"userId"`
-	TxHash          obsqra.Felt             `json:"txHash"`
-	Type            obsqra.TxType           `json:"type"`
-	Amount          obsqra.Decimal          `json:"amount"`
-	Token           string                  `json:"token"`
-	TokenAddress    *obsqra.Felt            `json:"tokenAddress,omitempty"`
-	Details         obsqra.JSONObject       `json:"details,omitempty"`
-	CreatedAt       time.Time               `json:"createdAt"`
-	Status          obsqra.TxStatus         `json:"status"`
-	ExecutionStatus *obsqra.ExecutionStatus `json:"executionStatus,omitempty"`
-	FailureReason   *string                 `json:"failureReason,omitempty"`
-	BlockNumber     *int64                  `json:"blockNumber,omitempty"`
-	Fee             *FeePayload             `json:"fee,omitempty"`
-	EventsEmitted   *int                    `json:"eventsEmitted,omitempty"`
-	UpdatedAt       time.Time               `json:"updatedAt"`
-}
-
-// FeePayload is a fee in a TransactionPayload.
-type FeePayload struct {
-	Amount obsqra.Decimal `json:"amount"`
-	Unit   string         `json:"unit"`
-}
-
-func payloadOf(t *obsqra.Transaction) TransactionPayload {
-	p := TransactionPayload{
-		ID: t.ID, UserID: t.UserID, TxHash: t.TxHash, Type: t.Type, Amount: t.Amount, Token: t.Token,
-		TokenAddress: t.TokenAddress, Details: t.Details, CreatedAt: t.CreatedAt,
-		Status: t.Status, ExecutionStatus: t.ExecutionStatus, FailureReason: t.FailureReason,
-		BlockNumber: t.BlockNumber, EventsEmitted: t.EventsEmitted, UpdatedAt: t.UpdatedAt,
-	}
-	if t.Fee != nil {
-		p.Fee = &FeePayload{Amount: t.Fee.Amount, Unit: t.Fee.Unit}
-	}
-	return p
-}
-
-// Transaction returns the transaction the payload describes, as it was
-// when published.
-func (p *TransactionPayload) Transaction() *obsqra.Transaction {
-	t := &obsqra.Transaction{
-		ID: p.ID, UserID: p.UserID, TxHash: p.TxHash, Type: p.Type, Amount: p.Amount, Token: p.Token,
-		TokenAddress: p.TokenAddress, Details: p.Details, CreatedAt: p.CreatedAt,
-		Status: p.Status, ExecutionStatus: p.ExecutionStatus, FailureReason: p.FailureReason,
-		BlockNumber: p.BlockNumber, EventsEmitted: p.EventsEmitted, UpdatedAt: p.UpdatedAt,
-	}
-	if p.Fee != nil {
-		t.Fee = &obsqra.Fee{Amount: p.Fee.Amount, Unit: p.Fee.Unit}
-	}
-	return t
+	return tx.AppendEvent(ctx, e)
 }

@@ -255,11 +255,11 @@ func (b *testBundle) published(t *testing.T, id, owner int64) []string {
 	}
 	var out []string
 	for _, e := range events {
-		if e.Topic != ledger.TopicTransactionUpdated {
+		if e.Topic != obsqra.TopicTransactionUpdated {
 			continue
 		}
-		var p ledger.TransactionPayload
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
+		p, err := obsqra.EventValue[obsqra.Transaction](&e)
+		if err != nil {
 			t.Fatalf("decode %s: %v", e.Payload, err)
 		}
 		if p.ID != id {

@@ -2,7 +2,6 @@ package ledger_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"reflect"
 	"slices"
@@ -91,9 +90,8 @@ func TestWatchToAcceptedOnL1(t *testing.T) {
 		}
 		// The last event's payload is the transaction as stored.
 		events, _ := db.EventsAfter(context.Background(), 0, 1000)
-		var p ledger.TransactionPayload
-		if err := json.Unmarshal(events[len(events)-1].Payload, &p); err != nil || !reflect.DeepEqual(p.Transaction(), withoutCheck(got)) {
-			t.Errorf("last event = %+v, %v, want %+v", p.Transaction(), err, withoutCheck(got))
+		if p, err := obsqra.EventValue[obsqra.Transaction](&events[len(events)-1]); err != nil || !reflect.DeepEqual(p, withoutCheck(got)) {
+			t.Errorf("last event = %+v, %v, want %+v", p, err, withoutCheck(got))
 		}
 
 		// Final: never asked again.

@@ -1,7 +1,8 @@
 // Package live delivers the outbox to subscribers: a Hub follows the
 // events table (woken by commits in this process and by NOTIFY from
 // others), and fans each event out to the subscriptions whose viewer may
-// see it and whose filter wants it, each through a bounded buffer. A
+// see it and whose filter selects it by its routing keys (never by its
+// payload, which the hub does not decode), each through a bounded buffer. A
 // subscription may start from a cursor: it then replays the events after it
 // from the outbox and continues live, with no gap and no duplicate.
 package live
@@ -142,7 +143,7 @@ const (
 )
 
 // EventOverhead is what an event costs in a queue besides its payload: the
-// obsqra.Event (80 bytes), its topic, the queue's slot and allocation
+// obsqra.Event (112 bytes with its routing keys), its topic, the queue's slot and allocation
 // rounding.
 const EventOverhead = 128
 
@@ -194,10 +195,13 @@ func (o Options) withDefaults() Options {
 var (
 	// ErrSlowConsumer: a live event would have taken the subscriber's
 	// queue past Options.Buffer or one of its Limits. It can resume from
-	// the cursor of the last event it received.
-	ErrSlowConsumer = errors.New("live: subscriber too slow, its buffer overflowed; resume from the last cursor")
-	// ErrStopped: the hub stopped (the server is shutting down).
-	ErrStopped = errors.New("live: hub stopped")
+	// the cursor of the last event it received. It is the domain's
+	// obsqra.ErrSlowSubscriber, so that the API tells it apart without
+	// importing live.
+	ErrSlowConsumer = obsqra.ErrSlowSubscriber
+	// ErrStopped: the hub stopped (the server is shutting down). It is
+	// obsqra.ErrEventsStopped.
+	ErrStopped = obsqra.ErrEventsStopped
 )
 
 // Hub fans the outbox out to subscriptions. Run must be running for live
@@ -405,14 +409,10 @@ func (h *Hub) remove(s *Subscription) {
 	h.mu.Unlock()
 }
 
-// Filter says whether a subscription wants an event. It runs for every
-// event the viewer may see, on the hub's goroutine and, while the
-// subscription replays, on the replaying one: it must be quick, must not
-// block, and must be safe for concurrent use.
-type Filter func(e *obsqra.Event) bool
-
 // Subscribe starts a subscription for viewer (a user id, 0 for anonymous)
-// to the events filter wants. Whatever the filter, a viewer receives only
+// to the events filter selects by their keys (the zero filter selects
+// all; the hub matches it under its lock, and a replay on its own
+// goroutine, see obsqra.EventFilter.Match). Whatever the filter, a viewer receives only
 // public events (OwnerID 0) and its own. With after nil the subscription
 // starts with the next event; with a cursor (an event id) it first replays
 // the events after it. It ends when ctx does, when the hub stops, or when
@@ -422,7 +422,7 @@ type Filter func(e *obsqra.Event) bool
 // Errors: ERATELIMIT when viewer holds Limits.SubscriptionsPerUser
 // subscriptions already; EINVALID for a cursor whose events were pruned;
 // ErrStopped; internal ones.
-func (h *Hub) Subscribe(ctx context.Context, viewer int64, filter Filter, after *int64) (*Subscription, error) {
+func (h *Hub) Subscribe(ctx context.Context, viewer int64, filter obsqra.EventFilter, after *int64) (*Subscription, error) {
 	select {
 	case <-h.ready:
 	case <-ctx.Done():
@@ -489,7 +489,7 @@ func (h *Hub) Subscribe(ctx context.Context, viewer int64, filter Filter, after 
 type Subscription struct {
 	h      *Hub
 	viewer int64
-	filter Filter
+	filter obsqra.EventFilter
 	conn   *obsqra.Client // the connection its queue is charged to
 	addr   string         // the address its queue is charged to; "" for none
 	max    int
@@ -580,7 +580,7 @@ func (s *Subscription) visible(e *obsqra.Event) bool {
 	if e.OwnerID != 0 && e.OwnerID != s.viewer {
 		return false
 	}
-	return s.filter == nil || s.filter(e)
+	return s.filter.Match(e)
 }
 
 // signal wakes the one waiting on c, if any; a signal already pending

@@ -98,11 +98,11 @@ func TestLiveDeliversOnlyWhatTheViewerMaySee(t *testing.T) {
 		h := setup(t, db, live.Options{})
 		ctx := context.Background()
 		const ada, bob = 1, 2
-		adaSub, err := h.Subscribe(ctx, ada, nil, nil)
+		adaSub, err := h.Subscribe(ctx, ada, obsqra.EventFilter{}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		anon, err := h.Subscribe(ctx, 0, func(e *obsqra.Event) bool { return e.Topic != "skip" }, nil)
+		anon, err := h.Subscribe(ctx, 0, topicIs("public1", "bob's", "ada's", "public2"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +125,7 @@ func TestLiveRollbackEmitsNothing(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		h := setup(t, db, live.Options{})
-		s, err := h.Subscribe(context.Background(), 0, nil, nil)
+		s, err := h.Subscribe(context.Background(), 0, obsqra.EventFilter{}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +184,7 @@ func TestLiveResumeHasNoGapNoDuplicate(t *testing.T) {
 			mu.Lock()
 			cursor := ids[r.IntN(len(ids))]
 			mu.Unlock()
-			s, err := h.Subscribe(ctx, 0, nil, &cursor)
+			s, err := h.Subscribe(ctx, 0, obsqra.EventFilter{}, &cursor)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -223,11 +223,11 @@ func TestLiveSlowConsumerIsClosedAndOthersGoOn(t *testing.T) {
 		t.Parallel()
 		h := setup(t, db, live.Options{Buffer: 2})
 		ctx := context.Background()
-		slow, err := h.Subscribe(ctx, 0, nil, nil)
+		slow, err := h.Subscribe(ctx, 0, obsqra.EventFilter{}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fast, err := h.Subscribe(ctx, 0, nil, nil)
+		fast, err := h.Subscribe(ctx, 0, obsqra.EventFilter{}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +254,7 @@ func TestLiveExpiredCursor(t *testing.T) {
 			t.Fatal(err)
 		}
 		cursor := old.ID - 1
-		if _, err := h.Subscribe(ctx, 0, nil, &cursor); obsqra.ErrorCode(err) != obsqra.EINVALID {
+		if _, err := h.Subscribe(ctx, 0, obsqra.EventFilter{}, &cursor); obsqra.ErrorCode(err) != obsqra.EINVALID {
 			t.Fatalf("Subscribe(expired cursor) = %v, want EINVALID", err)
 		}
 	})
@@ -269,7 +269,7 @@ func TestLiveEndsWithContextAndHub(t *testing.T) {
 	go func() { done <- h.Run(ctx) }()
 
 	subCtx, subCancel := context.WithCancel(context.Background())
-	s, err := h.Subscribe(subCtx, 0, nil, nil)
+	s, err := h.Subscribe(subCtx, 0, obsqra.EventFilter{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestLiveEndsWithContextAndHub(t *testing.T) {
 		t.Errorf("Err after its context ended = %v", s.Err())
 	}
 
-	other, err := h.Subscribe(context.Background(), 0, nil, nil)
+	other, err := h.Subscribe(context.Background(), 0, obsqra.EventFilter{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func TestLiveEndsWithContextAndHub(t *testing.T) {
 	if !errors.Is(other.Err(), live.ErrStopped) {
 		t.Errorf("Err after the hub stopped = %v, want ErrStopped", other.Err())
 	}
-	if _, err := h.Subscribe(context.Background(), 0, nil, nil); !errors.Is(err, live.ErrStopped) {
+	if _, err := h.Subscribe(context.Background(), 0, obsqra.EventFilter{}, nil); !errors.Is(err, live.ErrStopped) {
 		t.Errorf("Subscribe on a stopped hub = %v, want ErrStopped", err)
 	}
 }
@@ -301,7 +301,7 @@ func TestLiveAcrossInstances(t *testing.T) {
 	db := storetest.Postgres(t)
 	other := storetest.Reopen(t, db)
 	h := setup(t, db, live.Options{Poll: time.Hour}) // only NOTIFY can wake it
-	s, err := h.Subscribe(context.Background(), 0, nil, nil)
+	s, err := h.Subscribe(context.Background(), 0, obsqra.EventFilter{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func TestLiveListenReconnect(t *testing.T) {
 	db := storetest.ReopenAs(t, base, name) // this instance's connections carry name
 	other := storetest.Reopen(t, base)
 	h := setup(t, db, live.Options{Poll: time.Hour}) // only a notification or a reconnect can wake it
-	s, err := h.Subscribe(context.Background(), 0, nil, nil)
+	s, err := h.Subscribe(context.Background(), 0, obsqra.EventFilter{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func TestLiveReplayWaitsForItsReceiver(t *testing.T) {
 		publish(t, db, want[i], 0)
 	}
 	cursor := first.ID - 1
-	s, err := h.Subscribe(context.Background(), 0, nil, &cursor)
+	s, err := h.Subscribe(context.Background(), 0, obsqra.EventFilter{}, &cursor)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,15 +23,12 @@ func clientCtx(c *obsqra.Client) context.Context {
 	return obsqra.NewContextWithClient(context.Background(), c)
 }
 
-func topicIs(topics ...string) live.Filter {
-	return func(e *obsqra.Event) bool {
-		for _, t := range topics {
-			if e.Topic == t {
-				return true
-			}
-		}
-		return false
+func topicIs(topics ...string) obsqra.EventFilter {
+	var f obsqra.EventFilter
+	for _, t := range topics {
+		f.Rules = append(f.Rules, obsqra.EventRule{Topic: t})
 	}
+	return f
 }
 
 // TestLiveBudgets: at each level (subscription, connection, address,
@@ -148,7 +145,7 @@ func TestLiveReplayHoldsAWindow(t *testing.T) {
 			}
 		})
 	cursor := int64(0)
-	s, err := h.Subscribe(clientCtx(&obsqra.Client{Address: "192.0.2.1"}), 0, nil, &cursor)
+	s, err := h.Subscribe(clientCtx(&obsqra.Client{Address: "192.0.2.1"}), 0, obsqra.EventFilter{}, &cursor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +221,7 @@ func TestLiveReplaysShareTheirConnection(t *testing.T) {
 	ctx := clientCtx(&obsqra.Client{Address: "192.0.2.1"})
 	for range subs {
 		cursor := int64(0)
-		if _, err := h.Subscribe(ctx, 0, nil, &cursor); err != nil {
+		if _, err := h.Subscribe(ctx, 0, obsqra.EventFilter{}, &cursor); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -259,7 +256,7 @@ func TestLiveReplayJoinsWhileTheHubDispatches(t *testing.T) {
 		}
 		cursor := r.Int64N(upTo)
 		ctx := clientCtx(&obsqra.Client{Address: fmt.Sprint("192.0.2.", k)})
-		s, err := h.Subscribe(ctx, 0, nil, &cursor)
+		s, err := h.Subscribe(ctx, 0, obsqra.EventFilter{}, &cursor)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -277,7 +274,7 @@ func TestLiveReplayJoinsWhileTheHubDispatches(t *testing.T) {
 						return
 					}
 					s.Close()
-					if s, err = h.Subscribe(ctx, 0, nil, &last); err != nil {
+					if s, err = h.Subscribe(ctx, 0, obsqra.EventFilter{}, &last); err != nil {
 						t.Errorf("reader %d: resume from %d: %v", k, last, err)
 						return
 					}
@@ -306,39 +303,39 @@ func TestLiveSubscriptionsPerUser(t *testing.T) {
 	const ada, bob = 1, 2
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	first, err := h.Subscribe(ctx, ada, nil, nil)
+	first, err := h.Subscribe(ctx, ada, obsqra.EventFilter{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ended, cancelEnded := context.WithCancel(context.Background())
-	second, err := h.Subscribe(ended, ada, nil, nil)
+	second, err := h.Subscribe(ended, ada, obsqra.EventFilter{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Subscribe(ctx, ada, nil, nil); err != nil {
+	if _, err := h.Subscribe(ctx, ada, obsqra.EventFilter{}, nil); err != nil {
 		t.Fatalf("subscription 3 of 3: %v", err)
 	}
-	if _, err := h.Subscribe(ctx, ada, nil, nil); obsqra.ErrorCode(err) != obsqra.ERATELIMIT {
+	if _, err := h.Subscribe(ctx, ada, obsqra.EventFilter{}, nil); obsqra.ErrorCode(err) != obsqra.ERATELIMIT {
 		t.Fatalf("subscription 4 of 3 = %v, want ERATELIMIT", err)
 	}
-	if _, err := h.Subscribe(ctx, bob, nil, nil); err != nil {
+	if _, err := h.Subscribe(ctx, bob, obsqra.EventFilter{}, nil); err != nil {
 		t.Errorf("another user's subscription: %v", err)
 	}
 	for range 5 {
-		if _, err := h.Subscribe(ctx, 0, nil, nil); err != nil {
+		if _, err := h.Subscribe(ctx, 0, obsqra.EventFilter{}, nil); err != nil {
 			t.Errorf("an anonymous subscription: %v", err)
 		}
 	}
 	first.Close()
-	if _, err := h.Subscribe(ctx, ada, nil, nil); err != nil {
+	if _, err := h.Subscribe(ctx, ada, obsqra.EventFilter{}, nil); err != nil {
 		t.Fatalf("after closing one: %v", err)
 	}
 	cancelEnded()
 	drain(t, second)
-	if _, err := h.Subscribe(ctx, ada, nil, nil); err != nil {
+	if _, err := h.Subscribe(ctx, ada, obsqra.EventFilter{}, nil); err != nil {
 		t.Fatalf("after one's context ended: %v", err)
 	}
-	if _, err := h.Subscribe(ctx, ada, nil, nil); obsqra.ErrorCode(err) != obsqra.ERATELIMIT {
+	if _, err := h.Subscribe(ctx, ada, obsqra.EventFilter{}, nil); obsqra.ErrorCode(err) != obsqra.ERATELIMIT {
 		t.Fatalf("subscription 4 of 3 = %v, want ERATELIMIT", err)
 	}
 	if st := h.Stats(); st.Users != 2 {
@@ -354,31 +351,31 @@ func TestLiveSubscriptionsPerAddressAndTotal(t *testing.T) {
 	t.Parallel()
 	h, _ := setupMem(t, live.Options{Limits: live.Limits{SubscriptionsPerAddress: 2, Subscriptions: 4}}, nil, nil)
 	from := func(addr string) context.Context { return clientCtx(&obsqra.Client{Address: addr}) }
-	first, err := h.Subscribe(from("192.0.2.1"), 0, nil, nil)
+	first, err := h.Subscribe(from("192.0.2.1"), 0, obsqra.EventFilter{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Subscribe(from("192.0.2.1"), 7, nil, nil); err != nil {
+	if _, err := h.Subscribe(from("192.0.2.1"), 7, obsqra.EventFilter{}, nil); err != nil {
 		t.Fatalf("subscription 2 of 2 from an address: %v", err)
 	}
 	// Refused before the cursor is checked: a cursor far ahead would not
 	// be an error, a pruned one would be EINVALID.
 	bad := int64(-5)
-	if _, err := h.Subscribe(from("192.0.2.1"), 0, nil, &bad); obsqra.ErrorCode(err) != obsqra.ERATELIMIT ||
+	if _, err := h.Subscribe(from("192.0.2.1"), 0, obsqra.EventFilter{}, &bad); obsqra.ErrorCode(err) != obsqra.ERATELIMIT ||
 		!strings.Contains(obsqra.ErrorMessage(err), "at most 2 subscriptions from one address") {
 		t.Fatalf("subscription 3 of 2 from an address = %v, want ERATELIMIT", err)
 	}
 	first.Close()
-	if _, err := h.Subscribe(from("192.0.2.1"), 0, nil, nil); err != nil {
+	if _, err := h.Subscribe(from("192.0.2.1"), 0, obsqra.EventFilter{}, nil); err != nil {
 		t.Fatalf("after closing one: %v", err)
 	}
-	if _, err := h.Subscribe(from("192.0.2.2"), 0, nil, nil); err != nil {
+	if _, err := h.Subscribe(from("192.0.2.2"), 0, obsqra.EventFilter{}, nil); err != nil {
 		t.Fatalf("another address: %v", err)
 	}
-	if _, err := h.Subscribe(from("192.0.2.3"), 0, nil, nil); err != nil {
+	if _, err := h.Subscribe(from("192.0.2.3"), 0, obsqra.EventFilter{}, nil); err != nil {
 		t.Fatalf("subscription 4 of 4 in all: %v", err)
 	}
-	if _, err := h.Subscribe(from("192.0.2.4"), 0, nil, nil); obsqra.ErrorCode(err) != obsqra.ERATELIMIT {
+	if _, err := h.Subscribe(from("192.0.2.4"), 0, obsqra.EventFilter{}, nil); obsqra.ErrorCode(err) != obsqra.ERATELIMIT {
 		t.Fatalf("subscription 5 of 4 in all = %v, want ERATELIMIT", err)
 	}
 	if st := h.Stats(); st.Subscriptions != 4 {

@@ -6,7 +6,6 @@ package market
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,12 +23,6 @@ import (
 	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/ml"
 	"github.com/obsqra/obsqra/store"
-)
-
-// Event topics the market publishes through the outbox. Both are public.
-const (
-	TopicMetricsIngested = "metrics.ingested"
-	TopicRiskScored      = "risk.scored"
 )
 
 // Defaults of Config.
@@ -825,78 +818,18 @@ func sameTVL(a, b *obsqra.Decimal) bool {
 	return *a == *b
 }
 
-// MetricsPayload is the payload of a metrics.ingested event: the sample as
-// stored, with its protocol's slug.
-type MetricsPayload struct {
-	Protocol       string          `json:"protocol"`
-	ProtocolID     int64           `json:"protocolId"`
-	ID             int64           `json:"id"`
-	ObservedAt     time.Time       `json:"observedAt"`
-	ApyBps         int             `json:"apyBps"`
-	TvlUsd         *obsqra.Decimal `json:"tvlUsd"`
-	UtilizationBps int             `json:"utilizationBps"`
-	VolatilityBps  int             `json:"volatilityBps"`
-	LiquidityTier  int             `json:"liquidityTier"`
-	Source         string          `json:"source"`
-	CreatedAt      time.Time       `json:"createdAt"`
-}
-
-// RiskPayload is the payload of a risk.scored event: the score as stored,
-// with its protocol's slug.
-type RiskPayload struct {
-	Protocol      string                `json:"protocol"`
-	ProtocolID    int64                 `json:"protocolId"`
-	ID            int64                 `json:"id"`
-	SampleID      int64                 `json:"sampleId"`
-	ObservedAt    time.Time             `json:"observedAt"`
-	Score         int                   `json:"score"`
-	Components    obsqra.RiskComponents `json:"components"`
-	Inputs        obsqra.RiskInputs     `json:"inputs"`
-	ParamsVersion int                   `json:"paramsVersion"`
-	ModelVersion  string                `json:"modelVersion"`
-	ComputedAt    time.Time             `json:"computedAt"`
-	DecisionID    int64                 `json:"decisionId"`
-}
-
-// Sample returns the sample the payload describes, as it was stored.
-func (p *MetricsPayload) Sample() *obsqra.MetricsSample {
-	return &obsqra.MetricsSample{
-		ID: p.ID, ProtocolID: p.ProtocolID, ObservedAt: p.ObservedAt, ApyBps: p.ApyBps, TvlUsd: p.TvlUsd,
-		UtilizationBps: p.UtilizationBps, VolatilityBps: p.VolatilityBps, LiquidityTier: p.LiquidityTier,
-		Source: p.Source, CreatedAt: p.CreatedAt,
-	}
-}
-
-// RiskScore returns the score the payload describes, as it was stored.
-func (p *RiskPayload) RiskScore() *obsqra.RiskScore {
-	return &obsqra.RiskScore{
-		ID: p.ID, ProtocolID: p.ProtocolID, SampleID: p.SampleID, ObservedAt: p.ObservedAt,
-		Score: p.Score, Components: p.Components, Inputs: p.Inputs, ParamsVersion: p.ParamsVersion,
-		ModelVersion: p.ModelVersion, ComputedAt: p.ComputedAt, DecisionID: p.DecisionID,
-	}
-}
-
+// ingestEvents returns the outbox events of a stored sample m of p and its
+// score r.
 func ingestEvents(p *obsqra.Protocol, m *obsqra.MetricsSample, r *obsqra.RiskScore) ([]obsqra.Event, error) {
-	mp, err := json.Marshal(MetricsPayload{
-		Protocol: p.Slug, ProtocolID: p.ID, ID: m.ID, ObservedAt: m.ObservedAt, ApyBps: m.ApyBps,
-		TvlUsd: m.TvlUsd, UtilizationBps: m.UtilizationBps, VolatilityBps: m.VolatilityBps,
-		LiquidityTier: m.LiquidityTier, Source: m.Source, CreatedAt: m.CreatedAt,
-	})
+	me, err := obsqra.MetricsIngestedEvent(p.Slug, m)
 	if err != nil {
-		return nil, fmt.Errorf("encode metrics event: %w", err)
+		return nil, err
 	}
-	rp, err := json.Marshal(RiskPayload{
-		Protocol: p.Slug, ProtocolID: p.ID, ID: r.ID, SampleID: r.SampleID, ObservedAt: r.ObservedAt,
-		Score: r.Score, Components: r.Components, Inputs: r.Inputs, ParamsVersion: r.ParamsVersion,
-		ModelVersion: r.ModelVersion, ComputedAt: r.ComputedAt, DecisionID: r.DecisionID,
-	})
+	re, err := obsqra.RiskScoredEvent(p.Slug, r)
 	if err != nil {
-		return nil, fmt.Errorf("encode risk event: %w", err)
+		return nil, err
 	}
-	return []obsqra.Event{
-		{Topic: TopicMetricsIngested, Payload: mp},
-		{Topic: TopicRiskScored, Payload: rp},
-	}, nil
+	return []obsqra.Event{*me, *re}, nil
 }
 
 // Poll is the scheduler's ingest job: on a database without history it

@@ -352,29 +352,39 @@ func TestIngestStoresScoresRecordsAndPublishes(t *testing.T) {
 		if err != nil || len(events) != 2 {
 			t.Fatalf("EventsAfter(%d) = %d events, %v, want 2", lastEvent, len(events), err)
 		}
-		if events[0].Topic != market.TopicMetricsIngested || events[1].Topic != market.TopicRiskScored ||
+		if events[0].Topic != obsqra.TopicMetricsIngested || events[1].Topic != obsqra.TopicRiskScored ||
 			events[0].OwnerID != 0 || events[1].OwnerID != 0 {
 			t.Errorf("events = %s (owner %d), %s (owner %d), want public %s, %s", events[0].Topic, events[0].OwnerID,
-				events[1].Topic, events[1].OwnerID, market.TopicMetricsIngested, market.TopicRiskScored)
+				events[1].Topic, events[1].OwnerID, obsqra.TopicMetricsIngested, obsqra.TopicRiskScored)
 		}
-		var mp market.MetricsPayload
-		if err := json.Unmarshal(events[0].Payload, &mp); err != nil {
+		for _, e := range events {
+			// The payloads still name the protocol's slug, for servers of
+			// the previous version; the routing key is its id.
+			var named struct {
+				Protocol string `json:"protocol"`
+			}
+			if err := json.Unmarshal(e.Payload, &named); err != nil || named.Protocol != "vesu" || e.ProtocolID != vesu.ID {
+				t.Errorf("%s event: protocol %q (%v), key %d, want \"vesu\", %d", e.Topic, named.Protocol, err, e.ProtocolID, vesu.ID)
+			}
+		}
+		mp, err := obsqra.EventValue[obsqra.MetricsSample](&events[0])
+		if err != nil {
 			t.Fatalf("metrics payload %s: %v", events[0].Payload, err)
 		}
-		wantMP := market.MetricsPayload{
-			Protocol: "vesu", ProtocolID: vesu.ID, ID: wantSample.ID, ObservedAt: at, ApyBps: 600,
+		wantMP := &obsqra.MetricsSample{
+			ProtocolID: vesu.ID, ID: wantSample.ID, ObservedAt: at, ApyBps: 600,
 			TvlUsd: dec("20000000.5"), UtilizationBps: 7321, VolatilityBps: 100, LiquidityTier: 1,
 			Source: obsqra.SourceSimulated, CreatedAt: now,
 		}
 		if !reflect.DeepEqual(mp, wantMP) {
 			t.Errorf("metrics payload = %+v, want %+v", mp, wantMP)
 		}
-		var rp market.RiskPayload
-		if err := json.Unmarshal(events[1].Payload, &rp); err != nil {
+		rp, err := obsqra.EventValue[obsqra.RiskScore](&events[1])
+		if err != nil {
 			t.Fatalf("risk payload %s: %v", events[1].Payload, err)
 		}
-		wantRP := market.RiskPayload{
-			Protocol: "vesu", ProtocolID: vesu.ID, ID: wantRisk.ID, SampleID: wantSample.ID, ObservedAt: at,
+		wantRP := &obsqra.RiskScore{
+			ProtocolID: vesu.ID, ID: wantRisk.ID, SampleID: wantSample.ID, ObservedAt: at,
 			Score: outcome.Score, Components: outcome.Components, Inputs: wantInputs, ParamsVersion: 1,
 			ModelVersion: obsqra.RiskModelVersion, ComputedAt: now, DecisionID: wantRisk.DecisionID,
 		}

@@ -17,9 +17,6 @@ import (
 	"github.com/obsqra/obsqra/store"
 )
 
-// TopicAllocationRecorded carries a new allocation to its user.
-const TopicAllocationRecorded = "allocation.recorded"
-
 // Limits.
 const (
 	// MaxWeights bounds the weights of one allocation.
@@ -147,14 +144,11 @@ func (s *Service) RecordAllocation(ctx context.Context, in obsqra.RecordAllocati
 		if err := tx.InsertAllocation(ctx, a); err != nil {
 			return err
 		}
-		b, err := json.Marshal(AllocationPayload{
-			ID: a.ID, UserID: a.UserID, Weights: a.Weights, Reason: a.Reason, TxHash: a.TxHash,
-			SuggestionID: a.SuggestionID, DecisionID: a.DecisionID, PortfolioValueUsd: a.PortfolioValueUsd, CreatedAt: a.CreatedAt,
-		})
+		e, err := obsqra.AllocationRecordedEvent(a)
 		if err != nil {
-			return fmt.Errorf("encode allocation event: %w", err)
+			return err
 		}
-		return tx.AppendEvent(ctx, &obsqra.Event{Topic: TopicAllocationRecorded, OwnerID: a.UserID, Payload: b})
+		return tx.AppendEvent(ctx, e)
 	})
 	if err != nil {
 		return nil, err
@@ -172,27 +166,6 @@ func nonZero(ws []obsqra.Weight) []obsqra.Weight {
 	}
 	slices.SortFunc(out, func(x, y obsqra.Weight) int { return int(x.ProtocolID - y.ProtocolID) })
 	return out
-}
-
-// AllocationPayload is the payload of an allocation.recorded event.
-type AllocationPayload struct {
-	ID                int64                   `json:"id"`
-	UserID            int64                   `json:"userId"`
-	Weights           []obsqra.Weight         `json:"weights"`
-	Reason            obsqra.AllocationReason `json:"reason"`
-	TxHash            *obsqra.Felt            `json:"txHash,omitempty"`
-	SuggestionID      int64                   `json:"suggestionId,omitempty"`
-	DecisionID        int64                   `json:"decisionId,omitempty"`
-	PortfolioValueUsd *obsqra.Decimal         `json:"portfolioValueUsd,omitempty"`
-	CreatedAt         time.Time               `json:"createdAt"`
-}
-
-// Allocation returns the allocation the payload describes, as recorded.
-func (p *AllocationPayload) Allocation() *obsqra.Allocation {
-	return &obsqra.Allocation{
-		ID: p.ID, UserID: p.UserID, Weights: p.Weights, Reason: p.Reason, TxHash: p.TxHash,
-		SuggestionID: p.SuggestionID, DecisionID: p.DecisionID, PortfolioValueUsd: p.PortfolioValueUsd, CreatedAt: p.CreatedAt,
-	}
 }
 
 // Allocation returns the allocation with the given id to its owner.

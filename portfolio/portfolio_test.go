@@ -2,13 +2,11 @@ package portfolio_test
 
 import (
 	"context"
-	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/obsqra/obsqra"
-	"github.com/obsqra/obsqra/portfolio"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
 )
@@ -54,13 +52,12 @@ func TestRecordAllocation(t *testing.T) {
 		if got, err := s.Allocation(b.ctx, a.ID); err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("Allocation(%d) = %s, %v, want %s", a.ID, show(got), err, show(want))
 		}
-		events := b.Events(t, before, portfolio.TopicAllocationRecorded)
+		events := b.Events(t, before, obsqra.TopicAllocationRecorded)
 		if len(events) != 1 || events[0].OwnerID != b.user.ID {
 			t.Fatalf("allocation.recorded events = %+v, want one owned by user %d", events, b.user.ID)
 		}
-		var pl portfolio.AllocationPayload
-		if err := json.Unmarshal(events[0].Payload, &pl); err != nil || !reflect.DeepEqual(pl.Allocation(), want) {
-			t.Errorf("event payload = %s (%v), want %s", show(pl.Allocation()), err, show(want))
+		if pl, err := obsqra.EventValue[obsqra.Allocation](&events[0]); err != nil || !reflect.DeepEqual(pl, want) {
+			t.Errorf("event payload = %s (%v), want %s", show(pl), err, show(want))
 		}
 
 		// Another user cannot read it.
@@ -117,7 +114,7 @@ func TestRecordAllocationInvalid(t *testing.T) {
 	if got, err := b.DB.Allocations(context.Background(), store.AllocationQuery{UserID: b.user.ID, Limit: 10}); err != nil || len(got) != 0 {
 		t.Errorf("allocations after invalid input = %d, %v, want none", len(got), err)
 	}
-	if events := b.Events(t, 0, portfolio.TopicAllocationRecorded); len(events) != 0 {
+	if events := b.Events(t, 0, obsqra.TopicAllocationRecorded); len(events) != 0 {
 		t.Errorf("allocation.recorded events after invalid input = %d, want none", len(events))
 	}
 }

@@ -2,14 +2,10 @@ package resolvers
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/graph"
-	"github.com/obsqra/obsqra/ledger"
-	"github.com/obsqra/obsqra/live"
 )
 
 // Transactions resolves Query.transactions.
@@ -139,15 +135,15 @@ func (r *transactionResolver) Allocation(ctx context.Context, t *obsqra.Transact
 // TransactionUpdated resolves transactionUpdated: the viewer's own
 // transactions, as of each change.
 func (r *subscriptionResolver) TransactionUpdated(ctx context.Context, after *string) (<-chan *graph.TransactionEvent, error) {
-	sub, err := r.subscribeOwn(ctx, true, after, func(e *obsqra.Event) bool { return e.Topic == ledger.TopicTransactionUpdated })
+	sub, err := r.subscribeOwn(ctx, true, after, topicFilter(obsqra.TopicTransactionUpdated))
 	if err != nil {
 		return nil, err
 	}
 	return stream(ctx, sub, func(e *obsqra.Event) (*graph.TransactionEvent, error) {
-		var p ledger.TransactionPayload
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
-			return nil, fmt.Errorf("decode transaction event %d: %w", e.ID, err)
+		v, err := obsqra.EventValue[obsqra.Transaction](e)
+		if err != nil {
+			return nil, err
 		}
-		return &graph.TransactionEvent{Cursor: live.Cursor(e.ID), Transaction: p.Transaction()}, nil
+		return &graph.TransactionEvent{Cursor: obsqra.EventCursor(e.ID), Transaction: v}, nil
 	}), nil
 }

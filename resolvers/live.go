@@ -6,22 +6,52 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/obsqra/obsqra"
-	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/graph"
-	"github.com/obsqra/obsqra/live"
 	"github.com/obsqra/obsqra/market"
-	"github.com/obsqra/obsqra/portfolio"
 	"github.com/obsqra/obsqra/subscription"
 )
 
-// Hub is what the subscriptions need of the live fan-out (*live.Hub).
+// Hub is what the subscriptions need of the live fan-out: *live.Hub
+// through HubFunc.
 type Hub interface {
-	Subscribe(ctx context.Context, viewer int64, filter live.Filter, after *int64) (*live.Subscription, error)
+	// Subscribe subscribes viewer to the events filter selects by their
+	// routing keys, after the event with id *after when after is not nil.
+	// A subscription ends with obsqra.ErrSlowSubscriber when its receiver
+	// is too slow, obsqra.ErrEventsStopped when the fan-out stops.
+	Subscribe(ctx context.Context, viewer int64, filter obsqra.EventFilter, after *int64) (Subscription, error)
+}
+
+// Subscription is one subscriber's stream of events (*live.Subscription).
+type Subscription interface {
+	// Next waits for the next event; false when the stream has ended (Err
+	// says why) or ctx is done.
+	Next(ctx context.Context) (*obsqra.Event, bool)
+	// Ready receives when events are waiting or the stream has ended;
+	// Take then returns them one by one, nil when none is left, and open
+	// false once the stream has ended.
+	Ready() <-chan struct{}
+	Take() (e *obsqra.Event, open bool)
+	// Waiting reports whether an event is waiting to be taken.
+	Waiting() bool
+	Err() error
+	Close()
+}
+
+// HubFunc is a Subscribe method whose subscriptions are of a concrete type
+// S, such as (*live.Hub).Subscribe, as a Hub: cmd/obsqra wires
+// HubFunc[*live.Subscription](hub.Subscribe).
+type HubFunc[S Subscription] func(ctx context.Context, viewer int64, filter obsqra.EventFilter, after *int64) (S, error)
+
+// Subscribe calls f.
+func (f HubFunc[S]) Subscribe(ctx context.Context, viewer int64, filter obsqra.EventFilter, after *int64) (Subscription, error) {
+	s, err := f(ctx, viewer, filter, after)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // maxSubscribedProtocols bounds the protocols argument of a subscription.
@@ -35,31 +65,31 @@ func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscript
 // RiskScoreUpdated resolves riskScoreUpdated: market-wide, no sign-in
 // needed.
 func (r *subscriptionResolver) RiskScoreUpdated(ctx context.Context, protocols []string, after *string) (<-chan *graph.RiskScoreEvent, error) {
-	sub, err := r.subscribe(ctx, market.TopicRiskScored, protocols, after)
+	sub, err := r.subscribe(ctx, obsqra.TopicRiskScored, protocols, after)
 	if err != nil {
 		return nil, err
 	}
 	return stream(ctx, sub, func(e *obsqra.Event) (*graph.RiskScoreEvent, error) {
-		var p market.RiskPayload
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
-			return nil, fmt.Errorf("decode risk event %d: %w", e.ID, err)
+		v, err := obsqra.EventValue[obsqra.RiskScore](e)
+		if err != nil {
+			return nil, err
 		}
-		return &graph.RiskScoreEvent{Cursor: live.Cursor(e.ID), RiskScore: p.RiskScore()}, nil
+		return &graph.RiskScoreEvent{Cursor: obsqra.EventCursor(e.ID), RiskScore: v}, nil
 	}), nil
 }
 
 // MetricsUpdated resolves metricsUpdated: market-wide, no sign-in needed.
 func (r *subscriptionResolver) MetricsUpdated(ctx context.Context, protocols []string, after *string) (<-chan *graph.MetricsEvent, error) {
-	sub, err := r.subscribe(ctx, market.TopicMetricsIngested, protocols, after)
+	sub, err := r.subscribe(ctx, obsqra.TopicMetricsIngested, protocols, after)
 	if err != nil {
 		return nil, err
 	}
 	return stream(ctx, sub, func(e *obsqra.Event) (*graph.MetricsEvent, error) {
-		var p market.MetricsPayload
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
-			return nil, fmt.Errorf("decode metrics event %d: %w", e.ID, err)
+		v, err := obsqra.EventValue[obsqra.MetricsSample](e)
+		if err != nil {
+			return nil, err
 		}
-		return &graph.MetricsEvent{Cursor: live.Cursor(e.ID), Metrics: p.Sample()}, nil
+		return &graph.MetricsEvent{Cursor: obsqra.EventCursor(e.ID), Metrics: v}, nil
 	}), nil
 }
 
@@ -70,46 +100,36 @@ func (r *subscriptionResolver) PredictionCreated(ctx context.Context, kinds []ob
 	if len(kinds) > 3 {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "kinds: at most 3, got %d", len(kinds))
 	}
-	want := slices.Clone(kinds)
-	sub, err := r.subscribeOwn(ctx, false, after, func(e *obsqra.Event) bool {
-		if e.Topic != advisor.TopicPredictionCreated {
-			return false
-		}
-		if len(want) == 0 {
-			return true
-		}
-		var p struct {
-			Kind obsqra.PredictionKind `json:"kind"`
-		}
-		return json.Unmarshal(e.Payload, &p) == nil && slices.Contains(want, p.Kind)
-	})
+	rule := obsqra.EventRule{Topic: obsqra.TopicPredictionCreated}
+	for _, k := range kinds {
+		rule.Kinds = append(rule.Kinds, string(k))
+	}
+	sub, err := r.subscribeOwn(ctx, false, after, obsqra.EventFilter{Rules: []obsqra.EventRule{rule}})
 	if err != nil {
 		return nil, err
 	}
 	return stream(ctx, sub, func(e *obsqra.Event) (*graph.PredictionEvent, error) {
-		var p advisor.PredictionPayload
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
-			return nil, fmt.Errorf("decode prediction event %d: %w", e.ID, err)
+		v, err := obsqra.EventValue[obsqra.Prediction](e)
+		if err != nil {
+			return nil, err
 		}
-		return &graph.PredictionEvent{Cursor: live.Cursor(e.ID), Prediction: p.Prediction()}, nil
+		return &graph.PredictionEvent{Cursor: obsqra.EventCursor(e.ID), Prediction: v}, nil
 	}), nil
 }
 
 // AllocationRecorded resolves allocationRecorded: the viewer's own
 // allocations.
 func (r *subscriptionResolver) AllocationRecorded(ctx context.Context, after *string) (<-chan *graph.AllocationEvent, error) {
-	sub, err := r.subscribeOwn(ctx, true, after, func(e *obsqra.Event) bool {
-		return e.Topic == portfolio.TopicAllocationRecorded
-	})
+	sub, err := r.subscribeOwn(ctx, true, after, topicFilter(obsqra.TopicAllocationRecorded))
 	if err != nil {
 		return nil, err
 	}
 	return stream(ctx, sub, func(e *obsqra.Event) (*graph.AllocationEvent, error) {
-		var p portfolio.AllocationPayload
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
-			return nil, fmt.Errorf("decode allocation event %d: %w", e.ID, err)
+		v, err := obsqra.EventValue[obsqra.Allocation](e)
+		if err != nil {
+			return nil, err
 		}
-		return &graph.AllocationEvent{Cursor: live.Cursor(e.ID), Allocation: p.Allocation()}, nil
+		return &graph.AllocationEvent{Cursor: obsqra.EventCursor(e.ID), Allocation: v}, nil
 	}), nil
 }
 
@@ -119,7 +139,7 @@ func (r *subscriptionResolver) AllocationRecorded(ctx context.Context, after *st
 // subscribers asking the same, and by those only: what it carries depends
 // on the viewer, so it is never public (a signed-in subscriber joining an
 // anonymous stream would miss their own events).
-func (r *subscriptionResolver) subscribeOwn(ctx context.Context, signIn bool, after *string, filter live.Filter) (*live.Subscription, error) {
+func (r *subscriptionResolver) subscribeOwn(ctx context.Context, signIn bool, after *string, filter obsqra.EventFilter) (Subscription, error) {
 	if err := obsqra.AuthErrorFromContext(ctx); err != nil {
 		return nil, err
 	}
@@ -146,16 +166,21 @@ func afterCursor(after *string) (*int64, error) {
 	if after == nil {
 		return nil, nil
 	}
-	id, err := live.ParseCursor(*after)
+	id, err := obsqra.ParseEventCursor(*after)
 	if err != nil {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "after: %s", obsqra.ErrorMessage(err))
 	}
 	return &id, nil
 }
 
+// topicFilter selects the events of topic.
+func topicFilter(topic string) obsqra.EventFilter {
+	return obsqra.EventFilter{Rules: []obsqra.EventRule{{Topic: topic}}}
+}
+
 // subscribe checks a market subscription's arguments and subscribes to the
 // events of topic about the given protocols (all when none are given).
-func (r *subscriptionResolver) subscribe(ctx context.Context, topic string, protocols []string, after *string) (*live.Subscription, error) {
+func (r *subscriptionResolver) subscribe(ctx context.Context, topic string, protocols []string, after *string) (Subscription, error) {
 	if err := obsqra.AuthErrorFromContext(ctx); err != nil {
 		return nil, err
 	}
@@ -174,19 +199,18 @@ func (r *subscriptionResolver) subscribe(ctx context.Context, topic string, prot
 	if r.Live == nil {
 		return nil, errors.New("subscriptions: no live hub is running")
 	}
-	slugs := slices.Clone(protocols)
-	filter := func(e *obsqra.Event) bool {
-		if e.Topic != topic {
-			return false
+	rule := obsqra.EventRule{Topic: topic}
+	if len(protocols) > 0 {
+		// Events are keyed by protocol id. A slug that names no protocol
+		// selects nothing: with only such slugs the set is empty, and
+		// selects no event rather than all.
+		ids, err := r.protocolIDs(ctx, protocols)
+		if err != nil {
+			return nil, err
 		}
-		if len(slugs) == 0 {
-			return true
-		}
-		var p struct {
-			Protocol string `json:"protocol"`
-		}
-		return json.Unmarshal(e.Payload, &p) == nil && slices.Contains(slugs, p.Protocol)
+		rule.Protocols = obsqra.NewProtocolSet(ids...)
 	}
+	filter := obsqra.EventFilter{Rules: []obsqra.EventRule{rule}}
 	sub, err := r.Live.Subscribe(ctx, obsqra.UserIDFromContext(ctx), filter, from)
 	if err == nil && from == nil {
 		// From now on only, and market data is the same for every viewer:
@@ -196,11 +220,42 @@ func (r *subscriptionResolver) subscribe(ctx context.Context, topic string, prot
 	return sub, err
 }
 
+// protocolIDs returns the ids of the protocols among slugs, from the
+// market's snapshot of protocols, and for a slug missing from it (a
+// protocol created moments ago) from the table; a slug that names no
+// protocol has no id.
+func (r *subscriptionResolver) protocolIDs(ctx context.Context, slugs []string) ([]int64, error) {
+	byID, err := r.Market.ProtocolsByID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bySlug := make(map[string]int64, len(byID))
+	for id, p := range byID {
+		bySlug[p.Slug] = id
+	}
+	ids := make([]int64, 0, len(slugs))
+	for _, slug := range slugs {
+		if id, ok := bySlug[slug]; ok {
+			ids = append(ids, id)
+			continue
+		}
+		p, err := r.Market.Protocol(ctx, slug)
+		switch {
+		case obsqra.ErrorCode(err) == obsqra.ENOTFOUND:
+		case err != nil:
+			return nil, err
+		default:
+			ids = append(ids, p.ID)
+		}
+	}
+	return ids, nil
+}
+
 // stream turns a live subscription into the channel a subscription
 // resolver returns: one value per event, converted by convert. The
 // subscription's own bounded buffer absorbs bursts; when it overflows, the
 // stream ends with RATE_LIMITED naming the cursor to resume after.
-func stream[T any](ctx context.Context, sub *live.Subscription, convert func(*obsqra.Event) (*T, error)) <-chan *T {
+func stream[T any](ctx context.Context, sub Subscription, convert func(*obsqra.Event) (*T, error)) <-chan *T {
 	// A few converted events may wait, so that the transport can see that
 	// more are ready and send a commit's events together.
 	out := make(chan *T, streamReadAhead)
@@ -240,13 +295,13 @@ const streamReadAhead = 16
 func endStream(ctx context.Context, err error, last int64) {
 	switch {
 	case err == nil || ctx.Err() != nil || errors.Is(err, context.Canceled):
-	case errors.Is(err, live.ErrSlowConsumer):
+	case errors.Is(err, obsqra.ErrSlowSubscriber):
 		resume := "subscribe again without after"
 		if last > 0 {
-			resume = fmt.Sprintf("subscribe again with after: %q", live.Cursor(last))
+			resume = fmt.Sprintf("subscribe again with after: %q", obsqra.EventCursor(last))
 		}
 		subscription.End(ctx, obsqra.Errorf(obsqra.ERATELIMIT, "events arrived faster than this subscriber read them; %s", resume))
-	case errors.Is(err, live.ErrStopped):
+	case errors.Is(err, obsqra.ErrEventsStopped):
 		// The server is shutting down: the connection closes with 1001
 		// (going away), which tells the client to reconnect and resume.
 	default:
@@ -259,9 +314,9 @@ func endStream(ctx context.Context, err error, last int64) {
 const dashboardInterval = time.Second
 
 // DashboardUpdated resolves dashboardUpdated: the viewer's dashboard now,
-// then again when an event that may change it arrives (a score or sample
-// of a held protocol, the viewer's allocation or suggestion, a forecast),
-// at most once per dashboardInterval and only when it did change.
+// then again when an event that may change it arrives (portfolio's
+// DashboardWatch says which), at most once per dashboardInterval and only
+// when it did change.
 func (r *subscriptionResolver) DashboardUpdated(ctx context.Context, windowDays *int) (<-chan *obsqra.Dashboard, error) {
 	if _, err := obsqra.RequireUser(ctx); err != nil {
 		return nil, err
@@ -273,42 +328,23 @@ func (r *subscriptionResolver) DashboardUpdated(ctx context.Context, windowDays 
 	if r.Live == nil {
 		return nil, errors.New("subscriptions: no live hub is running")
 	}
-	var mu sync.Mutex
-	held := map[int64]bool{}
-	filter := func(e *obsqra.Event) bool {
-		switch e.Topic {
-		case portfolio.TopicAllocationRecorded, advisor.TopicPredictionCreated:
-			return true
-		case market.TopicRiskScored, market.TopicMetricsIngested:
-			var p struct {
-				ProtocolID int64 `json:"protocolId"`
-			}
-			if json.Unmarshal(e.Payload, &p) != nil {
-				return false
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			return held[p.ProtocolID]
-		}
-		return false
+	// What can change the dashboard is portfolio's rule; its filter
+	// follows the protocols each read holds.
+	watch, err := r.Portfolio.WatchDashboard(ctx, w)
+	if err != nil {
+		return nil, err
 	}
 	// Subscribed before the first dashboard is read, so no change slips
 	// between the two.
-	sub, err := r.Live.Subscribe(ctx, obsqra.UserIDFromContext(ctx), filter, nil)
+	sub, err := r.Live.Subscribe(ctx, obsqra.UserIDFromContext(ctx), watch.Filter(), nil)
 	if err != nil {
 		return nil, err
 	}
 	load := func() (*obsqra.Dashboard, []byte, error) {
-		d, err := r.Portfolio.Dashboard(ctx, w)
+		d, err := watch.Dashboard(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
-		mu.Lock()
-		clear(held)
-		for _, p := range d.Protocols {
-			held[p.ProtocolID] = true
-		}
-		mu.Unlock()
 		b, err := json.Marshal(d)
 		return d, b, err
 	}

@@ -77,7 +77,7 @@ func newLiveServerWith(t *testing.T, db *store.DB, hubOpts live.Options, marketC
 	if err != nil {
 		t.Fatal(err)
 	}
-	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Decisions: decisions, Live: hub,
+	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Decisions: decisions, Live: resolvers.HubFunc[*live.Subscription](hub.Subscribe),
 		Advisor: advice, Portfolio: portfolio.New(db, portfolio.Config{}), Ledger: ledger.New(db, nil, ledger.Config{})})
 	scfg := server.Config{Introspection: true, Logger: slog.New(slog.DiscardHandler)}
 	for _, o := range serverOpts {
@@ -208,7 +208,7 @@ func TestRiskScoreUpdated(t *testing.T) {
 		// Subscribing after the cursor of event 0 replays everything kept
 		// and then goes on live, so no event can slip past while the
 		// subscription starts.
-		c := s.subscribe(t, riskSubscription, map[string]any{"p": []string{"nostra", "vesu"}, "after": live.Cursor(0)})
+		c := s.subscribe(t, riskSubscription, map[string]any{"p": []string{"nostra", "vesu"}, "after": obsqra.EventCursor(0)})
 		s.ingest(t, base, 400, "nostra")
 		first := c.next()
 		if first.RiskScore.Protocol.Slug != "nostra" || first.Cursor == "" || first.RiskScore.DecisionID == "" {
@@ -266,6 +266,28 @@ func TestRiskScoreUpdated(t *testing.T) {
 	})
 }
 
+// TestUnknownSlugSelectsNothing: events are routed by protocol id, which
+// the resolver finds for each slug; a slug that names no protocol selects
+// no event, and does not widen the subscription to every protocol.
+func TestUnknownSlugSelectsNothing(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s := newLiveServer(t, db)
+		none := s.subscribe(t, riskSubscription, map[string]any{"p": []string{"no-such-protocol"}, "after": obsqra.EventCursor(0)})
+		some := s.subscribe(t, riskSubscription, map[string]any{"p": []string{"no-such-protocol", "vesu"}, "after": obsqra.EventCursor(0)})
+		s.ingest(t, time.Now().UTC().Add(-time.Hour).Truncate(time.Second), 400, "nostra", "vesu")
+		if e := some.next(); e.RiskScore.Protocol.Slug != "vesu" {
+			t.Errorf("event = %+v, want vesu's", e)
+		}
+		// The hub queued both events for every subscription at once.
+		none.conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, m, err := none.conn.ReadMessage(); err == nil {
+			t.Errorf("a subscription to an unknown slug received %s", m)
+		}
+	})
+}
+
 // TestMetricsUpdated: a metrics subscription gets each sample of the
 // protocols asked for, as it was stored, with its derived values.
 func TestMetricsUpdated(t *testing.T) {
@@ -275,7 +297,7 @@ func TestMetricsUpdated(t *testing.T) {
 		s := newLiveServer(t, db)
 		c := s.subscribe(t, `subscription($after: String) { metricsUpdated(protocols: ["ekubo"], after: $after) {
 			cursor metrics { apyBps tvlUsd utilizationBps liquidityTier source stale protocol { slug } } } }`,
-			map[string]any{"after": live.Cursor(0)})
+			map[string]any{"after": obsqra.EventCursor(0)})
 		at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 		r := do(t, s.srv.Config.Handler, s.admin, `mutation($in: [MetricsInput!]!) { ingestMetrics(input: $in) { id } }`, map[string]any{"in": []any{
 			map[string]any{"protocol": "nostra", "observedAt": at.Format(time.RFC3339), "apyBps": 1},
@@ -286,7 +308,7 @@ func TestMetricsUpdated(t *testing.T) {
 		}
 		// Events 1 and 2 are nostra's sample and score, 3 and 4 ekubo's.
 		m := c.read()
-		want := `{"data":{"metricsUpdated":{"cursor":"` + live.Cursor(3) + `","metrics":{"apyBps":1234,"tvlUsd":"123456789012345678901234567890.25","utilizationBps":0,"liquidityTier":0,"source":"admin","stale":false,"protocol":{"slug":"ekubo"}}}}}`
+		want := `{"data":{"metricsUpdated":{"cursor":"` + obsqra.EventCursor(3) + `","metrics":{"apyBps":1234,"tvlUsd":"123456789012345678901234567890.25","utilizationBps":0,"liquidityTier":0,"source":"admin","stale":false,"protocol":{"slug":"ekubo"}}}}}`
 		if m.Type != "next" || string(m.Payload) != want {
 			t.Errorf("got %s %s\nwant %s", m.Type, m.Payload, want)
 		}
@@ -301,7 +323,7 @@ func TestSlowSubscriberIsEnded(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		s := newLiveServer(t, db, func(o *live.Options) { o.Buffer = 1 })
-		c := s.subscribe(t, riskSubscription, map[string]any{"p": []string{"vesu"}, "after": live.Cursor(0)})
+		c := s.subscribe(t, riskSubscription, map[string]any{"p": []string{"vesu"}, "after": obsqra.EventCursor(0)})
 		// 200 scores in one commit reach the hub at once: far more than a
 		// buffer of one while the subscriber's stream is still encoding.
 		at := time.Now().UTC().Add(-10 * time.Hour).Truncate(time.Second)
@@ -341,7 +363,7 @@ func TestSlowSubscriberIsEnded(t *testing.T) {
 		}
 		resumeFrom := lastCursor
 		if resumeFrom == "" {
-			resumeFrom = live.Cursor(0)
+			resumeFrom = obsqra.EventCursor(0)
 		}
 		// Resuming (with room to keep up this time) delivers the rest.
 		r := s.subscribe(t, riskSubscription, map[string]any{"p": []string{"vesu"}, "after": resumeFrom})
@@ -367,7 +389,7 @@ func TestSameCursorIsNotShared(t *testing.T) {
 		for i := range 3 {
 			s.ingest(t, at.Add(time.Duration(i)*time.Second), 400+i, "vesu")
 		}
-		vars := map[string]any{"p": []string{"vesu"}, "after": live.Cursor(0)}
+		vars := map[string]any{"p": []string{"vesu"}, "after": obsqra.EventCursor(0)}
 		c1 := s.subscribe(t, riskSubscription, vars)
 		if e := c1.next(); e.RiskScore.ObservedAt != at.Format(time.RFC3339) {
 			t.Fatalf("first subscriber's first event = %+v", e)
@@ -457,13 +479,13 @@ func TestPersonalSubscriptions(t *testing.T) {
 		s.history(t, 40)
 		ada := registerVia(t, h, "ada@example.com").AccessToken
 		bob := registerVia(t, h, "bob@example.com").AccessToken
-		start := map[string]any{"after": live.Cursor(0)}
+		start := map[string]any{"after": obsqra.EventCursor(0)}
 		const allocSub = `subscription($after: String) { allocationRecorded(after: $after) { cursor allocation { id reason weights { protocol { slug } weightBps } } } }`
 		adaAlloc := s.subscribeAs(t, ada, allocSub, start)
 		bobAlloc := s.subscribeAs(t, bob, allocSub, start)
 		const predSub = `subscription($k: [PredictionKind!], $after: String) { predictionCreated(kinds: $k, after: $after) { cursor prediction { id kind protocol { slug } } } }`
-		adaPred := s.subscribeAs(t, ada, predSub, map[string]any{"k": []string{"REBALANCE_SUGGESTION"}, "after": live.Cursor(0)})
-		anonPred := s.subscribeAs(t, "", predSub, map[string]any{"after": live.Cursor(0)})
+		adaPred := s.subscribeAs(t, ada, predSub, map[string]any{"k": []string{"REBALANCE_SUGGESTION"}, "after": obsqra.EventCursor(0)})
+		anonPred := s.subscribeAs(t, "", predSub, map[string]any{"after": obsqra.EventCursor(0)})
 
 		anon := s.subscribe(t, allocSub, nil)
 		if m := anon.read(); m.Type != "next" || !strings.Contains(string(m.Payload), `"code":"UNAUTHENTICATED"`) {
@@ -573,7 +595,7 @@ func TestTransactionUpdated(t *testing.T) {
 		ada := registerVia(t, h, "ada@example.com").AccessToken
 		bob := registerVia(t, h, "bob@example.com").AccessToken
 		const sub = `subscription($after: String) { transactionUpdated(after: $after) { cursor transaction { txHash status type } } }`
-		start := map[string]any{"after": live.Cursor(0)}
+		start := map[string]any{"after": obsqra.EventCursor(0)}
 		adaSub := s.subscribeAs(t, ada, sub, start)
 		bobSub := s.subscribeAs(t, bob, sub, start)
 		logTx := func(token, hash string) {
@@ -664,7 +686,7 @@ func TestReplayStatementCount(t *testing.T) {
 			market.Config{ProtocolTTL: time.Hour})
 		// The probe receives every score: once it has the last, the hub has
 		// dispatched everything and reads nothing until the next commit.
-		probe := s.subscribe(t, riskSubscription, map[string]any{"p": []string{"nostra"}, "after": live.Cursor(0)})
+		probe := s.subscribe(t, riskSubscription, map[string]any{"p": []string{"nostra"}, "after": obsqra.EventCursor(0)})
 		base := time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Second)
 		ingested := 0
 		ingestUpTo := func(n int) {
@@ -681,7 +703,7 @@ func TestReplayStatementCount(t *testing.T) {
 		replay := func(n int) int64 {
 			t.Helper()
 			before := statements()
-			c := s.subscribe(t, query, map[string]any{"after": live.Cursor(0)})
+			c := s.subscribe(t, query, map[string]any{"after": obsqra.EventCursor(0)})
 			for i := range n {
 				m := c.read()
 				if m.Type != "next" || !strings.Contains(string(m.Payload), `"protocol":{"slug":"nostra","name":"Nostra`) {
@@ -725,7 +747,7 @@ func TestCancelledReplayLogsNoError(t *testing.T) {
 		}
 		s.outbox.beforeCheck.Store(&hook)
 
-		c := s.subscribe(t, riskSubscription, map[string]any{"after": live.Cursor(0)})
+		c := s.subscribe(t, riskSubscription, map[string]any{"after": obsqra.EventCursor(0)})
 		select {
 		case <-checking:
 		case <-time.After(10 * time.Second):
@@ -821,7 +843,7 @@ func TestSubscriptionsPerUser(t *testing.T) {
 		t.Parallel()
 		s := newLiveServer(t, db, func(o *live.Options) { o.Limits.SubscriptionsPerUser = 2 })
 		s.ingest(t, time.Now().UTC().Add(-time.Hour).Truncate(time.Second), 400, "nostra")
-		vars := map[string]any{"after": live.Cursor(0)}
+		vars := map[string]any{"after": obsqra.EventCursor(0)}
 		// Each subscription replays the score: once it arrives, the
 		// subscription holds its place.
 		first := s.subscribeAs(t, s.admin, riskSubscription, vars)

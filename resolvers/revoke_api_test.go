@@ -13,7 +13,6 @@ import (
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
-	"github.com/obsqra/obsqra/live"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
 )
@@ -172,7 +171,7 @@ func TestEndedSessionClosesItsSockets(t *testing.T) {
 				t.Run(tc.name+"/"+proto, func(t *testing.T) {
 					u := s.newUser(t, fmt.Sprintf("user%d-%s@example.com", i, proto))
 					c := s.dialWS(t, proto, u.AccessToken)
-					c.start("sub", allocationSubscription, map[string]any{"after": live.Cursor(0)})
+					c.start("sub", allocationSubscription, map[string]any{"after": obsqra.EventCursor(0)})
 					// A first private event flows (the subscription is live).
 					mutate(t, u.AccessToken, recordVesu, nil)
 					if r := c.result(); len(r.Errors) > 0 || !strings.Contains(string(r.Data["allocationRecorded"]), "allocation") {

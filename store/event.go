@@ -15,11 +15,12 @@ import (
 	"github.com/obsqra/obsqra"
 )
 
-var eventColumns = columns("", "id", "topic", "owner_user_id", "payload", "created_at")
+var eventColumns = columns("", "id", "topic", "owner_user_id", "protocol_id", "kind", "payload", "created_at")
 
 // AppendEvent adds e to the outbox in this unit of work, so the event
 // commits, or not, with the change it describes. It sets e.ID and
-// e.CreatedAt. e.OwnerID 0 means a public event. A nil Payload is stored as
+// e.CreatedAt. e.OwnerID 0 means a public event; its other routing keys
+// (ProtocolID, Kind) are stored beside it, NULL for none. A nil Payload is stored as
 // {}; a Payload is stored compacted, and PostgreSQL (jsonb) may give it back
 // with its keys reordered and spaces added: equal as JSON, not as bytes.
 //
@@ -41,14 +42,10 @@ func (tx *Tx) AppendEvent(ctx context.Context, e *obsqra.Event) error {
 			return translate(err, "lock event outbox", "event")
 		}
 	}
-	var owner any
-	if e.OwnerID != 0 {
-		owner = e.OwnerID
-	}
 	now := tx.now()
 	err = c.queryRow(ctx,
-		"INSERT INTO events (topic, owner_user_id, payload, created_at) VALUES (?, ?, ?, ?) RETURNING id",
-		e.Topic, owner, payload, c.d.timeArg(now)).Scan(&e.ID)
+		"INSERT INTO events (topic, owner_user_id, protocol_id, kind, payload, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+		e.Topic, nullID(e.OwnerID), nullID(e.ProtocolID), nullText(e.Kind), payload, c.d.timeArg(now)).Scan(&e.ID)
 	if err != nil {
 		return translate(err, "append event", "event")
 	}
@@ -60,6 +57,22 @@ func (tx *Tx) AppendEvent(ctx context.Context, e *obsqra.Event) error {
 	tx.appended = true
 	e.CreatedAt = now
 	return nil
+}
+
+// nullID is id as a column value: NULL for 0.
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// nullText is s as a column value: NULL for "".
+func nullText(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // eventPayload checks that p is a JSON object and returns it compacted, as
@@ -100,13 +113,15 @@ func eventsAfter(ctx context.Context, c conn, afterID int64, limit int) ([]obsqr
 	var events []obsqra.Event
 	for rows.Next() {
 		var e obsqra.Event
-		var owner sql.NullInt64
+		var owner, protocol sql.NullInt64
+		var kind sql.NullString
 		var payload []byte
-		if err := rows.Scan(&e.ID, &e.Topic, &owner, &payload, scanTime(&e.CreatedAt)); err != nil {
+		if err := rows.Scan(&e.ID, &e.Topic, &owner, &protocol, &kind, &payload, scanTime(&e.CreatedAt)); err != nil {
 			return nil, translate(err, "scan event", "event")
 		}
-		e.OwnerID = owner.Int64
-		e.Payload = json.RawMessage(payload)
+		e.OwnerID, e.ProtocolID, e.Kind = owner.Int64, protocol.Int64, kind.String
+		// Ready to be decoded once, however many subscribers read it.
+		e.SetPayload(json.RawMessage(payload))
 		events = append(events, e)
 	}
 	if err := rows.Err(); err != nil {

@@ -42,27 +42,36 @@ func MigrateWith(ctx context.Context, url string, opts Options) error {
 // instances starting at once) wait for each other on a session advisory lock.
 // Errors: only internal ones.
 func (db *DB) Migrate(ctx context.Context) error {
-	fsys, err := db.dialect.migrationFS()
+	provider, err := db.migrations(ctx)
 	if err != nil {
-		return fmt.Errorf("migrations of %s: %w", db.dialect.name, err)
-	}
-	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
-	if db.dialect == postgresDialect {
-		locker, err := db.migrationLocker(ctx)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, goose.WithSessionLocker(locker))
-	}
-	provider, err := goose.NewProvider(db.dialect.goose, db.db.DB, fsys, opts...)
-	if err != nil {
-		return fmt.Errorf("prepare %s migrations: %w", db.dialect.name, err)
+		return err
 	}
 	// provider.Close would close db's pool, which belongs to db.
 	if _, err := provider.Up(ctx); err != nil {
 		return fmt.Errorf("migrate %s database: %w", db.dialect.name, err)
 	}
 	return nil
+}
+
+// migrations returns goose's provider of db's migrations.
+func (db *DB) migrations(ctx context.Context) (*goose.Provider, error) {
+	fsys, err := db.dialect.migrationFS()
+	if err != nil {
+		return nil, fmt.Errorf("migrations of %s: %w", db.dialect.name, err)
+	}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	if db.dialect == postgresDialect {
+		locker, err := db.migrationLocker(ctx)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	provider, err := goose.NewProvider(db.dialect.goose, db.db.DB, fsys, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s migrations: %w", db.dialect.name, err)
+	}
+	return provider, nil
 }
 
 // migrationLocker returns goose's PostgreSQL session locker with a lock id

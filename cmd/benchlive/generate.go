@@ -23,7 +23,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/sys/unix"
 
-	"github.com/obsqra/obsqra/live"
+	"github.com/obsqra/obsqra"
 )
 
 // The load generator shares the server's two cores, so it reads the way a
@@ -524,7 +524,7 @@ func (c *genConn) handle(op byte, payload []byte, now time.Time, from, until int
 			return nil // outside the measured window
 		}
 		c.n++
-		if id, err := live.ParseCursor(cursor); err == nil {
+		if id, err := obsqra.ParseEventCursor(cursor); err == nil {
 			c.ids = append(c.ids, int32(id))
 		}
 		if c.drops > 0 && at < c.droppedAt {

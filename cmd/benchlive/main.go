@@ -34,8 +34,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/obsqra/obsqra/market"
-
 	"github.com/obsqra/obsqra"
 )
 
@@ -383,7 +381,7 @@ func committedScores(ctx context.Context, srv *serverProc, from, until time.Time
 	}
 	defer db.Close()
 	rows, err := db.QueryContext(ctx, "SELECT id, json_extract(payload, '$.computedAt') FROM events WHERE topic = ? ORDER BY id",
-		market.TopicRiskScored)
+		obsqra.TopicRiskScored)
 	if err != nil {
 		return nil, fmt.Errorf("read the scores committed: %w", err)
 	}

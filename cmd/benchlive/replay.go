@@ -24,9 +24,6 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/sys/unix"
 
-	"github.com/obsqra/obsqra/live"
-	"github.com/obsqra/obsqra/market"
-
 	"github.com/obsqra/obsqra"
 )
 
@@ -111,7 +108,7 @@ func replayBench(args []string) error {
 		return err
 	}
 	fmt.Printf("outbox: %d events after the backfill (%d days); the replaying subscriptions start after event %d (cursor %s)\n",
-		total, *historyDays, *after, live.Cursor(*after))
+		total, *historyDays, *after, obsqra.EventCursor(*after))
 	if len(serverEnv) > 0 {
 		fmt.Printf("server environment: %s\n", serverEnv.String())
 	}
@@ -191,7 +188,7 @@ func runReplayPhase(ctx context.Context, srv *serverProc, db *sql.DB, cfg replay
 		return nil, err
 	}
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM events WHERE topic = ? AND id > ?",
-		market.TopicMetricsIngested, cfg.after).Scan(&res.toReplay); err != nil {
+		obsqra.TopicMetricsIngested, cfg.after).Scan(&res.toReplay); err != nil {
 		return nil, fmt.Errorf("count the events to replay: %w", err)
 	}
 	var err error
@@ -215,7 +212,7 @@ func runReplayPhase(ctx context.Context, srv *serverProc, db *sql.DB, cfg replay
 	clients := make([]*stormClient, ph.sockets)
 	var wg sync.WaitGroup
 	for i := range clients {
-		wg.Go(func() { clients[i] = dialStorm(srv.wsURL(), cfg.subs, live.Cursor(cfg.after), ph.read, start) })
+		wg.Go(func() { clients[i] = dialStorm(srv.wsURL(), cfg.subs, obsqra.EventCursor(cfg.after), ph.read, start) })
 	}
 	wg.Wait()
 	for _, c := range clients {
@@ -670,7 +667,7 @@ func (o *observer) stop(ctx context.Context, db *sql.DB, from int64) (observerRe
 	<-o.done
 	now := time.Now()
 	rows, err := db.QueryContext(ctx, "SELECT id, json_extract(payload, '$.computedAt') FROM events WHERE topic = ? AND id > ?",
-		market.TopicRiskScored, from)
+		obsqra.TopicRiskScored, from)
 	if err != nil {
 		return o.res, fmt.Errorf("read the scores committed: %w", err)
 	}
@@ -682,7 +679,7 @@ func (o *observer) stop(ctx context.Context, db *sql.DB, from int64) (observerRe
 			return o.res, fmt.Errorf("read the scores committed: %w", err)
 		}
 		o.res.committed++
-		if o.received[live.Cursor(id)] {
+		if o.received[obsqra.EventCursor(id)] {
 			continue
 		}
 		if computed, err := time.Parse(time.RFC3339Nano, at); err == nil {

@@ -240,7 +240,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	hub := live.NewHub(db, liveOptions(cfg, logger))
 	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{
 		Accounts: accounts, Market: markets, Decisions: decisions, Advisor: advice, Portfolio: newPortfolio(db, cfg), Ledger: transactions,
-		Scheduler: jobs, Live: hub,
+		Scheduler: jobs, Live: resolvers.HubFunc[*live.Subscription](hub.Subscribe),
 	})
 	srv := server.New(server.Config{
 		Version:              version,

@@ -62,6 +62,18 @@ func (e *Event) SetPayload(p json.RawMessage) {
 	e.value = &eventValue{}
 }
 
+// ShareValue makes e share o's decoded payload when both are the same
+// event (same id and topic) read with SetPayload: whichever of them is
+// decoded first is decoded for both, so a reader that reads an event again
+// (a replay) need not decode it again. It reports whether it did.
+func (e *Event) ShareValue(o *Event) bool {
+	if e.ID != o.ID || e.Topic != o.Topic || e.value == nil || o.value == nil {
+		return false
+	}
+	e.value = o.value
+	return true
+}
+
 // Value returns e's payload decoded as the type its topic has in the
 // catalogue (*RiskScore for TopicRiskScored, and so on). After SetPayload
 // it decodes once, and every caller, on any goroutine, receives the same

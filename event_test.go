@@ -98,6 +98,38 @@ func TestEventValueDecodesOnce(t *testing.T) {
 	}
 }
 
+// TestEventShareValue: an event read twice shares its first reading's
+// decoded payload, and only the same event's.
+func TestEventShareValue(t *testing.T) {
+	t.Parallel()
+	made, err := obsqra.RiskScoredEvent("vesu", &obsqra.RiskScore{ID: 7, ProtocolID: 4, Score: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(id int64) *obsqra.Event {
+		e := &obsqra.Event{ID: id, Topic: made.Topic}
+		e.SetPayload(made.Payload)
+		return e
+	}
+	first, again, other := read(9), read(9), read(10)
+	v, _ := obsqra.EventValue[obsqra.RiskScore](first)
+	if !again.ShareValue(first) {
+		t.Fatal("ShareValue of the same event = false")
+	}
+	if w, _ := obsqra.EventValue[obsqra.RiskScore](again); w != v {
+		t.Errorf("after ShareValue: decoded again (%p, not %p)", w, v)
+	}
+	if other.ShareValue(first) {
+		t.Error("ShareValue of another event's reading = true")
+	}
+	if w, _ := obsqra.EventValue[obsqra.RiskScore](other); w == v {
+		t.Error("another event holds the first one's value")
+	}
+	if (&obsqra.Event{ID: 9, Topic: made.Topic, Payload: made.Payload}).ShareValue(first) {
+		t.Error("ShareValue of an event not read with SetPayload = true")
+	}
+}
+
 // TestEventPayloadKeys: the catalogue writes the payloads the outbox has
 // always held, key for key (the mirror structs the services had are gone;
 // the domain types' JSON tags stand for them), and nothing more: a

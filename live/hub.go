@@ -223,6 +223,10 @@ type Hub struct {
 
 	acct accounts
 
+	// recent shares the decoded payloads of the latest events among the
+	// hub's readers (see recentEvents).
+	recent recentEvents
+
 	// testReplayWaits, set by tests only before the hub is used, is
 	// called when a replay starts waiting for room.
 	testReplayWaits func(*Subscription)
@@ -361,6 +365,7 @@ func (h *Hub) catchUp(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		h.recent.share(events)
 		h.mu.Lock()
 		for i := range events {
 			e := &events[i]
@@ -797,6 +802,7 @@ func (s *Subscription) replay(ctx context.Context, after int64) {
 			s.end(fmt.Errorf("live: replay: %w", err))
 			return
 		}
+		h.recent.share(events)
 		if len(events) == 0 {
 			s.refund(estimate)
 			// The hub dispatched events that are gone (pruned meanwhile):
@@ -919,4 +925,39 @@ func (s *Subscription) refund(n int64) {
 	s.reserved -= n
 	s.releaseAcctLocked(n)
 	signal(s.space)
+}
+
+// recentCount is how many of the latest events the hub keeps to share
+// their decoded payloads: a restart's reconnecting clients resume from
+// about the same cursors, and a replay's pages are read again by every
+// subscription replaying them. At a few hundred bytes of payload and as
+// much decoded, it holds a few MiB at most.
+const recentCount = 4096
+
+// recentEvents are the latest events the hub's readers read (the
+// dispatcher and the replays), by id modulo recentCount, so that an event
+// read again shares the decoded payload of its first reading (see
+// obsqra.Event.ShareValue): an event's payload is decoded once per
+// process while it is among the latest recentCount read, however many
+// subscriptions deliver or replay it.
+type recentEvents struct {
+	mu     sync.Mutex
+	events [recentCount]obsqra.Event
+}
+
+// share makes each of events share the decoded payload of the same event
+// read before, or remembers it for the next reader.
+func (r *recentEvents) share(events []obsqra.Event) {
+	if len(events) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range events {
+		e := &events[i]
+		slot := &r.events[uint64(e.ID)%recentCount]
+		if !e.ShareValue(slot) && e.ID >= slot.ID {
+			*slot = *e
+		}
+	}
 }

@@ -391,3 +391,56 @@ func TestLiveReplayWaitsForItsReceiver(t *testing.T) {
 		t.Errorf("after the replay: %v, want [live]", got)
 	}
 }
+
+// TestLiveDecodesOncePerProcess: an event delivered live and replayed to
+// two subscriptions from a cursor is decoded once: all three hold the very
+// same decoded payload.
+func TestLiveDecodesOncePerProcess(t *testing.T) {
+	t.Parallel()
+	db := storetest.SQLite(t)
+	h := setup(t, db, live.Options{Batch: 4, ReplayPage: 3})
+	filter := obsqra.EventFilter{Rules: []obsqra.EventRule{{Topic: obsqra.TopicRiskScored}}}
+	direct, err := h.Subscribe(context.Background(), 0, filter, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 10
+	var first int64
+	for i := range n {
+		e := obsqra.Event{Topic: obsqra.TopicRiskScored, ProtocolID: 1, Payload: json.RawMessage(fmt.Sprintf(`{"protocolId":1,"score":%d}`, i))}
+		if err := db.WithTx(context.Background(), func(tx *store.Tx) error { return tx.AppendEvent(context.Background(), &e) }); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = e.ID
+		}
+	}
+	live := receive(t, direct, n)
+	cursor := first - 1
+	var replays [][]*obsqra.Event
+	for range 2 {
+		s, err := h.Subscribe(context.Background(), 0, filter, &cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		replays = append(replays, receive(t, s, n))
+	}
+	for i, e := range live {
+		v, err := obsqra.EventValue[obsqra.RiskScore](e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Score != i {
+			t.Fatalf("event %d: score %d, want %d", i, v.Score, i)
+		}
+		for r, replay := range replays {
+			w, err := obsqra.EventValue[obsqra.RiskScore](replay[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w != v {
+				t.Errorf("replay %d, event %d: decoded again (%p, the live delivery's %p)", r, i, w, v)
+			}
+		}
+	}
+}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/server/wire"
 )
 
 // queryCacheSize is how many parsed and validated documents are kept; the
@@ -79,9 +79,6 @@ var errorCodes = map[string]string{
 	obsqra.ERATELIMIT:       "RATE_LIMITED",
 	obsqra.EUNAVAILABLE:     "SERVICE_UNAVAILABLE",
 }
-
-// codeInternal is the extensions.code of every error the client may not read.
-const codeInternal = "INTERNAL_SERVER_ERROR"
 
 // presentError is the one place where errors become what the client sees.
 //
@@ -146,7 +143,7 @@ func (s *Server) presentError(ctx context.Context, err error) *gqlerror.Error {
 	switch {
 	case panicked:
 		// Logged with its stack by recoverResolver already.
-	case cancelled(ctx, err):
+	case wire.Cancelled(ctx, err):
 		if l, _ := ctx.Value(operationLogKey{}).(*operationLogState); l == nil || !l.cancelled.Swap(true) {
 			s.log.DebugContext(ctx, "graphql operation cancelled", "request_id", id, "path", path.String(), "error", err.Error())
 		}
@@ -154,20 +151,11 @@ func (s *Server) presentError(ctx context.Context, err error) *gqlerror.Error {
 		s.log.ErrorContext(ctx, "graphql internal error", "request_id", id, "path", path.String(), "error", err.Error())
 	}
 	return &gqlerror.Error{
-		Message:    internalMessage,
+		Message:    wire.InternalMessage,
 		Path:       path,
 		Locations:  locations,
-		Extensions: map[string]any{"code": codeInternal, "requestId": id},
+		Extensions: map[string]any{"code": wire.CodeInternal, "requestId": id},
 	}
-}
-
-// cancelled reports whether err is the cancellation of the operation whose
-// context is ctx: err is (or wraps) context.Canceled and ctx was cancelled.
-// A deadline is not a cancellation (a server-side timeout is a failure),
-// nor is context.Canceled while the operation still runs (a bug: something
-// cancelled a context it did not own).
-func cancelled(ctx context.Context, err error) bool {
-	return errors.Is(err, context.Canceled) && errors.Is(ctx.Err(), context.Canceled)
 }
 
 // operationLog gives every operation (a query, a mutation, a whole
@@ -210,42 +198,4 @@ func (s *Server) recoverResolver(ctx context.Context, v any) error {
 		"panic", fmt.Sprint(v),
 		"stack", string(debug.Stack()))
 	return &panicError{}
-}
-
-// internalMessage is all a client learns of an internal error.
-const internalMessage = "internal error"
-
-// gqlError is a GraphQL error as the server writes it outside gqlgen.
-type gqlError struct {
-	Message    string         `json:"message"`
-	Extensions map[string]any `json:"extensions,omitempty"`
-}
-
-// errorBody is a GraphQL response that holds only errors.
-type errorBody struct {
-	Errors []gqlError `json:"errors"`
-}
-
-// errorResponse returns a GraphQL response body holding e.
-func errorResponse(e gqlError) errorBody { return errorBody{Errors: []gqlError{e}} }
-
-// internalError is the error a client gets for a failure it may not read.
-func internalError(requestID string) gqlError {
-	return gqlError{
-		Message:    internalMessage,
-		Extensions: map[string]any{"code": codeInternal, "requestId": requestID},
-	}
-}
-
-// writeJSON answers status with v as JSON.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// Only the server's own fixed shapes are written here.
-		panic(fmt.Sprintf("marshal %T: %v", v, err))
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"github.com/obsqra/obsqra/server/wire"
 )
 
 // serviceName is how /health names this service.
@@ -16,7 +18,7 @@ const readyTimeout = 2 * time.Second
 // health answers that the process is up. It touches nothing else, so that
 // a slow database never gets a healthy process restarted.
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, struct {
+	wire.WriteJSON(w, http.StatusOK, struct {
 		Status  string `json:"status"`
 		Service string `json:"service"`
 		Version string `json:"version"`
@@ -38,13 +40,13 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		writeUnavailable(w, "database unavailable")
 		return
 	}
-	writeJSON(w, http.StatusOK, struct {
+	wire.WriteJSON(w, http.StatusOK, struct {
 		Status string `json:"status"`
 	}{"ready"})
 }
 
 func writeUnavailable(w http.ResponseWriter, reason string) {
-	writeJSON(w, http.StatusServiceUnavailable, struct {
+	wire.WriteJSON(w, http.StatusServiceUnavailable, struct {
 		Status string `json:"status"`
 		Reason string `json:"reason"`
 	}{"unavailable", reason})

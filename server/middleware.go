@@ -10,11 +10,11 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/server/wire"
 )
 
 // maxRequestIDLen bounds an incoming X-Request-ID that is reused as is.
@@ -77,7 +77,7 @@ func (s *Server) recoverPanic(next http.Handler) http.Handler {
 			s.log.ErrorContext(r.Context(), "panic serving http request",
 				"request_id", id, "method", r.Method, "path", r.URL.Path,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			writeJSON(w, http.StatusInternalServerError, errorResponse(internalError(id)))
+			wire.WriteJSON(w, http.StatusInternalServerError, wire.Response(wire.Internal(id)))
 		}()
 		next.ServeHTTP(w, r)
 	})
@@ -224,7 +224,7 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 
 // writeTooLarge answers 413 with a GraphQL-shaped error.
 func writeTooLarge(w http.ResponseWriter, limit int64) {
-	writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse(gqlError{
+	wire.WriteJSON(w, http.StatusRequestEntityTooLarge, wire.Response(wire.Error{
 		Message:    "request body too large (limit " + strconv.FormatInt(limit, 10) + " bytes)",
 		Extensions: map[string]any{"code": "PAYLOAD_TOO_LARGE"},
 	}))
@@ -300,7 +300,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		ctx := r.Context()
-		token, ok := bearerToken(header)
+		token, ok := wire.BearerToken(header)
 		if !ok {
 			ctx = obsqra.NewContextWithAuthError(ctx, obsqra.Errorf(obsqra.EUNAUTHENTICATED,
 				"the Authorization header must be Bearer followed by an access token"))
@@ -324,18 +324,4 @@ func (s *Server) principalFor(ctx context.Context, token string) (*obsqra.Princi
 		return nil, errors.New("authenticator returned no principal and no error")
 	}
 	return p, err
-}
-
-// bearerToken returns the token of an "Authorization: Bearer <token>"
-// header; the scheme is case-insensitive.
-func bearerToken(header string) (string, bool) {
-	scheme, token, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimSpace(token)
-	if token == "" || strings.ContainsAny(token, " \t") {
-		return "", false
-	}
-	return token, true
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/server/wire"
 	"github.com/obsqra/obsqra/subscription"
 )
 
@@ -76,7 +77,7 @@ type conn struct {
 	raw syscall.RawConn
 
 	closeOnce sync.Once
-	closed    closeInfo // set once, before ctx is cancelled
+	closed    closeInfo // set once, before ctx is wire.Cancelled
 
 	// initReceived is set when connection_init arrives, acked when it is
 	// answered; the init timer and writeLoop read them.
@@ -519,7 +520,7 @@ func (c *conn) send(id, typ string, payload json.RawMessage) {
 // connection_error message tells why first, as that subprotocol does.
 func (c *conn) fail(code int, reason string) {
 	if c.legacy {
-		b, _ := json.Marshal(gqlError{Message: reason})
+		b, _ := json.Marshal(wire.Error{Message: reason})
 		c.send("", "connection_error", b)
 	}
 	c.terminate(closeInfo{code: code, reason: reason, flush: true})
@@ -653,7 +654,7 @@ func (c *conn) init(payload json.RawMessage) {
 	ctx := c.ctx
 	if !present {
 		// Signed in by the upgrade's Authorization header, if at all.
-		if t, ok := bearerToken(c.headers.Get("Authorization")); ok && obsqra.PrincipalFromContext(ctx) != nil {
+		if t, ok := wire.BearerToken(c.headers.Get("Authorization")); ok && obsqra.PrincipalFromContext(ctx) != nil {
 			token = t
 		}
 	}
@@ -779,7 +780,7 @@ type authAnswer struct {
 // A check cancelled because the connection closed meanwhile (the server is
 // shutting down) refuses nothing and is no error.
 func (c *conn) refuse(err error) {
-	if cancelled(c.ctx, err) {
+	if wire.Cancelled(c.ctx, err) {
 		return
 	}
 	switch {
@@ -833,7 +834,7 @@ func initToken(payload json.RawMessage) (token string, present bool, err error) 
 		if key == "token" {
 			return v, true, nil
 		}
-		t, ok := bearerToken(v)
+		t, ok := wire.BearerToken(v)
 		if !ok {
 			// Present but unusable: refused like a bad token, not ignored.
 			return "", true, nil
@@ -948,7 +949,7 @@ func (c *conn) runOperation(op *operation, params *graphql.RawParams) {
 		msg, err := json.Marshal(response{ID: op.id, Type: next, Payload: resp})
 		if err != nil {
 			c.t.log.ErrorContext(ctx, "marshal graphql response", "request_id", c.requestID(), "error", err.Error())
-			msg, _ = json.Marshal(response{ID: op.id, Type: next, Payload: errorResponse(internalError(c.requestID()))})
+			msg, _ = json.Marshal(response{ID: op.id, Type: next, Payload: wire.Response(wire.Internal(c.requestID()))})
 		}
 		c.enqueueOperation(op, msg)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/server/wire"
 	"github.com/obsqra/obsqra/subscription"
 )
 
@@ -297,7 +298,7 @@ func (t *Transport) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *
 		payload, err := json.Marshal(resp)
 		if err != nil {
 			t.log.ErrorContext(ctx, "marshal graphql response", "error", err.Error())
-			payload, _ = json.Marshal(errorResponse(internalError(obsqra.ClientFromContext(ctx).RequestID)))
+			payload, _ = json.Marshal(wire.Response(wire.Internal(obsqra.ClientFromContext(ctx).RequestID)))
 		}
 		// The events of a commit are sent together: while more are ready,
 		// they wait in the burst.
@@ -415,7 +416,7 @@ func (t *Transport) marshalErrors(ctx context.Context, errs gqlerror.List) json.
 	b, err := json.Marshal(errs)
 	if err != nil {
 		t.log.ErrorContext(ctx, "marshal graphql errors", "request_id", obsqra.ClientFromContext(ctx).RequestID, "error", err.Error())
-		b, _ = json.Marshal([]gqlError{internalError(obsqra.ClientFromContext(ctx).RequestID)})
+		b, _ = json.Marshal([]wire.Error{wire.Internal(obsqra.ClientFromContext(ctx).RequestID)})
 	}
 	return b
 }

@@ -10,14 +10,12 @@ package ws
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -27,6 +25,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/server/wire"
 )
 
 // Defaults of the Config settings.
@@ -247,7 +246,7 @@ func New(cfg Config) *Transport {
 			// line.
 			CheckOrigin: cfg.CheckOrigin,
 			Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
-				writeJSON(w, status, errorResponse(gqlError{Message: reason.Error()}))
+				wire.WriteJSON(w, status, wire.Response(wire.Error{Message: reason.Error()}))
 			},
 		},
 	}
@@ -264,7 +263,7 @@ func (t *Transport) Supports(r *http.Request) bool {
 // authentication.
 func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	if !t.cfg.CheckOrigin(r) {
-		writeJSON(w, http.StatusForbidden, errorResponse(gqlError{
+		wire.WriteJSON(w, http.StatusForbidden, wire.Response(wire.Error{
 			Message:    "websocket origin not allowed",
 			Extensions: map[string]any{"code": "FORBIDDEN"},
 		}))
@@ -272,7 +271,7 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 	}
 	proto := selectSubprotocol(websocket.Subprotocols(r))
 	if proto == "" {
-		writeJSON(w, http.StatusBadRequest, errorResponse(gqlError{
+		wire.WriteJSON(w, http.StatusBadRequest, wire.Response(wire.Error{
 			Message: "websocket subprotocol must be " + protoTransportWS + " or " + protoLegacyWS,
 		}))
 		return
@@ -280,7 +279,7 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 	addr := obsqra.ClientFromContext(r.Context()).LimitKey()
 	if !t.sockets.reserve(addr, t.cfg.MaxConnsPerAddress) {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
-		writeJSON(w, http.StatusTooManyRequests, errorResponse(gqlError{
+		wire.WriteJSON(w, http.StatusTooManyRequests, wire.Response(wire.Error{
 			Message:    fmt.Sprintf("at most %d WebSockets may be open from one address; close one first", t.cfg.MaxConnsPerAddress),
 			Extensions: map[string]any{"code": "RATE_LIMITED", "retryAfter": retryAfterSeconds},
 		}))
@@ -523,62 +522,4 @@ func closeCodeOf(err error) (code int, reason string) {
 		return ce.Code, ce.Text
 	}
 	return closeAbnormal, ""
-}
-
-// gqlError is a GraphQL error as the transport writes it outside gqlgen,
-// the same shape as the server's presenter writes.
-type gqlError struct {
-	Message    string         `json:"message"`
-	Extensions map[string]any `json:"extensions,omitempty"`
-}
-
-// errorBody is a GraphQL response that holds only errors.
-type errorBody struct {
-	Errors []gqlError `json:"errors"`
-}
-
-// errorResponse returns a GraphQL response body holding e.
-func errorResponse(e gqlError) errorBody { return errorBody{Errors: []gqlError{e}} }
-
-// internalError is the error a client gets for a failure it may not read,
-// as the server's presenter shows it.
-func internalError(requestID string) gqlError {
-	return gqlError{
-		Message:    "internal error",
-		Extensions: map[string]any{"code": "INTERNAL_SERVER_ERROR", "requestId": requestID},
-	}
-}
-
-// writeJSON answers status with v as JSON.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// Only the transport's own fixed shapes are written here.
-		panic(fmt.Sprintf("marshal %T: %v", v, err))
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
-}
-
-// bearerToken returns the token of an "Authorization: Bearer <token>"
-// value (of the upgrade's header or of connection_init); the scheme is
-// case-insensitive.
-func bearerToken(header string) (string, bool) {
-	scheme, token, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimSpace(token)
-	if token == "" || strings.ContainsAny(token, " \t") {
-		return "", false
-	}
-	return token, true
-}
-
-// cancelled reports whether err is the cancellation of the operation whose
-// context is ctx (as the server's presenter decides it).
-func cancelled(ctx context.Context, err error) bool {
-	return errors.Is(err, context.Canceled) && errors.Is(ctx.Err(), context.Canceled)
 }

@@ -335,6 +335,17 @@ func EncodeDecision(v any) (JSONObject, error) {
 	return JSONObject(b), err
 }
 
+// Recomputed returns out, a decision's output computed again from its
+// recorded inputs, encoded as the log records outputs, and whether it is
+// d's recorded output to the byte: what verifying d comes down to.
+func (d *Decision) Recomputed(out any) (JSONObject, bool) {
+	b, err := EncodeDecision(out)
+	if err != nil {
+		return nil, false
+	}
+	return b, string(b) == string(d.Output)
+}
+
 // DailyPoint is a protocol's last sample of one UTC day.
 type DailyPoint struct {
 	Day            Date

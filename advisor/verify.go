@@ -34,11 +34,7 @@ func recomputeOptimization(d *obsqra.Decision) (obsqra.JSONObject, bool) {
 	if err != nil {
 		return nil, false
 	}
-	b, err := obsqra.EncodeDecision(out)
-	if err != nil {
-		return nil, false
-	}
-	return b, string(b) == string(d.Output)
+	return d.Recomputed(out)
 }
 
 // Owner returns the user an OPTIMIZATION decision was made for, 0 when the

@@ -75,11 +75,7 @@ func recomputeRiskScore(d *obsqra.Decision) (obsqra.JSONObject, bool) {
 	if err != nil {
 		return nil, false
 	}
-	b, err := obsqra.EncodeDecision(out)
-	if err != nil {
-		return nil, false
-	}
-	return b, string(b) == string(d.Output)
+	return d.Recomputed(out)
 }
 
 // servedScoreMatches reports whether the stored risk score of a decision

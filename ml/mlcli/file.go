@@ -1,4 +1,4 @@
-package main
+package mlcli
 
 import (
 	"bufio"
@@ -50,7 +50,7 @@ func parseFileFlags(name string, args []string, forecasting bool, every int, ext
 		extra(fs)
 	}
 	if err := fs.Parse(args); err != nil {
-		return f, fmt.Errorf("ml %s: %w\n%s", name, err, mlUsage)
+		return f, fmt.Errorf("ml %s: %w\n%s", name, err, Usage)
 	}
 	switch {
 	case fs.NArg() > 0:

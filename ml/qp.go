@@ -63,14 +63,6 @@ type QPSolution struct {
 	Iterations int
 }
 
-// SolveQP solves p exactly; see QPSolver.Solve.
-func SolveQP(p QP) (QPSolution, error) {
-	var s QPSolver
-	var sol QPSolution
-	err := s.Solve(p, &sol)
-	return sol, err
-}
-
 // Tolerances of the solver. The problem's own scale enters through qpScale:
 // multipliers and reduced gradients are compared with it, pivots with the
 // largest entry of the Hessian.

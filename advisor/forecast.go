@@ -106,7 +106,7 @@ func (s *Service) forecast(kind obsqra.PredictionKind, p *obsqra.Protocol, point
 		return f, nil
 	}
 
-	days := make([]ml.Day, len(points))
+	days := make([]obsqra.Date, len(points))
 	for i, pt := range points {
 		days[i] = pt.Day
 	}

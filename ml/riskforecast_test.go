@@ -52,8 +52,8 @@ func TestForecastRiskPointIsTheScoreOfThePointForecasts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.Point != float64(want.Score) || f.Target != origin+Day(h) || f.Horizon != h {
-			t.Errorf("ForecastRisk(h=%d) = point %v target %s, want %d on %s", h, f.Point, f.Target, want.Score, origin+Day(h))
+		if f.Point != float64(want.Score) || f.Target != origin+obsqra.Date(h) || f.Horizon != h {
+			t.Errorf("ForecastRisk(h=%d) = point %v target %s, want %d on %s", h, f.Point, f.Target, want.Score, origin+obsqra.Date(h))
 		}
 		if !(f.Lower95 <= f.Lower80 && f.Lower80 <= f.Upper80 && f.Upper80 <= f.Upper95) {
 			t.Errorf("ForecastRisk(h=%d) bounds out of order: %+v", h, f)

@@ -49,7 +49,7 @@ func (o Optimizer) Target(b *Basket, current []float64) ([]float64, error) {
 	}
 	t := b.last()
 	lo := t
-	for lo > 0 && b.Days[t]-b.Days[lo-1] < Day(window) {
+	for lo > 0 && b.Days[t]-b.Days[lo-1] < obsqra.Date(window) {
 		lo--
 	}
 	n := len(b.Reserves)

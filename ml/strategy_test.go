@@ -19,12 +19,12 @@ func testBasket(rateA, rateB func(day int) float64) *Basket {
 		UtilizationBps: [][]float64{make([]float64, days), make([]float64, days)},
 		LiquidityTier:  []int64{2, 2},
 		AuditScore:     []int64{90, 90},
-		LaunchDay:      []Day{-10000, -10000},
+		LaunchDay:      []obsqra.Date{-10000, -10000},
 	}
 	idx := []float64{1, 1}
 	rates := []func(int) float64{rateA, rateB}
 	for d := range days {
-		b.Days = append(b.Days, Day(20000+d))
+		b.Days = append(b.Days, obsqra.Date(20000+d))
 		for i := range 2 {
 			if d > 0 {
 				idx[i] *= math.Exp(rates[i](d-1) / 365)
@@ -67,7 +67,7 @@ func TestRunStrategyYields(t *testing.T) {
 			t.Errorf("%s: RunStrategy = %.9f bps, %d rebalances; want %.9f, %d",
 				tt.name, got.RealisedYieldBps, got.Rebalances, tt.wantYield, tt.wantRebal)
 		}
-		if got.From != Day(20030).String() || got.To != Day(20400).String() {
+		if got.From != obsqra.Date(20030).String() || got.To != obsqra.Date(20400).String() {
 			t.Errorf("%s: window %s–%s, want 30 days of warm-up to the last day", tt.name, got.From, got.To)
 		}
 	}

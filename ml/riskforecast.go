@@ -18,7 +18,7 @@ type RiskForecastInput struct {
 	AuditScore    int64 // 0–100, held constant
 	AgeDays       int64 // protocol age on the origin day, 0–36500; it grows by the horizon
 
-	Params Params // the RiskEngine's model parameters, e.g. DefaultParams()
+	Params obsqra.RiskParams // the RiskEngine's model parameters, e.g. obsqra.DefaultRiskParams()
 }
 
 // RiskDraws is the number of simulated input pairs behind a risk forecast's

@@ -182,7 +182,7 @@ func (HighestAPY) Target(b *Basket, _ []float64) ([]float64, error) {
 
 // Parity is the on-chain contract's allocation: risk scores by ScoreRisk
 // with Params, APYs rounded to integer bps, weights by ParityAllocation.
-type Parity struct{ Params Params }
+type Parity struct{ Params obsqra.RiskParams }
 
 // Name implements Strategy.
 func (Parity) Name() string { return "parity" }

@@ -164,7 +164,7 @@ func TestParityStrategyIsTheContractAllocation(t *testing.T) {
 	// Each: utilization 5000 → 12, volatility 0, tier 2 → 15, audit 90 → 3,
 	// age beyond the cap → 0: risk 30. s = 3000000/31 = 96774 and
 	// 5000000/31 = 161290; 96774×10000/258064 = 3750 exactly; the last 6250.
-	w, err := Parity{Params: DefaultParams()}.Target(b.prefix(100), nil)
+	w, err := Parity{Params: obsqra.DefaultRiskParams()}.Target(b.prefix(100), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestRunStrategyRefusesBadBaskets(t *testing.T) {
 func TestOptimizerStrategy(t *testing.T) {
 	t.Parallel()
 	b := testBasket(constant(0.03), constant(0.05))
-	o := Optimizer{Tolerance: obsqra.RiskMedium, MaxSingleBps: 6000, MinDiversification: 2, Params: DefaultParams()}
+	o := Optimizer{Tolerance: obsqra.RiskMedium, MaxSingleBps: 6000, MinDiversification: 2, Params: obsqra.DefaultRiskParams()}
 	w, err := o.Target(b.prefix(100), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +235,7 @@ func TestOptimizerStrategy(t *testing.T) {
 func TestOptimizerStrategyWithShortHistory(t *testing.T) {
 	t.Parallel()
 	b := testBasket(constant(0.03), constant(0.05))
-	o := Optimizer{Tolerance: obsqra.RiskHigh, MaxSingleBps: 10000, MinDiversification: 1, Params: DefaultParams()}
+	o := Optimizer{Tolerance: obsqra.RiskHigh, MaxSingleBps: 10000, MinDiversification: 1, Params: obsqra.DefaultRiskParams()}
 	for _, days := range []int{1, 2, 29} {
 		w, err := o.Target(b.prefix(days), nil)
 		if err != nil || w[1] != 1 {
@@ -264,7 +264,7 @@ func TestOptimizerStrategyMovesOnlyWhenItPays(t *testing.T) {
 	}
 	for _, tt := range tests {
 		o := Optimizer{Tolerance: obsqra.RiskMedium, MaxSingleBps: 6000, MinDiversification: 2,
-			Params: DefaultParams(), SlippageBps: tt.slippage, ThresholdBps: tt.threshold}
+			Params: obsqra.DefaultRiskParams(), SlippageBps: tt.slippage, ThresholdBps: tt.threshold}
 		w, err := o.Target(b, held)
 		if err != nil {
 			t.Fatal(err)

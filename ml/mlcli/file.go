@@ -334,11 +334,11 @@ func mlStrategies(ctx context.Context, args []string, stdout io.Writer) error {
 // least thresholdBps a year.
 func backtestStrategies(cost float64, thresholdBps int) []ml.Strategy {
 	prefs := obsqra.DefaultPreferences()
-	strategies := []ml.Strategy{ml.EqualWeight{}, ml.Parity{Params: ml.DefaultParams()}, ml.HighestAPY{}}
+	strategies := []ml.Strategy{ml.EqualWeight{}, ml.Parity{Params: obsqra.DefaultRiskParams()}, ml.HighestAPY{}}
 	for _, t := range []obsqra.RiskTolerance{obsqra.RiskLow, obsqra.RiskMedium, obsqra.RiskHigh} {
 		strategies = append(strategies, ml.Optimizer{Tolerance: t, MaxSingleBps: prefs.MaxSingleBps,
 			MinDiversification: prefs.MinDiversification, ThresholdBps: thresholdBps,
-			SlippageBps: cost, Params: ml.DefaultParams()})
+			SlippageBps: cost, Params: obsqra.DefaultRiskParams()})
 	}
 	return strategies
 }

@@ -314,12 +314,12 @@ func required(fields ...any) error {
 }
 
 type scoreInput struct {
-	Utilization *int64          `json:"utilization"`
-	Volatility  *int64          `json:"volatility"`
-	Liquidity   *int64          `json:"liquidity"`
-	AuditScore  *int64          `json:"auditScore"`
-	AgeDays     *int64          `json:"ageDays"`
-	Params      *ml.ParamsPatch `json:"params"`
+	Utilization *int64                  `json:"utilization"`
+	Volatility  *int64                  `json:"volatility"`
+	Liquidity   *int64                  `json:"liquidity"`
+	AuditScore  *int64                  `json:"auditScore"`
+	AgeDays     *int64                  `json:"ageDays"`
+	Params      *obsqra.RiskParamsPatch `json:"params"`
 }
 
 type scoreComponents struct {
@@ -340,7 +340,7 @@ func mlScore(line []byte) (any, error) {
 		"auditScore", in.AuditScore, "ageDays", in.AgeDays); err != nil {
 		return nil, err
 	}
-	params := ml.DefaultParams()
+	params := obsqra.DefaultRiskParams()
 	if in.Params != nil {
 		params = in.Params.Apply(params)
 	}

@@ -43,6 +43,7 @@ var arrows = map[string][]string{
 	"live":      {"."},
 	"market":    {".", "store", "ml", "decision", "aave"},
 	"ml":        {"."},
+	"ml/mlcli":  {".", "ml", "aave"}, // `obsqra ml`'s drivers; CSVs through aave
 	"portfolio": {".", "store"},
 	"resolvers": {".", "graph", "account", "market", "decision", "advisor", "portfolio", "ledger", "subscription"},
 	"scheduler": {"."},
@@ -68,6 +69,8 @@ var outside = map[string][]string{
 	".":    {}, // the domain imports the standard library only
 	"ml":   {"gonum.org/v1/gonum/"},
 	"live": {},
+	// ml/mlcli builds gonum matrices for ml and nothing else
+	"ml/mlcli": {"gonum.org/v1/gonum/"},
 	// subscription imports the standard library only
 	"subscription": {},
 	// wire imports the standard library only

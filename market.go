@@ -184,8 +184,10 @@ type RiskScore struct {
 func (s *RiskScore) NodeID() string { return NodeID(NodeRiskScore, s.ID) }
 
 // RiskParams is one version of the risk model's parameters (the
-// RiskEngine's ModelParams). Scores keep the version they were computed
-// with; a change creates a new version.
+// RiskEngine's ModelParams), and what package ml scores with. Scores keep
+// the version they were computed with; a change creates a new version. The
+// zero value is not useful: start from DefaultRiskParams or the stored
+// version and merge a RiskParamsPatch over it.
 type RiskParams struct {
 	Version      int
 	WUtilization int `json:"wUtilization"`
@@ -240,6 +242,66 @@ func (patch RiskParamsPatch) Apply(p RiskParams) RiskParams {
 	set(&p.ClampMin, patch.ClampMin)
 	set(&p.ClampMax, patch.ClampMax)
 	return p
+}
+
+// DefaultRiskParams returns the RiskEngine contract's default ModelParams
+// (25, 40, 0, 5, 15, 30, 3, 10, 730, 5, 95), with no version.
+func DefaultRiskParams() RiskParams {
+	return RiskParams{
+		WUtilization: 25,
+		WVolatility:  40,
+		WLiquidity0:  0,
+		WLiquidity1:  5,
+		WLiquidity2:  15,
+		WLiquidity3:  30,
+		WAudit:       3,
+		WAge:         10,
+		AgeCapDays:   730,
+		ClampMin:     5,
+		ClampMax:     95,
+	}
+}
+
+// MaxRiskParam bounds every weight the RiskEngine's formula accepts, so
+// that no product of its 64-bit arithmetic can overflow (the largest factor
+// is a volatility of 1,000,000 bps).
+const MaxRiskParam = 1_000_000_000
+
+// Validate returns an EINVALID error naming the first parameter out of
+// the formula's range: weights are non-negative (and at most MaxRiskParam),
+// AgeCapDays > 0, and 0 ≤ ClampMin ≤ ClampMax ≤ 100.
+func (p RiskParams) Validate() error {
+	fields := []struct {
+		name string
+		v    int
+	}{
+		{"wUtilization", p.WUtilization},
+		{"wVolatility", p.WVolatility},
+		{"wLiquidity0", p.WLiquidity0},
+		{"wLiquidity1", p.WLiquidity1},
+		{"wLiquidity2", p.WLiquidity2},
+		{"wLiquidity3", p.WLiquidity3},
+		{"wAudit", p.WAudit},
+		{"wAge", p.WAge},
+		{"ageCapDays", p.AgeCapDays},
+		{"clampMin", p.ClampMin},
+		{"clampMax", p.ClampMax},
+	}
+	for _, f := range fields {
+		if f.v < 0 || f.v > MaxRiskParam {
+			return Errorf(EINVALID, "%s must be between 0 and %d, got %d", f.name, MaxRiskParam, f.v)
+		}
+	}
+	if p.AgeCapDays == 0 {
+		return Errorf(EINVALID, "ageCapDays must be greater than 0")
+	}
+	if p.ClampMax > 100 {
+		return Errorf(EINVALID, "clampMax must be at most 100, got %d", p.ClampMax)
+	}
+	if p.ClampMin > p.ClampMax {
+		return Errorf(EINVALID, "clampMin (%d) must not exceed clampMax (%d)", p.ClampMin, p.ClampMax)
+	}
+	return nil
 }
 
 // DecisionKind is what a decision decided.

@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// Date is a calendar day in UTC, counted from 1970-01-01 (day 0), the same
-// count as ml.Day. On the wire it is YYYY-MM-DD.
+// Date is a calendar day in UTC, counted from 1970-01-01 (day 0): the day of
+// the store, the API and ml's daily series alike. On the wire it is YYYY-MM-DD.
 type Date int32
 
 const secondsPerDay = 24 * 60 * 60

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/obsqra/obsqra"
 )
@@ -43,5 +44,30 @@ func TestJSONObjectMarshalGQL(t *testing.T) {
 	var got any
 	if err := json.Unmarshal([]byte(b.String()), &got); err != nil || !reflect.DeepEqual(got, stored) {
 		t.Errorf("MarshalGQL(%q) decodes to %#v, %v; want the stored text", stored, got, err)
+	}
+}
+
+func TestDateOf(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   time.Time
+		want string
+	}{
+		{time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), "1970-01-01"},
+		{time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC), "1969-12-31"},
+		{time.Date(2025, 7, 22, 23, 59, 59, 999, time.UTC), "2025-07-22"},
+		{time.Date(2025, 7, 23, 1, 0, 0, 0, time.FixedZone("x", 3*3600)), "2025-07-22"},
+	}
+	for _, tt := range tests {
+		if got := obsqra.DateOf(tt.in).String(); got != tt.want {
+			t.Errorf("DateOf(%v) = %s, want %s", tt.in, got, tt.want)
+		}
+		d, err := obsqra.ParseDate(tt.want)
+		if err != nil || d != obsqra.DateOf(tt.in) {
+			t.Errorf("ParseDate(%s) = %v, %v; want %v", tt.want, d, err, obsqra.DateOf(tt.in))
+		}
+	}
+	if _, err := obsqra.ParseDate("2025-13-01"); err == nil {
+		t.Error("ParseDate accepted month 13")
 	}
 }

@@ -230,7 +230,7 @@ func Reserves(rows []Row) []Reserve {
 		sort.SliceStable(rs, func(a, b int) bool { return rs[a].Snapshot.Before(rs[b].Snapshot) })
 		daily := rs[:0]
 		for _, r := range rs {
-			if n := len(daily); n > 0 && ml.DayOf(daily[n-1].Snapshot) == ml.DayOf(r.Snapshot) {
+			if n := len(daily); n > 0 && obsqra.DateOf(daily[n-1].Snapshot) == obsqra.DateOf(r.Snapshot) {
 				daily[n-1] = r
 				continue
 			}
@@ -244,9 +244,9 @@ func Reserves(rows []Row) []Reserve {
 
 // Series returns value of each daily row as a daily series.
 func (r Reserve) Series(value func(Row) float64) ml.Series {
-	s := ml.Series{Days: make([]ml.Day, len(r.Rows)), Values: make([]float64, len(r.Rows))}
+	s := ml.Series{Days: make([]obsqra.Date, len(r.Rows)), Values: make([]float64, len(r.Rows))}
 	for i, row := range r.Rows {
-		s.Days[i] = ml.DayOf(row.Snapshot)
+		s.Days[i] = obsqra.DateOf(row.Snapshot)
 		s.Values[i] = value(row)
 	}
 	return s

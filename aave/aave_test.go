@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/obsqra/obsqra"
-	"github.com/obsqra/obsqra/ml"
 )
 
 func TestReadFileKeepsTheLastSnapshotOfEachDay(t *testing.T) {
@@ -35,9 +34,9 @@ func TestReadFileKeepsTheLastSnapshotOfEachDay(t *testing.T) {
 		t.Errorf("days = %s, want %s", got, want)
 	}
 	// 2025-08-01 has four snapshots; the last (04:23:17) is kept.
-	day, _ := ml.ParseDay("2025-08-01")
+	day, _ := obsqra.ParseDate("2025-08-01")
 	last := wx.Rows[3]
-	if ml.DayOf(last.Snapshot) != day || last.Snapshot.Format("15:04:05") != "04:23:17" {
+	if obsqra.DateOf(last.Snapshot) != day || last.Snapshot.Format("15:04:05") != "04:23:17" {
 		t.Errorf("row for 2025-08-01 is the snapshot at %v, want 04:23:17", last.Snapshot)
 	}
 	if v, _ := s.ValueOn(day); v != last.LiquidityRate {

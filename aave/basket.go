@@ -20,7 +20,7 @@ const (
 
 // Launch is the day Aave V3 went live, 2022-03-16 (its first networks;
 // Ethereum followed on 2023-01-27, also past the 730-day age cap).
-const Launch ml.Day = 19067
+const Launch obsqra.Date = 19067
 
 // NewBasket aligns reserves on the days every one of them has and returns
 // them as a strategy backtest basket: the liquidity index as ground truth,
@@ -30,13 +30,13 @@ func NewBasket(name string, reserves []Reserve) (*ml.Basket, error) {
 	if len(reserves) == 0 {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "basket %s has no reserves", name)
 	}
-	count := make(map[ml.Day]int)
+	count := make(map[obsqra.Date]int)
 	for _, r := range reserves {
 		for _, row := range r.Rows {
-			count[ml.DayOf(row.Snapshot)]++
+			count[obsqra.DateOf(row.Snapshot)]++
 		}
 	}
-	var days []ml.Day
+	var days []obsqra.Date
 	for d, c := range count {
 		if c == len(reserves) {
 			days = append(days, d)
@@ -48,9 +48,9 @@ func NewBasket(name string, reserves []Reserve) (*ml.Basket, error) {
 	}
 	b := &ml.Basket{Name: name, Days: days}
 	for _, r := range reserves {
-		byDay := make(map[ml.Day]Row, len(r.Rows))
+		byDay := make(map[obsqra.Date]Row, len(r.Rows))
 		for _, row := range r.Rows {
-			byDay[ml.DayOf(row.Snapshot)] = row
+			byDay[obsqra.DateOf(row.Snapshot)] = row
 		}
 		index, apy, util := make([]float64, len(days)), make([]float64, len(days)), make([]float64, len(days))
 		for t, d := range days {
@@ -90,13 +90,13 @@ func IsStablecoin(symbol string) bool { return stablecoins[symbol] }
 // named "<network>-stablecoins" and sorted by name.
 func StablecoinBaskets(reserves []Reserve, minCoverage float64) ([]*ml.Basket, error) {
 	byNetwork := make(map[string][]Reserve)
-	days := make(map[string]map[ml.Day]bool)
+	days := make(map[string]map[obsqra.Date]bool)
 	for _, r := range reserves {
 		if days[r.Network] == nil {
-			days[r.Network] = make(map[ml.Day]bool)
+			days[r.Network] = make(map[obsqra.Date]bool)
 		}
 		for _, row := range r.Rows {
-			days[r.Network][ml.DayOf(row.Snapshot)] = true
+			days[r.Network][obsqra.DateOf(row.Snapshot)] = true
 		}
 		if IsStablecoin(r.Symbol) {
 			byNetwork[r.Network] = append(byNetwork[r.Network], r)

@@ -119,7 +119,7 @@ func (s *Service) Backtest(ctx context.Context, slugs []string, horizonDays int,
 	var outs []ml.Outcome
 	for _, id := range ids {
 		pts := hist[id]
-		series := ml.Series{Days: make([]ml.Day, len(pts)), Values: make([]float64, len(pts))}
+		series := ml.Series{Days: make([]obsqra.Date, len(pts)), Values: make([]float64, len(pts))}
 		for i, pt := range pts {
 			series.Days[i], series.Values[i] = pt.Day, float64(pt.ApyBps)
 		}

@@ -38,7 +38,7 @@ func (s *Service) Forecasts(ctx context.Context, kind obsqra.PredictionKind, ps 
 	if err != nil {
 		return nil, err
 	}
-	var params *ml.Params
+	var params *obsqra.RiskParams
 	if kind == obsqra.PredictionRiskForecast {
 		m, _, err := s.risk.ActiveModel(ctx)
 		if err != nil {
@@ -73,7 +73,7 @@ func (s *Service) histories(ctx context.Context, ps []*obsqra.Protocol) (map[int
 // forecast forecasts one protocol from its daily points, through the cache.
 // params are the risk model's (RISK_FORECAST only).
 // Errors: ENOTFOUND for too little history; internal ones.
-func (s *Service) forecast(kind obsqra.PredictionKind, p *obsqra.Protocol, points []obsqra.DailyPoint, horizon int, params *ml.Params) (obsqra.Forecast, error) {
+func (s *Service) forecast(kind obsqra.PredictionKind, p *obsqra.Protocol, points []obsqra.DailyPoint, horizon int, params *obsqra.RiskParams) (obsqra.Forecast, error) {
 	if len(points) < minForecastDays {
 		return obsqra.Forecast{}, obsqra.Errorf(obsqra.ENOTFOUND,
 			"%s has %d days of history in the last %d; a forecast needs %d", p.Slug, len(points), s.cfg.HistoryDays, minForecastDays)
@@ -106,7 +106,7 @@ func (s *Service) forecast(kind obsqra.PredictionKind, p *obsqra.Protocol, point
 		return f, nil
 	}
 
-	days := make([]ml.Day, len(points))
+	days := make([]obsqra.Date, len(points))
 	for i, pt := range points {
 		days[i] = pt.Day
 	}
@@ -227,7 +227,7 @@ func (s *Service) RefreshForecasts(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		var pp *ml.Params
+		var pp *obsqra.RiskParams
 		if kind == obsqra.PredictionRiskForecast {
 			pp = &params
 		}

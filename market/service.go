@@ -417,20 +417,6 @@ func (s *Service) ActiveModel(ctx context.Context) (*ml.Model, *obsqra.RiskParam
 	return m, p, nil
 }
 
-// mlParams converts stored parameters to the formula's.
-func mlParams(p obsqra.RiskParams) ml.Params {
-	return ml.Params{
-		WUtilization: int64(p.WUtilization),
-		WVolatility:  int64(p.WVolatility),
-		WLiquidity:   [4]int64{int64(p.WLiquidity0), int64(p.WLiquidity1), int64(p.WLiquidity2), int64(p.WLiquidity3)},
-		WAudit:       int64(p.WAudit),
-		WAge:         int64(p.WAge),
-		AgeCapDays:   int64(p.AgeCapDays),
-		ClampMin:     int64(p.ClampMin),
-		ClampMax:     int64(p.ClampMax),
-	}
-}
-
 // newModel validates p and returns its scoring model. Errors: EINVALID
 // naming the parameter.
 func newModel(p obsqra.RiskParams) (*ml.Model, error) {
@@ -448,7 +434,7 @@ func newModel(p obsqra.RiskParams) (*ml.Model, error) {
 			return nil, obsqra.Errorf(obsqra.EINVALID, "%s must be at most %d, got %d", w.name, MaxRiskWeight, w.v)
 		}
 	}
-	return ml.NewModel(mlParams(p))
+	return ml.NewModel(p)
 }
 
 // MaxRiskWeight bounds each risk parameter the server accepts, below the

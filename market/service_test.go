@@ -166,17 +166,6 @@ func checkErr(t *testing.T, what string, err error, code string, want ...string)
 	}
 }
 
-// mlParams is the formula's form of p, written out here rather than taken
-// from the package so a swapped weight would show.
-func mlParams(p obsqra.RiskParams) ml.Params {
-	return ml.Params{
-		WUtilization: int64(p.WUtilization), WVolatility: int64(p.WVolatility),
-		WLiquidity: [4]int64{int64(p.WLiquidity0), int64(p.WLiquidity1), int64(p.WLiquidity2), int64(p.WLiquidity3)},
-		WAudit:     int64(p.WAudit), WAge: int64(p.WAge), AgeCapDays: int64(p.AgeCapDays),
-		ClampMin: int64(p.ClampMin), ClampMax: int64(p.ClampMax),
-	}
-}
-
 // reference scores in with p as ml.ScoreRisk, the reference implementation
 // of the contract's formula, does.
 func reference(t *testing.T, in obsqra.RiskInputs, p obsqra.RiskParams) obsqra.RiskScoreOutcome {
@@ -184,7 +173,7 @@ func reference(t *testing.T, in obsqra.RiskInputs, p obsqra.RiskParams) obsqra.R
 	r, err := ml.ScoreRisk(ml.RiskInputs{
 		UtilizationBps: int64(in.Utilization), VolatilityBps: int64(in.Volatility), LiquidityTier: int64(in.Liquidity),
 		AuditScore: int64(in.AuditScore), AgeDays: int64(in.AgeDays),
-	}, mlParams(p))
+	}, p)
 	if err != nil {
 		t.Fatalf("ml.ScoreRisk(%+v) = %v", in, err)
 	}
@@ -297,7 +286,9 @@ func TestIngestStoresScoresRecordsAndPublishes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if params.Version != 1 || mlParams(*params) != ml.DefaultParams() {
+		seeded := *params // the model's values, without version and provenance
+		seeded.Version, seeded.CreatedBy, seeded.CreatedAt = 0, 0, time.Time{}
+		if params.Version != 1 || seeded != obsqra.DefaultRiskParams() {
 			t.Fatalf("seeded risk params = %+v, want version 1 with the contract's defaults", params)
 		}
 		// vesu: audit 86, launched 2024-06-05, which is 283 days before

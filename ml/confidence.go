@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"sort"
+
+	"github.com/obsqra/obsqra"
 )
 
 // ConfidencePrior is the weight, counted in past errors, of the analytic
@@ -78,7 +80,7 @@ func ShrunkConfidence(errors []float64, tolerance, sd float64) float64 {
 // check that it does not matter (see the backtest in evaluate_test.go).
 //
 // Errors are those of ForecastSeries.
-func RollingErrors(s Series, origin Day, horizon int, opts ForecastOptions) ([]float64, error) {
+func RollingErrors(s Series, origin obsqra.Date, horizon int, opts ForecastOptions) ([]float64, error) {
 	d, spec, err := fcPrepare(s, origin, horizon, &opts)
 	if err != nil {
 		return nil, err

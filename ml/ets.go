@@ -4,6 +4,8 @@ import (
 	"math"
 
 	"gonum.org/v1/gonum/optimize"
+
+	"github.com/obsqra/obsqra"
 )
 
 // This file holds the forecasting models: naive, drift and exponential
@@ -81,7 +83,7 @@ const (
 type fcData struct {
 	y     []float64 // Values − shift
 	gap   []int32   // days missing before observation i (gap[0] = 0)
-	days  []Day
+	days  []obsqra.Date
 	shift float64
 	n     int
 }

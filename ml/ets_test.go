@@ -4,10 +4,12 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/obsqra/obsqra"
 )
 
 // fcRawData builds fcData on days without centring, for hand-checked cases.
-func fcRawData(days []Day, y []float64) *fcData {
+func fcRawData(days []obsqra.Date, y []float64) *fcData {
 	d := &fcData{y: y, gap: make([]int32, len(y)), days: days, n: len(y)}
 	for i := 1; i < len(days); i++ {
 		d.gap[i] = int32(days[i]-days[i-1]) - 1
@@ -15,10 +17,10 @@ func fcRawData(days []Day, y []float64) *fcData {
 	return d
 }
 
-func fcDays(n int) []Day {
-	days := make([]Day, n)
+func fcDays(n int) []obsqra.Date {
+	days := make([]obsqra.Date, n)
 	for i := range days {
-		days[i] = Day(20000 + i)
+		days[i] = obsqra.Date(20000 + i)
 	}
 	return days
 }
@@ -96,7 +98,7 @@ func TestETSLogLikHandComputed(t *testing.T) {
 func TestETSProfileMinimisesOverInitialState(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
-	days := []Day{0, 1, 2, 5, 6, 7, 8, 12, 13, 14, 15, 16, 17, 18, 19, 20}
+	days := []obsqra.Date{0, 1, 2, 5, 6, 7, 8, 12, 13, 14, 15, 16, 17, 18, 19, 20}
 	y := make([]float64, len(days))
 	for i := range y {
 		y[i] = 3 + 0.2*float64(days[i]) + rng.NormFloat64()
@@ -132,7 +134,7 @@ func TestETSGapSkipsUpdate(t *testing.T) {
 	t.Parallel()
 	// A missing week: the state must advance through 7 days without an
 	// update, exactly as a day-by-day recursion that skips missing days.
-	days := []Day{0, 1, 2, 3, 11, 12, 13}
+	days := []obsqra.Date{0, 1, 2, 3, 11, 12, 13}
 	y := []float64{1, 1.5, 1.7, 2.6, 4.1, 4.0, 4.6}
 	f := etsFit{kind: etsDamped, alpha: 0.4, beta: 0.2, phi: 0.9, l0: 0.8, b0: 0.3}
 	var visited []float64
@@ -141,7 +143,7 @@ func TestETSGapSkipsUpdate(t *testing.T) {
 	l, b := 0.8, 0.3
 	var want float64
 	j := 0
-	for day := Day(0); day <= 13; day++ {
+	for day := obsqra.Date(0); day <= 13; day++ {
 		e := 0.0
 		if days[j] == day {
 			e = y[j] - (l + 0.9*b)
@@ -203,7 +205,7 @@ func TestFitWalkHandChecked(t *testing.T) {
 		t.Errorf("fcFitWalk = %+v, want naive2 %v, drift %v, sigma2 %v, span 9", w, 24.0/9, 8.0/9, 19.0/9)
 	}
 	// A change across a gap of k days counts as k days of variance.
-	g := fcFitWalk(newFCData(Series{Days: []Day{0, 1, 5}, Values: []float64{0, 1, 3}}))
+	g := fcFitWalk(newFCData(Series{Days: []obsqra.Date{0, 1, 5}, Values: []float64{0, 1, 3}}))
 	if want := (1 + 4.0/4) / 2; math.Abs(g.naive2-want) > 1e-12 {
 		t.Errorf("fcFitWalk over a gap: naive2 = %v, want %v", g.naive2, want)
 	}

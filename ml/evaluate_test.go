@@ -105,7 +105,7 @@ func fcReadExcerpt(t testing.TB) (keys []string, series []Series) {
 	}
 	idx := map[string]int{}
 	for _, rec := range recs[1:] {
-		d, err := ParseDay(rec[1])
+		d, err := obsqra.ParseDate(rec[1])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +152,7 @@ type fcBacktestFigures struct {
 	elapsed             time.Duration // of the walk-forward pass
 }
 
-func fcBacktest(t *testing.T, series []Series, model string, horizon, every int, split Day) fcBacktestFigures {
+func fcBacktest(t *testing.T, series []Series, model string, horizon, every int, split obsqra.Date) fcBacktestFigures {
 	t.Helper()
 	// One pass, in series, pooled as EvaluateForecasts pools (its own tests
 	// check it), since the figures beyond Accuracy need every outcome.
@@ -233,7 +233,7 @@ func TestBacktestSharedData(t *testing.T) {
 	}
 	t.Parallel()
 	_, series := fcReadRatesCSV(t, fcSharedRatesCSV)
-	split, _ := ParseDay("2026-02-01")
+	split, _ := obsqra.ParseDate("2026-02-01")
 	for _, h := range []int{7, 30} {
 		f := fcBacktest(t, series, "", h, 7, split)
 		t.Logf("default method: %s", f)
@@ -284,7 +284,7 @@ func TestEvaluateForecastsOnExcerpt(t *testing.T) {
 func TestWalkForwardOrigins(t *testing.T) {
 	t.Parallel()
 	s := fcRandomWalk(4, 50, 10, 1)
-	var origins []Day
+	var origins []obsqra.Date
 	var last []float64
 	var withActual int
 	err := WalkForward(s, 5, 4, ForecastOptions{}, func(o Outcome) {

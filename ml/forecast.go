@@ -11,10 +11,10 @@ import (
 
 // Forecast is a point forecast of a daily series with prediction intervals.
 type Forecast struct {
-	Model   string // method that made it, e.g. "naive", "median7", "ses", "combo(naive,ses)"
-	Origin  Day    // last day of data used
-	Target  Day    // Origin + Horizon calendar days
-	Horizon int    // calendar days ahead, 1 … 365
+	Model   string      // method that made it, e.g. "naive", "median7", "ses", "combo(naive,ses)"
+	Origin  obsqra.Date // last day of data used
+	Target  obsqra.Date // Origin + Horizon calendar days
+	Horizon int         // calendar days ahead, 1 … 365
 
 	Point            float64
 	Lower80, Upper80 float64 // 80 % prediction interval
@@ -354,7 +354,7 @@ func (m *fcModel) pastErrors(steps int, restate float64, buf []float64) []float6
 	errs := buf[:0]
 	j := 0
 	for i := 0; i < n; i++ {
-		target := d.days[i] + Day(steps)
+		target := d.days[i] + obsqra.Date(steps)
 		for j < n && d.days[j] < target {
 			j++
 		}
@@ -421,7 +421,7 @@ func fcCheckTolerance(tol float64) error {
 
 // fcPrepare validates the arguments of ForecastSeries and friends and
 // returns the data up to origin and the resolved options.
-func fcPrepare(s Series, origin Day, horizon int, opts *ForecastOptions) (*fcData, fcSpec, error) {
+func fcPrepare(s Series, origin obsqra.Date, horizon int, opts *ForecastOptions) (*fcData, fcSpec, error) {
 	spec, err := fcCheckOptions(horizon, opts)
 	if err != nil {
 		return nil, fcSpec{}, err
@@ -464,14 +464,14 @@ func fcPrepare(s Series, origin Day, horizon int, opts *ForecastOptions) (*fcDat
 // Errors: EINVALID for a horizon outside 1 … 365, a malformed series (see
 // Series.Validate), an origin before the first observation, fewer than
 // MinObservations observations up to origin, or bad options.
-func ForecastSeries(s Series, origin Day, horizon int, opts ForecastOptions) (Forecast, error) {
+func ForecastSeries(s Series, origin obsqra.Date, horizon int, opts ForecastOptions) (Forecast, error) {
 	f, _, err := fcForecastDist(s, origin, horizon, opts)
 	return f, err
 }
 
 // fcForecastDist is ForecastSeries, also returning the predictive
 // distribution of the error around the unclamped point.
-func fcForecastDist(s Series, origin Day, horizon int, opts ForecastOptions) (Forecast, fcDist, error) {
+func fcForecastDist(s Series, origin obsqra.Date, horizon int, opts ForecastOptions) (Forecast, fcDist, error) {
 	d, spec, err := fcPrepare(s, origin, horizon, &opts)
 	if err != nil {
 		return Forecast{}, fcDist{}, err
@@ -487,7 +487,7 @@ func fcForecastDist(s Series, origin Day, horizon int, opts ForecastOptions) (Fo
 	f := Forecast{
 		Model:   m.name,
 		Origin:  origin,
-		Target:  origin + Day(horizon),
+		Target:  origin + obsqra.Date(horizon),
 		Horizon: horizon,
 		Point:   d.shift + point,
 		Errors:  len(errs),

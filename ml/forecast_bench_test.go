@@ -1,6 +1,10 @@
 package ml
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/obsqra/obsqra"
+)
 
 // fcBenchSeries is the longest excerpt series (ethereum/USDC, 395 days) cut
 // to its first n observations.
@@ -59,7 +63,7 @@ func BenchmarkForecastRisk365(b *testing.B) {
 	in := RiskForecastInput{
 		Utilization:   Series{Days: u.Days, Values: make([]float64, len(u.Values))},
 		Volatility:    Series{Days: u.Days, Values: make([]float64, len(u.Values))},
-		LiquidityTier: 1, AuditScore: 80, AgeDays: 300, Params: DefaultParams(),
+		LiquidityTier: 1, AuditScore: 80, AgeDays: 300, Params: obsqra.DefaultRiskParams(),
 	}
 	for i, v := range u.Values {
 		in.Utilization.Values[i] = float64(int64(v * 50_000))

@@ -50,7 +50,7 @@ func TestForecastSeriesNaiveAndDriftHandChecked(t *testing.T) {
 			t.Fatalf("ForecastSeries(%s, h=%d): %v", tt.model, tt.horizon, err)
 		}
 		want := Forecast{
-			Model: tt.model, Origin: origin, Target: origin + Day(tt.horizon), Horizon: tt.horizon, Point: tt.point,
+			Model: tt.model, Origin: origin, Target: origin + obsqra.Date(tt.horizon), Horizon: tt.horizon, Point: tt.point,
 			Lower80: tt.point - z80*tt.sd, Upper80: tt.point + z80*tt.sd,
 			Lower95: tt.point - fcZ95*tt.sd, Upper95: tt.point + fcZ95*tt.sd,
 		}
@@ -88,7 +88,7 @@ func TestForecastSeriesTargetsCalendarDays(t *testing.T) {
 	// 40 days, then a missing week, then 5 more days, then the origin falls
 	// 3 days after the last observation.
 	var s Series
-	for d := Day(0); d < 52; d++ {
+	for d := obsqra.Date(0); d < 52; d++ {
 		if d >= 40 && d < 47 {
 			continue
 		}
@@ -127,7 +127,7 @@ func TestRollingErrorsPairTheRightDays(t *testing.T) {
 	// relative to the level it was made at (100 + its day), at most
 	// fcMaxRestate times: the first errors, made at 100–105, hit the cap.
 	var s Series
-	for d := Day(0); d < 60; d++ {
+	for d := obsqra.Date(0); d < 60; d++ {
 		if d >= 20 && d < 27 {
 			continue
 		}
@@ -211,7 +211,7 @@ func TestForecastSeriesInvalid(t *testing.T) {
 	tests := []struct {
 		name    string
 		s       Series
-		origin  Day
+		origin  obsqra.Date
 		horizon int
 		opts    ForecastOptions
 	}{

@@ -134,7 +134,7 @@ const (
 // at least MinDiversification protocols hold 1000 bps or more, rounded to
 // integer bps.
 //
-// The continuous problem is solved exactly by SolveQP. When its optimum
+// The continuous problem is solved exactly by QPSolver. When its optimum
 // already has MinDiversification weights of 1000 bps or more, that is the
 // answer. Otherwise the constraint is combinatorial: which m =
 // MinDiversification protocols hold the floor. Optimize finds the best

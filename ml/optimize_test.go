@@ -116,9 +116,9 @@ func optBruteForce(t *testing.T, p QP, capW float64, m int) float64 {
 				p.Lower[i] = 0.1
 			}
 		}
-		sol, err := SolveQP(p)
+		sol, err := solveQP(p)
 		if err != nil {
-			t.Fatalf("brute force SolveQP error %v", err)
+			t.Fatalf("brute force solveQP error %v", err)
 		}
 		best = math.Max(best, sol.Objective)
 	}
@@ -471,7 +471,7 @@ func TestOptimizeLargeSearchIsSwapOptimal(t *testing.T) {
 					p.Lower[i] = 0.1
 				}
 				p.Lower[held[k]], p.Lower[j] = 0, 0.1
-				sol, err := SolveQP(p)
+				sol, err := solveQP(p)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -8,112 +8,9 @@ import (
 // integers only, floor division, and a division by zero yields zero as the
 // contract's does. Inputs are validated instead of being allowed to wrap.
 
-// Params are the RiskEngine contract's ModelParams. The zero value is not
-// useful; start from DefaultParams or merge a ParamsPatch over it.
-type Params struct {
-	WUtilization int64    // weight of utilization, per 10000 bps
-	WVolatility  int64    // weight of volatility, per 10000 bps
-	WLiquidity   [4]int64 // risk points for liquidity tier 0 (deepest) … 3
-	WAudit       int64    // weight of (100 − audit score), per 10 points
-	WAge         int64    // risk points for a protocol launched today
-	AgeCapDays   int64    // age from which the age risk is zero; > 0
-	ClampMin     int64    // lowest score
-	ClampMax     int64    // highest score; ClampMin ≤ ClampMax ≤ 100
-}
-
-// DefaultParams returns the contract's default ModelParams
-// (25, 40, 0, 5, 15, 30, 3, 10, 730, 5, 95).
-func DefaultParams() Params {
-	return Params{
-		WUtilization: 25,
-		WVolatility:  40,
-		WLiquidity:   [4]int64{0, 5, 15, 30},
-		WAudit:       3,
-		WAge:         10,
-		AgeCapDays:   730,
-		ClampMin:     5,
-		ClampMax:     95,
-	}
-}
-
-// ParamsPatch holds model parameters given in part; nil fields keep the
-// value they are merged over.
-type ParamsPatch struct {
-	WUtilization *int64 `json:"wUtilization"`
-	WVolatility  *int64 `json:"wVolatility"`
-	WLiquidity0  *int64 `json:"wLiquidity0"`
-	WLiquidity1  *int64 `json:"wLiquidity1"`
-	WLiquidity2  *int64 `json:"wLiquidity2"`
-	WLiquidity3  *int64 `json:"wLiquidity3"`
-	WAudit       *int64 `json:"wAudit"`
-	WAge         *int64 `json:"wAge"`
-	AgeCapDays   *int64 `json:"ageCapDays"`
-	ClampMin     *int64 `json:"clampMin"`
-	ClampMax     *int64 `json:"clampMax"`
-}
-
-// Apply returns p with the fields set in patch replaced. It does not
-// validate; call Params.Validate on the result.
-func (patch ParamsPatch) Apply(p Params) Params {
-	set := func(dst *int64, v *int64) {
-		if v != nil {
-			*dst = *v
-		}
-	}
-	set(&p.WUtilization, patch.WUtilization)
-	set(&p.WVolatility, patch.WVolatility)
-	set(&p.WLiquidity[0], patch.WLiquidity0)
-	set(&p.WLiquidity[1], patch.WLiquidity1)
-	set(&p.WLiquidity[2], patch.WLiquidity2)
-	set(&p.WLiquidity[3], patch.WLiquidity3)
-	set(&p.WAudit, patch.WAudit)
-	set(&p.WAge, patch.WAge)
-	set(&p.AgeCapDays, patch.AgeCapDays)
-	set(&p.ClampMin, patch.ClampMin)
-	set(&p.ClampMax, patch.ClampMax)
-	return p
-}
-
-// maxWeight bounds every weight so that no product in ScoreRisk can
-// overflow int64 (the largest factor is a volatility of 1,000,000 bps).
-const maxWeight = 1_000_000_000
-
-// Validate returns an EINVALID error naming the first parameter out of
-// range: weights are non-negative (and at most 10⁹), AgeCapDays > 0, and
-// 0 ≤ ClampMin ≤ ClampMax ≤ 100.
-func (p Params) Validate() error {
-	fields := []struct {
-		name string
-		v    int64
-	}{
-		{"wUtilization", p.WUtilization},
-		{"wVolatility", p.WVolatility},
-		{"wLiquidity0", p.WLiquidity[0]},
-		{"wLiquidity1", p.WLiquidity[1]},
-		{"wLiquidity2", p.WLiquidity[2]},
-		{"wLiquidity3", p.WLiquidity[3]},
-		{"wAudit", p.WAudit},
-		{"wAge", p.WAge},
-		{"ageCapDays", p.AgeCapDays},
-		{"clampMin", p.ClampMin},
-		{"clampMax", p.ClampMax},
-	}
-	for _, f := range fields {
-		if f.v < 0 || f.v > maxWeight {
-			return obsqra.Errorf(obsqra.EINVALID, "%s must be between 0 and %d, got %d", f.name, maxWeight, f.v)
-		}
-	}
-	if p.AgeCapDays == 0 {
-		return obsqra.Errorf(obsqra.EINVALID, "ageCapDays must be greater than 0")
-	}
-	if p.ClampMax > 100 {
-		return obsqra.Errorf(obsqra.EINVALID, "clampMax must be at most 100, got %d", p.ClampMax)
-	}
-	if p.ClampMin > p.ClampMax {
-		return obsqra.Errorf(obsqra.EINVALID, "clampMin (%d) must not exceed clampMax (%d)", p.ClampMin, p.ClampMax)
-	}
-	return nil
-}
+// The model's parameters are the domain's obsqra.RiskParams (the
+// contract's ModelParams): start from obsqra.DefaultRiskParams, merge an
+// obsqra.RiskParamsPatch over it, and check it with its Validate.
 
 // RiskInputs are the five integers the contract scores a protocol from.
 type RiskInputs struct {
@@ -157,11 +54,11 @@ type RiskScore struct {
 
 // ScoreRisk validates in and p and scores in exactly as the contract's
 // calculate_risk_score does. Errors: EINVALID naming the field.
-func ScoreRisk(in RiskInputs, p Params) (RiskScore, error) {
+func ScoreRisk(in RiskInputs, p obsqra.RiskParams) (RiskScore, error) {
 	if !in.inRange() {
 		return RiskScore{}, in.Validate()
 	}
-	if !p.inRange() {
+	if !paramsInRange(&p) {
 		return RiskScore{}, p.Validate()
 	}
 	var s RiskScore
@@ -175,12 +72,13 @@ func (in *RiskInputs) inRange() bool {
 		uint64(in.LiquidityTier) <= 3 && uint64(in.AuditScore) <= 100 && uint64(in.AgeDays) <= 36_500
 }
 
-// inRange is Validate's verdict without building an error: the hot path.
-func (p *Params) inRange() bool {
-	const m = maxWeight
+// paramsInRange is p.Validate's verdict without building an error: the
+// hot path.
+func paramsInRange(p *obsqra.RiskParams) bool {
+	const m = obsqra.MaxRiskParam
 	return uint64(p.WUtilization) <= m && uint64(p.WVolatility) <= m &&
-		uint64(p.WLiquidity[0]) <= m && uint64(p.WLiquidity[1]) <= m &&
-		uint64(p.WLiquidity[2]) <= m && uint64(p.WLiquidity[3]) <= m &&
+		uint64(p.WLiquidity0) <= m && uint64(p.WLiquidity1) <= m &&
+		uint64(p.WLiquidity2) <= m && uint64(p.WLiquidity3) <= m &&
 		uint64(p.WAudit) <= m && uint64(p.WAge) <= m &&
 		p.AgeCapDays > 0 && p.AgeCapDays <= m &&
 		p.ClampMin >= 0 && p.ClampMin <= p.ClampMax && p.ClampMax <= 100
@@ -189,11 +87,11 @@ func (p *Params) inRange() bool {
 // Model is the contract's scoring with validated parameters: what a caller
 // that scores many protocols with the same parameters holds, so that each
 // score checks only its inputs and copies nothing large.
-type Model struct{ p Params }
+type Model struct{ p obsqra.RiskParams }
 
 // NewModel validates p and returns a Model scoring with it.
 // Errors: EINVALID naming the parameter out of range.
-func NewModel(p Params) (*Model, error) {
+func NewModel(p obsqra.RiskParams) (*Model, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -201,7 +99,7 @@ func NewModel(p Params) (*Model, error) {
 }
 
 // Params returns the model's parameters.
-func (m *Model) Params() Params { return m.p }
+func (m *Model) Params() obsqra.RiskParams { return m.p }
 
 // Score scores in exactly as the contract's calculate_risk_score does.
 // Errors: EINVALID naming the input out of range.
@@ -217,17 +115,27 @@ func (m *Model) Score(in RiskInputs) (s RiskScore, err error) {
 // non-negative and small enough that no product overflows. It writes
 // through pointers because on this hot path copying the arguments and the
 // result in and out costs as much as the arithmetic.
-func score(in *RiskInputs, p *Params, s *RiskScore) {
-	s.Utilization = floorDiv(in.UtilizationBps*p.WUtilization, 10_000)
-	s.Volatility = floorDiv(in.VolatilityBps*p.WVolatility, 10_000)
-	s.Liquidity = p.WLiquidity[in.LiquidityTier]
-	s.Audit = floorDiv((100-in.AuditScore)*p.WAudit, 10)
+func score(in *RiskInputs, p *obsqra.RiskParams, s *RiskScore) {
+	s.Utilization = floorDiv(in.UtilizationBps*int64(p.WUtilization), 10_000)
+	s.Volatility = floorDiv(in.VolatilityBps*int64(p.WVolatility), 10_000)
+	switch in.LiquidityTier {
+	case 0:
+		s.Liquidity = int64(p.WLiquidity0)
+	case 1:
+		s.Liquidity = int64(p.WLiquidity1)
+	case 2:
+		s.Liquidity = int64(p.WLiquidity2)
+	default:
+		s.Liquidity = int64(p.WLiquidity3)
+	}
+	s.Audit = floorDiv((100-in.AuditScore)*int64(p.WAudit), 10)
 	s.Age = 0
-	if in.AgeDays < p.AgeCapDays {
-		s.Age = ageDiv((p.AgeCapDays-in.AgeDays)*p.WAge, p.AgeCapDays)
+	ageCap := int64(p.AgeCapDays)
+	if in.AgeDays < ageCap {
+		s.Age = ageDiv((ageCap-in.AgeDays)*int64(p.WAge), ageCap)
 	}
 	s.Unclamped = s.Utilization + s.Volatility + s.Liquidity + s.Audit + s.Age
-	s.Score = min(max(s.Unclamped, p.ClampMin), p.ClampMax)
+	s.Score = min(max(s.Unclamped, int64(p.ClampMin)), int64(p.ClampMax))
 }
 
 // ageDiv is floorDiv for a positive divisor that is not a constant: the one

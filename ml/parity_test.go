@@ -12,11 +12,11 @@ import (
 
 func TestScoreRiskBranches(t *testing.T) {
 	t.Parallel()
-	d := DefaultParams()
+	d := obsqra.DefaultRiskParams()
 	tests := []struct {
 		name string
 		in   RiskInputs
-		p    Params
+		p    obsqra.RiskParams
 		want RiskScore
 	}{
 		{
@@ -70,7 +70,7 @@ func TestScoreRiskBranches(t *testing.T) {
 		{
 			name: "custom parameters, no clamping range",
 			in:   RiskInputs{UtilizationBps: 9999, VolatilityBps: 10001, LiquidityTier: 3, AuditScore: 99, AgeDays: 1},
-			p: Params{WUtilization: 100, WVolatility: 1, WLiquidity: [4]int64{1, 2, 3, 4}, WAudit: 9,
+			p: obsqra.RiskParams{WUtilization: 100, WVolatility: 1, WLiquidity0: 1, WLiquidity1: 2, WLiquidity2: 3, WLiquidity3: 4, WAudit: 9,
 				WAge: 7, AgeCapDays: 2, ClampMin: 0, ClampMax: 100},
 			// 9999×100/10000 = 99; 10001/10000 = 1; 4; 1×9/10 = 0; 1×7/2 = 3.
 			want: RiskScore{Score: 100, Utilization: 99, Volatility: 1, Liquidity: 4, Audit: 0, Age: 3, Unclamped: 107},
@@ -79,13 +79,13 @@ func TestScoreRiskBranches(t *testing.T) {
 			// 730 × 10⁹ does not fit in 32 bits: the 64-bit division path.
 			name: "huge age weight",
 			in:   RiskInputs{AuditScore: 100, AgeDays: 0},
-			p:    func() Params { p := DefaultParams(); p.WAge = 1_000_000_000; return p }(),
+			p:    func() obsqra.RiskParams { p := obsqra.DefaultRiskParams(); p.WAge = 1_000_000_000; return p }(),
 			want: RiskScore{Score: 95, Age: 1_000_000_000, Unclamped: 1_000_000_000},
 		},
 		{
 			name: "all weights zero, clampMin zero",
 			in:   RiskInputs{UtilizationBps: 10000, VolatilityBps: 500, LiquidityTier: 3, AuditScore: 0, AgeDays: 0},
-			p:    Params{AgeCapDays: 1},
+			p:    obsqra.RiskParams{AgeCapDays: 1},
 			want: RiskScore{},
 		},
 	}
@@ -113,11 +113,11 @@ func TestScoreRiskBranches(t *testing.T) {
 func TestScoreRiskRefusesOutOfRange(t *testing.T) {
 	t.Parallel()
 	ok := RiskInputs{UtilizationBps: 100, VolatilityBps: 100, LiquidityTier: 1, AuditScore: 90, AgeDays: 10}
-	d := DefaultParams()
+	d := obsqra.DefaultRiskParams()
 	tests := []struct {
 		field string
 		in    RiskInputs
-		p     Params
+		p     obsqra.RiskParams
 	}{
 		{"utilization", RiskInputs{UtilizationBps: 10001, AuditScore: 90}, d},
 		{"utilization", RiskInputs{UtilizationBps: -1}, d},
@@ -127,12 +127,12 @@ func TestScoreRiskRefusesOutOfRange(t *testing.T) {
 		{"auditScore", RiskInputs{AuditScore: 101}, d},
 		{"ageDays", RiskInputs{AgeDays: 36501}, d},
 		{"ageDays", RiskInputs{AgeDays: -3}, d},
-		{"wAudit", ok, func() Params { p := d; p.WAudit = -1; return p }()},
-		{"wLiquidity2", ok, func() Params { p := d; p.WLiquidity[2] = -5; return p }()},
-		{"ageCapDays", ok, func() Params { p := d; p.AgeCapDays = 0; return p }()},
-		{"clampMax", ok, func() Params { p := d; p.ClampMax = 101; return p }()},
-		{"clampMin", ok, func() Params { p := d; p.ClampMin = 96; return p }()},
-		{"wVolatility", ok, func() Params { p := d; p.WVolatility = 1 << 40; return p }()},
+		{"wAudit", ok, func() obsqra.RiskParams { p := d; p.WAudit = -1; return p }()},
+		{"wLiquidity2", ok, func() obsqra.RiskParams { p := d; p.WLiquidity2 = -5; return p }()},
+		{"ageCapDays", ok, func() obsqra.RiskParams { p := d; p.AgeCapDays = 0; return p }()},
+		{"clampMax", ok, func() obsqra.RiskParams { p := d; p.ClampMax = 101; return p }()},
+		{"clampMin", ok, func() obsqra.RiskParams { p := d; p.ClampMin = 96; return p }()},
+		{"wVolatility", ok, func() obsqra.RiskParams { p := d; p.WVolatility = 1 << 40; return p }()},
 	}
 	for _, tt := range tests {
 		_, err := ScoreRisk(tt.in, tt.p)
@@ -148,20 +148,6 @@ func TestScoreRiskRefusesOutOfRange(t *testing.T) {
 		} else if _, err := m.Score(tt.in); obsqra.ErrorCode(err) != obsqra.EINVALID || !strings.Contains(obsqra.ErrorMessage(err), tt.field) {
 			t.Errorf("Model.Score(%+v) error = %v, want EINVALID naming %s", tt.in, err, tt.field)
 		}
-	}
-}
-
-func TestParamsPatchMergesOverDefaults(t *testing.T) {
-	t.Parallel()
-	v := func(n int64) *int64 { return &n }
-	got := ParamsPatch{WLiquidity2: v(20), AgeCapDays: v(365), ClampMax: v(90)}.Apply(DefaultParams())
-	want := DefaultParams()
-	want.WLiquidity[2], want.AgeCapDays, want.ClampMax = 20, 365, 90
-	if got != want {
-		t.Errorf("Apply = %+v, want %+v", got, want)
-	}
-	if (ParamsPatch{}).Apply(DefaultParams()) != DefaultParams() {
-		t.Error("an empty patch changed the defaults")
 	}
 }
 
@@ -320,7 +306,7 @@ var benchScore RiskScore
 
 func BenchmarkScoreRisk(b *testing.B) {
 	in := RiskInputs{UtilizationBps: 8000, VolatilityBps: 2500, LiquidityTier: 1, AuditScore: 85, AgeDays: 365}
-	p := DefaultParams()
+	p := obsqra.DefaultRiskParams()
 	b.ReportAllocs()
 	for b.Loop() {
 		s, err := ScoreRisk(in, p)
@@ -335,7 +321,7 @@ func BenchmarkScoreRisk(b *testing.B) {
 // market ingestion scores every sample with the same ones.
 func BenchmarkModelScore(b *testing.B) {
 	in := RiskInputs{UtilizationBps: 8000, VolatilityBps: 2500, LiquidityTier: 1, AuditScore: 85, AgeDays: 365}
-	m, err := NewModel(DefaultParams())
+	m, err := NewModel(obsqra.DefaultRiskParams())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -373,7 +373,7 @@ func TestQPSolverWarmStartKKT(t *testing.T) {
 			t.Fatalf("trial %d: runFrom error %v", trial, err)
 		}
 		qptCheckKKT(t, "trial "+strconv.Itoa(trial), p, warm)
-		cold, err := SolveQP(p)
+		cold, err := solveQP(p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -395,9 +395,9 @@ func TestKKTCheckerRejectsPerturbed(t *testing.T) {
 	var tried, rejected int
 	for trial := 0; trial < 300; trial++ {
 		p := qptProblem(rng, 2+rng.IntN(20))
-		sol, err := SolveQP(p)
+		sol, err := solveQP(p)
 		if err != nil {
-			t.Fatalf("trial %d: SolveQP error %v", trial, err)
+			t.Fatalf("trial %d: solveQP error %v", trial, err)
 		}
 		if v := qptKKT(p, sol); len(v) > 0 {
 			t.Fatalf("trial %d: optimum rejected: %v", trial, v)
@@ -516,13 +516,13 @@ func TestSolveQPHandComputed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			sol, err := SolveQP(tt.p)
+			sol, err := solveQP(tt.p)
 			if err != nil {
-				t.Fatalf("SolveQP(%s) error %v", tt.name, err)
+				t.Fatalf("solveQP(%s) error %v", tt.name, err)
 			}
 			for i := range tt.want {
 				if math.Abs(sol.W[i]-tt.want[i]) > 1e-12 {
-					t.Errorf("SolveQP(%s).W = %v, want %v", tt.name, sol.W, tt.want)
+					t.Errorf("solveQP(%s).W = %v, want %v", tt.name, sol.W, tt.want)
 					break
 				}
 			}
@@ -603,13 +603,13 @@ func TestSolveQPMatchesGrid(t *testing.T) {
 		}
 		p.Sigma = s
 		p.Lambda = []float64{0, 0.002, 0.01, 0.1}[trial%4]
-		sol, err := SolveQP(p)
+		sol, err := solveQP(p)
 		if err != nil {
-			t.Fatalf("trial %d: SolveQP error %v", trial, err)
+			t.Fatalf("trial %d: solveQP error %v", trial, err)
 		}
 		best, arg := qptGridBest(p, steps)
 		if sol.Objective < best-1e-9*qptScale(p) {
-			t.Errorf("trial %d: SolveQP objective %v < grid best %v", trial, sol.Objective, best)
+			t.Errorf("trial %d: solveQP objective %v < grid best %v", trial, sol.Objective, best)
 		}
 		if p.Lambda == 0 {
 			continue // the LP optimum may be a whole face
@@ -624,7 +624,7 @@ func TestSolveQPMatchesGrid(t *testing.T) {
 		radius := (1 / float64(steps)) * (math.Sqrt(2*v[n-1]/v[0]) + 1)
 		for i := range arg {
 			if math.Abs(arg[i]-sol.W[i]) > radius {
-				t.Errorf("trial %d: SolveQP.W = %v, grid argmax %v: differ by more than %v", trial, sol.W, arg, radius)
+				t.Errorf("trial %d: solveQP.W = %v, grid argmax %v: differ by more than %v", trial, sol.W, arg, radius)
 				break
 			}
 		}
@@ -637,9 +637,9 @@ func TestSolveQPDeterministic(t *testing.T) {
 	var shared QPSolver
 	for trial := 0; trial < 50; trial++ {
 		p := qptProblem(rng, 1+rng.IntN(50))
-		first, err := SolveQP(p)
+		first, err := solveQP(p)
 		if err != nil {
-			t.Fatalf("trial %d: SolveQP error %v", trial, err)
+			t.Fatalf("trial %d: solveQP error %v", trial, err)
 		}
 		other := qptProblem(rng, 1+rng.IntN(50))
 		var scratch QPSolution
@@ -704,14 +704,14 @@ func TestSolveQPInvalid(t *testing.T) {
 			t.Parallel()
 			p := good()
 			tt.mutate(&p)
-			_, err := SolveQP(p)
+			_, err := solveQP(p)
 			if code := obsqra.ErrorCode(err); code != obsqra.EINVALID {
-				t.Errorf("SolveQP(%s) error = %v, want %s", tt.name, err, obsqra.EINVALID)
+				t.Errorf("solveQP(%s) error = %v, want %s", tt.name, err, obsqra.EINVALID)
 			}
 		})
 	}
-	if _, err := SolveQP(good()); err != nil {
-		t.Errorf("SolveQP(good) error = %v, want nil", err)
+	if _, err := solveQP(good()); err != nil {
+		t.Errorf("solveQP(good) error = %v, want nil", err)
 	}
 }
 
@@ -726,4 +726,12 @@ func TestSolveQPAllocations(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("QPSolver.Solve allocations = %v, want 0 with a warm workspace", allocs)
 	}
+}
+
+// solveQP solves p exactly with a fresh QPSolver; see QPSolver.Solve.
+func solveQP(p QP) (QPSolution, error) {
+	var s QPSolver
+	var sol QPSolution
+	err := s.Solve(p, &sol)
+	return sol, err
 }

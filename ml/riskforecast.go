@@ -18,7 +18,7 @@ type RiskForecastInput struct {
 	AuditScore    int64 // 0–100, held constant
 	AgeDays       int64 // protocol age on the origin day, 0–36500; it grows by the horizon
 
-	Params Params // the RiskEngine's model parameters, e.g. DefaultParams()
+	Params obsqra.RiskParams // the RiskEngine's model parameters, e.g. obsqra.DefaultRiskParams()
 }
 
 // RiskDraws is the number of simulated input pairs behind a risk forecast's
@@ -55,7 +55,7 @@ const fcRiskStream = 0x6f6273717261 // "obsqra"
 // Errors: EINVALID for parameters or constant inputs out of range (naming
 // the field), a utilization or volatility value outside its range, and the
 // errors of ForecastSeries for either series.
-func ForecastRisk(in RiskForecastInput, origin Day, horizon int, seed uint64, opts ForecastOptions) (Forecast, error) {
+func ForecastRisk(in RiskForecastInput, origin obsqra.Date, horizon int, seed uint64, opts ForecastOptions) (Forecast, error) {
 	if err := in.Params.Validate(); err != nil {
 		return Forecast{}, err
 	}
@@ -123,7 +123,7 @@ func ForecastRisk(in RiskForecastInput, origin Day, horizon int, seed uint64, op
 	f := Forecast{
 		Model:   "risk(" + fs[0].Model + "," + fs[1].Model + ")",
 		Origin:  origin,
-		Target:  origin + Day(horizon),
+		Target:  origin + obsqra.Date(horizon),
 		Horizon: horizon,
 		Point:   float64(point),
 		Lower80: q(0.10), Upper80: q(0.90),

@@ -27,7 +27,7 @@ func fcRiskInput() RiskForecastInput {
 		LiquidityTier: 1,
 		AuditScore:    80,
 		AgeDays:       200,
-		Params:        DefaultParams(),
+		Params:        obsqra.DefaultRiskParams(),
 	}
 }
 
@@ -48,12 +48,12 @@ func TestForecastRiskPointIsTheScoreOfThePointForecasts(t *testing.T) {
 			LiquidityTier:  1,
 			AuditScore:     80,
 			AgeDays:        200 + int64(h), // the protocol ages by the horizon
-		}, DefaultParams())
+		}, obsqra.DefaultRiskParams())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.Point != float64(want.Score) || f.Target != origin+Day(h) || f.Horizon != h {
-			t.Errorf("ForecastRisk(h=%d) = point %v target %s, want %d on %s", h, f.Point, f.Target, want.Score, origin+Day(h))
+		if f.Point != float64(want.Score) || f.Target != origin+obsqra.Date(h) || f.Horizon != h {
+			t.Errorf("ForecastRisk(h=%d) = point %v target %s, want %d on %s", h, f.Point, f.Target, want.Score, origin+obsqra.Date(h))
 		}
 		if !(f.Lower95 <= f.Lower80 && f.Lower80 <= f.Upper80 && f.Upper80 <= f.Upper95) {
 			t.Errorf("ForecastRisk(h=%d) bounds out of order: %+v", h, f)
@@ -124,7 +124,7 @@ func TestForecastRiskInvalid(t *testing.T) {
 		{"audit 101", func(in *RiskForecastInput) { in.AuditScore = 101 }, 7, ForecastOptions{}},
 		{"negative age", func(in *RiskForecastInput) { in.AgeDays = -1 }, 7, ForecastOptions{}},
 		{"clampMin above clampMax", func(in *RiskForecastInput) { in.Params.ClampMin = 99 }, 7, ForecastOptions{}},
-		{"zero params", func(in *RiskForecastInput) { in.Params = Params{} }, 7, ForecastOptions{}},
+		{"zero params", func(in *RiskForecastInput) { in.Params = obsqra.RiskParams{} }, 7, ForecastOptions{}},
 		{"utilization above 10000", func(in *RiskForecastInput) { in.Utilization.Values[3] = 10_001 }, 7, ForecastOptions{}},
 		{"negative volatility", func(in *RiskForecastInput) { in.Volatility.Values[3] = -1 }, 7, ForecastOptions{}},
 		{"short volatility", func(in *RiskForecastInput) { in.Volatility = in.Volatility.Until(in.Volatility.Days[10]) }, 7, ForecastOptions{}},
@@ -162,7 +162,7 @@ func TestForecastRiskCoverage(t *testing.T) {
 			}
 			u, _ := in.Utilization.ValueOn(f.Target)
 			v, _ := in.Volatility.ValueOn(f.Target)
-			actual, err := ScoreRisk(RiskInputs{UtilizationBps: int64(u), VolatilityBps: int64(v), LiquidityTier: 1, AuditScore: 80, AgeDays: 207}, DefaultParams())
+			actual, err := ScoreRisk(RiskInputs{UtilizationBps: int64(u), VolatilityBps: int64(v), LiquidityTier: 1, AuditScore: 80, AgeDays: 207}, obsqra.DefaultRiskParams())
 			if err != nil {
 				t.Fatal(err)
 			}

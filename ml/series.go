@@ -7,21 +7,11 @@ import (
 	"github.com/obsqra/obsqra"
 )
 
-// Day is a calendar day in UTC, counted from 1970-01-01 (day 0): the
-// domain's Date, so days pass between the store and ml without conversion.
-type Day = obsqra.Date
-
-// DayOf returns the UTC calendar day of t.
-func DayOf(t time.Time) Day { return obsqra.DateOf(t) }
-
-// ParseDay parses a YYYY-MM-DD date. Errors: EINVALID.
-func ParseDay(s string) (Day, error) { return obsqra.ParseDate(s) }
-
 // Series is a daily series: Values[i] was observed on Days[i]. Days are
 // strictly increasing; a day with no observation is simply absent (never
 // filled in), so consecutive entries may be more than one day apart.
 type Series struct {
-	Days   []Day
+	Days   []obsqra.Date
 	Values []float64
 }
 
@@ -47,13 +37,13 @@ func (s Series) Validate() error {
 
 // Until returns the prefix of s observed on or before day d. It shares
 // memory with s.
-func (s Series) Until(d Day) Series {
+func (s Series) Until(d obsqra.Date) Series {
 	n := sort.Search(len(s.Days), func(i int) bool { return s.Days[i] > d })
 	return Series{Days: s.Days[:n:n], Values: s.Values[:n:n]}
 }
 
 // ValueOn returns the value observed on day d, if any.
-func (s Series) ValueOn(d Day) (float64, bool) {
+func (s Series) ValueOn(d obsqra.Date) (float64, bool) {
 	i := sort.Search(len(s.Days), func(i int) bool { return s.Days[i] >= d })
 	if i < len(s.Days) && s.Days[i] == d {
 		return s.Values[i], true
@@ -79,7 +69,7 @@ func DailySeries(times []time.Time, values []float64) (Series, error) {
 		if !finite(v) {
 			return Series{}, obsqra.Errorf(obsqra.EINVALID, "value at %s is not a finite number", times[i].UTC().Format(time.RFC3339))
 		}
-		d := DayOf(times[i])
+		d := obsqra.DateOf(times[i])
 		if n := len(s.Days); n > 0 && s.Days[n-1] == d {
 			s.Values[n-1] = v
 			continue

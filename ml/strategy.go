@@ -14,13 +14,13 @@ import (
 type Basket struct {
 	Name           string
 	Reserves       []string
-	Days           []Day
-	Index          [][]float64 // [reserve][day], cumulative supply index
-	APYBps         [][]float64 // [reserve][day], quoted supply APY in bps
-	UtilizationBps [][]float64 // [reserve][day]
-	LiquidityTier  []int64     // per reserve; 2 when TVL is unknown
-	AuditScore     []int64     // per reserve
-	LaunchDay      []Day       // per reserve
+	Days           []obsqra.Date
+	Index          [][]float64   // [reserve][day], cumulative supply index
+	APYBps         [][]float64   // [reserve][day], quoted supply APY in bps
+	UtilizationBps [][]float64   // [reserve][day]
+	LiquidityTier  []int64       // per reserve; 2 when TVL is unknown
+	AuditScore     []int64       // per reserve
+	LaunchDay      []obsqra.Date // per reserve
 }
 
 // Validate checks shapes, finite values and positive indices.
@@ -182,7 +182,7 @@ func (HighestAPY) Target(b *Basket, _ []float64) ([]float64, error) {
 
 // Parity is the on-chain contract's allocation: risk scores by ScoreRisk
 // with Params, APYs rounded to integer bps, weights by ParityAllocation.
-type Parity struct{ Params Params }
+type Parity struct{ Params obsqra.RiskParams }
 
 // Name implements Strategy.
 func (Parity) Name() string { return "parity" }
@@ -322,7 +322,7 @@ func RunStrategy(b *Basket, s Strategy, cfg BacktestConfig) (StrategyResult, err
 	}
 	var periods []float64 // annualised log yield of each decision period
 	periodStart, periodValue := start, value
-	next := b.Days[start] + Day(cfg.EveryDays)
+	next := b.Days[start] + obsqra.Date(cfg.EveryDays)
 	for t := start + 1; t < len(b.Days); t++ {
 		value = 0
 		for i := range n {
@@ -338,7 +338,7 @@ func RunStrategy(b *Basket, s Strategy, cfg BacktestConfig) (StrategyResult, err
 				}
 			}
 			periodStart, periodValue = t, value
-			next = b.Days[t] + Day(cfg.EveryDays)
+			next = b.Days[t] + obsqra.Date(cfg.EveryDays)
 		}
 	}
 	years := float64(b.Days[len(b.Days)-1]-b.Days[start]) / 365

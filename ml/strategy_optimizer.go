@@ -29,7 +29,7 @@ type Optimizer struct {
 	ThresholdBps       int     // least net annual improvement worth a move; 0: any that pays back
 	SlippageBps        float64 // trading cost in bps of the traded notional
 	PaybackDays        int     // the move must pay for itself within this; default 30
-	Params             Params
+	Params             obsqra.RiskParams
 	Forecast           ForecastOptions
 }
 
@@ -49,7 +49,7 @@ func (o Optimizer) Target(b *Basket, current []float64) ([]float64, error) {
 	}
 	t := b.last()
 	lo := t
-	for lo > 0 && b.Days[t]-b.Days[lo-1] < Day(window) {
+	for lo > 0 && b.Days[t]-b.Days[lo-1] < obsqra.Date(window) {
 		lo--
 	}
 	n := len(b.Reserves)

@@ -19,12 +19,12 @@ func testBasket(rateA, rateB func(day int) float64) *Basket {
 		UtilizationBps: [][]float64{make([]float64, days), make([]float64, days)},
 		LiquidityTier:  []int64{2, 2},
 		AuditScore:     []int64{90, 90},
-		LaunchDay:      []Day{-10000, -10000},
+		LaunchDay:      []obsqra.Date{-10000, -10000},
 	}
 	idx := []float64{1, 1}
 	rates := []func(int) float64{rateA, rateB}
 	for d := range days {
-		b.Days = append(b.Days, Day(20000+d))
+		b.Days = append(b.Days, obsqra.Date(20000+d))
 		for i := range 2 {
 			if d > 0 {
 				idx[i] *= math.Exp(rates[i](d-1) / 365)
@@ -67,7 +67,7 @@ func TestRunStrategyYields(t *testing.T) {
 			t.Errorf("%s: RunStrategy = %.9f bps, %d rebalances; want %.9f, %d",
 				tt.name, got.RealisedYieldBps, got.Rebalances, tt.wantYield, tt.wantRebal)
 		}
-		if got.From != Day(20030).String() || got.To != Day(20400).String() {
+		if got.From != obsqra.Date(20030).String() || got.To != obsqra.Date(20400).String() {
 			t.Errorf("%s: window %s–%s, want 30 days of warm-up to the last day", tt.name, got.From, got.To)
 		}
 	}
@@ -164,7 +164,7 @@ func TestParityStrategyIsTheContractAllocation(t *testing.T) {
 	// Each: utilization 5000 → 12, volatility 0, tier 2 → 15, audit 90 → 3,
 	// age beyond the cap → 0: risk 30. s = 3000000/31 = 96774 and
 	// 5000000/31 = 161290; 96774×10000/258064 = 3750 exactly; the last 6250.
-	w, err := Parity{Params: DefaultParams()}.Target(b.prefix(100), nil)
+	w, err := Parity{Params: obsqra.DefaultRiskParams()}.Target(b.prefix(100), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestRunStrategyRefusesBadBaskets(t *testing.T) {
 func TestOptimizerStrategy(t *testing.T) {
 	t.Parallel()
 	b := testBasket(constant(0.03), constant(0.05))
-	o := Optimizer{Tolerance: obsqra.RiskMedium, MaxSingleBps: 6000, MinDiversification: 2, Params: DefaultParams()}
+	o := Optimizer{Tolerance: obsqra.RiskMedium, MaxSingleBps: 6000, MinDiversification: 2, Params: obsqra.DefaultRiskParams()}
 	w, err := o.Target(b.prefix(100), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +235,7 @@ func TestOptimizerStrategy(t *testing.T) {
 func TestOptimizerStrategyWithShortHistory(t *testing.T) {
 	t.Parallel()
 	b := testBasket(constant(0.03), constant(0.05))
-	o := Optimizer{Tolerance: obsqra.RiskHigh, MaxSingleBps: 10000, MinDiversification: 1, Params: DefaultParams()}
+	o := Optimizer{Tolerance: obsqra.RiskHigh, MaxSingleBps: 10000, MinDiversification: 1, Params: obsqra.DefaultRiskParams()}
 	for _, days := range []int{1, 2, 29} {
 		w, err := o.Target(b.prefix(days), nil)
 		if err != nil || w[1] != 1 {
@@ -264,7 +264,7 @@ func TestOptimizerStrategyMovesOnlyWhenItPays(t *testing.T) {
 	}
 	for _, tt := range tests {
 		o := Optimizer{Tolerance: obsqra.RiskMedium, MaxSingleBps: 6000, MinDiversification: 2,
-			Params: DefaultParams(), SlippageBps: tt.slippage, ThresholdBps: tt.threshold}
+			Params: obsqra.DefaultRiskParams(), SlippageBps: tt.slippage, ThresholdBps: tt.threshold}
 		w, err := o.Target(b, held)
 		if err != nil {
 			t.Fatal(err)

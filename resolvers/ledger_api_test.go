@@ -233,7 +233,7 @@ func TestVerifyDecisionOnChain(t *testing.T) {
 	var offset atomic.Int64
 	node.SetRiskEngine(engine, func(calldata []obsqra.Felt) []obsqra.Felt {
 		n := func(i int) int64 { return new(big.Int).SetBytes(calldata[i][:]).Int64() }
-		s, err := ml.ScoreRisk(ml.RiskInputs{UtilizationBps: n(0), VolatilityBps: n(1), LiquidityTier: n(2), AuditScore: n(3), AgeDays: n(4)}, ml.DefaultParams())
+		s, err := ml.ScoreRisk(ml.RiskInputs{UtilizationBps: n(0), VolatilityBps: n(1), LiquidityTier: n(2), AuditScore: n(3), AgeDays: n(4)}, obsqra.DefaultRiskParams())
 		if err != nil {
 			t.Error(err)
 		}

@@ -32,6 +32,7 @@ import (
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/config"
 	"github.com/obsqra/obsqra/live"
+	"github.com/obsqra/obsqra/ml/mlcli"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/server"
 	"github.com/obsqra/obsqra/starknet"
@@ -76,7 +77,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stdout, usage)
 		return nil
 	case "ml":
-		return runML(ctx, args, stdin, stdout)
+		return mlcli.Run(ctx, args, stdin, stdout)
 	case "serve", "migrate", "user", "import":
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)

@@ -237,3 +237,13 @@ func TestUserMessage(t *testing.T) {
 		t.Errorf("userMessage(plain) = %q", got)
 	}
 }
+
+// TestMLIsWired: `obsqra ml` reaches mlcli (whose own tests cover the
+// commands).
+func TestMLIsWired(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"ml", "allocate"}, strings.NewReader(`{"risks":[1],"apys":[1]}`+"\n"), &out, &out); err != nil || out.String() != `{"weights":[10000]}`+"\n" {
+		t.Errorf("run(ml allocate) = %v, %q; want the weights line", err, out.String())
+	}
+}

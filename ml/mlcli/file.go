@@ -1,4 +1,4 @@
-package main
+package mlcli
 
 import (
 	"bufio"
@@ -50,7 +50,7 @@ func parseFileFlags(name string, args []string, forecasting bool, every int, ext
 		extra(fs)
 	}
 	if err := fs.Parse(args); err != nil {
-		return f, fmt.Errorf("ml %s: %w\n%s", name, err, mlUsage)
+		return f, fmt.Errorf("ml %s: %w\n%s", name, err, Usage)
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -334,11 +334,11 @@ func mlStrategies(ctx context.Context, args []string, stdout io.Writer) error {
 // least thresholdBps a year.
 func backtestStrategies(cost float64, thresholdBps int) []ml.Strategy {
 	prefs := obsqra.DefaultPreferences()
-	strategies := []ml.Strategy{ml.EqualWeight{}, ml.Parity{Params: ml.DefaultParams()}, ml.HighestAPY{}}
+	strategies := []ml.Strategy{ml.EqualWeight{}, ml.Parity{Params: obsqra.DefaultRiskParams()}, ml.HighestAPY{}}
 	for _, t := range []obsqra.RiskTolerance{obsqra.RiskLow, obsqra.RiskMedium, obsqra.RiskHigh} {
 		strategies = append(strategies, ml.Optimizer{Tolerance: t, MaxSingleBps: prefs.MaxSingleBps,
 			MinDiversification: prefs.MinDiversification, ThresholdBps: thresholdBps,
-			SlippageBps: cost, Params: ml.DefaultParams()})
+			SlippageBps: cost, Params: obsqra.DefaultRiskParams()})
 	}
 	return strategies
 }

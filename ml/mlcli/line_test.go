@@ -1,4 +1,4 @@
-package main
+package mlcli
 
 import (
 	"bytes"
@@ -13,8 +13,8 @@ import (
 func mlLines(t *testing.T, cmd string, input string) []string {
 	t.Helper()
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"ml", cmd}, strings.NewReader(input), &out, &out); err != nil {
-		t.Fatalf("run(ml %s) = %v", cmd, err)
+	if err := Run(context.Background(), []string{cmd}, strings.NewReader(input), &out); err != nil {
+		t.Fatalf("Run(%s) = %v", cmd, err)
 	}
 	return strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 }
@@ -121,9 +121,9 @@ func TestMLGoesOnAfterBadLines(t *testing.T) {
 func TestMLUnknownCommand(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	for _, args := range [][]string{{"ml"}, {"ml", "frobnicate"}, {"ml", "score", "extra"}} {
-		if err := run(context.Background(), args, strings.NewReader(""), &out, &out); err == nil {
-			t.Errorf("run(%q) succeeded, want an error", args)
+	for _, args := range [][]string{{}, {"frobnicate"}, {"score", "extra"}} {
+		if err := Run(context.Background(), args, strings.NewReader(""), &out); err == nil {
+			t.Errorf("Run(%q) succeeded, want an error", args)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package mlcli
 
 import (
 	"bufio"
@@ -17,7 +17,8 @@ import (
 	"gonum.org/v1/gonum/mat"
 )
 
-const mlUsage = `usage: obsqra ml COMMAND
+// Usage is the help text of `obsqra ml`.
+const Usage = `usage: obsqra ml COMMAND
 Line commands read one JSON object per line on stdin and write one JSON line
 per input on stdout; an invalid line gives {"error":{"code":"EINVALID",...}}
 and the rest go on.
@@ -42,10 +43,10 @@ File commands read a CSV in the format of ../shared/data/aave_v3_daily_rates_dev
              optimiser when its forecast gain net of cost reaches it (bps/yr)
 `
 
-// runML runs `obsqra ml COMMAND`.
-func runML(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+// Run runs `obsqra ml COMMAND`.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("ml: missing command\n%s", mlUsage)
+		return fmt.Errorf("ml: missing command\n%s", Usage)
 	}
 	cmd, args := args[0], args[1:]
 	line := map[string]func([]byte) (any, error){
@@ -68,10 +69,10 @@ func runML(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 	case "strategies":
 		return mlStrategies(ctx, args, stdout)
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, mlUsage)
+		fmt.Fprint(stdout, Usage)
 		return nil
 	}
-	return fmt.Errorf("ml: unknown command %q\n%s", cmd, mlUsage)
+	return fmt.Errorf("ml: unknown command %q\n%s", cmd, Usage)
 }
 
 // maxLineBytes bounds one input line; a longer line is answered with an
@@ -313,12 +314,12 @@ func required(fields ...any) error {
 }
 
 type scoreInput struct {
-	Utilization *int64          `json:"utilization"`
-	Volatility  *int64          `json:"volatility"`
-	Liquidity   *int64          `json:"liquidity"`
-	AuditScore  *int64          `json:"auditScore"`
-	AgeDays     *int64          `json:"ageDays"`
-	Params      *ml.ParamsPatch `json:"params"`
+	Utilization *int64                  `json:"utilization"`
+	Volatility  *int64                  `json:"volatility"`
+	Liquidity   *int64                  `json:"liquidity"`
+	AuditScore  *int64                  `json:"auditScore"`
+	AgeDays     *int64                  `json:"ageDays"`
+	Params      *obsqra.RiskParamsPatch `json:"params"`
 }
 
 type scoreComponents struct {
@@ -339,7 +340,7 @@ func mlScore(line []byte) (any, error) {
 		"auditScore", in.AuditScore, "ageDays", in.AgeDays); err != nil {
 		return nil, err
 	}
-	params := ml.DefaultParams()
+	params := obsqra.DefaultRiskParams()
 	if in.Params != nil {
 		params = in.Params.Apply(params)
 	}

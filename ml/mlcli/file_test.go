@@ -1,4 +1,4 @@
-package main
+package mlcli
 
 import (
 	"bytes"
@@ -52,7 +52,7 @@ func writeRatesCSV(t *testing.T) string {
 func runMLFile(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := run(context.Background(), append([]string{"ml"}, args...), strings.NewReader(""), &out, &out)
+	err := Run(context.Background(), args, strings.NewReader(""), &out)
 	return out.String(), err
 }
 

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/obsqra/obsqra"
 )
 
 // llamaStatusError is a response with a status other than 2xx.
@@ -82,14 +84,7 @@ func (d *DefiLlama) get(ctx context.Context, path string, decode func(io.Reader)
 
 // backoff returns the jittered wait after the attempt-th failure.
 func (d *DefiLlama) backoff(attempt int) time.Duration {
-	b := d.cfg.MaxBackoff
-	if attempt-1 < 32 {
-		if s := d.cfg.Backoff << (attempt - 1); s > 0 && s < b {
-			b = s
-		}
-	}
-	half := b / 2
-	return half + time.Duration(d.cfg.Rand()*float64(b-half))
+	return obsqra.Backoff{Base: d.cfg.Backoff, Max: d.cfg.MaxBackoff}.Delay(attempt, d.cfg.Rand)
 }
 
 // try makes one attempt; a permanent failure comes as *llamaPermanent.

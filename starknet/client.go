@@ -343,14 +343,7 @@ func (c *Client) call(ctx context.Context, method string, params any, result any
 
 // backoff returns the jittered wait before round (1 for the second).
 func (c *Client) backoff(round int) time.Duration {
-	b := c.cfg.MaxBackoff
-	if round-1 < 32 {
-		if s := c.cfg.Backoff << (round - 1); s > 0 && s < b {
-			b = s
-		}
-	}
-	half := b / 2
-	return half + time.Duration(c.cfg.Rand()*float64(b-half))
+	return obsqra.Backoff{Base: c.cfg.Backoff, Max: c.cfg.MaxBackoff}.Delay(round, c.cfg.Rand)
 }
 
 type rpcRequest struct {

@@ -49,18 +49,6 @@ func ChainIDOf(network string) (string, error) {
 	return "", obsqra.Errorf(obsqra.EINVALID, "STARKNET_NETWORK must be %s or %s, not %q", NetworkSepolia, NetworkMainnet, network)
 }
 
-// SplitURLs splits STARKNET_RPC_URL, a comma-separated list, into URLs,
-// trimming spaces and dropping empty items.
-func SplitURLs(s string) []string {
-	var urls []string
-	for _, u := range strings.Split(s, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			urls = append(urls, u)
-		}
-	}
-	return urls
-}
-
 // Config configures a Client. Zero fields take their defaults.
 type Config struct {
 	// URLs are the JSON-RPC endpoints, in order of preference. Required.

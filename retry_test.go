@@ -21,7 +21,7 @@ func TestBackoffDelay(t *testing.T) {
 		{attempt: 2, rnd: 0, want: 100 * time.Millisecond},
 		{attempt: 3, rnd: 0.5, want: 300 * time.Millisecond},
 		{attempt: 4, rnd: 0, want: 400 * time.Millisecond},
-		{attempt: 5, rnd: 0, want: 500 * time.Millisecond},  // 1.6 s capped at Max
+		{attempt: 5, rnd: 0, want: 500 * time.Millisecond},   // 1.6 s capped at Max
 		{attempt: 5, rnd: 0.5, want: 750 * time.Millisecond}, // the cap is jittered too
 		{attempt: 33, rnd: 0, want: 500 * time.Millisecond},  // past 32 doublings
 		{attempt: 1000, rnd: 0.5, want: 750 * time.Millisecond},

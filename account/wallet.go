@@ -205,3 +205,10 @@ func (s *Service) DisconnectWallet(ctx context.Context) (*obsqra.User, error) {
 	}
 	return u, nil
 }
+
+// PruneWalletChallenges deletes the challenges, used or not, that expired
+// before before, and returns how many it deleted. Errors: only internal
+// ones.
+func (s *Service) PruneWalletChallenges(ctx context.Context, before time.Time) (int64, error) {
+	return s.db.PruneWalletChallenges(ctx, before)
+}

@@ -25,6 +25,7 @@ type Source interface {
 	CheckEventCursor(ctx context.Context, afterID int64) error
 	EventsCommitted() <-chan struct{}
 	ListenEvents(ctx context.Context) (<-chan struct{}, error)
+	PruneEvents(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Options tune a Hub. Zero fields take their defaults.
@@ -307,6 +308,14 @@ func (h *Hub) Stats() Stats {
 	defer h.acct.mu.Unlock()
 	return Stats{Queued: h.acct.total.bytes, Connections: len(h.acct.conns), Addresses: len(h.acct.addrs),
 		Subscriptions: n, Users: len(h.acct.users)}
+}
+
+// PruneEvents deletes the outbox's events created before before, for
+// every instance: a replay from a cursor among them is refused from then
+// on (CheckEventCursor), and the client must start afresh. It returns how
+// many events it deleted. Errors: only internal ones.
+func (h *Hub) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	return h.src.PruneEvents(ctx, before)
 }
 
 // NewHub returns a hub reading src.

@@ -70,6 +70,9 @@ func (m *memSource) LastEventID(context.Context) (int64, error) {
 
 func (m *memSource) CheckEventCursor(context.Context, int64) error { return nil }
 
+// PruneEvents keeps every event: the hub's tests do not prune.
+func (m *memSource) PruneEvents(context.Context, time.Time) (int64, error) { return 0, nil }
+
 func (m *memSource) EventsCommitted() <-chan struct{} {
 	m.mu.Lock()
 	defer m.mu.Unlock()

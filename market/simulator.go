@@ -64,12 +64,9 @@ type Simulator struct {
 
 var _ Source = (*Simulator)(nil)
 
-// NewSimulator returns a simulator whose paths are fixed by seed, moving
-// in real time between polls.
-func NewSimulator(seed uint64) *Simulator { return &Simulator{seed: seed, speed: 1} }
-
-// NewSimulatorAt is NewSimulator with the market between polls moving
-// speed times faster than the clock (speed ≥ 1): at a ten-second poll a
+// NewSimulatorAt returns a simulator whose paths are fixed by seed, with
+// the market between polls moving speed times faster than the clock
+// (speed ≥ 1; 1 is real time): at a ten-second poll a
 // market moves about a third of a basis point in real time, which integer
 // scores never show, so a demonstration runs the market faster (8640, the
 // server's default: a market day per ten-second poll). Samples keep their

@@ -73,7 +73,7 @@ func checkValid(t testing.TB, m obsqra.MetricsInput, lending bool) {
 func TestSimulatorDeterministic(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	a, b := NewSimulator(7), NewSimulator(7)
+	a, b := NewSimulatorAt(7, 1), NewSimulatorAt(7, 1)
 	ha, hb := simHistory(t, a, simProtocols(), simNow, 60), simHistory(t, b, simProtocols(), simNow, 60)
 	if !reflect.DeepEqual(ha, hb) {
 		t.Fatalf("History with the same seed differs")
@@ -99,7 +99,7 @@ func TestSimulatorDeterministic(t *testing.T) {
 		if !reflect.DeepEqual(pa, pb) {
 			t.Fatalf("Poll (%d last samples) with the same seed differs:\n%v\n%v", len(last), pa, pb)
 		}
-		pc, err := NewSimulator(8).Poll(ctx, simProtocols(), last, simNow)
+		pc, err := NewSimulatorAt(8, 1).Poll(ctx, simProtocols(), last, simNow)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +108,7 @@ func TestSimulatorDeterministic(t *testing.T) {
 		}
 	}
 
-	hc := simHistory(t, NewSimulator(8), simProtocols(), simNow, 60)
+	hc := simHistory(t, NewSimulatorAt(8, 1), simProtocols(), simNow, 60)
 	same := 0
 	for i := range ha {
 		if ha[i].ApyBps == hc[i].ApyBps && *ha[i].TvlUsd == *hc[i].TvlUsd {
@@ -122,7 +122,7 @@ func TestSimulatorDeterministic(t *testing.T) {
 
 func TestSimulatorHistoryShape(t *testing.T) {
 	t.Parallel()
-	s := NewSimulator(1)
+	s := NewSimulatorAt(1, 1)
 	today := obsqra.DateOf(simNow)
 	for _, days := range []int{1, 2, 30, 400} {
 		h := simHistory(t, s, simProtocols(), simNow, days)
@@ -166,7 +166,7 @@ func TestSimulatorHistoryShape(t *testing.T) {
 
 func TestSimulatorHistoryOverlap(t *testing.T) {
 	t.Parallel()
-	s := NewSimulator(42)
+	s := NewSimulatorAt(42, 1)
 	n := len(simEnabled)
 	a := simHistory(t, s, simProtocols(), simNow, 400)
 	later := simNow.Add(10*24*time.Hour + 7*time.Hour) // another time of day too
@@ -207,7 +207,7 @@ func autocorr1(xs []float64) float64 {
 func TestSimulatorLongRun(t *testing.T) {
 	t.Parallel()
 	const days = 3000
-	s := NewSimulator(2024)
+	s := NewSimulatorAt(2024, 1)
 	now := (simEpoch + days).Time().Add(9 * time.Hour)
 	h := simHistory(t, s, simProtocols(), now, days)
 	if len(h) != days*len(simEnabled) {
@@ -307,7 +307,7 @@ func TestSimulatorLevels(t *testing.T) {
 			t.Errorf("%s: profile differs between calls", p.Slug)
 		}
 	}
-	h := simHistory(t, NewSimulator(3), others, simNow, 2000)
+	h := simHistory(t, NewSimulatorAt(3, 1), others, simNow, 2000)
 	for _, m := range h {
 		checkValid(t, m, m.Protocol == "aave-v9")
 	}
@@ -376,7 +376,7 @@ func abs(x int) int { return max(x, -x) }
 
 func TestSimulatorPollContinuity(t *testing.T) {
 	t.Parallel()
-	s := NewSimulator(99)
+	s := NewSimulatorAt(99, 1)
 	start := obsqra.DateOf(simNow).Time().Add(10*time.Second + 400*time.Millisecond)
 	yesterday := simHistory(t, s, simProtocols(), start, 1)
 	const polls = 8640 // a day of polls every ten seconds
@@ -421,7 +421,7 @@ func TestSimulatorPollContinuity(t *testing.T) {
 
 func TestSimulatorPollEdges(t *testing.T) {
 	t.Parallel()
-	s := NewSimulator(5)
+	s := NewSimulatorAt(5, 1)
 	p := simProtocols()[0]
 	first, _ := pollStep(t, s, p, nil, simNow)
 
@@ -466,7 +466,7 @@ func TestSimulatorPollEdges(t *testing.T) {
 
 func TestSimulatorContextCancelled(t *testing.T) {
 	t.Parallel()
-	s := NewSimulator(1)
+	s := NewSimulatorAt(1, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if h, err := s.History(ctx, simProtocols(), simNow, 400); !errors.Is(err, context.Canceled) || h != nil {
@@ -483,14 +483,14 @@ func TestSimulatorContextCancelled(t *testing.T) {
 
 func TestSimulatorName(t *testing.T) {
 	t.Parallel()
-	var src Source = NewSimulator(1)
+	var src Source = NewSimulatorAt(1, 1)
 	if got := src.Name(); got != obsqra.SourceSimulated {
 		t.Errorf("Name() = %q, want %q", got, obsqra.SourceSimulated)
 	}
 }
 
 func BenchmarkSimulatorHistory400(b *testing.B) {
-	s := NewSimulator(1)
+	s := NewSimulatorAt(1, 1)
 	now := time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC)
 	protocols := simProtocols()
 	b.ReportAllocs()
@@ -511,7 +511,7 @@ func TestSimulatorLeavesRealDataAlone(t *testing.T) {
 		{ID: 2, Slug: "aave-v3-ethereum-usdc", Category: obsqra.CategoryLending, Enabled: true, SourceIDs: map[string]string{"aave_v3": "ethereum/USDC"}},
 		{ID: 3, Slug: "fresh", Category: obsqra.CategoryDEX, Enabled: true},
 	}
-	sim := NewSimulator(1)
+	sim := NewSimulatorAt(1, 1)
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 	hist, err := sim.History(context.Background(), ps, now, 3)
 	if err != nil {

@@ -201,6 +201,20 @@ func (r *fakeRecorder) LatestJobRuns(ctx context.Context, jobs []string, perJob 
 	return latest, nil
 }
 
+func (r *fakeRecorder) PruneJobRuns(ctx context.Context, before time.Time) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var n int64
+	for i := range r.runs {
+		// Pruned runs keep their slot, as runs[i].ID == i+1 requires.
+		if run := &r.runs[i]; run.Job != "" && run.FinishedAt != nil && run.StartedAt.Before(before) {
+			*run = obsqra.JobRun{ID: run.ID}
+			n++
+		}
+	}
+	return n, nil
+}
+
 // of returns the runs of job, oldest first.
 func (r *fakeRecorder) of(job string) []obsqra.JobRun {
 	r.mu.Lock()

@@ -33,6 +33,9 @@ type Recorder interface {
 	AbandonJobRuns(ctx context.Context) (int64, error)
 	// LatestJobRuns returns the newest perJob runs of each job, newest first.
 	LatestJobRuns(ctx context.Context, jobs []string, perJob int) (map[string][]obsqra.JobRun, error)
+	// PruneJobRuns deletes the finished runs started before before and
+	// returns how many it deleted.
+	PruneJobRuns(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Lease is a leadership that an Elector granted: Check returns an error once
@@ -234,6 +237,13 @@ func New(cfg Config, jobs ...Job) (*Scheduler, error) {
 
 // Leader reports whether this instance leads and schedules the jobs.
 func (s *Scheduler) Leader() bool { return s.leader.Load() }
+
+// PruneRuns deletes the records of the runs, of every instance, that
+// finished and started before before; runs still going stay whatever their
+// age. It returns how many it deleted. Errors: only internal ones.
+func (s *Scheduler) PruneRuns(ctx context.Context, before time.Time) (int64, error) {
+	return s.recorder.PruneJobRuns(ctx, before)
+}
 
 func (s *Scheduler) setLeader(v bool) {
 	s.leader.Store(v)

@@ -49,18 +49,6 @@ func ChainIDOf(network string) (string, error) {
 	return "", obsqra.Errorf(obsqra.EINVALID, "STARKNET_NETWORK must be %s or %s, not %q", NetworkSepolia, NetworkMainnet, network)
 }
 
-// SplitURLs splits STARKNET_RPC_URL, a comma-separated list, into URLs,
-// trimming spaces and dropping empty items.
-func SplitURLs(s string) []string {
-	var urls []string
-	for _, u := range strings.Split(s, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			urls = append(urls, u)
-		}
-	}
-	return urls
-}
-
 // Config configures a Client. Zero fields take their defaults.
 type Config struct {
 	// URLs are the JSON-RPC endpoints, in order of preference. Required.
@@ -343,14 +331,7 @@ func (c *Client) call(ctx context.Context, method string, params any, result any
 
 // backoff returns the jittered wait before round (1 for the second).
 func (c *Client) backoff(round int) time.Duration {
-	b := c.cfg.MaxBackoff
-	if round-1 < 32 {
-		if s := c.cfg.Backoff << (round - 1); s > 0 && s < b {
-			b = s
-		}
-	}
-	half := b / 2
-	return half + time.Duration(c.cfg.Rand()*float64(b-half))
+	return obsqra.Backoff{Base: c.cfg.Backoff, Max: c.cfg.MaxBackoff}.Delay(round, c.cfg.Rand)
 }
 
 type rpcRequest struct {

@@ -96,19 +96,12 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}
 }
 
-func TestChainIDOfAndSplitURLs(t *testing.T) {
+func TestChainIDOf(t *testing.T) {
 	t.Parallel()
 	for network, want := range map[string]string{"sepolia": "SN_SEPOLIA", "Mainnet": "SN_MAIN", " SEPOLIA ": "SN_SEPOLIA"} {
 		if got, err := starknet.ChainIDOf(network); err != nil || got != want {
 			t.Errorf("ChainIDOf(%q) = %q, %v, want %q", network, got, err, want)
 		}
-	}
-	got := starknet.SplitURLs(" https://a.example/rpc , ,http://b.example,")
-	if want := []string{"https://a.example/rpc", "http://b.example"}; strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Errorf("SplitURLs = %q, want %q", got, want)
-	}
-	if got := starknet.SplitURLs(""); len(got) != 0 {
-		t.Errorf("SplitURLs(\"\") = %q, want none", got)
 	}
 }
 

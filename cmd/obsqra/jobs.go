@@ -7,9 +7,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/config"
 	"github.com/obsqra/obsqra/decision"
+	"github.com/obsqra/obsqra/live"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/scheduler"
 	"github.com/obsqra/obsqra/store"
@@ -26,7 +28,9 @@ const (
 )
 
 // newScheduler returns the scheduler with the server's periodic jobs.
-func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets *market.Service, advice *advisor.Service, decisions *decision.Log, more ...scheduler.Job) (*scheduler.Scheduler, error) {
+func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, hub *live.Hub, accounts *account.Service, markets *market.Service, advice *advisor.Service, decisions *decision.Log, more ...scheduler.Job) (*scheduler.Scheduler, error) {
+	// sched is set below, before any job runs.
+	var sched *scheduler.Scheduler
 	jobs := []scheduler.Job{{
 		Name:     "prune",
 		Interval: cfg.PruneInterval,
@@ -34,17 +38,17 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets
 		Jitter:   cfg.PruneInterval / 10,
 		Run: func(ctx context.Context) error {
 			now := time.Now()
-			events, err := db.PruneEvents(ctx, now.Add(-cfg.EventRetention))
+			events, err := hub.PruneEvents(ctx, now.Add(-cfg.EventRetention))
 			if err != nil {
 				return fmt.Errorf("prune events: %w", err)
 			}
-			runs, err := db.PruneJobRuns(ctx, now.Add(-jobRunRetention))
+			runs, err := sched.PruneRuns(ctx, now.Add(-jobRunRetention))
 			if err != nil {
 				return fmt.Errorf("prune job runs: %w", err)
 			}
 			// A challenge expired a day ago is of no use; replaying its
 			// signature then meets "no challenge" instead of "used".
-			if _, err := db.PruneWalletChallenges(ctx, now.Add(-24*time.Hour)); err != nil {
+			if _, err := accounts.PruneWalletChallenges(ctx, now.Add(-24*time.Hour)); err != nil {
 				return fmt.Errorf("prune wallet challenges: %w", err)
 			}
 			logger.Debug("pruned", "events", events, "job_runs", runs)
@@ -98,7 +102,9 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, markets
 	for i := range jobs {
 		jobs[i].Run = withJobStatementTimeout(jobs[i])
 	}
-	return scheduler.New(scheduler.Config{Recorder: db, Elector: db, Logger: logger, LeaderPoll: max(poll, 100*time.Millisecond)}, jobs...)
+	// This sets the sched the prune job reads.
+	sched, err := scheduler.New(scheduler.Config{Recorder: db, Elector: db, Logger: logger, LeaderPoll: max(poll, 100*time.Millisecond)}, jobs...)
+	return sched, err
 }
 
 // withJobStatementTimeout returns j's Run with the job's own timeout as

@@ -234,11 +234,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	jobs, err := newScheduler(db, cfg, logger, markets, advice, decisions, ledgerJobs(cfg, node, transactions)...)
+	hub := live.NewHub(db, liveOptions(cfg, logger))
+	jobs, err := newScheduler(db, cfg, logger, hub, accounts, markets, advice, decisions, ledgerJobs(cfg, node, transactions)...)
 	if err != nil {
 		return err
 	}
-	hub := live.NewHub(db, liveOptions(cfg, logger))
 	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{
 		Accounts: accounts, Market: markets, Decisions: decisions, Advisor: advice, Portfolio: newPortfolio(db, cfg), Ledger: transactions,
 		Scheduler: jobs, Live: resolvers.HubFunc[*live.Subscription](hub.Subscribe),

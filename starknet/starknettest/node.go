@@ -35,8 +35,8 @@ const (
 	// HTTP500 answers 500 Internal Server Error with a text body.
 	HTTP500 Failure = iota + 1
 	// Slow holds the answer until the client gives up (its request's
-	// context ends), the node is closed, or the node's slow delay passes
-	// (WithSlowDelay, default one minute), and then answers normally.
+	// context ends), the node is closed, or a minute passes, and then
+	// answers normally.
 	Slow
 	// Drop reads the request and closes the connection without a word.
 	Drop
@@ -100,22 +100,15 @@ func WithBlockNumber(block uint64) Option {
 	return func(n *Node) { n.block = block }
 }
 
-// WithSlowDelay sets how long a Slow answer waits when the client does not
-// give up first. Default one minute.
-func WithSlowDelay(d time.Duration) Option {
-	return func(n *Node) { n.slowDelay = d }
-}
-
 // Node is a fake Starknet node. Its methods are safe for concurrent use,
 // also while it serves requests.
 type Node struct {
 	// URL is the node's JSON-RPC endpoint.
 	URL string
 
-	t         testing.TB
-	srv       *httptest.Server
-	done      chan struct{}
-	slowDelay time.Duration
+	t    testing.TB
+	srv  *httptest.Server
+	done chan struct{}
 
 	mu        sync.Mutex
 	chainID   string
@@ -131,13 +124,16 @@ type namedFunc struct {
 	fn   ContractFunc
 }
 
+// slowDelay is how long a Slow answer waits when the client does not give
+// up first.
+const slowDelay = time.Minute
+
 // NewNode starts a node that is closed when the test ends.
 func NewNode(t testing.TB, opts ...Option) *Node {
 	t.Helper()
 	n := &Node{
 		t:         t,
 		done:      make(chan struct{}),
-		slowDelay: time.Minute,
 		chainID:   starknet.ChainSepolia,
 		block:     1000,
 		txs:       map[obsqra.Felt]Tx{},
@@ -326,7 +322,7 @@ func (n *Node) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, req.ID, nil, errInternal)
 		return
 	case Slow:
-		timer := time.NewTimer(n.slowDelay)
+		timer := time.NewTimer(slowDelay)
 		defer timer.Stop()
 		select {
 		case <-r.Context().Done():

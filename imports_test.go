@@ -29,7 +29,7 @@ var arrows = map[string][]string{
 	"aave":                {".", "ml"},
 	"account":             {".", "store", "starknet"},
 	"advisor":             {".", "store", "ml", "decision"},
-	"advisor/advisortest": {".", "decision", "market", "store"},
+	"advisor/advisortest": {".", "decision", "market", "store", "obsqratest"},
 	"cmd/benchlive":       {"."},
 	"cmd/gqlgen-obsqra":   {},    // gqlgen only: the code generator
 	"cmd/obsqra":          {"*"}, // only cmd/obsqra sees everything
@@ -43,6 +43,7 @@ var arrows = map[string][]string{
 	"live":                  {"."},
 	"market":                {".", "store", "ml", "decision", "aave"},
 	"ml":                    {"."},
+	"obsqratest":            {"."}, // the tests' shared helpers: only other …test packages list it
 	"portfolio":             {".", "store"},
 	"resolvers":             {".", "graph", "account", "market", "decision", "advisor", "portfolio", "ledger", "subscription"},
 	"scheduler":             {"."},
@@ -65,6 +66,8 @@ var outside = map[string][]string{
 	".":    {}, // the domain imports the standard library only
 	"ml":   {"gonum.org/v1/gonum/"},
 	"live": {},
+	// obsqratest imports the standard library only
+	"obsqratest": {},
 	// subscription imports the standard library only
 	"subscription": {},
 }

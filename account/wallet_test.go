@@ -8,6 +8,7 @@ import (
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/starknet"
 	"github.com/obsqra/obsqra/starknet/starknettest"
 	"github.com/obsqra/obsqra/store"
@@ -23,7 +24,7 @@ func setupWallets(t *testing.T, db *store.DB) (*account.Service, *testBundle, *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	clk := obsqratest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	db.Now = clk.Now
 	tokens, err := account.NewTokens(testKey, 30*time.Minute)
 	if err != nil {

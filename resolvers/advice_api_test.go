@@ -18,8 +18,8 @@ import (
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/advisor"
-	"github.com/obsqra/obsqra/advisor/advisortest"
 	"github.com/obsqra/obsqra/market"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/portfolio"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/server"
@@ -32,7 +32,7 @@ import (
 type adviceEnv struct {
 	h       http.Handler
 	db      *store.DB
-	clock   *advisortest.Clock
+	clock   *obsqratest.Clock
 	markets *market.Service
 	advice  *advisor.Service
 }
@@ -41,8 +41,7 @@ func newAdviceEnv(tb testing.TB, db *store.DB) *adviceEnv {
 	tb.Helper()
 	// The clock starts at the real time (tokens are checked against it)
 	// and only moves forward, by days.
-	c := &advisortest.Clock{}
-	c.Set(time.Now().UTC().Truncate(time.Second))
+	c := obsqratest.NewClock(time.Now().UTC().Truncate(time.Second))
 	db.Now = c.Now
 	tokens, err := account.NewTokens(testKey, 30*time.Minute)
 	if err != nil {

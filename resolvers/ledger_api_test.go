@@ -14,10 +14,10 @@ import (
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
-	"github.com/obsqra/obsqra/advisor/advisortest"
 	"github.com/obsqra/obsqra/ledger"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/ml"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/portfolio"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/server"
@@ -35,8 +35,7 @@ import (
 func TestStarknetJourney(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		clock := &advisortest.Clock{}
-		clock.Set(time.Now().UTC().Truncate(time.Second))
+		clock := obsqratest.NewClock(time.Now().UTC().Truncate(time.Second))
 		db.Now = clock.Now
 		node := starknettest.NewNode(t)
 		client, err := starknet.New(starknet.Config{URLs: []string{node.URL}, Network: starknet.NetworkSepolia})

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -144,4 +145,14 @@ func TestGolden(t *testing.T) {
 	t.Parallel()
 	// testdata/example.golden is this test's own golden file.
 	obsqratest.Golden(t, "example", []byte("{\"data\": {\"ok\": true}}\n"))
+}
+
+func TestStep(t *testing.T) {
+	t.Parallel()
+	var ran []string
+	obsqratest.Step(t, "first", func(t *testing.T) { ran = append(ran, t.Name()) })
+	obsqratest.Step(t, "second step", func(t *testing.T) { ran = append(ran, t.Name()) })
+	if want := []string{"TestStep/first", "TestStep/second_step"}; !slices.Equal(ran, want) {
+		t.Errorf("steps ran %q, want %q", ran, want)
+	}
 }

@@ -2,6 +2,7 @@ package obsqratest
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -35,4 +36,18 @@ func Golden(t testing.TB, name string, got []byte) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("response differs from %s (run with -update to accept it)\ngot:\n%s\nwant:\n%s", path, got, want)
 	}
+}
+
+// GoldenJSON is Golden for a JSON document (a GraphQL response or part of
+// one), stored indented by two spaces so that the golden file reads and
+// diffs line by line. Key order and values are compared as they are;
+// whitespace is not.
+func GoldenJSON(t testing.TB, name string, got []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, got, "", "  "); err != nil {
+		t.Fatalf("golden %s: not JSON: %v\n%s", name, err, got)
+	}
+	buf.WriteByte('\n')
+	Golden(t, name, buf.Bytes())
 }

@@ -43,15 +43,7 @@ func setupWallets(t *testing.T, db *store.DB) (*account.Service, *testBundle, *s
 // signTypedData would.
 func sign(t *testing.T, ch *obsqra.WalletChallengePayload, address obsqra.Felt, key starknettest.Key) []string {
 	t.Helper()
-	hash, err := starknet.MessageHash(ch.TypedData, address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, f := range key.Sign(hash) {
-		out = append(out, f.String())
-	}
-	return out
+	return key.SignTypedData(ch.TypedData, address)
 }
 
 func wantError(t *testing.T, what string, err error, code, mention string) {

@@ -91,14 +91,7 @@ func TestStarknetJourney(t *testing.T) {
 				TypedData json.RawMessage
 				Nonce     string
 			}](t, r.Data["requestWalletChallenge"])
-			hash, err := starknet.MessageHash(ch.TypedData, address)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var sig []string
-			for _, f := range key.Sign(hash) {
-				sig = append(sig, f.String())
-			}
+			sig := key.SignTypedData(ch.TypedData, address)
 			const connect = `mutation($in: ConnectWalletInput!) { connectWallet(input: $in) { walletAddress } }`
 			in := map[string]any{"in": map[string]any{"address": address.String(), "signature": sig}}
 			r = do(t, h, ada, connect, in)

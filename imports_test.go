@@ -66,7 +66,7 @@ var outside = map[string][]string{
 	".":    {}, // the domain imports the standard library only
 	"ml":   {"gonum.org/v1/gonum/"},
 	"live": {},
-	// obsqratest imports the standard library only
+	// obsqratest imports the domain and the standard library only
 	"obsqratest": {},
 	// subscription imports the standard library only
 	"subscription": {},

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -237,18 +236,7 @@ func (b *testBundle) published(t *testing.T, id, owner int64) []string {
 	return out
 }
 
-// checkErr fails unless err has code and a message containing each of want.
-func checkErr(t *testing.T, what string, err error, code string, want ...string) {
-	t.Helper()
-	if obsqra.ErrorCode(err) != code {
-		t.Errorf("%s = %v, want code %s", what, err, code)
-		return
-	}
-	for _, w := range want {
-		if msg := obsqra.ErrorMessage(err); !strings.Contains(msg, w) {
-			t.Errorf("%s = %q, want a message containing %q", what, msg, w)
-		}
-	}
-}
+// checkErr is the shared obsqratest.CheckErr.
+var checkErr = obsqratest.CheckErr
 
 func ptr[T any](v T) *T { return &v }

@@ -129,19 +129,8 @@ func ingest(t *testing.T, s *market.Service, source string, inputs ...obsqra.Met
 	return out
 }
 
-// checkErr fails unless err has code and a message containing each of want.
-func checkErr(t *testing.T, what string, err error, code string, want ...string) {
-	t.Helper()
-	if obsqra.ErrorCode(err) != code {
-		t.Errorf("%s = %v, want code %s", what, err, code)
-		return
-	}
-	for _, w := range want {
-		if msg := obsqra.ErrorMessage(err); !strings.Contains(msg, w) {
-			t.Errorf("%s = %q, want a message containing %q", what, msg, w)
-		}
-	}
-}
+// checkErr is the shared obsqratest.CheckErr.
+var checkErr = obsqratest.CheckErr
 
 // mlParams is the formula's form of p, written out here rather than taken
 // from the package so a swapped weight would show.

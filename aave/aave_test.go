@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/obsqratest"
 )
 
 func TestReadFileKeepsTheLastSnapshotOfEachDay(t *testing.T) {
@@ -99,10 +100,7 @@ func TestReadRefusesBadInput(t *testing.T) {
 func TestSharedData(t *testing.T) {
 	t.Parallel()
 	const path = "../../shared/data/aave_v3_daily_rates_dev.csv"
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("shared data not present: %v", err)
-	}
-	reserves, err := ReadFile(path)
+	reserves, err := ReadFile(obsqratest.SharedData(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,30 +12,18 @@ import (
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
 )
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
-// clock is a settable clock shared by the service, its tokens and the store.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // sleeper stands in for Service.Sleep: it records each wait and moves the
 // clock on by it, so that tests see the slowdown without waiting.
 type sleeper struct {
 	mu    sync.Mutex
-	clock *clock
+	clock *obsqratest.Clock
 	slept []time.Duration
 }
 
@@ -61,7 +49,7 @@ func (s *sleeper) take() []time.Duration {
 
 type testBundle struct {
 	db    *store.DB
-	clock *clock
+	clock *obsqratest.Clock
 	sleep *sleeper
 }
 
@@ -73,7 +61,7 @@ func setup(t *testing.T, db *store.DB) (*account.Service, *testBundle) {
 // setupWith is setup with a throttle policy (zero fields take the defaults).
 func setupWith(t *testing.T, db *store.DB, policy account.ThrottlePolicy) (*account.Service, *testBundle) {
 	t.Helper()
-	clk := &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	clk := obsqratest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	db.Now = clk.Now
 	tokens, err := account.NewTokens(testKey, 30*time.Minute)
 	if err != nil {

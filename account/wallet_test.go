@@ -8,6 +8,7 @@ import (
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/starknet"
 	"github.com/obsqra/obsqra/starknet/starknettest"
 	"github.com/obsqra/obsqra/store"
@@ -23,7 +24,7 @@ func setupWallets(t *testing.T, db *store.DB) (*account.Service, *testBundle, *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	clk := obsqratest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	db.Now = clk.Now
 	tokens, err := account.NewTokens(testKey, 30*time.Minute)
 	if err != nil {
@@ -42,15 +43,7 @@ func setupWallets(t *testing.T, db *store.DB) (*account.Service, *testBundle, *s
 // signTypedData would.
 func sign(t *testing.T, ch *obsqra.WalletChallengePayload, address obsqra.Felt, key starknettest.Key) []string {
 	t.Helper()
-	hash, err := starknet.MessageHash(ch.TypedData, address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, f := range key.Sign(hash) {
-		out = append(out, f.String())
-	}
-	return out
+	return key.SignTypedData(ch.TypedData, address)
 }
 
 func wantError(t *testing.T, what string, err error, code, mention string) {

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/advisor/advisortest"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/portfolio"
 	"github.com/obsqra/obsqra/store"
 )
@@ -188,19 +188,8 @@ func (b *testBundle) predictions(t *testing.T, kind obsqra.PredictionKind, viewe
 	return ps
 }
 
-// checkErr fails unless err has code and a message containing each of want.
-func checkErr(t *testing.T, what string, err error, code string, want ...string) {
-	t.Helper()
-	if obsqra.ErrorCode(err) != code {
-		t.Errorf("%s = %v, want code %s", what, err, code)
-		return
-	}
-	for _, w := range want {
-		if msg := obsqra.ErrorMessage(err); !strings.Contains(msg, w) {
-			t.Errorf("%s = %q, want a message containing %q", what, msg, w)
-		}
-	}
-}
+// checkErr is the shared obsqratest.CheckErr.
+var checkErr = obsqratest.CheckErr
 
 // sumBps returns the sum of ws.
 func sumBps(ws []obsqra.Weight) int {

@@ -1,41 +1,22 @@
 package ledger_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/ledger"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/store"
 )
 
 // now0 is the injected clock's start.
 var now0 = time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)
-
-// clock is a clock the test moves; safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // errOutage is what the fake node fails with while it is down.
 var errOutage = fmt.Errorf("%w: dial tcp 127.0.0.1:9545: connect: connection refused", ledger.ErrUnavailable)
@@ -122,30 +103,12 @@ func (n *fakeNode) count(method string) int {
 	return n.calls[method]
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testBundle holds what a ledger test works with besides the service.
 type testBundle struct {
 	db    *store.DB
-	clock *clock
+	clock *obsqratest.Clock
 	node  *fakeNode
-	log   *syncBuffer
+	log   *obsqratest.Buffer
 	// ada and bob are signed-in users; ctx and bobCtx their contexts.
 	ada, bob    *obsqra.User
 	ctx, bobCtx context.Context
@@ -155,7 +118,7 @@ type testBundle struct {
 // now0 and a fake node that knows nothing yet.
 func setup(t *testing.T, db *store.DB) (*ledger.Service, *testBundle) {
 	t.Helper()
-	b := &testBundle{db: db, clock: &clock{t: now0}, node: newFakeNode(), log: &syncBuffer{}}
+	b := &testBundle{db: db, clock: obsqratest.NewClock(now0), node: newFakeNode(), log: &obsqratest.Buffer{}}
 	db.Now = b.clock.Now
 	b.ada, b.ctx = b.user(t, "ada@example.com")
 	b.bob, b.bobCtx = b.user(t, "bob@example.com")
@@ -273,18 +236,7 @@ func (b *testBundle) published(t *testing.T, id, owner int64) []string {
 	return out
 }
 
-// checkErr fails unless err has code and a message containing each of want.
-func checkErr(t *testing.T, what string, err error, code string, want ...string) {
-	t.Helper()
-	if obsqra.ErrorCode(err) != code {
-		t.Errorf("%s = %v, want code %s", what, err, code)
-		return
-	}
-	for _, w := range want {
-		if msg := obsqra.ErrorMessage(err); !strings.Contains(msg, w) {
-			t.Errorf("%s = %q, want a message containing %q", what, msg, w)
-		}
-	}
-}
+// checkErr is the shared obsqratest.CheckErr.
+var checkErr = obsqratest.CheckErr
 
 func ptr[T any](v T) *T { return &v }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/aave"
+	"github.com/obsqra/obsqra/obsqratest"
 )
 
 func parseFile(t *testing.T, path string) *Import {
@@ -392,15 +393,13 @@ func TestAaveSlug(t *testing.T) {
 }
 
 // sharedAave is the real Aave V3 file of ../shared/data, relative to this
-// package; tests that need it skip without it.
+// package; tests that need it skip without it, or fail when
+// REQUIRE_SHARED_DATA=1 (obsqratest.SharedData).
 const sharedAave = "../../shared/data/aave_v3_daily_rates_dev.csv"
 
 func readSharedAave(tb testing.TB) []byte {
 	tb.Helper()
-	data, err := os.ReadFile(sharedAave)
-	if errors.Is(err, os.ErrNotExist) {
-		tb.Skipf("%s is absent", sharedAave)
-	}
+	data, err := os.ReadFile(obsqratest.SharedData(tb, sharedAave))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package market
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/obsqratest"
 )
 
 // Pools of testdata/defillama.
@@ -109,7 +109,7 @@ type llamaBundle struct {
 
 	mu    sync.Mutex
 	waits []time.Duration
-	log   bytes.Buffer
+	log   obsqratest.Buffer
 }
 
 func (b *llamaBundle) waited() []time.Duration {
@@ -118,20 +118,7 @@ func (b *llamaBundle) waited() []time.Duration {
 	return append([]time.Duration(nil), b.waits...)
 }
 
-func (b *llamaBundle) logged() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.log.String()
-}
-
-// lockedWriter serialises writes to the bundle's log.
-type lockedWriter struct{ b *llamaBundle }
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.b.mu.Lock()
-	defer w.b.mu.Unlock()
-	return w.b.log.Write(p)
-}
+func (b *llamaBundle) logged() string { return b.log.String() }
 
 // setupLlama returns a DefiLlama talking to a fake API. Its waits are
 // recorded and return at once (or with the context's error); its jitter is
@@ -149,7 +136,7 @@ func setupLlama(t *testing.T, configure ...func(*DefiLlamaConfig)) (*DefiLlama, 
 		},
 		Rand:   func() float64 { return 0 },
 		Now:    func() time.Time { return llamaNow },
-		Logger: slog.New(slog.NewTextHandler(lockedWriter{b}, nil)),
+		Logger: slog.New(slog.NewTextHandler(&b.log, nil)),
 	}
 	for _, c := range configure {
 		c(&cfg)

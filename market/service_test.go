@@ -16,6 +16,7 @@ import (
 	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/ml"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
 )
@@ -24,34 +25,10 @@ import (
 // hours of the same day are in its past.
 var t0 = time.Date(2025, 3, 15, 12, 0, 0, 0, time.UTC)
 
-// testClock is the clock of the service and the store; tests move it.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // testBundle holds what a service test works with besides the service.
 type testBundle struct {
 	db    *store.DB
-	clock *testClock
+	clock *obsqratest.Clock
 	// decisions is the service's decision log, which knows risk scores.
 	decisions *decision.Log
 	// anon, user and admin are contexts of an anonymous caller, a user who
@@ -68,7 +45,7 @@ type testBundle struct {
 func setup(t *testing.T, db *store.DB, configure ...func(*market.Config)) (*market.Service, *testBundle) {
 	t.Helper()
 	ctx := context.Background()
-	clock := &testClock{t: t0}
+	clock := obsqratest.NewClock(t0)
 	db.Now = clock.Now
 	b := &testBundle{db: db, clock: clock, anon: ctx, protocols: make(map[string]obsqra.Protocol)}
 
@@ -152,19 +129,8 @@ func ingest(t *testing.T, s *market.Service, source string, inputs ...obsqra.Met
 	return out
 }
 
-// checkErr fails unless err has code and a message containing each of want.
-func checkErr(t *testing.T, what string, err error, code string, want ...string) {
-	t.Helper()
-	if obsqra.ErrorCode(err) != code {
-		t.Errorf("%s = %v, want code %s", what, err, code)
-		return
-	}
-	for _, w := range want {
-		if msg := obsqra.ErrorMessage(err); !strings.Contains(msg, w) {
-			t.Errorf("%s = %q, want a message containing %q", what, msg, w)
-		}
-	}
-}
+// checkErr is the shared obsqratest.CheckErr.
+var checkErr = obsqratest.CheckErr
 
 // reference scores in with p as ml.ScoreRisk, the reference implementation
 // of the contract's formula, does.
@@ -263,7 +229,7 @@ func TestIngestStoresScoresRecordsAndPublishes(t *testing.T) {
 			Protocol: " vesu ", ObservedAt: at.In(time.FixedZone("CET", 3600)), ApyBps: 600,
 			TvlUsd: dec("20000000.50"), UtilizationBps: 7321,
 		}
-		b.clock.Add(5 * time.Second)
+		b.clock.Advance(5 * time.Second)
 		now := b.clock.Now()
 		out := ingest(t, s, obsqra.SourceSimulated, in)
 		got := out[0]
@@ -664,7 +630,7 @@ func TestIngestIdempotent(t *testing.T) {
 		first := ingest(t, s, obsqra.SourceSimulated, in)[0]
 		before := count(t, db)
 
-		b.clock.Add(time.Hour)
+		b.clock.Advance(time.Hour)
 		again := in
 		again.TvlUsd = dec("20000000.000") // the same number
 		second := ingest(t, s, obsqra.SourceSimulated, again)[0]
@@ -734,7 +700,7 @@ func TestSetRiskParams(t *testing.T) {
 		}
 
 		early := ingest(t, s, obsqra.SourceSimulated, sample("zklend", t0.Add(-time.Hour), 700))[0]
-		b.clock.Add(time.Minute)
+		b.clock.Advance(time.Minute)
 		v2, err := s.SetRiskParams(b.admin, patch)
 		if err != nil {
 			t.Fatalf("SetRiskParams(%+v) = %v", patch, err)
@@ -921,7 +887,7 @@ func TestUpsertProtocol(t *testing.T) {
 			t.Fatalf("refused upserts left %d protocols, want 5", n.Protocols)
 		}
 
-		b.clock.Add(time.Minute)
+		b.clock.Advance(time.Minute)
 		created, err := s.UpsertProtocol(b.admin, in)
 		if err != nil {
 			t.Fatalf("UpsertProtocol(admin) = %v", err)
@@ -938,7 +904,7 @@ func TestUpsertProtocol(t *testing.T) {
 			t.Errorf("Protocol(myswap) = %+v, %v, want %+v", got, err, created)
 		}
 
-		b.clock.Add(time.Minute)
+		b.clock.Advance(time.Minute)
 		in.AuditScore, in.LaunchedOn = 80, obsqra.DateOf(t0) // launched today is not the future
 		updated, err := s.UpsertProtocol(b.admin, in)
 		if err != nil || updated.ID != created.ID || updated.AuditScore != 80 || !updated.CreatedAt.Equal(created.CreatedAt) ||
@@ -968,7 +934,7 @@ func TestSetProtocolEnabled(t *testing.T) {
 			t.Fatalf("Protocol(vesu) after refused changes = %+v, %v, want enabled", p, err)
 		}
 
-		b.clock.Add(time.Minute)
+		b.clock.Advance(time.Minute)
 		p, err := s.SetProtocolEnabled(b.admin, "vesu", false)
 		if err != nil {
 			t.Fatalf("SetProtocolEnabled(vesu, false) = %v", err)
@@ -1135,7 +1101,7 @@ func TestPollBackfillsThenPolls(t *testing.T) {
 			}
 		}
 
-		b.clock.Add(10 * time.Second)
+		b.clock.Advance(10 * time.Second)
 		if err := s.Poll(ctx); err != nil {
 			t.Fatalf("second Poll() = %v", err)
 		}
@@ -1157,7 +1123,7 @@ func TestPollBackfillsThenPolls(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.clock.Add(10 * time.Second)
+		b.clock.Advance(10 * time.Second)
 		if err := s2.Poll(ctx); err != nil {
 			t.Fatalf("Poll() after a restart = %v", err)
 		}
@@ -1207,7 +1173,7 @@ func TestPollFeedFailures(t *testing.T) {
 		}
 
 		// The poll fails: the data stays.
-		b.clock.Add(10 * time.Second)
+		b.clock.Advance(10 * time.Second)
 		src.set(nil, down)
 		err = s.Poll(ctx)
 		if !errors.Is(err, down) || !strings.Contains(err.Error(), "fake") {
@@ -1225,7 +1191,7 @@ func TestPollFeedFailures(t *testing.T) {
 		src.mu.Lock()
 		src.skew = 2 * time.Minute // beyond the minute of skew ingestion allows
 		src.mu.Unlock()
-		b.clock.Add(10 * time.Second)
+		b.clock.Advance(10 * time.Second)
 		err = s.Poll(ctx)
 		checkErr(t, "Poll() of samples in the future", err, obsqra.EINVALID, "observedAt")
 		if err == nil || !strings.Contains(err.Error(), "fake") {
@@ -1294,9 +1260,9 @@ func TestServiceLatestMetricsStale(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("after a poll", false)
-		b.clock.Add(30 * time.Second)
+		b.clock.Advance(30 * time.Second)
 		check("three intervals later", false)
-		b.clock.Add(time.Microsecond)
+		b.clock.Advance(time.Microsecond)
 		check("more than three intervals later", true)
 
 		if err := s.Poll(ctx); err != nil {
@@ -1308,7 +1274,7 @@ func TestServiceLatestMetricsStale(t *testing.T) {
 			t.Fatal("Poll() with a failing feed = nil, want an error")
 		}
 		check("after a failed poll", true)
-		b.clock.Add(10 * time.Second)
+		b.clock.Advance(10 * time.Second)
 		src.set(nil, nil)
 		if err := s.Poll(ctx); err != nil {
 			t.Fatal(err)
@@ -1406,7 +1372,7 @@ func TestPollBackfillsWhatIsMissing(t *testing.T) {
 			Category: obsqra.CategoryLending, AuditScore: 70, LaunchedOn: obsqra.DateOf(t0) - 100, Enabled: true}); err != nil {
 			t.Fatal(err)
 		}
-		b.clock.Add(10 * time.Second)
+		b.clock.Advance(10 * time.Second)
 		before := count(t, db).Samples
 		if err := s.Poll(ctx); err != nil {
 			t.Fatal(err)
@@ -1424,7 +1390,7 @@ func TestPollBackfillsWhatIsMissing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.clock.Add(10 * time.Second)
+		b.clock.Advance(10 * time.Second)
 		if err := s2.Poll(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -1653,7 +1619,7 @@ func TestProtocolsByIDSnapshot(t *testing.T) {
 		if m, ran := read("within the TTL"); m[p.ID].Name != "MySwap" || ran != 0 {
 			t.Errorf("within the TTL: %q in %d statements, want the snapshot's MySwap in 0", m[p.ID].Name, ran)
 		}
-		b.clock.Add(time.Second)
+		b.clock.Advance(time.Second)
 		if m, ran := read("after the TTL"); m[p.ID].Name != "MySwap v2" || ran != 1 {
 			t.Errorf("after the TTL: %q in %d statements, want MySwap v2 in 1", m[p.ID].Name, ran)
 		}

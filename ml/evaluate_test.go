@@ -2,10 +2,8 @@ package ml
 
 import (
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"slices"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/obsqratest"
 )
 
 // fcSharedRatesCSV is the shared Aave V3 file, outside the repository.
@@ -22,13 +21,10 @@ const fcSharedRatesCSV = "../../shared/data/aave_v3_daily_rates_dev.csv"
 // fcReadRatesCSV reads current_liquidity_rate per reserve (network, symbol,
 // asset_address) from the shared Aave V3 CSV as daily series, the last
 // snapshot of each UTC day, in key order. It skips the test when the file is
-// absent.
+// absent, or fails it when REQUIRE_SHARED_DATA=1 (obsqratest.SharedData).
 func fcReadRatesCSV(t testing.TB, path string) (keys []string, series []Series) {
 	t.Helper()
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("%s is absent", path)
-	}
+	f, err := os.Open(obsqratest.SharedData(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}

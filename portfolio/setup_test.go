@@ -3,13 +3,13 @@ package portfolio_test
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/advisor/advisortest"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/portfolio"
 	"github.com/obsqra/obsqra/store"
 )
@@ -68,19 +68,8 @@ func record(t *testing.T, s *portfolio.Service, ctx context.Context, ws ...any) 
 	return a
 }
 
-// checkErr fails unless err has code and a message containing each of want.
-func checkErr(t *testing.T, what string, err error, code string, want ...string) {
-	t.Helper()
-	if obsqra.ErrorCode(err) != code {
-		t.Errorf("%s = %v, want code %s", what, err, code)
-		return
-	}
-	for _, w := range want {
-		if msg := obsqra.ErrorMessage(err); !strings.Contains(msg, w) {
-			t.Errorf("%s = %q, want a message containing %q", what, msg, w)
-		}
-	}
-}
+// checkErr is the shared obsqratest.CheckErr.
+var checkErr = obsqratest.CheckErr
 
 func ptr[T any](v T) *T { return &v }
 

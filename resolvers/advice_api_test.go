@@ -18,8 +18,8 @@ import (
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/advisor"
-	"github.com/obsqra/obsqra/advisor/advisortest"
 	"github.com/obsqra/obsqra/market"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/portfolio"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/server"
@@ -32,7 +32,7 @@ import (
 type adviceEnv struct {
 	h       http.Handler
 	db      *store.DB
-	clock   *advisortest.Clock
+	clock   *obsqratest.Clock
 	markets *market.Service
 	advice  *advisor.Service
 }
@@ -41,8 +41,7 @@ func newAdviceEnv(tb testing.TB, db *store.DB) *adviceEnv {
 	tb.Helper()
 	// The clock starts at the real time (tokens are checked against it)
 	// and only moves forward, by days.
-	c := &advisortest.Clock{}
-	c.Set(time.Now().UTC().Truncate(time.Second))
+	c := obsqratest.NewClock(time.Now().UTC().Truncate(time.Second))
 	db.Now = c.Now
 	tokens, err := account.NewTokens(testKey, 30*time.Minute)
 	if err != nil {
@@ -140,80 +139,23 @@ func TestAdviceJourney(t *testing.T) {
 		e.ingestDays(t, 90, calm)
 		ada := registerVia(t, e.h, "ada@example.com").AccessToken
 
-		r := do(t, e.h, ada, `mutation { updatePreferences(input: {riskTolerance: LOW, rebalanceThresholdBps: 1}) { preferences { riskTolerance } } }`, nil)
-		if len(r.Errors) > 0 {
-			t.Fatalf("updatePreferences: %+v", r.Errors)
-		}
-
-		r = do(t, e.h, ada, `{ optimizeAllocation { `+planFields+` } }`, nil)
-		if len(r.Errors) > 0 {
-			t.Fatalf("optimizeAllocation: %+v", r.Errors)
-		}
-		low := decode[plan](t, r.Data["optimizeAllocation"])
-		if low.RiskTolerance != "LOW" || !low.ConstraintsMet || len(low.Weights) != 5 {
-			t.Fatalf("optimizeAllocation (LOW) = %+v", low)
-		}
-		if s := sumWeights(low.Weights, func(w struct {
-			Protocol  struct{ Slug string }
-			WeightBps int
-		}) int {
-			return w.WeightBps
-		}); s != 10000 {
-			t.Fatalf("plan weights sum to %d, want 10000", s)
-		}
-		if s := sumWeights(low.ParityWeights, func(w struct{ WeightBps int }) int { return w.WeightBps }); s != 10000 {
-			t.Fatalf("parity weights sum to %d, want 10000", s)
-		}
-		r = do(t, e.h, ada, `{ optimizeAllocation(input: {riskTolerance: HIGH}) { `+planFields+` } }`, nil)
-		high := decode[plan](t, r.Data["optimizeAllocation"])
-		if high.PortfolioRiskScore < low.PortfolioRiskScore {
-			t.Fatalf("HIGH plan risk %v < LOW plan risk %v", high.PortfolioRiskScore, low.PortfolioRiskScore)
-		}
-		if high.ExpectedApyBps < low.ExpectedApyBps {
-			t.Fatalf("HIGH plan APY %d < LOW plan APY %d: a riskier plan must pay for it", high.ExpectedApyBps, low.ExpectedApyBps)
-		}
-
-		// No allocation yet: no suggestion, an empty dashboard.
-		r = do(t, e.h, ada, `{ rebalanceSuggestion { id } dashboard { latestAllocation { id } expectedApyBps protocols { weightBps } } }`, nil)
-		if len(r.Errors) > 0 || string(r.Data["rebalanceSuggestion"]) != "null" {
-			t.Fatalf("rebalanceSuggestion before any allocation = %s, %+v", r.Data["rebalanceSuggestion"], r.Errors)
-		}
-
-		// runOptimization records the plan; recordAllocation follows it.
-		r = do(t, e.h, ada, `mutation { runOptimization { id decisionId suggestion { id } plan { weights { protocol { slug } weightBps } } } }`, nil)
-		if len(r.Errors) > 0 {
-			t.Fatalf("runOptimization: %+v", r.Errors)
-		}
-		run := decode[struct {
+		type runResult struct {
 			ID, DecisionID string
 			Suggestion     *struct{ ID string }
 			Plan           plan
-		}](t, r.Data["runOptimization"])
-		if run.Suggestion != nil {
-			t.Fatalf("runOptimization without allocation has suggestion %+v", run.Suggestion)
 		}
-		var weights []map[string]any
-		for _, w := range run.Plan.Weights {
-			weights = append(weights, map[string]any{"protocol": w.Protocol.Slug, "weightBps": w.WeightBps})
-		}
-		r = do(t, e.h, ada, `mutation($in: RecordAllocationInput!) { recordAllocation(input: $in) { id decisionId reason txHash weights { protocol { slug } weightBps } } }`,
-			map[string]any{"in": map[string]any{"weights": weights, "reason": "OPTIMIZATION", "suggestionId": run.ID, "txHash": "0xABC", "portfolioValueUsd": "25000"}})
-		if len(r.Errors) > 0 {
-			t.Fatalf("recordAllocation: %+v", r.Errors)
-		}
-		alloc := decode[struct {
+		type allocResult struct {
 			ID, DecisionID, Reason, TxHash string
-		}](t, r.Data["recordAllocation"])
-		if alloc.DecisionID != run.DecisionID || alloc.Reason != "OPTIMIZATION" || alloc.TxHash != "0x"+zeros(61)+"abc" {
-			t.Fatalf("recordAllocation = %+v, want decision %s and the canonical felt", alloc, run.DecisionID)
 		}
-
-		// The owner verifies the decision of their plan.
-		r = do(t, e.h, ada, `query($id: ID!) { verifyDecision(id: $id) { matches chainValid decision { kind } } }`, map[string]any{"id": run.DecisionID})
-		if len(r.Errors) > 0 || string(r.Data["verifyDecision"]) != `{"matches":true,"chainValid":true,"decision":{"kind":"OPTIMIZATION"}}` {
-			t.Fatalf("verifyDecision = %s %+v", r.Data["verifyDecision"], r.Errors)
+		type suggestion struct {
+			ID                     string
+			ClearsThreshold        bool
+			ExpectedImprovementBps float64
+			Trades                 []struct {
+				Protocol       struct{ Slug string }
+				FromBps, ToBps int
+			}
 		}
-
 		type dashboard struct {
 			LatestAllocation   *struct{ ID string }
 			ExpectedApyBps     *int
@@ -228,132 +170,227 @@ func TestAdviceJourney(t *testing.T) {
 			PendingSuggestion *struct{ ID string }
 		}
 		const dashQuery = `{ dashboard { latestAllocation { id } expectedApyBps portfolioRiskScore protocols { protocol { slug } weightBps apyBps riskScore } realisedApyBps pendingSuggestion { id } } }`
-		r = do(t, e.h, ada, dashQuery, nil)
-		if len(r.Errors) > 0 {
-			t.Fatalf("dashboard: %+v", r.Errors)
-		}
-		before := decode[dashboard](t, r.Data["dashboard"])
-		if before.LatestAllocation == nil || before.LatestAllocation.ID != alloc.ID || before.ExpectedApyBps == nil || before.PortfolioRiskScore == nil {
-			t.Fatalf("dashboard after recordAllocation = %+v", before)
-		}
-
-		r = do(t, e.h, ada, `{ rebalanceSuggestion { id current { weightBps } trades { fromBps toBps } } }`, nil)
-		if len(r.Errors) > 0 {
-			t.Fatalf("rebalanceSuggestion: %+v", r.Errors)
-		}
-		sug1 := decode[struct {
-			ID     string
-			Trades []struct{ FromBps, ToBps int }
-		}](t, r.Data["rebalanceSuggestion"])
-		r = do(t, e.h, ada, `{ rebalanceSuggestion { id } }`, nil)
-		if again := decode[struct{ ID string }](t, r.Data["rebalanceSuggestion"]); again.ID != sug1.ID {
-			t.Fatalf("rebalanceSuggestion on unchanged data = %s, then %s: want the recorded one again", sug1.ID, again.ID)
-		}
-
-		// The market moves: nostra turns calm and pays far more.
-		moved := map[string]regime{}
-		for k, v := range calm {
-			moved[k] = v
-		}
-		moved["nostra"] = regime{apy: 1400, util: 1000, wobble: 6}
-		for range 6 {
-			e.clock.AddDays(1)
-			e.ingestDays(t, 1, moved)
-		}
-		r = do(t, e.h, ada, dashQuery, nil)
-		after := decode[dashboard](t, r.Data["dashboard"])
-		if *after.ExpectedApyBps == *before.ExpectedApyBps && *after.PortfolioRiskScore == *before.PortfolioRiskScore {
-			t.Fatalf("dashboard did not follow the market: before %+v, after %+v", before, after)
-		}
-		r = do(t, e.h, ada, `{ rebalanceSuggestion { id clearsThreshold expectedImprovementBps target { protocol { slug } weightBps } trades { protocol { slug } fromBps toBps } } }`, nil)
-		if len(r.Errors) > 0 {
-			t.Fatalf("rebalanceSuggestion after the move: %+v", r.Errors)
-		}
-		sug2 := decode[struct {
-			ID                     string
-			ClearsThreshold        bool
-			ExpectedImprovementBps float64
-			Trades                 []struct {
-				Protocol       struct{ Slug string }
-				FromBps, ToBps int
-			}
-		}](t, r.Data["rebalanceSuggestion"])
-		if sug2.ID == sug1.ID || !sug2.ClearsThreshold || sug2.ExpectedImprovementBps <= 0 {
-			t.Fatalf("rebalanceSuggestion after the move = %+v (before: %s)", sug2, sug1.ID)
-		}
-		movesIntoNostra := false
-		for _, tr := range sug2.Trades {
-			if tr.Protocol.Slug == "nostra" && tr.ToBps > tr.FromBps {
-				movesIntoNostra = true
-			}
-		}
-		if !movesIntoNostra {
-			t.Fatalf("the suggestion after nostra improved does not buy nostra: %+v", sug2.Trades)
-		}
-		r = do(t, e.h, ada, dashQuery, nil)
-		if d := decode[dashboard](t, r.Data["dashboard"]); d.PendingSuggestion == nil || d.PendingSuggestion.ID != sug2.ID {
-			t.Fatalf("dashboard pendingSuggestion = %+v, want %s", d.PendingSuggestion, sug2.ID)
-		}
-
-		// Forecasts mature: modelPerformance fills in.
-		if n, err := e.advice.RefreshForecasts(context.Background()); err != nil || n != 10 {
-			t.Fatalf("RefreshForecasts = %d, %v; want 10 (yield and risk of 5 protocols)", n, err)
-		}
-		for range 8 {
-			e.clock.AddDays(1)
-			e.ingestDays(t, 1, moved)
-		}
-		if n, err := e.advice.ScoreOutcomes(context.Background()); err != nil || n < 10 {
-			t.Fatalf("ScoreOutcomes = %d, %v; want at least the 10 forecasts", n, err)
-		}
-		r = do(t, e.h, "", `{ modelPerformance(kind: YIELD_FORECAST, horizonDays: 7) { count mae coverage80 calibration { count } } }`, nil)
-		perf := decode[struct {
-			Count       int
-			Mae         *float64
-			Calibration []struct{ Count int }
-		}](t, r.Data["modelPerformance"])
-		if perf.Count != 5 || perf.Mae == nil || sumWeights(perf.Calibration, func(b struct{ Count int }) int { return b.Count }) != 5 {
-			t.Fatalf("modelPerformance = %+v %+v, want 5 matured yield forecasts", perf, r.Errors)
-		}
-
-		// Her suggestions are judged for her, and for her only.
 		const suggestionPerf = `{ modelPerformance(kind: REBALANCE_SUGGESTION, horizonDays: 7) { count } }`
-		r = do(t, e.h, ada, suggestionPerf, nil)
-		if p := decode[struct{ Count int }](t, r.Data["modelPerformance"]); p.Count < 1 {
-			t.Fatalf("ada's suggestion performance = %+v %+v, want her matured suggestions", p, r.Errors)
-		}
+		// What the steps learn and later steps use.
+		var (
+			run     runResult
+			weights []map[string]any
+			alloc   allocResult
+			before  dashboard
+			sug1    struct {
+				ID     string
+				Trades []struct{ FromBps, ToBps int }
+			}
+			sug2  suggestion
+			moved = map[string]regime{}
+		)
 
-		// A second user sees none of Ada's data, whatever the path.
-		bob := registerVia(t, e.h, "bob@example.com").AccessToken
-		r = do(t, e.h, bob, suggestionPerf, nil)
-		if p := decode[struct{ Count int }](t, r.Data["modelPerformance"]); p.Count != 0 {
-			t.Fatalf("bob's suggestion performance = %+v, want none (Ada's are hers)", p)
-		}
-		r = do(t, e.h, bob, `query($a: ID!, $s: ID!, $d: ID!) { a: node(id: $a) { id } s: node(id: $s) { id } d: node(id: $d) { id } dashboard { latestAllocation { id } } rebalanceSuggestion { id } }`,
-			map[string]any{"a": alloc.ID, "s": sug2.ID, "d": run.DecisionID})
-		if len(r.Errors) > 0 || string(r.Data["a"]) != "null" || string(r.Data["s"]) != "null" || string(r.Data["d"]) != "null" ||
-			string(r.Data["dashboard"]) != `{"latestAllocation":null}` || string(r.Data["rebalanceSuggestion"]) != "null" {
-			t.Fatalf("bob sees %s %+v", mustJSON(r.Data), r.Errors)
-		}
-		r = do(t, e.h, bob, `{ predictions(filter: {kind: REBALANCE_SUGGESTION}) { edges { node { id } } } allocationHistory { edges { node { id } } } }`, nil)
-		if string(r.Data["predictions"]) != `{"edges":[]}` || string(r.Data["allocationHistory"]) != `{"edges":[]}` {
-			t.Fatalf("bob's predictions and allocations = %s", mustJSON(r.Data))
-		}
-		r = do(t, e.h, bob, `query($d: ID!) { verifyDecision(id: $d) { matches } }`, map[string]any{"d": run.DecisionID})
-		if r.code() != "NOT_FOUND" {
-			t.Fatalf("bob verifies Ada's decision: %s %+v", r.Data["verifyDecision"], r.Errors)
-		}
-		r = do(t, e.h, bob, `mutation($in: RecordAllocationInput!) { recordAllocation(input: $in) { id } }`,
-			map[string]any{"in": map[string]any{"weights": weights, "suggestionId": run.ID}})
-		if r.code() != "NOT_FOUND" {
-			t.Fatalf("bob follows Ada's plan: %+v", r.Errors)
-		}
-		// Ada still sees her own through node and the filters.
-		r = do(t, e.h, ada, `query($a: ID!) { node(id: $a) { ... on Allocation { id suggestion { id } } } predictions(filter: {kind: REBALANCE_SUGGESTION}) { edges { node { id } } } }`,
-			map[string]any{"a": alloc.ID})
-		if len(r.Errors) > 0 || string(r.Data["node"]) == "null" || string(r.Data["predictions"]) == `{"edges":[]}` {
-			t.Fatalf("ada's own data: %s %+v", mustJSON(r.Data), r.Errors)
-		}
+		obsqratest.Step(t, "set preferences", func(t *testing.T) {
+			r := do(t, e.h, ada, `mutation { updatePreferences(input: {riskTolerance: LOW, rebalanceThresholdBps: 1}) { preferences { riskTolerance } } }`, nil)
+			if len(r.Errors) > 0 {
+				t.Fatalf("updatePreferences: %+v", r.Errors)
+			}
+		})
+
+		obsqratest.Step(t, "optimize allocation", func(t *testing.T) {
+			r := do(t, e.h, ada, `{ optimizeAllocation { `+planFields+` } }`, nil)
+			if len(r.Errors) > 0 {
+				t.Fatalf("optimizeAllocation: %+v", r.Errors)
+			}
+			low := decode[plan](t, r.Data["optimizeAllocation"])
+			if low.RiskTolerance != "LOW" || !low.ConstraintsMet || len(low.Weights) != 5 {
+				t.Fatalf("optimizeAllocation (LOW) = %+v", low)
+			}
+			if s := sumWeights(low.Weights, func(w struct {
+				Protocol  struct{ Slug string }
+				WeightBps int
+			}) int {
+				return w.WeightBps
+			}); s != 10000 {
+				t.Fatalf("plan weights sum to %d, want 10000", s)
+			}
+			if s := sumWeights(low.ParityWeights, func(w struct{ WeightBps int }) int { return w.WeightBps }); s != 10000 {
+				t.Fatalf("parity weights sum to %d, want 10000", s)
+			}
+			r = do(t, e.h, ada, `{ optimizeAllocation(input: {riskTolerance: HIGH}) { `+planFields+` } }`, nil)
+			high := decode[plan](t, r.Data["optimizeAllocation"])
+			if high.PortfolioRiskScore < low.PortfolioRiskScore {
+				t.Fatalf("HIGH plan risk %v < LOW plan risk %v", high.PortfolioRiskScore, low.PortfolioRiskScore)
+			}
+			if high.ExpectedApyBps < low.ExpectedApyBps {
+				t.Fatalf("HIGH plan APY %d < LOW plan APY %d: a riskier plan must pay for it", high.ExpectedApyBps, low.ExpectedApyBps)
+			}
+		})
+
+		obsqratest.Step(t, "no suggestion before an allocation", func(t *testing.T) {
+			// No allocation yet: no suggestion, an empty dashboard.
+			r := do(t, e.h, ada, `{ rebalanceSuggestion { id } dashboard { latestAllocation { id } expectedApyBps protocols { weightBps } } }`, nil)
+			if len(r.Errors) > 0 || string(r.Data["rebalanceSuggestion"]) != "null" {
+				t.Fatalf("rebalanceSuggestion before any allocation = %s, %+v", r.Data["rebalanceSuggestion"], r.Errors)
+			}
+		})
+
+		obsqratest.Step(t, "run optimization and record allocation", func(t *testing.T) {
+			// runOptimization records the plan; recordAllocation follows it.
+			r := do(t, e.h, ada, `mutation { runOptimization { id decisionId suggestion { id } plan { weights { protocol { slug } weightBps } } } }`, nil)
+			if len(r.Errors) > 0 {
+				t.Fatalf("runOptimization: %+v", r.Errors)
+			}
+			run = decode[runResult](t, r.Data["runOptimization"])
+			if run.Suggestion != nil {
+				t.Fatalf("runOptimization without allocation has suggestion %+v", run.Suggestion)
+			}
+			for _, w := range run.Plan.Weights {
+				weights = append(weights, map[string]any{"protocol": w.Protocol.Slug, "weightBps": w.WeightBps})
+			}
+			r = do(t, e.h, ada, `mutation($in: RecordAllocationInput!) { recordAllocation(input: $in) { id decisionId reason txHash weights { protocol { slug } weightBps } } }`,
+				map[string]any{"in": map[string]any{"weights": weights, "reason": "OPTIMIZATION", "suggestionId": run.ID, "txHash": "0xABC", "portfolioValueUsd": "25000"}})
+			if len(r.Errors) > 0 {
+				t.Fatalf("recordAllocation: %+v", r.Errors)
+			}
+			alloc = decode[allocResult](t, r.Data["recordAllocation"])
+			if alloc.DecisionID != run.DecisionID || alloc.Reason != "OPTIMIZATION" || alloc.TxHash != "0x"+zeros(61)+"abc" {
+				t.Fatalf("recordAllocation = %+v, want decision %s and the canonical felt", alloc, run.DecisionID)
+			}
+		})
+
+		obsqratest.Step(t, "verify decision", func(t *testing.T) {
+			// The owner verifies the decision of their plan.
+			r := do(t, e.h, ada, `query($id: ID!) { verifyDecision(id: $id) { matches chainValid decision { kind } } }`, map[string]any{"id": run.DecisionID})
+			if len(r.Errors) > 0 || string(r.Data["verifyDecision"]) != `{"matches":true,"chainValid":true,"decision":{"kind":"OPTIMIZATION"}}` {
+				t.Fatalf("verifyDecision = %s %+v", r.Data["verifyDecision"], r.Errors)
+			}
+		})
+
+		obsqratest.Step(t, "dashboard and suggestion", func(t *testing.T) {
+			r := do(t, e.h, ada, dashQuery, nil)
+			if len(r.Errors) > 0 {
+				t.Fatalf("dashboard: %+v", r.Errors)
+			}
+			before = decode[dashboard](t, r.Data["dashboard"])
+			if before.LatestAllocation == nil || before.LatestAllocation.ID != alloc.ID || before.ExpectedApyBps == nil || before.PortfolioRiskScore == nil {
+				t.Fatalf("dashboard after recordAllocation = %+v", before)
+			}
+
+			r = do(t, e.h, ada, `{ rebalanceSuggestion { id current { weightBps } trades { fromBps toBps } } }`, nil)
+			if len(r.Errors) > 0 {
+				t.Fatalf("rebalanceSuggestion: %+v", r.Errors)
+			}
+			sug1 = decode[struct {
+				ID     string
+				Trades []struct{ FromBps, ToBps int }
+			}](t, r.Data["rebalanceSuggestion"])
+			r = do(t, e.h, ada, `{ rebalanceSuggestion { id } }`, nil)
+			if again := decode[struct{ ID string }](t, r.Data["rebalanceSuggestion"]); again.ID != sug1.ID {
+				t.Fatalf("rebalanceSuggestion on unchanged data = %s, then %s: want the recorded one again", sug1.ID, again.ID)
+			}
+		})
+
+		obsqratest.Step(t, "market moves", func(t *testing.T) {
+			// The market moves: nostra turns calm and pays far more.
+			for k, v := range calm {
+				moved[k] = v
+			}
+			moved["nostra"] = regime{apy: 1400, util: 1000, wobble: 6}
+			for range 6 {
+				e.clock.AddDays(1)
+				e.ingestDays(t, 1, moved)
+			}
+			r := do(t, e.h, ada, dashQuery, nil)
+			after := decode[dashboard](t, r.Data["dashboard"])
+			if *after.ExpectedApyBps == *before.ExpectedApyBps && *after.PortfolioRiskScore == *before.PortfolioRiskScore {
+				t.Fatalf("dashboard did not follow the market: before %+v, after %+v", before, after)
+			}
+			r = do(t, e.h, ada, `{ rebalanceSuggestion { id clearsThreshold expectedImprovementBps target { protocol { slug } weightBps } trades { protocol { slug } fromBps toBps } } }`, nil)
+			if len(r.Errors) > 0 {
+				t.Fatalf("rebalanceSuggestion after the move: %+v", r.Errors)
+			}
+			sug2 = decode[suggestion](t, r.Data["rebalanceSuggestion"])
+			if sug2.ID == sug1.ID || !sug2.ClearsThreshold || sug2.ExpectedImprovementBps <= 0 {
+				t.Fatalf("rebalanceSuggestion after the move = %+v (before: %s)", sug2, sug1.ID)
+			}
+			movesIntoNostra := false
+			for _, tr := range sug2.Trades {
+				if tr.Protocol.Slug == "nostra" && tr.ToBps > tr.FromBps {
+					movesIntoNostra = true
+				}
+			}
+			if !movesIntoNostra {
+				t.Fatalf("the suggestion after nostra improved does not buy nostra: %+v", sug2.Trades)
+			}
+			r = do(t, e.h, ada, dashQuery, nil)
+			if d := decode[dashboard](t, r.Data["dashboard"]); d.PendingSuggestion == nil || d.PendingSuggestion.ID != sug2.ID {
+				t.Fatalf("dashboard pendingSuggestion = %+v, want %s", d.PendingSuggestion, sug2.ID)
+			}
+		})
+
+		obsqratest.Step(t, "forecasts mature", func(t *testing.T) {
+			// Forecasts mature: modelPerformance fills in.
+			if n, err := e.advice.RefreshForecasts(context.Background()); err != nil || n != 10 {
+				t.Fatalf("RefreshForecasts = %d, %v; want 10 (yield and risk of 5 protocols)", n, err)
+			}
+			for range 8 {
+				e.clock.AddDays(1)
+				e.ingestDays(t, 1, moved)
+			}
+			if n, err := e.advice.ScoreOutcomes(context.Background()); err != nil || n < 10 {
+				t.Fatalf("ScoreOutcomes = %d, %v; want at least the 10 forecasts", n, err)
+			}
+			r := do(t, e.h, "", `{ modelPerformance(kind: YIELD_FORECAST, horizonDays: 7) { count mae coverage80 calibration { count } } }`, nil)
+			perf := decode[struct {
+				Count       int
+				Mae         *float64
+				Calibration []struct{ Count int }
+			}](t, r.Data["modelPerformance"])
+			if perf.Count != 5 || perf.Mae == nil || sumWeights(perf.Calibration, func(b struct{ Count int }) int { return b.Count }) != 5 {
+				t.Fatalf("modelPerformance = %+v %+v, want 5 matured yield forecasts", perf, r.Errors)
+			}
+		})
+
+		obsqratest.Step(t, "suggestions judged for her", func(t *testing.T) {
+			// Her suggestions are judged for her, and for her only.
+			r := do(t, e.h, ada, suggestionPerf, nil)
+			if p := decode[struct{ Count int }](t, r.Data["modelPerformance"]); p.Count < 1 {
+				t.Fatalf("ada's suggestion performance = %+v %+v, want her matured suggestions", p, r.Errors)
+			}
+		})
+
+		obsqratest.Step(t, "bob sees none of it", func(t *testing.T) {
+			// A second user sees none of Ada's data, whatever the path.
+			bob := registerVia(t, e.h, "bob@example.com").AccessToken
+			r := do(t, e.h, bob, suggestionPerf, nil)
+			if p := decode[struct{ Count int }](t, r.Data["modelPerformance"]); p.Count != 0 {
+				t.Fatalf("bob's suggestion performance = %+v, want none (Ada's are hers)", p)
+			}
+			r = do(t, e.h, bob, `query($a: ID!, $s: ID!, $d: ID!) { a: node(id: $a) { id } s: node(id: $s) { id } d: node(id: $d) { id } dashboard { latestAllocation { id } } rebalanceSuggestion { id } }`,
+				map[string]any{"a": alloc.ID, "s": sug2.ID, "d": run.DecisionID})
+			if len(r.Errors) > 0 || string(r.Data["a"]) != "null" || string(r.Data["s"]) != "null" || string(r.Data["d"]) != "null" ||
+				string(r.Data["dashboard"]) != `{"latestAllocation":null}` || string(r.Data["rebalanceSuggestion"]) != "null" {
+				t.Fatalf("bob sees %s %+v", mustJSON(r.Data), r.Errors)
+			}
+			r = do(t, e.h, bob, `{ predictions(filter: {kind: REBALANCE_SUGGESTION}) { edges { node { id } } } allocationHistory { edges { node { id } } } }`, nil)
+			if string(r.Data["predictions"]) != `{"edges":[]}` || string(r.Data["allocationHistory"]) != `{"edges":[]}` {
+				t.Fatalf("bob's predictions and allocations = %s", mustJSON(r.Data))
+			}
+			r = do(t, e.h, bob, `query($d: ID!) { verifyDecision(id: $d) { matches } }`, map[string]any{"d": run.DecisionID})
+			if r.code() != "NOT_FOUND" {
+				t.Fatalf("bob verifies Ada's decision: %s %+v", r.Data["verifyDecision"], r.Errors)
+			}
+			r = do(t, e.h, bob, `mutation($in: RecordAllocationInput!) { recordAllocation(input: $in) { id } }`,
+				map[string]any{"in": map[string]any{"weights": weights, "suggestionId": run.ID}})
+			if r.code() != "NOT_FOUND" {
+				t.Fatalf("bob follows Ada's plan: %+v", r.Errors)
+			}
+		})
+
+		obsqratest.Step(t, "ada sees her own", func(t *testing.T) {
+			// Ada still sees her own through node and the filters.
+			r := do(t, e.h, ada, `query($a: ID!) { node(id: $a) { ... on Allocation { id suggestion { id } } } predictions(filter: {kind: REBALANCE_SUGGESTION}) { edges { node { id } } } }`,
+				map[string]any{"a": alloc.ID})
+			if len(r.Errors) > 0 || string(r.Data["node"]) == "null" || string(r.Data["predictions"]) == `{"edges":[]}` {
+				t.Fatalf("ada's own data: %s %+v", mustJSON(r.Data), r.Errors)
+			}
+		})
 	})
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/market"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/server"
 	"github.com/obsqra/obsqra/store"
@@ -150,17 +151,17 @@ func TestNewUserJourney(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		h := setup(t, db)
 		c := client.New(h, client.Path("/graphql"))
-
-		var reg struct{ Register authPayload }
-		c.MustPost(`mutation { register(input: {email: "ada@example.com", password: "correct horse", fullName: "Ada Lovelace"}) { `+authFields+` } }`, &reg)
-		if reg.Register.TokenType != "Bearer" || reg.Register.ExpiresIn != 1800 || reg.Register.User.Role != "USER" || reg.Register.RefreshToken == "" {
-			t.Fatalf("register = %+v", reg.Register)
-		}
 		bearer := func(tok string) client.Option { return client.AddHeader("Authorization", "Bearer "+tok) }
 
-		var login struct{ Login authPayload }
-		c.MustPost(`mutation { login(input: {email: "ADA@example.com", password: "correct horse"}) { `+authFields+` } }`, &login)
+		var reg struct{ Register authPayload }
+		obsqratest.Step(t, "register", func(t *testing.T) {
+			c.MustPost(`mutation { register(input: {email: "ada@example.com", password: "correct horse", fullName: "Ada Lovelace"}) { `+authFields+` } }`, &reg)
+			if reg.Register.TokenType != "Bearer" || reg.Register.ExpiresIn != 1800 || reg.Register.User.Role != "USER" || reg.Register.RefreshToken == "" {
+				t.Fatalf("register = %+v", reg.Register)
+			}
+		})
 
+		var login struct{ Login authPayload }
 		var me struct {
 			Me struct {
 				ID          string
@@ -175,53 +176,67 @@ func TestNewUserJourney(t *testing.T) {
 				}
 			}
 		}
-		c.MustPost(`{ me { id email fullName createdAt preferences { riskTolerance maxSingleBps rebalanceThresholdBps minDiversification } } }`, &me, bearer(login.Login.AccessToken))
-		if me.Me.Email != "ada@example.com" || me.Me.ID != reg.Register.User.ID || me.Me.Preferences.RiskTolerance != "MEDIUM" ||
-			me.Me.Preferences.MaxSingleBps != 6000 || me.Me.Preferences.RebalanceThresholdBps != 500 || me.Me.Preferences.MinDiversification != 2 {
-			t.Fatalf("me = %+v", me.Me)
-		}
-		if ts, err := time.Parse(time.RFC3339, me.Me.CreatedAt); err != nil || !strings.HasSuffix(me.Me.CreatedAt, "Z") || ts.IsZero() {
-			t.Fatalf("createdAt = %q, want RFC 3339 in UTC", me.Me.CreatedAt)
-		}
+		obsqratest.Step(t, "sign in", func(t *testing.T) {
+			c.MustPost(`mutation { login(input: {email: "ADA@example.com", password: "correct horse"}) { `+authFields+` } }`, &login)
+			c.MustPost(`{ me { id email fullName createdAt preferences { riskTolerance maxSingleBps rebalanceThresholdBps minDiversification } } }`, &me, bearer(login.Login.AccessToken))
+			if me.Me.Email != "ada@example.com" || me.Me.ID != reg.Register.User.ID || me.Me.Preferences.RiskTolerance != "MEDIUM" ||
+				me.Me.Preferences.MaxSingleBps != 6000 || me.Me.Preferences.RebalanceThresholdBps != 500 || me.Me.Preferences.MinDiversification != 2 {
+				t.Fatalf("me = %+v", me.Me)
+			}
+			if ts, err := time.Parse(time.RFC3339, me.Me.CreatedAt); err != nil || !strings.HasSuffix(me.Me.CreatedAt, "Z") || ts.IsZero() {
+				t.Fatalf("createdAt = %q, want RFC 3339 in UTC", me.Me.CreatedAt)
+			}
+		})
 
-		var upd struct {
-			UpdatePreferences struct {
-				Preferences struct {
-					RiskTolerance string
-					AutoRebalance bool
+		obsqratest.Step(t, "update preferences", func(t *testing.T) {
+			var upd struct {
+				UpdatePreferences struct {
+					Preferences struct {
+						RiskTolerance string
+						AutoRebalance bool
+					}
 				}
 			}
-		}
-		c.MustPost(`mutation { updatePreferences(input: {riskTolerance: HIGH, autoRebalance: true}) { preferences { riskTolerance autoRebalance } } }`, &upd, bearer(login.Login.AccessToken))
-		if upd.UpdatePreferences.Preferences.RiskTolerance != "HIGH" || !upd.UpdatePreferences.Preferences.AutoRebalance {
-			t.Fatalf("updatePreferences = %+v", upd)
-		}
+			c.MustPost(`mutation { updatePreferences(input: {riskTolerance: HIGH, autoRebalance: true}) { preferences { riskTolerance autoRebalance } } }`, &upd, bearer(login.Login.AccessToken))
+			if upd.UpdatePreferences.Preferences.RiskTolerance != "HIGH" || !upd.UpdatePreferences.Preferences.AutoRebalance {
+				t.Fatalf("updatePreferences = %+v", upd)
+			}
+		})
 
 		var ref struct{ RefreshSession authPayload }
-		c.MustPost(`mutation($t: String!) { refreshSession(refreshToken: $t) { `+authFields+` } }`, &ref, client.Var("t", login.Login.RefreshToken))
-		c.MustPost(`{ me { id email } }`, &me, bearer(ref.RefreshSession.AccessToken))
+		obsqratest.Step(t, "refresh session", func(t *testing.T) {
+			c.MustPost(`mutation($t: String!) { refreshSession(refreshToken: $t) { `+authFields+` } }`, &ref, client.Var("t", login.Login.RefreshToken))
+			c.MustPost(`{ me { id email } }`, &me, bearer(ref.RefreshSession.AccessToken))
+		})
 
-		// node(id:) refetches the user by its global id.
-		var node struct{ Node struct{ Email string } }
-		c.MustPost(`query($id: ID!) { node(id: $id) { ... on User { email } } }`, &node, client.Var("id", me.Me.ID), bearer(ref.RefreshSession.AccessToken))
-		if node.Node.Email != "ada@example.com" {
-			t.Fatalf("node(id) = %+v", node)
-		}
+		obsqratest.Step(t, "refetch by node id", func(t *testing.T) {
+			// node(id:) refetches the user by its global id.
+			var node struct{ Node struct{ Email string } }
+			c.MustPost(`query($id: ID!) { node(id: $id) { ... on User { email } } }`, &node, client.Var("id", me.Me.ID), bearer(ref.RefreshSession.AccessToken))
+			if node.Node.Email != "ada@example.com" {
+				t.Fatalf("node(id) = %+v", node)
+			}
+		})
 
-		var out struct{ Logout bool }
-		c.MustPost(`mutation($t: String) { logout(refreshToken: $t) }`, &out, client.Var("t", ref.RefreshSession.RefreshToken))
-		if !out.Logout {
-			t.Fatal("logout = false")
-		}
-		r := do(t, h, ref.RefreshSession.AccessToken, `{ me { id } }`, nil)
-		if r.code() != "UNAUTHENTICATED" {
-			t.Fatalf("me after logout: %+v, want UNAUTHENTICATED", r.Errors)
-		}
-		// Anonymous me is null, not an error.
-		r = do(t, h, "", `{ me { id } }`, nil)
-		if len(r.Errors) != 0 || string(r.Data["me"]) != "null" {
-			t.Fatalf("anonymous me = %s %+v, want null", r.Data["me"], r.Errors)
-		}
+		obsqratest.Step(t, "sign out", func(t *testing.T) {
+			var out struct{ Logout bool }
+			c.MustPost(`mutation($t: String) { logout(refreshToken: $t) }`, &out, client.Var("t", ref.RefreshSession.RefreshToken))
+			if !out.Logout {
+				t.Fatal("logout = false")
+			}
+			r := do(t, h, ref.RefreshSession.AccessToken, `{ me { id } }`, nil)
+			if r.code() != "UNAUTHENTICATED" {
+				t.Fatalf("me after logout: %+v, want UNAUTHENTICATED", r.Errors)
+			}
+		})
+
+		obsqratest.Step(t, "anonymous me", func(t *testing.T) {
+			// Anonymous me is null, not an error.
+			r := do(t, h, "", `{ me { id } }`, nil)
+			if len(r.Errors) != 0 || string(r.Data["me"]) != "null" {
+				t.Fatalf("anonymous me = %s %+v, want null", r.Data["me"], r.Errors)
+			}
+		})
 	})
 }
 

@@ -14,10 +14,10 @@ import (
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
-	"github.com/obsqra/obsqra/advisor/advisortest"
 	"github.com/obsqra/obsqra/ledger"
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/ml"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/portfolio"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/server"
@@ -35,8 +35,7 @@ import (
 func TestStarknetJourney(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		clock := &advisortest.Clock{}
-		clock.Set(time.Now().UTC().Truncate(time.Second))
+		clock := obsqratest.NewClock(time.Now().UTC().Truncate(time.Second))
 		db.Now = clock.Now
 		node := starknettest.NewNode(t)
 		client, err := starknet.New(starknet.Config{URLs: []string{node.URL}, Network: starknet.NetworkSepolia})
@@ -63,159 +62,166 @@ func TestStarknetJourney(t *testing.T) {
 		ada := registerVia(t, h, "ada@example.com").AccessToken
 		bob := registerVia(t, h, "bob@example.com").AccessToken
 
-		// Link a wallet: sign the challenge's typed data with the key.
-		address, key := node.NewAccount(t)
-		r := do(t, h, ada, `mutation($a: String!) { requestWalletChallenge(address: $a) { typedData nonce expiresAt } }`, map[string]any{"a": address.String()})
-		if len(r.Errors) > 0 {
-			t.Fatalf("requestWalletChallenge: %+v", r.Errors)
-		}
-		ch := decode[struct {
-			TypedData json.RawMessage
-			Nonce     string
-		}](t, r.Data["requestWalletChallenge"])
-		hash, err := starknet.MessageHash(ch.TypedData, address)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var sig []string
-		for _, f := range key.Sign(hash) {
-			sig = append(sig, f.String())
-		}
-		const connect = `mutation($in: ConnectWalletInput!) { connectWallet(input: $in) { walletAddress } }`
-		in := map[string]any{"in": map[string]any{"address": address.String(), "signature": sig}}
-		r = do(t, h, ada, connect, in)
-		if len(r.Errors) > 0 || string(r.Data["connectWallet"]) != `{"walletAddress":"`+address.String()+`"}` {
-			t.Fatalf("connectWallet = %s %+v", r.Data["connectWallet"], r.Errors)
-		}
-		r = do(t, h, ada, connect, in)
-		if r.code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "used already") {
-			t.Fatalf("replayed connectWallet = %+v, want BAD_USER_INPUT: used already", r.Errors)
-		}
-		r = do(t, h, bob, connect, in)
-		if r.code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "no challenge") {
-			t.Fatalf("bob replaying Ada's signature = %+v, want BAD_USER_INPUT: no challenge", r.Errors)
-		}
-
-		// Log three transactions.
-		hashes := []string{"0xA1", "0xB2", "0xC3"}
 		const logTx = `mutation($in: LogTransactionInput!) { logTransaction(input: $in) { id txHash status } }`
 		var ids []string
-		for i, hh := range hashes {
-			r := do(t, h, ada, logTx, map[string]any{"in": map[string]any{
-				"txHash": hh, "type": []string{"DEPOSIT", "ALLOCATE", "WITHDRAW"}[i], "amount": "1.5", "token": "STRK"}})
-			if len(r.Errors) > 0 {
-				t.Fatalf("logTransaction(%s): %+v", hh, r.Errors)
-			}
-			tx := decode[struct{ ID, TxHash, Status string }](t, r.Data["logTransaction"])
-			if tx.Status != "PENDING" {
-				t.Fatalf("logged %s: %+v, want PENDING", hh, tx)
-			}
-			ids = append(ids, tx.ID)
-		}
-		felt := func(s string) obsqra.Felt {
+		felt := func(s string) obsqra.Felt { // of the constants below
 			f, err := obsqra.ParseFelt(s)
 			if err != nil {
-				t.Fatal(err)
+				panic(err)
 			}
 			return f
 		}
 		fee := obsqra.Fee{Amount: obsqra.MustDecimal("21000000000000"), Unit: "FRI"}
-		watch := func(advance time.Duration) {
+		watch := func(t *testing.T, advance time.Duration) {
 			t.Helper()
 			clock.Set(clock.Now().Add(advance))
 			if _, err := txs.Watch(context.Background()); err != nil {
 				t.Fatalf("Watch: %v", err)
 			}
 		}
-		// The first two move step by step; the node never hears of the third.
-		node.SetTx(felt("0xA1"), starknettest.Tx{FinalityStatus: starknet.StatusReceived})
-		node.SetTx(felt("0xB2"), starknettest.Tx{FinalityStatus: starknet.StatusReceived})
-		watch(0)
-		node.SetTx(felt("0xA1"), starknettest.Tx{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionSucceeded,
-			BlockNumber: 900, Fee: fee, Events: 3})
-		node.SetTx(felt("0xB2"), starknettest.Tx{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionReverted,
-			FailureReason: "Insufficient balance", BlockNumber: 901, Fee: fee})
-		watch(time.Minute)
-		node.SetTx(felt("0xA1"), starknettest.Tx{FinalityStatus: starknet.StatusAcceptedOnL1, ExecutionStatus: starknet.ExecutionSucceeded,
-			BlockNumber: 900, Fee: fee, Events: 3})
-		watch(time.Minute)
-		watch(31 * time.Minute)
 
-		type change struct{ Status, Reason string }
-		type txView struct {
-			TxHash          string
-			Status          string
-			ExecutionStatus *string
-			FailureReason   *string
-			BlockNumber     *int
-			Fee             *struct{ Amount, Unit string }
-			EventsEmitted   *int
-			History         []change
-		}
-		r = do(t, h, ada, `{ transactions { edges { node { txHash status executionStatus failureReason blockNumber fee { amount unit } eventsEmitted history { status reason } } } } }`, nil)
-		if len(r.Errors) > 0 {
-			t.Fatalf("transactions: %+v", r.Errors)
-		}
-		conn := decode[struct{ Edges []struct{ Node txView } }](t, r.Data["transactions"])
-		got := map[string]txView{}
-		for _, e := range conn.Edges {
-			got[e.Node.TxHash] = e.Node
-		}
-		statuses := func(v txView) string {
-			var s []string
-			for _, c := range v.History {
-				s = append(s, c.Status)
+		obsqratest.Step(t, "link wallet", func(t *testing.T) {
+			// Link a wallet: sign the challenge's typed data with the key.
+			address, key := node.NewAccount(t)
+			r := do(t, h, ada, `mutation($a: String!) { requestWalletChallenge(address: $a) { typedData nonce expiresAt } }`, map[string]any{"a": address.String()})
+			if len(r.Errors) > 0 {
+				t.Fatalf("requestWalletChallenge: %+v", r.Errors)
 			}
-			return strings.Join(s, ">")
-		}
-		a1, b2, c3 := got[felt("0xA1").String()], got[felt("0xB2").String()], got[felt("0xC3").String()]
-		if a1.Status != "ACCEPTED_ON_L1" || *a1.ExecutionStatus != "SUCCEEDED" || *a1.BlockNumber != 900 || a1.Fee.Amount != "21000000000000" ||
-			a1.Fee.Unit != "FRI" || *a1.EventsEmitted != 3 || statuses(a1) != "PENDING>RECEIVED>ACCEPTED_ON_L2>ACCEPTED_ON_L1" {
-			t.Errorf("0xA1 = %+v (history %s)", a1, statuses(a1))
-		}
-		if b2.Status != "ACCEPTED_ON_L2" || *b2.ExecutionStatus != "REVERTED" || !strings.Contains(*b2.FailureReason, "Insufficient balance") ||
-			statuses(b2) != "PENDING>RECEIVED>ACCEPTED_ON_L2" {
-			t.Errorf("0xB2 = %+v (history %s)", b2, statuses(b2))
-		}
-		if c3.Status != "DROPPED" || statuses(c3) != "PENDING>DROPPED" {
-			t.Errorf("0xC3 = %+v (history %s)", c3, statuses(c3))
-		}
+			ch := decode[struct {
+				TypedData json.RawMessage
+				Nonce     string
+			}](t, r.Data["requestWalletChallenge"])
+			sig := key.SignTypedData(ch.TypedData, address)
+			const connect = `mutation($in: ConnectWalletInput!) { connectWallet(input: $in) { walletAddress } }`
+			in := map[string]any{"in": map[string]any{"address": address.String(), "signature": sig}}
+			r = do(t, h, ada, connect, in)
+			if len(r.Errors) > 0 || string(r.Data["connectWallet"]) != `{"walletAddress":"`+address.String()+`"}` {
+				t.Fatalf("connectWallet = %s %+v", r.Data["connectWallet"], r.Errors)
+			}
+			r = do(t, h, ada, connect, in)
+			if r.code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "used already") {
+				t.Fatalf("replayed connectWallet = %+v, want BAD_USER_INPUT: used already", r.Errors)
+			}
+			r = do(t, h, bob, connect, in)
+			if r.code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "no challenge") {
+				t.Fatalf("bob replaying Ada's signature = %+v, want BAD_USER_INPUT: no challenge", r.Errors)
+			}
+		})
 
-		// The allocation recorded with a transaction hangs off it.
-		r = do(t, h, ada, `mutation { recordAllocation(input: {txHash: "0xa1", weights: [{protocol: "zklend", weightBps: 10000}]}) { id } }`, nil)
-		if len(r.Errors) > 0 {
-			t.Fatalf("recordAllocation: %+v", r.Errors)
-		}
-		allocID := decode[struct{ ID string }](t, r.Data["recordAllocation"]).ID
-		r = do(t, h, ada, `{ transactions { edges { node { txHash allocation { id } } } } }`, nil)
-		want := map[string]string{felt("0xA1").String(): `{"id":"` + allocID + `"}`, felt("0xB2").String(): "null", felt("0xC3").String(): "null"}
-		for _, e := range decode[struct {
-			Edges []struct {
-				Node struct {
-					TxHash     string
-					Allocation json.RawMessage
+		obsqratest.Step(t, "log transactions", func(t *testing.T) {
+			// Log three transactions.
+			hashes := []string{"0xA1", "0xB2", "0xC3"}
+			for i, hh := range hashes {
+				r := do(t, h, ada, logTx, map[string]any{"in": map[string]any{
+					"txHash": hh, "type": []string{"DEPOSIT", "ALLOCATE", "WITHDRAW"}[i], "amount": "1.5", "token": "STRK"}})
+				if len(r.Errors) > 0 {
+					t.Fatalf("logTransaction(%s): %+v", hh, r.Errors)
+				}
+				tx := decode[struct{ ID, TxHash, Status string }](t, r.Data["logTransaction"])
+				if tx.Status != "PENDING" {
+					t.Fatalf("logged %s: %+v, want PENDING", hh, tx)
+				}
+				ids = append(ids, tx.ID)
+			}
+		})
+
+		obsqratest.Step(t, "watch the chain", func(t *testing.T) {
+			// The first two move step by step; the node never hears of the third.
+			node.SetTx(felt("0xA1"), starknettest.Tx{FinalityStatus: starknet.StatusReceived})
+			node.SetTx(felt("0xB2"), starknettest.Tx{FinalityStatus: starknet.StatusReceived})
+			watch(t, 0)
+			node.SetTx(felt("0xA1"), starknettest.Tx{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionSucceeded,
+				BlockNumber: 900, Fee: fee, Events: 3})
+			node.SetTx(felt("0xB2"), starknettest.Tx{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionReverted,
+				FailureReason: "Insufficient balance", BlockNumber: 901, Fee: fee})
+			watch(t, time.Minute)
+			node.SetTx(felt("0xA1"), starknettest.Tx{FinalityStatus: starknet.StatusAcceptedOnL1, ExecutionStatus: starknet.ExecutionSucceeded,
+				BlockNumber: 900, Fee: fee, Events: 3})
+			watch(t, time.Minute)
+			watch(t, 31*time.Minute)
+		})
+
+		obsqratest.Step(t, "read transactions", func(t *testing.T) {
+			type change struct{ Status, Reason string }
+			type txView struct {
+				TxHash          string
+				Status          string
+				ExecutionStatus *string
+				FailureReason   *string
+				BlockNumber     *int
+				Fee             *struct{ Amount, Unit string }
+				EventsEmitted   *int
+				History         []change
+			}
+			r := do(t, h, ada, `{ transactions { edges { node { txHash status executionStatus failureReason blockNumber fee { amount unit } eventsEmitted history { status reason } } } } }`, nil)
+			if len(r.Errors) > 0 {
+				t.Fatalf("transactions: %+v", r.Errors)
+			}
+			conn := decode[struct{ Edges []struct{ Node txView } }](t, r.Data["transactions"])
+			got := map[string]txView{}
+			for _, e := range conn.Edges {
+				got[e.Node.TxHash] = e.Node
+			}
+			statuses := func(v txView) string {
+				var s []string
+				for _, c := range v.History {
+					s = append(s, c.Status)
+				}
+				return strings.Join(s, ">")
+			}
+			a1, b2, c3 := got[felt("0xA1").String()], got[felt("0xB2").String()], got[felt("0xC3").String()]
+			if a1.Status != "ACCEPTED_ON_L1" || *a1.ExecutionStatus != "SUCCEEDED" || *a1.BlockNumber != 900 || a1.Fee.Amount != "21000000000000" ||
+				a1.Fee.Unit != "FRI" || *a1.EventsEmitted != 3 || statuses(a1) != "PENDING>RECEIVED>ACCEPTED_ON_L2>ACCEPTED_ON_L1" {
+				t.Errorf("0xA1 = %+v (history %s)", a1, statuses(a1))
+			}
+			if b2.Status != "ACCEPTED_ON_L2" || *b2.ExecutionStatus != "REVERTED" || !strings.Contains(*b2.FailureReason, "Insufficient balance") ||
+				statuses(b2) != "PENDING>RECEIVED>ACCEPTED_ON_L2" {
+				t.Errorf("0xB2 = %+v (history %s)", b2, statuses(b2))
+			}
+			if c3.Status != "DROPPED" || statuses(c3) != "PENDING>DROPPED" {
+				t.Errorf("0xC3 = %+v (history %s)", c3, statuses(c3))
+			}
+		})
+
+		obsqratest.Step(t, "allocation hangs off its transaction", func(t *testing.T) {
+			// The allocation recorded with a transaction hangs off it.
+			r := do(t, h, ada, `mutation { recordAllocation(input: {txHash: "0xa1", weights: [{protocol: "zklend", weightBps: 10000}]}) { id } }`, nil)
+			if len(r.Errors) > 0 {
+				t.Fatalf("recordAllocation: %+v", r.Errors)
+			}
+			allocID := decode[struct{ ID string }](t, r.Data["recordAllocation"]).ID
+			r = do(t, h, ada, `{ transactions { edges { node { txHash allocation { id } } } } }`, nil)
+			want := map[string]string{felt("0xA1").String(): `{"id":"` + allocID + `"}`, felt("0xB2").String(): "null", felt("0xC3").String(): "null"}
+			for _, e := range decode[struct {
+				Edges []struct {
+					Node struct {
+						TxHash     string
+						Allocation json.RawMessage
+					}
+				}
+			}](t, r.Data["transactions"]).Edges {
+				if string(e.Node.Allocation) != want[e.Node.TxHash] {
+					t.Errorf("allocation of %s = %s, want %s", e.Node.TxHash, e.Node.Allocation, want[e.Node.TxHash])
 				}
 			}
-		}](t, r.Data["transactions"]).Edges {
-			if string(e.Node.Allocation) != want[e.Node.TxHash] {
-				t.Errorf("allocation of %s = %s, want %s", e.Node.TxHash, e.Node.Allocation, want[e.Node.TxHash])
-			}
-		}
+		})
 
-		// Bob reads none of it.
-		r = do(t, h, bob, `query($h: String!, $id: ID!) { transaction(hash: $h) { id } node(id: $id) { id } transactions { edges { cursor } } }`,
-			map[string]any{"h": "0xA1", "id": ids[0]})
-		if len(r.Errors) > 0 || string(r.Data["transaction"]) != "null" || string(r.Data["node"]) != "null" || string(r.Data["transactions"]) != `{"edges":[]}` {
-			t.Fatalf("bob reads %s %+v, want nothing", mustJSON(r.Data), r.Errors)
-		}
-		r = do(t, h, bob, logTx, map[string]any{"in": map[string]any{"txHash": "0xA1", "type": "DEPOSIT", "amount": "1", "token": "ETH"}})
-		if r.code() != "CONFLICT" {
-			t.Fatalf("bob logging Ada's hash = %+v, want CONFLICT", r.Errors)
-		}
-		r = do(t, h, "", `{ transactions { edges { cursor } } }`, nil)
-		if r.code() != "UNAUTHENTICATED" {
-			t.Fatalf("anonymous transactions = %+v, want UNAUTHENTICATED", r.Errors)
-		}
+		obsqratest.Step(t, "bob reads none of it", func(t *testing.T) {
+			// Bob reads none of it.
+			r := do(t, h, bob, `query($h: String!, $id: ID!) { transaction(hash: $h) { id } node(id: $id) { id } transactions { edges { cursor } } }`,
+				map[string]any{"h": "0xA1", "id": ids[0]})
+			if len(r.Errors) > 0 || string(r.Data["transaction"]) != "null" || string(r.Data["node"]) != "null" || string(r.Data["transactions"]) != `{"edges":[]}` {
+				t.Fatalf("bob reads %s %+v, want nothing", mustJSON(r.Data), r.Errors)
+			}
+			r = do(t, h, bob, logTx, map[string]any{"in": map[string]any{"txHash": "0xA1", "type": "DEPOSIT", "amount": "1", "token": "ETH"}})
+			if r.code() != "CONFLICT" {
+				t.Fatalf("bob logging Ada's hash = %+v, want CONFLICT", r.Errors)
+			}
+			r = do(t, h, "", `{ transactions { edges { cursor } } }`, nil)
+			if r.code() != "UNAUTHENTICATED" {
+				t.Fatalf("anonymous transactions = %+v, want UNAUTHENTICATED", r.Errors)
+			}
+		})
 	})
 }
 

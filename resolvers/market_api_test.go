@@ -14,6 +14,7 @@ import (
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/market"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/scheduler"
 	"github.com/obsqra/obsqra/server"
@@ -295,9 +296,10 @@ func TestRiskParamsAndPreview(t *testing.T) {
 		const preview = `query($p: RiskParamsInput) { riskScorePreview(input: {utilization: 6000, volatility: 500, liquidity: 2, auditScore: 80, ageDays: 100}, params: $p) {
 			score components { utilization volatility liquidity audit age unclamped } paramsVersion decisionId protocol { slug } } }`
 		r := do(t, h, "", preview, nil)
-		if got := string(r.Data["riskScorePreview"]); got != `{"score":46,"components":{"utilization":15,"volatility":2,"liquidity":15,"audit":6,"age":8,"unclamped":46},"paramsVersion":null,"decisionId":null,"protocol":null}` {
-			t.Errorf("riskScorePreview = %s %+v", got, r.Errors)
+		if len(r.Errors) > 0 {
+			t.Logf("riskScorePreview errors: %+v", r.Errors)
 		}
+		obsqratest.GoldenJSON(t, "risk_score_preview", r.Data["riskScorePreview"])
 		r = do(t, h, "", preview, map[string]any{"p": map[string]any{"wLiquidity2": 25}})
 		if got := string(r.Data["riskScorePreview"]); !strings.HasPrefix(got, `{"score":56,`) || !strings.Contains(got, `"paramsVersion":null`) {
 			t.Errorf("riskScorePreview with params = %s %+v", got, r.Errors)
@@ -432,9 +434,9 @@ func TestSchedulerJobsAPI(t *testing.T) {
 		}
 		admin := registerVia(t, h, "admin@example.com").AccessToken
 		r := do(t, h, admin, `{ schedulerJobs { name intervalSeconds timeoutSeconds nextDueAt running lastRuns { instance outcome error } } }`, nil)
-		want := `[{"name":"market-ingest","intervalSeconds":10,"timeoutSeconds":120,"nextDueAt":null,"running":false,"lastRuns":[{"instance":"test:1","outcome":"FAILED","error":"poll simulated: feed down"}]}]`
-		if got := string(r.Data["schedulerJobs"]); got != want {
-			t.Errorf("schedulerJobs = %s %+v, want %s", got, r.Errors, want)
+		if len(r.Errors) > 0 {
+			t.Logf("schedulerJobs errors: %+v", r.Errors)
 		}
+		obsqratest.GoldenJSON(t, "scheduler_jobs", r.Data["schedulerJobs"])
 	})
 }

@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/obsqratest"
 )
 
 // t0 is when every fake clock starts.
@@ -62,83 +62,17 @@ func await(t testing.TB, sig *signal, what string, cond func() bool) {
 	}
 }
 
-// fakeClock is a Clock that moves only when the test advances it.
-type fakeClock struct {
-	sig *signal
-
-	mu     sync.Mutex
-	now    time.Time
-	timers map[*fakeTimer]bool
-}
-
-type fakeTimer struct {
-	c  *fakeClock
-	at time.Time
-	ch chan time.Time
-}
+// fakeClock is the shared test clock as a Clock: it moves only when the
+// test advances it, and notifies its signal of every move and new timer.
+type fakeClock struct{ *obsqratest.Clock }
 
 func newFakeClock(sig *signal) *fakeClock {
-	return &fakeClock{sig: sig, now: t0, timers: map[*fakeTimer]bool{}}
+	c := obsqratest.NewClock(t0)
+	c.OnChange(sig.notify)
+	return &fakeClock{c}
 }
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) NewTimer(d time.Duration) Timer {
-	c.mu.Lock()
-	t := &fakeTimer{c: c, at: c.now.Add(d), ch: make(chan time.Time, 1)}
-	if d <= 0 {
-		t.ch <- c.now
-	} else {
-		c.timers[t] = true
-	}
-	c.mu.Unlock()
-	c.sig.notify()
-	return t
-}
-
-func (t *fakeTimer) C() <-chan time.Time { return t.ch }
-
-func (t *fakeTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	pending := t.c.timers[t]
-	delete(t.c.timers, t)
-	return pending
-}
-
-// Advance moves the clock d ahead and fires the timers due by then.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	for t := range c.timers {
-		if !t.at.After(c.now) {
-			t.ch <- c.now
-			delete(c.timers, t)
-		}
-	}
-	c.mu.Unlock()
-	c.sig.notify()
-}
-
-// AdvanceTo moves the clock to at.
-func (c *fakeClock) AdvanceTo(at time.Time) { c.Advance(at.Sub(c.Now())) }
-
-// timersAt returns how many timers wait to fire at at.
-func (c *fakeClock) timersAt(at time.Time) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for t := range c.timers {
-		if t.at.Equal(at) {
-			n++
-		}
-	}
-	return n
-}
+func (c *fakeClock) NewTimer(d time.Duration) Timer { return c.Clock.NewTimer(d) }
 
 // fakeRecorder is a Recorder in memory, stamping runs with the fake clock.
 type fakeRecorder struct {
@@ -318,38 +252,20 @@ func (l *fakeLease) Release(ctx context.Context) error {
 	return nil
 }
 
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // bundle holds the collaborators of a Scheduler under test.
 type bundle struct {
 	sig      *signal
 	clock    *fakeClock
 	recorder *fakeRecorder
 	elector  *fakeElector
-	logs     *syncBuffer
+	logs     *obsqratest.Buffer
 }
 
 // setup returns a Scheduler of jobs on fakes, with cfg's fields that the
 // fakes do not set (the fakes' zero fields are filled in), and its bundle.
 func setup(t *testing.T, cfg Config, jobs ...Job) (*Scheduler, *bundle) {
 	t.Helper()
-	b := &bundle{sig: &signal{}, logs: &syncBuffer{}}
+	b := &bundle{sig: &signal{}, logs: &obsqratest.Buffer{}}
 	b.clock = newFakeClock(b.sig)
 	b.recorder = &fakeRecorder{sig: b.sig, clock: b.clock}
 	b.elector = &fakeElector{sig: b.sig}

@@ -286,7 +286,7 @@ func TestTimeout(t *testing.T) {
 	}})
 	start(t, s, b.sig)
 
-	await(t, b.sig, "the timeout timer", func() bool { return b.clock.timersAt(t0.Add(10*time.Second)) == 1 })
+	await(t, b.sig, "the timeout timer", func() bool { return b.clock.TimersAt(t0.Add(10*time.Second)) == 1 })
 	b.clock.Advance(10 * time.Second)
 	runs := awaitFinished(t, b, "slow", 1)
 	if r := runs[0]; r.Outcome != obsqra.JobTimedOut || r.Error != "timed out after 10s" || !r.FinishedAt.Equal(t0.Add(10*time.Second)) {
@@ -300,7 +300,7 @@ func TestTimeout(t *testing.T) {
 	second := t0.Add(10*time.Second + 2*time.Minute)
 	awaitDue(t, s, b, "slow", second)
 	b.clock.AdvanceTo(second)
-	await(t, b.sig, "the second timeout timer", func() bool { return b.clock.timersAt(second.Add(10*time.Second)) == 1 })
+	await(t, b.sig, "the second timeout timer", func() bool { return b.clock.TimersAt(second.Add(10*time.Second)) == 1 })
 	b.clock.Advance(10 * time.Second)
 	runs = awaitFinished(t, b, "slow", 2)
 	if runs[1].Outcome != obsqra.JobTimedOut {
@@ -380,7 +380,7 @@ func TestShutdownWaitsAtMostTheTimeout(t *testing.T) {
 	}})
 	stop := start(t, s, b.sig)
 	await(t, b.sig, "the run and its timeout timer", func() bool {
-		return running(s, "stuck") && b.clock.timersAt(t0.Add(time.Minute)) == 1
+		return running(s, "stuck") && b.clock.TimersAt(t0.Add(time.Minute)) == 1
 	})
 	stopped := make(chan struct{})
 	go func() { stop(); close(stopped); b.sig.notify() }()
@@ -426,7 +426,7 @@ func TestOnlyTheLeaderRuns(t *testing.T) {
 		t.Helper()
 		await(t, b.sig, fmt.Sprintf("try %d and the next poll", tries), func() bool {
 			n, _ := b.elector.state()
-			return n == tries && b.clock.timersAt(b.clock.Now().Add(5*time.Second)) == 1
+			return n == tries && b.clock.TimersAt(b.clock.Now().Add(5*time.Second)) == 1
 		})
 	}
 	for try := 1; try <= 3; try++ {
@@ -455,7 +455,7 @@ func TestOnlyTheLeaderRuns(t *testing.T) {
 
 	// Its leadership is lost: the run is cancelled and recorded ABANDONED.
 	leadAt := b.clock.Now()
-	await(t, b.sig, "the leader's check timer", func() bool { return b.clock.timersAt(leadAt.Add(5*time.Second)) == 1 })
+	await(t, b.sig, "the leader's check timer", func() bool { return b.clock.TimersAt(leadAt.Add(5*time.Second)) == 1 })
 	b.elector.lose()
 	b.clock.Advance(5 * time.Second)
 	runs := awaitFinished(t, b, "j", 1)
@@ -475,7 +475,7 @@ func TestOnlyTheLeaderRuns(t *testing.T) {
 
 	// It follows again and, the lock being free, leads from the next poll.
 	lostAt := b.clock.Now()
-	await(t, b.sig, "the follower's poll", func() bool { return b.clock.timersAt(lostAt.Add(5*time.Second)) == 1 && !s.Leader() })
+	await(t, b.sig, "the follower's poll", func() bool { return b.clock.TimersAt(lostAt.Add(5*time.Second)) == 1 && !s.Leader() })
 	b.clock.Advance(5 * time.Second)
 	await(t, b.sig, "leading again", func() bool { return s.Leader() && len(b.recorder.of("j")) == 2 })
 }

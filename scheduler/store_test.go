@@ -163,7 +163,7 @@ func TestLeaderHandover(t *testing.T) {
 	followerPolls := func(ns notifyingStore, clock *fakeClock, tries int64) {
 		t.Helper()
 		await(t, sig, "a follower's poll", func() bool {
-			return ns.tries.Load() == tries && clock.timersAt(clock.Now().Add(poll)) == 1
+			return ns.tries.Load() == tries && clock.TimersAt(clock.Now().Add(poll)) == 1
 		})
 	}
 
@@ -194,7 +194,7 @@ func TestLeaderHandover(t *testing.T) {
 	terminateLeader(t, name)
 	clock1.Advance(poll)
 	await(t, sig, "one leads again and runs j", func() bool { return s1.Leader() && finishedIn(t, db1, "j", "one") == 2 })
-	await(t, sig, "two's check timer", func() bool { return clock2.timersAt(clock2.Now().Add(poll)) == 1 })
+	await(t, sig, "two's check timer", func() bool { return clock2.TimersAt(clock2.Now().Add(poll)) == 1 })
 	clock2.Advance(poll)
 	await(t, sig, "two to follow", func() bool { return !s2.Leader() && ns2.tries.Load() == 4 })
 	if !s1.Leader() {

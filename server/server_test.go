@@ -20,6 +20,7 @@ import (
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/graph"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/server"
 )
 
@@ -194,54 +195,19 @@ func (m fakeMutation) SetUserActive(context.Context, string, bool) (*obsqra.User
 	return nil, errNotImplemented
 }
 
-// syncBuffer is a log destination that handlers may write concurrently.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is the shared log buffer with the filters these tests use.
+type syncBuffer struct{ obsqratest.Buffer }
 
 // entries returns the JSON log entries whose msg is msg.
 func (b *syncBuffer) entries(t *testing.T, msg string) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	for line := range strings.Lines(b.String()) {
-		var e map[string]any
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", line, err)
-		}
-		if e["msg"] == msg {
-			out = append(out, e)
-		}
-	}
-	return out
+	return b.Entries(t, "msg", msg)
 }
 
 // levels returns the JSON log entries at level ("DEBUG", "ERROR", …).
 func (b *syncBuffer) levels(t *testing.T, level string) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	for line := range strings.Lines(b.String()) {
-		var e map[string]any
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", line, err)
-		}
-		if e["level"] == level {
-			out = append(out, e)
-		}
-	}
-	return out
+	return b.Entries(t, "level", level)
 }
 
 // gqlResult is a GraphQL response.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/starknet"
 	"github.com/obsqra/obsqra/starknet/starknettest"
 )
@@ -645,7 +646,7 @@ func TestOddAnswers(t *testing.T) {
 func TestFailoverIsLogged(t *testing.T) {
 	t.Parallel()
 	first, second := starknettest.NewNode(t), starknettest.NewNode(t)
-	var buf syncBuffer
+	var buf obsqratest.Buffer
 	c, err := starknet.New(starknet.Config{URLs: []string{first.URL + "/KEY123", second.URL}, Network: "sepolia",
 		Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	if err != nil {
@@ -663,23 +664,6 @@ func TestFailoverIsLogged(t *testing.T) {
 		!strings.Contains(out, "node 1 (127.0.0.1:") || strings.Contains(out, "KEY123") {
 		t.Errorf("log:\n%s\nwant one warning naming node 1 by host", out)
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // Many goroutines share a client while its nodes fail now and then.

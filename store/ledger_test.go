@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
 )
@@ -134,7 +135,7 @@ func TestTransactionStatusSteps(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := context.Background()
-		clock := &steppingClock{now: testTime}
+		clock := obsqratest.NewClock(testTime)
 		db.Now = clock.Now
 		u := createUser(t, db, "ada@example.com")
 		tr := logTransaction(t, db, newTransaction(u.ID, 1))
@@ -270,7 +271,7 @@ func TestTransactionsPage(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := context.Background()
-		clock := &steppingClock{now: testTime}
+		clock := obsqratest.NewClock(testTime)
 		db.Now = clock.Now
 		ada, bob := createUser(t, db, "ada@example.com"), createUser(t, db, "bob@example.com")
 		types := []obsqra.TxType{obsqra.TxDeposit, obsqra.TxWithdraw, obsqra.TxAllocate, obsqra.TxRebalance}

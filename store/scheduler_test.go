@@ -5,33 +5,15 @@ import (
 	"database/sql"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
 )
-
-// steppingClock is a db.Now that a test moves by hand.
-type steppingClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *steppingClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *steppingClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func startRun(t *testing.T, db *store.DB, job string) obsqra.JobRun {
 	t.Helper()
@@ -64,7 +46,7 @@ func TestJobRuns(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := context.Background()
-		clock := &steppingClock{now: testTime}
+		clock := obsqratest.NewClock(testTime)
 		db.Now = clock.Now
 
 		r := startRun(t, db, "ingest")
@@ -133,7 +115,7 @@ func TestLatestJobRuns(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := context.Background()
-		clock := &steppingClock{now: testTime}
+		clock := obsqratest.NewClock(testTime)
 		db.Now = clock.Now
 
 		ids := map[string][]int64{}
@@ -194,7 +176,7 @@ func TestAbandonJobRuns(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := context.Background()
-		clock := &steppingClock{now: testTime}
+		clock := obsqratest.NewClock(testTime)
 		db.Now = clock.Now
 
 		running := startRun(t, db, "a")
@@ -231,7 +213,7 @@ func TestPruneJobRuns(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		ctx := context.Background()
-		clock := &steppingClock{now: testTime}
+		clock := obsqratest.NewClock(testTime)
 		db.Now = clock.Now
 
 		oldDone := startRun(t, db, "old")

@@ -1,5 +1,5 @@
 // Package advisortest helps the tests of advisor and portfolio: a clock
-// they move, users, and daily market history fed through a real
+// they move (obsqratest's), users, and daily market history fed through a real
 // market.Service, so that every sample is scored and recorded as in
 // production.
 package advisortest
@@ -16,44 +16,18 @@ import (
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/market"
+	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/store"
 )
 
 // Key is the key of the decision logs of the tests.
 var Key = []byte("advisortest: the decision log's key")
 
-// Clock is a clock the test moves; safe for concurrent use.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// Now returns the clock's reading.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Set moves the clock to t.
-func (c *Clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-// AddDays moves the clock n days on.
-func (c *Clock) AddDays(n int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.AddDate(0, 0, n)
-}
-
 // Env is a migrated database with a market service and a decision log,
 // sharing one clock.
 type Env struct {
 	DB     *store.DB
-	Clock  *Clock
+	Clock  *obsqratest.Clock
 	Market *market.Service
 	// Decisions is the decision log, keyed by Key, that knows risk scores.
 	Decisions *decision.Log
@@ -64,7 +38,7 @@ type Env struct {
 // New returns an Env on db whose clock reads now. It sets db.Now.
 func New(t testing.TB, db *store.DB, now time.Time) *Env {
 	t.Helper()
-	clock := &Clock{t: now}
+	clock := obsqratest.NewClock(now)
 	db.Now = clock.Now
 	decisions, err := decision.New(db, Key, market.NewRiskScores(db, nil, nil))
 	if err != nil {

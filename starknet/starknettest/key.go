@@ -8,6 +8,7 @@ import (
 	"github.com/NethermindEth/starknet.go/curve"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/starknet"
 )
 
 // valid is 'VALID' as a short string, what SNIP-6 accounts answer.
@@ -44,6 +45,22 @@ func (k Key) Sign(hash obsqra.Felt) []obsqra.Felt {
 		k.t.Fatalf("starknettest: sign %s: %v", hash, err)
 	}
 	return []obsqra.Felt{bigFelt(r), bigFelt(s)}
+}
+
+// SignTypedData signs the SNIP-12 typedData for the account at address, as
+// a wallet's signTypedData does, and returns the signature as the API takes
+// it: [r, s] in hex. A failure fails the test.
+func (k Key) SignTypedData(typedData []byte, address obsqra.Felt) []string {
+	k.t.Helper()
+	hash, err := starknet.MessageHash(typedData, address)
+	if err != nil {
+		k.t.Fatalf("starknettest: message hash: %v", err)
+	}
+	var out []string
+	for _, f := range k.Sign(hash) {
+		out = append(out, f.String())
+	}
+	return out
 }
 
 // verify checks the signature (r, s) of hash by the public key pub.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/obsqra/obsqra"
 )
 
 // Sentinels that a JSON-RPC error of the matching code satisfies with
@@ -57,10 +59,10 @@ func (e *RPCError) Error() string {
 	msg := fmt.Sprintf("json-rpc error %d: %s", e.Code, e.Message)
 	if e.Code == CodeContractError {
 		if reason := e.RevertReason(); reason != "" {
-			msg += ": " + clip(reason, 500)
+			msg += ": " + obsqra.Clip(reason, 500)
 		}
 	} else if len(e.Data) > 0 && string(e.Data) != "null" {
-		msg += ": " + clip(string(e.Data), 500)
+		msg += ": " + obsqra.Clip(string(e.Data), 500)
 	}
 	return msg
 }
@@ -173,11 +175,3 @@ func (e *ChainMismatchError) Error() string {
 
 // Is makes errors.Is(err, ErrChainMismatch) true.
 func (e *ChainMismatchError) Is(target error) bool { return target == ErrChainMismatch }
-
-// clip shortens s to at most n bytes for an error message.
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}

@@ -53,7 +53,7 @@ func (c *Client) ChainID(ctx context.Context) (string, error) {
 func decodeChainID(raw json.RawMessage) (string, error) {
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fmt.Errorf("decode chain id %s: %w", clip(string(raw), 80), err)
+		return "", fmt.Errorf("decode chain id %s: %w", obsqra.Clip(string(raw), 80), err)
 	}
 	f, err := obsqra.ParseFelt(s)
 	if err != nil {
@@ -101,10 +101,10 @@ func (c *Client) TransactionStatus(ctx context.Context, hash obsqra.Felt) (TxSta
 		FailureReason   string `json:"failure_reason"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return TxStatus{}, fmt.Errorf("status of transaction %s: decode %s: %w", hash, clip(string(raw), 200), err)
+		return TxStatus{}, fmt.Errorf("status of transaction %s: decode %s: %w", hash, obsqra.Clip(string(raw), 200), err)
 	}
 	if r.FinalityStatus == "" {
-		return TxStatus{}, fmt.Errorf("status of transaction %s: no finality_status in %s", hash, clip(string(raw), 200))
+		return TxStatus{}, fmt.Errorf("status of transaction %s: no finality_status in %s", hash, obsqra.Clip(string(raw), 200))
 	}
 	return TxStatus{FinalityStatus: r.FinalityStatus, ExecutionStatus: r.ExecutionStatus, FailureReason: r.FailureReason, Raw: raw}, nil
 }
@@ -168,10 +168,10 @@ func decodeReceipt(raw json.RawMessage) (Receipt, error) {
 		Events []json.RawMessage `json:"events"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return Receipt{}, fmt.Errorf("decode %s: %w", clip(string(raw), 200), err)
+		return Receipt{}, fmt.Errorf("decode %s: %w", obsqra.Clip(string(raw), 200), err)
 	}
 	if r.FinalityStatus == "" || r.ExecutionStatus == "" || r.ActualFee == nil || r.ActualFee.Unit == "" {
-		return Receipt{}, fmt.Errorf("finality_status, execution_status or actual_fee missing in %s", clip(string(raw), 200))
+		return Receipt{}, fmt.Errorf("finality_status, execution_status or actual_fee missing in %s", obsqra.Clip(string(raw), 200))
 	}
 	amount, err := obsqra.ParseDecimal(feltDecimal(r.ActualFee.Amount))
 	if err != nil { // a felt has at most 76 digits, a Decimal 78

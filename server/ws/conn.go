@@ -651,27 +651,29 @@ func (c *conn) init(payload json.RawMessage) {
 		return
 	}
 	ctx := c.ctx
-	if !present {
-		// Signed in by the upgrade's Authorization header, if at all.
-		if t, ok := bearerToken(c.headers.Get("Authorization")); ok && obsqra.PrincipalFromContext(ctx) != nil {
-			token = t
-		}
-	}
-	if present && token == "" {
+	var p *obsqra.Principal
+	switch {
+	case present && token == "":
 		c.refuse(obsqra.Errorf(obsqra.EUNAUTHENTICATED, "the Authorization value must be Bearer followed by an access token"))
 		return
-	} else if present {
-		p, err := c.authenticate(token)
-		if err != nil {
+	case present:
+		if p, err = c.authenticate(token); err != nil {
 			c.refuse(err)
 			return
 		}
 		ctx = obsqra.NewContextWithPrincipal(obsqra.NewContextWithAuthError(ctx, nil), p)
-	} else if err := obsqra.AuthErrorFromContext(ctx); err != nil {
-		c.refuse(err)
-		return
+	default:
+		// Signed in by the upgrade's Authorization header, if at all.
+		viewer, err := obsqra.Viewer(ctx)
+		if err != nil {
+			c.refuse(err)
+			return
+		}
+		if viewer != nil {
+			p, _ = obsqra.RequireUser(ctx) // cannot fail: there is a viewer
+			token, _ = bearerToken(c.headers.Get("Authorization"))
+		}
 	}
-	p := obsqra.PrincipalFromContext(ctx)
 	var left time.Duration
 	if p != nil && !p.ExpiresAt.IsZero() {
 		if left = p.ExpiresAt.Sub(c.t.cfg.Now()); left <= 0 {
@@ -928,8 +930,15 @@ func (c *conn) runOperation(op *operation, params *graphql.RawParams) {
 	}
 
 	if rc.Operation != nil && rc.Operation.Operation == ast.Subscription {
+		// connection_init refuses a connection whose credentials were refused,
+		// so Viewer cannot fail here; should it, the operation fails.
+		viewer, err := obsqra.Viewer(authCtx)
+		if err != nil {
+			c.finishOperation(op, "error", c.marshalErrors(gqlerror.List{c.t.cfg.PresentError(ctx, err)}))
+			return
+		}
 		handedOff = true
-		c.runSubscription(authCtx, op, params, rc)
+		c.runSubscription(authCtx, viewer, op, params, rc)
 		return
 	}
 	next := "next"

@@ -203,9 +203,13 @@ func (st *sharedStream) appendMembers(buf []*member) []*member {
 // stream ends.
 //
 // authCtx is op's context with the principal the operation was authorised
-// for.
-func (c *conn) runSubscription(authCtx context.Context, op *operation, params *graphql.RawParams, rc *graphql.OperationContext) {
-	key := streamKey(params, obsqra.UserIDFromContext(authCtx))
+// for, viewer that principal's user (nil when anonymous).
+func (c *conn) runSubscription(authCtx context.Context, viewer *obsqra.User, op *operation, params *graphql.RawParams, rc *graphql.OperationContext) {
+	var viewerID int64
+	if viewer != nil {
+		viewerID = viewer.ID
+	}
+	key := streamKey(params, viewerID)
 	ss := &c.t.streams
 	for waited := false; ; waited = true {
 		// The viewer's own stream, or one whose resolver said it is the

@@ -241,7 +241,7 @@ func (c *conn) runSubscription(authCtx context.Context, viewer *obsqra.User, op 
 	c.t.streams.wg.Add(1)
 	go func() {
 		defer c.t.streams.wg.Done()
-		c.t.runStream(st, c.exec, rc, sctx)
+		c.t.runStream(sctx, st, c.exec, rc)
 	}()
 }
 
@@ -255,7 +255,7 @@ func (t *Transport) watchMember(st *sharedStream, m *member) {
 
 // runStream executes a shared stream and sends every response to every
 // member, each response encoded once.
-func (t *Transport) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *graphql.OperationContext, ctx context.Context) {
+func (t *Transport) runStream(ctx context.Context, st *sharedStream, exec graphql.GraphExecutor, rc *graphql.OperationContext) {
 	ctx, state := subscription.NewContext(ctx)
 	ctx = graphql.StartOperationTrace(ctx)
 	end := func(typ string, payload json.RawMessage) {

@@ -29,7 +29,9 @@ func (tx *Tx) ActiveRiskParams(ctx context.Context) (*obsqra.RiskParams, error) 
 	return riskParamsWhere(ctx, tx.conn(), "version = (SELECT MAX(version) FROM risk_params)")
 }
 
-// RiskParamsVersion returns one version of the risk parameters.
+// RiskParamsVersion returns one version of the risk parameters. Only tests
+// read an old version today (store's and market's, so it cannot move into
+// one package's test files).
 // Errors: ENOTFOUND when there is no such version; otherwise internal ones.
 func (db *DB) RiskParamsVersion(ctx context.Context, version int) (*obsqra.RiskParams, error) {
 	return riskParamsWhere(ctx, db.conn(), "version = ?", version)

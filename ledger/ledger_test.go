@@ -123,9 +123,9 @@ func TestReadTransactions(t *testing.T) {
 		var mine []*obsqra.Transaction
 		for i := range 5 {
 			b.clock.Advance(time.Second)
-			mine = append(mine, b.logTx(t, b.ctx, s, i))
+			mine = append(mine, b.logTransaction(t, b.ctx, s, i))
 		}
-		theirs := b.logTx(t, b.bobCtx, s, 100)
+		theirs := b.logTransaction(t, b.bobCtx, s, 100)
 
 		page, err := s.Transactions(b.ctx, obsqra.TransactionFilter{}, 2, nil)
 		if err != nil || len(page) != 3 || page[0].ID != mine[4].ID || page[1].ID != mine[3].ID {

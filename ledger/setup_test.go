@@ -194,7 +194,7 @@ func input(n int) obsqra.LogTransactionInput {
 }
 
 // log logs input(n) as ctx's user.
-func (b *testBundle) logTx(t *testing.T, ctx context.Context, s *ledger.Service, n int) *obsqra.Transaction {
+func (b *testBundle) logTransaction(t *testing.T, ctx context.Context, s *ledger.Service, n int) *obsqra.Transaction {
 	t.Helper()
 	tr, err := s.LogTransaction(ctx, input(n))
 	if err != nil {

@@ -24,7 +24,7 @@ func TestWatchToAcceptedOnL1(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		s, b := setup(t, db)
-		tr := b.logTx(t, b.ctx, s, 1)
+		tr := b.logTransaction(t, b.ctx, s, 1)
 		h := tr.TxHash
 
 		// Newly logged: checked at once. The node has not seen it yet.
@@ -118,7 +118,7 @@ func TestWatchReverted(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		s, b := setup(t, db)
-		tr := b.logTx(t, b.ctx, s, 1)
+		tr := b.logTransaction(t, b.ctx, s, 1)
 		reason := "Transaction execution has failed:\n0: Error in the called contract (0x0123): Error at pc=0:4573: u256_sub Overflow"
 		b.node.answer(tr.TxHash, "ACCEPTED_ON_L2", "REVERTED", reason)
 		// The receipt has the revert reason too; the fee is decimal here.
@@ -156,7 +156,7 @@ func TestWatchDropped(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		s, b := setup(t, db)
-		tr := b.logTx(t, b.ctx, s, 1)
+		tr := b.logTransaction(t, b.ctx, s, 1)
 		ctx := context.Background()
 		for _, at := range []time.Duration{0, interval, 10 * time.Minute, 29*time.Minute + 55*time.Second} {
 			b.clock.Advance(now0.Add(at).Sub(b.clock.Now()))
@@ -204,8 +204,8 @@ func TestWatchLost(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		s, b := setup(t, db)
-		seen := b.logTx(t, b.ctx, s, 1)
-		inBlock := b.logTx(t, b.ctx, s, 2)
+		seen := b.logTransaction(t, b.ctx, s, 1)
+		inBlock := b.logTransaction(t, b.ctx, s, 2)
 		b.node.answer(seen.TxHash, "RECEIVED", "", "")
 		b.node.answer(inBlock.TxHash, "ACCEPTED_ON_L2", "SUCCEEDED", "")
 		b.node.setReceipt(inBlock.TxHash, ledger.NodeReceipt{BlockNumber: ptr(int64(7)), FeeAmount: "0x1", FeeUnit: "FRI"})
@@ -239,7 +239,7 @@ func TestWatchLaggingNode(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		s, b := setup(t, db)
-		tr := b.logTx(t, b.ctx, s, 1)
+		tr := b.logTransaction(t, b.ctx, s, 1)
 		b.node.answer(tr.TxHash, "PRE_CONFIRMED", "SUCCEEDED", "")
 		b.watch(t, s)
 		before := b.reload(t, tr.ID)
@@ -273,8 +273,8 @@ func TestWatchOutage(t *testing.T) {
 		t.Parallel()
 		s, b := setup(t, db)
 		ctx := context.Background()
-		a := b.logTx(t, b.ctx, s, 1)
-		c := b.logTx(t, b.ctx, s, 2)
+		a := b.logTransaction(t, b.ctx, s, 1)
+		c := b.logTransaction(t, b.ctx, s, 2)
 		b.node.answer(a.TxHash, "ACCEPTED_ON_L2", "SUCCEEDED", "")
 		b.node.answer(c.TxHash, "RECEIVED", "", "")
 		b.node.setReceipt(a.TxHash, ledger.NodeReceipt{BlockNumber: ptr(int64(5)), FeeAmount: "0x10", FeeUnit: "FRI", Events: 1})
@@ -326,8 +326,8 @@ func TestWatchOneBadTransaction(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t, storetest.SQLite(t))
 	ctx := context.Background()
-	a := b.logTx(t, b.ctx, s, 1)
-	c := b.logTx(t, b.ctx, s, 2)
+	a := b.logTransaction(t, b.ctx, s, 1)
+	c := b.logTransaction(t, b.ctx, s, 2)
 	b.node.answer(a.TxHash, "ACCEPTED_ON_L2", "SUCCEEDED", "")
 	b.node.answer(c.TxHash, "RECEIVED", "", "")
 	// Every receipt fails: only a, in a block, needs one.
@@ -352,7 +352,7 @@ func TestWatchNeverDropsWhatIsInABlock(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t, storetest.SQLite(t))
 	ctx := context.Background()
-	a := b.logTx(t, b.ctx, s, 1)
+	a := b.logTransaction(t, b.ctx, s, 1)
 	b.node.answer(a.TxHash, "ACCEPTED_ON_L2", "SUCCEEDED", "")
 	b.node.setReceipt(a.TxHash, ledger.NodeReceipt{BlockNumber: ptr(int64(3)), FeeAmount: "0x10", FeeUnit: "FRI", Events: 1})
 	if _, err := s.Watch(ctx); err != nil {
@@ -374,7 +374,7 @@ func TestWatchBackoff(t *testing.T) {
 	t.Parallel()
 	db := storetest.SQLite(t)
 	s, b := setup(t, db)
-	tr := b.logTx(t, b.ctx, s, 1)
+	tr := b.logTransaction(t, b.ctx, s, 1)
 	b.node.answer(tr.TxHash, "RECEIVED", "", "")
 	ctx := context.Background()
 	for _, tc := range []struct{ age, wait time.Duration }{
@@ -406,7 +406,7 @@ func TestWatchBatches(t *testing.T) {
 	_, b := setup(t, db)
 	s := ledger.New(db, b.node, ledger.Config{Now: b.clock.Now, BatchSize: 2})
 	for i := range 5 {
-		tr := b.logTx(t, b.ctx, s, i)
+		tr := b.logTransaction(t, b.ctx, s, i)
 		b.node.answer(tr.TxHash, "CANDIDATE", "", "")
 	}
 	if n := b.watch(t, s); n != 5 {

@@ -19,9 +19,9 @@ var (
 	// ErrEntrypointNotFound is JSON-RPC error 21: the contract has no such
 	// function.
 	ErrEntrypointNotFound = errors.New("starknet: entry point not found")
-	// ErrTxNotFound is JSON-RPC error 29: the node does not know the
+	// ErrTransactionNotFound is JSON-RPC error 29: the node does not know the
 	// transaction hash (not yet received, or dropped).
-	ErrTxNotFound = errors.New("starknet: transaction hash not found")
+	ErrTransactionNotFound = errors.New("starknet: transaction hash not found")
 	// ErrContractError is JSON-RPC error 40: the call reverted. The revert
 	// data is the RPCError's Data; RevertReason flattens it.
 	ErrContractError = errors.New("starknet: contract error")
@@ -67,7 +67,7 @@ func (e *RPCError) Error() string {
 	return msg
 }
 
-// Is makes errors.Is(err, ErrTxNotFound) and the other sentinels of this
+// Is makes errors.Is(err, ErrTransactionNotFound) and the other sentinels of this
 // package true for the error of their code.
 func (e *RPCError) Is(target error) bool {
 	switch target {
@@ -75,7 +75,7 @@ func (e *RPCError) Is(target error) bool {
 		return e.Code == CodeContractNotFound
 	case ErrEntrypointNotFound:
 		return e.Code == CodeEntrypointNotFound
-	case ErrTxNotFound:
+	case ErrTransactionNotFound:
 		return e.Code == CodeTxNotFound
 	case ErrContractError:
 		return e.Code == CodeContractError

@@ -51,19 +51,15 @@ func (s textScanner) Scan(src any) error {
 type jsonObjectScanner struct{ dst *obsqra.JSONObject }
 
 func (s jsonObjectScanner) Scan(src any) error {
-	switch v := src.(type) {
-	case nil:
-		*s.dst = nil
-		return nil
-	case string:
-		*s.dst = obsqra.JSONObject(v)
-		return nil
-	case []byte:
-		// The driver may reuse src once Scan returns.
-		*s.dst = obsqra.JSONObject(append([]byte(nil), v...))
-		return nil
+	var text string
+	if err := (textScanner{&text}).Scan(src); err != nil {
+		return fmt.Errorf("scan JSON object: %w", err)
 	}
-	return fmt.Errorf("scan JSON object from %T", src)
+	*s.dst = nil
+	if text != "" { // NULL: no object ("" is none either)
+		*s.dst = obsqra.JSONObject(text)
+	}
+	return nil
 }
 
 // nullTimeScanner reads a nullable time column into *dst: nil for NULL.

@@ -30,29 +30,6 @@ func NewContextWithPrincipal(ctx context.Context, p *Principal) context.Context 
 	return context.WithValue(ctx, userContextKey, p)
 }
 
-// PrincipalFromContext returns the principal of ctx, or nil when the request
-// is anonymous.
-func PrincipalFromContext(ctx context.Context) *Principal {
-	p, _ := ctx.Value(userContextKey).(*Principal)
-	return p
-}
-
-// UserFromContext returns the signed-in user of ctx, or nil when anonymous.
-func UserFromContext(ctx context.Context) *User {
-	if p := PrincipalFromContext(ctx); p != nil {
-		return p.User
-	}
-	return nil
-}
-
-// UserIDFromContext returns the signed-in user's id, or 0 when anonymous.
-func UserIDFromContext(ctx context.Context) int64 {
-	if u := UserFromContext(ctx); u != nil {
-		return u.ID
-	}
-	return 0
-}
-
 // NewContextWithAuthError returns a copy of ctx recording that the request
 // presented credentials that were refused (an invalid or expired access
 // token). Operations that need no user (login, refreshSession) proceed;
@@ -60,13 +37,6 @@ func UserIDFromContext(ctx context.Context) int64 {
 // refresh instead of silently being treated as anonymous.
 func NewContextWithAuthError(ctx context.Context, err error) context.Context {
 	return context.WithValue(ctx, authErrorContextKey, err)
-}
-
-// AuthErrorFromContext returns the error recorded by NewContextWithAuthError,
-// or nil.
-func AuthErrorFromContext(ctx context.Context) error {
-	err, _ := ctx.Value(authErrorContextKey).(error)
-	return err
 }
 
 // Client describes where a request comes from; rate limits key on it.
@@ -131,27 +101,43 @@ func ClientFromContext(ctx context.Context) *Client {
 	return &Client{}
 }
 
-// Viewer returns the signed-in user of ctx, or nil for an anonymous
-// request: what an operation open to everyone reads to tailor its answer.
+// Viewer returns the signed-in user of ctx, or nil (and no error) for an
+// anonymous request: what an operation open to everyone reads to tailor
+// its answer. Viewer and RequireUser are the two ways to read who a
+// request acts for; neither ignores refused credentials.
 // Errors: the refusal of credentials that were presented but invalid, so a
 // client with an expired token is told to refresh it rather than served
 // as a stranger.
 func Viewer(ctx context.Context) (*User, error) {
-	if err := AuthErrorFromContext(ctx); err != nil {
+	p, err := principal(ctx)
+	if p == nil {
 		return nil, err
 	}
-	return UserFromContext(ctx), nil
+	return p.User, err
+}
+
+// principal returns the principal of ctx (nil when anonymous) or the
+// refusal of the credentials the request presented.
+func principal(ctx context.Context) (*Principal, error) {
+	if err, _ := ctx.Value(authErrorContextKey).(error); err != nil {
+		return nil, err
+	}
+	p, _ := ctx.Value(userContextKey).(*Principal)
+	if p == nil || p.User == nil {
+		return nil, nil
+	}
+	return p, nil
 }
 
 // RequireUser returns the signed-in principal of ctx. Errors: the refusal
 // of credentials that were presented but invalid; EUNAUTHENTICATED when the
 // request is anonymous.
 func RequireUser(ctx context.Context) (*Principal, error) {
-	if err := AuthErrorFromContext(ctx); err != nil {
+	p, err := principal(ctx)
+	if err != nil {
 		return nil, err
 	}
-	p := PrincipalFromContext(ctx)
-	if p == nil || p.User == nil {
+	if p == nil {
 		return nil, Errorf(EUNAUTHENTICATED, "sign in first")
 	}
 	return p, nil

@@ -26,7 +26,8 @@ type Event struct {
 	// ID grows with commit order: a reader that remembers the last id it saw
 	// never skips an event.
 	ID int64
-	// Topic names what happened, e.g. "user.updated".
+	// Topic names what happened, e.g. "allocation.recorded" (the Topic
+	// constants below).
 	Topic string
 	// OwnerID is the user who may see the event, or 0 for a public event.
 	OwnerID int64

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"strconv"
 )
 
 // Felt is a Starknet field element: an address, a transaction hash, a class
@@ -32,7 +31,7 @@ func ParseFelt(s string) (Felt, error) {
 		return Felt{}, err
 	}
 	if bytes.Compare(f[:], feltPrime[:]) >= 0 {
-		return Felt{}, Errorf(EINVALID, "%s is not a felt: it is not below the field prime 2^251 + 17·2^192 + 1", clip(s))
+		return Felt{}, Errorf(EINVALID, "%s is not a felt: it is not below the field prime 2^251 + 17·2^192 + 1", QuoteInput(s))
 	}
 	return f, nil
 }
@@ -45,7 +44,7 @@ func ParseAddress(s string) (Felt, error) {
 		return Felt{}, err
 	}
 	if bytes.Compare(f[:], addressBound[:]) >= 0 {
-		return Felt{}, Errorf(EINVALID, "%s is not a Starknet address: addresses are below 2^251 - 256", clip(s))
+		return Felt{}, Errorf(EINVALID, "%s is not a Starknet address: addresses are below 2^251 - 256", QuoteInput(s))
 	}
 	return f, nil
 }
@@ -56,7 +55,7 @@ func parseHex32(s string) (Felt, error) {
 		digits = digits[2:]
 	}
 	if len(digits) == 0 || len(digits) > 64 {
-		return Felt{}, Errorf(EINVALID, "%s is not a felt: want 1 to 64 hexadecimal digits, with or without 0x", clip(s))
+		return Felt{}, Errorf(EINVALID, "%s is not a felt: want 1 to 64 hexadecimal digits, with or without 0x", QuoteInput(s))
 	}
 	var buf [64]byte
 	pad := 64 - len(digits)
@@ -66,22 +65,9 @@ func parseHex32(s string) (Felt, error) {
 	copy(buf[pad:], digits)
 	var f Felt
 	if _, err := hex.Decode(f[:], buf[:]); err != nil {
-		return Felt{}, Errorf(EINVALID, "%s is not a felt: want 1 to 64 hexadecimal digits, with or without 0x", clip(s))
+		return Felt{}, Errorf(EINVALID, "%s is not a felt: want 1 to 64 hexadecimal digits, with or without 0x", QuoteInput(s))
 	}
 	return f, nil
-}
-
-// clip quotes s for an error message, shortening it so that a huge input
-// does not make a huge message.
-// QuoteInput quotes a client's string for an error message, cut to 80
-// bytes: the one way the services quote what a client sent.
-func QuoteInput(s string) string { return clip(s) }
-
-func clip(s string) string {
-	if len(s) > 80 {
-		s = s[:80] + "…"
-	}
-	return strconv.Quote(s)
 }
 
 // String returns the canonical form: 0x followed by 64 lowercase hex digits.

@@ -31,19 +31,19 @@ func NodeID(typ string, id int64) string {
 // ParseNodeID decodes a global id made by NodeID. A malformed id is EINVALID.
 func ParseNodeID(s string) (typ string, id int64, err error) {
 	if len(s) > 200 {
-		return "", 0, Errorf(EINVALID, "%s is not a valid id", clip(s))
+		return "", 0, Errorf(EINVALID, "%s is not a valid id", QuoteInput(s))
 	}
 	raw, decErr := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 	if decErr != nil {
-		return "", 0, Errorf(EINVALID, "%s is not a valid id", clip(s))
+		return "", 0, Errorf(EINVALID, "%s is not a valid id", QuoteInput(s))
 	}
 	typ, num, ok := strings.Cut(string(raw), ":")
 	if !ok || typ == "" {
-		return "", 0, Errorf(EINVALID, "%s is not a valid id", clip(s))
+		return "", 0, Errorf(EINVALID, "%s is not a valid id", QuoteInput(s))
 	}
 	id, convErr := strconv.ParseInt(num, 10, 64)
 	if convErr != nil || id <= 0 {
-		return "", 0, Errorf(EINVALID, "%s is not a valid id", clip(s))
+		return "", 0, Errorf(EINVALID, "%s is not a valid id", QuoteInput(s))
 	}
 	return typ, id, nil
 }
@@ -55,7 +55,7 @@ func ParseNodeIDOf(typ, s string) (int64, error) {
 		return 0, err
 	}
 	if got != typ {
-		return 0, Errorf(EINVALID, "%s is not the id of a %s", clip(s), typ)
+		return 0, Errorf(EINVALID, "%s is not the id of a %s", QuoteInput(s), typ)
 	}
 	return id, nil
 }

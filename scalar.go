@@ -32,7 +32,7 @@ func DateOf(t time.Time) Date {
 func ParseDate(s string) (Date, error) {
 	t, err := time.Parse(time.DateOnly, s)
 	if err != nil {
-		return 0, Errorf(EINVALID, "date %s is not a YYYY-MM-DD date", clip(s))
+		return 0, Errorf(EINVALID, "date %s is not a YYYY-MM-DD date", QuoteInput(s))
 	}
 	return DateOf(t), nil
 }
@@ -100,10 +100,10 @@ func ParseDecimal(s string) (Decimal, error) {
 	}
 	intPart, frac, hasDot := strings.Cut(s, ".")
 	if intPart == "" || (hasDot && frac == "") || !allDigits(intPart) || !allDigits(frac) {
-		return Decimal{}, Errorf(EINVALID, "%s is not a decimal number such as 12.5", clip(orig))
+		return Decimal{}, Errorf(EINVALID, "%s is not a decimal number such as 12.5", QuoteInput(orig))
 	}
 	if len(frac) > MaxDecimalFraction {
-		return Decimal{}, Errorf(EINVALID, "%s has more than %d decimal places", clip(orig), MaxDecimalFraction)
+		return Decimal{}, Errorf(EINVALID, "%s has more than %d decimal places", QuoteInput(orig), MaxDecimalFraction)
 	}
 	intPart = strings.TrimLeft(intPart, "0")
 	frac = strings.TrimRight(frac, "0")
@@ -112,7 +112,7 @@ func ParseDecimal(s string) (Decimal, error) {
 		digits = len(strings.TrimLeft(frac, "0"))
 	}
 	if digits > MaxDecimalDigits {
-		return Decimal{}, Errorf(EINVALID, "%s has more than %d significant digits", clip(orig), MaxDecimalDigits)
+		return Decimal{}, Errorf(EINVALID, "%s has more than %d significant digits", QuoteInput(orig), MaxDecimalDigits)
 	}
 	if intPart == "" {
 		intPart = "0"

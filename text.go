@@ -56,7 +56,7 @@ func CheckJSON(field string, v any) error {
 		return CheckText(field, v)
 	case json.Number:
 		if !storableNumber(string(v)) {
-			return Errorf(EINVALID, "%s holds the number %s, which is out of range", field, clip(string(v)))
+			return Errorf(EINVALID, "%s holds the number %s, which is out of range", field, QuoteInput(string(v)))
 		}
 	case float64:
 		if math.IsInf(v, 0) || math.IsNaN(v) {
@@ -79,4 +79,30 @@ func storableNumber(s string) bool {
 	}
 	mantissa, _, _ := strings.Cut(strings.ToLower(s), "e")
 	return f != 0 || !strings.ContainsAny(mantissa, "123456789")
+}
+
+// maxQuoted is how many bytes of a client's string an error message
+// repeats: a message names the value, it need not repeat a whole corrupt
+// field or a megabyte of input.
+const maxQuoted = 80
+
+// QuoteInput quotes s for an error message, cut to 80 bytes: the one way
+// the services quote what a client (or a feed, or a node) sent. The cut
+// falls on a rune boundary and ends in "…" inside the quotes.
+func QuoteInput(s string) string { return strconv.Quote(Clip(s, maxQuoted)) }
+
+// Clip returns s cut to at most n bytes, on a rune boundary, ending in "…"
+// when it was cut, with invalid UTF-8 replaced by U+FFFD: text from outside
+// (a node's status, a feed's message) kept within a column's or a log
+// line's bounds. n below len("…") (3) yields "…" alone for a longer s.
+func Clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	cut := max(n-len("…"), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

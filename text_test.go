@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/obsqra/obsqra"
 )
@@ -68,6 +69,48 @@ func TestCheckJSONNumbers(t *testing.T) {
 		err := obsqra.CheckJSON("details", map[string]any{"n": json.Number(tt.n)})
 		if ok := err == nil; ok != tt.ok || (!ok && obsqra.ErrorCode(err) != obsqra.EINVALID) {
 			t.Errorf("CheckJSON(%s) = %v, want ok %v", tt.n, err, tt.ok)
+		}
+	}
+}
+
+func TestClip(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"0123456789abc", 10, "0123456…"},
+		{"bad \xff byte", 64, "bad \uFFFD byte"},
+		{"ééééé", 8, "éé…"}, // 10 bytes; the cut at byte 5 falls inside an é
+	} {
+		if got := obsqra.Clip(tt.in, tt.n); got != tt.want {
+			t.Errorf("Clip(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
+	}
+	long := strings.Repeat("é", 3000) // 6000 bytes
+	if got := obsqra.Clip(long, 4096); len(got) > 4096 || !utf8.ValidString(got) || !strings.HasSuffix(got, "…") {
+		t.Errorf("Clip(6000 bytes, 4096) = %d bytes, valid %v", len(got), utf8.ValidString(got))
+	}
+}
+
+func TestQuoteInput(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in, want string
+	}{
+		{"", `""`},
+		{"0xabc", `"0xabc"`},
+		{`say "hi"`, `"say \"hi\""`},
+		{"line\nbreak", `"line\nbreak"`},
+		{strings.Repeat("a", 80), `"` + strings.Repeat("a", 80) + `"`},
+		{strings.Repeat("a", 81), `"` + strings.Repeat("a", 77) + `…"`},
+		{strings.Repeat("é", 41), `"` + strings.Repeat("é", 38) + `…"`}, // 82 bytes, cut to 76 + 3
+	} {
+		if got := obsqra.QuoteInput(tt.in); got != tt.want {
+			t.Errorf("QuoteInput(%q) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
 }

@@ -407,14 +407,7 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*obsqra
 // principal returns the signed-in caller, the error of refused credentials,
 // or EUNAUTHENTICATED for an anonymous caller.
 func (s *Service) principal(ctx context.Context) (*obsqra.Principal, error) {
-	if err := obsqra.AuthErrorFromContext(ctx); err != nil {
-		return nil, err
-	}
-	p := obsqra.PrincipalFromContext(ctx)
-	if p == nil {
-		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "sign in first")
-	}
-	return p, nil
+	return obsqra.RequireUser(ctx)
 }
 
 // UpdatePreferences changes the caller's preferences; fields the patch
@@ -582,16 +575,15 @@ func (s *Service) Promote(ctx context.Context, email string) (*obsqra.User, erro
 // rather than confirming that an id exists.
 // Errors: EUNAUTHENTICATED (refused credentials).
 func (s *Service) User(ctx context.Context, id int64) (*obsqra.User, error) {
-	if err := obsqra.AuthErrorFromContext(ctx); err != nil {
-		return nil, err
-	}
-	p := obsqra.PrincipalFromContext(ctx)
+	viewer, err := obsqra.Viewer(ctx)
 	switch {
-	case p == nil:
+	case err != nil:
+		return nil, err
+	case viewer == nil:
 		return nil, nil
-	case p.User.ID == id:
-		return p.User, nil
-	case !p.User.IsAdmin():
+	case viewer.ID == id:
+		return viewer, nil
+	case !viewer.IsAdmin():
 		return nil, nil
 	}
 	u, err := s.db.UserByID(ctx, id)

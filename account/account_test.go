@@ -165,7 +165,7 @@ func TestLogin(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Login() error: %v", err)
 		}
-		if me := obsqra.UserFromContext(as(t, svc, p.AccessToken)); me == nil || me.Email != "ada@example.com" {
+		if me, _ := obsqra.Viewer(as(t, svc, p.AccessToken)); me == nil || me.Email != "ada@example.com" {
 			t.Fatalf("Authenticate(login token) user = %v", me)
 		}
 		// The credentials end with the access token (the session lives longer).

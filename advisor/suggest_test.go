@@ -250,9 +250,9 @@ func TestSuggestionVisibility(t *testing.T) {
 	if ids := page(b.ctx); len(ids) != 7 || ids[0] != sug.ID {
 		t.Errorf("Predictions(owner) = %v, want the suggestion %d and 6 forecasts", ids, sug.ID)
 	}
-	for _, ctx := range []context.Context{b.anon, otherCtx} {
+	for who, ctx := range map[string]context.Context{"anonymous": b.anon, "another user": otherCtx} {
 		if ids := page(ctx); len(ids) != 6 || slices.Contains(ids, sug.ID) {
-			t.Errorf("Predictions(%d) = %v, want the 6 forecasts only", obsqra.UserIDFromContext(ctx), ids)
+			t.Errorf("Predictions(%s) = %v, want the 6 forecasts only", who, ids)
 		}
 	}
 	// first+1 rows, then the page after.

@@ -38,7 +38,7 @@ func TestLogTransaction(t *testing.T) {
 		if got := b.published(t, tr.ID, b.ada.ID); !slices.Equal(got, []string{"PENDING"}) {
 			t.Errorf("events = %v, want one PENDING", got)
 		}
-		steps, hist := b.steps(t, s, b.ctx, tr.ID)
+		steps, hist := b.steps(t, b.ctx, s, tr.ID)
 		if !slices.Equal(steps, []string{"PENDING"}) || hist[0].Reason != "logged" || !hist[0].At.Equal(now0) {
 			t.Errorf("history = %+v, want PENDING logged at %v", hist, now0)
 		}
@@ -123,9 +123,9 @@ func TestReadTransactions(t *testing.T) {
 		var mine []*obsqra.Transaction
 		for i := range 5 {
 			b.clock.Advance(time.Second)
-			mine = append(mine, b.logTx(t, s, b.ctx, i))
+			mine = append(mine, b.logTransaction(t, b.ctx, s, i))
 		}
-		theirs := b.logTx(t, s, b.bobCtx, 100)
+		theirs := b.logTransaction(t, b.bobCtx, s, 100)
 
 		page, err := s.Transactions(b.ctx, obsqra.TransactionFilter{}, 2, nil)
 		if err != nil || len(page) != 3 || page[0].ID != mine[4].ID || page[1].ID != mine[3].ID {

@@ -157,7 +157,7 @@ func input(n int) obsqra.LogTransactionInput {
 }
 
 // log logs input(n) as ctx's user.
-func (b *testBundle) logTx(t *testing.T, s *ledger.Service, ctx context.Context, n int) *obsqra.Transaction {
+func (b *testBundle) logTransaction(t *testing.T, ctx context.Context, s *ledger.Service, n int) *obsqra.Transaction {
 	t.Helper()
 	tr, err := s.LogTransaction(ctx, input(n))
 	if err != nil {
@@ -188,7 +188,7 @@ func (b *testBundle) reload(t *testing.T, id int64) *obsqra.Transaction {
 }
 
 // steps returns the transaction's history as STATUS/EXECUTION strings.
-func (b *testBundle) steps(t *testing.T, s *ledger.Service, ctx context.Context, id int64) ([]string, []obsqra.TxStatusChange) {
+func (b *testBundle) steps(t *testing.T, ctx context.Context, s *ledger.Service, id int64) ([]string, []obsqra.TxStatusChange) {
 	t.Helper()
 	h, err := s.History(ctx, []int64{id})
 	if err != nil {

@@ -43,7 +43,7 @@ func (n starknetNode) TransactionReceipt(ctx context.Context, hash obsqra.Felt) 
 // error 29, ErrUnavailable when no node answered.
 func classify(err error) error {
 	switch {
-	case errors.Is(err, starknet.ErrTxNotFound):
+	case errors.Is(err, starknet.ErrTransactionNotFound):
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	case errors.Is(err, starknet.ErrUnavailable):
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)

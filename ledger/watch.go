@@ -8,7 +8,6 @@ import (
 	"math/big"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/store"
@@ -97,7 +96,7 @@ func (s *Service) check(ctx context.Context, w *obsqra.WatchedTransaction) error
 	log := s.cfg.Logger.With("tx_hash", w.TxHash.String(), "transaction_id", w.ID)
 	status, known := finality(st.Finality)
 	if !known {
-		log.Warn("the node reports an unknown transaction status; left as it was", "finality_status", clip(st.Finality, 64))
+		log.Warn("the node reports an unknown transaction status; left as it was", "finality_status", obsqra.Clip(st.Finality, 64))
 		return s.touch(ctx, w, now, nil)
 	}
 	if status == obsqra.TxDropped && (inBlock(w.Status) || w.ExecutionStatus != nil) {
@@ -163,7 +162,7 @@ func execution(log *slog.Logger, w *obsqra.WatchedTransaction, execution, reason
 	}
 	e := obsqra.ExecutionStatus(execution)
 	if !e.IsValid() {
-		log.Warn("the node reports an unknown execution status; ignored", "execution_status", clip(execution, 64))
+		log.Warn("the node reports an unknown execution status; ignored", "execution_status", obsqra.Clip(execution, 64))
 		return nil, nil
 	}
 	if w.ExecutionStatus != nil && *w.ExecutionStatus != e {
@@ -172,7 +171,7 @@ func execution(log *slog.Logger, w *obsqra.WatchedTransaction, execution, reason
 	}
 	var failure *string
 	if e == obsqra.ExecReverted && reason != "" {
-		r := clip(reason, maxReason)
+		r := obsqra.Clip(reason, maxReason)
 		failure = &r
 	}
 	return &e, failure
@@ -204,7 +203,7 @@ func (s *Service) notFound(ctx context.Context, w *obsqra.WatchedTransaction, no
 	}
 	step := &obsqra.StatusUpdate{
 		Status:    obsqra.TxDropped,
-		RawStatus: clip(nodeErr.Error(), maxRawStatus),
+		RawStatus: obsqra.Clip(nodeErr.Error(), maxRawStatus),
 		Reason:    fmt.Sprintf("dropped: %s %s after it was logged (TX_DROP_AFTER)", what, s.cfg.DropAfter),
 	}
 	if w.Status != obsqra.TxPending {
@@ -261,7 +260,7 @@ func (s *Service) record(ctx context.Context, w *obsqra.WatchedTransaction, now 
 	}
 	if step != nil {
 		s.cfg.Logger.Info("transaction status", "tx_hash", changed.TxHash.String(), "transaction_id", changed.ID,
-			"status", changed.Status, "execution_status", deref(changed.ExecutionStatus), "reason", clip(step.Reason, 200))
+			"status", changed.Status, "execution_status", deref(changed.ExecutionStatus), "reason", obsqra.Clip(step.Reason, 200))
 	}
 	return nil
 }
@@ -324,7 +323,7 @@ func receiptOf(r NodeReceipt) (*obsqra.Receipt, error) {
 			return nil, err
 		}
 		if r.FeeUnit != "WEI" && r.FeeUnit != "FRI" {
-			return nil, fmt.Errorf("fee unit %q", clip(r.FeeUnit, 16))
+			return nil, fmt.Errorf("fee unit %q", obsqra.Clip(r.FeeUnit, 16))
 		}
 		out.Fee = &obsqra.Fee{Amount: amount, Unit: r.FeeUnit}
 	}
@@ -336,13 +335,13 @@ func feeAmount(s string) (obsqra.Decimal, error) {
 	if strings.HasPrefix(s, "0x") || strings.HasPrefix(s, "0X") {
 		f, err := obsqra.ParseFelt(s)
 		if err != nil {
-			return obsqra.Decimal{}, fmt.Errorf("fee amount %q: %w", clip(s, 80), err)
+			return obsqra.Decimal{}, fmt.Errorf("fee amount %q: %w", obsqra.Clip(s, 80), err)
 		}
 		return obsqra.ParseDecimal(new(big.Int).SetBytes(f[:]).String())
 	}
 	d, err := obsqra.ParseDecimal(s)
 	if err != nil || d.IsNegative() || strings.Contains(d.String(), ".") {
-		return obsqra.Decimal{}, fmt.Errorf("fee amount %q is not a whole number of the unit", clip(s, 80))
+		return obsqra.Decimal{}, fmt.Errorf("fee amount %q is not a whole number of the unit", obsqra.Clip(s, 80))
 	}
 	return d, nil
 }
@@ -350,7 +349,7 @@ func feeAmount(s string) (obsqra.Decimal, error) {
 // rawStatus is what the history keeps of the node's answer.
 func rawStatus(st NodeStatus) string {
 	if len(st.Raw) > 0 {
-		return clip(string(st.Raw), maxRawStatus)
+		return obsqra.Clip(string(st.Raw), maxRawStatus)
 	}
 	raw := "finality_status=" + st.Finality
 	if st.Execution != "" {
@@ -359,21 +358,7 @@ func rawStatus(st NodeStatus) string {
 	if st.FailureReason != "" {
 		raw += " failure_reason=" + st.FailureReason
 	}
-	return clip(raw, maxRawStatus)
-}
-
-// clip returns s cut to at most n bytes, on a rune boundary, with
-// invalid UTF-8 replaced: what a node says is kept, within bounds.
-func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return obsqra.Clip(raw, maxRawStatus)
 }
 
 func deref[T any](p *T) any {

@@ -1,10 +1,8 @@
 package ledger
 
 import (
-	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/obsqra/obsqra"
 )
@@ -56,28 +54,6 @@ func TestFinality(t *testing.T) {
 		if got, ok := finality(tc.in); got != tc.want || ok != tc.ok {
 			t.Errorf("finality(%q) = %q, %v, want %q, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
-	}
-}
-
-func TestClip(t *testing.T) {
-	t.Parallel()
-	long := strings.Repeat("é", 3000) // 6000 bytes
-	for _, tc := range []struct {
-		in   string
-		n    int
-		want string
-	}{
-		{"short", 10, "short"},
-		{"exactly10!", 10, "exactly10!"},
-		{"0123456789abc", 10, "0123456…"},
-		{"bad \xff byte", 64, "bad \uFFFD byte"},
-	} {
-		if got := clip(tc.in, tc.n); got != tc.want {
-			t.Errorf("clip(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
-		}
-	}
-	if got := clip(long, maxReason); len(got) > maxReason || !utf8.ValidString(got) || !strings.HasSuffix(got, "…") {
-		t.Errorf("clip(6000 bytes, %d) = %d bytes, valid %v", maxReason, len(got), utf8.ValidString(got))
 	}
 }
 

@@ -24,7 +24,7 @@ func TestWatchToAcceptedOnL1(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		s, b := setup(t, db)
-		tr := b.logTx(t, s, b.ctx, 1)
+		tr := b.logTransaction(t, b.ctx, s, 1)
 		h := tr.TxHash
 
 		// Newly logged: checked at once. The node has not seen it yet.
@@ -75,7 +75,7 @@ func TestWatchToAcceptedOnL1(t *testing.T) {
 		}
 
 		want := []string{"PENDING", "RECEIVED", "CANDIDATE", "PRE_CONFIRMED/SUCCEEDED", "ACCEPTED_ON_L2/SUCCEEDED", "ACCEPTED_ON_L1/SUCCEEDED"}
-		steps, hist := b.steps(t, s, b.ctx, tr.ID)
+		steps, hist := b.steps(t, b.ctx, s, tr.ID)
 		if !slices.Equal(steps, want) {
 			t.Errorf("history = %v, want %v", steps, want)
 		}
@@ -118,7 +118,7 @@ func TestWatchReverted(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		s, b := setup(t, db)
-		tr := b.logTx(t, s, b.ctx, 1)
+		tr := b.logTransaction(t, b.ctx, s, 1)
 		reason := "Transaction execution has failed:\n0: Error in the called contract (0x0123): Error at pc=0:4573: u256_sub Overflow"
 		b.node.answer(tr.TxHash, "ACCEPTED_ON_L2", "REVERTED", reason)
 		// The receipt has the revert reason too; the fee is decimal here.
@@ -130,7 +130,7 @@ func TestWatchReverted(t *testing.T) {
 			got.FailureReason == nil || *got.FailureReason != reason || got.Fee == nil || got.Fee.Amount.String() != "21000000000000" {
 			t.Errorf("reverted transaction = %+v", got)
 		}
-		steps, hist := b.steps(t, s, b.ctx, tr.ID)
+		steps, hist := b.steps(t, b.ctx, s, tr.ID)
 		if !slices.Equal(steps, []string{"PENDING", "ACCEPTED_ON_L2/REVERTED"}) || hist[1].Reason != "reverted: "+reason {
 			t.Errorf("history = %v, last reason %q, want the revert with its reason", steps, hist[len(hist)-1].Reason)
 		}
@@ -156,7 +156,7 @@ func TestWatchDropped(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		s, b := setup(t, db)
-		tr := b.logTx(t, s, b.ctx, 1)
+		tr := b.logTransaction(t, b.ctx, s, 1)
 		ctx := context.Background()
 		for _, at := range []time.Duration{0, interval, 10 * time.Minute, 29*time.Minute + 55*time.Second} {
 			b.clock.Advance(now0.Add(at).Sub(b.clock.Now()))
@@ -179,7 +179,7 @@ func TestWatchDropped(t *testing.T) {
 		if got.Status != obsqra.TxDropped || got.ExecutionStatus != nil {
 			t.Fatalf("at +30m: %+v, want DROPPED", got)
 		}
-		steps, hist := b.steps(t, s, b.ctx, tr.ID)
+		steps, hist := b.steps(t, b.ctx, s, tr.ID)
 		if !slices.Equal(steps, []string{"PENDING", "DROPPED"}) || !strings.Contains(hist[1].Reason, "30m0s") ||
 			!strings.Contains(hist[1].Reason, "not seen") || !strings.Contains(hist[1].RawStatus, "29") {
 			t.Errorf("history = %v %+v, want DROPPED saying why, with the node's error", steps, hist)
@@ -204,8 +204,8 @@ func TestWatchLost(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		s, b := setup(t, db)
-		seen := b.logTx(t, s, b.ctx, 1)
-		inBlock := b.logTx(t, s, b.ctx, 2)
+		seen := b.logTransaction(t, b.ctx, s, 1)
+		inBlock := b.logTransaction(t, b.ctx, s, 2)
 		b.node.answer(seen.TxHash, "RECEIVED", "", "")
 		b.node.answer(inBlock.TxHash, "ACCEPTED_ON_L2", "SUCCEEDED", "")
 		b.node.setReceipt(inBlock.TxHash, ledger.NodeReceipt{BlockNumber: ptr(int64(7)), FeeAmount: "0x1", FeeUnit: "FRI"})
@@ -222,7 +222,7 @@ func TestWatchLost(t *testing.T) {
 		if got := b.reload(t, seen.ID); got.Status != obsqra.TxDropped {
 			t.Errorf("a transaction the node forgot 45 minutes ago: %s, want DROPPED", got.Status)
 		}
-		_, hist := b.steps(t, s, b.ctx, seen.ID)
+		_, hist := b.steps(t, b.ctx, s, seen.ID)
 		if last := hist[len(hist)-1]; !strings.Contains(last.Reason, "since it last reported it") {
 			t.Errorf("DROPPED reason = %q", last.Reason)
 		}
@@ -239,7 +239,7 @@ func TestWatchLaggingNode(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		s, b := setup(t, db)
-		tr := b.logTx(t, s, b.ctx, 1)
+		tr := b.logTransaction(t, b.ctx, s, 1)
 		b.node.answer(tr.TxHash, "PRE_CONFIRMED", "SUCCEEDED", "")
 		b.watch(t, s)
 		before := b.reload(t, tr.ID)
@@ -252,7 +252,7 @@ func TestWatchLaggingNode(t *testing.T) {
 		if got.Status != obsqra.TxPreConfirmed || !got.UpdatedAt.Equal(before.UpdatedAt) || !got.LastCheckedAt.Equal(b.clock.Now()) {
 			t.Errorf("after a lagging answer: %+v, want PRE_CONFIRMED as before, checked now", got)
 		}
-		if steps, _ := b.steps(t, s, b.ctx, tr.ID); !slices.Equal(steps, []string{"PENDING", "PRE_CONFIRMED/SUCCEEDED"}) {
+		if steps, _ := b.steps(t, b.ctx, s, tr.ID); !slices.Equal(steps, []string{"PENDING", "PRE_CONFIRMED/SUCCEEDED"}) {
 			t.Errorf("history = %v, want no step for the lagging answer", steps)
 		}
 		if got := b.published(t, tr.ID, b.ada.ID); len(got) != 2 {
@@ -273,8 +273,8 @@ func TestWatchOutage(t *testing.T) {
 		t.Parallel()
 		s, b := setup(t, db)
 		ctx := context.Background()
-		a := b.logTx(t, s, b.ctx, 1)
-		c := b.logTx(t, s, b.ctx, 2)
+		a := b.logTransaction(t, b.ctx, s, 1)
+		c := b.logTransaction(t, b.ctx, s, 2)
 		b.node.answer(a.TxHash, "ACCEPTED_ON_L2", "SUCCEEDED", "")
 		b.node.answer(c.TxHash, "RECEIVED", "", "")
 		b.node.setReceipt(a.TxHash, ledger.NodeReceipt{BlockNumber: ptr(int64(5)), FeeAmount: "0x10", FeeUnit: "FRI", Events: 1})
@@ -293,7 +293,7 @@ func TestWatchOutage(t *testing.T) {
 				if got := b.reload(t, tr.ID); !reflect.DeepEqual(got, tr) {
 					t.Errorf("%s: transaction %d = %+v, want unchanged %+v", name, tr.ID, got, tr)
 				}
-				if steps, _ := b.steps(t, s, b.ctx, tr.ID); len(steps) != 1 {
+				if steps, _ := b.steps(t, b.ctx, s, tr.ID); len(steps) != 1 {
 					t.Errorf("%s: history = %v, want the first step only", name, steps)
 				}
 			}
@@ -326,8 +326,8 @@ func TestWatchOneBadTransaction(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t, storetest.SQLite(t))
 	ctx := context.Background()
-	a := b.logTx(t, s, b.ctx, 1)
-	c := b.logTx(t, s, b.ctx, 2)
+	a := b.logTransaction(t, b.ctx, s, 1)
+	c := b.logTransaction(t, b.ctx, s, 2)
 	b.node.answer(a.TxHash, "ACCEPTED_ON_L2", "SUCCEEDED", "")
 	b.node.answer(c.TxHash, "RECEIVED", "", "")
 	// Every receipt fails: only a, in a block, needs one.
@@ -352,7 +352,7 @@ func TestWatchNeverDropsWhatIsInABlock(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t, storetest.SQLite(t))
 	ctx := context.Background()
-	a := b.logTx(t, s, b.ctx, 1)
+	a := b.logTransaction(t, b.ctx, s, 1)
 	b.node.answer(a.TxHash, "ACCEPTED_ON_L2", "SUCCEEDED", "")
 	b.node.setReceipt(a.TxHash, ledger.NodeReceipt{BlockNumber: ptr(int64(3)), FeeAmount: "0x10", FeeUnit: "FRI", Events: 1})
 	if _, err := s.Watch(ctx); err != nil {
@@ -374,7 +374,7 @@ func TestWatchBackoff(t *testing.T) {
 	t.Parallel()
 	db := storetest.SQLite(t)
 	s, b := setup(t, db)
-	tr := b.logTx(t, s, b.ctx, 1)
+	tr := b.logTransaction(t, b.ctx, s, 1)
 	b.node.answer(tr.TxHash, "RECEIVED", "", "")
 	ctx := context.Background()
 	for _, tc := range []struct{ age, wait time.Duration }{
@@ -406,7 +406,7 @@ func TestWatchBatches(t *testing.T) {
 	_, b := setup(t, db)
 	s := ledger.New(db, b.node, ledger.Config{Now: b.clock.Now, BatchSize: 2})
 	for i := range 5 {
-		tr := b.logTx(t, s, b.ctx, i)
+		tr := b.logTransaction(t, b.ctx, s, i)
 		b.node.answer(tr.TxHash, "CANDIDATE", "", "")
 	}
 	if n := b.watch(t, s); n != 5 {

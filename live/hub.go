@@ -349,7 +349,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		// a channel we already hold.
 		committed := h.src.EventsCommitted()
 		if err := h.catchUp(ctx); err != nil && ctx.Err() == nil {
-			h.opts.Logger.Error("live: read outbox", "err", err)
+			h.opts.Logger.Error("live: read outbox", "error", err)
 		}
 		select {
 		case <-ctx.Done():

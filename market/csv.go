@@ -184,7 +184,7 @@ func parseGeneric(r io.Reader) (*Import, error) {
 		name := strings.ToLower(strings.TrimSpace(h))
 		if !isGenericColumn(name) {
 			return nil, obsqra.Errorf(obsqra.EINVALID, "line %d: unknown column %s (the columns are %s)",
-				headerLine, quote(strings.TrimSpace(h)), strings.Join(genericColumns, ", "))
+				headerLine, obsqra.QuoteInput(strings.TrimSpace(h)), strings.Join(genericColumns, ", "))
 		}
 		if _, dup := at[name]; dup {
 			return nil, obsqra.Errorf(obsqra.EINVALID, "line %d: column %s appears twice", headerLine, name)
@@ -270,7 +270,7 @@ func genericRow(rec []string, at map[string]int, line int) (obsqra.MetricsInput,
 		return m, err
 	}
 	if !isSlug(v) {
-		return m, bad(colProtocol, "%s is not a slug (a-z, 0-9 and \"-\", not starting with \"-\", at most %d characters)", quote(v), maxSlugLen)
+		return m, bad(colProtocol, "%s is not a slug (a-z, 0-9 and \"-\", not starting with \"-\", at most %d characters)", obsqra.QuoteInput(v), maxSlugLen)
 	}
 	m.Protocol = v
 
@@ -278,14 +278,14 @@ func genericRow(rec []string, at map[string]int, line int) (obsqra.MetricsInput,
 		return m, err
 	}
 	if m.ObservedAt, err = parseObservedAt(v); err != nil {
-		return m, bad(colObservedAt, "%s is not an RFC 3339 time or a YYYY-MM-DD date", quote(v))
+		return m, bad(colObservedAt, "%s is not an RFC 3339 time or a YYYY-MM-DD date", obsqra.QuoteInput(v))
 	}
 
 	if v, err = required(colApy); err != nil {
 		return m, err
 	}
 	if m.ApyBps, err = parseInt(v); err != nil {
-		return m, bad(colApy, "%s %v", quote(v), err)
+		return m, bad(colApy, "%s %v", obsqra.QuoteInput(v), err)
 	}
 
 	if v, ok := cell(colTvl); ok && v != "" {
@@ -293,37 +293,23 @@ func genericRow(rec []string, at map[string]int, line int) (obsqra.MetricsInput,
 		if err != nil {
 			// Not ParseDecimal's message: it quotes the value twice.
 			return m, bad(colTvl, "%s is not a decimal number such as 1250000.5 (at most %d decimal places and %d digits)",
-				quote(v), obsqra.MaxDecimalFraction, obsqra.MaxDecimalDigits)
+				obsqra.QuoteInput(v), obsqra.MaxDecimalFraction, obsqra.MaxDecimalDigits)
 		}
 		if d.IsNegative() {
-			return m, bad(colTvl, "%s is negative", quote(v))
+			return m, bad(colTvl, "%s is negative", obsqra.QuoteInput(v))
 		}
 		m.TvlUsd = &d
 	}
 
 	if v, ok := cell(colUtilization); ok && v != "" {
 		if m.UtilizationBps, err = parseInt(v); err != nil {
-			return m, bad(colUtilization, "%s %v", quote(v), err)
+			return m, bad(colUtilization, "%s %v", obsqra.QuoteInput(v), err)
 		}
 		if m.UtilizationBps < 0 || m.UtilizationBps > 10_000 {
-			return m, bad(colUtilization, "%s is outside 0–10000", quote(v))
+			return m, bad(colUtilization, "%s is outside 0–10000", obsqra.QuoteInput(v))
 		}
 	}
 	return m, nil
-}
-
-// quote quotes a value for an error message, cut to its first 80 bytes: a
-// message names the value, it need not repeat a whole corrupt field.
-func quote(v string) string {
-	const maxLen = 80
-	if len(v) <= maxLen {
-		return strconv.Quote(v)
-	}
-	cut := maxLen
-	for cut > 0 && !utf8.RuneStart(v[cut]) {
-		cut--
-	}
-	return strconv.Quote(v[:cut]) + "…"
 }
 
 // maxSlugLen is the longest slug the protocols table accepts.

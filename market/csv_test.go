@@ -148,7 +148,7 @@ func TestParseMetricsCSVGenericErrors(t *testing.T) {
 		{"tvl with too many decimals", head + "nostra,2025-07-22,400,0.1234567890123456789,5000\n",
 			`line 2: tvl_usd: "0.1234567890123456789" is not a decimal number such as 1250000.5 (at most 18 decimal places and 78 digits)`},
 		{"long value cut", head + "nostra,2025-07-22," + strings.Repeat("9", 100) + ",1,1\n",
-			`line 2: apy_bps: "` + strings.Repeat("9", 80) + `"… is out of range`},
+			`line 2: apy_bps: "` + strings.Repeat("9", 77) + `…" is out of range`},
 		{"the same time twice", head + ok + "zklend,2025-07-22,1,1,1\n" + "nostra,2025-07-22T02:00:00+02:00,1,1,1\n",
 			"line 4: protocol nostra at 2025-07-22T00:00:00Z is already on line 2"},
 		// The first error is the one reported, even when a later row is

@@ -433,7 +433,7 @@ func (d *DefiLlama) chart(ctx context.Context, pool string) ([]llamaChartPoint, 
 			}
 			at, err := time.Parse(time.RFC3339Nano, p.Timestamp)
 			if err != nil {
-				return &llamaShapeError{fmt.Sprintf("a point's timestamp %q is not an RFC 3339 time", llamaClip(p.Timestamp))}
+				return &llamaShapeError{fmt.Sprintf("a point's timestamp %s is not an RFC 3339 time", obsqra.QuoteInput(p.Timestamp))}
 			}
 			p.at = at.UTC().Truncate(time.Second)
 			points = append(points, p)
@@ -531,18 +531,18 @@ func llamaRat(raw json.RawMessage) (r *big.Rat, ok bool, err error) {
 		return nil, false, nil
 	}
 	if c := s[0]; c != '-' && (c < '0' || c > '9') {
-		return nil, false, fmt.Errorf("%s is not a number", llamaClip(s))
+		return nil, false, fmt.Errorf("%s is not a number", obsqra.Clip(s, 64))
 	}
 	// big.Rat would expand 1e999999999 into a billion digits.
 	if i := strings.IndexAny(s, "eE"); i >= 0 {
 		exp, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+"))
 		if err != nil || exp < -400 || exp > 400 {
-			return nil, false, fmt.Errorf("%s is out of range", llamaClip(s))
+			return nil, false, fmt.Errorf("%s is out of range", obsqra.Clip(s, 64))
 		}
 	}
 	r, valid := new(big.Rat).SetString(s)
 	if !valid {
-		return nil, false, fmt.Errorf("%s is not a number", llamaClip(s))
+		return nil, false, fmt.Errorf("%s is not a number", obsqra.Clip(s, 64))
 	}
 	return r, true, nil
 }
@@ -638,9 +638,9 @@ func llamaDecode(r io.Reader, bare bool, each func(*json.Decoder) error) error {
 	case !sawStatus:
 		return &llamaShapeError{"the body has no status"}
 	case status != "success":
-		msg := fmt.Sprintf("status is %q, not \"success\"", llamaClip(status))
+		msg := fmt.Sprintf("status is %s, not \"success\"", obsqra.QuoteInput(status))
 		if message != "" {
-			msg += fmt.Sprintf(": %q", llamaClip(message))
+			msg += ": " + obsqra.QuoteInput(message)
 		}
 		return &llamaShapeError{msg}
 	case !sawData:
@@ -692,11 +692,3 @@ func llamaSkip(dec *json.Decoder, tok json.Token) error {
 type llamaShapeError struct{ msg string }
 
 func (e *llamaShapeError) Error() string { return "unexpected response: " + e.msg }
-
-// llamaClip shortens text from the feed for an error message.
-func llamaClip(s string) string {
-	if len(s) > 64 {
-		return strings.ToValidUTF8(s[:64], "") + "…"
-	}
-	return s
-}

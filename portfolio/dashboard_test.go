@@ -114,9 +114,9 @@ func TestDashboard(t *testing.T) {
 		// All nostra before the window; 70/30 nostra/zklend from four
 		// days ago, at 14:00.
 		b.Clock.Set(advisortest.Noon(today - 15).Add(-3 * time.Hour))
-		record(t, s, b.ctx, "nostra", 10000)
+		record(t, b.ctx, s, "nostra", 10000)
 		b.Clock.Set(advisortest.Noon(today - 4).Add(2 * time.Hour))
-		alloc := record(t, s, b.ctx, "zklend", 3000, "nostra", 7000)
+		alloc := record(t, b.ctx, s, "zklend", 3000, "nostra", 7000)
 		b.Clock.Set(now0)
 		m := feedMarket(t, b)
 		w := map[int64]float64{nostra: 0.7, zklend: 0.3}
@@ -171,8 +171,8 @@ func TestDashboard(t *testing.T) {
 		if w := want(10, current); !reflect.DeepEqual(got, w) {
 			t.Errorf("Dashboard(10) =\n%s\nwant\n%s", show(got), show(w))
 		}
-		if w := want(3, current); !reflect.DeepEqual(mustDashboard(t, s, b.ctx, 3), w) {
-			t.Errorf("Dashboard(3) =\n%s\nwant\n%s", show(mustDashboard(t, s, b.ctx, 3)), show(w))
+		if w := want(3, current); !reflect.DeepEqual(mustDashboard(t, b.ctx, s, 3), w) {
+			t.Errorf("Dashboard(3) =\n%s\nwant\n%s", show(mustDashboard(t, b.ctx, s, 3)), show(w))
 		}
 
 		// Once forecasts are recorded, the expected APY is theirs.
@@ -243,7 +243,7 @@ func TestDashboard(t *testing.T) {
 		// Three days on, with no new data and no new forecast, the
 		// recorded forecasts are stale: the expected APY is the APY now.
 		b.Clock.AddDays(3)
-		d := mustDashboard(t, s, b.ctx, 10)
+		d := mustDashboard(t, b.ctx, s, 10)
 		var exp float64
 		for _, p := range d.Protocols {
 			if p.ApyBps == nil || p.ExpectedApyBps == nil || *p.ExpectedApyBps != float64(*p.ApyBps) {
@@ -257,7 +257,7 @@ func TestDashboard(t *testing.T) {
 	})
 }
 
-func mustDashboard(t *testing.T, s *portfolio.Service, ctx context.Context, window int) *obsqra.Dashboard {
+func mustDashboard(t *testing.T, ctx context.Context, s *portfolio.Service, window int) *obsqra.Dashboard {
 	t.Helper()
 	d, err := s.Dashboard(ctx, window)
 	if err != nil {
@@ -272,10 +272,10 @@ func TestDashboardPendingSuggestion(t *testing.T) {
 		t.Parallel()
 		s, b := setup(t, db)
 		feedMarket(t, b)
-		alloc := record(t, s, b.ctx, "nostra", 7000, "zklend", 3000)
+		alloc := record(t, b.ctx, s, "nostra", 7000, "zklend", 3000)
 		pending := func(ctx context.Context) *obsqra.RebalanceSuggestion {
 			t.Helper()
-			return mustDashboard(t, s, ctx, 10).PendingSuggestion
+			return mustDashboard(t, ctx, s, 10).PendingSuggestion
 		}
 		if p := pending(b.ctx); p != nil {
 			t.Errorf("PendingSuggestion(none made) = %+v, want nil", p)
@@ -341,11 +341,11 @@ func TestDashboardPendingSuggestion(t *testing.T) {
 		}
 
 		// A suggestion from an allocation since superseded is not pending.
-		record(t, s, ctx, "nostra", 10000)
+		record(t, ctx, s, "nostra", 10000)
 		if _, err := b.advisor.RebalanceSuggestion(ctx); err != nil {
 			t.Fatal(err)
 		}
-		record(t, s, ctx, "nostra", 9000, "zklend", 1000)
+		record(t, ctx, s, "nostra", 9000, "zklend", 1000)
 		if p := pending(ctx); p != nil {
 			t.Errorf("PendingSuggestion(from a superseded allocation) = %+v, want nil", p)
 		}
@@ -362,9 +362,9 @@ func TestDashboardMissingData(t *testing.T) {
 	today := b.Today()
 	// vesu has no data at all.
 	b.Clock.Set(advisortest.Noon(today - 5))
-	record(t, s, b.ctx, "nostra", 5000, "vesu", 5000)
+	record(t, b.ctx, s, "nostra", 5000, "vesu", 5000)
 	b.Clock.Set(now0)
-	d := mustDashboard(t, s, b.ctx, 10)
+	d := mustDashboard(t, b.ctx, s, 10)
 	if d.ExpectedApyBps != nil || d.PortfolioRiskScore != nil || d.PortfolioRiskChange != nil || d.RealisedApyBps != nil {
 		t.Errorf("Dashboard(holding a protocol without data) = expected %v, risk %v, change %v, realised %v; want all unknown",
 			show(d.ExpectedApyBps), show(d.PortfolioRiskScore), show(d.PortfolioRiskChange), show(d.RealisedApyBps))
@@ -389,7 +389,7 @@ func TestDashboardMissingData(t *testing.T) {
 		in = append(in, advisortest.Sample("vesu", d, 800, 5000, "20000000"))
 	}
 	risk := b.Ingest(t, in...)
-	d = mustDashboard(t, s, b.ctx, 10)
+	d = mustDashboard(t, b.ctx, s, 10)
 	wantRisk := math.Round((0.5*float64(m.risk["nostra"][today])+0.5*float64(risk[2].Risk.Score))*1e4) / 1e4
 	if d.PortfolioRiskScore == nil || *d.PortfolioRiskScore != wantRisk {
 		t.Errorf("Dashboard PortfolioRiskScore = %v, want %v", show(d.PortfolioRiskScore), wantRisk)

@@ -5,7 +5,6 @@ package portfolio
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/big"
@@ -131,9 +130,14 @@ func (s *Service) RecordAllocation(ctx context.Context, in obsqra.RecordAllocati
 		} else if err != nil {
 			return nil, err
 		}
-		var d obsqra.RebalanceSuggestion
-		if err := json.Unmarshal(p.Details, &d); err != nil {
-			return nil, fmt.Errorf("decode suggestion %d: %w", p.ID, err)
+		// ok is false for a plan made while the user held no allocation: it
+		// may still be followed.
+		d, _, err := p.Suggestion()
+		if err != nil {
+			return nil, err
+		}
+		if d == nil {
+			return nil, fmt.Errorf("suggestion %d records no plan", p.ID)
 		}
 		if !slices.Equal(nonZero(d.Plan.Weights), a.Weights) {
 			return nil, obsqra.Errorf(obsqra.EINVALID, "input.weights differ from the target of the suggestion they claim to follow")

@@ -132,7 +132,7 @@ func TestRecordAllocationFollowingSuggestion(t *testing.T) {
 		if n, err := b.advisor.RefreshForecasts(ctx); err != nil || n == 0 {
 			t.Fatalf("RefreshForecasts() = %d, %v", n, err)
 		}
-		record(t, s, b.ctx, "nostra", 10000)
+		record(t, b.ctx, s, "nostra", 10000)
 		sug, err := b.advisor.RebalanceSuggestion(b.ctx)
 		if err != nil {
 			t.Fatalf("RebalanceSuggestion() = %v", err)
@@ -217,10 +217,10 @@ func TestAllocationHistory(t *testing.T) {
 	var ids []int64
 	for i := range 3 {
 		b.Clock.Set(now0.Add(time.Duration(i) * time.Hour))
-		ids = append(ids, record(t, s, b.ctx, "nostra", 10000-i, "zklend", i).ID)
+		ids = append(ids, record(t, b.ctx, s, "nostra", 10000-i, "zklend", i).ID)
 	}
 	_, otherCtx := b.User(t, "other@example.com", obsqra.DefaultPreferences())
-	record(t, s, otherCtx, "ekubo", 10000)
+	record(t, otherCtx, s, "ekubo", 10000)
 
 	got, err := s.AllocationHistory(b.ctx, 2, nil, nil, nil)
 	if err != nil || len(got) != 3 || got[0].ID != ids[2] || got[1].ID != ids[1] || got[2].ID != ids[0] {

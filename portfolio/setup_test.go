@@ -59,7 +59,7 @@ func weights(ws ...any) []obsqra.WeightInput {
 }
 
 // record records ws as ctx's user's allocation, failing on an error.
-func record(t *testing.T, s *portfolio.Service, ctx context.Context, ws ...any) *obsqra.Allocation {
+func record(t *testing.T, ctx context.Context, s *portfolio.Service, ws ...any) *obsqra.Allocation {
 	t.Helper()
 	a, err := s.RecordAllocation(ctx, obsqra.RecordAllocationInput{Weights: weights(ws...), Reason: obsqra.ReasonUserInitiated})
 	if err != nil {

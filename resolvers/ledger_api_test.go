@@ -62,7 +62,7 @@ func TestStarknetJourney(t *testing.T) {
 		ada := registerVia(t, h, "ada@example.com").AccessToken
 		bob := registerVia(t, h, "bob@example.com").AccessToken
 
-		const logTx = `mutation($in: LogTransactionInput!) { logTransaction(input: $in) { id txHash status } }`
+		const logTransaction = `mutation($in: LogTransactionInput!) { logTransaction(input: $in) { id txHash status } }`
 		var ids []string
 		felt := func(s string) obsqra.Felt { // of the constants below
 			f, err := obsqra.ParseFelt(s)
@@ -112,16 +112,16 @@ func TestStarknetJourney(t *testing.T) {
 			// Log three transactions.
 			hashes := []string{"0xA1", "0xB2", "0xC3"}
 			for i, hh := range hashes {
-				r := do(t, h, ada, logTx, map[string]any{"in": map[string]any{
+				r := do(t, h, ada, logTransaction, map[string]any{"in": map[string]any{
 					"txHash": hh, "type": []string{"DEPOSIT", "ALLOCATE", "WITHDRAW"}[i], "amount": "1.5", "token": "STRK"}})
 				if len(r.Errors) > 0 {
 					t.Fatalf("logTransaction(%s): %+v", hh, r.Errors)
 				}
-				tx := decode[struct{ ID, TxHash, Status string }](t, r.Data["logTransaction"])
-				if tx.Status != "PENDING" {
-					t.Fatalf("logged %s: %+v, want PENDING", hh, tx)
+				chainTx := decode[struct{ ID, TxHash, Status string }](t, r.Data["logTransaction"])
+				if chainTx.Status != "PENDING" {
+					t.Fatalf("logged %s: %+v, want PENDING", hh, chainTx)
 				}
-				ids = append(ids, tx.ID)
+				ids = append(ids, chainTx.ID)
 			}
 		})
 
@@ -213,7 +213,7 @@ func TestStarknetJourney(t *testing.T) {
 			if len(r.Errors) > 0 || string(r.Data["transaction"]) != "null" || string(r.Data["node"]) != "null" || string(r.Data["transactions"]) != `{"edges":[]}` {
 				t.Fatalf("bob reads %s %+v, want nothing", mustJSON(r.Data), r.Errors)
 			}
-			r = do(t, h, bob, logTx, map[string]any{"in": map[string]any{"txHash": "0xA1", "type": "DEPOSIT", "amount": "1", "token": "ETH"}})
+			r = do(t, h, bob, logTransaction, map[string]any{"in": map[string]any{"txHash": "0xA1", "type": "DEPOSIT", "amount": "1", "token": "ETH"}})
 			if r.code() != "CONFLICT" {
 				t.Fatalf("bob logging Ada's hash = %+v, want CONFLICT", r.Errors)
 			}

@@ -140,11 +140,11 @@ func (r *subscriptionResolver) AllocationRecorded(ctx context.Context, after *st
 // on the viewer, so it is never public (a signed-in subscriber joining an
 // anonymous stream would miss their own events).
 func (r *subscriptionResolver) subscribeOwn(ctx context.Context, signIn bool, after *string, filter obsqra.EventFilter) (Subscription, error) {
-	if err := obsqra.AuthErrorFromContext(ctx); err != nil {
+	u, err := obsqra.Viewer(ctx)
+	if err != nil {
 		return nil, err
 	}
-	viewer := obsqra.UserIDFromContext(ctx)
-	if signIn && viewer == 0 {
+	if signIn && u == nil {
 		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "sign in first")
 	}
 	from, err := afterCursor(after)
@@ -154,11 +154,20 @@ func (r *subscriptionResolver) subscribeOwn(ctx context.Context, signIn bool, af
 	if r.Live == nil {
 		return nil, errors.New("subscriptions: no live hub is running")
 	}
-	sub, err := r.Live.Subscribe(ctx, viewer, filter, from)
+	sub, err := r.Live.Subscribe(ctx, userID(u), filter, from)
 	if err == nil && from == nil {
 		subscription.Share(ctx)
 	}
 	return sub, err
+}
+
+// userID returns the id of u, or 0 (what the hub takes for anonymous)
+// when u is nil.
+func userID(u *obsqra.User) int64 {
+	if u == nil {
+		return 0
+	}
+	return u.ID
 }
 
 // afterCursor parses a subscription's after argument.
@@ -181,7 +190,8 @@ func topicFilter(topic string) obsqra.EventFilter {
 // subscribe checks a market subscription's arguments and subscribes to the
 // events of topic about the given protocols (all when none are given).
 func (r *subscriptionResolver) subscribe(ctx context.Context, topic string, protocols []string, after *string) (Subscription, error) {
-	if err := obsqra.AuthErrorFromContext(ctx); err != nil {
+	u, err := obsqra.Viewer(ctx)
+	if err != nil {
 		return nil, err
 	}
 	if len(protocols) > maxSubscribedProtocols {
@@ -211,7 +221,7 @@ func (r *subscriptionResolver) subscribe(ctx context.Context, topic string, prot
 		rule.Protocols = obsqra.NewProtocolSet(ids...)
 	}
 	filter := obsqra.EventFilter{Rules: []obsqra.EventRule{rule}}
-	sub, err := r.Live.Subscribe(ctx, obsqra.UserIDFromContext(ctx), filter, from)
+	sub, err := r.Live.Subscribe(ctx, userID(u), filter, from)
 	if err == nil && from == nil {
 		// From now on only, and market data is the same for every viewer:
 		// the transport may run it once for everyone asking the same.
@@ -318,7 +328,8 @@ const dashboardInterval = time.Second
 // DashboardWatch says which), at most once per dashboardInterval and only
 // when it did change.
 func (r *subscriptionResolver) DashboardUpdated(ctx context.Context, windowDays *int) (<-chan *obsqra.Dashboard, error) {
-	if _, err := obsqra.RequireUser(ctx); err != nil {
+	p, err := obsqra.RequireUser(ctx)
+	if err != nil {
 		return nil, err
 	}
 	w := 7
@@ -336,7 +347,7 @@ func (r *subscriptionResolver) DashboardUpdated(ctx context.Context, windowDays 
 	}
 	// Subscribed before the first dashboard is read, so no change slips
 	// between the two.
-	sub, err := r.Live.Subscribe(ctx, obsqra.UserIDFromContext(ctx), watch.Filter(), nil)
+	sub, err := r.Live.Subscribe(ctx, p.User.ID, watch.Filter(), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -603,15 +603,15 @@ func TestTransactionUpdated(t *testing.T) {
 		start := map[string]any{"after": obsqra.EventCursor(0)}
 		adaSub := s.subscribeAs(t, ada, sub, start)
 		bobSub := s.subscribeAs(t, bob, sub, start)
-		logTx := func(token, hash string) {
+		logTransaction := func(token, hash string) {
 			r := do(t, h, token, `mutation($in: LogTransactionInput!) { logTransaction(input: $in) { id } }`,
 				map[string]any{"in": map[string]any{"txHash": hash, "type": "DEPOSIT", "amount": "2.5", "token": "ETH"}})
 			if len(r.Errors) > 0 {
 				t.Fatalf("logTransaction: %+v", r.Errors)
 			}
 		}
-		logTx(ada, "0xaaa")
-		logTx(bob, "0xbbb")
+		logTransaction(ada, "0xaaa")
+		logTransaction(bob, "0xbbb")
 		type txEvent struct {
 			Cursor      string
 			Transaction struct{ TxHash, Status, Type string }

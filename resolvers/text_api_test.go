@@ -64,14 +64,14 @@ func TestTextNoDatabaseStoresIsBadUserInput(t *testing.T) {
 		ada := registerVia(t, h, "ada@example.com").AccessToken
 
 		const (
-			register = `mutation($in: RegisterInput!) { register(input: $in) { accessToken } }`
-			logTx    = `mutation($in: LogTransactionInput!) { logTransaction(input: $in) { id } }`
-			nul      = "must not contain the NUL character (U+0000)"
+			register       = `mutation($in: RegisterInput!) { register(input: $in) { accessToken } }`
+			logTransaction = `mutation($in: LogTransactionInput!) { logTransaction(input: $in) { id } }`
+			nul            = "must not contain the NUL character (U+0000)"
 		)
 		user := func(email, password, fullName string) map[string]any {
 			return map[string]any{"in": map[string]any{"email": email, "password": password, "fullName": fullName}}
 		}
-		tx := func(field string, v any) map[string]any {
+		transaction := func(field string, v any) map[string]any {
 			in := map[string]any{"txHash": "0x1", "type": "DEPOSIT", "amount": "1.5", "token": "STRK"}
 			in[field] = v
 			return map[string]any{"in": in}
@@ -90,17 +90,17 @@ func TestTextNoDatabaseStoresIsBadUserInput(t *testing.T) {
 				"input.password " + nul, []any{"register", "input", "password"}},
 			{"fullName literal", "", `mutation { register(input: {email: "nul@example.com", password: "correct horse", fullName: "a\u0000b"}) { accessToken } }`, nil,
 				"input.fullName " + nul, []any{"register", "input", "fullName"}},
-			{"details value", ada, logTx, tx("details", map[string]any{"a": "\x00"}),
+			{"details value", ada, logTransaction, transaction("details", map[string]any{"a": "\x00"}),
 				"input.details " + nul, []any{"logTransaction", "input", "details"}},
-			{"details key", ada, logTx, tx("details", map[string]any{"\x00": 1}),
+			{"details key", ada, logTransaction, transaction("details", map[string]any{"\x00": 1}),
 				"a key of input.details " + nul, []any{"logTransaction", "input", "details"}},
-			{"details nested", ada, logTx, tx("details", map[string]any{"a": []any{1, map[string]any{"b": "x\x00"}}}),
+			{"details nested", ada, logTransaction, transaction("details", map[string]any{"a": []any{1, map[string]any{"b": "x\x00"}}}),
 				"input.details " + nul, []any{"logTransaction", "input", "details"}},
-			{"details nested key", ada, logTx, tx("details", map[string]any{"a": map[string]any{"b\x00": true}}),
+			{"details nested key", ada, logTransaction, transaction("details", map[string]any{"a": map[string]any{"b\x00": true}}),
 				"a key of input.details " + nul, []any{"logTransaction", "input", "details"}},
 			{"details literal", ada, `mutation { logTransaction(input: {txHash: "0x1", type: DEPOSIT, amount: "1.5", token: "STRK", details: {a: ["\u0000"]}}) { id } }`, nil,
 				"input.details " + nul, []any{"logTransaction", "input", "details"}},
-			{"token", ada, logTx, tx("token", "ST\x00RK"),
+			{"token", ada, logTransaction, transaction("token", "ST\x00RK"),
 				"input.token " + nul, []any{"logTransaction", "input", "token"}},
 			{"ID variable", "", `query($id: ID!) { node(id: $id) { id } }`, map[string]any{"id": "VXNlcjox\x00"},
 				"id " + nul, []any{"node", "id"}},
@@ -143,7 +143,7 @@ func TestTextNoDatabaseStoresIsBadUserInput(t *testing.T) {
 		}
 
 		// The same inputs without the NUL are taken.
-		r := do(t, h, ada, logTx, tx("details", map[string]any{"a": []any{1, map[string]any{"b": "x"}}, "\u00e9": "\u2603"}))
+		r := do(t, h, ada, logTransaction, transaction("details", map[string]any{"a": []any{1, map[string]any{"b": "x"}}, "\u00e9": "\u2603"}))
 		if len(r.Errors) > 0 {
 			t.Errorf("logTransaction(details without NUL) = %+v", r.Errors)
 		}

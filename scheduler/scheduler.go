@@ -165,7 +165,7 @@ type job struct {
 	// rng draws the jitter. Only the job's loop uses it, and loops of
 	// successive leadership terms never overlap.
 	rng *rand.Rand
-	// trigger holds a pending Trigger.
+	// trigger holds a pending (*Scheduler).trigger.
 	trigger chan struct{}
 
 	mu      sync.Mutex
@@ -250,12 +250,14 @@ func (s *Scheduler) setLeader(v bool) {
 	s.changed()
 }
 
-// Trigger makes the job called name run now, or as soon as its run in
-// flight ends. Triggers made while one is pending count once. The run is
+// trigger makes the job called name run now, or as soon as its run in
+// flight ends. Triggers made while one is pending count once. Only the
+// tests trigger a job today; it stays unexported until an operation needs
+// it. The run is
 // recorded like any other, and the job's next wait counts from its end.
 // Errors: ENOTFOUND for an unknown job; ECONFLICT when this instance does
 // not lead (trigger it on the leader).
-func (s *Scheduler) Trigger(name string) error {
+func (s *Scheduler) trigger(name string) error {
 	j := s.byName[name]
 	if j == nil {
 		return obsqra.Errorf(obsqra.ENOTFOUND, "scheduler job %q not found", name)

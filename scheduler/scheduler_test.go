@@ -437,8 +437,8 @@ func TestOnlyTheLeaderRuns(t *testing.T) {
 		b.clock.Advance(5 * time.Second)
 	}
 	poll(4)
-	if err := s.Trigger("j"); obsqra.ErrorCode(err) != obsqra.ECONFLICT {
-		t.Errorf("Trigger on a follower = %v, want code %s", err, obsqra.ECONFLICT)
+	if err := s.trigger("j"); obsqra.ErrorCode(err) != obsqra.ECONFLICT {
+		t.Errorf("trigger on a follower = %v, want code %s", err, obsqra.ECONFLICT)
 	}
 	jobs, err := s.Jobs(context.Background())
 	if err != nil || jobs[0].NextDueAt != nil || jobs[0].Running {
@@ -485,16 +485,16 @@ func TestTrigger(t *testing.T) {
 	s, b := setup(t, Config{LeaderPoll: 24 * time.Hour}, Job{Name: "j", Interval: time.Hour, Timeout: time.Minute, Run: succeed})
 	start(t, s, b.sig)
 	awaitDue(t, s, b, "j", t0.Add(time.Hour))
-	if err := s.Trigger("j"); err != nil {
-		t.Fatalf("Trigger = %v, want nil", err)
+	if err := s.trigger("j"); err != nil {
+		t.Fatalf("trigger = %v, want nil", err)
 	}
 	runs := awaitFinished(t, b, "j", 2)
 	if !runs[1].StartedAt.Equal(t0) {
 		t.Errorf("triggered run started at %v, want now (%v)", runs[1].StartedAt, t0)
 	}
 	awaitDue(t, s, b, "j", t0.Add(time.Hour))
-	if err := s.Trigger("nope"); obsqra.ErrorCode(err) != obsqra.ENOTFOUND {
-		t.Errorf("Trigger(unknown) = %v, want code %s", err, obsqra.ENOTFOUND)
+	if err := s.trigger("nope"); obsqra.ErrorCode(err) != obsqra.ENOTFOUND {
+		t.Errorf("trigger(unknown) = %v, want code %s", err, obsqra.ENOTFOUND)
 	}
 }
 

@@ -139,7 +139,7 @@ func TestAuthenticationStaleTokenStillLogsIn(t *testing.T) {
 	b := setup(t)
 	var sawAuthErr error
 	b.resolver.login = func(ctx context.Context, _ graph.LoginInput) (*obsqra.AuthPayload, error) {
-		sawAuthErr = obsqra.AuthErrorFromContext(ctx)
+		_, sawAuthErr = obsqra.Viewer(ctx)
 		return &obsqra.AuthPayload{AccessToken: goodToken, RefreshToken: "r", TokenType: "Bearer", ExpiresIn: 900, User: ada}, nil
 	}
 

@@ -115,11 +115,11 @@ func (s *wsSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	switch field.Name {
 	case "whoami":
 		who := "anonymous"
-		if u := obsqra.UserFromContext(ctx); u != nil {
-			who = fmt.Sprintf("user:%d", u.ID)
-		}
-		if err := obsqra.AuthErrorFromContext(ctx); err != nil {
+		switch u, err := obsqra.Viewer(ctx); {
+		case err != nil:
 			who = "auth error: " + obsqra.ErrorMessage(err)
+		case u != nil:
+			who = fmt.Sprintf("user:%d", u.ID)
 		}
 		return graphql.OneShot(&graphql.Response{Data: jsonData(field.Alias, who+" request:"+obsqra.ClientFromContext(ctx).RequestID)})
 	case "fail":
@@ -130,7 +130,7 @@ func (s *wsSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.OneShot(&graphql.Response{Data: jsonData(field.Alias, true)})
 	case "role":
 		var role any
-		if u := obsqra.UserFromContext(ctx); u != nil {
+		if u, _ := obsqra.Viewer(ctx); u != nil { // the refusal: a null role
 			role = string(u.Role)
 		}
 		return graphql.OneShot(&graphql.Response{Data: jsonData(field.Alias, role)})
@@ -938,8 +938,8 @@ func TestWebSocketAuthentication(t *testing.T) {
 				// A subscription sees the principal too.
 				c.subscribe("2", ticks, topicVars("t"))
 				sub := b.schema.await(t, "t")
-				if got := obsqra.UserIDFromContext(sub.ctx); (got == ada.ID) != (tt.want == "user:7") {
-					t.Errorf("subscription's user id = %d, want the one of %s", got, tt.want)
+				if got, err := obsqra.Viewer(sub.ctx); err != nil || (got != nil && got.ID == ada.ID) != (tt.want == "user:7") {
+					t.Errorf("subscription's viewer = %v, %v, want the one of %s", got, err, tt.want)
 				}
 				if got := obsqra.ClientFromContext(sub.ctx).RequestID; got != "ws-auth-1" {
 					t.Errorf("subscription's request id = %q, want ws-auth-1", got)

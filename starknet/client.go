@@ -396,13 +396,13 @@ func (c *Client) post(ctx context.Context, ep *endpoint, method string, params a
 		if resp.StatusCode == http.StatusBadRequest && decodeErr == nil && r.Error != nil && string(r.ID) == fmt.Sprint(id) {
 			return nil, &RPCError{Code: r.Error.Code, Message: r.Error.Message, Data: r.Error.Data}
 		}
-		return nil, fmt.Errorf("HTTP %s: %q", resp.Status, clip(string(data), 200))
+		return nil, fmt.Errorf("HTTP %s: %q", resp.Status, obsqra.Clip(string(data), 200))
 	}
 	if decodeErr != nil {
 		return nil, fmt.Errorf("malformed JSON-RPC answer: %w", decodeErr)
 	}
 	if r.JSONRPC != "2.0" || string(r.ID) != fmt.Sprint(id) {
-		return nil, fmt.Errorf("malformed JSON-RPC answer: jsonrpc %q and id %s, want \"2.0\" and %d", r.JSONRPC, clip(string(r.ID), 80), id)
+		return nil, fmt.Errorf("malformed JSON-RPC answer: jsonrpc %q and id %s, want \"2.0\" and %d", r.JSONRPC, obsqra.Clip(string(r.ID), 80), id)
 	}
 	if r.Error != nil {
 		return nil, &RPCError{Code: r.Error.Code, Message: r.Error.Message, Data: r.Error.Data}

@@ -137,8 +137,8 @@ func TestTransactionStatus(t *testing.T) {
 	ctx := context.Background()
 
 	for i, tc := range []struct {
-		name string
-		tx   starknettest.Tx
+		name    string
+		chainTx starknettest.Tx
 	}{
 		{"received", starknettest.Tx{FinalityStatus: starknet.StatusReceived}},
 		{"candidate", starknettest.Tx{FinalityStatus: starknet.StatusCandidate}},
@@ -149,15 +149,15 @@ func TestTransactionStatus(t *testing.T) {
 		// The client sends the spec's FELT form (no leading zeros, which
 		// the fake node insists on) whatever the padding and case here.
 		hash := mustFelt(t, fmt.Sprintf("0x00ABC%d", i))
-		node.SetTx(hash, tc.tx)
+		node.SetTx(hash, tc.chainTx)
 		got, err := c.TransactionStatus(ctx, hash)
 		if err != nil {
 			t.Fatalf("%s: TransactionStatus: %v", tc.name, err)
 		}
-		if got.FinalityStatus != tc.tx.FinalityStatus || got.ExecutionStatus != tc.tx.ExecutionStatus || got.FailureReason != tc.tx.FailureReason {
-			t.Errorf("%s: TransactionStatus = %+v, want %+v", tc.name, got, tc.tx)
+		if got.FinalityStatus != tc.chainTx.FinalityStatus || got.ExecutionStatus != tc.chainTx.ExecutionStatus || got.FailureReason != tc.chainTx.FailureReason {
+			t.Errorf("%s: TransactionStatus = %+v, want %+v", tc.name, got, tc.chainTx)
 		}
-		if !strings.Contains(string(got.Raw), `"finality_status":"`+tc.tx.FinalityStatus+`"`) {
+		if !strings.Contains(string(got.Raw), `"finality_status":"`+tc.chainTx.FinalityStatus+`"`) {
 			t.Errorf("%s: Raw = %s, want the node's answer", tc.name, got.Raw)
 		}
 	}
@@ -211,8 +211,8 @@ func TestTransactionReceipt(t *testing.T) {
 	// No receipt before execution: the node says it does not know the hash.
 	received := mustFelt(t, "0x1004")
 	node.SetTx(received, starknettest.Tx{FinalityStatus: starknet.StatusReceived})
-	if _, err := c.TransactionReceipt(ctx, received); !errors.Is(err, starknet.ErrTxNotFound) {
-		t.Errorf("TransactionReceipt(received) error = %v, want ErrTxNotFound", err)
+	if _, err := c.TransactionReceipt(ctx, received); !errors.Is(err, starknet.ErrTransactionNotFound) {
+		t.Errorf("TransactionReceipt(received) error = %v, want ErrTransactionNotFound", err)
 	}
 }
 
@@ -224,8 +224,8 @@ func TestTxNotFound(t *testing.T) {
 	hash := mustFelt(t, "0xdead")
 
 	_, err := c.TransactionStatus(ctx, hash)
-	if !errors.Is(err, starknet.ErrTxNotFound) {
-		t.Fatalf("TransactionStatus(unknown) error = %v, want ErrTxNotFound", err)
+	if !errors.Is(err, starknet.ErrTransactionNotFound) {
+		t.Fatalf("TransactionStatus(unknown) error = %v, want ErrTransactionNotFound", err)
 	}
 	var rpcErr *starknet.RPCError
 	if !errors.As(err, &rpcErr) || rpcErr.Code != 29 {
@@ -243,8 +243,8 @@ func TestTxNotFound(t *testing.T) {
 		t.Fatalf("TransactionStatus(set): %v", err)
 	}
 	node.ForgetTx(hash)
-	if _, err := c.TransactionStatus(ctx, hash); !errors.Is(err, starknet.ErrTxNotFound) {
-		t.Errorf("TransactionStatus(forgotten) error = %v, want ErrTxNotFound", err)
+	if _, err := c.TransactionStatus(ctx, hash); !errors.Is(err, starknet.ErrTransactionNotFound) {
+		t.Errorf("TransactionStatus(forgotten) error = %v, want ErrTransactionNotFound", err)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/obsqra/obsqra"
 )
 
 // Sentinels that a JSON-RPC error of the matching code satisfies with
@@ -17,9 +19,9 @@ var (
 	// ErrEntrypointNotFound is JSON-RPC error 21: the contract has no such
 	// function.
 	ErrEntrypointNotFound = errors.New("starknet: entry point not found")
-	// ErrTxNotFound is JSON-RPC error 29: the node does not know the
+	// ErrTransactionNotFound is JSON-RPC error 29: the node does not know the
 	// transaction hash (not yet received, or dropped).
-	ErrTxNotFound = errors.New("starknet: transaction hash not found")
+	ErrTransactionNotFound = errors.New("starknet: transaction hash not found")
 	// ErrContractError is JSON-RPC error 40: the call reverted. The revert
 	// data is the RPCError's Data; RevertReason flattens it.
 	ErrContractError = errors.New("starknet: contract error")
@@ -57,15 +59,15 @@ func (e *RPCError) Error() string {
 	msg := fmt.Sprintf("json-rpc error %d: %s", e.Code, e.Message)
 	if e.Code == CodeContractError {
 		if reason := e.RevertReason(); reason != "" {
-			msg += ": " + clip(reason, 500)
+			msg += ": " + obsqra.Clip(reason, 500)
 		}
 	} else if len(e.Data) > 0 && string(e.Data) != "null" {
-		msg += ": " + clip(string(e.Data), 500)
+		msg += ": " + obsqra.Clip(string(e.Data), 500)
 	}
 	return msg
 }
 
-// Is makes errors.Is(err, ErrTxNotFound) and the other sentinels of this
+// Is makes errors.Is(err, ErrTransactionNotFound) and the other sentinels of this
 // package true for the error of their code.
 func (e *RPCError) Is(target error) bool {
 	switch target {
@@ -73,7 +75,7 @@ func (e *RPCError) Is(target error) bool {
 		return e.Code == CodeContractNotFound
 	case ErrEntrypointNotFound:
 		return e.Code == CodeEntrypointNotFound
-	case ErrTxNotFound:
+	case ErrTransactionNotFound:
 		return e.Code == CodeTxNotFound
 	case ErrContractError:
 		return e.Code == CodeContractError
@@ -173,11 +175,3 @@ func (e *ChainMismatchError) Error() string {
 
 // Is makes errors.Is(err, ErrChainMismatch) true.
 func (e *ChainMismatchError) Is(target error) bool { return target == ErrChainMismatch }
-
-// clip shortens s to at most n bytes for an error message.
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}

@@ -53,7 +53,7 @@ func (c *Client) ChainID(ctx context.Context) (string, error) {
 func decodeChainID(raw json.RawMessage) (string, error) {
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fmt.Errorf("decode chain id %s: %w", clip(string(raw), 80), err)
+		return "", fmt.Errorf("decode chain id %s: %w", obsqra.Clip(string(raw), 80), err)
 	}
 	f, err := obsqra.ParseFelt(s)
 	if err != nil {
@@ -73,8 +73,8 @@ func (c *Client) BlockNumber(ctx context.Context) (uint64, error) {
 	return n, nil
 }
 
-// TxStatus is what starknet_getTransactionStatus reports of a transaction.
-type TxStatus struct {
+// TransactionStatus is what starknet_getTransactionStatus reports of a transaction.
+type TransactionStatus struct {
 	// FinalityStatus is one of the Status* constants.
 	FinalityStatus string
 	// ExecutionStatus is ExecutionSucceeded or ExecutionReverted once the
@@ -87,13 +87,13 @@ type TxStatus struct {
 }
 
 // TransactionStatus returns the status of the transaction hash
-// (starknet_getTransactionStatus). Errors: ErrTxNotFound (the node has not
+// (starknet_getTransactionStatus). Errors: ErrTransactionNotFound (the node has not
 // seen it, or dropped it), ErrUnavailable.
-func (c *Client) TransactionStatus(ctx context.Context, hash obsqra.Felt) (TxStatus, error) {
+func (c *Client) TransactionStatus(ctx context.Context, hash obsqra.Felt) (TransactionStatus, error) {
 	var raw json.RawMessage
 	params := map[string]any{"transaction_hash": rpcHex(hash)}
 	if err := c.call(ctx, "starknet_getTransactionStatus", params, &raw); err != nil {
-		return TxStatus{}, fmt.Errorf("status of transaction %s: %w", hash, err)
+		return TransactionStatus{}, fmt.Errorf("status of transaction %s: %w", hash, err)
 	}
 	var r struct {
 		FinalityStatus  string `json:"finality_status"`
@@ -101,12 +101,12 @@ func (c *Client) TransactionStatus(ctx context.Context, hash obsqra.Felt) (TxSta
 		FailureReason   string `json:"failure_reason"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return TxStatus{}, fmt.Errorf("status of transaction %s: decode %s: %w", hash, clip(string(raw), 200), err)
+		return TransactionStatus{}, fmt.Errorf("status of transaction %s: decode %s: %w", hash, obsqra.Clip(string(raw), 200), err)
 	}
 	if r.FinalityStatus == "" {
-		return TxStatus{}, fmt.Errorf("status of transaction %s: no finality_status in %s", hash, clip(string(raw), 200))
+		return TransactionStatus{}, fmt.Errorf("status of transaction %s: no finality_status in %s", hash, obsqra.Clip(string(raw), 200))
 	}
-	return TxStatus{FinalityStatus: r.FinalityStatus, ExecutionStatus: r.ExecutionStatus, FailureReason: r.FailureReason, Raw: raw}, nil
+	return TransactionStatus{FinalityStatus: r.FinalityStatus, ExecutionStatus: r.ExecutionStatus, FailureReason: r.FailureReason, Raw: raw}, nil
 }
 
 // Receipt is the part of a transaction receipt
@@ -137,7 +137,7 @@ type Receipt struct {
 }
 
 // TransactionReceipt returns the receipt of the transaction hash
-// (starknet_getTransactionReceipt). Errors: ErrTxNotFound (unknown, or not
+// (starknet_getTransactionReceipt). Errors: ErrTransactionNotFound (unknown, or not
 // executed yet: RECEIVED and CANDIDATE transactions have no receipt),
 // ErrUnavailable.
 func (c *Client) TransactionReceipt(ctx context.Context, hash obsqra.Felt) (Receipt, error) {
@@ -168,10 +168,10 @@ func decodeReceipt(raw json.RawMessage) (Receipt, error) {
 		Events []json.RawMessage `json:"events"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return Receipt{}, fmt.Errorf("decode %s: %w", clip(string(raw), 200), err)
+		return Receipt{}, fmt.Errorf("decode %s: %w", obsqra.Clip(string(raw), 200), err)
 	}
 	if r.FinalityStatus == "" || r.ExecutionStatus == "" || r.ActualFee == nil || r.ActualFee.Unit == "" {
-		return Receipt{}, fmt.Errorf("finality_status, execution_status or actual_fee missing in %s", clip(string(raw), 200))
+		return Receipt{}, fmt.Errorf("finality_status, execution_status or actual_fee missing in %s", obsqra.Clip(string(raw), 200))
 	}
 	amount, err := obsqra.ParseDecimal(feltDecimal(r.ActualFee.Amount))
 	if err != nil { // a felt has at most 76 digits, a Decimal 78

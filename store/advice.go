@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -29,57 +28,6 @@ func predictionScanArgs(p *obsqra.Prediction) []any {
 		&p.Model, &p.ModelVersion, &p.InputsDigest, dateScanner{&p.WindowStart}, dateScanner{&p.WindowEnd},
 		idScanner{&p.DecisionID}, jsonObjectScanner{&p.Details}, scanTime(&p.CreatedAt),
 		&p.Actual, &p.Error, scanNullTime(&p.ScoredAt)}
-}
-
-// idScanner reads a nullable id column: 0 for NULL.
-type idScanner struct{ dst *int64 }
-
-func (s idScanner) Scan(src any) error {
-	switch v := src.(type) {
-	case nil:
-		*s.dst = 0
-		return nil
-	case int64:
-		*s.dst = v
-		return nil
-	}
-	return fmt.Errorf("scan id from %T", src)
-}
-
-// idArg returns an id as a query argument: NULL for 0.
-func idArg(id int64) any {
-	if id == 0 {
-		return nil
-	}
-	return id
-}
-
-// jsonObjectScanner reads a nullable JSON text column: nil for NULL.
-type jsonObjectScanner struct{ dst *obsqra.JSONObject }
-
-func (s jsonObjectScanner) Scan(src any) error {
-	switch v := src.(type) {
-	case nil:
-		*s.dst = nil
-		return nil
-	case string:
-		*s.dst = obsqra.JSONObject(v)
-		return nil
-	case []byte:
-		// The driver may reuse src once Scan returns.
-		*s.dst = obsqra.JSONObject(append([]byte(nil), v...))
-		return nil
-	}
-	return fmt.Errorf("scan JSON object from %T", src)
-}
-
-// jsonObjectArg returns a JSON object as a query argument: NULL for none.
-// It is a string: lib/pq would send []byte as bytea.
-func jsonObjectArg(j obsqra.JSONObject) any {
-	if len(j) == 0 {
-		return nil
-	}
-	return string(j)
 }
 
 // InsertPrediction stores p and sets p.ID and p.CreatedAt. ProtocolID,

@@ -57,8 +57,8 @@ func (tx *Tx) InsertAllocation(ctx context.Context, a *obsqra.Allocation) error 
 			portfolio_value_usd, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		RETURNING id`,
-		a.UserID, string(weights), string(a.Reason), walletArg(a.TxHash), idArg(a.SuggestionID), idArg(a.DecisionID),
-		decimalArg(a.PortfolioValueUsd), c.d.timeArg(now)).Scan(&a.ID)
+		a.UserID, string(weights), string(a.Reason), stringArg(a.TxHash), idArg(a.SuggestionID), idArg(a.DecisionID),
+		stringArg(a.PortfolioValueUsd), c.d.timeArg(now)).Scan(&a.ID)
 	if err != nil {
 		return translate(err, "insert allocation", "allocation")
 	}

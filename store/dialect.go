@@ -96,11 +96,10 @@ func (d *dialect) nullTimeArg(t *time.Time) driver.Value {
 	return d.timeArg(*t)
 }
 
-// timeScanner reads a time column of either dialect into *dst, as UTC
-// truncated to microseconds. With null set, a NULL reads as the zero time.
+// timeScanner reads a NOT NULL time column of either dialect into *dst, as
+// UTC truncated to microseconds (nullTimeScanner reads a nullable one).
 type timeScanner struct {
-	dst  *time.Time
-	null bool
+	dst *time.Time
 }
 
 func (s timeScanner) Scan(src any) error {
@@ -112,11 +111,6 @@ func (s timeScanner) Scan(src any) error {
 		return s.parse(v)
 	case []byte:
 		return s.parse(string(v))
-	case nil:
-		if s.null {
-			*s.dst = time.Time{}
-			return nil
-		}
 	}
 	return fmt.Errorf("scan time from %T", src)
 }
@@ -132,22 +126,3 @@ func (s timeScanner) parse(v string) error {
 
 // scanTime returns a scanner for a NOT NULL time column.
 func scanTime(dst *time.Time) timeScanner { return timeScanner{dst: dst} }
-
-// nullTimeScanner reads a nullable time column into *dst: nil for NULL.
-type nullTimeScanner struct{ dst **time.Time }
-
-func (s nullTimeScanner) Scan(src any) error {
-	if src == nil {
-		*s.dst = nil
-		return nil
-	}
-	var t time.Time
-	if err := scanTime(&t).Scan(src); err != nil {
-		return err
-	}
-	*s.dst = &t
-	return nil
-}
-
-// scanNullTime returns a scanner for a nullable time column.
-func scanNullTime(dst **time.Time) nullTimeScanner { return nullTimeScanner{dst: dst} }

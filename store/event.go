@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -45,7 +44,7 @@ func (tx *Tx) AppendEvent(ctx context.Context, e *obsqra.Event) error {
 	now := tx.now()
 	err = c.queryRow(ctx,
 		"INSERT INTO events (topic, owner_user_id, protocol_id, kind, payload, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-		e.Topic, nullID(e.OwnerID), nullID(e.ProtocolID), nullText(e.Kind), payload, c.d.timeArg(now)).Scan(&e.ID)
+		e.Topic, idArg(e.OwnerID), idArg(e.ProtocolID), textArg(e.Kind), payload, c.d.timeArg(now)).Scan(&e.ID)
 	if err != nil {
 		return translate(err, "append event", "event")
 	}
@@ -57,22 +56,6 @@ func (tx *Tx) AppendEvent(ctx context.Context, e *obsqra.Event) error {
 	tx.appended = true
 	e.CreatedAt = now
 	return nil
-}
-
-// nullID is id as a column value: NULL for 0.
-func nullID(id int64) any {
-	if id == 0 {
-		return nil
-	}
-	return id
-}
-
-// nullText is s as a column value: NULL for "".
-func nullText(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
 }
 
 // eventPayload checks that p is a JSON object and returns it compacted, as
@@ -113,13 +96,11 @@ func eventsAfter(ctx context.Context, c conn, afterID int64, limit int) ([]obsqr
 	var events []obsqra.Event
 	for rows.Next() {
 		var e obsqra.Event
-		var owner, protocol sql.NullInt64
-		var kind sql.NullString
 		var payload []byte
-		if err := rows.Scan(&e.ID, &e.Topic, &owner, &protocol, &kind, &payload, scanTime(&e.CreatedAt)); err != nil {
+		if err := rows.Scan(&e.ID, &e.Topic, idScanner{&e.OwnerID}, idScanner{&e.ProtocolID}, textScanner{&e.Kind},
+			&payload, scanTime(&e.CreatedAt)); err != nil {
 			return nil, translate(err, "scan event", "event")
 		}
-		e.OwnerID, e.ProtocolID, e.Kind = owner.Int64, protocol.Int64, kind.String
 		// Ready to be decoded once, however many subscribers read it.
 		e.SetPayload(json.RawMessage(payload))
 		events = append(events, e)
@@ -234,18 +215,18 @@ func (db *DB) PruneEvents(ctx context.Context, before time.Time) (int64, error) 
 	var deleted int64
 	err := db.WithTx(ctx, func(tx *Tx) error {
 		c := tx.conn()
-		var through sql.NullInt64
-		if err := c.queryRow(ctx, "SELECT MAX(id) FROM events WHERE created_at < ?", c.d.timeArg(before)).Scan(&through); err != nil {
+		var through int64 // 0: no event to prune (ids start at 1)
+		if err := c.queryRow(ctx, "SELECT MAX(id) FROM events WHERE created_at < ?", c.d.timeArg(before)).Scan(idScanner{&through}); err != nil {
 			return translate(err, "find prunable events", "event")
 		}
-		if !through.Valid {
+		if through == 0 {
 			return nil
 		}
 		var err error
-		if deleted, err = c.execCount(ctx, "DELETE FROM events WHERE id <= ?", through.Int64); err != nil {
+		if deleted, err = c.execCount(ctx, "DELETE FROM events WHERE id <= ?", through); err != nil {
 			return translate(err, "prune events", "event")
 		}
-		if _, err := c.exec(ctx, "UPDATE event_retention SET pruned_through = ? WHERE id = 1 AND pruned_through < ?", through.Int64, through.Int64); err != nil {
+		if _, err := c.exec(ctx, "UPDATE event_retention SET pruned_through = ? WHERE id = 1 AND pruned_through < ?", through, through); err != nil {
 			return translate(err, "record pruned events", "event")
 		}
 		return nil

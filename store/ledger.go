@@ -48,7 +48,7 @@ var transactionSelect = "SELECT " + transactionColumns + transactionFrom
 type transactionScan struct {
 	t         *obsqra.Transaction
 	feeAmount *obsqra.Decimal
-	feeUnit   sql.NullString
+	feeUnit   string
 }
 
 // args returns the scan destinations, in transactionColumns order.
@@ -56,23 +56,16 @@ func (s *transactionScan) args() []any {
 	t := s.t
 	return []any{&t.ID, &t.UserID, &t.TxHash, &t.Type, &t.Amount, &t.Token, walletScanner{&t.TokenAddress},
 		jsonObjectScanner{&t.Details}, scanTime(&t.CreatedAt),
-		&t.Status, &t.ExecutionStatus, &t.FailureReason, &t.BlockNumber, decimalScanner{&s.feeAmount}, &s.feeUnit,
+		&t.Status, &t.ExecutionStatus, &t.FailureReason, &t.BlockNumber, decimalScanner{&s.feeAmount}, textScanner{&s.feeUnit},
 		&t.EventsEmitted, scanTime(&t.UpdatedAt), scanNullTime(&t.LastCheckedAt)}
 }
 
 // finish sets what the scan read into several columns.
 func (s *transactionScan) finish() {
 	s.t.Fee = nil
-	if s.feeAmount != nil && s.feeUnit.Valid {
-		s.t.Fee = &obsqra.Fee{Amount: *s.feeAmount, Unit: s.feeUnit.String}
+	if s.feeAmount != nil && s.feeUnit != "" {
+		s.t.Fee = &obsqra.Fee{Amount: *s.feeAmount, Unit: s.feeUnit}
 	}
-}
-
-func execArg(e *obsqra.ExecutionStatus) any {
-	if e == nil {
-		return nil
-	}
-	return string(*e)
 }
 
 // InsertTransaction logs t: it stores the core columns (UserID, TxHash,
@@ -93,7 +86,7 @@ func (tx *Tx) InsertTransaction(ctx context.Context, t *obsqra.Transaction) (sto
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tx_hash) DO NOTHING
 		RETURNING id`,
-		t.UserID, t.TxHash.String(), string(t.Type), t.Amount.String(), t.Token, walletArg(t.TokenAddress),
+		t.UserID, t.TxHash.String(), string(t.Type), t.Amount.String(), t.Token, stringArg(t.TokenAddress),
 		jsonObjectArg(t.Details), at).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		old, err := transactionWhere(ctx, c, "load logged transaction", "t.tx_hash = ?", t.TxHash.String())

@@ -22,29 +22,6 @@ func metricsScanArgs(m *obsqra.MetricsSample) []any {
 		&m.UtilizationBps, &m.VolatilityBps, &m.LiquidityTier, &m.Source, scanTime(&m.CreatedAt)}
 }
 
-// decimalScanner reads a nullable decimal column: nil for NULL.
-type decimalScanner struct{ dst **obsqra.Decimal }
-
-func (s decimalScanner) Scan(src any) error {
-	if src == nil {
-		*s.dst = nil
-		return nil
-	}
-	var d obsqra.Decimal
-	if err := d.Scan(src); err != nil {
-		return err
-	}
-	*s.dst = &d
-	return nil
-}
-
-func decimalArg(d *obsqra.Decimal) any {
-	if d == nil {
-		return nil
-	}
-	return d.String()
-}
-
 // InsertMetricsSample stores m unless a sample of the same protocol,
 // observation time and source is stored already: samples are idempotent on
 // that key. It returns the stored sample and whether it was created now;
@@ -59,7 +36,7 @@ func (tx *Tx) InsertMetricsSample(ctx context.Context, m obsqra.MetricsSample) (
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (protocol_id, observed_at, source) DO NOTHING
 		RETURNING id`,
-		m.ProtocolID, c.d.timeArg(m.ObservedAt), m.ApyBps, decimalArg(m.TvlUsd), m.UtilizationBps,
+		m.ProtocolID, c.d.timeArg(m.ObservedAt), m.ApyBps, stringArg(m.TvlUsd), m.UtilizationBps,
 		m.VolatilityBps, m.LiquidityTier, m.Source, c.d.timeArg(m.CreatedAt)).Scan(&m.ID)
 	if err == nil {
 		m.ObservedAt = stamp(m.ObservedAt)
@@ -92,7 +69,7 @@ func (tx *Tx) RecordDaily(ctx context.Context, m *obsqra.MetricsSample) error {
 		WHERE excluded.observed_at > metrics_daily.observed_at
 			OR (excluded.observed_at = metrics_daily.observed_at AND excluded.sample_id > metrics_daily.sample_id)`,
 		m.ProtocolID, obsqra.DateOf(m.ObservedAt).String(), c.d.timeArg(m.ObservedAt), m.ID,
-		m.ApyBps, m.UtilizationBps, m.VolatilityBps, decimalArg(m.TvlUsd))
+		m.ApyBps, m.UtilizationBps, m.VolatilityBps, stringArg(m.TvlUsd))
 	return translate(err, "record daily metrics", "metrics sample")
 }
 

@@ -119,7 +119,7 @@ func (tx *Tx) UpsertProtocol(ctx context.Context, in obsqra.ProtocolInput) (p *o
 			contract_address = ?, enabled = ?, source_ids = ?, updated_at = ?
 		WHERE slug = ?`,
 		in.Name, in.Chain, string(in.Category), in.AuditScore, in.LaunchedOn.String(),
-		walletArg(in.ContractAddress), in.Enabled, string(idsJSON), now, in.Slug)
+		stringArg(in.ContractAddress), in.Enabled, string(idsJSON), now, in.Slug)
 	if err != nil {
 		return nil, false, translate(err, "update protocol", "protocol")
 	}
@@ -130,7 +130,7 @@ func (tx *Tx) UpsertProtocol(ctx context.Context, in obsqra.ProtocolInput) (p *o
 				contract_address, enabled, source_ids, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			in.Slug, in.Name, in.Chain, string(in.Category), in.AuditScore, in.LaunchedOn.String(),
-			walletArg(in.ContractAddress), in.Enabled, string(idsJSON), now, now); err != nil {
+			stringArg(in.ContractAddress), in.Enabled, string(idsJSON), now, now); err != nil {
 			return nil, false, translate(err, "create protocol", "protocol")
 		}
 	}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 
 	"github.com/obsqra/obsqra"
 )
@@ -12,10 +11,10 @@ var riskParamsSelect = "SELECT " + columns("",
 	"w_liquidity3", "w_audit", "w_age", "age_cap_days", "clamp_min", "clamp_max",
 	"created_by", "created_at") + " FROM risk_params"
 
-func riskParamsScanArgs(p *obsqra.RiskParams, by *sql.NullInt64) []any {
+func riskParamsScanArgs(p *obsqra.RiskParams) []any {
 	return []any{&p.Version, &p.WUtilization, &p.WVolatility, &p.WLiquidity0, &p.WLiquidity1,
 		&p.WLiquidity2, &p.WLiquidity3, &p.WAudit, &p.WAge, &p.AgeCapDays, &p.ClampMin, &p.ClampMax,
-		by, scanTime(&p.CreatedAt)}
+		idScanner{&p.CreatedBy}, scanTime(&p.CreatedAt)}
 }
 
 // ActiveRiskParams returns the newest version of the risk parameters (the
@@ -29,7 +28,9 @@ func (tx *Tx) ActiveRiskParams(ctx context.Context) (*obsqra.RiskParams, error) 
 	return riskParamsWhere(ctx, tx.conn(), "version = (SELECT MAX(version) FROM risk_params)")
 }
 
-// RiskParamsVersion returns one version of the risk parameters.
+// RiskParamsVersion returns one version of the risk parameters. Only tests
+// read an old version today (store's and market's, so it cannot move into
+// one package's test files).
 // Errors: ENOTFOUND when there is no such version; otherwise internal ones.
 func (db *DB) RiskParamsVersion(ctx context.Context, version int) (*obsqra.RiskParams, error) {
 	return riskParamsWhere(ctx, db.conn(), "version = ?", version)
@@ -37,11 +38,9 @@ func (db *DB) RiskParamsVersion(ctx context.Context, version int) (*obsqra.RiskP
 
 func riskParamsWhere(ctx context.Context, c conn, cond string, args ...any) (*obsqra.RiskParams, error) {
 	p := new(obsqra.RiskParams)
-	var by sql.NullInt64
-	if err := c.queryRow(ctx, riskParamsSelect+" WHERE "+cond, args...).Scan(riskParamsScanArgs(p, &by)...); err != nil {
+	if err := c.queryRow(ctx, riskParamsSelect+" WHERE "+cond, args...).Scan(riskParamsScanArgs(p)...); err != nil {
 		return nil, translate(err, "load risk parameters", "risk parameters version")
 	}
-	p.CreatedBy = by.Int64
 	return p, nil
 }
 

@@ -32,10 +32,14 @@ func (tx *Tx) LockThrottle(ctx context.Context, key string) (Throttle, error) {
 		return Throttle{}, translate(err, "create login throttle", "login throttle")
 	}
 	t := Throttle{}
+	var start *time.Time // NULL: no window, the zero time
 	err := c.queryRow(ctx, "SELECT key, failures, window_start, penalty FROM login_throttle WHERE key = ?"+c.d.forUpdate, key).
-		Scan(&t.Key, &t.Failures, timeScanner{dst: &t.WindowStart, null: true}, &t.Penalty)
+		Scan(&t.Key, &t.Failures, scanNullTime(&start), &t.Penalty)
 	if err != nil {
 		return Throttle{}, translate(err, "lock login throttle", "login throttle")
+	}
+	if start != nil {
+		t.WindowStart = *start
 	}
 	return t, nil
 }

@@ -44,30 +44,6 @@ func (s *userScan) args() []any {
 	}
 }
 
-// walletScanner reads a nullable felt column.
-type walletScanner struct{ dst **obsqra.Felt }
-
-func (s walletScanner) Scan(src any) error {
-	if src == nil {
-		*s.dst = nil
-		return nil
-	}
-	var f obsqra.Felt
-	if err := f.Scan(src); err != nil {
-		return err
-	}
-	*s.dst = &f
-	return nil
-}
-
-// walletArg returns a wallet address as a query argument: NULL for none.
-func walletArg(f *obsqra.Felt) any {
-	if f == nil {
-		return nil
-	}
-	return f.String()
-}
-
 // emailKey is the case-insensitive form of an email the UNIQUE index holds.
 func emailKey(email string) string { return strings.ToLower(email) }
 
@@ -87,7 +63,7 @@ func (tx *Tx) CreateUser(ctx context.Context, u *obsqra.User) error {
 			created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		RETURNING id`,
-		u.Email, emailKey(u.Email), u.FullName, u.PasswordHash, walletArg(u.WalletAddress),
+		u.Email, emailKey(u.Email), u.FullName, u.PasswordHash, stringArg(u.WalletAddress),
 		u.EmailVerified, string(u.Role), u.Active,
 		string(p.RiskTolerance), p.AutoRebalance, p.RebalanceThresholdBps,
 		p.MaxSingleBps, p.MinDiversification, p.EmailAlerts,
@@ -116,7 +92,7 @@ func (tx *Tx) UpdateUser(ctx context.Context, u *obsqra.User) error {
 			max_single_bps = ?, min_diversification = ?, email_alerts = ?,
 			updated_at = ?
 		WHERE id = ?`,
-		u.FullName, u.PasswordHash, walletArg(u.WalletAddress),
+		u.FullName, u.PasswordHash, stringArg(u.WalletAddress),
 		u.EmailVerified, string(u.Role), u.Active,
 		string(p.RiskTolerance), p.AutoRebalance, p.RebalanceThresholdBps,
 		p.MaxSingleBps, p.MinDiversification, p.EmailAlerts,
@@ -205,7 +181,7 @@ func (db *DB) AutoRebalanceUsers(ctx context.Context) ([]obsqra.User, error) {
 func (tx *Tx) SetUserWallet(ctx context.Context, userID int64, wallet *obsqra.Felt) (*obsqra.User, error) {
 	c := tx.conn()
 	n, err := c.execCount(ctx, "UPDATE users SET wallet_address = ?, updated_at = ? WHERE id = ?",
-		walletArg(wallet), c.d.timeArg(tx.now()), userID)
+		stringArg(wallet), c.d.timeArg(tx.now()), userID)
 	if err == nil && n == 0 {
 		err = sql.ErrNoRows
 	}

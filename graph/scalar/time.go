@@ -7,7 +7,6 @@ import (
 	"io"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 
@@ -47,24 +46,11 @@ func UnmarshalTime(v any) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, obsqra.Errorf(obsqra.EINVALID, "%s is not an RFC 3339 time such as \"2026-11-25T19:40:00Z\"", clip(s))
+		return time.Time{}, obsqra.Errorf(obsqra.EINVALID, "%s is not an RFC 3339 time such as \"2026-11-25T19:40:00Z\"", obsqra.QuoteInput(s))
 	}
 	t = t.UTC()
 	if t.Before(minTime) || !t.Before(maxTime) {
-		return time.Time{}, obsqra.Errorf(obsqra.EINVALID, "%s is not between 1970 and 9999", clip(s))
+		return time.Time{}, obsqra.Errorf(obsqra.EINVALID, "%s is not between 1970 and 9999", obsqra.QuoteInput(s))
 	}
 	return t, nil
-}
-
-// clip quotes s for an error message, cut to a length a message can hold.
-func clip(s string) string {
-	const limit = 64
-	if len(s) > limit {
-		cut := limit
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return strconv.Quote(s)
 }

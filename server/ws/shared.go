@@ -204,9 +204,13 @@ func (st *sharedStream) appendMembers(buf []*member) []*member {
 // stream ends.
 //
 // authCtx is op's context with the principal the operation was authorised
-// for.
-func (c *conn) runSubscription(authCtx context.Context, op *operation, params *graphql.RawParams, rc *graphql.OperationContext) {
-	key := streamKey(params, obsqra.UserIDFromContext(authCtx))
+// for, viewer that principal's user (nil when anonymous).
+func (c *conn) runSubscription(authCtx context.Context, viewer *obsqra.User, op *operation, params *graphql.RawParams, rc *graphql.OperationContext) {
+	var viewerID int64
+	if viewer != nil {
+		viewerID = viewer.ID
+	}
+	key := streamKey(params, viewerID)
 	ss := &c.t.streams
 	for waited := false; ; waited = true {
 		// The viewer's own stream, or one whose resolver said it is the
@@ -238,7 +242,7 @@ func (c *conn) runSubscription(authCtx context.Context, op *operation, params *g
 	c.t.streams.wg.Add(1)
 	go func() {
 		defer c.t.streams.wg.Done()
-		c.t.runStream(st, c.exec, rc, sctx)
+		c.t.runStream(sctx, st, c.exec, rc)
 	}()
 }
 
@@ -252,7 +256,7 @@ func (t *Transport) watchMember(st *sharedStream, m *member) {
 
 // runStream executes a shared stream and sends every response to every
 // member, each response encoded once.
-func (t *Transport) runStream(st *sharedStream, exec graphql.GraphExecutor, rc *graphql.OperationContext, ctx context.Context) {
+func (t *Transport) runStream(ctx context.Context, st *sharedStream, exec graphql.GraphExecutor, rc *graphql.OperationContext) {
 	ctx, state := subscription.NewContext(ctx)
 	ctx = graphql.StartOperationTrace(ctx)
 	end := func(typ string, payload json.RawMessage) {

@@ -5,6 +5,13 @@
 // subscribers, and the frame writer behind them. The server mounts it on
 // /graphql (Transport), closes its sockets on shutdown (Shutdown) and has
 // it check them again when an account changes (Recheck).
+//
+// A connection's parts, one file each: conn.go its life (the read loop,
+// teardown, the log line); writer.go its one writer and the bounded queue
+// it drains; protocol.go the messages of both subprotocols and
+// connection_init; auth.go the checks of its token; operation.go an
+// operation from start to its last message; shared.go the streams shared
+// between connections; frame.go and writev_*.go the frames as written.
 package ws
 
 import (

@@ -1,0 +1,403 @@
+// The loader: one parser per kind of variable (numbers in a range, byte
+// sizes, hosts, URLs, database URLs, the secret key, origins, address
+// prefixes, emails, log settings, booleans, durations), each recording a
+// problem that names the variable instead of failing at the first.
+
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/obsqra/obsqra"
+)
+
+// httpURL reads an http(s) base URL, without a trailing slash.
+func (l *loader) httpURL(name, def string) string {
+	v, ok := l.value(name)
+	if !ok {
+		v = def
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		l.problemf(name, "%q is not an http:// or https:// URL", v)
+		return def
+	}
+	return strings.TrimRight(v, "/")
+}
+
+// httpURLs reads a comma-separated list of http(s) URLs (none when unset),
+// each without a trailing slash.
+func (l *loader) httpURLs(name string) []string {
+	v, ok := l.value(name)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, part := range list(v) {
+		u, err := url.Parse(part)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			l.problemf(name, "%q is not an http:// or https:// URL", part)
+			return nil
+		}
+		out = append(out, strings.TrimRight(part, "/"))
+	}
+	return out
+}
+
+// usd reads an amount in USD from 0 to max.
+func (l *loader) usd(name, def string, max float64) float64 {
+	v, ok := l.value(name)
+	if !ok {
+		v = def
+	}
+	d, err := obsqra.ParseDecimal(v)
+	if err != nil || d.IsNegative() {
+		l.problemf(name, "%q is not an amount in USD such as 0.50", v)
+		return 0
+	}
+	f, _ := d.Rat().Float64()
+	if f > max {
+		l.problemf(name, "%q is more than %g USD", v, max)
+		return 0
+	}
+	return f
+}
+
+// tiers reads three descending, non-negative decimals.
+func (l *loader) tiers(name, def string) [3]obsqra.Decimal {
+	v, ok := l.value(name)
+	if !ok {
+		v = def
+	}
+	var out [3]obsqra.Decimal
+	parts := list(v)
+	if len(parts) != 3 {
+		l.problemf(name, "%q must be three amounts in USD, descending, e.g. %s", v, def)
+		return out
+	}
+	for i, p := range parts {
+		d, err := obsqra.ParseDecimal(p)
+		if err != nil || d.IsNegative() {
+			l.problemf(name, "%q: %q is not an amount in USD", v, p)
+			return out
+		}
+		out[i] = d
+	}
+	if out[0].Cmp(out[1]) <= 0 || out[1].Cmp(out[2]) <= 0 {
+		l.problemf(name, "%q must be descending (tier 0 needs the most TVL)", v)
+	}
+	return out
+}
+
+// loader reads variables and collects the problems found on the way, so
+// that one run reports all of them.
+type loader struct {
+	getenv   func(string) string
+	problems []error
+}
+
+// value returns the trimmed value of the variable and whether it is set; an
+// empty value counts as unset, as it does for a shell's ${VAR:-default}.
+func (l *loader) value(name string) (string, bool) {
+	v := strings.TrimSpace(l.getenv(name))
+	return v, v != ""
+}
+
+func (l *loader) problemf(name, format string, args ...any) {
+	l.problems = append(l.problems, fmt.Errorf(name+": "+format, args...))
+}
+
+// intRange reads an integer from min to max; what describes such a value in
+// the error message.
+func (l *loader) intRange(name string, def, min, max int, what string) int {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		l.problemf(name, "%q is not %s", v, what)
+		return def
+	}
+	return n
+}
+
+// bufferBytes reads a live buffer's budget in bytes, 1024 to 2^36 (64 GiB).
+func (l *loader) bufferBytes(name string, def int64) int64 {
+	return int64(l.intRange(name, int(def), 1024, 1<<36, "a whole number of bytes from 1024 to 68719476736"))
+}
+
+// host reads a host name or IP address to listen on. A port is refused here
+// because it belongs in API_PORT.
+func (l *loader) host(name, def string) string {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	h := strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")
+	valid := !strings.ContainsAny(h, " \t/[]@")
+	if valid && strings.Contains(h, ":") {
+		_, err := netip.ParseAddr(h)
+		valid = err == nil
+	}
+	if !valid {
+		l.problemf(name, "%q is not a host name or IP address (the port goes in API_PORT)", v)
+		return def
+	}
+	return h
+}
+
+// databaseURL reads a database URL. Its value never appears in a message,
+// because it may hold a password.
+func (l *loader) databaseURL(name, def string) string {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	lower := strings.ToLower(v)
+	switch {
+	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
+		if _, err := url.Parse(v); err != nil {
+			l.problemf(name, "is not a valid URL (percent-encode special characters in the password)")
+			return def
+		}
+	case strings.HasPrefix(lower, "sqlite:"), strings.HasPrefix(lower, "file:"):
+		if _, path, _ := strings.Cut(v, ":"); path == "" {
+			l.problemf(name, "names no database file (e.g. sqlite:data/obsqra.db)")
+			return def
+		}
+	default:
+		l.problemf(name, "does not start with postgres://, postgresql://, sqlite: or file:")
+		return def
+	}
+	return v
+}
+
+// dialect returns "PostgreSQL" or "SQLite" for a database URL accepted by
+// databaseURL, "" for anything else.
+func dialect(dbURL string) string {
+	lower := strings.ToLower(dbURL)
+	switch {
+	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
+		return "PostgreSQL"
+	case strings.HasPrefix(lower, "sqlite:"), strings.HasPrefix(lower, "file:"):
+		return "SQLite"
+	}
+	return ""
+}
+
+// secretKey reads SECRET_KEY or the file named by SECRET_KEY_FILE. The key
+// itself never appears in a message, only its length.
+func (l *loader) secretKey(readFile func(string) ([]byte, error)) []byte {
+	key, keySet := l.value("SECRET_KEY")
+	file, fileSet := l.value("SECRET_KEY_FILE")
+	switch {
+	case keySet && fileSet:
+		l.problemf("SECRET_KEY_FILE", "is set together with SECRET_KEY; set only one of them")
+		return nil
+	case keySet:
+		if len(key) < MinSecretKeyLen {
+			l.problemf("SECRET_KEY", "is %d bytes long; it must be at least %d", len(key), MinSecretKeyLen)
+			return nil
+		}
+		return []byte(key)
+	case fileSet:
+		b, err := readFile(file)
+		if err != nil {
+			l.problemf("SECRET_KEY_FILE", "cannot read the key: %w", err)
+			return nil
+		}
+		b = []byte(strings.TrimSpace(string(b)))
+		if len(b) < MinSecretKeyLen {
+			l.problemf("SECRET_KEY_FILE", "the key in %q is %d bytes long; it must be at least %d", file, len(b), MinSecretKeyLen)
+			return nil
+		}
+		return b
+	}
+	return nil
+}
+
+// list splits a comma-separated value into trimmed, non-empty entries.
+func list(v string) []string {
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// origins reads a list of CORS origins. A value made only of commas sets an
+// empty list, which is how development turns its default origins off.
+func (l *loader) origins(name, def string) []string {
+	v, ok := l.value(name)
+	if !ok {
+		v = def
+	}
+	var out []string
+	for _, item := range list(v) {
+		origin, ok := parseOrigin(item)
+		if !ok {
+			l.problemf(name, `%q is not an origin (scheme://host[:port], without a path or trailing slash) or "*"`, item)
+			continue
+		}
+		out = append(out, origin)
+	}
+	return out
+}
+
+// parseOrigin checks that s is "*" or an origin as a browser sends it in the
+// Origin header, and returns it with scheme and host in lower case so that
+// the CORS middleware can compare strings.
+func parseOrigin(s string) (string, bool) {
+	if s == "*" {
+		return s, true
+	}
+	if strings.ContainsAny(s, "?#* \t") {
+		return "", false
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Opaque != "" || u.User != nil || u.Path != "" || u.Hostname() == "" {
+		return "", false
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", false
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return "", false
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host), true
+}
+
+// prefixes reads a list of CIDRs; a bare IP address is the prefix of that
+// one address. IPv4-mapped IPv6 addresses and prefixes are read as IPv4,
+// as the server compares client addresses in that form, and host bits are
+// cleared (10.1.2.3/8 is 10.0.0.0/8).
+func (l *loader) prefixes(name string) []netip.Prefix {
+	v, _ := l.value(name)
+	var out []netip.Prefix
+	for _, item := range list(v) {
+		p, ok := parsePrefix(item)
+		if !ok {
+			l.problemf(name, "%q is not a CIDR such as 10.0.0.0/8 or fd00::/8, nor an IP address", item)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// parsePrefix parses a CIDR or a bare IP address, without a zone.
+func parsePrefix(s string) (netip.Prefix, bool) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, false
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	if a := p.Addr(); a.Is4In6() {
+		if p.Bits() < 96 {
+			// Wider than the mapped range: it covers IPv6 addresses too,
+			// which an IPv4 prefix cannot say.
+			return netip.Prefix{}, false
+		}
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), true
+}
+
+// emails reads a list of email addresses, lower-cased.
+func (l *loader) emails(name string) []string {
+	v, _ := l.value(name)
+	var out []string
+	for _, item := range list(v) {
+		item = strings.ToLower(item)
+		// ParseAddress also accepts `Name <a@b>`; only the bare address is
+		// meant here, so anything that does not round-trip is refused.
+		if a, err := mail.ParseAddress(item); err != nil || a.Address != item {
+			l.problemf(name, "%q is not an email address", item)
+			continue
+		}
+		out = append(out, item)
+	}
+	return out
+}
+
+func (l *loader) logLevel(name string, def slog.Level) slog.Level {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	switch strings.ToLower(v) {
+	case "debug":
+		return slog.LevelDebug
+	case "info":
+		return slog.LevelInfo
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	l.problemf(name, "%q is not one of debug, info, warn, error", v)
+	return def
+}
+
+func (l *loader) logFormat(name string, def LogFormat) LogFormat {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	switch f := LogFormat(strings.ToLower(v)); f {
+	case LogFormatText, LogFormatJSON:
+		return f
+	}
+	l.problemf(name, "%q is not one of text, json", v)
+	return def
+}
+
+func (l *loader) boolean(name string, def bool) bool {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	switch strings.ToLower(v) {
+	case "true", "1", "yes":
+		return true
+	case "false", "0", "no":
+		return false
+	}
+	l.problemf(name, "%q is not one of true, false, 1, 0, yes, no", v)
+	return def
+}
+
+func (l *loader) duration(name string, def time.Duration) time.Duration {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		l.problemf(name, "%q is not a duration such as 15s or 2m", v)
+		return def
+	}
+	if d <= 0 {
+		l.problemf(name, "%q is not a positive duration such as 15s or 2m", v)
+		return def
+	}
+	return d
+}

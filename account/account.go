@@ -148,18 +148,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*obsqra.AuthP
 	if s.admins[strings.ToLower(email)] {
 		u.Role = obsqra.RoleAdmin
 	}
-	var payload *obsqra.AuthPayload
-	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
-		if err := tx.CreateUser(ctx, u); err != nil {
-			return err
-		}
-		payload, err = s.startSession(ctx, tx, u)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return payload, nil
+	return s.signIn(ctx, u, func(tx *store.Tx) error { return tx.CreateUser(ctx, u) })
 }
 
 // admit counts an attempt against the throttle keys in a unit of work of its
@@ -224,11 +213,18 @@ func (s *Service) Login(ctx context.Context, email, password string) (*obsqra.Au
 	if !u.Active {
 		return nil, obsqra.Errorf(obsqra.EFORBIDDEN, "this account is deactivated")
 	}
+	return s.signIn(ctx, u, func(tx *store.Tx) error { return s.throttle.forgive(ctx, tx, keys) })
+}
+
+// signIn runs first and opens a new session for u in one unit of work, and
+// returns the session's tokens.
+func (s *Service) signIn(ctx context.Context, u *obsqra.User, first func(*store.Tx) error) (*obsqra.AuthPayload, error) {
 	var payload *obsqra.AuthPayload
-	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
-		if err := s.throttle.forgive(ctx, tx, keys); err != nil {
+	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+		if err := first(tx); err != nil {
 			return err
 		}
+		var err error
 		payload, err = s.startSession(ctx, tx, u)
 		return err
 	})

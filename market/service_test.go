@@ -714,9 +714,6 @@ func TestSetRiskParams(t *testing.T) {
 		if active, err := s.RiskParams(ctx); err != nil || !reflect.DeepEqual(*active, want) {
 			t.Errorf("RiskParams() after the change = %+v, %v, want %+v", active, err, want)
 		}
-		if old, err := db.RiskParamsVersion(ctx, 1); err != nil || !reflect.DeepEqual(old, v1) {
-			t.Errorf("RiskParamsVersion(1) after the change = %+v, %v, want %+v", old, err, v1)
-		}
 
 		late := ingest(t, s, obsqra.SourceSimulated, sample("zklend", t0, 900))[0]
 		if late.Risk.ParamsVersion != 2 {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
@@ -20,3 +21,11 @@ func testHash(d *obsqra.Decision) string {
 
 // TestHash is testHash for the tests of package store_test.
 var TestHash DecisionHasher = testHash
+
+// RiskParamsVersion returns one version of the risk parameters: nothing
+// but the store's tests reads an old version (that a change leaves it as it
+// was is the store's guarantee, tested here).
+// Errors: ENOTFOUND when there is no such version; otherwise internal ones.
+func (db *DB) RiskParamsVersion(ctx context.Context, version int) (*obsqra.RiskParams, error) {
+	return riskParamsWhere(ctx, db.conn(), "version = ?", version)
+}

@@ -28,14 +28,6 @@ func (tx *Tx) ActiveRiskParams(ctx context.Context) (*obsqra.RiskParams, error) 
 	return riskParamsWhere(ctx, tx.conn(), "version = (SELECT MAX(version) FROM risk_params)")
 }
 
-// RiskParamsVersion returns one version of the risk parameters. Only tests
-// read an old version today (store's and market's, so it cannot move into
-// one package's test files).
-// Errors: ENOTFOUND when there is no such version; otherwise internal ones.
-func (db *DB) RiskParamsVersion(ctx context.Context, version int) (*obsqra.RiskParams, error) {
-	return riskParamsWhere(ctx, db.conn(), "version = ?", version)
-}
-
 func riskParamsWhere(ctx context.Context, c conn, cond string, args ...any) (*obsqra.RiskParams, error) {
 	p := new(obsqra.RiskParams)
 	if err := c.queryRow(ctx, riskParamsSelect+" WHERE "+cond, args...).Scan(riskParamsScanArgs(p)...); err != nil {

@@ -28,7 +28,7 @@ func TestStarknetNode(t *testing.T) {
 	if _, err := n.TransactionReceipt(ctx, hash); !errors.Is(err, ledger.ErrNotFound) {
 		t.Fatalf("TransactionReceipt(unknown) = %v, want ErrNotFound", err)
 	}
-	node.SetTx(hash, starknettest.Tx{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionReverted,
+	node.SetTransaction(hash, starknettest.Transaction{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionReverted,
 		FailureReason: "out of gas", BlockNumber: 77, Fee: obsqra.Fee{Amount: obsqra.MustDecimal("12345"), Unit: "WEI"}, Events: 2})
 	s, err := n.TransactionStatus(ctx, hash)
 	if err != nil || s.Finality != "ACCEPTED_ON_L2" || s.Execution != "REVERTED" || s.FailureReason != "out of gas" || len(s.Raw) == 0 {

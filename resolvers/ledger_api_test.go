@@ -127,15 +127,15 @@ func TestStarknetJourney(t *testing.T) {
 
 		obsqratest.Step(t, "watch the chain", func(t *testing.T) {
 			// The first two move step by step; the node never hears of the third.
-			node.SetTx(felt("0xA1"), starknettest.Tx{FinalityStatus: starknet.StatusReceived})
-			node.SetTx(felt("0xB2"), starknettest.Tx{FinalityStatus: starknet.StatusReceived})
+			node.SetTransaction(felt("0xA1"), starknettest.Transaction{FinalityStatus: starknet.StatusReceived})
+			node.SetTransaction(felt("0xB2"), starknettest.Transaction{FinalityStatus: starknet.StatusReceived})
 			watch(t, 0)
-			node.SetTx(felt("0xA1"), starknettest.Tx{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionSucceeded,
+			node.SetTransaction(felt("0xA1"), starknettest.Transaction{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionSucceeded,
 				BlockNumber: 900, Fee: fee, Events: 3})
-			node.SetTx(felt("0xB2"), starknettest.Tx{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionReverted,
+			node.SetTransaction(felt("0xB2"), starknettest.Transaction{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionReverted,
 				FailureReason: "Insufficient balance", BlockNumber: 901, Fee: fee})
 			watch(t, time.Minute)
-			node.SetTx(felt("0xA1"), starknettest.Tx{FinalityStatus: starknet.StatusAcceptedOnL1, ExecutionStatus: starknet.ExecutionSucceeded,
+			node.SetTransaction(felt("0xA1"), starknettest.Transaction{FinalityStatus: starknet.StatusAcceptedOnL1, ExecutionStatus: starknet.ExecutionSucceeded,
 				BlockNumber: 900, Fee: fee, Events: 3})
 			watch(t, time.Minute)
 			watch(t, 31*time.Minute)

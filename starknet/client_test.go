@@ -138,18 +138,18 @@ func TestTransactionStatus(t *testing.T) {
 
 	for i, tc := range []struct {
 		name    string
-		chainTx starknettest.Tx
+		chainTx starknettest.Transaction
 	}{
-		{"received", starknettest.Tx{FinalityStatus: starknet.StatusReceived}},
-		{"candidate", starknettest.Tx{FinalityStatus: starknet.StatusCandidate}},
-		{"pre-confirmed", starknettest.Tx{FinalityStatus: starknet.StatusPreConfirmed, ExecutionStatus: starknet.ExecutionSucceeded}},
-		{"accepted on L2", starknettest.Tx{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionSucceeded}},
-		{"reverted", starknettest.Tx{FinalityStatus: starknet.StatusAcceptedOnL1, ExecutionStatus: starknet.ExecutionReverted, FailureReason: "u256_sub Overflow"}},
+		{"received", starknettest.Transaction{FinalityStatus: starknet.StatusReceived}},
+		{"candidate", starknettest.Transaction{FinalityStatus: starknet.StatusCandidate}},
+		{"pre-confirmed", starknettest.Transaction{FinalityStatus: starknet.StatusPreConfirmed, ExecutionStatus: starknet.ExecutionSucceeded}},
+		{"accepted on L2", starknettest.Transaction{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionSucceeded}},
+		{"reverted", starknettest.Transaction{FinalityStatus: starknet.StatusAcceptedOnL1, ExecutionStatus: starknet.ExecutionReverted, FailureReason: "u256_sub Overflow"}},
 	} {
 		// The client sends the spec's FELT form (no leading zeros, which
 		// the fake node insists on) whatever the padding and case here.
 		hash := mustFelt(t, fmt.Sprintf("0x00ABC%d", i))
-		node.SetTx(hash, tc.chainTx)
+		node.SetTransaction(hash, tc.chainTx)
 		got, err := c.TransactionStatus(ctx, hash)
 		if err != nil {
 			t.Fatalf("%s: TransactionStatus: %v", tc.name, err)
@@ -170,7 +170,7 @@ func TestTransactionReceipt(t *testing.T) {
 	ctx := context.Background()
 
 	preConfirmed := mustFelt(t, "0x1001")
-	node.SetTx(preConfirmed, starknettest.Tx{FinalityStatus: starknet.StatusPreConfirmed, ExecutionStatus: starknet.ExecutionSucceeded,
+	node.SetTransaction(preConfirmed, starknettest.Transaction{FinalityStatus: starknet.StatusPreConfirmed, ExecutionStatus: starknet.ExecutionSucceeded,
 		Fee: obsqra.Fee{Amount: obsqra.MustDecimal("21000"), Unit: "WEI"}, Events: 1})
 	r, err := c.TransactionReceipt(ctx, preConfirmed)
 	if err != nil {
@@ -184,7 +184,7 @@ func TestTransactionReceipt(t *testing.T) {
 
 	accepted := mustFelt(t, "0x1002")
 	bigFee := "3618502788666131213697322783095070105623107215331596699973092056135872020480" // p − 1, the largest felt
-	node.SetTx(accepted, starknettest.Tx{FinalityStatus: starknet.StatusAcceptedOnL1, ExecutionStatus: starknet.ExecutionSucceeded,
+	node.SetTransaction(accepted, starknettest.Transaction{FinalityStatus: starknet.StatusAcceptedOnL1, ExecutionStatus: starknet.ExecutionSucceeded,
 		BlockNumber: 42, Fee: obsqra.Fee{Amount: obsqra.MustDecimal(bigFee), Unit: "FRI"}, Events: 3})
 	r, err = c.TransactionReceipt(ctx, accepted)
 	if err != nil {
@@ -198,7 +198,7 @@ func TestTransactionReceipt(t *testing.T) {
 	}
 
 	reverted := mustFelt(t, "0x1003")
-	node.SetTx(reverted, starknettest.Tx{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionReverted,
+	node.SetTransaction(reverted, starknettest.Transaction{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionReverted,
 		FailureReason: "Error in the called contract: insufficient balance"})
 	r, err = c.TransactionReceipt(ctx, reverted)
 	if err != nil {
@@ -210,7 +210,7 @@ func TestTransactionReceipt(t *testing.T) {
 
 	// No receipt before execution: the node says it does not know the hash.
 	received := mustFelt(t, "0x1004")
-	node.SetTx(received, starknettest.Tx{FinalityStatus: starknet.StatusReceived})
+	node.SetTransaction(received, starknettest.Transaction{FinalityStatus: starknet.StatusReceived})
 	if _, err := c.TransactionReceipt(ctx, received); !errors.Is(err, starknet.ErrTransactionNotFound) {
 		t.Errorf("TransactionReceipt(received) error = %v, want ErrTransactionNotFound", err)
 	}
@@ -238,11 +238,11 @@ func TestTxNotFound(t *testing.T) {
 		t.Errorf("error %q, want the hash and the code", err)
 	}
 
-	node.SetTx(hash, starknettest.Tx{FinalityStatus: starknet.StatusReceived})
+	node.SetTransaction(hash, starknettest.Transaction{FinalityStatus: starknet.StatusReceived})
 	if _, err := c.TransactionStatus(ctx, hash); err != nil {
 		t.Fatalf("TransactionStatus(set): %v", err)
 	}
-	node.ForgetTx(hash)
+	node.ForgetTransaction(hash)
 	if _, err := c.TransactionStatus(ctx, hash); !errors.Is(err, starknet.ErrTransactionNotFound) {
 		t.Errorf("TransactionStatus(forgotten) error = %v, want ErrTransactionNotFound", err)
 	}

@@ -59,8 +59,8 @@ func (f Failure) String() string {
 	return fmt.Sprintf("Failure(%d)", int(f))
 }
 
-// Tx is the state of a transaction as the node reports it.
-type Tx struct {
+// Transaction is the state of a transaction as the node reports it.
+type Transaction struct {
 	// FinalityStatus is one of starknet.Status*. Required.
 	FinalityStatus string
 	// ExecutionStatus is starknet.ExecutionSucceeded or
@@ -110,13 +110,13 @@ type Node struct {
 	srv  *httptest.Server
 	done chan struct{}
 
-	mu        sync.Mutex
-	chainID   string
-	block     uint64
-	txs       map[obsqra.Felt]Tx
-	contracts map[obsqra.Felt]map[obsqra.Felt]namedFunc
-	failures  []Failure
-	calls     map[string]int
+	mu           sync.Mutex
+	chainID      string
+	block        uint64
+	transactions map[obsqra.Felt]Transaction
+	contracts    map[obsqra.Felt]map[obsqra.Felt]namedFunc
+	failures     []Failure
+	calls        map[string]int
 }
 
 type namedFunc struct {
@@ -132,13 +132,13 @@ const slowDelay = time.Minute
 func NewNode(t testing.TB, opts ...Option) *Node {
 	t.Helper()
 	n := &Node{
-		t:         t,
-		done:      make(chan struct{}),
-		chainID:   starknet.ChainSepolia,
-		block:     1000,
-		txs:       map[obsqra.Felt]Tx{},
-		contracts: map[obsqra.Felt]map[obsqra.Felt]namedFunc{},
-		calls:     map[string]int{},
+		t:            t,
+		done:         make(chan struct{}),
+		chainID:      starknet.ChainSepolia,
+		block:        1000,
+		transactions: map[obsqra.Felt]Transaction{},
+		contracts:    map[obsqra.Felt]map[obsqra.Felt]namedFunc{},
+		calls:        map[string]int{},
 	}
 	for _, o := range opts {
 		o(n)
@@ -155,27 +155,27 @@ func NewNode(t testing.TB, opts ...Option) *Node {
 	return n
 }
 
-// SetTx sets what the node reports of the transaction hash, replacing what
-// it reported before.
-func (n *Node) SetTx(hash obsqra.Felt, tx Tx) {
+// SetTransaction sets what the node reports of the transaction hash,
+// replacing what it reported before.
+func (n *Node) SetTransaction(hash obsqra.Felt, chainTx Transaction) {
 	n.t.Helper()
-	if tx.FinalityStatus == "" {
-		n.t.Fatalf("starknettest: SetTx(%s): no FinalityStatus", hash)
+	if chainTx.FinalityStatus == "" {
+		n.t.Fatalf("starknettest: SetTransaction(%s): no FinalityStatus", hash)
 	}
-	if _, ok := new(big.Int).SetString(tx.Fee.Amount.String(), 10); !ok {
-		n.t.Fatalf("starknettest: SetTx(%s): fee %s is not a whole number", hash, tx.Fee.Amount)
+	if _, ok := new(big.Int).SetString(chainTx.Fee.Amount.String(), 10); !ok {
+		n.t.Fatalf("starknettest: SetTransaction(%s): fee %s is not a whole number", hash, chainTx.Fee.Amount)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.txs[hash] = tx
+	n.transactions[hash] = chainTx
 }
 
-// ForgetTx makes the node forget the transaction hash: it answers error 29
-// (transaction hash not found) again, as for a dropped transaction.
-func (n *Node) ForgetTx(hash obsqra.Felt) {
+// ForgetTransaction makes the node forget the transaction hash: it answers
+// error 29 (transaction hash not found) again, as for a dropped transaction.
+func (n *Node) ForgetTransaction(hash obsqra.Felt) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	delete(n.txs, hash)
+	delete(n.transactions, hash)
 }
 
 // SetBlockNumber sets the node's latest block number.
@@ -374,17 +374,17 @@ func (n *Node) dispatch(method string, params json.RawMessage) (any, *rpcError) 
 			return nil, rerr
 		}
 		n.mu.Lock()
-		tx, ok := n.txs[hash]
+		chainTx, ok := n.transactions[hash]
 		n.mu.Unlock()
 		if !ok {
 			return nil, errTxNotFound
 		}
-		status := map[string]any{"finality_status": tx.FinalityStatus}
-		if tx.ExecutionStatus != "" {
-			status["execution_status"] = tx.ExecutionStatus
+		status := map[string]any{"finality_status": chainTx.FinalityStatus}
+		if chainTx.ExecutionStatus != "" {
+			status["execution_status"] = chainTx.ExecutionStatus
 		}
-		if tx.FailureReason != "" {
-			status["failure_reason"] = tx.FailureReason
+		if chainTx.FailureReason != "" {
+			status["failure_reason"] = chainTx.FailureReason
 		}
 		return status, nil
 	case "starknet_getTransactionReceipt":
@@ -403,25 +403,25 @@ func (n *Node) dispatch(method string, params json.RawMessage) (any, *rpcError) 
 // block number but no block hash in the pre-confirmed block.
 func (n *Node) receipt(hash obsqra.Felt) (any, *rpcError) {
 	n.mu.Lock()
-	tx, ok := n.txs[hash]
+	chainTx, ok := n.transactions[hash]
 	block := n.block
 	n.mu.Unlock()
-	if !ok || tx.FinalityStatus == starknet.StatusReceived || tx.FinalityStatus == starknet.StatusCandidate {
+	if !ok || chainTx.FinalityStatus == starknet.StatusReceived || chainTx.FinalityStatus == starknet.StatusCandidate {
 		return nil, errTxNotFound
 	}
-	if tx.BlockNumber != 0 {
-		block = tx.BlockNumber
+	if chainTx.BlockNumber != 0 {
+		block = chainTx.BlockNumber
 	}
-	exec := tx.ExecutionStatus
+	exec := chainTx.ExecutionStatus
 	if exec == "" {
 		exec = starknet.ExecutionSucceeded
 	}
-	unit := tx.Fee.Unit
+	unit := chainTx.Fee.Unit
 	if unit == "" {
 		unit = "FRI"
 	}
-	fee, _ := new(big.Int).SetString(tx.Fee.Amount.String(), 10)
-	events := make([]any, tx.Events)
+	fee, _ := new(big.Int).SetString(chainTx.Fee.Amount.String(), 10)
+	events := make([]any, chainTx.Events)
 	for i := range events {
 		events[i] = map[string]any{"from_address": "0x1", "keys": []string{fmt.Sprintf("0x%x", i+1)}, "data": []string{}}
 	}
@@ -430,17 +430,17 @@ func (n *Node) receipt(hash obsqra.Felt) (any, *rpcError) {
 		"transaction_hash":    rpcHex(hash),
 		"actual_fee":          map[string]any{"amount": "0x" + fee.Text(16), "unit": unit},
 		"execution_status":    exec,
-		"finality_status":     tx.FinalityStatus,
+		"finality_status":     chainTx.FinalityStatus,
 		"block_number":        block,
 		"messages_sent":       []any{},
 		"events":              events,
 		"execution_resources": map[string]any{"l1_gas": 0, "l1_data_gas": 0, "l2_gas": 0},
 	}
-	if tx.FinalityStatus != starknet.StatusPreConfirmed {
+	if chainTx.FinalityStatus != starknet.StatusPreConfirmed {
 		r["block_hash"] = fmt.Sprintf("0xb10c%x", block)
 	}
 	if exec == starknet.ExecutionReverted {
-		r["revert_reason"] = tx.FailureReason
+		r["revert_reason"] = chainTx.FailureReason
 	}
 	return r, nil
 }

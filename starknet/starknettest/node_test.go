@@ -37,7 +37,7 @@ func TestNodeWantsSpecFelts(t *testing.T) {
 	t.Parallel()
 	node := starknettest.NewNode(t)
 	hash, _ := obsqra.ParseFelt("0xabc")
-	node.SetTx(hash, starknettest.Tx{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionSucceeded})
+	node.SetTransaction(hash, starknettest.Transaction{FinalityStatus: starknet.StatusAcceptedOnL2, ExecutionStatus: starknet.ExecutionSucceeded})
 	for _, tc := range []struct {
 		params string
 		code   int

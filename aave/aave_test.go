@@ -99,7 +99,7 @@ func TestReadRefusesBadInput(t *testing.T) {
 // TestSharedData reads the whole shared file when it is beside the checkout.
 func TestSharedData(t *testing.T) {
 	t.Parallel()
-	const path = "../../shared/data/aave_v3_daily_rates_dev.csv"
+	const path = "aave_v3_daily_rates_dev.csv"
 	reserves, err := ReadFile(obsqratest.SharedData(t, path))
 	if err != nil {
 		t.Fatal(err)

@@ -392,10 +392,10 @@ func TestAaveSlug(t *testing.T) {
 	}
 }
 
-// sharedAave is the real Aave V3 file of ../shared/data, relative to this
-// package; tests that need it skip without it, or fail when
-// REQUIRE_SHARED_DATA=1 (obsqratest.SharedData).
-const sharedAave = "../../shared/data/aave_v3_daily_rates_dev.csv"
+// sharedAave is the real Aave V3 file of the shared data
+// (obsqratest.SharedData finds its folder); tests that need it skip without
+// it, or fail when REQUIRE_SHARED_DATA=1.
+const sharedAave = "aave_v3_daily_rates_dev.csv"
 
 func readSharedAave(tb testing.TB) []byte {
 	tb.Helper()

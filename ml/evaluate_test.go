@@ -16,7 +16,7 @@ import (
 )
 
 // fcSharedRatesCSV is the shared Aave V3 file, outside the repository.
-const fcSharedRatesCSV = "../../shared/data/aave_v3_daily_rates_dev.csv"
+const fcSharedRatesCSV = "aave_v3_daily_rates_dev.csv"
 
 // fcReadRatesCSV reads current_liquidity_rate per reserve (network, symbol,
 // asset_address) from the shared Aave V3 CSV as daily series, the last

@@ -110,34 +110,53 @@ func (o *outcome) Skipf(format string, args ...any) {
 	runtime.Goexit()
 }
 
-// sharedData runs SharedData(path) on an outcome.
-func sharedData(path string) *outcome {
+// sharedData runs SharedData(name) on an outcome.
+func sharedData(name string) *outcome {
 	o := &outcome{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		obsqratest.SharedData(o, path)
+		obsqratest.SharedData(o, name)
 	}()
 	<-done
 	return o
 }
 
 func TestSharedData(t *testing.T) {
-	missing := filepath.Join(t.TempDir(), "absent.csv")
+	dir := t.TempDir()
+	t.Setenv(obsqratest.SharedDataDirEnv, dir)
 	t.Setenv(obsqratest.RequireSharedDataEnv, "")
-	if o := sharedData(missing); o.fatal != "" || !strings.Contains(o.skip, "REQUIRE_SHARED_DATA=1") {
+	if o := sharedData("absent.csv"); o.fatal != "" || !strings.Contains(o.skip, "REQUIRE_SHARED_DATA=1") {
 		t.Errorf("missing file, variable unset: fatal %q, skip %q; want a skip naming REQUIRE_SHARED_DATA=1", o.fatal, o.skip)
 	}
 	t.Setenv(obsqratest.RequireSharedDataEnv, "1")
-	if o := sharedData(missing); o.skip != "" || !strings.Contains(o.fatal, "absent.csv") {
+	if o := sharedData("absent.csv"); o.skip != "" || !strings.Contains(o.fatal, "absent.csv") {
 		t.Errorf("missing file, REQUIRE_SHARED_DATA=1: fatal %q, skip %q; want a failure naming the file", o.fatal, o.skip)
 	}
-	present := filepath.Join(t.TempDir(), "present.csv")
-	if err := os.WriteFile(present, nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "present.csv"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if o := sharedData(present); o.fatal != "" || o.skip != "" {
+	if o := sharedData("present.csv"); o.fatal != "" || o.skip != "" {
 		t.Errorf("present file: fatal %q, skip %q; want neither", o.fatal, o.skip)
+	}
+}
+
+// TestSharedDataDirFound: without the variable, the folder is the nearest
+// shared/data above the working directory.
+func TestSharedDataDirFound(t *testing.T) {
+	root := t.TempDir()
+	want := filepath.Join(root, "shared", "data")
+	work := filepath.Join(root, "clone", "pkg")
+	for _, d := range []string{want, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv(obsqratest.SharedDataDirEnv, "")
+	t.Chdir(work)
+	got, _ := filepath.EvalSymlinks(obsqratest.SharedDataDir())
+	if wantReal, _ := filepath.EvalSymlinks(want); got != wantReal {
+		t.Errorf("SharedDataDir() = %q, want %q", got, wantReal)
 	}
 }
 

@@ -126,25 +126,25 @@ func (ss *sharedStreams) publish(st *sharedStream, public bool) {
 	}
 }
 
-// startingOf returns the stream of key whose resolver has not run yet, or
-// nil.
-func (ss *sharedStreams) startingOf(key string) *sharedStream {
+// claim records st as the starting stream of its key and returns nils,
+// unless a stream of its key (or of public, its operation's public key) is
+// published, or another of its key is starting: it then reports the one
+// to join, or returns the one whose decision to wait for, and st is not
+// recorded.
+func (ss *sharedStreams) claim(st *sharedStream, public string) (pending *sharedStream, published bool) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	return ss.starting[key]
-}
-
-// markStarting records st as starting, unless another stream of its key
-// is.
-func (ss *sharedStreams) markStarting(st *sharedStream) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
+	if ss.m[st.key] != nil || ss.m[public] != nil {
+		return nil, true
+	}
+	if other := ss.starting[st.key]; other != nil {
+		return other, false
+	}
 	if ss.starting == nil {
 		ss.starting = make(map[string]*sharedStream)
 	}
-	if _, taken := ss.starting[st.key]; !taken {
-		ss.starting[st.key] = st
-	}
+	ss.starting[st.key] = st
+	return nil, false
 }
 
 // decide ends st's start: published when shareable, and those waiting for
@@ -210,32 +210,45 @@ func (c *conn) runSubscription(authCtx context.Context, viewer *obsqra.User, op 
 	if viewer != nil {
 		viewerID = viewer.ID
 	}
-	key := streamKey(params, viewerID)
+	key, public := streamKey(params, viewerID), streamKey(params, publicViewer)
 	ss := &c.t.streams
-	for waited := false; ; waited = true {
+	for waited := false; ; {
 		// The viewer's own stream, or one whose resolver said it is the
 		// same for every viewer.
-		for _, k := range []string{key, streamKey(params, publicViewer)} {
+		for _, k := range []string{key, public} {
 			if st, m := ss.join(k, c, op); m != nil {
 				c.t.watchMember(st, m)
 				return
 			}
 		}
-		pending := ss.startingOf(key)
-		if pending == nil || waited {
-			break
+		// A new stream, unless another subscriber of the same key started
+		// one since the joins above: checking and claiming is one step, so
+		// two subscribers arriving together do not both start one.
+		st := &sharedStream{key: key, params: params, members: make(map[*member]struct{}), decided: make(chan struct{})}
+		pending, published := ss.claim(st, public)
+		switch {
+		case published:
+			continue // one was published since the joins above: join it
+		case pending == nil || waited:
+			c.startStream(authCtx, st, op, rc)
+			return
 		}
 		select {
 		case <-pending.decided:
+			waited = true
 		case <-op.ctx.Done():
 			return
 		}
 	}
-	// A new stream. Its context keeps the first subscriber's values
-	// (principal, request id) but not its cancellation.
+}
+
+// startStream starts the execution of st, a new stream, with op its first
+// member.
+func (c *conn) startStream(authCtx context.Context, st *sharedStream, op *operation, rc *graphql.OperationContext) {
+	// Its context keeps the first subscriber's values (principal, request
+	// id) but not its cancellation.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(authCtx))
-	st := &sharedStream{key: key, params: params, cancel: cancel, members: make(map[*member]struct{}), decided: make(chan struct{})}
-	ss.markStarting(st)
+	st.cancel = cancel
 	first := newMember(c, op)
 	st.members[first] = struct{}{}
 	c.t.watchMember(st, first)

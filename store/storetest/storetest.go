@@ -166,6 +166,17 @@ func ReopenAs(t testing.TB, db *store.DB, application string) *store.DB {
 	return other
 }
 
+// URL returns the database URL db was opened with (a PostgreSQL URL naming
+// its schema, or sqlite:path), for a server process of the test's own.
+func URL(t testing.TB, db *store.DB) string {
+	t.Helper()
+	u, ok := urls.Load(db)
+	if !ok {
+		t.Fatal("storetest: URL needs a database from SQLite or Postgres")
+	}
+	return u.(string)
+}
+
 // Exec runs one SQL statement on db's database through a connection of
 // its own, as a database administrator would at a prompt: the test acts
 // outside the store (to tamper with history and see verification notice,

@@ -48,6 +48,12 @@ func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 	h.SetErrorPresenter(s.presentError)
 	h.SetRecoverFunc(s.recoverResolver)
 	h.Use(operationLog{})
+	// First: the other extensions see the document a hash stands for.
+	h.Use(&persistedQueries{
+		cache:       newDocumentCache(s.cfg.PersistedQueryCacheBytes),
+		trusted:     s.cfg.TrustedDocuments,
+		trustedOnly: s.cfg.TrustedDocumentsOnly,
+	})
 	if s.cfg.Introspection {
 		h.Use(extension.Introspection{})
 	}

@@ -143,6 +143,23 @@ type Config struct {
 	// subscriptions are not bounded. Past it, the store's calls end and
 	// report SERVICE_UNAVAILABLE. Default 10s (REQUEST_TIMEOUT).
 	RequestTimeout time.Duration
+
+	// PersistedQueryCacheBytes bounds the documents registered by
+	// automatic persisted queries, in bytes (each costs its text, its hash
+	// and 128 bytes); the least recently used go first. Default 8 MiB
+	// (APQ_CACHE_BYTES).
+	PersistedQueryCacheBytes int64
+	// PersistedQueryMaxAge is the max-age of an anonymous GET of a query
+	// sent by its hash alone, which is "Cache-Control: public" so that a
+	// CDN may keep it. Default 5s; rounded down to whole seconds.
+	PersistedQueryMaxAge time.Duration
+	// TrustedDocuments may be sent by their hash alone (TRUSTED_DOCUMENTS).
+	// Default none.
+	TrustedDocuments *TrustedDocuments
+	// TrustedDocumentsOnly refuses every document that is not one of
+	// TrustedDocuments, over HTTP and WebSocket, with
+	// PERSISTED_QUERY_NOT_TRUSTED (TRUSTED_DOCUMENTS_ONLY). Default false.
+	TrustedDocumentsOnly bool
 }
 
 // withDefaults returns cfg with zero fields set to their defaults.
@@ -188,6 +205,12 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.PersistedQueryCacheBytes <= 0 {
+		cfg.PersistedQueryCacheBytes = DefaultPersistedQueryCacheBytes
+	}
+	if cfg.PersistedQueryMaxAge <= 0 {
+		cfg.PersistedQueryMaxAge = DefaultPersistedQueryMaxAge
 	}
 	origins := make([]string, 0, len(cfg.CORSOrigins))
 	for _, o := range cfg.CORSOrigins {
@@ -259,7 +282,7 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 	}
 
 	mux := http.NewServeMux()
-	gql := s.authenticate(s.graphQL(schema))
+	gql := cacheControl(cfg.PersistedQueryMaxAge, s.authenticate(s.graphQL(schema)))
 	mux.Handle("POST /graphql", gql)
 	mux.Handle("GET /graphql", gql)
 	mux.HandleFunc("GET /health", s.health)

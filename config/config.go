@@ -143,6 +143,18 @@ type Config struct {
 	// production).
 	Introspection bool
 
+	// APQCacheBytes bounds the documents registered by automatic persisted
+	// queries, in bytes (APQ_CACHE_BYTES, default 8 MiB, 1024-2^36).
+	APQCacheBytes int64
+	// TrustedDocuments is the path of the manifest of trusted documents
+	// (TRUSTED_DOCUMENTS, default none); serve loads it.
+	TrustedDocuments string
+	// TrustedDocumentsOnly refuses every document that is not trusted
+	// (TRUSTED_DOCUMENTS_ONLY, default false). It needs TrustedDocuments,
+	// and production or introspection off: the playground sends documents
+	// of its own.
+	TrustedDocumentsOnly bool
+
 	// ShutdownTimeout is how long a graceful shutdown waits for in-flight
 	// requests to finish (SHUTDOWN_TIMEOUT, Go duration, default 15s, > 0);
 	// a running scheduler job is waited for up to its own timeout.
@@ -345,6 +357,16 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 
 	c.AdminEmails = l.emails("ADMIN_EMAILS")
 	c.Introspection = l.boolean("GRAPHQL_INTROSPECTION", !prod)
+	c.APQCacheBytes = l.bufferBytes("APQ_CACHE_BYTES", defaultAPQCacheBytes)
+	c.TrustedDocuments, _ = l.value("TRUSTED_DOCUMENTS")
+	c.TrustedDocumentsOnly = l.boolean("TRUSTED_DOCUMENTS_ONLY", false)
+	if c.TrustedDocumentsOnly && c.TrustedDocuments == "" {
+		l.problemf("TRUSTED_DOCUMENTS_ONLY", "is true but TRUSTED_DOCUMENTS names no manifest")
+	}
+	if c.TrustedDocumentsOnly && !prod && c.Introspection {
+		l.problemf("TRUSTED_DOCUMENTS_ONLY", "is true in development with introspection on: the playground sends its own documents; "+
+			"set GRAPHQL_INTROSPECTION=false or ENVIRONMENT=production")
+	}
 	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT", defaultShutdownTimeout)
 	c.WSInitTimeout = l.duration("WS_INIT_TIMEOUT", defaultWSInitTimeout)
 	c.WSKeepAlive = l.duration("WS_KEEPALIVE", defaultWSKeepAlive)
@@ -452,6 +474,9 @@ func (c *Config) LogValue() slog.Value {
 		slog.Int("bcrypt_cost", c.BcryptCost),
 		slog.Int("admin_emails", len(c.AdminEmails)),
 		slog.Bool("introspection", c.Introspection),
+		slog.Int64("apq_cache_bytes", c.APQCacheBytes),
+		slog.String("trusted_documents", c.TrustedDocuments),
+		slog.Bool("trusted_documents_only", c.TrustedDocumentsOnly),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.Duration("ws_init_timeout", c.WSInitTimeout),
 		slog.Duration("ws_keepalive", c.WSKeepAlive),

@@ -56,6 +56,10 @@ const (
 	defaultRequestTimeout     = 10 * time.Second
 )
 
+// defaultAPQCacheBytes is server.DefaultPersistedQueryCacheBytes, which
+// says why.
+const defaultAPQCacheBytes = 8 << 20
+
 // Defaults of the live hub's limits: live.Limits' defaults, which say why
 // (a test in cmd/obsqra keeps them equal).
 const (
@@ -133,6 +137,12 @@ func Variables() []Variable {
 			"Comma-separated email addresses of the administrators."},
 		{"GRAPHQL_INTROSPECTION", "true",
 			"GraphQL introspection on or off (true/false/1/0/yes/no); production default: false."},
+		{"APQ_CACHE_BYTES", strconv.Itoa(defaultAPQCacheBytes),
+			"Bytes of documents registered by automatic persisted queries (an LRU; each costs its text, its hash and 128 bytes), 1024-68719476736."},
+		{"TRUSTED_DOCUMENTS", "",
+			"Path of a persisted-document manifest (Apollo's persisted-query manifest or GraphQL Codegen's persisted-documents.json) whose documents may be sent by hash alone; a bad manifest stops the start."},
+		{"TRUSTED_DOCUMENTS_ONLY", "false",
+			"true: refuse every other document with PERSISTED_QUERY_NOT_TRUSTED; needs TRUSTED_DOCUMENTS, and production or GRAPHQL_INTROSPECTION=false."},
 		{"SHUTDOWN_TIMEOUT", defaultShutdownTimeout.String(),
 			"How long a graceful shutdown waits for in-flight requests, as a Go duration (15s, 2m); a running scheduler job gets its own timeout."},
 		{"WS_INIT_TIMEOUT", defaultWSInitTimeout.String(),

@@ -290,6 +290,7 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 	if cfg.Introspection {
 		mux.HandleFunc("GET /{$}", s.servePlayground)
 		mux.HandleFunc("GET /playground", s.servePlayground)
+		mux.HandleFunc("GET /graphql/schema.graphql", s.serveSchema(SDL(schema.Schema())))
 		mux.HandleFunc("GET /playground/assets/{file}", s.servePlaygroundAsset)
 	}
 

@@ -78,6 +78,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	case "ml":
 		return mlcli.Run(ctx, args, stdin, stdout)
+	case "schema":
+		// The schema's SDL needs no configuration and no database.
+		fmt.Fprint(stdout, server.SDL(resolvers.NewExecutableSchema(&resolvers.Resolver{}).Schema()))
+		return nil
 	case "serve", "migrate", "user", "import":
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
@@ -111,6 +115,7 @@ const usage = `usage:
   obsqra import metrics FILE  import metrics from a CSV file (generic or Aave V3 format)
   obsqra ml COMMAND           check the numbers: score, allocate, verify, optimize,
                               forecast, backtest (obsqra ml help)
+  obsqra schema               print the GraphQL schema (SDL) for codegen tools
   obsqra version              print the version
 Configuration: environment variables or a .env file; see .env.example.
 `
@@ -207,6 +212,14 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	logger.Info("starting obsqra", "version", version, "config", cfg)
+	var trusted *server.TrustedDocuments
+	if cfg.TrustedDocuments != "" {
+		var err error
+		if trusted, err = server.LoadTrustedDocuments(cfg.TrustedDocuments); err != nil {
+			return fmt.Errorf("TRUSTED_DOCUMENTS: %w", err)
+		}
+		logger.Info("trusted documents loaded", "documents", trusted.Len(), "only", cfg.TrustedDocumentsOnly)
+	}
 	db, err := open(ctx, cfg)
 	if err != nil {
 		return err
@@ -254,6 +267,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		WSMaxConnsPerAddress: cfg.WSMaxConnsPerAddress,
 		WSMaxOperations:      cfg.WSMaxOperations,
 		RequestTimeout:       cfg.RequestTimeout,
+
+		PersistedQueryCacheBytes: cfg.APQCacheBytes,
+		TrustedDocuments:         trusted,
+		TrustedDocumentsOnly:     cfg.TrustedDocumentsOnly,
 	}, schema, accounts, db)
 	// A session that ends, or a user whose standing changes, on any
 	// instance: this one checks the user's sockets again.

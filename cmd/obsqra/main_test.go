@@ -8,11 +8,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/obsqra/obsqra"
 )
@@ -245,5 +249,34 @@ func TestMLIsWired(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"ml", "allocate"}, strings.NewReader(`{"risks":[1],"apys":[1]}`+"\n"), &out, &out); err != nil || out.String() != `{"weights":[10000]}`+"\n" {
 		t.Errorf("run(ml allocate) = %v, %q; want the weights line", err, out.String())
+	}
+}
+
+func TestRunRefusesBadTrustedDocuments(t *testing.T) {
+	dir := env(t)
+	bad := filepath.Join(dir, "persisted-documents.json")
+	if err := os.WriteFile(bad, []byte(`{"`+strings.Repeat("0", 64)+`":"{ protocols { id } }"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{bad, filepath.Join(dir, "missing.json")} {
+		t.Setenv("TRUSTED_DOCUMENTS", path)
+		var out bytes.Buffer
+		err := run(context.Background(), []string{"serve"}, strings.NewReader(""), &out, &out)
+		if err == nil || !strings.Contains(err.Error(), "TRUSTED_DOCUMENTS") {
+			t.Errorf("run(serve) with TRUSTED_DOCUMENTS=%s = %v, want an error naming TRUSTED_DOCUMENTS", path, err)
+		}
+	}
+}
+
+func TestRunSchema(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"schema"}, strings.NewReader(""), &out, &out); err != nil {
+		t.Fatalf("run(schema) = %v", err)
+	}
+	if _, err := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: out.String()}); err != nil {
+		t.Fatalf("run(schema) printed %d bytes that do not load as a schema: %v", out.Len(), err)
+	}
+	if !strings.Contains(out.String(), "type Query") {
+		t.Errorf("run(schema) output has no type Query")
 	}
 }

@@ -253,6 +253,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		WSKeepAlive:          cfg.WSKeepAlive,
 		WSMaxConnsPerAddress: cfg.WSMaxConnsPerAddress,
 		WSMaxOperations:      cfg.WSMaxOperations,
+		BatchMax:             cfg.BatchMax,
 		RequestTimeout:       cfg.RequestTimeout,
 	}, schema, accounts, db)
 	// A session that ends, or a user whose standing changes, on any

@@ -321,7 +321,9 @@ func TestGETMutation(t *testing.T) {
 		t.Errorf("GET query = %d %s, want 200 with data", rec.Code, rec.Body)
 	}
 	req = httptest.NewRequest(http.MethodGet, "/graphql?query=%7B+__typename+%7D&variables=%5B1%5D", nil)
-	wantCoded(t, b.serve(req), http.StatusBadRequest, "BAD_REQUEST")
+	if e := wantCoded(t, b.serve(req), http.StatusBadRequest, "BAD_REQUEST"); !strings.Contains(e.Message, "subprotocol") {
+		t.Errorf("message = %q, want the subprotocol's refusal", e.Message)
+	}
 }
 
 // cmp returns v, or def when v is zero.
@@ -330,4 +332,20 @@ func cmp(v, def int) int {
 		return def
 	}
 	return v
+}
+
+// TestWebSocketWithoutSubprotocol: an upgrade without a GraphQL
+// subprotocol is a coded error too.
+func TestWebSocketWithoutSubprotocol(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	req := httptest.NewRequest(http.MethodGet, "/graphql", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	req.Header.Set("Sec-WebSocket-Protocol", "chat")
+	if e := wantCoded(t, b.serve(req), http.StatusBadRequest, "BAD_REQUEST"); !strings.Contains(e.Message, "subprotocol") {
+		t.Errorf("message = %q, want the subprotocol's refusal", e.Message)
+	}
 }

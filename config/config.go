@@ -173,6 +173,9 @@ type Config struct {
 	// WSMaxOperations bounds the operations running at once on one
 	// WebSocket (WS_MAX_OPERATIONS, default 100, 1-10000).
 	WSMaxOperations int
+	// BatchMax bounds the operations of one batched POST /graphql
+	// (BATCH_MAX, default 10, 1-1000).
+	BatchMax int
 
 	// DataDir is the directory of the development secret key file
 	// DataDir/secret_key (DATA_DIR, default "data").
@@ -372,6 +375,7 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	c.WSKeepAlive = l.duration("WS_KEEPALIVE", defaultWSKeepAlive)
 	c.WSMaxConnsPerAddress = l.intRange("WS_MAX_CONNECTIONS_PER_ADDRESS", defaultWSMaxConnsPerAddr, 1, 100000, "a whole number from 1 to 100000")
 	c.WSMaxOperations = l.intRange("WS_MAX_OPERATIONS", defaultWSMaxOperations, 1, 10000, "a whole number from 1 to 10000")
+	c.BatchMax = l.intRange("BATCH_MAX", defaultBatchMax, 1, 1000, "a whole number from 1 to 1000")
 
 	c.DataDir = defaultDataDir
 	if v, ok := l.value("DATA_DIR"); ok {
@@ -482,6 +486,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("ws_keepalive", c.WSKeepAlive),
 		slog.Int("ws_max_connections_per_address", c.WSMaxConnsPerAddress),
 		slog.Int("ws_max_operations", c.WSMaxOperations),
+		slog.Int("batch_max", c.BatchMax),
 		slog.String("data_dir", c.DataDir),
 		slog.String("market_source", c.MarketSource),
 		slog.Duration("market_poll_interval", c.MarketPollInterval),

@@ -20,6 +20,7 @@ const (
 	defaultWSKeepAlive        = 15 * time.Second
 	defaultWSMaxConnsPerAddr  = 100
 	defaultWSMaxOperations    = 100
+	defaultBatchMax           = 10
 	defaultDataDir            = "data"
 	defaultMarketSource       = "simulated"
 	defaultSimulatedPoll      = 10 * time.Second
@@ -153,6 +154,8 @@ func Variables() []Variable {
 			"WebSockets open at once from one client address (1-100000); one more is refused with HTTP 429 and RATE_LIMITED."},
 		{"WS_MAX_OPERATIONS", strconv.Itoa(defaultWSMaxOperations),
 			"Operations running at once on one WebSocket (1-10000); one more is answered with an error with RATE_LIMITED."},
+		{"BATCH_MAX", strconv.Itoa(defaultBatchMax),
+			"Operations in one batched POST /graphql (a JSON array, 1-1000); a larger batch is refused with HTTP 400 and BATCH_TOO_LARGE."},
 		{"DATA_DIR", defaultDataDir,
 			"Directory of the development secret key file DATA_DIR/secret_key (DATABASE_URL's default does not follow it)."},
 		{"MARKET_SOURCE", defaultMarketSource,

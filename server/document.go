@@ -25,7 +25,7 @@ import (
 // document already in the query cache passed both, and is not looked at.
 //
 // Its errors carry extensions.code GRAPHQL_VALIDATION_FAILED and are
-// answered with HTTP 422, like limits' errors. A document that does not
+// answered like limits' errors (see httpTransport for the status). A document that does not
 // parse is let through to gqlgen, which reports the parse error itself.
 type documentLimits struct {
 	schema    *ast.Schema

@@ -12,7 +12,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -32,15 +31,14 @@ const (
 	minMaxExpandedFields    = 10000
 )
 
-// graphQL returns the gqlgen handler of /graphql: the WebSocket, POST and
-// GET transports, the error presenter, the resolver panic handler, the
+// graphQL returns the gqlgen handler of /graphql: the WebSocket transport
+// and the HTTP one (POST, batches included, and GET; see httpTransport), the error presenter, the resolver panic handler, the
 // document limits (before validation), the operation limits (after) and
 // the deadline of queries and mutations (RequestTimeout).
 func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 	h := handler.New(schema)
 	h.AddTransport(s.webSocket())
-	h.AddTransport(transport.GET{})
-	h.AddTransport(transport.POST{})
+	h.AddTransport(httpTransport{batchMax: s.cfg.BatchMax, requestTimeout: s.cfg.RequestTimeout})
 	cache := lru.New[*ast.QueryDocument](queryCacheSize)
 	h.SetQueryCache(cache)
 	// gqlgen's parse is bounded like documentLimits' own, which runs first.

@@ -25,8 +25,9 @@ import (
 //
 // Its errors carry extensions.code GRAPHQL_VALIDATION_FAILED, not
 // BAD_USER_INPUT: like a validation rule, they judge the document itself and
-// not the values in it, and they are answered the same way (HTTP 422, no
-// data) before any resolver runs. A client cannot fix them by changing
+// not the values in it, and they are answered the same way (no data; HTTP
+// 400 under application/graphql-response+json, see httpTransport) before
+// any resolver runs. A client cannot fix them by changing
 // variables, only by changing the query.
 type limits struct {
 	maxDepth      int

@@ -137,6 +137,11 @@ type Config struct {
 	// RATE_LIMITED (the socket stays open). Default 100.
 	WSMaxOperations int
 
+	// BatchMax bounds the operations of one batched POST (a JSON array of
+	// requests); a larger batch is refused with HTTP 400 and
+	// BATCH_TOO_LARGE. Default 10 (BATCH_MAX).
+	BatchMax int
+
 	// RequestTimeout bounds each query and mutation, from the start of its
 	// execution, over any transport (a WebSocket's operations each get
 	// their own), and separately the check of a request's access token;
@@ -202,6 +207,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.WSMaxOperations <= 0 {
 		cfg.WSMaxOperations = ws.DefaultMaxOperations
+	}
+	if cfg.BatchMax <= 0 {
+		cfg.BatchMax = DefaultBatchMax
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
@@ -283,8 +291,9 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 
 	mux := http.NewServeMux()
 	gql := cacheControl(cfg.PersistedQueryMaxAge, s.authenticate(s.graphQL(schema)))
-	mux.Handle("POST /graphql", gql)
-	mux.Handle("GET /graphql", gql)
+	// Every method: httpTransport answers those other than GET and POST
+	// with a GraphQL error (405).
+	mux.Handle("/graphql", gql)
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("GET /ready", s.ready)
 	if cfg.Introspection {

@@ -266,6 +266,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		WSKeepAlive:          cfg.WSKeepAlive,
 		WSMaxConnsPerAddress: cfg.WSMaxConnsPerAddress,
 		WSMaxOperations:      cfg.WSMaxOperations,
+		BatchMax:             cfg.BatchMax,
 		RequestTimeout:       cfg.RequestTimeout,
 
 		PersistedQueryCacheBytes: cfg.APQCacheBytes,

@@ -46,12 +46,18 @@ func Internal(requestID string) Error {
 
 // WriteJSON answers status with v as JSON, never cached.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
+	WriteJSONAs(w, status, "application/json", v)
+}
+
+// WriteJSONAs is WriteJSON with the Content-Type mediaType, a JSON media
+// type such as application/graphql-response+json.
+func WriteJSONAs(w http.ResponseWriter, status int, mediaType string, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Only the server's own fixed shapes are written here.
 		panic(fmt.Sprintf("marshal %T: %v", v, err))
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", mediaType)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))

@@ -279,7 +279,8 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 	proto := selectSubprotocol(websocket.Subprotocols(r))
 	if proto == "" {
 		wire.WriteJSON(w, http.StatusBadRequest, wire.Response(wire.Error{
-			Message: "websocket subprotocol must be " + protoTransportWS + " or " + protoLegacyWS,
+			Message:    "websocket subprotocol must be " + protoTransportWS + " or " + protoLegacyWS,
+			Extensions: map[string]any{"code": "BAD_REQUEST"},
 		}))
 		return
 	}

@@ -1,0 +1,352 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/obsqra/obsqra/server/wire"
+)
+
+// DefaultBatchMax bounds the operations of one batched POST: Apollo's
+// BatchHttpLink sends up to 10 by default.
+const DefaultBatchMax = 10
+
+// The media types of a GraphQL response (GraphQL over HTTP).
+const (
+	mediaJSON            = "application/json"
+	mediaGraphQLResponse = "application/graphql-response+json"
+)
+
+// Extension codes of the errors the HTTP transport writes itself.
+const (
+	codeBadRequest           = "BAD_REQUEST"
+	codeBatchTooLarge        = "BATCH_TOO_LARGE"
+	codeMethodNotAllowed     = "METHOD_NOT_ALLOWED"
+	codeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
+	codeUnavailable          = "SERVICE_UNAVAILABLE"
+)
+
+// httpTransport is /graphql over plain HTTP, in place of gqlgen's GET and
+// POST transports, following GraphQL over HTTP:
+//
+//   - POST with Content-Type application/json carries one operation (a
+//     JSON object) or a batch (a JSON array of up to batchMax objects),
+//     answered with one response or an array of responses in order; GET
+//     carries one query in its URL (never a mutation: 405, Allow: POST).
+//   - The response's media type is the first of application/json and
+//     application/graphql-response+json that Accept names (application/json
+//     when it names neither explicitly, e.g. */* or nothing).
+//   - A request error, one that stops an operation before it executes
+//     (the document does not parse or validate, is over a limit,
+//     complexity included, or its variables do not fit), is HTTP 400 under
+//     application/graphql-response+json and 200 under application/json,
+//     and its response has no data entry. An operation that executes is
+//     200 under both, whatever errors its fields raise.
+//   - A request that is not GraphQL over HTTP (a body that is not the JSON
+//     of a request, no query, another method or content type, a batch too
+//     large) is 4xx under both, with a code saying why.
+//
+// A batch's operations run one after the other, each with its own
+// document limits and its own errors; the request's limits (its body, its
+// deadline of requestTimeout) bound the batch as a whole. A batch that is
+// well-formed is 200 under both media types, since each of its operations
+// reports its own errors in its own response.
+type httpTransport struct {
+	batchMax       int
+	requestTimeout time.Duration
+}
+
+var _ graphql.Transport = httpTransport{}
+
+// Supports takes every request the WebSocket transport did not: anything
+// other than GET and POST is answered 405 here, in the GraphQL error shape.
+func (httpTransport) Supports(*http.Request) bool { return true }
+
+// Do answers one HTTP request.
+func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	media := responseMediaType(r.Header.Get("Accept"))
+	switch r.Method {
+	case http.MethodGet:
+		t.get(w, r, exec, media)
+	case http.MethodPost:
+		t.post(w, r, exec, media)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		writeRequestError(w, media, http.StatusMethodNotAllowed, codeMethodNotAllowed,
+			r.Method+" is not allowed on /graphql: use POST, or GET for a query")
+	}
+}
+
+func (t httpTransport) get(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string) {
+	start := graphql.Now()
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeRequestError(w, media, http.StatusBadRequest, codeBadRequest, "the URL's query string is malformed")
+		return
+	}
+	params := &graphql.RawParams{
+		Query:         query.Get("query"),
+		OperationName: query.Get("operationName"),
+		Headers:       r.Header,
+	}
+	for name, dst := range map[string]any{"variables": &params.Variables, "extensions": &params.Extensions} {
+		if v := query.Get(name); v != "" {
+			if err := decodeJSON(strings.NewReader(v), dst); err != nil {
+				writeRequestError(w, media, http.StatusBadRequest, codeBadRequest, "the "+name+" parameter is not a JSON object")
+				return
+			}
+		}
+	}
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	o := t.run(r.Context(), exec, params, func(op *ast.OperationDefinition) *requestError {
+		if op.Operation != ast.Query {
+			w.Header().Set("Allow", "POST")
+			return &requestError{http.StatusMethodNotAllowed, codeMethodNotAllowed,
+				"a " + string(op.Operation) + " cannot be sent with GET: use POST"}
+		}
+		return nil
+	})
+	o.write(w, media)
+}
+
+func (t httpTransport) post(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string) {
+	start := graphql.Now()
+	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != mediaJSON {
+		writeRequestError(w, media, http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
+			"a POST to /graphql must have Content-Type application/json")
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		// limitBody answers a body over the limit with its 413 instead.
+		writeRequestError(w, media, http.StatusBadRequest, codeBadRequest, "the request body could not be read")
+		return
+	}
+	body = bytes.TrimLeft(body, " \t\r\n")
+	if len(body) > 0 && body[0] == '[' {
+		t.batch(w, r, exec, media, body, start)
+		return
+	}
+	params, ok := decodeParams(body)
+	if !ok {
+		writeRequestError(w, media, http.StatusBadRequest, codeBadRequest, malformedBody)
+		return
+	}
+	params.Headers = r.Header
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	t.run(r.Context(), exec, params, nil).write(w, media)
+}
+
+// malformedBody is the message of a POST body that is not a request.
+const malformedBody = "the request body is not a GraphQL request: a JSON object with a string \"query\" " +
+	"and optional \"operationName\" (a string), \"variables\" and \"extensions\" (objects), or an array of them"
+
+func (t httpTransport) batch(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string, body []byte, start time.Time) {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil || len(raws) == 0 {
+		writeRequestError(w, media, http.StatusBadRequest, codeBadRequest, malformedBody)
+		return
+	}
+	if len(raws) > t.batchMax {
+		writeRequestError(w, media, http.StatusBadRequest, codeBatchTooLarge,
+			"a batch holds at most "+strconv.Itoa(t.batchMax)+" operations, this one "+strconv.Itoa(len(raws)))
+		return
+	}
+	all := make([]*graphql.RawParams, len(raws))
+	for i, raw := range raws {
+		params, ok := decodeParams(raw)
+		if !ok {
+			writeRequestError(w, media, http.StatusBadRequest, codeBadRequest,
+				"operation "+strconv.Itoa(i)+" of the batch: "+malformedBody)
+			return
+		}
+		params.Headers = r.Header
+		params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+		all[i] = params
+	}
+	// The batch as a whole gets the request's deadline; each operation
+	// still gets its own (operationDeadline), inside it.
+	ctx, cancel := context.WithTimeout(r.Context(), t.requestTimeout)
+	defer cancel()
+	out := make([]json.RawMessage, len(all))
+	for i, params := range all {
+		var o outcome
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			o = outcome{resp: &graphql.Response{Errors: gqlerror.List{{
+				Message:    "the batch's request timeout passed before this operation started",
+				Extensions: map[string]any{"code": codeUnavailable},
+			}}}}
+		} else {
+			o = t.run(ctx, exec, params, nil)
+		}
+		out[i] = o.body()
+	}
+	w.Header().Set("Content-Type", media)
+	b, err := json.Marshal(out)
+	if err != nil {
+		panic(err) // the elements are JSON already
+	}
+	_, _ = w.Write(b)
+}
+
+// requestError is an error of the request itself, with its HTTP status.
+type requestError struct {
+	status        int
+	code, message string
+}
+
+// outcome is the answer to one operation.
+type outcome struct {
+	resp *graphql.Response
+	// refused is set when the operation did not execute: a request error.
+	refused bool
+	// transport, when set, is a request that is not GraphQL over HTTP,
+	// answered with its status under both media types.
+	transport *requestError
+}
+
+// run parses, validates and executes one operation. check, when set, may
+// refuse the validated operation before it executes.
+func (t httpTransport) run(ctx context.Context, exec graphql.GraphExecutor, params *graphql.RawParams, check func(*ast.OperationDefinition) *requestError) outcome {
+	opCtx, errs := exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		if params.Query == "" && (onlyCode(errs, errcode.ParseFailed) || onlyCode(errs, errcode.ValidationFailed)) {
+			// Nothing (an extension such as a persisted query included)
+			// gave the operation a document: gqlgen then reports "no
+			// operation provided". An extension's own error (such as
+			// PERSISTED_QUERY_NOT_FOUND) has its own code and is kept.
+			return outcome{transport: &requestError{http.StatusBadRequest, codeBadRequest, "the request has no query"}}
+		}
+		return outcome{resp: exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs), refused: true}
+	}
+	if check != nil {
+		if e := check(opCtx.Operation); e != nil {
+			return outcome{transport: e}
+		}
+	}
+	responses, ctx := exec.DispatchOperation(ctx, opCtx)
+	resp := responses(ctx)
+	if resp == nil {
+		// gqlgen's answer to a context done before the operation ran: the
+		// client went away, or a batch's deadline passed.
+		return outcome{transport: &requestError{http.StatusServiceUnavailable, codeUnavailable,
+			"the request timed out or was cancelled before this operation ran"}}
+	}
+	return outcome{resp: resp}
+}
+
+// write answers with o alone.
+func (o outcome) write(w http.ResponseWriter, media string) {
+	if o.transport != nil {
+		writeRequestError(w, media, o.transport.status, o.transport.code, o.transport.message)
+		return
+	}
+	w.Header().Set("Content-Type", media)
+	if o.refused && media == mediaGraphQLResponse {
+		w.WriteHeader(http.StatusBadRequest)
+	}
+	_, _ = w.Write(o.body())
+}
+
+// body is o's GraphQL response. A response of an operation that did not
+// execute has no data entry, not a null one.
+func (o outcome) body() json.RawMessage {
+	if o.transport != nil {
+		b, err := json.Marshal(wire.Response(wire.Error{Message: o.transport.message,
+			Extensions: map[string]any{"code": o.transport.code}}))
+		if err != nil {
+			panic(err)
+		}
+		return b
+	}
+	var v any = o.resp
+	if o.resp.Data == nil {
+		v = struct {
+			Errors     gqlerror.List  `json:"errors,omitempty"`
+			Extensions map[string]any `json:"extensions,omitempty"`
+		}{o.resp.Errors, o.resp.Extensions}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // gqlgen's own writer panics too: data is JSON already
+	}
+	return b
+}
+
+// writeRequestError answers a request that is not GraphQL over HTTP with
+// status and one error of code.
+func writeRequestError(w http.ResponseWriter, media string, status int, code, message string) {
+	wire.WriteJSONAs(w, status, media, wire.Response(wire.Error{Message: message, Extensions: map[string]any{"code": code}}))
+}
+
+// decodeParams decodes one request object; variables and extensions must
+// be objects (or null), query and operationName strings (or null).
+func decodeParams(b []byte) (*graphql.RawParams, bool) {
+	params := &graphql.RawParams{}
+	if err := decodeJSON(bytes.NewReader(b), params); err != nil {
+		return nil, false
+	}
+	return params, true
+}
+
+// decodeJSON decodes exactly one JSON value, keeping numbers exact.
+func decodeJSON(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// responseMediaType is the media type of the response to a request with
+// the Accept header accept: the first of application/json and
+// application/graphql-response+json that it names, application/json when
+// it names neither but a wildcard or nothing, and
+// application/graphql-response+json otherwise (GraphQL over HTTP lets a
+// server answer in it when it cannot honour Accept).
+func responseMediaType(accept string) string {
+	if strings.TrimSpace(accept) == "" {
+		return mediaJSON
+	}
+	for part := range strings.SplitSeq(accept, ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		switch mt {
+		case mediaJSON, "*/*", "application/*":
+			return mediaJSON
+		case mediaGraphQLResponse:
+			return mediaGraphQLResponse
+		}
+	}
+	return mediaGraphQLResponse
+}
+
+// onlyCode reports whether every error of errs has extensions.code code.
+func onlyCode(errs gqlerror.List, code string) bool {
+	for _, e := range errs {
+		if c, _ := e.Extensions["code"].(string); c != code {
+			return false
+		}
+	}
+	return len(errs) > 0
+}

@@ -439,6 +439,14 @@ type ComplexityRoot struct {
 		RiskScore func(childComplexity int) int
 	}
 
+	RiskScorePreview struct {
+		Components   func(childComplexity int) int
+		ComputedAt   func(childComplexity int) int
+		Inputs       func(childComplexity int) int
+		ModelVersion func(childComplexity int) int
+		Score        func(childComplexity int) int
+	}
+
 	SchedulerJob struct {
 		IntervalSeconds func(childComplexity int) int
 		LastRuns        func(childComplexity int) int
@@ -2379,6 +2387,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RiskScoreEvent.RiskScore(childComplexity), true
 
+	case "RiskScorePreview.components":
+		if e.ComplexityRoot.RiskScorePreview.Components == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScorePreview.Components(childComplexity), true
+	case "RiskScorePreview.computedAt":
+		if e.ComplexityRoot.RiskScorePreview.ComputedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScorePreview.ComputedAt(childComplexity), true
+	case "RiskScorePreview.inputs":
+		if e.ComplexityRoot.RiskScorePreview.Inputs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScorePreview.Inputs(childComplexity), true
+	case "RiskScorePreview.modelVersion":
+		if e.ComplexityRoot.RiskScorePreview.ModelVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScorePreview.ModelVersion(childComplexity), true
+	case "RiskScorePreview.score":
+		if e.ComplexityRoot.RiskScorePreview.Score == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScorePreview.Score(childComplexity), true
+
 	case "SchedulerJob.intervalSeconds":
 		if e.ComplexityRoot.SchedulerJob.IntervalSeconds == nil {
 			break
@@ -3662,6 +3701,22 @@ func (ec *executionContext) childFields_RiskScoreEvent(ctx context.Context, fiel
 		return ec.fieldContext_RiskScoreEvent_riskScore(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RiskScoreEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_RiskScorePreview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "score":
+		return ec.fieldContext_RiskScorePreview_score(ctx, field)
+	case "components":
+		return ec.fieldContext_RiskScorePreview_components(ctx, field)
+	case "inputs":
+		return ec.fieldContext_RiskScorePreview_inputs(ctx, field)
+	case "modelVersion":
+		return ec.fieldContext_RiskScorePreview_modelVersion(ctx, field)
+	case "computedAt":
+		return ec.fieldContext_RiskScorePreview_computedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RiskScorePreview", field.Name)
 }
 
 func (ec *executionContext) childFields_SchedulerJob(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -2211,7 +2211,7 @@ func (ec *executionContext) _Query_riskScorePreview(ctx context.Context, field g
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.RiskScore) graphql.Marshaler {
-			return ec.marshalNRiskScore2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskScore(ctx, selections, v)
+			return ec.marshalNRiskScorePreview2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskScore(ctx, selections, v)
 		},
 		true,
 		true,
@@ -2224,7 +2224,7 @@ func (ec *executionContext) fieldContext_Query_riskScorePreview(ctx context.Cont
 		IsMethod:   true,
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_RiskScore(ctx, field)
+			return ec.childFields_RiskScorePreview(ctx, field)
 		},
 	}
 	defer func() {

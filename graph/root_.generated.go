@@ -121,6 +121,7 @@ type ComplexityRoot struct {
 	Dashboard struct {
 		ExpectedApyBps      func(childComplexity int) int
 		LatestAllocation    func(childComplexity int) int
+		NodeID              func(childComplexity int) int
 		PendingSuggestion   func(childComplexity int) int
 		PortfolioRiskChange func(childComplexity int) int
 		PortfolioRiskScore  func(childComplexity int) int
@@ -255,7 +256,7 @@ type ComplexityRoot struct {
 	OptimizationRun struct {
 		CreatedAt  func(childComplexity int) int
 		DecisionID func(childComplexity int) int
-		ID         func(childComplexity int) int
+		NodeID     func(childComplexity int) int
 		Plan       func(childComplexity int) int
 		Suggestion func(childComplexity int) int
 	}
@@ -851,6 +852,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Dashboard.LatestAllocation(childComplexity), true
+	case "Dashboard.id":
+		if e.ComplexityRoot.Dashboard.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Dashboard.NodeID(childComplexity), true
 	case "Dashboard.pendingSuggestion":
 		if e.ComplexityRoot.Dashboard.PendingSuggestion == nil {
 			break
@@ -1515,11 +1522,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.OptimizationRun.DecisionID(childComplexity), true
 	case "OptimizationRun.id":
-		if e.ComplexityRoot.OptimizationRun.ID == nil {
+		if e.ComplexityRoot.OptimizationRun.NodeID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.OptimizationRun.ID(childComplexity), true
+		return e.ComplexityRoot.OptimizationRun.NodeID(childComplexity), true
 	case "OptimizationRun.plan":
 		if e.ComplexityRoot.OptimizationRun.Plan == nil {
 			break
@@ -3147,6 +3154,8 @@ func (ec *executionContext) childFields_CalibrationBin(ctx context.Context, fiel
 
 func (ec *executionContext) childFields_Dashboard(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
+	case "id":
+		return ec.fieldContext_Dashboard_id(ctx, field)
 	case "windowDays":
 		return ec.fieldContext_Dashboard_windowDays(ctx, field)
 	case "latestAllocation":

@@ -2699,6 +2699,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Prediction(ctx, sel, obj)
+	case *obsqra.OptimizationRun:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._OptimizationRun(ctx, sel, obj)
 	case *obsqra.MetricsSample:
 		if obj == nil {
 			return graphql.Null
@@ -2709,6 +2714,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Decision(ctx, sel, obj)
+	case *obsqra.Dashboard:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Dashboard(ctx, sel, obj)
 	case *obsqra.Allocation:
 		if obj == nil {
 			return graphql.Null

@@ -523,7 +523,7 @@ func TestPersonalSubscriptions(t *testing.T) {
 		if len(r.Errors) > 0 {
 			t.Fatalf("runOptimization: %+v", r.Errors)
 		}
-		runID := decode[struct{ ID string }](t, r.Data["runOptimization"]).ID
+		runID := predictionOfRun(t, decode[struct{ ID string }](t, r.Data["runOptimization"]).ID)
 		type predEvent struct {
 			Prediction struct {
 				ID, Kind string
@@ -582,7 +582,7 @@ func TestOwnStreamsAreNotPublic(t *testing.T) {
 		if len(r.Errors) > 0 {
 			t.Fatalf("runOptimization: %+v", r.Errors)
 		}
-		runID := decode[struct{ ID string }](t, r.Data["runOptimization"]).ID
+		runID := predictionOfRun(t, decode[struct{ ID string }](t, r.Data["runOptimization"]).ID)
 		if e := decode[predEvent](t, mine.nextData("predictionCreated")); e.Prediction.ID != runID {
 			t.Fatalf("ada's next event = %+v, want her run %s", e, runID)
 		}
@@ -888,4 +888,15 @@ func (s *liveServer) awaitSubscriptions(t *testing.T, n int) {
 		}
 		time.Sleep(time.Millisecond) // the server starting the subscription
 	}
+}
+
+// predictionOfRun is the id of the prediction that records the optimization
+// run with global id runID: the same number, another type.
+func predictionOfRun(t *testing.T, runID string) string {
+	t.Helper()
+	n, err := obsqra.ParseNodeIDOf(obsqra.NodeOptimizationRun, runID)
+	if err != nil {
+		t.Fatalf("runOptimization id %s: %v", runID, err)
+	}
+	return obsqra.NodeID(obsqra.NodePrediction, n)
 }

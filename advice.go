@@ -308,7 +308,7 @@ func (s *RebalanceSuggestion) NodeID() string { return NodeID(NodeRebalanceSugge
 // OptimizationRun is a plan computed for a user and recorded as a decision
 // and a REBALANCE_SUGGESTION prediction.
 type OptimizationRun struct {
-	// ID is the prediction's id.
+	// ID is the id of the prediction that records the run.
 	ID         int64
 	Plan       AllocationPlan
 	CreatedAt  time.Time
@@ -317,6 +317,10 @@ type OptimizationRun struct {
 	// has none.
 	Suggestion *RebalanceSuggestion
 }
+
+// NodeID returns the run's global id: of its own type, though it shares
+// its number with the prediction that records the run.
+func (r *OptimizationRun) NodeID() string { return NodeID(NodeOptimizationRun, r.ID) }
 
 // Dashboard is a user's portfolio at a glance.
 type Dashboard struct {
@@ -332,6 +336,9 @@ type Dashboard struct {
 	RealisedApyBps      *int
 	PendingSuggestion   *RebalanceSuggestion
 }
+
+// NodeID returns the dashboard's global id, one per user and window.
+func (d *Dashboard) NodeID() string { return DashboardNodeID(d.UserID, d.WindowDays) }
 
 // DashboardProtocol is one held protocol on a dashboard. Figures are nil
 // when the protocol has no data in the window.

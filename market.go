@@ -164,7 +164,8 @@ const RiskModelVersion = "parity-v1"
 // a risk.scored event (see the event catalogue).
 type RiskScore struct {
 	ID int64 `json:"id"`
-	// ProtocolID is 0 for a preview.
+	// ProtocolID is 0 for a preview (riskScorePreview: a RiskScore that is
+	// not stored, shown without an id as a RiskScorePreview).
 	ProtocolID int64 `json:"protocolId"`
 	// SampleID is the metrics sample scored; 0 for a preview.
 	SampleID int64 `json:"sampleId"`

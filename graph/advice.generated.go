@@ -28,8 +28,6 @@ type DashboardProtocolResolver interface {
 	Protocol(ctx context.Context, obj *obsqra.DashboardProtocol) (*obsqra.Protocol, error)
 }
 type OptimizationRunResolver interface {
-	ID(ctx context.Context, obj *obsqra.OptimizationRun) (string, error)
-
 	DecisionID(ctx context.Context, obj *obsqra.OptimizationRun) (string, error)
 }
 type PredictionResolver interface {
@@ -1095,6 +1093,29 @@ func (ec *executionContext) fieldContext_CalibrationBin_count(_ context.Context,
 	return graphql.NewScalarFieldContext("CalibrationBin", field, false, false, "Int")
 }
 
+func (ec *executionContext) _Dashboard_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.Dashboard) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Dashboard_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NodeID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Dashboard_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Dashboard", field, true, false, "ID")
+}
+
 func (ec *executionContext) _Dashboard_windowDays(ctx context.Context, field graphql.CollectedField, obj *obsqra.Dashboard) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2023,7 +2044,7 @@ func (ec *executionContext) _OptimizationRun_id(ctx context.Context, field graph
 			return ec.fieldContext_OptimizationRun_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.OptimizationRun().ID(ctx, obj)
+			return obj.NodeID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -2034,7 +2055,7 @@ func (ec *executionContext) _OptimizationRun_id(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_OptimizationRun_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OptimizationRun", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("OptimizationRun", field, true, false, "ID")
 }
 
 func (ec *executionContext) _OptimizationRun_plan(ctx context.Context, field graphql.CollectedField, obj *obsqra.OptimizationRun) (ret graphql.Marshaler) {
@@ -4054,7 +4075,7 @@ func (ec *executionContext) _CalibrationBin(ctx context.Context, sel ast.Selecti
 	return out
 }
 
-var dashboardImplementors = []string{"Dashboard"}
+var dashboardImplementors = []string{"Dashboard", "Node"}
 
 func (ec *executionContext) _Dashboard(ctx context.Context, sel ast.SelectionSet, obj *obsqra.Dashboard) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, dashboardImplementors)
@@ -4065,6 +4086,11 @@ func (ec *executionContext) _Dashboard(ctx context.Context, sel ast.SelectionSet
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Dashboard")
+		case "id":
+			out.Values[i] = ec._Dashboard_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "windowDays":
 			out.Values[i] = ec._Dashboard_windowDays(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -4357,7 +4383,7 @@ func (ec *executionContext) _ModelPerformance(ctx context.Context, sel ast.Selec
 	return out
 }
 
-var optimizationRunImplementors = []string{"OptimizationRun"}
+var optimizationRunImplementors = []string{"OptimizationRun", "Node"}
 
 func (ec *executionContext) _OptimizationRun(ctx context.Context, sel ast.SelectionSet, obj *obsqra.OptimizationRun) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, optimizationRunImplementors)
@@ -4369,11 +4395,10 @@ func (ec *executionContext) _OptimizationRun(ctx context.Context, sel ast.Select
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("OptimizationRun")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._OptimizationRun_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._OptimizationRun_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "plan":
 			out.Values[i] = ec._OptimizationRun_plan(ctx, field, obj)
 			if out.Values[i] == graphql.Null {

@@ -2520,6 +2520,139 @@ func (ec *executionContext) fieldContext_RiskScoreEvent_riskScore(_ context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _RiskScorePreview_score(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScorePreview_score(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Score, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScorePreview_score(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskScorePreview", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RiskScorePreview_components(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScorePreview_components(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Components, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.RiskComponents) graphql.Marshaler {
+			return ec.marshalNRiskComponents2githubᚗcomᚋobsqraᚋobsqraᚐRiskComponents(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScorePreview_components(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RiskScorePreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskComponents(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RiskScorePreview_inputs(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScorePreview_inputs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Inputs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.RiskInputs) graphql.Marshaler {
+			return ec.marshalNRiskInputs2githubᚗcomᚋobsqraᚋobsqraᚐRiskInputs(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScorePreview_inputs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RiskScorePreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskInputs(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RiskScorePreview_modelVersion(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScorePreview_modelVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ModelVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScorePreview_modelVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskScorePreview", field, false, false, "String")
+}
+
+func (ec *executionContext) _RiskScorePreview_computedAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskScorePreview_computedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ComputedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskScorePreview_computedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskScorePreview", field, false, false, "Time")
+}
+
 func (ec *executionContext) _SchedulerJob_name(ctx context.Context, field graphql.CollectedField, obj *obsqra.SchedulerJob) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3941,6 +4074,59 @@ func (ec *executionContext) _RiskScoreEvent(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var riskScorePreviewImplementors = []string{"RiskScorePreview"}
+
+func (ec *executionContext) _RiskScorePreview(ctx context.Context, sel ast.SelectionSet, obj *obsqra.RiskScore) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, riskScorePreviewImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RiskScorePreview")
+		case "score":
+			out.Values[i] = ec._RiskScorePreview_score(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "components":
+			out.Values[i] = ec._RiskScorePreview_components(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "inputs":
+			out.Values[i] = ec._RiskScorePreview_inputs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "modelVersion":
+			out.Values[i] = ec._RiskScorePreview_modelVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "computedAt":
+			out.Values[i] = ec._RiskScorePreview_computedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var schedulerJobImplementors = []string{"SchedulerJob"}
 
 func (ec *executionContext) _SchedulerJob(ctx context.Context, sel ast.SelectionSet, obj *obsqra.SchedulerJob) graphql.Marshaler {
@@ -4156,6 +4342,14 @@ func (ec *executionContext) marshalNRiskScoreEvent2ᚖgithubᚗcomᚋobsqraᚋob
 		return graphql.Null
 	}
 	return ec._RiskScoreEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRiskScorePreview2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskScore(ctx context.Context, sel ast.SelectionSet, v *obsqra.RiskScore) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RiskScorePreview!")
+		return graphql.Null
+	}
+	return ec._RiskScorePreview(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNSchedulerJob2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐSchedulerJob(ctx context.Context, sel ast.SelectionSet, v *obsqra.SchedulerJob) graphql.Marshaler {

@@ -121,6 +121,7 @@ type ComplexityRoot struct {
 	Dashboard struct {
 		ExpectedApyBps      func(childComplexity int) int
 		LatestAllocation    func(childComplexity int) int
+		NodeID              func(childComplexity int) int
 		PendingSuggestion   func(childComplexity int) int
 		PortfolioRiskChange func(childComplexity int) int
 		PortfolioRiskScore  func(childComplexity int) int
@@ -255,7 +256,7 @@ type ComplexityRoot struct {
 	OptimizationRun struct {
 		CreatedAt  func(childComplexity int) int
 		DecisionID func(childComplexity int) int
-		ID         func(childComplexity int) int
+		NodeID     func(childComplexity int) int
 		Plan       func(childComplexity int) int
 		Suggestion func(childComplexity int) int
 	}
@@ -437,6 +438,14 @@ type ComplexityRoot struct {
 	RiskScoreEvent struct {
 		Cursor    func(childComplexity int) int
 		RiskScore func(childComplexity int) int
+	}
+
+	RiskScorePreview struct {
+		Components   func(childComplexity int) int
+		ComputedAt   func(childComplexity int) int
+		Inputs       func(childComplexity int) int
+		ModelVersion func(childComplexity int) int
+		Score        func(childComplexity int) int
 	}
 
 	SchedulerJob struct {
@@ -843,6 +852,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Dashboard.LatestAllocation(childComplexity), true
+	case "Dashboard.id":
+		if e.ComplexityRoot.Dashboard.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Dashboard.NodeID(childComplexity), true
 	case "Dashboard.pendingSuggestion":
 		if e.ComplexityRoot.Dashboard.PendingSuggestion == nil {
 			break
@@ -1507,11 +1522,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.OptimizationRun.DecisionID(childComplexity), true
 	case "OptimizationRun.id":
-		if e.ComplexityRoot.OptimizationRun.ID == nil {
+		if e.ComplexityRoot.OptimizationRun.NodeID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.OptimizationRun.ID(childComplexity), true
+		return e.ComplexityRoot.OptimizationRun.NodeID(childComplexity), true
 	case "OptimizationRun.plan":
 		if e.ComplexityRoot.OptimizationRun.Plan == nil {
 			break
@@ -2379,6 +2394,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RiskScoreEvent.RiskScore(childComplexity), true
 
+	case "RiskScorePreview.components":
+		if e.ComplexityRoot.RiskScorePreview.Components == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScorePreview.Components(childComplexity), true
+	case "RiskScorePreview.computedAt":
+		if e.ComplexityRoot.RiskScorePreview.ComputedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScorePreview.ComputedAt(childComplexity), true
+	case "RiskScorePreview.inputs":
+		if e.ComplexityRoot.RiskScorePreview.Inputs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScorePreview.Inputs(childComplexity), true
+	case "RiskScorePreview.modelVersion":
+		if e.ComplexityRoot.RiskScorePreview.ModelVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScorePreview.ModelVersion(childComplexity), true
+	case "RiskScorePreview.score":
+		if e.ComplexityRoot.RiskScorePreview.Score == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskScorePreview.Score(childComplexity), true
+
 	case "SchedulerJob.intervalSeconds":
 		if e.ComplexityRoot.SchedulerJob.IntervalSeconds == nil {
 			break
@@ -3108,6 +3154,8 @@ func (ec *executionContext) childFields_CalibrationBin(ctx context.Context, fiel
 
 func (ec *executionContext) childFields_Dashboard(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
+	case "id":
+		return ec.fieldContext_Dashboard_id(ctx, field)
 	case "windowDays":
 		return ec.fieldContext_Dashboard_windowDays(ctx, field)
 	case "latestAllocation":
@@ -3662,6 +3710,22 @@ func (ec *executionContext) childFields_RiskScoreEvent(ctx context.Context, fiel
 		return ec.fieldContext_RiskScoreEvent_riskScore(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RiskScoreEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_RiskScorePreview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "score":
+		return ec.fieldContext_RiskScorePreview_score(ctx, field)
+	case "components":
+		return ec.fieldContext_RiskScorePreview_components(ctx, field)
+	case "inputs":
+		return ec.fieldContext_RiskScorePreview_inputs(ctx, field)
+	case "modelVersion":
+		return ec.fieldContext_RiskScorePreview_modelVersion(ctx, field)
+	case "computedAt":
+		return ec.fieldContext_RiskScorePreview_computedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RiskScorePreview", field.Name)
 }
 
 func (ec *executionContext) childFields_SchedulerJob(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -2211,7 +2211,7 @@ func (ec *executionContext) _Query_riskScorePreview(ctx context.Context, field g
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.RiskScore) graphql.Marshaler {
-			return ec.marshalNRiskScore2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskScore(ctx, selections, v)
+			return ec.marshalNRiskScorePreview2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRiskScore(ctx, selections, v)
 		},
 		true,
 		true,
@@ -2224,7 +2224,7 @@ func (ec *executionContext) fieldContext_Query_riskScorePreview(ctx context.Cont
 		IsMethod:   true,
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_RiskScore(ctx, field)
+			return ec.childFields_RiskScorePreview(ctx, field)
 		},
 	}
 	defer func() {
@@ -2699,6 +2699,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Prediction(ctx, sel, obj)
+	case *obsqra.OptimizationRun:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._OptimizationRun(ctx, sel, obj)
 	case *obsqra.MetricsSample:
 		if obj == nil {
 			return graphql.Null
@@ -2709,6 +2714,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Decision(ctx, sel, obj)
+	case *obsqra.Dashboard:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Dashboard(ctx, sel, obj)
 	case *obsqra.Allocation:
 		if obj == nil {
 			return graphql.Null

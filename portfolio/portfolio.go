@@ -85,7 +85,7 @@ func (s *Service) RecordAllocation(ctx context.Context, in obsqra.RecordAllocati
 	var suggestionID int64
 	if in.SuggestionID != nil {
 		typ, id, err := obsqra.ParseNodeID(*in.SuggestionID)
-		if err != nil || (typ != obsqra.NodeRebalanceSuggestion && typ != obsqra.NodePrediction) {
+		if err != nil || (typ != obsqra.NodeRebalanceSuggestion && typ != obsqra.NodeOptimizationRun && typ != obsqra.NodePrediction) {
 			return nil, obsqra.Errorf(obsqra.EINVALID, "input.suggestionId is not the id of a suggestion")
 		}
 		suggestionID = id

@@ -160,7 +160,13 @@ func (r *queryResolver) Dashboard(ctx context.Context, windowDays *int) (*obsqra
 	if windowDays != nil {
 		w = *windowDays
 	}
-	d, err := r.Portfolio.Dashboard(ctx, w)
+	return r.dashboard(ctx, w)
+}
+
+// dashboard is the signed-in user's dashboard over the last windowDays,
+// for Query.dashboard and node(id:).
+func (r *Resolver) dashboard(ctx context.Context, windowDays int) (*obsqra.Dashboard, error) {
+	d, err := r.Portfolio.Dashboard(ctx, windowDays)
 	if err != nil {
 		return nil, err
 	}
@@ -282,11 +288,6 @@ func (r *rebalanceSuggestionResolver) DecisionID(ctx context.Context, s *obsqra.
 }
 
 type optimizationRunResolver struct{ *Resolver }
-
-// ID resolves OptimizationRun.id: the id of the prediction that records it.
-func (r *optimizationRunResolver) ID(ctx context.Context, run *obsqra.OptimizationRun) (string, error) {
-	return obsqra.NodeID(obsqra.NodePrediction, run.ID), nil
-}
 
 // DecisionID resolves OptimizationRun.decisionId.
 func (r *optimizationRunResolver) DecisionID(ctx context.Context, run *obsqra.OptimizationRun) (string, error) {

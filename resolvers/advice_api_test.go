@@ -37,7 +37,9 @@ type adviceEnv struct {
 	advice  *advisor.Service
 }
 
-func newAdviceEnv(tb testing.TB, db *store.DB) *adviceEnv {
+// newAdviceEnv wires the services over db; opts add to the resolver
+// (e.g. a Ledger).
+func newAdviceEnv(tb testing.TB, db *store.DB, opts ...func(*resolvers.Resolver)) *adviceEnv {
 	tb.Helper()
 	// The clock starts at the real time (tokens are checked against it)
 	// and only moves forward, by days.
@@ -62,7 +64,11 @@ func newAdviceEnv(tb testing.TB, db *store.DB) *adviceEnv {
 		tb.Fatal(err)
 	}
 	folio := portfolio.New(db, portfolio.Config{Now: c.Now})
-	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Decisions: decisions, Advisor: advice, Portfolio: folio, Now: c.Now})
+	r := &resolvers.Resolver{Accounts: accounts, Market: markets, Decisions: decisions, Advisor: advice, Portfolio: folio, Now: c.Now}
+	for _, opt := range opts {
+		opt(r)
+	}
+	schema := resolvers.NewExecutableSchema(r)
 	srv := server.New(server.Config{Version: "test", Introspection: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, schema, accounts, db)
 	return &adviceEnv{h: srv.Handler(), db: db, clock: c, markets: markets, advice: advice}
 }

@@ -523,7 +523,7 @@ func TestPersonalSubscriptions(t *testing.T) {
 		if len(r.Errors) > 0 {
 			t.Fatalf("runOptimization: %+v", r.Errors)
 		}
-		runID := decode[struct{ ID string }](t, r.Data["runOptimization"]).ID
+		runID := predictionOfRun(t, decode[struct{ ID string }](t, r.Data["runOptimization"]).ID)
 		type predEvent struct {
 			Prediction struct {
 				ID, Kind string
@@ -582,7 +582,7 @@ func TestOwnStreamsAreNotPublic(t *testing.T) {
 		if len(r.Errors) > 0 {
 			t.Fatalf("runOptimization: %+v", r.Errors)
 		}
-		runID := decode[struct{ ID string }](t, r.Data["runOptimization"]).ID
+		runID := predictionOfRun(t, decode[struct{ ID string }](t, r.Data["runOptimization"]).ID)
 		if e := decode[predEvent](t, mine.nextData("predictionCreated")); e.Prediction.ID != runID {
 			t.Fatalf("ada's next event = %+v, want her run %s", e, runID)
 		}
@@ -640,23 +640,27 @@ func TestDashboardUpdated(t *testing.T) {
 		h := s.srv.Config.Handler
 		ada := registerVia(t, h, "ada@example.com").AccessToken
 		type dash struct {
+			ID               string
 			LatestAllocation *struct{ ID string }
 			Protocols        []struct {
 				Protocol struct{ Slug string }
 				ApyBps   *int
 			}
 		}
-		c := s.subscribeAs(t, ada, `subscription { dashboardUpdated(windowDays: 3) { latestAllocation { id } protocols { protocol { slug } apyBps } } }`, nil)
-		if d := decode[dash](t, c.nextData("dashboardUpdated")); d.LatestAllocation != nil {
-			t.Fatalf("first dashboard = %+v, want no allocation", d)
+		// Every event is the same object as the dashboard query's, so a
+		// client cache updates it in place.
+		dashID := decode[dash](t, do(t, h, ada, `{ dashboard(windowDays: 3) { id } }`, nil).Data["dashboard"]).ID
+		c := s.subscribeAs(t, ada, `subscription { dashboardUpdated(windowDays: 3) { id latestAllocation { id } protocols { protocol { slug } apyBps } } }`, nil)
+		if d := decode[dash](t, c.nextData("dashboardUpdated")); d.LatestAllocation != nil || d.ID != dashID || dashID == "" {
+			t.Fatalf("first dashboard = %+v, want id %q and no allocation", d, dashID)
 		}
 		r := do(t, h, ada, `mutation { recordAllocation(input: {weights: [{protocol: "vesu", weightBps: 10000}]}) { id } }`, nil)
 		if len(r.Errors) > 0 {
 			t.Fatalf("recordAllocation: %+v", r.Errors)
 		}
 		id := decode[struct{ ID string }](t, r.Data["recordAllocation"]).ID
-		if d := decode[dash](t, c.nextData("dashboardUpdated")); d.LatestAllocation == nil || d.LatestAllocation.ID != id {
-			t.Fatalf("dashboard after recordAllocation = %+v, want allocation %s", d, id)
+		if d := decode[dash](t, c.nextData("dashboardUpdated")); d.LatestAllocation == nil || d.LatestAllocation.ID != id || d.ID != dashID {
+			t.Fatalf("dashboard after recordAllocation = %+v, want id %q and allocation %s", d, dashID, id)
 		}
 		// vesu's sample changes the dashboard (ekubo's, which Ada does not
 		// hold, comes first; this checks only that the dashboard that
@@ -888,4 +892,15 @@ func (s *liveServer) awaitSubscriptions(t *testing.T, n int) {
 		}
 		time.Sleep(time.Millisecond) // the server starting the subscription
 	}
+}
+
+// predictionOfRun is the id of the prediction that records the optimization
+// run with global id runID: the same number, another type.
+func predictionOfRun(t *testing.T, runID string) string {
+	t.Helper()
+	n, err := obsqra.ParseNodeIDOf(obsqra.NodeOptimizationRun, runID)
+	if err != nil {
+		t.Fatalf("runOptimization id %s: %v", runID, err)
+	}
+	return obsqra.NodeID(obsqra.NodePrediction, n)
 }

@@ -55,7 +55,8 @@ func (r *queryResolver) RiskParams(ctx context.Context) (*obsqra.RiskParams, err
 	return r.Market.RiskParams(ctx)
 }
 
-// RiskScorePreview resolves riskScorePreview.
+// RiskScorePreview resolves riskScorePreview: a RiskScore that is not
+// stored, shown as a RiskScorePreview (no id).
 func (r *queryResolver) RiskScorePreview(ctx context.Context, in obsqra.RiskInputs, params *obsqra.RiskParamsPatch) (*obsqra.RiskScore, error) {
 	return r.Market.PreviewRisk(ctx, in, params)
 }

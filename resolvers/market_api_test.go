@@ -294,14 +294,14 @@ func TestRiskParamsAndPreview(t *testing.T) {
 		// The contract's default parameters: 25·6000/10000 + 40·500/10000
 		// + 15 + 3·(100−80)/10 + 10·(730−100)/730 = 15 + 2 + 15 + 6 + 8 = 46.
 		const preview = `query($p: RiskParamsInput) { riskScorePreview(input: {utilization: 6000, volatility: 500, liquidity: 2, auditScore: 80, ageDays: 100}, params: $p) {
-			score components { utilization volatility liquidity audit age unclamped } paramsVersion decisionId protocol { slug } } }`
+			__typename score components { utilization volatility liquidity audit age unclamped } modelVersion } }`
 		r := do(t, h, "", preview, nil)
 		if len(r.Errors) > 0 {
 			t.Logf("riskScorePreview errors: %+v", r.Errors)
 		}
 		obsqratest.GoldenJSON(t, "risk_score_preview", r.Data["riskScorePreview"])
 		r = do(t, h, "", preview, map[string]any{"p": map[string]any{"wLiquidity2": 25}})
-		if got := string(r.Data["riskScorePreview"]); !strings.HasPrefix(got, `{"score":56,`) || !strings.Contains(got, `"paramsVersion":null`) {
+		if got := string(r.Data["riskScorePreview"]); !strings.HasPrefix(got, `{"__typename":"RiskScorePreview","score":56,`) {
 			t.Errorf("riskScorePreview with params = %s %+v", got, r.Errors)
 		}
 

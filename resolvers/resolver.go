@@ -150,6 +150,15 @@ type mutationResolver struct{ *Resolver }
 
 // Node resolves node(id:): the object when the caller may see it, else null.
 func (r *queryResolver) Node(ctx context.Context, id string) (obsqra.Node, error) {
+	if userID, windowDays, err := obsqra.ParseDashboardNodeID(id); err == nil {
+		// Only the viewer's own dashboard: there is no way to compute
+		// another user's.
+		u, err := obsqra.Viewer(ctx)
+		if err != nil || u == nil || u.ID != userID {
+			return nil, err
+		}
+		return nodeOrNil(r.dashboard(ctx, windowDays))
+	}
 	typ, n, err := obsqra.ParseNodeID(id)
 	if err != nil {
 		return nil, err
@@ -172,6 +181,8 @@ func (r *queryResolver) Node(ctx context.Context, id string) (obsqra.Node, error
 		return nodeOrNil(r.Advisor.Prediction(ctx, n))
 	case obsqra.NodeRebalanceSuggestion:
 		return nodeOrNil(r.Advisor.Suggestion(ctx, n))
+	case obsqra.NodeOptimizationRun:
+		return nodeOrNil(r.Advisor.OptimizationRun(ctx, n))
 	case obsqra.NodeAllocation:
 		return nodeOrNil(r.Portfolio.Allocation(ctx, n))
 	case obsqra.NodeTransaction:

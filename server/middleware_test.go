@@ -320,7 +320,7 @@ func TestCORS(t *testing.T) {
 			if tt.preflight {
 				req = httptest.NewRequest(http.MethodOptions, "/graphql", nil)
 				req.Header.Set("Access-Control-Request-Method", "POST")
-				req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+				req.Header.Set("Access-Control-Request-Headers", "apollographql-client-name,apollographql-client-version,authorization,baggage,content-type,sentry-trace,traceparent,tracestate")
 			} else {
 				req = httptest.NewRequest(tt.method, "/graphql", strings.NewReader(`{"query":"{ __typename }"}`))
 				req.Header.Set("Content-Type", "application/json")
@@ -352,7 +352,7 @@ func TestCORS(t *testing.T) {
 			}
 			wantMethods, wantHeaders, wantMaxAge := "", "", ""
 			if tt.wantACAO != "" {
-				wantMethods, wantHeaders, wantMaxAge = "GET, POST, OPTIONS", "Authorization, Content-Type, X-Request-ID", "7200"
+				wantMethods, wantHeaders, wantMaxAge = "GET, POST, OPTIONS", defaultAllowHeaders, "7200"
 			}
 			if got := h.Get("Access-Control-Allow-Methods"); got != wantMethods {
 				t.Errorf("Access-Control-Allow-Methods = %q, want %q", got, wantMethods)

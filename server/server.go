@@ -75,6 +75,11 @@ type Config struct {
 	// CORSOrigins lists the browser origins allowed to call the API, e.g.
 	// "https://app.obsqra.fi". "*" allows every origin. Default none.
 	CORSOrigins []string
+	// CORSAllowedHeaders are request headers those origins may send besides
+	// the ones always allowed (corsAllowHeaders: Content-Type,
+	// Authorization, X-Request-ID, Apollo's and the tracing headers).
+	// Default none (CORS_ALLOWED_HEADERS).
+	CORSAllowedHeaders []string
 	// TrustedProxies are the reverse proxies whose forwarding headers are
 	// believed: a request whose TCP peer is inside one of them takes its
 	// client address from Forwarded or X-Forwarded-For and its scheme from

@@ -318,12 +318,15 @@ func TestGETQuery(t *testing.T) {
 	b := setup(t)
 	req := httpGET("/graphql?query=" + queryEscape(`{ me { email } }`))
 	req.Header.Set("Authorization", "Bearer "+goodToken)
+	req.Header.Set("Apollo-Require-Preflight", "true") // see TestCSRFPrevention
 	rec := b.serve(req)
 	if res := decodeResult(t, rec); rec.Code != http.StatusOK || string(res.Data) != `{"me":{"email":"ada@example.com"}}` {
 		t.Errorf("GET /graphql = %d %s, want ada's email", rec.Code, rec.Body)
 	}
 
-	rec = b.serve(httpGET("/graphql?query=" + queryEscape(loginMutation)))
+	req = httpGET("/graphql?query=" + queryEscape(loginMutation))
+	req.Header.Set("Apollo-Require-Preflight", "true")
+	rec = b.serve(req)
 	if rec.Code == http.StatusOK {
 		t.Errorf("a mutation over GET = %d %s, want it refused", rec.Code, rec.Body)
 	}

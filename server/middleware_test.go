@@ -229,6 +229,7 @@ func TestClientAddressIPv6(t *testing.T) {
 		return nil, nil
 	}
 	req := httptest.NewRequest(http.MethodGet, "/graphql?query=%7Bme%7Bid%7D%7D", nil)
+	req.Header.Set("Apollo-Require-Preflight", "true")
 	req.RemoteAddr = "[2001:db8::1]:443"
 	if rec := b.serve(req); rec.Code != http.StatusOK {
 		t.Fatalf("GET /graphql = %d %s", rec.Code, rec.Body)
@@ -276,6 +277,7 @@ func TestTrustedProxies(t *testing.T) {
 				return nil, nil
 			}
 			req := httptest.NewRequest(http.MethodGet, "/graphql?query=%7Bme%7Bid%7D%7D", nil)
+			req.Header.Set("Apollo-Require-Preflight", "true")
 			req.RemoteAddr = tt.peer
 			for i := 0; i+1 < len(tt.headers); i += 2 {
 				req.Header.Set(tt.headers[i], tt.headers[i+1])

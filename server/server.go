@@ -264,7 +264,7 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 	}
 
 	mux := http.NewServeMux()
-	gql := s.authenticate(s.graphQL(schema))
+	gql := s.preventCSRF(s.authenticate(s.graphQL(schema)))
 	mux.Handle("POST /graphql", gql)
 	mux.Handle("GET /graphql", gql)
 	mux.HandleFunc("GET /health", s.health)

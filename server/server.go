@@ -1,8 +1,8 @@
 // Package server is the HTTP face of Obsqra: /graphql (POST and GET, and
 // WebSocket through server/ws, which it mounts), the GraphiQL playground,
-// /health and /ready, and the middleware every request passes through
-// (request id, panic recovery, access log, CORS, body limit,
-// authentication).
+// /health, /ready and /favicon.ico, and the middleware every request passes
+// through (request id, panic recovery, access log, CORS, CSRF prevention,
+// body limit, authentication).
 package server
 
 import (
@@ -269,6 +269,7 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 	mux.Handle("GET /graphql", gql)
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("GET /ready", s.ready)
+	mux.HandleFunc("GET /favicon.ico", serveFavicon)
 	if cfg.Introspection {
 		mux.HandleFunc("GET /{$}", s.servePlayground)
 		mux.HandleFunc("GET /playground", s.servePlayground)

@@ -277,8 +277,9 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 	}
 
 	// Outermost first: every later layer can log with the request id, and a
-	// panic anywhere below is answered and logged.
-	s.handler = s.requestID(s.recoverPanic(s.accessLog(s.cors(s.limitBody(mux)))))
+	// panic anywhere below is answered and logged; the access log counts
+	// the bytes sent, compressed.
+	s.handler = s.requestID(s.recoverPanic(s.accessLog(s.compress(s.cors(s.limitBody(mux))))))
 	return s
 }
 

@@ -113,6 +113,12 @@ type Config struct {
 	// http://localhost:3000, http://localhost:5173 and
 	// http://localhost:8000, in production none).
 	CORSOrigins []string
+	// CORSAllowedHeaders are request headers that browsers may send from
+	// those origins besides the ones the server always allows (Content-Type,
+	// Authorization, Apollo's and the tracing headers; see the server's
+	// corsAllowHeaders) (CORS_ALLOWED_HEADERS, comma-separated header
+	// names, default none).
+	CORSAllowedHeaders []string
 	// TrustedProxies are the reverse proxies whose forwarding headers are
 	// believed (TRUSTED_PROXIES, comma-separated CIDRs such as 10.0.0.0/8
 	// or fd00::/8; a bare IP address stands for itself, /32 or /128;
@@ -344,6 +350,7 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 		l.problemf("CORS_ORIGINS", `"*" is not allowed in production; list the frontend origins`)
 	}
 
+	c.CORSAllowedHeaders = l.headerNames("CORS_ALLOWED_HEADERS")
 	c.TrustedProxies = l.prefixes("TRUSTED_PROXIES")
 
 	c.LogLevel = l.logLevel("LOG_LEVEL", slog.LevelInfo)
@@ -472,6 +479,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("access_token_ttl", c.AccessTokenTTL),
 		slog.Duration("refresh_token_ttl", c.RefreshTokenTTL),
 		slog.Any("cors_origins", c.CORSOrigins),
+		slog.Any("cors_allowed_headers", c.CORSAllowedHeaders),
 		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", string(c.LogFormat)),

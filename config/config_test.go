@@ -189,6 +189,7 @@ func TestLoadValues(t *testing.T) {
 		"ACCESS_TOKEN_EXPIRE_MINUTES":    "15",
 		"REFRESH_TOKEN_EXPIRE_DAYS":      "7",
 		"CORS_ORIGINS":                   "https://App.Example.com, https://admin.example.com:8443",
+		"CORS_ALLOWED_HEADERS":           "X-Tenant-ID, x-feature-flags",
 		"TRUSTED_PROXIES":                "10.0.0.0/8, 192.0.2.7",
 		"LOG_LEVEL":                      "DEBUG",
 		"LOG_FORMAT":                     "Text",
@@ -260,6 +261,7 @@ func TestLoadValues(t *testing.T) {
 		AccessTokenTTL:        15 * time.Minute,
 		RefreshTokenTTL:       7 * 24 * time.Hour,
 		CORSOrigins:           []string{"https://app.example.com", "https://admin.example.com:8443"},
+		CORSAllowedHeaders:    []string{"X-Tenant-ID", "x-feature-flags"},
 		TrustedProxies:        []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")},
 		LogLevel:              slog.LevelDebug,
 		LogFormat:             LogFormatText,
@@ -383,6 +385,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"key and key file", map[string]string{"SECRET_KEY": key32, "SECRET_KEY_FILE": "/run/secrets/key"}, `SECRET_KEY_FILE: is set together with SECRET_KEY`},
 		{"cors origin with path", map[string]string{"CORS_ORIGINS": "https://example.com/app"}, `CORS_ORIGINS: "https://example.com/app" is not an origin`},
 		{"trusted proxy", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,nginx"}, `TRUSTED_PROXIES: "nginx" is not a CIDR`},
+		{"cors header with a colon", map[string]string{"CORS_ALLOWED_HEADERS": "X-Tenant-ID,X-Bad:"}, `CORS_ALLOWED_HEADERS: "X-Bad:" is not a header name`},
+		{"cors header with a space", map[string]string{"CORS_ALLOWED_HEADERS": "X Tenant"}, `CORS_ALLOWED_HEADERS: "X Tenant" is not a header name`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -278,6 +278,36 @@ func parseOrigin(s string) (string, bool) {
 	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host), true
 }
 
+// headerNames reads a list of HTTP header names (RFC 9110 tokens, such as
+// X-Tenant-ID).
+func (l *loader) headerNames(name string) []string {
+	v, _ := l.value(name)
+	var out []string
+	for _, item := range list(v) {
+		if !validHeaderName(item) {
+			l.problemf(name, "%q is not a header name (letters, digits and !#$%%&'*+-.^_`|~)", item)
+			continue
+		}
+		out = append(out, item)
+	}
+	return out
+}
+
+// validHeaderName reports whether s is a token (RFC 9110, 5.6.2), the
+// grammar of a header field name.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
 // prefixes reads a list of CIDRs; a bare IP address is the prefix of that
 // one address. IPv4-mapped IPv6 addresses and prefixes are read as IPv4,
 // as the server compares client addresses in that form, and host bits are

@@ -126,6 +126,8 @@ func Variables() []Variable {
 			"Lifetime of a refresh token in whole days, 1-365."},
 		{"CORS_ORIGINS", defaultDevCORSOrigins,
 			`Comma-separated origins (scheme://host[:port]) allowed to call the API from a browser, or "*"; production: no default, and "*" is refused.`},
+		{"CORS_ALLOWED_HEADERS", "",
+			"Comma-separated request header names browsers may send besides those always allowed (Content-Type, Authorization, X-Request-ID, Apollo's and the tracing headers)."},
 		{"TRUSTED_PROXIES", "",
 			"Comma-separated CIDRs (a bare IP: that address) of the reverse proxies in front of the server; only requests from them take the client address from Forwarded/X-Forwarded-For and the scheme from X-Forwarded-Proto. Empty: headers ignored."},
 		{"LOG_LEVEL", "info",

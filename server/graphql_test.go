@@ -318,12 +318,15 @@ func TestGETQuery(t *testing.T) {
 	b := setup(t)
 	req := httpGET("/graphql?query=" + queryEscape(`{ me { email } }`))
 	req.Header.Set("Authorization", "Bearer "+goodToken)
+	req.Header.Set("Apollo-Require-Preflight", "true") // see TestCSRFPrevention
 	rec := b.serve(req)
 	if res := decodeResult(t, rec); rec.Code != http.StatusOK || string(res.Data) != `{"me":{"email":"ada@example.com"}}` {
 		t.Errorf("GET /graphql = %d %s, want ada's email", rec.Code, rec.Body)
 	}
 
-	rec = b.serve(httpGET("/graphql?query=" + queryEscape(loginMutation)))
+	req = httpGET("/graphql?query=" + queryEscape(loginMutation))
+	req.Header.Set("Apollo-Require-Preflight", "true")
+	rec = b.serve(req)
 	if rec.Code == http.StatusOK {
 		t.Errorf("a mutation over GET = %d %s, want it refused", rec.Code, rec.Body)
 	}
@@ -592,6 +595,13 @@ func TestIntrospectionDisabled(t *testing.T) {
 	noErrors(t, rec, res)
 }
 
-func httpGET(target string) *http.Request { return httptest.NewRequest(http.MethodGet, target, nil) }
+// httpGET is a GET as Apollo Client sends it: with a Content-Type, which
+// a browser cannot send cross-origin without a preflight, so CSRF
+// prevention lets it through.
+func httpGET(target string) *http.Request {
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}
 
 func queryEscape(s string) string { return url.QueryEscape(s) }

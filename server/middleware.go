@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -147,59 +146,6 @@ func (w *recorder) Flush() { _ = http.NewResponseController(w.ResponseWriter).Fl
 // Unwrap lets http.ResponseController reach the connection (deadlines,
 // hijacking for WebSocket).
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// CORS settings of preflight answers.
-const (
-	corsAllowMethods  = "GET, POST, OPTIONS"
-	corsAllowHeaders  = "Authorization, Content-Type, X-Request-ID"
-	corsExposeHeaders = "X-Request-ID"
-	// corsMaxAge is how long, in seconds, a browser may reuse a preflight
-	// answer. Chromium caps it at 7200.
-	corsMaxAge = "7200"
-)
-
-// corsAllowed reports whether CORSOrigins lets the browser origin call the
-// API (over HTTP, or upgrade to a WebSocket).
-func (s *Server) corsAllowed(origin string) bool {
-	return origin != "" && (slices.Contains(s.cfg.CORSOrigins, "*") || slices.Contains(s.cfg.CORSOrigins, origin))
-}
-
-// cors lets the configured browser origins call the API. Other origins get
-// no Access-Control-Allow-Origin, so browsers keep their responses from
-// scripts. No credentials are allowed: the API authenticates with a bearer
-// token, not cookies.
-func (s *Server) cors(next http.Handler) http.Handler {
-	wildcard := slices.Contains(s.cfg.CORSOrigins, "*")
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Add("Vary", "Origin")
-		origin := r.Header.Get("Origin")
-		ok := s.corsAllowed(origin)
-		if ok {
-			if wildcard {
-				h.Set("Access-Control-Allow-Origin", "*")
-			} else {
-				h.Set("Access-Control-Allow-Origin", origin)
-			}
-		}
-
-		if r.Method == http.MethodOptions && origin != "" && r.Header.Get("Access-Control-Request-Method") != "" {
-			h.Add("Vary", "Access-Control-Request-Method")
-			h.Add("Vary", "Access-Control-Request-Headers")
-			if ok {
-				h.Set("Access-Control-Allow-Methods", corsAllowMethods)
-				h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
-				h.Set("Access-Control-Max-Age", corsMaxAge)
-			}
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		if ok {
-			h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
-		}
-		next.ServeHTTP(w, r)
-	})
-}
 
 // limitBody refuses request bodies over MaxBodyBytes with a 413. A declared
 // Content-Length is checked up front; a body without one (chunked) is cut

@@ -229,6 +229,7 @@ func TestClientAddressIPv6(t *testing.T) {
 		return nil, nil
 	}
 	req := httptest.NewRequest(http.MethodGet, "/graphql?query=%7Bme%7Bid%7D%7D", nil)
+	req.Header.Set("Apollo-Require-Preflight", "true")
 	req.RemoteAddr = "[2001:db8::1]:443"
 	if rec := b.serve(req); rec.Code != http.StatusOK {
 		t.Fatalf("GET /graphql = %d %s", rec.Code, rec.Body)
@@ -276,6 +277,7 @@ func TestTrustedProxies(t *testing.T) {
 				return nil, nil
 			}
 			req := httptest.NewRequest(http.MethodGet, "/graphql?query=%7Bme%7Bid%7D%7D", nil)
+			req.Header.Set("Apollo-Require-Preflight", "true")
 			req.RemoteAddr = tt.peer
 			for i := 0; i+1 < len(tt.headers); i += 2 {
 				req.Header.Set(tt.headers[i], tt.headers[i+1])
@@ -320,7 +322,7 @@ func TestCORS(t *testing.T) {
 			if tt.preflight {
 				req = httptest.NewRequest(http.MethodOptions, "/graphql", nil)
 				req.Header.Set("Access-Control-Request-Method", "POST")
-				req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+				req.Header.Set("Access-Control-Request-Headers", "apollographql-client-name,apollographql-client-version,authorization,baggage,content-type,sentry-trace,traceparent,tracestate")
 			} else {
 				req = httptest.NewRequest(tt.method, "/graphql", strings.NewReader(`{"query":"{ __typename }"}`))
 				req.Header.Set("Content-Type", "application/json")
@@ -352,7 +354,7 @@ func TestCORS(t *testing.T) {
 			}
 			wantMethods, wantHeaders, wantMaxAge := "", "", ""
 			if tt.wantACAO != "" {
-				wantMethods, wantHeaders, wantMaxAge = "GET, POST, OPTIONS", "Authorization, Content-Type, X-Request-ID", "7200"
+				wantMethods, wantHeaders, wantMaxAge = "GET, POST, OPTIONS", defaultAllowHeaders, "7200"
 			}
 			if got := h.Get("Access-Control-Allow-Methods"); got != wantMethods {
 				t.Errorf("Access-Control-Allow-Methods = %q, want %q", got, wantMethods)

@@ -1,8 +1,8 @@
 // Package server is the HTTP face of Obsqra: /graphql (POST and GET, and
 // WebSocket through server/ws, which it mounts), the GraphiQL playground,
-// /health and /ready, and the middleware every request passes through
-// (request id, panic recovery, access log, CORS, body limit,
-// authentication).
+// /health, /ready and /favicon.ico, and the middleware every request passes
+// through (request id, panic recovery, access log, CORS, CSRF prevention,
+// body limit, authentication).
 package server
 
 import (
@@ -75,6 +75,11 @@ type Config struct {
 	// CORSOrigins lists the browser origins allowed to call the API, e.g.
 	// "https://app.obsqra.fi". "*" allows every origin. Default none.
 	CORSOrigins []string
+	// CORSAllowedHeaders are request headers those origins may send besides
+	// the ones always allowed (corsAllowHeaders: Content-Type,
+	// Authorization, X-Request-ID, Apollo's and the tracing headers).
+	// Default none (CORS_ALLOWED_HEADERS).
+	CORSAllowedHeaders []string
 	// TrustedProxies are the reverse proxies whose forwarding headers are
 	// believed: a request whose TCP peer is inside one of them takes its
 	// client address from Forwarded or X-Forwarded-For and its scheme from
@@ -290,12 +295,15 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 	}
 
 	mux := http.NewServeMux()
-	gql := cacheControl(cfg.PersistedQueryMaxAge, s.authenticate(s.graphQL(schema)))
+	// CSRF prevention first: a request a browser sends cross-origin without
+	// a preflight runs nothing (and is answered no-store).
+	gql := cacheControl(cfg.PersistedQueryMaxAge, s.preventCSRF(s.authenticate(s.graphQL(schema))))
 	// Every method: httpTransport answers those other than GET and POST
 	// with a GraphQL error (405).
 	mux.Handle("/graphql", gql)
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("GET /ready", s.ready)
+	mux.HandleFunc("GET /favicon.ico", serveFavicon)
 	if cfg.Introspection {
 		mux.HandleFunc("GET /{$}", s.servePlayground)
 		mux.HandleFunc("GET /playground", s.servePlayground)
@@ -304,8 +312,9 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 	}
 
 	// Outermost first: every later layer can log with the request id, and a
-	// panic anywhere below is answered and logged.
-	s.handler = s.requestID(s.recoverPanic(s.accessLog(s.cors(s.limitBody(mux)))))
+	// panic anywhere below is answered and logged; the access log counts
+	// the bytes sent, compressed.
+	s.handler = s.requestID(s.recoverPanic(s.accessLog(s.compress(s.cors(s.limitBody(mux))))))
 	return s
 }
 

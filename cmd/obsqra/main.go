@@ -259,6 +259,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	srv := server.New(server.Config{
 		Version:              version,
 		CORSOrigins:          cfg.CORSOrigins,
+		CORSAllowedHeaders:   cfg.CORSAllowedHeaders,
 		TrustedProxies:       cfg.TrustedProxies,
 		Introspection:        cfg.Introspection,
 		Logger:               logger,

@@ -1,0 +1,56 @@
+// An Apollo Client set up the way the README shows a frontend doing it:
+// the access token on every request, a refresh of the session on
+// UNAUTHENTICATED (then the operation again, once), automatic persisted
+// queries, and batching. setup.test.mjs runs it against the server.
+import { ApolloClient, ApolloLink, CombinedGraphQLErrors, InMemoryCache } from "@apollo/client";
+import { BatchHttpLink } from "@apollo/client/link/batch-http";
+import { SetContextLink } from "@apollo/client/link/context";
+import { ErrorLink } from "@apollo/client/link/error";
+import { PersistedQueryLink } from "@apollo/client/link/persisted-queries";
+import { createHash } from "node:crypto"; // in a browser: crypto.subtle.digest("SHA-256", …)
+import { from, switchMap } from "rxjs";
+
+// makeClient returns a client of the server at uri (".../graphql").
+// session holds { accessToken, refreshToken } and is updated in place when
+// the session is refreshed; fetchImpl defaults to the global fetch.
+export function makeClient({ uri, session, fetchImpl = fetch }) {
+  const auth = new SetContextLink(({ headers }) => ({
+    headers: { ...headers, ...(session.accessToken ? { authorization: `Bearer ${session.accessToken}` } : {}) },
+  }));
+
+  // One refresh at a time, shared by the operations that need it.
+  let refreshing = null;
+  const refresh = () =>
+    (refreshing ??= fetchImpl(uri, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        query: "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken refreshToken } }",
+        variables: { t: session.refreshToken },
+      }),
+    })
+      .then((r) => r.json())
+      .then(({ data, errors }) => {
+        if (errors?.length) throw new Error(`refresh failed: ${errors[0].message}`);
+        Object.assign(session, data.refreshSession);
+      })
+      .finally(() => (refreshing = null)));
+
+  const retryOnUnauthenticated = new ErrorLink(({ error, operation, forward }) => {
+    const unauthenticated =
+      CombinedGraphQLErrors.is(error) && error.errors.some((e) => e.extensions?.code === "UNAUTHENTICATED");
+    if (!unauthenticated || !session.refreshToken || operation.getContext().retried) return;
+    operation.setContext({ retried: true });
+    return from(refresh()).pipe(switchMap(() => forward(operation)));
+  });
+
+  const persisted = new PersistedQueryLink({
+    sha256: (query) => createHash("sha256").update(query).digest("hex"),
+  });
+  const http = new BatchHttpLink({ uri, batchMax: 10, batchInterval: 10, fetch: fetchImpl });
+
+  return new ApolloClient({
+    link: ApolloLink.from([retryOnUnauthenticated, auth, persisted, http]),
+    cache: new InMemoryCache(),
+  });
+}

@@ -38,6 +38,7 @@ const (
 	codeMethodNotAllowed     = "METHOD_NOT_ALLOWED"
 	codeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
 	codeUnavailable          = "SERVICE_UNAVAILABLE"
+	codeSubscriptionStream   = "SUBSCRIPTION_NEEDS_STREAM"
 )
 
 // httpTransport is /graphql over plain HTTP, in place of gqlgen's GET and
@@ -113,6 +114,9 @@ func (t httpTransport) get(w http.ResponseWriter, r *http.Request, exec graphql.
 	}
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 	o := t.run(r.Context(), exec, params, func(op *ast.OperationDefinition) *requestError {
+		if op.Operation == ast.Subscription {
+			return refuseSubscription(op)
+		}
 		if op.Operation != ast.Query {
 			w.Header().Set("Allow", "POST")
 			return &requestError{http.StatusMethodNotAllowed, codeMethodNotAllowed,
@@ -148,7 +152,7 @@ func (t httpTransport) post(w http.ResponseWriter, r *http.Request, exec graphql
 	}
 	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	t.run(r.Context(), exec, params, nil).write(w, media)
+	t.run(r.Context(), exec, params, refuseSubscription).write(w, media)
 }
 
 // malformedBody is the message of a POST body that is not a request.
@@ -191,7 +195,7 @@ func (t httpTransport) batch(w http.ResponseWriter, r *http.Request, exec graphq
 				Extensions: map[string]any{"code": codeUnavailable},
 			}}}}
 		} else {
-			o = t.run(ctx, exec, params, nil)
+			o = t.run(ctx, exec, params, refuseSubscription)
 		}
 		out[i] = o.body()
 	}
@@ -201,6 +205,18 @@ func (t httpTransport) batch(w http.ResponseWriter, r *http.Request, exec graphq
 		panic(err) // the elements are JSON already
 	}
 	_, _ = w.Write(b)
+}
+
+// refuseSubscription refuses a subscription sent as plain JSON, at once:
+// a JSON response can carry one result only, so gqlgen would wait for the
+// first event and end the subscription there, and with no event coming the
+// request would hang.
+func refuseSubscription(op *ast.OperationDefinition) *requestError {
+	if op.Operation != ast.Subscription {
+		return nil
+	}
+	return &requestError{http.StatusBadRequest, codeSubscriptionStream,
+		"a subscription needs a stream: subscribe over a WebSocket (graphql-transport-ws or graphql-ws)"}
 }
 
 // requestError is an error of the request itself, with its HTTP status.

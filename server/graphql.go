@@ -38,7 +38,14 @@ const (
 func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 	h := handler.New(schema)
 	h.AddTransport(s.webSocket())
-	h.AddTransport(httpTransport{batchMax: s.cfg.BatchMax, requestTimeout: s.cfg.RequestTimeout})
+	h.AddTransport(httpTransport{batchMax: s.cfg.BatchMax, requestTimeout: s.cfg.RequestTimeout, streams: &eventStreams{
+		heartbeat:    s.cfg.SSEHeartbeat,
+		writeTimeout: s.cfg.WSWriteTimeout,
+		shuttingDown: s.shuttingDown,
+		log:          s.log,
+		presentError: s.presentError,
+		recover:      s.recoverResolver,
+	}})
 	cache := lru.New[*ast.QueryDocument](queryCacheSize)
 	h.SetQueryCache(cache)
 	// gqlgen's parse is bounded like documentLimits' own, which runs first.

@@ -128,8 +128,9 @@ type Config struct {
 	// down. Default 1 MiB; an idle connection holds none of it.
 	WSSendBuffer int
 	// WSWriteTimeout bounds each write to a WebSocket connection that must
-	// wait for the peer: a peer that does not take a message in that time
-	// is gone or hopelessly behind. Default 10s.
+	// wait for the peer, and each write to an event stream (SSE): a peer
+	// that does not take a message in that time is gone or hopelessly
+	// behind. Default 10s.
 	WSWriteTimeout time.Duration
 	// WSMaxConnsPerAddress bounds the WebSockets open at once from one
 	// client address (as the proxy settings determine it); one more is
@@ -141,6 +142,11 @@ type Config struct {
 	// WebSocket; one more is answered with an error message with
 	// RATE_LIMITED (the socket stays open). Default 100.
 	WSMaxOperations int
+
+	// SSEHeartbeat is the interval between the comments (":") an event
+	// stream (Accept: text/event-stream) sends, so that proxies do not
+	// close it as idle. Default 12s.
+	SSEHeartbeat time.Duration
 
 	// BatchMax bounds the operations of one batched POST (a JSON array of
 	// requests); a larger batch is refused with HTTP 400 and
@@ -212,6 +218,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.WSMaxOperations <= 0 {
 		cfg.WSMaxOperations = ws.DefaultMaxOperations
+	}
+	if cfg.SSEHeartbeat <= 0 {
+		cfg.SSEHeartbeat = DefaultSSEHeartbeat
 	}
 	if cfg.BatchMax <= 0 {
 		cfg.BatchMax = DefaultBatchMax

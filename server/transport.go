@@ -69,6 +69,8 @@ const (
 type httpTransport struct {
 	batchMax       int
 	requestTimeout time.Duration
+	// streams answers a request that accepts text/event-stream (sse.go).
+	streams *eventStreams
 }
 
 var _ graphql.Transport = httpTransport{}
@@ -80,6 +82,10 @@ func (httpTransport) Supports(*http.Request) bool { return true }
 // Do answers one HTTP request.
 func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	media := responseMediaType(r.Header.Get("Accept"))
+	if t.streams != nil && acceptsEventStream(r.Header.Get("Accept")) {
+		t.streams.serve(w, r, exec, media)
+		return
+	}
 	switch r.Method {
 	case http.MethodGet:
 		t.get(w, r, exec, media)
@@ -216,7 +222,8 @@ func refuseSubscription(op *ast.OperationDefinition) *requestError {
 		return nil
 	}
 	return &requestError{http.StatusBadRequest, codeSubscriptionStream,
-		"a subscription needs a stream: subscribe over a WebSocket (graphql-transport-ws or graphql-ws)"}
+		"a subscription needs a stream: subscribe over a WebSocket (graphql-transport-ws or graphql-ws), " +
+			"or send it with Accept: text/event-stream (graphql-sse)"}
 }
 
 // requestError is an error of the request itself, with its HTTP status.

@@ -165,6 +165,10 @@ func (s *wsSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 				if !ok {
 					return nil
 				}
+				if e == slowConsumer {
+					subscription.End(ctx, &obsqra.Error{Code: obsqra.ERATELIMIT, Message: "too slow: resume after cursor 41"})
+					return nil
+				}
 				if e == clientGone {
 					select {
 					case <-ctx.Done():
@@ -185,6 +189,10 @@ func (s *wsSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 // clientGone is the ticks event whose resolver fails once the client is
 // gone (see wsSchema).
 const clientGone = "client-gone"
+
+// slowConsumer is the ticks event that ends the subscription as the live
+// streams end a subscriber too slow for its buffer (subscription.End).
+const slowConsumer = "slow-consumer"
 
 // publish sends e to sub, failing if the transport does not take it.
 func (sub *wsSub) publish(t *testing.T, e string) {

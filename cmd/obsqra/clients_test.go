@@ -19,7 +19,7 @@ import (
 const requireClientsEnv = "REQUIRE_CLIENTS"
 
 // TestClients runs the tests in clients/ (node --test) with the client
-// libraries a frontend uses (Apollo Client, graphql-http, graphql-ws, at
+// libraries a frontend uses (Apollo Client, graphql-http, graphql-ws, graphql-sse, at
 // the versions package-lock.json pins) against `obsqra serve` on each
 // database. The server's URL is in OBSQRA_URL, the database's name in
 // OBSQRA_DIALECT.
@@ -47,6 +47,9 @@ func TestClients(t *testing.T) {
 	for _, name := range []string{"sqlite", "postgres"} {
 		t.Run(name, func(t *testing.T) {
 			env(t)
+			// Live events every second for the subscriptions' tests
+			// (sse.test.mjs), not every 10 s.
+			t.Setenv("MARKET_POLL_INTERVAL", "1s")
 			t.Setenv("DATABASE_URL", dialects[name](t))
 			port := freePort(t)
 			t.Setenv("API_PORT", strconv.Itoa(port))

@@ -74,11 +74,12 @@ func (s *eventStreams) serve(w http.ResponseWriter, r *http.Request, exec graphq
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	done := ctx.Done() // ctx is reassigned below: the goroutine keeps this one's
 	go func() {
 		select {
 		case <-s.shuttingDown:
 			cancel()
-		case <-ctx.Done():
+		case <-done:
 		}
 	}()
 	ctx, end := subscription.NewContext(ctx)

@@ -89,6 +89,15 @@ type sseClient struct {
 // is 200 text/event-stream.
 func (b *wsBundle) stream(t *testing.T, query string, headers ...string) *sseClient {
 	t.Helper()
+	resp, cancel := b.openStream(t, query, headers...)
+	c := &sseClient{t: t, resp: resp, r: bufio.NewReader(resp.Body), cancel: cancel, events: make(chan sseEvent, 16)}
+	go c.readAll()
+	return c
+}
+
+// openStream is stream without the reader: the caller reads the body.
+func (b *wsBundle) openStream(t *testing.T, query string, headers ...string) (*http.Response, context.CancelFunc) {
+	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -107,9 +116,7 @@ func (b *wsBundle) stream(t *testing.T, query string, headers ...string) *sseCli
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("response %d %s %s, want 200 text/event-stream", resp.StatusCode, ct, b)
 	}
-	c := &sseClient{t: t, resp: resp, r: bufio.NewReader(resp.Body), cancel: cancel, events: make(chan sseEvent, 16)}
-	go c.readAll()
-	return c
+	return resp, cancel
 }
 
 // readAll parses the stream into events until it ends, then closes
@@ -224,8 +231,8 @@ func TestEventStream(t *testing.T) {
 	t.Run("wire format", func(t *testing.T) {
 		t.Parallel()
 		b := setupWS(t)
-		c := b.stream(t, `{ whoami }`)
-		all, err := io.ReadAll(c.r)
+		resp, _ := b.openStream(t, `{ whoami }`)
+		all, err := io.ReadAll(resp.Body)
 		if err != nil {
 			t.Fatal(err)
 		}

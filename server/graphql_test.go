@@ -189,7 +189,12 @@ func TestErrorPresenterCancellation(t *testing.T) {
 				<-ctx.Done()
 				return fmt.Errorf("find user: %w", ctx.Err())
 			},
-			timeout:    time.Millisecond,
+			// Long enough that the operation starts before it passes, even
+			// on a loaded machine (a deadline that passes before the
+			// operation runs is answered SERVICE_UNAVAILABLE by the
+			// transport, without a resolver error to log); the resolver then
+			// waits for it.
+			timeout:    500 * time.Millisecond,
 			wantErrors: 2,
 		},
 		{

@@ -3,11 +3,9 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -148,33 +146,19 @@ func streamParams(r *http.Request) (*graphql.RawParams, *requestError) {
 	var params *graphql.RawParams
 	switch r.Method {
 	case http.MethodGet:
-		query, err := url.ParseQuery(r.URL.RawQuery)
-		if err != nil {
-			return nil, &requestError{http.StatusBadRequest, codeBadRequest, "the URL's query string is malformed"}
-		}
-		params = &graphql.RawParams{Query: query.Get("query"), OperationName: query.Get("operationName")}
-		for name, dst := range map[string]any{"variables": &params.Variables, "extensions": &params.Extensions} {
-			if v := query.Get(name); v != "" {
-				if err := decodeJSON(strings.NewReader(v), dst); err != nil {
-					return nil, &requestError{http.StatusBadRequest, codeBadRequest, "the " + name + " parameter is not a JSON object"}
-				}
-			}
+		var rerr *requestError
+		if params, rerr = queryParams(r); rerr != nil {
+			return nil, rerr
 		}
 	case http.MethodPost:
-		if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != mediaJSON {
-			return nil, &requestError{http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
-				"a POST to /graphql must have Content-Type application/json"}
-		}
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return nil, &requestError{http.StatusBadRequest, codeBadRequest, "the request body could not be read"}
+		body, rerr := jsonBody(r)
+		if rerr != nil {
+			return nil, rerr
 		}
 		var ok bool
 		if params, ok = decodeParams(body); !ok {
 			return nil, &requestError{http.StatusBadRequest, codeBadRequest,
-				"the request body is not a GraphQL request: a JSON object with a string \"query\" " +
-					"and optional \"operationName\" (a string), \"variables\" and \"extensions\" (objects); " +
-					"a batch cannot be sent as an event stream"}
+				malformedRequest + "; a batch cannot be sent as an event stream"}
 		}
 	default:
 		return nil, &requestError{http.StatusMethodNotAllowed, codeMethodNotAllowed,

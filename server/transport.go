@@ -100,24 +100,12 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 
 func (t httpTransport) get(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string) {
 	start := graphql.Now()
-	query, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		writeRequestError(w, media, http.StatusBadRequest, codeBadRequest, "the URL's query string is malformed")
+	params, rerr := queryParams(r)
+	if rerr != nil {
+		writeRequestError(w, media, rerr.status, rerr.code, rerr.message)
 		return
 	}
-	params := &graphql.RawParams{
-		Query:         query.Get("query"),
-		OperationName: query.Get("operationName"),
-		Headers:       r.Header,
-	}
-	for name, dst := range map[string]any{"variables": &params.Variables, "extensions": &params.Extensions} {
-		if v := query.Get(name); v != "" {
-			if err := decodeJSON(strings.NewReader(v), dst); err != nil {
-				writeRequestError(w, media, http.StatusBadRequest, codeBadRequest, "the "+name+" parameter is not a JSON object")
-				return
-			}
-		}
-	}
+	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 	o := t.run(r.Context(), exec, params, func(op *ast.OperationDefinition) *requestError {
 		if op.Operation == ast.Subscription {
@@ -135,15 +123,9 @@ func (t httpTransport) get(w http.ResponseWriter, r *http.Request, exec graphql.
 
 func (t httpTransport) post(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string) {
 	start := graphql.Now()
-	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != mediaJSON {
-		writeRequestError(w, media, http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
-			"a POST to /graphql must have Content-Type application/json")
-		return
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		// limitBody answers a body over the limit with its 413 instead.
-		writeRequestError(w, media, http.StatusBadRequest, codeBadRequest, "the request body could not be read")
+	body, rerr := jsonBody(r)
+	if rerr != nil {
+		writeRequestError(w, media, rerr.status, rerr.code, rerr.message)
 		return
 	}
 	body = bytes.TrimLeft(body, " \t\r\n")
@@ -161,9 +143,44 @@ func (t httpTransport) post(w http.ResponseWriter, r *http.Request, exec graphql
 	t.run(r.Context(), exec, params, refuseSubscription).write(w, media)
 }
 
+// queryParams reads the operation a GET carries in its URL: query,
+// operationName, and variables and extensions as JSON objects.
+func queryParams(r *http.Request) (*graphql.RawParams, *requestError) {
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, &requestError{http.StatusBadRequest, codeBadRequest, "the URL's query string is malformed"}
+	}
+	params := &graphql.RawParams{Query: query.Get("query"), OperationName: query.Get("operationName")}
+	for name, dst := range map[string]any{"variables": &params.Variables, "extensions": &params.Extensions} {
+		if v := query.Get(name); v != "" {
+			if err := decodeJSON(strings.NewReader(v), dst); err != nil {
+				return nil, &requestError{http.StatusBadRequest, codeBadRequest, "the " + name + " parameter is not a JSON object"}
+			}
+		}
+	}
+	return params, nil
+}
+
+// jsonBody checks that a POST's body is JSON and reads it (limitBody
+// answers a body over the limit with its 413 first).
+func jsonBody(r *http.Request) ([]byte, *requestError) {
+	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != mediaJSON {
+		return nil, &requestError{http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
+			"a POST to /graphql must have Content-Type application/json"}
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, &requestError{http.StatusBadRequest, codeBadRequest, "the request body could not be read"}
+	}
+	return body, nil
+}
+
 // malformedBody is the message of a POST body that is not a request.
-const malformedBody = "the request body is not a GraphQL request: a JSON object with a string \"query\" " +
-	"and optional \"operationName\" (a string), \"variables\" and \"extensions\" (objects), or an array of them"
+const malformedBody = malformedRequest + ", or an array of them"
+
+// malformedRequest describes the one request object a body must hold.
+const malformedRequest = "the request body is not a GraphQL request: a JSON object with a string \"query\" " +
+	"and optional \"operationName\" (a string), \"variables\" and \"extensions\" (objects)"
 
 func (t httpTransport) batch(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string, body []byte, start time.Time) {
 	var raws []json.RawMessage

@@ -69,7 +69,7 @@ const (
 type httpTransport struct {
 	batchMax       int
 	requestTimeout time.Duration
-	// streams answers a request that accepts text/event-stream (sse.go).
+	// streams answers an operation whose results are streamed (stream.go).
 	streams *eventStreams
 }
 
@@ -81,66 +81,89 @@ func (httpTransport) Supports(*http.Request) bool { return true }
 
 // Do answers one HTTP request.
 func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	media := responseMediaType(r.Header.Get("Accept"))
-	if t.streams != nil && acceptsEventStream(r.Header.Get("Accept")) {
-		t.streams.serve(w, r, exec, media)
-		return
-	}
+	accept := r.Header.Get("Accept")
+	media := responseMediaType(accept)
+	streamed := wire.ParseAccept(accept)
+	start := graphql.Now()
+	var params *graphql.RawParams
 	switch r.Method {
 	case http.MethodGet:
-		t.get(w, r, exec, media)
+		var rerr *requestError
+		if params, rerr = queryParams(r); rerr != nil {
+			writeRequestError(w, media, rerr.status, rerr.code, rerr.message)
+			return
+		}
 	case http.MethodPost:
-		t.post(w, r, exec, media)
+		body, rerr := jsonBody(r)
+		if rerr != nil {
+			writeRequestError(w, media, rerr.status, rerr.code, rerr.message)
+			return
+		}
+		body = bytes.TrimLeft(body, " \t\r\n")
+		if len(body) > 0 && body[0] == '[' {
+			if streamed.SSE {
+				writeRequestError(w, media, http.StatusBadRequest, codeBadRequest,
+					malformedRequest+"; a batch cannot be sent as an event stream")
+				return
+			}
+			t.batch(w, r, exec, media, body, start)
+			return
+		}
+		var ok bool
+		if params, ok = decodeParams(body); !ok {
+			writeRequestError(w, media, http.StatusBadRequest, codeBadRequest, malformedBody)
+			return
+		}
 	default:
 		w.Header().Set("Allow", "GET, POST")
 		writeRequestError(w, media, http.StatusMethodNotAllowed, codeMethodNotAllowed,
 			r.Method+" is not allowed on /graphql: use POST, or GET for a query")
-	}
-}
-
-func (t httpTransport) get(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string) {
-	start := graphql.Now()
-	params, rerr := queryParams(r)
-	if rerr != nil {
-		writeRequestError(w, media, rerr.status, rerr.code, rerr.message)
 		return
 	}
 	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	o := t.run(r.Context(), exec, params, func(op *ast.OperationDefinition) *requestError {
-		if op.Operation == ast.Subscription {
-			return refuseSubscription(op)
-		}
-		if op.Operation != ast.Query {
-			w.Header().Set("Allow", "POST")
-			return &requestError{http.StatusMethodNotAllowed, codeMethodNotAllowed,
-				"a " + string(op.Operation) + " cannot be sent with GET: use POST"}
-		}
+
+	rc, errs := exec.CreateOperationContext(r.Context(), params)
+	format := streamFormat(streamed, rc, errs)
+	if format == nil || t.streams == nil {
+		format = nil
+	}
+	if errs == nil && r.Method == http.MethodGet && rc.Operation.Operation == ast.Mutation {
+		// GET is safe: a mutation is never run by one. A subscription is
+		// (an EventSource can only GET); without a stream it is refused
+		// below, as by POST.
+		w.Header().Set("Allow", "POST")
+		writeRequestError(w, media, http.StatusMethodNotAllowed, codeMethodNotAllowed,
+			"a mutation cannot be sent with GET: use POST")
+		return
+	}
+	if format != nil {
+		t.streams.serve(w, r, exec, format, rc, errs)
+		return
+	}
+	t.execute(r.Context(), exec, params, rc, errs, refuseSubscription).write(w, media)
+}
+
+// streamFormat is the format in which to stream the results of the
+// operation rc (or its refusal, errs), or nil to answer with one JSON
+// response. An event stream is graphql-sse's, which streams every
+// operation, refusals included; Apollo's multipart formats stream only
+// what has more than one result: a subscription, and an operation whose
+// results may come in increments (@defer).
+func streamFormat(a wire.Accepted, rc *graphql.OperationContext, errs gqlerror.List) *wire.StreamFormat {
+	switch {
+	case a.SSE:
+		return &wire.SSE
+	case errs != nil:
 		return nil
-	})
-	o.write(w, media)
-}
-
-func (t httpTransport) post(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string) {
-	start := graphql.Now()
-	body, rerr := jsonBody(r)
-	if rerr != nil {
-		writeRequestError(w, media, rerr.status, rerr.code, rerr.message)
-		return
+	case rc.Operation.Operation == ast.Subscription:
+		if a.MultipartSubscription {
+			return &wire.MultipartSubscription
+		}
+	case a.MultipartIncremental:
+		return &wire.MultipartIncremental
 	}
-	body = bytes.TrimLeft(body, " \t\r\n")
-	if len(body) > 0 && body[0] == '[' {
-		t.batch(w, r, exec, media, body, start)
-		return
-	}
-	params, ok := decodeParams(body)
-	if !ok {
-		writeRequestError(w, media, http.StatusBadRequest, codeBadRequest, malformedBody)
-		return
-	}
-	params.Headers = r.Header
-	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	t.run(r.Context(), exec, params, refuseSubscription).write(w, media)
+	return nil
 }
 
 // queryParams reads the operation a GET carries in its URL: query,
@@ -262,7 +285,13 @@ type outcome struct {
 // run parses, validates and executes one operation. check, when set, may
 // refuse the validated operation before it executes.
 func (t httpTransport) run(ctx context.Context, exec graphql.GraphExecutor, params *graphql.RawParams, check func(*ast.OperationDefinition) *requestError) outcome {
-	opCtx, errs := exec.CreateOperationContext(ctx, params)
+	rc, errs := exec.CreateOperationContext(ctx, params)
+	return t.execute(ctx, exec, params, rc, errs, check)
+}
+
+// execute executes the operation rc that params created, or answers its
+// refusal errs; check, when set, may refuse rc before it executes.
+func (t httpTransport) execute(ctx context.Context, exec graphql.GraphExecutor, params *graphql.RawParams, rc *graphql.OperationContext, errs gqlerror.List, check func(*ast.OperationDefinition) *requestError) outcome {
 	if errs != nil {
 		if params.Query == "" && (onlyCode(errs, errcode.ParseFailed) || onlyCode(errs, errcode.ValidationFailed)) {
 			// Nothing (an extension such as a persisted query included)
@@ -271,14 +300,14 @@ func (t httpTransport) run(ctx context.Context, exec graphql.GraphExecutor, para
 			// PERSISTED_QUERY_NOT_FOUND) has its own code and is kept.
 			return outcome{transport: &requestError{http.StatusBadRequest, codeBadRequest, "the request has no query"}}
 		}
-		return outcome{resp: exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs), refused: true}
+		return outcome{resp: exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs), refused: true}
 	}
 	if check != nil {
-		if e := check(opCtx.Operation); e != nil {
+		if e := check(rc.Operation); e != nil {
 			return outcome{transport: e}
 		}
 	}
-	responses, ctx := exec.DispatchOperation(ctx, opCtx)
+	responses, ctx := exec.DispatchOperation(ctx, rc)
 	resp := responses(ctx)
 	if resp == nil {
 		// gqlgen's answer to a context done before the operation ran: the

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"mime"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,26 +17,23 @@ import (
 	"github.com/obsqra/obsqra/subscription"
 )
 
-// DefaultSSEHeartbeat is the interval between the comments an event stream
+// DefaultSSEHeartbeat is the interval between the heartbeats a stream
 // sends while it has nothing else to send, so that proxies that close idle
 // connections (often after 30 to 60 s) leave it open.
 const DefaultSSEHeartbeat = 12 * time.Second
 
-// mediaEventStream is the media type of server-sent events.
-const mediaEventStream = "text/event-stream"
-
-// eventStreams runs operations whose request accepts text/event-stream as
-// graphql-sse's "distinct connections" mode: one operation per request
-// (POST with a JSON body, or GET with the query in the URL), each result an
-// "event: next" with the result as data, then "event: complete".
+// eventStreams runs operations whose results are streamed over one HTTP
+// response, in one of the wire.StreamFormats: graphql-sse's "distinct
+// connections" mode (one operation per request, POST with a JSON body or
+// GET with the query in the URL, each result an "event: next", then
+// "event: complete"), Apollo's multipart subscriptions, and incremental
+// delivery (@defer) as multipart/mixed.
 //
 // A subscription runs for as long as the client reads: until its stream
-// ends (with its subscription.End error sent as a last next), the client
+// ends (with its subscription.End error sent as a last result), the client
 // goes away (the request's context), or the server starts shutting down
-// (the response then ends without complete, as a WebSocket's close 1001
-// does, so that the client reconnects, from its last cursor). Unlike on a
-// WebSocket, every stream runs its own execution: streams are not shared
-// between clients.
+// (the response then ends without its complete, as a WebSocket's close
+// 1001 does, so that the client reconnects, from its last cursor).
 type eventStreams struct {
 	heartbeat    time.Duration
 	writeTimeout time.Duration
@@ -48,28 +43,9 @@ type eventStreams struct {
 	recover      func(context.Context, any) error
 }
 
-// acceptsEventStream reports whether the Accept header accept names
-// text/event-stream.
-func acceptsEventStream(accept string) bool {
-	for part := range strings.SplitSeq(accept, ",") {
-		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == mediaEventStream {
-			return true
-		}
-	}
-	return false
-}
-
-// serve answers r, a request for an event stream. A request that is not
-// GraphQL over HTTP is answered as on plain HTTP, in media; everything
-// else, an operation refused before it executes included, is answered
-// with a stream (as graphql-sse's own server does), whose next carries the
-// errors with their codes.
-func (s *eventStreams) serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string) {
-	params, rerr := streamParams(r)
-	if rerr != nil {
-		writeRequestError(w, media, rerr.status, rerr.code, rerr.message)
-		return
-	}
+// serve answers r with the results of the operation rc, or with its
+// refusal errs, as a stream in format.
+func (s *eventStreams) serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, format *wire.StreamFormat, rc *graphql.OperationContext, errs gqlerror.List) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	done := ctx.Done() // ctx is reassigned below: the goroutine keeps this one's
@@ -82,17 +58,12 @@ func (s *eventStreams) serve(w http.ResponseWriter, r *http.Request, exec graphq
 	}()
 	ctx, end := subscription.NewContext(ctx)
 	ctx = graphql.StartOperationTrace(ctx)
-	rc, errs := exec.CreateOperationContext(ctx, params)
-	if errs == nil && r.Method == http.MethodGet && rc.Operation.Operation == ast.Mutation {
-		w.Header().Set("Allow", "POST")
-		writeRequestError(w, media, http.StatusMethodNotAllowed, codeMethodNotAllowed,
-			"a mutation cannot be sent with GET: use POST")
-		return
-	}
 
-	st := newEventStream(w, s.writeTimeout, cancel)
-	stopHeartbeat := st.heartbeat(ctx, s.heartbeat)
-	defer stopHeartbeat()
+	st := newEventStream(w, format, s.writeTimeout, cancel)
+	if format.Heartbeat != nil {
+		stopHeartbeat := st.heartbeat(ctx, s.heartbeat)
+		defer stopHeartbeat()
+	}
 	defer func() {
 		// Resolvers' panics are recovered by the generated code; this is
 		// for the rest (extensions, response handlers).
@@ -138,41 +109,11 @@ func (s *eventStreams) serve(w http.ResponseWriter, r *http.Request, exec graphq
 	st.complete()
 }
 
-// streamParams reads the operation of r as httpTransport does: from the
-// URL of a GET, from the JSON body of a POST (one operation: a batch cannot
-// be streamed).
-func streamParams(r *http.Request) (*graphql.RawParams, *requestError) {
-	start := graphql.Now()
-	var params *graphql.RawParams
-	switch r.Method {
-	case http.MethodGet:
-		var rerr *requestError
-		if params, rerr = queryParams(r); rerr != nil {
-			return nil, rerr
-		}
-	case http.MethodPost:
-		body, rerr := jsonBody(r)
-		if rerr != nil {
-			return nil, rerr
-		}
-		var ok bool
-		if params, ok = decodeParams(body); !ok {
-			return nil, &requestError{http.StatusBadRequest, codeBadRequest,
-				malformedRequest + "; a batch cannot be sent as an event stream"}
-		}
-	default:
-		return nil, &requestError{http.StatusMethodNotAllowed, codeMethodNotAllowed,
-			r.Method + " is not allowed on /graphql: use POST, or GET for a query"}
-	}
-	params.Headers = r.Header
-	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	return params, nil
-}
-
 // eventStream is the response of one event stream. Its writes are
 // serialised (the heartbeat writes beside the operation), each bounded by
 // a write deadline; the first that fails cancels the operation.
 type eventStream struct {
+	format  *wire.StreamFormat
 	mu      sync.Mutex
 	w       http.ResponseWriter
 	rc      *http.ResponseController
@@ -181,12 +122,12 @@ type eventStream struct {
 	cancel  context.CancelFunc
 }
 
-// newEventStream writes the stream's header: 200, text/event-stream, and
-// no caching or buffering by proxies.
-func newEventStream(w http.ResponseWriter, timeout time.Duration, cancel context.CancelFunc) *eventStream {
-	st := &eventStream{w: w, rc: http.NewResponseController(w), timeout: timeout, cancel: cancel}
+// newEventStream writes the stream's header: 200, the format's media
+// type, and no caching or buffering by proxies.
+func newEventStream(w http.ResponseWriter, format *wire.StreamFormat, timeout time.Duration, cancel context.CancelFunc) *eventStream {
+	st := &eventStream{format: format, w: w, rc: http.NewResponseController(w), timeout: timeout, cancel: cancel}
 	h := w.Header()
-	h.Set("Content-Type", mediaEventStream+"; charset=utf-8")
+	h.Set("Content-Type", format.ContentType)
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx
 	w.WriteHeader(http.StatusOK)
@@ -217,23 +158,19 @@ func (st *eventStream) write(b []byte) {
 	}
 }
 
-// next sends resp as an event next.
+// next sends resp as the stream's next result.
 func (st *eventStream) next(ctx context.Context, resp *graphql.Response) {
 	data, err := json.Marshal(resp)
 	if err != nil {
 		data, _ = json.Marshal(wire.Response(wire.Internal(obsqra.ClientFromContext(ctx).RequestID)))
 	}
-	b := make([]byte, 0, len(data)+len("event: next\ndata: \n\n"))
-	b = append(b, "event: next\ndata: "...)
-	b = append(b, data...)
-	b = append(b, "\n\n"...)
-	st.write(b)
+	st.write(st.format.Frame(data))
 }
 
-// complete sends the event complete, the stream's last.
-func (st *eventStream) complete() { st.write([]byte("event: complete\ndata:\n\n")) }
+// complete ends the stream: the client is not to reconnect.
+func (st *eventStream) complete() { st.write(st.format.Complete) }
 
-// heartbeat sends a comment every interval until ctx is done or the
+// heartbeat sends the format's heartbeat every interval until ctx is done or the
 // returned stop is called; stop returns once the heartbeat no longer
 // writes.
 func (st *eventStream) heartbeat(ctx context.Context, interval time.Duration) (stop func()) {
@@ -249,7 +186,7 @@ func (st *eventStream) heartbeat(ctx context.Context, interval time.Duration) (s
 			case <-done:
 				return
 			case <-t.C:
-				st.write([]byte(":\n\n"))
+				st.write(st.format.Heartbeat)
 			}
 		}
 	})

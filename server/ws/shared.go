@@ -51,11 +51,35 @@ type sharedStream struct {
 	decideOnce sync.Once
 
 	mu      sync.Mutex
-	members map[*member]struct{}
+	members map[subscriber]struct{}
 	ended   bool
 }
 
-// member is one subscriber of a shared stream: an operation of a
+// subscriber is one member of a shared stream: an operation of a
+// WebSocket connection (member), or an HTTP stream (httpStream).
+type subscriber interface {
+	// frameKey is the same for subscribers whose frames of one result are
+	// the same bytes, which are then framed once for all of them.
+	frameKey() []byte
+	// frame returns the frame of a result, the result's JSON.
+	frame(result []byte) []byte
+	// enqueue queues frames to be written, unless the subscriber has left
+	// or its queue is over its bound (it then ends); it reports whether
+	// its writer has to be woken by writeNow after this burst.
+	enqueue(frames [][]byte) (wake bool)
+	// writeNow writes what is queued without waiting, or has it written.
+	writeNow()
+	// finish sends the stream's end: typ "complete", or "error" with the
+	// errors' JSON.
+	finish(typ string, errors json.RawMessage)
+	// done is closed once the subscriber has left: it then leaves the
+	// stream.
+	done() context.Context
+	// stop ends the subscriber's part in the stream, once finish is sent.
+	stop()
+}
+
+// member is a WebSocket subscriber of a shared stream: an operation of a
 // connection.
 type member struct {
 	c  *conn
@@ -63,6 +87,8 @@ type member struct {
 	// prefix is the start of every next message to it, up to the payload.
 	prefix []byte
 }
+
+var _ subscriber = (*member)(nil)
 
 func newMember(c *conn, op *operation) *member {
 	id, _ := json.Marshal(op.id)
@@ -75,6 +101,20 @@ func newMember(c *conn, op *operation) *member {
 	return &member{c: c, op: op, prefix: prefix}
 }
 
+func (m *member) frameKey() []byte { return m.prefix }
+
+func (m *member) frame(result []byte) []byte { return newFrame(opText, m.prefix, result, closingBrace) }
+
+func (m *member) enqueue(frames [][]byte) bool { return m.c.enqueueOperationFrames(m.op, frames) }
+
+func (m *member) writeNow() { m.c.writeNow() }
+
+func (m *member) finish(typ string, errors json.RawMessage) { m.c.finishOperation(m.op, typ, errors) }
+
+func (m *member) done() context.Context { return m.op.ctx }
+
+func (m *member) stop() { m.op.cancel() }
+
 // streamKey identifies a subscription's execution: its document, operation
 // name, variables (encoded with sorted keys) and viewer.
 func streamKey(params *graphql.RawParams, viewer int64) string {
@@ -86,24 +126,22 @@ func streamKey(params *graphql.RawParams, viewer int64) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// join adds the operation op of c to the running shared stream of key and
-// returns the stream and the membership, or nils when there is none to
-// join.
-func (ss *sharedStreams) join(key string, c *conn, op *operation) (*sharedStream, *member) {
+// join adds sub to the running shared stream of key and returns the
+// stream, or nil when there is none to join.
+func (ss *sharedStreams) join(key string, sub subscriber) *sharedStream {
 	ss.mu.Lock()
 	st := ss.m[key]
 	ss.mu.Unlock()
 	if st == nil {
-		return nil, nil
+		return nil
 	}
-	m := newMember(c, op)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.ended {
-		return nil, nil
+		return nil
 	}
-	st.members[m] = struct{}{}
-	return st, m
+	st.members[sub] = struct{}{}
+	return st
 }
 
 // publicViewer stands for every viewer in the key of a stream whose
@@ -173,7 +211,7 @@ func (ss *sharedStreams) unpublish(st *sharedStream) {
 }
 
 // leave removes m from st; the last member to leave stops the execution.
-func (ss *sharedStreams) leave(st *sharedStream, m *member) {
+func (ss *sharedStreams) leave(st *sharedStream, m subscriber) {
 	st.mu.Lock()
 	delete(st.members, m)
 	last := len(st.members) == 0 && !st.ended
@@ -188,7 +226,7 @@ func (ss *sharedStreams) leave(st *sharedStream, m *member) {
 }
 
 // appendMembers appends the members at this moment to buf.
-func (st *sharedStream) appendMembers(buf []*member) []*member {
+func (st *sharedStream) appendMembers(buf []subscriber) []subscriber {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for m := range st.members {
@@ -198,73 +236,77 @@ func (st *sharedStream) appendMembers(buf []*member) []*member {
 }
 
 // runSubscription runs the subscription op of c as a stream others may
-// share: the execution belongs to the stream, not to op, and goes on while
-// any member remains. It returns at once; op is the stream's from then on,
-// and is cancelled when the client stops it, its connection ends, or the
-// stream ends.
-//
-// authCtx is op's context with the principal the operation was authorised
-// for, viewer that principal's user (nil when anonymous).
+// share (subscribe); op is the stream's from then on.
 func (c *conn) runSubscription(authCtx context.Context, viewer *obsqra.User, op *operation, params *graphql.RawParams, rc *graphql.OperationContext) {
+	c.t.subscribe(authCtx, viewer, newMember(c, op), c.exec, params, rc)
+}
+
+// subscribe runs the subscription rc for sub as a stream others may share:
+// the execution belongs to the stream, not to sub, and goes on while any
+// member remains. It returns at once; sub leaves when it is done (the
+// client stops the operation, its connection ends), and is stopped when
+// the stream ends.
+//
+// authCtx is the context with the principal the operation was authorised
+// for, viewer that principal's user (nil when anonymous).
+func (t *Transport) subscribe(authCtx context.Context, viewer *obsqra.User, sub subscriber, exec graphql.GraphExecutor, params *graphql.RawParams, rc *graphql.OperationContext) {
 	var viewerID int64
 	if viewer != nil {
 		viewerID = viewer.ID
 	}
 	key, public := streamKey(params, viewerID), streamKey(params, publicViewer)
-	ss := &c.t.streams
+	ss := &t.streams
 	for waited := false; ; {
 		// The viewer's own stream, or one whose resolver said it is the
 		// same for every viewer.
 		for _, k := range []string{key, public} {
-			if st, m := ss.join(k, c, op); m != nil {
-				c.t.watchMember(st, m)
+			if st := ss.join(k, sub); st != nil {
+				t.watchMember(st, sub)
 				return
 			}
 		}
 		// A new stream, unless another subscriber of the same key started
 		// one since the joins above: checking and claiming is one step, so
 		// two subscribers arriving together do not both start one.
-		st := &sharedStream{key: key, params: params, members: make(map[*member]struct{}), decided: make(chan struct{})}
+		st := &sharedStream{key: key, params: params, members: make(map[subscriber]struct{}), decided: make(chan struct{})}
 		pending, published := ss.claim(st, public)
 		switch {
 		case published:
 			continue // one was published since the joins above: join it
 		case pending == nil || waited:
-			c.startStream(authCtx, st, op, rc)
+			t.startStream(authCtx, st, sub, exec, rc)
 			return
 		}
 		select {
 		case <-pending.decided:
 			waited = true
-		case <-op.ctx.Done():
+		case <-sub.done().Done():
 			return
 		}
 	}
 }
 
-// startStream starts the execution of st, a new stream, with op its first
-// member.
-func (c *conn) startStream(authCtx context.Context, st *sharedStream, op *operation, rc *graphql.OperationContext) {
+// startStream starts the execution of st, a new stream, with sub its
+// first member.
+func (t *Transport) startStream(authCtx context.Context, st *sharedStream, sub subscriber, exec graphql.GraphExecutor, rc *graphql.OperationContext) {
 	// Its context keeps the first subscriber's values (principal, request
 	// id) but not its cancellation.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(authCtx))
 	st.cancel = cancel
-	first := newMember(c, op)
-	st.members[first] = struct{}{}
-	c.t.watchMember(st, first)
-	c.t.streams.wg.Add(1)
+	st.members[sub] = struct{}{}
+	t.watchMember(st, sub)
+	t.streams.wg.Add(1)
 	go func() {
-		defer c.t.streams.wg.Done()
-		c.t.runStream(sctx, st, c.exec, rc)
+		defer t.streams.wg.Done()
+		t.runStream(sctx, st, exec, rc)
 	}()
 }
 
-// watchMember makes m leave the stream when its operation stops (the
-// client completed it, or its connection ended). It holds no goroutine per
-// subscriber: with thousands of sockets, a waiting goroutine's stack would
-// be most of a connection's memory.
-func (t *Transport) watchMember(st *sharedStream, m *member) {
-	context.AfterFunc(m.op.ctx, func() { t.streams.leave(st, m) })
+// watchMember makes m leave the stream when it is done. It holds no
+// goroutine per subscriber: with thousands of sockets, a waiting
+// goroutine's stack would be most of a connection's memory.
+func (t *Transport) watchMember(st *sharedStream, m subscriber) {
+	context.AfterFunc(m.done(), func() { t.streams.leave(st, m) })
 }
 
 // runStream executes a shared stream and sends every response to every
@@ -275,7 +317,7 @@ func (t *Transport) runStream(ctx context.Context, st *sharedStream, exec graphq
 	end := func(typ string, payload json.RawMessage) {
 		st.mu.Lock()
 		st.ended = true
-		members := make([]*member, 0, len(st.members))
+		members := make([]subscriber, 0, len(st.members))
 		for m := range st.members {
 			members = append(members, m)
 		}
@@ -287,9 +329,9 @@ func (t *Transport) runStream(ctx context.Context, st *sharedStream, exec graphq
 			// resubscribes when it reconnects. A complete would tell it
 			// the subscription is over for good.
 			if typ != "complete" || !t.cfg.ShuttingDown() {
-				m.c.finishOperation(m.op, typ, payload)
+				m.finish(typ, payload)
 			}
-			m.op.cancel() // the operation is over; its watch fires and finds the stream ended
+			m.stop() // its part is over; its watch fires and finds the stream ended
 		}
 		st.cancel()
 	}
@@ -347,9 +389,9 @@ type streamBurst struct {
 	payloads [][]byte
 	bytes    int
 	// Kept between bursts, for their memory.
-	members  []*member
-	byPrefix map[string][][]byte
-	unwoken  []*conn
+	members []subscriber
+	byKey   map[string][][]byte
+	unwoken []subscriber
 }
 
 // add adds an event's payload and reports whether the burst is full.
@@ -365,53 +407,54 @@ func (b *streamBurst) send(st *sharedStream) {
 		return
 	}
 	// Members whose messages are the same bytes (the same operation id and
-	// subprotocol: clients mostly number from 1) share the frames, encoded
-	// once for all of them. Members come mostly in runs of one prefix, so
-	// the last one's frames are tried before the map.
-	if b.byPrefix == nil {
-		b.byPrefix = make(map[string][][]byte, 2)
+	// subprotocol: clients mostly number from 1; the same format of HTTP
+	// stream) share the frames, encoded once for all of them. Members come
+	// mostly in runs of one key, so the last one's frames are tried before
+	// the map.
+	if b.byKey == nil {
+		b.byKey = make(map[string][][]byte, 2)
 	}
-	var lastPrefix []byte
+	var lastKey []byte
 	var frames [][]byte
 	b.members = st.appendMembers(b.members[:0])
 	for _, m := range b.members {
-		if frames == nil || !bytes.Equal(m.prefix, lastPrefix) {
+		if key := m.frameKey(); frames == nil || !bytes.Equal(key, lastKey) {
 			var ok bool
-			if frames, ok = b.byPrefix[string(m.prefix)]; !ok {
+			if frames, ok = b.byKey[string(key)]; !ok {
 				frames = make([][]byte, len(b.payloads))
 				for i, p := range b.payloads {
-					frames[i] = newFrame(opText, m.prefix, p, closingBrace)
+					frames[i] = m.frame(p)
 				}
-				b.byPrefix[string(m.prefix)] = frames
+				b.byKey[string(key)] = frames
 			}
-			lastPrefix = m.prefix
+			lastKey = key
 		}
-		if m.c.enqueueOperationFrames(m.op, frames) {
-			b.unwoken = append(b.unwoken, m.c)
+		if m.enqueue(frames) {
+			b.unwoken = append(b.unwoken, m)
 		}
 	}
 	writeAll(b.unwoken)
 	clear(b.members)
 	clear(b.unwoken)
-	clear(b.byPrefix)
+	clear(b.byKey)
 	clear(b.payloads)
 	b.members, b.unwoken, b.payloads, b.bytes = b.members[:0], b.unwoken[:0], b.payloads[:0], 0
 }
 
-// writeAll writes the queues of conns, each without waiting (writeNow), on
+// writeAll writes the queues of subs, each without waiting (writeNow), on
 // every processor: a burst to thousands of sockets is mostly system calls,
 // which one goroutine would make one at a time.
-func writeAll(conns []*conn) {
-	workers := min(runtime.GOMAXPROCS(0), len(conns)/minConnsPerWriter)
+func writeAll(subs []subscriber) {
+	workers := min(runtime.GOMAXPROCS(0), len(subs)/minConnsPerWriter)
 	if workers <= 1 {
-		for _, c := range conns {
+		for _, c := range subs {
 			c.writeNow()
 		}
 		return
 	}
 	var wg sync.WaitGroup
-	per := (len(conns) + workers - 1) / workers
-	for chunk := range slices.Chunk(conns, per) {
+	per := (len(subs) + workers - 1) / workers
+	for chunk := range slices.Chunk(subs, per) {
 		wg.Go(func() {
 			for _, c := range chunk {
 				c.writeNow()

@@ -39,7 +39,7 @@ func TestClaimIsOneStep(t *testing.T) {
 	t.Parallel()
 	var ss sharedStreams
 	newStream := func() *sharedStream {
-		return &sharedStream{key: "k", members: make(map[*member]struct{}), decided: make(chan struct{})}
+		return &sharedStream{key: "k", members: make(map[subscriber]struct{}), decided: make(chan struct{})}
 	}
 	const n = 64
 	pendings := make([]*sharedStream, n)
@@ -66,7 +66,7 @@ func TestClaimIsOneStep(t *testing.T) {
 	if p, published := ss.claim(newStream(), "public"); p != nil || !published {
 		t.Errorf("claim after the stream was published = %v, %v, want nil, true (join it)", p, published)
 	}
-	if p, published := ss.claim(&sharedStream{key: "other", members: map[*member]struct{}{}, decided: make(chan struct{})}, "public"); p != nil || published {
+	if p, published := ss.claim(&sharedStream{key: "other", members: map[subscriber]struct{}{}, decided: make(chan struct{})}, "public"); p != nil || published {
 		t.Errorf("claim of another key = %v, %v, want nil, false (start it)", p, published)
 	}
 }

@@ -8,7 +8,7 @@ import (
 
 // ShuttingDown returns a channel closed once the server starts shutting
 // down, so that tests wait on it instead of polling /ready.
-func (s *Server) ShuttingDown() <-chan struct{} { return s.shuttingDown }
+func (s *Server) ShuttingDown() <-chan struct{} { return s.shuttingDown.Done() }
 
 // SharedSubscribers returns how many subscribers the shared streams have,
 // so that tests wait for subscribers to join before publishing.

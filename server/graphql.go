@@ -37,14 +37,16 @@ const (
 // the deadline of queries and mutations (RequestTimeout).
 func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 	h := handler.New(schema)
-	h.AddTransport(s.webSocket())
+	sockets := s.webSocket()
+	h.AddTransport(sockets)
 	h.AddTransport(httpTransport{batchMax: s.cfg.BatchMax, requestTimeout: s.cfg.RequestTimeout, streams: &eventStreams{
-		heartbeat:    s.cfg.SSEHeartbeat,
-		writeTimeout: s.cfg.WSWriteTimeout,
-		shuttingDown: s.shuttingDown,
-		log:          s.log,
-		presentError: s.presentError,
-		recover:      s.recoverResolver,
+		subscriptions: sockets,
+		heartbeat:     s.cfg.SSEHeartbeat,
+		writeTimeout:  s.cfg.WSWriteTimeout,
+		shuttingDown:  s.shuttingDown,
+		log:           s.log,
+		presentError:  s.presentError,
+		recover:       s.recoverResolver,
 	}})
 	cache := lru.New[*ast.QueryDocument](queryCacheSize)
 	h.SetQueryCache(cache)

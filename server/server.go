@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -282,9 +281,10 @@ type Server struct {
 	// rechecks are the checks of sockets after account changes.
 	rechecks accountRechecks
 
-	shutdownOnce sync.Once
-	// shuttingDown is closed by SetShuttingDown; /ready answers 503 from then on.
-	shuttingDown chan struct{}
+	// shuttingDown is done once SetShuttingDown (setShuttingDown) has
+	// been called; /ready answers 503 from then on, and event streams end.
+	shuttingDown    context.Context
+	setShuttingDown context.CancelFunc
 }
 
 // New returns a server for schema that authenticates bearer tokens with auth
@@ -300,8 +300,8 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 		afterFunc:    func(d time.Duration, f func()) stopper { return time.AfterFunc(d, f) },
 		readTimeout:  readTimeout,
 		writeTimeout: writeTimeout,
-		shuttingDown: make(chan struct{}),
 	}
+	s.shuttingDown, s.setShuttingDown = context.WithCancel(context.Background())
 
 	mux := http.NewServeMux()
 	// CSRF prevention first: a request a browser sends cross-origin without
@@ -331,21 +331,16 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // SetShuttingDown makes /ready answer 503 from now on, so that load
-// balancers stop sending new requests while in-flight ones finish. It is
-// safe to call more than once and from any goroutine.
+// balancers stop sending new requests while in-flight ones finish, and
+// ends the event streams (without complete, so that their clients
+// reconnect elsewhere). It is safe to call more than once and from any
+// goroutine.
 func (s *Server) SetShuttingDown() {
-	s.shutdownOnce.Do(func() { close(s.shuttingDown) })
+	s.setShuttingDown()
 }
 
 // isShuttingDown reports whether SetShuttingDown has been called.
-func (s *Server) isShuttingDown() bool {
-	select {
-	case <-s.shuttingDown:
-		return true
-	default:
-		return false
-	}
-}
+func (s *Server) isShuttingDown() bool { return s.shuttingDown.Err() != nil }
 
 // ListenAndServe listens on the TCP address addr (e.g. ":8080") and calls
 // Serve.

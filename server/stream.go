@@ -14,6 +14,7 @@ import (
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/server/wire"
+	"github.com/obsqra/obsqra/server/ws"
 	"github.com/obsqra/obsqra/subscription"
 )
 
@@ -35,27 +36,36 @@ const DefaultSSEHeartbeat = 12 * time.Second
 // (the response then ends without its complete, as a WebSocket's close
 // 1001 does, so that the client reconnects, from its last cursor).
 type eventStreams struct {
-	heartbeat    time.Duration
-	writeTimeout time.Duration
-	shuttingDown <-chan struct{}
+	// subscriptions serves subscriptions (the WebSocket transport, whose
+	// shared streams and limits they share).
+	subscriptions *ws.Transport
+	heartbeat     time.Duration
+	writeTimeout  time.Duration
+	// shuttingDown is done once the server is going away.
+	shuttingDown context.Context
 	log          *slog.Logger
 	presentError func(context.Context, error) *gqlerror.Error
 	recover      func(context.Context, any) error
 }
 
 // serve answers r with the results of the operation rc, or with its
-// refusal errs, as a stream in format.
-func (s *eventStreams) serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, format *wire.StreamFormat, rc *graphql.OperationContext, errs gqlerror.List) {
+// refusal errs, as a stream in format. A subscription is served by the
+// subscriptions' transport, which runs it once for all its subscribers and
+// bounds what each may hold; the rest (a query or mutation over
+// graphql-sse, a deferred query, a refusal) runs here, for this request
+// alone.
+func (s *eventStreams) serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, format *wire.StreamFormat, params *graphql.RawParams, rc *graphql.OperationContext, errs gqlerror.List) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	done := ctx.Done() // ctx is reassigned below: the goroutine keeps this one's
-	go func() {
-		select {
-		case <-s.shuttingDown:
-			cancel()
-		case <-done:
-		}
-	}()
+	// No goroutine waits for the shutdown: thousands of streams would
+	// each hold one.
+	defer context.AfterFunc(s.shuttingDown, cancel)()
+	if errs == nil && rc.Operation.Operation == ast.Subscription {
+		s.subscriptions.ServeHTTPStream(ctx, w, r, ws.HTTPStream{
+			Format: format, Heartbeat: s.heartbeat, Exec: exec, Params: params, Op: rc,
+		})
+		return
+	}
 	ctx, end := subscription.NewContext(ctx)
 	ctx = graphql.StartOperationTrace(ctx)
 
@@ -77,15 +87,6 @@ func (s *eventStreams) serve(w http.ResponseWriter, r *http.Request, exec graphq
 		st.complete()
 		return
 	}
-	if rc.Operation.Operation == ast.Subscription {
-		// As a WebSocket's connection_init does: a refused token does not
-		// subscribe anonymously.
-		if _, err := obsqra.Viewer(ctx); err != nil {
-			st.next(ctx, &graphql.Response{Errors: gqlerror.List{s.presentError(ctx, err)}})
-			st.complete()
-			return
-		}
-	}
 	// The operation's context may end with its results (a query's
 	// deadline): whether the stream was cut short is the stream's.
 	responses, opCtx := exec.DispatchOperation(graphql.WithOperationContext(ctx, rc), rc)
@@ -102,8 +103,6 @@ func (s *eventStreams) serve(w http.ResponseWriter, r *http.Request, exec graphq
 		return
 	}
 	if err := end.Err(); err != nil {
-		// The stream ended on its own (a subscriber too slow for its
-		// buffer, say): the client learns why, and from where to resume.
 		st.next(ctx, &graphql.Response{Errors: gqlerror.List{s.presentError(ctx, err)}})
 	}
 	st.complete()

@@ -138,7 +138,7 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		return
 	}
 	if format != nil {
-		t.streams.serve(w, r, exec, format, rc, errs)
+		t.streams.serve(w, r, exec, format, params, rc, errs)
 		return
 	}
 	t.execute(r.Context(), exec, params, rc, errs, refuseSubscription).write(w, media)

@@ -19,14 +19,21 @@ func (c *conn) authenticate(token string) (p *obsqra.Principal, err error) {
 }
 
 func (c *conn) authenticateCtx(ctx context.Context, token string) (p *obsqra.Principal, err error) {
+	return c.t.authenticate(ctx, token, c.requestID())
+}
+
+// authenticate checks token with the configured authenticator, whose panic
+// is an error (logged with requestID, that of the connection or stream
+// asking).
+func (t *Transport) authenticate(ctx context.Context, token, requestID string) (p *obsqra.Principal, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			c.t.log.ErrorContext(c.ctx, "panic authenticating websocket", "request_id", c.requestID(),
+			t.log.ErrorContext(ctx, "panic authenticating a long-lived connection", "request_id", requestID,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			p, err = nil, errors.New("authenticator panicked")
 		}
 	}()
-	return c.t.cfg.Authenticate(ctx, token)
+	return t.cfg.Authenticate(ctx, token)
 }
 
 // authorize returns ctx with the connection's principal as it is now: a

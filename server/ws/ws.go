@@ -1,17 +1,21 @@
-// Package ws is GraphQL over WebSocket: the gqlgen transport that speaks
-// graphql-transport-ws and the legacy graphql-ws subprotocol, with its
-// limits (sockets per client address, operations per socket, send buffer,
-// keep-alive), the shared streams that run a subscription once for all its
-// subscribers, and the frame writer behind them. The server mounts it on
-// /graphql (Transport), closes its sockets on shutdown (Shutdown) and has
-// it check them again when an account changes (Recheck).
+// Package ws is GraphQL subscriptions over long-lived connections: the
+// gqlgen transport that speaks graphql-transport-ws and the legacy
+// graphql-ws subprotocol over WebSocket, and subscriptions over HTTP
+// streams (ServeHTTPStream: server-sent events, multipart), with their
+// limits (connections per client address, operations per socket, send
+// buffer, keep-alive, credentials' expiry), the shared streams that run a
+// subscription once for all its subscribers on either, and the frame
+// writer behind them. The server mounts it on /graphql (Transport), hands
+// it the subscriptions its HTTP transport streams, closes its connections
+// on shutdown (Shutdown) and has it check them again when an account
+// changes (Recheck).
 //
 // A connection's parts, one file each: conn.go its life (the read loop,
 // teardown, the log line); writer.go its one writer and the bounded queue
 // it drains; protocol.go the messages of both subprotocols and
 // connection_init; auth.go the checks of its token; operation.go an
 // operation from start to its last message; shared.go the streams shared
-// between connections; frame.go and writev_*.go the frames as written.
+// between connections; httpstream.go a subscription over an HTTP response; frame.go and writev_*.go the frames as written.
 package ws
 
 import (
@@ -371,12 +375,13 @@ type statusRecorder interface {
 	SwitchingProtocols()
 }
 
-// registry holds the live WebSocket connections of a server so that
-// shutdown can close them, and counts them per client address. Its zero
-// value is ready.
+// registry holds the live WebSocket connections and HTTP streams of a
+// server so that shutdown can close them and rechecks find them, and
+// counts them per client address. Its zero value is ready.
 type registry struct {
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
+	streams map[*httpStream]struct{}
 	closing bool
 	wg      sync.WaitGroup
 	// perAddress counts the sockets of each client address, from before
@@ -426,6 +431,28 @@ func (reg *registry) add(c *conn) bool {
 	return true
 }
 
+// addStream registers h, or reports false once the server is shutting
+// down.
+func (reg *registry) addStream(h *httpStream) bool {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	if reg.closing {
+		return false
+	}
+	if reg.streams == nil {
+		reg.streams = make(map[*httpStream]struct{})
+	}
+	reg.streams[h] = struct{}{}
+	return true
+}
+
+// removeStream forgets h.
+func (reg *registry) removeStream(h *httpStream) {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	delete(reg.streams, h)
+}
+
 // remove forgets c once it has ended.
 func (reg *registry) remove(c *conn) {
 	reg.mu.Lock()
@@ -434,7 +461,8 @@ func (reg *registry) remove(c *conn) {
 	reg.wg.Done()
 }
 
-// Shutdown closes every socket with 1001, refuses new ones, and waits
+// Shutdown closes every socket with 1001 and cuts every HTTP stream
+// (without complete, so that its client reconnects), refuses new ones, and waits
 // until their goroutines and their shared streams' executions have ended
 // or ctx is done; then it returns ctx's cause.
 func (t *Transport) Shutdown(ctx context.Context) error {
@@ -443,6 +471,9 @@ func (t *Transport) Shutdown(ctx context.Context) error {
 	reg.closing = true
 	for c := range reg.conns {
 		c.terminate(closeInfo{code: closeGoingAway, reason: reasonShutdown})
+	}
+	for h := range reg.streams {
+		h.cancel()
 	}
 	reg.mu.Unlock()
 
@@ -462,25 +493,32 @@ func (t *Transport) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Recheck checks again the access token of every socket signed in as
-// userID, after a change of the user's account, each token once however
-// many sockets share it: a refused token closes its sockets with 4403 and
-// the reason; an accepted one updates their principal (a new role applies
-// to their next operation). It reports false when a check could not be
+// Recheck checks again the access token of every socket and HTTP stream
+// signed in as userID, after a change of the user's account, each token
+// once however many share it: a refused token closes its sockets with 4403
+// and the reason, and ends its streams with the refusal as their last
+// result; an accepted one updates their principal (a new role applies to a
+// socket's next operation). It reports false when a check could not be
 // made (the database did not answer), so that the caller tries again.
 func (t *Transport) Recheck(ctx context.Context, userID int64) bool {
 	done := true
 	checked := make(map[string]authAnswer)
-	for _, c := range t.sockets.ofUser(userID) {
+	conns, streams := t.sockets.ofUser(userID)
+	for _, c := range conns {
 		if !c.recheck(ctx, checked) {
+			done = false
+		}
+	}
+	for _, h := range streams {
+		if !h.recheck(ctx, checked) {
 			done = false
 		}
 	}
 	return done
 }
 
-// ofUser returns the connections signed in as userID.
-func (reg *registry) ofUser(userID int64) []*conn {
+// ofUser returns the connections and streams signed in as userID.
+func (reg *registry) ofUser(userID int64) ([]*conn, []*httpStream) {
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	var conns []*conn
@@ -489,7 +527,13 @@ func (reg *registry) ofUser(userID int64) []*conn {
 			conns = append(conns, c)
 		}
 	}
-	return conns
+	var streams []*httpStream
+	for h := range reg.streams {
+		if p := h.principal.Load(); p != nil && p.User != nil && p.User.ID == userID {
+			streams = append(streams, h)
+		}
+	}
+	return conns, streams
 }
 
 // SharedSubscribers returns how many operations are subscribed to shared

@@ -15,7 +15,8 @@
 // it drains; protocol.go the messages of both subprotocols and
 // connection_init; auth.go the checks of its token; operation.go an
 // operation from start to its last message; shared.go the streams shared
-// between connections; httpstream.go a subscription over an HTTP response; frame.go and writev_*.go the frames as written.
+// between connections; httpstream.go a subscription over an HTTP
+// response; frame.go and writev_*.go the frames as written.
 package ws
 
 import (

@@ -172,9 +172,9 @@ type Config struct {
 	// WSKeepAlive is the interval of WebSocket keep-alive pings
 	// (WS_KEEPALIVE, Go duration, default 15s, > 0).
 	WSKeepAlive time.Duration
-	// WSMaxConnsPerAddress bounds the WebSockets open at once from one
-	// client address (WS_MAX_CONNECTIONS_PER_ADDRESS, default 100,
-	// 1-100000).
+	// WSMaxConnsPerAddress bounds the WebSockets and subscription streams
+	// over HTTP open at once from one client address, counted together
+	// (WS_MAX_CONNECTIONS_PER_ADDRESS, default 100, 1-100000).
 	WSMaxConnsPerAddress int
 	// WSMaxOperations bounds the operations running at once on one
 	// WebSocket (WS_MAX_OPERATIONS, default 100, 1-10000).

@@ -153,7 +153,7 @@ func Variables() []Variable {
 		{"WS_KEEPALIVE", defaultWSKeepAlive.String(),
 			"Interval of WebSocket pings (and graphql-ws ka messages); a peer silent for two intervals is closed (Go duration)."},
 		{"WS_MAX_CONNECTIONS_PER_ADDRESS", strconv.Itoa(defaultWSMaxConnsPerAddr),
-			"WebSockets open at once from one client address (1-100000); one more is refused with HTTP 429 and RATE_LIMITED."},
+			"WebSockets and subscription streams over HTTP open at once from one client address, counted together (1-100000); one more is refused with HTTP 429 and RATE_LIMITED."},
 		{"WS_MAX_OPERATIONS", strconv.Itoa(defaultWSMaxOperations),
 			"Operations running at once on one WebSocket (1-10000); one more is answered with an error with RATE_LIMITED."},
 		{"BATCH_MAX", strconv.Itoa(defaultBatchMax),

@@ -131,11 +131,12 @@ type Config struct {
 	// that does not take a message in that time is gone or hopelessly
 	// behind. Default 10s.
 	WSWriteTimeout time.Duration
-	// WSMaxConnsPerAddress bounds the WebSockets open at once from one
-	// client address (as the proxy settings determine it); one more is
-	// refused before the upgrade with HTTP 429 and RATE_LIMITED. With the
+	// WSMaxConnsPerAddress bounds the WebSockets and subscription streams
+	// over HTTP open at once from one client address (as the proxy
+	// settings determine it), counted together; one more is refused before
+	// the upgrade or the stream with HTTP 429 and RATE_LIMITED. With the
 	// per-connection send buffer it bounds what one address can make the
-	// server hold for its sockets. Default 100.
+	// server hold for its connections. Default 100.
 	WSMaxConnsPerAddress int
 	// WSMaxOperations bounds the operations running at once on one
 	// WebSocket; one more is answered with an error message with

@@ -39,7 +39,7 @@ func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 	h := handler.New(schema)
 	sockets := s.webSocket()
 	h.AddTransport(sockets)
-	h.AddTransport(httpTransport{batchMax: s.cfg.BatchMax, requestTimeout: s.cfg.RequestTimeout, streams: &eventStreams{
+	h.AddTransport(httpTransport{batchMax: s.cfg.BatchMax, requestTimeout: s.cfg.RequestTimeout, charge: s.charge, presentError: s.presentError, streams: &eventStreams{
 		subscriptions: sockets,
 		heartbeat:     s.cfg.SSEHeartbeat,
 		writeTimeout:  s.cfg.WSWriteTimeout,
@@ -77,6 +77,10 @@ func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 		introspection: s.cfg.Introspection,
 	})
 	h.Use(extension.FixedComplexityLimit(s.cfg.ComplexityLimit))
+	if s.cfg.RateLimits != nil {
+		// After the complexity limit, whose figure it prices.
+		h.Use(costs{limits: s.cfg.RateLimits})
+	}
 	h.Use(&operationDeadline{timeout: s.cfg.RequestTimeout})
 	return h
 }

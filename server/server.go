@@ -102,6 +102,9 @@ type Config struct {
 	// MaxAliases bounds the aliased fields of an operation, counted once per
 	// use of the fragment they are in. Default 30.
 	MaxAliases int
+	// RateLimits, when set, are the cost budgets every operation is
+	// charged to (see RateLimits); nil charges nothing.
+	RateLimits *RateLimits
 	// ComplexityLimit is the gqlgen complexity budget of an operation.
 	// Default 5000.
 	ComplexityLimit int

@@ -18,6 +18,8 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/ratelimit"
 	"github.com/obsqra/obsqra/server/wire"
 )
 
@@ -69,6 +71,11 @@ const (
 type httpTransport struct {
 	batchMax       int
 	requestTimeout time.Duration
+	// charge charges operations to the request's budget (Server.charge);
+	// nil charges nothing.
+	charge func(ctx context.Context, rcs ...*graphql.OperationContext) (*ratelimit.Decision, error)
+	// presentError is the server's error presenter.
+	presentError func(ctx context.Context, err error) *gqlerror.Error
 	// streams answers an operation whose results are streamed (stream.go).
 	streams *eventStreams
 }
@@ -137,11 +144,54 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 			"a mutation cannot be sent with GET: use POST")
 		return
 	}
+	// What runs is charged first; a subscription without a stream is
+	// refused below before it costs anything.
+	if errs == nil && (format != nil || rc.Operation.Operation != ast.Subscription) {
+		if !t.admit(r.Context(), w, media, 0, rc) {
+			return
+		}
+	}
 	if format != nil {
 		t.streams.serve(w, r, exec, format, params, rc, errs)
 		return
 	}
 	t.execute(r.Context(), exec, params, rc, errs, refuseSubscription).write(w, media)
+}
+
+// admit charges the operations rcs (one, or a batch's that run) to the
+// request's budget and sets the rate limit header fields. When refused it
+// answers (429 RATE_LIMITED with Retry-After, or 503 when the budget
+// could not be read; a batch of n operations gets n such responses) and
+// reports false.
+func (t httpTransport) admit(ctx context.Context, w http.ResponseWriter, media string, n int, rcs ...*graphql.OperationContext) bool {
+	if t.charge == nil || len(rcs) == 0 {
+		return true
+	}
+	d, err := t.charge(ctx, rcs...)
+	neutral := false
+	if oc := costOf(rcs[0]); oc != nil {
+		neutral = oc.neutral
+	}
+	setRateLimitHeaders(w.Header(), d, neutral)
+	if err == nil {
+		return true
+	}
+	status := http.StatusTooManyRequests
+	if obsqra.ErrorCode(err) == obsqra.EUNAVAILABLE {
+		status = http.StatusServiceUnavailable
+	}
+	e := t.presentError(ctx, err)
+	body := wire.Response(wire.Error{Message: e.Message, Extensions: e.Extensions})
+	var v any = body
+	if n > 0 {
+		all := make([]wire.Body, n)
+		for i := range all {
+			all[i] = body
+		}
+		v = all
+	}
+	wire.WriteJSONAs(w, status, media, v)
+	return false
 }
 
 // streamFormat is the format in which to stream the results of the
@@ -232,6 +282,20 @@ func (t httpTransport) batch(w http.ResponseWriter, r *http.Request, exec graphq
 	// still gets its own (operationDeadline), inside it.
 	ctx, cancel := context.WithTimeout(r.Context(), t.requestTimeout)
 	defer cancel()
+	// Every operation is validated first, and the batch's cost charged
+	// whole: it runs entirely or not at all.
+	rcs := make([]*graphql.OperationContext, len(all))
+	errs := make([]gqlerror.List, len(all))
+	charged := make([]*graphql.OperationContext, 0, len(all))
+	for i, params := range all {
+		rcs[i], errs[i] = exec.CreateOperationContext(ctx, params)
+		if errs[i] == nil && rcs[i].Operation.Operation != ast.Subscription {
+			charged = append(charged, rcs[i])
+		}
+	}
+	if !t.admit(ctx, w, media, len(all), charged...) {
+		return
+	}
 	out := make([]json.RawMessage, len(all))
 	for i, params := range all {
 		var o outcome
@@ -241,7 +305,7 @@ func (t httpTransport) batch(w http.ResponseWriter, r *http.Request, exec graphq
 				Extensions: map[string]any{"code": codeUnavailable},
 			}}}}
 		} else {
-			o = t.run(ctx, exec, params, refuseSubscription)
+			o = t.execute(ctx, exec, params, rcs[i], errs[i], refuseSubscription)
 		}
 		out[i] = o.body()
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
+
 	"github.com/obsqra/obsqra/server/ws"
 )
 
@@ -38,6 +40,10 @@ func (s *Server) webSocket() *ws.Transport {
 		Now: func() time.Time { return s.now() },
 		AfterFunc: func(d time.Duration, f func()) interface{ Stop() bool } {
 			return s.afterFunc(d, f)
+		},
+		Charge: func(ctx context.Context, rc *graphql.OperationContext) error {
+			_, err := s.charge(ctx, rc)
+			return err
 		},
 		OperationQueued: func(ctx context.Context) {
 			if s.wsOperationQueued != nil {

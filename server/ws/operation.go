@@ -113,6 +113,12 @@ func (c *conn) runOperation(op *operation, params *graphql.RawParams) {
 		c.finishOperation(op, "error", c.marshalErrors(resp.Errors))
 		return
 	}
+	if c.t.cfg.Charge != nil {
+		if err := c.t.cfg.Charge(ctx, rc); err != nil {
+			c.finishOperation(op, "error", c.marshalErrors(gqlerror.List{c.t.cfg.PresentError(ctx, err)}))
+			return
+		}
+	}
 
 	if rc.Operation != nil && rc.Operation.Operation == ast.Subscription {
 		// connection_init refuses a connection whose credentials were refused,

@@ -115,6 +115,10 @@ type Config struct {
 	// tokens. Default time.Now and time.AfterFunc.
 	Now       func() time.Time
 	AfterFunc func(d time.Duration, f func()) interface{ Stop() bool }
+	// Charge, when set, charges a validated operation's cost before it
+	// runs; its error (a refusal, RATE_LIMITED) is the operation's error
+	// message instead. Default nil: nothing is charged.
+	Charge func(ctx context.Context, rc *graphql.OperationContext) error
 	// OperationQueued, when set, is called by each operation's goroutine
 	// before it starts work; tests hold operations there. Default nil.
 	OperationQueued func(ctx context.Context)

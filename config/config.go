@@ -182,6 +182,16 @@ type Config struct {
 	// BatchMax bounds the operations of one batched POST /graphql
 	// (BATCH_MAX, default 10, 1-1000).
 	BatchMax int
+	// RateLimitAnonymous, RateLimitUser and RateLimitAdmin are the cost
+	// budgets of a client address (anonymous requests) and of a user by
+	// role (RATE_LIMIT_ANONYMOUS, _USER, _ADMIN: points/window, such as
+	// 30000/1m; defaults 30000/1m, 120000/1m, 600000/1m).
+	RateLimitAnonymous, RateLimitUser, RateLimitAdmin Budget
+	// RateLimitMutationCost and RateLimitSubscriptionCost are added to a
+	// mutation's and a subscription's complexity
+	// (RATE_LIMIT_MUTATION_COST, RATE_LIMIT_SUBSCRIPTION_COST, default 10,
+	// 0-5000).
+	RateLimitMutationCost, RateLimitSubscriptionCost int
 
 	// DataDir is the directory of the development secret key file
 	// DataDir/secret_key (DATA_DIR, default "data").
@@ -383,6 +393,11 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	c.WSMaxConnsPerAddress = l.intRange("WS_MAX_CONNECTIONS_PER_ADDRESS", defaultWSMaxConnsPerAddr, 1, 100000, "a whole number from 1 to 100000")
 	c.WSMaxOperations = l.intRange("WS_MAX_OPERATIONS", defaultWSMaxOperations, 1, 10000, "a whole number from 1 to 10000")
 	c.BatchMax = l.intRange("BATCH_MAX", defaultBatchMax, 1, 1000, "a whole number from 1 to 1000")
+	c.RateLimitAnonymous = l.budget("RATE_LIMIT_ANONYMOUS", defaultRateLimitAnonymous)
+	c.RateLimitUser = l.budget("RATE_LIMIT_USER", defaultRateLimitUser)
+	c.RateLimitAdmin = l.budget("RATE_LIMIT_ADMIN", defaultRateLimitAdmin)
+	c.RateLimitMutationCost = l.intRange("RATE_LIMIT_MUTATION_COST", defaultRateLimitOpCost, 0, 5000, "a whole number from 0 to 5000")
+	c.RateLimitSubscriptionCost = l.intRange("RATE_LIMIT_SUBSCRIPTION_COST", defaultRateLimitOpCost, 0, 5000, "a whole number from 0 to 5000")
 
 	c.DataDir = defaultDataDir
 	if v, ok := l.value("DATA_DIR"); ok {

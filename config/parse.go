@@ -431,3 +431,47 @@ func (l *loader) duration(name string, def time.Duration) time.Duration {
 	}
 	return d
 }
+
+// Budget is a cost budget: Points at once, refilled evenly over Window.
+type Budget struct {
+	Points int64
+	Window time.Duration
+}
+
+// String writes b as the variables read it: points/window.
+func (b Budget) String() string {
+	w := b.Window.String()
+	// 1m0s reads better as 1m, 1h0m0s as 1h.
+	w = strings.TrimSuffix(strings.TrimSuffix(w, "0s"), "0m")
+	if strings.HasSuffix(w, "h") || strings.HasSuffix(w, "m") || strings.HasSuffix(w, "s") {
+		return strconv.FormatInt(b.Points, 10) + "/" + w
+	}
+	return strconv.FormatInt(b.Points, 10) + "/" + b.Window.String()
+}
+
+// Bounds of a budget: at least the points of an operation at the
+// complexity limit (5000) and its price, so that any operation fits an
+// empty budget; windows from a second to a day.
+const (
+	minBudgetPoints = 10000
+	maxBudgetPoints = 1_000_000_000_000
+	minBudgetWindow = time.Second
+	maxBudgetWindow = 24 * time.Hour
+)
+
+// budget reads points/window, such as 30000/1m.
+func (l *loader) budget(name string, def Budget) Budget {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	points, window, found := strings.Cut(v, "/")
+	n, err := strconv.ParseInt(strings.TrimSpace(points), 10, 64)
+	w, werr := time.ParseDuration(strings.TrimSpace(window))
+	if !found || err != nil || werr != nil || n < minBudgetPoints || n > maxBudgetPoints || w < minBudgetWindow || w > maxBudgetWindow {
+		l.problemf(name, "%q is not points/window with points from %d to %d and a Go duration from 1s to 24h, such as 30000/1m",
+			v, minBudgetPoints, int64(maxBudgetPoints))
+		return def
+	}
+	return Budget{Points: n, Window: w}
+}

@@ -21,6 +21,7 @@ const (
 	defaultWSMaxConnsPerAddr  = 100
 	defaultWSMaxOperations    = 100
 	defaultBatchMax           = 10
+	defaultRateLimitOpCost    = 10
 	defaultDataDir            = "data"
 	defaultMarketSource       = "simulated"
 	defaultSimulatedPoll      = 10 * time.Second
@@ -55,6 +56,17 @@ const (
 	defaultDBConnMaxLifetime  = 30 * time.Minute
 	defaultDBConnMaxIdleTime  = 5 * time.Minute
 	defaultRequestTimeout     = 10 * time.Second
+)
+
+// Defaults of the cost budgets. An anonymous address may spend 30,000
+// points a minute: the protocols page with 20 risk scores each costs
+// about a thousand, so a few dozen such pages a minute, shared by the
+// people behind one address. A user gets four times that, an admin
+// twenty.
+var (
+	defaultRateLimitAnonymous = Budget{Points: 30000, Window: time.Minute}
+	defaultRateLimitUser      = Budget{Points: 120000, Window: time.Minute}
+	defaultRateLimitAdmin     = Budget{Points: 600000, Window: time.Minute}
 )
 
 // defaultAPQCacheBytes is server.DefaultPersistedQueryCacheBytes, which
@@ -158,6 +170,16 @@ func Variables() []Variable {
 			"Operations running at once on one WebSocket (1-10000); one more is answered with an error with RATE_LIMITED."},
 		{"BATCH_MAX", strconv.Itoa(defaultBatchMax),
 			"Operations in one batched POST /graphql (a JSON array, 1-1000); a larger batch is refused with HTTP 400 and BATCH_TOO_LARGE."},
+		{"RATE_LIMIT_ANONYMOUS", defaultRateLimitAnonymous.String(),
+			"Cost budget of one client address for anonymous requests: points/window (points 10000-10^12, window 1s-24h), such as 30000/1m: spend the points at once, then that many per window. An operation costs its complexity; a refused one gets HTTP 429, Retry-After and RATE_LIMITED."},
+		{"RATE_LIMIT_USER", defaultRateLimitUser.String(),
+			"Cost budget of each signed-in user (points/window)."},
+		{"RATE_LIMIT_ADMIN", defaultRateLimitAdmin.String(),
+			"Cost budget of each signed-in admin (points/window)."},
+		{"RATE_LIMIT_MUTATION_COST", strconv.Itoa(defaultRateLimitOpCost),
+			"Points a mutation costs beyond its complexity (0-5000)."},
+		{"RATE_LIMIT_SUBSCRIPTION_COST", strconv.Itoa(defaultRateLimitOpCost),
+			"Points a subscription costs beyond its complexity, charged when it starts (0-5000)."},
 		{"DATA_DIR", defaultDataDir,
 			"Directory of the development secret key file DATA_DIR/secret_key (DATABASE_URL's default does not follow it)."},
 		{"MARKET_SOURCE", defaultMarketSource,

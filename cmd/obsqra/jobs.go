@@ -25,6 +25,9 @@ const (
 	auditTimeout     = 10 * time.Minute
 	// jobRunRetention is how long the scheduler's run records are kept.
 	jobRunRetention = 7 * 24 * time.Hour
+	// rateBudgetRetention is how long a rate budget untouched is kept: the
+	// longest window a budget may have, after which it has refilled.
+	rateBudgetRetention = 24 * time.Hour
 )
 
 // newScheduler returns the scheduler with the server's periodic jobs.
@@ -51,7 +54,13 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, hub *li
 			if _, err := accounts.PruneWalletChallenges(ctx, now.Add(-24*time.Hour)); err != nil {
 				return fmt.Errorf("prune wallet challenges: %w", err)
 			}
-			logger.Debug("pruned", "events", events, "job_runs", runs)
+			// A budget untouched for a day (the longest window) has
+			// refilled: its row is the same as none.
+			budgets, err := db.PruneRateBudgets(ctx, now.Add(-rateBudgetRetention))
+			if err != nil {
+				return fmt.Errorf("prune rate budgets: %w", err)
+			}
+			logger.Debug("pruned", "events", events, "job_runs", runs, "rate_budgets", budgets)
 			return nil
 		},
 	}}

@@ -33,6 +33,7 @@ import (
 	"github.com/obsqra/obsqra/config"
 	"github.com/obsqra/obsqra/live"
 	"github.com/obsqra/obsqra/ml/mlcli"
+	"github.com/obsqra/obsqra/ratelimit"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/server"
 	"github.com/obsqra/obsqra/starknet"
@@ -269,6 +270,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		WSMaxOperations:      cfg.WSMaxOperations,
 		BatchMax:             cfg.BatchMax,
 		RequestTimeout:       cfg.RequestTimeout,
+		RateLimits:           rateLimits(db, cfg),
 
 		PersistedQueryCacheBytes: cfg.APQCacheBytes,
 		TrustedDocuments:         trusted,
@@ -365,4 +367,20 @@ func liveOptions(cfg *config.Config, logger *slog.Logger) live.Options {
 		SubscriptionsPerAddress: cfg.LiveSubscriptionsPerAddress,
 		Subscriptions:           cfg.LiveSubscriptions,
 	}}
+}
+
+// rateLimits returns the cost budgets of cfg, shared with the other
+// instances through db.
+func rateLimits(db *store.DB, cfg *config.Config) *server.RateLimits {
+	policy := func(name string, b config.Budget) *ratelimit.Policy {
+		return &ratelimit.Policy{Name: name, Capacity: b.Points, Window: b.Window}
+	}
+	return &server.RateLimits{
+		Limiter:          ratelimit.New(db, nil),
+		Anonymous:        policy("anonymous", cfg.RateLimitAnonymous),
+		User:             policy("user", cfg.RateLimitUser),
+		Admin:            policy("admin", cfg.RateLimitAdmin),
+		MutationCost:     int64(cfg.RateLimitMutationCost),
+		SubscriptionCost: int64(cfg.RateLimitSubscriptionCost),
+	}
 }

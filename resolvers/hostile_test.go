@@ -253,3 +253,27 @@ func TestDecisionNodes(t *testing.T) {
 		}
 	})
 }
+
+// TestHostileAliases: aliases of a field read from the database cost one
+// statement, not one each.
+func TestHostileAliases(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		h := setup(t, db)
+		var q strings.Builder
+		q.WriteString("{")
+		for i := range 30 {
+			fmt.Fprintf(&q, " a%d: riskParams { version }", i)
+		}
+		q.WriteString(" }")
+		before := db.Statements()
+		r := do(t, h, "", q.String(), nil)
+		if len(r.Errors) > 0 || len(r.Data) != 30 {
+			t.Fatalf("30 aliases of riskParams = %d fields, %+v", len(r.Data), r.Errors)
+		}
+		if ran := db.Statements() - before; ran != 1 {
+			t.Errorf("30 aliases of riskParams ran %d statements, want 1", ran)
+		}
+	})
+}

@@ -34,6 +34,12 @@ type loaders struct {
 	// txs are the transactions of this operation, by id: the siblings
 	// their history and allocation are loaded for.
 	txs map[int64]obsqra.Felt
+
+	// riskParams are the active risk parameters, read once however many
+	// aliases of riskParams the operation has.
+	riskParamsOnce sync.Once
+	riskParams     *obsqra.RiskParams
+	riskParamsErr  error
 }
 
 type loadersKey struct{}

@@ -52,7 +52,9 @@ func (r *queryResolver) Protocol(ctx context.Context, slug string) (*obsqra.Prot
 
 // RiskParams resolves riskParams.
 func (r *queryResolver) RiskParams(ctx context.Context) (*obsqra.RiskParams, error) {
-	return r.Market.RiskParams(ctx)
+	l := loadersFrom(ctx)
+	l.riskParamsOnce.Do(func() { l.riskParams, l.riskParamsErr = r.Market.RiskParams(ctx) })
+	return l.riskParams, l.riskParamsErr
 }
 
 // RiskScorePreview resolves riskScorePreview: a RiskScore that is not

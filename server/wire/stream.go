@@ -84,11 +84,14 @@ type Accepted struct {
 	// MultipartSubscription: multipart/mixed with a subscriptionSpec.
 	MultipartSubscription bool
 	// MultipartIncremental: multipart/mixed without a subscriptionSpec
-	// (with deferSpec=20220824, or no spec at all).
+	// (with deferSpec=20220824, or no spec at all: not with another
+	// deferSpec, nor with an incrementalSpec, another format).
 	MultipartIncremental bool
 }
 
-// ParseAccept reads the streamed formats an Accept header names.
+// ParseAccept reads the streamed formats an Accept header names. A media
+// range with weight 0 (q=0, q=0.0…) is refused, and one that does not
+// parse is ignored.
 func ParseAccept(accept string) Accepted {
 	var a Accepted
 	if !strings.Contains(accept, "/") {
@@ -96,16 +99,20 @@ func ParseAccept(accept string) Accepted {
 	}
 	for part := range strings.SplitSeq(accept, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil || params["q"] == "0" {
+		if q, ok := params["q"]; err != nil || ok && strings.Trim(q, "0.") == "" {
 			continue
 		}
 		switch mt {
 		case "text/event-stream":
 			a.SSE = true
 		case "multipart/mixed":
-			if _, ok := params["subscriptionspec"]; ok {
+			_, subscription := params["subscriptionspec"]
+			_, incremental := params["incrementalspec"]
+			deferSpec, deferred := params["deferspec"]
+			switch {
+			case subscription:
 				a.MultipartSubscription = true
-			} else if spec, ok := params["deferspec"]; !ok || spec == "20220824" {
+			case !incremental && (!deferred || deferSpec == "20220824"):
 				a.MultipartIncremental = true
 			}
 		}

@@ -138,6 +138,9 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		return
 	}
 	if format != nil {
+		if format.Start != nil {
+			w = &startedStream{ResponseWriter: w, start: format.Start}
+		}
 		t.streams.serve(w, r, exec, format, rc, errs)
 		return
 	}
@@ -165,6 +168,43 @@ func streamFormat(a wire.Accepted, rc *graphql.OperationContext, errs gqlerror.L
 	}
 	return nil
 }
+
+// startedStream is the ResponseWriter of a stream whose format opens with
+// bytes of its own (wire.StreamFormat.Start): it writes them with the
+// header, before anything the stream writes (eventStreams writes the
+// header, frames, heartbeats and the complete, not the opening).
+type startedStream struct {
+	http.ResponseWriter
+	start   []byte
+	started bool
+}
+
+// WriteHeader writes the header, then the stream's opening.
+func (w *startedStream) WriteHeader(status int) {
+	w.ResponseWriter.WriteHeader(status)
+	_ = w.open()
+}
+
+// Write writes b after the stream's opening.
+func (w *startedStream) Write(b []byte) (int, error) {
+	if err := w.open(); err != nil {
+		return 0, err
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// open writes the stream's opening, once.
+func (w *startedStream) open() error {
+	if w.started {
+		return nil
+	}
+	w.started = true
+	_, err := w.ResponseWriter.Write(w.start)
+	return err
+}
+
+// Unwrap lets http.ResponseController flush w and set its deadlines.
+func (w *startedStream) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // queryParams reads the operation a GET carries in its URL: query,
 // operationName, and variables and extensions as JSON objects.

@@ -1,6 +1,11 @@
 package wire_test
 
 import (
+	"bytes"
+	"io"
+	"mime"
+	"mime/multipart"
+	"strings"
 	"testing"
 
 	"github.com/obsqra/obsqra/server/wire"
@@ -78,3 +83,75 @@ func TestParseAccept(t *testing.T) {
 		}
 	}
 }
+
+// A multipart format's body, as its stream writes it, is a multipart/mixed
+// body that a reader of RFC 2046 reads part by part, and every write but
+// the opening ends with a delimiter: a client that splits the body on
+// delimiters, as Apollo Client does, has each part as soon as it is
+// written.
+func TestMultipartFormats(t *testing.T) {
+	t.Parallel()
+	for _, f := range []*wire.StreamFormat{&wire.MultipartSubscription, &wire.MultipartIncremental} {
+		t.Run(f.Name, func(t *testing.T) {
+			t.Parallel()
+			mt, params, err := mime.ParseMediaType(f.ContentType)
+			if err != nil || mt != "multipart/mixed" || params["boundary"] == "" {
+				t.Fatalf("Content-Type %q: %s %v %v", f.ContentType, mt, params, err)
+			}
+			delimiter := "\r\n--" + params["boundary"]
+			results := []string{`{"data":{"n":1}}`, `{"data":{"n":2}}`}
+
+			writes := [][]byte{f.Start}
+			for i, r := range results {
+				writes = append(writes, f.Frame([]byte(r)))
+				if i == 0 && f.Heartbeat != nil {
+					writes = append(writes, f.Heartbeat)
+				}
+			}
+			var body []byte
+			for i, w := range writes {
+				body = append(body, w...)
+				if !bytes.HasSuffix(body, []byte(delimiter)) {
+					t.Errorf("after write %d the body ends with %q, want the delimiter %q", i, tail(body), delimiter)
+				}
+			}
+			if s := string(body); strings.Contains(s, delimiter+"--") {
+				t.Errorf("a body not complete holds the close delimiter: %q", s)
+			}
+			body = append(body, f.Complete...)
+			if !bytes.HasSuffix(body, []byte(delimiter+"--\r\n")) {
+				t.Errorf("the complete body ends with %q, want the close delimiter", tail(body))
+			}
+
+			r := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+			var got []string
+			for {
+				p, err := r.NextPart()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("part %d: %v\nbody: %q", len(got), err, body)
+				}
+				if ct := p.Header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+					t.Errorf("part %d: Content-Type %q", len(got), ct)
+				}
+				b, err := io.ReadAll(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, string(b))
+			}
+			want := results
+			if f == &wire.MultipartSubscription {
+				want = []string{`{"payload":` + results[0] + `}`, `{}`, `{"payload":` + results[1] + `}`}
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("parts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// tail is the end of b, for messages.
+func tail(b []byte) []byte { return b[max(len(b)-24, 0):] }

@@ -1,13 +1,16 @@
 // An Apollo Client set up the way the README shows a frontend doing it:
 // the access token on every request, a refresh of the session on
 // UNAUTHENTICATED (then the operation again, once), automatic persisted
-// queries, and batching. setup.test.mjs runs it against the server.
-import { ApolloClient, ApolloLink, CombinedGraphQLErrors, InMemoryCache } from "@apollo/client";
+// queries, batching, and subscriptions over HTTP (Apollo's multipart
+// subscriptions, an HttpLink of their own). setup.test.mjs and
+// multipart.test.mjs run it against the server.
+import { ApolloClient, ApolloLink, CombinedGraphQLErrors, HttpLink, InMemoryCache } from "@apollo/client";
 import { BatchHttpLink } from "@apollo/client/link/batch-http";
 import { SetContextLink } from "@apollo/client/link/context";
 import { ErrorLink } from "@apollo/client/link/error";
 import { PersistedQueryLink } from "@apollo/client/link/persisted-queries";
 import { createHash } from "node:crypto"; // in a browser: crypto.subtle.digest("SHA-256", …)
+import { OperationTypeNode } from "graphql";
 import { from, switchMap } from "rxjs";
 
 // makeClient returns a client of the server at uri (".../graphql").
@@ -48,9 +51,17 @@ export function makeClient({ uri, session, fetchImpl = fetch }) {
     sha256: (query) => createHash("sha256").update(query).digest("hex"),
   });
   const http = new BatchHttpLink({ uri, batchMax: 10, batchInterval: 10, fetch: fetchImpl });
+  // A batch is plain JSON, which cannot carry a subscription: subscriptions
+  // go alone, each its own multipart stream.
+  const subscriptions = new HttpLink({ uri, fetch: fetchImpl });
+  const isSubscription = ({ operationType }) => operationType === OperationTypeNode.SUBSCRIPTION;
 
   return new ApolloClient({
-    link: ApolloLink.from([retryOnUnauthenticated, auth, persisted, http]),
+    link: ApolloLink.from([
+      retryOnUnauthenticated,
+      auth,
+      ApolloLink.split(isSubscription, subscriptions, ApolloLink.from([persisted, http])),
+    ]),
     cache: new InMemoryCache(),
   });
 }

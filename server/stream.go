@@ -130,7 +130,7 @@ func newEventStream(w http.ResponseWriter, format *wire.StreamFormat, timeout ti
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx
 	w.WriteHeader(http.StatusOK)
-	st.write(nil)
+	st.write(format.Start)
 	return st
 }
 

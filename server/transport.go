@@ -327,7 +327,8 @@ func refuseSubscription(op *ast.OperationDefinition) *requestError {
 	}
 	return &requestError{http.StatusBadRequest, codeSubscriptionStream,
 		"a subscription needs a stream: subscribe over a WebSocket (graphql-transport-ws or graphql-ws), " +
-			"or send it with Accept: text/event-stream (graphql-sse)"}
+			"or send it with Accept: text/event-stream (graphql-sse) or multipart/mixed;subscriptionSpec=1.0 " +
+			"(Apollo Client's HttpLink)"}
 }
 
 // requestError is an error of the request itself, with its HTTP status.

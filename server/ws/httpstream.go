@@ -76,7 +76,7 @@ func (t *Transport) ServeHTTPStream(ctx context.Context, w http.ResponseWriter, 
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Accel-Buffering", "no") // nginx
 	w.WriteHeader(http.StatusOK)
-	if !h.write(nil) {
+	if !h.write(s.Format.Start) {
 		return
 	}
 

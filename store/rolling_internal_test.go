@@ -38,6 +38,7 @@ package store
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -500,5 +501,39 @@ func TestRollingCheck(t *testing.T) {
 	}
 	if _, err := checkRolling(fstest.MapFS{"x.sql": {}}, 6); err == nil {
 		t.Errorf("checkRolling(a file without a version) = nil error, want one")
+	}
+}
+
+// TestPreviousReleaseMigratesAfterTheNext: an instance of the previous
+// release that starts during a deploy (a crash, a scale-up) migrates first,
+// as every instance does, and finds the next release's migrations already
+// applied: goose must see nothing to do rather than refuse versions it
+// does not know.
+func TestPreviousReleaseMigratesAfterTheNext(t *testing.T) {
+	t.Parallel()
+	db := openSQLite(t) // migrated by this release
+	fsys, err := db.dialect.migrationFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := fs.Glob(fsys, "*.sql")
+	if err != nil || len(names) < 2 {
+		t.Fatalf("migrations %v, %v: want at least two", names, err)
+	}
+	previous := fstest.MapFS{}
+	for _, name := range names[:len(names)-1] {
+		b, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		previous[name] = &fstest.MapFile{Data: b}
+	}
+	provider, err := goose.NewProvider(db.dialect.goose, db.db.DB, previous, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := provider.Up(context.Background())
+	if err != nil || len(results) != 0 {
+		t.Errorf("Up() with the migrations before %s = %v, %v; want nothing to do", names[len(names)-1], results, err)
 	}
 }

@@ -158,6 +158,18 @@ func (patch PreferencesPatch) Apply(p Preferences) Preferences {
 // NodeID returns the user's global id.
 func (u *User) NodeID() string { return NodeID(NodeUser, u.ID) }
 
+// UserFilter selects users, for an admin looking for an account (the
+// users query); nil fields select all.
+type UserFilter struct {
+	// EmailPrefix selects the emails that start with it, in any case. Every
+	// character matches itself: % and _ are not wildcards.
+	EmailPrefix *string
+	Role        *Role
+	Active      *bool
+	// EmailVerified selects users by whether they verified their email.
+	EmailVerified *bool
+}
+
 // AuthPayload is the result of signing in or refreshing a session.
 type AuthPayload struct {
 	AccessToken  string

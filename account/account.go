@@ -31,6 +31,9 @@ const (
 	MaxFullNameChars = 200
 )
 
+// MaxFirst bounds a page of users.
+const MaxFirst = 100
+
 // Config holds the settings of a Service.
 type Config struct {
 	// Tokens issues and checks access tokens.
@@ -587,6 +590,31 @@ func (s *Service) User(ctx context.Context, id int64) (*obsqra.User, error) {
 		return nil, nil
 	}
 	return u, err
+}
+
+// Users returns a page of the users filter selects, for an admin looking
+// for an account: newest (highest id) first, after the user with id
+// afterID (0: from the newest), first+1 of them, so that the caller knows
+// whether there is a next page. The email prefix is case-insensitive and
+// literal (% and _ are no wildcards).
+// Errors: EUNAUTHENTICATED; EFORBIDDEN for a user who is not an admin;
+// EINVALID for first outside 1–100, an unknown role or an email prefix
+// longer than an email; internal ones.
+func (s *Service) Users(ctx context.Context, filter obsqra.UserFilter, first int, afterID int64) ([]obsqra.User, error) {
+	if _, err := obsqra.RequireAdmin(ctx, "list users"); err != nil {
+		return nil, err
+	}
+	switch {
+	case first < 1 || first > MaxFirst:
+		return nil, obsqra.Errorf(obsqra.EINVALID, "first must be between 1 and %d, got %d", MaxFirst, first)
+	case filter.Role != nil && !filter.Role.IsValid():
+		return nil, obsqra.Errorf(obsqra.EINVALID, "filter.role %q is not a role", *filter.Role)
+	case filter.EmailPrefix != nil && len(*filter.EmailPrefix) > MaxEmailBytes:
+		return nil, obsqra.Errorf(obsqra.EINVALID, "filter.emailPrefix must be at most %d bytes, as an email is", MaxEmailBytes)
+	case afterID < 0:
+		return nil, obsqra.Errorf(obsqra.EINVALID, "after: not a cursor of this list")
+	}
+	return s.db.Users(ctx, filter, afterID, first+1)
 }
 
 // NormalizeEmail trims an email address and checks that it is one plain

@@ -822,3 +822,47 @@ func login(t *testing.T, svc *account.Service, email string) *obsqra.AuthPayload
 	}
 	return p
 }
+
+// TestUsers: only admins list users, and the page's bounds are checked
+// before the database is asked.
+func TestUsers(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		svc, _ := setup(t, db)
+		boss := register(t, svc, "boss@example.com")
+		ada := register(t, svc, "ada@example.com")
+		register(t, svc, "a%da@example.com")
+		asBoss := as(t, svc, boss.AccessToken)
+
+		_, err := svc.Users(from("192.0.2.1"), obsqra.UserFilter{}, 20, 0)
+		wantCode(t, "Users(anonymous)", err, obsqra.EUNAUTHENTICATED)
+		_, err = svc.Users(as(t, svc, ada.AccessToken), obsqra.UserFilter{}, 20, 0)
+		wantCode(t, "Users(not an admin)", err, obsqra.EFORBIDDEN)
+
+		for _, first := range []int{0, account.MaxFirst + 1} {
+			_, err = svc.Users(asBoss, obsqra.UserFilter{}, first, 0)
+			wantCode(t, fmt.Sprintf("Users(first %d)", first), err, obsqra.EINVALID)
+		}
+		role := obsqra.Role("ROOT")
+		_, err = svc.Users(asBoss, obsqra.UserFilter{Role: &role}, 20, 0)
+		wantCode(t, "Users(role ROOT)", err, obsqra.EINVALID)
+		long := strings.Repeat("a", account.MaxEmailBytes+1)
+		_, err = svc.Users(asBoss, obsqra.UserFilter{EmailPrefix: &long}, 20, 0)
+		wantCode(t, "Users(prefix longer than an email)", err, obsqra.EINVALID)
+		_, err = svc.Users(asBoss, obsqra.UserFilter{}, 20, -1)
+		wantCode(t, "Users(after -1)", err, obsqra.EINVALID)
+
+		// first+1 rows: the caller learns that there is a next page.
+		for _, tt := range []struct{ first, want int }{{1, 2}, {2, 3}, {3, 3}, {account.MaxFirst, 3}} {
+			got, err := svc.Users(asBoss, obsqra.UserFilter{}, tt.first, 0)
+			if err != nil || len(got) != tt.want {
+				t.Errorf("Users(first %d) = %d users, %v, want %d", tt.first, len(got), err, tt.want)
+			}
+		}
+		prefix := "A%"
+		got, err := svc.Users(asBoss, obsqra.UserFilter{EmailPrefix: &prefix}, 20, 0)
+		if err != nil || len(got) != 1 || got[0].Email != "a%da@example.com" {
+			t.Errorf("Users(prefix %q) = %+v, %v, want a%%da@example.com alone", prefix, got, err)
+		}
+	})
+}

@@ -60,13 +60,15 @@ type Config struct {
 	// 1-65535).
 	APIPort int
 
-	// DatabaseURL is the database the server uses (DATABASE_URL, default
+	// DatabaseURL is the database the server uses (DATABASE_URL, or the
+	// trimmed content of the file named by DATABASE_URL_FILE; default
 	// "sqlite:data/obsqra.db"): postgres:// or postgresql:// for PostgreSQL,
 	// sqlite: or file: for the embedded SQLite database.
 	DatabaseURL string
 	// MigrationDatabaseURL is the database URL used to run migrations, as
-	// the role that owns the tables (MIGRATION_DATABASE_URL, default: the
-	// value of DatabaseURL). It must be the same kind of database.
+	// the role that owns the tables (MIGRATION_DATABASE_URL, or the file
+	// named by MIGRATION_DATABASE_URL_FILE; default: the value of
+	// DatabaseURL). It must be the same kind of database.
 	MigrationDatabaseURL string
 
 	// DBStatementTimeout bounds each SQL statement on the database server
@@ -217,7 +219,8 @@ type Config struct {
 	// 0-3650; 0 loads none).
 	MarketHistoryDays int
 	// DefiLlamaURL is the base URL of the DefiLlama yields API
-	// (DEFILLAMA_URL, default https://yields.llama.fi).
+	// (DEFILLAMA_URL, or the file named by DEFILLAMA_URL_FILE, since a paid
+	// plan's URL carries its API key; default https://yields.llama.fi).
 	DefiLlamaURL string
 	// LiquidityTierUSD are the TVLs in USD from which a protocol's
 	// liquidity tier is 0, 1 and 2 (LIQUIDITY_TIER_USD, three descending
@@ -258,7 +261,9 @@ type Config struct {
 	RebalanceCheckInterval time.Duration
 
 	// StarknetRPCURLs are the Starknet JSON-RPC endpoints, in failover
-	// order (STARKNET_RPC_URL, comma-separated http(s) URLs, default none).
+	// order (STARKNET_RPC_URL, or the file named by STARKNET_RPC_URL_FILE,
+	// since a provider's URL often carries its API key; comma-separated
+	// http(s) URLs, default none).
 	StarknetRPCURLs []string
 	// StarknetNetwork is sepolia or mainnet (STARKNET_NETWORK, default
 	// sepolia).
@@ -302,15 +307,17 @@ type Config struct {
 // problem found is reported, each naming its variable, in one error; the
 // configuration is returned only when there is none.
 //
-// Load reads the environment only through getenv; the one thing it reads
-// from disk is the file that SECRET_KEY_FILE names, when it is set.
+// Load reads the environment only through getenv; all it reads from disk
+// are the files that the *_FILE variables of the secrets (SECRET_KEY_FILE,
+// DATABASE_URL_FILE, MIGRATION_DATABASE_URL_FILE, STARKNET_RPC_URL_FILE,
+// DEFILLAMA_URL_FILE) name, when they are set.
 func Load(getenv func(string) string) (*Config, error) {
 	return load(getenv, os.ReadFile)
 }
 
 // load is Load with the file reader injected.
 func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*Config, error) {
-	l := &loader{getenv: getenv}
+	l := &loader{getenv: getenv, readFile: readFile}
 	c := &Config{}
 
 	c.Environment = Development
@@ -341,7 +348,7 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	c.DBConnMaxIdleTime = l.duration("DB_CONN_MAX_IDLE_TIME", defaultDBConnMaxIdleTime)
 	c.RequestTimeout = l.duration("REQUEST_TIMEOUT", defaultRequestTimeout)
 
-	c.SecretKey = l.secretKey(readFile)
+	c.SecretKey = l.secretKey()
 	if prod && len(c.SecretKey) == 0 {
 		l.problemf("SECRET_KEY", "is required in production (at least %d bytes; or set SECRET_KEY_FILE)", MinSecretKeyLen)
 	}

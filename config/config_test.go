@@ -351,7 +351,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"market source", map[string]string{"MARKET_SOURCE": "coingecko"}, `MARKET_SOURCE: "coingecko" is not one of simulated, defillama, none`},
 		{"market poll", map[string]string{"MARKET_POLL_INTERVAL": "10"}, `MARKET_POLL_INTERVAL: "10" is not a duration`},
 		{"market history", map[string]string{"MARKET_HISTORY_DAYS": "5000"}, `MARKET_HISTORY_DAYS: "5000" is not a whole number of days from 0 to 3650`},
-		{"defillama url", map[string]string{"DEFILLAMA_URL": "ftp://x"}, `DEFILLAMA_URL: "ftp://x" is not an http:// or https:// URL`},
+		{"defillama url", map[string]string{"DEFILLAMA_URL": "ftp://hunter2.example"}, `DEFILLAMA_URL: is not an http:// or https:// URL`},
 		{"tiers count", map[string]string{"LIQUIDITY_TIER_USD": "5,1"}, `LIQUIDITY_TIER_USD: "5,1" must be three amounts in USD`},
 		{"tiers order", map[string]string{"LIQUIDITY_TIER_USD": "1,5,0"}, `LIQUIDITY_TIER_USD: "1,5,0" must be descending`},
 		{"tiers negative", map[string]string{"LIQUIDITY_TIER_USD": "5,1,-1"}, `LIQUIDITY_TIER_USD: "5,1,-1": "-1" is not an amount in USD`},
@@ -372,7 +372,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"gas too high", map[string]string{"REBALANCE_GAS_USD": "5000"}, `REBALANCE_GAS_USD: "5000" is more than 1000 USD`},
 		{"slippage", map[string]string{"REBALANCE_SLIPPAGE_BPS": "10001"}, `REBALANCE_SLIPPAGE_BPS`},
 		{"rebalance hours", map[string]string{"REBALANCE_CHECK_INTERVAL_HOURS": "0"}, `REBALANCE_CHECK_INTERVAL_HOURS`},
-		{"rpc url", map[string]string{"STARKNET_RPC_URL": "http://ok.example, ftp://no"}, `STARKNET_RPC_URL: "ftp://no" is not an http`},
+		{"rpc url", map[string]string{"STARKNET_RPC_URL": "http://ok.example, ftp://rpc.example/v3/hunter2"}, `STARKNET_RPC_URL: entry 2 of 2 is not an http:// or https:// URL`},
 		{"network", map[string]string{"STARKNET_NETWORK": "goerli"}, `STARKNET_NETWORK: "goerli" is not one of sepolia, mainnet`},
 		{"risk engine", map[string]string{"RISK_ENGINE_ADDRESS": "0xZZ"}, `RISK_ENGINE_ADDRESS`},
 		{"live buffer too small", map[string]string{"LIVE_SUBSCRIPTION_BUFFER_BYTES": "100"}, `LIVE_SUBSCRIPTION_BUFFER_BYTES: "100" is not a whole number of bytes from 1024`},
@@ -623,9 +623,9 @@ func TestLoadSecretKeyFile(t *testing.T) {
 	}{
 		{"development", map[string]string{"SECRET_KEY_FILE": good}, key32, ""},
 		{"production", map[string]string{"ENVIRONMENT": "production", "SECRET_KEY_FILE": good}, key32, ""},
-		{"short key", map[string]string{"SECRET_KEY_FILE": short}, "", "SECRET_KEY_FILE: the key in " + `"` + short + `" is 8 bytes long; it must be at least 32`},
-		{"missing file", map[string]string{"SECRET_KEY_FILE": missing}, "", "SECRET_KEY_FILE: cannot read the key"},
-		{"missing file in production", map[string]string{"ENVIRONMENT": "production", "SECRET_KEY_FILE": missing}, "", "SECRET_KEY_FILE: cannot read the key"},
+		{"short key", map[string]string{"SECRET_KEY_FILE": short}, "", "SECRET_KEY (from SECRET_KEY_FILE): is 8 bytes long; it must be at least 32"},
+		{"missing file", map[string]string{"SECRET_KEY_FILE": missing}, "", "SECRET_KEY_FILE: cannot read the file"},
+		{"missing file in production", map[string]string{"ENVIRONMENT": "production", "SECRET_KEY_FILE": missing}, "", "SECRET_KEY_FILE: cannot read the file"},
 		{"both set", map[string]string{"SECRET_KEY": key32, "SECRET_KEY_FILE": good}, "", "SECRET_KEY_FILE: is set together with SECRET_KEY; set only one of them"},
 	}
 	for _, tt := range tests {
@@ -646,6 +646,111 @@ func TestLoadSecretKeyFile(t *testing.T) {
 			}
 			if string(cfg.SecretKey) != tt.wantKey {
 				t.Errorf("Load().SecretKey = %q, want %q", cfg.SecretKey, tt.wantKey)
+			}
+		})
+	}
+}
+
+// secretSamples holds, for each variable that has a *_FILE twin, a valid
+// value with a credential in it, the other variables that value needs, and
+// how to read it back from the Config. TestLoadSecretFiles fails for a
+// *_FILE variable missing here.
+var secretSamples = map[string]struct {
+	value string
+	with  map[string]string
+	got   func(*Config) string
+}{
+	"SECRET_KEY": {key32 + "-hunter2", nil, func(c *Config) string { return string(c.SecretKey) }},
+	"DATABASE_URL": {"postgres://app:hunter2@db:5432/obsqra?sslmode=require", nil,
+		func(c *Config) string { return c.DatabaseURL }},
+	"MIGRATION_DATABASE_URL": {"postgres://owner:hunter2@db:5432/obsqra", map[string]string{"DATABASE_URL": "postgres://app@db/obsqra"},
+		func(c *Config) string { return c.MigrationDatabaseURL }},
+	"STARKNET_RPC_URL": {"https://rpc.example/v3/hunter2, https://backup.example/rpc?key=hunter2", nil,
+		func(c *Config) string { return strings.Join(c.StarknetRPCURLs, ",") }},
+	"DEFILLAMA_URL": {"https://pro-api.example/hunter2/yields", nil, func(c *Config) string { return c.DefiLlamaURL }},
+}
+
+// TestLoadSecretFiles checks every *_FILE variable that Variables lists:
+// the file is read and trimmed and gives the value its variable would;
+// setting both, a file that cannot be read and an empty one are errors
+// naming the *_FILE variable; and no error shows the file's content.
+func TestLoadSecretFiles(t *testing.T) {
+	t.Parallel()
+	var names []string
+	for _, v := range Variables() {
+		if name, ok := strings.CutSuffix(v.Name, "_FILE"); ok {
+			names = append(names, name)
+		}
+	}
+	if len(names) < len(secretSamples) {
+		t.Errorf("Variables() lists the *_FILE twins of %v, want at least those of every secret sampled here", names)
+	}
+	for _, name := range names {
+		sample, ok := secretSamples[name]
+		if !ok {
+			t.Errorf("%s_FILE: no sample value in secretSamples; add one", name)
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			write := func(file, content string) string {
+				path := filepath.Join(dir, file)
+				if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return path
+			}
+			fileVar := name + "_FILE"
+			with := func(kv ...string) map[string]string {
+				m := map[string]string{}
+				for k, v := range sample.with {
+					m[k] = v
+				}
+				for i := 0; i+1 < len(kv); i += 2 {
+					m[kv[i]] = kv[i+1]
+				}
+				return m
+			}
+
+			direct, err := Load(env(with(name, sample.value)))
+			if err != nil {
+				t.Fatalf("Load(%s) error = %v", name, err)
+			}
+			fromFile, err := Load(env(with(fileVar, write("secret", "\n\t "+sample.value+" \r\n\n"))))
+			if err != nil {
+				t.Fatalf("Load(%s) error = %v", fileVar, err)
+			}
+			if got, want := sample.got(fromFile), sample.got(direct); got != want || got == "" {
+				t.Errorf("Load(%s).%s = %q, want %q as from %s", fileVar, name, got, want, name)
+			}
+
+			dirLike := filepath.Join(dir, "a-directory")
+			if err := os.Mkdir(dirLike, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for _, tt := range []struct {
+				what string
+				env  map[string]string
+				want string
+			}{
+				{"both set", with(name, sample.value, fileVar, write("both", sample.value)),
+					fileVar + ": is set together with " + name + "; set only one of them"},
+				{"missing file", with(fileVar, filepath.Join(dir, "missing")),
+					fileVar + ": cannot read the file: open " + filepath.Join(dir, "missing") + ": no such file or directory"},
+				{"a directory", with(fileVar, dirLike), fileVar + ": cannot read the file"},
+				{"empty file", with(fileVar, write("empty", "")), fileVar + `: the file "` + filepath.Join(dir, "empty") + `" is empty`},
+				{"whitespace only", with(fileVar, write("blank", " \n\t\n")), fileVar + `: the file "` + filepath.Join(dir, "blank") + `" is empty`},
+				{"bad value in the file", with(fileVar, write("bad", "ftp://hunter2")), name + " (from " + fileVar + "): "},
+			} {
+				cfg, err := Load(env(tt.env))
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("%s: Load() = %+v, %v, want error %q", tt.what, cfg, err, tt.want)
+					continue
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("%s: Load() error = %q reveals the secret", tt.what, err)
+				}
 			}
 		})
 	}

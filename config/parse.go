@@ -1,7 +1,9 @@
 // The loader: one parser per kind of variable (numbers in a range, byte
 // sizes, hosts, URLs, database URLs, the secret key, origins, address
 // prefixes, emails, log settings, booleans, durations), each recording a
-// problem that names the variable instead of failing at the first.
+// problem that names the variable instead of failing at the first, and
+// secret, which reads a credential from its variable or from the file its
+// *_FILE variable names.
 
 package config
 
@@ -18,37 +20,45 @@ import (
 	"github.com/obsqra/obsqra"
 )
 
-// httpURL reads an http(s) base URL, without a trailing slash.
+// httpURL reads an http(s) base URL, without a trailing slash, from name or
+// name_FILE (see secret). The value never appears in a message, because
+// a provider's URL may carry an API key in its path or query.
 func (l *loader) httpURL(name, def string) string {
-	v, ok := l.value(name)
+	v, from, ok := l.secret(name)
 	if !ok {
 		v = def
 	}
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		l.problemf(name, "%q is not an http:// or https:// URL", v)
+	if !isHTTPURL(v) {
+		l.problemf(from, "is not an http:// or https:// URL")
 		return def
 	}
 	return strings.TrimRight(v, "/")
 }
 
 // httpURLs reads a comma-separated list of http(s) URLs (none when unset),
-// each without a trailing slash.
+// each without a trailing slash, from name or name_FILE (see secret). A
+// bad entry is named by its position, never by its value, as in httpURL.
 func (l *loader) httpURLs(name string) []string {
-	v, ok := l.value(name)
+	v, from, ok := l.secret(name)
 	if !ok {
 		return nil
 	}
-	var out []string
-	for _, part := range list(v) {
-		u, err := url.Parse(part)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			l.problemf(name, "%q is not an http:// or https:// URL", part)
+	parts := list(v)
+	out := make([]string, 0, len(parts))
+	for i, part := range parts {
+		if !isHTTPURL(part) {
+			l.problemf(from, "entry %d of %d is not an http:// or https:// URL", i+1, len(parts))
 			return nil
 		}
 		out = append(out, strings.TrimRight(part, "/"))
 	}
 	return out
+}
+
+// isHTTPURL reports whether s is an absolute http or https URL with a host.
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // usd reads an amount in USD from 0 to max.
@@ -99,7 +109,10 @@ func (l *loader) tiers(name, def string) [3]obsqra.Decimal {
 // loader reads variables and collects the problems found on the way, so
 // that one run reports all of them.
 type loader struct {
-	getenv   func(string) string
+	getenv func(string) string
+	// readFile reads the files that the *_FILE variables name (os.ReadFile
+	// in the server).
+	readFile func(string) ([]byte, error)
 	problems []error
 }
 
@@ -108,6 +121,40 @@ type loader struct {
 func (l *loader) value(name string) (string, bool) {
 	v := strings.TrimSpace(l.getenv(name))
 	return v, v != ""
+}
+
+// secret reads a variable that may carry a credential: from name itself,
+// or from the file that name_FILE names (a Docker or Kubernetes secret
+// mounted as a file), whose content is trimmed of surrounding whitespace.
+// It returns the value; the variable to name in a message about the value,
+// which is name, or "name (from name_FILE)" when the file gave it; and
+// whether either variable is set. Setting both, a file that cannot be read
+// and a file that holds only whitespace are problems naming name_FILE. A
+// file's content never appears in a message.
+func (l *loader) secret(name string) (v, from string, ok bool) {
+	fileName := name + "_FILE"
+	v, set := l.value(name)
+	path, fileSet := l.value(fileName)
+	switch {
+	case set && fileSet:
+		l.problemf(fileName, "is set together with %s; set only one of them", name)
+		return "", name, false
+	case set:
+		return v, name, true
+	case !fileSet:
+		return "", name, false
+	}
+	b, err := l.readFile(path)
+	if err != nil {
+		l.problemf(fileName, "cannot read the file: %w", err)
+		return "", fileName, false
+	}
+	v = strings.TrimSpace(string(b))
+	if v == "" {
+		l.problemf(fileName, "the file %q is empty", path)
+		return "", fileName, false
+	}
+	return v, name + " (from " + fileName + ")", true
 }
 
 func (l *loader) problemf(name, format string, args ...any) {
@@ -154,10 +201,10 @@ func (l *loader) host(name, def string) string {
 	return h
 }
 
-// databaseURL reads a database URL. Its value never appears in a message,
-// because it may hold a password.
+// databaseURL reads a database URL from name or name_FILE (see secret).
+// Its value never appears in a message, because it may hold a password.
 func (l *loader) databaseURL(name, def string) string {
-	v, ok := l.value(name)
+	v, from, ok := l.secret(name)
 	if !ok {
 		return def
 	}
@@ -165,16 +212,16 @@ func (l *loader) databaseURL(name, def string) string {
 	switch {
 	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
 		if _, err := url.Parse(v); err != nil {
-			l.problemf(name, "is not a valid URL (percent-encode special characters in the password)")
+			l.problemf(from, "is not a valid URL (percent-encode special characters in the password)")
 			return def
 		}
 	case strings.HasPrefix(lower, "sqlite:"), strings.HasPrefix(lower, "file:"):
 		if _, path, _ := strings.Cut(v, ":"); path == "" {
-			l.problemf(name, "names no database file (e.g. sqlite:data/obsqra.db)")
+			l.problemf(from, "names no database file (e.g. sqlite:data/obsqra.db)")
 			return def
 		}
 	default:
-		l.problemf(name, "does not start with postgres://, postgresql://, sqlite: or file:")
+		l.problemf(from, "does not start with postgres://, postgresql://, sqlite: or file:")
 		return def
 	}
 	return v
@@ -193,35 +240,18 @@ func dialect(dbURL string) string {
 	return ""
 }
 
-// secretKey reads SECRET_KEY or the file named by SECRET_KEY_FILE. The key
-// itself never appears in a message, only its length.
-func (l *loader) secretKey(readFile func(string) ([]byte, error)) []byte {
-	key, keySet := l.value("SECRET_KEY")
-	file, fileSet := l.value("SECRET_KEY_FILE")
-	switch {
-	case keySet && fileSet:
-		l.problemf("SECRET_KEY_FILE", "is set together with SECRET_KEY; set only one of them")
+// secretKey reads SECRET_KEY or the file named by SECRET_KEY_FILE (see
+// secret). The key itself never appears in a message, only its length.
+func (l *loader) secretKey() []byte {
+	key, from, ok := l.secret("SECRET_KEY")
+	if !ok {
 		return nil
-	case keySet:
-		if len(key) < MinSecretKeyLen {
-			l.problemf("SECRET_KEY", "is %d bytes long; it must be at least %d", len(key), MinSecretKeyLen)
-			return nil
-		}
-		return []byte(key)
-	case fileSet:
-		b, err := readFile(file)
-		if err != nil {
-			l.problemf("SECRET_KEY_FILE", "cannot read the key: %w", err)
-			return nil
-		}
-		b = []byte(strings.TrimSpace(string(b)))
-		if len(b) < MinSecretKeyLen {
-			l.problemf("SECRET_KEY_FILE", "the key in %q is %d bytes long; it must be at least %d", file, len(b), MinSecretKeyLen)
-			return nil
-		}
-		return b
 	}
-	return nil
+	if len(key) < MinSecretKeyLen {
+		l.problemf(from, "is %d bytes long; it must be at least %d", len(key), MinSecretKeyLen)
+		return nil
+	}
+	return []byte(key)
 }
 
 // list splits a comma-separated value into trimmed, non-empty entries.

@@ -294,6 +294,22 @@ func (ec *executionContext) marshalNTransactionStatusChange2ᚕᚖgithubᚗcom�
 	return ret
 }
 
+func (ec *executionContext) marshalNUserEdge2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐUserEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*UserEdge) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUserEdge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐUserEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNWeight2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWeightᚄ(ctx context.Context, sel ast.SelectionSet, v []obsqra.Weight) graphql.Marshaler {
 	ret := marshalSliceInOrder(ctx, len(v), false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)

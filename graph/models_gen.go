@@ -131,3 +131,13 @@ type UpsertProtocolInput struct {
 	// Identifiers feeds know the protocol by, e.g. {"defillama_project": "zklend"} or {"defillama_pool": "<uuid>"}.
 	SourceIds obsqra.JSONObject `json:"sourceIds,omitempty"`
 }
+
+type UserConnection struct {
+	Edges    []*UserEdge `json:"edges"`
+	PageInfo *PageInfo   `json:"pageInfo"`
+}
+
+type UserEdge struct {
+	Cursor string       `json:"cursor"`
+	Node   *obsqra.User `json:"node"`
+}

@@ -352,6 +352,7 @@ type ComplexityRoot struct {
 		SchedulerJobs        func(childComplexity int) int
 		Transaction          func(childComplexity int, hash string) int
 		Transactions         func(childComplexity int, filter *obsqra.TransactionFilter, first *int, after *string) int
+		Users                func(childComplexity int, filter *obsqra.UserFilter, first *int, after *string) int
 		VerifyDecision       func(childComplexity int, id string) int
 	}
 
@@ -528,6 +529,16 @@ type ComplexityRoot struct {
 		Preferences   func(childComplexity int) int
 		Role          func(childComplexity int) int
 		WalletAddress func(childComplexity int) int
+	}
+
+	UserConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	UserEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	WalletChallenge struct {
@@ -2025,6 +2036,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Transactions(childComplexity, args["filter"].(*obsqra.TransactionFilter), args["first"].(*int), args["after"].(*string)), true
+	case "Query.users":
+		if e.ComplexityRoot.Query.Users == nil {
+			break
+		}
+
+		args, err := ec.field_Query_users_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Users(childComplexity, args["filter"].(*obsqra.UserFilter), args["first"].(*int), args["after"].(*string)), true
 	case "Query.verifyDecision":
 		if e.ComplexityRoot.Query.VerifyDecision == nil {
 			break
@@ -2794,6 +2816,32 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.User.WalletAddress(childComplexity), true
 
+	case "UserConnection.edges":
+		if e.ComplexityRoot.UserConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserConnection.Edges(childComplexity), true
+	case "UserConnection.pageInfo":
+		if e.ComplexityRoot.UserConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserConnection.PageInfo(childComplexity), true
+
+	case "UserEdge.cursor":
+		if e.ComplexityRoot.UserEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserEdge.Cursor(childComplexity), true
+	case "UserEdge.node":
+		if e.ComplexityRoot.UserEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserEdge.Node(childComplexity), true
+
 	case "WalletChallenge.expiresAt":
 		if e.ComplexityRoot.WalletChallenge.ExpiresAt == nil {
 			break
@@ -2849,6 +2897,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("TransactionFilter", ec.unmarshalInputTransactionFilter),
 			graphql.NewInputUnmarshaler("UpdatePreferencesInput", ec.unmarshalInputUpdatePreferencesInput),
 			graphql.NewInputUnmarshaler("UpsertProtocolInput", ec.unmarshalInputUpsertProtocolInput),
+			graphql.NewInputUnmarshaler("UserFilter", ec.unmarshalInputUserFilter),
 			graphql.NewInputUnmarshaler("WeightInput", ec.unmarshalInputWeightInput),
 		)
 	}
@@ -3872,6 +3921,26 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_preferences(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
+}
+
+func (ec *executionContext) childFields_UserConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_UserConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_UserConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UserConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_UserEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_UserEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_UserEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UserEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_WalletChallenge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

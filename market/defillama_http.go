@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -96,7 +97,14 @@ func (d *DefiLlama) try(ctx context.Context, path string, decode func(io.Reader)
 	req.Header.Set("Accept", "application/json")
 	resp, err := d.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return err // refused, reset, timed out: all may pass
+		// Refused, reset, timed out: all may pass. *url.Error quotes the
+		// URL, and a paid plan's carries its API key (DEFILLAMA_URL_FILE):
+		// it quotes only the path here.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = path
+		}
+		return err
 	}
 	defer resp.Body.Close()
 

@@ -801,10 +801,15 @@ func TestDefiLlamaConnectionRefused(t *testing.T) {
 	closed := httptest.NewServer(http.NotFoundHandler())
 	url := closed.URL
 	closed.Close()
-	d, b := setupLlama(t, func(c *DefiLlamaConfig) { c.BaseURL = url + "/" })
+	// A paid plan's URL carries its API key, which no error may show.
+	d, b := setupLlama(t, func(c *DefiLlamaConfig) { c.BaseURL = url + "/KEY123/" })
 	_, err := d.Poll(context.Background(), []obsqra.Protocol{llamaProtocol("vesu", "starknet", DefiLlamaPoolID, poolVesuUSDC)}, nil, llamaNow)
-	if err == nil || !strings.Contains(err.Error(), "defillama: GET /pools: failed 4 times, the last: Get \""+url+"/pools\"") {
+	if err == nil || !strings.Contains(err.Error(), `defillama: GET /pools: failed 4 times, the last: Get "/pools": dial tcp `) ||
+		!strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("Poll() error = %v, want a refused connection to /pools", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "KEY123") {
+		t.Errorf("Poll() error = %q shows the URL's API key", err)
 	}
 	if n := len(b.waited()); n != 3 {
 		t.Errorf("waited %d times, want 3", n)

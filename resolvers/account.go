@@ -14,6 +14,41 @@ func (r *queryResolver) Me(ctx context.Context) (*obsqra.User, error) {
 	return obsqra.Viewer(ctx)
 }
 
+// Users resolves Query.users: an admin's search of accounts, newest first,
+// with id cursors.
+func (r *queryResolver) Users(ctx context.Context, filter *obsqra.UserFilter, first *int, after *string) (*graph.UserConnection, error) {
+	n, err := pageSize(first)
+	if err != nil {
+		return nil, err
+	}
+	var afterID int64
+	if after != nil {
+		if afterID, err = parseIDCursor(*after); err != nil {
+			return nil, err
+		}
+	}
+	var f obsqra.UserFilter
+	if filter != nil {
+		f = *filter
+	}
+	rows, err := r.Accounts.Users(ctx, f, n, afterID)
+	if err != nil {
+		return nil, err
+	}
+	conn := &graph.UserConnection{
+		PageInfo: &graph.PageInfo{HasPreviousPage: after != nil, HasNextPage: len(rows) > n},
+		Edges:    []*graph.UserEdge{},
+	}
+	rows = rows[:min(len(rows), n)]
+	for i := range rows {
+		conn.Edges = append(conn.Edges, &graph.UserEdge{Cursor: idCursor(rows[i].ID), Node: &rows[i]})
+	}
+	if len(conn.Edges) > 0 {
+		conn.PageInfo.StartCursor, conn.PageInfo.EndCursor = &conn.Edges[0].Cursor, &conn.Edges[len(conn.Edges)-1].Cursor
+	}
+	return conn, nil
+}
+
 // Register resolves register.
 func (r *mutationResolver) Register(ctx context.Context, in graph.RegisterInput) (*obsqra.AuthPayload, error) {
 	return r.Accounts.Register(ctx, account.RegisterInput{Email: in.Email, Password: in.Password, FullName: in.FullName})

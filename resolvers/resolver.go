@@ -69,6 +69,9 @@ func NewExecutableSchema(r *Resolver) graphql.ExecutableSchema {
 	cfg.Complexity.Query.Predictions = func(child int, _ *obsqra.PredictionFilter, first *int, after *string) int {
 		return historyComplexity(child, first, after, nil, nil)
 	}
+	cfg.Complexity.Query.Users = func(child int, _ *obsqra.UserFilter, first *int, after *string) int {
+		return historyComplexity(child, first, after, nil, nil)
+	}
 	// A backtest runs hundreds of forecasts (about a second of CPU for
 	// five protocols): at most two fit in one operation's budget.
 	cfg.Complexity.Query.Backtest = func(child int, _ []string, _ int, _ *int) int {

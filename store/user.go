@@ -173,6 +173,70 @@ func (db *DB) AutoRebalanceUsers(ctx context.Context) ([]obsqra.User, error) {
 	return out, nil
 }
 
+// Users returns the users filter selects, newest (highest id) first, from
+// the one after afterID (0: from the newest), at most limit of them (callers
+// pass first+1 to learn whether there is a next page), in one statement.
+// The email prefix matches email_key, the lower-cased email, with every
+// character of the prefix taken literally.
+// Errors: EINVALID for a limit below 1; otherwise internal ones.
+func (db *DB) Users(ctx context.Context, filter obsqra.UserFilter, afterID int64, limit int) ([]obsqra.User, error) {
+	if limit < 1 {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "limit must be at least 1, got %d", limit)
+	}
+	var conds []string
+	var args []any
+	if p := filter.EmailPrefix; p != nil && *p != "" {
+		conds = append(conds, `email_key LIKE ? ESCAPE '\'`)
+		args = append(args, likePrefix(emailKey(*p)))
+	}
+	if filter.Role != nil {
+		conds = append(conds, "role = ?")
+		args = append(args, string(*filter.Role))
+	}
+	if filter.Active != nil {
+		conds = append(conds, "active = ?")
+		args = append(args, *filter.Active)
+	}
+	if filter.EmailVerified != nil {
+		conds = append(conds, "email_verified = ?")
+		args = append(args, *filter.EmailVerified)
+	}
+	if afterID != 0 {
+		conds = append(conds, "id < ?")
+		args = append(args, afterID)
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = " WHERE " + strings.Join(conds, " AND ")
+	}
+	args = append(args, limit)
+	rows, err := db.conn().query(ctx, userSelect+where+" ORDER BY id DESC LIMIT ?", args...)
+	if err != nil {
+		return nil, translate(err, "list users", "user")
+	}
+	defer rows.Close()
+	var out []obsqra.User
+	for rows.Next() {
+		var u obsqra.User
+		if err := rows.Scan(newUserScan(&u).args()...); err != nil {
+			return nil, translate(err, "scan users", "user")
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(err, "list users", "row")
+	}
+	return out, nil
+}
+
+// likeEscaper escapes the characters LIKE gives a meaning to, with the
+// backslash that the queries name in their ESCAPE clause.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`)
+
+// likePrefix returns the LIKE pattern (with ESCAPE '\') of the strings that
+// start with prefix, every character of prefix matching only itself.
+func likePrefix(prefix string) string { return likeEscaper.Replace(prefix) + "%" }
+
 // SetUserWallet links wallet (nil: none) to the user and returns the user
 // as stored, changing nothing else: a concurrent change of the user's
 // other columns (a password, an admin's deactivation) is not undone.

@@ -192,3 +192,128 @@ func TestUpdateUser(t *testing.T) {
 
 // stampUTC is how the store keeps t: UTC, truncated to microseconds.
 func stampUTC(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// TestUsers lists users by filter and page, newest first, each page in one
+// statement; the email prefix is case-insensitive and literal (LIKE's %, _
+// and the escape character \ match only themselves).
+func TestUsers(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		byEmail := map[string]*obsqra.User{}
+		for _, email := range []string{
+			"ada@example.com", "Ada.Byron@Example.com", `a%b@example.com`, "abc@example.com",
+			"a_b@example.com", "axb@example.com", `a\b@example.com`, "bob@example.com", "carol@example.com",
+		} {
+			u := newUser(email)
+			switch email {
+			case "Ada.Byron@Example.com":
+				u.Role, u.EmailVerified = obsqra.RoleAdmin, true
+			case "bob@example.com":
+				u.Active = false
+			case "carol@example.com":
+				u.Active, u.EmailVerified = false, true
+			case "ada@example.com":
+				u.EmailVerified = true
+			}
+			if err := db.WithTx(ctx, func(tx *store.Tx) error { return tx.CreateUser(ctx, u) }); err != nil {
+				t.Fatalf("CreateUser(%q) = %v", email, err)
+			}
+			byEmail[email] = u
+		}
+		yes, no := true, false
+		admin := obsqra.RoleAdmin
+		str := func(s string) *string { return &s }
+
+		tests := []struct {
+			name   string
+			filter obsqra.UserFilter
+			want   []string // newest first
+		}{
+			{"no filter", obsqra.UserFilter{}, []string{"carol@example.com", "bob@example.com", `a\b@example.com`, "axb@example.com",
+				"a_b@example.com", "abc@example.com", `a%b@example.com`, "Ada.Byron@Example.com", "ada@example.com"}},
+			{"empty prefix", obsqra.UserFilter{EmailPrefix: str("")}, []string{"carol@example.com", "bob@example.com", `a\b@example.com`,
+				"axb@example.com", "a_b@example.com", "abc@example.com", `a%b@example.com`, "Ada.Byron@Example.com", "ada@example.com"}},
+			{"prefix in another case", obsqra.UserFilter{EmailPrefix: str("ADA")}, []string{"Ada.Byron@Example.com", "ada@example.com"}},
+			{"prefix that is a whole email", obsqra.UserFilter{EmailPrefix: str("Ada@Example.COM")}, []string{"ada@example.com"}},
+			{"percent is literal", obsqra.UserFilter{EmailPrefix: str("a%")}, []string{`a%b@example.com`}},
+			{"underscore is literal", obsqra.UserFilter{EmailPrefix: str("a_")}, []string{"a_b@example.com"}},
+			{"backslash is literal", obsqra.UserFilter{EmailPrefix: str(`a\`)}, []string{`a\b@example.com`}},
+			{"backslash before a percent", obsqra.UserFilter{EmailPrefix: str(`a\%`)}, nil},
+			{"no match", obsqra.UserFilter{EmailPrefix: str("zed")}, nil},
+			{"role", obsqra.UserFilter{Role: &admin}, []string{"Ada.Byron@Example.com"}},
+			{"inactive", obsqra.UserFilter{Active: &no}, []string{"carol@example.com", "bob@example.com"}},
+			{"verified", obsqra.UserFilter{EmailVerified: &yes}, []string{"carol@example.com", "Ada.Byron@Example.com", "ada@example.com"}},
+			{"active and verified", obsqra.UserFilter{Active: &yes, EmailVerified: &yes}, []string{"Ada.Byron@Example.com", "ada@example.com"}},
+			{"every field", obsqra.UserFilter{EmailPrefix: str("ada"), Role: &admin, Active: &yes, EmailVerified: &yes}, []string{"Ada.Byron@Example.com"}},
+		}
+		for _, tt := range tests {
+			before := db.Statements()
+			got, err := db.Users(ctx, tt.filter, 0, 100)
+			if ran := db.Statements() - before; err != nil || ran != 1 {
+				t.Fatalf("%s: Users() = %v in %d statements, want 1", tt.name, err, ran)
+			}
+			var emails []string
+			for _, u := range got {
+				emails = append(emails, u.Email)
+			}
+			if !reflect.DeepEqual(emails, tt.want) {
+				t.Errorf("%s: Users() = %q, want %q", tt.name, emails, tt.want)
+			}
+		}
+
+		// Whole rows, as UserByID reads them.
+		got, err := db.Users(ctx, obsqra.UserFilter{EmailPrefix: str("carol")}, 0, 1)
+		if want := byEmail["carol@example.com"]; err != nil || len(got) != 1 || !reflect.DeepEqual(&got[0], want) {
+			t.Errorf("Users(carol) = %+v, %v, want %+v", got, err, want)
+		}
+
+		// Pages: limit rows after the cursor's id, newest first, until none
+		// are left; a page of exactly the rows left, and one past them.
+		var walked []string
+		var after int64
+		for page := 0; ; page++ {
+			rows, err := db.Users(ctx, obsqra.UserFilter{}, after, 4)
+			if err != nil {
+				t.Fatalf("Users(after %d, 4) = %v", after, err)
+			}
+			for _, u := range rows {
+				walked = append(walked, u.Email)
+			}
+			if len(rows) < 4 {
+				if page != 2 || len(rows) != 1 {
+					t.Errorf("the walk ended at page %d with %d rows, want page 2 with 1", page, len(rows))
+				}
+				break
+			}
+			after = rows[len(rows)-1].ID
+		}
+		if want := tests[0].want; !reflect.DeepEqual(walked, want) {
+			t.Errorf("walking pages of 4 gave %q, want %q", walked, want)
+		}
+		oldest := byEmail["ada@example.com"].ID
+		if rows, err := db.Users(ctx, obsqra.UserFilter{}, oldest, 4); err != nil || len(rows) != 0 {
+			t.Errorf("Users(after the oldest) = %+v, %v, want none", rows, err)
+		}
+		second := byEmail["Ada.Byron@Example.com"].ID
+		if rows, err := db.Users(ctx, obsqra.UserFilter{EmailPrefix: str("ada")}, second, 1); err != nil || len(rows) != 1 || rows[0].ID != oldest {
+			t.Errorf("Users(ada, after Ada.Byron, 1) = %+v, %v, want ada@example.com", rows, err)
+		}
+		if n := len(tests[0].want); n != 9 {
+			t.Fatalf("%d users, want 9", n)
+		}
+		for _, limit := range []int{9, 10} {
+			rows, err := db.Users(ctx, obsqra.UserFilter{}, 0, limit)
+			if err != nil || len(rows) != 9 {
+				t.Errorf("Users(limit %d) = %d rows, %v, want all 9", limit, len(rows), err)
+			}
+		}
+		if rows, err := db.Users(ctx, obsqra.UserFilter{}, 0, 8); err != nil || len(rows) != 8 {
+			t.Errorf("Users(limit 8) = %d rows, %v, want 8", len(rows), err)
+		}
+
+		_, err = db.Users(ctx, obsqra.UserFilter{}, 0, 0)
+		wantCode(t, "Users(limit 0)", err, obsqra.EINVALID)
+	})
+}

@@ -29,6 +29,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	// Time zone data in the binary (about 450 KB): a TZ such as
+	// Europe/Paris resolves in an image without /usr/share/zoneinfo
+	// (distroless static, scratch); scripts/check-container checks it.
+	_ "time/tzdata"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"

@@ -9,6 +9,8 @@
 //	obsqra import metrics FILE  import metrics from a CSV file (generic or Aave V3 format)
 //	obsqra ml COMMAND           check the numbers: score, allocate, verify, optimize,
 //	                            forecast, backtest (obsqra ml help)
+//	obsqra schema               print the GraphQL schema (SDL) for codegen tools
+//	obsqra healthcheck [-ready] ask the local server whether it is alive (or ready); exit 1 if not
 //	obsqra version              print the version
 //
 // Configuration comes from the environment and an optional .env file in
@@ -27,6 +29,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	// Time zone data in the binary (about 450 KB): a TZ such as
+	// Europe/Paris resolves in an image without /usr/share/zoneinfo
+	// (distroless static, scratch); scripts/check-container checks it.
+	_ "time/tzdata"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
@@ -83,6 +89,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		// The schema's SDL needs no configuration and no database.
 		fmt.Fprint(stdout, server.SDL(resolvers.NewExecutableSchema(&resolvers.Resolver{}).Schema()))
 		return nil
+	case "healthcheck":
+		// The configuration serve reads, for its port, without the secret
+		// key: a probe must never create one.
+		cfg, err := readConfig()
+		if err != nil {
+			return err
+		}
+		return runHealthcheck(ctx, cfg, args, stdout)
 	case "serve", "migrate", "user", "import":
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
@@ -117,17 +131,31 @@ const usage = `usage:
   obsqra ml COMMAND           check the numbers: score, allocate, verify, optimize,
                               forecast, backtest (obsqra ml help)
   obsqra schema               print the GraphQL schema (SDL) for codegen tools
+  obsqra healthcheck [-ready] ask the local server whether it is alive (or ready); exit 1 if not
   obsqra version              print the version
 Configuration: environment variables or a .env file; see .env.example.
 `
 
-func loadConfig() (*config.Config, error) {
+// readConfig reads the configuration from the environment and the .env
+// file of the working directory, and checks it.
+func readConfig() (*config.Config, error) {
 	if err := config.LoadDotEnv(".env", os.Setenv, os.LookupEnv); err != nil {
 		return nil, fmt.Errorf(".env: %w", err)
 	}
 	cfg, err := config.Load(os.Getenv)
 	if err != nil {
 		return nil, fmt.Errorf("configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+// loadConfig is readConfig, then the secret key made sure of (in
+// development, generated into DATA_DIR when there is none): the
+// configuration of the commands that sign or verify.
+func loadConfig() (*config.Config, error) {
+	cfg, err := readConfig()
+	if err != nil {
+		return nil, err
 	}
 	if err := cfg.EnsureSecretKey(); err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/obsqratest"
 )
 
 // env sets a minimal development environment whose files live in a
@@ -145,10 +146,15 @@ func TestServeMigratePromote(t *testing.T) {
 // would and checks that it stopped cleanly.
 func serveWhile(t *testing.T, base string, fn func()) {
 	t.Helper()
+	serveLogging(t, base, new(obsqratest.Buffer), fn)
+}
+
+// serveLogging is serveWhile with serve's output (its log) written to out.
+func serveLogging(t *testing.T, base string, out *obsqratest.Buffer, fn func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var out bytes.Buffer
-	go func() { done <- run(ctx, []string{"serve"}, strings.NewReader(""), &out, &out) }()
+	go func() { done <- run(ctx, []string{"serve"}, strings.NewReader(""), out, out) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get(base + "/ready")

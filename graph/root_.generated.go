@@ -2856,16 +2856,32 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 
 	switch opCtx.Operation.Operation {
 	case ast.Query:
+		// deferredDone is the done channel of the first call's context,
+		// under which every deferred field is resolved, so that a wait for a
+		// deferred result ends when ProcessDeferredGroup drops the result
+		// (it does once that context is done). Patched in by
+		// cmd/gqlgen-obsqra (root.go).
+		var deferredDone <-chan struct{}
 		return func(ctx context.Context) *graphql.Response {
 			var response graphql.Response
 			var data graphql.Marshaler
+			if first {
+				deferredDone = ctx.Done()
+			}
 			if first {
 				first = false
 				ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
 				data = ec._Query(ctx, opCtx.Operation.SelectionSet)
 			} else {
 				if atomic.LoadInt32(&ec.PendingDeferred) > 0 {
-					result := <-ec.DeferredResults
+					var result graphql.DeferredResult
+					select {
+					case result = <-ec.DeferredResults:
+					case <-deferredDone:
+						return nil
+					case <-ctx.Done():
+						return nil
+					}
 					atomic.AddInt32(&ec.PendingDeferred, -1)
 					data = result.Result
 					response.Path = result.Path

@@ -2893,7 +2893,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			}
 			var buf bytes.Buffer
 			data.MarshalGQL(&buf)
-			response.Data = buf.Bytes()
+			response.Data = ec.deferred.omit(buf.Bytes(), response.Path)
 			if atomic.LoadInt32(&ec.Deferred) > 0 {
 				hasNext := atomic.LoadInt32(&ec.PendingDeferred) > 0
 				response.HasNext = &hasNext
@@ -2939,8 +2939,18 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	}
 }
 
+// ProcessDeferredGroup records the fields of dg, which the query handler
+// leaves out of the result that holds their object (graph/deferred.go), and
+// processes dg as gqlgen does. Patched in by cmd/gqlgen-obsqra (root.go).
+func (ec *executionContext) ProcessDeferredGroup(dg graphql.DeferredGroup) {
+	ec.deferred.record(dg)
+	ec.ExecutionContextState.ProcessDeferredGroup(dg)
+}
+
 type executionContext struct {
 	*graphql.ExecutionContextState[ResolverRoot, DirectiveRoot, ComplexityRoot]
+	// deferred are the fields gqlgen deferred, by their object's path.
+	deferred deferredFields
 }
 
 func newExecutionContext(

@@ -275,7 +275,14 @@ func merged(t *testing.T, payloads []deferPayload) (data any, errs []gqlErr) {
 			for _, step := range inc.Path {
 				switch step := step.(type) {
 				case string:
-					at = at.(map[string]any)[step]
+					// A nested increment may come before the one that
+					// holds its object: the object is made, as Apollo's
+					// merge makes it.
+					obj := at.(map[string]any)
+					if obj[step] == nil {
+						obj[step] = map[string]any{}
+					}
+					at = obj[step]
 				case float64:
 					at = at.([]any)[int(step)]
 				}
@@ -284,12 +291,22 @@ func merged(t *testing.T, payloads []deferPayload) (data any, errs []gqlErr) {
 			if err := json.Unmarshal(inc.Data, &fields); err != nil {
 				t.Fatalf("incremental data %s: %v", inc.Data, err)
 			}
-			for k, v := range fields {
-				at.(map[string]any)[k] = v
-			}
+			mergeInto(at.(map[string]any), fields)
 		}
 	}
 	return data, errs
+}
+
+// mergeInto merges the JSON object from into into, deeply.
+func mergeInto(into, from map[string]any) {
+	for k, v := range from {
+		sub, ok := v.(map[string]any)
+		if have, isObject := into[k].(map[string]any); ok && isObject {
+			mergeInto(have, sub)
+			continue
+		}
+		into[k] = v
+	}
 }
 
 // jsonEqual reports whether a and b are the same JSON value.
@@ -327,7 +344,8 @@ func TestDeferMultipart(t *testing.T) {
 			if len(parts) != 3 {
 				t.Fatalf("%d parts %q, want the initial one and one per protocol", len(parts), parts)
 			}
-			const initial = `{"data":{"protocols":[{"slug":"zklend","latestRisk":null},{"slug":"vesu","latestRisk":null}]},"hasNext":true}`
+			// The deferred field is absent, not null, until its increment.
+			const initial = `{"data":{"protocols":[{"slug":"zklend"},{"slug":"vesu"}]},"hasNext":true}`
 			if parts[0] != initial {
 				t.Errorf("initial part = %s, want %s", parts[0], initial)
 			}
@@ -356,6 +374,59 @@ func TestDeferMultipart(t *testing.T) {
 				t.Errorf("merged = %v %v, want %s", data, errs, wholeRisk)
 			}
 		})
+	}
+}
+
+// TestDeferNested: a @defer inside a deferred fragment is delivered in
+// increments of its own, at its object's path; the increment that holds
+// its object leaves its fields out, as the initial result leaves out those
+// of the outer one.
+func TestDeferNested(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.resolver.protocols = func(context.Context) ([]*obsqra.Protocol, error) { return fakeProtocols[:1], nil }
+	// gqlgen defers the fields it resolves concurrently, those with a
+	// resolver: observedAt is one.
+	const query = `{ protocols { slug ... @defer(label: "risk") { latestRisk { score ... @defer(label: "seen") { observedAt } } } } }`
+	parts := multipartBody(t, post(t, context.Background(), b.listen(t), query, nil, acceptDefer))
+	if len(parts) != 3 {
+		t.Fatalf("parts = %q, want the initial one and two increments", parts)
+	}
+	if want := `{"data":{"protocols":[{"slug":"zklend"}]},"hasNext":true}`; parts[0] != want {
+		t.Errorf("initial part = %s, want %s", parts[0], want)
+	}
+	payloads := []deferPayload{decodePayload(t, parts[0])}
+	byLabel := map[string]incrementalEntry{}
+	for _, part := range parts[1:] {
+		p := decodePayload(t, part)
+		payloads = append(payloads, p)
+		if len(p.Incremental) != 1 || p.Incremental[0].Label == nil {
+			t.Fatalf("part %s, want one labelled increment", part)
+		}
+		byLabel[*p.Incremental[0].Label] = p.Incremental[0]
+	}
+	if risk := byLabel["risk"]; fmt.Sprint(risk.Path) != "[protocols 0]" || string(risk.Data) != `{"latestRisk":{"score":42}}` {
+		t.Errorf("risk = %v %s, want the score without its deferred components", risk.Path, risk.Data)
+	}
+	if inner := byLabel["seen"]; fmt.Sprint(inner.Path) != "[protocols 0 latestRisk]" || string(inner.Data) != `{"observedAt":"2026-12-01T00:00:00Z"}` {
+		t.Errorf("seen = %v %s, want observedAt at the risk score", inner.Path, inner.Data)
+	}
+	data, errs := merged(t, payloads)
+	if !jsonEqual(t, data, `{"protocols":[{"slug":"zklend","latestRisk":{"score":42,"observedAt":"2026-12-01T00:00:00Z"}}]}`) || errs != nil {
+		t.Errorf("merged = %v %v", data, errs)
+	}
+}
+
+// TestDeferNothingToDefer: a @defer of fields that gqlgen resolves at once
+// (a plain field, not a resolver's) is streamed as asked, in one part that
+// says nothing follows.
+func TestDeferNothingToDefer(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	parts := multipartBody(t, post(t, context.Background(), b.listen(t), `{ protocols { slug ... @defer { name } } }`, nil, acceptDefer))
+	const want = `{"data":{"protocols":[{"slug":"zklend","name":"zkLend"},{"slug":"vesu","name":"Vesu"}]},"hasNext":false}`
+	if len(parts) != 1 || parts[0] != want {
+		t.Errorf("parts = %q, want %s alone", parts, want)
 	}
 }
 

@@ -134,9 +134,10 @@ type fakeResolver struct {
 	latestRisk func(ctx context.Context, p *obsqra.Protocol) (*obsqra.RiskScore, error)
 }
 
-func (r *fakeResolver) Query() graph.QueryResolver       { return fakeQuery{r: r} }
-func (r *fakeResolver) Mutation() graph.MutationResolver { return fakeMutation{r: r} }
-func (r *fakeResolver) Protocol() graph.ProtocolResolver { return fakeProtocol{r: r} }
+func (r *fakeResolver) Query() graph.QueryResolver         { return fakeQuery{r: r} }
+func (r *fakeResolver) Mutation() graph.MutationResolver   { return fakeMutation{r: r} }
+func (r *fakeResolver) Protocol() graph.ProtocolResolver   { return fakeProtocol{r: r} }
+func (r *fakeResolver) RiskScore() graph.RiskScoreResolver { return fakeRiskScore{} }
 
 // fakeProtocols are what the fake's protocols field answers.
 var fakeProtocols = []*obsqra.Protocol{{ID: 1, Slug: "zklend", Name: "zkLend"}, {ID: 2, Slug: "vesu", Name: "Vesu"}}
@@ -173,7 +174,18 @@ func (p fakeProtocol) LatestRisk(ctx context.Context, protocol *obsqra.Protocol)
 	if p.r.latestRisk != nil {
 		return p.r.latestRisk(ctx, protocol)
 	}
-	return &obsqra.RiskScore{ID: protocol.ID, ProtocolID: protocol.ID, Score: 42}, nil
+	return &obsqra.RiskScore{ID: protocol.ID, ProtocolID: protocol.ID, Score: 42, ObservedAt: fakeObservedAt}, nil
+}
+
+// fakeObservedAt is when the fake's risk scores were observed.
+var fakeObservedAt = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+type fakeRiskScore struct {
+	graph.RiskScoreResolver // nil: only ObservedAt is served
+}
+
+func (fakeRiskScore) ObservedAt(_ context.Context, s *obsqra.RiskScore) (*time.Time, error) {
+	return &s.ObservedAt, nil
 }
 
 type fakeMutation struct {

@@ -2,9 +2,10 @@
 // plus two plugins. inOrderLists marshals every list of objects in order on
 // the calling goroutine (see graph/slice.go for why); gqlgen has no option
 // for it: its template always calls graphql.MarshalSliceConcurrently, and
-// worker_limit only bounds the goroutines it starts. boundedDeferredWait
-// (root.go) regenerates the root file so that a query's handler stops
-// waiting for a deferred result that will never come.
+// worker_limit only bounds the goroutines it starts. deferRoot (root.go)
+// regenerates the root file so that @defer delivers: a query's handler
+// stops waiting for a deferred result that will never come, and leaves
+// deferred fields out of the results that hold their objects.
 package main
 
 import (
@@ -39,7 +40,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("load gqlgen.yml: %w", err)
 	}
-	root := &boundedDeferredWait{}
+	root := &deferRoot{}
 	if err := api.Generate(cfg, api.AddPlugin(inOrderLists{}), api.AddPlugin(root)); err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}

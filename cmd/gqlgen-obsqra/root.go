@@ -17,7 +17,8 @@ import (
 // the executable schema, its Exec, and the execution context.
 const rootFilename = "root_.generated.go"
 
-// rootTemplate is the template of Exec that boundedDeferredWait patches.
+// rootTemplate is the template of Exec and of the execution context, which
+// rootPatches patch.
 const rootTemplate = "internal!.gotpl"
 
 // rootTemplates are gqlgen's root templates, read from the gqlgen in
@@ -73,28 +74,65 @@ var deferredWaitPatches = []templatePatch{
 	},
 }
 
-// boundedDeferredWait is a gqlgen plugin that regenerates rootFilename from
-// gqlgen's root templates with deferredWaitPatches applied. gqlgen renders
-// its own files after every plugin's GenerateCode and has no option to
-// replace a template, so the plugin keeps the data it is given and render
-// writes the file again once gqlgen is done.
-type boundedDeferredWait struct {
+// deferredFieldPatches make the query handler leave out of each result the
+// fields gqlgen deferred, which it writes as null there, as the @defer draft
+// that Apollo Client reads has them: absent until their increment (see
+// deferredFields in graph/deferred.go). The execution context records each
+// deferred group, in a ProcessDeferredGroup of its own that the generated
+// objects' code calls in place of gqlgen's, which it then calls.
+var deferredFieldPatches = []templatePatch{
+	{
+		line: `type executionContext struct {`,
+		with: `// ProcessDeferredGroup records the fields of dg, which the query handler
+// leaves out of the result that holds their object (graph/deferred.go), and
+// processes dg as gqlgen does. Patched in by cmd/gqlgen-obsqra (root.go).
+func (ec *executionContext) ProcessDeferredGroup(dg graphql.DeferredGroup) {
+	ec.deferred.record(dg)
+	ec.ExecutionContextState.ProcessDeferredGroup(dg)
+}
+
+type executionContext struct {`,
+	},
+	{
+		line: `*graphql.ExecutionContextState[ResolverRoot, DirectiveRoot, ComplexityRoot]`,
+		with: `*graphql.ExecutionContextState[ResolverRoot, DirectiveRoot, ComplexityRoot]
+	// deferred are the fields gqlgen deferred, by their object's path.
+	deferred deferredFields`,
+	},
+	{
+		line: `response.Data = buf.Bytes()`,
+		with: `response.Data = ec.deferred.omit(buf.Bytes(), response.Path)`,
+	},
+}
+
+// rootPatches are every patch of rootTemplate.
+var rootPatches = append(append([]templatePatch(nil), deferredWaitPatches...), deferredFieldPatches...)
+
+// deferRoot is a gqlgen plugin that regenerates rootFilename from gqlgen's
+// root templates with rootPatches applied, so that @defer delivers: the
+// query handler waits for a deferred result only while it can come
+// (deferredWaitPatches), and leaves deferred fields out of the results
+// that hold their objects (deferredFieldPatches). gqlgen renders its own
+// files after every plugin's GenerateCode and has no option to replace a
+// template, so the plugin keeps the data it is given and render writes the
+// file again once gqlgen is done.
+type deferRoot struct {
 	data *codegen.Data
 }
 
 // Name implements plugin.Plugin.
-func (*boundedDeferredWait) Name() string { return "boundeddeferredwait" }
+func (*deferRoot) Name() string { return "deferroot" }
 
 // GenerateCode implements plugin.CodeGenerator: it keeps data, the same
 // that gqlgen renders its root file from next.
-func (p *boundedDeferredWait) GenerateCode(data *codegen.Data) error {
+func (p *deferRoot) GenerateCode(data *codegen.Data) error {
 	p.data = data
 	return nil
 }
 
 // render writes rootFilename over gqlgen's, from the patched templates, with
 // the options gqlgen's own root file is rendered with.
-func (p *boundedDeferredWait) render() error {
+func (p *deferRoot) render() error {
 	if p.data == nil {
 		return fmt.Errorf("%s: gqlgen did not call the plugin", p.Name())
 	}
@@ -136,7 +174,7 @@ func patchedRootTemplates() (fstest.MapFS, error) {
 		}
 		text := string(b)
 		if name == rootTemplate {
-			if text, err = patch(text, deferredWaitPatches); err != nil {
+			if text, err = patch(text, rootPatches); err != nil {
 				return nil, fmt.Errorf("patch gqlgen's %s (%s): %w", name, dir, err)
 			}
 		}
@@ -167,12 +205,12 @@ func patch(text string, patches []templatePatch) (string, error) {
 				continue
 			}
 			if at >= 0 {
-				return "", fmt.Errorf("line %q is there more than once: update deferredWaitPatches", p.line)
+				return "", fmt.Errorf("line %q is there more than once: update rootPatches", p.line)
 			}
 			at = i
 		}
 		if at < 0 {
-			return "", fmt.Errorf("line %q is not there: update deferredWaitPatches", p.line)
+			return "", fmt.Errorf("line %q is not there: update rootPatches", p.line)
 		}
 		lines[at] = p.with + "\n"
 	}

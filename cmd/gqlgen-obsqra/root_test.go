@@ -5,11 +5,11 @@ import (
 	"testing"
 )
 
-// TestDeferredWaitPatchesApply checks that deferredWaitPatches apply to the
-// internal!.gotpl of the gqlgen in go.mod and take out its unbounded wait,
-// so that a gqlgen upgrade that moves the code fails here before it fails
-// `make generate`.
-func TestDeferredWaitPatchesApply(t *testing.T) {
+// TestRootPatchesApply checks that rootPatches apply to the internal!.gotpl
+// of the gqlgen in go.mod, taking out its unbounded wait and putting in the
+// record of deferred fields, so that a gqlgen upgrade that moves the code
+// fails here before it fails `make generate`.
+func TestRootPatchesApply(t *testing.T) {
 	files, err := patchedRootTemplates()
 	if err != nil {
 		t.Fatal(err)
@@ -23,7 +23,10 @@ func TestDeferredWaitPatchesApply(t *testing.T) {
 	if strings.Contains(got, "result := <-ec.DeferredResults") {
 		t.Errorf("the patched %s still waits for a deferred result unconditionally", rootTemplate)
 	}
-	for _, want := range []string{"case <-deferredDone:", "deferredDone = ctx.Done()", "var deferredDone <-chan struct{}"} {
+	for _, want := range []string{
+		"case <-deferredDone:", "deferredDone = ctx.Done()", "var deferredDone <-chan struct{}",
+		"ec.deferred.record(dg)", "deferred deferredFields", "response.Data = ec.deferred.omit(buf.Bytes(), response.Path)",
+	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the patched %s lacks %q", rootTemplate, want)
 		}

@@ -1,14 +1,30 @@
 // An Apollo Client set up the way the README shows a frontend doing it:
 // the access token on every request, a refresh of the session on
 // UNAUTHENTICATED (then the operation again, once), automatic persisted
-// queries, and batching. setup.test.mjs runs it against the server.
-import { ApolloClient, ApolloLink, CombinedGraphQLErrors, InMemoryCache } from "@apollo/client";
+// queries, batching, and @defer delivered in increments. setup.test.mjs and
+// defer.test.mjs run it against the server.
+import { ApolloClient, ApolloLink, CombinedGraphQLErrors, HttpLink, InMemoryCache } from "@apollo/client";
+import { Defer20220824Handler } from "@apollo/client/incremental";
 import { BatchHttpLink } from "@apollo/client/link/batch-http";
 import { SetContextLink } from "@apollo/client/link/context";
 import { ErrorLink } from "@apollo/client/link/error";
 import { PersistedQueryLink } from "@apollo/client/link/persisted-queries";
+import { BREAK, visit } from "graphql";
 import { createHash } from "node:crypto"; // in a browser: crypto.subtle.digest("SHA-256", …)
 import { from, switchMap } from "rxjs";
+
+// defers reports whether the document query has a @defer.
+export function defers(query) {
+  let found = false;
+  visit(query, {
+    Directive(node) {
+      if (node.name.value !== "defer") return undefined;
+      found = true;
+      return BREAK;
+    },
+  });
+  return found;
+}
 
 // makeClient returns a client of the server at uri (".../graphql").
 // session holds { accessToken, refreshToken } and is updated in place when
@@ -47,10 +63,19 @@ export function makeClient({ uri, session, fetchImpl = fetch }) {
   const persisted = new PersistedQueryLink({
     sha256: (query) => createHash("sha256").update(query).digest("hex"),
   });
-  const http = new BatchHttpLink({ uri, batchMax: 10, batchInterval: 10, fetch: fetchImpl });
+  // A batch is answered with one JSON array, so an operation with @defer
+  // goes alone through an HttpLink, whose response brings its increments as
+  // they come (multipart/mixed); through the batch it would come whole.
+  const http = ApolloLink.split(
+    ({ query }) => defers(query),
+    new HttpLink({ uri, fetch: fetchImpl }),
+    new BatchHttpLink({ uri, batchMax: 10, batchInterval: 10, fetch: fetchImpl }),
+  );
 
   return new ApolloClient({
     link: ApolloLink.from([retryOnUnauthenticated, auth, persisted, http]),
     cache: new InMemoryCache(),
+    // Reads the increments of @defer in the format the server sends.
+    incrementalHandler: new Defer20220824Handler(),
   });
 }

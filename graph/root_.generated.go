@@ -2905,16 +2905,32 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 
 	switch opCtx.Operation.Operation {
 	case ast.Query:
+		// deferredDone is the done channel of the first call's context,
+		// under which every deferred field is resolved, so that a wait for a
+		// deferred result ends when ProcessDeferredGroup drops the result
+		// (it does once that context is done). Patched in by
+		// cmd/gqlgen-obsqra (root.go).
+		var deferredDone <-chan struct{}
 		return func(ctx context.Context) *graphql.Response {
 			var response graphql.Response
 			var data graphql.Marshaler
+			if first {
+				deferredDone = ctx.Done()
+			}
 			if first {
 				first = false
 				ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
 				data = ec._Query(ctx, opCtx.Operation.SelectionSet)
 			} else {
 				if atomic.LoadInt32(&ec.PendingDeferred) > 0 {
-					result := <-ec.DeferredResults
+					var result graphql.DeferredResult
+					select {
+					case result = <-ec.DeferredResults:
+					case <-deferredDone:
+						return nil
+					case <-ctx.Done():
+						return nil
+					}
 					atomic.AddInt32(&ec.PendingDeferred, -1)
 					data = result.Result
 					response.Path = result.Path
@@ -2926,7 +2942,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			}
 			var buf bytes.Buffer
 			data.MarshalGQL(&buf)
-			response.Data = buf.Bytes()
+			response.Data = ec.deferred.omit(buf.Bytes(), response.Path)
 			if atomic.LoadInt32(&ec.Deferred) > 0 {
 				hasNext := atomic.LoadInt32(&ec.PendingDeferred) > 0
 				response.HasNext = &hasNext
@@ -2972,8 +2988,18 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	}
 }
 
+// ProcessDeferredGroup records the fields of dg, which the query handler
+// leaves out of the result that holds their object (graph/deferred.go), and
+// processes dg as gqlgen does. Patched in by cmd/gqlgen-obsqra (root.go).
+func (ec *executionContext) ProcessDeferredGroup(dg graphql.DeferredGroup) {
+	ec.deferred.record(dg)
+	ec.ExecutionContextState.ProcessDeferredGroup(dg)
+}
+
 type executionContext struct {
 	*graphql.ExecutionContextState[ResolverRoot, DirectiveRoot, ComplexityRoot]
+	// deferred are the fields gqlgen deferred, by their object's path.
+	deferred deferredFields
 }
 
 func newExecutionContext(

@@ -33,8 +33,9 @@ const (
 
 // graphQL returns the gqlgen handler of /graphql: the WebSocket transport
 // and the HTTP one (POST, batches included, and GET; see httpTransport), the error presenter, the resolver panic handler, the
-// document limits (before validation), the operation limits (after) and
-// the deadline of queries and mutations (RequestTimeout).
+// document limits (before validation), the operation limits (after), @defer
+// kept only where increments can be delivered (defer.go) and the deadline
+// of queries and mutations (RequestTimeout).
 func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 	h := handler.New(schema)
 	sockets := s.webSocket()
@@ -81,6 +82,9 @@ func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 		// After the complexity limit, whose figure it prices.
 		h.Use(costs{limits: s.cfg.RateLimits})
 	}
+	// Last of the operation's checks: a deferred operation costs what it
+	// would without @defer, and is checked as it was sent.
+	h.Use(incrementalDelivery{})
 	h.Use(&operationDeadline{timeout: s.cfg.RequestTimeout})
 	return h
 }

@@ -121,18 +121,26 @@ func (p *fakePinger) set(err error, ping func(ctx context.Context) error) {
 }
 
 // fakeResolver implements graph.ResolverRoot. me and login default to
-// reporting the request's auth error, principal, and a fixed payload; tests
-// replace them to return errors, panic or block.
+// reporting the request's auth error, principal, and a fixed payload;
+// protocols to fakeProtocols and latestRisk to a score of 42; tests replace
+// them to return errors, panic or block.
 type fakeResolver struct {
 	// The embedded root stays nil: the fake serves the fields below, and
 	// any other field would panic, which the tests do not ask for.
 	graph.ResolverRoot
-	me    func(ctx context.Context) (*obsqra.User, error)
-	login func(ctx context.Context, input graph.LoginInput) (*obsqra.AuthPayload, error)
+	me         func(ctx context.Context) (*obsqra.User, error)
+	login      func(ctx context.Context, input graph.LoginInput) (*obsqra.AuthPayload, error)
+	protocols  func(ctx context.Context) ([]*obsqra.Protocol, error)
+	latestRisk func(ctx context.Context, p *obsqra.Protocol) (*obsqra.RiskScore, error)
 }
 
-func (r *fakeResolver) Query() graph.QueryResolver       { return fakeQuery{r: r} }
-func (r *fakeResolver) Mutation() graph.MutationResolver { return fakeMutation{r: r} }
+func (r *fakeResolver) Query() graph.QueryResolver         { return fakeQuery{r: r} }
+func (r *fakeResolver) Mutation() graph.MutationResolver   { return fakeMutation{r: r} }
+func (r *fakeResolver) Protocol() graph.ProtocolResolver   { return fakeProtocol{r: r} }
+func (r *fakeResolver) RiskScore() graph.RiskScoreResolver { return fakeRiskScore{} }
+
+// fakeProtocols are what the fake's protocols field answers.
+var fakeProtocols = []*obsqra.Protocol{{ID: 1, Slug: "zklend", Name: "zkLend"}, {ID: 2, Slug: "vesu", Name: "Vesu"}}
 
 type fakeQuery struct {
 	graph.QueryResolver // nil: only Node and Me are served
@@ -148,6 +156,36 @@ func (q fakeQuery) Me(ctx context.Context) (*obsqra.User, error) {
 		return q.r.me(ctx)
 	}
 	return obsqra.Viewer(ctx)
+}
+
+func (q fakeQuery) Protocols(ctx context.Context) ([]*obsqra.Protocol, error) {
+	if q.r.protocols != nil {
+		return q.r.protocols(ctx)
+	}
+	return fakeProtocols, nil
+}
+
+type fakeProtocol struct {
+	graph.ProtocolResolver // nil: only LatestRisk is served
+	r                      *fakeResolver
+}
+
+func (p fakeProtocol) LatestRisk(ctx context.Context, protocol *obsqra.Protocol) (*obsqra.RiskScore, error) {
+	if p.r.latestRisk != nil {
+		return p.r.latestRisk(ctx, protocol)
+	}
+	return &obsqra.RiskScore{ID: protocol.ID, ProtocolID: protocol.ID, Score: 42, ObservedAt: fakeObservedAt}, nil
+}
+
+// fakeObservedAt is when the fake's risk scores were observed.
+var fakeObservedAt = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+type fakeRiskScore struct {
+	graph.RiskScoreResolver // nil: only ObservedAt is served
+}
+
+func (fakeRiskScore) ObservedAt(_ context.Context, s *obsqra.RiskScore) (*time.Time, error) {
+	return &s.ObservedAt, nil
 }
 
 type fakeMutation struct {

@@ -90,6 +90,11 @@ func (s *eventStreams) serve(w http.ResponseWriter, r *http.Request, exec graphq
 	// The operation's context may end with its results (a query's
 	// deadline): whether the stream was cut short is the stream's.
 	responses, opCtx := exec.DispatchOperation(graphql.WithOperationContext(ctx, rc), rc)
+	if rc.Operation.Operation != ast.Subscription {
+		// A query's or a mutation's result, or its increments (defer.go).
+		s.results(ctx, opCtx, st, responses, deferred(rc))
+		return
+	}
 	for {
 		resp := responses(opCtx)
 		if resp == nil {

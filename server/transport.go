@@ -130,7 +130,13 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 
-	rc, errs := exec.CreateOperationContext(r.Context(), params)
+	ctx := r.Context()
+	if t.streams != nil && (streamed.SSE || streamed.MultipartIncremental) {
+		// A query may keep its @defer: its increments can be streamed
+		// (defer.go).
+		ctx = withIncrements(ctx)
+	}
+	rc, errs := exec.CreateOperationContext(ctx, params)
 	format := streamFormat(streamed, rc, errs)
 	if format == nil || t.streams == nil {
 		format = nil
@@ -198,8 +204,11 @@ func (t httpTransport) admit(ctx context.Context, w http.ResponseWriter, media s
 // operation rc (or its refusal, errs), or nil to answer with one JSON
 // response. An event stream is graphql-sse's, which streams every
 // operation, refusals included; Apollo's multipart formats stream only
-// what has more than one result: a subscription, and an operation whose
-// results may come in increments (@defer).
+// what has more than one result: a subscription, and a query with an
+// active @defer (see deferred), whose results come in increments. Any
+// other query is plain JSON even when multipart is accepted: Apollo Client
+// reads either, and sends Accept: multipart/mixed for @defer(if: false)
+// too.
 func streamFormat(a wire.Accepted, rc *graphql.OperationContext, errs gqlerror.List) *wire.StreamFormat {
 	switch {
 	case a.SSE:
@@ -210,7 +219,7 @@ func streamFormat(a wire.Accepted, rc *graphql.OperationContext, errs gqlerror.L
 		if a.MultipartSubscription {
 			return &wire.MultipartSubscription
 		}
-	case a.MultipartIncremental:
+	case a.MultipartIncremental && deferred(rc):
 		return &wire.MultipartIncremental
 	}
 	return nil

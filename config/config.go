@@ -59,6 +59,12 @@ type Config struct {
 	// APIPort is the TCP port of the HTTP server (API_PORT, default 8000,
 	// 1-65535).
 	APIPort int
+	// MetricsAddr is the address, host:port, of the listener that serves
+	// the Prometheus metrics at /metrics (METRICS_ADDR, default
+	// "127.0.0.1:9090": this machine only; ":9090" lets a scraper on
+	// another host in). "" when METRICS_ADDR is off: no metrics are
+	// served. Its port is never API_PORT: the metrics are not the API's.
+	MetricsAddr string
 
 	// DatabaseURL is the database the server uses (DATABASE_URL, or the
 	// trimmed content of the file named by DATABASE_URL_FILE; default
@@ -333,6 +339,10 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 
 	c.APIHost = l.host("API_HOST", defaultAPIHost)
 	c.APIPort = l.intRange("API_PORT", defaultAPIPort, 1, 65535, "a port number (1-65535)")
+	c.MetricsAddr = l.listenAddr("METRICS_ADDR", defaultMetricsAddr)
+	if _, port, err := net.SplitHostPort(c.MetricsAddr); err == nil && port == strconv.Itoa(c.APIPort) {
+		l.problemf("METRICS_ADDR", "%q uses API_PORT %d: the metrics need a port of their own", c.MetricsAddr, c.APIPort)
+	}
 
 	c.DatabaseURL = l.databaseURL("DATABASE_URL", defaultDatabaseURL)
 	c.MigrationDatabaseURL = l.databaseURL("MIGRATION_DATABASE_URL", c.DatabaseURL)
@@ -491,6 +501,7 @@ func (c *Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("environment", string(c.Environment)),
 		slog.String("addr", c.Addr()),
+		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("database_url", redactURL(c.DatabaseURL)),
 		slog.String("migration_database_url", redactURL(c.MigrationDatabaseURL)),
 		slog.Duration("db_statement_timeout", c.DBStatementTimeout),

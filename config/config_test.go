@@ -43,6 +43,7 @@ func TestLoadDefaults(t *testing.T) {
 			Environment:               Development,
 			APIHost:                   "0.0.0.0",
 			APIPort:                   8000,
+			MetricsAddr:               "127.0.0.1:9090",
 			DatabaseURL:               "sqlite:data/obsqra.db",
 			MigrationDatabaseURL:      "sqlite:data/obsqra.db",
 			DBStatementTimeout:        5 * time.Second,
@@ -107,6 +108,7 @@ func TestLoadDefaults(t *testing.T) {
 			Environment:               Production,
 			APIHost:                   "0.0.0.0",
 			APIPort:                   8000,
+			MetricsAddr:               "127.0.0.1:9090",
 			DatabaseURL:               "sqlite:data/obsqra.db",
 			MigrationDatabaseURL:      "sqlite:data/obsqra.db",
 			DBStatementTimeout:        5 * time.Second,
@@ -193,6 +195,7 @@ func TestLoadValues(t *testing.T) {
 		"ENVIRONMENT":                    " Production ",
 		"API_HOST":                       "[::1]",
 		"API_PORT":                       "9090",
+		"METRICS_ADDR":                   "[::1]:9100",
 		"DATABASE_URL":                   "postgres://app:pw@db:5432/obsqra?sslmode=require",
 		"MIGRATION_DATABASE_URL":         "postgresql://owner:pw@db:5432/obsqra",
 		"SECRET_KEY":                     "  " + key32 + "xyz  ",
@@ -263,6 +266,7 @@ func TestLoadValues(t *testing.T) {
 		Environment:               Production,
 		APIHost:                   "::1",
 		APIPort:                   9090,
+		MetricsAddr:               "[::1]:9100",
 		DatabaseURL:               "postgres://app:pw@db:5432/obsqra?sslmode=require",
 		MigrationDatabaseURL:      "postgresql://owner:pw@db:5432/obsqra",
 		DBStatementTimeout:        2 * time.Second,
@@ -379,6 +383,11 @@ func TestLoadInvalid(t *testing.T) {
 		{"live buffer with a unit", map[string]string{"LIVE_TOTAL_BUFFER_BYTES": "256MiB"}, `LIVE_TOTAL_BUFFER_BYTES: "256MiB" is not a whole number of bytes`},
 		{"subscriptions per user", map[string]string{"LIVE_SUBSCRIPTIONS_PER_USER": "0"}, `LIVE_SUBSCRIPTIONS_PER_USER: "0" is not a whole number from 1 to 100000`},
 		{"subscriptions per address", map[string]string{"LIVE_SUBSCRIPTIONS_PER_ADDRESS": "x"}, `LIVE_SUBSCRIPTIONS_PER_ADDRESS: "x" is not a whole number from 1 to 1000000`},
+		{"metrics without port", map[string]string{"METRICS_ADDR": "127.0.0.1"}, `METRICS_ADDR: "127.0.0.1" is not host:port`},
+		{"metrics port zero", map[string]string{"METRICS_ADDR": ":0"}, `METRICS_ADDR: ":0" is not host:port`},
+		{"metrics bad host", map[string]string{"METRICS_ADDR": "a b:9090"}, `METRICS_ADDR: "a b:9090" is not host:port`},
+		{"metrics on the api port", map[string]string{"METRICS_ADDR": ":8000"}, `METRICS_ADDR: ":8000" uses API_PORT 8000`},
+		{"metrics default on the api port", map[string]string{"API_PORT": "9090"}, `METRICS_ADDR: "127.0.0.1:9090" uses API_PORT 9090`},
 		{"port zero", map[string]string{"API_PORT": "0"}, `API_PORT: "0" is not a port number (1-65535)`},
 		{"port too high", map[string]string{"API_PORT": "70000"}, `API_PORT: "70000" is not a port number (1-65535)`},
 		{"environment", map[string]string{"ENVIRONMENT": "staging"}, `ENVIRONMENT: "staging" is not one of development, production`},
@@ -753,6 +762,28 @@ func TestLoadSecretFiles(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLoadMetricsAddr: METRICS_ADDR takes a host (or none) and a port;
+// off turns the metrics off.
+func TestLoadMetricsAddr(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[string]string{
+		"":             "127.0.0.1:9090",
+		":9100":        ":9100",
+		"0.0.0.0:9100": "0.0.0.0:9100",
+		"[::1]:9100":   "[::1]:9100",
+		"metrics:9100": "metrics:9100",
+		"off":          "",
+		"OFF":          "",
+	} {
+		cfg, err := Load(env(map[string]string{"METRICS_ADDR": v}))
+		if err != nil {
+			t.Errorf("METRICS_ADDR=%q: %v", v, err)
+		} else if cfg.MetricsAddr != want {
+			t.Errorf("METRICS_ADDR=%q: MetricsAddr %q, want %q", v, cfg.MetricsAddr, want)
+		}
 	}
 }
 

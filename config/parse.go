@@ -10,6 +10,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/mail"
 	"net/netip"
 	"net/url"
@@ -199,6 +200,30 @@ func (l *loader) host(name, def string) string {
 		return def
 	}
 	return h
+}
+
+// listenAddr reads the address of a listener, host:port, where host may
+// be empty (every interface), a host name or an IP address (an IPv6 one in
+// brackets) and port is 1-65535; "off" (in any case) returns "".
+func (l *loader) listenAddr(name, def string) string {
+	v, ok := l.value(name)
+	if !ok {
+		return def
+	}
+	if strings.EqualFold(v, "off") {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(v)
+	valid := err == nil && !strings.ContainsAny(host, " \t/[]@")
+	if valid && strings.Contains(host, ":") {
+		_, err := netip.ParseAddr(host)
+		valid = err == nil
+	}
+	if n, err := strconv.Atoi(port); !valid || err != nil || n < 1 || n > 65535 {
+		l.problemf(name, "%q is not host:port (a port 1-65535, such as 127.0.0.1:9090 or :9090) nor off", v)
+		return def
+	}
+	return v
 }
 
 // databaseURL reads a database URL from name or name_FILE (see secret).

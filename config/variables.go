@@ -10,6 +10,7 @@ import (
 const (
 	defaultAPIHost            = "0.0.0.0"
 	defaultAPIPort            = 8000
+	defaultMetricsAddr        = "127.0.0.1:9090"
 	defaultDatabaseURL        = "sqlite:data/obsqra.db"
 	defaultAccessTokenMinutes = 30
 	defaultRefreshTokenDays   = 30
@@ -110,6 +111,8 @@ func Variables() []Variable {
 			"Interface the HTTP server listens on (host name or IP address)."},
 		{"API_PORT", strconv.Itoa(defaultAPIPort),
 			"TCP port of the HTTP server, 1-65535."},
+		{"METRICS_ADDR", defaultMetricsAddr,
+			"host:port of the listener that serves Prometheus metrics at /metrics, apart from the API (never on API_PORT); the default answers this machine only, :9090 any host; off: no metrics."},
 		{"DATABASE_URL", defaultDatabaseURL,
 			"postgres://user:password@host:5432/db?sslmode=require for PostgreSQL, or sqlite:/file: and a path for the embedded SQLite database."},
 		{"MIGRATION_DATABASE_URL", "",

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -55,7 +56,32 @@ type Options struct {
 	Poll time.Duration
 	// Logger receives read errors. Default slog.Default().
 	Logger *slog.Logger
+	// Observer is told what the hub does with events, for metrics.
+	// Default: nobody.
+	Observer Observer
 }
+
+// Observer is told what a hub does with the outbox's events
+// (*telemetry.Live is one). Its methods are called on the hub's and the
+// receivers' goroutines, some under the hub's locks: they must be quick
+// and must not call the hub.
+type Observer interface {
+	// EventsDispatched: n events were read from the outbox and
+	// dispatched to the subscriptions.
+	EventsDispatched(n int)
+	// EventDelivered: a subscription took a live event (one the hub
+	// queued, not a replayed one) lag after its commit (its CreatedAt).
+	EventDelivered(lag time.Duration)
+	// SubscriptionTooSlow: a subscription ended with ErrSlowConsumer.
+	SubscriptionTooSlow()
+}
+
+// nobody is the Observer that ignores everything.
+type nobody struct{}
+
+func (nobody) EventsDispatched(int)         {}
+func (nobody) EventDelivered(time.Duration) {}
+func (nobody) SubscriptionTooSlow()         {}
 
 // Limits bound the memory that events waiting for slow receivers may take,
 // in bytes as Cost counts them, at four levels: one subscription, one
@@ -165,6 +191,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Observer == nil {
+		o.Observer = nobody{}
 	}
 	l := &o.Limits
 	if l.Subscription <= 0 {
@@ -334,6 +363,9 @@ func (h *Hub) catchUp(ctx context.Context) error {
 			h.last = e.ID
 		}
 		h.mu.Unlock()
+		if len(events) > 0 {
+			h.opts.Observer.EventsDispatched(len(events))
+		}
 		if len(events) < h.opts.Batch {
 			return nil
 		}
@@ -426,6 +458,12 @@ func (h *Hub) Subscribe(ctx context.Context, viewer int64, filter obsqra.EventFi
 		s.seen = *after
 	} else {
 		s.seen = upTo
+	}
+	// The events after liveAfter are the hub's live ones; a replay's
+	// join sets it.
+	s.liveAfter = s.seen
+	if replay {
+		s.liveAfter = math.MaxInt64
 	}
 	// A replaying subscription is here too, so that stop ends it, but
 	// the hub does not queue for it until the replay joins (see replay).

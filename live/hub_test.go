@@ -351,6 +351,9 @@ func TestLiveListenReconnect(t *testing.T) {
 	if got := topics(receive(t, s, 3)); !equal(got, want) {
 		t.Fatalf("after the reconnect: %v, want %v", got, want)
 	}
+	if n := db.Stats().ListenReconnects; n != 1 {
+		t.Errorf("Stats().ListenReconnects = %d, want 1", n)
+	}
 	publish(t, other, "after", 0)
 	if got := topics(receive(t, s, 1)); !equal(got, []string{"after"}) {
 		t.Errorf("after the reconnect: %v, want [after] (no event twice)", got)

@@ -84,6 +84,7 @@ func (s *Subscription) join(last int64, force bool) bool {
 	defer s.mu.Unlock()
 	s.direct = true
 	s.seen = max(last, s.h.last)
+	s.liveAfter = s.seen
 	return true
 }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/obsqra/obsqra"
 )
@@ -34,8 +35,11 @@ type Subscription struct {
 	reserved int64           // bytes a replay charged for a page it is reading (see reserve)
 	direct   bool            // the hub queues live events itself (the replay is over)
 	seen     int64           // events up to this id are not to be queued (again)
-	err      error
-	ended    bool
+	// liveAfter: the events after this id were queued by the hub as they
+	// came (their delivery lag is observed), those up to it replayed.
+	liveAfter int64
+	err       error
+	ended     bool
 }
 
 // Ready returns a channel that receives when events are waiting or the
@@ -49,9 +53,10 @@ func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 // taken (Err then says why).
 func (s *Subscription) Take() (e *obsqra.Event, open bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if len(s.queue) == 0 {
-		return nil, !s.ended
+		open = !s.ended
+		s.mu.Unlock()
+		return nil, open
 	}
 	e = s.queue[0]
 	s.queue[0] = nil
@@ -61,6 +66,11 @@ func (s *Subscription) Take() (e *obsqra.Event, open bool) {
 	}
 	s.releaseLocked(Cost(e))
 	signal(s.space)
+	live := e.ID > s.liveAfter
+	s.mu.Unlock()
+	if live {
+		s.h.opts.Observer.EventDelivered(time.Since(e.CreatedAt))
+	}
 	return e, true
 }
 
@@ -161,7 +171,9 @@ func (s *Subscription) endLocked(err error) {
 	s.ended, s.err = true, err
 	close(s.done)
 	signal(s.ready)
-	if !errors.Is(err, ErrSlowConsumer) {
+	if errors.Is(err, ErrSlowConsumer) {
+		s.h.opts.Observer.SubscriptionTooSlow()
+	} else {
 		s.dropLocked()
 	}
 	s.h.acct.uncount(s)

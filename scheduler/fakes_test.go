@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -258,7 +259,34 @@ type bundle struct {
 	clock    *fakeClock
 	recorder *fakeRecorder
 	elector  *fakeElector
+	observer *fakeObserver
 	logs     *obsqratest.Buffer
+}
+
+// fakeObserver records what the scheduler tells its Observer.
+type fakeObserver struct {
+	mu      sync.Mutex
+	runs    []string // "job outcome took"
+	leading []bool
+}
+
+func (o *fakeObserver) JobRun(job string, outcome obsqra.JobOutcome, took time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.runs = append(o.runs, fmt.Sprintf("%s %s %s", job, outcome, took))
+}
+
+func (o *fakeObserver) Leading(leads bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.leading = append(o.leading, leads)
+}
+
+// seen returns the runs and the changes of leadership observed so far.
+func (o *fakeObserver) seen() (runs []string, leading []bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.runs), slices.Clone(o.leading)
 }
 
 // setup returns a Scheduler of jobs on fakes, with cfg's fields that the
@@ -269,6 +297,10 @@ func setup(t *testing.T, cfg Config, jobs ...Job) (*Scheduler, *bundle) {
 	b.clock = newFakeClock(b.sig)
 	b.recorder = &fakeRecorder{sig: b.sig, clock: b.clock}
 	b.elector = &fakeElector{sig: b.sig}
+	b.observer = &fakeObserver{}
+	if cfg.Observer == nil {
+		cfg.Observer = b.observer
+	}
 	if cfg.Recorder == nil {
 		cfg.Recorder = b.recorder
 	}

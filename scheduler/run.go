@@ -157,6 +157,7 @@ func (s *Scheduler) runOnce(stop, term context.Context, j *job) result {
 		r.outcome, r.message = obsqra.JobFailed, err.Error()
 		errors.As(err, &r.panic)
 	}
+	s.observer.JobRun(j.Name, r.outcome, r.took)
 	s.finish(term, j, r)
 
 	if !returned {

@@ -106,7 +106,26 @@ type Config struct {
 	// MaxBackoff is the most that failures can add to a job's interval
 	// (see Scheduler.Run). Default 1 h.
 	MaxBackoff time.Duration
+	// Observer is told of every run and of each change of leadership, for
+	// metrics. Default: nobody.
+	Observer Observer
 }
+
+// Observer is told what a Scheduler does (*telemetry.Jobs is one). Its
+// methods must be quick: they are called on the scheduler's goroutines.
+type Observer interface {
+	// JobRun: a run of job ended with outcome after took (on the
+	// scheduler's clock), as it is about to be recorded.
+	JobRun(job string, outcome obsqra.JobOutcome, took time.Duration)
+	// Leading: this instance began (true) or stopped (false) leading.
+	Leading(leads bool)
+}
+
+// nobody is the Observer that ignores everything.
+type nobody struct{}
+
+func (nobody) JobRun(string, obsqra.JobOutcome, time.Duration) {}
+func (nobody) Leading(bool)                                    {}
 
 // Defaults of Config.
 const (
@@ -146,6 +165,7 @@ type Scheduler struct {
 	clock      Clock
 	poll       time.Duration
 	maxBackoff time.Duration
+	observer   Observer
 
 	jobs   []*job
 	byName map[string]*job
@@ -193,6 +213,7 @@ func New(cfg Config, jobs ...Job) (*Scheduler, error) {
 		clock:      cfg.Clock,
 		poll:       cmp.Or(cfg.LeaderPoll, DefaultLeaderPoll),
 		maxBackoff: cmp.Or(cfg.MaxBackoff, DefaultMaxBackoff),
+		observer:   cfg.Observer,
 		byName:     make(map[string]*job, len(jobs)),
 		changed:    func() {},
 	}
@@ -208,6 +229,9 @@ func New(cfg Config, jobs ...Job) (*Scheduler, error) {
 	}
 	if s.clock == nil {
 		s.clock = systemClock{}
+	}
+	if s.observer == nil {
+		s.observer = nobody{}
 	}
 	seed := cfg.Seed
 	if seed == 0 {
@@ -247,6 +271,7 @@ func (s *Scheduler) PruneRuns(ctx context.Context, before time.Time) (int64, err
 
 func (s *Scheduler) setLeader(v bool) {
 	s.leader.Store(v)
+	s.observer.Leading(v)
 	s.changed()
 }
 

@@ -295,6 +295,9 @@ func TestTimeout(t *testing.T) {
 	if cause := <-causes; !errors.Is(cause, errTimedOut) {
 		t.Errorf("the run's context ended with cause %v, want errTimedOut", cause)
 	}
+	if runs, _ := b.observer.seen(); !slices.Equal(runs, []string{"slow TIMED_OUT 10s"}) {
+		t.Errorf("observed runs %q, want [slow TIMED_OUT 10s]", runs)
+	}
 
 	// Backs off (2 intervals), then runs a second time, ignoring its context.
 	second := t0.Add(10*time.Second + 2*time.Minute)
@@ -478,6 +481,10 @@ func TestOnlyTheLeaderRuns(t *testing.T) {
 	await(t, b.sig, "the follower's poll", func() bool { return b.clock.TimersAt(lostAt.Add(5*time.Second)) == 1 && !s.Leader() })
 	b.clock.Advance(5 * time.Second)
 	await(t, b.sig, "leading again", func() bool { return s.Leader() && len(b.recorder.of("j")) == 2 })
+	observed, leading := b.observer.seen()
+	if !slices.Equal(leading, []bool{true, false, true}) || len(observed) == 0 || observed[0] != "j ABANDONED 5s" {
+		t.Errorf("observed leadership %v and runs %q, want [true false true] and first j ABANDONED 5s", leading, observed)
+	}
 }
 
 func TestTrigger(t *testing.T) {

@@ -223,6 +223,9 @@ func (s *Server) charge(ctx context.Context, rcs ...*graphql.OperationContext) (
 	}
 	key, policy := s.budgetOf(ctx)
 	d, err := limits.Limiter.Charge(ctx, key, policy, total)
+	if s.cfg.Metrics != nil && (errors.Is(err, ratelimit.ErrTooCostly) || err == nil && !d.Allowed) {
+		s.cfg.Metrics.RateLimited(policy.Name)
+	}
 	switch {
 	case errors.Is(err, ratelimit.ErrTooCostly):
 		return &d, &obsqra.Error{Code: obsqra.ERATELIMIT, Message: fmt.Sprintf(

@@ -23,6 +23,9 @@ var simpleContentTypes = []string{
 // X-Apollo-Operation-Name; anything else sets Apollo-Require-Preflight.
 var csrfHeaders = []string{"X-Apollo-Operation-Name", "Apollo-Require-Preflight"}
 
+// codeCSRFPrevented is the code of a refused request.
+const codeCSRFPrevented = "CSRF_PREVENTED"
+
 // csrfMessage explains a refusal to the developer who meets it.
 const csrfMessage = "This operation has been blocked as a potential Cross-Site Request Forgery (CSRF). " +
 	"Either send a Content-Type header other than application/x-www-form-urlencoded, " +
@@ -47,7 +50,7 @@ func (s *Server) preventCSRF(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		writeRequestError(w, responseMediaType(r.Header.Get("Accept")), http.StatusBadRequest, "CSRF_PREVENTED", csrfMessage)
+		writeRequestError(w, responseMediaType(r.Header.Get("Accept")), http.StatusBadRequest, codeCSRFPrevented, csrfMessage)
 	})
 }
 

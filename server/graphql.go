@@ -40,7 +40,7 @@ func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 	h := handler.New(schema)
 	sockets := s.webSocket()
 	h.AddTransport(sockets)
-	h.AddTransport(httpTransport{batchMax: s.cfg.BatchMax, requestTimeout: s.cfg.RequestTimeout, charge: s.charge, presentError: s.presentError, streams: &eventStreams{
+	s.eventStreams = &eventStreams{
 		subscriptions: sockets,
 		heartbeat:     s.cfg.SSEHeartbeat,
 		writeTimeout:  s.cfg.WSWriteTimeout,
@@ -48,7 +48,9 @@ func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 		log:           s.log,
 		presentError:  s.presentError,
 		recover:       s.recoverResolver,
-	}})
+	}
+	h.AddTransport(httpTransport{batchMax: s.cfg.BatchMax, requestTimeout: s.cfg.RequestTimeout, charge: s.charge, presentError: s.presentError,
+		streams: s.eventStreams})
 	cache := lru.New[*ast.QueryDocument](queryCacheSize)
 	h.SetQueryCache(cache)
 	// gqlgen's parse is bounded like documentLimits' own, which runs first.

@@ -87,6 +87,9 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &recorder{ResponseWriter: w}
+		if r.URL.Path == "/graphql" {
+			rec.gql.metrics = s.cfg.Metrics
+		}
 		completed := false
 		// Deferred so that a panicking request is logged too, as the 500
 		// that recoverPanic is about to answer.
@@ -98,12 +101,14 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			case status == 0:
 				status = http.StatusOK
 			}
+			took := time.Since(start)
+			rec.gql.record(status, took, completed)
 			s.log.InfoContext(r.Context(), "http request",
 				"request_id", requestIDOf(r),
 				"method", r.Method,
 				"path", r.URL.Path,
 				"status", status,
-				"duration_ms", time.Since(start).Milliseconds(),
+				"duration_ms", took.Milliseconds(),
 				"bytes", rec.bytes)
 		}()
 		next.ServeHTTP(rec, r)
@@ -111,11 +116,13 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 	})
 }
 
-// recorder remembers the status and size of a response.
+// recorder remembers the status and size of a response, and what the
+// metrics learn of a GraphQL request (see graphQLRequestOf).
 type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	gql    graphQLRequest
 }
 
 // WriteHeader records the first status code and passes it on.
@@ -168,11 +175,15 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 	})
 }
 
+// codePayloadTooLarge is the code of a body over the limit.
+const codePayloadTooLarge = "PAYLOAD_TOO_LARGE"
+
 // writeTooLarge answers 413 with a GraphQL-shaped error.
 func writeTooLarge(w http.ResponseWriter, limit int64) {
+	graphQLRequestOf(w).replace(codePayloadTooLarge)
 	wire.WriteJSON(w, http.StatusRequestEntityTooLarge, wire.Response(wire.Error{
 		Message:    "request body too large (limit " + strconv.FormatInt(limit, 10) + " bytes)",
-		Extensions: map[string]any{"code": "PAYLOAD_TOO_LARGE"},
+		Extensions: map[string]any{"code": codePayloadTooLarge},
 	}))
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
 )
 
 // Codes (extensions.code) of the persisted-query errors. The first two are
@@ -56,6 +58,34 @@ const persistedEntryOverhead = 128
 // send one by its hash alone, and with TrustedOnly nothing else runs.
 type TrustedDocuments struct {
 	byHash map[string]string
+}
+
+// OperationNames returns the names of the documents' operations, sorted,
+// each once: the operation names metrics count by name (any other is
+// counted as "other", so that no client can make new series). A document
+// that does not parse names none.
+func (d *TrustedDocuments) OperationNames() []string {
+	if d == nil {
+		return nil
+	}
+	seen := make(map[string]bool)
+	for _, body := range d.byHash {
+		doc, err := parser.ParseQuery(&ast.Source{Input: body})
+		if err != nil {
+			continue
+		}
+		for _, op := range doc.Operations {
+			if op.Name != "" {
+				seen[op.Name] = true
+			}
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for name := range seen {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // Len returns how many documents there are.

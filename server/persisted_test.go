@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -174,6 +175,34 @@ func TestParseTrustedDocuments(t *testing.T) {
 	}
 	if _, err := server.LoadTrustedDocuments(filepath.Join(t.TempDir(), "missing.json")); err == nil {
 		t.Error("LoadTrustedDocuments(missing file) = nil error")
+	}
+}
+
+// TestTrustedDocumentsOperationNames: the names of the manifest's
+// operations, each once, sorted; anonymous operations and documents that
+// do not parse name none.
+func TestTrustedDocumentsOperationNames(t *testing.T) {
+	t.Parallel()
+	manifest := map[string]string{}
+	for _, doc := range []string{
+		`query Dashboard { me { id } } mutation Login { logout }`,
+		`query Dashboard($x: ID) { node(id: $x) { id } }`,
+		`{ me { id } }`,
+		`query Broken {`,
+		`subscription Ticks { ticks }`,
+	} {
+		manifest[sha256Hex(doc)] = doc
+	}
+	b, _ := json.Marshal(manifest)
+	d, err := server.ParseTrustedDocuments(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := d.OperationNames(), []string{"Dashboard", "Login", "Ticks"}; !slices.Equal(got, want) {
+		t.Errorf("OperationNames() = %q, want %q", got, want)
+	}
+	if got := (*server.TrustedDocuments)(nil).OperationNames(); got != nil {
+		t.Errorf("OperationNames() of no manifest = %q, want none", got)
 	}
 }
 

@@ -179,6 +179,11 @@ type Config struct {
 	// TrustedDocuments, over HTTP and WebSocket, with
 	// PERSISTED_QUERY_NOT_TRUSTED (TRUSTED_DOCUMENTS_ONLY). Default false.
 	TrustedDocumentsOnly bool
+
+	// Metrics, when set, receives the measures of the GraphQL requests
+	// over HTTP, of rate limit refusals and of slow consumers. Default
+	// nil: nothing is measured.
+	Metrics Metrics
 }
 
 // withDefaults returns cfg with zero fields set to their defaults.
@@ -280,8 +285,12 @@ type Server struct {
 	// runs; tests shorten them.
 	readTimeout, writeTimeout time.Duration
 	// sockets are the live WebSocket connections, held by the WebSocket
-	// transport (set by webSocket).
+	// transport ws (both set by webSocket).
 	sockets sockets
+	ws      *ws.Transport
+	// eventStreams streams the results of operations over HTTP (set by
+	// graphQL).
+	eventStreams *eventStreams
 	// rechecks are the checks of sockets after account changes.
 	rechecks accountRechecks
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -46,7 +47,21 @@ type eventStreams struct {
 	log          *slog.Logger
 	presentError func(context.Context, error) *gqlerror.Error
 	recover      func(context.Context, any) error
+	// open counts the responses streaming here now (not the
+	// subscriptions', which their transport counts), by streamKind.
+	open [streamKinds]atomic.Int64
 }
+
+// streamKind is the transport of a streamed response, an index of
+// eventStreams.open.
+type streamKind int
+
+// The streamKinds.
+const (
+	sseStream streamKind = iota
+	multipartStream
+	streamKinds
+)
 
 // serve answers r with the results of the operation rc, or with its
 // refusal errs, as a stream in format. A subscription is served by the
@@ -66,6 +81,12 @@ func (s *eventStreams) serve(w http.ResponseWriter, r *http.Request, exec graphq
 		})
 		return
 	}
+	kind := multipartStream
+	if format == &wire.SSE {
+		kind = sseStream
+	}
+	s.open[kind].Add(1)
+	defer s.open[kind].Add(-1)
 	ctx, end := subscription.NewContext(ctx)
 	ctx = graphql.StartOperationTrace(ctx)
 

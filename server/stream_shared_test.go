@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/server"
+	"github.com/obsqra/obsqra/server/ws"
 )
 
 // awaitSharedSubscribers waits until the server's shared streams have n
@@ -195,7 +197,8 @@ func TestEventStreamTokenExpiry(t *testing.T) {
 // last cursor), and never holds up the stream's other members.
 func TestEventStreamSlowConsumer(t *testing.T) {
 	t.Parallel()
-	b := setupWS(t, func(c *server.Config) { c.WSSendBuffer = 256 << 10 })
+	m := &fakeMetrics{}
+	b := setupWS(t, func(c *server.Config) { c.WSSendBuffer = 256 << 10 }, withMetrics(m))
 	const query = `subscription { ticks(topic: "shared-slow") }`
 	// The slow client sends its request and reads nothing.
 	slow, err := net.Dial("tcp", b.host)
@@ -233,5 +236,10 @@ func TestEventStreamSlowConsumer(t *testing.T) {
 	}
 	if strings.Contains(string(rest), "event: complete") {
 		t.Error("the slow consumer's stream was completed: it would not resume")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !slices.Equal(m.slow, []string{ws.TransportSSE}) {
+		t.Errorf("slow consumers counted %q, want one sse", m.slow)
 	}
 }

@@ -137,6 +137,8 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		ctx = withIncrements(ctx)
 	}
 	rc, errs := exec.CreateOperationContext(ctx, params)
+	g := graphQLRequestOf(w)
+	g.operation(rc)
 	format := streamFormat(streamed, rc, errs)
 	if format == nil || t.streams == nil {
 		format = nil
@@ -158,10 +160,16 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		}
 	}
 	if format != nil {
+		if g != nil {
+			g.stream = true
+			g.noteErrors(errs)
+		}
 		t.streams.serve(w, r, exec, format, params, rc, errs)
 		return
 	}
-	t.execute(r.Context(), exec, params, rc, errs, refuseSubscription).write(w, media)
+	o := t.execute(r.Context(), exec, params, rc, errs, refuseSubscription)
+	g.outcome(o)
+	o.write(w, media)
 }
 
 // admit charges the operations rcs (one, or a batch's that run) to the
@@ -187,6 +195,7 @@ func (t httpTransport) admit(ctx context.Context, w http.ResponseWriter, media s
 		status = http.StatusServiceUnavailable
 	}
 	e := t.presentError(ctx, err)
+	graphQLRequestOf(w).fail(codeOf(e))
 	body := wire.Response(wire.Error{Message: e.Message, Extensions: e.Extensions})
 	var v any = body
 	if n > 0 {
@@ -306,7 +315,12 @@ func (t httpTransport) batch(w http.ResponseWriter, r *http.Request, exec graphq
 		return
 	}
 	out := make([]json.RawMessage, len(all))
+	g := graphQLRequestOf(w)
 	for i, params := range all {
+		opStart := start
+		if i > 0 {
+			opStart = time.Now() // the first operation's time counts the batch's reading
+		}
 		var o outcome
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			o = outcome{resp: &graphql.Response{Errors: gqlerror.List{{
@@ -316,6 +330,7 @@ func (t httpTransport) batch(w http.ResponseWriter, r *http.Request, exec graphq
 		} else {
 			o = t.execute(ctx, exec, params, rcs[i], errs[i], refuseSubscription)
 		}
+		g.recordOperation(rcs[i], o, time.Since(opStart))
 		out[i] = o.body()
 	}
 	w.Header().Set("Content-Type", media)
@@ -433,6 +448,7 @@ func (o outcome) body() json.RawMessage {
 // writeRequestError answers a request that is not GraphQL over HTTP with
 // status and one error of code.
 func writeRequestError(w http.ResponseWriter, media string, status int, code, message string) {
+	graphQLRequestOf(w).fail(code)
 	wire.WriteJSONAs(w, status, media, wire.Response(wire.Error{Message: message, Extensions: map[string]any{"code": code}}))
 }
 

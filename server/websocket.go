@@ -50,8 +50,13 @@ func (s *Server) webSocket() *ws.Transport {
 				s.wsOperationQueued(ctx)
 			}
 		},
+		SlowConsumer: func(transport string) {
+			if s.cfg.Metrics != nil {
+				s.cfg.Metrics.SlowConsumer(transport)
+			}
+		},
 	})
-	s.sockets = t
+	s.sockets, s.ws = t, t
 	return t
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/server"
+	"github.com/obsqra/obsqra/server/ws"
 	"github.com/obsqra/obsqra/subscription"
 )
 
@@ -1313,7 +1315,8 @@ func TestWebSocketReapsDeadPeer(t *testing.T) {
 
 func TestWebSocketSlowConsumer(t *testing.T) {
 	t.Parallel()
-	b := setupWS(t, func(c *server.Config) { c.WSSendBuffer = 256 << 10 })
+	m := &fakeMetrics{}
+	b := setupWS(t, func(c *server.Config) { c.WSSendBuffer = 256 << 10 }, withMetrics(m))
 	slow := b.dial(t, "graphql-transport-ws")
 	slow.init(nil)
 	slow.subscribe("s", ticks, topicVars("slow"))
@@ -1349,6 +1352,11 @@ publish:
 	fast.expect("data", "f", `{"data":{"ticks":"after"}}`)
 
 	slow.expectClose(websocket.CloseTryAgainLater, "slow consumer: reconnect and resume from your last cursor")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !slices.Equal(m.slow, []string{ws.TransportWebSocket}) {
+		t.Errorf("slow consumers counted %q, want one websocket", m.slow)
+	}
 }
 
 // serveWS runs b's server on a real listener until cancel; served waits

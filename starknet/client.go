@@ -85,7 +85,59 @@ type Config struct {
 	// Rand returns a uniform number in [0, 1) for the jitter. Default
 	// math/rand/v2's Float64.
 	Rand func() float64
+	// Observer is told of every call and every failover, for metrics.
+	// Default: nobody.
+	Observer Observer
 }
+
+// Observer is told what a Client does (*telemetry.Starknet is one). Its
+// methods must be quick: they are called on the callers' goroutines.
+type Observer interface {
+	// RPCCall: a call of method (a JSON-RPC method name such as
+	// starknet_call) ended with outcome (one of the Outcome constants)
+	// after took, failovers and backoff included.
+	RPCCall(method, outcome string, took time.Duration)
+	// RPCFailover: a call was answered by another node than the one it
+	// was sent to first, which is the one asked first from then on.
+	RPCFailover()
+}
+
+// Outcomes of a call, as Observer.RPCCall reports them.
+const (
+	// OutcomeOK: a node answered with a result.
+	OutcomeOK = "ok"
+	// OutcomeRPCError: a node answered with a JSON-RPC error (*RPCError).
+	OutcomeRPCError = "rpc_error"
+	// OutcomeUnavailable: no node answered (*UnavailableError).
+	OutcomeUnavailable = "unavailable"
+	// OutcomeCancelled: the caller's context ended first.
+	OutcomeCancelled = "cancelled"
+	// OutcomeError: anything else (an answer that does not decode).
+	OutcomeError = "error"
+)
+
+// outcomeOf is the outcome of a call that returned err.
+func outcomeOf(err error) string {
+	var rpcErr *RPCError
+	var unavailable *UnavailableError
+	switch {
+	case err == nil:
+		return OutcomeOK
+	case errors.As(err, &rpcErr):
+		return OutcomeRPCError
+	case errors.As(err, &unavailable):
+		return OutcomeUnavailable
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return OutcomeCancelled
+	}
+	return OutcomeError
+}
+
+// nobody is the Observer that ignores everything.
+type nobody struct{}
+
+func (nobody) RPCCall(string, string, time.Duration) {}
+func (nobody) RPCFailover()                          {}
 
 func (c Config) withDefaults() Config {
 	if c.Timeout <= 0 {
@@ -114,6 +166,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Rand == nil {
 		c.Rand = rand.Float64
+	}
+	if c.Observer == nil {
+		c.Observer = nobody{}
 	}
 	return c
 }
@@ -261,9 +316,17 @@ func (c *Client) askChain(ctx context.Context, ep *endpoint) error {
 }
 
 // call sends method with params and decodes the result into result,
-// failing over between endpoints as the Client's comment describes.
-// Errors start with the method's name.
+// failing over between endpoints as the Client's comment describes, and
+// tells the Observer how it went. Errors start with the method's name.
 func (c *Client) call(ctx context.Context, method string, params any, result any) error {
+	start := time.Now()
+	err := c.exchange(ctx, method, params, result)
+	c.cfg.Observer.RPCCall(method, outcomeOf(err), time.Since(start))
+	return err
+}
+
+// exchange is call without the Observer.
+func (c *Client) exchange(ctx context.Context, method string, params any, result any) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", method, err)
 	}
@@ -303,6 +366,9 @@ func (c *Client) call(ctx context.Context, method string, params any, result any
 			usable++
 			raw, err := c.post(ctx, ep, method, params)
 			if err == nil {
+				if i != start {
+					c.cfg.Observer.RPCFailover()
+				}
 				c.preferred.Store(int64(i))
 				if len(causes) > 0 {
 					c.cfg.Logger.Warn("starknet: node answered after failover", "method", method, "node", ep.name,

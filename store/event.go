@@ -53,7 +53,7 @@ func (tx *Tx) AppendEvent(ctx context.Context, e *obsqra.Event) error {
 			return translate(err, "notify event", "event")
 		}
 	}
-	tx.appended = true
+	tx.appended++
 	e.CreatedAt = now
 	return nil
 }
@@ -171,7 +171,12 @@ func (db *DB) ListenEvents(ctx context.Context) (<-chan struct{}, error) {
 		context.AfterFunc(ctx, func() { close(out) })
 		return out, nil
 	}
-	l := pq.NewListener(db.dsn, listenMinReconnect, listenMaxReconnect, nil)
+	l := pq.NewListener(db.dsn, listenMinReconnect, listenMaxReconnect, func(ev pq.ListenerEventType, _ error) {
+		// Reported before the reconnection's nil notification.
+		if ev == pq.ListenerEventReconnected {
+			db.listenReconnects.Add(1)
+		}
+	})
 	listened := make(chan error, 1)
 	go func() { listened <- l.Listen(EventsChannel) }()
 	select {

@@ -184,7 +184,8 @@ func TestEventsVisibleInIDOrder(t *testing.T) {
 }
 
 // TestEventsCommittedSignal: a commit that appended events closes the
-// channel taken before it; a rollback and a commit without events do not.
+// channel taken before it, and counts them in Stats; a rollback and a
+// commit without events do neither.
 func TestEventsCommittedSignal(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -212,11 +213,24 @@ func TestEventsCommittedSignal(t *testing.T) {
 		if err := db.WithTx(ctx, func(tx *store.Tx) error { return nil }); err != nil || closed(ch) {
 			t.Fatalf("after a commit without events: err %v, signalled %v; want no signal", err, closed(ch))
 		}
-		if err := appendEvent(ctx, db, &obsqra.Event{Topic: "t"}); err != nil {
+		if n := db.Stats().EventsCommitted; n != 0 {
+			t.Fatalf("after a rollback and a commit without events: Stats().EventsCommitted = %d, want 0", n)
+		}
+		if err := db.WithTx(ctx, func(tx *store.Tx) error {
+			for range 2 {
+				if err := tx.AppendEvent(ctx, &obsqra.Event{Topic: "t"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
 			t.Fatal(err)
 		}
 		if !closed(ch) {
-			t.Fatal("a commit with an event did not signal")
+			t.Fatal("a commit with events did not signal")
+		}
+		if n := db.Stats().EventsCommitted; n != 2 {
+			t.Fatalf("after a commit of 2 events: Stats().EventsCommitted = %d, want 2", n)
 		}
 		if closed(db.EventsCommitted()) {
 			t.Fatal("the next channel is closed before the next commit")

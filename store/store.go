@@ -111,6 +111,10 @@ type DB struct {
 	// statements counts the SQL statements run through the store, for
 	// tests that check a request's statement count (see Statements).
 	statements atomic.Int64
+	// eventsCommitted counts the outbox events of committed units of
+	// work, listenReconnects the LISTEN connection's reconnections (see
+	// Stats).
+	eventsCommitted, listenReconnects atomic.Int64
 
 	// Now returns the current time; the store stamps every time it sets with
 	// it. It defaults to time.Now; tests replace it before using the DB.
@@ -263,14 +267,32 @@ func (db *DB) conn() conn {
 // request runs a fixed number of them, whatever the size of the data.
 func (db *DB) Statements() int64 { return db.statements.Load() }
 
+// Stats are what the store reports of itself, for metrics.
+type Stats struct {
+	// Pool is the connection pool's state (database/sql's).
+	Pool sql.DBStats
+	// EventsCommitted counts the outbox events that units of work of this
+	// process committed since the DB was opened.
+	EventsCommitted int64
+	// ListenReconnects counts the times a ListenEvents connection was
+	// established again after it dropped (always 0 on SQLite).
+	ListenReconnects int64
+}
+
+// Stats returns the store's state and counts now.
+func (db *DB) Stats() Stats {
+	return Stats{Pool: db.db.Stats(), EventsCommitted: db.eventsCommitted.Load(), ListenReconnects: db.listenReconnects.Load()}
+}
+
 // Tx is a unit of work: every method runs in one database transaction, which
 // WithTx commits or rolls back. A Tx must not be used after fn returns, nor
 // from several goroutines at once.
 type Tx struct {
 	tx *sqlx.Tx
 	db *DB
-	// appended is set by AppendEvent: the commit then signals EventsCommitted.
-	appended bool
+	// appended counts AppendEvent's events: a commit of any then signals
+	// EventsCommitted.
+	appended int64
 	// stmts are the statements prepared on this transaction's connection,
 	// for queries the pool's cache does not hold yet; database/sql closes
 	// them when the transaction ends.
@@ -326,7 +348,8 @@ func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 		return translate(err, "commit transaction", "transaction")
 	}
 	committed = true
-	if tx.appended {
+	if tx.appended > 0 {
+		db.eventsCommitted.Add(tx.appended)
 		db.committed.signal()
 	}
 	return nil

@@ -50,7 +50,7 @@ func newServerProc(bin, dir string, tick time.Duration, historyDays int, extra [
 		"API_HOST=127.0.0.1", "API_PORT="+strconv.Itoa(port),
 		"DATABASE_URL=sqlite:"+db, "DATA_DIR="+dir,
 		"MARKET_POLL_INTERVAL="+tick.String(), "MARKET_HISTORY_DAYS="+strconv.Itoa(historyDays),
-		"LOG_LEVEL="+logLevel())
+		"LOG_LEVEL="+logLevel(), "METRICS_ADDR=off")
 	env = append(env, extra...)
 	return &serverProc{bin: bin, env: env, db: db, port: port}, nil
 }

@@ -30,8 +30,9 @@ const (
 	rateBudgetRetention = 24 * time.Hour
 )
 
-// newScheduler returns the scheduler with the server's periodic jobs.
-func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, hub *live.Hub, accounts *account.Service, markets *market.Service, advice *advisor.Service, decisions *decision.Log, more ...scheduler.Job) (*scheduler.Scheduler, error) {
+// newScheduler returns the scheduler with the server's periodic jobs;
+// observer (nil: none) hears of their runs and of the leadership.
+func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, observer scheduler.Observer, hub *live.Hub, accounts *account.Service, markets *market.Service, advice *advisor.Service, decisions *decision.Log, more ...scheduler.Job) (*scheduler.Scheduler, error) {
 	// sched is set below, before any job runs.
 	var sched *scheduler.Scheduler
 	jobs := []scheduler.Job{{
@@ -112,7 +113,8 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, hub *li
 		jobs[i].Run = withJobStatementTimeout(jobs[i])
 	}
 	// This sets the sched the prune job reads.
-	sched, err := scheduler.New(scheduler.Config{Recorder: db, Elector: db, Logger: logger, LeaderPoll: max(poll, 100*time.Millisecond)}, jobs...)
+	sched, err := scheduler.New(scheduler.Config{Recorder: db, Elector: db, Logger: logger, Observer: observer,
+		LeaderPoll: max(poll, 100*time.Millisecond)}, jobs...)
 	return sched, err
 }
 

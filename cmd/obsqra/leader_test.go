@@ -71,6 +71,7 @@ func TestSchedulerLeaderTakeover(t *testing.T) {
 			"MARKET_POLL_INTERVAL="+interval.String(),
 			"MARKET_HISTORY_DAYS=3",
 			"LOG_LEVEL=warn",
+			"METRICS_ADDR=off", // two processes: neither takes the default port
 			"DATA_DIR="+t.TempDir(),
 		)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -135,6 +135,7 @@ func serveEnv(t *testing.T, dbURL string) []string {
 		"SECRET_KEY=" + strings.Repeat("k", 32),
 		"MARKET_SOURCE=none",
 		"LOG_LEVEL=warn",
+		"METRICS_ADDR=off", // several processes: none takes the default port
 		"BCRYPT_COST=4",
 		"ADMIN_EMAILS=admin@example.com",
 		"DATA_DIR=" + t.TempDir(),

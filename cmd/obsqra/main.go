@@ -249,13 +249,23 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		}
 		logger.Info("trusted documents loaded", "documents", trusted.Len(), "only", cfg.TrustedDocumentsOnly)
 	}
+	// The metrics listener starts first, so that a taken port stops the
+	// start at once, and stops last, so that the shutdown can be watched.
+	metrics, obs := newMetrics(cfg, trusted)
+	if metrics != nil {
+		stopMetrics, err := serveMetrics(ctx, cfg.MetricsAddr, metrics, logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	db, err := open(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 
-	node, err := newStarknet(ctx, cfg, logger)
+	node, err := newStarknet(ctx, cfg, logger, obs.starknet)
 	if err != nil {
 		return err
 	}
@@ -276,8 +286,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	hub := live.NewHub(db, liveOptions(cfg, logger))
-	jobs, err := newScheduler(db, cfg, logger, hub, accounts, markets, advice, decisions, ledgerJobs(cfg, node, transactions)...)
+	hubOptions := liveOptions(cfg, logger)
+	hubOptions.Observer = obs.live
+	hub := live.NewHub(db, hubOptions)
+	jobs, err := newScheduler(db, cfg, logger, obs.jobs, hub, accounts, markets, advice, decisions, ledgerJobs(cfg, node, transactions)...)
 	if err != nil {
 		return err
 	}
@@ -303,7 +315,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		PersistedQueryCacheBytes: cfg.APQCacheBytes,
 		TrustedDocuments:         trusted,
 		TrustedDocumentsOnly:     cfg.TrustedDocumentsOnly,
+
+		Metrics: obs.graphQL,
 	}, schema, accounts, db)
+	if metrics != nil {
+		watch(metrics, db, srv, hub)
+	}
 	// A session that ends, or a user whose standing changes, on any
 	// instance: this one checks the user's sockets again.
 	hub.OnEvent(srv.Observe)

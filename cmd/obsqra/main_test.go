@@ -34,6 +34,9 @@ func env(t *testing.T) string {
 		"BCRYPT_COST":  "4",
 		"API_HOST":     "127.0.0.1",
 		"LOG_LEVEL":    "warn",
+		// Tests run servers side by side: none takes the metrics' port
+		// (TestMetrics gives its own a free one).
+		"METRICS_ADDR": "off",
 		// The simulated feed runs, with a short history to load.
 		"MARKET_HISTORY_DAYS": "10",
 	} {

@@ -15,12 +15,13 @@ import (
 
 // newStarknet returns the client of the configured nodes, or nil when
 // there are none. A node on another chain than STARKNET_NETWORK is never
-// used; the check at start only reports it early.
-func newStarknet(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*starknet.Client, error) {
+// used; the check at start only reports it early. observer (nil: none)
+// hears of every call.
+func newStarknet(ctx context.Context, cfg *config.Config, logger *slog.Logger, observer starknet.Observer) (*starknet.Client, error) {
 	if len(cfg.StarknetRPCURLs) == 0 {
 		return nil, nil
 	}
-	c, err := starknet.New(starknet.Config{URLs: cfg.StarknetRPCURLs, Network: cfg.StarknetNetwork, Logger: logger})
+	c, err := starknet.New(starknet.Config{URLs: cfg.StarknetRPCURLs, Network: cfg.StarknetNetwork, Logger: logger, Observer: observer})
 	if err != nil {
 		return nil, fmt.Errorf("starknet: %w", err)
 	}

@@ -148,13 +148,16 @@ func newConn(t *Transport, ws *websocket.Conn, r *http.Request, proto string, ex
 	}
 }
 
-// terminate ends the connection with ci; the first call wins. It never
-// blocks, so anyone may call it: an operation, a timer, shutdown.
-func (c *conn) terminate(ci closeInfo) {
+// terminate ends the connection with ci; the first call wins, and only it
+// reports true. It never blocks, so anyone may call it: an operation, a
+// timer, shutdown.
+func (c *conn) terminate(ci closeInfo) (won bool) {
 	c.closeOnce.Do(func() {
+		won = true
 		c.closed = ci
 		c.cancel()
 	})
+	return won
 }
 
 // serve runs the connection until it ends, and then waits for every

@@ -170,7 +170,9 @@ func (h *httpStream) enqueue(frames [][]byte) bool {
 		// cursor, as a socket's 1013 does.
 		h.t.log.InfoContext(h.ctx, "event stream cut: slow consumer", "request_id", obsqra.ClientFromContext(h.ctx).RequestID,
 			"format", h.format.Name, "queued_bytes", h.queued)
-		h.cut()
+		if h.cut() {
+			h.t.cfg.SlowConsumer(transportOf(h.format))
+		}
 		return false
 	}
 	first := len(h.queue) == 0
@@ -184,10 +186,12 @@ func (h *httpStream) enqueue(frames [][]byte) bool {
 // client does not read, so the writer's write in progress fails now
 // rather than at its deadline, and so does whatever the HTTP server would
 // write after it (the end of the chunked body): the connection is closed.
-func (h *httpStream) cut() {
-	h.cutOff.Store(true)
+// It reports whether the stream was not cut already.
+func (h *httpStream) cut() (first bool) {
+	first = !h.cutOff.Swap(true)
 	_ = h.rc.SetWriteDeadline(time.Now())
 	h.cancel()
+	return first
 }
 
 // writeNow wakes the writer: an HTTP response is written by its handler's

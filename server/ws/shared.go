@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -34,8 +35,35 @@ type sharedStreams struct {
 	// whether they may be shared: a subscriber asking the same waits for
 	// that instead of starting an execution of its own for life.
 	starting map[string]*sharedStream
-	// wg counts the running executions, so shutdown can wait for them.
-	wg sync.WaitGroup
+	// wg counts the running executions, so shutdown can wait for them;
+	// running counts them too, for Stats.
+	wg      sync.WaitGroup
+	running atomic.Int64
+	// members counts the subscribers of every stream, by memberKind.
+	members [memberKinds]atomic.Int64
+}
+
+// memberKind is the transport of a subscriber, an index of
+// sharedStreams.members.
+type memberKind int
+
+// The memberKinds.
+const (
+	webSocketMember memberKind = iota
+	sseMember
+	multipartMember
+	memberKinds
+)
+
+// kindOf is the memberKind of sub.
+func kindOf(sub subscriber) memberKind {
+	if h, ok := sub.(*httpStream); ok {
+		if transportOf(h.format) == TransportSSE {
+			return sseMember
+		}
+		return multipartMember
+	}
+	return webSocketMember
 }
 
 // sharedStream is one running execution and its subscribers.
@@ -296,8 +324,10 @@ func (t *Transport) startStream(authCtx context.Context, st *sharedStream, sub s
 	st.members[sub] = struct{}{}
 	t.watchMember(st, sub)
 	t.streams.wg.Add(1)
+	t.streams.running.Add(1)
 	go func() {
 		defer t.streams.wg.Done()
+		defer t.streams.running.Add(-1)
 		t.runStream(sctx, st, exec, rc)
 	}()
 }
@@ -306,7 +336,12 @@ func (t *Transport) startStream(authCtx context.Context, st *sharedStream, sub s
 // goroutine per subscriber: with thousands of sockets, a waiting
 // goroutine's stack would be most of a connection's memory.
 func (t *Transport) watchMember(st *sharedStream, m subscriber) {
-	context.AfterFunc(m.done(), func() { t.streams.leave(st, m) })
+	count := &t.streams.members[kindOf(m)]
+	count.Add(1)
+	context.AfterFunc(m.done(), func() {
+		t.streams.leave(st, m)
+		count.Add(-1)
+	})
 }
 
 // runStream executes a shared stream and sends every response to every

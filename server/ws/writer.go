@@ -115,7 +115,9 @@ func (c *conn) enqueueFrames(frames [][]byte, wake bool) (first bool) {
 	}
 	if c.queued > 0 && c.queued+size > c.t.cfg.SendBuffer {
 		c.qmu.Unlock()
-		c.terminate(closeInfo{code: closeTryAgainLater, reason: reasonSlowConsumer})
+		if c.terminate(closeInfo{code: closeTryAgainLater, reason: reasonSlowConsumer}) {
+			c.t.cfg.SlowConsumer(TransportWebSocket)
+		}
 		return false
 	}
 	first = len(c.queue) == 0

@@ -122,6 +122,27 @@ type Config struct {
 	// OperationQueued, when set, is called by each operation's goroutine
 	// before it starts work; tests hold operations there. Default nil.
 	OperationQueued func(ctx context.Context)
+	// SlowConsumer is called once for each subscriber cut for falling
+	// behind its send buffer (a socket closed with 1013, an HTTP stream
+	// cut), with its transport (TransportWebSocket, TransportSSE,
+	// TransportMultipart), for metrics. Default: nothing.
+	SlowConsumer func(transport string)
+}
+
+// Transports of subscribers, as Stats and Config.SlowConsumer name them.
+const (
+	TransportWebSocket = "websocket"
+	TransportSSE       = "sse"
+	TransportMultipart = "multipart"
+)
+
+// transportOf is the transport of an HTTP stream in format: an event
+// stream, or one of the multipart formats.
+func transportOf(format *wire.StreamFormat) string {
+	if format == &wire.SSE || format.Name == wire.SSE.Name {
+		return TransportSSE
+	}
+	return TransportMultipart
 }
 
 // withDefaults returns cfg with zero fields set to their defaults.
@@ -155,6 +176,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.AfterFunc == nil {
 		cfg.AfterFunc = func(d time.Duration, f func()) interface{ Stop() bool } { return time.AfterFunc(d, f) }
+	}
+	if cfg.SlowConsumer == nil {
+		cfg.SlowConsumer = func(string) {}
 	}
 	return cfg
 }
@@ -539,6 +563,57 @@ func (reg *registry) ofUser(userID int64) ([]*conn, []*httpStream) {
 		}
 	}
 	return conns, streams
+}
+
+// Counts are numbers by transport.
+type Counts struct {
+	WebSocket, SSE, Multipart int
+}
+
+// add counts n more of transport.
+func (c *Counts) add(transport string, n int) {
+	switch transport {
+	case TransportWebSocket:
+		c.WebSocket += n
+	case TransportSSE:
+		c.SSE += n
+	default:
+		c.Multipart += n
+	}
+}
+
+// Stats are what a Transport holds at one moment.
+type Stats struct {
+	// Connections are the open WebSockets and subscription streams over
+	// HTTP.
+	Connections Counts
+	// Subscriptions are the running subscriptions, by the transport of
+	// their subscriber.
+	Subscriptions Counts
+	// SharedStreams are the running subscription executions, each shared
+	// by all its subscribers.
+	SharedStreams int
+}
+
+// Stats returns what t holds now: counted on the spot for the
+// connections, kept as they come and go for the subscriptions.
+func (t *Transport) Stats() Stats {
+	var st Stats
+	reg := &t.sockets
+	reg.mu.Lock()
+	st.Connections.WebSocket = len(reg.conns)
+	for h := range reg.streams {
+		st.Connections.add(transportOf(h.format), 1)
+	}
+	reg.mu.Unlock()
+	ss := &t.streams
+	st.Subscriptions = Counts{
+		WebSocket: int(ss.members[webSocketMember].Load()),
+		SSE:       int(ss.members[sseMember].Load()),
+		Multipart: int(ss.members[multipartMember].Load()),
+	}
+	st.SharedStreams = int(ss.running.Load())
+	return st
 }
 
 // SharedSubscribers returns how many operations are subscribed to shared

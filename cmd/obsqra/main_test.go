@@ -142,8 +142,8 @@ func TestServeMigratePromote(t *testing.T) {
 }
 
 // serveWhile runs `obsqra serve` until fn returns, then stops it as SIGTERM
-// would and checks that it stopped cleanly.
-func serveWhile(t *testing.T, base string, fn func()) {
+// would, checks that it stopped cleanly, and returns what it logged.
+func serveWhile(t *testing.T, base string, fn func()) []byte {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -173,11 +173,19 @@ func serveWhile(t *testing.T, base string, fn func()) {
 	if err := <-done; err != nil {
 		t.Fatalf("serve returned %v after cancellation", err)
 	}
+	return out.Bytes()
 }
 
 func post(t *testing.T, base, token, query string, headers ...string) []byte {
 	t.Helper()
-	b, _ := json.Marshal(map[string]string{"query": query})
+	return postRequest(t, base, token, map[string]any{"query": query}, headers...)
+}
+
+// postRequest POSTs a GraphQL request (query, variables…) with token and
+// headers (name, value pairs), and returns the response's body.
+func postRequest(t *testing.T, base, token string, request map[string]any, headers ...string) []byte {
+	t.Helper()
+	b, _ := json.Marshal(request)
 	req, _ := http.NewRequest(http.MethodPost, base+"/graphql", bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(headers); i += 2 {

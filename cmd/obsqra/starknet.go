@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/obsqra/obsqra/config"
 	"github.com/obsqra/obsqra/ledger"
 	"github.com/obsqra/obsqra/scheduler"
@@ -13,14 +15,15 @@ import (
 	"github.com/obsqra/obsqra/store"
 )
 
-// newStarknet returns the client of the configured nodes, or nil when
-// there are none. A node on another chain than STARKNET_NETWORK is never
-// used; the check at start only reports it early.
-func newStarknet(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*starknet.Client, error) {
+// newStarknet returns the client of the configured nodes, its requests
+// traced into tp when it is not nil, or nil when there are no nodes. A
+// node on another chain than STARKNET_NETWORK is never used; the check at
+// start only reports it early.
+func newStarknet(ctx context.Context, cfg *config.Config, logger *slog.Logger, tp trace.TracerProvider) (*starknet.Client, error) {
 	if len(cfg.StarknetRPCURLs) == 0 {
 		return nil, nil
 	}
-	c, err := starknet.New(starknet.Config{URLs: cfg.StarknetRPCURLs, Network: cfg.StarknetNetwork, Logger: logger})
+	c, err := starknet.New(starknet.Config{URLs: cfg.StarknetRPCURLs, Network: cfg.StarknetNetwork, Logger: logger, TracerProvider: tp})
 	if err != nil {
 		return nil, fmt.Errorf("starknet: %w", err)
 	}

@@ -52,6 +52,10 @@ type Client struct {
 	Scheme string
 	// RequestID identifies the request in logs and error responses.
 	RequestID string
+	// TraceID is the W3C trace id (32 hex digits) of the request's trace
+	// when the server traces it, "" otherwise: internal errors and error
+	// reports quote it beside RequestID.
+	TraceID string
 }
 
 // LimitKey is what per-address limits (sign-in and registration throttles,

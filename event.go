@@ -41,6 +41,11 @@ type Event struct {
 	Payload json.RawMessage
 	// CreatedAt is when the event was appended.
 	CreatedAt time.Time
+	// TraceParent is the W3C traceparent of the span the event was
+	// appended in ("00-" trace id "-" span id "-" flags), or "" when it
+	// was appended outside a trace. The hub links the span of the
+	// event's delivery to it, on whichever instance delivers it.
+	TraceParent string
 
 	// value is Payload decoded, shared by the copies of the event; nil
 	// until SetPayload (see Value).

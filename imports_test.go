@@ -71,6 +71,15 @@ var arrows = map[string][]string{
 	// reports to, which telemetry's recorders satisfy, so it needs only
 	// the domain (obsqra.JobOutcome).
 	"telemetry": {"."},
+	// telemetry/tracing is the traces and error reports of ARCHITECTURE.md's
+	// telemetry room: the OpenTelemetry SDK and its OTLP exporter, the
+	// hub's tracer, the log handler that adds trace ids, and the Sentry
+	// client. server, store and starknet record into the OpenTelemetry
+	// API and live into a Tracer it declares, so none of them imports it;
+	// it needs only the domain (events, a request's client).
+	"telemetry/tracing": {"."},
+	// the tests' OTLP collector and Sentry host
+	"telemetry/tracing/tracingtest": {},
 }
 
 // outside lists, for the packages whose room is closed to the rest of the

@@ -143,6 +143,25 @@ type Config struct {
 	// default text in development and json in production).
 	LogFormat LogFormat
 
+	// TracesEndpoint is the URL the server sends its spans to over
+	// OTLP/HTTP with protobuf: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it
+	// is, or OTEL_EXPORTER_OTLP_ENDPOINT with /v1/traces appended to its
+	// path (http(s) URLs, default none). "" turns tracing off, and so does
+	// OTEL_SDK_DISABLED=true.
+	TracesEndpoint string
+	// TracesSampler decides which traces are kept (OTEL_TRACES_SAMPLER:
+	// always_on, always_off, traceidratio, parentbased_always_on,
+	// parentbased_always_off or parentbased_traceidratio; default
+	// parentbased_always_on); TracesSamplerRatio is the share of traces
+	// the ratio samplers keep (OTEL_TRACES_SAMPLER_ARG, 0-1, default 1).
+	TracesSampler      string
+	TracesSamplerRatio float64
+	// SentryDSN is the Sentry project that internal errors and panics are
+	// reported to (SENTRY_DSN, or the trimmed content of the file named by
+	// SENTRY_DSN_FILE; https://KEY@HOST/PROJECT; default none: no
+	// reports).
+	SentryDSN string
+
 	// BcryptCost is the bcrypt work factor of password hashes (BCRYPT_COST,
 	// default 12, 4-31; at least 10 in production). Each step doubles the
 	// time a hash takes.
@@ -316,7 +335,7 @@ type Config struct {
 // Load reads the environment only through getenv; all it reads from disk
 // are the files that the *_FILE variables of the secrets (SECRET_KEY_FILE,
 // DATABASE_URL_FILE, MIGRATION_DATABASE_URL_FILE, STARKNET_RPC_URL_FILE,
-// DEFILLAMA_URL_FILE) name, when they are set.
+// DEFILLAMA_URL_FILE, SENTRY_DSN_FILE) name, when they are set.
 func Load(getenv func(string) string) (*Config, error) {
 	return load(getenv, os.ReadFile)
 }
@@ -386,6 +405,9 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 		formatDefault = LogFormatJSON
 	}
 	c.LogFormat = l.logFormat("LOG_FORMAT", formatDefault)
+	c.TracesEndpoint = l.tracesEndpoint()
+	c.TracesSampler, c.TracesSamplerRatio = l.tracesSampler()
+	c.SentryDSN = l.sentryDSN()
 
 	c.BcryptCost = l.intRange("BCRYPT_COST", defaultBcryptCost, 4, 31, "a bcrypt cost from 4 to 31")
 	if prod && c.BcryptCost < minProductionBcryptCost {
@@ -516,6 +538,9 @@ func (c *Config) LogValue() slog.Value {
 		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", string(c.LogFormat)),
+		slog.Bool("traces", c.TracesEndpoint != ""),
+		slog.String("traces_sampler", c.TracesSampler),
+		slog.Bool("sentry", c.SentryDSN != ""),
 		slog.Int("bcrypt_cost", c.BcryptCost),
 		slog.Int("admin_emails", len(c.AdminEmails)),
 		slog.Bool("introspection", c.Introspection),

@@ -41,6 +41,9 @@ type Options struct {
 	// subscription, per connection, per client address and in total, and
 	// the subscriptions of one user. Zero fields take their defaults.
 	Limits Limits
+	// Tracer, when set, traces the dispatch of each event appended inside
+	// a trace (see Tracer). Default nil: none.
+	Tracer Tracer
 	// Batch is how many events one outbox read of the hub returns. Default
 	// 500.
 	Batch int
@@ -354,9 +357,11 @@ func (h *Hub) catchUp(ctx context.Context) error {
 		h.mu.Lock()
 		for i := range events {
 			e := &events[i]
+			dispatched := h.traceDispatch(ctx, e)
 			for s := range h.subs {
 				s.deliver(e)
 			}
+			dispatched(len(h.subs))
 			for _, f := range h.observers {
 				f(e)
 			}

@@ -416,7 +416,8 @@ func (s *eventStreams) results(ctx, opCtx context.Context, st *eventStream, resp
 func (st *eventStream) send(ctx context.Context, payload any) {
 	data, err := json.Marshal(payload)
 	if err != nil {
-		data, _ = json.Marshal(wire.Response(wire.Internal(obsqra.ClientFromContext(ctx).RequestID)))
+		client := obsqra.ClientFromContext(ctx)
+		data, _ = json.Marshal(wire.Response(wire.Internal(client.RequestID, client.TraceID)))
 	}
 	st.write(st.format.Frame(data))
 }

@@ -58,6 +58,10 @@ func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 	h.SetErrorPresenter(s.presentError)
 	h.SetRecoverFunc(s.recoverResolver)
 	h.Use(operationLog{})
+	if s.tracer != nil {
+		// Before the deadline: the span covers the whole operation.
+		h.Use(operationSpans{tracer: s.tracer})
+	}
 	// First: the other extensions see the document a hash stands for.
 	h.Use(&persistedQueries{
 		cache:       newDocumentCache(s.cfg.PersistedQueryCacheBytes),
@@ -115,9 +119,10 @@ var errorCodes = map[string]string{
 //     extensions.retryAfter says when to try again.
 //   - A *gqlerror.Error that wraps nothing is gqlgen's or gqlparser's own
 //     (parse, validation, limits, "must not be null") and is kept as is.
-//   - Anything else is logged with the request id and shown as
-//     "internal error" with the request id, so a report can be matched to
-//     the log; but an operation cancelled under its resolvers (the client
+//   - Anything else is logged and reported (Config.Reporter) with the
+//     request id and shown as "internal error" with the request id, and
+//     the trace id of a traced request, so a report can be matched to the
+//     log and the trace; but an operation cancelled under its resolvers (the client
 //     went away, the socket closed, the stream ended, the server shut
 //     down) is not an error, and says so once, at debug level, however
 //     many fields and events it fails (see cancelled).
@@ -161,23 +166,27 @@ func (s *Server) presentError(ctx context.Context, err error) *gqlerror.Error {
 		return gqlErr
 	}
 
-	id := obsqra.ClientFromContext(ctx).RequestID
+	client := obsqra.ClientFromContext(ctx)
+	id := client.RequestID
 	_, panicked := errors.AsType[*panicError](err)
 	switch {
 	case panicked:
-		// Logged with its stack by recoverResolver already.
+		// Logged and reported with its stack by recoverResolver already.
+		failSpan(ctx)
 	case wire.Cancelled(ctx, err):
 		if l, _ := ctx.Value(operationLogKey{}).(*operationLogState); l == nil || !l.cancelled.Swap(true) {
 			s.log.DebugContext(ctx, "graphql operation cancelled", "request_id", id, "path", path.String(), "error", err.Error())
 		}
 	default:
 		s.log.ErrorContext(ctx, "graphql internal error", "request_id", id, "path", path.String(), "error", err.Error())
+		s.reportError(ctx, err)
+		failSpan(ctx)
 	}
 	return &gqlerror.Error{
 		Message:    wire.InternalMessage,
 		Path:       path,
 		Locations:  locations,
-		Extensions: map[string]any{"code": wire.CodeInternal, "requestId": id},
+		Extensions: wire.Internal(id, client.TraceID).Extensions,
 	}
 }
 
@@ -211,14 +220,15 @@ type panicError struct{}
 // Error says what happened, for the log; the client never sees it.
 func (*panicError) Error() string { return "panic in graphql resolver" }
 
-// recoverResolver logs a panic inside gqlgen (a resolver, a marshaller) with
-// its stack and the request id; presentError then shows the client an
-// internal error.
+// recoverResolver logs and reports a panic inside gqlgen (a resolver, a
+// marshaller) with its stack and the request id; presentError then shows
+// the client an internal error.
 func (s *Server) recoverResolver(ctx context.Context, v any) error {
 	s.log.ErrorContext(ctx, "panic in graphql resolver",
 		"request_id", obsqra.ClientFromContext(ctx).RequestID,
 		"path", graphql.GetPath(ctx).String(),
 		"panic", fmt.Sprint(v),
 		"stack", string(debug.Stack()))
+	s.reportPanic(ctx, v)
 	return &panicError{}
 }

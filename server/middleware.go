@@ -31,10 +31,12 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-ID", id)
 		address, scheme := s.clientOf(r)
+		s.annotateRequest(r.Context(), id)
 		ctx := obsqra.NewContextWithClient(r.Context(), &obsqra.Client{
 			Address:   address,
 			Scheme:    scheme,
 			RequestID: id,
+			TraceID:   traceIDOf(r.Context()),
 		})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
@@ -61,7 +63,7 @@ func requestIDOf(r *http.Request) string {
 }
 
 // recoverPanic answers a panic below it with a 500 that carries only the
-// request id, and logs the panic with its stack.
+// request and trace ids, and logs and reports the panic with its stack.
 func (s *Server) recoverPanic(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -72,11 +74,12 @@ func (s *Server) recoverPanic(next http.Handler) http.Handler {
 			if v == http.ErrAbortHandler { //nolint:errorlint // net/http compares it the same way
 				panic(v)
 			}
-			id := requestIDOf(r)
+			client := obsqra.ClientFromContext(r.Context())
 			s.log.ErrorContext(r.Context(), "panic serving http request",
-				"request_id", id, "method", r.Method, "path", r.URL.Path,
+				"request_id", client.RequestID, "method", r.Method, "path", r.URL.Path,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			wire.WriteJSON(w, http.StatusInternalServerError, wire.Response(wire.Internal(id)))
+			s.reportPanic(r.Context(), v)
+			wire.WriteJSON(w, http.StatusInternalServerError, wire.Response(wire.Internal(client.RequestID, client.TraceID)))
 		}()
 		next.ServeHTTP(w, r)
 	})
@@ -103,6 +106,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			}
 			took := time.Since(start)
 			rec.gql.record(status, took, completed)
+			s.recordStatus(r.Context(), status)
 			s.log.InfoContext(r.Context(), "http request",
 				"request_id", requestIDOf(r),
 				"method", r.Method,

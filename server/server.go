@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/server/ws"
@@ -93,6 +94,12 @@ type Config struct {
 	// Logger receives the access log and every error the server hides from
 	// clients. Default slog.Default().
 	Logger *slog.Logger
+	// TracerProvider, when set, traces every request and GraphQL
+	// operation (see trace.go). Default nil: none.
+	TracerProvider trace.TracerProvider
+	// Reporter, when set, is told of every internal error and recovered
+	// panic (SENTRY_DSN). Default nil: none.
+	Reporter Reporter
 
 	// MaxBodyBytes bounds a request body, in bytes. Default 1 MiB.
 	MaxBodyBytes int64
@@ -298,6 +305,9 @@ type Server struct {
 	// been called; /ready answers 503 from then on, and event streams end.
 	shuttingDown    context.Context
 	setShuttingDown context.CancelFunc
+
+	// tracer traces requests and operations (TracerProvider), or is nil.
+	tracer trace.Tracer
 }
 
 // New returns a server for schema that authenticates bearer tokens with auth
@@ -315,6 +325,9 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 		writeTimeout: writeTimeout,
 	}
 	s.shuttingDown, s.setShuttingDown = context.WithCancel(context.Background())
+	if cfg.TracerProvider != nil {
+		s.tracer = cfg.TracerProvider.Tracer(tracerName)
+	}
 
 	mux := http.NewServeMux()
 	// CSRF prevention first: a request a browser sends cross-origin without
@@ -333,10 +346,10 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 		mux.HandleFunc("GET /playground/assets/{file}", s.servePlaygroundAsset)
 	}
 
-	// Outermost first: every later layer can log with the request id, and a
-	// panic anywhere below is answered and logged; the access log counts
-	// the bytes sent, compressed.
-	s.handler = s.requestID(s.recoverPanic(s.accessLog(s.compress(s.cors(s.limitBody(mux))))))
+	// Outermost first: every later layer is in the request's span and can
+	// log with the request id, and a panic anywhere below is answered and
+	// logged; the access log counts the bytes sent, compressed.
+	s.handler = s.traceRequests(s.requestID(s.recoverPanic(s.accessLog(s.compress(s.cors(s.limitBody(mux)))))))
 	return s
 }
 

@@ -187,7 +187,8 @@ func (st *eventStream) write(b []byte) {
 func (st *eventStream) next(ctx context.Context, resp *graphql.Response) {
 	data, err := json.Marshal(resp)
 	if err != nil {
-		data, _ = json.Marshal(wire.Response(wire.Internal(obsqra.ClientFromContext(ctx).RequestID)))
+		client := obsqra.ClientFromContext(ctx)
+		data, _ = json.Marshal(wire.Response(wire.Internal(client.RequestID, client.TraceID)))
 	}
 	st.write(st.format.Frame(data))
 }

@@ -25,6 +25,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/obsqra/obsqra"
 )
 
@@ -76,6 +78,9 @@ type Config struct {
 	// HTTPClient sends the requests. Default: a client of its own with
 	// no overall timeout (Timeout bounds each request).
 	HTTPClient *http.Client
+	// TracerProvider, when set, traces each request to a node inside a
+	// recorded span (see trace.go). Default nil: none.
+	TracerProvider trace.TracerProvider
 	// Logger receives a warning when a request succeeded only after
 	// failing over. Default slog.Default().
 	Logger *slog.Logger
@@ -421,7 +426,9 @@ type rpcResponse struct {
 // post makes one request to one node and returns its result. A JSON-RPC
 // error comes back as *RPCError; any other error is a failure of the
 // node. nil params are sent as [].
-func (c *Client) post(ctx context.Context, ep *endpoint, method string, params any) (json.RawMessage, error) {
+func (c *Client) post(ctx context.Context, ep *endpoint, method string, params any) (_ json.RawMessage, err error) {
+	ctx, span := c.startRequest(ctx, ep, method)
+	defer func() { span.end(err) }()
 	if params == nil {
 		params = []any{}
 	}

@@ -14,11 +14,12 @@ import (
 	"github.com/obsqra/obsqra"
 )
 
-var eventColumns = columns("", "id", "topic", "owner_user_id", "protocol_id", "kind", "payload", "created_at")
+var eventColumns = columns("", "id", "topic", "owner_user_id", "protocol_id", "kind", "payload", "created_at", "trace_parent")
 
 // AppendEvent adds e to the outbox in this unit of work, so the event
-// commits, or not, with the change it describes. It sets e.ID and
-// e.CreatedAt. e.OwnerID 0 means a public event; its other routing keys
+// commits, or not, with the change it describes. It sets e.ID,
+// e.CreatedAt and e.TraceParent, the span of ctx (see trace.go), which is
+// stored with the event. e.OwnerID 0 means a public event; its other routing keys
 // (ProtocolID, Kind) are stored beside it, NULL for none. A nil Payload is stored as
 // {}; a Payload is stored compacted, and PostgreSQL (jsonb) may give it back
 // with its keys reordered and spaces added: equal as JSON, not as bytes.
@@ -42,9 +43,10 @@ func (tx *Tx) AppendEvent(ctx context.Context, e *obsqra.Event) error {
 		}
 	}
 	now := tx.now()
+	e.TraceParent = traceParent(ctx)
 	err = c.queryRow(ctx,
-		"INSERT INTO events (topic, owner_user_id, protocol_id, kind, payload, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-		e.Topic, idArg(e.OwnerID), idArg(e.ProtocolID), textArg(e.Kind), payload, c.d.timeArg(now)).Scan(&e.ID)
+		"INSERT INTO events (topic, owner_user_id, protocol_id, kind, payload, created_at, trace_parent) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+		e.Topic, idArg(e.OwnerID), idArg(e.ProtocolID), textArg(e.Kind), payload, c.d.timeArg(now), textArg(e.TraceParent)).Scan(&e.ID)
 	if err != nil {
 		return translate(err, "append event", "event")
 	}
@@ -98,7 +100,7 @@ func eventsAfter(ctx context.Context, c conn, afterID int64, limit int) ([]obsqr
 		var e obsqra.Event
 		var payload []byte
 		if err := rows.Scan(&e.ID, &e.Topic, idScanner{&e.OwnerID}, idScanner{&e.ProtocolID}, textScanner{&e.Kind},
-			&payload, scanTime(&e.CreatedAt)); err != nil {
+			&payload, scanTime(&e.CreatedAt), textScanner{&e.TraceParent}); err != nil {
 			return nil, translate(err, "scan event", "event")
 		}
 		// Ready to be decoded once, however many subscribers read it.

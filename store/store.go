@@ -23,6 +23,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq" // registers the "postgres" driver
 	"github.com/obsqra/obsqra"
+	"go.opentelemetry.io/otel/trace"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -84,6 +85,9 @@ type Options struct {
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
 	ConnMaxIdleTime time.Duration
+	// TracerProvider, when set, traces the statements run inside a
+	// recorded span, one span each (see trace.go). Default nil: none.
+	TracerProvider trace.TracerProvider
 }
 
 // DB is an open database of either dialect. It is safe for concurrent use.
@@ -101,6 +105,8 @@ type DB struct {
 
 	// stmts holds the prepared statements of the store's queries.
 	stmts *stmtCache
+	// tracer traces statements (Options.TracerProvider), or is nil.
+	tracer trace.Tracer
 
 	// dsn is what the driver was opened with, for ListenEvents.
 	dsn string
@@ -138,7 +144,7 @@ func OpenWith(ctx context.Context, url string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{dialect: d, dsn: dsn, Now: time.Now}
+	db := &DB{dialect: d, dsn: dsn, Now: time.Now, tracer: tracerOf(opts.TracerProvider)}
 	switch d {
 	case sqliteDialect:
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
@@ -259,7 +265,7 @@ func (db *DB) now() time.Time { return stamp(db.Now()) }
 
 // conn returns the DB as a query target for the unexported query functions.
 func (db *DB) conn() conn {
-	return conn{ext: db.db, d: db.dialect, stmts: db.stmts, count: &db.statements}
+	return conn{ext: db.db, d: db.dialect, stmts: db.stmts, count: &db.statements, tracer: db.tracer}
 }
 
 // Statements returns how many SQL statements the store has run since it
@@ -301,7 +307,8 @@ type Tx struct {
 
 // conn returns the Tx as a query target for the unexported query functions.
 func (tx *Tx) conn() conn {
-	return conn{ext: tx.tx, d: tx.db.dialect, stmts: tx.db.stmts, tx: tx.tx, txStmts: &tx.stmts, count: &tx.db.statements}
+	return conn{ext: tx.tx, d: tx.db.dialect, stmts: tx.db.stmts, tx: tx.tx, txStmts: &tx.stmts, count: &tx.db.statements,
+		tracer: tx.db.tracer}
 }
 
 // now returns the store's clock reading as it stores times.
@@ -365,6 +372,8 @@ type conn struct {
 	// txStmts are the transaction's own prepared statements.
 	txStmts *map[string]*sqlx.Stmt
 	count   *atomic.Int64
+	// tracer traces the statements run inside a recorded span, or is nil.
+	tracer trace.Tracer
 }
 
 // stmt returns the prepared statement of query for this conn, or nil to run
@@ -400,27 +409,33 @@ func (c conn) stmt(ctx context.Context, query string) *sqlx.Stmt {
 	return st
 }
 
-func (c conn) queryRow(ctx context.Context, query string, args ...any) *sqlx.Row {
+func (c conn) queryRow(ctx context.Context, query string, args ...any) (row *sqlx.Row) {
 	c.count.Add(1)
 	query = c.d.rebind(query)
+	ctx, span := c.startStatement(ctx, query)
+	defer func() { span.end(row.Err()) }()
 	if st := c.stmt(ctx, query); st != nil {
 		return st.QueryRowxContext(ctx, args...)
 	}
 	return c.ext.QueryRowxContext(ctx, query, args...)
 }
 
-func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+func (c conn) query(ctx context.Context, query string, args ...any) (rows *sql.Rows, err error) {
 	c.count.Add(1)
 	query = c.d.rebind(query)
+	ctx, span := c.startStatement(ctx, query)
+	defer func() { span.end(err) }()
 	if st := c.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
 	return c.ext.QueryContext(ctx, query, args...)
 }
 
-func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (c conn) exec(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
 	c.count.Add(1)
 	query = c.d.rebind(query)
+	ctx, span := c.startStatement(ctx, query)
+	defer func() { span.end(err) }()
 	if st := c.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}

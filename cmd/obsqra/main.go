@@ -34,6 +34,8 @@ import (
 	// (distroless static, scratch); scripts/check-container checks it.
 	_ "time/tzdata"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/config"
@@ -166,9 +168,9 @@ func loadConfig() (*config.Config, error) {
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(logHandler(cfg, slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(logHandler(cfg, slog.NewTextHandler(w, opts)))
 }
 
 // grantApplication gives the role of db the privileges of the server's
@@ -203,12 +205,15 @@ func storeOptions(cfg *config.Config) store.Options {
 }
 
 // open migrates the database as its owner, then opens it as the server's
-// role (the same URL unless MIGRATION_DATABASE_URL says otherwise).
-func open(ctx context.Context, cfg *config.Config) (*store.DB, error) {
+// role (the same URL unless MIGRATION_DATABASE_URL says otherwise), its
+// statements traced into tp when it is not nil.
+func open(ctx context.Context, cfg *config.Config, tp trace.TracerProvider) (*store.DB, error) {
 	if err := store.MigrateWith(ctx, cfg.MigrationDatabaseURL, storeOptions(cfg)); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	db, err := store.OpenWith(ctx, cfg.DatabaseURL, storeOptions(cfg))
+	opts := storeOptions(cfg)
+	opts.TracerProvider = tp
+	db, err := store.OpenWith(ctx, cfg.DatabaseURL, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -259,13 +264,20 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		}
 		defer stopMetrics()
 	}
-	db, err := open(ctx, cfg)
+	// Started first and stopped last, so that the last requests' spans
+	// and reports are sent.
+	tr, err := startTraces(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer tr.stop(ctx, logger)
+	db, err := open(ctx, cfg, tr.tracerProvider())
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 
-	node, err := newStarknet(ctx, cfg, logger, obs.starknet)
+	node, err := newStarknet(ctx, cfg, logger, obs.starknet, tr.tracerProvider())
 	if err != nil {
 		return err
 	}
@@ -288,6 +300,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	}
 	hubOptions := liveOptions(cfg, logger)
 	hubOptions.Observer = obs.live
+	hubOptions.Tracer = tr.hubTracer()
 	hub := live.NewHub(db, hubOptions)
 	jobs, err := newScheduler(db, cfg, logger, obs.jobs, hub, accounts, markets, advice, decisions, ledgerJobs(cfg, node, transactions)...)
 	if err != nil {
@@ -304,6 +317,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		TrustedProxies:       cfg.TrustedProxies,
 		Introspection:        cfg.Introspection,
 		Logger:               logger,
+		TracerProvider:       tr.tracerProvider(),
+		Reporter:             tr.reporter(),
 		WSInitTimeout:        cfg.WSInitTimeout,
 		WSKeepAlive:          cfg.WSKeepAlive,
 		WSMaxConnsPerAddress: cfg.WSMaxConnsPerAddress,
@@ -372,7 +387,7 @@ func runUser(ctx context.Context, cfg *config.Config, args []string, stdout io.W
 	if len(args) != 2 || args[0] != "promote" {
 		return errors.New("usage: obsqra user promote EMAIL")
 	}
-	db, err := open(ctx, cfg)
+	db, err := open(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}

@@ -146,10 +146,12 @@ func TestServeMigratePromote(t *testing.T) {
 }
 
 // serveWhile runs `obsqra serve` until fn returns, then stops it as SIGTERM
-// would and checks that it stopped cleanly.
-func serveWhile(t *testing.T, base string, fn func()) {
+// would, checks that it stopped cleanly, and returns what it logged.
+func serveWhile(t *testing.T, base string, fn func()) []byte {
 	t.Helper()
-	serveLogging(t, base, new(obsqratest.Buffer), fn)
+	out := new(obsqratest.Buffer)
+	serveLogging(t, base, out, fn)
+	return []byte(out.String())
 }
 
 // serveLogging is serveWhile with serve's output (its log) written to out.
@@ -186,7 +188,14 @@ func serveLogging(t *testing.T, base string, out *obsqratest.Buffer, fn func()) 
 
 func post(t *testing.T, base, token, query string, headers ...string) []byte {
 	t.Helper()
-	b, _ := json.Marshal(map[string]string{"query": query})
+	return postRequest(t, base, token, map[string]any{"query": query}, headers...)
+}
+
+// postRequest POSTs a GraphQL request (query, variables…) with token and
+// headers (name, value pairs), and returns the response's body.
+func postRequest(t *testing.T, base, token string, request map[string]any, headers ...string) []byte {
+	t.Helper()
+	b, _ := json.Marshal(request)
 	req, _ := http.NewRequest(http.MethodPost, base+"/graphql", bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(headers); i += 2 {

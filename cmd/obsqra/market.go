@@ -73,7 +73,7 @@ func runImport(ctx context.Context, cfg *config.Config, logger *slog.Logger, arg
 	if err != nil {
 		return fmt.Errorf("import %s: %w", args[1], err)
 	}
-	db, err := open(ctx, cfg)
+	db, err := open(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}

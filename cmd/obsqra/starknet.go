@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/obsqra/obsqra/config"
 	"github.com/obsqra/obsqra/ledger"
 	"github.com/obsqra/obsqra/scheduler"
@@ -14,14 +16,15 @@ import (
 )
 
 // newStarknet returns the client of the configured nodes, or nil when
-// there are none. A node on another chain than STARKNET_NETWORK is never
-// used; the check at start only reports it early. observer (nil: none)
-// hears of every call.
-func newStarknet(ctx context.Context, cfg *config.Config, logger *slog.Logger, observer starknet.Observer) (*starknet.Client, error) {
+// there are none; observer (nil: none) hears of every call, and its
+// requests are traced into tp when it is not nil. A node on another chain
+// than STARKNET_NETWORK is never used; the check at start only reports it
+// early.
+func newStarknet(ctx context.Context, cfg *config.Config, logger *slog.Logger, observer starknet.Observer, tp trace.TracerProvider) (*starknet.Client, error) {
 	if len(cfg.StarknetRPCURLs) == 0 {
 		return nil, nil
 	}
-	c, err := starknet.New(starknet.Config{URLs: cfg.StarknetRPCURLs, Network: cfg.StarknetNetwork, Logger: logger, Observer: observer})
+	c, err := starknet.New(starknet.Config{URLs: cfg.StarknetRPCURLs, Network: cfg.StarknetNetwork, Logger: logger, Observer: observer, TracerProvider: tp})
 	if err != nil {
 		return nil, fmt.Errorf("starknet: %w", err)
 	}

@@ -36,12 +36,17 @@ type Body struct {
 func Response(e Error) Body { return Body{Errors: []Error{e}} }
 
 // Internal is the error a client gets for a failure it may not read: the
-// request id is what it can quote to the operators.
-func Internal(requestID string) Error {
-	return Error{
+// request id, and the trace id of a traced request ("" for none), are what
+// it can quote to the operators.
+func Internal(requestID, traceID string) Error {
+	e := Error{
 		Message:    InternalMessage,
 		Extensions: map[string]any{"code": CodeInternal, "requestId": requestID},
 	}
+	if traceID != "" {
+		e.Extensions["traceId"] = traceID
+	}
+	return e
 }
 
 // WriteJSON answers status with v as JSON, never cached.

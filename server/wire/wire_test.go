@@ -37,13 +37,26 @@ func TestBearerToken(t *testing.T) {
 func TestWriteJSON(t *testing.T) {
 	t.Parallel()
 	rec := httptest.NewRecorder()
-	wire.WriteJSON(rec, http.StatusBadRequest, wire.Response(wire.Internal("req-1")))
+	wire.WriteJSON(rec, http.StatusBadRequest, wire.Response(wire.Internal("req-1", "")))
 	if rec.Code != http.StatusBadRequest || rec.Header().Get("Content-Type") != "application/json" || rec.Header().Get("Cache-Control") != "no-store" {
 		t.Errorf("status %d, headers %v", rec.Code, rec.Header())
 	}
 	want := `{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL_SERVER_ERROR","requestId":"req-1"}}]}` + "\n"
 	if rec.Body.String() != want {
 		t.Errorf("body %s, want %s", rec.Body, want)
+	}
+}
+
+// TestInternalTraced: a traced request's internal error quotes its trace
+// id beside its request id; an untraced one's has no traceId.
+func TestInternalTraced(t *testing.T) {
+	t.Parallel()
+	e := wire.Internal("req-1", "4bf92f3577b34da6a3ce929d0e0e4736")
+	if e.Extensions["requestId"] != "req-1" || e.Extensions["traceId"] != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("Internal(req-1, trace) extensions = %v, want both ids", e.Extensions)
+	}
+	if _, ok := wire.Internal("req-1", "").Extensions["traceId"]; ok {
+		t.Errorf("Internal(req-1, \"\") has a traceId")
 	}
 }
 

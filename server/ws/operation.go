@@ -148,7 +148,8 @@ func (c *conn) runOperation(op *operation, params *graphql.RawParams) {
 		msg, err := json.Marshal(response{ID: op.id, Type: next, Payload: resp})
 		if err != nil {
 			c.t.log.ErrorContext(ctx, "marshal graphql response", "request_id", c.requestID(), "error", err.Error())
-			msg, _ = json.Marshal(response{ID: op.id, Type: next, Payload: wire.Response(wire.Internal(c.requestID()))})
+			client := obsqra.ClientFromContext(c.ctx)
+			msg, _ = json.Marshal(response{ID: op.id, Type: next, Payload: wire.Response(wire.Internal(client.RequestID, client.TraceID))})
 		}
 		c.enqueueOperation(op, msg)
 	}

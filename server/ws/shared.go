@@ -392,7 +392,8 @@ func (t *Transport) runStream(ctx context.Context, st *sharedStream, exec graphq
 		payload, err := json.Marshal(resp)
 		if err != nil {
 			t.log.ErrorContext(ctx, "marshal graphql response", "error", err.Error())
-			payload, _ = json.Marshal(wire.Response(wire.Internal(obsqra.ClientFromContext(ctx).RequestID)))
+			client := obsqra.ClientFromContext(ctx)
+			payload, _ = json.Marshal(wire.Response(wire.Internal(client.RequestID, client.TraceID)))
 		}
 		// The events of a commit are sent together: while more are ready,
 		// they wait in the burst.
@@ -511,7 +512,8 @@ func (t *Transport) marshalErrors(ctx context.Context, errs gqlerror.List) json.
 	b, err := json.Marshal(errs)
 	if err != nil {
 		t.log.ErrorContext(ctx, "marshal graphql errors", "request_id", obsqra.ClientFromContext(ctx).RequestID, "error", err.Error())
-		b, _ = json.Marshal([]wire.Error{wire.Internal(obsqra.ClientFromContext(ctx).RequestID)})
+		client := obsqra.ClientFromContext(ctx)
+		b, _ = json.Marshal([]wire.Error{wire.Internal(client.RequestID, client.TraceID)})
 	}
 	return b
 }

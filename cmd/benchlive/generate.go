@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	mrand "math/rand/v2"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -59,25 +60,28 @@ func generate(args []string) error {
 	defer unix.Close(epfd)
 	// The loop reads from the first connection on (pings must be answered
 	// while the others connect), and counts only once the window is known.
-	g := generator{url: *url, epfd: epfd, reconnect: *reconnect, reasons: map[string]int{}}
+	g := generator{epfd: epfd, reconnect: *reconnect, reasons: map[string]int{}}
 	g.from.Store(1<<62 - 1)
 	g.until.Store(1<<62 - 1)
 	g.stop.Store(1<<62 - 1)
 	g.byFD = map[int32]*genConn{}
 	g.events = map[string]bool{}
 	g.redial = make(chan *genConn, *conns)
+	// dial opens a connection and subscribes after cursor (unless it is
+	// empty), returning its socket for the loop.
 	dialer := websocket.Dialer{HandshakeTimeout: 30 * time.Second, Subprotocols: []string{"graphql-transport-ws"},
 		ReadBufferSize: 1024, WriteBufferSize: 512}
+	dial := func(cursor string) (int, error) { return subscribe(&dialer, *url, cursor) }
 	var redialing sync.WaitGroup
 	if *reconnect {
 		for range *redialers {
-			redialing.Go(func() { g.redialLoop(&dialer) })
+			redialing.Go(func() { g.redialLoop(dial) })
 		}
 	}
 	looped := make(chan error, 1)
 	go func() { looped <- g.loop() }()
 	for i := range *conns {
-		fd, err := subscribe(&dialer, *url, "")
+		fd, err := dial("")
 		if err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("connection %d: %v", i, err))
 			continue
@@ -247,7 +251,6 @@ func checkOnce(conns []*genConn, ref []int32) *onceCheck {
 
 // generator is the state the epoll loop shares with the dialling.
 type generator struct {
-	url       string
 	epfd      int
 	reconnect bool
 
@@ -341,13 +344,13 @@ func (g *generator) drop(c *genConn, err error) {
 	}
 }
 
-// redialLoop reconnects the connections dropped, each resuming after the
-// last score it received, retrying every 100-200 ms while the server
-// refuses (it is restarting) until the stop time.
-func (g *generator) redialLoop(dialer *websocket.Dialer) {
+// redialLoop reconnects the connections dropped with dial, each resuming
+// after the last score it received, retrying every 100-200 ms while the
+// server refuses (it is restarting) until the stop time.
+func (g *generator) redialLoop(dial func(cursor string) (int, error)) {
 	for c := range g.redial {
 		for time.Now().UnixNano() < g.stop.Load() {
-			fd, err := subscribe(dialer, g.url, c.cursor)
+			fd, err := dial(c.cursor)
 			if err != nil {
 				g.redialFailures.Add(1)
 				time.Sleep(100*time.Millisecond + time.Duration(mrand.Int64N(int64(100*time.Millisecond))))
@@ -387,9 +390,17 @@ func subscribe(dialer *websocket.Dialer, url, cursor string) (int, error) {
 	if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
 		return -1, fmt.Errorf("subscribe: %w", err)
 	}
-	raw, err := c.NetConn().(interface {
-		SyscallConn() (syscall.RawConn, error)
-	}).SyscallConn()
+	return dupNonblock(c.NetConn())
+}
+
+// dupNonblock returns a non-blocking duplicate of nc's socket, which lives
+// on when nc is closed.
+func dupNonblock(nc net.Conn) (int, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("%T has no descriptor", nc)
+	}
+	raw, err := sc.SyscallConn()
 	if err != nil {
 		return -1, err
 	}
@@ -510,35 +521,42 @@ func (c *genConn) handle(op byte, payload []byte, now time.Time, from, until int
 	case "ping":
 		return c.writeFrame(websocket.TextMessage, []byte(`{"type":"pong"}`))
 	case "next":
-		computed, err := time.Parse(time.RFC3339Nano, string(field(m, `"computedAt":"`)))
-		if err != nil {
-			return nil
-		}
-		cursor := string(field(m, `"cursor":"`))
-		c.cursor = cursor
-		at := computed.UnixNano()
-		if c.drops > 0 && c.liveAt == 0 && at > c.droppedAt {
-			c.liveAt = now.UnixNano()
-		}
-		if at < from || at >= until {
-			return nil // outside the measured window
-		}
-		c.n++
-		if id, err := obsqra.ParseEventCursor(cursor); err == nil {
-			c.ids = append(c.ids, int32(id))
-		}
-		if c.drops > 0 && at < c.droppedAt {
-			c.replayed++ // its latency is the outage's
-		} else {
-			c.lat = append(c.lat, int32(now.Sub(computed).Milliseconds()))
-		}
-		if c.recorder {
-			events[cursor] = true
-		}
+		c.next(m, now, from, until, events)
 	case "error", "complete":
 		return fmt.Errorf("%s: %.200s", msgType, m)
 	}
 	return nil
+}
+
+// next counts a result m (a next message) received at now: a score and
+// its cursor, where a reconnection resumes. A result without a score
+// (errors) is not counted.
+func (c *genConn) next(m []byte, now time.Time, from, until int64, events map[string]bool) {
+	computed, err := time.Parse(time.RFC3339Nano, string(field(m, `"computedAt":"`)))
+	if err != nil {
+		return
+	}
+	cursor := string(field(m, `"cursor":"`))
+	c.cursor = cursor
+	at := computed.UnixNano()
+	if c.drops > 0 && c.liveAt == 0 && at > c.droppedAt {
+		c.liveAt = now.UnixNano()
+	}
+	if at < from || at >= until {
+		return // outside the measured window
+	}
+	c.n++
+	if id, err := obsqra.ParseEventCursor(cursor); err == nil {
+		c.ids = append(c.ids, int32(id))
+	}
+	if c.drops > 0 && at < c.droppedAt {
+		c.replayed++ // its latency is the outage's
+	} else {
+		c.lat = append(c.lat, int32(now.Sub(computed).Milliseconds()))
+	}
+	if c.recorder {
+		events[cursor] = true
+	}
 }
 
 // writeFrame writes a client's (masked) frame of at most 125 bytes.

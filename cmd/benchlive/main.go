@@ -439,7 +439,12 @@ func verdict(ok bool) string {
 // grace is how long a generator keeps reading after its window closes.
 const grace = 3 * time.Second
 
-const subscription = `{"id":"1","type":"subscribe","payload":{"query":"subscription { riskScoreUpdated { cursor riskScore { score computedAt protocol { slug } } } }"}}`
+// liveQuery is the subscription of every connection to the live scores.
+const liveQuery = `subscription { riskScoreUpdated { cursor riskScore { score computedAt protocol { slug } } } }`
+
+// subscription is the graphql-transport-ws message that subscribes with
+// liveQuery.
+const subscription = `{"id":"1","type":"subscribe","payload":{"query":"` + liveQuery + `"}}`
 
 // resumeQuery is the subscription of a reconnection: the same, after the
 // last cursor received.

@@ -351,8 +351,7 @@ func (g *generator) loop() error {
 }
 
 // drop forgets a connection the server ended, and hands it to the
-// redialers when reconnecting (not after an event stream's complete: the
-// server ended the subscription). An event stream that ends before its
+// redialers when reconnecting. An event stream that ends before its
 // response's head was never subscribed: see failedSubscribe.
 func (g *generator) drop(c *genConn, err error) {
 	c.done = true
@@ -374,7 +373,7 @@ func (g *generator) drop(c *genConn, err error) {
 	c.drops++
 	c.droppedAt = time.Now().UnixNano()
 	c.reconnectedAt, c.liveAt = 0, 0
-	if g.reconnect && !errors.Is(err, errStreamComplete) {
+	if g.reconnect {
 		g.redial <- c
 	}
 }

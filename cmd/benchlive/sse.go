@@ -19,7 +19,10 @@ import (
 // chunked text/event-stream: each result an "event: next", a ":" comment
 // as a heartbeat every 12 s, and "event: complete" at the end; when it
 // shuts down, the response ends without the complete, and the subscriber
-// reconnects after its last cursor. The epoll loop reads these responses
+// reconnects after its last cursor. A complete, which the server sends
+// only after an error (RATE_LIMITED for a reader too slow, with the cursor
+// to resume from), is handled as the WebSocket path handles its complete:
+// the subscriber resumes after its last cursor too. The epoll loop reads these responses
 // as it reads WebSocket frames: each socket has a small sseParser, which
 // takes whatever bytes a read returned, across chunk and event boundaries.
 
@@ -30,8 +33,7 @@ const (
 )
 
 // errStreamComplete is the end of an event stream with its complete: the
-// server ended the subscription, and a graphql-sse client does not
-// reconnect.
+// server ended the subscription.
 var errStreamComplete = errors.New("complete: the server ended the subscription")
 
 // errEndedWithoutComplete is the end of an event stream without its

@@ -381,7 +381,9 @@ func (g *generator) drop(c *genConn, err error) {
 // failedSubscribe handles an event stream refused or cut before its
 // response's head: the dialling of an initial connection learns it; a
 // reconnection is a failed attempt, tried again after a pause, as a
-// refused dial is.
+// refused dial is. A connection cut before any answer is a restart's
+// (the old server's listener closing with connections in its backlog);
+// an answer that is no event stream (a refusal) is reported as an error.
 func (g *generator) failedSubscribe(c *genConn, err error) {
 	if c.subscribed != nil {
 		c.subscribed <- err
@@ -389,7 +391,7 @@ func (g *generator) failedSubscribe(c *genConn, err error) {
 		return
 	}
 	g.redialFailures.Add(1)
-	if len(g.errors) < maxErrors {
+	if errors.As(err, new(*refusal)) && len(g.errors) < maxErrors {
 		g.errors = append(g.errors, "reconnection: "+err.Error())
 	}
 	if g.reconnect {

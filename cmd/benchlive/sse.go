@@ -41,6 +41,13 @@ var errStreamComplete = errors.New("complete: the server ended the subscription"
 // last cursor.
 var errEndedWithoutComplete = errors.New("read: the response ended without complete")
 
+// refusal is a response to a subscription request that is not an event
+// stream (or not a well-formed one): the server refused it.
+type refusal struct{ err error }
+
+func (r *refusal) Error() string { return "subscribe: " + r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
 // sseTarget is where SSE subscribers send their requests.
 type sseTarget struct {
 	addr string // host:port to dial
@@ -434,7 +441,7 @@ func (c *genConn) readStream(data []byte, now time.Time, from, until int64, even
 		data = data[n:]
 		if err != nil {
 			if !c.sse.subscribed() {
-				return fmt.Errorf("subscribe: %w", err)
+				return &refusal{err}
 			}
 			return fmt.Errorf("read: %w", err)
 		}

@@ -279,3 +279,19 @@ func TestSSERequest(t *testing.T) {
 		t.Errorf("the WebSocket path subscribes with %v, not liveQuery", ws.Payload["query"])
 	}
 }
+
+// TestReadStreamRefusal checks that an answer that is no event stream is a
+// refusal, which a reconnection reports, and that the initial dialling
+// is not told the connection subscribed.
+func TestReadStreamRefusal(t *testing.T) {
+	t.Parallel()
+	subscribed := make(chan error, 1)
+	c := &genConn{sse: &sseParser{}, subscribed: subscribed}
+	err := c.readStream([]byte("HTTP/1.1 429 Too Many Requests\r\nContent-Length: 2\r\n\r\n{}"), time.Now(), 0, 1, nil)
+	if !errors.As(err, new(*refusal)) || err.Error() != "subscribe: HTTP 429 Too Many Requests: {}" {
+		t.Errorf("err %v, want a refusal", err)
+	}
+	if len(subscribed) != 0 || c.subscribed == nil || c.sse.subscribed() {
+		t.Error("a refused connection is taken as subscribed")
+	}
+}

@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export TEST_DATABASE_URL
 
-.PHONY: run build test generate lint bench bench-live bench-replay backtest fuzz playground-assets clean
+.PHONY: run build test generate lint bench bench-live bench-live-sse bench-replay backtest fuzz playground-assets clean
 
 run: build
 	./$(BIN) serve
@@ -36,37 +36,46 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # Live delivery at scale: a server with the simulated market ticking every
-# 5 s, and BENCH_CONNS WebSocket subscribers to riskScoreUpdated held for
+# 5 s, and BENCH_CONNS subscribers to riskScoreUpdated held for
 # BENCH_DURATION by BENCH_GENERATORS load generator processes, each reading
-# its sockets on one thread (an epoll loop). A process may hold at most
+# its sockets on one thread (an epoll loop). BENCH_TRANSPORT says how they
+# subscribe: ws, a WebSocket each (graphql-transport-ws); sse, one HTTP/1.1
+# POST /graphql each with Accept: text/event-stream, answered with a chunked
+# event stream (graphql-sse) that the generator parses itself, on a raw
+# socket per subscriber (`make bench-live-sse`). A process may hold at most
 # 20,000 open files here: one generator holds 15,000 sockets beside the
 # server's 15,000 in its own process; more generators only take turns with
 # the server on the two cores. Prints deliveries, drops, latency from
 # commit (min/p50/p90/p99/max) and server memory per connection.
 # BENCH_RESTART_AFTER into the window the server is restarted (SIGTERM, then
 # the same binary on the same database and port, as a deploy does; 0: never):
-# every connection is closed with 1001 and reconnects at once, resuming
-# after its last cursor. Prints how soon every connection is subscribed and
-# live again (its first score committed after the drop received; target
-# 15 s), the server's memory during the storm, and checks against the
-# outbox that every connection received every score of the window once and
-# in order.
+# every WebSocket is closed with 1001, every event stream ends without its
+# complete, and each reconnects at once, resuming after its last cursor.
+# Prints how soon every connection is subscribed and live again (its first
+# score committed after the drop received; target 15 s), the server's
+# memory during the storm, and checks against the outbox that every
+# connection received every score of the window once and in order.
 BENCH_CONNS ?= 15000
 BENCH_GENERATORS ?= 1
 BENCH_DURATION ?= 5m
 BENCH_RESTART_AFTER ?= 2m
+BENCH_TRANSPORT ?= ws
 # Every connection comes from 127.0.0.1: the per-address limits are set to
-# hold them all (and, after the restart, a resumed subscription each).
-# The cost budget of that one address is set too: 15,000 subscriptions
-# (and as many resumed after the restart) cost far more than an address's
-# default budget, and the bench measures delivery, not refusals.
+# hold them all (and, after the restart, a resumed subscription each), for
+# event streams too. The cost budget of that one address is set too:
+# 15,000 subscriptions (and as many resumed after the restart) cost far
+# more than an address's default budget, and the bench measures delivery,
+# not refusals.
 BENCH_LIMITS ?= -server-env WS_MAX_CONNECTIONS_PER_ADDRESS=20000 -server-env LIVE_SUBSCRIPTIONS_PER_ADDRESS=20000 \
 	-server-env LIVE_ADDRESS_BUFFER_BYTES=268435456 -server-env RATE_LIMIT_ANONYMOUS=1000000000000/1s
 BENCH_FLAGS ?=
 bench-live: build
 	$(GO) build -o bin/benchlive ./cmd/benchlive
-	./bin/benchlive -server $(BIN) -conns $(BENCH_CONNS) -generators $(BENCH_GENERATORS) -duration $(BENCH_DURATION) \
-		-restart-after $(BENCH_RESTART_AFTER) $(BENCH_LIMITS) $(BENCH_FLAGS)
+	./bin/benchlive -server $(BIN) -transport $(BENCH_TRANSPORT) -conns $(BENCH_CONNS) -generators $(BENCH_GENERATORS) \
+		-duration $(BENCH_DURATION) -restart-after $(BENCH_RESTART_AFTER) $(BENCH_LIMITS) $(BENCH_FLAGS)
+
+bench-live-sse:
+	$(MAKE) bench-live BENCH_TRANSPORT=sse
 
 # Replay storm: anonymous sockets, each with BENCH_REPLAY_SUBS
 # metricsUpdated(after: the cursor of event 0) subscriptions replaying the

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	mrand "math/rand/v2"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -33,18 +34,21 @@ import (
 // Go's poller for each delivery, read twice per wake (the second read
 // finding nothing) and cost about as much CPU as the server.
 
-// generate holds conns connections to url, prints "ready …" once they are
+// generate holds conns connections to url (subscribers over -transport:
+// WebSockets, or event streams, see sse.go), prints "ready …" once they are
 // all up, reads from its standard input the window whose scores it counts
 // ("window FROM UNTIL", in Unix nanoseconds), and after the window the
 // reference ("reference ID ID …": the ids of every score committed in it,
 // "reference -" when there is none), against which it checks that each
 // connection received every score once and in order; then it prints its
 // report as JSON. With -reconnect, a connection the server ends (a restart
-// closes it with 1001) reconnects at once, resuming after the cursor of the
-// last score it received, as a graphql-ws client does.
+// closes a WebSocket with 1001, and ends an event stream without its
+// complete) reconnects at once, resuming after the cursor of the last score
+// it received, as a graphql-ws or graphql-sse client does.
 func generate(args []string) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
-	url := fs.String("url", "", "the server's WebSocket URL")
+	url := fs.String("url", "", "the server's GraphQL URL: ws:// for -transport ws, http:// for sse")
+	transport := fs.String("transport", transportWS, "ws: a WebSocket per subscriber (graphql-transport-ws); sse: an HTTP/1.1 POST per subscriber answered with an event stream (graphql-sse)")
 	conns := fs.Int("conns", 5000, "connections")
 	reconnect := fs.Bool("reconnect", false, "reconnect a connection the server ends, resuming after its last cursor")
 	redialers := fs.Int("redialers", 512, "reconnections in flight at once")
@@ -59,34 +63,63 @@ func generate(args []string) error {
 	defer unix.Close(epfd)
 	// The loop reads from the first connection on (pings must be answered
 	// while the others connect), and counts only once the window is known.
-	g := generator{url: *url, epfd: epfd, reconnect: *reconnect, reasons: map[string]int{}}
+	g := generator{epfd: epfd, reconnect: *reconnect, reasons: map[string]int{}}
 	g.from.Store(1<<62 - 1)
 	g.until.Store(1<<62 - 1)
 	g.stop.Store(1<<62 - 1)
 	g.byFD = map[int32]*genConn{}
 	g.events = map[string]bool{}
 	g.redial = make(chan *genConn, *conns)
-	dialer := websocket.Dialer{HandshakeTimeout: 30 * time.Second, Subprotocols: []string{"graphql-transport-ws"},
-		ReadBufferSize: 1024, WriteBufferSize: 512}
+	// dial opens a connection and subscribes after cursor (unless it is
+	// empty), returning its socket for the loop.
+	var dial func(cursor string) (int, error)
+	switch *transport {
+	case transportWS:
+		dialer := websocket.Dialer{HandshakeTimeout: 30 * time.Second, Subprotocols: []string{"graphql-transport-ws"},
+			ReadBufferSize: 1024, WriteBufferSize: 512}
+		dial = func(cursor string) (int, error) { return subscribe(&dialer, *url, cursor) }
+	case transportSSE:
+		target, err := parseSSETarget(*url)
+		if err != nil {
+			return err
+		}
+		dial = func(cursor string) (int, error) { return dialSSE(target, cursor) }
+	default:
+		return fmt.Errorf("-transport %q: ws or sse", *transport)
+	}
 	var redialing sync.WaitGroup
 	if *reconnect {
 		for range *redialers {
-			redialing.Go(func() { g.redialLoop(&dialer) })
+			redialing.Go(func() { g.redialLoop(dial) })
 		}
 	}
 	looped := make(chan error, 1)
 	go func() { looped <- g.loop() }()
 	for i := range *conns {
-		fd, err := subscribe(&dialer, *url, "")
+		fd, err := dial("")
 		if err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("connection %d: %v", i, err))
 			continue
 		}
 		// One connection records which scores arrived.
 		c := &genConn{fd: fd, recorder: i == 0}
+		// An event stream is subscribed once the loop has read its
+		// response's head: the next connection waits for it, as the
+		// WebSocket dialling waits for its connection_ack.
+		var subscribed chan error
+		if *transport == transportSSE {
+			subscribed = make(chan error, 1)
+			c.sse, c.subscribed = &sseParser{}, subscribed
+		}
 		if err := g.add(c); err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("connection %d: %v", i, err))
 			continue
+		}
+		if subscribed != nil {
+			if err := awaitSubscribed(subscribed); err != nil {
+				rep.Errors = append(rep.Errors, fmt.Sprintf("connection %d: %v", i, err))
+				continue
+			}
 		}
 		g.mu.Lock()
 		g.all = append(g.all, c)
@@ -247,7 +280,6 @@ func checkOnce(conns []*genConn, ref []int32) *onceCheck {
 
 // generator is the state the epoll loop shares with the dialling.
 type generator struct {
-	url       string
 	epfd      int
 	reconnect bool
 
@@ -319,7 +351,8 @@ func (g *generator) loop() error {
 }
 
 // drop forgets a connection the server ended, and hands it to the
-// redialers when reconnecting.
+// redialers when reconnecting. An event stream that ends before its
+// response's head was never subscribed: see failedSubscribe.
 func (g *generator) drop(c *genConn, err error) {
 	c.done = true
 	unix.EpollCtl(g.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
@@ -327,6 +360,10 @@ func (g *generator) drop(c *genConn, err error) {
 	delete(g.byFD, int32(c.fd))
 	g.mu.Unlock()
 	unix.Close(c.fd)
+	if c.sse != nil && !c.sse.subscribed() {
+		g.failedSubscribe(c, err)
+		return
+	}
 	g.dropped++
 	reason := err.Error()
 	g.reasons[reason[:min(len(reason), 120)]]++
@@ -341,20 +378,50 @@ func (g *generator) drop(c *genConn, err error) {
 	}
 }
 
-// redialLoop reconnects the connections dropped, each resuming after the
-// last score it received, retrying every 100-200 ms while the server
-// refuses (it is restarting) until the stop time.
-func (g *generator) redialLoop(dialer *websocket.Dialer) {
+// failedSubscribe handles an event stream refused or cut before its
+// response's head: the dialling of an initial connection learns it; a
+// reconnection is a failed attempt, tried again after a pause, as a
+// refused dial is. A connection cut before any answer is a restart's
+// (the old server's listener closing with connections in its backlog);
+// an answer that is no event stream (a refusal) is reported as an error.
+func (g *generator) failedSubscribe(c *genConn, err error) {
+	if c.subscribed != nil {
+		c.subscribed <- err
+		c.subscribed = nil
+		return
+	}
+	g.redialFailures.Add(1)
+	if errors.As(err, new(*refusal)) && len(g.errors) < maxErrors {
+		g.errors = append(g.errors, "reconnection: "+err.Error())
+	}
+	if g.reconnect {
+		c.retry = true
+		g.redial <- c
+	}
+}
+
+// redialLoop reconnects the connections dropped with dial, each resuming
+// after the last score it received, retrying every 100-200 ms while the
+// server refuses (it is restarting) until the stop time.
+func (g *generator) redialLoop(dial func(cursor string) (int, error)) {
 	for c := range g.redial {
+		if c.retry {
+			c.retry = false
+			time.Sleep(100*time.Millisecond + time.Duration(mrand.Int64N(int64(100*time.Millisecond))))
+		}
 		for time.Now().UnixNano() < g.stop.Load() {
-			fd, err := subscribe(dialer, g.url, c.cursor)
+			fd, err := dial(c.cursor)
 			if err != nil {
 				g.redialFailures.Add(1)
 				time.Sleep(100*time.Millisecond + time.Duration(mrand.Int64N(int64(100*time.Millisecond))))
 				continue
 			}
 			c.fd, c.done, c.pending = fd, false, c.pending[:0]
-			c.reconnectedAt = time.Now().UnixNano()
+			if c.sse != nil {
+				c.sse.reset() // subscribed again once the loop reads the response's head
+			} else {
+				c.reconnectedAt = time.Now().UnixNano()
+			}
 			if g.add(c) != nil {
 				g.redialFailures.Add(1)
 				continue
@@ -387,9 +454,17 @@ func subscribe(dialer *websocket.Dialer, url, cursor string) (int, error) {
 	if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
 		return -1, fmt.Errorf("subscribe: %w", err)
 	}
-	raw, err := c.NetConn().(interface {
-		SyscallConn() (syscall.RawConn, error)
-	}).SyscallConn()
+	return dupNonblock(c.NetConn())
+}
+
+// dupNonblock returns a non-blocking duplicate of nc's socket, which lives
+// on when nc is closed.
+func dupNonblock(nc net.Conn) (int, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("%T has no descriptor", nc)
+	}
+	raw, err := sc.SyscallConn()
 	if err != nil {
 		return -1, err
 	}
@@ -413,9 +488,17 @@ type genConn struct {
 	recorder bool
 	done     bool
 	pending  []byte // the start of a frame not yet whole
-	n        int64  // scores received in the window
-	lat      []int32
-	kinds    []string // the first messages, for a report of what went wrong
+	// sse is the response being read, when the connection is an event
+	// stream (nil for a WebSocket).
+	sse *sseParser
+	// subscribed, set for an initial event stream until its response's
+	// head is read, receives nil then, or why it failed.
+	subscribed chan error
+	// retry says the last reconnection failed: the next waits a little.
+	retry bool
+	n     int64 // scores received in the window
+	lat   []int32
+	kinds []string // the first messages, for a report of what went wrong
 
 	cursor   string  // of the last score received: where a reconnection resumes
 	ids      []int32 // event ids of the window's scores, in the order received
@@ -442,6 +525,9 @@ func (c *genConn) read(buf []byte, from, until int64, events map[string]bool) er
 	}
 	now := time.Now()
 	data := buf[:n]
+	if c.sse != nil {
+		return c.readStream(data, now, from, until, events)
+	}
 	if len(c.pending) > 0 {
 		c.pending = append(c.pending, data...)
 		data = c.pending
@@ -510,35 +596,42 @@ func (c *genConn) handle(op byte, payload []byte, now time.Time, from, until int
 	case "ping":
 		return c.writeFrame(websocket.TextMessage, []byte(`{"type":"pong"}`))
 	case "next":
-		computed, err := time.Parse(time.RFC3339Nano, string(field(m, `"computedAt":"`)))
-		if err != nil {
-			return nil
-		}
-		cursor := string(field(m, `"cursor":"`))
-		c.cursor = cursor
-		at := computed.UnixNano()
-		if c.drops > 0 && c.liveAt == 0 && at > c.droppedAt {
-			c.liveAt = now.UnixNano()
-		}
-		if at < from || at >= until {
-			return nil // outside the measured window
-		}
-		c.n++
-		if id, err := obsqra.ParseEventCursor(cursor); err == nil {
-			c.ids = append(c.ids, int32(id))
-		}
-		if c.drops > 0 && at < c.droppedAt {
-			c.replayed++ // its latency is the outage's
-		} else {
-			c.lat = append(c.lat, int32(now.Sub(computed).Milliseconds()))
-		}
-		if c.recorder {
-			events[cursor] = true
-		}
+		c.next(m, now, from, until, events)
 	case "error", "complete":
 		return fmt.Errorf("%s: %.200s", msgType, m)
 	}
 	return nil
+}
+
+// next counts a result m (a next message, or an event stream's next
+// event) received at now: a score and its cursor, where a reconnection
+// resumes. A result without a score (errors) is not counted.
+func (c *genConn) next(m []byte, now time.Time, from, until int64, events map[string]bool) {
+	computed, err := time.Parse(time.RFC3339Nano, string(field(m, `"computedAt":"`)))
+	if err != nil {
+		return
+	}
+	cursor := string(field(m, `"cursor":"`))
+	c.cursor = cursor
+	at := computed.UnixNano()
+	if c.drops > 0 && c.liveAt == 0 && at > c.droppedAt {
+		c.liveAt = now.UnixNano()
+	}
+	if at < from || at >= until {
+		return // outside the measured window
+	}
+	c.n++
+	if id, err := obsqra.ParseEventCursor(cursor); err == nil {
+		c.ids = append(c.ids, int32(id))
+	}
+	if c.drops > 0 && at < c.droppedAt {
+		c.replayed++ // its latency is the outage's
+	} else {
+		c.lat = append(c.lat, int32(now.Sub(computed).Milliseconds()))
+	}
+	if c.recorder {
+		events[cursor] = true
+	}
 }
 
 // writeFrame writes a client's (masked) frame of at most 125 bytes.

@@ -4,7 +4,9 @@
 // server (SQLite in a temporary directory, the simulated market ticking
 // every -tick), then load generators in processes of their own (a process
 // may hold at most 20,000 open files here), each holding its share of -conns
-// WebSocket connections subscribed to riskScoreUpdated for all protocols.
+// connections subscribed to riskScoreUpdated for all protocols: WebSockets
+// (graphql-transport-ws), or with -transport sse one HTTP/1.1 POST each
+// answered with an event stream (graphql-sse).
 // For -duration it records, per delivery, the time from the score's commit
 // (its computedAt, stamped in the unit of work that commits it) to its
 // arrival, and at the end prints deliveries expected and made, dropped
@@ -12,7 +14,7 @@
 //
 // Usage (see `make bench-live`):
 //
-//	benchlive -server bin/obsqra -conns 15000 -generators 1 -duration 5m
+//	benchlive -server bin/obsqra -conns 15000 -generators 1 -duration 5m [-transport sse]
 package main
 
 import (
@@ -93,7 +95,8 @@ type report struct {
 func orchestrate(args []string) error {
 	fs := flag.NewFlagSet("benchlive", flag.ContinueOnError)
 	serverBin := fs.String("server", "bin/obsqra", "the obsqra binary")
-	conns := fs.Int("conns", 15000, "WebSocket connections in all")
+	conns := fs.Int("conns", 15000, "subscriber connections in all")
+	transport := fs.String("transport", transportWS, "ws: a WebSocket per subscriber (graphql-transport-ws); sse: an HTTP/1.1 POST per subscriber answered with an event stream (graphql-sse)")
 	generators := fs.Int("generators", 1, "load generator processes (each may hold at most 20,000 open files)")
 	duration := fs.Duration("duration", 5*time.Minute, "how long to hold the connections after they are all up")
 	tick := fs.Duration("tick", 5*time.Second, "the market's poll interval: every protocol ticks together")
@@ -103,6 +106,16 @@ func orchestrate(args []string) error {
 	fs.Var(&serverEnv, "server-env", "KEY=VALUE added to the server's environment (repeatable), e.g. a per-address limit")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	// url is the server's address for the generators.
+	var url func(*serverProc) string
+	switch *transport {
+	case transportWS:
+		url = (*serverProc).wsURL
+	case transportSSE:
+		url = (*serverProc).httpURL
+	default:
+		return fmt.Errorf("-transport %q: ws or sse", *transport)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -126,6 +139,7 @@ func orchestrate(args []string) error {
 	base := srv.base()
 	baseRSS, _ := rssKiB(srv.pid())
 	fmt.Printf("server pid %d ready on %s, RSS %d KiB before connections\n", srv.pid(), base, baseRSS)
+	fmt.Printf("transport %s: %s\n", *transport, url(srv))
 
 	self, err := os.Executable()
 	if err != nil {
@@ -138,7 +152,7 @@ func orchestrate(args []string) error {
 	reports := make(chan report, *generators)
 	for i := range *generators {
 		n := min(per, *conns-i*per)
-		cmd := exec.CommandContext(ctx, self, "generate", "-url", srv.wsURL(),
+		cmd := exec.CommandContext(ctx, self, "generate", "-transport", *transport, "-url", url(srv),
 			"-conns", strconv.Itoa(n), "-reconnect="+strconv.FormatBool(*restartAfter > 0))
 		// The generator reads on one thread (an epoll loop): more would
 		// only take turns with the server on the two cores.
@@ -304,7 +318,8 @@ type restartStats struct {
 	afterPeak              int64 // its peak to the end, KiB
 }
 
-// restart stops the server (SIGTERM: it closes every WebSocket with 1001)
+// restart stops the server (SIGTERM: it closes every WebSocket with 1001,
+// and ends every event stream without its complete)
 // and starts it again on the same database and port, as a deploy does,
 // and samples the new server's memory during the reconnection storm.
 func restart(ctx context.Context, srv *serverProc) (*restartStats, error) {
@@ -439,7 +454,12 @@ func verdict(ok bool) string {
 // grace is how long a generator keeps reading after its window closes.
 const grace = 3 * time.Second
 
-const subscription = `{"id":"1","type":"subscribe","payload":{"query":"subscription { riskScoreUpdated { cursor riskScore { score computedAt protocol { slug } } } }"}}`
+// liveQuery is the subscription of every connection to the live scores.
+const liveQuery = `subscription { riskScoreUpdated { cursor riskScore { score computedAt protocol { slug } } } }`
+
+// subscription is the graphql-transport-ws message that subscribes with
+// liveQuery.
+const subscription = `{"id":"1","type":"subscribe","payload":{"query":"` + liveQuery + `"}}`
 
 // resumeQuery is the subscription of a reconnection: the same, after the
 // last cursor received.

@@ -55,9 +55,11 @@ func newServerProc(bin, dir string, tick time.Duration, historyDays int, extra [
 	return &serverProc{bin: bin, env: env, db: db, port: port}, nil
 }
 
-// base is the server's HTTP URL; wsURL its GraphQL WebSocket URL.
-func (s *serverProc) base() string  { return "http://127.0.0.1:" + strconv.Itoa(s.port) }
-func (s *serverProc) wsURL() string { return "ws://127.0.0.1:" + strconv.Itoa(s.port) + "/graphql" }
+// base is the server's HTTP URL; wsURL its GraphQL WebSocket URL, and
+// httpURL its GraphQL URL over HTTP.
+func (s *serverProc) base() string    { return "http://127.0.0.1:" + strconv.Itoa(s.port) }
+func (s *serverProc) wsURL() string   { return "ws://127.0.0.1:" + strconv.Itoa(s.port) + "/graphql" }
+func (s *serverProc) httpURL() string { return s.base() + "/graphql" }
 
 // start starts the server and waits until it is ready. ctx ending
 // terminates it (SIGTERM, SIGKILL 20 s later).

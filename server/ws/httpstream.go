@@ -113,7 +113,12 @@ func (t *Transport) ServeHTTPStream(ctx context.Context, w http.ResponseWriter, 
 	if h.cutOff.Load() {
 		// The writer may have set a deadline after cut did.
 		_ = h.rc.SetWriteDeadline(time.Now())
+		return
 	}
+	// The HTTP server ends the response after this returns (the chunked
+	// body's last chunk): it gets a deadline of its own, not what is left
+	// of the last write's, which may have passed on a quiet stream.
+	_ = h.rc.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
 }
 
 // errExpired ends a stream whose credentials expired.

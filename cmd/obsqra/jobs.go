@@ -61,7 +61,13 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, observe
 			if err != nil {
 				return fmt.Errorf("prune rate budgets: %w", err)
 			}
-			logger.Debug("pruned", "events", events, "job_runs", runs, "rate_budgets", budgets)
+			// An expired email token is of no use; a link followed after
+			// that meets "invalid, used or expired" either way.
+			tokens, err := db.PruneEmailTokens(ctx, now.Add(-24*time.Hour))
+			if err != nil {
+				return fmt.Errorf("prune email tokens: %w", err)
+			}
+			logger.Debug("pruned", "events", events, "job_runs", runs, "rate_budgets", budgets, "email_tokens", tokens)
 			return nil
 		},
 	}}

@@ -52,6 +52,12 @@ type Config struct {
 	// contract's is_valid_signature); nil when none is configured, and
 	// then wallets cannot be linked.
 	Starknet *starknet.Client
+	// Mail queues a mail in the unit of work of the change that causes it
+	// (a verification link, a reset link); nil sends none.
+	Mail func(ctx context.Context, tx *store.Tx, m Mail) error
+	// PublicAppURL is the frontend's base URL, which mailed links point
+	// into (PUBLIC_APP_URL): PublicAppURL/verify-email?token=….
+	PublicAppURL string
 }
 
 // Service carries out account use cases. Its methods document the error
@@ -115,8 +121,9 @@ type RegisterInput struct {
 	FullName string
 }
 
-// Register creates an account and signs it in. Registrations are limited
-// per client address (ThrottlePolicy.RegisterLimit).
+// Register creates an account, queues the mail that verifies its address,
+// and signs it in. Registrations are limited per client address
+// (ThrottlePolicy.RegisterLimit).
 // Errors: EINVALID (email, password or name), ECONFLICT (email registered),
 // ERATELIMIT.
 func (s *Service) Register(ctx context.Context, in RegisterInput) (*obsqra.AuthPayload, error) {
@@ -151,7 +158,12 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*obsqra.AuthP
 	if s.admins[strings.ToLower(email)] {
 		u.Role = obsqra.RoleAdmin
 	}
-	return s.signIn(ctx, u, func(tx *store.Tx) error { return tx.CreateUser(ctx, u) })
+	return s.signIn(ctx, u, func(tx *store.Tx) error {
+		if err := tx.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		return s.queueVerification(ctx, tx, u)
+	})
 }
 
 // admit counts an attempt against the throttle keys in a unit of work of its

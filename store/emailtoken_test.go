@@ -99,6 +99,15 @@ func TestEmailTokens(t *testing.T) {
 		_, err = consume("reset-2", store.TokenResetPassword, testTime)
 		notFound("revoked", err)
 
+		for purpose, want := range map[string]time.Time{store.TokenResetPassword: stampUTC(testTime), "none": {}} {
+			var at time.Time
+			if err := db.WithTx(ctx, func(tx *store.Tx) (err error) {
+				at, err = tx.LatestEmailTokenAt(ctx, ada.ID, purpose)
+				return err
+			}); err != nil || !at.Equal(want) {
+				t.Errorf("LatestEmailTokenAt(%s) = %v, %v; want %v", purpose, at, err, want)
+			}
+		}
 		if n, err := db.PruneEmailTokens(ctx, day.Add(time.Second)); err != nil || n != 5 {
 			t.Errorf("PruneEmailTokens = %d, %v; want all 5 (expired by then)", n, err)
 		}

@@ -1,0 +1,277 @@
+package account
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/store"
+)
+
+// Mail is a message the account use cases send, queued in the unit of work
+// of the change that causes it (Config.Mail).
+type Mail struct {
+	// Kind names the message (MailVerifyEmail, …), for logs and caps.
+	Kind    string
+	To      string
+	Subject string
+	Text    string
+	HTML    string
+}
+
+// Kinds of Mail.
+const (
+	MailVerifyEmail     = "verify_email"
+	MailPasswordReset   = "password_reset"
+	MailPasswordChanged = "password_changed"
+)
+
+// Lifetimes of the tokens mailed, and the cap on the mails a stranger can
+// trigger.
+const (
+	// VerifyTokenTTL is how long a verification link works.
+	VerifyTokenTTL = 24 * time.Hour
+	// ResetTokenTTL is how long a password reset link works.
+	ResetTokenTTL = time.Hour
+	// MailRecipientInterval is the least time between two mails of one
+	// kind that anyone may trigger (a resend, a reset) to one recipient:
+	// nobody can flood an inbox through the server. The links already
+	// sent keep working meanwhile, so a stranger's requests never keep the
+	// owner from a working link.
+	MailRecipientInterval = 10 * time.Minute
+)
+
+// emailTokenBytes is the entropy of a mailed token: 256 bits.
+const emailTokenBytes = 32
+
+// newEmailToken returns a new mailed token and the hash stored for it.
+func (s *Service) newEmailToken() (token string, hash []byte, err error) {
+	token, err = randomString(s.Rand, emailTokenBytes)
+	if err != nil {
+		return "", nil, err
+	}
+	return token, hashEmailToken(token), nil
+}
+
+// hashEmailToken is the stored form of a mailed token. A plain SHA-256 is
+// enough: the token has 256 bits of entropy.
+func hashEmailToken(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}
+
+// link is the frontend's page path with token, under PublicAppURL.
+func (s *Service) link(path, token string) string {
+	return strings.TrimRight(s.cfg.PublicAppURL, "/") + path + "?token=" + url.QueryEscape(token)
+}
+
+// queueMail queues m in tx (nothing when no mailer is configured).
+func (s *Service) queueMail(ctx context.Context, tx *store.Tx, m Mail) error {
+	if s.cfg.Mail == nil {
+		return nil
+	}
+	return s.cfg.Mail(ctx, tx, m)
+}
+
+// queueVerification issues a verification token for u's address and
+// queues its mail, in tx.
+func (s *Service) queueVerification(ctx context.Context, tx *store.Tx, u *obsqra.User) error {
+	token, hash, err := s.newEmailToken()
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	if err := tx.CreateEmailToken(ctx, &store.EmailToken{UserID: u.ID, Purpose: store.TokenVerifyEmail, Hash: hash,
+		CreatedAt: now, ExpiresAt: now.Add(VerifyTokenTTL)}); err != nil {
+		return err
+	}
+	link := s.link("/verify-email", token)
+	return s.queueMail(ctx, tx, Mail{
+		Kind:    MailVerifyEmail,
+		To:      u.Email,
+		Subject: "Confirm your email address",
+		Text: fmt.Sprintf("Hello %s,\n\nconfirm that this is your address by opening this link within 24 hours:\n\n%s\n\n"+
+			"If you did not sign up, ignore this mail.\n", u.FullName, link),
+		HTML: fmt.Sprintf("<p>Hello %s,</p><p>confirm that this is your address by opening <a href=\"%s\">this link</a> within 24 hours.</p>"+
+			"<p>If you did not sign up, ignore this mail.</p>", htmlEscape(u.FullName), htmlEscape(link)),
+	})
+}
+
+// VerifyEmail marks the address of the token's user verified and returns
+// the user. The token is used once.
+// Errors: ENOTFOUND (invalid, used or expired token: one answer for all),
+// EINVALID (not a token at all).
+func (s *Service) VerifyEmail(ctx context.Context, token string) (*obsqra.User, error) {
+	if len(token) == 0 || len(token) > 128 {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "token must be the one from the mail's link")
+	}
+	var u *obsqra.User
+	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+		t, err := tx.ConsumeEmailToken(ctx, store.TokenVerifyEmail, hashEmailToken(token), s.now())
+		if err != nil {
+			return err
+		}
+		if u, err = tx.UserByID(ctx, t.UserID); err != nil {
+			return err
+		}
+		u.EmailVerified = true
+		return tx.UpdateUser(ctx, u)
+	})
+	return u, err
+}
+
+// ResendVerification mails the signed-in user a new verification link,
+// unless their address is verified already (EINVALID) or one was sent
+// within MailRecipientInterval (then nothing is sent, and the answer is
+// the same: the earlier link still works).
+// Errors: EUNAUTHENTICATED, EINVALID.
+func (s *Service) ResendVerification(ctx context.Context) error {
+	p, err := s.principal(ctx)
+	if err != nil {
+		return err
+	}
+	return s.db.WithTx(ctx, func(tx *store.Tx) error {
+		u, err := tx.UserByID(ctx, p.User.ID)
+		if err != nil {
+			return err
+		}
+		if u.EmailVerified {
+			return obsqra.Errorf(obsqra.EINVALID, "this email address is verified already")
+		}
+		if recent, err := s.mailedRecently(ctx, tx, u.ID, store.TokenVerifyEmail); err != nil || recent {
+			return err
+		}
+		return s.queueVerification(ctx, tx, u)
+	})
+}
+
+// mailedRecently reports whether a token of purpose was mailed to the
+// user within MailRecipientInterval.
+func (s *Service) mailedRecently(ctx context.Context, tx *store.Tx, userID int64, purpose string) (bool, error) {
+	at, err := tx.LatestEmailTokenAt(ctx, userID, purpose)
+	if err != nil {
+		return false, err
+	}
+	return !at.IsZero() && s.now().Sub(at) < MailRecipientInterval, nil
+}
+
+// resetRefusal is the refusal of too many reset requests.
+const resetRefusal = "too many password reset requests from your address"
+
+// resetKeys are the throttle keys of a password reset request: the client
+// address, and the (account, address) pair; never the account alone, so
+// that a stranger cannot use up an owner's resets.
+func (p ThrottlePolicy) resetKeys(email, address string) []throttleKey {
+	keys := []throttleKey{{key: "reset:address:" + address + " account:" + strings.ToLower(email), limit: p.AccountLimit, refusal: resetRefusal}}
+	if address != "" {
+		keys = append(keys, throttleKey{key: "reset:address:" + address, limit: p.AddressLimit, refusal: resetRefusal})
+	}
+	return keys
+}
+
+// RequestPasswordReset mails a password reset link to the account of
+// email, if there is an active one. The answer is the same whether there
+// is or not, and so are the statements run, but for the token and its
+// mail; a request within MailRecipientInterval of the last reset mail to
+// the address sends nothing (the earlier link still works).
+// Errors: ERATELIMIT (per client address and per account and address).
+func (s *Service) RequestPasswordReset(ctx context.Context, email string) error {
+	email = strings.TrimSpace(email)
+	if len(email) > MaxEmailBytes {
+		return nil // no account has it: the same answer
+	}
+	if err := s.admit(ctx, s.throttle.resetKeys(email, obsqra.ClientFromContext(ctx).LimitKey())); err != nil {
+		return err
+	}
+	return s.db.WithTx(ctx, func(tx *store.Tx) error {
+		u, err := tx.UserByEmail(ctx, email)
+		var userID int64
+		switch {
+		case obsqra.ErrorCode(err) == obsqra.ENOTFOUND:
+		case err != nil:
+			return err
+		default:
+			userID = u.ID
+		}
+		recent, err := s.mailedRecently(ctx, tx, userID, store.TokenResetPassword)
+		if err != nil || recent || u == nil || !u.Active {
+			return err
+		}
+		token, hash, err := s.newEmailToken()
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if err := tx.CreateEmailToken(ctx, &store.EmailToken{UserID: u.ID, Purpose: store.TokenResetPassword, Hash: hash,
+			CreatedAt: now, ExpiresAt: now.Add(ResetTokenTTL)}); err != nil {
+			return err
+		}
+		link := s.link("/reset-password", token)
+		return s.queueMail(ctx, tx, Mail{
+			Kind:    MailPasswordReset,
+			To:      u.Email,
+			Subject: "Reset your password",
+			Text: fmt.Sprintf("Hello %s,\n\nto choose a new password, open this link within an hour:\n\n%s\n\n"+
+				"If you did not ask for it, ignore this mail: your password stays as it is.\n", u.FullName, link),
+			HTML: fmt.Sprintf("<p>Hello %s,</p><p>to choose a new password, open <a href=\"%s\">this link</a> within an hour.</p>"+
+				"<p>If you did not ask for it, ignore this mail: your password stays as it is.</p>", htmlEscape(u.FullName), htmlEscape(link)),
+		})
+	})
+}
+
+// ResetPassword sets a new password with a reset token (used once), ends
+// every session of the user (their sockets close), revokes their other
+// reset links, and mails them that the password changed.
+// Errors: ENOTFOUND (invalid, used or expired token: one answer for all),
+// EINVALID (the password rules of registration, or not a token at all).
+func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) error {
+	if len(token) == 0 || len(token) > 128 {
+		return obsqra.Errorf(obsqra.EINVALID, "token must be the one from the mail's link")
+	}
+	if err := validatePassword(newPassword); err != nil {
+		return err
+	}
+	hash, err := s.hashPassword(newPassword)
+	if err != nil {
+		return err
+	}
+	return s.db.WithTx(ctx, func(tx *store.Tx) error {
+		now := s.now()
+		t, err := tx.ConsumeEmailToken(ctx, store.TokenResetPassword, hashEmailToken(token), now)
+		if err != nil {
+			return err
+		}
+		u, err := tx.UserByID(ctx, t.UserID)
+		if err != nil {
+			return err
+		}
+		u.PasswordHash = string(hash)
+		if err := tx.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+		if _, err := tx.RevokeUserSessions(ctx, u.ID, obsqra.RevokePasswordChanged); err != nil {
+			return err
+		}
+		if _, err := tx.RevokeEmailTokens(ctx, u.ID, store.TokenResetPassword, now); err != nil {
+			return err
+		}
+		return s.queueMail(ctx, tx, Mail{
+			Kind:    MailPasswordChanged,
+			To:      u.Email,
+			Subject: "Your password was changed",
+			Text: fmt.Sprintf("Hello %s,\n\nthe password of your account was just changed through a reset link, "+
+				"and every session was signed out.\n\nIf it was not you, reset it again at once.\n", u.FullName),
+			HTML: fmt.Sprintf("<p>Hello %s,</p><p>the password of your account was just changed through a reset link, "+
+				"and every session was signed out.</p><p>If it was not you, reset it again at once.</p>", htmlEscape(u.FullName)),
+		})
+	})
+}
+
+// htmlEscape escapes s for HTML text and attribute values.
+func htmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(s)
+}

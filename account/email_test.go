@@ -1,0 +1,209 @@
+package account_test
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/account"
+	"github.com/obsqra/obsqra/store"
+	"github.com/obsqra/obsqra/store/storetest"
+)
+
+// outbox records the mails a service queues, as they commit with the
+// change that caused them.
+type outbox struct {
+	mu    sync.Mutex
+	mails []account.Mail
+}
+
+func (o *outbox) queue(_ context.Context, _ *store.Tx, m account.Mail) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.mails = append(o.mails, m)
+	return nil
+}
+
+func (o *outbox) take() []account.Mail {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	m := o.mails
+	o.mails = nil
+	return m
+}
+
+// mailing is setup with mails recorded in an outbox.
+func mailing(t *testing.T, db *store.DB) (*account.Service, *testBundle, *outbox) {
+	t.Helper()
+	svc, b := setup(t, db)
+	out := &outbox{}
+	account.SetMail(svc, out.queue, "https://app.example.com/")
+	return svc, b, out
+}
+
+// tokenOf returns the token of the one link of m to path.
+func tokenOf(t *testing.T, m account.Mail, path string) string {
+	t.Helper()
+	i := strings.Index(m.Text, "https://app.example.com"+path+"?token=")
+	if i < 0 {
+		t.Fatalf("mail %q has no link to %s: %s", m.Subject, path, m.Text)
+	}
+	link := m.Text[i:]
+	link = link[:strings.IndexAny(link, " \n")]
+	u, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m.HTML, strings.ReplaceAll(link, "&", "&amp;")) {
+		t.Errorf("the HTML part has not the text part's link %s", link)
+	}
+	return u.Query().Get("token")
+}
+
+func TestVerifyEmail(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		svc, b, out := mailing(t, db)
+		p := register(t, svc, "ada@example.com")
+		mails := out.take()
+		if len(mails) != 1 || mails[0].Kind != account.MailVerifyEmail || mails[0].To != "ada@example.com" {
+			t.Fatalf("mails queued by register: %+v, want one verification to ada", mails)
+		}
+		token := tokenOf(t, mails[0], "/verify-email")
+		if len(token) < 43 { // 256 bits in base64url
+			t.Errorf("token %q is shorter than 256 bits", token)
+		}
+		if u, err := svc.VerifyEmail(context.Background(), token+"x"); obsqra.ErrorCode(err) != obsqra.ENOTFOUND || u != nil {
+			t.Errorf("a wrong token: %v, want ENOTFOUND", err)
+		}
+		u, err := svc.VerifyEmail(context.Background(), token)
+		if err != nil || !u.EmailVerified || u.ID != p.User.ID {
+			t.Fatalf("VerifyEmail = %+v, %v", u, err)
+		}
+		if _, err := svc.VerifyEmail(context.Background(), token); obsqra.ErrorCode(err) != obsqra.ENOTFOUND {
+			t.Errorf("the token replayed: %v, want ENOTFOUND", err)
+		}
+		if err := svc.ResendVerification(as(t, svc, p.AccessToken)); obsqra.ErrorCode(err) != obsqra.EINVALID {
+			t.Errorf("resend when verified: %v, want EINVALID", err)
+		}
+
+		// Resends are capped per recipient; the earlier link keeps working.
+		q := register(t, svc, "bob@example.com")
+		first := tokenOf(t, out.take()[0], "/verify-email")
+		ctx := as(t, svc, q.AccessToken)
+		if err := svc.ResendVerification(ctx); err != nil || len(out.take()) != 0 {
+			t.Errorf("a resend at once: %v; want the same answer and no mail", err)
+		}
+		b.clock.Advance(account.MailRecipientInterval)
+		if err := svc.ResendVerification(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if mails := out.take(); len(mails) != 1 || mails[0].To != "bob@example.com" {
+			t.Fatalf("a resend after the interval: %+v, want one mail", mails)
+		}
+		if u, err := svc.VerifyEmail(context.Background(), first); err != nil || !u.EmailVerified {
+			t.Errorf("the first link after a resend: %+v, %v", u, err)
+		}
+
+		// A link past its 24 hours is refused.
+		register(t, svc, "cy@example.com")
+		late := tokenOf(t, out.take()[0], "/verify-email")
+		b.clock.Advance(account.VerifyTokenTTL)
+		if _, err := svc.VerifyEmail(context.Background(), late); obsqra.ErrorCode(err) != obsqra.ENOTFOUND {
+			t.Errorf("an expired link: %v, want ENOTFOUND", err)
+		}
+	})
+}
+
+func TestPasswordReset(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		svc, b, out := mailing(t, db)
+		p := register(t, svc, "ada@example.com")
+		out.take()
+
+		// Known and unknown emails get the same answer; only the known one
+		// is mailed.
+		for _, email := range []string{"nobody@example.com", "ADA@example.com"} {
+			if err := svc.RequestPasswordReset(from("198.51.100.7"), email); err != nil {
+				t.Fatalf("RequestPasswordReset(%s) = %v", email, err)
+			}
+		}
+		mails := out.take()
+		if len(mails) != 1 || mails[0].Kind != account.MailPasswordReset || mails[0].To != "ada@example.com" {
+			t.Fatalf("reset mails: %+v, want one to ada", mails)
+		}
+		token := tokenOf(t, mails[0], "/reset-password")
+
+		// A second request at once sends nothing (the first link works).
+		if err := svc.RequestPasswordReset(from("203.0.113.9"), "ada@example.com"); err != nil || len(out.take()) != 0 {
+			t.Errorf("a second request at once: %v; want the same answer and no mail", err)
+		}
+		if err := svc.ResetPassword(context.Background(), token, "short"); obsqra.ErrorCode(err) != obsqra.EINVALID {
+			t.Errorf("a short password: %v, want EINVALID", err)
+		}
+		if err := svc.ResetPassword(context.Background(), token, "new correct horse"); err != nil {
+			t.Fatalf("ResetPassword = %v", err)
+		}
+		if mails := out.take(); len(mails) != 1 || mails[0].Kind != account.MailPasswordChanged {
+			t.Errorf("after the reset: %+v, want the password-changed mail", mails)
+		}
+		if err := svc.ResetPassword(context.Background(), token, "another correct horse"); obsqra.ErrorCode(err) != obsqra.ENOTFOUND {
+			t.Errorf("the token replayed: %v, want ENOTFOUND", err)
+		}
+		// Every session ended; the new password signs in, the old does not.
+		if _, err := svc.Authenticate(context.Background(), p.AccessToken); err == nil {
+			t.Error("the session from before the reset still authenticates")
+		}
+		if _, err := svc.Login(from("192.0.2.1"), "ada@example.com", "correct horse"); obsqra.ErrorCode(err) != obsqra.EUNAUTHENTICATED {
+			t.Errorf("the old password: %v", err)
+		}
+		if _, err := svc.Login(from("192.0.2.1"), "ada@example.com", "new correct horse"); err != nil {
+			t.Errorf("the new password: %v", err)
+		}
+
+		// A link older than an hour is refused.
+		b.clock.Advance(account.MailRecipientInterval)
+		if err := svc.RequestPasswordReset(from("198.51.100.7"), "ada@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		late := tokenOf(t, out.take()[0], "/reset-password")
+		b.clock.Advance(account.ResetTokenTTL)
+		if err := svc.ResetPassword(context.Background(), late, "third correct horse"); obsqra.ErrorCode(err) != obsqra.ENOTFOUND {
+			t.Errorf("an expired link: %v, want ENOTFOUND", err)
+		}
+	})
+}
+
+// Reset requests are throttled per client address and per (account,
+// address): one address past its limit is refused, while another address
+// still gets the owner a link.
+func TestPasswordResetThrottle(t *testing.T) {
+	t.Parallel()
+	db := storetest.SQLite(t)
+	svc, b, out := mailing(t, db)
+	register(t, svc, "ada@example.com")
+	out.take()
+	limit := account.DefaultThrottlePolicy().AccountLimit
+	for i := range limit {
+		if err := svc.RequestPasswordReset(from("203.0.113.66"), "ada@example.com"); err != nil {
+			t.Fatalf("request %d of %d: %v", i+1, limit, err)
+		}
+	}
+	if err := svc.RequestPasswordReset(from("203.0.113.66"), "ada@example.com"); obsqra.ErrorCode(err) != obsqra.ERATELIMIT {
+		t.Fatalf("request %d from one address: %v, want ERATELIMIT", limit+1, err)
+	}
+	out.take()
+	b.clock.Advance(account.MailRecipientInterval)
+	if err := svc.RequestPasswordReset(from("192.0.2.1"), "ada@example.com"); err != nil {
+		t.Fatalf("the owner's address: %v", err)
+	}
+	if mails := out.take(); len(mails) != 1 {
+		t.Errorf("the owner's request after a stranger's flood: %d mails, want 1", len(mails))
+	}
+}

@@ -1,0 +1,12 @@
+package account
+
+import (
+	"context"
+
+	"github.com/obsqra/obsqra/store"
+)
+
+// SetMail sets the service's mailer and the frontend's base URL.
+func SetMail(s *Service, queue func(ctx context.Context, tx *store.Tx, m Mail) error, publicAppURL string) {
+	s.cfg.Mail, s.cfg.PublicAppURL = queue, publicAppURL
+}

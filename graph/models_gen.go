@@ -87,6 +87,13 @@ type RegisterInput struct {
 	FullName string `json:"fullName"`
 }
 
+type ResetPasswordInput struct {
+	// The token of the reset link.
+	Token string `json:"token"`
+	// 8 characters to 72 bytes, as at registration.
+	NewPassword string `json:"newPassword"`
+}
+
 type RiskScoreConnection struct {
 	Edges    []*RiskScoreEdge `json:"edges"`
 	PageInfo *PageInfo        `json:"pageInfo"`

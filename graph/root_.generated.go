@@ -244,13 +244,17 @@ type ComplexityRoot struct {
 		RecordAllocation       func(childComplexity int, input obsqra.RecordAllocationInput) int
 		RefreshSession         func(childComplexity int, refreshToken string) int
 		Register               func(childComplexity int, input RegisterInput) int
+		RequestPasswordReset   func(childComplexity int, email string) int
 		RequestWalletChallenge func(childComplexity int, address string) int
+		ResendVerification     func(childComplexity int) int
+		ResetPassword          func(childComplexity int, input ResetPasswordInput) int
 		RunOptimization        func(childComplexity int) int
 		SetProtocolEnabled     func(childComplexity int, slug string, enabled bool) int
 		SetRiskParams          func(childComplexity int, input obsqra.RiskParamsPatch) int
 		SetUserActive          func(childComplexity int, userID string, active bool) int
 		UpdatePreferences      func(childComplexity int, input obsqra.PreferencesPatch) int
 		UpsertProtocol         func(childComplexity int, input UpsertProtocolInput) int
+		VerifyEmail            func(childComplexity int, token string) int
 	}
 
 	OptimizationRun struct {
@@ -1447,6 +1451,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Register(childComplexity, args["input"].(RegisterInput)), true
+	case "Mutation.requestPasswordReset":
+		if e.ComplexityRoot.Mutation.RequestPasswordReset == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestPasswordReset_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestPasswordReset(childComplexity, args["email"].(string)), true
 	case "Mutation.requestWalletChallenge":
 		if e.ComplexityRoot.Mutation.RequestWalletChallenge == nil {
 			break
@@ -1458,6 +1473,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RequestWalletChallenge(childComplexity, args["address"].(string)), true
+	case "Mutation.resendVerification":
+		if e.ComplexityRoot.Mutation.ResendVerification == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.ResendVerification(childComplexity), true
+	case "Mutation.resetPassword":
+		if e.ComplexityRoot.Mutation.ResetPassword == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resetPassword_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResetPassword(childComplexity, args["input"].(ResetPasswordInput)), true
 	case "Mutation.runOptimization":
 		if e.ComplexityRoot.Mutation.RunOptimization == nil {
 			break
@@ -1519,6 +1551,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpsertProtocol(childComplexity, args["input"].(UpsertProtocolInput)), true
+	case "Mutation.verifyEmail":
+		if e.ComplexityRoot.Mutation.VerifyEmail == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_verifyEmail_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.VerifyEmail(childComplexity, args["token"].(string)), true
 
 	case "OptimizationRun.createdAt":
 		if e.ComplexityRoot.OptimizationRun.CreatedAt == nil {
@@ -2892,6 +2935,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("PredictionFilter", ec.unmarshalInputPredictionFilter),
 			graphql.NewInputUnmarshaler("RecordAllocationInput", ec.unmarshalInputRecordAllocationInput),
 			graphql.NewInputUnmarshaler("RegisterInput", ec.unmarshalInputRegisterInput),
+			graphql.NewInputUnmarshaler("ResetPasswordInput", ec.unmarshalInputResetPasswordInput),
 			graphql.NewInputUnmarshaler("RiskInput", ec.unmarshalInputRiskInput),
 			graphql.NewInputUnmarshaler("RiskParamsInput", ec.unmarshalInputRiskParamsInput),
 			graphql.NewInputUnmarshaler("TransactionFilter", ec.unmarshalInputTransactionFilter),

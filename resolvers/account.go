@@ -106,6 +106,35 @@ func (r *mutationResolver) DeactivateAccount(ctx context.Context, password strin
 	return true, nil
 }
 
+// VerifyEmail resolves verifyEmail.
+func (r *mutationResolver) VerifyEmail(ctx context.Context, token string) (*obsqra.User, error) {
+	return r.Accounts.VerifyEmail(ctx, token)
+}
+
+// ResendVerification resolves resendVerification.
+func (r *mutationResolver) ResendVerification(ctx context.Context) (bool, error) {
+	if err := r.Accounts.ResendVerification(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// RequestPasswordReset resolves requestPasswordReset.
+func (r *mutationResolver) RequestPasswordReset(ctx context.Context, email string) (bool, error) {
+	if err := r.Accounts.RequestPasswordReset(ctx, email); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// ResetPassword resolves resetPassword.
+func (r *mutationResolver) ResetPassword(ctx context.Context, in graph.ResetPasswordInput) (bool, error) {
+	if err := r.Accounts.ResetPassword(ctx, in.Token, in.NewPassword); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // SetUserActive resolves setUserActive.
 func (r *mutationResolver) SetUserActive(ctx context.Context, userID string, active bool) (*obsqra.User, error) {
 	id, err := obsqra.ParseNodeIDOf(obsqra.NodeUser, userID)

@@ -40,7 +40,9 @@ var arrows = map[string][]string{
 	"ledger":              {".", "store", "starknet"},
 	// live reads the outbox through a Source it declares, so it needs less
 	// than ARCHITECTURE.md allows it (obsqra, store), and keeps it so.
-	"live":       {"."},
+	"live": {"."},
+	// mail sends the store's queued mails; go-mail is its SMTP client.
+	"mail":       {".", "store"},
 	"market":     {".", "store", "ml", "decision", "aave"},
 	"ml":         {"."},
 	"ml/mlcli":   {".", "ml", "aave"}, // `obsqra ml`'s drivers; CSVs through aave

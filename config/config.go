@@ -325,6 +325,22 @@ type Config struct {
 	// LiveSubscriptions is how many subscriptions the server holds
 	// (LIVE_SUBSCRIPTIONS, 1-1000000, default 20000).
 	LiveSubscriptions int
+
+	// SMTP is the server mail is sent through (SMTP_URL, or the trimmed
+	// content of the file named by SMTP_URL_FILE; see the SMTP type for
+	// its forms): nil when unset, and then, in development, mails are
+	// written to the log instead, links and all. Required in production,
+	// where smtp+insecure:// is refused.
+	SMTP *SMTP
+	// MailFrom is the From of every mail, "Name <address>" or an address
+	// (MAIL_FROM, default "Obsqra <noreply@localhost>" in development;
+	// required in production).
+	MailFrom string
+	// PublicAppURL is the frontend's base URL, without a trailing slash:
+	// links in mails are PublicAppURL/verify-email?token=… and the like
+	// (PUBLIC_APP_URL, default http://localhost:5173 in development;
+	// required in production, and https there).
+	PublicAppURL string
 }
 
 // Load reads the configuration through getenv, which is os.Getenv in the
@@ -335,7 +351,7 @@ type Config struct {
 // Load reads the environment only through getenv; all it reads from disk
 // are the files that the *_FILE variables of the secrets (SECRET_KEY_FILE,
 // DATABASE_URL_FILE, MIGRATION_DATABASE_URL_FILE, STARKNET_RPC_URL_FILE,
-// DEFILLAMA_URL_FILE, SENTRY_DSN_FILE) name, when they are set.
+// DEFILLAMA_URL_FILE, SENTRY_DSN_FILE, SMTP_URL_FILE) name, when they are set.
 func Load(getenv func(string) string) (*Config, error) {
 	return load(getenv, os.ReadFile)
 }
@@ -504,6 +520,28 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	c.LiveSubscriptions = l.intRange("LIVE_SUBSCRIPTIONS", defaultLiveSubscriptions, 1, 1000000,
 		"a whole number from 1 to 1000000")
 
+	c.SMTP = l.smtp(prod)
+	_, smtpSet := l.value("SMTP_URL")
+	_, smtpFileSet := l.value("SMTP_URL_FILE")
+	if prod && !smtpSet && !smtpFileSet {
+		l.problemf("SMTP_URL", "is required in production (or set SMTP_URL_FILE): without it no mail would go out")
+	}
+	mailFromDefault, appURLDefault := defaultMailFrom, defaultPublicAppURL
+	if prod {
+		mailFromDefault, appURLDefault = "", ""
+	}
+	c.MailFrom = l.mailFrom("MAIL_FROM", mailFromDefault)
+	if prod && c.MailFrom == "" {
+		l.problemf("MAIL_FROM", "is required in production, e.g. Obsqra <noreply@example.com>")
+	}
+	c.PublicAppURL = l.publicAppURL("PUBLIC_APP_URL", appURLDefault)
+	switch {
+	case prod && c.PublicAppURL == "":
+		l.problemf("PUBLIC_APP_URL", "is required in production: the frontend's https:// base URL, which links in mails lead to")
+	case prod && !strings.HasPrefix(c.PublicAppURL, "https://"):
+		l.problemf("PUBLIC_APP_URL", "is not https:// (production refuses links in mails over plain http)")
+	}
+
 	if len(l.problems) > 0 {
 		return nil, errors.Join(l.problems...)
 	}
@@ -559,6 +597,9 @@ func (c *Config) LogValue() slog.Value {
 		slog.Int("market_history_days", c.MarketHistoryDays),
 		slog.Duration("prune_interval", c.PruneInterval),
 		slog.Duration("event_retention", c.EventRetention),
+		slog.String("smtp", c.SMTP.summary()),
+		slog.String("mail_from", c.MailFrom),
+		slog.String("public_app_url", c.PublicAppURL),
 	)
 }
 

@@ -25,7 +25,8 @@ const key32 = "0123456789abcdef0123456789abcdef"
 
 // prod returns a valid production environment plus the given variables.
 func prod(kv ...string) map[string]string {
-	m := map[string]string{"ENVIRONMENT": "production", "SECRET_KEY": key32}
+	m := map[string]string{"ENVIRONMENT": "production", "SECRET_KEY": key32,
+		"SMTP_URL": "smtp://mailer:pw@smtp.example.com", "MAIL_FROM": "Obsqra <noreply@example.com>", "PUBLIC_APP_URL": "https://app.example.com"}
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
 	}
@@ -104,6 +105,9 @@ func TestLoadDefaults(t *testing.T) {
 			LiveSubscriptionsPerUser:    200,
 			LiveSubscriptionsPerAddress: 1000,
 			LiveSubscriptions:           20000,
+
+			MailFrom:     "Obsqra <noreply@localhost>",
+			PublicAppURL: "http://localhost:5173",
 		}},
 		{"empty values count as unset", map[string]string{"API_PORT": "", "ENVIRONMENT": "  "}, nil},
 		{"production", prod(), &Config{
@@ -172,6 +176,10 @@ func TestLoadDefaults(t *testing.T) {
 			LiveSubscriptionsPerUser:    200,
 			LiveSubscriptionsPerAddress: 1000,
 			LiveSubscriptions:           20000,
+
+			SMTP:         &SMTP{Security: SMTPStartTLS, Host: "smtp.example.com", Port: 587, Username: "mailer", Password: "pw"},
+			MailFrom:     "Obsqra <noreply@example.com>",
+			PublicAppURL: "https://app.example.com",
 		}},
 	}
 	tests[1].want = tests[0].want
@@ -266,6 +274,9 @@ func TestLoadValues(t *testing.T) {
 		"LIVE_SUBSCRIPTIONS_PER_USER":    "20",
 		"LIVE_SUBSCRIPTIONS_PER_ADDRESS": "30",
 		"LIVE_SUBSCRIPTIONS":             "40",
+		"SMTP_URL":                       "smtps://mailer%40example.com:p%3Ass@smtp.example.com:2465/",
+		"MAIL_FROM":                      "noreply@example.com",
+		"PUBLIC_APP_URL":                 "https://app.example.com/obsqra/",
 	}))
 	if err != nil {
 		t.Fatalf("Load() error = %v", err)
@@ -345,6 +356,10 @@ func TestLoadValues(t *testing.T) {
 		LiveSubscriptionsPerUser:    20,
 		LiveSubscriptionsPerAddress: 30,
 		LiveSubscriptions:           40,
+
+		SMTP:         &SMTP{Security: SMTPImplicitTLS, Host: "smtp.example.com", Port: 2465, Username: "mailer@example.com", Password: "p:ss"},
+		MailFrom:     "noreply@example.com",
+		PublicAppURL: "https://app.example.com/obsqra",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load() = %+v, want %+v", got, want)
@@ -479,6 +494,14 @@ func TestLoadProductionRefusals(t *testing.T) {
 			map[string]string{"TRUSTED_DOCUMENTS_ONLY": "true", "TRUSTED_DOCUMENTS": "docs.json", "GRAPHQL_INTROSPECTION": "false"}, ""},
 		{"trusted only, production with introspection on purpose",
 			prod("TRUSTED_DOCUMENTS_ONLY", "true", "TRUSTED_DOCUMENTS", "docs.json", "GRAPHQL_INTROSPECTION", "true"), ""},
+		{"no smtp server", prod("SMTP_URL", ""), "SMTP_URL: is required in production"},
+		{"smtp server from a file", prod("SMTP_URL", "", "SMTP_URL_FILE", "/nonexistent/smtp_url"), "SMTP_URL_FILE: cannot read the file"},
+		{"plain-text smtp", prod("SMTP_URL", "smtp+insecure://smtp.example.com:1025"), "SMTP_URL: sends mail and its password in plain text"},
+		{"no mail from", prod("MAIL_FROM", ""), "MAIL_FROM: is required in production"},
+		{"no public app url", prod("PUBLIC_APP_URL", ""), "PUBLIC_APP_URL: is required in production"},
+		{"http public app url", prod("PUBLIC_APP_URL", "http://app.example.com"), "PUBLIC_APP_URL: is not https://"},
+		{"development logs mails", map[string]string{"SMTP_URL": "", "MAIL_FROM": "", "PUBLIC_APP_URL": ""}, ""},
+		{"development allows plain-text smtp", map[string]string{"SMTP_URL": "smtp+insecure://localhost:1025"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -643,7 +666,7 @@ func TestLoadSecretKeyFile(t *testing.T) {
 		wantErr string
 	}{
 		{"development", map[string]string{"SECRET_KEY_FILE": good}, key32, ""},
-		{"production", map[string]string{"ENVIRONMENT": "production", "SECRET_KEY_FILE": good}, key32, ""},
+		{"production", prod("SECRET_KEY", "", "SECRET_KEY_FILE", good), key32, ""},
 		{"short key", map[string]string{"SECRET_KEY_FILE": short}, "", "SECRET_KEY (from SECRET_KEY_FILE): is 8 bytes long; it must be at least 32"},
 		{"missing file", map[string]string{"SECRET_KEY_FILE": missing}, "", "SECRET_KEY_FILE: cannot read the file"},
 		{"missing file in production", map[string]string{"ENVIRONMENT": "production", "SECRET_KEY_FILE": missing}, "", "SECRET_KEY_FILE: cannot read the file"},
@@ -690,6 +713,8 @@ var secretSamples = map[string]struct {
 		func(c *Config) string { return strings.Join(c.StarknetRPCURLs, ",") }},
 	"DEFILLAMA_URL": {"https://pro-api.example/hunter2/yields", nil, func(c *Config) string { return c.DefiLlamaURL }},
 	"SENTRY_DSN":    {"https://hunter2@o1.ingest.sentry.io/42", nil, func(c *Config) string { return c.SentryDSN }},
+	"SMTP_URL": {"smtps://mailer:hunter2@smtp.example.com", nil,
+		func(c *Config) string { return c.SMTP.Username + ":" + c.SMTP.Password + "@" + c.SMTP.Addr() }},
 }
 
 // TestLoadSecretFiles checks every *_FILE variable that Variables lists:

@@ -44,6 +44,8 @@ const (
 	defaultStarknetNetwork    = "sepolia"
 	defaultTxWatchInterval    = 15 * time.Second
 	defaultTxDropAfter        = 30 * time.Minute
+	defaultMailFrom           = "Obsqra <noreply@localhost>"
+	defaultPublicAppURL       = "http://localhost:5173"
 )
 
 // Defaults of the database connections and request deadlines: seconds, not
@@ -269,5 +271,13 @@ func Variables() []Variable {
 			"Subscriptions that may be held at once for one client address, signed in or not, 1-1000000; one more is refused with RATE_LIMITED."},
 		{"LIVE_SUBSCRIPTIONS", strconv.Itoa(defaultLiveSubscriptions),
 			"Subscriptions this server holds at once, 1-1000000; one more is refused with RATE_LIMITED."},
+		{"SMTP_URL", "",
+			"SMTP server mail goes through: smtp://USER:PASS@HOST:587 (STARTTLS required), smtps://USER:PASS@HOST:465 (implicit TLS), or smtp+insecure://HOST:PORT (plain text, refused in production). Unset: in development mails are logged, links and all; production requires it."},
+		{"SMTP_URL_FILE", "",
+			"File that holds SMTP_URL (surrounding whitespace trimmed), for its password; set this or SMTP_URL, not both."},
+		{"MAIL_FROM", defaultMailFrom,
+			"From of every mail, \"Name <address>\" or an address; required in production."},
+		{"PUBLIC_APP_URL", defaultPublicAppURL,
+			"The frontend's base URL, which links in mails lead to (PUBLIC_APP_URL/verify-email?token=…); required in production, and https there."},
 	}
 }

@@ -42,6 +42,11 @@ type dialect struct {
 	// transaction. SQLite has no row locks: a transaction there begins
 	// IMMEDIATE and so already holds the database's only write lock.
 	forUpdate string
+	// skipLocked ends a SELECT that locks its rows for the rest of the
+	// transaction and passes over rows another transaction has locked, so
+	// that concurrent claimers of a queue each take other rows; empty on
+	// SQLite, whose writers run one at a time.
+	skipLocked string
 	// eventLock is run before an outbox insert so that ids become visible in
 	// id order; empty where writers are serialised anyway (SQLite).
 	eventLock string
@@ -59,6 +64,7 @@ var (
 		goose:       goose.DialectPostgres,
 		migrations:  "migrations/postgres",
 		forUpdate:   " FOR UPDATE",
+		skipLocked:  " FOR UPDATE SKIP LOCKED",
 		eventLock:   "SELECT pg_advisory_xact_lock(?)",
 		eventNotify: "SELECT pg_notify('" + EventsChannel + "', ?)",
 	}

@@ -113,6 +113,9 @@ type DB struct {
 	// committed is broadcast after each unit of work that appended events
 	// commits (see EventsCommitted).
 	committed broadcast
+	// mailsQueued is broadcast after each unit of work that queued mails
+	// commits (see MailsQueued).
+	mailsQueued broadcast
 
 	// statements counts the SQL statements run through the store, for
 	// tests that check a request's statement count (see Statements).
@@ -299,6 +302,9 @@ type Tx struct {
 	// appended counts AppendEvent's events: a commit of any then signals
 	// EventsCommitted.
 	appended int64
+	// mailsQueued counts QueueMail's mails: a commit of any then signals
+	// MailsQueued.
+	mailsQueued int
 	// stmts are the statements prepared on this transaction's connection,
 	// for queries the pool's cache does not hold yet; database/sql closes
 	// them when the transaction ends.
@@ -358,6 +364,9 @@ func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	if tx.appended > 0 {
 		db.eventsCommitted.Add(tx.appended)
 		db.committed.signal()
+	}
+	if tx.mailsQueued > 0 {
+		db.mailsQueued.signal()
 	}
 	return nil
 }

@@ -298,6 +298,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	mailer, err := newMailSender(db, cfg, logger)
+	if err != nil {
+		return err
+	}
 	hubOptions := liveOptions(cfg, logger)
 	hubOptions.Observer = obs.live
 	hubOptions.Tracer = tr.hubTracer()
@@ -344,6 +348,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	// running job up to its timeout; the database closes after both.
 	jobsDone := make(chan error, 1)
 	go func() { jobsDone <- jobs.Run(ctx) }()
+	// The mail sender runs on every instance until ctx ends, then records
+	// the attempt under way (at most mailSendTimeout).
+	mailDone := make(chan struct{})
+	go func() {
+		defer close(mailDone)
+		mailer.Run(ctx)
+	}()
 	// The hub follows the outbox (LISTEN on PostgreSQL, in-process signals
 	// on SQLite). It stops only after the server has closed every socket
 	// with 1001: stopped first, it would end every subscription, and a
@@ -369,7 +380,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		// The server could not start or stop cleanly: stop the jobs too.
 		stop()
 	}
+	stop() // ends the scheduler and the mail sender, whatever ended the server
 	stopHub()
+	<-mailDone
 	if err := <-jobsDone; err != nil && serveErr == nil {
 		serveErr = fmt.Errorf("scheduler: %w", err)
 	}

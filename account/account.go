@@ -52,8 +52,9 @@ type Config struct {
 	// contract's is_valid_signature); nil when none is configured, and
 	// then wallets cannot be linked.
 	Starknet *starknet.Client
-	// Mail queues a mail in the unit of work of the change that causes it
-	// (a verification link, a reset link); nil sends none.
+	// Mail, when set, queues a mail in the unit of work of the change that
+	// causes it (a verification link, a reset link) in place of the
+	// store's mail queue (tests record mails with it).
 	Mail func(ctx context.Context, tx *store.Tx, m Mail) error
 	// PublicAppURL is the frontend's base URL, which mailed links point
 	// into (PUBLIC_APP_URL): PublicAppURL/verify-email?token=….

@@ -69,12 +69,13 @@ func (s *Service) link(path, token string) string {
 	return strings.TrimRight(s.cfg.PublicAppURL, "/") + path + "?token=" + url.QueryEscape(token)
 }
 
-// queueMail queues m in tx (nothing when no mailer is configured).
+// queueMail queues m in tx: in the store's mail queue, which the mail
+// sender delivers, or through Config.Mail when it is set.
 func (s *Service) queueMail(ctx context.Context, tx *store.Tx, m Mail) error {
-	if s.cfg.Mail == nil {
-		return nil
+	if s.cfg.Mail != nil {
+		return s.cfg.Mail(ctx, tx, m)
 	}
-	return s.cfg.Mail(ctx, tx, m)
+	return tx.QueueMail(ctx, &store.Mail{Kind: m.Kind, Recipient: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML})
 }
 
 // queueVerification issues a verification token for u's address and

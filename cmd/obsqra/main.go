@@ -239,6 +239,9 @@ func newAccounts(db *store.DB, cfg *config.Config, node *starknet.Client) (*acco
 		BcryptCost:  cfg.BcryptCost,
 		AdminEmails: cfg.AdminEmails,
 		Starknet:    node,
+		// Mails go to the store's queue (Config.Mail nil), which the
+		// mail sender delivers.
+		PublicAppURL: cfg.PublicAppURL,
 	})
 }
 

@@ -28,6 +28,11 @@ const (
 	MailVerifyEmail     = "verify_email"
 	MailPasswordReset   = "password_reset"
 	MailPasswordChanged = "password_changed"
+	// MailEmailTaken tells an address that someone asked to move an
+	// account to it while another account has it.
+	MailEmailTaken = "email_taken"
+	// MailEmailChanged tells the old address that the account moved.
+	MailEmailChanged = "email_changed"
 )
 
 // Lifetimes of the tokens mailed, and the cap on the mails a stranger can
@@ -103,9 +108,11 @@ func (s *Service) queueVerification(ctx context.Context, tx *store.Tx, u *obsqra
 }
 
 // VerifyEmail marks the address of the token's user verified and returns
-// the user. The token is used once.
+// the user. The token is used once. A token of an email change moves the
+// account to its new address, verified, and tells the old address.
 // Errors: ENOTFOUND (invalid, used or expired token: one answer for all),
-// EINVALID (not a token at all).
+// EINVALID (not a token at all), ECONFLICT (the new address was registered
+// by another account since the change was asked).
 func (s *Service) VerifyEmail(ctx context.Context, token string) (*obsqra.User, error) {
 	if len(token) == 0 || len(token) > 128 {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "token must be the one from the mail's link")
@@ -119,10 +126,103 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) (*obsqra.User, 
 		if u, err = tx.UserByID(ctx, t.UserID); err != nil {
 			return err
 		}
-		u.EmailVerified = true
-		return tx.UpdateUser(ctx, u)
+		if t.NewEmail == "" {
+			u.EmailVerified = true
+			return tx.UpdateUser(ctx, u)
+		}
+		old := u.Email
+		if err := tx.ChangeUserEmail(ctx, u.ID, t.NewEmail); err != nil {
+			return err
+		}
+		if u, err = tx.UserByID(ctx, t.UserID); err != nil {
+			return err
+		}
+		return s.queueMail(ctx, tx, Mail{
+			Kind:    MailEmailChanged,
+			To:      old,
+			Subject: "Your account's email address was changed",
+			Text: fmt.Sprintf("Hello %s,\n\nyour account now signs in with %s instead of this address.\n\n"+
+				"If it was not you, reset your password from the sign-in page at once.\n", u.FullName, u.Email),
+			HTML: fmt.Sprintf("<p>Hello %s,</p><p>your account now signs in with %s instead of this address.</p>"+
+				"<p>If it was not you, reset your password from the sign-in page at once.</p>", htmlEscape(u.FullName), htmlEscape(u.Email)),
+		})
 	})
 	return u, err
+}
+
+// ChangeEmail asks to move the signed-in user's account to newEmail,
+// after checking the password: a link to verify newEmail is mailed to it,
+// and the account moves only when it is followed (VerifyEmail), which
+// tells the old address. When another account has newEmail, that address
+// is told that someone asked instead, and the answer is the same, so the
+// call reveals nothing of which addresses have accounts. At most one such
+// mail goes to one address per MailRecipientInterval.
+// Errors: EUNAUTHENTICATED, EFORBIDDEN (wrong password), EINVALID (not an
+// email, or the current one), ERATELIMIT.
+func (s *Service) ChangeEmail(ctx context.Context, newEmail, password string) error {
+	p, err := s.principal(ctx)
+	if err != nil {
+		return err
+	}
+	email, err := NormalizeEmail(newEmail)
+	if err != nil {
+		return err
+	}
+	if strings.EqualFold(email, p.User.Email) {
+		return obsqra.Errorf(obsqra.EINVALID, "newEmail is the account's email already")
+	}
+	if err := s.checkPassword(ctx, p.User, password); err != nil {
+		return err
+	}
+	return s.db.WithTx(ctx, func(tx *store.Tx) error {
+		u, err := tx.UserByID(ctx, p.User.ID)
+		if err != nil {
+			return err
+		}
+		if recent, err := s.mailedRecently(ctx, tx, u.ID, store.TokenVerifyEmail, email); err != nil || recent {
+			return err
+		}
+		// The token is made either way (it counts for the cap above); it is
+		// mailed only to an address no other account has. Earlier links
+		// stop working: only the newest change can be followed.
+		token, hash, err := s.newEmailToken()
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if _, err := tx.RevokeEmailTokens(ctx, u.ID, store.TokenVerifyEmail, now); err != nil {
+			return err
+		}
+		if err := tx.CreateEmailToken(ctx, &store.EmailToken{UserID: u.ID, Purpose: store.TokenVerifyEmail, Hash: hash,
+			NewEmail: email, CreatedAt: now, ExpiresAt: now.Add(VerifyTokenTTL)}); err != nil {
+			return err
+		}
+		switch other, err := tx.UserByEmail(ctx, email); {
+		case err == nil:
+			return s.queueMail(ctx, tx, Mail{
+				Kind:    MailEmailTaken,
+				To:      other.Email,
+				Subject: "Someone asked to use your address",
+				Text: "Hello,\n\nsomeone asked to move another account to this address, which already has an account. " +
+					"Nothing was changed.\n\nIf you forgot your password, reset it from the sign-in page.\n",
+				HTML: "<p>Hello,</p><p>someone asked to move another account to this address, which already has an account. " +
+					"Nothing was changed.</p><p>If you forgot your password, reset it from the sign-in page.</p>",
+			})
+		case obsqra.ErrorCode(err) != obsqra.ENOTFOUND:
+			return err
+		}
+		link := s.link("/verify-email", token)
+		return s.queueMail(ctx, tx, Mail{
+			Kind:    MailVerifyEmail,
+			To:      email,
+			Subject: "Confirm your new email address",
+			Text: fmt.Sprintf("Hello %s,\n\nto sign in with this address from now on, open this link within 24 hours:\n\n%s\n\n"+
+				"Until then your account keeps its current address. If you did not ask for it, ignore this mail.\n", u.FullName, link),
+			HTML: fmt.Sprintf("<p>Hello %s,</p><p>to sign in with this address from now on, open <a href=\"%s\">this link</a> within 24 hours.</p>"+
+				"<p>Until then your account keeps its current address. If you did not ask for it, ignore this mail.</p>",
+				htmlEscape(u.FullName), htmlEscape(link)),
+		})
+	})
 }
 
 // ResendVerification mails the signed-in user a new verification link,
@@ -143,7 +243,7 @@ func (s *Service) ResendVerification(ctx context.Context) error {
 		if u.EmailVerified {
 			return obsqra.Errorf(obsqra.EINVALID, "this email address is verified already")
 		}
-		if recent, err := s.mailedRecently(ctx, tx, u.ID, store.TokenVerifyEmail); err != nil || recent {
+		if recent, err := s.mailedRecently(ctx, tx, u.ID, store.TokenVerifyEmail, ""); err != nil || recent {
 			return err
 		}
 		return s.queueVerification(ctx, tx, u)
@@ -151,9 +251,10 @@ func (s *Service) ResendVerification(ctx context.Context) error {
 }
 
 // mailedRecently reports whether a token of purpose was mailed to the
-// user within MailRecipientInterval.
-func (s *Service) mailedRecently(ctx context.Context, tx *store.Tx, userID int64, purpose string) (bool, error) {
-	at, err := tx.LatestEmailTokenAt(ctx, userID, purpose)
+// user's address (or newEmail, an address it asked to move to) within
+// MailRecipientInterval.
+func (s *Service) mailedRecently(ctx context.Context, tx *store.Tx, userID int64, purpose, newEmail string) (bool, error) {
+	at, err := tx.LatestEmailTokenAt(ctx, userID, purpose, newEmail)
 	if err != nil {
 		return false, err
 	}
@@ -198,7 +299,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 		default:
 			userID = u.ID
 		}
-		recent, err := s.mailedRecently(ctx, tx, userID, store.TokenResetPassword)
+		recent, err := s.mailedRecently(ctx, tx, userID, store.TokenResetPassword, "")
 		if err != nil || recent || u == nil || !u.Active {
 			return err
 		}

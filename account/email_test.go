@@ -207,3 +207,59 @@ func TestPasswordResetThrottle(t *testing.T) {
 		t.Errorf("the owner's request after a stranger's flood: %d mails, want 1", len(mails))
 	}
 }
+
+func TestChangeEmail(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		svc, b, out := mailing(t, db)
+		p := register(t, svc, "ada@example.com")
+		register(t, svc, "bob@example.com")
+		out.take()
+		b.clock.Advance(account.MailRecipientInterval)
+		ctx := as(t, svc, p.AccessToken)
+
+		if err := svc.ChangeEmail(ctx, "ada@new.example", "wrong password"); obsqra.ErrorCode(err) != obsqra.EFORBIDDEN {
+			t.Errorf("a wrong password: %v, want EFORBIDDEN", err)
+		}
+		if err := svc.ChangeEmail(ctx, "ADA@example.com", "correct horse"); obsqra.ErrorCode(err) != obsqra.EINVALID {
+			t.Errorf("the current address: %v, want EINVALID", err)
+		}
+		// Another account's address: the same answer, and that address is
+		// told instead of being sent a link.
+		if err := svc.ChangeEmail(ctx, "Bob@example.com", "correct horse"); err != nil {
+			t.Fatalf("ChangeEmail to a taken address = %v, want the same answer", err)
+		}
+		if mails := out.take(); len(mails) != 1 || mails[0].Kind != account.MailEmailTaken || mails[0].To != "bob@example.com" ||
+			strings.Contains(mails[0].Text, "token=") {
+			t.Fatalf("mails for a taken address: %+v, want one notice to bob without a link", mails)
+		}
+
+		b.clock.Advance(account.MailRecipientInterval)
+		if err := svc.ChangeEmail(ctx, "ada@new.example", "correct horse"); err != nil {
+			t.Fatal(err)
+		}
+		mails := out.take()
+		if len(mails) != 1 || mails[0].To != "ada@new.example" {
+			t.Fatalf("mails: %+v, want one link to the new address", mails)
+		}
+		token := tokenOf(t, mails[0], "/verify-email")
+		// Until the link is followed, the account keeps its address.
+		if _, err := svc.Login(from("192.0.2.1"), "ada@example.com", "correct horse"); err != nil {
+			t.Errorf("the old address before verification: %v", err)
+		}
+		u, err := svc.VerifyEmail(context.Background(), token)
+		if err != nil || u.Email != "ada@new.example" || !u.EmailVerified {
+			t.Fatalf("VerifyEmail = %+v, %v; want the new address, verified", u, err)
+		}
+		if mails := out.take(); len(mails) != 1 || mails[0].Kind != account.MailEmailChanged || mails[0].To != "ada@example.com" {
+			t.Errorf("after the change: %+v, want the old address told", mails)
+		}
+		if _, err := svc.Login(from("192.0.2.1"), "ada@new.example", "correct horse"); err != nil {
+			t.Errorf("the new address: %v", err)
+		}
+		if _, err := svc.Login(from("192.0.2.1"), "ada@example.com", "correct horse"); obsqra.ErrorCode(err) != obsqra.EUNAUTHENTICATED {
+			t.Errorf("the old address after the change: %v, want EUNAUTHENTICATED", err)
+		}
+	})
+}

@@ -22,6 +22,12 @@ type AllocationEvent struct {
 	Allocation *obsqra.Allocation `json:"allocation"`
 }
 
+type ChangeEmailInput struct {
+	NewEmail string `json:"newEmail"`
+	// The current password.
+	Password string `json:"password"`
+}
+
 type ChangePasswordInput struct {
 	CurrentPassword string `json:"currentPassword"`
 	// 8 characters to 72 bytes.

@@ -233,6 +233,7 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		ChangeEmail            func(childComplexity int, input ChangeEmailInput) int
 		ChangePassword         func(childComplexity int, input ChangePasswordInput) int
 		ConnectWallet          func(childComplexity int, input ConnectWalletInput) int
 		DeactivateAccount      func(childComplexity int, password string) int
@@ -1335,6 +1336,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ModelPerformance.WindowDays(childComplexity), true
 
+	case "Mutation.changeEmail":
+		if e.ComplexityRoot.Mutation.ChangeEmail == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_changeEmail_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ChangeEmail(childComplexity, args["input"].(ChangeEmailInput)), true
 	case "Mutation.changePassword":
 		if e.ComplexityRoot.Mutation.ChangePassword == nil {
 			break
@@ -2926,6 +2938,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("ChangeEmailInput", ec.unmarshalInputChangeEmailInput),
 			graphql.NewInputUnmarshaler("ChangePasswordInput", ec.unmarshalInputChangePasswordInput),
 			graphql.NewInputUnmarshaler("ConnectWalletInput", ec.unmarshalInputConnectWalletInput),
 			graphql.NewInputUnmarshaler("LogTransactionInput", ec.unmarshalInputLogTransactionInput),

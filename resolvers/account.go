@@ -135,6 +135,14 @@ func (r *mutationResolver) ResetPassword(ctx context.Context, in graph.ResetPass
 	return true, nil
 }
 
+// ChangeEmail resolves changeEmail.
+func (r *mutationResolver) ChangeEmail(ctx context.Context, in graph.ChangeEmailInput) (bool, error) {
+	if err := r.Accounts.ChangeEmail(ctx, in.NewEmail, in.Password); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // SetUserActive resolves setUserActive.
 func (r *mutationResolver) SetUserActive(ctx context.Context, userID string, active bool) (*obsqra.User, error) {
 	id, err := obsqra.ParseNodeIDOf(obsqra.NodeUser, userID)

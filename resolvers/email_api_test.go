@@ -2,6 +2,7 @@ package resolvers_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"regexp"
 	"sync"
@@ -89,7 +90,26 @@ func TestEmailFlowsAPI(t *testing.T) {
 		}
 		r = do(t, h, "", `mutation { login(input: {email: "ada@example.com", password: "battery staple"}) { accessToken } }`, nil)
 		if len(r.Errors) > 0 {
-			t.Errorf("login with the new password: %+v", r.Errors)
+			t.Fatalf("login with the new password: %+v", r.Errors)
+		}
+		var login struct{ AccessToken string }
+		if err := json.Unmarshal(r.Data["login"], &login); err != nil {
+			t.Fatal(err)
+		}
+
+		// changeEmail mails a link to the new address; following it moves
+		// the account.
+		const change = `mutation($e: String!, $p: String!) { changeEmail(input: {newEmail: $e, password: $p}) }`
+		if r := do(t, h, login.AccessToken, change, map[string]any{"e": "ada@new.example", "p": "wrong horse"}); r.code() != "FORBIDDEN" {
+			t.Errorf("changeEmail with a wrong password: %+v, want FORBIDDEN", r.Errors)
+		}
+		if r := do(t, h, login.AccessToken, change, map[string]any{"e": "ada@new.example", "p": "battery staple"}); string(r.Data["changeEmail"]) != "true" {
+			t.Fatalf("changeEmail = %s %+v", r.Data["changeEmail"], r.Errors)
+		}
+		moved := box.last(t, "/verify-email")
+		r = do(t, h, "", `mutation($t: String!) { verifyEmail(token: $t) { email emailVerified } }`, map[string]any{"t": moved})
+		if string(r.Data["verifyEmail"]) != `{"email":"ada@new.example","emailVerified":true}` {
+			t.Errorf("verifyEmail of the change = %s %+v", r.Data["verifyEmail"], r.Errors)
 		}
 	})
 }

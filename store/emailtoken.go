@@ -109,15 +109,16 @@ func (db *DB) PruneEmailTokens(ctx context.Context, before time.Time) (int64, er
 	return n, err
 }
 
-// LatestEmailTokenAt returns when the user's newest token of purpose was
-// created, used or not, or the zero time when there is none: how the
-// mails a stranger can trigger are capped per recipient.
+// LatestEmailTokenAt returns when the user's newest token of purpose for
+// newEmail ("" for the account's own address) was created, used or not,
+// or the zero time when there is none: how the mails a stranger can
+// trigger are capped per recipient.
 // Errors: only internal ones.
-func (tx *Tx) LatestEmailTokenAt(ctx context.Context, userID int64, purpose string) (time.Time, error) {
+func (tx *Tx) LatestEmailTokenAt(ctx context.Context, userID int64, purpose, newEmail string) (time.Time, error) {
 	c := tx.conn()
 	var at *time.Time
-	err := c.queryRow(ctx, "SELECT MAX(created_at) FROM email_tokens WHERE user_id = ? AND purpose = ?", userID, purpose).
-		Scan(scanNullTime(&at))
+	err := c.queryRow(ctx, "SELECT MAX(created_at) FROM email_tokens WHERE user_id = ? AND purpose = ? AND COALESCE(new_email, '') = ?",
+		userID, purpose, newEmail).Scan(scanNullTime(&at))
 	if err != nil {
 		return time.Time{}, translate(err, "read latest email token", "email token")
 	}

@@ -102,7 +102,7 @@ func TestEmailTokens(t *testing.T) {
 		for purpose, want := range map[string]time.Time{store.TokenResetPassword: stampUTC(testTime), "none": {}} {
 			var at time.Time
 			if err := db.WithTx(ctx, func(tx *store.Tx) (err error) {
-				at, err = tx.LatestEmailTokenAt(ctx, ada.ID, purpose)
+				at, err = tx.LatestEmailTokenAt(ctx, ada.ID, purpose, "")
 				return err
 			}); err != nil || !at.Equal(want) {
 				t.Errorf("LatestEmailTokenAt(%s) = %v, %v; want %v", purpose, at, err, want)

@@ -108,6 +108,21 @@ func (tx *Tx) UpdateUser(ctx context.Context, u *obsqra.User) error {
 	return nil
 }
 
+// ChangeUserEmail replaces the email of the user userID with email, which
+// the caller has normalised and verified (the address is verified from
+// then on), and stamps updated_at.
+// Errors: ENOTFOUND when the user does not exist; ECONFLICT when another
+// account has the email (in any case); otherwise internal ones.
+func (tx *Tx) ChangeUserEmail(ctx context.Context, userID int64, email string) error {
+	c := tx.conn()
+	n, err := c.execCount(ctx, "UPDATE users SET email = ?, email_key = ?, email_verified = ?, updated_at = ? WHERE id = ?",
+		email, emailKey(email), true, c.d.timeArg(tx.now()), userID)
+	if err == nil && n == 0 {
+		err = sql.ErrNoRows
+	}
+	return translate(err, "change user email", "user")
+}
+
 // UserByID returns the user with the given id.
 // Errors: ENOTFOUND when there is none; otherwise internal ones.
 func (db *DB) UserByID(ctx context.Context, id int64) (*obsqra.User, error) {

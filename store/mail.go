@@ -241,3 +241,20 @@ func (db *DB) Mail(ctx context.Context, id int64) (Mail, error) {
 	}
 	return m, nil
 }
+
+// PruneMails deletes the mails sent before sentBefore and those given up
+// on before failedBefore, and returns how many it deleted: a sent mail's
+// body may hold a link's token, so it is not kept once its links have
+// expired; a failure is kept longer, for admins to see.
+// Errors: only internal ones.
+func (db *DB) PruneMails(ctx context.Context, sentBefore, failedBefore time.Time) (int64, error) {
+	var n int64
+	err := db.WithTx(ctx, func(tx *Tx) error {
+		c := tx.conn()
+		var err error
+		n, err = c.execCount(ctx, "DELETE FROM mails WHERE (sent_at IS NOT NULL AND sent_at < ?) OR (failed_at IS NOT NULL AND failed_at < ?)",
+			c.d.timeArg(sentBefore), c.d.timeArg(failedBefore))
+		return translate(err, "prune mails", "mail")
+	})
+	return n, err
+}

@@ -205,6 +205,28 @@ func TestMailLifecycle(t *testing.T) {
 		if _, err := db.FailedMails(ctx, 0); obsqra.ErrorCode(err) != obsqra.EINVALID {
 			t.Fatalf("FailedMails(0) = %v, want EINVALID", err)
 		}
+
+		// Pruning: a was sent before b, and c failed; what is still due is
+		// never pruned.
+		sentB, err := db.Mail(ctx, b.ID)
+		if err != nil || sentB.SentAt == nil {
+			t.Fatalf("Mail(b) = %+v, %v", sentB, err)
+		}
+		if n, err := db.PruneMails(ctx, *sentB.SentAt, *failed[0].FailedAt); err != nil || n != 1 {
+			t.Fatalf("PruneMails(before b's send, at c's failure) = %d, %v; want a alone", n, err)
+		}
+		if _, err := db.Mail(ctx, a.ID); obsqra.ErrorCode(err) != obsqra.ENOTFOUND {
+			t.Errorf("Mail(a) after pruning = %v, want ENOTFOUND", err)
+		}
+		d := newMail("d@example.com")
+		queueMails(t, db, d)
+		far := now.Add(24 * time.Hour)
+		if n, err := db.PruneMails(ctx, far, far); err != nil || n != 2 {
+			t.Fatalf("PruneMails(later) = %d, %v; want b and c, not the due d", n, err)
+		}
+		if _, err := db.Mail(ctx, d.ID); err != nil {
+			t.Errorf("the due mail was pruned: %v", err)
+		}
 	})
 }
 

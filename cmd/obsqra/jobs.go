@@ -67,7 +67,14 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, observe
 			if err != nil {
 				return fmt.Errorf("prune email tokens: %w", err)
 			}
-			logger.Debug("pruned", "events", events, "job_runs", runs, "rate_budgets", budgets, "email_tokens", tokens)
+			// A sent mail's body may hold a link's token: it goes once
+			// the longest-lived link (verification, 24 h) has expired. A
+			// failure stays a week for admins to see.
+			mails, err := db.PruneMails(ctx, now.Add(-24*time.Hour), now.Add(-7*24*time.Hour))
+			if err != nil {
+				return fmt.Errorf("prune mails: %w", err)
+			}
+			logger.Debug("pruned", "events", events, "job_runs", runs, "rate_budgets", budgets, "email_tokens", tokens, "mails", mails)
 			return nil
 		},
 	}}

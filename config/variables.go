@@ -226,7 +226,7 @@ func Variables() []Variable {
 		{"LIQUIDITY_TIER_USD", defaultLiquidityTiers,
 			"TVLs in USD from which a protocol's liquidity tier is 0, 1 and 2 (descending); below the last it is 3; unknown TVL is tier 2."},
 		{"PRUNE_INTERVAL", "1h",
-			"How often the prune job removes expired outbox events and old scheduler runs (Go duration)."},
+			"How often the prune job removes expired outbox events, old scheduler runs, expired wallet challenges and email tokens, refilled rate budgets, and old sent or failed mails (Go duration)."},
 		{"DECISION_AUDIT_INTERVAL", "1h",
 			"How often the decision-audit job re-verifies the whole hash-chained decision log (Go duration)."},
 		{"EVENT_RETENTION", "24h",

@@ -142,8 +142,40 @@ const (
 // Its payload is an *AccountChange.
 const TopicAccountChanged = "account.changed"
 
+// TopicMarketChanged is the topic of an event appended whenever the
+// market's reference data changed outside ingestion: a protocol was
+// created, replaced, enabled or disabled, or new risk parameters were
+// activated. It is public and keyed by the protocol it is about (0 for
+// risk parameters); no subscription of the API selects it, but every
+// instance's read caches follow it (a cached answer that lists protocols
+// or shows parameters is stale once it is heard). Its payload is a
+// *MarketChange.
+const TopicMarketChanged = "market.changed"
+
+// MarketChange is the payload of a TopicMarketChanged event.
+type MarketChange struct {
+	// What changed: MarketProtocolChanged or MarketRiskParamsChanged.
+	What string `json:"what"`
+	// ProtocolID is the protocol that changed, 0 for risk parameters.
+	ProtocolID int64 `json:"protocolId,omitempty"`
+}
+
+// What a MarketChange is about.
+const (
+	MarketProtocolChanged   = "protocol"
+	MarketRiskParamsChanged = "risk_params"
+)
+
+// MarketChangedEvent returns the public event saying that the market's
+// reference data changed: what, of protocolID (0 for none).
+func MarketChangedEvent(what string, protocolID int64) *Event {
+	payload, _ := json.Marshal(MarketChange{What: what, ProtocolID: protocolID}) // cannot fail
+	return &Event{Topic: TopicMarketChanged, ProtocolID: protocolID, Payload: payload}
+}
+
 // catalogue decodes each topic's payload.
 var catalogue = map[string]func(json.RawMessage) (any, error){
+	TopicMarketChanged:      decodeAs[MarketChange],
 	TopicMetricsIngested:    decodeAs[MetricsSample],
 	TopicRiskScored:         decodeAs[RiskScore],
 	TopicPredictionCreated:  decodeAs[Prediction],

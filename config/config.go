@@ -179,6 +179,11 @@ type Config struct {
 	// APQCacheBytes bounds the documents registered by automatic persisted
 	// queries, in bytes (APQ_CACHE_BYTES, default 8 MiB, 1024-2^36).
 	APQCacheBytes int64
+	// ReadCacheBytes bounds the read cache's kept answers, in bytes
+	// (READ_CACHE_BYTES, default 64 MiB, 0 turns it off, else
+	// 1024-2^36): past it the server executes queries as if there were no
+	// cache.
+	ReadCacheBytes int64
 	// TrustedDocuments is the path of the manifest of trusted documents
 	// (TRUSTED_DOCUMENTS, default none); serve loads it.
 	TrustedDocuments string
@@ -433,6 +438,10 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	c.AdminEmails = l.emails("ADMIN_EMAILS")
 	c.Introspection = l.boolean("GRAPHQL_INTROSPECTION", !prod)
 	c.APQCacheBytes = l.bufferBytes("APQ_CACHE_BYTES", defaultAPQCacheBytes)
+	c.ReadCacheBytes = int64(l.intRange("READ_CACHE_BYTES", defaultReadCacheBytes, 0, 1<<36, "0 (off) or a whole number of bytes up to 68719476736"))
+	if c.ReadCacheBytes > 0 && c.ReadCacheBytes < 1024 {
+		l.problemf("READ_CACHE_BYTES", "%d is below 1024 bytes: 0 turns the cache off", c.ReadCacheBytes)
+	}
 	c.TrustedDocuments, _ = l.value("TRUSTED_DOCUMENTS")
 	c.TrustedDocumentsOnly = l.boolean("TRUSTED_DOCUMENTS_ONLY", false)
 	if c.TrustedDocumentsOnly && c.TrustedDocuments == "" {
@@ -583,6 +592,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Int("admin_emails", len(c.AdminEmails)),
 		slog.Bool("introspection", c.Introspection),
 		slog.Int64("apq_cache_bytes", c.APQCacheBytes),
+		slog.Int64("read_cache_bytes", c.ReadCacheBytes),
 		slog.String("trusted_documents", c.TrustedDocuments),
 		slog.Bool("trusted_documents_only", c.TrustedDocumentsOnly),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),

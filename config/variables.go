@@ -76,6 +76,11 @@ var (
 // says why.
 const defaultAPQCacheBytes = 8 << 20
 
+// defaultReadCacheBytes holds the answers of a few thousand distinct
+// requests of a few KiB: every public dashboard shape, and the pages of
+// the signed-in users of a busy hour.
+const defaultReadCacheBytes = 64 << 20
+
 // Defaults of the live hub's limits: live.Limits' defaults, which say why
 // (a test in cmd/obsqra keeps them equal).
 const (
@@ -181,6 +186,8 @@ func Variables() []Variable {
 			"GraphQL introspection on or off (true/false/1/0/yes/no); production default: false."},
 		{"APQ_CACHE_BYTES", strconv.Itoa(defaultAPQCacheBytes),
 			"Bytes of documents registered by automatic persisted queries (an LRU; each costs its text, its hash and 128 bytes), 1024-68719476736."},
+		{"READ_CACHE_BYTES", strconv.Itoa(defaultReadCacheBytes),
+			"Bytes of query answers kept by the read cache until an event changes them (0 turns it off, else 1024-68719476736); past it, queries execute as without it."},
 		{"TRUSTED_DOCUMENTS", "",
 			"Path of a persisted-document manifest (Apollo's persisted-query manifest or GraphQL Codegen's persisted-documents.json) whose documents may be sent by hash alone; a bad manifest stops the start."},
 		{"TRUSTED_DOCUMENTS_ONLY", "false",

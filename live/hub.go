@@ -377,6 +377,11 @@ func (h *Hub) catchUp(ctx context.Context) error {
 	}
 }
 
+// Ready returns a channel closed once Run has its starting position (from
+// then on, every event committed later is dispatched to OnEvent's
+// observers) or has stopped.
+func (h *Hub) Ready() <-chan struct{} { return h.ready }
+
 // OnEvent makes the hub call f with every event it dispatches from now on,
 // whoever owns it, in id order: the server's own consumers that no
 // subscription stands for (the server closing the sockets of a session that

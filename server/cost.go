@@ -155,20 +155,35 @@ func (c costs) InterceptResponse(ctx context.Context, next graphql.ResponseHandl
 	actual := oc.requested
 	deferred := resp.HasNext != nil && *resp.HasNext
 	if rc.Operation.Operation != ast.Subscription && !deferred {
-		actual = min(oc.requested, max(1, countFields(resp.Data)+oc.price))
-		c.limits.Limiter.Refund(oc.key, oc.requested-actual)
+		actual = actualCost(oc, resp.Data)
 	}
 	if resp.Extensions == nil {
 		resp.Extensions = make(map[string]any, 1)
 	}
-	resp.Extensions["cost"] = costReport{
+	resp.Extensions["cost"] = c.limits.settle(oc, actual)
+	return resp
+}
+
+// actualCost is what an operation that returned data cost: the fields of
+// its data, plus its price, at most what was charged.
+func actualCost(oc *opCost, data []byte) int64 {
+	return min(oc.requested, max(1, countFields(data)+oc.price))
+}
+
+// settle refunds a charged operation what it did not use of its
+// requested cost, given its actual cost, and returns its report
+// (extensions.cost), once: oc is then neutral.
+func (l *RateLimits) settle(oc *opCost, actual int64) costReport {
+	if actual < oc.requested {
+		l.Limiter.Refund(oc.key, oc.requested-actual)
+	}
+	oc.neutral = true // reported once
+	return costReport{
 		Requested: oc.requested,
 		Actual:    actual,
 		Remaining: oc.decision.Remaining + (oc.requested - actual),
 		Policy:    oc.decision.Policy.Name,
 	}
-	oc.neutral = true // reported once
-	return resp
 }
 
 // costReport is extensions.cost.

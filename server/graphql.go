@@ -50,7 +50,7 @@ func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 		recover:       s.recoverResolver,
 	}
 	h.AddTransport(httpTransport{batchMax: s.cfg.BatchMax, requestTimeout: s.cfg.RequestTimeout, charge: s.charge, presentError: s.presentError,
-		streams: s.eventStreams})
+		streams: s.eventStreams, cache: s.cfg.ReadCache, limits: s.cfg.RateLimits})
 	cache := lru.New[*ast.QueryDocument](queryCacheSize)
 	h.SetQueryCache(cache)
 	// gqlgen's parse is bounded like documentLimits' own, which runs first.

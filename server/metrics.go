@@ -7,6 +7,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/obsqra/obsqra/server/wire"
@@ -137,6 +138,16 @@ func operationOf(rc *graphql.OperationContext) (typ, name string) {
 		return "", ""
 	}
 	return string(rc.Operation.Operation), rc.Operation.Name
+}
+
+// cached notes that the request was answered from the read cache: a
+// query named name that succeeded.
+func (g *graphQLRequest) cached(name string) {
+	if g == nil {
+		return
+	}
+	g.typ, g.name = string(ast.Query), name
+	g.code = codeOK
 }
 
 // fail notes an error of code that the server wrote itself, and counts

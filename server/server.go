@@ -72,6 +72,11 @@ const (
 type Config struct {
 	// Version is reported by /health, e.g. the git describe of the build.
 	Version string
+	// ReadCache, when set, answers repeated queries over HTTP POST from
+	// their kept answers until an event changes them (readcache.go). Its
+	// owner starts it once the hub follows the outbox, and feeds it the
+	// hub's events. Default nil: none.
+	ReadCache *ReadCache
 	// CORSOrigins lists the browser origins allowed to call the API, e.g.
 	// "https://app.obsqra.fi". "*" allows every origin. Default none.
 	CORSOrigins []string

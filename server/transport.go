@@ -78,6 +78,12 @@ type httpTransport struct {
 	presentError func(ctx context.Context, err error) *gqlerror.Error
 	// streams answers an operation whose results are streamed (stream.go).
 	streams *eventStreams
+	// cache answers a request again from its kept answer (readcache.go),
+	// or is nil.
+	cache *ReadCache
+	// limits are the cost budgets that charge (and refund) cached answers
+	// as they would the operations, or nil.
+	limits *RateLimits
 }
 
 var _ graphql.Transport = httpTransport{}
@@ -92,7 +98,10 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	media := responseMediaType(accept)
 	streamed := wire.ParseAccept(accept)
 	start := graphql.Now()
-	var params *graphql.RawParams
+	var (
+		params *graphql.RawParams
+		cached *readRequest // the request's use of the read cache, or nil
+	)
 	switch r.Method {
 	case http.MethodGet:
 		var rerr *requestError
@@ -115,6 +124,14 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 			}
 			t.batch(w, r, exec, media, body, start)
 			return
+		}
+		if t.cache != nil && !streamed.SSE && !streamed.MultipartIncremental && !streamed.MultipartSubscription {
+			if cached = t.cache.begin(r.Context(), media, body); cached != nil {
+				if e := cached.lookup(); e != nil {
+					t.answerCached(w, r, media, e)
+					return
+				}
+			}
 		}
 		var ok bool
 		if params, ok = decodeParams(body); !ok {
@@ -169,7 +186,46 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	}
 	o := t.execute(r.Context(), exec, params, rc, errs, refuseSubscription)
 	g.outcome(o)
+	if cached != nil && errs == nil && !o.refused && o.transport == nil {
+		cached.store(rc, o.resp)
+	}
 	o.write(w, media)
+}
+
+// answerCached answers with the kept answer e, charged to the request's
+// budget as its operation would be (refused as it would be), its cost
+// reported as executing it would report it.
+func (t httpTransport) answerCached(w http.ResponseWriter, r *http.Request, media string, e *cacheEntry) {
+	g := graphQLRequestOf(w)
+	g.cached(e.opName)
+	var report *costReport
+	if t.charge != nil && t.limits != nil {
+		rc := &graphql.OperationContext{}
+		oc := &opCost{requested: e.requested, price: e.price}
+		rc.Stats.SetExtension(costStats, oc)
+		if !t.admit(r.Context(), w, media, 0, rc) {
+			return
+		}
+		if oc.charged && !oc.neutral {
+			rep := t.limits.settle(oc, actualCost(oc, e.data))
+			report = &rep
+		}
+	}
+	buf := make([]byte, 0, len(e.data)+128)
+	buf = append(buf, `{"data":`...)
+	buf = append(buf, e.data...)
+	if report != nil {
+		b, err := json.Marshal(report)
+		if err != nil {
+			panic(err) // integers and a string
+		}
+		buf = append(buf, `,"extensions":{"cost":`...)
+		buf = append(buf, b...)
+		buf = append(buf, '}')
+	}
+	buf = append(buf, '}')
+	w.Header().Set("Content-Type", media)
+	_, _ = w.Write(buf)
 }
 
 // admit charges the operations rcs (one, or a batch's that run) to the

@@ -56,6 +56,7 @@ func (tx *Tx) AppendEvent(ctx context.Context, e *obsqra.Event) error {
 		}
 	}
 	tx.appended++
+	tx.lastEventID = max(tx.lastEventID, e.ID)
 	e.CreatedAt = now
 	return nil
 }
@@ -148,6 +149,13 @@ func (b *broadcast) signal() {
 // it saw, then waits on the channel: it misses nothing, since a commit
 // between its read and its wait closed a channel it already holds.
 func (db *DB) EventsCommitted() <-chan struct{} { return db.committed.wait() }
+
+// LastLocalEventID returns the highest outbox id that a unit of work of
+// this process has committed, 0 before the first: set when WithTx returns,
+// before its caller answers anyone. A reader of the outbox that has not
+// dispatched that id yet is behind this process's own writes (a read cache
+// following the outbox must not answer from what it knew before them).
+func (db *DB) LastLocalEventID() int64 { return db.lastLocalEvent.Load() }
 
 // Listener timings: how soon lib/pq retries a lost LISTEN connection, at
 // first and at most.

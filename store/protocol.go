@@ -100,7 +100,9 @@ func protocolWhere(ctx context.Context, c conn, cond string, arg any) (*obsqra.P
 }
 
 // UpsertProtocol creates the protocol of in.Slug or replaces every field of
-// the existing one, and returns it with created reporting which.
+// the existing one, and returns it with created reporting which. The
+// change's TopicMarketChanged event is appended with it, so no read cache
+// outlives it.
 // Errors: ECONFLICT when another unit of work creates the same slug at the
 // same time (PostgreSQL); otherwise internal ones (the caller validates).
 func (tx *Tx) UpsertProtocol(ctx context.Context, in obsqra.ProtocolInput) (p *obsqra.Protocol, created bool, err error) {
@@ -134,11 +136,14 @@ func (tx *Tx) UpsertProtocol(ctx context.Context, in obsqra.ProtocolInput) (p *o
 			return nil, false, translate(err, "create protocol", "protocol")
 		}
 	}
-	p, err = protocolWhere(ctx, c, "slug = ?", in.Slug)
-	return p, created, err
+	if p, err = protocolWhere(ctx, c, "slug = ?", in.Slug); err != nil {
+		return nil, false, err
+	}
+	return p, created, tx.AppendEvent(ctx, obsqra.MarketChangedEvent(obsqra.MarketProtocolChanged, p.ID))
 }
 
-// SetProtocolEnabled turns a protocol on or off and returns it.
+// SetProtocolEnabled turns a protocol on or off and returns it, with the
+// change's TopicMarketChanged event.
 // Errors: ENOTFOUND when there is no such protocol; otherwise internal ones.
 func (tx *Tx) SetProtocolEnabled(ctx context.Context, slug string, enabled bool) (*obsqra.Protocol, error) {
 	c := tx.conn()
@@ -150,7 +155,11 @@ func (tx *Tx) SetProtocolEnabled(ctx context.Context, slug string, enabled bool)
 	if err != nil {
 		return nil, translate(err, "set protocol enabled", "protocol")
 	}
-	return protocolWhere(ctx, c, "slug = ?", slug)
+	p, err := protocolWhere(ctx, c, "slug = ?", slug)
+	if err != nil {
+		return nil, err
+	}
+	return p, tx.AppendEvent(ctx, obsqra.MarketChangedEvent(obsqra.MarketProtocolChanged, p.ID))
 }
 
 // dateScanner reads a date column: a DATE on PostgreSQL, YYYY-MM-DD text on

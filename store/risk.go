@@ -37,7 +37,7 @@ func riskParamsWhere(ctx context.Context, c conn, cond string, args ...any) (*ob
 }
 
 // InsertRiskParams stores p as the next version and sets p.Version and
-// p.CreatedAt. It takes no lock: on PostgreSQL, when a concurrent unit of
+// p.CreatedAt, with the change's TopicMarketChanged event. It takes no lock: on PostgreSQL, when a concurrent unit of
 // work stores the same version first, it fails, which is what a caller that
 // merged p over the version it read needs (numbering p after the other's
 // would silently undo the other's change).
@@ -62,7 +62,7 @@ func (tx *Tx) InsertRiskParams(ctx context.Context, p *obsqra.RiskParams) error 
 		return translate(err, "insert risk parameters", "risk parameters version")
 	}
 	p.CreatedAt = now
-	return nil
+	return tx.AppendEvent(ctx, obsqra.MarketChangedEvent(obsqra.MarketRiskParamsChanged, 0))
 }
 
 var riskScoreColumns = []string{

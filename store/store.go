@@ -124,6 +124,9 @@ type DB struct {
 	// work, listenReconnects the LISTEN connection's reconnections (see
 	// Stats).
 	eventsCommitted, listenReconnects atomic.Int64
+	// lastLocalEvent is the highest outbox id a committed unit of work of
+	// this process appended (see LastLocalEventID).
+	lastLocalEvent atomic.Int64
 
 	// Now returns the current time; the store stamps every time it sets with
 	// it. It defaults to time.Now; tests replace it before using the DB.
@@ -300,8 +303,8 @@ type Tx struct {
 	tx *sqlx.Tx
 	db *DB
 	// appended counts AppendEvent's events: a commit of any then signals
-	// EventsCommitted.
-	appended int64
+	// EventsCommitted; lastEventID is the highest id among them.
+	appended, lastEventID int64
 	// mailsQueued counts QueueMail's mails: a commit of any then signals
 	// MailsQueued.
 	mailsQueued int
@@ -363,6 +366,12 @@ func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	committed = true
 	if tx.appended > 0 {
 		db.eventsCommitted.Add(tx.appended)
+		for {
+			last := db.lastLocalEvent.Load()
+			if last >= tx.lastEventID || db.lastLocalEvent.CompareAndSwap(last, tx.lastEventID) {
+				break
+			}
+		}
 		db.committed.signal()
 	}
 	if tx.mailsQueued > 0 {

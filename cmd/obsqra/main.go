@@ -317,8 +317,18 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		Accounts: accounts, Market: markets, Decisions: decisions, Advisor: advice, Portfolio: newPortfolio(db, cfg), Ledger: transactions,
 		Scheduler: jobs, Live: resolvers.HubFunc[*live.Subscription](hub.Subscribe),
 	})
+	// The read cache follows the hub: every event it dispatches ends the
+	// answers it may change; it keeps nothing until the hub has its
+	// starting position, nor after the hub stops.
+	var readCache *server.ReadCache
+	if cfg.ReadCacheBytes > 0 {
+		readCache = server.NewReadCache(server.ReadCacheOptions{MaxBytes: cfg.ReadCacheBytes,
+			Fields: resolvers.CacheScopes, LocalEventID: db.LastLocalEventID})
+		hub.OnEvent(readCache.Observe)
+	}
 	srv := server.New(server.Config{
 		Version:              version,
+		ReadCache:            readCache,
 		CORSOrigins:          cfg.CORSOrigins,
 		CORSAllowedHeaders:   cfg.CORSAllowedHeaders,
 		TrustedProxies:       cfg.TrustedProxies,
@@ -366,8 +376,22 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHub()
 	hubDone := make(chan error, 1)
+	if readCache != nil {
+		go func() {
+			select {
+			case <-hub.Ready():
+				if hubCtx.Err() == nil {
+					readCache.Start()
+				}
+			case <-hubCtx.Done():
+			}
+		}()
+	}
 	go func() {
 		err := hub.Run(hubCtx)
+		if readCache != nil {
+			readCache.Stop()
+		}
 		if err != nil && hubCtx.Err() == nil {
 			// Without the hub no subscriber hears anything: stop rather
 			// than serve half a product.

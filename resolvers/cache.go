@@ -65,17 +65,17 @@ var CacheScopes = map[string]obsqra.CacheScope{
 	// events), the yield forecasts it takes (public TopicPredictionCreated),
 	// the threshold of the viewer's preferences (the account row) and the
 	// day its window ends.
-	"Query.dashboard":            obsqra.CacheViewer,
-	"Dashboard.*":                obsqra.CacheViewer,
-	"DashboardProtocol.*":        obsqra.CacheViewer,
-	"Query.allocationHistory":    obsqra.CacheViewer,
-	"AllocationConnection.*":     obsqra.CacheViewer,
-	"AllocationEdge.*":           obsqra.CacheViewer,
-	"Allocation.*":               obsqra.CacheViewer,
-	"Weight.*":                   obsqra.CachePublic,
-	"RebalanceSuggestion.*":      obsqra.CacheViewer,
-	"RebalanceTrade.*":           obsqra.CacheViewer,
-	"AllocationPlan.*":           obsqra.CacheViewer,
+	"Query.dashboard":         obsqra.CacheViewer,
+	"Dashboard.*":             obsqra.CacheViewer,
+	"DashboardProtocol.*":     obsqra.CacheViewer,
+	"Query.allocationHistory": obsqra.CacheViewer,
+	"AllocationConnection.*":  obsqra.CacheViewer,
+	"AllocationEdge.*":        obsqra.CacheViewer,
+	"Allocation.*":            obsqra.CacheViewer,
+	"Weight.*":                obsqra.CachePublic,
+	"RebalanceSuggestion.*":   obsqra.CacheViewer,
+	"RebalanceTrade.*":        obsqra.CacheViewer,
+	"AllocationPlan.*":        obsqra.CacheViewer,
 	// The viewer's transactions: every logged transaction and every status
 	// change or receipt appends TopicTransactionUpdated (owned); the
 	// watcher's bookkeeping of when it checks next is not shown.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -95,8 +96,32 @@ func newLiveServerWith(t *testing.T, db *store.DB, hubOpts live.Options, marketC
 		cancel()
 		<-done
 	})
-	return &liveServer{srv: srv, hub: hub, admin: registerVia(t, h, "admin@example.com").AccessToken, server: api, stopHub: cancel,
+	return &liveServer{srv: srv, hub: hub, admin: adminToken(t, h), server: api, stopHub: cancel,
 		accounts: accounts, markets: markets, advice: advice, outbox: outbox}
+}
+
+// adminToken registers admin@example.com through h, or signs it in when
+// another server on the same database registered it first.
+func adminToken(t *testing.T, h http.Handler) string {
+	t.Helper()
+	r := do(t, h, "", `mutation($in: RegisterInput!) { register(input: $in) { accessToken } }`,
+		map[string]any{"in": map[string]any{"email": "admin@example.com", "password": "correct horse", "fullName": "Ada"}})
+	if r.code() == "CONFLICT" {
+		r = do(t, h, "", `mutation { login(input: {email: "admin@example.com", password: "correct horse"}) { accessToken } }`, nil)
+	}
+	if len(r.Errors) > 0 {
+		t.Fatalf("admin sign-up: %+v", r.Errors)
+	}
+	var out map[string]struct{ AccessToken string }
+	b, _ := json.Marshal(r.Data)
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range out {
+		return v.AccessToken
+	}
+	t.Fatal("admin sign-up: no token")
+	return ""
 }
 
 // countingOutbox is the outbox as the hub reads it, counting the

@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export TEST_DATABASE_URL
 
-.PHONY: run build test generate lint bench bench-live bench-live-sse bench-replay backtest fuzz playground-assets clean
+.PHONY: run build test generate lint bench bench-live bench-live-sse bench-replay bench-read backtest fuzz playground-assets clean
 
 run: build
 	./$(BIN) serve
@@ -103,6 +103,26 @@ bench-replay: build
 	$(GO) build -o bin/benchlive ./cmd/benchlive
 	./bin/benchlive replay -server $(BIN) -reading-sockets $(BENCH_REPLAY_READING) -never-sockets $(BENCH_REPLAY_NEVER) \
 		-subs $(BENCH_REPLAY_SUBS) -phase $(BENCH_REPLAY_PHASE) $(BENCH_REPLAY_LIMITS) $(BENCH_REPLAY_FLAGS)
+
+# The signed-in read path of issue 21 (dashboard(windowDays: 7) with its
+# protocols and pending suggestion, allocationHistory(first: 20),
+# transactions(first: 20), and the three in one document) for a user with
+# a year of history, on the current tree's build (bin/obsqra) and on
+# BENCH_BASE's (bin/obsqra-base, built from `git archive` in a temporary
+# directory), one server at a time on one fresh PostgreSQL database
+# (created and dropped by the bench), alternating per shape and round.
+# Prints requests per second and p50/p99 at 32 keep-alive connections per
+# (shape, round, server) and new/base per shape; fails when any request
+# does. BENCH_READ_FLAGS passes more (-duration 10s -rounds 3 -warm 3s
+# -conns 32 -market-poll 1h -pg URL; -market-poll 5s has the market
+# write during the measurement).
+BENCH_BASE ?= c785e77
+BENCH_READ_FLAGS ?=
+bench-read: build
+	$(GO) build -o bin/benchread ./cmd/benchread
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && git archive $(BENCH_BASE) | tar -x -C "$$tmp" && \
+		cd "$$tmp" && $(GO) build -ldflags "-X main.version=$(BENCH_BASE)" -o "$(CURDIR)/bin/obsqra-base" ./cmd/obsqra
+	./bin/benchread -base bin/obsqra-base -new $(BIN) $(BENCH_READ_FLAGS)
 
 # Walk-forward forecast accuracy at 7 and 30 days and the strategy backtests
 # on the real Aave V3 daily rates beside the checkout.

@@ -31,6 +31,7 @@ var arrows = map[string][]string{
 	"advisor":             {".", "store", "ml", "decision"},
 	"advisor/advisortest": {".", "decision", "market", "store", "obsqratest"},
 	"cmd/benchlive":       {"."},
+	"cmd/benchread":       {},    // runs the obsqra binaries and reads their database and API
 	"cmd/gqlgen-obsqra":   {},    // gqlgen only: the code generator
 	"cmd/obsqra":          {"*"}, // only cmd/obsqra sees everything
 	"config":              {"."},

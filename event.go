@@ -290,10 +290,14 @@ type AccountChange struct {
 	Reason string `json:"reason"`
 }
 
-// Reasons of an AccountChange that ends no session.
+// Reasons of an AccountChange that ends no session. AccountUpdated is any
+// change of the user's row (preferences, profile, password hash, email,
+// wallet, verification), appended by the store with the change itself, so
+// that every read model keeping the user hears of it.
 const (
 	AccountRoleChanged = "role_changed"
 	AccountActivated   = "activated"
+	AccountUpdated     = "updated"
 )
 
 // AccountChangedEvent returns the outbox event saying that user's account

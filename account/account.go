@@ -48,6 +48,11 @@ type Config struct {
 	// Throttle limits failed sign-ins and registrations; zero fields take
 	// the values of DefaultThrottlePolicy.
 	Throttle ThrottlePolicy
+	// Generations, when set, are the hub's: Authenticate then keeps each
+	// session and its user until an event of the user arrives, instead of
+	// reading them for every request (see sessions). Nil: it reads them
+	// every time.
+	Generations *obsqra.Generations
 	// Starknet is the node wallet links are verified on (their account
 	// contract's is_valid_signature); nil when none is configured, and
 	// then wallets cannot be linked.
@@ -69,6 +74,7 @@ type Service struct {
 	cfg      Config
 	throttle ThrottlePolicy
 	admins   map[string]bool
+	sessions sessions
 
 	// Now is the clock; tests set it.
 	Now func() time.Time
@@ -96,7 +102,8 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.BcryptCost < bcrypt.MinCost || cfg.BcryptCost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("account: bcrypt cost must be %d-%d, got %d", bcrypt.MinCost, bcrypt.MaxCost, cfg.BcryptCost)
 	}
-	s := &Service{db: db, tokens: cfg.Tokens, cfg: cfg, throttle: cfg.Throttle.withDefaults(), admins: map[string]bool{}, Now: time.Now, Rand: rand.Reader, Sleep: obsqra.Sleep}
+	s := &Service{db: db, tokens: cfg.Tokens, cfg: cfg, throttle: cfg.Throttle.withDefaults(), admins: map[string]bool{}, Now: time.Now, Rand: rand.Reader, Sleep: obsqra.Sleep,
+		sessions: sessions{gens: cfg.Generations, byID: make(map[string]*keptSession)}}
 	// Made here rather than on first use, so that even the first unknown
 	// email takes no longer than a wrong password.
 	secret := make([]byte, 32)
@@ -393,7 +400,7 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*obsqra
 	if err != nil {
 		return nil, err
 	}
-	sess, u, err := s.db.SessionUser(ctx, tok.SessionID)
+	sess, u, err := s.sessionUser(ctx, tok.SessionID, tok.UserID)
 	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
 		return nil, obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid access token")
 	} else if err != nil {

@@ -37,11 +37,11 @@ type cachedInstance struct {
 
 func newCachedInstance(t *testing.T, db *store.DB, maxBytes int64, opts ...func(*server.Config)) *cachedInstance {
 	t.Helper()
-	cache := server.NewReadCache(server.ReadCacheOptions{MaxBytes: maxBytes, Fields: resolvers.CacheScopes, LocalEventID: db.LastLocalEventID})
+	gens := obsqra.NewGenerations(db.LastLocalEventID)
+	cache := server.NewReadCache(server.ReadCacheOptions{MaxBytes: maxBytes, Fields: resolvers.CacheScopes, Generations: gens})
 	opts = append(opts, func(c *server.Config) { c.ReadCache = cache })
-	ls := newLiveServerWith(t, db, live.Options{Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond}, market.Config{}, opts...)
+	ls := newLiveServerGens(t, db, gens, live.Options{Logger: slog.New(slog.DiscardHandler), Poll: 20 * time.Millisecond}, market.Config{}, opts...)
 	in := &cachedInstance{liveServer: ls, db: db, cache: cache}
-	ls.hub.OnEvent(cache.Observe)
 	ls.hub.OnEvent(func(e *obsqra.Event) {
 		for {
 			d := in.dispatched.Load()
@@ -51,7 +51,7 @@ func newCachedInstance(t *testing.T, db *store.DB, maxBytes int64, opts ...func(
 		}
 	})
 	<-ls.hub.Ready()
-	cache.Start()
+	gens.Start()
 	return in
 }
 
@@ -505,4 +505,58 @@ func TestCacheScopesNameSchemaFields(t *testing.T) {
 			t.Errorf("%s: listed as never cached (leave it out instead)", coord)
 		}
 	}
+}
+
+// TestSessionsFollowEvents: with the hub's generations, authentication
+// keeps each session and its user instead of reading them for every
+// request, and still sees every change at once on the instance that made
+// it and on another once its hub dispatched the change's event: a
+// preference (any change of the user's row), then signing out everywhere.
+func TestSessionsFollowEvents(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		a := newCachedInstance(t, db, 1<<20)
+		b := newCachedInstance(t, storetest.Reopen(t, db), 1<<20)
+		user := a.newUser(t, "ada@example.com")
+		a.waitDispatched(t, db.LastLocalEventID())
+		b.waitDispatched(t, db.LastLocalEventID())
+		const me = `{ me { email preferences { rebalanceThresholdBps } } }`
+		// (The hub's own reads count too: a few statements, not one per
+		// request.)
+		for _, in := range []*cachedInstance{a, b} {
+			in.query(t, user.AccessToken, me)
+			before := in.db.Statements()
+			for range 20 {
+				in.query(t, user.AccessToken, me)
+			}
+			if n := in.db.Statements() - before; n >= 10 {
+				t.Errorf("20 signed-in requests with their session kept ran %d statements", n)
+			}
+		}
+		t.Run("a change of the user's row", func(t *testing.T) {
+			r := do(t, a.srv.Config.Handler, user.AccessToken, `mutation { updatePreferences(input: {rebalanceThresholdBps: 321}) { id } }`, nil)
+			if len(r.Errors) > 0 {
+				t.Fatal(r.Errors)
+			}
+			if got := pick(t, a.query(t, user.AccessToken, me), "me", "preferences", "rebalanceThresholdBps"); got != "321" {
+				t.Errorf("the writing instance shows threshold %s, want 321", got)
+			}
+			b.waitDispatched(t, db.LastLocalEventID())
+			if got := pick(t, b.query(t, user.AccessToken, me), "me", "preferences", "rebalanceThresholdBps"); got != "321" {
+				t.Errorf("the other instance shows threshold %s once the event reached it, want 321", got)
+			}
+		})
+		t.Run("signed out everywhere", func(t *testing.T) {
+			r := do(t, a.srv.Config.Handler, user.AccessToken, `mutation { logout(everywhere: true) }`, nil)
+			if len(r.Errors) > 0 {
+				t.Fatal(r.Errors)
+			}
+			if r := do(t, a.srv.Config.Handler, user.AccessToken, me, nil); r.code() != "UNAUTHENTICATED" {
+				t.Errorf("the writing instance, right after: %+v, want UNAUTHENTICATED", r)
+			}
+			b.waitDispatched(t, db.LastLocalEventID())
+			if r := do(t, b.srv.Config.Handler, user.AccessToken, me, nil); r.code() != "UNAUTHENTICATED" {
+				t.Errorf("the other instance once the event reached it: %+v, want UNAUTHENTICATED", r)
+			}
+		})
+	})
 }

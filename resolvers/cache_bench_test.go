@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/server"
@@ -95,10 +96,11 @@ type benchInstance struct {
 
 func newBenchInstance(b *testing.B) *benchInstance {
 	b.Helper()
-	cache := server.NewReadCache(server.ReadCacheOptions{MaxBytes: 1 << 30, Fields: resolvers.CacheScopes})
+	gens := obsqra.NewGenerations(nil)
+	cache := server.NewReadCache(server.ReadCacheOptions{MaxBytes: 1 << 30, Fields: resolvers.CacheScopes, Generations: gens})
 	h, _ := newHandler(b, storetest.SQLite(b), account.Config{BcryptCost: 4, AdminEmails: []string{"admin@example.com"}},
 		func(c *server.Config) { c.ReadCache = cache })
-	cache.Start()
+	gens.Start()
 	return &benchInstance{h: h, cache: cache, admin: registerVia(b, h, "admin@example.com").AccessToken}
 }
 

@@ -58,11 +58,19 @@ func newLiveServer(t *testing.T, db *store.DB, opts ...func(*live.Options)) *liv
 // service's configuration, and options of the server's.
 func newLiveServerWith(t *testing.T, db *store.DB, hubOpts live.Options, marketCfg market.Config, serverOpts ...func(*server.Config)) *liveServer {
 	t.Helper()
+	return newLiveServerGens(t, db, nil, hubOpts, marketCfg, serverOpts...)
+}
+
+// newLiveServerGens is newLiveServerWith whose accounts keep sessions
+// following gens (nil: none), which the hub feeds.
+func newLiveServerGens(t *testing.T, db *store.DB, gens *obsqra.Generations, hubOpts live.Options, marketCfg market.Config, serverOpts ...func(*server.Config)) *liveServer {
+	t.Helper()
 	tokens, err := account.NewTokens(testKey, 30*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	accounts, err := account.New(db, account.Config{Tokens: tokens, RefreshTTL: time.Hour, BcryptCost: 4, AdminEmails: []string{"admin@example.com"}})
+	accounts, err := account.New(db, account.Config{Tokens: tokens, RefreshTTL: time.Hour, BcryptCost: 4, AdminEmails: []string{"admin@example.com"},
+		Generations: gens})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +81,9 @@ func newLiveServerWith(t *testing.T, db *store.DB, hubOpts live.Options, marketC
 	}
 	outbox := &countingOutbox{DB: db}
 	hub := live.NewHub(outbox, hubOpts)
+	if gens != nil {
+		hub.OnEvent(gens.Observe)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { hub.Run(ctx); close(done) }()

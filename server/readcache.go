@@ -22,19 +22,16 @@ import (
 //   - A document is cached only when every field it selects has a
 //     CacheScope (ReadCacheOptions.Fields): values that change only with
 //     events of the outbox, the UTC day and, for a viewer's own fields, the
-//     viewer's account row (which authentication reads for every request).
-//   - Every answer is stamped, before it is computed, with the generations
-//     of what it depends on: public events, the viewer's own events, the
-//     day. The hub's observer (Observe) bumps the generations with each
-//     event it dispatches; an answer is reused only while its stamp is
-//     current. So an answer never reflects less than the events this
-//     instance had delivered when its request started.
-//   - A write of this process is visible to the next request on this
-//     instance even before the hub has dispatched its event: while the
-//     hub is behind the last event this process committed
-//     (LocalEventID), the cache is neither read nor written.
-//   - Until Start (the hub has its starting position) and after Stop (the
-//     hub no longer follows the outbox), nothing is cached.
+//     viewer's account row (read for every request, and changed only with
+//     the viewer's own events).
+//   - Every answer is stamped, before it is computed, with the
+//     generations (obsqra.Generations) of what it depends on: public
+//     events, the viewer's own events, the day. An answer is reused only
+//     while its stamp is current, so it never reflects less than the
+//     events this instance had dispatched when its request started. The
+//     generations say no (and the cache is neither read nor written) while
+//     the hub is behind this process's own writes, before the hub has its
+//     starting position and after it stopped.
 //
 // The key is the viewer, the response's media type and the request body,
 // compared byte for byte, so a hit is the answer that executing the same
@@ -46,16 +43,6 @@ import (
 type ReadCache struct {
 	opts ReadCacheOptions
 	seed maphash.Seed
-
-	// running is set between Start and Stop; stopped once Stop ran.
-	running, stopped atomic.Bool
-	// seen is the highest event id observed.
-	seen atomic.Int64
-	// public counts public events observed, epoch Starts and Stops.
-	public atomic.Uint64
-
-	ownersMu sync.RWMutex
-	owners   map[int64]uint64 // user id → count of their events observed
 
 	mu      sync.RWMutex
 	entries map[uint64]*cacheEntry
@@ -73,62 +60,28 @@ type ReadCacheOptions struct {
 	// ("Type.field"; "Type.*" for every field of Type). __typename is
 	// always public.
 	Fields map[string]obsqra.CacheScope
-	// LocalEventID returns the highest outbox id this process has
-	// committed (store.DB.LastLocalEventID); nil when this process writes
-	// no events.
-	LocalEventID func() int64
+	// Generations are the hub's (obsqra.Generations): nothing is kept or
+	// reused while they say no. Nil keeps nothing.
+	Generations *obsqra.Generations
 	// Now is the clock whose UTC day stamps answers; time.Now when nil.
 	Now func() time.Time
 }
 
-// NewReadCache returns a cache that keeps nothing until Start.
+// NewReadCache returns a cache that keeps nothing until its Generations
+// start.
 func NewReadCache(opts ReadCacheOptions) *ReadCache {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &ReadCache{opts: opts, seed: maphash.MakeSeed(), owners: make(map[int64]uint64), entries: make(map[uint64]*cacheEntry)}
+	return &ReadCache{opts: opts, seed: maphash.MakeSeed(), entries: make(map[uint64]*cacheEntry)}
 }
 
-// Start turns the cache on: call it once the hub that calls Observe has
-// its starting position, so that every event committed after it will be
-// observed.
-func (c *ReadCache) Start() {
-	c.public.Add(1)
-	if !c.stopped.Load() {
-		c.running.Store(true)
-	}
-}
-
-// Stop turns the cache off (the hub stopped following the outbox) and
-// drops every entry.
-func (c *ReadCache) Stop() {
-	c.stopped.Store(true)
-	c.running.Store(false)
-	c.public.Add(1)
+// Clear drops every kept answer.
+func (c *ReadCache) Clear() {
 	c.mu.Lock()
 	clear(c.entries)
 	c.bytes = 0
 	c.mu.Unlock()
-}
-
-// Observe records an event the hub dispatched (live.Hub.OnEvent): the
-// answers it may change are stale from now on. It never blocks on a
-// request.
-func (c *ReadCache) Observe(e *obsqra.Event) {
-	if e.OwnerID == 0 {
-		c.public.Add(1)
-	} else {
-		c.ownersMu.Lock()
-		c.owners[e.OwnerID]++
-		c.ownersMu.Unlock()
-	}
-	// After the generations: a request that sees this id sees its bump.
-	for {
-		s := c.seen.Load()
-		if e.ID <= s || c.seen.CompareAndSwap(s, e.ID) {
-			return
-		}
-	}
 }
 
 // ReadCacheStats are a ReadCache's counters.
@@ -148,8 +101,8 @@ func (c *ReadCache) Stats() ReadCacheStats {
 
 // cacheStamp is what an answer depended on when its request started.
 type cacheStamp struct {
-	public, owner uint64
-	day           obsqra.Date
+	gen obsqra.Stamp
+	day obsqra.Date
 }
 
 // cacheViewer identifies whom an answer was for: 0 for anonymous
@@ -192,23 +145,22 @@ type readRequest struct {
 // may not serve it: off, behind this process's writes, or credentials
 // that were refused.
 func (c *ReadCache) begin(ctx context.Context, media string, body []byte) *readRequest {
-	if c == nil || !c.running.Load() || c.opts.MaxBytes <= 0 {
+	if c == nil || c.opts.MaxBytes <= 0 {
 		return nil
 	}
 	u, err := obsqra.Viewer(ctx)
 	if err != nil {
 		return nil
 	}
-	// In this order: the generations are read after seen, which Observe
-	// sets after bumping them.
-	if c.opts.LocalEventID != nil && c.seen.Load() < c.opts.LocalEventID() {
-		return nil
-	}
 	r := &readRequest{c: c, media: media, body: body}
 	if u != nil {
 		r.viewer = cacheViewer{user: u.ID, fp: c.fingerprint(u)}
 	}
-	r.stamp = c.stampFor(r.viewer.user)
+	gen, ok := c.opts.Generations.Stamp(r.viewer.user)
+	if !ok {
+		return nil
+	}
+	r.stamp = cacheStamp{gen: gen, day: obsqra.DateOf(c.opts.Now())}
 	var h maphash.Hash
 	h.SetSeed(c.seed)
 	var b [16]byte
@@ -219,18 +171,6 @@ func (c *ReadCache) begin(ctx context.Context, media string, body []byte) *readR
 	_, _ = h.Write(body)
 	r.key = h.Sum64()
 	return r
-}
-
-// stampFor returns the generations now, for user (0: anonymous).
-func (c *ReadCache) stampFor(user int64) cacheStamp {
-	s := cacheStamp{public: c.public.Load()}
-	if user != 0 {
-		c.ownersMu.RLock()
-		s.owner = c.owners[user]
-		c.ownersMu.RUnlock()
-	}
-	s.day = obsqra.DateOf(c.opts.Now())
-	return s
 }
 
 // fingerprint hashes every field of u's account row that an answer may
@@ -273,7 +213,7 @@ func (c *ReadCache) fingerprint(u *obsqra.User) uint64 {
 // current reports whether an answer stamped s, of scope, is still
 // current for a request stamped now.
 func current(s, now cacheStamp, scope obsqra.CacheScope) bool {
-	return s.public == now.public && s.day == now.day && (scope != obsqra.CacheViewer || s.owner == now.owner)
+	return s.gen.Public == now.gen.Public && s.day == now.day && (scope != obsqra.CacheViewer || s.gen.Owner == now.gen.Owner)
 }
 
 // lookup returns the kept answer to r, or nil.
@@ -303,7 +243,7 @@ func (r *readRequest) store(rc *graphql.OperationContext, resp *graphql.Response
 	if scope == obsqra.CacheNever || scope == obsqra.CacheViewer && r.viewer.user == 0 {
 		return
 	}
-	if !c.running.Load() {
+	if !c.opts.Generations.Running() {
 		return
 	}
 	e := &cacheEntry{key: r.key, viewer: r.viewer, media: r.media, body: bytes.Clone(r.body), scope: scope, stamp: r.stamp,
@@ -316,7 +256,7 @@ func (r *readRequest) store(rc *graphql.OperationContext, resp *graphql.Response
 		return
 	}
 	// Stale already: an event arrived while it was computed.
-	if !current(r.stamp, c.stampFor(r.viewer.user), scope) {
+	if !current(r.stamp, cacheStamp{gen: c.opts.Generations.Peek(r.viewer.user), day: obsqra.DateOf(c.opts.Now())}, scope) {
 		return
 	}
 	c.mu.Lock()
@@ -342,7 +282,7 @@ const evictScan = 64
 // evict makes room for need bytes (with c.mu held): stale entries first
 // among a sample, then any (map order is random).
 func (c *ReadCache) evict(need int64) {
-	now := cacheStamp{public: c.public.Load(), day: obsqra.DateOf(c.opts.Now())}
+	now := cacheStamp{gen: c.opts.Generations.Peek(0), day: obsqra.DateOf(c.opts.Now())}
 	n := 0
 	for k, e := range c.entries {
 		if n++; n > evictScan || c.bytes+need <= c.opts.MaxBytes {
@@ -350,7 +290,7 @@ func (c *ReadCache) evict(need int64) {
 		}
 		// An owner's stamp is compared only for viewer scope, and a
 		// public stamp that moved makes any entry stale.
-		if e.stamp.public != now.public || e.stamp.day != now.day {
+		if e.stamp.gen.Public != now.gen.Public || e.stamp.day != now.day {
 			c.drop(k, e)
 		}
 	}

@@ -26,8 +26,9 @@ func BenchmarkReadCacheEntryHeap(b *testing.B) {
 }
 
 func entryHeap(t testing.TB) (accounted, heap float64) {
-	c := NewReadCache(ReadCacheOptions{MaxBytes: 1 << 30, Fields: map[string]obsqra.CacheScope{"Query.x": obsqra.CachePublic}})
-	c.Start()
+	gens := obsqra.NewGenerations(nil)
+	gens.Start()
+	c := NewReadCache(ReadCacheOptions{MaxBytes: 1 << 30, Fields: map[string]obsqra.CacheScope{"Query.x": obsqra.CachePublic}, Generations: gens})
 	op := &ast.OperationDefinition{Operation: ast.Query, SelectionSet: ast.SelectionSet{&ast.Field{Name: "x", ObjectDefinition: &ast.Definition{Name: "Query"}}}}
 	rc := &graphql.OperationContext{Doc: &ast.QueryDocument{}, Operation: op}
 	data := bytes.Repeat([]byte("a"), 600)
@@ -40,7 +41,7 @@ func entryHeap(t testing.TB) (accounted, heap float64) {
 	st := c.Stats()
 	runtime.GC()
 	runtime.ReadMemStats(&with)
-	c.Stop()
+	c.Clear()
 	runtime.GC()
 	runtime.ReadMemStats(&without)
 	n := float64(st.Entries)

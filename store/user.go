@@ -78,7 +78,8 @@ func (tx *Tx) CreateUser(ctx context.Context, u *obsqra.User) error {
 
 // UpdateUser writes every mutable column of u (full name, password hash,
 // wallet address, email verification, role, active, preferences) and stamps
-// u.UpdatedAt. The email is not mutable.
+// u.UpdatedAt, with the user's TopicAccountChanged event (AccountUpdated)
+// for the read models that keep the user. The email is not mutable.
 // Errors: ENOTFOUND when the user does not exist; ECONFLICT when the wallet
 // address is linked to another user; otherwise internal ones.
 func (tx *Tx) UpdateUser(ctx context.Context, u *obsqra.User) error {
@@ -105,12 +106,13 @@ func (tx *Tx) UpdateUser(ctx context.Context, u *obsqra.User) error {
 		return translate(err, "update user", "user")
 	}
 	u.UpdatedAt = now
-	return nil
+	return tx.AppendEvent(ctx, obsqra.AccountChangedEvent(u.ID, obsqra.AccountUpdated))
 }
 
 // ChangeUserEmail replaces the email of the user userID with email, which
 // the caller has normalised and verified (the address is verified from
-// then on), and stamps updated_at.
+// then on), and stamps updated_at, with the user's TopicAccountChanged
+// event (AccountUpdated).
 // Errors: ENOTFOUND when the user does not exist; ECONFLICT when another
 // account has the email (in any case); otherwise internal ones.
 func (tx *Tx) ChangeUserEmail(ctx context.Context, userID int64, email string) error {
@@ -120,7 +122,10 @@ func (tx *Tx) ChangeUserEmail(ctx context.Context, userID int64, email string) e
 	if err == nil && n == 0 {
 		err = sql.ErrNoRows
 	}
-	return translate(err, "change user email", "user")
+	if err != nil {
+		return translate(err, "change user email", "user")
+	}
+	return tx.AppendEvent(ctx, obsqra.AccountChangedEvent(userID, obsqra.AccountUpdated))
 }
 
 // UserByID returns the user with the given id.
@@ -254,7 +259,8 @@ func likePrefix(prefix string) string { return likeEscaper.Replace(prefix) + "%"
 
 // SetUserWallet links wallet (nil: none) to the user and returns the user
 // as stored, changing nothing else: a concurrent change of the user's
-// other columns (a password, an admin's deactivation) is not undone.
+// other columns (a password, an admin's deactivation) is not undone. The
+// user's TopicAccountChanged event (AccountUpdated) is appended with it.
 // Errors: ENOTFOUND; ECONFLICT when the wallet is another user's; otherwise
 // internal ones.
 func (tx *Tx) SetUserWallet(ctx context.Context, userID int64, wallet *obsqra.Felt) (*obsqra.User, error) {
@@ -266,6 +272,9 @@ func (tx *Tx) SetUserWallet(ctx context.Context, userID int64, wallet *obsqra.Fe
 	}
 	if err != nil {
 		return nil, translate(err, "set user wallet", "user")
+	}
+	if err := tx.AppendEvent(ctx, obsqra.AccountChangedEvent(userID, obsqra.AccountUpdated)); err != nil {
+		return nil, err
 	}
 	return tx.UserByID(ctx, userID)
 }

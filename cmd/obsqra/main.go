@@ -228,7 +228,7 @@ func open(ctx context.Context, cfg *config.Config, tp trace.TracerProvider) (*st
 	return db, nil
 }
 
-func newAccounts(db *store.DB, cfg *config.Config, node *starknet.Client) (*account.Service, error) {
+func newAccounts(db *store.DB, cfg *config.Config, node *starknet.Client, gens *obsqra.Generations) (*account.Service, error) {
 	tokens, err := account.NewTokens(cfg.SecretKey, cfg.AccessTokenTTL)
 	if err != nil {
 		return nil, err
@@ -239,6 +239,7 @@ func newAccounts(db *store.DB, cfg *config.Config, node *starknet.Client) (*acco
 		BcryptCost:  cfg.BcryptCost,
 		AdminEmails: cfg.AdminEmails,
 		Starknet:    node,
+		Generations: gens,
 		// Mails go to the store's queue (Config.Mail nil), which the
 		// mail sender delivers.
 		PublicAppURL: cfg.PublicAppURL,
@@ -284,7 +285,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	accounts, err := newAccounts(db, cfg, node)
+	// The generations of the outbox as this instance's hub dispatches it:
+	// the read models (sessions, the read cache) keep what they read
+	// until an event changes it.
+	gens := obsqra.NewGenerations(db.LastLocalEventID)
+	accounts, err := newAccounts(db, cfg, node, gens)
 	if err != nil {
 		return err
 	}
@@ -309,6 +314,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	hubOptions.Observer = obs.live
 	hubOptions.Tracer = tr.hubTracer()
 	hub := live.NewHub(db, hubOptions)
+	hub.OnEvent(gens.Observe)
 	jobs, err := newScheduler(db, cfg, logger, obs.jobs, hub, accounts, markets, advice, decisions, ledgerJobs(cfg, node, transactions)...)
 	if err != nil {
 		return err
@@ -317,14 +323,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		Accounts: accounts, Market: markets, Decisions: decisions, Advisor: advice, Portfolio: newPortfolio(db, cfg), Ledger: transactions,
 		Scheduler: jobs, Live: resolvers.HubFunc[*live.Subscription](hub.Subscribe),
 	})
-	// The read cache follows the hub: every event it dispatches ends the
-	// answers it may change; it keeps nothing until the hub has its
-	// starting position, nor after the hub stops.
+	// The read cache follows the hub's generations: every event it
+	// dispatches ends the answers it may change.
 	var readCache *server.ReadCache
 	if cfg.ReadCacheBytes > 0 {
 		readCache = server.NewReadCache(server.ReadCacheOptions{MaxBytes: cfg.ReadCacheBytes,
-			Fields: resolvers.CacheScopes, LocalEventID: db.LastLocalEventID})
-		hub.OnEvent(readCache.Observe)
+			Fields: resolvers.CacheScopes, Generations: gens})
 	}
 	srv := server.New(server.Config{
 		Version:              version,
@@ -376,22 +380,21 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHub()
 	hubDone := make(chan error, 1)
-	if readCache != nil {
-		go func() {
-			select {
-			case <-hub.Ready():
-				if hubCtx.Err() == nil {
-					readCache.Start()
-				}
-			case <-hubCtx.Done():
+	// The generations count nothing until the hub has its starting
+	// position (every later commit will be dispatched), nor after it
+	// stops.
+	go func() {
+		select {
+		case <-hub.Ready():
+			if hubCtx.Err() == nil {
+				gens.Start()
 			}
-		}()
-	}
+		case <-hubCtx.Done():
+		}
+	}()
 	go func() {
 		err := hub.Run(hubCtx)
-		if readCache != nil {
-			readCache.Stop()
-		}
+		gens.Stop()
 		if err != nil && hubCtx.Err() == nil {
 			// Without the hub no subscriber hears anything: stop rather
 			// than serve half a product.
@@ -432,7 +435,7 @@ func runUser(ctx context.Context, cfg *config.Config, args []string, stdout io.W
 		return err
 	}
 	defer db.Close()
-	accounts, err := newAccounts(db, cfg, nil)
+	accounts, err := newAccounts(db, cfg, nil, nil)
 	if err != nil {
 		return err
 	}

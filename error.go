@@ -34,6 +34,10 @@ type Error struct {
 	// refused for an unavailable dependency, how long to wait before trying
 	// again.
 	RetryAfterSeconds int
+	// Reason, when set, is a machine-readable refinement of Code that
+	// clients may branch on (extensions.reason), such as
+	// ReasonEmailNotVerified.
+	Reason string
 	// Err is the cause, for the log; the client never sees it. Unwrap
 	// returns it, so errors.Is finds, say, context.DeadlineExceeded.
 	Err error
@@ -75,3 +79,7 @@ func ErrorMessage(err error) string {
 	}
 	return "internal error"
 }
+
+// ReasonEmailNotVerified is the Reason of refusing to sign in a user whose
+// email address must be verified first.
+const ReasonEmailNotVerified = "EMAIL_NOT_VERIFIED"

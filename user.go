@@ -170,6 +170,17 @@ type UserFilter struct {
 	EmailVerified *bool
 }
 
+// Registration is what registering answers: the new session's tokens, or
+// none when the address must be verified before signing in.
+type Registration struct {
+	// Auth is the new session, nil when the address must be verified
+	// first.
+	Auth *AuthPayload
+}
+
+// SignedIn reports whether r holds the new session's tokens.
+func (r *Registration) SignedIn() bool { return r.Auth != nil }
+
 // AuthPayload is the result of signing in or refreshing a session.
 type AuthPayload struct {
 	AccessToken  string

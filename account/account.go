@@ -48,6 +48,11 @@ type Config struct {
 	// Throttle limits failed sign-ins and registrations; zero fields take
 	// the values of DefaultThrottlePolicy.
 	Throttle ThrottlePolicy
+	// RequireEmailVerification (REQUIRE_EMAIL_VERIFICATION, default false
+	// in development, true in production) makes Register answer the same
+	// for a new and a taken address, with no tokens and one mail either
+	// way, and refuses signing in before the address is verified.
+	RequireEmailVerification bool
 	// Generations, when set, are the hub's: Authenticate then keeps each
 	// session and its user until an event of the user arrives, instead of
 	// reading them for every request (see sessions). Nil: it reads them
@@ -80,6 +85,9 @@ type Service struct {
 	Now func() time.Time
 	// Rand is the source of session ids and refresh tokens; tests may set it.
 	Rand io.Reader
+	// Hash hashes a password at a cost (bcrypt.GenerateFromPassword);
+	// tests count its calls.
+	Hash func(password []byte, cost int) ([]byte, error)
 	// Sleep waits d, or until ctx ends and then returns its error: how a
 	// sign-in on an account past its throttle ceiling is slowed. Tests set
 	// it so that nothing really sleeps.
@@ -102,7 +110,7 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.BcryptCost < bcrypt.MinCost || cfg.BcryptCost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("account: bcrypt cost must be %d-%d, got %d", bcrypt.MinCost, bcrypt.MaxCost, cfg.BcryptCost)
 	}
-	s := &Service{db: db, tokens: cfg.Tokens, cfg: cfg, throttle: cfg.Throttle.withDefaults(), admins: map[string]bool{}, Now: time.Now, Rand: rand.Reader, Sleep: obsqra.Sleep,
+	s := &Service{db: db, tokens: cfg.Tokens, cfg: cfg, throttle: cfg.Throttle.withDefaults(), admins: map[string]bool{}, Now: time.Now, Rand: rand.Reader, Sleep: obsqra.Sleep, Hash: bcrypt.GenerateFromPassword,
 		sessions: sessions{gens: cfg.Generations, byID: make(map[string]*keptSession)}}
 	// Made here rather than on first use, so that even the first unknown
 	// email takes no longer than a wrong password.
@@ -129,12 +137,19 @@ type RegisterInput struct {
 	FullName string
 }
 
-// Register creates an account, queues the mail that verifies its address,
-// and signs it in. Registrations are limited per client address
-// (ThrottlePolicy.RegisterLimit).
-// Errors: EINVALID (email, password or name), ECONFLICT (email registered),
-// ERATELIMIT.
-func (s *Service) Register(ctx context.Context, in RegisterInput) (*obsqra.AuthPayload, error) {
+// Register creates an account and queues the mail that verifies its
+// address. Without Config.RequireEmailVerification it signs the account in
+// (the Registration holds its tokens) and a taken email is ECONFLICT. With
+// it, the answer is the same for a new and a taken email (a Registration
+// without tokens), after the same password hashing, with one mail queued
+// either way: the verification link for a new account; for a taken
+// address, a new verification link when it is not verified yet, else a
+// notice that someone tried to sign up with it (each at most once per
+// MailRecipientInterval per recipient). Registrations are limited per
+// client address (ThrottlePolicy.RegisterLimit).
+// Errors: EINVALID (email, password or name), ECONFLICT (email registered,
+// only without verification required), ERATELIMIT.
+func (s *Service) Register(ctx context.Context, in RegisterInput) (*obsqra.Registration, error) {
 	email, err := NormalizeEmail(in.Email)
 	if err != nil {
 		return nil, err
@@ -166,12 +181,49 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*obsqra.AuthP
 	if s.admins[strings.ToLower(email)] {
 		u.Role = obsqra.RoleAdmin
 	}
-	return s.signIn(ctx, u, func(tx *store.Tx) error {
-		if err := tx.CreateUser(ctx, u); err != nil {
+	if !s.cfg.RequireEmailVerification {
+		auth, err := s.signIn(ctx, u, func(tx *store.Tx) error {
+			if err := tx.CreateUser(ctx, u); err != nil {
+				return err
+			}
+			return s.queueVerification(ctx, tx, u)
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &obsqra.Registration{Auth: auth}, nil
+	}
+	// Verification required: a new and a taken address get the same
+	// answer, after the same hashing, with one mail each (a verification
+	// link, or a notice to the address's owner).
+	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
+		owner, err := tx.UserByEmail(ctx, email)
+		switch {
+		case obsqra.ErrorCode(err) == obsqra.ENOTFOUND:
+			if err := tx.CreateUser(ctx, u); err != nil {
+				return err
+			}
+			return s.queueVerification(ctx, tx, u)
+		case err != nil:
 			return err
 		}
-		return s.queueVerification(ctx, tx, u)
+		return s.queueSignUpNotice(ctx, tx, owner)
 	})
+	if obsqra.ErrorCode(err) == obsqra.ECONFLICT {
+		// Registered by another request since the read: answered as a
+		// taken address.
+		err = s.db.WithTx(ctx, func(tx *store.Tx) error {
+			owner, err := tx.UserByEmail(ctx, email)
+			if err != nil {
+				return err
+			}
+			return s.queueSignUpNotice(ctx, tx, owner)
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &obsqra.Registration{}, nil
 }
 
 // admit counts an attempt against the throttle keys in a unit of work of its
@@ -211,7 +263,9 @@ var errBadCredentials = obsqra.Errorf(obsqra.EUNAUTHENTICATED, "invalid email or
 // their own limits but not the owner's; a successful sign-in forgives only
 // its own address's count on the account.
 // Errors: EUNAUTHENTICATED (wrong email or password, the same for both),
-// EFORBIDDEN (account deactivated), ERATELIMIT (too many failures).
+// EFORBIDDEN (account deactivated; with Config.RequireEmailVerification,
+// an address not verified yet, Reason ReasonEmailNotVerified), ERATELIMIT
+// (too many failures).
 func (s *Service) Login(ctx context.Context, email, password string) (*obsqra.AuthPayload, error) {
 	email = strings.TrimSpace(email)
 	if len(email) > MaxEmailBytes || len(password) > 1024 {
@@ -236,8 +290,21 @@ func (s *Service) Login(ctx context.Context, email, password string) (*obsqra.Au
 	if !u.Active {
 		return nil, obsqra.Errorf(obsqra.EFORBIDDEN, "this account is deactivated")
 	}
+	if s.cfg.RequireEmailVerification && !u.EmailVerified {
+		// The password was right: its failures are forgiven as a
+		// sign-in's would be.
+		if err := s.db.WithTx(ctx, func(tx *store.Tx) error { return s.throttle.forgive(ctx, tx, keys) }); err != nil {
+			return nil, err
+		}
+		return nil, errEmailNotVerified
+	}
 	return s.signIn(ctx, u, func(tx *store.Tx) error { return s.throttle.forgive(ctx, tx, keys) })
 }
+
+// errEmailNotVerified refuses to sign in a user whose address must be
+// verified first (Config.RequireEmailVerification).
+var errEmailNotVerified = &obsqra.Error{Code: obsqra.EFORBIDDEN, Reason: obsqra.ReasonEmailNotVerified,
+	Message: "verify your email address first: open the link mailed to it (resendVerification with your email sends another)"}
 
 // signIn runs first and opens a new session for u in one unit of work, and
 // returns the session's tokens.
@@ -336,6 +403,10 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*obsqra.Aut
 			return nil
 		case !u.Active:
 			refusal = obsqra.Errorf(obsqra.EUNAUTHENTICATED, "this account is deactivated")
+			return nil
+		case s.cfg.RequireEmailVerification && !u.EmailVerified:
+			// A session opened before verification was required.
+			refusal = errEmailNotVerified
 			return nil
 		}
 		payload, err = s.issue(ctx, tx, u, sess)
@@ -665,7 +736,7 @@ func validatePassword(pw string) error {
 
 // hashPassword hashes a password its caller has already validated.
 func (s *Service) hashPassword(pw string) ([]byte, error) {
-	hash, err := bcrypt.GenerateFromPassword([]byte(pw), s.cfg.BcryptCost)
+	hash, err := s.Hash([]byte(pw), s.cfg.BcryptCost)
 	if err != nil {
 		return nil, fmt.Errorf("hash password: %w", err)
 	}

@@ -106,7 +106,10 @@ func register(t *testing.T, svc *account.Service, email string) *obsqra.AuthPayl
 	if err != nil {
 		t.Fatalf("Register(%q) error: %v", email, err)
 	}
-	return p
+	if !p.SignedIn() {
+		t.Fatalf("Register(%q) signed nobody in", email)
+	}
+	return p.Auth
 }
 
 func wantCode(t *testing.T, what string, err error, code string) {

@@ -33,6 +33,9 @@ const (
 	MailEmailTaken = "email_taken"
 	// MailEmailChanged tells the old address that the account moved.
 	MailEmailChanged = "email_changed"
+	// MailSignUpAttempt tells the owner of a verified address that
+	// someone tried to register it again.
+	MailSignUpAttempt = "sign_up_attempt"
 )
 
 // Lifetimes of the tokens mailed, and the cap on the mails a stranger can
@@ -104,6 +107,40 @@ func (s *Service) queueVerification(ctx context.Context, tx *store.Tx, u *obsqra
 			"If you did not sign up, ignore this mail.\n", u.FullName, link),
 		HTML: fmt.Sprintf("<p>Hello %s,</p><p>confirm that this is your address by opening <a href=\"%s\">this link</a> within 24 hours.</p>"+
 			"<p>If you did not sign up, ignore this mail.</p>", htmlEscape(u.FullName), htmlEscape(link)),
+	})
+}
+
+// queueSignUpNotice answers a registration of owner's address, in tx: a
+// new verification link when the address is not verified yet (its owner
+// may be registering again for want of the first link), else a notice
+// that someone tried to sign up with it; neither more than once per
+// MailRecipientInterval.
+func (s *Service) queueSignUpNotice(ctx context.Context, tx *store.Tx, owner *obsqra.User) error {
+	if !owner.EmailVerified {
+		if recent, err := s.mailedRecently(ctx, tx, owner.ID, store.TokenVerifyEmail, ""); err != nil || recent {
+			return err
+		}
+		return s.queueVerification(ctx, tx, owner)
+	}
+	last, err := tx.LatestMailAt(ctx, MailSignUpAttempt, owner.Email)
+	if err != nil {
+		return err
+	}
+	if !last.IsZero() && s.now().Sub(last) < MailRecipientInterval {
+		return nil
+	}
+	base := strings.TrimRight(s.cfg.PublicAppURL, "/")
+	signIn, reset := base+"/sign-in", base+"/forgot-password"
+	return s.queueMail(ctx, tx, Mail{
+		Kind:    MailSignUpAttempt,
+		To:      owner.Email,
+		Subject: "Someone tried to sign up with your address",
+		Text: fmt.Sprintf("Hello %s,\n\nsomeone tried to create an account with this address, which already has one. "+
+			"If it was you, sign in (%s) or reset your password (%s). If it was not, ignore this mail: nothing changed.\n",
+			owner.FullName, signIn, reset),
+		HTML: fmt.Sprintf("<p>Hello %s,</p><p>someone tried to create an account with this address, which already has one. "+
+			"If it was you, <a href=\"%s\">sign in</a> or <a href=\"%s\">reset your password</a>. If it was not, ignore this mail: nothing changed.</p>",
+			htmlEscape(owner.FullName), htmlEscape(signIn), htmlEscape(reset)),
 	})
 }
 
@@ -228,20 +265,55 @@ func (s *Service) ChangeEmail(ctx context.Context, newEmail, password string) er
 // ResendVerification mails the signed-in user a new verification link,
 // unless their address is verified already (EINVALID) or one was sent
 // within MailRecipientInterval (then nothing is sent, and the answer is
-// the same: the earlier link still works).
-// Errors: EUNAUTHENTICATED, EINVALID.
-func (s *Service) ResendVerification(ctx context.Context) error {
-	p, err := s.principal(ctx)
+// the same: the earlier link still works). Without a signed-in user (one
+// whose address must be verified cannot sign in), email names the
+// account: the link goes to it if it exists, is active and is not
+// verified, under the same cap, and the answer is nil whatever the case,
+// so that it reveals nothing.
+// Errors: EUNAUTHENTICATED (refused credentials, or none and no email),
+// EINVALID.
+func (s *Service) ResendVerification(ctx context.Context, email string) error {
+	p, err := obsqra.Viewer(ctx)
 	if err != nil {
 		return err
 	}
+	if p == nil {
+		if strings.TrimSpace(email) == "" {
+			return obsqra.Errorf(obsqra.EUNAUTHENTICATED, "sign in, or give the email of the account to verify")
+		}
+		return s.resendTo(ctx, email)
+	}
 	return s.db.WithTx(ctx, func(tx *store.Tx) error {
-		u, err := tx.UserByID(ctx, p.User.ID)
+		u, err := tx.UserByID(ctx, p.ID)
 		if err != nil {
 			return err
 		}
 		if u.EmailVerified {
 			return obsqra.Errorf(obsqra.EINVALID, "this email address is verified already")
+		}
+		if recent, err := s.mailedRecently(ctx, tx, u.ID, store.TokenVerifyEmail, ""); err != nil || recent {
+			return err
+		}
+		return s.queueVerification(ctx, tx, u)
+	})
+}
+
+// resendTo mails a new verification link to the account of email when it
+// exists, is active and is not verified, and was not mailed one within
+// MailRecipientInterval; otherwise nothing. Only internal errors.
+func (s *Service) resendTo(ctx context.Context, email string) error {
+	if len(email) > MaxEmailBytes {
+		return nil
+	}
+	return s.db.WithTx(ctx, func(tx *store.Tx) error {
+		u, err := tx.UserByEmail(ctx, strings.TrimSpace(email))
+		if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if u.EmailVerified || !u.Active {
+			return nil
 		}
 		if recent, err := s.mailedRecently(ctx, tx, u.ID, store.TokenVerifyEmail, ""); err != nil || recent {
 			return err

@@ -87,7 +87,7 @@ func TestVerifyEmail(t *testing.T) {
 		if _, err := svc.VerifyEmail(context.Background(), token); obsqra.ErrorCode(err) != obsqra.ENOTFOUND {
 			t.Errorf("the token replayed: %v, want ENOTFOUND", err)
 		}
-		if err := svc.ResendVerification(as(t, svc, p.AccessToken)); obsqra.ErrorCode(err) != obsqra.EINVALID {
+		if err := svc.ResendVerification(as(t, svc, p.AccessToken), ""); obsqra.ErrorCode(err) != obsqra.EINVALID {
 			t.Errorf("resend when verified: %v, want EINVALID", err)
 		}
 
@@ -95,11 +95,11 @@ func TestVerifyEmail(t *testing.T) {
 		q := register(t, svc, "bob@example.com")
 		first := tokenOf(t, out.take()[0], "/verify-email")
 		ctx := as(t, svc, q.AccessToken)
-		if err := svc.ResendVerification(ctx); err != nil || len(out.take()) != 0 {
+		if err := svc.ResendVerification(ctx, ""); err != nil || len(out.take()) != 0 {
 			t.Errorf("a resend at once: %v; want the same answer and no mail", err)
 		}
 		b.clock.Advance(account.MailRecipientInterval)
-		if err := svc.ResendVerification(ctx); err != nil {
+		if err := svc.ResendVerification(ctx, ""); err != nil {
 			t.Fatal(err)
 		}
 		if mails := out.take(); len(mails) != 1 || mails[0].To != "bob@example.com" {

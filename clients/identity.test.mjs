@@ -53,11 +53,11 @@ test("a later operation's dashboard updates the cached dashboard query", async (
   const anon = client();
   const email = `identity-${Date.now()}-${Math.floor(Math.random() * 1e9)}@example.com`;
   const { data: reg, error: regErr } = await anon.mutate({
-    mutation: gql`mutation($in: RegisterInput!) { register(input: $in) { accessToken user { id } } }`,
+    mutation: gql`mutation($in: RegisterInput!) { register(input: $in) { auth { accessToken user { id } } } }`,
     variables: { in: { email, password: "correct horse", fullName: "Ada Identity" } },
   });
   assert.equal(regErr, undefined);
-  const apollo = client(reg.register.accessToken);
+  const apollo = client(reg.register.auth.accessToken);
 
   const dashboard = gql`{ dashboard { id windowDays latestAllocation { id } } }`;
   const first = await apollo.query({ query: dashboard });

@@ -88,13 +88,13 @@ async function register(name) {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({
-      query: `mutation($in: RegisterInput!) { register(input: $in) { accessToken refreshToken } }`,
+      query: `mutation($in: RegisterInput!) { register(input: $in) { auth { accessToken refreshToken } } }`,
       variables: { in: { email, password: "correct horse battery", fullName: name } },
     }),
   });
   const { data, errors } = await res.json();
   assert.equal(errors, undefined, JSON.stringify(errors));
-  return data.register;
+  return data.register.auth;
 }
 
 // cursors lists the cursors of a watch's risk scores.

@@ -14,13 +14,13 @@ async function register() {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({
-      query: `mutation($in: RegisterInput!) { register(input: $in) { accessToken refreshToken } }`,
+      query: `mutation($in: RegisterInput!) { register(input: $in) { auth { accessToken refreshToken } } }`,
       variables: { in: { email, password: "correct horse battery", fullName: "Setup" } },
     }),
   });
   const { data, errors } = await r.json();
   assert.equal(errors, undefined, JSON.stringify(errors));
-  return { email, session: { ...data.register } };
+  return { email, session: { ...data.register.auth } };
 }
 
 // recording wraps fetch and keeps every request body it sends to uri.

@@ -170,6 +170,11 @@ type Config struct {
 	// AdminEmails are the email addresses of the administrators
 	// (ADMIN_EMAILS, comma-separated, lower-cased, default none).
 	AdminEmails []string
+	// RequireEmailVerification makes registration reveal nothing and
+	// refuses signing in before the address is verified
+	// (REQUIRE_EMAIL_VERIFICATION, true/false/1/0/yes/no, default false in
+	// development and true in production).
+	RequireEmailVerification bool
 
 	// Introspection turns GraphQL introspection on (GRAPHQL_INTROSPECTION,
 	// true/false/1/0/yes/no, default true in development and false in
@@ -436,6 +441,7 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	}
 
 	c.AdminEmails = l.emails("ADMIN_EMAILS")
+	c.RequireEmailVerification = l.boolean("REQUIRE_EMAIL_VERIFICATION", prod)
 	c.Introspection = l.boolean("GRAPHQL_INTROSPECTION", !prod)
 	c.APQCacheBytes = l.bufferBytes("APQ_CACHE_BYTES", defaultAPQCacheBytes)
 	c.ReadCacheBytes = int64(l.intRange("READ_CACHE_BYTES", defaultReadCacheBytes, 0, 1<<36, "0 (off) or a whole number of bytes up to 68719476736"))
@@ -590,6 +596,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Bool("sentry", c.SentryDSN != ""),
 		slog.Int("bcrypt_cost", c.BcryptCost),
 		slog.Int("admin_emails", len(c.AdminEmails)),
+		slog.Bool("require_email_verification", c.RequireEmailVerification),
 		slog.Bool("introspection", c.Introspection),
 		slog.Int64("apq_cache_bytes", c.APQCacheBytes),
 		slog.Int64("read_cache_bytes", c.ReadCacheBytes),

@@ -182,6 +182,8 @@ func Variables() []Variable {
 			"bcrypt work factor of password hashes, 4-31 (each step doubles the time); at least 10 in production."},
 		{"ADMIN_EMAILS", "",
 			"Comma-separated email addresses of the administrators."},
+		{"REQUIRE_EMAIL_VERIFICATION", "false",
+			"true: register answers the same for new and registered emails (no tokens, one mail either way) and sign-in waits for a verified address (FORBIDDEN, reason EMAIL_NOT_VERIFIED); production default: true."},
 		{"GRAPHQL_INTROSPECTION", "true",
 			"GraphQL introspection on or off (true/false/1/0/yes/no); production default: false."},
 		{"APQ_CACHE_BYTES", strconv.Itoa(defaultAPQCacheBytes),

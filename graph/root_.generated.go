@@ -247,7 +247,7 @@ type ComplexityRoot struct {
 		Register               func(childComplexity int, input RegisterInput) int
 		RequestPasswordReset   func(childComplexity int, email string) int
 		RequestWalletChallenge func(childComplexity int, address string) int
-		ResendVerification     func(childComplexity int) int
+		ResendVerification     func(childComplexity int, email *string) int
 		ResetPassword          func(childComplexity int, input ResetPasswordInput) int
 		RunOptimization        func(childComplexity int) int
 		SetProtocolEnabled     func(childComplexity int, slug string, enabled bool) int
@@ -383,6 +383,11 @@ type ComplexityRoot struct {
 		FromBps   func(childComplexity int) int
 		Protocol  func(childComplexity int) int
 		ToBps     func(childComplexity int) int
+	}
+
+	RegisterPayload struct {
+		Auth     func(childComplexity int) int
+		SignedIn func(childComplexity int) int
 	}
 
 	RiskComponents struct {
@@ -1490,7 +1495,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			break
 		}
 
-		return e.ComplexityRoot.Mutation.ResendVerification(childComplexity), true
+		args, err := ec.field_Mutation_resendVerification_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResendVerification(childComplexity, args["email"].(*string)), true
 	case "Mutation.resetPassword":
 		if e.ComplexityRoot.Mutation.ResetPassword == nil {
 			break
@@ -2223,6 +2233,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RebalanceTrade.ToBps(childComplexity), true
+
+	case "RegisterPayload.auth":
+		if e.ComplexityRoot.RegisterPayload.Auth == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegisterPayload.Auth(childComplexity), true
+	case "RegisterPayload.signedIn":
+		if e.ComplexityRoot.RegisterPayload.SignedIn == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegisterPayload.SignedIn(childComplexity), true
 
 	case "RiskComponents.age":
 		if e.ComplexityRoot.RiskComponents.Age == nil {
@@ -3720,6 +3743,16 @@ func (ec *executionContext) childFields_RebalanceTrade(ctx context.Context, fiel
 		return ec.fieldContext_RebalanceTrade_amountUsd(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RebalanceTrade", field.Name)
+}
+
+func (ec *executionContext) childFields_RegisterPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "signedIn":
+		return ec.fieldContext_RegisterPayload_signedIn(ctx, field)
+	case "auth":
+		return ec.fieldContext_RegisterPayload_auth(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RegisterPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_RiskComponents(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

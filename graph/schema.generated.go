@@ -21,7 +21,7 @@ import (
 // region    ************************** generated!.gotpl **************************
 
 type MutationResolver interface {
-	Register(ctx context.Context, input RegisterInput) (*obsqra.AuthPayload, error)
+	Register(ctx context.Context, input RegisterInput) (*obsqra.Registration, error)
 	Login(ctx context.Context, input LoginInput) (*obsqra.AuthPayload, error)
 	RefreshSession(ctx context.Context, refreshToken string) (*obsqra.AuthPayload, error)
 	Logout(ctx context.Context, refreshToken *string, everywhere *bool) (bool, error)
@@ -30,7 +30,7 @@ type MutationResolver interface {
 	DeactivateAccount(ctx context.Context, password string) (bool, error)
 	SetUserActive(ctx context.Context, userID string, active bool) (*obsqra.User, error)
 	VerifyEmail(ctx context.Context, token string) (*obsqra.User, error)
-	ResendVerification(ctx context.Context) (bool, error)
+	ResendVerification(ctx context.Context, email *string) (bool, error)
 	RequestPasswordReset(ctx context.Context, email string) (bool, error)
 	ResetPassword(ctx context.Context, input ResetPasswordInput) (bool, error)
 	ChangeEmail(ctx context.Context, input ChangeEmailInput) (bool, error)
@@ -266,6 +266,20 @@ func (ec *executionContext) field_Mutation_requestWalletChallenge_args(ctx conte
 		return nil, err
 	}
 	args["address"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_resendVerification_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "email",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["email"] = arg0
 	return args, nil
 }
 
@@ -830,8 +844,8 @@ func (ec *executionContext) _Mutation_register(ctx context.Context, field graphq
 			return ec.Resolvers.Mutation().Register(ctx, fc.Args["input"].(RegisterInput))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.AuthPayload) graphql.Marshaler {
-			return ec.marshalNAuthPayload2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐAuthPayload(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Registration) graphql.Marshaler {
+			return ec.marshalNRegisterPayload2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐRegistration(ctx, selections, v)
 		},
 		true,
 		true,
@@ -844,7 +858,7 @@ func (ec *executionContext) fieldContext_Mutation_register(ctx context.Context, 
 		IsMethod:   true,
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_AuthPayload(ctx, field)
+			return ec.childFields_RegisterPayload(ctx, field)
 		},
 	}
 	defer func() {
@@ -1222,7 +1236,8 @@ func (ec *executionContext) _Mutation_resendVerification(ctx context.Context, fi
 			return ec.fieldContext_Mutation_resendVerification(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Mutation().ResendVerification(ctx)
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResendVerification(ctx, fc.Args["email"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
@@ -1232,8 +1247,28 @@ func (ec *executionContext) _Mutation_resendVerification(ctx context.Context, fi
 		true,
 	)
 }
-func (ec *executionContext) fieldContext_Mutation_resendVerification(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Mutation", field, true, true, "Boolean")
+func (ec *executionContext) fieldContext_Mutation_resendVerification(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resendVerification_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Mutation_requestPasswordReset(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {

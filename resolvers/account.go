@@ -50,7 +50,7 @@ func (r *queryResolver) Users(ctx context.Context, filter *obsqra.UserFilter, fi
 }
 
 // Register resolves register.
-func (r *mutationResolver) Register(ctx context.Context, in graph.RegisterInput) (*obsqra.AuthPayload, error) {
+func (r *mutationResolver) Register(ctx context.Context, in graph.RegisterInput) (*obsqra.Registration, error) {
 	return r.Accounts.Register(ctx, account.RegisterInput{Email: in.Email, Password: in.Password, FullName: in.FullName})
 }
 
@@ -112,8 +112,12 @@ func (r *mutationResolver) VerifyEmail(ctx context.Context, token string) (*obsq
 }
 
 // ResendVerification resolves resendVerification.
-func (r *mutationResolver) ResendVerification(ctx context.Context) (bool, error) {
-	if err := r.Accounts.ResendVerification(ctx); err != nil {
+func (r *mutationResolver) ResendVerification(ctx context.Context, email *string) (bool, error) {
+	e := ""
+	if email != nil {
+		e = *email
+	}
+	if err := r.Accounts.ResendVerification(ctx, e); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -132,16 +132,22 @@ const authFields = `accessToken refreshToken tokenType expiresIn user { id email
 
 func registerVia(t testing.TB, h http.Handler, email string) authPayload {
 	t.Helper()
-	r := do(t, h, "", `mutation($in: RegisterInput!) { register(input: $in) { `+authFields+` } }`,
+	r := do(t, h, "", `mutation($in: RegisterInput!) { register(input: $in) { signedIn auth { `+authFields+` } } }`,
 		map[string]any{"in": map[string]any{"email": email, "password": "correct horse", "fullName": "Ada"}})
 	if len(r.Errors) > 0 {
 		t.Fatalf("register(%s) errors: %+v", email, r.Errors)
 	}
-	var p authPayload
-	if err := json.Unmarshal(r.Data["register"], &p); err != nil {
+	var reg struct {
+		SignedIn bool
+		Auth     authPayload
+	}
+	if err := json.Unmarshal(r.Data["register"], &reg); err != nil {
 		t.Fatal(err)
 	}
-	return p
+	if !reg.SignedIn {
+		t.Fatalf("register(%s) signed nobody in", email)
+	}
+	return reg.Auth
 }
 
 // TestNewUserJourney walks the path a new user takes through the public API:
@@ -153,10 +159,15 @@ func TestNewUserJourney(t *testing.T) {
 		c := client.New(h, client.Path("/graphql"))
 		bearer := func(tok string) client.Option { return client.AddHeader("Authorization", "Bearer "+tok) }
 
-		var reg struct{ Register authPayload }
+		var reg struct {
+			Register struct {
+				SignedIn bool
+				Auth     authPayload
+			}
+		}
 		obsqratest.Step(t, "register", func(t *testing.T) {
-			c.MustPost(`mutation { register(input: {email: "ada@example.com", password: "correct horse", fullName: "Ada Lovelace"}) { `+authFields+` } }`, &reg)
-			if reg.Register.TokenType != "Bearer" || reg.Register.ExpiresIn != 1800 || reg.Register.User.Role != "USER" || reg.Register.RefreshToken == "" {
+			c.MustPost(`mutation { register(input: {email: "ada@example.com", password: "correct horse", fullName: "Ada Lovelace"}) { signedIn auth { `+authFields+` } } }`, &reg)
+			if a := reg.Register.Auth; !reg.Register.SignedIn || a.TokenType != "Bearer" || a.ExpiresIn != 1800 || a.User.Role != "USER" || a.RefreshToken == "" {
 				t.Fatalf("register = %+v", reg.Register)
 			}
 		})
@@ -179,7 +190,7 @@ func TestNewUserJourney(t *testing.T) {
 		obsqratest.Step(t, "sign in", func(t *testing.T) {
 			c.MustPost(`mutation { login(input: {email: "ADA@example.com", password: "correct horse"}) { `+authFields+` } }`, &login)
 			c.MustPost(`{ me { id email fullName createdAt preferences { riskTolerance maxSingleBps rebalanceThresholdBps minDiversification } } }`, &me, bearer(login.Login.AccessToken))
-			if me.Me.Email != "ada@example.com" || me.Me.ID != reg.Register.User.ID || me.Me.Preferences.RiskTolerance != "MEDIUM" ||
+			if me.Me.Email != "ada@example.com" || me.Me.ID != reg.Register.Auth.User.ID || me.Me.Preferences.RiskTolerance != "MEDIUM" ||
 				me.Me.Preferences.MaxSingleBps != 6000 || me.Me.Preferences.RebalanceThresholdBps != 500 || me.Me.Preferences.MinDiversification != 2 {
 				t.Fatalf("me = %+v", me.Me)
 			}
@@ -325,13 +336,13 @@ func TestPasswordLimitsThroughAPI(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		h := setup(t, db)
-		r := do(t, h, "", `mutation($in: RegisterInput!) { register(input: $in) { accessToken } }`,
+		r := do(t, h, "", `mutation($in: RegisterInput!) { register(input: $in) { auth { accessToken } } }`,
 			map[string]any{"in": map[string]any{"email": "x@example.com", "password": strings.Repeat("a", 73), "fullName": "X"}})
 		if r.code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "72 bytes") {
 			t.Fatalf("register(73-byte password) = %+v, want BAD_USER_INPUT naming 72 bytes", r.Errors)
 		}
 		registerVia(t, h, "dup@example.com")
-		r = do(t, h, "", `mutation { register(input: {email: "DUP@example.com", password: "correct horse", fullName: "X"}) { accessToken } }`, nil)
+		r = do(t, h, "", `mutation { register(input: {email: "DUP@example.com", password: "correct horse", fullName: "X"}) { auth { accessToken } } }`, nil)
 		if r.code() != "CONFLICT" {
 			t.Fatalf("register(duplicate) = %+v, want CONFLICT", r.Errors)
 		}

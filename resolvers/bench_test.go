@@ -34,7 +34,7 @@ func BenchmarkMe(b *testing.B) {
 		for b.Loop() {
 			req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+p.AccessToken)
+			req.Header.Set("Authorization", "Bearer "+p.Auth.AccessToken)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			if rec.Code != http.StatusOK || !bytes.Contains(rec.Body.Bytes(), []byte("bench@example.com")) {
@@ -94,7 +94,7 @@ func BenchmarkProtocolsDashboard(b *testing.B) {
 			body, _ := json.Marshal(map[string]any{"query": `mutation($in: [MetricsInput!]!) { ingestMetrics(input: $in) { id } }`, "variables": map[string]any{"in": in}})
 			req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+admin.AccessToken)
+			req.Header.Set("Authorization", "Bearer "+admin.Auth.AccessToken)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			if bytes.Contains(rec.Body.Bytes(), []byte(`"errors"`)) {

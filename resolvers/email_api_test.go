@@ -1,12 +1,17 @@
 package resolvers_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/store"
@@ -110,6 +115,120 @@ func TestEmailFlowsAPI(t *testing.T) {
 		r = do(t, h, "", `mutation($t: String!) { verifyEmail(token: $t) { email emailVerified } }`, map[string]any{"t": moved})
 		if string(r.Data["verifyEmail"]) != `{"email":"ada@new.example","emailVerified":true}` {
 			t.Errorf("verifyEmail of the change = %s %+v", r.Data["verifyEmail"], r.Errors)
+		}
+	})
+}
+
+// rawPost posts a GraphQL request through h and returns the response's
+// bytes.
+func rawPost(t *testing.T, h http.Handler, peer, token, query string, vars map[string]any) []byte {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.RemoteAddr = peer
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Body.Bytes()
+}
+
+// queued claims every mail due in db's queue (the sender's way of reading
+// it) and returns them.
+func queued(t *testing.T, db *store.DB) []store.Mail {
+	t.Helper()
+	ms, err := db.ClaimMails(context.Background(), 100, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+// TestRegisterRevealsNothing: with REQUIRE_EMAIL_VERIFICATION, registering
+// a new and a registered email gives the same bytes after the same
+// password hashing, with exactly one mail queued either way (the link, or
+// the notice to the address's owner, capped per recipient); signing in
+// before verifying is FORBIDDEN with reason EMAIL_NOT_VERIFIED, after it
+// works; a verification link can be asked for without signing in, with
+// the same answer for any email.
+func TestRegisterRevealsNothing(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		h, accounts := newHandler(t, db, account.Config{BcryptCost: 4, PublicAppURL: "https://app.example.com", RequireEmailVerification: true,
+			Throttle: account.ThrottlePolicy{RegisterLimit: 100}})
+		var hashes atomic.Int64
+		hash := accounts.Hash
+		accounts.Hash = func(pw []byte, cost int) ([]byte, error) { hashes.Add(1); return hash(pw, cost) }
+		const register = `mutation($in: RegisterInput!) { register(input: $in) { signedIn auth { accessToken } } }`
+		signUp := func(email, password string) ([]byte, int64, []store.Mail) {
+			before := hashes.Load()
+			b := rawPost(t, h, "203.0.113.5:4321", "", register, map[string]any{"in": map[string]any{"email": email, "password": password, "fullName": "Ada"}})
+			return b, hashes.Load() - before, queued(t, db)
+		}
+		const login = `mutation($e: String!) { login(input: {email: $e, password: "correct horse"}) { accessToken } }`
+
+		first, firstHashes, firstMails := signUp("ada@example.com", "correct horse")
+		if string(first) != `{"data":{"register":{"signedIn":false,"auth":null}}}` {
+			t.Fatalf("register = %s", first)
+		}
+		if len(firstMails) != 1 || firstMails[0].Kind != account.MailVerifyEmail || firstMails[0].Recipient != "ada@example.com" {
+			t.Fatalf("mails after registering: %+v, want one verification", firstMails)
+		}
+		r := do(t, h, "", login, map[string]any{"e": "ada@example.com"})
+		if r.code() != "FORBIDDEN" || r.Errors[0].Extensions["reason"] != "EMAIL_NOT_VERIFIED" {
+			t.Fatalf("login before verifying: %+v, want FORBIDDEN with reason EMAIL_NOT_VERIFIED", r.Errors)
+		}
+		// Without signing in, a link can be asked for: the same answer
+		// for a stranger's address; within 10 minutes of the first link,
+		// none goes out.
+		for _, e := range []string{"nobody@example.com", "ada@example.com"} {
+			if b := rawPost(t, h, "203.0.113.5:4321", "", `mutation($e: String) { resendVerification(email: $e) }`, map[string]any{"e": e}); string(b) != `{"data":{"resendVerification":true}}` {
+				t.Errorf("resendVerification(%s) = %s", e, b)
+			}
+		}
+		if ms := queued(t, db); len(ms) != 0 {
+			t.Errorf("resends within 10 minutes of the link queued %+v", ms)
+		}
+		token := linkToken.FindStringSubmatch(firstMails[0].Text)
+		if token == nil {
+			t.Fatalf("no link in %q", firstMails[0].Text)
+		}
+		v, _ := url.QueryUnescape(token[2])
+		if r := do(t, h, "", `mutation($t: String!) { verifyEmail(token: $t) { emailVerified } }`, map[string]any{"t": v}); len(r.Errors) > 0 {
+			t.Fatal(r.Errors)
+		}
+		if r := do(t, h, "", login, map[string]any{"e": "ada@example.com"}); len(r.Errors) > 0 {
+			t.Fatalf("login after verifying: %+v", r.Errors)
+		}
+
+		// A registered (verified) email and a new one: the same bytes and
+		// hashing, one mail each.
+		taken, takenHashes, takenMails := signUp("ADA@example.com", "another horse")
+		fresh, freshHashes, freshMails := signUp("bob@example.com", "another horse")
+		if !bytes.Equal(taken, fresh) || !bytes.Equal(taken, first) {
+			t.Errorf("registered email answered %s, new email %s", taken, fresh)
+		}
+		if takenHashes != 1 || freshHashes != 1 || firstHashes != 1 {
+			t.Errorf("password hashes: registered %d, new %d, first %d; want 1 each", takenHashes, freshHashes, firstHashes)
+		}
+		if len(takenMails) != 1 || takenMails[0].Kind != account.MailSignUpAttempt || takenMails[0].Recipient != "ada@example.com" {
+			t.Errorf("mails after registering a registered email: %+v, want one notice to its owner", takenMails)
+		}
+		if len(freshMails) != 1 || freshMails[0].Kind != account.MailVerifyEmail || freshMails[0].Recipient != "bob@example.com" {
+			t.Errorf("mails after registering a new email: %+v, want one verification", freshMails)
+		}
+		// The notice is capped per recipient: a stranger cannot flood the
+		// owner's inbox, and still gets the same answer.
+		again, _, againMails := signUp("ada@example.com", "third horse")
+		if !bytes.Equal(again, first) || len(againMails) != 0 {
+			t.Errorf("a second attempt within 10 minutes: %s, mails %+v; want the same answer and no mail", again, againMails)
+		}
+		// The account was not touched by the attempts.
+		if r := do(t, h, "", login, map[string]any{"e": "ada@example.com"}); len(r.Errors) > 0 {
+			t.Errorf("the owner's password after the attempts: %+v", r.Errors)
 		}
 	})
 }

@@ -115,7 +115,7 @@ func newLiveServerGens(t *testing.T, db *store.DB, gens *obsqra.Generations, hub
 // another server on the same database registered it first.
 func adminToken(t *testing.T, h http.Handler) string {
 	t.Helper()
-	r := do(t, h, "", `mutation($in: RegisterInput!) { register(input: $in) { accessToken } }`,
+	r := do(t, h, "", `mutation($in: RegisterInput!) { register(input: $in) { auth { accessToken } } }`,
 		map[string]any{"in": map[string]any{"email": "admin@example.com", "password": "correct horse", "fullName": "Ada"}})
 	if r.code() == "CONFLICT" {
 		r = do(t, h, "", `mutation { login(input: {email: "admin@example.com", password: "correct horse"}) { accessToken } }`, nil)
@@ -123,15 +123,18 @@ func adminToken(t *testing.T, h http.Handler) string {
 	if len(r.Errors) > 0 {
 		t.Fatalf("admin sign-up: %+v", r.Errors)
 	}
-	var out map[string]struct{ AccessToken string }
+	var out struct {
+		Register struct{ Auth struct{ AccessToken string } }
+		Login    struct{ AccessToken string }
+	}
 	b, _ := json.Marshal(r.Data)
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range out {
-		return v.AccessToken
+	if tok := out.Register.Auth.AccessToken + out.Login.AccessToken; tok != "" {
+		return tok
 	}
-	t.Fatal("admin sign-up: no token")
+	t.Fatalf("admin sign-up: no token in %s", b)
 	return ""
 }
 

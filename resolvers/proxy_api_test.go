@@ -31,7 +31,7 @@ func registerVars(email string) map[string]any {
 	return map[string]any{"in": map[string]any{"email": email, "password": "correct horse", "fullName": "U"}}
 }
 
-const registerMutation = `mutation($in: RegisterInput!) { register(input: $in) { accessToken } }`
+const registerMutation = `mutation($in: RegisterInput!) { register(input: $in) { auth { accessToken } } }`
 
 // TestSignInBehindTrustedProxy is the issue: behind a reverse proxy every
 // request came from the proxy's address, so one client's failed sign-ins

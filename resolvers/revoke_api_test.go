@@ -212,10 +212,11 @@ func (s *liveServer) newUser(t *testing.T, email string) authPayload {
 	t.Helper()
 	s.users++
 	ctx := obsqra.NewContextWithClient(context.Background(), &obsqra.Client{Address: fmt.Sprintf("198.51.100.%d", s.users)})
-	p, err := s.accounts.Register(ctx, account.RegisterInput{Email: email, Password: "correct horse", FullName: "Ada"})
+	r, err := s.accounts.Register(ctx, account.RegisterInput{Email: email, Password: "correct horse", FullName: "Ada"})
 	if err != nil {
 		t.Fatalf("Register(%s): %v", email, err)
 	}
+	p := r.Auth
 	var u authPayload
 	u.AccessToken, u.RefreshToken = p.AccessToken, p.RefreshToken
 	u.User.ID, u.User.Email, u.User.Role = obsqra.NodeID("User", p.User.ID), p.User.Email, string(p.User.Role)

@@ -64,7 +64,7 @@ func TestTextNoDatabaseStoresIsBadUserInput(t *testing.T) {
 		ada := registerVia(t, h, "ada@example.com").AccessToken
 
 		const (
-			register       = `mutation($in: RegisterInput!) { register(input: $in) { accessToken } }`
+			register       = `mutation($in: RegisterInput!) { register(input: $in) { auth { accessToken } } }`
 			logTransaction = `mutation($in: LogTransactionInput!) { logTransaction(input: $in) { id } }`
 			nul            = "must not contain the NUL character (U+0000)"
 		)
@@ -88,7 +88,7 @@ func TestTextNoDatabaseStoresIsBadUserInput(t *testing.T) {
 				"input.email " + nul, []any{"register", "input", "email"}},
 			{"password variable", "", register, user("nul@example.com", "correct\x00horse", "Ada"),
 				"input.password " + nul, []any{"register", "input", "password"}},
-			{"fullName literal", "", `mutation { register(input: {email: "nul@example.com", password: "correct horse", fullName: "a\u0000b"}) { accessToken } }`, nil,
+			{"fullName literal", "", `mutation { register(input: {email: "nul@example.com", password: "correct horse", fullName: "a\u0000b"}) { auth { accessToken } } }`, nil,
 				"input.fullName " + nul, []any{"register", "input", "fullName"}},
 			{"details value", ada, logTransaction, transaction("details", map[string]any{"a": "\x00"}),
 				"input.details " + nul, []any{"logTransaction", "input", "details"}},

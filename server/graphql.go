@@ -150,6 +150,9 @@ func (s *Server) presentError(ctx context.Context, err error) *gqlerror.Error {
 				Locations:  locations,
 				Extensions: map[string]any{"code": code},
 			}
+			if e.Reason != "" {
+				out.Extensions["reason"] = e.Reason
+			}
 			if (e.Code == obsqra.ERATELIMIT || e.Code == obsqra.EUNAVAILABLE) && e.RetryAfterSeconds > 0 {
 				out.Extensions["retryAfter"] = e.RetryAfterSeconds
 			}

@@ -195,7 +195,7 @@ type fakeMutation struct {
 
 var errNotImplemented = errors.New("not implemented in the fake")
 
-func (m fakeMutation) Register(context.Context, graph.RegisterInput) (*obsqra.AuthPayload, error) {
+func (m fakeMutation) Register(context.Context, graph.RegisterInput) (*obsqra.Registration, error) {
 	return nil, errNotImplemented
 }
 

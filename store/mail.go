@@ -258,3 +258,20 @@ func (db *DB) PruneMails(ctx context.Context, sentBefore, failedBefore time.Time
 	})
 	return n, err
 }
+
+// LatestMailAt returns when the latest mail of kind to recipient was
+// queued, or the zero time when there is none (or it was pruned): how the
+// mails a stranger can trigger without a token are capped per recipient.
+// Errors: only internal ones.
+func (tx *Tx) LatestMailAt(ctx context.Context, kind, recipient string) (time.Time, error) {
+	c := tx.conn()
+	var at *time.Time
+	err := c.queryRow(ctx, "SELECT MAX(created_at) FROM mails WHERE kind = ? AND recipient = ?", kind, recipient).Scan(scanNullTime(&at))
+	if err != nil {
+		return time.Time{}, translate(err, "read latest mail", "mail")
+	}
+	if at == nil {
+		return time.Time{}, nil
+	}
+	return *at, nil
+}

@@ -100,12 +100,23 @@ func awaitBackfill(ctx context.Context, db *sql.DB) (int, error) {
 // returns its access token and id.
 func registerUser(ctx context.Context, c gqlClient, db *sql.DB) (token string, userID int64, err error) {
 	var data struct {
-		Register struct{ AccessToken string }
+		Register struct {
+			AccessToken string
+			Auth        struct{ AccessToken string }
+		}
 	}
-	err = c.do(ctx, "", `mutation Register($input: RegisterInput!) { register(input: $input) { accessToken } }`,
-		map[string]any{"input": map[string]any{"email": benchEmail, "password": benchPassword, "fullName": benchName}}, &data)
+	// register answers RegisterPayload since issue 22 (auth { … }), and
+	// AuthPayload before: the base binary may be either.
+	input := map[string]any{"input": map[string]any{"email": benchEmail, "password": benchPassword, "fullName": benchName}}
+	err = c.do(ctx, "", `mutation Register($input: RegisterInput!) { register(input: $input) { auth { accessToken } } }`, input, &data)
+	if err != nil {
+		err = c.do(ctx, "", `mutation Register($input: RegisterInput!) { register(input: $input) { accessToken } }`, input, &data)
+	}
 	if err != nil {
 		return "", 0, fmt.Errorf("register %s: %w", benchEmail, err)
+	}
+	if data.Register.AccessToken == "" {
+		data.Register.AccessToken = data.Register.Auth.AccessToken
 	}
 	// The API names the user by a global id; the history rows want the
 	// database's.

@@ -178,7 +178,7 @@ func gql(t *testing.T, client *http.Client, base, query string) gqlResult {
 }
 
 func register(email string) string {
-	return fmt.Sprintf(`mutation { register(input: {email: %q, password: "correct horse", fullName: "Ada"}) { accessToken } }`, email)
+	return fmt.Sprintf(`mutation { register(input: {email: %q, password: "correct horse", fullName: "Ada"}) { auth { accessToken } } }`, email)
 }
 
 func login(email string) string {

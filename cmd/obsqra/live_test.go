@@ -30,13 +30,15 @@ func TestLiveAcrossProcesses(t *testing.T) {
 	reader, readerBase := start()
 
 	var reg struct {
-		Data struct{ Register struct{ AccessToken string } }
+		Data struct {
+			Register struct{ Auth struct{ AccessToken string } }
+		}
 	}
-	body := post(t, writer, "", `mutation { register(input: {email: "admin@example.com", password: "correct horse", fullName: "Admin"}) { accessToken } }`)
-	if err := json.Unmarshal(body, &reg); err != nil || reg.Data.Register.AccessToken == "" {
+	body := post(t, writer, "", `mutation { register(input: {email: "admin@example.com", password: "correct horse", fullName: "Admin"}) { auth { accessToken } } }`)
+	if err := json.Unmarshal(body, &reg); err != nil || reg.Data.Register.Auth.AccessToken == "" {
 		t.Fatalf("register: %s", body)
 	}
-	admin := reg.Data.Register.AccessToken
+	admin := reg.Data.Register.Auth.AccessToken
 	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	ingest := func(i int) {
 		t.Helper()

@@ -239,7 +239,9 @@ func newAccounts(db *store.DB, cfg *config.Config, node *starknet.Client, gens *
 		BcryptCost:  cfg.BcryptCost,
 		AdminEmails: cfg.AdminEmails,
 		Starknet:    node,
-		Generations: gens,
+
+		RequireEmailVerification: cfg.RequireEmailVerification,
+		Generations:              gens,
 		// Mails go to the store's queue (Config.Mail nil), which the
 		// mail sender delivers.
 		PublicAppURL: cfg.PublicAppURL,

@@ -109,19 +109,21 @@ func TestServeMigratePromote(t *testing.T) {
 
 	token := ""
 	serveWhile(t, base, func() {
-		body := post(t, base, "", `mutation { register(input: {email: "ops@example.com", password: "correct horse", fullName: "Ops"}) { accessToken user { role } } }`)
+		body := post(t, base, "", `mutation { register(input: {email: "ops@example.com", password: "correct horse", fullName: "Ops"}) { auth { accessToken user { role } } } }`)
 		var r struct {
 			Data struct {
 				Register struct {
-					AccessToken string
-					User        struct{ Role string }
+					Auth struct {
+						AccessToken string
+						User        struct{ Role string }
+					}
 				}
 			}
 		}
-		if err := json.Unmarshal(body, &r); err != nil || r.Data.Register.User.Role != "USER" {
+		if err := json.Unmarshal(body, &r); err != nil || r.Data.Register.Auth.User.Role != "USER" {
 			t.Fatalf("register = %s (%v)", body, err)
 		}
-		token = r.Data.Register.AccessToken
+		token = r.Data.Register.Auth.AccessToken
 	})
 
 	var out bytes.Buffer

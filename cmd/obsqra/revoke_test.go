@@ -28,14 +28,16 @@ func TestRevocationAcrossProcesses(t *testing.T) {
 
 	var reg struct {
 		Data struct {
-			Register struct{ AccessToken, RefreshToken string }
+			Register struct {
+				Auth struct{ AccessToken, RefreshToken string }
+			}
 		}
 	}
-	body := post(t, first, "", `mutation { register(input: {email: "ops@example.com", password: "correct horse", fullName: "Ops"}) { accessToken refreshToken } }`)
-	if err := json.Unmarshal(body, &reg); err != nil || reg.Data.Register.AccessToken == "" {
+	body := post(t, first, "", `mutation { register(input: {email: "ops@example.com", password: "correct horse", fullName: "Ops"}) { auth { accessToken refreshToken } } }`)
+	if err := json.Unmarshal(body, &reg); err != nil || reg.Data.Register.Auth.AccessToken == "" {
 		t.Fatalf("register: %s", body)
 	}
-	tokens := reg.Data.Register
+	tokens := reg.Data.Register.Auth
 
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Subprotocols: []string{"graphql-transport-ws"}}
 	conn, _, err := d.Dial("ws"+strings.TrimPrefix(second, "http")+"/graphql", nil)

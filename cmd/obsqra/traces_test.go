@@ -53,16 +53,18 @@ func TestServeTraces(t *testing.T) {
 	var token, signUpRequestID string
 	logs := serveWhile(t, base, func() {
 		body := postRequest(t, base, "", map[string]any{
-			"query":     `mutation SignUp($input: RegisterInput!) { register(input: $input) { accessToken } }`,
+			"query":     `mutation SignUp($input: RegisterInput!) { register(input: $input) { auth { accessToken } } }`,
 			"variables": map[string]any{"input": map[string]any{"email": email, "password": password, "fullName": "Traced User"}},
 		}, "traceparent", "00-"+signUpTrace+"-"+caller+"-01", "X-Request-ID", "sign-up-1")
 		var r struct {
-			Data struct{ Register struct{ AccessToken string } }
+			Data struct {
+				Register struct{ Auth struct{ AccessToken string } }
+			}
 		}
-		if err := json.Unmarshal(body, &r); err != nil || r.Data.Register.AccessToken == "" {
+		if err := json.Unmarshal(body, &r); err != nil || r.Data.Register.Auth.AccessToken == "" {
 			t.Fatalf("register = %s (%v)", body, err)
 		}
-		token, signUpRequestID = r.Data.Register.AccessToken, "sign-up-1"
+		token, signUpRequestID = r.Data.Register.Auth.AccessToken, "sign-up-1"
 		if body := post(t, base, token, `mutation SignOut { logout }`); !bytes.Contains(body, []byte(`"logout":true`)) {
 			t.Fatalf("logout = %s", body)
 		}

@@ -43,12 +43,15 @@ var arrows = map[string][]string{
 	// than ARCHITECTURE.md allows it (obsqra, store), and keeps it so.
 	"live": {"."},
 	// mail sends the store's queued mails; go-mail is its SMTP client.
-	"mail":       {".", "store"},
-	"market":     {".", "store", "ml", "decision", "aave"},
-	"ml":         {"."},
-	"ml/mlcli":   {".", "ml", "aave"}, // `obsqra ml`'s drivers; CSVs through aave
-	"obsqratest": {"."},               // the tests' shared helpers: only other …test packages list it
-	"portfolio":  {".", "store"},
+	"mail": {".", "store"},
+	// mail/mailtest: the tests' SMTP servers (go-smtp), for mail's tests
+	// and the end-to-end mail flows of resolvers'.
+	"mail/mailtest": {},
+	"market":        {".", "store", "ml", "decision", "aave"},
+	"ml":            {"."},
+	"ml/mlcli":      {".", "ml", "aave"}, // `obsqra ml`'s drivers; CSVs through aave
+	"obsqratest":    {"."},               // the tests' shared helpers: only other …test packages list it
+	"portfolio":     {".", "store"},
 	// ratelimit is not in ARCHITECTURE.md's layout: the API's cost
 	// budgets, shared between instances through the store.
 	"ratelimit": {"store"},

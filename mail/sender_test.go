@@ -18,6 +18,7 @@ import (
 
 	"github.com/obsqra/obsqra"
 	obsqramail "github.com/obsqra/obsqra/mail"
+	"github.com/obsqra/obsqra/mail/mailtest"
 	"github.com/obsqra/obsqra/obsqratest"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
@@ -94,7 +95,7 @@ func alert() *store.Mail {
 func smtpTransport(t *testing.T, addr string, security obsqramail.Security, roots *x509.CertPool, timeout time.Duration) *obsqramail.SMTP {
 	t.Helper()
 	tr, err := obsqramail.NewSMTP(obsqramail.SMTPConfig{
-		Host: "localhost", Port: portOf(t, addr), Security: security, Username: testUser, Password: testPassword,
+		Host: "localhost", Port: mailtest.Port(t, addr), Security: security, Username: mailtest.User, Password: mailtest.Password,
 		From: "Obsqra <noreply@obsqra.example>", Timeout: timeout, TLSConfig: &tls.Config{RootCAs: roots},
 	})
 	if err != nil {
@@ -113,9 +114,9 @@ func TestSenderSendsThroughSTARTTLS(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
-		serverTLS, roots := testTLS(t)
-		srv := startSMTP(t, serverTLS, serverOptions{})
-		b := startSender(t, db, smtpTransport(t, srv.addr, obsqramail.StartTLS, roots, 0), obsqramail.Config{})
+		serverTLS, roots := mailtest.TLS(t)
+		srv := mailtest.Start(t, serverTLS, mailtest.Options{})
+		b := startSender(t, db, smtpTransport(t, srv.Addr, obsqramail.StartTLS, roots, 0), obsqramail.Config{})
 
 		m := alert()
 		queued := time.Now()
@@ -131,16 +132,16 @@ func TestSenderSendsThroughSTARTTLS(t *testing.T) {
 			t.Fatalf("Mail(%d) = %+v, %v, want sent at the first attempt", m.ID, got, err)
 		}
 
-		messages, _ := srv.snapshot()
+		messages, _ := srv.Snapshot()
 		if len(messages) != 1 {
 			t.Fatalf("the server received %d messages, want 1", len(messages))
 		}
 		r := messages[0]
-		if !r.tls || !r.authed || r.from != "noreply@obsqra.example" || len(r.to) != 1 || r.to[0] != "alice@example.com" {
+		if !r.TLS || !r.Authed || r.From != "noreply@obsqra.example" || len(r.To) != 1 || r.To[0] != "alice@example.com" {
 			t.Fatalf("received from %q to %v (tls %t, authenticated %t), want from noreply@obsqra.example to alice@example.com over TLS, authenticated",
-				r.from, r.to, r.tls, r.authed)
+				r.From, r.To, r.TLS, r.Authed)
 		}
-		checkMessage(t, r.data, m)
+		checkMessage(t, r.Data, m)
 	})
 }
 
@@ -189,15 +190,15 @@ func TestSenderRetriesTemporaryRefusal(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
-		serverTLS, roots := testTLS(t)
-		srv := startSMTP(t, serverTLS, serverOptions{})
-		srv.refuse = func(n int) error {
+		serverTLS, roots := mailtest.TLS(t)
+		srv := mailtest.Start(t, serverTLS, mailtest.Options{})
+		srv.Refuse(func(n int) error {
 			if n == 1 {
 				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
 			}
 			return nil
-		}
-		b := startSender(t, db, smtpTransport(t, srv.addr, obsqramail.StartTLS, roots, 0), fastRetries)
+		})
+		b := startSender(t, db, smtpTransport(t, srv.Addr, obsqramail.StartTLS, roots, 0), fastRetries)
 
 		m := alert()
 		queue(t, db, m)
@@ -212,7 +213,7 @@ func TestSenderRetriesTemporaryRefusal(t *testing.T) {
 		if err != nil || got.SentAt == nil || got.Attempts != 2 || !strings.Contains(got.LastError, "451") {
 			t.Fatalf("Mail(%d) = %+v, %v, want sent at attempt 2 after a 451", m.ID, got, err)
 		}
-		if messages, attempts := srv.snapshot(); len(messages) != 1 || attempts != 2 {
+		if messages, attempts := srv.Snapshot(); len(messages) != 1 || attempts != 2 {
 			t.Fatalf("the server received %d messages in %d attempts, want 1 in 2", len(messages), attempts)
 		}
 	})
@@ -224,10 +225,10 @@ func TestSenderGivesUpOnPermanentRefusal(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
-		serverTLS, roots := testTLS(t)
-		srv := startSMTP(t, serverTLS, serverOptions{})
-		srv.refuseRcpt = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
-		b := startSender(t, db, smtpTransport(t, srv.addr, obsqramail.StartTLS, roots, 0), fastRetries)
+		serverTLS, roots := mailtest.TLS(t)
+		srv := mailtest.Start(t, serverTLS, mailtest.Options{})
+		srv.RefuseRecipients(&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"})
+		b := startSender(t, db, smtpTransport(t, srv.Addr, obsqramail.StartTLS, roots, 0), fastRetries)
 
 		m := alert()
 		queue(t, db, m)
@@ -241,15 +242,13 @@ func TestSenderGivesUpOnPermanentRefusal(t *testing.T) {
 		}
 		// A later mail goes through the same loop: had the failed one been
 		// retried, it would have settled before this one.
-		srv.mu.Lock()
-		srv.refuseRcpt = nil
-		srv.mu.Unlock()
+		srv.RefuseRecipients(nil)
 		later := alert()
 		queue(t, db, later)
 		if a := b.next(t); a.mail.ID != later.ID || a.err != nil {
 			t.Fatalf("next attempt = mail %d, %v, want mail %d sent", a.mail.ID, a.err, later.ID)
 		}
-		if _, attempts := srv.snapshot(); attempts != 2 {
+		if _, attempts := srv.Snapshot(); attempts != 2 {
 			t.Fatalf("the server saw %d attempts, want 2 (the refused mail once)", attempts)
 		}
 	})
@@ -260,10 +259,10 @@ func TestSenderGivesUpOnPermanentRefusal(t *testing.T) {
 func TestSenderRetriesTimeouts(t *testing.T) {
 	t.Parallel()
 	db := storetest.SQLite(t)
-	srv := startSilent(t)
+	srv := mailtest.StartSilent(t)
 	cfg := fastRetries
 	cfg.SendTimeout = 5 * time.Second // the SMTP timeout below ends the attempts first
-	b := startSender(t, db, smtpTransport(t, srv.addr, obsqramail.StartTLS, nil, 200*time.Millisecond), cfg)
+	b := startSender(t, db, smtpTransport(t, srv.Addr, obsqramail.StartTLS, nil, 200*time.Millisecond), cfg)
 
 	m := alert()
 	queue(t, db, m)
@@ -276,7 +275,7 @@ func TestSenderRetriesTimeouts(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("two timed-out attempts took %s, want about 400ms", took)
 	}
-	if n := srv.connections(); n < 2 {
+	if n := srv.Connections(); n < 2 {
 		t.Errorf("the silent server saw %d connections, want at least 2", n)
 	}
 	got, err := db.Mail(context.Background(), m.ID)
@@ -312,35 +311,35 @@ func (f transportFunc) Send(ctx context.Context, m store.Mail) error { return f(
 // works, STARTTLS is required, and an untrusted certificate is refused.
 func TestSMTPSecurity(t *testing.T) {
 	t.Parallel()
-	serverTLS, roots := testTLS(t)
+	serverTLS, roots := mailtest.TLS(t)
 	ctx := context.Background()
 	m := *alert()
 
 	t.Run("implicit TLS", func(t *testing.T) {
 		t.Parallel()
-		srv := startSMTP(t, serverTLS, serverOptions{implicit: true})
-		if err := smtpTransport(t, srv.addr, obsqramail.ImplicitTLS, roots, 0).Send(ctx, m); err != nil {
+		srv := mailtest.Start(t, serverTLS, mailtest.Options{Implicit: true})
+		if err := smtpTransport(t, srv.Addr, obsqramail.ImplicitTLS, roots, 0).Send(ctx, m); err != nil {
 			t.Fatalf("Send = %v, want nil", err)
 		}
-		if messages, _ := srv.snapshot(); len(messages) != 1 || !messages[0].tls {
+		if messages, _ := srv.Snapshot(); len(messages) != 1 || !messages[0].TLS {
 			t.Fatalf("received %d messages, want 1 over TLS", len(messages))
 		}
 	})
 	t.Run("no STARTTLS", func(t *testing.T) {
 		t.Parallel()
-		srv := startSMTP(t, serverTLS, serverOptions{noTLS: true})
-		err := smtpTransport(t, srv.addr, obsqramail.StartTLS, roots, 0).Send(ctx, m)
+		srv := mailtest.Start(t, serverTLS, mailtest.Options{NoTLS: true})
+		err := smtpTransport(t, srv.Addr, obsqramail.StartTLS, roots, 0).Send(ctx, m)
 		if err == nil || obsqramail.Permanent(err) || !strings.Contains(err.Error(), "STARTTLS") {
 			t.Fatalf("Send = %v, want a temporary error about STARTTLS", err)
 		}
-		if messages, _ := srv.snapshot(); len(messages) != 0 {
+		if messages, _ := srv.Snapshot(); len(messages) != 0 {
 			t.Fatalf("received %d messages over plain text, want none", len(messages))
 		}
 	})
 	t.Run("untrusted certificate", func(t *testing.T) {
 		t.Parallel()
-		srv := startSMTP(t, serverTLS, serverOptions{})
-		err := smtpTransport(t, srv.addr, obsqramail.StartTLS, x509.NewCertPool(), 0).Send(ctx, m)
+		srv := mailtest.Start(t, serverTLS, mailtest.Options{})
+		err := smtpTransport(t, srv.Addr, obsqramail.StartTLS, x509.NewCertPool(), 0).Send(ctx, m)
 		if err == nil || !strings.Contains(err.Error(), "certificate") {
 			t.Fatalf("Send = %v, want a certificate error", err)
 		}

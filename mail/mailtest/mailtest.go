@@ -1,6 +1,12 @@
-package mail_test
+// Package mailtest is for tests only: an SMTP server speaking the protocol
+// (github.com/emersion/go-smtp) with STARTTLS or implicit TLS under a
+// certificate made for the test, AUTH PLAIN, the replies a test chooses,
+// and one that never answers, so that mail is tested against a real
+// server, end to end.
+package mailtest
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,14 +27,14 @@ import (
 
 // The test SMTP server's account.
 const (
-	testUser     = "mailer"
-	testPassword = "hunter2"
+	User     = "mailer"
+	Password = "hunter2"
 )
 
-// testTLS returns a TLS configuration for a server named localhost and
+// TLS returns a TLS configuration for a server named localhost and
 // 127.0.0.1, with a certificate signed by a certificate authority made for
 // the test, and the pool holding that authority, for the client to trust.
-func testTLS(t *testing.T) (server *tls.Config, roots *x509.CertPool) {
+func TLS(t testing.TB) (server *tls.Config, roots *x509.CertPool) {
 	t.Helper()
 	newKey := func() *ecdsa.PrivateKey {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -67,25 +73,27 @@ func testTLS(t *testing.T) (server *tls.Config, roots *x509.CertPool) {
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}}}, roots
 }
 
-// received is one message the test server accepted.
-type received struct {
-	from string
-	to   []string
-	data []byte
-	// tls and authed say how the session that carried it was protected.
-	tls, authed bool
+// Message is one message the test server accepted.
+type Message struct {
+	From string
+	To   []string
+	Data []byte
+	// TLS and Authed say how the session that carried it was protected.
+	TLS, Authed bool
 }
 
-// smtpServer is an SMTP server for tests, speaking the protocol through
-// github.com/emersion/go-smtp: STARTTLS (or implicit TLS) with testTLS's
-// certificate, AUTH PLAIN for testUser only, and the replies its test
+// Server is an SMTP server for tests, speaking the protocol through
+// github.com/emersion/go-smtp: STARTTLS (or implicit TLS) with TLS's
+// certificate, AUTH PLAIN for User only, and the replies its test
 // chooses.
-type smtpServer struct {
-	addr string
+type Server struct {
+	// Addr is where it listens, 127.0.0.1:port.
+	Addr string
 
 	mu       sync.Mutex
-	messages []received
+	messages []Message
 	attempts int // DATA commands (and refused RCPTs) so far
+	arrived  chan struct{}
 	// refuse, when set, answers the n-th attempt (1 for the first) with
 	// an error (a *smtp.SMTPError), or accepts it with nil.
 	refuse func(n int) error
@@ -93,38 +101,38 @@ type smtpServer struct {
 	refuseRcpt error
 }
 
-// serverOptions choose a test server's protection.
-type serverOptions struct {
-	// noTLS offers no STARTTLS; implicit speaks TLS from the first byte.
-	noTLS, implicit bool
+// Options choose a test server's protection.
+type Options struct {
+	// NoTLS offers no STARTTLS; Implicit speaks TLS from the first byte.
+	NoTLS, Implicit bool
 }
 
-// startSMTP starts a test SMTP server on a loopback port, closed when the
+// Start starts a test SMTP server on a loopback port, closed when the
 // test ends.
-func startSMTP(t *testing.T, tlsConfig *tls.Config, opts serverOptions) *smtpServer {
+func Start(t testing.TB, tlsConfig *tls.Config, opts Options) *Server {
 	t.Helper()
-	srv := &smtpServer{}
+	srv := &Server{arrived: make(chan struct{})}
 	s := smtp.NewServer(backend{srv})
 	s.Domain = "localhost"
 	s.ReadTimeout, s.WriteTimeout = 10*time.Second, 10*time.Second
-	if !opts.noTLS {
+	if !opts.NoTLS {
 		s.TLSConfig = tlsConfig
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if opts.implicit {
+	if opts.Implicit {
 		l = tls.NewListener(l, tlsConfig)
 	}
-	srv.addr = l.Addr().String()
+	srv.Addr = l.Addr().String()
 	go s.Serve(l)
 	t.Cleanup(func() { s.Close() })
 	return srv
 }
 
-// portOf returns the port of addr, host:port.
-func portOf(t *testing.T, addr string) int {
+// Port returns the port of addr, host:port.
+func Port(t testing.TB, addr string) int {
 	t.Helper()
 	_, p, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -137,15 +145,52 @@ func portOf(t *testing.T, addr string) int {
 	return n
 }
 
-// snapshot returns the messages accepted and the attempts made so far.
-func (srv *smtpServer) snapshot() ([]received, int) {
+// Snapshot returns the messages accepted and the attempts made so far.
+func (srv *Server) Snapshot() ([]Message, int) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	return append([]received(nil), srv.messages...), srv.attempts
+	return append([]Message(nil), srv.messages...), srv.attempts
+}
+
+// Refuse makes the server answer the n-th attempt (1 for the first) with
+// the error f returns (a *smtp.SMTPError), or accept it when nil; nil
+// accepts every one.
+func (srv *Server) Refuse(f func(n int) error) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	srv.refuse = f
+}
+
+// RefuseRecipients makes the server refuse every recipient with err (nil:
+// accept them again).
+func (srv *Server) RefuseRecipients(err error) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	srv.refuseRcpt = err
+}
+
+// Wait waits until the server has accepted n messages, and returns them,
+// or ctx's error.
+func (srv *Server) Wait(ctx context.Context, n int) ([]Message, error) {
+	for {
+		srv.mu.Lock()
+		if len(srv.messages) >= n {
+			out := append([]Message(nil), srv.messages...)
+			srv.mu.Unlock()
+			return out, nil
+		}
+		arrived := srv.arrived
+		srv.mu.Unlock()
+		select {
+		case <-arrived:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // backend makes a session per connection.
-type backend struct{ srv *smtpServer }
+type backend struct{ srv *Server }
 
 func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	return &session{srv: b.srv, conn: c}, nil
@@ -153,7 +198,7 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 
 // session is one connection's state.
 type session struct {
-	srv    *smtpServer
+	srv    *Server
 	conn   *smtp.Conn
 	authed bool
 	from   string
@@ -164,7 +209,7 @@ func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	return sasl.NewPlainServer(func(_, user, password string) error {
-		if user != testUser || password != testPassword {
+		if user != User || password != Password {
 			return errors.New("invalid credentials")
 		}
 		s.authed = true
@@ -205,29 +250,32 @@ func (s *session) Data(r io.Reader) error {
 		}
 	}
 	_, isTLS := s.conn.TLSConnectionState()
-	s.srv.messages = append(s.srv.messages, received{from: s.from, to: s.to, data: data, tls: isTLS, authed: s.authed})
+	s.srv.messages = append(s.srv.messages, Message{From: s.from, To: s.to, Data: data, TLS: isTLS, Authed: s.authed})
+	close(s.srv.arrived)
+	s.srv.arrived = make(chan struct{})
 	return nil
 }
 
 func (s *session) Reset()        { s.from, s.to = "", nil }
 func (s *session) Logout() error { return nil }
 
-// silentServer accepts connections and never says a word, like a server
+// SilentServer accepts connections and never says a word, like a server
 // behind a firewall that drops its replies. It counts the connections.
-type silentServer struct {
-	addr string
+type SilentServer struct {
+	// Addr is where it listens.
+	Addr string
 	mu   sync.Mutex
 	n    int
 }
 
-// startSilent starts a silentServer, closed when the test ends.
-func startSilent(t *testing.T) *silentServer {
+// StartSilent starts a SilentServer, closed when the test ends.
+func StartSilent(t testing.TB) *SilentServer {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &silentServer{addr: l.Addr().String()}
+	srv := &SilentServer{Addr: l.Addr().String()}
 	var conns []net.Conn
 	go func() {
 		for {
@@ -252,8 +300,8 @@ func startSilent(t *testing.T) *silentServer {
 	return srv
 }
 
-// connections returns how many connections the server has accepted.
-func (srv *silentServer) connections() int {
+// Connections returns how many connections the server has accepted.
+func (srv *SilentServer) Connections() int {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	return srv.n

@@ -190,3 +190,17 @@ type AuthPayload struct {
 	ExpiresIn int
 	User      *User
 }
+
+// FailedMail is a mail the sender gave up on (refused for good, or out of
+// attempts), as admins see it.
+type FailedMail struct {
+	ID        int64
+	Kind      string
+	Recipient string
+	Subject   string
+	Attempts  int
+	CreatedAt time.Time
+	FailedAt  time.Time
+	// LastError is the SMTP server's (or the connection's) last answer.
+	LastError string
+}

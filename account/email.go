@@ -449,3 +449,29 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 func htmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(s)
 }
+
+
+// FailedMails returns, for admins, at most first (1-MaxFirst) mails the
+// sender gave up on, the latest first, with the error of each.
+// Errors: EUNAUTHENTICATED, EFORBIDDEN, EINVALID; internal ones.
+func (s *Service) FailedMails(ctx context.Context, first int) ([]obsqra.FailedMail, error) {
+	if _, err := obsqra.RequireAdmin(ctx, "see mails that failed"); err != nil {
+		return nil, err
+	}
+	if first < 1 || first > MaxFirst {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "first must be between 1 and %d, got %d", MaxFirst, first)
+	}
+	ms, err := s.db.FailedMails(ctx, first)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]obsqra.FailedMail, len(ms))
+	for i, m := range ms {
+		out[i] = obsqra.FailedMail{ID: m.ID, Kind: m.Kind, Recipient: m.Recipient, Subject: m.Subject, Attempts: m.Attempts,
+			CreatedAt: m.CreatedAt, LastError: m.LastError}
+		if m.FailedAt != nil {
+			out[i].FailedAt = *m.FailedAt
+		}
+	}
+	return out, nil
+}

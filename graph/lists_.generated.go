@@ -59,6 +59,22 @@ func (ec *executionContext) marshalNDashboardProtocol2ᚕgithubᚗcomᚋobsqra�
 	return ret
 }
 
+func (ec *executionContext) marshalNFailedMail2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐFailedMailᚄ(ctx context.Context, sel ast.SelectionSet, v []*obsqra.FailedMail) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFailedMail2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐFailedMail(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNJobRun2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐJobRunᚄ(ctx context.Context, sel ast.SelectionSet, v []obsqra.JobRun) graphql.Marshaler {
 	ret := marshalSliceInOrder(ctx, len(v), false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)

@@ -28,6 +28,7 @@ type ResolverRoot interface {
 	BacktestReport() BacktestReportResolver
 	DashboardProtocol() DashboardProtocolResolver
 	DecisionVerification() DecisionVerificationResolver
+	FailedMail() FailedMailResolver
 	JobRun() JobRunResolver
 	MetricsSample() MetricsSampleResolver
 	Mutation() MutationResolver
@@ -160,6 +161,17 @@ type ComplexityRoot struct {
 		MatchesOnChain func(childComplexity int) int
 		OnChainScore   func(childComplexity int) int
 		Recomputed     func(childComplexity int) int
+	}
+
+	FailedMail struct {
+		Attempts  func(childComplexity int) int
+		CreatedAt func(childComplexity int) int
+		FailedAt  func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Kind      func(childComplexity int) int
+		LastError func(childComplexity int) int
+		Recipient func(childComplexity int) int
+		Subject   func(childComplexity int) int
 	}
 
 	Fee struct {
@@ -343,6 +355,7 @@ type ComplexityRoot struct {
 		AllocationHistory    func(childComplexity int, first *int, after *string, from *time.Time, to *time.Time) int
 		Backtest             func(childComplexity int, protocols []string, horizonDays int, windowDays *int) int
 		Dashboard            func(childComplexity int, windowDays *int) int
+		FailedMails          func(childComplexity int, first *int) int
 		Me                   func(childComplexity int) int
 		ModelPerformance     func(childComplexity int, kind obsqra.PredictionKind, horizonDays int, windowDays *int) int
 		Node                 func(childComplexity int, id string) int
@@ -1056,6 +1069,55 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DecisionVerification.Recomputed(childComplexity), true
+
+	case "FailedMail.attempts":
+		if e.ComplexityRoot.FailedMail.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FailedMail.Attempts(childComplexity), true
+	case "FailedMail.createdAt":
+		if e.ComplexityRoot.FailedMail.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FailedMail.CreatedAt(childComplexity), true
+	case "FailedMail.failedAt":
+		if e.ComplexityRoot.FailedMail.FailedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FailedMail.FailedAt(childComplexity), true
+	case "FailedMail.id":
+		if e.ComplexityRoot.FailedMail.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FailedMail.ID(childComplexity), true
+	case "FailedMail.kind":
+		if e.ComplexityRoot.FailedMail.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FailedMail.Kind(childComplexity), true
+	case "FailedMail.lastError":
+		if e.ComplexityRoot.FailedMail.LastError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FailedMail.LastError(childComplexity), true
+	case "FailedMail.recipient":
+		if e.ComplexityRoot.FailedMail.Recipient == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FailedMail.Recipient(childComplexity), true
+	case "FailedMail.subject":
+		if e.ComplexityRoot.FailedMail.Subject == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FailedMail.Subject(childComplexity), true
 
 	case "Fee.amount":
 		if e.ComplexityRoot.Fee.Amount == nil {
@@ -1971,6 +2033,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Dashboard(childComplexity, args["windowDays"].(*int)), true
+	case "Query.failedMails":
+		if e.ComplexityRoot.Query.FailedMails == nil {
+			break
+		}
+
+		args, err := ec.field_Query_failedMails_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.FailedMails(childComplexity, args["first"].(*int)), true
 
 	case "Query.me":
 		if e.ComplexityRoot.Query.Me == nil {
@@ -3393,6 +3466,28 @@ func (ec *executionContext) childFields_DecisionVerification(ctx context.Context
 		return ec.fieldContext_DecisionVerification_matchesOnChain(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DecisionVerification", field.Name)
+}
+
+func (ec *executionContext) childFields_FailedMail(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_FailedMail_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_FailedMail_kind(ctx, field)
+	case "recipient":
+		return ec.fieldContext_FailedMail_recipient(ctx, field)
+	case "subject":
+		return ec.fieldContext_FailedMail_subject(ctx, field)
+	case "attempts":
+		return ec.fieldContext_FailedMail_attempts(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_FailedMail_createdAt(ctx, field)
+	case "failedAt":
+		return ec.fieldContext_FailedMail_failedAt(ctx, field)
+	case "lastError":
+		return ec.fieldContext_FailedMail_lastError(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FailedMail", field.Name)
 }
 
 func (ec *executionContext) childFields_Fee(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -49,6 +49,7 @@ type QueryResolver interface {
 	Node(ctx context.Context, id string) (obsqra.Node, error)
 	Me(ctx context.Context) (*obsqra.User, error)
 	Users(ctx context.Context, filter *obsqra.UserFilter, first *int, after *string) (*UserConnection, error)
+	FailedMails(ctx context.Context, first *int) ([]*obsqra.FailedMail, error)
 	Predictions(ctx context.Context, filter *obsqra.PredictionFilter, first *int, after *string) (*PredictionConnection, error)
 	ModelPerformance(ctx context.Context, kind obsqra.PredictionKind, horizonDays int, windowDays *int) (*obsqra.ModelPerformance, error)
 	Backtest(ctx context.Context, protocols []string, horizonDays int, windowDays *int) (*obsqra.BacktestReport, error)
@@ -490,6 +491,20 @@ func (ec *executionContext) field_Query_dashboard_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["windowDays"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_failedMails_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
 	return args, nil
 }
 
@@ -2031,6 +2046,50 @@ func (ec *executionContext) fieldContext_Query_users(ctx context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_failedMails(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_failedMails(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().FailedMails(ctx, fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*obsqra.FailedMail) graphql.Marshaler {
+			return ec.marshalNFailedMail2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚐFailedMailᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_failedMails(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FailedMail(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_failedMails_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_predictions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3388,6 +3447,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_users(ctx, field)
+				})
+		case "failedMails":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_failedMails(ctx, field)
 				})
 		case "predictions":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,

@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
@@ -154,4 +155,32 @@ func (r *mutationResolver) SetUserActive(ctx context.Context, userID string, act
 		return nil, err
 	}
 	return r.Accounts.SetUserActive(ctx, id, active)
+}
+
+// FailedMails resolves failedMails (admins only).
+func (r *queryResolver) FailedMails(ctx context.Context, first *int) ([]*obsqra.FailedMail, error) {
+	n := defaultFirst
+	if first != nil {
+		n = *first
+	}
+	ms, err := r.Accounts.FailedMails(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*obsqra.FailedMail, len(ms))
+	for i := range ms {
+		out[i] = &ms[i]
+	}
+	return out, nil
+}
+
+type failedMailResolver struct{ *Resolver }
+
+// FailedMail returns the resolvers of the FailedMail type.
+func (r *Resolver) FailedMail() graph.FailedMailResolver { return &failedMailResolver{r} }
+
+// ID resolves FailedMail.id: the mail's number in the queue (not a Node:
+// nothing refetches it).
+func (r *failedMailResolver) ID(_ context.Context, m *obsqra.FailedMail) (string, error) {
+	return strconv.FormatInt(m.ID, 10), nil
 }

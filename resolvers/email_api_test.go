@@ -232,3 +232,55 @@ func TestRegisterRevealsNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestFailedMailsForAdmins: a mail the sender gave up on is listed for
+// admins with its error, and nobody else may see it.
+func TestFailedMailsForAdmins(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		h, _ := newHandler(t, db, account.Config{BcryptCost: 4, AdminEmails: []string{"admin@example.com"}, PublicAppURL: "https://app.example.com"})
+		admin := registerVia(t, h, "admin@example.com")
+		ada := registerVia(t, h, "ada@example.com")
+		ms := queued(t, db) // the two verification mails, claimed as the sender would
+		if len(ms) != 2 {
+			t.Fatalf("queued %d mails, want 2", len(ms))
+		}
+		for _, m := range ms {
+			if m.Recipient == "ada@example.com" {
+				if err := db.FailMail(context.Background(), m.ID, m.Attempts, "550 5.1.1 no such user"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		const q = `query($n: Int) { failedMails(first: $n) { id kind recipient subject attempts createdAt failedAt lastError } }`
+		r := do(t, h, admin.AccessToken, q, nil)
+		var got []struct {
+			Kind, Recipient, LastError string
+			Attempts                   int
+		}
+		if err := json.Unmarshal(r.Data["failedMails"], &got); err != nil || len(r.Errors) > 0 {
+			t.Fatalf("failedMails = %s %+v", r.Data["failedMails"], r.Errors)
+		}
+		if len(got) != 1 || got[0].Kind != account.MailVerifyEmail || got[0].Recipient != "ada@example.com" || got[0].LastError != "550 5.1.1 no such user" || got[0].Attempts != 1 {
+			t.Errorf("failedMails = %+v, want ada's verification with its 550", got)
+		}
+		for _, c := range []struct {
+			name, token string
+			vars        map[string]any
+			code        string
+		}{
+			{"anonymous", "", nil, "UNAUTHENTICATED"},
+			{"a user", ada.AccessToken, nil, "FORBIDDEN"},
+			{"first 0", admin.AccessToken, map[string]any{"n": 0}, "BAD_USER_INPUT"},
+			{"first 101", admin.AccessToken, map[string]any{"n": 101}, "BAD_USER_INPUT"},
+		} {
+			if r := do(t, h, c.token, q, c.vars); r.code() != c.code {
+				t.Errorf("%s: %+v, want %s", c.name, r.Errors, c.code)
+			}
+		}
+		if r := do(t, h, admin.AccessToken, q, map[string]any{"n": 100}); len(r.Errors) > 0 {
+			t.Errorf("first 100: %+v", r.Errors)
+		}
+	})
+}

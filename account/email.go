@@ -450,7 +450,6 @@ func htmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(s)
 }
 
-
 // FailedMails returns, for admins, at most first (1-MaxFirst) mails the
 // sender gave up on, the latest first, with the error of each.
 // Errors: EUNAUTHENTICATED, EFORBIDDEN, EINVALID; internal ones.

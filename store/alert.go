@@ -258,3 +258,19 @@ func (db *DB) DropUnwantedAlerts(ctx context.Context) (int64, error) {
 	})
 	return n, err
 }
+
+// PruneAlerts deletes the alerts mailed before before and returns how
+// many: an alert's row is what keeps its event from alerting twice, so it
+// must outlive the event in the outbox and the 24 hours of a risk rise's
+// quiet period, and no more.
+// Errors: only internal ones.
+func (db *DB) PruneAlerts(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := db.WithTx(ctx, func(tx *Tx) error {
+		c := tx.conn()
+		var err error
+		n, err = c.execCount(ctx, "DELETE FROM alerts WHERE mailed_at IS NOT NULL AND mailed_at < ?", c.d.timeArg(before))
+		return translate(err, "prune alerts", "alert")
+	})
+	return n, err
+}

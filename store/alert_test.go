@@ -146,6 +146,16 @@ func TestAddAlert(t *testing.T) {
 			}
 		})
 
+		t.Run("prune", func(t *testing.T) {
+			// Three alerts were mailed a minute before now, one is unmailed.
+			if n, err := db.PruneAlerts(ctx, now.Add(-2*time.Minute)); err != nil || n != 0 {
+				t.Errorf("PruneAlerts(before they were mailed) = %d, %v, want 0, nil", n, err)
+			}
+			if n, err := db.PruneAlerts(ctx, now.Add(time.Hour)); err != nil || n != 3 {
+				t.Errorf("PruneAlerts(after) = %d, %v, want 3 (not the unmailed one), nil", n, err)
+			}
+		})
+
 		t.Run("drop unwanted", func(t *testing.T) {
 			on.Preferences.EmailAlerts = false
 			if err := db.WithTx(ctx, func(tx *store.Tx) error { return tx.UpdateUser(ctx, on) }); err != nil {

@@ -99,7 +99,15 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, observe
 			if err != nil {
 				return fmt.Errorf("prune mails: %w", err)
 			}
-			logger.Debug("pruned", "events", events, "job_runs", runs, "rate_budgets", budgets, "email_tokens", tokens, "mails", mails)
+			// A mailed alert's row keeps its event from alerting twice:
+			// it stays while the event is in the outbox, and a week at
+			// least (a risk rise's quiet period is a day).
+			alerts, err := db.PruneAlerts(ctx, now.Add(-max(7*24*time.Hour, cfg.EventRetention)))
+			if err != nil {
+				return fmt.Errorf("prune alerts: %w", err)
+			}
+			logger.Debug("pruned", "events", events, "job_runs", runs, "rate_budgets", budgets, "email_tokens", tokens,
+				"mails", mails, "alerts", alerts)
 			return nil
 		},
 	}}

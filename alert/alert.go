@@ -194,7 +194,7 @@ func (s *Service) alertsOf(ctx context.Context, tx *store.Tx, e *obsqra.Event) (
 }
 
 // suggestion alerts the owner of a rebalance suggestion that clears their
-// threshold, once per suggestion.
+// threshold, once per distinct suggestion (by the digest of its inputs).
 func (s *Service) suggestion(ctx context.Context, tx *store.Tx, p *obsqra.Prediction) (int, error) {
 	rs, ok, err := p.Suggestion()
 	if err != nil || !ok || !rs.ClearsThreshold || len(rs.Trades) == 0 {
@@ -202,7 +202,15 @@ func (s *Service) suggestion(ctx context.Context, tx *store.Tx, p *obsqra.Predic
 	}
 	detail := fmt.Sprintf("A rebalance of your allocation is suggested: %d trade(s), an expected gain of %.0f bps a year net of cost (your threshold: %d bps), cost %s USD.",
 		len(rs.Trades), rs.ExpectedImprovementBps, rs.ThresholdBps, rs.CostUsd.String())
-	return add(ctx, tx, &store.Alert{UserID: p.UserID, Kind: KindSuggestion, SubjectKey: strconv.FormatInt(p.ID, 10), Detail: detail}, 0)
+	// A suggestion is the same suggestion when it was decided from the
+	// same inputs (the optimiser is deterministic): a user who asks for a
+	// plan again, or the daily check that finds nothing new, records a
+	// prediction of its own for it, but is alerted once.
+	key := "prediction " + strconv.FormatInt(p.ID, 10)
+	if p.InputsDigest != "" {
+		key = "inputs " + p.InputsDigest
+	}
+	return add(ctx, tx, &store.Alert{UserID: p.UserID, Kind: KindSuggestion, SubjectKey: key, Detail: detail}, 0)
 }
 
 // transaction alerts the owner of a transaction that ended DROPPED or

@@ -77,11 +77,18 @@ func (b *bundle) appendEvent(t *testing.T, e *obsqra.Event, err error) {
 // suggest appends the event of a suggestion for u.
 func (b *bundle) suggest(t *testing.T, u *obsqra.User, id int64, clears bool) {
 	t.Helper()
+	b.suggestFrom(t, u, id, "", clears)
+}
+
+// suggestFrom appends the event of a suggestion for u decided from inputs
+// of the given digest.
+func (b *bundle) suggestFrom(t *testing.T, u *obsqra.User, id int64, digest string, clears bool) {
+	t.Helper()
 	details, _ := json.Marshal(obsqra.RebalanceSuggestion{AllocationID: 1, ClearsThreshold: clears, ThresholdBps: 50,
 		ExpectedImprovementBps: 120, CostUsd: obsqra.MustDecimal("3.5"),
 		Trades: []obsqra.RebalanceTrade{{ProtocolID: 1, FromBps: 10000, ToBps: 0, AmountUsd: obsqra.MustDecimal("-100")}}})
 	e, err := obsqra.PredictionCreatedEvent(&obsqra.Prediction{ID: id, Kind: obsqra.PredictionRebalanceSuggestion,
-		UserID: u.ID, HorizonDays: 30, Details: details})
+		UserID: u.ID, HorizonDays: 30, InputsDigest: digest, Details: details})
 	b.appendEvent(t, e, err)
 }
 
@@ -160,6 +167,12 @@ func TestAlertsOnceEach(t *testing.T) {
 			b.transaction(t, on, 400+on.ID, obsqra.TxAcceptedOnL1, obsqra.ExecReverted, "out of gas")
 			b.collect(t, 0)
 		})
+		t.Run("same inputs", func(t *testing.T) {
+			b.suggestFrom(t, on, 900, "d1", true)
+			b.suggestFrom(t, on, 901, "d1", true) // recorded again from the same inputs
+			b.suggestFrom(t, on, 902, "d2", true)
+			b.collect(t, 2)
+		})
 		t.Run("replay", func(t *testing.T) {
 			if err := storetest.Exec(t, db, "UPDATE alert_state SET event_id = 0"); err != nil {
 				t.Fatalf("rewind the cursor: %v", err)
@@ -172,8 +185,8 @@ func TestAlertsOnceEach(t *testing.T) {
 				t.Fatalf("Digest() queued %d mails, want 1 (for %s)", len(mails), on.Email)
 			}
 			m := mails[0]
-			if m.Recipient != on.Email || m.Kind != alert.MailKind || m.Subject != "Obsqra: 3 alerts" {
-				t.Errorf("mail = to %q, kind %q, subject %q, want to %q, kind %q, 3 alerts", m.Recipient, m.Kind, m.Subject, on.Email, alert.MailKind)
+			if m.Recipient != on.Email || m.Kind != alert.MailKind || m.Subject != "Obsqra: 5 alerts" {
+				t.Errorf("mail = to %q, kind %q, subject %q, want to %q, kind %q, 5 alerts", m.Recipient, m.Kind, m.Subject, on.Email, alert.MailKind)
 			}
 			want := "https://api.example/unsubscribe?token=" + b.svc.Token(on.ID)
 			if m.ListUnsubscribe != want || !strings.Contains(m.Text, want) {

@@ -19,8 +19,8 @@ func (s *Service) mail(u *obsqra.User, alerts []store.Alert) *store.Mail {
 		subject = fmt.Sprintf("Obsqra: %d alerts", len(alerts))
 	}
 	var text, body strings.Builder
-	text.WriteString("Hello,\n\nSince our last mail:\n\n")
-	body.WriteString("<p>Hello,</p>\n<p>Since our last mail:</p>\n<ul>\n")
+	text.WriteString("Hello,\n\nThis needs your attention:\n\n")
+	body.WriteString("<p>Hello,</p>\n<p>This needs your attention:</p>\n<ul>\n")
 	for _, a := range alerts {
 		fmt.Fprintf(&text, "- %s\n", a.Detail)
 		fmt.Fprintf(&body, "<li>%s</li>\n", html.EscapeString(a.Detail))

@@ -19,13 +19,14 @@ type Unsubscriber interface {
 // unsubscribePage is what GET /unsubscribe answers: a form that POSTs, so
 // that a link scanner (a mail provider's, an antivirus') that follows the
 // link unsubscribes no one; the user's click and a mail client's one-click
-// unsubscribe both POST.
+// unsubscribe both POST. The form's action is relative, so that it holds
+// behind a proxy that serves the API under a path (PUBLIC_API_URL's).
 var unsubscribePage = template.Must(template.New("unsubscribe").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex"><title>Obsqra: stop alert mails</title></head>
 <body><h1>Stop alert mails</h1>
 <p>Stop the alert mails Obsqra sends you? You can turn them back on in your preferences.</p>
-<form method="post" action="/unsubscribe?token={{.}}">
+<form method="post" action="unsubscribe?token={{.}}">
 <input type="hidden" name="List-Unsubscribe" value="One-Click">
 <button type="submit">Unsubscribe</button>
 </form></body></html>

@@ -6,6 +6,7 @@ import (
 	"html"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -21,6 +22,16 @@ import (
 type unsubscriberFunc func(ctx context.Context, token string) error
 
 func (f unsubscriberFunc) Unsubscribe(ctx context.Context, token string) error { return f(ctx, token) }
+
+// mustURL parses s.
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatalf("url.Parse(%q) = %v", s, err)
+	}
+	return u
+}
 
 func TestUnsubscribe(t *testing.T) {
 	t.Parallel()
@@ -58,7 +69,8 @@ func TestUnsubscribe(t *testing.T) {
 				t.Fatalf("GET = %d %s, want 200 HTML", rec.Code, rec.Header().Get("Content-Type"))
 			}
 			action := regexp.MustCompile(`<form method="post" action="([^"]+)"`).FindStringSubmatch(rec.Body.String())
-			if action == nil || html.UnescapeString(action[1]) != target {
+			base, _ := url.Parse("https://api.example/prefix" + target)
+			if action == nil || base.ResolveReference(mustURL(t, html.UnescapeString(action[1]))).String() != "https://api.example/prefix"+target {
 				t.Errorf("GET page's form = %v, want it to POST to %s:\n%s", action, target, rec.Body)
 			}
 			if rec.Header().Get("Referrer-Policy") != "no-referrer" || rec.Header().Get("Cache-Control") != "no-store" {

@@ -232,10 +232,17 @@ func (s *Service) transaction(ctx context.Context, tx *store.Tx, t *obsqra.Trans
 	return add(ctx, tx, &store.Alert{UserID: t.UserID, Kind: KindTransactionFailed, SubjectKey: strconv.FormatInt(t.ID, 10), Detail: detail}, 0)
 }
 
-// riskRise alerts every holder of the scored protocol when the score is
-// at least RiskDelta above the lowest score of the 24 hours before it, at
-// most once per protocol and holder in 24 hours.
+// riskRise alerts every holder of the scored protocol when the score,
+// observed in the last 24 hours, is at least RiskDelta above the lowest
+// score of the 24 hours before it, at most once per protocol and holder in
+// 24 hours.
 func (s *Service) riskRise(ctx context.Context, tx *store.Tx, r *obsqra.RiskScore, slug string) (int, error) {
+	// A score of the past (history loaded or imported, a feed catching
+	// up after an outage) is no news: only a rise within the last 24
+	// hours alerts.
+	if s.cfg.Now().Sub(r.ObservedAt) > riskWindow {
+		return 0, nil
+	}
 	low, ok, err := tx.MinRiskScore(ctx, r.ProtocolID, r.ObservedAt.Add(-riskWindow), r.ObservedAt, r.ID)
 	if err != nil || !ok || r.Score-low < s.cfg.RiskDelta {
 		return 0, err

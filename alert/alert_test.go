@@ -329,6 +329,19 @@ func TestRiskRiseAlerts(t *testing.T) {
 		}
 	})
 
+	t.Run("history", func(t *testing.T) {
+		t.Parallel()
+		storetest.Each(t, func(t *testing.T, db *store.DB) {
+			t.Parallel()
+			b := setup(t, db, 1)
+			b.hold(t, b.user(t, "holder@example.com", true, true), b.env.ID(t, slug))
+			b.score(t, slug, day.Add(-12*time.Hour), false)
+			b.score(t, slug, day.Add(12*time.Hour), true)
+			// Read two days later, as history loaded or imported.
+			b.env.Clock.Set(day.Add(60 * time.Hour))
+			b.collect(t, 0)
+		})
+	})
 	t.Run("below the delta", func(t *testing.T) {
 		t.Parallel()
 		storetest.Each(t, func(t *testing.T, db *store.DB) {

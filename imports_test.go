@@ -28,6 +28,7 @@ var arrows = map[string][]string{
 	// (market → aave is therefore allowed below).
 	"aave":                {".", "ml"},
 	"account":             {".", "store", "starknet"},
+	"alert":               {".", "store"},
 	"advisor":             {".", "store", "ml", "decision"},
 	"advisor/advisortest": {".", "decision", "market", "store", "obsqratest"},
 	"cmd/benchlive":       {"."},

@@ -351,6 +351,20 @@ type Config struct {
 	// (PUBLIC_APP_URL, default http://localhost:5173 in development;
 	// required in production, and https there).
 	PublicAppURL string
+	// PublicAPIURL is this server's own public base URL, without a
+	// trailing slash: the one-click unsubscribe link of alert mails is
+	// PublicAPIURL/unsubscribe?token=… (PUBLIC_API_URL, default
+	// http://localhost:API_PORT in development; required in production,
+	// and https there).
+	PublicAPIURL string
+	// AlertRiskDelta is the rise of a protocol's risk score, in points,
+	// over its lowest score of the previous 24 hours, that alerts its
+	// holders (ALERT_RISK_DELTA, 1-100, default 10).
+	AlertRiskDelta int
+	// AlertMinInterval is the least time between two alert mails to one
+	// user; alerts in between go out as one digest (ALERT_MIN_INTERVAL,
+	// 1m-24h, default 1h).
+	AlertMinInterval time.Duration
 }
 
 // Load reads the configuration through getenv, which is os.Getenv in the
@@ -556,6 +570,23 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 	case prod && !strings.HasPrefix(c.PublicAppURL, "https://"):
 		l.problemf("PUBLIC_APP_URL", "is not https:// (production refuses links in mails over plain http)")
 	}
+	apiURLDefault := "http://localhost:" + strconv.Itoa(c.APIPort)
+	if prod {
+		apiURLDefault = ""
+	}
+	c.PublicAPIURL = l.publicAppURL("PUBLIC_API_URL", apiURLDefault)
+	switch {
+	case prod && c.PublicAPIURL == "":
+		l.problemf("PUBLIC_API_URL", "is required in production: this server's https:// base URL, which the unsubscribe links of alert mails lead to")
+	case prod && !strings.HasPrefix(c.PublicAPIURL, "https://"):
+		l.problemf("PUBLIC_API_URL", "is not https:// (production refuses links in mails over plain http)")
+	}
+	c.AlertRiskDelta = l.intRange("ALERT_RISK_DELTA", defaultAlertRiskDelta, 1, 100, "a whole number of points from 1 to 100")
+	c.AlertMinInterval = l.duration("ALERT_MIN_INTERVAL", defaultAlertMinInterval)
+	if c.AlertMinInterval < time.Minute || c.AlertMinInterval > 24*time.Hour {
+		l.problemf("ALERT_MIN_INTERVAL", "%s is not from 1m to 24h", c.AlertMinInterval)
+		c.AlertMinInterval = defaultAlertMinInterval
+	}
 
 	if len(l.problems) > 0 {
 		return nil, errors.Join(l.problems...)
@@ -617,6 +648,9 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("smtp", c.SMTP.summary()),
 		slog.String("mail_from", c.MailFrom),
 		slog.String("public_app_url", c.PublicAppURL),
+		slog.String("public_api_url", c.PublicAPIURL),
+		slog.Int("alert_risk_delta", c.AlertRiskDelta),
+		slog.Duration("alert_min_interval", c.AlertMinInterval),
 	)
 }
 

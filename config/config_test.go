@@ -26,7 +26,8 @@ const key32 = "0123456789abcdef0123456789abcdef"
 // prod returns a valid production environment plus the given variables.
 func prod(kv ...string) map[string]string {
 	m := map[string]string{"ENVIRONMENT": "production", "SECRET_KEY": key32,
-		"SMTP_URL": "smtp://mailer:pw@smtp.example.com", "MAIL_FROM": "Obsqra <noreply@example.com>", "PUBLIC_APP_URL": "https://app.example.com"}
+		"SMTP_URL": "smtp://mailer:pw@smtp.example.com", "MAIL_FROM": "Obsqra <noreply@example.com>", "PUBLIC_APP_URL": "https://app.example.com",
+		"PUBLIC_API_URL": "https://api.example.com"}
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
 	}
@@ -107,8 +108,11 @@ func TestLoadDefaults(t *testing.T) {
 			LiveSubscriptionsPerAddress: 1000,
 			LiveSubscriptions:           20000,
 
-			MailFrom:     "Obsqra <noreply@localhost>",
-			PublicAppURL: "http://localhost:5173",
+			MailFrom:         "Obsqra <noreply@localhost>",
+			PublicAppURL:     "http://localhost:5173",
+			PublicAPIURL:     "http://localhost:8000",
+			AlertRiskDelta:   10,
+			AlertMinInterval: time.Hour,
 		}},
 		{"empty values count as unset", map[string]string{"API_PORT": "", "ENVIRONMENT": "  "}, nil},
 		{"production", prod(), &Config{
@@ -180,9 +184,12 @@ func TestLoadDefaults(t *testing.T) {
 			LiveSubscriptionsPerAddress: 1000,
 			LiveSubscriptions:           20000,
 
-			SMTP:         &SMTP{Security: SMTPStartTLS, Host: "smtp.example.com", Port: 587, Username: "mailer", Password: "pw"},
-			MailFrom:     "Obsqra <noreply@example.com>",
-			PublicAppURL: "https://app.example.com",
+			SMTP:             &SMTP{Security: SMTPStartTLS, Host: "smtp.example.com", Port: 587, Username: "mailer", Password: "pw"},
+			MailFrom:         "Obsqra <noreply@example.com>",
+			PublicAppURL:     "https://app.example.com",
+			PublicAPIURL:     "https://api.example.com",
+			AlertRiskDelta:   10,
+			AlertMinInterval: time.Hour,
 		}},
 	}
 	tests[1].want = tests[0].want
@@ -282,6 +289,9 @@ func TestLoadValues(t *testing.T) {
 		"SMTP_URL":                       "smtps://mailer%40example.com:p%3Ass@smtp.example.com:2465/",
 		"MAIL_FROM":                      "noreply@example.com",
 		"PUBLIC_APP_URL":                 "https://app.example.com/obsqra/",
+		"PUBLIC_API_URL":                 "https://api.example.com/",
+		"ALERT_RISK_DELTA":               "15",
+		"ALERT_MIN_INTERVAL":             "30m",
 	}))
 	if err != nil {
 		t.Fatalf("Load() error = %v", err)
@@ -363,9 +373,12 @@ func TestLoadValues(t *testing.T) {
 		LiveSubscriptionsPerAddress: 30,
 		LiveSubscriptions:           40,
 
-		SMTP:         &SMTP{Security: SMTPImplicitTLS, Host: "smtp.example.com", Port: 2465, Username: "mailer@example.com", Password: "p:ss"},
-		MailFrom:     "noreply@example.com",
-		PublicAppURL: "https://app.example.com/obsqra",
+		SMTP:             &SMTP{Security: SMTPImplicitTLS, Host: "smtp.example.com", Port: 2465, Username: "mailer@example.com", Password: "p:ss"},
+		MailFrom:         "noreply@example.com",
+		PublicAppURL:     "https://app.example.com/obsqra",
+		PublicAPIURL:     "https://api.example.com",
+		AlertRiskDelta:   15,
+		AlertMinInterval: 30 * time.Minute,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load() = %+v, want %+v", got, want)
@@ -509,6 +522,8 @@ func TestLoadProductionRefusals(t *testing.T) {
 		{"no public app url", prod("PUBLIC_APP_URL", ""), "PUBLIC_APP_URL: is required in production"},
 		{"http public app url", prod("PUBLIC_APP_URL", "http://app.example.com"), "PUBLIC_APP_URL: is not https://"},
 		{"development logs mails", map[string]string{"SMTP_URL": "", "MAIL_FROM": "", "PUBLIC_APP_URL": ""}, ""},
+		{"no public api url", prod("PUBLIC_API_URL", ""), "PUBLIC_API_URL: is required in production"},
+		{"http public api url", prod("PUBLIC_API_URL", "http://api.example.com"), "PUBLIC_API_URL: is not https://"},
 		{"development allows plain-text smtp", map[string]string{"SMTP_URL": "smtp+insecure://localhost:1025"}, ""},
 	}
 	for _, tt := range tests {

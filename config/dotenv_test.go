@@ -156,7 +156,7 @@ func TestLoadDotEnvThenLoad(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), ".env")
 	content := "ENVIRONMENT=production\nSECRET_KEY='" + key32 + "'\nCORS_ORIGINS=https://app.example.com # the frontend\n" +
-		"SMTP_URL=smtp://smtp.example.com\nMAIL_FROM='Obsqra <noreply@example.com>'\nPUBLIC_APP_URL=https://app.example.com\n"
+		"SMTP_URL=smtp://smtp.example.com\nMAIL_FROM='Obsqra <noreply@example.com>'\nPUBLIC_APP_URL=https://app.example.com\nPUBLIC_API_URL=https://api.example.com\n"
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}

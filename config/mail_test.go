@@ -62,6 +62,11 @@ func TestLoadMailAddresses(t *testing.T) {
 		{"app url with a query", map[string]string{"PUBLIC_APP_URL": "https://example.com/?x=1"}, "PUBLIC_APP_URL: "},
 		{"app url with a user", map[string]string{"PUBLIC_APP_URL": "https://me@example.com"}, "PUBLIC_APP_URL: "},
 		{"app url not http", map[string]string{"PUBLIC_APP_URL": "ftp://example.com"}, "PUBLIC_APP_URL: "},
+		{"api url with a query", map[string]string{"PUBLIC_API_URL": "https://example.com/?x=1"}, "PUBLIC_API_URL: "},
+		{"alert risk delta 0", map[string]string{"ALERT_RISK_DELTA": "0"}, "ALERT_RISK_DELTA: "},
+		{"alert risk delta 101", map[string]string{"ALERT_RISK_DELTA": "101"}, "ALERT_RISK_DELTA: "},
+		{"alert interval 30s", map[string]string{"ALERT_MIN_INTERVAL": "30s"}, "ALERT_MIN_INTERVAL: 30s is not from 1m to 24h"},
+		{"alert interval 25h", map[string]string{"ALERT_MIN_INTERVAL": "25h"}, "ALERT_MIN_INTERVAL: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,5 +81,16 @@ func TestLoadMailAddresses(t *testing.T) {
 				t.Fatalf("PublicAppURL = %q, want no trailing slash", cfg.PublicAppURL)
 			}
 		})
+	}
+}
+
+func TestPublicAPIURLFollowsAPIPort(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load(env(map[string]string{"API_PORT": "8123"}))
+	if err != nil {
+		t.Fatalf("Load() error = %v", err)
+	}
+	if cfg.PublicAPIURL != "http://localhost:8123" {
+		t.Errorf("PublicAPIURL = %q, want http://localhost:8123 (from API_PORT)", cfg.PublicAPIURL)
 	}
 }

@@ -46,6 +46,8 @@ const (
 	defaultTxDropAfter        = 30 * time.Minute
 	defaultMailFrom           = "Obsqra <noreply@localhost>"
 	defaultPublicAppURL       = "http://localhost:5173"
+	defaultAlertRiskDelta     = 10
+	defaultAlertMinInterval   = time.Hour
 )
 
 // Defaults of the database connections and request deadlines: seconds, not
@@ -288,5 +290,11 @@ func Variables() []Variable {
 			"From of every mail, \"Name <address>\" or an address; required in production."},
 		{"PUBLIC_APP_URL", defaultPublicAppURL,
 			"The frontend's base URL, which links in mails lead to (PUBLIC_APP_URL/verify-email?token=…); required in production, and https there."},
+		{"PUBLIC_API_URL", "http://localhost:" + strconv.Itoa(defaultAPIPort),
+			"This server's own public base URL, which the one-click unsubscribe link of alert mails leads to (PUBLIC_API_URL/unsubscribe?token=…); default http://localhost:API_PORT in development; required in production, and https there."},
+		{"ALERT_RISK_DELTA", strconv.Itoa(defaultAlertRiskDelta),
+			"Rise of a protocol's risk score, in points (1-100), over its lowest score of the previous 24 hours, that mails an alert to its holders (once per protocol and user in 24 hours)."},
+		{"ALERT_MIN_INTERVAL", "1h", // defaultAlertMinInterval
+			"Least time between two alert mails to one user, 1m-24h; the alerts in between go out as one digest."},
 	}
 }

@@ -192,6 +192,11 @@ type Config struct {
 	// PERSISTED_QUERY_NOT_TRUSTED (TRUSTED_DOCUMENTS_ONLY). Default false.
 	TrustedDocumentsOnly bool
 
+	// Unsubscriber, when set, serves /unsubscribe, the one-click
+	// unsubscribe link of alert mails (unsubscribe.go). Default nil: no
+	// such route.
+	Unsubscriber Unsubscriber
+
 	// Metrics, when set, receives the measures of the GraphQL requests
 	// over HTTP, of rate limit refusals and of slow consumers. Default
 	// nil: nothing is measured.
@@ -344,6 +349,10 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("GET /ready", s.ready)
 	mux.HandleFunc("GET /favicon.ico", serveFavicon)
+	if cfg.Unsubscriber != nil {
+		mux.HandleFunc("GET /unsubscribe", s.serveUnsubscribePage)
+		mux.HandleFunc("POST /unsubscribe", s.unsubscribe)
+	}
 	if cfg.Introspection {
 		mux.HandleFunc("GET /{$}", s.servePlayground)
 		mux.HandleFunc("GET /playground", s.servePlayground)

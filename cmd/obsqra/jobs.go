@@ -9,6 +9,7 @@ import (
 
 	"github.com/obsqra/obsqra/account"
 	"github.com/obsqra/obsqra/advisor"
+	"github.com/obsqra/obsqra/alert"
 	"github.com/obsqra/obsqra/config"
 	"github.com/obsqra/obsqra/decision"
 	"github.com/obsqra/obsqra/live"
@@ -28,7 +29,31 @@ const (
 	// rateBudgetRetention is how long a rate budget untouched is kept: the
 	// longest window a budget may have, after which it has refilled.
 	rateBudgetRetention = 24 * time.Hour
+	// alertInterval is how often the alerts job reads the outbox and
+	// mails the digests due: an alert waits at most this long beyond
+	// ALERT_MIN_INTERVAL. alertTimeout bounds a run, a few batches.
+	alertInterval = 30 * time.Second
+	alertTimeout  = 2 * time.Minute
 )
+
+// newAlerts returns the alert service: its unsubscribe tokens are signed
+// with the server's secret key, its links lead to PUBLIC_API_URL.
+func newAlerts(db *store.DB, cfg *config.Config) (*alert.Service, error) {
+	return alert.New(db, alert.Config{RiskDelta: cfg.AlertRiskDelta, MinInterval: cfg.AlertMinInterval,
+		Secret: cfg.SecretKey, PublicAPIURL: cfg.PublicAPIURL})
+}
+
+// alertJob is the leader's job that turns outbox events into alerts and
+// mails their digests.
+func alertJob(alerts *alert.Service) scheduler.Job {
+	return scheduler.Job{
+		Name:     "alerts",
+		Interval: alertInterval,
+		Timeout:  alertTimeout,
+		Jitter:   alertInterval / 10,
+		Run:      alerts.Run,
+	}
+}
 
 // newScheduler returns the scheduler with the server's periodic jobs;
 // observer (nil: none) hears of their runs and of the leadership.
@@ -74,7 +99,15 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, observe
 			if err != nil {
 				return fmt.Errorf("prune mails: %w", err)
 			}
-			logger.Debug("pruned", "events", events, "job_runs", runs, "rate_budgets", budgets, "email_tokens", tokens, "mails", mails)
+			// A mailed alert's row keeps its event from alerting twice:
+			// it stays while the event is in the outbox, and a week at
+			// least (a risk rise's quiet period is a day).
+			alerts, err := db.PruneAlerts(ctx, now.Add(-max(7*24*time.Hour, cfg.EventRetention)))
+			if err != nil {
+				return fmt.Errorf("prune alerts: %w", err)
+			}
+			logger.Debug("pruned", "events", events, "job_runs", runs, "rate_budgets", budgets, "email_tokens", tokens,
+				"mails", mails, "alerts", alerts)
 			return nil
 		},
 	}}

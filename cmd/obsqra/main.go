@@ -312,12 +312,17 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	alerts, err := newAlerts(db, cfg)
+	if err != nil {
+		return err
+	}
 	hubOptions := liveOptions(cfg, logger)
 	hubOptions.Observer = obs.live
 	hubOptions.Tracer = tr.hubTracer()
 	hub := live.NewHub(db, hubOptions)
 	hub.OnEvent(gens.Observe)
-	jobs, err := newScheduler(db, cfg, logger, obs.jobs, hub, accounts, markets, advice, decisions, ledgerJobs(cfg, node, transactions)...)
+	jobs, err := newScheduler(db, cfg, logger, obs.jobs, hub, accounts, markets, advice, decisions,
+		append(ledgerJobs(cfg, node, transactions), alertJob(alerts))...)
 	if err != nil {
 		return err
 	}
@@ -349,6 +354,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		BatchMax:             cfg.BatchMax,
 		RequestTimeout:       cfg.RequestTimeout,
 		RateLimits:           rateLimits(db, cfg),
+		Unsubscriber:         alerts,
 
 		PersistedQueryCacheBytes: cfg.APQCacheBytes,
 		TrustedDocuments:         trusted,

@@ -123,7 +123,7 @@ func TestPostgresRoles(t *testing.T) {
 		if err := hearLiveScore(base); err != nil {
 			t.Errorf("live score over a WebSocket: %v", err)
 		}
-		jobs := []string{"decision-audit", "forecast-refresh", "market-ingest", "outcome-scoring", "prune", "rebalance-check"}
+		jobs := []string{"alerts", "decision-audit", "forecast-refresh", "market-ingest", "outcome-scoring", "prune", "rebalance-check"}
 		if err := waitJobs(watcher, jobs); err != nil {
 			t.Errorf("scheduler jobs as obsqra_server: %v", err)
 		}

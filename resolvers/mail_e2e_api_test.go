@@ -12,23 +12,74 @@ import (
 	"mime/multipart"
 	"mime/quotedprintable"
 	"net/mail"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
+	"github.com/obsqra/obsqra/alert"
+	"github.com/obsqra/obsqra/live"
 	obsqramail "github.com/obsqra/obsqra/mail"
 	"github.com/obsqra/obsqra/mail/mailtest"
+	"github.com/obsqra/obsqra/market"
+	"github.com/obsqra/obsqra/server"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
 )
 
 // delivered is a mail as the SMTP server received it: its recipient,
-// subject and plain-text part, decoded.
+// header, subject and plain-text part, decoded.
 type delivered struct {
 	to, subject, text string
+	header            mail.Header
+}
+
+// anyLink is a link's token, whatever its base URL.
+var anyLink = regexp.MustCompile(`\?token=([A-Za-z0-9_%-]+)`)
+
+// startMailing starts a real SMTP server (STARTTLS, AUTH) and the mail
+// sender of db's queue handing mails to it, until the test ends; next
+// waits (10 s at most) for the next mail the server accepts.
+func startMailing(t *testing.T, db *store.DB) (*mailtest.Server, func(t *testing.T) delivered) {
+	t.Helper()
+	serverTLS, roots := mailtest.TLS(t)
+	srv := mailtest.Start(t, serverTLS, mailtest.Options{})
+	smtp, err := obsqramail.NewSMTP(obsqramail.SMTPConfig{Host: "localhost", Port: mailtest.Port(t, srv.Addr), Security: obsqramail.StartTLS,
+		Username: mailtest.User, Password: mailtest.Password, From: "Obsqra <noreply@obsqra.example>", TLSConfig: &tls.Config{RootCAs: roots}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := obsqramail.NewSender(db, smtp, obsqramail.Config{PollInterval: 50 * time.Millisecond,
+		Backoff: obsqra.Backoff{Base: time.Millisecond, Max: time.Millisecond}, Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sender.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	var mu sync.Mutex
+	received := 0
+	return srv, func(t *testing.T) delivered {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ms, err := srv.Wait(wctx, received+1)
+		if err != nil {
+			t.Fatalf("mail %d did not reach the SMTP server within 10 s: %v", received+1, err)
+		}
+		received++
+		m := ms[received-1]
+		if !m.TLS || !m.Authed {
+			t.Errorf("mail %d went over TLS %t, authenticated %t", received, m.TLS, m.Authed)
+		}
+		return readDelivered(t, m)
+	}
 }
 
 // readDelivered decodes m, failing the test on anything unreadable.
@@ -39,7 +90,7 @@ func readDelivered(t *testing.T, m mailtest.Message) delivered {
 		t.Fatalf("read message: %v\n%s", err, m.Data)
 	}
 	subject, _ := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
-	d := delivered{subject: subject}
+	d := delivered{subject: subject, header: msg.Header}
 	if len(m.To) == 1 {
 		d.to = m.To[0]
 	}
@@ -99,35 +150,7 @@ func TestMailFlowsEndToEnd(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
 		h, _ := newHandler(t, db, account.Config{BcryptCost: 4, PublicAppURL: "https://app.example.com"})
-		serverTLS, roots := mailtest.TLS(t)
-		srv := mailtest.Start(t, serverTLS, mailtest.Options{})
-		smtp, err := obsqramail.NewSMTP(obsqramail.SMTPConfig{Host: "localhost", Port: mailtest.Port(t, srv.Addr), Security: obsqramail.StartTLS,
-			Username: mailtest.User, Password: mailtest.Password, From: "Obsqra <noreply@obsqra.example>", TLSConfig: &tls.Config{RootCAs: roots}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sender := obsqramail.NewSender(db, smtp, obsqramail.Config{PollInterval: 50 * time.Millisecond,
-			Backoff: obsqra.Backoff{Base: time.Millisecond, Max: time.Millisecond}, Logger: slog.New(slog.DiscardHandler)})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); sender.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		received := 0
-		next := func(t *testing.T) delivered {
-			t.Helper()
-			wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			ms, err := srv.Wait(wctx, received+1)
-			if err != nil {
-				t.Fatalf("mail %d did not reach the SMTP server within 10 s: %v", received+1, err)
-			}
-			received++
-			m := ms[received-1]
-			if !m.TLS || !m.Authed {
-				t.Errorf("mail %d went over TLS %t, authenticated %t", received, m.TLS, m.Authed)
-			}
-			return readDelivered(t, m)
-		}
+		_, next := startMailing(t, db)
 		mutate := func(t *testing.T, token, query string, vars map[string]any) gqlResponse {
 			t.Helper()
 			r := do(t, h, token, query, vars)
@@ -187,5 +210,88 @@ func TestMailFlowsEndToEnd(t *testing.T) {
 				t.Errorf("me after the change: %s", r.Data["me"])
 			}
 		})
+	})
+}
+
+// TestAlertEndToEnd follows an alert from the API to the inbox and back:
+// a verified user (the link read from the SMTP server) holds zklend; its
+// risk rises; the alerts job mails a digest that reaches the SMTP server
+// with a one-click List-Unsubscribe; POSTing that link, as a mail client
+// does, turns the user's alerts off.
+func TestAlertEndToEnd(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		alerts, err := alert.New(db, alert.Config{RiskDelta: 1, Secret: []byte("end-to-end alerts' secret"), PublicAPIURL: "https://api.example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alerts.Collect(ctx); err != nil { // the cursor starts at the newest event
+			t.Fatal(err)
+		}
+		s := newLiveServerWith(t, db, live.Options{Logger: slog.New(slog.DiscardHandler)}, market.Config{},
+			func(c *server.Config) { c.Unsubscriber = alerts })
+		h := s.srv.Config.Handler
+		_, next := startMailing(t, db)
+
+		// PUBLIC_APP_URL is the account service's default here: take the
+		// token from the mail, whatever its base.
+		ada := registerVia(t, h, "ada@example.com")
+		// (The admin's verification mail goes out too.)
+		nextTo := func(t *testing.T, to string) delivered {
+			t.Helper()
+			for {
+				if m := next(t); m.to == to {
+					return m
+				}
+			}
+		}
+		verify := nextTo(t, "ada@example.com")
+		token := anyLink.FindStringSubmatch(verify.text)
+		if token == nil {
+			t.Fatalf("no verification link in %q", verify.text)
+		}
+		v, _ := url.QueryUnescape(token[1])
+		if r := do(t, h, "", `mutation($t: String!) { verifyEmail(token: $t) { emailVerified } }`, map[string]any{"t": v}); len(r.Errors) > 0 {
+			t.Fatal(r.Errors)
+		}
+		now := time.Now().UTC().Truncate(time.Second)
+		ingestUtilization := func(at time.Time, utilization int) {
+			r := do(t, h, s.admin, `mutation($in: [MetricsInput!]!) { ingestMetrics(input: $in) { id } }`, map[string]any{"in": []map[string]any{
+				{"protocol": "zklend", "observedAt": at.Format(time.RFC3339), "apyBps": 400, "utilizationBps": utilization}}})
+			if len(r.Errors) > 0 {
+				t.Fatal(r.Errors)
+			}
+		}
+		ingestUtilization(now.Add(-2*time.Hour), 1000)
+		recordAllocation(t, &cachedInstance{liveServer: s}, ada.AccessToken, 0)
+		ingestUtilization(now.Add(-time.Hour), 9800)
+		if err := alerts.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		m := nextTo(t, "ada@example.com")
+		if !strings.Contains(m.text, "zklend") && !strings.Contains(m.text, "zkLend") {
+			t.Fatalf("alert mail to %s: %q %q", m.to, m.subject, m.text)
+		}
+		if m.header.Get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click" {
+			t.Errorf("List-Unsubscribe-Post: %q", m.header.Get("List-Unsubscribe-Post"))
+		}
+		link := strings.Trim(m.header.Get("List-Unsubscribe"), "<>")
+		u, err := url.Parse(link)
+		if err != nil || u.Host != "api.example.com" || u.Path != "/unsubscribe" {
+			t.Fatalf("List-Unsubscribe: %q", m.header.Get("List-Unsubscribe"))
+		}
+		req := httptest.NewRequest(http.MethodPost, u.RequestURI(), strings.NewReader("List-Unsubscribe=One-Click"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("POST %s = %d %s", u.RequestURI(), rec.Code, rec.Body)
+		}
+		r := do(t, h, ada.AccessToken, `{ me { preferences { emailAlerts } } }`, nil)
+		if string(r.Data["me"]) != `{"preferences":{"emailAlerts":false}}` {
+			t.Errorf("me after the one-click unsubscribe: %s %+v", r.Data["me"], r.Errors)
+		}
 	})
 }

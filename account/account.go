@@ -53,6 +53,10 @@ type Config struct {
 	// for a new and a taken address, with no tokens and one mail either
 	// way, and refuses signing in before the address is verified.
 	RequireEmailVerification bool
+	// MailRecipientInterval caps the mails a stranger can trigger to one
+	// address (MAIL_RECIPIENT_INTERVAL): one of a kind per interval.
+	// Default (0) MailRecipientInterval, 10 minutes.
+	MailRecipientInterval time.Duration
 	// Generations, when set, are the hub's: Authenticate then keeps each
 	// session and its user until an event of the user arrives, instead of
 	// reading them for every request (see sessions). Nil: it reads them

@@ -45,11 +45,12 @@ const (
 	VerifyTokenTTL = 24 * time.Hour
 	// ResetTokenTTL is how long a password reset link works.
 	ResetTokenTTL = time.Hour
-	// MailRecipientInterval is the least time between two mails of one
-	// kind that anyone may trigger (a resend, a reset) to one recipient:
-	// nobody can flood an inbox through the server. The links already
-	// sent keep working meanwhile, so a stranger's requests never keep the
-	// owner from a working link.
+	// MailRecipientInterval is the default of Config.MailRecipientInterval:
+	// the least time between two mails of one kind that anyone may
+	// trigger (a resend, a reset, a sign-up notice, an email change's
+	// link) to one recipient, so that nobody can flood an inbox through
+	// the server. The links already sent keep working meanwhile, so a
+	// stranger's requests never keep the owner from a working link.
 	MailRecipientInterval = 10 * time.Minute
 )
 
@@ -126,7 +127,7 @@ func (s *Service) queueSignUpNotice(ctx context.Context, tx *store.Tx, owner *ob
 	if err != nil {
 		return err
 	}
-	if !last.IsZero() && s.now().Sub(last) < MailRecipientInterval {
+	if !last.IsZero() && s.now().Sub(last) < s.recipientInterval() {
 		return nil
 	}
 	base := strings.TrimRight(s.cfg.PublicAppURL, "/")
@@ -330,7 +331,7 @@ func (s *Service) mailedRecently(ctx context.Context, tx *store.Tx, userID int64
 	if err != nil {
 		return false, err
 	}
-	return !at.IsZero() && s.now().Sub(at) < MailRecipientInterval, nil
+	return !at.IsZero() && s.now().Sub(at) < s.recipientInterval(), nil
 }
 
 // resetRefusal is the refusal of too many reset requests.
@@ -473,4 +474,12 @@ func (s *Service) FailedMails(ctx context.Context, first int) ([]obsqra.FailedMa
 		}
 	}
 	return out, nil
+}
+
+// recipientInterval is Config.MailRecipientInterval, or its default.
+func (s *Service) recipientInterval() time.Duration {
+	if s.cfg.MailRecipientInterval > 0 {
+		return s.cfg.MailRecipientInterval
+	}
+	return MailRecipientInterval
 }

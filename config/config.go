@@ -175,6 +175,11 @@ type Config struct {
 	// (REQUIRE_EMAIL_VERIFICATION, true/false/1/0/yes/no, default false in
 	// development and true in production).
 	RequireEmailVerification bool
+	// MailRecipientInterval is the least time between two mails of one
+	// kind a stranger can trigger to one address: verification resends,
+	// sign-up notices, password resets, email-change links
+	// (MAIL_RECIPIENT_INTERVAL, default 10m, 1m-24h).
+	MailRecipientInterval time.Duration
 
 	// Introspection turns GraphQL introspection on (GRAPHQL_INTROSPECTION,
 	// true/false/1/0/yes/no, default true in development and false in
@@ -456,6 +461,10 @@ func load(getenv func(string) string, readFile func(string) ([]byte, error)) (*C
 
 	c.AdminEmails = l.emails("ADMIN_EMAILS")
 	c.RequireEmailVerification = l.boolean("REQUIRE_EMAIL_VERIFICATION", prod)
+	c.MailRecipientInterval = l.duration("MAIL_RECIPIENT_INTERVAL", defaultMailRecipientInterval)
+	if c.MailRecipientInterval < time.Minute || c.MailRecipientInterval > 24*time.Hour {
+		l.problemf("MAIL_RECIPIENT_INTERVAL", "%s is not from 1m to 24h", c.MailRecipientInterval)
+	}
 	c.Introspection = l.boolean("GRAPHQL_INTROSPECTION", !prod)
 	c.APQCacheBytes = l.bufferBytes("APQ_CACHE_BYTES", defaultAPQCacheBytes)
 	c.ReadCacheBytes = int64(l.intRange("READ_CACHE_BYTES", defaultReadCacheBytes, 0, 1<<36, "0 (off) or a whole number of bytes up to 68719476736"))

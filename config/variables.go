@@ -78,6 +78,9 @@ var (
 // says why.
 const defaultAPQCacheBytes = 8 << 20
 
+// defaultMailRecipientInterval is account.MailRecipientInterval.
+const defaultMailRecipientInterval = 10 * time.Minute
+
 // defaultReadCacheBytes holds the answers of a few thousand distinct
 // requests of a few KiB: every public dashboard shape, and the pages of
 // the signed-in users of a busy hour.
@@ -186,6 +189,8 @@ func Variables() []Variable {
 			"Comma-separated email addresses of the administrators."},
 		{"REQUIRE_EMAIL_VERIFICATION", "false",
 			"true: register answers the same for new and registered emails (no tokens, one mail either way) and sign-in waits for a verified address (FORBIDDEN, reason EMAIL_NOT_VERIFIED); production default: true."},
+		{"MAIL_RECIPIENT_INTERVAL", defaultMailRecipientInterval.String(),
+			"The least time between two mails of one kind that a stranger can trigger to one address (verification resends, sign-up notices, password resets, email-change links), 1m-24h: nobody can flood an inbox through the server."},
 		{"GRAPHQL_INTROSPECTION", "true",
 			"GraphQL introspection on or off (true/false/1/0/yes/no); production default: false."},
 		{"APQ_CACHE_BYTES", strconv.Itoa(defaultAPQCacheBytes),

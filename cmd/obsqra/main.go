@@ -241,6 +241,7 @@ func newAccounts(db *store.DB, cfg *config.Config, node *starknet.Client, gens *
 		Starknet:    node,
 
 		RequireEmailVerification: cfg.RequireEmailVerification,
+		MailRecipientInterval:    cfg.MailRecipientInterval,
 		Generations:              gens,
 		// Mails go to the store's queue (Config.Mail nil), which the
 		// mail sender delivers.

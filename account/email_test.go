@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
@@ -260,6 +261,28 @@ func TestChangeEmail(t *testing.T) {
 		}
 		if _, err := svc.Login(from("192.0.2.1"), "ada@example.com", "correct horse"); obsqra.ErrorCode(err) != obsqra.EUNAUTHENTICATED {
 			t.Errorf("the old address after the change: %v, want EUNAUTHENTICATED", err)
+		}
+	})
+}
+
+// TestMailRecipientIntervalConfigured: the per-recipient cap is
+// Config.MailRecipientInterval: one mail within it, the next after it.
+func TestMailRecipientIntervalConfigured(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		svc, b, out := mailing(t, db)
+		account.SetMailRecipientInterval(svc, 2*time.Minute)
+		p := register(t, svc, "ada@example.com")
+		out.take()
+		ctx := as(t, svc, p.AccessToken)
+		b.clock.Advance(2*time.Minute - time.Second)
+		if err := svc.ResendVerification(ctx, ""); err != nil || len(out.take()) != 0 {
+			t.Errorf("a resend a second before the interval: %v; want no mail", err)
+		}
+		b.clock.Advance(time.Second)
+		if err := svc.ResendVerification(ctx, ""); err != nil || len(out.take()) != 1 {
+			t.Errorf("a resend at the interval: %v; want one mail", err)
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/mail"
 	"strings"
 	"time"
@@ -57,6 +58,9 @@ type Config struct {
 	// address (MAIL_RECIPIENT_INTERVAL): one of a kind per interval.
 	// Default (0) MailRecipientInterval, 10 minutes.
 	MailRecipientInterval time.Duration
+	// Logger receives the errors of background work (RunResets). Default
+	// slog.Default().
+	Logger *slog.Logger
 	// Generations, when set, are the hub's: Authenticate then keeps each
 	// session and its user until an event of the user arrives, instead of
 	// reading them for every request (see sessions). Nil: it reads them

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -348,11 +349,13 @@ func (p ThrottlePolicy) resetKeys(email, address string) []throttleKey {
 	return keys
 }
 
-// RequestPasswordReset mails a password reset link to the account of
+// RequestPasswordReset asks for a password reset link for the account of
 // email, if there is an active one. The answer is the same whether there
-// is or not, and so are the statements run, but for the token and its
-// mail; a request within MailRecipientInterval of the last reset mail to
-// the address sends nothing (the earlier link still works).
+// is or not, and so is the work: the request is throttled, then recorded
+// (store.QueueResetRequest, one row either way) and answered; the reset
+// runner (RunResets) then looks the email up and mails the link, within
+// seconds. A request within the per-recipient interval of the last reset
+// mail to the address sends nothing (the earlier link still works).
 // Errors: ERATELIMIT (per client address and per account and address).
 func (s *Service) RequestPasswordReset(ctx context.Context, email string) error {
 	email = strings.TrimSpace(email)
@@ -362,39 +365,101 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 	if err := s.admit(ctx, s.throttle.resetKeys(email, obsqra.ClientFromContext(ctx).LimitKey())); err != nil {
 		return err
 	}
-	return s.db.WithTx(ctx, func(tx *store.Tx) error {
-		u, err := tx.UserByEmail(ctx, email)
-		var userID int64
-		switch {
-		case obsqra.ErrorCode(err) == obsqra.ENOTFOUND:
-		case err != nil:
-			return err
-		default:
-			userID = u.ID
-		}
-		recent, err := s.mailedRecently(ctx, tx, userID, store.TokenResetPassword, "")
-		if err != nil || recent || u == nil || !u.Active {
-			return err
-		}
-		token, hash, err := s.newEmailToken()
-		if err != nil {
-			return err
-		}
-		now := s.now()
-		if err := tx.CreateEmailToken(ctx, &store.EmailToken{UserID: u.ID, Purpose: store.TokenResetPassword, Hash: hash,
-			CreatedAt: now, ExpiresAt: now.Add(ResetTokenTTL)}); err != nil {
-			return err
-		}
-		link := s.link("/reset-password", token)
-		return s.queueMail(ctx, tx, Mail{
-			Kind:    MailPasswordReset,
-			To:      u.Email,
-			Subject: "Reset your password",
-			Text: fmt.Sprintf("Hello %s,\n\nto choose a new password, open this link within an hour:\n\n%s\n\n"+
-				"If you did not ask for it, ignore this mail: your password stays as it is.\n", u.FullName, link),
-			HTML: fmt.Sprintf("<p>Hello %s,</p><p>to choose a new password, open <a href=\"%s\">this link</a> within an hour.</p>"+
-				"<p>If you did not ask for it, ignore this mail: your password stays as it is.</p>", htmlEscape(u.FullName), htmlEscape(link)),
+	return s.db.WithTx(ctx, func(tx *store.Tx) error { return tx.QueueResetRequest(ctx, email) })
+}
+
+// resetBatch bounds the reset requests one unit of work works.
+const resetBatch = 100
+
+// ProcessResets works the waiting password reset requests, a batch per
+// unit of work (taken, looked up, mailed, removed together), until none is
+// left, and returns how many it worked.
+// Errors: internal ones (the requests of a batch that failed wait for the
+// next run).
+func (s *Service) ProcessResets(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		var worked int
+		err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+			reqs, err := tx.TakeResetRequests(ctx, resetBatch)
+			if err != nil {
+				return err
+			}
+			worked = len(reqs)
+			for _, r := range reqs {
+				if err := s.resetOne(ctx, tx, r.Email); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
+		if err != nil {
+			return n, err
+		}
+		n += worked
+		if worked < resetBatch {
+			return n, nil
+		}
+	}
+}
+
+// resetPoll is how often RunResets looks for requests besides the commits
+// of this process: those of another instance wait at most this long.
+const resetPoll = 5 * time.Second
+
+// RunResets works password reset requests until ctx ends: at each commit
+// of this process that queues one, and every resetPoll. Every instance
+// runs it; two never work one request (TakeResetRequests).
+func (s *Service) RunResets(ctx context.Context) {
+	poll := time.NewTicker(resetPoll)
+	defer poll.Stop()
+	for {
+		queued := s.db.ResetRequestsQueued()
+		if _, err := s.ProcessResets(ctx); err != nil && ctx.Err() == nil {
+			s.logger().Error("account: work password reset requests", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-queued:
+		case <-poll.C:
+		}
+	}
+}
+
+// resetOne mails a reset link to the account of email, in tx, if it is
+// active and was not mailed one within the per-recipient interval.
+func (s *Service) resetOne(ctx context.Context, tx *store.Tx, email string) error {
+	u, err := tx.UserByEmail(ctx, email)
+	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if !u.Active {
+		return nil
+	}
+	if recent, err := s.mailedRecently(ctx, tx, u.ID, store.TokenResetPassword, ""); err != nil || recent {
+		return err
+	}
+	token, hash, err := s.newEmailToken()
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	if err := tx.CreateEmailToken(ctx, &store.EmailToken{UserID: u.ID, Purpose: store.TokenResetPassword, Hash: hash,
+		CreatedAt: now, ExpiresAt: now.Add(ResetTokenTTL)}); err != nil {
+		return err
+	}
+	link := s.link("/reset-password", token)
+	return s.queueMail(ctx, tx, Mail{
+		Kind:    MailPasswordReset,
+		To:      u.Email,
+		Subject: "Reset your password",
+		Text: fmt.Sprintf("Hello %s,\n\nto choose a new password, open this link within an hour:\n\n%s\n\n"+
+			"If you did not ask for it, ignore this mail: your password stays as it is.\n", u.FullName, link),
+		HTML: fmt.Sprintf("<p>Hello %s,</p><p>to choose a new password, open <a href=\"%s\">this link</a> within an hour.</p>"+
+			"<p>If you did not ask for it, ignore this mail: your password stays as it is.</p>", htmlEscape(u.FullName), htmlEscape(link)),
 	})
 }
 
@@ -482,4 +547,12 @@ func (s *Service) recipientInterval() time.Duration {
 		return s.cfg.MailRecipientInterval
 	}
 	return MailRecipientInterval
+}
+
+// logger is Config.Logger, or slog's default.
+func (s *Service) logger() *slog.Logger {
+	if s.cfg.Logger != nil {
+		return s.cfg.Logger
+	}
+	return slog.Default()
 }

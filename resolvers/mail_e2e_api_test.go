@@ -149,7 +149,11 @@ func TestMailFlowsEndToEnd(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
-		h, _ := newHandler(t, db, account.Config{BcryptCost: 4, PublicAppURL: "https://app.example.com"})
+		h, accounts := newHandler(t, db, account.Config{BcryptCost: 4, PublicAppURL: "https://app.example.com"})
+		runCtx, stopRuns := context.WithCancel(context.Background())
+		runsDone := make(chan struct{})
+		go func() { defer close(runsDone); accounts.RunResets(runCtx) }()
+		t.Cleanup(func() { stopRuns(); <-runsDone })
 		_, next := startMailing(t, db)
 		mutate := func(t *testing.T, token, query string, vars map[string]any) gqlResponse {
 			t.Helper()

@@ -228,7 +228,7 @@ func open(ctx context.Context, cfg *config.Config, tp trace.TracerProvider) (*st
 	return db, nil
 }
 
-func newAccounts(db *store.DB, cfg *config.Config, node *starknet.Client, gens *obsqra.Generations) (*account.Service, error) {
+func newAccounts(db *store.DB, cfg *config.Config, node *starknet.Client, gens *obsqra.Generations, logger *slog.Logger) (*account.Service, error) {
 	tokens, err := account.NewTokens(cfg.SecretKey, cfg.AccessTokenTTL)
 	if err != nil {
 		return nil, err
@@ -242,6 +242,7 @@ func newAccounts(db *store.DB, cfg *config.Config, node *starknet.Client, gens *
 
 		RequireEmailVerification: cfg.RequireEmailVerification,
 		MailRecipientInterval:    cfg.MailRecipientInterval,
+		Logger:                   logger,
 		Generations:              gens,
 		// Mails go to the store's queue (Config.Mail nil), which the
 		// mail sender delivers.
@@ -292,7 +293,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	// the read models (sessions, the read cache) keep what they read
 	// until an event changes it.
 	gens := obsqra.NewGenerations(db.LastLocalEventID)
-	accounts, err := newAccounts(db, cfg, node, gens)
+	accounts, err := newAccounts(db, cfg, node, gens, logger)
 	if err != nil {
 		return err
 	}
@@ -376,6 +377,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	go func() { jobsDone <- jobs.Run(ctx) }()
 	// The mail sender runs on every instance until ctx ends, then records
 	// the attempt under way (at most mailSendTimeout).
+	// Password reset requests are worked after their answer, by every
+	// instance (see account.Service.RequestPasswordReset).
+	resetsDone := make(chan struct{})
+	go func() {
+		defer close(resetsDone)
+		accounts.RunResets(ctx)
+	}()
 	mailDone := make(chan struct{})
 	go func() {
 		defer close(mailDone)
@@ -422,6 +430,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	stop() // ends the scheduler and the mail sender, whatever ended the server
 	stopHub()
 	<-mailDone
+	<-resetsDone
 	if err := <-jobsDone; err != nil && serveErr == nil {
 		serveErr = fmt.Errorf("scheduler: %w", err)
 	}
@@ -444,7 +453,7 @@ func runUser(ctx context.Context, cfg *config.Config, args []string, stdout io.W
 		return err
 	}
 	defer db.Close()
-	accounts, err := newAccounts(db, cfg, nil, nil)
+	accounts, err := newAccounts(db, cfg, nil, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -299,3 +299,42 @@ func TestAlertEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+// TestRegisterRevealsNothingEndToEnd: with REQUIRE_EMAIL_VERIFICATION,
+// through the API to a real SMTP server on both databases: a new email's
+// verification link arrives, signing in waits for it, and registering the
+// (now verified) email again mails its owner a notice instead, with the
+// same answer.
+func TestRegisterRevealsNothingEndToEnd(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		h, _ := newHandler(t, db, account.Config{BcryptCost: 4, PublicAppURL: "https://app.example.com", RequireEmailVerification: true})
+		_, next := startMailing(t, db)
+		const register = `mutation { register(input: {email: "ada@example.com", password: "correct horse", fullName: "Ada"}) { signedIn auth { accessToken } } }`
+		const login = `mutation { login(input: {email: "ada@example.com", password: "correct horse"}) { accessToken } }`
+		first := rawPost(t, h, "203.0.113.5:4321", "", register, nil)
+		if string(first) != `{"data":{"register":{"signedIn":false,"auth":null}}}` {
+			t.Fatalf("register = %s", first)
+		}
+		link := next(t)
+		if link.to != "ada@example.com" || link.subject != "Confirm your email address" {
+			t.Fatalf("first mail to %s: %q", link.to, link.subject)
+		}
+		if r := do(t, h, "", login, nil); r.code() != "FORBIDDEN" || r.Errors[0].Extensions["reason"] != "EMAIL_NOT_VERIFIED" {
+			t.Fatalf("login before verifying: %+v", r.Errors)
+		}
+		if r := do(t, h, "", `mutation($t: String!) { verifyEmail(token: $t) { emailVerified } }`, map[string]any{"t": link.link(t, "/verify-email")}); len(r.Errors) > 0 {
+			t.Fatal(r.Errors)
+		}
+		if r := do(t, h, "", login, nil); len(r.Errors) > 0 {
+			t.Fatalf("login after verifying: %+v", r.Errors)
+		}
+		if again := rawPost(t, h, "203.0.113.5:4321", "", register, nil); !bytes.Equal(again, first) {
+			t.Errorf("registering the verified email again: %s, want %s", again, first)
+		}
+		if notice := next(t); notice.to != "ada@example.com" || notice.subject != "Someone tried to sign up with your address" {
+			t.Errorf("after the second registration: a mail to %s, %q; want the notice", notice.to, notice.subject)
+		}
+	})
+}

@@ -124,12 +124,13 @@ bench-read: build
 		cd "$$tmp" && $(GO) build -ldflags "-X main.version=$(BENCH_BASE)" -o "$(CURDIR)/bin/obsqra-base" ./cmd/obsqra
 	./bin/benchread -base bin/obsqra-base -new $(BIN) $(BENCH_READ_FLAGS)
 
-# Walk-forward forecast accuracy at 7 and 30 days and the strategy backtests
-# on the real Aave V3 daily rates beside the checkout.
+# Walk-forward forecast accuracy at 7 and 30 days (every 7th origin; over
+# all series, then per network) and the strategy backtests on the real Aave
+# V3 daily rates beside the checkout.
 SHARED_DATA ?= ../shared/data/aave_v3_daily_rates_dev.csv
 backtest: build
-	./$(BIN) ml backtest --csv $(SHARED_DATA) --horizon 7
-	./$(BIN) ml backtest --csv $(SHARED_DATA) --horizon 30
+	./$(BIN) ml backtest --csv $(SHARED_DATA) --horizon 7 --every 7 --by-network
+	./$(BIN) ml backtest --csv $(SHARED_DATA) --horizon 30 --every 7 --by-network
 	./$(BIN) ml strategies --csv $(SHARED_DATA)
 
 # Re-vendor the GraphQL playground (GraphiQL, React) from the npm registry

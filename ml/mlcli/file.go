@@ -8,8 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,9 +191,13 @@ func (f jsonFloat) MarshalJSON() ([]byte, error) {
 }
 
 // mlBacktest writes the walk-forward accuracy of the forecasts over every
-// series of the file as one JSON object.
+// series of the file as one JSON object; with --by-network, then one more
+// per network (its "network" named), in the networks' order of name.
 func mlBacktest(ctx context.Context, args []string, stdout io.Writer) error {
-	f, err := parseFileFlags("backtest", args, true, 1, nil)
+	var byNetwork bool
+	f, err := parseFileFlags("backtest", args, true, 1, func(fs *flag.FlagSet) {
+		fs.BoolVar(&byNetwork, "by-network", false, "also one line per network")
+	})
 	if err != nil {
 		return err
 	}
@@ -200,25 +206,53 @@ func mlBacktest(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	series := make([]ml.Series, len(reserves))
+	networks := map[string][]ml.Series{}
 	for i, r := range reserves {
 		series[i] = r.LiquidityRates()
+		networks[r.Network] = append(networks[r.Network], series[i])
 	}
+	enc := json.NewEncoder(stdout)
 	acc, err := ml.EvaluateForecasts(series, f.horizon, f.every, f.options())
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(stdout).Encode(struct {
-		Horizon     int       `json:"horizon"`
-		Series      int       `json:"series"`
-		Forecasts   int       `json:"forecasts"`
-		MAE         jsonFloat `json:"mae"`
-		RMSE        jsonFloat `json:"rmse"`
-		MAENaive    jsonFloat `json:"maeNaive"`
-		RelativeMAE jsonFloat `json:"relativeMae"`
-		Coverage80  jsonFloat `json:"coverage80"`
-		Coverage95  jsonFloat `json:"coverage95"`
-	}{acc.Horizon, acc.Series, acc.Forecasts, jsonFloat(acc.MAE), jsonFloat(acc.RMSE), jsonFloat(acc.MAENaive),
-		jsonFloat(acc.RelativeMAE), jsonFloat(acc.Coverage80), jsonFloat(acc.Coverage95)})
+	if err := enc.Encode(accuracyLine(acc, "")); err != nil || !byNetwork {
+		return err
+	}
+	names := slices.Sorted(maps.Keys(networks))
+	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		acc, err := ml.EvaluateForecasts(networks[n], f.horizon, f.every, f.options())
+		if err != nil {
+			return fmt.Errorf("network %s: %w", n, err)
+		}
+		if err := enc.Encode(accuracyLine(acc, n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backtestLine is a line of ml backtest: the accuracy over every series,
+// or over one network's (Network set).
+type backtestLine struct {
+	Network     string    `json:"network,omitempty"`
+	Horizon     int       `json:"horizon"`
+	Series      int       `json:"series"`
+	Forecasts   int       `json:"forecasts"`
+	MAE         jsonFloat `json:"mae"`
+	RMSE        jsonFloat `json:"rmse"`
+	MAENaive    jsonFloat `json:"maeNaive"`
+	RelativeMAE jsonFloat `json:"relativeMae"`
+	Coverage80  jsonFloat `json:"coverage80"`
+	Coverage95  jsonFloat `json:"coverage95"`
+}
+
+func accuracyLine(acc ml.Accuracy, network string) backtestLine {
+	return backtestLine{network, acc.Horizon, acc.Series, acc.Forecasts, jsonFloat(acc.MAE), jsonFloat(acc.RMSE), jsonFloat(acc.MAENaive),
+		jsonFloat(acc.RelativeMAE), jsonFloat(acc.Coverage80), jsonFloat(acc.Coverage95)}
 }
 
 // mlStrategies backtests the allocation strategies on the file's USD

@@ -211,3 +211,42 @@ func TestMLStrategiesEvery(t *testing.T) {
 		t.Errorf("rebalances weekly %d, daily %d; want 4 and about 28", weekly, daily)
 	}
 }
+
+// TestMLBacktestByNetwork: --by-network adds one line per network, named,
+// after the line over every series, which is the same as without it.
+func TestMLBacktestByNetwork(t *testing.T) {
+	t.Parallel()
+	one := writeRatesCSV(t)
+	data, err := os.ReadFile(one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second network: the same rows under another name.
+	lines := strings.SplitN(string(data), "\n", 2)
+	two := filepath.Join(t.TempDir(), "two.csv")
+	if err := os.WriteFile(two, []byte(string(data)+strings.ReplaceAll(lines[1], ",testnet,", ",othernet,")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plain, err := runMLFile(t, "backtest", "--csv", two, "--horizon", "7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runMLFile(t, "backtest", "--csv", two, "--horizon", "7", "--by-network")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSpace(out), "\n")
+	if len(got) != 3 || got[0] != strings.TrimSpace(plain) {
+		t.Fatalf("backtest --by-network = %q, want the pooled line %q then two", out, plain)
+	}
+	for i, network := range []string{"othernet", "testnet"} {
+		var line struct {
+			Network   string
+			Series    int
+			Forecasts int
+		}
+		if err := json.Unmarshal([]byte(got[i+1]), &line); err != nil || line.Network != network || line.Series != 2 || line.Forecasts != 46 {
+			t.Errorf("line %d = %s (%v), want %s with 2 series and 46 forecasts", i+2, got[i+1], err, network)
+		}
+	}
+}

@@ -31,7 +31,9 @@ and the rest go on.
              → {"weightsBps":[...],"expectedApyBps","variance","objective"}
 File commands read a CSV in the format of ../shared/data/aave_v3_daily_rates_dev.csv:
   forecast --csv FILE --horizon H [--every N] [--model M]   one JSON line per series and origin
-  backtest --csv FILE --horizon H [--every N] [--model M]   one JSON object of accuracy figures
+  backtest --csv FILE --horizon H [--every N] [--model M] [--by-network]
+                                                             one JSON object of accuracy figures,
+                                                             then one per network with --by-network
              M is a forecasting method: naive, drift, medianK, ses, holt, damped,
              ets (the smoothing model of least AICc), combo(a,b,…) (their mean),
              select(a,b,…) (per series, the one with the least past error);

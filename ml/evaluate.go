@@ -18,7 +18,18 @@ type Outcome struct {
 	// HasActual is true (the target day may be missing or in the future).
 	Actual    float64
 	HasActual bool
+	// Moved reports whether the series moved before the origin: its
+	// values on the observed days of the MovedWindow days up to and
+	// including Origin are not all equal. A rate that sat still is
+	// forecast easily, and covered by nearly any interval; figures over
+	// the forecasts of moving series say how the method does where it
+	// matters.
+	Moved bool
 }
+
+// MovedWindow is the number of days up to and including an origin over
+// which Outcome.Moved looks.
+const MovedWindow = 30
 
 // Hit reports whether the realised value fell within Tolerance of Point,
 // the event Confidence is the probability of.
@@ -54,6 +65,12 @@ func WalkForward(s Series, horizon, every int, opts ForecastOptions, fn func(Out
 			return err
 		}
 		o := Outcome{Forecast: f, Last: s.Values[i]}
+		for j := i - 1; j >= 0 && s.Days[j] > origin-MovedWindow; j-- {
+			if s.Values[j] != s.Values[i] {
+				o.Moved = true
+				break
+			}
+		}
 		o.Actual, o.HasActual = s.ValueOn(f.Target)
 		fn(o)
 	}
@@ -75,6 +92,12 @@ type Accuracy struct {
 	RelativeMAE float64
 	Coverage80  float64 // fraction of actual values inside the 80 % interval
 	Coverage95  float64 // fraction of actual values inside the 95 % interval
+
+	// MovingForecasts counts the scored forecasts of series that moved
+	// before their origin (Outcome.Moved), and MovingCoverage80 and
+	// MovingCoverage95 are the coverage of those alone (NaN without any).
+	MovingForecasts                    int
+	MovingCoverage80, MovingCoverage95 float64
 }
 
 // fcTally accumulates outcomes.
@@ -82,6 +105,9 @@ type fcTally struct {
 	n                       int
 	absErr, sqErr, absNaive float64
 	in80, in95              int
+	// moving counts the outcomes of series that moved, movingIn80 and
+	// movingIn95 those of them inside their intervals.
+	moving, movingIn80, movingIn95 int
 }
 
 func (t *fcTally) add(o Outcome) {
@@ -93,11 +119,22 @@ func (t *fcTally) add(o Outcome) {
 	t.absErr += math.Abs(e)
 	t.sqErr += e * e
 	t.absNaive += math.Abs(o.Actual - o.Last)
-	if o.Lower80 <= o.Actual && o.Actual <= o.Upper80 {
+	in80 := o.Lower80 <= o.Actual && o.Actual <= o.Upper80
+	in95 := o.Lower95 <= o.Actual && o.Actual <= o.Upper95
+	if in80 {
 		t.in80++
 	}
-	if o.Lower95 <= o.Actual && o.Actual <= o.Upper95 {
+	if in95 {
 		t.in95++
+	}
+	if o.Moved {
+		t.moving++
+		if in80 {
+			t.movingIn80++
+		}
+		if in95 {
+			t.movingIn95++
+		}
 	}
 }
 
@@ -157,12 +194,20 @@ func (t *fcTally) merge(u fcTally) {
 	t.absNaive += u.absNaive
 	t.in80 += u.in80
 	t.in95 += u.in95
+	t.moving += u.moving
+	t.movingIn80 += u.movingIn80
+	t.movingIn95 += u.movingIn95
 }
 
 // accuracy returns the figures of the outcomes counted in t: forecasts
 // at horizon, from series series that had any.
 func (t fcTally) accuracy(horizon, series int) Accuracy {
-	a := Accuracy{Horizon: horizon, Series: series, Forecasts: t.n}
+	a := Accuracy{Horizon: horizon, Series: series, Forecasts: t.n, MovingForecasts: t.moving,
+		MovingCoverage80: math.NaN(), MovingCoverage95: math.NaN()}
+	if t.moving > 0 {
+		a.MovingCoverage80 = float64(t.movingIn80) / float64(t.moving)
+		a.MovingCoverage95 = float64(t.movingIn95) / float64(t.moving)
+	}
 	if t.n == 0 {
 		a.MAE, a.RMSE, a.MAENaive, a.RelativeMAE = math.NaN(), math.NaN(), math.NaN(), math.NaN()
 		a.Coverage80, a.Coverage95 = math.NaN(), math.NaN()

@@ -368,7 +368,9 @@ func TestEvaluateForecastsHandChecked(t *testing.T) {
 	// Origins at indices 29…36 have a target inside the data: 8 per series.
 	// The naive forecast's past 3-day errors are all 3, the very error it
 	// makes: its calibrated intervals cover every outcome.
-	want := Accuracy{Horizon: 3, Series: 2, Forecasts: 16, MAE: 3, RMSE: 3, MAENaive: 3, RelativeMAE: 1, Coverage80: 1, Coverage95: 1}
+	// The line moves every day: every forecast is a moving series'.
+	want := Accuracy{Horizon: 3, Series: 2, Forecasts: 16, MAE: 3, RMSE: 3, MAENaive: 3, RelativeMAE: 1, Coverage80: 1, Coverage95: 1,
+		MovingForecasts: 16, MovingCoverage80: 1, MovingCoverage95: 1}
 	if a != want {
 		t.Errorf("EvaluateForecasts(naive on a line) = %+v, want %+v", a, want)
 	}
@@ -402,5 +404,46 @@ func TestCalibration(t *testing.T) {
 	}
 	if empty := Calibration(nil, 3); len(empty) != 3 || !math.IsNaN(empty[1].HitRate) {
 		t.Errorf("Calibration(nil, 3) = %+v, want 3 empty bins", empty)
+	}
+}
+
+// TestOutcomeMoved: an outcome's series moved when a value of the 30 days
+// up to its origin differs from the origin's; the moving figures count
+// only those forecasts.
+func TestOutcomeMoved(t *testing.T) {
+	t.Parallel()
+	// Flat at 0.03 for 60 days, 0.04 on day 60, flat again after.
+	var s Series
+	for d := range 100 {
+		v := 0.03
+		if d >= 60 {
+			v = 0.04
+		}
+		s.Days = append(s.Days, obsqra.Date(20000+d))
+		s.Values = append(s.Values, v)
+	}
+	moved := map[int]bool{}
+	if err := WalkForward(s, 7, 1, ForecastOptions{Model: "naive"}, func(o Outcome) {
+		moved[int(o.Origin)-20000] = o.Moved
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Day 88's window (59-88) holds the change; day 89's (60-89) does not.
+	for day, want := range map[int]bool{29: false, 59: false, 60: true, 88: true, 89: false, 99: false} {
+		if moved[day] != want {
+			t.Errorf("origin day %d: Moved = %t, want %t", day, moved[day], want)
+		}
+	}
+	acc, err := EvaluateForecasts([]Series{s}, 7, 1, ForecastOptions{Model: "naive"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Origins 60-88 moved; their targets (up to day 95) are observed.
+	if acc.MovingForecasts != 29 || math.IsNaN(acc.MovingCoverage80) {
+		t.Errorf("moving forecasts %d (coverage %v), want 29", acc.MovingForecasts, acc.MovingCoverage80)
+	}
+	flat, err := EvaluateForecasts([]Series{s.Until(s.Days[50])}, 7, 1, ForecastOptions{Model: "naive"})
+	if err != nil || flat.MovingForecasts != 0 || !math.IsNaN(flat.MovingCoverage80) {
+		t.Errorf("a flat series: %+v, %v; want no moving forecast and NaN coverage", flat, err)
 	}
 }

@@ -248,11 +248,17 @@ type backtestLine struct {
 	RelativeMAE jsonFloat `json:"relativeMae"`
 	Coverage80  jsonFloat `json:"coverage80"`
 	Coverage95  jsonFloat `json:"coverage95"`
+	// The forecasts of series that moved in the 30 days up to their
+	// origin, and their coverage (ml.Outcome.Moved).
+	MovingForecasts  int       `json:"movingForecasts"`
+	MovingCoverage80 jsonFloat `json:"movingCoverage80"`
+	MovingCoverage95 jsonFloat `json:"movingCoverage95"`
 }
 
 func accuracyLine(acc ml.Accuracy, network string) backtestLine {
 	return backtestLine{network, acc.Horizon, acc.Series, acc.Forecasts, jsonFloat(acc.MAE), jsonFloat(acc.RMSE), jsonFloat(acc.MAENaive),
-		jsonFloat(acc.RelativeMAE), jsonFloat(acc.Coverage80), jsonFloat(acc.Coverage95)}
+		jsonFloat(acc.RelativeMAE), jsonFloat(acc.Coverage80), jsonFloat(acc.Coverage95),
+		acc.MovingForecasts, jsonFloat(acc.MovingCoverage80), jsonFloat(acc.MovingCoverage95)}
 }
 
 // mlStrategies backtests the allocation strategies on the file's USD

@@ -142,8 +142,10 @@ type ModelPerformance struct {
 	// RelativeMAE is MAE over the naive forecast's (the value at the
 	// origin); nil when that is 0 or there are no predictions.
 	RelativeMAE *float64
-	// Coverage80 is the share of actual values inside the 80 % interval.
+	// Coverage80 and Coverage95 are the shares of actual values inside the
+	// 80 % and the 95 % intervals; nil without predictions.
 	Coverage80  *float64
+	Coverage95  *float64
 	Calibration []CalibrationBin
 }
 

@@ -205,12 +205,13 @@ func (s *Service) ModelPerformance(ctx context.Context, kind obsqra.PredictionKi
 	}
 	mp := &obsqra.ModelPerformance{Kind: kind, HorizonDays: horizonDays, WindowDays: windowDays, Calibration: []obsqra.CalibrationBin{}}
 	var abs, naive float64
-	var in80 int
+	var in80, in95 int
 	for _, b := range bins {
 		mp.Count += b.Count
 		abs += b.SumAbsError
 		naive += b.SumAbsNaiveError
 		in80 += b.In80
+		in95 += b.In95
 		n := float64(b.Count)
 		mp.Calibration = append(mp.Calibration, obsqra.CalibrationBin{
 			ConfidenceFrom: round4(float64(b.Bin) / calibrationBins), ConfidenceTo: round4(float64(b.Bin+1) / calibrationBins),
@@ -219,8 +220,8 @@ func (s *Service) ModelPerformance(ctx context.Context, kind obsqra.PredictionKi
 	}
 	if mp.Count > 0 {
 		n := float64(mp.Count)
-		mae, cov := round4(abs/n), round4(float64(in80)/n)
-		mp.MAE, mp.Coverage80 = &mae, &cov
+		mae, cov, cov95 := round4(abs/n), round4(float64(in80)/n), round4(float64(in95)/n)
+		mp.MAE, mp.Coverage80, mp.Coverage95 = &mae, &cov, &cov95
 		if naive > 0 {
 			rel := round4(abs / naive)
 			mp.RelativeMAE = &rel

@@ -196,6 +196,7 @@ func TestModelPerformance(t *testing.T) {
 			MAE:         ptr(17.25),  // (4 + 15 + 50 + 0) / 4
 			RelativeMAE: ptr(0.9324), // 69 / 74
 			Coverage80:  ptr(0.5),
+			Coverage95:  ptr(0.75), // the 95 % intervals are the 80 % ones widened by 10: the third misses
 			Calibration: []obsqra.CalibrationBin{
 				{ConfidenceFrom: 0.3, ConfidenceTo: 0.4, Predicted: 0.35, Observed: 0, Count: 1},
 				{ConfidenceFrom: 0.8, ConfidenceTo: 0.9, Predicted: 0.835, Observed: 1, Count: 2},
@@ -208,12 +209,12 @@ func TestModelPerformance(t *testing.T) {
 
 		// A window of 10 days holds the first two only.
 		got, err = s.ModelPerformance(ctx, yield, 7, 10)
-		if err != nil || got.Count != 2 || got.MAE == nil || *got.MAE != 9.5 || *got.RelativeMAE != 0.7917 || *got.Coverage80 != 0.5 {
-			t.Errorf("ModelPerformance(yield, 7, 10) = %s, %v; want count 2, MAE 9.5, relative 0.7917, coverage 0.5", show(got), err)
+		if err != nil || got.Count != 2 || got.MAE == nil || *got.MAE != 9.5 || *got.RelativeMAE != 0.7917 || *got.Coverage80 != 0.5 || *got.Coverage95 != 1 {
+			t.Errorf("ModelPerformance(yield, 7, 10) = %s, %v; want count 2, MAE 9.5, relative 0.7917, coverage 0.5 and 1", show(got), err)
 		}
 		// Nothing matured: no figures. Suggestions are their user's.
 		got, err = s.ModelPerformance(b.ctx, obsqra.PredictionRebalanceSuggestion, 7, 30)
-		if err != nil || got.Count != 0 || got.MAE != nil || got.RelativeMAE != nil || got.Coverage80 != nil || len(got.Calibration) != 0 {
+		if err != nil || got.Count != 0 || got.MAE != nil || got.RelativeMAE != nil || got.Coverage80 != nil || got.Coverage95 != nil || len(got.Calibration) != 0 {
 			t.Errorf("ModelPerformance(REBALANCE_SUGGESTION) = %s, %v, want count 0 and no figures", show(got), err)
 		}
 		_, err = s.ModelPerformance(b.anon, obsqra.PredictionRebalanceSuggestion, 7, 30)

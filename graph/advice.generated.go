@@ -2003,6 +2003,29 @@ func (ec *executionContext) fieldContext_ModelPerformance_coverage80(_ context.C
 	return graphql.NewScalarFieldContext("ModelPerformance", field, false, false, "Float")
 }
 
+func (ec *executionContext) _ModelPerformance_coverage95(ctx context.Context, field graphql.CollectedField, obj *obsqra.ModelPerformance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelPerformance_coverage95(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Coverage95, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ModelPerformance_coverage95(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ModelPerformance", field, false, false, "Float")
+}
+
 func (ec *executionContext) _ModelPerformance_calibration(ctx context.Context, field graphql.CollectedField, obj *obsqra.ModelPerformance) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4358,6 +4381,11 @@ func (ec *executionContext) _ModelPerformance(ctx context.Context, sel ast.Selec
 			}
 		case "coverage80":
 			out.Values[i] = ec._ModelPerformance_coverage80(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "coverage95":
+			out.Values[i] = ec._ModelPerformance_coverage95(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

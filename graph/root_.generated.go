@@ -237,6 +237,7 @@ type ComplexityRoot struct {
 		Calibration func(childComplexity int) int
 		Count       func(childComplexity int) int
 		Coverage80  func(childComplexity int) int
+		Coverage95  func(childComplexity int) int
 		HorizonDays func(childComplexity int) int
 		Kind        func(childComplexity int) int
 		MAE         func(childComplexity int) int
@@ -1372,6 +1373,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ModelPerformance.Coverage80(childComplexity), true
+	case "ModelPerformance.coverage95":
+		if e.ComplexityRoot.ModelPerformance.Coverage95 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelPerformance.Coverage95(childComplexity), true
 	case "ModelPerformance.horizonDays":
 		if e.ComplexityRoot.ModelPerformance.HorizonDays == nil {
 			break
@@ -3624,6 +3631,8 @@ func (ec *executionContext) childFields_ModelPerformance(ctx context.Context, fi
 		return ec.fieldContext_ModelPerformance_relativeMae(ctx, field)
 	case "coverage80":
 		return ec.fieldContext_ModelPerformance_coverage80(ctx, field)
+	case "coverage95":
+		return ec.fieldContext_ModelPerformance_coverage95(ctx, field)
 	case "calibration":
 		return ec.fieldContext_ModelPerformance_calibration(ctx, field)
 	}

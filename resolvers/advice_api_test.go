@@ -342,13 +342,15 @@ func TestAdviceJourney(t *testing.T) {
 			if n, err := e.advice.ScoreOutcomes(context.Background()); err != nil || n < 10 {
 				t.Fatalf("ScoreOutcomes = %d, %v; want at least the 10 forecasts", n, err)
 			}
-			r := do(t, e.h, "", `{ modelPerformance(kind: YIELD_FORECAST, horizonDays: 7) { count mae coverage80 calibration { count } } }`, nil)
+			r := do(t, e.h, "", `{ modelPerformance(kind: YIELD_FORECAST, horizonDays: 7) { count mae coverage80 coverage95 calibration { count } } }`, nil)
 			perf := decode[struct {
-				Count       int
-				Mae         *float64
-				Calibration []struct{ Count int }
+				Count                  int
+				Mae                    *float64
+				Coverage80, Coverage95 *float64
+				Calibration            []struct{ Count int }
 			}](t, r.Data["modelPerformance"])
-			if perf.Count != 5 || perf.Mae == nil || sumWeights(perf.Calibration, func(b struct{ Count int }) int { return b.Count }) != 5 {
+			if perf.Count != 5 || perf.Mae == nil || perf.Coverage95 == nil || *perf.Coverage95 < *perf.Coverage80 ||
+				sumWeights(perf.Calibration, func(b struct{ Count int }) int { return b.Count }) != 5 {
 				t.Fatalf("modelPerformance = %+v %+v, want 5 matured yield forecasts", perf, r.Errors)
 			}
 		})

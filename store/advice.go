@@ -241,8 +241,9 @@ type AccuracyBin struct {
 	// the naive forecast's error.
 	SumAbsError      float64
 	SumAbsNaiveError float64
-	// In80 counts the actual values inside the 80 % interval.
-	In80 int
+	// In80 and In95 count the actual values inside the 80 % and the 95 %
+	// intervals.
+	In80, In95 int
 }
 
 // PredictionAccuracy sums up the scored predictions q selects, per
@@ -271,11 +272,12 @@ func (db *DB) PredictionAccuracy(ctx context.Context, q AccuracyQuery) ([]Accura
 		args = append(args, q.UserID)
 	}
 	rows, err := db.conn().query(ctx, `
-		SELECT bin, COUNT(*), SUM(confidence), SUM(hit), SUM(abs_error), SUM(abs_naive), SUM(in80) FROM (
+		SELECT bin, COUNT(*), SUM(confidence), SUM(hit), SUM(abs_error), SUM(abs_naive), SUM(in80), SUM(in95) FROM (
 			SELECT `+bin.String()+` AS bin, p.confidence,
 				CASE WHEN ABS(o.actual - p.point) <= p.tolerance THEN 1 ELSE 0 END AS hit,
 				ABS(o.actual - p.point) AS abs_error, ABS(o.actual - p.last) AS abs_naive,
-				CASE WHEN o.actual >= p.lower80 AND o.actual <= p.upper80 THEN 1 ELSE 0 END AS in80
+				CASE WHEN o.actual >= p.lower80 AND o.actual <= p.upper80 THEN 1 ELSE 0 END AS in80,
+				CASE WHEN o.actual >= p.lower95 AND o.actual <= p.upper95 THEN 1 ELSE 0 END AS in95
 			FROM predictions p JOIN prediction_outcomes o ON o.prediction_id = p.id
 			WHERE p.kind = ? AND p.horizon_days = ? AND p.target >= ? AND p.target <= ? AND `+user+`
 		) AS scored GROUP BY bin ORDER BY bin`, args...)
@@ -286,7 +288,7 @@ func (db *DB) PredictionAccuracy(ctx context.Context, q AccuracyQuery) ([]Accura
 	var out []AccuracyBin
 	for rows.Next() {
 		var b AccuracyBin
-		if err := rows.Scan(&b.Bin, &b.Count, &b.SumConfidence, &b.Hits, &b.SumAbsError, &b.SumAbsNaiveError, &b.In80); err != nil {
+		if err := rows.Scan(&b.Bin, &b.Count, &b.SumConfidence, &b.Hits, &b.SumAbsError, &b.SumAbsNaiveError, &b.In80, &b.In95); err != nil {
 			return nil, translate(err, "scan prediction accuracy", "prediction")
 		}
 		out = append(out, b)

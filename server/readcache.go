@@ -114,7 +114,6 @@ type cacheViewer struct {
 
 // cacheEntry is one kept answer.
 type cacheEntry struct {
-	key    uint64
 	viewer cacheViewer
 	media  string
 	body   []byte // the request's body
@@ -246,7 +245,7 @@ func (r *readRequest) store(rc *graphql.OperationContext, resp *graphql.Response
 	if !c.opts.Generations.Running() {
 		return
 	}
-	e := &cacheEntry{key: r.key, viewer: r.viewer, media: r.media, body: bytes.Clone(r.body), scope: scope, stamp: r.stamp,
+	e := &cacheEntry{viewer: r.viewer, media: r.media, body: bytes.Clone(r.body), scope: scope, stamp: r.stamp,
 		data: bytes.Clone(resp.Data), opName: rc.Operation.Name}
 	if oc := costOf(rc); oc != nil {
 		e.requested, e.price = oc.requested, oc.price

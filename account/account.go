@@ -58,7 +58,7 @@ type Config struct {
 	// address (MAIL_RECIPIENT_INTERVAL): one of a kind per interval.
 	// Default (0) MailRecipientInterval, 10 minutes.
 	MailRecipientInterval time.Duration
-	// Logger receives the errors of background work (RunResets). Default
+	// Logger receives the errors of background work (RunEmailRequests). Default
 	// slog.Default().
 	Logger *slog.Logger
 	// Generations, when set, are the hub's: Authenticate then keeps each

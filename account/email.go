@@ -269,11 +269,12 @@ func (s *Service) ChangeEmail(ctx context.Context, newEmail, password string) er
 // within MailRecipientInterval (then nothing is sent, and the answer is
 // the same: the earlier link still works). Without a signed-in user (one
 // whose address must be verified cannot sign in), email names the
-// account: the link goes to it if it exists, is active and is not
-// verified, under the same cap, and the answer is nil whatever the case,
-// so that it reveals nothing.
+// account: the request is throttled and recorded like a password reset's,
+// and the link goes to the account if it exists, is active and is not
+// verified, under the same cap; the answer and the work are the same
+// whatever the case, so that it reveals nothing.
 // Errors: EUNAUTHENTICATED (refused credentials, or none and no email),
-// EINVALID.
+// EINVALID, ERATELIMIT.
 func (s *Service) ResendVerification(ctx context.Context, email string) error {
 	p, err := obsqra.Viewer(ctx)
 	if err != nil {
@@ -300,28 +301,13 @@ func (s *Service) ResendVerification(ctx context.Context, email string) error {
 	})
 }
 
-// resendTo mails a new verification link to the account of email when it
-// exists, is active and is not verified, and was not mailed one within
-// MailRecipientInterval; otherwise nothing. Only internal errors.
+// resendTo asks for a new verification link for the account of email,
+// the way RequestPasswordReset asks for a reset: throttled per client
+// address and per (email, address), then recorded and answered, the same
+// work for any email; the runner mails the link (verifyOne).
+// Errors: ERATELIMIT.
 func (s *Service) resendTo(ctx context.Context, email string) error {
-	if len(email) > MaxEmailBytes {
-		return nil
-	}
-	return s.db.WithTx(ctx, func(tx *store.Tx) error {
-		u, err := tx.UserByEmail(ctx, strings.TrimSpace(email))
-		if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		if u.EmailVerified || !u.Active {
-			return nil
-		}
-		if recent, err := s.mailedRecently(ctx, tx, u.ID, store.TokenVerifyEmail, ""); err != nil || recent {
-			return err
-		}
-		return s.queueVerification(ctx, tx, u)
-	})
+	return s.requestLink(ctx, store.TokenVerifyEmail, email)
 }
 
 // mailedRecently reports whether a token of purpose was mailed to the
@@ -338,13 +324,23 @@ func (s *Service) mailedRecently(ctx context.Context, tx *store.Tx, userID int64
 // resetRefusal is the refusal of too many reset requests.
 const resetRefusal = "too many password reset requests from your address"
 
-// resetKeys are the throttle keys of a password reset request: the client
-// address, and the (account, address) pair; never the account alone, so
-// that a stranger cannot use up an owner's resets.
-func (p ThrottlePolicy) resetKeys(email, address string) []throttleKey {
-	keys := []throttleKey{{key: "reset:address:" + address + " account:" + strings.ToLower(email), limit: p.AccountLimit, refusal: resetRefusal}}
+// verifyRefusal is the refusal of too many verification links asked for
+// without signing in.
+const verifyRefusal = "too many verification link requests from your address"
+
+// linkKeys are the throttle keys of a request for a link of purpose made
+// without signing in (a password reset, a verification link): the client
+// address, and the (account, address) pair, each purpose counted apart;
+// never the account alone, so that a stranger cannot use up an owner's
+// links.
+func (p ThrottlePolicy) linkKeys(purpose, email, address string) []throttleKey {
+	prefix, refusal := "reset", resetRefusal
+	if purpose == store.TokenVerifyEmail {
+		prefix, refusal = "verify", verifyRefusal
+	}
+	keys := []throttleKey{{key: prefix + ":address:" + address + " account:" + strings.ToLower(email), limit: p.AccountLimit, refusal: refusal}}
 	if address != "" {
-		keys = append(keys, throttleKey{key: "reset:address:" + address, limit: p.AddressLimit, refusal: resetRefusal})
+		keys = append(keys, throttleKey{key: prefix + ":address:" + address, limit: p.AddressLimit, refusal: refusal})
 	}
 	return keys
 }
@@ -352,42 +348,56 @@ func (p ThrottlePolicy) resetKeys(email, address string) []throttleKey {
 // RequestPasswordReset asks for a password reset link for the account of
 // email, if there is an active one. The answer is the same whether there
 // is or not, and so is the work: the request is throttled, then recorded
-// (store.QueueResetRequest, one row either way) and answered; the reset
-// runner (RunResets) then looks the email up and mails the link, within
+// (store.QueueEmailRequest, one row either way) and answered; the
+// runner (RunEmailRequests) then looks the email up and mails the link, within
 // seconds. A request within the per-recipient interval of the last reset
 // mail to the address sends nothing (the earlier link still works).
 // Errors: ERATELIMIT (per client address and per account and address).
 func (s *Service) RequestPasswordReset(ctx context.Context, email string) error {
+	return s.requestLink(ctx, store.TokenResetPassword, email)
+}
+
+// requestLink throttles and records a request for a link of purpose
+// (store.TokenResetPassword or TokenVerifyEmail) to the account of email,
+// made without signing in: one row whatever the email. A request whose
+// email is too long for any account is answered alike, without a row.
+// Errors: ERATELIMIT.
+func (s *Service) requestLink(ctx context.Context, purpose, email string) error {
 	email = strings.TrimSpace(email)
 	if len(email) > MaxEmailBytes {
 		return nil // no account has it: the same answer
 	}
-	if err := s.admit(ctx, s.throttle.resetKeys(email, obsqra.ClientFromContext(ctx).LimitKey())); err != nil {
+	if err := s.admit(ctx, s.throttle.linkKeys(purpose, email, obsqra.ClientFromContext(ctx).LimitKey())); err != nil {
 		return err
 	}
-	return s.db.WithTx(ctx, func(tx *store.Tx) error { return tx.QueueResetRequest(ctx, email) })
+	return s.db.WithTx(ctx, func(tx *store.Tx) error { return tx.QueueEmailRequest(ctx, purpose, email) })
 }
 
-// resetBatch bounds the reset requests one unit of work works.
-const resetBatch = 100
+// requestBatch bounds the email requests one unit of work works.
+const requestBatch = 100
 
-// ProcessResets works the waiting password reset requests, a batch per
-// unit of work (taken, looked up, mailed, removed together), until none is
-// left, and returns how many it worked.
+// ProcessEmailRequests works the waiting email requests (password resets,
+// verification links asked for without signing in), a batch per unit of
+// work (taken, looked up, mailed, removed together), until none is left,
+// and returns how many it worked.
 // Errors: internal ones (the requests of a batch that failed wait for the
 // next run).
-func (s *Service) ProcessResets(ctx context.Context) (int, error) {
+func (s *Service) ProcessEmailRequests(ctx context.Context) (int, error) {
 	n := 0
 	for {
 		var worked int
 		err := s.db.WithTx(ctx, func(tx *store.Tx) error {
-			reqs, err := tx.TakeResetRequests(ctx, resetBatch)
+			reqs, err := tx.TakeEmailRequests(ctx, requestBatch)
 			if err != nil {
 				return err
 			}
 			worked = len(reqs)
 			for _, r := range reqs {
-				if err := s.resetOne(ctx, tx, r.Email); err != nil {
+				work := s.resetOne
+				if r.Purpose == store.TokenVerifyEmail {
+					work = s.verifyOne
+				}
+				if err := work(ctx, tx, r.Email); err != nil {
 					return err
 				}
 			}
@@ -397,26 +407,27 @@ func (s *Service) ProcessResets(ctx context.Context) (int, error) {
 			return n, err
 		}
 		n += worked
-		if worked < resetBatch {
+		if worked < requestBatch {
 			return n, nil
 		}
 	}
 }
 
-// resetPoll is how often RunResets looks for requests besides the commits
-// of this process: those of another instance wait at most this long.
-const resetPoll = 5 * time.Second
+// requestPoll is how often RunEmailRequests looks for requests besides
+// the commits of this process: those of another instance wait at most
+// this long.
+const requestPoll = 5 * time.Second
 
-// RunResets works password reset requests until ctx ends: at each commit
-// of this process that queues one, and every resetPoll. Every instance
-// runs it; two never work one request (TakeResetRequests).
-func (s *Service) RunResets(ctx context.Context) {
-	poll := time.NewTicker(resetPoll)
+// RunEmailRequests works email requests until ctx ends: at each commit of
+// this process that queues one, and every requestPoll. Every instance runs
+// it; two never work one request (TakeEmailRequests).
+func (s *Service) RunEmailRequests(ctx context.Context) {
+	poll := time.NewTicker(requestPoll)
 	defer poll.Stop()
 	for {
-		queued := s.db.ResetRequestsQueued()
-		if _, err := s.ProcessResets(ctx); err != nil && ctx.Err() == nil {
-			s.logger().Error("account: work password reset requests", "error", err.Error())
+		queued := s.db.EmailRequestsQueued()
+		if _, err := s.ProcessEmailRequests(ctx); err != nil && ctx.Err() == nil {
+			s.logger().Error("account: work email requests", "error", err.Error())
 		}
 		select {
 		case <-ctx.Done():
@@ -425,6 +436,25 @@ func (s *Service) RunResets(ctx context.Context) {
 		case <-poll.C:
 		}
 	}
+}
+
+// verifyOne mails a new verification link to the account of email, in
+// tx, when it exists, is active and is not verified, and was not mailed
+// one within the per-recipient interval.
+func (s *Service) verifyOne(ctx context.Context, tx *store.Tx, email string) error {
+	u, err := tx.UserByEmail(ctx, email)
+	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if u.EmailVerified || !u.Active {
+		return nil
+	}
+	if recent, err := s.mailedRecently(ctx, tx, u.ID, store.TokenVerifyEmail, ""); err != nil || recent {
+		return err
+	}
+	return s.queueVerification(ctx, tx, u)
 }
 
 // resetOne mails a reset link to the account of email, in tx, if it is

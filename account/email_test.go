@@ -145,7 +145,7 @@ func TestPasswordReset(t *testing.T) {
 		if mails := out.take(); len(mails) != 0 {
 			t.Fatalf("mails before the requests were worked: %+v", mails)
 		}
-		resets(t, svc)
+		workRequests(t, svc)
 		mails := out.take()
 		if len(mails) != 1 || mails[0].Kind != account.MailPasswordReset || mails[0].To != "ada@example.com" {
 			t.Fatalf("reset mails: %+v, want one to ada", mails)
@@ -153,7 +153,7 @@ func TestPasswordReset(t *testing.T) {
 		token := tokenOf(t, mails[0], "/reset-password")
 
 		// A second request at once sends nothing (the first link works).
-		if err := svc.RequestPasswordReset(from("203.0.113.9"), "ada@example.com"); err != nil || resets(t, svc) != 1 || len(out.take()) != 0 {
+		if err := svc.RequestPasswordReset(from("203.0.113.9"), "ada@example.com"); err != nil || workRequests(t, svc) != 1 || len(out.take()) != 0 {
 			t.Errorf("a second request at once: %v; want the same answer and no mail", err)
 		}
 		if err := svc.ResetPassword(context.Background(), token, "short"); obsqra.ErrorCode(err) != obsqra.EINVALID {
@@ -184,7 +184,7 @@ func TestPasswordReset(t *testing.T) {
 		if err := svc.RequestPasswordReset(from("198.51.100.7"), "ada@example.com"); err != nil {
 			t.Fatal(err)
 		}
-		resets(t, svc)
+		workRequests(t, svc)
 		late := tokenOf(t, out.take()[0], "/reset-password")
 		b.clock.Advance(account.ResetTokenTTL)
 		if err := svc.ResetPassword(context.Background(), late, "third correct horse"); obsqra.ErrorCode(err) != obsqra.ENOTFOUND {
@@ -211,13 +211,13 @@ func TestPasswordResetThrottle(t *testing.T) {
 	if err := svc.RequestPasswordReset(from("203.0.113.66"), "ada@example.com"); obsqra.ErrorCode(err) != obsqra.ERATELIMIT {
 		t.Fatalf("request %d from one address: %v, want ERATELIMIT", limit+1, err)
 	}
-	resets(t, svc)
+	workRequests(t, svc)
 	out.take()
 	b.clock.Advance(account.MailRecipientInterval)
 	if err := svc.RequestPasswordReset(from("192.0.2.1"), "ada@example.com"); err != nil {
 		t.Fatalf("the owner's address: %v", err)
 	}
-	resets(t, svc)
+	workRequests(t, svc)
 	if mails := out.take(); len(mails) != 1 {
 		t.Errorf("the owner's request after a stranger's flood: %d mails, want 1", len(mails))
 	}
@@ -301,13 +301,58 @@ func TestMailRecipientIntervalConfigured(t *testing.T) {
 	})
 }
 
-// resets works the waiting reset requests, as RunResets does, and returns
+// workRequests works the waiting email requests, as RunEmailRequests does, and returns
 // how many there were.
-func resets(t *testing.T, svc *account.Service) int {
+func workRequests(t *testing.T, svc *account.Service) int {
 	t.Helper()
-	n, err := svc.ProcessResets(context.Background())
+	n, err := svc.ProcessEmailRequests(context.Background())
 	if err != nil {
-		t.Fatalf("ProcessResets = %v", err)
+		t.Fatalf("ProcessEmailRequests = %v", err)
 	}
 	return n
+}
+
+// TestResendVerificationSignedOut: a verification link asked for without
+// signing in runs the same statements for a known and an unknown email,
+// goes out once the request is worked (to the unverified account only),
+// and is throttled per (email, address) like a password reset: refused at
+// one past the limit from that address, not from another.
+func TestResendVerificationSignedOut(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		svc, b, out := mailing(t, db)
+		register(t, svc, "ada@example.com")
+		out.take()
+		b.clock.Advance(account.MailRecipientInterval)
+		var work []int64
+		for _, email := range []string{"nobody@example.com", "ada@example.com"} {
+			before := db.Statements()
+			if err := svc.ResendVerification(from("198.51.100.7"), email); err != nil {
+				t.Fatalf("ResendVerification(%s) = %v", email, err)
+			}
+			work = append(work, db.Statements()-before)
+		}
+		if work[0] != work[1] {
+			t.Errorf("a resend for an unknown email ran %d statements, for a known one %d", work[0], work[1])
+		}
+		if n := workRequests(t, svc); n != 2 {
+			t.Errorf("%d requests worked, want 2", n)
+		}
+		if mails := out.take(); len(mails) != 1 || mails[0].Kind != account.MailVerifyEmail || mails[0].To != "ada@example.com" {
+			t.Fatalf("mails: %+v, want one verification to ada", mails)
+		}
+		limit := account.DefaultThrottlePolicy().AccountLimit
+		for i := 1; i < limit; i++ { // the first request above counted
+			if err := svc.ResendVerification(from("198.51.100.7"), "ada@example.com"); err != nil {
+				t.Fatalf("request %d of %d: %v", i+1, limit, err)
+			}
+		}
+		if err := svc.ResendVerification(from("198.51.100.7"), "ada@example.com"); obsqra.ErrorCode(err) != obsqra.ERATELIMIT {
+			t.Errorf("request %d from one address: %v, want ERATELIMIT", limit+1, err)
+		}
+		if err := svc.ResendVerification(from("192.0.2.1"), "ada@example.com"); err != nil {
+			t.Errorf("from another address: %v", err)
+		}
+	})
 }

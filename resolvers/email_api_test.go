@@ -79,7 +79,7 @@ func TestEmailFlowsAPI(t *testing.T) {
 				t.Fatalf("requestPasswordReset(%s) = %s %+v", email, r.Data["requestPasswordReset"], r.Errors)
 			}
 		}
-		if _, err := accounts.ProcessResets(context.Background()); err != nil { // the runner's work
+		if _, err := accounts.ProcessEmailRequests(context.Background()); err != nil { // the runner's work
 			t.Fatal(err)
 		}
 		reset := box.last(t, "/reset-password")

@@ -152,7 +152,7 @@ func TestMailFlowsEndToEnd(t *testing.T) {
 		h, accounts := newHandler(t, db, account.Config{BcryptCost: 4, PublicAppURL: "https://app.example.com"})
 		runCtx, stopRuns := context.WithCancel(context.Background())
 		runsDone := make(chan struct{})
-		go func() { defer close(runsDone); accounts.RunResets(runCtx) }()
+		go func() { defer close(runsDone); accounts.RunEmailRequests(runCtx) }()
 		t.Cleanup(func() { stopRuns(); <-runsDone })
 		_, next := startMailing(t, db)
 		mutate := func(t *testing.T, token, query string, vars map[string]any) gqlResponse {

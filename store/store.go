@@ -116,9 +116,9 @@ type DB struct {
 	// mailsQueued is broadcast after each unit of work that queued mails
 	// commits (see MailsQueued).
 	mailsQueued broadcast
-	// resetsQueued is broadcast after each unit of work that queued
-	// password reset requests commits (see ResetRequestsQueued).
-	resetsQueued broadcast
+	// requestsQueued is broadcast after each unit of work that queued
+	// email requests commits (see EmailRequestsQueued).
+	requestsQueued broadcast
 
 	// statements counts the SQL statements run through the store, for
 	// tests that check a request's statement count (see Statements).
@@ -311,9 +311,9 @@ type Tx struct {
 	// mailsQueued counts QueueMail's mails: a commit of any then signals
 	// MailsQueued.
 	mailsQueued int
-	// resetsQueued counts QueueResetRequest's requests: a commit of any
-	// then signals ResetRequestsQueued.
-	resetsQueued int
+	// requestsQueued counts QueueEmailRequest's requests: a commit of any
+	// then signals EmailRequestsQueued.
+	requestsQueued int
 	// stmts are the statements prepared on this transaction's connection,
 	// for queries the pool's cache does not hold yet; database/sql closes
 	// them when the transaction ends.
@@ -383,8 +383,8 @@ func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	if tx.mailsQueued > 0 {
 		db.mailsQueued.signal()
 	}
-	if tx.resetsQueued > 0 {
-		db.resetsQueued.signal()
+	if tx.requestsQueued > 0 {
+		db.requestsQueued.signal()
 	}
 	return nil
 }

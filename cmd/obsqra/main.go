@@ -377,12 +377,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	go func() { jobsDone <- jobs.Run(ctx) }()
 	// The mail sender runs on every instance until ctx ends, then records
 	// the attempt under way (at most mailSendTimeout).
-	// Password reset requests are worked after their answer, by every
-	// instance (see account.Service.RequestPasswordReset).
+	// Links asked for without signing in (password resets, verification
+	// links) are worked after their answer, by every instance (see
+	// account.Service.RequestPasswordReset).
 	resetsDone := make(chan struct{})
 	go func() {
 		defer close(resetsDone)
-		accounts.RunResets(ctx)
+		accounts.RunEmailRequests(ctx)
 	}()
 	mailDone := make(chan struct{})
 	go func() {

@@ -1,10 +1,11 @@
 -- +goose Up
--- reset_requests: see the PostgreSQL migration.
-CREATE TABLE reset_requests (
+-- email_requests: see the PostgreSQL migration.
+CREATE TABLE email_requests (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    purpose      TEXT    NOT NULL,
     email        TEXT    NOT NULL,
     requested_at TEXT    NOT NULL
 ) STRICT;
 
 -- +goose Down
-DROP TABLE reset_requests;
+DROP TABLE email_requests;

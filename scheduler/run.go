@@ -116,6 +116,10 @@ type result struct {
 // the run outlives its timeout and stop or term ends meanwhile: a run that
 // ignores its context is then left behind.
 func (s *Scheduler) runOnce(stop, term context.Context, j *job) result {
+	// The run's time starts before it shows as running: whoever sees it
+	// running (Jobs, a test that then moves the clock) sees a start
+	// already taken.
+	start := s.clock.Now()
 	s.setRunning(j, true)
 	defer s.setRunning(j, false)
 
@@ -130,7 +134,6 @@ func (s *Scheduler) runOnce(stop, term context.Context, j *job) result {
 	}
 	r.run = run
 
-	start := s.clock.Now()
 	ctx, cancelRun := context.WithCancelCause(term)
 	defer cancelRun(errRunOver)
 	done := make(chan error, 1)

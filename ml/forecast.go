@@ -45,8 +45,14 @@ type ForecastOptions struct {
 	//   - "combo(a,b,…)": the equal-weight average of up to 8 of the above;
 	//   - "select(a,b,…)": per series and horizon, the one of up to 8 of the
 	//     above whose past forecasts at this horizon had the lowest mean
-	//     absolute error (the first when there are none yet).
+	//     absolute error (the first when there are none yet);
+	//   - "global": the model fitted across many series (see FitGlobal),
+	//     with the parameters in Global. It stands alone: it is not a
+	//     member of a combination.
 	Model string
+	// Global are the parameters of the "global" model. Default: those
+	// fitted on the shared Aave V3 lending rates (DefaultGlobal).
+	Global *GlobalParams
 	// MinObservations is the fewest observed days, up to the origin, that a
 	// forecast needs. Default 30; at least 10.
 	MinObservations int
@@ -151,6 +157,9 @@ func fcParseModel(m string) (fcSpec, error) {
 	if known(m) {
 		return fcSpec{members: []string{m}}, nil
 	}
+	if m == "global" {
+		return fcSpec{op: "global"}, nil
+	}
 	for _, op := range []string{"combo", "select"} {
 		inner, ok := strings.CutPrefix(m, op+"(")
 		if !ok {
@@ -163,7 +172,7 @@ func fcParseModel(m string) (fcSpec, error) {
 			}
 		}
 	}
-	return fcSpec{}, obsqra.Errorf(obsqra.EINVALID, "model %q is not one of naive, drift, medianK, ses, holt, damped, ets, or combo(…) or select(…) of up to %d of them", m, fcMaxMembers)
+	return fcSpec{}, obsqra.Errorf(obsqra.EINVALID, "model %q is not global or one of naive, drift, medianK, ses, holt, damped, ets, or combo(…) or select(…) of up to %d of them", m, fcMaxMembers)
 }
 
 // fcFitModel fits the method spec to d, for forecasts steps days after the
@@ -408,6 +417,11 @@ func fcCheckOptions(horizon int, opts *ForecastOptions) (fcSpec, error) {
 	if err := fcCheckTolerance(opts.Tolerance); err != nil {
 		return fcSpec{}, err
 	}
+	if opts.Global != nil {
+		if err := opts.Global.Validate(); err != nil {
+			return fcSpec{}, err
+		}
+	}
 	return fcParseModel(opts.Model)
 }
 
@@ -477,6 +491,10 @@ func fcForecastDist(s Series, origin obsqra.Date, horizon int, opts ForecastOpti
 		return Forecast{}, fcDist{}, err
 	}
 	steps := int(origin-d.days[d.n-1]) + horizon
+	if spec.op == "global" {
+		f, dist := fcGlobal(s.Until(origin).Values, origin, horizon, steps, opts)
+		return f, dist, nil
+	}
 	m := fcFitModel(d, spec, steps)
 	point, sd := m.point(steps)
 	var errs []float64
@@ -523,4 +541,41 @@ func fcTrailingMedian(y []float64, i, k int) float64 {
 		return w[len(w)/2]
 	}
 	return (w[len(w)/2-1] + w[len(w)/2]) / 2
+}
+
+// fcGlobal is ForecastSeries for the global model: y are the values up to
+// origin, the last one steps days before the target.
+func fcGlobal(y []float64, origin obsqra.Date, horizon, steps int, opts ForecastOptions) (Forecast, fcDist) {
+	gp := opts.Global
+	if gp == nil {
+		gp = &DefaultGlobal
+	}
+	point, errs, calib := gp.forecast(y, steps)
+	f := Forecast{
+		Model:   "global",
+		Origin:  origin,
+		Target:  origin + obsqra.Date(horizon),
+		Horizon: horizon,
+		Point:   point,
+		Lower80: point + errs[20], Upper80: point + errs[180],
+		Lower95: point + errs[5], Upper95: point + errs[195],
+	}
+	if opts.NonNegative {
+		f.Point = math.Max(f.Point, 0)
+		f.Lower80 = math.Max(f.Lower80, 0)
+		f.Lower95 = math.Max(f.Lower95, 0)
+		f.Upper80 = math.Max(f.Upper80, 0)
+		f.Upper95 = math.Max(f.Upper95, 0)
+	}
+	f.Tolerance = opts.Tolerance
+	if f.Tolerance == 0 {
+		f.Tolerance = DefaultTolerance(f.Point)
+	}
+	// The errors around the reported (clamped) point.
+	around := make([]float64, len(errs))
+	for j, e := range errs {
+		around[j] = e + point - f.Point
+	}
+	f.Confidence = calib(quantileWithin(around, f.Tolerance))
+	return f, fcDist{errs: errs, w: 1}
 }

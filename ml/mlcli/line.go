@@ -70,6 +70,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return mlBacktest(ctx, args, stdout)
 	case "strategies":
 		return mlStrategies(ctx, args, stdout)
+	case "fit":
+		return mlFit(ctx, args, stdout)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, Usage)
 		return nil

@@ -1,0 +1,619 @@
+package ml
+
+import (
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/obsqra/obsqra"
+)
+
+// The global model ("global" in ForecastOptions.Model) forecasts a series
+// with coefficients fitted across many series at once, not on the series'
+// own short history. Lending rates share their structure across reserves
+// and networks: a rate that jumped today above its recent median is usually
+// back near it within days (a large withdrawal pushed utilisation past the
+// kink of the rate curve, and deposits follow), a rate that fell does not
+// bounce back the same way, and a rate well above its quarter's mean drifts
+// back toward it over a month. One series sees a handful of such events; all
+// the reserves of the shared Aave V3 file see thousands.
+//
+// The point forecast steps days ahead is the last value plus a linear
+// combination of how far the recent medians, minima and means sit from it
+// (globalFeatures), the coefficients fitted per horizon by least absolute
+// deviations: the forecast that minimises the sum of absolute errors, the
+// measure it is judged by, over every origin of every training series.
+//
+// The prediction intervals and Confidence are conformal: the quantiles of
+// the training forecasts' errors, each divided by its series' volatility
+// when it was made (globalScale: the mean absolute daily change over the
+// last 30 observations plus the mean absolute change over the horizon in
+// the last 60), are multiplied by the series' volatility today. A series
+// that has not moved at all has volatility 0; its errors are scaled by its
+// level instead, with their own quantiles (such a rate sits still most of
+// the time and jumps rarely), and a series that has sat at exactly 0 keeps
+// a zero-width interval. Confidence is the probability under those
+// quantiles that the value lands within the tolerance, passed through a
+// monotone map fitted on the training forecasts (isotonic regression of
+// whether they landed within the default tolerance on that probability),
+// so that of the forecasts given a confidence of 0.7, seven in ten land.
+//
+// Everything is fitted offline by FitGlobal on data that precedes nothing it
+// is judged on: the committed parameters (globalparams.go, `make refit`)
+// come from the shared Aave V3 file; `obsqra ml backtest
+// --leave-one-network-out` fits on all networks but one and scores that one.
+// A horizon between two fitted horizons blends their forecasts linearly; one
+// beyond the last uses the last.
+
+// GlobalHorizons are the horizons, in days, at which FitGlobal fits the
+// global model by default.
+var GlobalHorizons = []int{1, 2, 3, 5, 7, 10, 14, 21, 30, 45, 60, 90}
+
+const (
+	// globalNumFeatures is the length of the feature vector.
+	globalNumFeatures = 15
+	// globalQuantiles is the size of each quantile table: the quantiles at
+	// probabilities k/200, k = 0 … 200.
+	globalQuantiles = 201
+	// globalCalibKnots is the size of each confidence map: its values at
+	// raw confidence k/50, k = 0 … 50.
+	globalCalibKnots = 51
+	// globalMinRows is the fewest training forecasts a horizon needs.
+	globalMinRows = 200
+	// globalIRLSIterations bounds the least-absolute-deviation fit.
+	globalIRLSIterations = 60
+)
+
+// GlobalParams are the fitted parameters of the global model, one entry of
+// each table per horizon.
+type GlobalParams struct {
+	Horizons []int
+	// Coef are the coefficients of the features (globalFeatures).
+	Coef [][globalNumFeatures]float64
+	// Moving are the quantiles of the errors divided by globalScale, for
+	// series whose scale is positive.
+	Moving [][globalQuantiles]float64
+	// Flat are the quantiles of the errors divided by the last value, for
+	// series whose scale is 0 and last value is not.
+	Flat [][globalQuantiles]float64
+	// Calib maps a raw confidence c to the calibrated one: its value at
+	// c = k/50, linear in between.
+	Calib [][globalCalibKnots]float64
+	// Rows is the number of training forecasts at each horizon.
+	Rows []int
+}
+
+// Validate checks the shape of p: strictly increasing horizons within
+// 1 … 365, one entry of each table per horizon, finite numbers, sorted
+// quantiles and a non-decreasing confidence map within [0, 1].
+func (p *GlobalParams) Validate() error {
+	n := len(p.Horizons)
+	if n == 0 || len(p.Coef) != n || len(p.Moving) != n || len(p.Flat) != n || len(p.Calib) != n || len(p.Rows) != n {
+		return obsqra.Errorf(obsqra.EINVALID, "global model parameters need one entry of each table per horizon")
+	}
+	for k, h := range p.Horizons {
+		if h < 1 || h > fcMaxHorizon || (k > 0 && h <= p.Horizons[k-1]) {
+			return obsqra.Errorf(obsqra.EINVALID, "global model horizons must increase within 1–%d", fcMaxHorizon)
+		}
+		for _, c := range p.Coef[k] {
+			if !finite(c) {
+				return obsqra.Errorf(obsqra.EINVALID, "global model coefficient at horizon %d is not finite", h)
+			}
+		}
+		for _, q := range [][globalQuantiles]float64{p.Moving[k], p.Flat[k]} {
+			if !finite(q[0]) || !finite(q[globalQuantiles-1]) || !slices.IsSorted(q[:]) {
+				return obsqra.Errorf(obsqra.EINVALID, "global model quantiles at horizon %d are not finite and sorted", h)
+			}
+		}
+		c := p.Calib[k]
+		if !slices.IsSorted(c[:]) || !(c[0] >= 0) || !(c[globalCalibKnots-1] <= 1) {
+			return obsqra.Errorf(obsqra.EINVALID, "global model confidence map at horizon %d is not non-decreasing within 0–1", h)
+		}
+	}
+	return nil
+}
+
+// globalFeatures fills x with the features of y at its last index i: the
+// positive and negative parts of how far the medians of the last 3, 7, 14
+// and 30 observations, the previous observation and the mean of the last
+// 90 sit from y[i], then how far the minima of the last 3 and 7 and the
+// maximum of the last 3 sit from it. Every feature is a difference of
+// values of the series, so the forecast is equivariant: scaling or shifting
+// the series scales or shifts it alike.
+func globalFeatures(y []float64, x *[globalNumFeatures]float64) {
+	i := len(y) - 1
+	last := y[i]
+	k := 0
+	split := func(d float64) {
+		x[k], x[k+1] = math.Max(d, 0), math.Min(d, 0)
+		k += 2
+	}
+	for _, w := range [4]int{3, 7, 14, 30} {
+		split(fcTrailingMedian(y, i, w) - last)
+	}
+	split(y[max(i-1, 0)] - last)
+	var sum float64
+	from := max(0, i-89)
+	for _, v := range y[from:] {
+		sum += v
+	}
+	split(sum/float64(i+1-from) - last)
+	x[k] = slices.Min(y[max(0, i-2):]) - last
+	x[k+1] = slices.Min(y[max(0, i-6):]) - last
+	x[k+2] = slices.Max(y[max(0, i-2):]) - last
+}
+
+// globalScale is the volatility of y at its last index for a forecast
+// steps ahead: the mean absolute change between consecutive observations
+// over the last 30, plus the mean absolute change over steps observations
+// in the last 60 (0 when there are none).
+func globalScale(y []float64, steps int) float64 {
+	i := len(y) - 1
+	var daily float64
+	n := 0
+	for j := max(1, i-29); j <= i; j++ {
+		daily += math.Abs(y[j] - y[j-1])
+		n++
+	}
+	if n > 0 {
+		daily /= float64(n)
+	}
+	var long float64
+	m := 0
+	for j := max(steps, i-59); j <= i; j++ {
+		long += math.Abs(y[j] - y[j-steps])
+		m++
+	}
+	if m > 0 {
+		long /= float64(m)
+	}
+	return daily + long
+}
+
+// globalKnot is the global model's forecast at one fitted horizon: the
+// point (unclamped) and the scaled error quantiles.
+type globalKnot struct {
+	point float64
+	// scale multiplies the quantile table q; 0 means no error at all.
+	scale float64
+	q     *[globalQuantiles]float64
+	calib *[globalCalibKnots]float64
+}
+
+// knot forecasts y (up to its last observation) at the k-th fitted horizon.
+func (p *GlobalParams) knot(y []float64, k int) globalKnot {
+	var x [globalNumFeatures]float64
+	globalFeatures(y, &x)
+	last := y[len(y)-1]
+	g := globalKnot{point: last, calib: &p.Calib[k]}
+	for j, c := range p.Coef[k] {
+		g.point += c * x[j]
+	}
+	if s := globalScale(y, p.Horizons[k]); s > 0 {
+		g.scale, g.q = s, &p.Moving[k]
+	} else {
+		g.scale, g.q = math.Abs(last), &p.Flat[k]
+	}
+	return g
+}
+
+// globalForecast is the global model's forecast steps days after the last
+// observation of y: the point (unclamped) and 201 error quantiles, sorted,
+// at probabilities k/200, and the confidence map to apply. Between two
+// fitted horizons the points and quantiles are blended linearly.
+func (p *GlobalParams) forecast(y []float64, steps int) (point float64, errs []float64, calib func(float64) float64) {
+	hs := p.Horizons
+	k := min(max(sortSearchInts(hs, steps), 1), len(hs)-1)
+	var w float64 // weight of knot k; knot k-1 has 1-w
+	switch {
+	case len(hs) == 1:
+		k, w = 0, 1
+	case steps <= hs[0]:
+		k, w = 1, 0
+	case steps >= hs[len(hs)-1]:
+		k, w = len(hs)-1, 1
+	default:
+		w = float64(steps-hs[k-1]) / float64(hs[k]-hs[k-1])
+	}
+	b := p.knot(y, k)
+	a := b
+	if w < 1 {
+		a = p.knot(y, k-1)
+	}
+	point = (1-w)*a.point + w*b.point
+	errs = make([]float64, globalQuantiles)
+	for j := range errs {
+		errs[j] = (1-w)*a.scale*a.q[j] + w*b.scale*b.q[j]
+	}
+	calib = func(c float64) float64 {
+		return (1-w)*globalCalibrate(a.calib, c) + w*globalCalibrate(b.calib, c)
+	}
+	return point, errs, calib
+}
+
+// sortSearchInts returns the first index i with hs[i] >= v.
+func sortSearchInts(hs []int, v int) int {
+	i, _ := slices.BinarySearch(hs, v)
+	return i
+}
+
+// globalCalibrate applies a confidence map to c.
+func globalCalibrate(m *[globalCalibKnots]float64, c float64) float64 {
+	c = min(max(c, 0), 1) * (globalCalibKnots - 1)
+	i := min(int(c), globalCalibKnots-2)
+	f := c - float64(i)
+	return m[i] + f*(m[i+1]-m[i])
+}
+
+// quantileCDF returns P(error ≤ x) for the error distribution whose
+// quantiles at k/(n−1) are errs, linear in between.
+func quantileCDF(errs []float64, x float64) float64 {
+	n := len(errs)
+	switch {
+	case x < errs[0]:
+		return 0
+	case x >= errs[n-1]:
+		return 1
+	}
+	j, _ := slices.BinarySearch(errs, x) // errs[j] >= x, errs[j-1] < x
+	for j < n-1 && errs[j+1] <= x {
+		j++ // the last of equal quantiles: an atom counts in full
+	}
+	if errs[j] <= x {
+		return float64(j) / float64(n-1)
+	}
+	lo, hi := errs[j-1], errs[j]
+	return (float64(j-1) + (x-lo)/(hi-lo)) / float64(n-1)
+}
+
+// quantileWithin returns P(|error| ≤ tol) under the quantiles errs.
+func quantileWithin(errs []float64, tol float64) float64 {
+	below := 0.0 // P(error < -tol)
+	if x := -tol; x > errs[0] {
+		// P(error < x) is P(error ≤ x) for a continuous part; for an
+		// atom exactly at x the difference does not matter at this
+		// precision unless the atom is at 0 and tol is 0.
+		below = quantileCDF(errs, math.Nextafter(x, math.Inf(-1)))
+	}
+	return min(max(quantileCDF(errs, tol)-below, 0), 1)
+}
+
+// globalRow is one training forecast.
+type globalRow struct {
+	x      [globalNumFeatures]float64
+	change float64 // target value minus last value
+	last   float64
+	scale  float64 // globalScale at the origin
+}
+
+// globalRows returns the training forecasts of s at horizon h: one per
+// observed origin from the MinObservations-th (default) on whose target
+// day is observed.
+func globalRows(s Series, h int, out []globalRow) []globalRow {
+	j := 0
+	for i := fcDefaultMinObs - 1; i < s.Len(); i++ {
+		target := s.Days[i] + obsqra.Date(h)
+		for j < s.Len() && s.Days[j] < target {
+			j++
+		}
+		if j == s.Len() {
+			break
+		}
+		if s.Days[j] != target {
+			continue
+		}
+		y := s.Values[:i+1]
+		r := globalRow{change: s.Values[j] - y[i], last: y[i], scale: globalScale(y, h)}
+		globalFeatures(y, &r.x)
+		out = append(out, r)
+	}
+	return out
+}
+
+// FitGlobal fits the global model on series at horizons (GlobalHorizons
+// when nil): at each horizon, on every forecast from every origin of every
+// series with at least 30 observations up to it whose target day is
+// observed. The series are taken as lending rates (NonNegative) for the
+// confidence map. The fit is deterministic: the same series give the same
+// parameters, bit for bit, on any run.
+//
+// Errors: EINVALID for a malformed series or horizon, or a horizon with
+// fewer than 200 training forecasts.
+func FitGlobal(series []Series, horizons []int) (GlobalParams, error) {
+	if horizons == nil {
+		horizons = GlobalHorizons
+	}
+	for k, h := range horizons {
+		if h < 1 || h > fcMaxHorizon || (k > 0 && h <= horizons[k-1]) {
+			return GlobalParams{}, obsqra.Errorf(obsqra.EINVALID, "horizons must increase within 1–%d", fcMaxHorizon)
+		}
+	}
+	for _, s := range series {
+		if err := s.Validate(); err != nil {
+			return GlobalParams{}, err
+		}
+	}
+	n := len(horizons)
+	p := GlobalParams{
+		Horizons: slices.Clone(horizons),
+		Coef:     make([][globalNumFeatures]float64, n),
+		Moving:   make([][globalQuantiles]float64, n),
+		Flat:     make([][globalQuantiles]float64, n),
+		Calib:    make([][globalCalibKnots]float64, n),
+		Rows:     make([]int, n),
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range next {
+				errs[k] = p.fitHorizon(series, k)
+			}
+		}()
+	}
+	for k := range n {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return GlobalParams{}, err
+		}
+	}
+	return p, nil
+}
+
+// fitHorizon fits the k-th horizon's entries of p.
+func (p *GlobalParams) fitHorizon(series []Series, k int) error {
+	h := p.Horizons[k]
+	var rows []globalRow
+	for _, s := range series {
+		rows = globalRows(s, h, rows)
+	}
+	if len(rows) < globalMinRows {
+		return obsqra.Errorf(obsqra.EINVALID, "horizon %d has %d training forecasts, fewer than %d", h, len(rows), globalMinRows)
+	}
+	p.Rows[k] = len(rows)
+	p.Coef[k] = fitLAD(rows)
+
+	// Conformal quantiles of the scaled errors.
+	var moving, flat []float64
+	resid := make([]float64, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		point := r.last + r.change // the target value
+		for j, c := range p.Coef[k] {
+			point -= c * r.x[j]
+		}
+		resid[i] = point - r.last // target − forecast
+		switch {
+		case r.scale > 0:
+			moving = append(moving, resid[i]/r.scale)
+		case r.last != 0:
+			flat = append(flat, resid[i]/math.Abs(r.last))
+		}
+	}
+	p.Moving[k] = quantileTable(moving)
+	p.Flat[k] = quantileTable(flat)
+
+	// The confidence map: isotonic regression of "landed within the
+	// default tolerance" on the raw confidence.
+	type pair struct{ raw, hit float64 }
+	pairs := make([]pair, 0, len(rows))
+	buf := make([]float64, globalQuantiles)
+	for i := range rows {
+		r := &rows[i]
+		forecast := r.last + r.change - resid[i]
+		clamped := math.Max(forecast, 0)
+		tol := DefaultTolerance(clamped)
+		var raw float64
+		switch {
+		case r.scale > 0:
+			raw = scaledWithin(&p.Moving[k], r.scale, forecast-clamped, tol, buf)
+		case r.last != 0:
+			raw = scaledWithin(&p.Flat[k], math.Abs(r.last), forecast-clamped, tol, buf)
+		default:
+			raw = 1
+		}
+		actual := r.last + r.change
+		hit := 0.0
+		if math.Abs(actual-clamped) <= tol {
+			hit = 1
+		}
+		pairs = append(pairs, pair{raw, hit})
+	}
+	slices.SortStableFunc(pairs, func(a, b pair) int {
+		switch {
+		case a.raw < b.raw:
+			return -1
+		case a.raw > b.raw:
+			return 1
+		}
+		return 0
+	})
+	raws := make([]float64, len(pairs))
+	hits := make([]float64, len(pairs))
+	for i, pr := range pairs {
+		raws[i], hits[i] = pr.raw, pr.hit
+	}
+	p.Calib[k] = isotonicMap(raws, hits)
+	return nil
+}
+
+// scaledWithin is the raw confidence of a forecast whose error quantiles
+// are scale·q, around a point moved by shift (the clamping at 0): the
+// probability that |error − shift| ≤ tol.
+func scaledWithin(q *[globalQuantiles]float64, scale, shift, tol float64, buf []float64) float64 {
+	for j, v := range q {
+		buf[j] = scale*v + shift
+	}
+	return quantileWithin(buf, tol)
+}
+
+// quantileTable returns the quantiles of v at probabilities k/200 (linear
+// between order statistics); all zeros for no values. It sorts v.
+func quantileTable(v []float64) [globalQuantiles]float64 {
+	var q [globalQuantiles]float64
+	if len(v) == 0 {
+		return q
+	}
+	slices.Sort(v)
+	for k := range q {
+		pos := float64(k) / (globalQuantiles - 1) * float64(len(v)-1)
+		i := int(pos)
+		if i >= len(v)-1 {
+			q[k] = v[len(v)-1]
+			continue
+		}
+		f := pos - float64(i)
+		q[k] = v[i] + f*(v[i+1]-v[i])
+	}
+	return q
+}
+
+// isotonicMap fits a non-decreasing step function of hits on raws (sorted
+// ascending) by pool-adjacent-violators and returns its values at the
+// knots k/50, interpolated linearly between the centres of the pooled
+// blocks (and flat beyond the first and last).
+func isotonicMap(raws, hits []float64) [globalCalibKnots]float64 {
+	type block struct{ sumX, sumY, n float64 }
+	var bs []block
+	for i := range raws {
+		bs = append(bs, block{raws[i], hits[i], 1})
+		for len(bs) > 1 {
+			a, b := bs[len(bs)-2], bs[len(bs)-1]
+			if a.sumY/a.n < b.sumY/b.n {
+				break
+			}
+			bs = bs[:len(bs)-2]
+			bs = append(bs, block{a.sumX + b.sumX, a.sumY + b.sumY, a.n + b.n})
+		}
+	}
+	var m [globalCalibKnots]float64
+	if len(bs) == 0 {
+		for k := range m {
+			m[k] = float64(k) / (globalCalibKnots - 1)
+		}
+		return m
+	}
+	for k := range m {
+		c := float64(k) / (globalCalibKnots - 1)
+		j, _ := slices.BinarySearchFunc(bs, c, func(b block, c float64) int {
+			switch x := b.sumX / b.n; {
+			case x < c:
+				return -1
+			case x > c:
+				return 1
+			}
+			return 0
+		})
+		switch {
+		case j == 0:
+			m[k] = bs[0].sumY / bs[0].n
+		case j == len(bs):
+			m[k] = bs[j-1].sumY / bs[j-1].n
+		default:
+			a, b := bs[j-1], bs[j]
+			xa, xb := a.sumX/a.n, b.sumX/b.n
+			ya, yb := a.sumY/a.n, b.sumY/b.n
+			m[k] = ya + (c-xa)/(xb-xa)*(yb-ya)
+		}
+	}
+	return m
+}
+
+// fitLAD returns the coefficients β minimising Σ|change − β·x| over rows,
+// by iteratively reweighted least squares from the least-squares start
+// (weights 1/max(|residual|, ε), ε a ten-thousandth of the mean absolute
+// change), with a tiny ridge so that a feature that never varies gets 0.
+func fitLAD(rows []globalRow) [globalNumFeatures]float64 {
+	const k = globalNumFeatures
+	var meanAbs float64
+	for _, r := range rows {
+		meanAbs += math.Abs(r.change)
+	}
+	meanAbs /= float64(len(rows))
+	eps := math.Max(1e-4*meanAbs, 1e-300)
+	w := make([]float64, len(rows))
+	for i := range w {
+		w[i] = 1
+	}
+	var beta [k]float64
+	for range globalIRLSIterations {
+		var a [k][k + 1]float64
+		for i := range rows {
+			r := &rows[i]
+			for u := range k {
+				if r.x[u] == 0 {
+					continue
+				}
+				wx := w[i] * r.x[u]
+				for v := u; v < k; v++ {
+					a[u][v] += wx * r.x[v]
+				}
+				a[u][k] += wx * r.change
+			}
+		}
+		var trace float64
+		for u := range k {
+			for v := 0; v < u; v++ {
+				a[u][v] = a[v][u]
+			}
+			trace += a[u][u]
+		}
+		for u := range k {
+			a[u][u] += 1e-9 * trace / k
+		}
+		beta = solveDense(a)
+		for i := range rows {
+			r := &rows[i]
+			res := r.change
+			for u, b := range beta {
+				res -= b * r.x[u]
+			}
+			w[i] = 1 / math.Max(math.Abs(res), eps)
+		}
+	}
+	return beta
+}
+
+// solveDense solves the k×k system in the augmented matrix a by Gaussian
+// elimination with partial pivoting; a singular pivot gives 0.
+func solveDense(a [globalNumFeatures][globalNumFeatures + 1]float64) [globalNumFeatures]float64 {
+	const k = globalNumFeatures
+	for c := range k {
+		p := c
+		for r := c + 1; r < k; r++ {
+			if math.Abs(a[r][c]) > math.Abs(a[p][c]) {
+				p = r
+			}
+		}
+		a[c], a[p] = a[p], a[c]
+		if a[c][c] == 0 {
+			continue
+		}
+		for r := c + 1; r < k; r++ {
+			f := a[r][c] / a[c][c]
+			for j := c; j <= k; j++ {
+				a[r][j] -= f * a[c][j]
+			}
+		}
+	}
+	var x [k]float64
+	for c := k - 1; c >= 0; c-- {
+		if a[c][c] == 0 {
+			continue
+		}
+		s := a[c][k]
+		for j := c + 1; j < k; j++ {
+			s -= a[c][j] * x[j]
+		}
+		x[c] = s / a[c][c]
+	}
+	return x
+}

@@ -98,6 +98,13 @@ type Accuracy struct {
 	// MovingCoverage95 are the coverage of those alone (NaN without any).
 	MovingForecasts                    int
 	MovingCoverage80, MovingCoverage95 float64
+
+	// Calibration is the calibration table of Confidence by decile (see
+	// Calibration), and CalibrationGap the largest difference between
+	// MeanConfidence and HitRate over its non-empty deciles (NaN when all
+	// are empty).
+	Calibration    []CalibrationBin
+	CalibrationGap float64
 }
 
 // fcTally accumulates outcomes.
@@ -108,6 +115,9 @@ type fcTally struct {
 	// moving counts the outcomes of series that moved, movingIn80 and
 	// movingIn95 those of them inside their intervals.
 	moving, movingIn80, movingIn95 int
+	// deciles of Confidence: forecasts, the sum of their confidence, hits.
+	decN, decHits [10]int
+	decConf       [10]float64
 }
 
 func (t *fcTally) add(o Outcome) {
@@ -126,6 +136,14 @@ func (t *fcTally) add(o Outcome) {
 	}
 	if in95 {
 		t.in95++
+	}
+	if !math.IsNaN(o.Confidence) {
+		d := min(max(int(o.Confidence*10), 0), 9)
+		t.decN[d]++
+		t.decConf[d] += o.Confidence
+		if o.Hit() {
+			t.decHits[d]++
+		}
 	}
 	if o.Moved {
 		t.moving++
@@ -186,6 +204,57 @@ func EvaluateForecasts(series []Series, horizon, every int, opts ForecastOptions
 	return total.accuracy(horizon, withForecasts), nil
 }
 
+// LeaveOneGroupOut scores the global model on data it was not fitted on:
+// for each group of series (a network's reserves, say), it fits the model
+// at horizon on the other groups' series (FitGlobal), then walks forward
+// over the group's series with those parameters, every every-th origin. It
+// returns the accuracy pooled over all groups and that of each group, in
+// order. opts.Model and opts.Global are ignored.
+//
+// Errors: those of FitGlobal (fewer than 200 training forecasts, say) and
+// of WalkForward.
+func LeaveOneGroupOut(groups [][]Series, horizon, every int, opts ForecastOptions) (Accuracy, []Accuracy, error) {
+	if every < 1 {
+		return Accuracy{}, nil, obsqra.Errorf(obsqra.EINVALID, "every %d is not a positive number of origins", every)
+	}
+	if _, err := fcCheckOptions(horizon, &opts); err != nil {
+		return Accuracy{}, nil, err
+	}
+	var total fcTally
+	totalSeries := 0
+	per := make([]Accuracy, len(groups))
+	for g, group := range groups {
+		var train []Series
+		for h, other := range groups {
+			if h != g {
+				train = append(train, other...)
+			}
+		}
+		p, err := FitGlobal(train, []int{horizon})
+		if err != nil {
+			return Accuracy{}, nil, err
+		}
+		o := opts
+		o.Model, o.Global = "global", &p
+		var t fcTally
+		withForecasts := 0
+		for _, s := range group {
+			var st fcTally
+			if err := WalkForward(s, horizon, every, o, st.add); err != nil {
+				return Accuracy{}, nil, err
+			}
+			if st.n > 0 {
+				withForecasts++
+			}
+			t.merge(st)
+		}
+		per[g] = t.accuracy(horizon, withForecasts)
+		total.merge(t)
+		totalSeries += withForecasts
+	}
+	return total.accuracy(horizon, totalSeries), per, nil
+}
+
 // merge adds the outcomes counted in u to t.
 func (t *fcTally) merge(u fcTally) {
 	t.n += u.n
@@ -197,13 +266,32 @@ func (t *fcTally) merge(u fcTally) {
 	t.moving += u.moving
 	t.movingIn80 += u.movingIn80
 	t.movingIn95 += u.movingIn95
+	for d := range t.decN {
+		t.decN[d] += u.decN[d]
+		t.decHits[d] += u.decHits[d]
+		t.decConf[d] += u.decConf[d]
+	}
 }
 
 // accuracy returns the figures of the outcomes counted in t: forecasts
 // at horizon, from series series that had any.
 func (t fcTally) accuracy(horizon, series int) Accuracy {
 	a := Accuracy{Horizon: horizon, Series: series, Forecasts: t.n, MovingForecasts: t.moving,
-		MovingCoverage80: math.NaN(), MovingCoverage95: math.NaN()}
+		MovingCoverage80: math.NaN(), MovingCoverage95: math.NaN(), CalibrationGap: math.NaN()}
+	a.Calibration = make([]CalibrationBin, len(t.decN))
+	for d := range t.decN {
+		b := &a.Calibration[d]
+		b.Lo, b.Hi = float64(d)/10, float64(d+1)/10
+		b.Forecasts = t.decN[d]
+		b.MeanConfidence, b.HitRate = math.NaN(), math.NaN()
+		if n := float64(t.decN[d]); n > 0 {
+			b.MeanConfidence = t.decConf[d] / n
+			b.HitRate = float64(t.decHits[d]) / n
+			if gap := math.Abs(b.MeanConfidence - b.HitRate); !(gap <= a.CalibrationGap) {
+				a.CalibrationGap = gap
+			}
+		}
+	}
 	if t.moving > 0 {
 		a.MovingCoverage80 = float64(t.movingIn80) / float64(t.moving)
 		a.MovingCoverage95 = float64(t.movingIn95) / float64(t.moving)

@@ -77,9 +77,10 @@ type GlobalParams struct {
 	// Flat are the quantiles of the errors divided by the last value, for
 	// series whose scale is 0 and last value is not.
 	Flat [][globalQuantiles]float64
-	// Calib maps a raw confidence c to the calibrated one: its value at
-	// c = k/50, linear in between.
-	Calib [][globalCalibKnots]float64
+	// CalibMoving and CalibFlat map a raw confidence c to the calibrated
+	// one, for the forecasts of series with a positive scale and the
+	// others: their values at c = k/50, linear in between.
+	CalibMoving, CalibFlat [][globalCalibKnots]float64
 	// Rows is the number of training forecasts at each horizon.
 	Rows []int
 }
@@ -89,7 +90,7 @@ type GlobalParams struct {
 // quantiles and a non-decreasing confidence map within [0, 1].
 func (p *GlobalParams) Validate() error {
 	n := len(p.Horizons)
-	if n == 0 || len(p.Coef) != n || len(p.Moving) != n || len(p.Flat) != n || len(p.Calib) != n || len(p.Rows) != n {
+	if n == 0 || len(p.Coef) != n || len(p.Moving) != n || len(p.Flat) != n || len(p.CalibMoving) != n || len(p.CalibFlat) != n || len(p.Rows) != n {
 		return obsqra.Errorf(obsqra.EINVALID, "global model parameters need one entry of each table per horizon")
 	}
 	for k, h := range p.Horizons {
@@ -106,9 +107,10 @@ func (p *GlobalParams) Validate() error {
 				return obsqra.Errorf(obsqra.EINVALID, "global model quantiles at horizon %d are not finite and sorted", h)
 			}
 		}
-		c := p.Calib[k]
-		if !slices.IsSorted(c[:]) || !(c[0] >= 0) || !(c[globalCalibKnots-1] <= 1) {
-			return obsqra.Errorf(obsqra.EINVALID, "global model confidence map at horizon %d is not non-decreasing within 0–1", h)
+		for _, c := range [][globalCalibKnots]float64{p.CalibMoving[k], p.CalibFlat[k]} {
+			if !slices.IsSorted(c[:]) || !(c[0] >= 0) || !(c[globalCalibKnots-1] <= 1) {
+				return obsqra.Errorf(obsqra.EINVALID, "global model confidence map at horizon %d is not non-decreasing within 0–1", h)
+			}
 		}
 	}
 	return nil
@@ -186,14 +188,14 @@ func (p *GlobalParams) knot(y []float64, k int) globalKnot {
 	var x [globalNumFeatures]float64
 	globalFeatures(y, &x)
 	last := y[len(y)-1]
-	g := globalKnot{point: last, calib: &p.Calib[k]}
+	g := globalKnot{point: last}
 	for j, c := range p.Coef[k] {
 		g.point += c * x[j]
 	}
 	if s := globalScale(y, p.Horizons[k]); s > 0 {
-		g.scale, g.q = s, &p.Moving[k]
+		g.scale, g.q, g.calib = s, &p.Moving[k], &p.CalibMoving[k]
 	} else {
-		g.scale, g.q = math.Abs(last), &p.Flat[k]
+		g.scale, g.q, g.calib = math.Abs(last), &p.Flat[k], &p.CalibFlat[k]
 	}
 	return g
 }
@@ -336,12 +338,13 @@ func FitGlobal(series []Series, horizons []int) (GlobalParams, error) {
 	}
 	n := len(horizons)
 	p := GlobalParams{
-		Horizons: slices.Clone(horizons),
-		Coef:     make([][globalNumFeatures]float64, n),
-		Moving:   make([][globalQuantiles]float64, n),
-		Flat:     make([][globalQuantiles]float64, n),
-		Calib:    make([][globalCalibKnots]float64, n),
-		Rows:     make([]int, n),
+		Horizons:    slices.Clone(horizons),
+		Coef:        make([][globalNumFeatures]float64, n),
+		Moving:      make([][globalQuantiles]float64, n),
+		Flat:        make([][globalQuantiles]float64, n),
+		CalibMoving: make([][globalCalibKnots]float64, n),
+		CalibFlat:   make([][globalCalibKnots]float64, n),
+		Rows:        make([]int, n),
 	}
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -404,7 +407,7 @@ func (p *GlobalParams) fitHorizon(series []Series, k int) error {
 	// The confidence map: isotonic regression of "landed within the
 	// default tolerance" on the raw confidence.
 	type pair struct{ raw, hit float64 }
-	pairs := make([]pair, 0, len(rows))
+	var pairs, flatPairs []pair
 	buf := make([]float64, globalQuantiles)
 	for i := range rows {
 		r := &rows[i]
@@ -425,23 +428,31 @@ func (p *GlobalParams) fitHorizon(series []Series, k int) error {
 		if math.Abs(actual-clamped) <= tol {
 			hit = 1
 		}
-		pairs = append(pairs, pair{raw, hit})
-	}
-	slices.SortStableFunc(pairs, func(a, b pair) int {
-		switch {
-		case a.raw < b.raw:
-			return -1
-		case a.raw > b.raw:
-			return 1
+		if r.scale > 0 {
+			pairs = append(pairs, pair{raw, hit})
+		} else {
+			flatPairs = append(flatPairs, pair{raw, hit})
 		}
-		return 0
-	})
-	raws := make([]float64, len(pairs))
-	hits := make([]float64, len(pairs))
-	for i, pr := range pairs {
-		raws[i], hits[i] = pr.raw, pr.hit
 	}
-	p.Calib[k] = isotonicMap(raws, hits)
+	fitMap := func(pairs []pair) [globalCalibKnots]float64 {
+		slices.SortStableFunc(pairs, func(a, b pair) int {
+			switch {
+			case a.raw < b.raw:
+				return -1
+			case a.raw > b.raw:
+				return 1
+			}
+			return 0
+		})
+		raws := make([]float64, len(pairs))
+		hits := make([]float64, len(pairs))
+		for i, pr := range pairs {
+			raws[i], hits[i] = pr.raw, pr.hit
+		}
+		return isotonicMap(raws, hits)
+	}
+	p.CalibMoving[k] = fitMap(pairs)
+	p.CalibFlat[k] = fitMap(flatPairs)
 	return nil
 }
 
@@ -527,10 +538,18 @@ func isotonicMap(raws, hits []float64) [globalCalibKnots]float64 {
 	return m
 }
 
-// fitLAD returns the coefficients β minimising Σ|change − β·x| over rows,
-// by iteratively reweighted least squares from the least-squares start
-// (weights 1/max(|residual|, ε), ε a ten-thousandth of the mean absolute
-// change), with a tiny ridge so that a feature that never varies gets 0.
+// fitLAD returns the coefficients β minimising Σ wᵢ·|changeᵢ − β·xᵢ| over
+// rows, by iteratively reweighted least squares from the least-squares
+// start, with a tiny ridge so that a feature that never varies gets 0.
+//
+// Each row's weight wᵢ is 1/√(scaleᵢ + level/100 + ε), level being the
+// median of the last 30 values and ε a hundredth of the mean absolute
+// change: a volatile series' forecasts count less than a calm one's, but
+// not in proportion (which would hand the fit to the calmest). Fitted
+// with equal weights, the model follows the few most volatile reserves of
+// the largest networks; these weights cut its error on networks it has
+// not seen (leave-one-network-out relative MAE at 30 days 0.836 against
+// 0.860) at the cost of a few thousandths at 7 days.
 func fitLAD(rows []globalRow) [globalNumFeatures]float64 {
 	const k = globalNumFeatures
 	var meanAbs float64
@@ -539,10 +558,13 @@ func fitLAD(rows []globalRow) [globalNumFeatures]float64 {
 	}
 	meanAbs /= float64(len(rows))
 	eps := math.Max(1e-4*meanAbs, 1e-300)
-	w := make([]float64, len(rows))
-	for i := range w {
-		w[i] = 1
+	prior := make([]float64, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		level := math.Abs(r.last + r.x[6] + r.x[7]) // the median of the last 30
+		prior[i] = 1 / math.Sqrt(r.scale+level/100+math.Max(1e-2*meanAbs, 1e-300))
 	}
+	w := slices.Clone(prior)
 	var beta [k]float64
 	for range globalIRLSIterations {
 		var a [k][k + 1]float64
@@ -576,7 +598,7 @@ func fitLAD(rows []globalRow) [globalNumFeatures]float64 {
 			for u, b := range beta {
 				res -= b * r.x[u]
 			}
-			w[i] = 1 / math.Max(math.Abs(res), eps)
+			w[i] = prior[i] / math.Max(math.Abs(res), eps)
 		}
 	}
 	return beta

@@ -194,9 +194,10 @@ func (f jsonFloat) MarshalJSON() ([]byte, error) {
 // series of the file as one JSON object; with --by-network, then one more
 // per network (its "network" named), in the networks' order of name.
 func mlBacktest(ctx context.Context, args []string, stdout io.Writer) error {
-	var byNetwork bool
+	var byNetwork, lono bool
 	f, err := parseFileFlags("backtest", args, true, 1, func(fs *flag.FlagSet) {
 		fs.BoolVar(&byNetwork, "by-network", false, "also one line per network")
+		fs.BoolVar(&lono, "leave-one-network-out", false, "score the global model on each network fitted on the others")
 	})
 	if err != nil {
 		return err
@@ -212,6 +213,33 @@ func mlBacktest(ctx context.Context, args []string, stdout io.Writer) error {
 		networks[r.Network] = append(networks[r.Network], series[i])
 	}
 	enc := json.NewEncoder(stdout)
+	names := slices.Sorted(maps.Keys(networks))
+	if lono {
+		if f.model != "" && f.model != "global" {
+			return fmt.Errorf("ml backtest: --leave-one-network-out fits and scores the global model, not --model %s", f.model)
+		}
+		groups := make([][]ml.Series, len(names))
+		for i, n := range names {
+			groups[i] = networks[n]
+		}
+		pooled, per, err := ml.LeaveOneGroupOut(groups, f.horizon, f.every, f.options())
+		if err != nil {
+			return err
+		}
+		line := accuracyLine(pooled, "")
+		line.Protocol = "leave-one-network-out"
+		if err := enc.Encode(line); err != nil {
+			return err
+		}
+		for i, n := range names {
+			line := accuracyLine(per[i], n)
+			line.Protocol = "leave-one-network-out"
+			if err := enc.Encode(line); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	acc, err := ml.EvaluateForecasts(series, f.horizon, f.every, f.options())
 	if err != nil {
 		return err
@@ -219,7 +247,6 @@ func mlBacktest(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := enc.Encode(accuracyLine(acc, "")); err != nil || !byNetwork {
 		return err
 	}
-	names := slices.Sorted(maps.Keys(networks))
 	for _, n := range names {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -238,6 +265,10 @@ func mlBacktest(ctx context.Context, args []string, stdout io.Writer) error {
 // backtestLine is a line of ml backtest: the accuracy over every series,
 // or over one network's (Network set).
 type backtestLine struct {
+	// Protocol is "leave-one-network-out" for the lines of that protocol:
+	// each network's forecasts come from the global model fitted on the
+	// other networks, and the line without a network pools them.
+	Protocol    string    `json:"protocol,omitempty"`
 	Network     string    `json:"network,omitempty"`
 	Horizon     int       `json:"horizon"`
 	Series      int       `json:"series"`
@@ -253,12 +284,28 @@ type backtestLine struct {
 	MovingForecasts  int       `json:"movingForecasts"`
 	MovingCoverage80 jsonFloat `json:"movingCoverage80"`
 	MovingCoverage95 jsonFloat `json:"movingCoverage95"`
+	// Calibration is the calibration of confidence by decile, and
+	// calibrationGap its largest |meanConfidence − hitRate|.
+	Calibration    []calibrationBin `json:"calibration"`
+	CalibrationGap jsonFloat        `json:"calibrationGap"`
+}
+
+type calibrationBin struct {
+	Lo             float64   `json:"lo"`
+	Hi             float64   `json:"hi"`
+	Forecasts      int       `json:"forecasts"`
+	MeanConfidence jsonFloat `json:"meanConfidence"`
+	HitRate        jsonFloat `json:"hitRate"`
 }
 
 func accuracyLine(acc ml.Accuracy, network string) backtestLine {
-	return backtestLine{network, acc.Horizon, acc.Series, acc.Forecasts, jsonFloat(acc.MAE), jsonFloat(acc.RMSE), jsonFloat(acc.MAENaive),
+	bins := make([]calibrationBin, len(acc.Calibration))
+	for i, b := range acc.Calibration {
+		bins[i] = calibrationBin{b.Lo, b.Hi, b.Forecasts, jsonFloat(b.MeanConfidence), jsonFloat(b.HitRate)}
+	}
+	return backtestLine{"", network, acc.Horizon, acc.Series, acc.Forecasts, jsonFloat(acc.MAE), jsonFloat(acc.RMSE), jsonFloat(acc.MAENaive),
 		jsonFloat(acc.RelativeMAE), jsonFloat(acc.Coverage80), jsonFloat(acc.Coverage95),
-		acc.MovingForecasts, jsonFloat(acc.MovingCoverage80), jsonFloat(acc.MovingCoverage95)}
+		acc.MovingForecasts, jsonFloat(acc.MovingCoverage80), jsonFloat(acc.MovingCoverage95), bins, jsonFloat(acc.CalibrationGap)}
 }
 
 // mlStrategies backtests the allocation strategies on the file's USD

@@ -87,7 +87,7 @@ func GlobalSource(p *ml.GlobalParams, series int) ([]byte, error) {
 	fmt.Fprintf(&b, "var DefaultGlobal = GlobalParams{\n")
 	fmt.Fprintf(&b, "Horizons: %#v,\n", p.Horizons)
 	fmt.Fprintf(&b, "Rows: %#v,\n", p.Rows)
-	b.WriteString("Coef: [][15]float64{\n")
+	fmt.Fprintf(&b, "Coef: [][%d]float64{\n", len(p.Coef[0]))
 	for _, c := range p.Coef {
 		row(c[:])
 	}
@@ -99,8 +99,12 @@ func GlobalSource(p *ml.GlobalParams, series int) ([]byte, error) {
 	for _, q := range p.Flat {
 		row(q[:])
 	}
-	b.WriteString("},\nCalib: [][51]float64{\n")
-	for _, c := range p.Calib {
+	b.WriteString("},\nCalibMoving: [][51]float64{\n")
+	for _, c := range p.CalibMoving {
+		row(c[:])
+	}
+	b.WriteString("},\nCalibFlat: [][51]float64{\n")
+	for _, c := range p.CalibFlat {
 		row(c[:])
 	}
 	b.WriteString("},\n}\n")

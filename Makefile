@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export TEST_DATABASE_URL
 
-.PHONY: run build test generate lint bench bench-live bench-live-sse bench-replay bench-read backtest fuzz playground-assets clean
+.PHONY: run build test generate lint bench bench-live bench-live-sse bench-replay bench-read backtest refit fuzz playground-assets clean
 
 run: build
 	./$(BIN) serve
@@ -21,7 +21,7 @@ build:
 # a second pass without it.
 test:
 	$(GO) test -race -count=1 ./...
-	$(GO) test -count=1 -run 'SharedData' ./ml/ ./aave/
+	$(GO) test -count=1 -run 'SharedData' ./ml/ ./ml/mlcli/ ./aave/
 
 # gqlgen through our plugin, which marshals lists in order instead of with a
 # goroutine per element (see cmd/gqlgen-obsqra and graph/slice.go).
@@ -131,7 +131,22 @@ SHARED_DATA ?= ../shared/data/aave_v3_daily_rates_dev.csv
 backtest: build
 	./$(BIN) ml backtest --csv $(SHARED_DATA) --horizon 7 --every 7 --by-network
 	./$(BIN) ml backtest --csv $(SHARED_DATA) --horizon 30 --every 7 --by-network
+	./$(BIN) ml backtest --csv $(SHARED_DATA) --horizon 7 --every 7 --leave-one-network-out
+	./$(BIN) ml backtest --csv $(SHARED_DATA) --horizon 30 --every 7 --leave-one-network-out
+	./$(BIN) ml backtest --csv $(SHARED_DATA) --horizon 7 --every 7 --by-network --model '$(SERIES_MODEL)'
+	./$(BIN) ml backtest --csv $(SHARED_DATA) --horizon 30 --every 7 --by-network --model '$(SERIES_MODEL)'
 	./$(BIN) ml strategies --csv $(SHARED_DATA)
+
+# The per-series method the global model replaced as the default, printed by
+# `make backtest` beside it.
+SERIES_MODEL = select(naive,median3,median7,median14)
+
+# Refit the global forecasting model on the shared data and rewrite its
+# committed parameters (ml/globalparams.go). The fit is deterministic; the
+# SharedData test TestRefitSharedData fails when the committed file is not
+# what this writes.
+refit:
+	$(GO) run ./cmd/obsqra ml fit --csv $(SHARED_DATA) --out ml/globalparams.go
 
 # Re-vendor the GraphQL playground (GraphiQL, React) from the npm registry
 # into server/playground/assets, licences included. The result is committed,

@@ -21,7 +21,7 @@ import (
 
 // ModelVersion names the forecasting and optimisation as a whole; it is
 // recorded with every prediction and decision.
-const ModelVersion = "advisor-v1/" + ml.DefaultModel
+const ModelVersion = "advisor-v2/" + ml.DefaultModel + "@" + ml.DefaultGlobalVersion
 
 // Defaults of Config.
 const (

@@ -122,9 +122,9 @@ func TestConfidenceCalibratedOnSyntheticSeries(t *testing.T) {
 		q, r    float64
 		tol     float64
 	}{
-		{"noisy level, default method, h=7", "", 7, 0.05, 0.3, 0.3},
+		{"noisy level, SeriesModel, h=7", SeriesModel, 7, 0.05, 0.3, 0.3},
 		{"noisy level, ses, h=7", "ses", 7, 0.05, 0.3, 0.3},
-		{"random walk, default method, h=3", "", 3, 0.2, 0, 0},
+		{"random walk, SeriesModel, h=3", SeriesModel, 3, 0.2, 0, 0},
 		{"noisy level, ses, h=30", "ses", 30, 0.02, 0.2, 0.4},
 	}
 	for _, tt := range tests {

@@ -307,7 +307,7 @@ func TestETSConstantSeries(t *testing.T) {
 			t.Errorf("%v on a constant has error variance %v, want 0", k, f.sigma2)
 		}
 	}
-	for _, model := range []string{"ses", "holt", "damped", "ets", DefaultModel} {
+	for _, model := range []string{"ses", "holt", "damped", "ets", SeriesModel} {
 		f, err := ForecastSeries(Series{Days: fcDays(len(y)), Values: y}, fcDays(len(y))[len(y)-1], 7, ForecastOptions{Model: model})
 		if err != nil {
 			t.Fatal(err)

@@ -101,11 +101,16 @@ type Accuracy struct {
 
 	// Calibration is the calibration table of Confidence by decile (see
 	// Calibration), and CalibrationGap the largest difference between
-	// MeanConfidence and HitRate over its non-empty deciles (NaN when all
-	// are empty).
+	// MeanConfidence and HitRate over its deciles holding at least
+	// CalibrationMinForecasts forecasts (NaN when none does).
 	Calibration    []CalibrationBin
 	CalibrationGap float64
 }
+
+// CalibrationMinForecasts is the fewest forecasts a decile of confidence
+// needs to count in Accuracy.CalibrationGap: with fewer, the hit rate's
+// standard error is 5 points or more, and a gap says little.
+const CalibrationMinForecasts = 100
 
 // fcTally accumulates outcomes.
 type fcTally struct {
@@ -287,7 +292,7 @@ func (t fcTally) accuracy(horizon, series int) Accuracy {
 		if n := float64(t.decN[d]); n > 0 {
 			b.MeanConfidence = t.decConf[d] / n
 			b.HitRate = float64(t.decHits[d]) / n
-			if gap := math.Abs(b.MeanConfidence - b.HitRate); !(gap <= a.CalibrationGap) {
+			if gap := math.Abs(b.MeanConfidence - b.HitRate); t.decN[d] >= CalibrationMinForecasts && !(gap <= a.CalibrationGap) {
 				a.CalibrationGap = gap
 			}
 		}

@@ -309,7 +309,7 @@ func TestForecastSeriesNonNegative(t *testing.T) {
 	}
 }
 
-func TestDefaultModelSelectsPerSeries(t *testing.T) {
+func TestSeriesModelSelectsPerSeries(t *testing.T) {
 	t.Parallel()
 	// A steady rate with one-day spikes: a median ignores them, the last
 	// value does not. A random walk: the last value is best.
@@ -331,7 +331,7 @@ func TestDefaultModelSelectsPerSeries(t *testing.T) {
 		{"random walk", walk, map[string]bool{"naive": true}},
 	}
 	for _, tt := range tests {
-		f, err := ForecastSeries(tt.s, tt.s.Days[199], 7, ForecastOptions{})
+		f, err := ForecastSeries(tt.s, tt.s.Days[199], 7, ForecastOptions{Model: SeriesModel})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,7 +341,7 @@ func TestDefaultModelSelectsPerSeries(t *testing.T) {
 	}
 	// With no past errors at the horizon (30 observations, 30 days ahead)
 	// select falls back to its first member.
-	f, err := ForecastSeries(spiky.Until(spiky.Days[29]), spiky.Days[29], 30, ForecastOptions{})
+	f, err := ForecastSeries(spiky.Until(spiky.Days[29]), spiky.Days[29], 30, ForecastOptions{Model: SeriesModel})
 	if err != nil || f.Model != "naive" || f.Errors != 0 {
 		t.Errorf("ForecastSeries(30 observations, h=30) = %s with %d errors (%v), want naive with 0", f.Model, f.Errors, err)
 	}

@@ -79,3 +79,7 @@ var DefaultGlobal = GlobalParams{
 		{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
 	},
 }
+
+// DefaultGlobalVersion is a digest of DefaultGlobal: forecasts made with
+// other parameters carry another version.
+const DefaultGlobalVersion = "47f34390aecb"

@@ -33,7 +33,8 @@ const fcRiskStream = 0x6f6273717261 // "obsqra"
 //
 // Utilization and volatility are forecast with ForecastSeries and opts (its
 // NonNegative is ignored: both are clamped into their valid ranges
-// instead); liquidity tier and audit score stay as they are; the age grows
+// instead; an empty Model means SeriesModel, the global model being fitted
+// on lending rates); liquidity tier and audit score stay as they are; the age grows
 // by the horizon (capped at 36500 days). The point is the score, by the
 // contract's own formula (ScoreRisk), of the point forecasts rounded to
 // integers and clamped into range.
@@ -84,8 +85,15 @@ func ForecastRisk(in RiskForecastInput, origin obsqra.Date, horizon int, seed ui
 				return Forecast{}, obsqra.Errorf(obsqra.EINVALID, "%s on %s is %v bps, outside 0–%v", m.name, m.s.Days[j], v, m.max)
 			}
 		}
+		model := opts.Model
+		if model == "" {
+			// The global model is fitted on lending rates, not on
+			// utilisation or volatility.
+			model = SeriesModel
+		}
 		f, dist, err := fcForecastDist(m.s, origin, horizon, ForecastOptions{
-			Model:             opts.Model,
+			Model:             model,
+			Global:            opts.Global,
 			MinObservations:   opts.MinObservations,
 			AnalyticIntervals: opts.AnalyticIntervals,
 		})

@@ -40,8 +40,9 @@ func TestForecastRiskPointIsTheScoreOfThePointForecasts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		u, _ := ForecastSeries(in.Utilization, origin, h, ForecastOptions{})
-		v, _ := ForecastSeries(in.Volatility, origin, h, ForecastOptions{})
+		// Utilisation and volatility are forecast with SeriesModel.
+		u, _ := ForecastSeries(in.Utilization, origin, h, ForecastOptions{Model: SeriesModel})
+		v, _ := ForecastSeries(in.Volatility, origin, h, ForecastOptions{Model: SeriesModel})
 		want, err := ScoreRisk(RiskInputs{
 			UtilizationBps: int64(math.Round(u.Point)),
 			VolatilityBps:  int64(math.Round(v.Point)),

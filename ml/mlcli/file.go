@@ -46,7 +46,7 @@ func parseFileFlags(name string, args []string, forecasting bool, every int, ext
 	fs.IntVar(&f.every, "every", every, "use every Nth eligible origin, or decide every N days")
 	if forecasting {
 		fs.IntVar(&f.horizon, "horizon", 0, "forecast horizon in days, 1–365")
-		fs.StringVar(&f.model, "model", "", "forecasting method (default "+ml.DefaultModel+"); e.g. naive, ses, holt, damped, ets, combo(naive,ets)")
+		fs.StringVar(&f.model, "model", "", "forecasting method (default "+ml.DefaultModel+"); e.g. naive, ses, "+ml.SeriesModel)
 	}
 	if extra != nil {
 		extra(fs)

@@ -31,13 +31,20 @@ and the rest go on.
              → {"weightsBps":[...],"expectedApyBps","variance","objective"}
 File commands read a CSV in the format of ../shared/data/aave_v3_daily_rates_dev.csv:
   forecast --csv FILE --horizon H [--every N] [--model M]   one JSON line per series and origin
-  backtest --csv FILE --horizon H [--every N] [--model M] [--by-network]
+  backtest --csv FILE --horizon H [--every N] [--model M] [--by-network | --leave-one-network-out]
                                                              one JSON object of accuracy figures,
-                                                             then one per network with --by-network
-             M is a forecasting method: naive, drift, medianK, ses, holt, damped,
+                                                             then one per network with --by-network;
+                                                             --leave-one-network-out fits the global
+                                                             model on all networks but one and scores
+                                                             that one, for each (a line each, and one
+                                                             pooling them first)
+             M is a forecasting method: global (fitted across series, see fit),
+             naive, drift, medianK, ses, holt, damped,
              ets (the smoothing model of least AICc), combo(a,b,…) (their mean),
              select(a,b,…) (per series, the one with the least past error);
              default ` + ml.DefaultModel + `
+  fit --csv FILE [--out PATH]   fit the global model on every series of the file and
+                                write its parameters as the Go source of ml.DefaultGlobal
   strategies --csv FILE [--every 7] [--thresholds 0,100,500] [--cost 5]
              strategy backtests on each network's USD stablecoin reserves:
              equal weight, the contract's parity and the highest APY move

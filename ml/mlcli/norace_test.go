@@ -1,0 +1,5 @@
+//go:build !race
+
+package mlcli
+
+const raceEnabled = false

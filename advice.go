@@ -375,8 +375,16 @@ type BacktestReport struct {
 	RelativeMAE *float64
 	Coverage80  *float64
 	Coverage95  *float64
-	Calibration []CalibrationBin
-	Strategies  []StrategyResult
+	// MovingForecasts counts the scored forecasts of series that moved
+	// in the ml.MovedWindow (30) days up to and including their origin
+	// (ml.Outcome.Moved): a rate that sat still is covered by nearly any
+	// interval. MovingCoverage80 and MovingCoverage95 are the coverage of
+	// those forecasts alone; nil without any.
+	MovingForecasts  int
+	MovingCoverage80 *float64
+	MovingCoverage95 *float64
+	Calibration      []CalibrationBin
+	Strategies       []StrategyResult
 }
 
 // StrategyResult is what an allocation strategy earned in a backtest.

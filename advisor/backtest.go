@@ -138,6 +138,7 @@ func (s *Service) Backtest(ctx context.Context, slugs []string, horizonDays int,
 	rep.Forecasts = len(outs)
 	acc := summarise(outs)
 	rep.MAE, rep.RelativeMAE, rep.Coverage80, rep.Coverage95, rep.Calibration = acc.mae, acc.relativeMAE, acc.coverage80, acc.coverage95, acc.calibration
+	rep.MovingForecasts, rep.MovingCoverage80, rep.MovingCoverage95 = acc.moving, acc.movingCoverage80, acc.movingCoverage95
 
 	if b := basket(ps, hist, start-strategyWarmupDays); b != nil {
 		n := len(ps)

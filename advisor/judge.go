@@ -234,7 +234,12 @@ func (s *Service) ModelPerformance(ctx context.Context, kind obsqra.PredictionKi
 // Backtest report.
 type accuracy struct {
 	mae, relativeMAE, coverage80, coverage95 *float64
-	calibration                              []obsqra.CalibrationBin
+	// moving counts the outcomes of series that moved (ml.Outcome.Moved);
+	// movingCoverage80 and movingCoverage95 are their coverage, nil
+	// without any.
+	moving                             int
+	movingCoverage80, movingCoverage95 *float64
+	calibration                        []obsqra.CalibrationBin
 }
 
 // summarise computes the accuracy of outs, which all have actual values.
@@ -244,15 +249,26 @@ func summarise(outs []ml.Outcome) accuracy {
 		return a
 	}
 	var abs, naive float64
-	var in80, in95 int
+	var in80, in95, movingIn80, movingIn95 int
 	for _, o := range outs {
 		abs += math.Abs(o.Actual - o.Point)
 		naive += math.Abs(o.Actual - o.Last)
-		if o.Actual >= o.Lower80 && o.Actual <= o.Upper80 {
+		hit80 := o.Actual >= o.Lower80 && o.Actual <= o.Upper80
+		hit95 := o.Actual >= o.Lower95 && o.Actual <= o.Upper95
+		if hit80 {
 			in80++
 		}
-		if o.Actual >= o.Lower95 && o.Actual <= o.Upper95 {
+		if hit95 {
 			in95++
+		}
+		if o.Moved {
+			a.moving++
+			if hit80 {
+				movingIn80++
+			}
+			if hit95 {
+				movingIn95++
+			}
 		}
 	}
 	n := float64(len(outs))
@@ -262,6 +278,10 @@ func summarise(outs []ml.Outcome) accuracy {
 		a.relativeMAE = ptr(abs / naive)
 	}
 	a.coverage80, a.coverage95 = ptr(float64(in80)/n), ptr(float64(in95)/n)
+	if a.moving > 0 {
+		m := float64(a.moving)
+		a.movingCoverage80, a.movingCoverage95 = ptr(float64(movingIn80)/m), ptr(float64(movingIn95)/m)
+	}
 	for _, b := range ml.Calibration(outs, calibrationBins) {
 		if b.Forecasts == 0 {
 			continue

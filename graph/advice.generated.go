@@ -914,6 +914,75 @@ func (ec *executionContext) fieldContext_BacktestReport_coverage95(_ context.Con
 	return graphql.NewScalarFieldContext("BacktestReport", field, false, false, "Float")
 }
 
+func (ec *executionContext) _BacktestReport_movingForecasts(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BacktestReport_movingForecasts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MovingForecasts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BacktestReport_movingForecasts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BacktestReport", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BacktestReport_movingCoverage80(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BacktestReport_movingCoverage80(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MovingCoverage80, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BacktestReport_movingCoverage80(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BacktestReport", field, false, false, "Float")
+}
+
+func (ec *executionContext) _BacktestReport_movingCoverage95(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BacktestReport_movingCoverage95(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MovingCoverage95, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BacktestReport_movingCoverage95(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BacktestReport", field, false, false, "Float")
+}
+
 func (ec *executionContext) _BacktestReport_calibration(ctx context.Context, field graphql.CollectedField, obj *obsqra.BacktestReport) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4015,6 +4084,21 @@ func (ec *executionContext) _BacktestReport(ctx context.Context, sel ast.Selecti
 			}
 		case "coverage95":
 			out.Values[i] = ec._BacktestReport_coverage95(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "movingForecasts":
+			out.Values[i] = ec._BacktestReport_movingForecasts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "movingCoverage80":
+			out.Values[i] = ec._BacktestReport_movingCoverage80(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "movingCoverage95":
+			out.Values[i] = ec._BacktestReport_movingCoverage95(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}

@@ -97,18 +97,21 @@ type ComplexityRoot struct {
 	}
 
 	BacktestReport struct {
-		Calibration func(childComplexity int) int
-		Coverage80  func(childComplexity int) int
-		Coverage95  func(childComplexity int) int
-		Forecasts   func(childComplexity int) int
-		From        func(childComplexity int) int
-		HorizonDays func(childComplexity int) int
-		MAE         func(childComplexity int) int
-		Protocols   func(childComplexity int) int
-		RelativeMAE func(childComplexity int) int
-		Strategies  func(childComplexity int) int
-		To          func(childComplexity int) int
-		WindowDays  func(childComplexity int) int
+		Calibration      func(childComplexity int) int
+		Coverage80       func(childComplexity int) int
+		Coverage95       func(childComplexity int) int
+		Forecasts        func(childComplexity int) int
+		From             func(childComplexity int) int
+		HorizonDays      func(childComplexity int) int
+		MAE              func(childComplexity int) int
+		MovingCoverage80 func(childComplexity int) int
+		MovingCoverage95 func(childComplexity int) int
+		MovingForecasts  func(childComplexity int) int
+		Protocols        func(childComplexity int) int
+		RelativeMAE      func(childComplexity int) int
+		Strategies       func(childComplexity int) int
+		To               func(childComplexity int) int
+		WindowDays       func(childComplexity int) int
 	}
 
 	CalibrationBin struct {
@@ -813,6 +816,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.BacktestReport.MAE(childComplexity), true
+	case "BacktestReport.movingCoverage80":
+		if e.ComplexityRoot.BacktestReport.MovingCoverage80 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BacktestReport.MovingCoverage80(childComplexity), true
+	case "BacktestReport.movingCoverage95":
+		if e.ComplexityRoot.BacktestReport.MovingCoverage95 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BacktestReport.MovingCoverage95(childComplexity), true
+	case "BacktestReport.movingForecasts":
+		if e.ComplexityRoot.BacktestReport.MovingForecasts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BacktestReport.MovingForecasts(childComplexity), true
 	case "BacktestReport.protocols":
 		if e.ComplexityRoot.BacktestReport.Protocols == nil {
 			break
@@ -3363,6 +3384,12 @@ func (ec *executionContext) childFields_BacktestReport(ctx context.Context, fiel
 		return ec.fieldContext_BacktestReport_coverage80(ctx, field)
 	case "coverage95":
 		return ec.fieldContext_BacktestReport_coverage95(ctx, field)
+	case "movingForecasts":
+		return ec.fieldContext_BacktestReport_movingForecasts(ctx, field)
+	case "movingCoverage80":
+		return ec.fieldContext_BacktestReport_movingCoverage80(ctx, field)
+	case "movingCoverage95":
+		return ec.fieldContext_BacktestReport_movingCoverage95(ctx, field)
 	case "calibration":
 		return ec.fieldContext_BacktestReport_calibration(ctx, field)
 	case "strategies":

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -352,6 +353,29 @@ func TestAdviceJourney(t *testing.T) {
 			if perf.Count != 5 || perf.Mae == nil || perf.Coverage95 == nil || *perf.Coverage95 < *perf.Coverage80 ||
 				sumWeights(perf.Calibration, func(b struct{ Count int }) int { return b.Count }) != 5 {
 				t.Fatalf("modelPerformance = %+v %+v, want 5 matured yield forecasts", perf, r.Errors)
+			}
+		})
+
+		obsqratest.Step(t, "backtest", func(t *testing.T) {
+			// The backtest's figures, the moving forecasts' among them, are
+			// the advisor's own.
+			type figures struct {
+				Forecasts, MovingForecasts                                 int
+				Coverage80, Coverage95, MovingCoverage80, MovingCoverage95 *float64
+			}
+			r := do(t, e.h, "", `{ backtest(horizonDays: 7, windowDays: 30) { forecasts coverage80 coverage95 movingForecasts movingCoverage80 movingCoverage95 } }`, nil)
+			if len(r.Errors) > 0 {
+				t.Fatalf("backtest: %+v", r.Errors)
+			}
+			got := decode[figures](t, r.Data["backtest"])
+			window := 30
+			rep, err := e.advice.Backtest(context.Background(), nil, 7, &window)
+			if err != nil {
+				t.Fatalf("Backtest(7, 30) = %v", err)
+			}
+			want := figures{rep.Forecasts, rep.MovingForecasts, rep.Coverage80, rep.Coverage95, rep.MovingCoverage80, rep.MovingCoverage95}
+			if got.MovingForecasts == 0 || got.MovingCoverage80 == nil || got.MovingCoverage95 == nil || !reflect.DeepEqual(got, want) {
+				t.Fatalf("backtest = %s, want %s with moving forecasts", mustJSON(got), mustJSON(want))
 			}
 		})
 

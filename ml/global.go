@@ -1,6 +1,7 @@
 package ml
 
 import (
+	"fmt"
 	"math"
 	"runtime"
 	"slices"
@@ -35,9 +36,12 @@ import (
 // the time and jumps rarely), and a series that has sat at exactly 0 keeps
 // a zero-width interval. Confidence is the probability under those
 // quantiles that the value lands within the tolerance, passed through a
-// monotone map fitted on the training forecasts (isotonic regression of
-// whether they landed within the default tolerance on that probability),
-// so that of the forecasts given a confidence of 0.7, seven in ten land.
+// monotone step function fitted on the training forecasts (isotonic
+// regression of whether they landed within the default tolerance on that
+// probability, steps of at least 100 forecasts), so that of the training
+// forecasts given a confidence of 0.7, seven in ten landed. The raw
+// probability alone is off by up to 20 points in some deciles: errors
+// scaled by volatility are not identically distributed across series.
 //
 // Everything is fitted offline by FitGlobal on data that precedes nothing it
 // is judged on: the committed parameters (globalparams.go, `make refit`)
@@ -56,9 +60,11 @@ const (
 	// globalQuantiles is the size of each quantile table: the quantiles at
 	// probabilities k/200, k = 0 … 200.
 	globalQuantiles = 201
-	// globalCalibKnots is the size of each confidence map: its values at
-	// raw confidence k/50, k = 0 … 50.
-	globalCalibKnots = 51
+	// globalCalibMinBlock is the fewest training forecasts a step of a
+	// confidence map holds (or 1 % of them, if more).
+	globalCalibMinBlock = 100
+	// globalCalibMaxSteps bounds the steps of a confidence map.
+	globalCalibMaxSteps = 100
 	// globalMinRows is the fewest training forecasts a horizon needs.
 	globalMinRows = 200
 	// globalIRLSIterations bounds the least-absolute-deviation fit.
@@ -77,10 +83,10 @@ type GlobalParams struct {
 	// Flat are the quantiles of the errors divided by the last value, for
 	// series whose scale is 0 and last value is not.
 	Flat [][globalQuantiles]float64
-	// CalibMoving and CalibFlat map a raw confidence c to the calibrated
+	// CalibMoving and CalibFlat map a raw confidence to the calibrated
 	// one, for the forecasts of series with a positive scale and the
-	// others: their values at c = k/50, linear in between.
-	CalibMoving, CalibFlat [][globalCalibKnots]float64
+	// others.
+	CalibMoving, CalibFlat []ConfidenceMap
 	// Rows is the number of training forecasts at each horizon.
 	Rows []int
 }
@@ -107,9 +113,9 @@ func (p *GlobalParams) Validate() error {
 				return obsqra.Errorf(obsqra.EINVALID, "global model quantiles at horizon %d are not finite and sorted", h)
 			}
 		}
-		for _, c := range [][globalCalibKnots]float64{p.CalibMoving[k], p.CalibFlat[k]} {
-			if !slices.IsSorted(c[:]) || !(c[0] >= 0) || !(c[globalCalibKnots-1] <= 1) {
-				return obsqra.Errorf(obsqra.EINVALID, "global model confidence map at horizon %d is not non-decreasing within 0–1", h)
+		for _, c := range []ConfidenceMap{p.CalibMoving[k], p.CalibFlat[k]} {
+			if err := c.validate(); err != nil {
+				return obsqra.Errorf(obsqra.EINVALID, "global model confidence map at horizon %d: %v", h, err)
 			}
 		}
 	}
@@ -180,7 +186,7 @@ type globalKnot struct {
 	// scale multiplies the quantile table q; 0 means no error at all.
 	scale float64
 	q     *[globalQuantiles]float64
-	calib *[globalCalibKnots]float64
+	calib *ConfidenceMap
 }
 
 // knot forecasts y (up to its last observation) at the k-th fitted horizon.
@@ -229,7 +235,7 @@ func (p *GlobalParams) forecast(y []float64, steps int) (point float64, errs []f
 		errs[j] = (1-w)*a.scale*a.q[j] + w*b.scale*b.q[j]
 	}
 	calib = func(c float64) float64 {
-		return (1-w)*globalCalibrate(a.calib, c) + w*globalCalibrate(b.calib, c)
+		return (1-w)*a.calib.apply(c) + w*b.calib.apply(c)
 	}
 	return point, errs, calib
 }
@@ -240,12 +246,40 @@ func sortSearchInts(hs []int, v int) int {
 	return i
 }
 
-// globalCalibrate applies a confidence map to c.
-func globalCalibrate(m *[globalCalibKnots]float64, c float64) float64 {
-	c = min(max(c, 0), 1) * (globalCalibKnots - 1)
-	i := min(int(c), globalCalibKnots-2)
-	f := c - float64(i)
-	return m[i] + f*(m[i+1]-m[i])
+// ConfidenceMap is a non-decreasing step function from raw to calibrated
+// confidence: a raw confidence up to Upper[0] maps to Value[0], one above
+// Upper[i-1] and up to Upper[i] to Value[i], one above the last Upper to the
+// last Value. The empty map is the identity.
+type ConfidenceMap struct {
+	Upper []float64
+	Value []float64
+}
+
+// apply maps the raw confidence c.
+func (m *ConfidenceMap) apply(c float64) float64 {
+	if len(m.Value) == 0 {
+		return c
+	}
+	i, _ := slices.BinarySearch(m.Upper, c)
+	return m.Value[min(i, len(m.Value)-1)]
+}
+
+// validate checks that m is a non-decreasing step function into [0, 1].
+func (m *ConfidenceMap) validate() error {
+	switch {
+	case len(m.Value) != len(m.Upper) || len(m.Value) > globalCalibMaxSteps:
+		return fmt.Errorf("want at most %d steps, each with an upper end and a value", globalCalibMaxSteps)
+	case len(m.Value) == 0:
+		return nil
+	case !slices.IsSorted(m.Upper) || !slices.IsSorted(m.Value) || !(m.Value[0] >= 0) || !(m.Value[len(m.Value)-1] <= 1):
+		return fmt.Errorf("not a non-decreasing step function into 0–1")
+	}
+	for _, u := range m.Upper {
+		if !finite(u) {
+			return fmt.Errorf("an upper end is not finite")
+		}
+	}
+	return nil
 }
 
 // quantileCDF returns P(error ≤ x) for the error distribution whose
@@ -342,8 +376,8 @@ func FitGlobal(series []Series, horizons []int) (GlobalParams, error) {
 		Coef:        make([][globalNumFeatures]float64, n),
 		Moving:      make([][globalQuantiles]float64, n),
 		Flat:        make([][globalQuantiles]float64, n),
-		CalibMoving: make([][globalCalibKnots]float64, n),
-		CalibFlat:   make([][globalCalibKnots]float64, n),
+		CalibMoving: make([]ConfidenceMap, n),
+		CalibFlat:   make([]ConfidenceMap, n),
 		Rows:        make([]int, n),
 	}
 	errs := make([]error, n)
@@ -434,7 +468,7 @@ func (p *GlobalParams) fitHorizon(series []Series, k int) error {
 			flatPairs = append(flatPairs, pair{raw, hit})
 		}
 	}
-	fitMap := func(pairs []pair) [globalCalibKnots]float64 {
+	fitMap := func(pairs []pair) ConfidenceMap {
 		slices.SortStableFunc(pairs, func(a, b pair) int {
 			switch {
 			case a.raw < b.raw:
@@ -488,51 +522,63 @@ func quantileTable(v []float64) [globalQuantiles]float64 {
 }
 
 // isotonicMap fits a non-decreasing step function of hits on raws (sorted
-// ascending) by pool-adjacent-violators and returns its values at the
-// knots k/50, interpolated linearly between the centres of the pooled
-// blocks (and flat beyond the first and last).
-func isotonicMap(raws, hits []float64) [globalCalibKnots]float64 {
-	type block struct{ sumX, sumY, n float64 }
+// ascending) by pool-adjacent-violators, then pools adjacent steps until
+// each holds at least globalCalibMinBlock forecasts (or 1 % of them) and
+// there are at most globalCalibMaxSteps: on the training forecasts, the
+// forecasts mapped to any one value then hit at that rate exactly, and a
+// decile of calibrated confidence is a union of steps. A step's upper end
+// lies halfway between its largest raw confidence and the next step's
+// smallest. No data gives the empty map, the identity.
+func isotonicMap(raws, hits []float64) ConfidenceMap {
+	type block struct {
+		lo, hi  float64 // smallest and largest raw confidence
+		sumY, n float64
+	}
+	mean := func(b block) float64 { return b.sumY / b.n }
 	var bs []block
-	for i := range raws {
-		bs = append(bs, block{raws[i], hits[i], 1})
+	push := func(b block) {
+		bs = append(bs, b)
 		for len(bs) > 1 {
 			a, b := bs[len(bs)-2], bs[len(bs)-1]
-			if a.sumY/a.n < b.sumY/b.n {
+			if mean(a) < mean(b) {
 				break
 			}
-			bs = bs[:len(bs)-2]
-			bs = append(bs, block{a.sumX + b.sumX, a.sumY + b.sumY, a.n + b.n})
+			bs = append(bs[:len(bs)-2], block{a.lo, b.hi, a.sumY + b.sumY, a.n + b.n})
 		}
 	}
-	var m [globalCalibKnots]float64
+	for i := range raws {
+		push(block{raws[i], raws[i], hits[i], 1})
+	}
 	if len(bs) == 0 {
-		for k := range m {
-			m[k] = float64(k) / (globalCalibKnots - 1)
-		}
-		return m
+		return ConfidenceMap{}
 	}
-	for k := range m {
-		c := float64(k) / (globalCalibKnots - 1)
-		j, _ := slices.BinarySearchFunc(bs, c, func(b block, c float64) int {
-			switch x := b.sumX / b.n; {
-			case x < c:
-				return -1
-			case x > c:
-				return 1
+	least := math.Max(globalCalibMinBlock, 0.01*float64(len(raws)))
+	for {
+		// Pool the smallest step too small (or, past the step limit, the
+		// smallest) with its smaller neighbour.
+		j := -1
+		for i, b := range bs {
+			if (b.n < least || len(bs) > globalCalibMaxSteps) && (j < 0 || b.n < bs[j].n) {
+				j = i
 			}
-			return 0
-		})
-		switch {
-		case j == 0:
-			m[k] = bs[0].sumY / bs[0].n
-		case j == len(bs):
-			m[k] = bs[j-1].sumY / bs[j-1].n
-		default:
-			a, b := bs[j-1], bs[j]
-			xa, xb := a.sumX/a.n, b.sumX/b.n
-			ya, yb := a.sumY/a.n, b.sumY/b.n
-			m[k] = ya + (c-xa)/(xb-xa)*(yb-ya)
+		}
+		if j < 0 || len(bs) == 1 {
+			break
+		}
+		k := j + 1
+		if k == len(bs) || (j > 0 && bs[j-1].n < bs[k].n) {
+			k = j - 1
+		}
+		a, b := bs[min(j, k)], bs[max(j, k)]
+		bs[min(j, k)] = block{a.lo, b.hi, a.sumY + b.sumY, a.n + b.n}
+		bs = slices.Delete(bs, max(j, k), max(j, k)+1)
+	}
+	m := ConfidenceMap{Upper: make([]float64, len(bs)), Value: make([]float64, len(bs))}
+	for i, b := range bs {
+		m.Value[i] = mean(b)
+		m.Upper[i] = 1
+		if i+1 < len(bs) {
+			m.Upper[i] = (b.hi + bs[i+1].lo) / 2
 		}
 	}
 	return m

@@ -191,8 +191,11 @@ func TestGlobalRefusesBadInput(t *testing.T) {
 		"horizon 0":          bad(func(p *GlobalParams) { p.Horizons[0] = 0 }),
 		"NaN coefficient":    bad(func(p *GlobalParams) { p.Coef[0][3] = math.NaN() }),
 		"unsorted quantiles": bad(func(p *GlobalParams) { p.Moving[0][10], p.Moving[0][11] = 1, 0 }),
-		"map above 1":        bad(func(p *GlobalParams) { p.CalibMoving[0][globalCalibKnots-1] = 1.5 }),
-		"missing table":      bad(func(p *GlobalParams) { p.Flat = nil }),
+		"map above 1": bad(func(p *GlobalParams) {
+			p.CalibMoving[0].Value = []float64{0.5, 1.5}
+			p.CalibMoving[0].Upper = []float64{0.5, 1}
+		}),
+		"missing table": bad(func(p *GlobalParams) { p.Flat = nil }),
 	}
 	for name, p := range cases {
 		_, err := ForecastSeries(s, s.Days[59], 7, ForecastOptions{Model: "global", Global: p})
@@ -298,5 +301,59 @@ func TestGlobalSharedData(t *testing.T) {
 				t.Errorf("h=%d %s: moving 80 %% coverage %.3f outside 0.70–0.90", h, names[i], a.MovingCoverage80)
 			}
 		}
+	}
+}
+
+func TestIsotonicMap(t *testing.T) {
+	t.Parallel()
+	// Hits become likelier with the raw confidence, with noise: the map is
+	// a non-decreasing step function, each step holds at least 100
+	// forecasts, and on the data it was fitted on the forecasts of each
+	// step hit exactly at its value.
+	rng := rand.New(rand.NewPCG(3, 3))
+	n := 5000
+	raws := make([]float64, n)
+	for i := range raws {
+		raws[i] = rng.Float64()
+	}
+	slices.Sort(raws)
+	hits := make([]float64, n)
+	for i, r := range raws {
+		if rng.Float64() < r*r {
+			hits[i] = 1
+		}
+	}
+	m := isotonicMap(raws, hits)
+	if err := m.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Value) < 5 || len(m.Value) > n/100 {
+		t.Errorf("%d steps, want between 5 and %d", len(m.Value), n/100)
+	}
+	sums := make([]float64, len(m.Value))
+	counts := make([]float64, len(m.Value))
+	for i, r := range raws {
+		j, _ := slices.BinarySearch(m.Upper, r)
+		sums[j] += hits[i]
+		counts[j]++
+		if m.apply(r) != m.Value[j] {
+			t.Fatalf("apply(%v) = %v, want step %d's %v", r, m.apply(r), j, m.Value[j])
+		}
+	}
+	for j := range sums {
+		if counts[j] < 100 || math.Abs(sums[j]/counts[j]-m.Value[j]) > 1e-12 {
+			t.Errorf("step %d: %v forecasts hitting at %v, value %v", j, counts[j], sums[j]/counts[j], m.Value[j])
+		}
+	}
+	// The true probability r² is followed within sampling error.
+	for _, r := range []float64{0.3, 0.6, 0.9} {
+		if got := m.apply(r); math.Abs(got-r*r) > 0.1 {
+			t.Errorf("apply(%v) = %.3f, want near %.3f", r, got, r*r)
+		}
+	}
+	// No data: the identity.
+	var empty ConfidenceMap
+	if empty.apply(0.37) != 0.37 || empty.validate() != nil {
+		t.Error("the empty map is not a valid identity")
 	}
 }

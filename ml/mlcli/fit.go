@@ -2,9 +2,9 @@ package mlcli
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"context"
 	"flag"
 	"fmt"
 	"go/format"
@@ -103,14 +103,18 @@ func GlobalSource(p *ml.GlobalParams, series int) ([]byte, error) {
 	for _, q := range p.Flat {
 		row(q[:])
 	}
-	b.WriteString("},\nCalibMoving: [][51]float64{\n")
-	for _, c := range p.CalibMoving {
-		row(c[:])
+	maps := func(name string, ms []ml.ConfidenceMap) {
+		fmt.Fprintf(&b, "},\n%s: []ConfidenceMap{\n", name)
+		for _, m := range ms {
+			b.WriteString("{Upper: []float64")
+			row(m.Upper)
+			b.WriteString("Value: []float64")
+			row(m.Value)
+			b.WriteString("},\n")
+		}
 	}
-	b.WriteString("},\nCalibFlat: [][51]float64{\n")
-	for _, c := range p.CalibFlat {
-		row(c[:])
-	}
+	maps("CalibMoving", p.CalibMoving)
+	maps("CalibFlat", p.CalibFlat)
 	b.WriteString("},\n}\n")
 	sum := sha256.Sum256(b.Bytes())
 	fmt.Fprintf(&body, "\n// DefaultGlobalVersion is a digest of DefaultGlobal: forecasts made with\n// other parameters carry another version.\nconst DefaultGlobalVersion = %q\n", hex.EncodeToString(sum[:6]))

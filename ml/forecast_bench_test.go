@@ -44,6 +44,18 @@ func BenchmarkForecastSeries365(b *testing.B) {
 	}
 }
 
+// BenchmarkForecastSeries365Select is one call with SeriesModel, the
+// per-series default before the global model.
+func BenchmarkForecastSeries365Select(b *testing.B) {
+	s := fcBenchSeries(b, 365)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ForecastSeries(s, s.Days[364], 7, ForecastOptions{Model: SeriesModel}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkForecastSeries365ETS is one call with AICc-selected exponential
 // smoothing and calibrated intervals.
 func BenchmarkForecastSeries365ETS(b *testing.B) {

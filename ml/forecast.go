@@ -28,7 +28,8 @@ type Forecast struct {
 	Confidence float64
 	// Errors is how many past forecasts of this series at this horizon
 	// calibrated the intervals and Confidence; 0 means they come from the
-	// model's analytic error variance alone.
+	// model's analytic error variance alone or, for the global model, from
+	// the errors of its training forecasts across series.
 	Errors int
 }
 

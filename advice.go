@@ -66,6 +66,12 @@ type Forecast struct {
 	// InputsDigest is the hex SHA-256 of the series and settings the
 	// forecast was computed from.
 	InputsDigest string
+	// Moved reports whether the series forecast moved before the forecast
+	// was made: its values on the observed days of the ml.MovedWindow (30)
+	// days up to and including the origin are not all equal, the rule of
+	// ml.Outcome.Moved. For a yield forecast the series is the APY; for a
+	// risk forecast the risk score, the value forecast and judged.
+	Moved bool
 }
 
 // Prediction is a forecast or a suggestion as the server recorded it, to be
@@ -105,6 +111,12 @@ type Prediction struct {
 	// for forecasts.
 	Details   JSONObject `json:"details,omitempty"`
 	CreatedAt time.Time  `json:"createdAt"`
+	// Moved records Forecast.Moved for a forecast: whether its series
+	// moved in the 30 days up to and including the origin. nil where
+	// nothing was recorded: suggestions, and the predictions made before
+	// it was (they never count as moving). Only ModelPerformance reads it;
+	// it is not part of the prediction.created payload.
+	Moved *bool `json:"-"`
 
 	// Actual is the value observed on Target and Error is Actual − Point;
 	// both nil until the outcome job scored the prediction.
@@ -144,9 +156,18 @@ type ModelPerformance struct {
 	RelativeMAE *float64
 	// Coverage80 and Coverage95 are the shares of actual values inside the
 	// 80 % and the 95 % intervals; nil without predictions.
-	Coverage80  *float64
-	Coverage95  *float64
-	Calibration []CalibrationBin
+	Coverage80 *float64
+	Coverage95 *float64
+	// MovingForecasts counts the predictions recorded as made from a
+	// series that moved in the 30 days up to and including their origin
+	// (Prediction.Moved true; those made before it was recorded never
+	// count), as BacktestReport.MovingForecasts does. MovingCoverage80
+	// and MovingCoverage95 are the coverage of those alone; nil without
+	// any.
+	MovingForecasts  int
+	MovingCoverage80 *float64
+	MovingCoverage95 *float64
+	Calibration      []CalibrationBin
 }
 
 // CalibrationBin is one row of a calibration table: predictions whose

@@ -113,6 +113,10 @@ func (s *Service) forecast(kind obsqra.PredictionKind, p *obsqra.Protocol, point
 	var mf ml.Forecast
 	var err error
 	var lastValue float64
+	// moved: whether the series forecast (the APY; the risk score, on the
+	// days that have one) moved in the ml.MovedWindow days up to and
+	// including the origin, recorded with the forecast.
+	var moved bool
 	switch kind {
 	case obsqra.PredictionYieldForecast:
 		apy := make([]float64, len(points))
@@ -120,6 +124,7 @@ func (s *Service) forecast(kind obsqra.PredictionKind, p *obsqra.Protocol, point
 			apy[i] = float64(pt.ApyBps)
 		}
 		lastValue = apy[len(apy)-1]
+		moved = ml.Series{Days: days, Values: apy}.MovedBy(origin)
 		mf, err = ml.ForecastSeries(ml.Series{Days: days, Values: apy}, origin, horizon, ml.ForecastOptions{NonNegative: true})
 	case obsqra.PredictionRiskForecast:
 		util := make([]float64, len(points))
@@ -134,6 +139,17 @@ func (s *Service) forecast(kind obsqra.PredictionKind, p *obsqra.Protocol, point
 				break
 			}
 		}
+		// A risk forecast is judged against the risk score (judge.go), so
+		// that is the series whose moving counts, not the utilisation and
+		// volatility it is computed from.
+		var score ml.Series
+		for _, pt := range points {
+			if pt.RiskScore != nil {
+				score.Days = append(score.Days, pt.Day)
+				score.Values = append(score.Values, float64(*pt.RiskScore))
+			}
+		}
+		moved = score.MovedBy(origin)
 		seed := binary.BigEndian.Uint64(h.Sum(nil)[:8])
 		mf, err = ml.ForecastRisk(ml.RiskForecastInput{
 			Utilization: ml.Series{Days: days, Values: util}, Volatility: ml.Series{Days: slices.Clone(days), Values: vol},
@@ -151,6 +167,7 @@ func (s *Service) forecast(kind obsqra.PredictionKind, p *obsqra.Protocol, point
 		Point: mf.Point, Lower80: mf.Lower80, Upper80: mf.Upper80, Lower95: mf.Lower95, Upper95: mf.Upper95,
 		Confidence: mf.Confidence, Tolerance: mf.Tolerance, Model: mf.Model, ModelVersion: ModelVersion,
 		WindowStart: points[0].Day, WindowEnd: last.Day, Last: lastValue, InputsDigest: digest,
+		Moved: moved,
 	}
 	s.mu.Lock()
 	if len(s.forecasts) >= maxCached {
@@ -186,7 +203,7 @@ func predictionOf(f obsqra.Forecast) obsqra.Prediction {
 		Point: f.Point, Lower80: f.Lower80, Upper80: f.Upper80, Lower95: f.Lower95, Upper95: f.Upper95,
 		Confidence: f.Confidence, Tolerance: f.Tolerance, Last: f.Last,
 		Model: f.Model, ModelVersion: f.ModelVersion, InputsDigest: f.InputsDigest,
-		WindowStart: f.WindowStart, WindowEnd: f.WindowEnd,
+		WindowStart: f.WindowStart, WindowEnd: f.WindowEnd, Moved: &f.Moved,
 	}
 }
 

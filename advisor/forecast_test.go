@@ -329,6 +329,7 @@ func TestRefreshForecasts(t *testing.T) {
 				Point: f.Point, Lower80: f.Lower80, Upper80: f.Upper80, Lower95: f.Lower95, Upper95: f.Upper95,
 				Confidence: f.Confidence, Tolerance: f.Tolerance, Last: f.Last, Model: f.Model, ModelVersion: f.ModelVersion,
 				InputsDigest: f.InputsDigest, WindowStart: f.WindowStart, WindowEnd: f.WindowEnd, CreatedAt: now0,
+				Moved: &f.Moved,
 			}
 			if !reflect.DeepEqual(p, want) {
 				t.Errorf("stored %s of %s = %+v, want %+v", p.Kind, slug, p, want)
@@ -341,6 +342,7 @@ func TestRefreshForecasts(t *testing.T) {
 		for _, e := range events {
 			pl := decodeEvent[obsqra.Prediction](t, &e)
 			want, ok := byID[pl.ID]
+			want.Moved = nil // not part of the payload
 			if e.OwnerID != 0 || !ok || !samePrediction(t, *pl, want) || e.ProtocolID != want.ProtocolID || e.Kind != string(want.Kind) {
 				t.Errorf("event %d (owner %d, protocol %d, kind %q) = %+v, want a public event of %+v", e.ID, e.OwnerID, e.ProtocolID, e.Kind, pl, want)
 			}

@@ -170,8 +170,9 @@ func observedOn(points []obsqra.DailyPoint, d obsqra.Date) (obsqra.DailyPoint, b
 // ModelPerformance judges the matured predictions of kind at horizonDays
 // whose target fell in the last windowDays: their count, mean absolute
 // error, the error relative to the naive forecast's (the value at the
-// origin), the coverage of the 80 % interval, and the calibration of the
-// confidence. Market forecasts are judged over all of them; suggestions
+// origin), the coverage of the 80 % and 95 % intervals, overall and over
+// the forecasts recorded as made from a series that moved (as a
+// backtest's), and the calibration of the confidence. Market forecasts are judged over all of them; suggestions
 // over the signed-in user's own. Errors: EINVALID for a horizon or window
 // outside 1–365; EUNAUTHENTICATED for suggestions when signed out;
 // internal ones.
@@ -205,13 +206,16 @@ func (s *Service) ModelPerformance(ctx context.Context, kind obsqra.PredictionKi
 	}
 	mp := &obsqra.ModelPerformance{Kind: kind, HorizonDays: horizonDays, WindowDays: windowDays, Calibration: []obsqra.CalibrationBin{}}
 	var abs, naive float64
-	var in80, in95 int
+	var in80, in95, movingIn80, movingIn95 int
 	for _, b := range bins {
 		mp.Count += b.Count
 		abs += b.SumAbsError
 		naive += b.SumAbsNaiveError
 		in80 += b.In80
 		in95 += b.In95
+		mp.MovingForecasts += b.Moving
+		movingIn80 += b.MovingIn80
+		movingIn95 += b.MovingIn95
 		n := float64(b.Count)
 		mp.Calibration = append(mp.Calibration, obsqra.CalibrationBin{
 			ConfidenceFrom: round4(float64(b.Bin) / calibrationBins), ConfidenceTo: round4(float64(b.Bin+1) / calibrationBins),
@@ -226,6 +230,11 @@ func (s *Service) ModelPerformance(ctx context.Context, kind obsqra.PredictionKi
 			rel := round4(abs / naive)
 			mp.RelativeMAE = &rel
 		}
+	}
+	if mp.MovingForecasts > 0 {
+		m := float64(mp.MovingForecasts)
+		cov, cov95 := round4(float64(movingIn80)/m), round4(float64(movingIn95)/m)
+		mp.MovingCoverage80, mp.MovingCoverage95 = &cov, &cov95
 	}
 	return mp, nil
 }

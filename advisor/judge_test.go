@@ -5,9 +5,11 @@ import (
 	"math"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/advisor"
+	"github.com/obsqra/obsqra/advisor/advisortest"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
 )
@@ -239,3 +241,140 @@ func TestModelPerformance(t *testing.T) {
 		}
 	})
 }
+
+// TestModelPerformanceMoving: a forecast records whether its series moved
+// in the 30 days up to and including its origin, the APY for a yield
+// forecast and the risk score for a risk forecast, and ModelPerformance
+// counts the moving ones apart: a flat jediswap has not moved, the seeded
+// markets have; a prediction recorded without it (as before it was) does
+// not count as moving.
+func TestModelPerformanceMoving(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		s, b := setupSeeded(t, db)
+		today := b.Today()
+		flat := func(obsqra.Date) (int, int, string) { return 500, 3000, "5000000" }
+		b.Feed(t, "jediswap", today-historyDays+1, today, flat)
+		// The seeded risk scores sit still; a later sample of today at
+		// another utilization moves nostra's (its APY as it was).
+		in := advisortest.Sample("nostra", today, apy("nostra", today), 9900, "100000000")
+		in.ObservedAt = in.ObservedAt.Add(time.Hour)
+		b.Ingest(t, in)
+
+		// Moved, by hand: the stored values of the 30 days up to today
+		// not all equal.
+		slugs := []string{"nostra", "zklend", "ekubo", "jediswap"}
+		ids := make([]int64, len(slugs))
+		for i, slug := range slugs {
+			ids[i] = b.ID(t, slug)
+		}
+		series, err := b.DB.DailySeries(ctx, ids, today-29, today)
+		if err != nil {
+			t.Fatalf("DailySeries() = %v", err)
+		}
+		wantMoved := map[obsqra.PredictionKind]map[string]bool{obsqra.PredictionYieldForecast: {}, obsqra.PredictionRiskForecast: {}}
+		for i, slug := range slugs {
+			apys, scores := map[int]bool{}, map[int]bool{}
+			for _, pt := range series[ids[i]] {
+				apys[pt.ApyBps] = true
+				if pt.RiskScore != nil {
+					scores[*pt.RiskScore] = true
+				}
+			}
+			wantMoved[obsqra.PredictionYieldForecast][slug] = len(apys) > 1
+			wantMoved[obsqra.PredictionRiskForecast][slug] = len(scores) > 1
+		}
+		if y, r := wantMoved[obsqra.PredictionYieldForecast], wantMoved[obsqra.PredictionRiskForecast]; y["jediswap"] || !y["nostra"] || !y["zklend"] || !y["ekubo"] ||
+			!r["nostra"] || r["zklend"] || r["jediswap"] {
+			t.Fatalf("the test's markets: yield moved %v, risk %v; want the yield of jediswap flat and the others moving, the risk of nostra only moving", y, r)
+		}
+		for kind, bySlug := range wantMoved {
+			for slug, want := range bySlug {
+				if f := forecastOf(t, s, b, kind, slug); f.Moved != want {
+					t.Errorf("Forecasts(%s, %s).Moved = %t, want %t", kind, slug, f.Moved, want)
+				}
+				// Through the cache too.
+				if f := forecastOf(t, s, b, kind, slug); f.Moved != want {
+					t.Errorf("Forecasts(%s, %s) again: Moved = %t, want %t", kind, slug, f.Moved, want)
+				}
+			}
+		}
+
+		// Recorded with the prediction.
+		if n, err := s.RefreshForecasts(ctx); err != nil || n != 8 {
+			t.Fatalf("RefreshForecasts() = %d, %v, want 8 (yield and risk of 4 protocols)", n, err)
+		}
+		bySlug := map[string]obsqra.Prediction{}
+		for _, p := range b.predictions(t, "", 0) {
+			var slug string
+			for sl, pr := range b.Protocols {
+				if pr.ID == p.ProtocolID {
+					slug = sl
+				}
+			}
+			if p.Moved == nil || *p.Moved != wantMoved[p.Kind][slug] {
+				t.Errorf("stored %s of %s: moved %v, want %t", p.Kind, slug, p.Moved, wantMoved[p.Kind][slug])
+			}
+			if p.Kind == obsqra.PredictionYieldForecast {
+				bySlug[slug] = p
+			}
+		}
+
+		// Score the yield forecasts: the moving nostra and ekubo at their
+		// point (inside both intervals), the moving zklend between its 80 %
+		// and its 95 % upper bounds, the flat jediswap above both; and a
+		// prediction recorded without moved, at its point.
+		for _, slug := range []string{"nostra", "zklend", "ekubo", "jediswap"} {
+			if p := bySlug[slug]; p.Point < p.Lower80 || p.Point > p.Upper80 || p.Upper80 >= p.Upper95 && slug == "zklend" {
+				t.Fatalf("%s's yield forecast %+v: want its point inside its 80 %% interval (and zklend's 95 %% wider)", slug, p)
+			}
+		}
+		unrecorded := bySlug["nostra"]
+		unrecorded.ID, unrecorded.Moved, unrecorded.InputsDigest = 0, nil, "before moved was recorded"
+		// b.DB: on SQLite, setupSeeded works on a copy of a seeded template.
+		err = b.DB.WithTx(ctx, func(tx *store.Tx) error {
+			if err := tx.InsertPrediction(ctx, &unrecorded); err != nil {
+				return err
+			}
+			for _, sc := range []struct {
+				p      obsqra.Prediction
+				actual float64
+			}{
+				{bySlug["nostra"], bySlug["nostra"].Point},
+				{bySlug["ekubo"], bySlug["ekubo"].Point},
+				{bySlug["zklend"], (bySlug["zklend"].Upper80 + bySlug["zklend"].Upper95) / 2},
+				{bySlug["jediswap"], bySlug["jediswap"].Upper95 + 100},
+				{unrecorded, unrecorded.Point},
+			} {
+				if _, err := tx.InsertPredictionOutcome(ctx, sc.p.ID, sc.actual, sc.actual-sc.p.Point); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Clock.AddDays(advisor.DefaultHorizonDays)
+		got, err := s.ModelPerformance(ctx, obsqra.PredictionYieldForecast, advisor.DefaultHorizonDays, 30)
+		if err != nil {
+			t.Fatalf("ModelPerformance(yield) = %v", err)
+		}
+		// 5 scored: in80 nostra, ekubo and the unrecorded one (3/5); in95
+		// zklend too (4/5). Moving: nostra, ekubo, zklend; in80 2/3, in95 3/3.
+		if got.Count != 5 || !eqPtr(got.Coverage80, 0.6) || !eqPtr(got.Coverage95, 0.8) ||
+			got.MovingForecasts != 3 || !eqPtr(got.MovingCoverage80, 0.6667) || !eqPtr(got.MovingCoverage95, 1) {
+			t.Errorf("ModelPerformance(yield) = %s, want count 5, coverage 0.6/0.8, 3 moving, moving coverage 0.6667/1", show(got))
+		}
+		// Risk forecasts are not scored: no moving ones, no moving coverage.
+		got, err = s.ModelPerformance(ctx, obsqra.PredictionRiskForecast, advisor.DefaultHorizonDays, 30)
+		if err != nil || got.Count != 0 || got.MovingForecasts != 0 || got.MovingCoverage80 != nil || got.MovingCoverage95 != nil {
+			t.Errorf("ModelPerformance(risk) = %s, %v, want nothing", show(got), err)
+		}
+	})
+}
+
+// eqPtr reports whether p points to want.
+func eqPtr(p *float64, want float64) bool { return p != nil && *p == want }

@@ -2095,6 +2095,75 @@ func (ec *executionContext) fieldContext_ModelPerformance_coverage95(_ context.C
 	return graphql.NewScalarFieldContext("ModelPerformance", field, false, false, "Float")
 }
 
+func (ec *executionContext) _ModelPerformance_movingForecasts(ctx context.Context, field graphql.CollectedField, obj *obsqra.ModelPerformance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelPerformance_movingForecasts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MovingForecasts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ModelPerformance_movingForecasts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ModelPerformance", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ModelPerformance_movingCoverage80(ctx context.Context, field graphql.CollectedField, obj *obsqra.ModelPerformance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelPerformance_movingCoverage80(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MovingCoverage80, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ModelPerformance_movingCoverage80(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ModelPerformance", field, false, false, "Float")
+}
+
+func (ec *executionContext) _ModelPerformance_movingCoverage95(ctx context.Context, field graphql.CollectedField, obj *obsqra.ModelPerformance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelPerformance_movingCoverage95(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MovingCoverage95, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ModelPerformance_movingCoverage95(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ModelPerformance", field, false, false, "Float")
+}
+
 func (ec *executionContext) _ModelPerformance_calibration(ctx context.Context, field graphql.CollectedField, obj *obsqra.ModelPerformance) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4470,6 +4539,21 @@ func (ec *executionContext) _ModelPerformance(ctx context.Context, sel ast.Selec
 			}
 		case "coverage95":
 			out.Values[i] = ec._ModelPerformance_coverage95(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "movingForecasts":
+			out.Values[i] = ec._ModelPerformance_movingForecasts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "movingCoverage80":
+			out.Values[i] = ec._ModelPerformance_movingCoverage80(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "movingCoverage95":
+			out.Values[i] = ec._ModelPerformance_movingCoverage95(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

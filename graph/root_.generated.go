@@ -237,15 +237,18 @@ type ComplexityRoot struct {
 	}
 
 	ModelPerformance struct {
-		Calibration func(childComplexity int) int
-		Count       func(childComplexity int) int
-		Coverage80  func(childComplexity int) int
-		Coverage95  func(childComplexity int) int
-		HorizonDays func(childComplexity int) int
-		Kind        func(childComplexity int) int
-		MAE         func(childComplexity int) int
-		RelativeMAE func(childComplexity int) int
-		WindowDays  func(childComplexity int) int
+		Calibration      func(childComplexity int) int
+		Count            func(childComplexity int) int
+		Coverage80       func(childComplexity int) int
+		Coverage95       func(childComplexity int) int
+		HorizonDays      func(childComplexity int) int
+		Kind             func(childComplexity int) int
+		MAE              func(childComplexity int) int
+		MovingCoverage80 func(childComplexity int) int
+		MovingCoverage95 func(childComplexity int) int
+		MovingForecasts  func(childComplexity int) int
+		RelativeMAE      func(childComplexity int) int
+		WindowDays       func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -1418,6 +1421,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ModelPerformance.MAE(childComplexity), true
+	case "ModelPerformance.movingCoverage80":
+		if e.ComplexityRoot.ModelPerformance.MovingCoverage80 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelPerformance.MovingCoverage80(childComplexity), true
+	case "ModelPerformance.movingCoverage95":
+		if e.ComplexityRoot.ModelPerformance.MovingCoverage95 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelPerformance.MovingCoverage95(childComplexity), true
+	case "ModelPerformance.movingForecasts":
+		if e.ComplexityRoot.ModelPerformance.MovingForecasts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelPerformance.MovingForecasts(childComplexity), true
 	case "ModelPerformance.relativeMae":
 		if e.ComplexityRoot.ModelPerformance.RelativeMAE == nil {
 			break
@@ -3660,6 +3681,12 @@ func (ec *executionContext) childFields_ModelPerformance(ctx context.Context, fi
 		return ec.fieldContext_ModelPerformance_coverage80(ctx, field)
 	case "coverage95":
 		return ec.fieldContext_ModelPerformance_coverage95(ctx, field)
+	case "movingForecasts":
+		return ec.fieldContext_ModelPerformance_movingForecasts(ctx, field)
+	case "movingCoverage80":
+		return ec.fieldContext_ModelPerformance_movingCoverage80(ctx, field)
+	case "movingCoverage95":
+		return ec.fieldContext_ModelPerformance_movingCoverage95(ctx, field)
 	case "calibration":
 		return ec.fieldContext_ModelPerformance_calibration(ctx, field)
 	}

@@ -3,6 +3,7 @@ package ml
 import (
 	"math"
 	"runtime"
+	"sort"
 	"sync"
 
 	"github.com/obsqra/obsqra"
@@ -30,6 +31,30 @@ type Outcome struct {
 // MovedWindow is the number of days up to and including an origin over
 // which Outcome.Moved looks.
 const MovedWindow = 30
+
+// MovedBy reports whether s moved before origin, as Outcome.Moved says:
+// its values on the observed days of the MovedWindow days up to and
+// including origin are not all equal. Days after origin are not looked
+// at; a series with fewer than two observed days in the window has not
+// moved. The advisor records it with each forecast it makes.
+func (s Series) MovedBy(origin obsqra.Date) bool {
+	i := sort.Search(len(s.Days), func(i int) bool { return s.Days[i] > origin }) - 1
+	if i < 0 {
+		return false
+	}
+	return s.movedUpTo(i, origin)
+}
+
+// movedUpTo is MovedBy for i, the index of the last observed day up to
+// origin.
+func (s Series) movedUpTo(i int, origin obsqra.Date) bool {
+	for j := i - 1; j >= 0 && s.Days[j] > origin-MovedWindow; j-- {
+		if s.Values[j] != s.Values[i] {
+			return true
+		}
+	}
+	return false
+}
 
 // Hit reports whether the realised value fell within Tolerance of Point,
 // the event Confidence is the probability of.
@@ -64,13 +89,7 @@ func WalkForward(s Series, horizon, every int, opts ForecastOptions, fn func(Out
 		if err != nil {
 			return err
 		}
-		o := Outcome{Forecast: f, Last: s.Values[i]}
-		for j := i - 1; j >= 0 && s.Days[j] > origin-MovedWindow; j-- {
-			if s.Values[j] != s.Values[i] {
-				o.Moved = true
-				break
-			}
-		}
+		o := Outcome{Forecast: f, Last: s.Values[i], Moved: s.movedUpTo(i, origin)}
 		o.Actual, o.HasActual = s.ValueOn(f.Target)
 		fn(o)
 	}

@@ -442,6 +442,20 @@ func TestOutcomeMoved(t *testing.T) {
 			t.Errorf("origin day %d: Moved = %t, want %t", day, moved[day], want)
 		}
 	}
+	// MovedBy is the same rule for any origin: at an observed day it is
+	// Moved; after the last observed day (a late feed) the window slides
+	// on past it, and a window without two observed days has not moved.
+	for day, want := range moved {
+		if got := s.MovedBy(obsqra.Date(20000 + day)); got != want {
+			t.Errorf("MovedBy(day %d) = %t, want %t as Moved", day, got, want)
+		}
+	}
+	late := Series{Days: s.Days[:70], Values: s.Values[:70]} // observed up to day 69
+	for day, want := range map[int]bool{-1: false, 0: false, 80: true, 88: true, 89: false, 200: false} {
+		if got := late.MovedBy(obsqra.Date(20000 + day)); got != want {
+			t.Errorf("MovedBy(day %d, observed up to day 69) = %t, want %t", day, got, want)
+		}
+	}
 	acc, err := EvaluateForecasts([]Series{s}, 7, 1, ForecastOptions{Model: "naive"})
 	if err != nil {
 		t.Fatal(err)

@@ -343,16 +343,55 @@ func TestAdviceJourney(t *testing.T) {
 			if n, err := e.advice.ScoreOutcomes(context.Background()); err != nil || n < 10 {
 				t.Fatalf("ScoreOutcomes = %d, %v; want at least the 10 forecasts", n, err)
 			}
-			r := do(t, e.h, "", `{ modelPerformance(kind: YIELD_FORECAST, horizonDays: 7) { count mae coverage80 coverage95 calibration { count } } }`, nil)
+			r := do(t, e.h, "", `{ modelPerformance(kind: YIELD_FORECAST, horizonDays: 7) { count mae coverage80 coverage95
+				movingForecasts movingCoverage80 movingCoverage95 calibration { count } } }`, nil)
 			perf := decode[struct {
-				Count                  int
-				Mae                    *float64
-				Coverage80, Coverage95 *float64
-				Calibration            []struct{ Count int }
+				Count                              int
+				Mae                                *float64
+				Coverage80, Coverage95             *float64
+				MovingForecasts                    int
+				MovingCoverage80, MovingCoverage95 *float64
+				Calibration                        []struct{ Count int }
 			}](t, r.Data["modelPerformance"])
 			if perf.Count != 5 || perf.Mae == nil || perf.Coverage95 == nil || *perf.Coverage95 < *perf.Coverage80 ||
 				sumWeights(perf.Calibration, func(b struct{ Count int }) int { return b.Count }) != 5 {
 				t.Fatalf("modelPerformance = %+v %+v, want 5 matured yield forecasts", perf, r.Errors)
+			}
+			// The moving figures count the scored forecasts recorded as made
+			// from a series that moved, and are the advisor's own.
+			var moving, movingIn80, movingIn95 int
+			ps, err := e.db.Predictions(context.Background(), store.PredictionQuery{Kind: obsqra.PredictionYieldForecast, Limit: 1000})
+			if err != nil {
+				t.Fatalf("Predictions() = %v", err)
+			}
+			for _, p := range ps {
+				if p.Actual == nil || p.HorizonDays != 7 || p.Moved == nil || !*p.Moved {
+					continue
+				}
+				moving++
+				if *p.Actual >= p.Lower80 && *p.Actual <= p.Upper80 {
+					movingIn80++
+				}
+				if *p.Actual >= p.Lower95 && *p.Actual <= p.Upper95 {
+					movingIn95++
+				}
+			}
+			share := func(n int) *float64 {
+				if moving == 0 {
+					return nil
+				}
+				x := math.Round(float64(n)/float64(moving)*1e4) / 1e4
+				return &x
+			}
+			mp, err := e.advice.ModelPerformance(context.Background(), obsqra.PredictionYieldForecast, 7, 90)
+			if err != nil {
+				t.Fatalf("ModelPerformance(yield, 7, 90) = %v", err)
+			}
+			got := []any{perf.MovingForecasts, perf.MovingCoverage80, perf.MovingCoverage95}
+			if want := []any{moving, share(movingIn80), share(movingIn95)}; moving == 0 || !reflect.DeepEqual(got, want) ||
+				!reflect.DeepEqual(want, []any{mp.MovingForecasts, mp.MovingCoverage80, mp.MovingCoverage95}) {
+				t.Fatalf("modelPerformance moving = %s, want %s (some moving), as the advisor's %s", mustJSON(got), mustJSON(want),
+					mustJSON([]any{mp.MovingForecasts, mp.MovingCoverage80, mp.MovingCoverage95}))
 			}
 		})
 

@@ -15,7 +15,7 @@ var predictionColumns = columns("p.",
 	"id", "kind", "protocol_id", "user_id", "horizon_days", "origin", "target",
 	"point", "lower80", "upper80", "lower95", "upper95", "confidence", "tolerance", "last",
 	"model", "model_version", "inputs_digest", "window_start", "window_end",
-	"decision_id", "details", "created_at") + ", " + columns("o.", "actual", "error", "scored_at")
+	"decision_id", "details", "created_at", "moved") + ", " + columns("o.", "actual", "error", "scored_at")
 
 // predictionSelect reads predictions with their outcome, if any.
 var predictionSelect = "SELECT " + predictionColumns +
@@ -26,14 +26,14 @@ func predictionScanArgs(p *obsqra.Prediction) []any {
 		dateScanner{&p.Origin}, dateScanner{&p.Target},
 		&p.Point, &p.Lower80, &p.Upper80, &p.Lower95, &p.Upper95, &p.Confidence, &p.Tolerance, &p.Last,
 		&p.Model, &p.ModelVersion, &p.InputsDigest, dateScanner{&p.WindowStart}, dateScanner{&p.WindowEnd},
-		idScanner{&p.DecisionID}, jsonObjectScanner{&p.Details}, scanTime(&p.CreatedAt),
+		idScanner{&p.DecisionID}, jsonObjectScanner{&p.Details}, scanTime(&p.CreatedAt), boolScanner{&p.Moved},
 		&p.Actual, &p.Error, scanNullTime(&p.ScoredAt)}
 }
 
 // InsertPrediction stores p and sets p.ID and p.CreatedAt. ProtocolID,
-// UserID and DecisionID 0 are stored as NULL, and so is a nil Details;
-// Details is stored byte for byte. The outcome fields are not stored (see
-// InsertPredictionOutcome).
+// UserID and DecisionID 0 are stored as NULL, and so are a nil Details and
+// a nil Moved; Details is stored byte for byte. The outcome fields are not
+// stored (see InsertPredictionOutcome).
 // Errors: only internal ones (the caller validates).
 func (tx *Tx) InsertPrediction(ctx context.Context, p *obsqra.Prediction) error {
 	c := tx.conn()
@@ -42,13 +42,13 @@ func (tx *Tx) InsertPrediction(ctx context.Context, p *obsqra.Prediction) error 
 		INSERT INTO predictions (kind, protocol_id, user_id, horizon_days, origin, target,
 			point, lower80, upper80, lower95, upper95, confidence, tolerance, last,
 			model, model_version, inputs_digest, window_start, window_end,
-			decision_id, details, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			decision_id, details, created_at, moved)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		RETURNING id`,
 		string(p.Kind), idArg(p.ProtocolID), idArg(p.UserID), p.HorizonDays, p.Origin.String(), p.Target.String(),
 		p.Point, p.Lower80, p.Upper80, p.Lower95, p.Upper95, p.Confidence, p.Tolerance, p.Last,
 		p.Model, p.ModelVersion, p.InputsDigest, p.WindowStart.String(), p.WindowEnd.String(),
-		idArg(p.DecisionID), jsonObjectArg(p.Details), c.d.timeArg(now)).Scan(&p.ID)
+		idArg(p.DecisionID), jsonObjectArg(p.Details), c.d.timeArg(now), boolArg(p.Moved)).Scan(&p.ID)
 	if err != nil {
 		return translate(err, "insert prediction", "prediction")
 	}
@@ -244,6 +244,11 @@ type AccuracyBin struct {
 	// In80 and In95 count the actual values inside the 80 % and the 95 %
 	// intervals.
 	In80, In95 int
+	// Moving counts the predictions recorded as made from a series that
+	// moved (moved true; a NULL, as before the column existed, is not);
+	// MovingIn80 and MovingIn95 those of them whose actual value fell
+	// inside the 80 % and the 95 % intervals.
+	Moving, MovingIn80, MovingIn95 int
 }
 
 // PredictionAccuracy sums up the scored predictions q selects, per
@@ -266,18 +271,23 @@ func (db *DB) PredictionAccuracy(ctx context.Context, q AccuracyQuery) ([]Accura
 	}
 	bin.WriteString(" ELSE " + strconv.Itoa(q.Bins-1) + " END")
 	user := "p.user_id IS NULL"
+	// moved is compared with a bound true: boolean on PostgreSQL, INTEGER
+	// 1 on SQLite; NULL (not recorded) compares as unknown, so not moving.
+	args = append(args, true)
 	args = append(args, string(q.Kind), q.HorizonDays, q.TargetFrom.String(), q.TargetTo.String())
 	if q.UserID != 0 {
 		user = "p.user_id = ?"
 		args = append(args, q.UserID)
 	}
 	rows, err := db.conn().query(ctx, `
-		SELECT bin, COUNT(*), SUM(confidence), SUM(hit), SUM(abs_error), SUM(abs_naive), SUM(in80), SUM(in95) FROM (
+		SELECT bin, COUNT(*), SUM(confidence), SUM(hit), SUM(abs_error), SUM(abs_naive), SUM(in80), SUM(in95),
+			SUM(moving), SUM(moving * in80), SUM(moving * in95) FROM (
 			SELECT `+bin.String()+` AS bin, p.confidence,
 				CASE WHEN ABS(o.actual - p.point) <= p.tolerance THEN 1 ELSE 0 END AS hit,
 				ABS(o.actual - p.point) AS abs_error, ABS(o.actual - p.last) AS abs_naive,
 				CASE WHEN o.actual >= p.lower80 AND o.actual <= p.upper80 THEN 1 ELSE 0 END AS in80,
-				CASE WHEN o.actual >= p.lower95 AND o.actual <= p.upper95 THEN 1 ELSE 0 END AS in95
+				CASE WHEN o.actual >= p.lower95 AND o.actual <= p.upper95 THEN 1 ELSE 0 END AS in95,
+				CASE WHEN p.moved = ? THEN 1 ELSE 0 END AS moving
 			FROM predictions p JOIN prediction_outcomes o ON o.prediction_id = p.id
 			WHERE p.kind = ? AND p.horizon_days = ? AND p.target >= ? AND p.target <= ? AND `+user+`
 		) AS scored GROUP BY bin ORDER BY bin`, args...)
@@ -288,7 +298,8 @@ func (db *DB) PredictionAccuracy(ctx context.Context, q AccuracyQuery) ([]Accura
 	var out []AccuracyBin
 	for rows.Next() {
 		var b AccuracyBin
-		if err := rows.Scan(&b.Bin, &b.Count, &b.SumConfidence, &b.Hits, &b.SumAbsError, &b.SumAbsNaiveError, &b.In80, &b.In95); err != nil {
+		if err := rows.Scan(&b.Bin, &b.Count, &b.SumConfidence, &b.Hits, &b.SumAbsError, &b.SumAbsNaiveError, &b.In80, &b.In95,
+			&b.Moving, &b.MovingIn80, &b.MovingIn95); err != nil {
 			return nil, translate(err, "scan prediction accuracy", "prediction")
 		}
 		out = append(out, b)

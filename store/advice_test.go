@@ -99,7 +99,10 @@ func TestPredictionRoundTrip(t *testing.T) {
 		vesu := seededIDs(t, db)["vesu"]
 		var f, s *obsqra.Prediction
 		inTx(t, db, func(tx *store.Tx) {
-			f = insertPrediction(t, tx, forecast(obsqra.PredictionYieldForecast, vesu, 7, adviceDay, 1))
+			f = forecast(obsqra.PredictionYieldForecast, vesu, 7, adviceDay, 1)
+			f.Moved = new(bool)
+			*f.Moved = true
+			insertPrediction(t, tx, f)
 			s = suggestion(u.ID, adviceDay, 2)
 			s.DecisionID = appendDecision(t, tx, 2)
 			insertPrediction(t, tx, s)
@@ -114,6 +117,24 @@ func TestPredictionRoundTrip(t *testing.T) {
 		}
 		if f.Details != nil || f.Actual != nil || f.Error != nil || f.ScoredAt != nil {
 			t.Errorf("unscored forecast read back with details or an outcome: %+v", f)
+		}
+		// moved reads back as written: true, false, and NULL (nil).
+		movedOf := func(id int64) string {
+			t.Helper()
+			got, err := db.Prediction(ctx, id)
+			if err != nil {
+				t.Fatalf("Prediction(%d) = %v", id, err)
+			}
+			if got.Moved == nil {
+				return "NULL"
+			}
+			return fmt.Sprint(*got.Moved)
+		}
+		if got := movedOf(f.ID); got != "true" {
+			t.Errorf("Prediction(%d).Moved = %s, want true", f.ID, got)
+		}
+		if got := movedOf(s.ID); got != "NULL" {
+			t.Errorf("Prediction(%d).Moved = %s, want NULL", s.ID, got)
 		}
 
 		// The outcome is added once, at the clock of its unit of work.
@@ -135,6 +156,13 @@ func TestPredictionRoundTrip(t *testing.T) {
 		}
 		_, err := db.Prediction(ctx, s.ID+1)
 		wantCode(t, "Prediction(unknown)", err, obsqra.ENOTFOUND)
+		// And false.
+		still := forecast(obsqra.PredictionYieldForecast, vesu, 7, adviceDay, 4)
+		still.Moved = new(bool)
+		inTx(t, db, func(tx *store.Tx) { insertPrediction(t, tx, still) })
+		if got := movedOf(still.ID); got != "false" {
+			t.Errorf("Prediction(%d).Moved = %s, want false", still.ID, got)
+		}
 
 		// The database refuses what validation should have caught.
 		for name, bad := range map[string]func(p *obsqra.Prediction){
@@ -483,6 +511,60 @@ func TestDuePredictionsAndAccuracy(t *testing.T) {
 	})
 }
 
+// TestPredictionAccuracyMoving: the moving sums count only the scored
+// predictions recorded with moved true, a NULL (a prediction made before
+// moved was recorded) as not moving, and of those the actual values inside
+// each interval.
+func TestPredictionAccuracyMoving(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		a := seededIDs(t, db)["vesu"]
+		yes, no := true, false
+		db.Now = fixedClock(testTime)
+		var ps []*obsqra.Prediction
+		inTx(t, db, func(tx *store.Tx) {
+			// The intervals are [400.1, 600.125] and [-350.7, 650.0625+n]:
+			// 500 is inside both, 620 inside the 95 % one only, 700 in
+			// neither.
+			for i, c := range []struct {
+				moved  *bool
+				actual float64
+			}{
+				{&yes, 500}, {&yes, 620}, {&yes, 700}, // moving: 3, in80 1, in95 2
+				{&no, 500}, {&no, 700},
+				{nil, 500}, {nil, 620},
+			} {
+				p := forecast(obsqra.PredictionYieldForecast, a, 5, adviceDay-10, 30+i)
+				p.Moved = c.moved
+				ps = append(ps, insertPrediction(t, tx, p))
+				scorePrediction(t, tx, testTime, p, c.actual)
+			}
+			// Unscored, and of another horizon: neither counts.
+			p := forecast(obsqra.PredictionYieldForecast, a, 5, adviceDay-10, 40)
+			p.Moved = &yes
+			insertPrediction(t, tx, p)
+			p = forecast(obsqra.PredictionYieldForecast, a, 6, adviceDay-11, 41)
+			p.Moved = &yes
+			insertPrediction(t, tx, p)
+			scorePrediction(t, tx, testTime, p, 500)
+		})
+		got, err := db.PredictionAccuracy(ctx, store.AccuracyQuery{Kind: obsqra.PredictionYieldForecast, HorizonDays: 5,
+			TargetFrom: adviceDay - 10, TargetTo: adviceDay, Bins: 10})
+		if err != nil || len(got) != 1 {
+			t.Fatalf("PredictionAccuracy(moving) = %+v, %v, want one bin", got, err)
+		}
+		b := got[0]
+		if b.Bin != 8 || b.Count != 7 || b.In80 != 3 || b.In95 != 5 || b.Moving != 3 || b.MovingIn80 != 1 || b.MovingIn95 != 2 {
+			t.Errorf("PredictionAccuracy(moving) = %+v, want bin 8: count 7, in80 3, in95 5, moving 3, moving in80 1, moving in95 2", b)
+		}
+		if want := accuracyOf(ps, 10); !sameAccuracy(got, want) {
+			t.Errorf("PredictionAccuracy(moving) = %+v, want %+v", got, want)
+		}
+	})
+}
+
 func TestAllocations(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -816,8 +898,16 @@ func accuracyOf(ps []*obsqra.Prediction, bins int) []store.AccuracyBin {
 		}
 		b.SumAbsError += math.Abs(*p.Actual - p.Point)
 		b.SumAbsNaiveError += math.Abs(*p.Actual - p.Last)
-		if *p.Actual >= p.Lower80 && *p.Actual <= p.Upper80 {
-			b.In80++
+		in80 := *p.Actual >= p.Lower80 && *p.Actual <= p.Upper80
+		in95 := *p.Actual >= p.Lower95 && *p.Actual <= p.Upper95
+		moving := p.Moved != nil && *p.Moved
+		for _, c := range []struct {
+			n    *int
+			when bool
+		}{{&b.In80, in80}, {&b.In95, in95}, {&b.Moving, moving}, {&b.MovingIn80, moving && in80}, {&b.MovingIn95, moving && in95}} {
+			if c.when {
+				*c.n++
+			}
 		}
 	}
 	var out []store.AccuracyBin
@@ -837,7 +927,8 @@ func sameAccuracy(got, want []store.AccuracyBin) bool {
 	near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-9*max(1, math.Abs(b)) }
 	for i := range got {
 		g, w := got[i], want[i]
-		if g.Bin != w.Bin || g.Count != w.Count || g.Hits != w.Hits || g.In80 != w.In80 ||
+		if g.Bin != w.Bin || g.Count != w.Count || g.Hits != w.Hits || g.In80 != w.In80 || g.In95 != w.In95 ||
+			g.Moving != w.Moving || g.MovingIn80 != w.MovingIn80 || g.MovingIn95 != w.MovingIn95 ||
 			!near(g.SumConfidence, w.SumConfidence) || !near(g.SumAbsError, w.SumAbsError) || !near(g.SumAbsNaiveError, w.SumAbsNaiveError) {
 			return false
 		}

@@ -51,3 +51,13 @@ func execArg(e *obsqra.ExecutionStatus) any {
 	}
 	return string(*e)
 }
+
+// boolArg returns *b as a query argument: NULL for nil. A bool is stored
+// as boolean on PostgreSQL and INTEGER 0 or 1 on SQLite (the drivers
+// convert it).
+func boolArg(b *bool) any {
+	if b == nil {
+		return nil
+	}
+	return *b
+}

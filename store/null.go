@@ -47,6 +47,30 @@ func (s textScanner) Scan(src any) error {
 	return fmt.Errorf("scan text from %T", src)
 }
 
+// boolScanner reads a nullable boolean column (boolean on PostgreSQL,
+// INTEGER 0 or 1 on SQLite): nil for NULL.
+type boolScanner struct{ dst **bool }
+
+func (s boolScanner) Scan(src any) error {
+	var b bool
+	switch v := src.(type) {
+	case nil:
+		*s.dst = nil
+		return nil
+	case bool:
+		b = v
+	case int64:
+		if v != 0 && v != 1 {
+			return fmt.Errorf("scan boolean from %d", v)
+		}
+		b = v == 1
+	default:
+		return fmt.Errorf("scan boolean from %T", src)
+	}
+	*s.dst = &b
+	return nil
+}
+
 // jsonObjectScanner reads a nullable JSON text column: nil for NULL.
 type jsonObjectScanner struct{ dst *obsqra.JSONObject }
 

@@ -109,7 +109,7 @@ func (p *GlobalParams) Validate() error {
 			}
 		}
 		for _, q := range [][globalQuantiles]float64{p.Moving[k], p.Flat[k]} {
-			if !finite(q[0]) || !finite(q[globalQuantiles-1]) || !slices.IsSorted(q[:]) {
+			if slices.ContainsFunc(q[:], func(v float64) bool { return !finite(v) }) || !slices.IsSorted(q[:]) {
 				return obsqra.Errorf(obsqra.EINVALID, "global model quantiles at horizon %d are not finite and sorted", h)
 			}
 		}
@@ -206,7 +206,7 @@ func (p *GlobalParams) knot(y []float64, k int) globalKnot {
 	return g
 }
 
-// globalForecast is the global model's forecast steps days after the last
+// forecast is the global model's forecast steps days after the last
 // observation of y: the point (unclamped) and 201 error quantiles, sorted,
 // at probabilities k/200, and the confidence map to apply. Between two
 // fitted horizons the points and quantiles are blended linearly.
@@ -274,9 +274,9 @@ func (m *ConfidenceMap) validate() error {
 	case !slices.IsSorted(m.Upper) || !slices.IsSorted(m.Value) || !(m.Value[0] >= 0) || !(m.Value[len(m.Value)-1] <= 1):
 		return fmt.Errorf("not a non-decreasing step function into 0–1")
 	}
-	for _, u := range m.Upper {
-		if !finite(u) {
-			return fmt.Errorf("an upper end is not finite")
+	for i := range m.Upper {
+		if !finite(m.Upper[i]) || !finite(m.Value[i]) {
+			return fmt.Errorf("a step is not finite")
 		}
 	}
 	return nil

@@ -191,6 +191,7 @@ func TestGlobalRefusesBadInput(t *testing.T) {
 		"horizon 0":          bad(func(p *GlobalParams) { p.Horizons[0] = 0 }),
 		"NaN coefficient":    bad(func(p *GlobalParams) { p.Coef[0][3] = math.NaN() }),
 		"unsorted quantiles": bad(func(p *GlobalParams) { p.Moving[0][10], p.Moving[0][11] = 1, 0 }),
+		"NaN quantile":       bad(func(p *GlobalParams) { p.Moving[0][100] = math.NaN() }),
 		"map above 1": bad(func(p *GlobalParams) {
 			p.CalibMoving[0].Value = []float64{0.5, 1.5}
 			p.CalibMoving[0].Upper = []float64{0.5, 1}

@@ -155,7 +155,12 @@ func globalFeatures(y []float64, x *[globalNumFeatures]float64) {
 // globalScale is the volatility of y at its last index for a forecast
 // steps ahead: the mean absolute change between consecutive observations
 // over the last 30, plus the mean absolute change over steps observations
-// in the last 60 (0 when there are none).
+// in the last 60, or the last 4·steps when that is longer (0 when there
+// are none). Looking back 60 observations for a 30-day change sees two
+// independent ones: with 120, held-out confidence at 30 days is within 5
+// points of the hit rate in every decile instead of 16 (every origin
+// scored), with the relative MAE within a thousandth and the 7-day figures
+// unchanged.
 func globalScale(y []float64, steps int) float64 {
 	i := len(y) - 1
 	var daily float64
@@ -169,7 +174,7 @@ func globalScale(y []float64, steps int) float64 {
 	}
 	var long float64
 	m := 0
-	for j := max(steps, i-59); j <= i; j++ {
+	for j := max(steps, i-max(59, 4*steps-1)); j <= i; j++ {
 		long += math.Abs(y[j] - y[j-steps])
 		m++
 	}

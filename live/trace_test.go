@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -18,6 +19,10 @@ import (
 type dispatchRecorder struct {
 	mu         sync.Mutex
 	dispatches []dispatch
+	// ended receives the id of each dispatch as it ends: the hub delivers
+	// an event to its subscriptions before it ends the dispatch, so a
+	// subscriber can see the event first.
+	ended chan int64
 }
 
 // dispatch is one traced dispatch: the event's id and traceparent, and the
@@ -35,8 +40,11 @@ func (r *dispatchRecorder) Dispatch(_ context.Context, e *obsqra.Event) func(int
 	i := len(r.dispatches) - 1
 	return func(n int) {
 		r.mu.Lock()
-		defer r.mu.Unlock()
 		r.dispatches[i].subscriptions = n
+		r.mu.Unlock()
+		if r.ended != nil {
+			r.ended <- e.ID
+		}
 	}
 }
 
@@ -53,7 +61,7 @@ func (r *dispatchRecorder) all() []dispatch {
 func TestTracerSeesTracedEvents(t *testing.T) {
 	t.Parallel()
 	db := storetest.SQLite(t)
-	tracer := &dispatchRecorder{}
+	tracer := &dispatchRecorder{ended: make(chan int64, 16)}
 	h := setup(t, db, live.Options{Tracer: tracer})
 	sub, err := h.Subscribe(context.Background(), 0, obsqra.EventFilter{}, nil)
 	if err != nil {
@@ -75,6 +83,14 @@ func TestTracerSeesTracedEvents(t *testing.T) {
 		t.Fatalf("received %v, want both events", got)
 	}
 
+	select {
+	case id := <-tracer.ended:
+		if id != traced.ID {
+			t.Fatalf("dispatch of event %d ended, want only the traced %d", id, traced.ID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the traced dispatch never ended")
+	}
 	want := dispatch{id: traced.ID, traceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", subscriptions: 1}
 	if got := tracer.all(); len(got) != 1 || got[0] != want {
 		t.Errorf("traced dispatches = %+v, want only %+v (not event %d, appended outside a trace)", got, want, untraced.ID)

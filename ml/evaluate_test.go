@@ -223,8 +223,8 @@ func (f fcBacktestFigures) String() string {
 //
 //	h=7:  relMAE 0.8603, cov80 0.861, cov95 0.961; non-constant histories cov80 0.807, cov95 0.946;
 //	      mean confidence 0.849, hit rate 0.849
-//	h=30: relMAE 0.8086, cov80 0.859, cov95 0.962; non-constant histories cov80 0.807, cov95 0.949;
-//	      mean confidence 0.737, hit rate 0.732
+//	h=30: relMAE 0.8075, cov80 0.856, cov95 0.960; non-constant histories cov80 0.803, cov95 0.947;
+//	      mean confidence 0.737, hit rate 0.731
 //
 // The per-series SeriesModel, the default before: relMAE 0.8826 and 0.9235,
 // non-constant cov80 0.838 and 0.745.

@@ -79,12 +79,17 @@ func ShrunkConfidence(errors []float64, tolerance, sd float64) float64 {
 // refitting at every past day; the intervals' coverage on real data is the
 // check that it does not matter (see the backtest in evaluate_test.go).
 //
+// The global model does not calibrate on the series' own errors (its
+// intervals come from the errors of its training forecasts across series;
+// Forecast.Errors is 0): for it the list is empty.
+//
 // Errors are those of ForecastSeries.
 func RollingErrors(s Series, origin obsqra.Date, horizon int, opts ForecastOptions) ([]float64, error) {
-	d, spec, err := fcPrepare(s, origin, horizon, &opts)
-	if err != nil {
+	w, spec, err := fcPrepare(s, origin, horizon, &opts)
+	if err != nil || spec.op == "global" {
 		return nil, err
 	}
+	d := newFCData(w)
 	steps := int(origin-d.days[d.n-1]) + horizon
 	m := fcFitModel(d, spec, steps)
 	point, _ := m.point(steps)

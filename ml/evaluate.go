@@ -193,39 +193,55 @@ func EvaluateForecasts(series []Series, horizon, every int, opts ForecastOptions
 	if _, err := fcCheckOptions(horizon, &opts); err != nil {
 		return Accuracy{}, err
 	}
+	total, withForecasts, err := tallyForecasts(series, horizon, every, opts)
+	if err != nil {
+		return Accuracy{}, err
+	}
+	return total.accuracy(horizon, withForecasts), nil
+}
+
+// tallyForecasts runs WalkForward on each series concurrently and returns
+// the outcomes tallied in series order, and how many series had any.
+// Errors: that of the first series (in order) that fails.
+func tallyForecasts(series []Series, horizon, every int, opts ForecastOptions) (fcTally, int, error) {
 	tallies := make([]fcTally, len(series))
 	errs := make([]error, len(series))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	workers := min(runtime.GOMAXPROCS(0), len(series))
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				t := &tallies[i]
-				errs[i] = WalkForward(series[i], horizon, every, opts, t.add)
-			}
-		}()
-	}
-	for i := range series {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-
+	parallelEach(len(series), func(i int) {
+		errs[i] = WalkForward(series[i], horizon, every, opts, tallies[i].add)
+	})
 	var total fcTally
 	withForecasts := 0
 	for i, t := range tallies {
 		if errs[i] != nil {
-			return Accuracy{}, errs[i]
+			return fcTally{}, 0, errs[i]
 		}
 		if t.n > 0 {
 			withForecasts++
 		}
 		total.merge(t)
 	}
-	return total.accuracy(horizon, withForecasts), nil
+	return total, withForecasts, nil
+}
+
+// parallelEach calls fn(0) … fn(n−1) on up to GOMAXPROCS goroutines and
+// returns when all have returned.
+func parallelEach(n int, fn func(i int)) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fn(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 }
 
 // LeaveOneGroupOut scores the global model on data it was not fitted on:
@@ -260,17 +276,9 @@ func LeaveOneGroupOut(groups [][]Series, horizon, every int, opts ForecastOption
 		}
 		o := opts
 		o.Model, o.Global = "global", &p
-		var t fcTally
-		withForecasts := 0
-		for _, s := range group {
-			var st fcTally
-			if err := WalkForward(s, horizon, every, o, st.add); err != nil {
-				return Accuracy{}, nil, err
-			}
-			if st.n > 0 {
-				withForecasts++
-			}
-			t.merge(st)
+		t, withForecasts, err := tallyForecasts(group, horizon, every, o)
+		if err != nil {
+			return Accuracy{}, nil, err
 		}
 		per[g] = t.accuracy(horizon, withForecasts)
 		total.merge(t)

@@ -78,7 +78,7 @@ type ForecastOptions struct {
 //
 // On the shared rates, every 7th origin, fitted on six networks and scored
 // on the seventh, its mean absolute error is 0.863 of the naive forecast's
-// at 7 days and 0.836 at 30 (SeriesModel: 0.883 and 0.923, scored on the
+// at 7 days and 0.837 at 30 (SeriesModel: 0.883 and 0.923, scored on the
 // same data it selects on). `make backtest` prints the figures per network.
 const DefaultModel = "global"
 
@@ -447,23 +447,24 @@ func fcCheckTolerance(tol float64) error {
 }
 
 // fcPrepare validates the arguments of ForecastSeries and friends and
-// returns the data up to origin and the resolved options.
-func fcPrepare(s Series, origin obsqra.Date, horizon int, opts *ForecastOptions) (*fcData, fcSpec, error) {
+// returns the observations up to origin (sharing s's memory) and the
+// parsed model.
+func fcPrepare(s Series, origin obsqra.Date, horizon int, opts *ForecastOptions) (Series, fcSpec, error) {
 	spec, err := fcCheckOptions(horizon, opts)
 	if err != nil {
-		return nil, fcSpec{}, err
+		return Series{}, fcSpec{}, err
 	}
 	if err := s.Validate(); err != nil {
-		return nil, fcSpec{}, err
+		return Series{}, fcSpec{}, err
 	}
 	if s.Len() == 0 || origin < s.Days[0] {
-		return nil, fcSpec{}, obsqra.Errorf(obsqra.EINVALID, "origin %s is before the series' first observation", origin)
+		return Series{}, fcSpec{}, obsqra.Errorf(obsqra.EINVALID, "origin %s is before the series' first observation", origin)
 	}
 	w := s.Until(origin)
 	if w.Len() < opts.MinObservations {
-		return nil, fcSpec{}, obsqra.Errorf(obsqra.EINVALID, "series has %d observations up to origin %s, fewer than the %d required", w.Len(), origin, opts.MinObservations)
+		return Series{}, fcSpec{}, obsqra.Errorf(obsqra.EINVALID, "series has %d observations up to origin %s, fewer than the %d required", w.Len(), origin, opts.MinObservations)
 	}
-	return newFCData(w), spec, nil
+	return w, spec, nil
 }
 
 // ForecastSeries forecasts s on day origin+horizon from the observations up
@@ -499,15 +500,16 @@ func ForecastSeries(s Series, origin obsqra.Date, horizon int, opts ForecastOpti
 // fcForecastDist is ForecastSeries, also returning the predictive
 // distribution of the error around the unclamped point.
 func fcForecastDist(s Series, origin obsqra.Date, horizon int, opts ForecastOptions) (Forecast, fcDist, error) {
-	d, spec, err := fcPrepare(s, origin, horizon, &opts)
+	w, spec, err := fcPrepare(s, origin, horizon, &opts)
 	if err != nil {
 		return Forecast{}, fcDist{}, err
 	}
-	steps := int(origin-d.days[d.n-1]) + horizon
+	steps := int(origin-w.Days[w.Len()-1]) + horizon
 	if spec.op == "global" {
-		f, dist := fcGlobal(s.Until(origin).Values, origin, horizon, steps, opts)
+		f, dist := fcGlobal(w.Values, origin, horizon, steps, opts)
 		return f, dist, nil
 	}
+	d := newFCData(w)
 	m := fcFitModel(d, spec, steps)
 	point, sd := m.point(steps)
 	var errs []float64

@@ -3,9 +3,7 @@ package ml
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
-	"sync"
 
 	"github.com/obsqra/obsqra"
 )
@@ -30,7 +28,8 @@ import (
 // the training forecasts' errors, each divided by its series' volatility
 // when it was made (globalScale: the mean absolute daily change over the
 // last 30 observations plus the mean absolute change over the horizon in
-// the last 60), are multiplied by the series' volatility today. A series
+// the last 60 or 4·horizon), are multiplied by the series' volatility
+// today. A series
 // that has not moved at all has volatility 0; its errors are scaled by its
 // level instead, with their own quantiles (such a rate sits still most of
 // the time and jumps rarely), and a series that has sat at exactly 0 keeps
@@ -386,22 +385,7 @@ func FitGlobal(series []Series, horizons []int) (GlobalParams, error) {
 		Rows:        make([]int, n),
 	}
 	errs := make([]error, n)
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range min(runtime.GOMAXPROCS(0), n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := range next {
-				errs[k] = p.fitHorizon(series, k)
-			}
-		}()
-	}
-	for k := range n {
-		next <- k
-	}
-	close(next)
-	wg.Wait()
+	parallelEach(n, func(k int) { errs[k] = p.fitHorizon(series, k) })
 	for _, err := range errs {
 		if err != nil {
 			return GlobalParams{}, err
@@ -425,14 +409,13 @@ func (p *GlobalParams) fitHorizon(series []Series, k int) error {
 
 	// Conformal quantiles of the scaled errors.
 	var moving, flat []float64
-	resid := make([]float64, len(rows))
+	resid := make([]float64, len(rows)) // target − forecast
 	for i := range rows {
 		r := &rows[i]
-		point := r.last + r.change // the target value
+		resid[i] = r.change
 		for j, c := range p.Coef[k] {
-			point -= c * r.x[j]
+			resid[i] -= c * r.x[j]
 		}
-		resid[i] = point - r.last // target − forecast
 		switch {
 		case r.scale > 0:
 			moving = append(moving, resid[i]/r.scale)
@@ -450,7 +433,8 @@ func (p *GlobalParams) fitHorizon(series []Series, k int) error {
 	buf := make([]float64, globalQuantiles)
 	for i := range rows {
 		r := &rows[i]
-		forecast := r.last + r.change - resid[i]
+		actual := r.last + r.change
+		forecast := actual - resid[i]
 		clamped := math.Max(forecast, 0)
 		tol := DefaultTolerance(clamped)
 		var raw float64
@@ -462,7 +446,6 @@ func (p *GlobalParams) fitHorizon(series []Series, k int) error {
 		default:
 			raw = 1
 		}
-		actual := r.last + r.change
 		hit := 0.0
 		if math.Abs(actual-clamped) <= tol {
 			hit = 1

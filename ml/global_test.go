@@ -170,6 +170,26 @@ func TestGlobalFlatSeries(t *testing.T) {
 	}
 }
 
+func TestGlobalHasNoRollingErrors(t *testing.T) {
+	t.Parallel()
+	// The global model calibrates on its training forecasts, not on the
+	// series' own errors: RollingErrors has none for it (it used to panic),
+	// as the forecast says with Errors 0.
+	s := fcSpikyRates(13, 1, 80)[0]
+	errs, err := RollingErrors(s, s.Days[79], 7, ForecastOptions{})
+	if err != nil || len(errs) != 0 {
+		t.Errorf("RollingErrors(default model) = %d errors, %v; want none", len(errs), err)
+	}
+	f, err := ForecastSeries(s, s.Days[79], 7, ForecastOptions{})
+	if err != nil || f.Model != "global" || f.Errors != 0 {
+		t.Errorf("ForecastSeries(default model) = %s with %d errors, %v; want global with 0", f.Model, f.Errors, err)
+	}
+	// A per-series method still has its own.
+	if errs, err := RollingErrors(s, s.Days[79], 7, ForecastOptions{Model: SeriesModel}); err != nil || len(errs) == 0 {
+		t.Errorf("RollingErrors(SeriesModel) = %d errors, %v; want some", len(errs), err)
+	}
+}
+
 func TestGlobalRefusesBadInput(t *testing.T) {
 	t.Parallel()
 	good, err := FitGlobal(fcSpikyRates(7, 10, 120), []int{7})

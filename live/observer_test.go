@@ -19,12 +19,39 @@ type observer struct {
 	dispatched int
 	lags       []time.Duration
 	tooSlow    int
+	// more is signalled (without blocking) after each EventsDispatched:
+	// the hub reports a batch after it has delivered it, so a subscriber
+	// can hold an event before its dispatch is counted.
+	more chan struct{}
 }
 
 func (o *observer) EventsDispatched(n int) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	o.dispatched += n
+	o.mu.Unlock()
+	if o.more != nil {
+		select {
+		case o.more <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitDispatched waits until the hub has reported n events dispatched.
+func (o *observer) waitDispatched(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		if d, _, _ := o.counts(); d >= n {
+			return
+		}
+		select {
+		case <-o.more:
+		case <-deadline:
+			d, _, _ := o.counts()
+			t.Fatalf("the hub reported %d events dispatched, want %d", d, n)
+		}
+	}
 }
 
 func (o *observer) EventDelivered(lag time.Duration) {
@@ -51,7 +78,7 @@ func (o *observer) counts() (dispatched, delivered, tooSlow int) {
 func TestLiveObserver(t *testing.T) {
 	t.Parallel()
 	db := storetest.SQLite(t)
-	obs := &observer{}
+	obs := &observer{more: make(chan struct{}, 1)}
 	h := setup(t, db, live.Options{Buffer: 2, Observer: obs})
 	ctx := context.Background()
 	start := time.Now()
@@ -92,6 +119,7 @@ func TestLiveObserver(t *testing.T) {
 	}
 	took := time.Since(start)
 
+	obs.waitDispatched(t, 5)
 	dispatched, delivered, tooSlow := obs.counts()
 	if dispatched != 5 {
 		t.Errorf("dispatched %d events, want 5", dispatched)

@@ -3,6 +3,7 @@ package ml
 import (
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 
@@ -264,12 +265,7 @@ func LeaveOneGroupOut(groups [][]Series, horizon, every int, opts ForecastOption
 	totalSeries := 0
 	per := make([]Accuracy, len(groups))
 	for g, group := range groups {
-		var train []Series
-		for h, other := range groups {
-			if h != g {
-				train = append(train, other...)
-			}
-		}
+		train := slices.Concat(groups[:g], groups[g+1:])
 		p, err := FitGlobal(train, []int{horizon})
 		if err != nil {
 			return Accuracy{}, nil, err

@@ -36,7 +36,7 @@ func fcSpikyRates(seed uint64, n, days int) []Series {
 func TestFitGlobalLearnsSpikesRevert(t *testing.T) {
 	t.Parallel()
 	series := fcSpikyRates(1, 30, 200)
-	p, err := FitGlobal(series, []int{7})
+	p, err := FitGlobal([][]Series{series}, []int{7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,14 +72,56 @@ func TestFitGlobalLearnsSpikesRevert(t *testing.T) {
 	}
 }
 
-func TestFitGlobalDeterministicAndScaleFree(t *testing.T) {
+// TestFitGlobalCalibratesOnOtherGroups: given groups (networks), FitGlobal
+// fits the coefficients on all of them, but takes the errors its intervals
+// are made of from each group's forecasts by coefficients fitted on the
+// other groups, as a network it has not seen would be forecast.
+func TestFitGlobalCalibratesOnOtherGroups(t *testing.T) {
 	t.Parallel()
-	series := fcSpikyRates(4, 12, 150)
-	a, err := FitGlobal(series, []int{3, 7})
+	a, b := fcSpikyRates(21, 10, 150), fcSpikyRates(22, 10, 150)
+	grouped, err := FitGlobal([][]Series{a, b}, []int{7})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := FitGlobal(series, []int{3, 7})
+	pooled, _ := FitGlobal([][]Series{slices.Concat(a, b)}, []int{7})
+	if grouped.Coef[0] != pooled.Coef[0] {
+		t.Errorf("coefficients %v grouped, %v pooled; want the same fit on all series", grouped.Coef[0], pooled.Coef[0])
+	}
+	onB, _ := FitGlobal([][]Series{b}, []int{7})
+	onA, _ := FitGlobal([][]Series{a}, []int{7})
+	var scaled []float64
+	for _, c := range []struct {
+		series []Series
+		coef   [globalNumFeatures]float64
+	}{{a, onB.Coef[0]}, {b, onA.Coef[0]}} {
+		for _, s := range c.series {
+			for _, r := range globalRows(s, 7, nil) {
+				res := r.change
+				for j, v := range c.coef {
+					res -= v * r.x[j]
+				}
+				if r.scale > 0 {
+					scaled = append(scaled, res/r.scale)
+				}
+			}
+		}
+	}
+	if want := quantileTable(scaled); grouped.Moving[0] != want {
+		t.Errorf("grouped quantiles are not those of the errors made across groups:\n%v\nwant\n%v", grouped.Moving[0][:5], want[:5])
+	}
+	if grouped.Moving[0] == pooled.Moving[0] {
+		t.Error("grouped and pooled quantiles are the same; want the pooled fit's own errors in one, the other group's in the other")
+	}
+}
+
+func TestFitGlobalDeterministicAndScaleFree(t *testing.T) {
+	t.Parallel()
+	series := fcSpikyRates(4, 12, 150)
+	a, err := FitGlobal([][]Series{series}, []int{3, 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := FitGlobal([][]Series{series}, []int{3, 7})
 	if fmt.Sprint(a) != fmt.Sprint(b) {
 		t.Fatal("two fits of the same series differ")
 	}
@@ -94,7 +136,7 @@ func TestFitGlobalDeterministicAndScaleFree(t *testing.T) {
 			bps[i].Values[j] = v * 10_000
 		}
 	}
-	c, err := FitGlobal(bps, []int{3, 7})
+	c, err := FitGlobal([][]Series{bps}, []int{3, 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +160,7 @@ func TestFitGlobalDeterministicAndScaleFree(t *testing.T) {
 
 func TestGlobalBlendsBetweenHorizons(t *testing.T) {
 	t.Parallel()
-	p, err := FitGlobal(fcSpikyRates(5, 20, 150), []int{7, 14})
+	p, err := FitGlobal([][]Series{fcSpikyRates(5, 20, 150)}, []int{7, 14})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +234,7 @@ func TestGlobalHasNoRollingErrors(t *testing.T) {
 
 func TestGlobalRefusesBadInput(t *testing.T) {
 	t.Parallel()
-	good, err := FitGlobal(fcSpikyRates(7, 10, 120), []int{7})
+	good, err := FitGlobal([][]Series{fcSpikyRates(7, 10, 120)}, []int{7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,11 +266,11 @@ func TestGlobalRefusesBadInput(t *testing.T) {
 			t.Errorf("%s: %v, want EINVALID", name, err)
 		}
 	}
-	if _, err := FitGlobal(fcSpikyRates(9, 1, 40), []int{7}); obsqra.ErrorCode(err) != obsqra.EINVALID || !strings.Contains(err.Error(), "fewer than 200") {
+	if _, err := FitGlobal([][]Series{fcSpikyRates(9, 1, 40)}, []int{7}); obsqra.ErrorCode(err) != obsqra.EINVALID || !strings.Contains(err.Error(), "fewer than 200") {
 		t.Errorf("FitGlobal on too little data: %v, want EINVALID naming the 200 forecasts", err)
 	}
 	for _, hs := range [][]int{{0}, {7, 7}, {366}} {
-		if _, err := FitGlobal(fcSpikyRates(9, 5, 100), hs); obsqra.ErrorCode(err) != obsqra.EINVALID {
+		if _, err := FitGlobal([][]Series{fcSpikyRates(9, 5, 100)}, hs); obsqra.ErrorCode(err) != obsqra.EINVALID {
 			t.Errorf("FitGlobal(horizons %v): %v, want EINVALID", hs, err)
 		}
 	}
@@ -248,13 +290,7 @@ func TestLeaveOneGroupOut(t *testing.T) {
 	// Each group's figures are those of the model fitted on the others.
 	var forecasts int
 	for g := range groups {
-		var train []Series
-		for h := range groups {
-			if h != g {
-				train = append(train, groups[h]...)
-			}
-		}
-		p, err := FitGlobal(train, []int{7})
+		p, err := FitGlobal(slices.Concat(groups[:g], groups[g+1:]), []int{7})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -277,9 +313,10 @@ func TestLeaveOneGroupOut(t *testing.T) {
 // seventh), every 7th origin, at 7 and 30 days, against the targets: a
 // relative MAE of at most 0.95 on every network, 80 % and 95 % intervals
 // covering 75–85 % and 92–97 % of the outcomes of series that moved,
-// pooled, and 70–90 % on every network. Gnosis at 7 days is the one
-// network that misses the MAE target (0.980): it is pinned at 0.99 so a
-// regression shows.
+// pooled, and 70–90 % on every network, and confidence within 3 points of
+// the hit rate in every decile of at least 100 forecasts. Gnosis at 7 days
+// misses the MAE target (0.980) and confidence at 30 days misses by a
+// point (0.039): they are pinned at 0.99 and 0.045 so a regression shows.
 func TestGlobalSharedData(t *testing.T) {
 	if raceEnabled {
 		t.Skip("too slow under -race; make test runs it in a second pass without")
@@ -306,6 +343,9 @@ func TestGlobalSharedData(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("h=%d leave-one-network-out: %s; moving cov80 %.3f cov95 %.3f; calibration gap %.3f", h, fcFmtAccuracy(pooled), pooled.MovingCoverage80, pooled.MovingCoverage95, pooled.CalibrationGap)
+		if gapLimit := map[int]float64{7: 0.03, 30: 0.045}[h]; !(pooled.CalibrationGap <= gapLimit) {
+			t.Errorf("h=%d: calibration gap %.3f above %.3f", h, pooled.CalibrationGap, gapLimit)
+		}
 		if pooled.MovingCoverage80 < 0.75 || pooled.MovingCoverage80 > 0.85 || pooled.MovingCoverage95 < 0.92 || pooled.MovingCoverage95 > 0.97 {
 			t.Errorf("h=%d: moving coverage %.3f/%.3f, want 0.75–0.85 and 0.92–0.97", h, pooled.MovingCoverage80, pooled.MovingCoverage95)
 		}
@@ -329,10 +369,11 @@ func TestIsotonicMap(t *testing.T) {
 	t.Parallel()
 	// Hits become likelier with the raw confidence, with noise: the map is
 	// a non-decreasing step function, each step holds at least 100
-	// forecasts, and on the data it was fitted on the forecasts of each
-	// step hit exactly at its value.
+	// forecasts and enough that its hit rate has a standard error of at
+	// most 1.5 points, and on the data it was fitted on the forecasts of
+	// each step hit exactly at its value.
 	rng := rand.New(rand.NewPCG(3, 3))
-	n := 5000
+	n := 20000
 	raws := make([]float64, n)
 	for i := range raws {
 		raws[i] = rng.Float64()
@@ -362,7 +403,8 @@ func TestIsotonicMap(t *testing.T) {
 		}
 	}
 	for j := range sums {
-		if counts[j] < 100 || math.Abs(sums[j]/counts[j]-m.Value[j]) > 1e-12 {
+		v := m.Value[j]
+		if counts[j] < 100 || counts[j] < v*(1-v)/(0.015*0.015) || math.Abs(sums[j]/counts[j]-v) > 1e-12 {
 			t.Errorf("step %d: %v forecasts hitting at %v, value %v", j, counts[j], sums[j]/counts[j], m.Value[j])
 		}
 	}

@@ -57,15 +57,22 @@ func fitSource(csv string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	series := make([]ml.Series, len(reserves))
-	for i, r := range reserves {
-		series[i] = r.LiquidityRates()
+	var groups [][]ml.Series
+	index := map[string]int{}
+	for _, r := range reserves {
+		g, ok := index[r.Network]
+		if !ok {
+			g = len(groups)
+			index[r.Network] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], r.LiquidityRates())
 	}
-	p, err := ml.FitGlobal(series, nil)
+	p, err := ml.FitGlobal(groups, nil)
 	if err != nil {
 		return nil, err
 	}
-	return GlobalSource(&p, len(series))
+	return GlobalSource(&p, len(reserves))
 }
 
 // GlobalSource returns the Go source declaring p as ml.DefaultGlobal,

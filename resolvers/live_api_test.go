@@ -87,6 +87,9 @@ func newLiveServerGens(t *testing.T, db *store.DB, gens *obsqra.Generations, hub
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { hub.Run(ctx); close(done) }()
+	// As the server does before it serves: an event committed before the
+	// hub has its starting position would never be dispatched.
+	<-hub.Ready()
 	advice, err := advisor.New(db, markets, decisions, advisor.Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -263,6 +263,8 @@ type OptimizeAllocationInput struct {
 	RiskTolerance      *RiskTolerance
 	MaxSingleBps       *int
 	MinDiversification *int
+	MaxVolatilityBps   *int
+	MaxLiquidityTier   *int
 	PortfolioValueUsd  *Decimal
 }
 
@@ -284,8 +286,13 @@ type AllocationPlan struct {
 	RiskTolerance      RiskTolerance `json:"riskTolerance"`
 	MaxSingleBps       int           `json:"maxSingleBps"`
 	MinDiversification int           `json:"minDiversification"`
-	PortfolioValueUsd  Decimal       `json:"portfolioValueUsd"`
-	HorizonDays        int           `json:"horizonDays"`
+	// MaxVolatilityBps and MaxLiquidityTier are the limits the plan's
+	// protocols were held to (a protocol above either got no weight); nil
+	// in plans recorded before they existed.
+	MaxVolatilityBps  *int    `json:"maxVolatilityBps,omitempty"`
+	MaxLiquidityTier  *int    `json:"maxLiquidityTier,omitempty"`
+	PortfolioValueUsd Decimal `json:"portfolioValueUsd"`
+	HorizonDays       int     `json:"horizonDays"`
 }
 
 // RebalanceTrade is one move of a rebalance.

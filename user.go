@@ -79,7 +79,15 @@ type Preferences struct {
 	RebalanceThresholdBps int
 	MaxSingleBps          int
 	MinDiversification    int
-	EmailAlerts           bool
+	// MaxVolatilityBps excludes from allocations every protocol whose
+	// volatility (the risk score's, in bps) is above it; MaxVolatility,
+	// the default, excludes none.
+	MaxVolatilityBps int
+	// MaxLiquidityTier excludes every protocol whose liquidity tier (0,
+	// deepest, to 3) is above it; MaxLiquidityTier, the default, excludes
+	// none.
+	MaxLiquidityTier int
+	EmailAlerts      bool
 }
 
 // Default preference values, also used for anonymous what-if requests.
@@ -90,6 +98,12 @@ const (
 	// MaxDiversification bounds MinDiversification: only weights of at least
 	// 1000 bps count, and at most ten of those fit in 10000 bps.
 	MaxDiversification = 10
+	// MaxVolatility is the largest volatility a risk score takes, in bps:
+	// MaxVolatilityBps at this value excludes no protocol.
+	MaxVolatility = 1_000_000
+	// MaxLiquidityTier is the shallowest liquidity tier: MaxLiquidityTier
+	// at this value excludes no protocol.
+	MaxLiquidityTier = 3
 )
 
 // DefaultPreferences returns the preferences of a new user.
@@ -100,6 +114,8 @@ func DefaultPreferences() Preferences {
 		RebalanceThresholdBps: DefaultRebalanceThresholdBps,
 		MaxSingleBps:          DefaultMaxSingleBps,
 		MinDiversification:    DefaultMinDiversification,
+		MaxVolatilityBps:      MaxVolatility,
+		MaxLiquidityTier:      MaxLiquidityTier,
 		EmailAlerts:           true,
 	}
 }
@@ -118,6 +134,10 @@ func (p Preferences) Validate() error {
 		return Errorf(EINVALID, "maxSingleBps must be between 1000 and 10000 basis points, got %d", p.MaxSingleBps)
 	case p.MinDiversification < 1 || p.MinDiversification > MaxDiversification:
 		return Errorf(EINVALID, "minDiversification must be between 1 and %d, got %d", MaxDiversification, p.MinDiversification)
+	case p.MaxVolatilityBps < 0 || p.MaxVolatilityBps > MaxVolatility:
+		return Errorf(EINVALID, "maxVolatilityBps must be between 0 and %d basis points, got %d", MaxVolatility, p.MaxVolatilityBps)
+	case p.MaxLiquidityTier < 0 || p.MaxLiquidityTier > MaxLiquidityTier:
+		return Errorf(EINVALID, "maxLiquidityTier must be between 0 (deepest) and %d, got %d", MaxLiquidityTier, p.MaxLiquidityTier)
 	}
 	return nil
 }
@@ -129,6 +149,8 @@ type PreferencesPatch struct {
 	RebalanceThresholdBps *int
 	MaxSingleBps          *int
 	MinDiversification    *int
+	MaxVolatilityBps      *int
+	MaxLiquidityTier      *int
 	EmailAlerts           *bool
 }
 
@@ -148,6 +170,12 @@ func (patch PreferencesPatch) Apply(p Preferences) Preferences {
 	}
 	if patch.MinDiversification != nil {
 		p.MinDiversification = *patch.MinDiversification
+	}
+	if patch.MaxVolatilityBps != nil {
+		p.MaxVolatilityBps = *patch.MaxVolatilityBps
+	}
+	if patch.MaxLiquidityTier != nil {
+		p.MaxLiquidityTier = *patch.MaxLiquidityTier
 	}
 	if patch.EmailAlerts != nil {
 		p.EmailAlerts = *patch.EmailAlerts

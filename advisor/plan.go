@@ -29,6 +29,7 @@ type planSpec struct {
 	slugs             []string // nil: every enabled protocol with history
 	tolerance         obsqra.RiskTolerance
 	maxSingle, minDiv int
+	maxVol, maxTier   int
 	value             obsqra.Decimal
 	thresholdBps      int
 	userID            int64
@@ -56,6 +57,7 @@ func preferences(ctx context.Context) (obsqra.Preferences, int64, error) {
 func resolve(in obsqra.OptimizeAllocationInput, prefs obsqra.Preferences) (planSpec, error) {
 	sp := planSpec{
 		tolerance: prefs.RiskTolerance, maxSingle: prefs.MaxSingleBps, minDiv: prefs.MinDiversification,
+		maxVol: prefs.MaxVolatilityBps, maxTier: prefs.MaxLiquidityTier,
 		value: obsqra.DefaultPortfolioValueUsd, thresholdBps: prefs.RebalanceThresholdBps,
 	}
 	if in.Protocols != nil {
@@ -80,6 +82,12 @@ func resolve(in obsqra.OptimizeAllocationInput, prefs obsqra.Preferences) (planS
 	if in.MinDiversification != nil {
 		sp.minDiv, sp.explicitMinDivers = *in.MinDiversification, true
 	}
+	if in.MaxVolatilityBps != nil {
+		sp.maxVol = *in.MaxVolatilityBps
+	}
+	if in.MaxLiquidityTier != nil {
+		sp.maxTier = *in.MaxLiquidityTier
+	}
 	if in.PortfolioValueUsd != nil {
 		sp.value = *in.PortfolioValueUsd
 	}
@@ -90,6 +98,10 @@ func resolve(in obsqra.OptimizeAllocationInput, prefs obsqra.Preferences) (planS
 		return sp, obsqra.Errorf(obsqra.EINVALID, "input.maxSingleBps must be between 1 and 10000 basis points, got %d", sp.maxSingle)
 	case sp.minDiv < 0 || sp.minDiv > obsqra.MaxDiversification:
 		return sp, obsqra.Errorf(obsqra.EINVALID, "input.minDiversification must be between 0 and %d, got %d", obsqra.MaxDiversification, sp.minDiv)
+	case sp.maxVol < 0 || sp.maxVol > obsqra.MaxVolatility:
+		return sp, obsqra.Errorf(obsqra.EINVALID, "input.maxVolatilityBps must be between 0 and %d basis points, got %d", obsqra.MaxVolatility, sp.maxVol)
+	case sp.maxTier < 0 || sp.maxTier > obsqra.MaxLiquidityTier:
+		return sp, obsqra.Errorf(obsqra.EINVALID, "input.maxLiquidityTier must be between 0 (deepest) and %d, got %d", obsqra.MaxLiquidityTier, sp.maxTier)
 	case sp.value.Rat().Sign() <= 0 || sp.value.Rat().Cmp(maxPortfolioUsd) > 0:
 		return sp, obsqra.Errorf(obsqra.EINVALID, "input.portfolioValueUsd must be more than 0 and at most 1e15 USD, got %s", sp.value)
 	}
@@ -187,9 +199,17 @@ func (s *Service) view(ctx context.Context, sp planSpec, held []obsqra.Weight) (
 
 // lastRisk returns the newest risk score among points, or nil.
 func lastRisk(points []obsqra.DailyPoint) *int {
+	if pt := lastScored(points); pt != nil {
+		return pt.RiskScore
+	}
+	return nil
+}
+
+// lastScored returns the newest scored point among points, or nil.
+func lastScored(points []obsqra.DailyPoint) *obsqra.DailyPoint {
 	for i := len(points) - 1; i >= 0; i-- {
 		if points[i].RiskScore != nil {
-			return points[i].RiskScore
+			return &points[i]
 		}
 	}
 	return nil
@@ -209,8 +229,16 @@ type OptimizationInputs struct {
 	RiskTolerance      obsqra.RiskTolerance `json:"riskTolerance"`
 	MaxSingleBps       int                  `json:"maxSingleBps"`
 	MinDiversification int                  `json:"minDiversification"`
-	PortfolioValueUsd  obsqra.Decimal       `json:"portfolioValueUsd"`
-	HorizonDays        int                  `json:"horizonDays"`
+	// MaxVolatilityBps and MaxLiquidityTier exclude the protocols above
+	// them, by VolatilityBps and LiquidityTiers: the volatility and tier
+	// each protocol's latest risk score was computed with. Decisions
+	// recorded before these limits have none of the four.
+	MaxVolatilityBps  *int           `json:"maxVolatilityBps,omitempty"`
+	MaxLiquidityTier  *int           `json:"maxLiquidityTier,omitempty"`
+	VolatilityBps     []int64        `json:"volatilityBps,omitempty"`
+	LiquidityTiers    []int64        `json:"liquidityTiers,omitempty"`
+	PortfolioValueUsd obsqra.Decimal `json:"portfolioValueUsd"`
+	HorizonDays       int            `json:"horizonDays"`
 	// Rebalance is set when the user holds an allocation to move from.
 	Rebalance *RebalanceInputs `json:"rebalance,omitempty"`
 }
@@ -253,13 +281,18 @@ func decide(in OptimizationInputs) (Decided, error) {
 	if n == 0 || len(in.ExpectedApyBps) != n || len(in.Risks) != n || len(in.LatestApyBps) != n || len(in.ApySigmaBps) != n {
 		return Decided{}, fmt.Errorf("optimization inputs: inconsistent lengths")
 	}
-	if in.MaxSingleBps*n < 10000 {
-		return Decided{}, obsqra.Errorf(obsqra.EINVALID,
-			"maxSingleBps %d cannot place 10000 bps in %d protocols: it must be at least %d", in.MaxSingleBps, n, (10000+n-1)/n)
+	use, err := in.eligible()
+	if err != nil {
+		return Decided{}, err
 	}
-	if in.MinDiversification > n {
+	m := len(use)
+	if in.MaxSingleBps*m < 10000 {
 		return Decided{}, obsqra.Errorf(obsqra.EINVALID,
-			"minDiversification %d exceeds the %d protocols the plan can use", in.MinDiversification, n)
+			"maxSingleBps %d cannot place 10000 bps in %s: it must be at least %d", in.MaxSingleBps, in.protocolsLeft(m), (10000+m-1)/m)
+	}
+	if in.MinDiversification > m {
+		return Decided{}, obsqra.Errorf(obsqra.EINVALID,
+			"minDiversification %d exceeds %s", in.MinDiversification, in.protocolsLeft(m))
 	}
 	if in.MinDiversification*1000 > 10000 || (in.MinDiversification > 0 && in.MaxSingleBps < 1000) {
 		return Decided{}, obsqra.Errorf(obsqra.EINVALID,
@@ -269,16 +302,29 @@ func decide(in OptimizationInputs) (Decided, error) {
 	for i, r := range in.Risks {
 		risks[i] = float64(r)
 	}
+	// The optimiser sees only the protocols the limits leave; the others
+	// get 0.
+	mu, rs := make([]float64, m), make([]float64, m)
 	var hist [][]float64
 	if len(in.Histories) == n && len(in.Histories[0]) >= 2 {
-		hist = in.Histories
+		hist = make([][]float64, m)
+	}
+	for j, i := range use {
+		mu[j], rs[j] = in.ExpectedApyBps[i], risks[i]
+		if hist != nil {
+			hist[j] = in.Histories[i]
+		}
 	}
 	alloc, err := ml.Optimize(ml.OptimizeInput{
-		ExpectedApyBps: in.ExpectedApyBps, Histories: hist, Risks: risks,
+		ExpectedApyBps: mu, Histories: hist, Risks: rs,
 		MaxSingleBps: in.MaxSingleBps, MinDiversification: in.MinDiversification, RiskTolerance: in.RiskTolerance,
 	})
 	if err != nil {
 		return Decided{}, fmt.Errorf("optimize: %w", err)
+	}
+	weights := make([]int, n)
+	for j, i := range use {
+		weights[i] = alloc.WeightsBps[j]
 	}
 	apys := make([]int64, n)
 	for i, a := range in.LatestApyBps {
@@ -291,11 +337,12 @@ func decide(in OptimizationInputs) (Decided, error) {
 	w64 := make([]int64, n)
 	plan := obsqra.AllocationPlan{
 		RiskTolerance: in.RiskTolerance, MaxSingleBps: in.MaxSingleBps, MinDiversification: in.MinDiversification,
+		MaxVolatilityBps: in.MaxVolatilityBps, MaxLiquidityTier: in.MaxLiquidityTier,
 		PortfolioValueUsd: in.PortfolioValueUsd, HorizonDays: in.HorizonDays,
 	}
 	var risk float64
 	for i, id := range in.ProtocolIDs {
-		w := alloc.WeightsBps[i]
+		w := weights[i]
 		w64[i] = int64(w)
 		plan.Weights = append(plan.Weights, obsqra.Weight{ProtocolID: id, WeightBps: w})
 		plan.ParityWeights = append(plan.ParityWeights, obsqra.Weight{ProtocolID: id, WeightBps: int(parity[i])})
@@ -386,16 +433,33 @@ func (s *Service) inputs(v *marketView, sp planSpec, current *obsqra.Allocation)
 	in := OptimizationInputs{
 		UserID: sp.userID, RiskTolerance: sp.tolerance, MaxSingleBps: sp.maxSingle,
 		MinDiversification: sp.minDiv, PortfolioValueUsd: sp.value, HorizonDays: s.cfg.HorizonDays,
+		MaxVolatilityBps: &sp.maxVol, MaxLiquidityTier: &sp.maxTier,
 	}
-	n := len(v.protocols)
+	for _, p := range v.protocols {
+		pt := lastScored(v.points[p.ID]) // view keeps only scored protocols
+		tier := int64(obsqra.MaxLiquidityTier)
+		if pt.LiquidityTier != nil {
+			tier = int64(*pt.LiquidityTier)
+		}
+		in.Protocols = append(in.Protocols, p.Slug)
+		in.ProtocolIDs = append(in.ProtocolIDs, p.ID)
+		in.VolatilityBps = append(in.VolatilityBps, int64(pt.VolatilityBps))
+		in.LiquidityTiers = append(in.LiquidityTiers, tier)
+	}
+	use, err := in.eligible()
+	if err != nil {
+		return OptimizationInputs{}, err
+	}
+	n, m := len(v.protocols), len(use)
 	// Limits taken from the preferences bend to the protocols at hand
-	// (a user who asks for 3 protocols when 2 have data still gets a
-	// plan); limits the request named are held to.
+	// (a user who asks for 3 protocols when 2 have data, or when the
+	// volatility and liquidity limits leave 2, still gets a plan); limits
+	// the request named are held to.
 	if !sp.explicitMinDivers {
-		in.MinDiversification = min(in.MinDiversification, n)
+		in.MinDiversification = min(in.MinDiversification, m)
 	}
 	if !sp.explicitMaxSingle {
-		in.MaxSingleBps = max(in.MaxSingleBps, (10000+n-1)/n)
+		in.MaxSingleBps = max(in.MaxSingleBps, (10000+m-1)/m)
 	}
 	// The covariance reads the days every protocol was observed on, within
 	// the trailing covarianceDays.
@@ -418,8 +482,6 @@ func (s *Service) inputs(v *marketView, sp planSpec, current *obsqra.Allocation)
 	for _, p := range v.protocols {
 		f := v.yield[p.ID]
 		pts := v.points[p.ID]
-		in.Protocols = append(in.Protocols, p.Slug)
-		in.ProtocolIDs = append(in.ProtocolIDs, p.ID)
 		in.ExpectedApyBps = append(in.ExpectedApyBps, round4(f.Point))
 		in.ApySigmaBps = append(in.ApySigmaBps, round4(max(f.Upper80-f.Lower80, 0)/(2*z80)))
 		in.LatestApyBps = append(in.LatestApyBps, int64(pts[len(pts)-1].ApyBps))
@@ -646,4 +708,78 @@ func (s *Service) planPrediction(pl *planned) obsqra.Prediction {
 		first = false
 	}
 	return p
+}
+
+// eligible returns the indices of the protocols the limits leave, in
+// order: those whose volatility is at most MaxVolatilityBps and whose
+// liquidity tier is at most MaxLiquidityTier (every protocol when the
+// inputs have no limits, as decisions recorded before them).
+// Errors: EINVALID naming the limit that leaves no protocol; internal ones
+// for recorded inputs of the wrong length.
+func (in *OptimizationInputs) eligible() ([]int, error) {
+	n := len(in.ProtocolIDs)
+	maxVol, maxTier := int64(obsqra.MaxVolatility), int64(obsqra.MaxLiquidityTier)
+	if in.MaxVolatilityBps != nil {
+		if len(in.VolatilityBps) != n {
+			return nil, fmt.Errorf("optimization inputs: %d volatilities for %d protocols", len(in.VolatilityBps), n)
+		}
+		maxVol = int64(*in.MaxVolatilityBps)
+	}
+	if in.MaxLiquidityTier != nil {
+		if len(in.LiquidityTiers) != n {
+			return nil, fmt.Errorf("optimization inputs: %d liquidity tiers for %d protocols", len(in.LiquidityTiers), n)
+		}
+		maxTier = int64(*in.MaxLiquidityTier)
+	}
+	use := make([]int, 0, n)
+	volOK, tierOK := 0, 0
+	for i := range n {
+		v := in.MaxVolatilityBps == nil || in.VolatilityBps[i] <= maxVol
+		t := in.MaxLiquidityTier == nil || in.LiquidityTiers[i] <= maxTier
+		if v {
+			volOK++
+		}
+		if t {
+			tierOK++
+		}
+		if v && t {
+			use = append(use, i)
+		}
+	}
+	if len(use) > 0 {
+		return use, nil
+	}
+	switch {
+	case volOK == 0 && tierOK == 0:
+		return nil, obsqra.Errorf(obsqra.EINVALID,
+			"maxVolatilityBps %d and maxLiquidityTier %d each exclude every one of the %d protocols the plan can use", maxVol, maxTier, n)
+	case volOK == 0:
+		return nil, obsqra.Errorf(obsqra.EINVALID,
+			"maxVolatilityBps %d excludes every one of the %d protocols the plan can use: the least volatile is at %d bps", maxVol, n, slices.Min(in.VolatilityBps))
+	case tierOK == 0:
+		return nil, obsqra.Errorf(obsqra.EINVALID,
+			"maxLiquidityTier %d excludes every one of the %d protocols the plan can use: the deepest is in tier %d", maxTier, n, slices.Min(in.LiquidityTiers))
+	}
+	return nil, obsqra.Errorf(obsqra.EINVALID,
+		"maxVolatilityBps %d and maxLiquidityTier %d together exclude every one of the %d protocols the plan can use: no protocol meets both", maxVol, maxTier, n)
+}
+
+// protocolsLeft describes the m protocols a plan may use: "the 3
+// protocols the plan can use", or, when the limits excluded some, how many
+// they left.
+func (in *OptimizationInputs) protocolsLeft(m int) string {
+	n := len(in.ProtocolIDs)
+	if m == n {
+		return fmt.Sprintf("the %d protocols the plan can use", n)
+	}
+	return fmt.Sprintf("the %d of %d protocols that maxVolatilityBps %s and maxLiquidityTier %s leave", m, n,
+		limitString(in.MaxVolatilityBps), limitString(in.MaxLiquidityTier))
+}
+
+// limitString formats a recorded limit.
+func limitString(v *int) string {
+	if v == nil {
+		return "(none)"
+	}
+	return strconv.Itoa(*v)
 }

@@ -120,6 +120,7 @@ func TestOptimizeAllocation(t *testing.T) {
 	// Signed in: the user's preferences.
 	ctx := b.SetPreferences(t, b.user, obsqra.Preferences{
 		RiskTolerance: obsqra.RiskLow, RebalanceThresholdBps: 100, MaxSingleBps: 5000, MinDiversification: 3,
+		MaxVolatilityBps: obsqra.MaxVolatility, MaxLiquidityTier: obsqra.MaxLiquidityTier,
 	})
 	plan, err = s.OptimizeAllocation(ctx, obsqra.OptimizeAllocationInput{})
 	if err != nil {

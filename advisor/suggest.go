@@ -127,7 +127,14 @@ func (s *Service) reusable(last *obsqra.Prediction, followed bool, pl *planned) 
 	return prev.AllocationID == rb.AllocationID && prev.ThresholdBps == rb.ThresholdBps &&
 		prev.Plan.RiskTolerance == in.RiskTolerance && prev.Plan.MaxSingleBps == in.MaxSingleBps &&
 		prev.Plan.MinDiversification == in.MinDiversification && prev.Plan.PortfolioValueUsd == in.PortfolioValueUsd &&
+		sameLimit(prev.Plan.MaxVolatilityBps, in.MaxVolatilityBps) && sameLimit(prev.Plan.MaxLiquidityTier, in.MaxLiquidityTier) &&
 		slices.Equal(planProtocols(prev.Plan), in.ProtocolIDs)
+}
+
+// sameLimit reports whether two recorded limits are equal (both absent
+// counts as equal).
+func sameLimit(a, b *int) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
 // planProtocols returns the protocols a plan weighs, in its order.

@@ -451,6 +451,52 @@ func (ec *executionContext) fieldContext_Preferences_minDiversification(_ contex
 	return graphql.NewScalarFieldContext("Preferences", field, false, false, "Int")
 }
 
+func (ec *executionContext) _Preferences_maxVolatilityBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.Preferences) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Preferences_maxVolatilityBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxVolatilityBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Preferences_maxVolatilityBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Preferences", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Preferences_maxLiquidityTier(ctx context.Context, field graphql.CollectedField, obj *obsqra.Preferences) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Preferences_maxLiquidityTier(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxLiquidityTier, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Preferences_maxLiquidityTier(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Preferences", field, false, false, "Int")
+}
+
 func (ec *executionContext) _Preferences_emailAlerts(ctx context.Context, field graphql.CollectedField, obj *obsqra.Preferences) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1131,7 +1177,7 @@ func (ec *executionContext) unmarshalInputUpdatePreferencesInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"riskTolerance", "autoRebalance", "rebalanceThresholdBps", "maxSingleBps", "minDiversification", "emailAlerts"}
+	fieldsInOrder := [...]string{"riskTolerance", "autoRebalance", "rebalanceThresholdBps", "maxSingleBps", "minDiversification", "maxVolatilityBps", "maxLiquidityTier", "emailAlerts"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -1173,6 +1219,20 @@ func (ec *executionContext) unmarshalInputUpdatePreferencesInput(ctx context.Con
 				return it, err
 			}
 			it.MinDiversification = data
+		case "maxVolatilityBps":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxVolatilityBps"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxVolatilityBps = data
+		case "maxLiquidityTier":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxLiquidityTier"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxLiquidityTier = data
 		case "emailAlerts":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailAlerts"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -1423,6 +1483,16 @@ func (ec *executionContext) _Preferences(ctx context.Context, sel ast.SelectionS
 			}
 		case "minDiversification":
 			out.Values[i] = ec._Preferences_minDiversification(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "maxVolatilityBps":
+			out.Values[i] = ec._Preferences_maxVolatilityBps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "maxLiquidityTier":
+			out.Values[i] = ec._Preferences_maxLiquidityTier(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

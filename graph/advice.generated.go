@@ -629,6 +629,52 @@ func (ec *executionContext) fieldContext_AllocationPlan_minDiversification(_ con
 	return graphql.NewScalarFieldContext("AllocationPlan", field, false, false, "Int")
 }
 
+func (ec *executionContext) _AllocationPlan_maxVolatilityBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.AllocationPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationPlan_maxVolatilityBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxVolatilityBps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationPlan_maxVolatilityBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AllocationPlan", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AllocationPlan_maxLiquidityTier(ctx context.Context, field graphql.CollectedField, obj *obsqra.AllocationPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AllocationPlan_maxLiquidityTier(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxLiquidityTier, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AllocationPlan_maxLiquidityTier(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AllocationPlan", field, false, false, "Int")
+}
+
 func (ec *executionContext) _AllocationPlan_portfolioValueUsd(ctx context.Context, field graphql.CollectedField, obj *obsqra.AllocationPlan) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3593,7 +3639,7 @@ func (ec *executionContext) unmarshalInputOptimizeAllocationInput(ctx context.Co
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"protocols", "riskTolerance", "maxSingleBps", "minDiversification", "portfolioValueUsd"}
+	fieldsInOrder := [...]string{"protocols", "riskTolerance", "maxSingleBps", "minDiversification", "maxVolatilityBps", "maxLiquidityTier", "portfolioValueUsd"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -3628,6 +3674,20 @@ func (ec *executionContext) unmarshalInputOptimizeAllocationInput(ctx context.Co
 				return it, err
 			}
 			it.MinDiversification = data
+		case "maxVolatilityBps":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxVolatilityBps"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxVolatilityBps = data
+		case "maxLiquidityTier":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxLiquidityTier"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxLiquidityTier = data
 		case "portfolioValueUsd":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("portfolioValueUsd"))
 			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx, v)
@@ -4065,6 +4125,16 @@ func (ec *executionContext) _AllocationPlan(ctx context.Context, sel ast.Selecti
 		case "minDiversification":
 			out.Values[i] = ec._AllocationPlan_minDiversification(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "maxVolatilityBps":
+			out.Values[i] = ec._AllocationPlan_maxVolatilityBps(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "maxLiquidityTier":
+			out.Values[i] = ec._AllocationPlan_maxLiquidityTier(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "portfolioValueUsd":

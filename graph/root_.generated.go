@@ -79,7 +79,9 @@ type ComplexityRoot struct {
 		ConstraintsMet     func(childComplexity int) int
 		ExpectedApyBps     func(childComplexity int) int
 		HorizonDays        func(childComplexity int) int
+		MaxLiquidityTier   func(childComplexity int) int
 		MaxSingleBps       func(childComplexity int) int
+		MaxVolatilityBps   func(childComplexity int) int
 		MinDiversification func(childComplexity int) int
 		ParityWeights      func(childComplexity int) int
 		PortfolioRiskScore func(childComplexity int) int
@@ -333,7 +335,9 @@ type ComplexityRoot struct {
 	Preferences struct {
 		AutoRebalance         func(childComplexity int) int
 		EmailAlerts           func(childComplexity int) int
+		MaxLiquidityTier      func(childComplexity int) int
 		MaxSingleBps          func(childComplexity int) int
+		MaxVolatilityBps      func(childComplexity int) int
 		MinDiversification    func(childComplexity int) int
 		RebalanceThresholdBps func(childComplexity int) int
 		RiskTolerance         func(childComplexity int) int
@@ -703,12 +707,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AllocationPlan.HorizonDays(childComplexity), true
+	case "AllocationPlan.maxLiquidityTier":
+		if e.ComplexityRoot.AllocationPlan.MaxLiquidityTier == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationPlan.MaxLiquidityTier(childComplexity), true
 	case "AllocationPlan.maxSingleBps":
 		if e.ComplexityRoot.AllocationPlan.MaxSingleBps == nil {
 			break
 		}
 
 		return e.ComplexityRoot.AllocationPlan.MaxSingleBps(childComplexity), true
+	case "AllocationPlan.maxVolatilityBps":
+		if e.ComplexityRoot.AllocationPlan.MaxVolatilityBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AllocationPlan.MaxVolatilityBps(childComplexity), true
 	case "AllocationPlan.minDiversification":
 		if e.ComplexityRoot.AllocationPlan.MinDiversification == nil {
 			break
@@ -1907,12 +1923,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Preferences.EmailAlerts(childComplexity), true
+	case "Preferences.maxLiquidityTier":
+		if e.ComplexityRoot.Preferences.MaxLiquidityTier == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Preferences.MaxLiquidityTier(childComplexity), true
 	case "Preferences.maxSingleBps":
 		if e.ComplexityRoot.Preferences.MaxSingleBps == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Preferences.MaxSingleBps(childComplexity), true
+	case "Preferences.maxVolatilityBps":
+		if e.ComplexityRoot.Preferences.MaxVolatilityBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Preferences.MaxVolatilityBps(childComplexity), true
 	case "Preferences.minDiversification":
 		if e.ComplexityRoot.Preferences.MinDiversification == nil {
 			break
@@ -3359,6 +3387,10 @@ func (ec *executionContext) childFields_AllocationPlan(ctx context.Context, fiel
 		return ec.fieldContext_AllocationPlan_maxSingleBps(ctx, field)
 	case "minDiversification":
 		return ec.fieldContext_AllocationPlan_minDiversification(ctx, field)
+	case "maxVolatilityBps":
+		return ec.fieldContext_AllocationPlan_maxVolatilityBps(ctx, field)
+	case "maxLiquidityTier":
+		return ec.fieldContext_AllocationPlan_maxLiquidityTier(ctx, field)
 	case "portfolioValueUsd":
 		return ec.fieldContext_AllocationPlan_portfolioValueUsd(ctx, field)
 	case "horizonDays":
@@ -3811,6 +3843,10 @@ func (ec *executionContext) childFields_Preferences(ctx context.Context, field g
 		return ec.fieldContext_Preferences_maxSingleBps(ctx, field)
 	case "minDiversification":
 		return ec.fieldContext_Preferences_minDiversification(ctx, field)
+	case "maxVolatilityBps":
+		return ec.fieldContext_Preferences_maxVolatilityBps(ctx, field)
+	case "maxLiquidityTier":
+		return ec.fieldContext_Preferences_maxLiquidityTier(ctx, field)
 	case "emailAlerts":
 		return ec.fieldContext_Preferences_emailAlerts(ctx, field)
 	}

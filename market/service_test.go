@@ -53,6 +53,7 @@ func setup(t *testing.T, db *store.DB, configure ...func(*market.Config)) (*mark
 		u := &obsqra.User{Email: email, PasswordHash: "x", Role: role, Active: true, Preferences: obsqra.Preferences{
 			RiskTolerance: obsqra.RiskMedium, RebalanceThresholdBps: obsqra.DefaultRebalanceThresholdBps,
 			MaxSingleBps: obsqra.DefaultMaxSingleBps, MinDiversification: 2,
+			MaxVolatilityBps: obsqra.MaxVolatility, MaxLiquidityTier: obsqra.MaxLiquidityTier,
 		}}
 		if err := db.WithTx(ctx, func(tx *store.Tx) error { return tx.CreateUser(ctx, u) }); err != nil {
 			t.Fatalf("CreateUser(%s) = %v", email, err)

@@ -205,7 +205,9 @@ func (c *ReadCache) fingerprint(u *obsqra.User) uint64 {
 	binary.LittleEndian.PutUint64(b[24:], uint64(p.MinDiversification))
 	binary.LittleEndian.PutUint64(b[32:], uint64(u.UpdatedAt.UnixNano()))
 	binary.LittleEndian.PutUint64(b[40:], uint64(u.CreatedAt.UnixNano()))
-	_, _ = h.Write(b[:48])
+	binary.LittleEndian.PutUint64(b[48:], uint64(p.MaxVolatilityBps))
+	binary.LittleEndian.PutUint64(b[56:], uint64(p.MaxLiquidityTier))
+	_, _ = h.Write(b[:64])
 	return h.Sum64()
 }
 

@@ -15,7 +15,7 @@ func userColumns(prefix string) string {
 		"id", "email", "full_name", "password_hash", "wallet_address",
 		"email_verified", "role", "active",
 		"risk_tolerance", "auto_rebalance", "rebalance_threshold_bps",
-		"max_single_bps", "min_diversification", "email_alerts",
+		"max_single_bps", "min_diversification", "max_volatility_bps", "max_liquidity_tier", "email_alerts",
 		"created_at", "updated_at")
 }
 
@@ -39,7 +39,7 @@ func (s *userScan) args() []any {
 		&u.ID, &u.Email, &u.FullName, &u.PasswordHash, s.wallet,
 		&u.EmailVerified, &u.Role, &u.Active,
 		&p.RiskTolerance, &p.AutoRebalance, &p.RebalanceThresholdBps,
-		&p.MaxSingleBps, &p.MinDiversification, &p.EmailAlerts,
+		&p.MaxSingleBps, &p.MinDiversification, &p.MaxVolatilityBps, &p.MaxLiquidityTier, &p.EmailAlerts,
 		scanTime(&u.CreatedAt), scanTime(&u.UpdatedAt),
 	}
 }
@@ -59,14 +59,14 @@ func (tx *Tx) CreateUser(ctx context.Context, u *obsqra.User) error {
 		INSERT INTO users (email, email_key, full_name, password_hash, wallet_address,
 			email_verified, role, active,
 			risk_tolerance, auto_rebalance, rebalance_threshold_bps,
-			max_single_bps, min_diversification, email_alerts,
+			max_single_bps, min_diversification, max_volatility_bps, max_liquidity_tier, email_alerts,
 			created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		RETURNING id`,
 		u.Email, emailKey(u.Email), u.FullName, u.PasswordHash, stringArg(u.WalletAddress),
 		u.EmailVerified, string(u.Role), u.Active,
 		string(p.RiskTolerance), p.AutoRebalance, p.RebalanceThresholdBps,
-		p.MaxSingleBps, p.MinDiversification, p.EmailAlerts,
+		p.MaxSingleBps, p.MinDiversification, p.MaxVolatilityBps, p.MaxLiquidityTier, p.EmailAlerts,
 		c.d.timeArg(now), c.d.timeArg(now),
 	).Scan(&u.ID)
 	if err != nil {
@@ -90,13 +90,13 @@ func (tx *Tx) UpdateUser(ctx context.Context, u *obsqra.User) error {
 		UPDATE users SET full_name = ?, password_hash = ?, wallet_address = ?,
 			email_verified = ?, role = ?, active = ?,
 			risk_tolerance = ?, auto_rebalance = ?, rebalance_threshold_bps = ?,
-			max_single_bps = ?, min_diversification = ?, email_alerts = ?,
+			max_single_bps = ?, min_diversification = ?, max_volatility_bps = ?, max_liquidity_tier = ?, email_alerts = ?,
 			updated_at = ?
 		WHERE id = ?`,
 		u.FullName, u.PasswordHash, stringArg(u.WalletAddress),
 		u.EmailVerified, string(u.Role), u.Active,
 		string(p.RiskTolerance), p.AutoRebalance, p.RebalanceThresholdBps,
-		p.MaxSingleBps, p.MinDiversification, p.EmailAlerts,
+		p.MaxSingleBps, p.MinDiversification, p.MaxVolatilityBps, p.MaxLiquidityTier, p.EmailAlerts,
 		c.d.timeArg(now), u.ID,
 	)
 	if err == nil && n == 0 {

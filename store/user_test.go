@@ -164,6 +164,8 @@ func TestUpdateUser(t *testing.T) {
 			RebalanceThresholdBps: 0,
 			MaxSingleBps:          1000,
 			MinDiversification:    10,
+			MaxVolatilityBps:      250,
+			MaxLiquidityTier:      0,
 			EmailAlerts:           false,
 		}
 		u.Email = "ignored@example.com" // not mutable

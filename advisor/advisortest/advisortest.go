@@ -77,6 +77,7 @@ func Prefs(tol obsqra.RiskTolerance, thresholdBps, maxSingleBps, minDiv int, aut
 	return obsqra.Preferences{
 		RiskTolerance: tol, AutoRebalance: auto, RebalanceThresholdBps: thresholdBps,
 		MaxSingleBps: maxSingleBps, MinDiversification: minDiv, EmailAlerts: true,
+		MaxVolatilityBps: obsqra.MaxVolatility, MaxLiquidityTier: obsqra.MaxLiquidityTier,
 	}
 }
 

@@ -70,6 +70,15 @@ func parseHex32(s string) (Felt, error) {
 	return f, nil
 }
 
+// FeltFromUint64 returns the felt of the number v.
+func FeltFromUint64(v uint64) Felt {
+	var f Felt
+	for i := range 8 {
+		f[31-i] = byte(v >> (8 * i))
+	}
+	return f
+}
+
 // String returns the canonical form: 0x followed by 64 lowercase hex digits.
 func (f Felt) String() string {
 	var buf [66]byte

@@ -16,6 +16,8 @@ const (
 	NodePrediction    = "Prediction"
 	NodeAllocation    = "Allocation"
 	NodeTransaction   = "Transaction"
+	// NodeSignedConstraints is a constraint set a user's wallet signed.
+	NodeSignedConstraints = "SignedConstraints"
 	// NodeRebalanceSuggestion shares its number with the suggestion's
 	// Prediction.
 	NodeRebalanceSuggestion = "RebalanceSuggestion"

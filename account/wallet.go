@@ -104,14 +104,9 @@ func (s *Service) ConnectWallet(ctx context.Context, address string, signature [
 	if err != nil {
 		return nil, err
 	}
-	if len(signature) == 0 || len(signature) > maxSignatureFelts {
-		return nil, obsqra.Errorf(obsqra.EINVALID, "input.signature must hold 1 to %d felts, got %d", maxSignatureFelts, len(signature))
-	}
-	sig := make([]obsqra.Felt, len(signature))
-	for i, v := range signature {
-		if sig[i], err = obsqra.ParseFelt(v); err != nil {
-			return nil, obsqra.Errorf(obsqra.EINVALID, "input.signature[%d]: %s", i, obsqra.ErrorMessage(err))
-		}
+	sig, err := parseSignature(signature)
+	if err != nil {
+		return nil, err
 	}
 	c, err := s.db.LatestWalletChallenge(ctx, p.User.ID, addr)
 	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {

@@ -16,6 +16,17 @@ import (
 
 // region    ************************** generated!.gotpl **************************
 
+type SignedConstraintSetResolver interface {
+	Signer(ctx context.Context, obj *obsqra.SignedConstraints) (string, error)
+	MaxSingleBps(ctx context.Context, obj *obsqra.SignedConstraints) (int, error)
+	MinDiversification(ctx context.Context, obj *obsqra.SignedConstraints) (int, error)
+	MaxVolatilityBps(ctx context.Context, obj *obsqra.SignedConstraints) (int, error)
+	MaxLiquidityTier(ctx context.Context, obj *obsqra.SignedConstraints) (int, error)
+	Signature(ctx context.Context, obj *obsqra.SignedConstraints) ([]string, error)
+	MessageHash(ctx context.Context, obj *obsqra.SignedConstraints) (string, error)
+
+	Calldata(ctx context.Context, obj *obsqra.SignedConstraints) ([]string, error)
+}
 type TransactionResolver interface {
 	BlockNumber(ctx context.Context, obj *obsqra.Transaction) (*int, error)
 
@@ -76,6 +87,378 @@ func (ec *executionContext) _Fee_unit(ctx context.Context, field graphql.Collect
 }
 func (ec *executionContext) fieldContext_Fee_unit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Fee", field, false, false, "String")
+}
+
+func (ec *executionContext) _SignedConstraintSet_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.SignedConstraints) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignedConstraintSet_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NodeID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignedConstraintSet_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignedConstraintSet", field, true, false, "ID")
+}
+
+func (ec *executionContext) _SignedConstraintSet_signer(ctx context.Context, field graphql.CollectedField, obj *obsqra.SignedConstraints) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignedConstraintSet_signer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SignedConstraintSet().Signer(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignedConstraintSet_signer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignedConstraintSet", field, true, true, "String")
+}
+
+func (ec *executionContext) _SignedConstraintSet_maxSingleBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.SignedConstraints) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignedConstraintSet_maxSingleBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SignedConstraintSet().MaxSingleBps(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignedConstraintSet_maxSingleBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignedConstraintSet", field, true, true, "Int")
+}
+
+func (ec *executionContext) _SignedConstraintSet_minDiversification(ctx context.Context, field graphql.CollectedField, obj *obsqra.SignedConstraints) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignedConstraintSet_minDiversification(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SignedConstraintSet().MinDiversification(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignedConstraintSet_minDiversification(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignedConstraintSet", field, true, true, "Int")
+}
+
+func (ec *executionContext) _SignedConstraintSet_maxVolatilityBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.SignedConstraints) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignedConstraintSet_maxVolatilityBps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SignedConstraintSet().MaxVolatilityBps(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignedConstraintSet_maxVolatilityBps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignedConstraintSet", field, true, true, "Int")
+}
+
+func (ec *executionContext) _SignedConstraintSet_maxLiquidityTier(ctx context.Context, field graphql.CollectedField, obj *obsqra.SignedConstraints) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignedConstraintSet_maxLiquidityTier(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SignedConstraintSet().MaxLiquidityTier(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignedConstraintSet_maxLiquidityTier(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignedConstraintSet", field, true, true, "Int")
+}
+
+func (ec *executionContext) _SignedConstraintSet_signature(ctx context.Context, field graphql.CollectedField, obj *obsqra.SignedConstraints) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignedConstraintSet_signature(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SignedConstraintSet().Signature(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignedConstraintSet_signature(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignedConstraintSet", field, true, true, "String")
+}
+
+func (ec *executionContext) _SignedConstraintSet_messageHash(ctx context.Context, field graphql.CollectedField, obj *obsqra.SignedConstraints) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignedConstraintSet_messageHash(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SignedConstraintSet().MessageHash(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignedConstraintSet_messageHash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignedConstraintSet", field, true, true, "String")
+}
+
+func (ec *executionContext) _SignedConstraintSet_issuedAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.SignedConstraints) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignedConstraintSet_issuedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IssuedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignedConstraintSet_issuedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignedConstraintSet", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SignedConstraintSet_signedAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.SignedConstraints) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignedConstraintSet_signedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SignedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignedConstraintSet_signedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignedConstraintSet", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SignedConstraintSet_calldata(ctx context.Context, field graphql.CollectedField, obj *obsqra.SignedConstraints) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignedConstraintSet_calldata(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SignedConstraintSet().Calldata(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignedConstraintSet_calldata(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignedConstraintSet", field, true, true, "String")
+}
+
+func (ec *executionContext) _SignedConstraintSetConnection_edges(ctx context.Context, field graphql.CollectedField, obj *SignedConstraintSetConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignedConstraintSetConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*SignedConstraintSetEdge) graphql.Marshaler {
+			return ec.marshalNSignedConstraintSetEdge2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐSignedConstraintSetEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignedConstraintSetConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SignedConstraintSetConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SignedConstraintSetEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SignedConstraintSetConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *SignedConstraintSetConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignedConstraintSetConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignedConstraintSetConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SignedConstraintSetConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SignedConstraintSetEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *SignedConstraintSetEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignedConstraintSetEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignedConstraintSetEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignedConstraintSetEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _SignedConstraintSetEdge_node(ctx context.Context, field graphql.CollectedField, obj *SignedConstraintSetEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignedConstraintSetEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.SignedConstraints) graphql.Marshaler {
+			return ec.marshalNSignedConstraintSet2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐSignedConstraints(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignedConstraintSetEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SignedConstraintSetEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SignedConstraintSet(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Transaction_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.Transaction) (ret graphql.Marshaler) {
@@ -835,6 +1218,48 @@ func (ec *executionContext) fieldContext_WalletChallenge_expiresAt(_ context.Con
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputApproveConstraintsInput(ctx context.Context, obj any) (ApproveConstraintsInput, error) {
+	var it ApproveConstraintsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"signature"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "signature":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("signature"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Signature = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalApproveConstraintsInput unmarshals raw into the ApproveConstraintsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalApproveConstraintsInput(ctx context.Context, raw any) (ApproveConstraintsInput, error) {
+	var out ApproveConstraintsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ApproveConstraintsInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputConnectWalletInput(ctx context.Context, obj any) (ConnectWalletInput, error) {
 	var it ConnectWalletInput
 	if obj == nil {
@@ -881,6 +1306,69 @@ func (ec *executionContext) unmarshalInputConnectWalletInput(ctx context.Context
 func UnmarshalConnectWalletInput(ctx context.Context, raw any) (ConnectWalletInput, error) {
 	var out ConnectWalletInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ConnectWalletInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputConstraintApprovalInput(ctx context.Context, obj any) (obsqra.ConstraintSet, error) {
+	var it obsqra.ConstraintSet
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"maxSingleBps", "minDiversification", "maxVolatilityBps", "maxLiquidityTier"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "maxSingleBps":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxSingleBps"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxSingleBps = data
+		case "minDiversification":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("minDiversification"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MinDiversification = data
+		case "maxVolatilityBps":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxVolatilityBps"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxVolatilityBps = data
+		case "maxLiquidityTier":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxLiquidityTier"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxLiquidityTier = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalConstraintApprovalInput unmarshals raw into the ConstraintApprovalInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalConstraintApprovalInput(ctx context.Context, raw any) (obsqra.ConstraintSet, error) {
+	var out obsqra.ConstraintSet
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ConstraintApprovalInput", raw, &out)
 	return out, err
 }
 
@@ -1050,6 +1538,173 @@ func (ec *executionContext) _Fee(ctx context.Context, sel ast.SelectionSet, obj 
 			}
 		case "unit":
 			out.Values[i] = ec._Fee_unit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var signedConstraintSetImplementors = []string{"SignedConstraintSet"}
+
+func (ec *executionContext) _SignedConstraintSet(ctx context.Context, sel ast.SelectionSet, obj *obsqra.SignedConstraints) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, signedConstraintSetImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SignedConstraintSet")
+		case "id":
+			out.Values[i] = ec._SignedConstraintSet_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "signer":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SignedConstraintSet_signer(ctx, field, obj)
+				})
+		case "maxSingleBps":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SignedConstraintSet_maxSingleBps(ctx, field, obj)
+				})
+		case "minDiversification":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SignedConstraintSet_minDiversification(ctx, field, obj)
+				})
+		case "maxVolatilityBps":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SignedConstraintSet_maxVolatilityBps(ctx, field, obj)
+				})
+		case "maxLiquidityTier":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SignedConstraintSet_maxLiquidityTier(ctx, field, obj)
+				})
+		case "signature":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SignedConstraintSet_signature(ctx, field, obj)
+				})
+		case "messageHash":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SignedConstraintSet_messageHash(ctx, field, obj)
+				})
+		case "issuedAt":
+			out.Values[i] = ec._SignedConstraintSet_issuedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "signedAt":
+			out.Values[i] = ec._SignedConstraintSet_signedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "calldata":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SignedConstraintSet_calldata(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var signedConstraintSetConnectionImplementors = []string{"SignedConstraintSetConnection"}
+
+func (ec *executionContext) _SignedConstraintSetConnection(ctx context.Context, sel ast.SelectionSet, obj *SignedConstraintSetConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, signedConstraintSetConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SignedConstraintSetConnection")
+		case "edges":
+			out.Values[i] = ec._SignedConstraintSetConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._SignedConstraintSetConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var signedConstraintSetEdgeImplementors = []string{"SignedConstraintSetEdge"}
+
+func (ec *executionContext) _SignedConstraintSetEdge(ctx context.Context, sel ast.SelectionSet, obj *SignedConstraintSetEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, signedConstraintSetEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SignedConstraintSetEdge")
+		case "cursor":
+			out.Values[i] = ec._SignedConstraintSetEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._SignedConstraintSetEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -1395,14 +2050,48 @@ func (ec *executionContext) _WalletChallenge(ctx context.Context, sel ast.Select
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) unmarshalNApproveConstraintsInput2githubᚗcomᚋobsqraᚋobsqraᚋgraphᚐApproveConstraintsInput(ctx context.Context, v any) (ApproveConstraintsInput, error) {
+	res, err := ec.unmarshalInputApproveConstraintsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNConnectWalletInput2githubᚗcomᚋobsqraᚋobsqraᚋgraphᚐConnectWalletInput(ctx context.Context, v any) (ConnectWalletInput, error) {
 	res, err := ec.unmarshalInputConnectWalletInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNConstraintApprovalInput2githubᚗcomᚋobsqraᚋobsqraᚐConstraintSet(ctx context.Context, v any) (obsqra.ConstraintSet, error) {
+	res, err := ec.unmarshalInputConstraintApprovalInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNLogTransactionInput2githubᚗcomᚋobsqraᚋobsqraᚐLogTransactionInput(ctx context.Context, v any) (obsqra.LogTransactionInput, error) {
 	res, err := ec.unmarshalInputLogTransactionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSignedConstraintSet2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐSignedConstraints(ctx context.Context, sel ast.SelectionSet, v *obsqra.SignedConstraints) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SignedConstraintSet!")
+		return graphql.Null
+	}
+	return ec._SignedConstraintSet(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSignedConstraintSetConnection2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐSignedConstraintSetConnection(ctx context.Context, sel ast.SelectionSet, v *SignedConstraintSetConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SignedConstraintSetConnection!")
+		return graphql.Null
+	}
+	return ec._SignedConstraintSetConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSignedConstraintSetEdge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐSignedConstraintSetEdge(ctx context.Context, sel ast.SelectionSet, v *SignedConstraintSetEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SignedConstraintSetEdge!")
+		return graphql.Null
+	}
+	return ec._SignedConstraintSetEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNTransaction2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐTransaction(ctx context.Context, sel ast.SelectionSet, v *obsqra.Transaction) graphql.Marshaler {

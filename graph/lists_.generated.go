@@ -233,6 +233,22 @@ func (ec *executionContext) marshalNSchedulerJob2ᚕᚖgithubᚗcomᚋobsqraᚋo
 	return ret
 }
 
+func (ec *executionContext) marshalNSignedConstraintSetEdge2ᚕᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐSignedConstraintSetEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*SignedConstraintSetEdge) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSignedConstraintSetEdge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐSignedConstraintSetEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNStrategyResult2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐStrategyResultᚄ(ctx context.Context, sel ast.SelectionSet, v []obsqra.StrategyResult) graphql.Marshaler {
 	ret := marshalSliceInOrder(ctx, len(v), false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)

@@ -22,6 +22,11 @@ type AllocationEvent struct {
 	Allocation *obsqra.Allocation `json:"allocation"`
 }
 
+type ApproveConstraintsInput struct {
+	// The signature the wallet returned for the request's typed data: every felt, e.g. [r, s].
+	Signature []string `json:"signature"`
+}
+
 type ChangeEmailInput struct {
 	NewEmail string `json:"newEmail"`
 	// The current password.
@@ -114,6 +119,16 @@ type RiskScoreEdge struct {
 type RiskScoreEvent struct {
 	Cursor    string            `json:"cursor"`
 	RiskScore *obsqra.RiskScore `json:"riskScore"`
+}
+
+type SignedConstraintSetConnection struct {
+	Edges    []*SignedConstraintSetEdge `json:"edges"`
+	PageInfo *PageInfo                  `json:"pageInfo"`
+}
+
+type SignedConstraintSetEdge struct {
+	Cursor string                    `json:"cursor"`
+	Node   *obsqra.SignedConstraints `json:"node"`
 }
 
 type TransactionConnection struct {

@@ -40,6 +40,7 @@ type ResolverRoot interface {
 	RebalanceTrade() RebalanceTradeResolver
 	RiskScore() RiskScoreResolver
 	SchedulerJob() SchedulerJobResolver
+	SignedConstraintSet() SignedConstraintSetResolver
 	Subscription() SubscriptionResolver
 	Transaction() TransactionResolver
 	Weight() WeightResolver
@@ -254,29 +255,31 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		ChangeEmail            func(childComplexity int, input ChangeEmailInput) int
-		ChangePassword         func(childComplexity int, input ChangePasswordInput) int
-		ConnectWallet          func(childComplexity int, input ConnectWalletInput) int
-		DeactivateAccount      func(childComplexity int, password string) int
-		DisconnectWallet       func(childComplexity int) int
-		IngestMetrics          func(childComplexity int, input []*obsqra.MetricsInput) int
-		LogTransaction         func(childComplexity int, input obsqra.LogTransactionInput) int
-		Login                  func(childComplexity int, input LoginInput) int
-		Logout                 func(childComplexity int, refreshToken *string, everywhere *bool) int
-		RecordAllocation       func(childComplexity int, input obsqra.RecordAllocationInput) int
-		RefreshSession         func(childComplexity int, refreshToken string) int
-		Register               func(childComplexity int, input RegisterInput) int
-		RequestPasswordReset   func(childComplexity int, email string) int
-		RequestWalletChallenge func(childComplexity int, address string) int
-		ResendVerification     func(childComplexity int, email *string) int
-		ResetPassword          func(childComplexity int, input ResetPasswordInput) int
-		RunOptimization        func(childComplexity int) int
-		SetProtocolEnabled     func(childComplexity int, slug string, enabled bool) int
-		SetRiskParams          func(childComplexity int, input obsqra.RiskParamsPatch) int
-		SetUserActive          func(childComplexity int, userID string, active bool) int
-		UpdatePreferences      func(childComplexity int, input obsqra.PreferencesPatch) int
-		UpsertProtocol         func(childComplexity int, input UpsertProtocolInput) int
-		VerifyEmail            func(childComplexity int, token string) int
+		ApproveConstraints        func(childComplexity int, input ApproveConstraintsInput) int
+		ChangeEmail               func(childComplexity int, input ChangeEmailInput) int
+		ChangePassword            func(childComplexity int, input ChangePasswordInput) int
+		ConnectWallet             func(childComplexity int, input ConnectWalletInput) int
+		DeactivateAccount         func(childComplexity int, password string) int
+		DisconnectWallet          func(childComplexity int) int
+		IngestMetrics             func(childComplexity int, input []*obsqra.MetricsInput) int
+		LogTransaction            func(childComplexity int, input obsqra.LogTransactionInput) int
+		Login                     func(childComplexity int, input LoginInput) int
+		Logout                    func(childComplexity int, refreshToken *string, everywhere *bool) int
+		RecordAllocation          func(childComplexity int, input obsqra.RecordAllocationInput) int
+		RefreshSession            func(childComplexity int, refreshToken string) int
+		Register                  func(childComplexity int, input RegisterInput) int
+		RequestConstraintApproval func(childComplexity int, input obsqra.ConstraintSet) int
+		RequestPasswordReset      func(childComplexity int, email string) int
+		RequestWalletChallenge    func(childComplexity int, address string) int
+		ResendVerification        func(childComplexity int, email *string) int
+		ResetPassword             func(childComplexity int, input ResetPasswordInput) int
+		RunOptimization           func(childComplexity int) int
+		SetProtocolEnabled        func(childComplexity int, slug string, enabled bool) int
+		SetRiskParams             func(childComplexity int, input obsqra.RiskParamsPatch) int
+		SetUserActive             func(childComplexity int, userID string, active bool) int
+		UpdatePreferences         func(childComplexity int, input obsqra.PreferencesPatch) int
+		UpsertProtocol            func(childComplexity int, input UpsertProtocolInput) int
+		VerifyEmail               func(childComplexity int, token string) int
 	}
 
 	OptimizationRun struct {
@@ -379,6 +382,7 @@ type ComplexityRoot struct {
 		RiskParams           func(childComplexity int) int
 		RiskScorePreview     func(childComplexity int, input obsqra.RiskInputs, params *obsqra.RiskParamsPatch) int
 		SchedulerJobs        func(childComplexity int) int
+		SignedConstraints    func(childComplexity int, first *int, after *string) int
 		Transaction          func(childComplexity int, hash string) int
 		Transactions         func(childComplexity int, filter *obsqra.TransactionFilter, first *int, after *string) int
 		Users                func(childComplexity int, filter *obsqra.UserFilter, first *int, after *string) int
@@ -490,6 +494,30 @@ type ComplexityRoot struct {
 		NextDueAt       func(childComplexity int) int
 		Running         func(childComplexity int) int
 		TimeoutSeconds  func(childComplexity int) int
+	}
+
+	SignedConstraintSet struct {
+		Calldata           func(childComplexity int) int
+		IssuedAt           func(childComplexity int) int
+		MaxLiquidityTier   func(childComplexity int) int
+		MaxSingleBps       func(childComplexity int) int
+		MaxVolatilityBps   func(childComplexity int) int
+		MessageHash        func(childComplexity int) int
+		MinDiversification func(childComplexity int) int
+		NodeID             func(childComplexity int) int
+		Signature          func(childComplexity int) int
+		SignedAt           func(childComplexity int) int
+		Signer             func(childComplexity int) int
+	}
+
+	SignedConstraintSetConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	SignedConstraintSetEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	StrategyResult struct {
@@ -1468,6 +1496,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ModelPerformance.WindowDays(childComplexity), true
 
+	case "Mutation.approveConstraints":
+		if e.ComplexityRoot.Mutation.ApproveConstraints == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_approveConstraints_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ApproveConstraints(childComplexity, args["input"].(ApproveConstraintsInput)), true
 	case "Mutation.changeEmail":
 		if e.ComplexityRoot.Mutation.ChangeEmail == nil {
 			break
@@ -1595,6 +1634,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Register(childComplexity, args["input"].(RegisterInput)), true
+	case "Mutation.requestConstraintApproval":
+		if e.ComplexityRoot.Mutation.RequestConstraintApproval == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestConstraintApproval_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestConstraintApproval(childComplexity, args["input"].(obsqra.ConstraintSet)), true
 	case "Mutation.requestPasswordReset":
 		if e.ComplexityRoot.Mutation.RequestPasswordReset == nil {
 			break
@@ -2229,6 +2279,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.SchedulerJobs(childComplexity), true
+	case "Query.signedConstraints":
+		if e.ComplexityRoot.Query.SignedConstraints == nil {
+			break
+		}
+
+		args, err := ec.field_Query_signedConstraints_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.SignedConstraints(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "Query.transaction":
 		if e.ComplexityRoot.Query.Transaction == nil {
 			break
@@ -2712,6 +2773,99 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SchedulerJob.TimeoutSeconds(childComplexity), true
 
+	case "SignedConstraintSet.calldata":
+		if e.ComplexityRoot.SignedConstraintSet.Calldata == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignedConstraintSet.Calldata(childComplexity), true
+	case "SignedConstraintSet.issuedAt":
+		if e.ComplexityRoot.SignedConstraintSet.IssuedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignedConstraintSet.IssuedAt(childComplexity), true
+	case "SignedConstraintSet.maxLiquidityTier":
+		if e.ComplexityRoot.SignedConstraintSet.MaxLiquidityTier == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignedConstraintSet.MaxLiquidityTier(childComplexity), true
+	case "SignedConstraintSet.maxSingleBps":
+		if e.ComplexityRoot.SignedConstraintSet.MaxSingleBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignedConstraintSet.MaxSingleBps(childComplexity), true
+	case "SignedConstraintSet.maxVolatilityBps":
+		if e.ComplexityRoot.SignedConstraintSet.MaxVolatilityBps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignedConstraintSet.MaxVolatilityBps(childComplexity), true
+	case "SignedConstraintSet.messageHash":
+		if e.ComplexityRoot.SignedConstraintSet.MessageHash == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignedConstraintSet.MessageHash(childComplexity), true
+	case "SignedConstraintSet.minDiversification":
+		if e.ComplexityRoot.SignedConstraintSet.MinDiversification == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignedConstraintSet.MinDiversification(childComplexity), true
+	case "SignedConstraintSet.id":
+		if e.ComplexityRoot.SignedConstraintSet.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignedConstraintSet.NodeID(childComplexity), true
+	case "SignedConstraintSet.signature":
+		if e.ComplexityRoot.SignedConstraintSet.Signature == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignedConstraintSet.Signature(childComplexity), true
+	case "SignedConstraintSet.signedAt":
+		if e.ComplexityRoot.SignedConstraintSet.SignedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignedConstraintSet.SignedAt(childComplexity), true
+	case "SignedConstraintSet.signer":
+		if e.ComplexityRoot.SignedConstraintSet.Signer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignedConstraintSet.Signer(childComplexity), true
+
+	case "SignedConstraintSetConnection.edges":
+		if e.ComplexityRoot.SignedConstraintSetConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignedConstraintSetConnection.Edges(childComplexity), true
+	case "SignedConstraintSetConnection.pageInfo":
+		if e.ComplexityRoot.SignedConstraintSetConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignedConstraintSetConnection.PageInfo(childComplexity), true
+
+	case "SignedConstraintSetEdge.cursor":
+		if e.ComplexityRoot.SignedConstraintSetEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignedConstraintSetEdge.Cursor(childComplexity), true
+	case "SignedConstraintSetEdge.node":
+		if e.ComplexityRoot.SignedConstraintSetEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignedConstraintSetEdge.Node(childComplexity), true
+
 	case "StrategyResult.costBps":
 		if e.ComplexityRoot.StrategyResult.CostBps == nil {
 			break
@@ -3111,9 +3265,11 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("ApproveConstraintsInput", ec.unmarshalInputApproveConstraintsInput),
 			graphql.NewInputUnmarshaler("ChangeEmailInput", ec.unmarshalInputChangeEmailInput),
 			graphql.NewInputUnmarshaler("ChangePasswordInput", ec.unmarshalInputChangePasswordInput),
 			graphql.NewInputUnmarshaler("ConnectWalletInput", ec.unmarshalInputConnectWalletInput),
+			graphql.NewInputUnmarshaler("ConstraintApprovalInput", ec.unmarshalInputConstraintApprovalInput),
 			graphql.NewInputUnmarshaler("LogTransactionInput", ec.unmarshalInputLogTransactionInput),
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
 			graphql.NewInputUnmarshaler("MetricsInput", ec.unmarshalInputMetricsInput),
@@ -4103,6 +4259,54 @@ func (ec *executionContext) childFields_SchedulerJob(ctx context.Context, field 
 		return ec.fieldContext_SchedulerJob_lastRuns(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SchedulerJob", field.Name)
+}
+
+func (ec *executionContext) childFields_SignedConstraintSet(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_SignedConstraintSet_id(ctx, field)
+	case "signer":
+		return ec.fieldContext_SignedConstraintSet_signer(ctx, field)
+	case "maxSingleBps":
+		return ec.fieldContext_SignedConstraintSet_maxSingleBps(ctx, field)
+	case "minDiversification":
+		return ec.fieldContext_SignedConstraintSet_minDiversification(ctx, field)
+	case "maxVolatilityBps":
+		return ec.fieldContext_SignedConstraintSet_maxVolatilityBps(ctx, field)
+	case "maxLiquidityTier":
+		return ec.fieldContext_SignedConstraintSet_maxLiquidityTier(ctx, field)
+	case "signature":
+		return ec.fieldContext_SignedConstraintSet_signature(ctx, field)
+	case "messageHash":
+		return ec.fieldContext_SignedConstraintSet_messageHash(ctx, field)
+	case "issuedAt":
+		return ec.fieldContext_SignedConstraintSet_issuedAt(ctx, field)
+	case "signedAt":
+		return ec.fieldContext_SignedConstraintSet_signedAt(ctx, field)
+	case "calldata":
+		return ec.fieldContext_SignedConstraintSet_calldata(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SignedConstraintSet", field.Name)
+}
+
+func (ec *executionContext) childFields_SignedConstraintSetConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_SignedConstraintSetConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_SignedConstraintSetConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SignedConstraintSetConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_SignedConstraintSetEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_SignedConstraintSetEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_SignedConstraintSetEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SignedConstraintSetEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_StrategyResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

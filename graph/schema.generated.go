@@ -39,6 +39,8 @@ type MutationResolver interface {
 	RequestWalletChallenge(ctx context.Context, address string) (*obsqra.WalletChallengePayload, error)
 	ConnectWallet(ctx context.Context, input ConnectWalletInput) (*obsqra.User, error)
 	DisconnectWallet(ctx context.Context) (*obsqra.User, error)
+	RequestConstraintApproval(ctx context.Context, input obsqra.ConstraintSet) (*obsqra.WalletChallengePayload, error)
+	ApproveConstraints(ctx context.Context, input ApproveConstraintsInput) (*obsqra.SignedConstraints, error)
 	LogTransaction(ctx context.Context, input obsqra.LogTransactionInput) (*obsqra.Transaction, error)
 	UpsertProtocol(ctx context.Context, input UpsertProtocolInput) (*obsqra.Protocol, error)
 	SetProtocolEnabled(ctx context.Context, slug string, enabled bool) (*obsqra.Protocol, error)
@@ -60,6 +62,7 @@ type QueryResolver interface {
 	PortfolioRiskHistory(ctx context.Context, windowDays *int) ([]*obsqra.PortfolioRiskPoint, error)
 	Transactions(ctx context.Context, filter *obsqra.TransactionFilter, first *int, after *string) (*TransactionConnection, error)
 	Transaction(ctx context.Context, hash string) (*obsqra.Transaction, error)
+	SignedConstraints(ctx context.Context, first *int, after *string) (*SignedConstraintSetConnection, error)
 	Protocols(ctx context.Context) ([]*obsqra.Protocol, error)
 	Protocol(ctx context.Context, slug string) (*obsqra.Protocol, error)
 	RiskParams(ctx context.Context) (*obsqra.RiskParams, error)
@@ -79,6 +82,20 @@ type SubscriptionResolver interface {
 // endregion ************************** generated!.gotpl **************************
 
 // region    ***************************** args.gotpl *****************************
+
+func (ec *executionContext) field_Mutation_approveConstraints_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ApproveConstraintsInput, error) {
+			return ec.unmarshalNApproveConstraintsInput2githubᚗcomᚋobsqraᚋobsqraᚋgraphᚐApproveConstraintsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
 
 func (ec *executionContext) field_Mutation_changeEmail_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
@@ -234,6 +251,20 @@ func (ec *executionContext) field_Mutation_register_args(ctx context.Context, ra
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (RegisterInput, error) {
 			return ec.unmarshalNRegisterInput2githubᚗcomᚋobsqraᚋobsqraᚋgraphᚐRegisterInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_requestConstraintApproval_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (obsqra.ConstraintSet, error) {
+			return ec.unmarshalNConstraintApprovalInput2githubᚗcomᚋobsqraᚋobsqraᚐConstraintSet(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -643,6 +674,28 @@ func (ec *executionContext) field_Query_riskScorePreview_args(ctx context.Contex
 		return nil, err
 	}
 	args["params"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_signedConstraints_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -1614,6 +1667,94 @@ func (ec *executionContext) fieldContext_Mutation_disconnectWallet(_ context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_requestConstraintApproval(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_requestConstraintApproval(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RequestConstraintApproval(ctx, fc.Args["input"].(obsqra.ConstraintSet))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.WalletChallengePayload) graphql.Marshaler {
+			return ec.marshalNWalletChallenge2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐWalletChallengePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_requestConstraintApproval(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WalletChallenge(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_requestConstraintApproval_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_approveConstraints(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_approveConstraints(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ApproveConstraints(ctx, fc.Args["input"].(ApproveConstraintsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.SignedConstraints) graphql.Marshaler {
+			return ec.marshalNSignedConstraintSet2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐSignedConstraints(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_approveConstraints(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SignedConstraintSet(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_approveConstraints_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_logTransaction(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2518,6 +2659,50 @@ func (ec *executionContext) fieldContext_Query_transaction(ctx context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_signedConstraints(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_signedConstraints(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().SignedConstraints(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *SignedConstraintSetConnection) graphql.Marshaler {
+			return ec.marshalNSignedConstraintSetConnection2ᚖgithubᚗcomᚋobsqraᚋobsqraᚋgraphᚐSignedConstraintSetConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_signedConstraints(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SignedConstraintSetConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_signedConstraints_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_protocols(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3311,6 +3496,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "requestConstraintApproval":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestConstraintApproval(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "approveConstraints":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_approveConstraints(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "logTransaction":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_logTransaction(ctx, field)
@@ -3513,6 +3712,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_transaction(ctx, field)
+				})
+		case "signedConstraints":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_signedConstraints(ctx, field)
 				})
 		case "protocols":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,

@@ -93,18 +93,8 @@ var walletLinkTypes = map[string][]typeMemberJSON{
 // Errors are EINVALID: a chain id that is not a short string, a user id
 // below 1, times before 1970 or an expiry not after the issue.
 func WalletChallenge(chainID string, user int64, address obsqra.Felt, nonce [16]byte, issuedAt, expiresAt time.Time) (typedDataJSON []byte, messageHash obsqra.Felt, err error) {
-	if chainID == "" {
-		return nil, obsqra.Felt{}, obsqra.Errorf(obsqra.EINVALID, "wallet challenge: no chain id")
-	}
-	if _, err := ShortString(chainID); err != nil {
-		return nil, obsqra.Felt{}, obsqra.Errorf(obsqra.EINVALID, "wallet challenge: chain id: %s", err)
-	}
-	if user < 1 {
-		return nil, obsqra.Felt{}, obsqra.Errorf(obsqra.EINVALID, "wallet challenge: user id %d is not positive", user)
-	}
-	if issuedAt.Unix() < 0 || !expiresAt.After(issuedAt) {
-		return nil, obsqra.Felt{}, obsqra.Errorf(obsqra.EINVALID, "wallet challenge: want 1970 ≤ issuedAt < expiresAt, have %s and %s",
-			issuedAt.UTC().Format(time.RFC3339), expiresAt.UTC().Format(time.RFC3339))
+	if err := checkSigned("wallet challenge", chainID, user, issuedAt, expiresAt); err != nil {
+		return nil, obsqra.Felt{}, err
 	}
 	td := challengeJSON{
 		Types:       walletLinkTypes,

@@ -19,6 +19,7 @@ var historyTables = []string{
 	"metrics_samples", "risk_params", "risk_scores", "decisions", // 00003
 	"predictions", "prediction_outcomes", "allocations", // 00004
 	"transactions", "transaction_events", // 00005
+	"signed_constraints", // 00015
 }
 
 // keptTables may be updated but never have rows removed (a trigger refuses

@@ -146,7 +146,8 @@ func TestGrantApplication(t *testing.T) {
 	}
 	set := map[string]string{"metrics_samples": "apy_bps = 0", "risk_params": "w_audit = 0", "risk_scores": "score = 0",
 		"decisions": "output = '{}'", "predictions": "point = 0", "prediction_outcomes": "actual = 0",
-		"allocations": "reason = 'USER_INITIATED'", "transactions": "amount = 1", "transaction_events": "reason = ''"}
+		"allocations": "reason = 'USER_INITIATED'", "transactions": "amount = 1", "transaction_events": "reason = ''",
+		"signed_constraints": "max_single_bps = 10000"}
 	for _, table := range historyTables {
 		denied(app, "UPDATE "+table+" SET "+set[table], "permission denied")
 		denied(app, "DELETE FROM "+table, "permission denied")

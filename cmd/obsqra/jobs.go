@@ -80,6 +80,10 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, observe
 			if _, err := accounts.PruneWalletChallenges(ctx, now.Add(-24*time.Hour)); err != nil {
 				return fmt.Errorf("prune wallet challenges: %w", err)
 			}
+			// Likewise a constraint request (the signed sets stay).
+			if _, err := db.PruneConstraintRequests(ctx, now.Add(-24*time.Hour)); err != nil {
+				return fmt.Errorf("prune constraint requests: %w", err)
+			}
 			// A budget untouched for a day (the longest window) has
 			// refilled: its row is the same as none.
 			budgets, err := db.PruneRateBudgets(ctx, now.Add(-rateBudgetRetention))

@@ -228,6 +228,29 @@ func (n *Node) AddAccount(address, publicKey obsqra.Felt) {
 	})
 }
 
+// AddMultisigAccount deploys an account at address owned by every one of
+// publicKeys together: its is_valid_signature wants a signature of
+// [r₁, s₁, r₂, s₂, …], each owner's ECDSA signature over hash in order, and
+// answers 'VALID' only when all are; another length reverts. It stands
+// for the accounts whose signatures hold more than two felts.
+func (n *Node) AddMultisigAccount(address obsqra.Felt, publicKeys ...obsqra.Felt) {
+	n.SetFunction(address, "is_valid_signature", func(calldata []obsqra.Felt) ([]obsqra.Felt, error) {
+		if len(calldata) < 2 || feltUint(calldata[1]) != uint64(len(calldata)-2) {
+			return nil, errors.New("Failed to deserialize param #2")
+		}
+		sig := calldata[2:]
+		if len(sig) != 2*len(publicKeys) {
+			return nil, errors.New("multisig/invalid-signature-length")
+		}
+		for i, pk := range publicKeys {
+			if !verify(calldata[0], sig[2*i], sig[2*i+1], pk) {
+				return []obsqra.Felt{{}}, nil
+			}
+		}
+		return []obsqra.Felt{valid}, nil
+	})
+}
+
 // NewAccount makes a key, deploys an account for it at an address derived
 // from the public key, and returns both.
 func (n *Node) NewAccount(t testing.TB) (obsqra.Felt, Key) {

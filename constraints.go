@@ -73,10 +73,12 @@ type SignedConstraints struct {
 	Signature []Felt
 	// MessageHash is the SNIP-12 hash the signature signs.
 	MessageHash Felt
-	// IssuedAt is the time in the signed message; SignedAt when the server
-	// verified the signature and recorded the set.
-	IssuedAt time.Time
-	SignedAt time.Time
+	// IssuedAt and ExpiresAt are the times in the signed message (with the
+	// rest they rebuild its hash); SignedAt is when the server verified
+	// the signature and recorded the set.
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	SignedAt  time.Time
 }
 
 // NodeID returns the set's global id.

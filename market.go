@@ -373,6 +373,14 @@ type DecisionVerification struct {
 	OnChainScore   *int
 	MatchesOnChain *bool
 	OnChainErr     error
+	// ConstraintsSigned reports whether an allocation plan obeyed a
+	// constraint set the user's wallet signed; SignatureValid whether that
+	// set's signature verifies now (nil when unsigned, or with no node to
+	// ask); ConstraintsMet whether the recorded plan meets the limits it
+	// recorded, the signed ones included (nil for other decisions).
+	ConstraintsSigned bool
+	SignatureValid    *bool
+	ConstraintsMet    *bool
 }
 
 // RiskScoreDecision is the recorded form of a risk score decision: its

@@ -136,7 +136,7 @@ func (s *Service) ApproveConstraints(ctx context.Context, signature []string) (*
 	}
 	signed := &obsqra.SignedConstraints{
 		UserID: u.ID, Signer: wallet, ChainID: r.ChainID, Nonce: r.Nonce, Set: r.Set,
-		Signature: sig, MessageHash: hash, IssuedAt: r.IssuedAt, SignedAt: now,
+		Signature: sig, MessageHash: hash, IssuedAt: r.IssuedAt, ExpiresAt: r.ExpiresAt, SignedAt: now,
 	}
 	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
 		if err := tx.ConsumeConstraintRequest(ctx, r.Nonce, u.ID, now); err != nil {
@@ -187,4 +187,37 @@ func errRequestUsed() error {
 
 func errRequestExpired(at time.Time) error {
 	return obsqra.Errorf(obsqra.EINVALID, "the constraint request expired at %s: request a new one", at.Format(time.RFC3339))
+}
+
+// SignedConstraintsByID returns the signed set id, whoever's it is: for the
+// verification of a decision that obeyed it, which checks the owner.
+// Errors: ENOTFOUND; internal ones.
+func (s *Service) SignedConstraintsByID(ctx context.Context, id int64) (*obsqra.SignedConstraints, error) {
+	return s.db.SignedConstraintsByID(ctx, id)
+}
+
+// VerifySignedConstraints checks a recorded set again: its message hash
+// must be the one its recorded fields give, and its signer's account
+// contract must still accept its signature (is_valid_signature through the
+// node). It returns nil when no node is configured (nothing to ask), else
+// the verdict. Errors: internal ones (the node did not answer).
+func (s *Service) VerifySignedConstraints(ctx context.Context, sc *obsqra.SignedConstraints) (*bool, error) {
+	if s.cfg.Starknet == nil {
+		return nil, nil
+	}
+	valid := false
+	_, hash, err := constraintApprovalOf(&obsqra.ConstraintRequest{Nonce: sc.Nonce, UserID: sc.UserID, Address: sc.Signer,
+		ChainID: sc.ChainID, Set: sc.Set, IssuedAt: sc.IssuedAt, ExpiresAt: sc.ExpiresAt})
+	if err != nil || hash != sc.MessageHash {
+		return &valid, nil
+	}
+	switch err := s.verifyOwnership(ctx, sc.Signer, hash, sc.Signature); {
+	case err == nil:
+		valid = true
+	case obsqra.ErrorCode(err) == obsqra.EFORBIDDEN || obsqra.ErrorCode(err) == obsqra.EINVALID:
+		// Rejected, or the account is gone: not valid now.
+	default:
+		return nil, err
+	}
+	return &valid, nil
 }

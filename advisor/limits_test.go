@@ -2,10 +2,14 @@ package advisor_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/obsqra/obsqra"
+	"github.com/obsqra/obsqra/advisor"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
 )
@@ -156,5 +160,105 @@ func TestRunOptimizationObeysPreferenceLimits(t *testing.T) {
 			t.Errorf("plan's maxLiquidityTier = %v, want 2", run.Plan.MaxLiquidityTier)
 		}
 		checkRecorded(t, s, b, b.user, run.ID, run.Plan, run.Suggestion)
+	})
+}
+
+// fakeSignatures is a SignatureChecker over the store with a fixed
+// verdict.
+type fakeSignatures struct {
+	db    *store.DB
+	valid *bool
+}
+
+func (f fakeSignatures) SignedConstraintsByID(ctx context.Context, id int64) (*obsqra.SignedConstraints, error) {
+	return f.db.SignedConstraintsByID(ctx, id)
+}
+
+func (f fakeSignatures) VerifySignedConstraints(context.Context, *obsqra.SignedConstraints) (*bool, error) {
+	return f.valid, nil
+}
+
+// TestPlansObeySignedConstraints: once a user's wallet signed a constraint
+// set, every plan given to them obeys it, even when the request or their
+// preferences are looser; the decision names the set, and verifying it
+// reports the set signed, its signature's verdict and the limits met. A
+// set no plan can meet is refused saying it is the signed one.
+func TestPlansObeySignedConstraints(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s, b := setupSeeded(t, db)
+		ctx := context.Background()
+		signer, _ := obsqra.ParseAddress("0x4a3")
+		sign := func(set obsqra.ConstraintSet) *obsqra.SignedConstraints {
+			t.Helper()
+			at := b.Clock.Now()
+			sc := &obsqra.SignedConstraints{UserID: b.user.ID, Signer: signer, ChainID: "SN_SEPOLIA", Nonce: fmt.Sprintf("%032x", at.UnixNano()),
+				Set: set, Signature: []obsqra.Felt{obsqra.FeltFromUint64(1), obsqra.FeltFromUint64(2)}, MessageHash: obsqra.FeltFromUint64(3),
+				IssuedAt: at, ExpiresAt: at.Add(time.Minute), SignedAt: at}
+			if err := b.DB.WithTx(ctx, func(tx *store.Tx) error { return tx.AppendSignedConstraints(ctx, sc) }); err != nil {
+				t.Fatal(err)
+			}
+			return sc
+		}
+		sc := sign(obsqra.ConstraintSet{MaxSingleBps: 7000, MinDiversification: 2, MaxVolatilityBps: obsqra.MaxVolatility, MaxLiquidityTier: 2})
+
+		// A what-if asking for looser limits gets the signed ones.
+		plan, err := s.OptimizeAllocation(b.ctx, obsqra.OptimizeAllocationInput{RiskTolerance: ptr(obsqra.RiskHigh), MaxSingleBps: ptr(10000), MinDiversification: ptr(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := weightsBySlug(t, b, plan)
+		if w["zklend"] != 0 || plan.MaxSingleBps != 7000 || plan.MinDiversification != 2 || *plan.MaxLiquidityTier != 2 || w["nostra"] > 7000 || w["ekubo"] > 7000 {
+			t.Errorf("what-if under a signed set: weights %v, limits %d %d %d", w, plan.MaxSingleBps, plan.MinDiversification, *plan.MaxLiquidityTier)
+		}
+		// Anonymous callers are not bound by anyone's set.
+		if anon, err := s.OptimizeAllocation(b.anon, obsqra.OptimizeAllocationInput{RiskTolerance: ptr(obsqra.RiskHigh)}); err != nil || weightsBySlug(t, b, anon)["zklend"] == 0 {
+			t.Errorf("anonymous plan = %+v, %v; want zklend weighed", anon, err)
+		}
+
+		run, err := s.RunOptimization(b.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if weightsBySlug(t, b, &run.Plan)["zklend"] != 0 {
+			t.Errorf("recorded plan weighs zklend: %+v", run.Plan.Weights)
+		}
+		d, err := b.DB.Decision(ctx, run.DecisionID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(d.Inputs), fmt.Sprintf(`"signedConstraintsId":%d`, sc.ID)) {
+			t.Errorf("decision inputs do not name the signed set: %s", d.Inputs)
+		}
+		yes, no := true, false
+		for _, verdict := range []*bool{&yes, &no, nil} {
+			var v obsqra.DecisionVerification
+			if err := (advisor.Optimizations{Signatures: fakeSignatures{b.DB, verdict}}).Verify(ctx, d, &v); err != nil {
+				t.Fatal(err)
+			}
+			if !v.Matches || !v.ConstraintsSigned || v.SignatureValid != verdict || v.ConstraintsMet == nil || !*v.ConstraintsMet {
+				t.Errorf("Verify (signature %v) = matches %v signed %v valid %v met %v", verdict, v.Matches, v.ConstraintsSigned, v.SignatureValid, v.ConstraintsMet)
+			}
+		}
+		// Without a checker: signed, the signature not checked.
+		var v obsqra.DecisionVerification
+		if err := (advisor.Optimizations{}).Verify(ctx, d, &v); err != nil || !v.ConstraintsSigned || v.SignatureValid != nil || !*v.ConstraintsMet {
+			t.Errorf("Verify (no checker) = %v signed %v valid %v met %v", err, v.ConstraintsSigned, v.SignatureValid, v.ConstraintsMet)
+		}
+		// A decision whose recorded limits are looser than the set it
+		// names does not meet its constraints.
+		loose := *d
+		loose.Inputs = obsqra.JSONObject(strings.Replace(string(d.Inputs), `"maxLiquidityTier":2`, `"maxLiquidityTier":3`, 1))
+		if err := (advisor.Optimizations{Signatures: fakeSignatures{b.DB, &yes}}).Verify(ctx, &loose, &v); err != nil || *v.ConstraintsMet {
+			t.Errorf("Verify (looser than signed) = %v met %v", err, *v.ConstraintsMet)
+		}
+
+		// A newer, stricter set: it is the active one. Tier 0 leaves
+		// nostra alone, which the signed diversification cannot accept.
+		b.Clock.Advance(time.Second)
+		sign(obsqra.ConstraintSet{MaxSingleBps: 7000, MinDiversification: 2, MaxVolatilityBps: obsqra.MaxVolatility, MaxLiquidityTier: 0})
+		_, err = s.RunOptimization(b.ctx)
+		checkErr(t, "RunOptimization(signed set too strict)", err, obsqra.EINVALID, "your wallet signed", "maxLiquidityTier 0")
 	})
 }

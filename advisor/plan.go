@@ -30,6 +30,9 @@ type planSpec struct {
 	tolerance         obsqra.RiskTolerance
 	maxSingle, minDiv int
 	maxVol, maxTier   int
+	// signed is the user's active signed constraint set, which the limits
+	// above already obey; nil when they signed none.
+	signed            *obsqra.SignedConstraints
 	value             obsqra.Decimal
 	thresholdBps      int
 	userID            int64
@@ -233,12 +236,15 @@ type OptimizationInputs struct {
 	// them, by VolatilityBps and LiquidityTiers: the volatility and tier
 	// each protocol's latest risk score was computed with. Decisions
 	// recorded before these limits have none of the four.
-	MaxVolatilityBps  *int           `json:"maxVolatilityBps,omitempty"`
-	MaxLiquidityTier  *int           `json:"maxLiquidityTier,omitempty"`
-	VolatilityBps     []int64        `json:"volatilityBps,omitempty"`
-	LiquidityTiers    []int64        `json:"liquidityTiers,omitempty"`
-	PortfolioValueUsd obsqra.Decimal `json:"portfolioValueUsd"`
-	HorizonDays       int            `json:"horizonDays"`
+	MaxVolatilityBps *int    `json:"maxVolatilityBps,omitempty"`
+	MaxLiquidityTier *int    `json:"maxLiquidityTier,omitempty"`
+	VolatilityBps    []int64 `json:"volatilityBps,omitempty"`
+	LiquidityTiers   []int64 `json:"liquidityTiers,omitempty"`
+	// SignedConstraintsID is the signed constraint set the limits obey
+	// (they are at least as strict), 0 when the user had signed none.
+	SignedConstraintsID int64          `json:"signedConstraintsId,omitempty"`
+	PortfolioValueUsd   obsqra.Decimal `json:"portfolioValueUsd"`
+	HorizonDays         int            `json:"horizonDays"`
 	// Rebalance is set when the user holds an allocation to move from.
 	Rebalance *RebalanceInputs `json:"rebalance,omitempty"`
 }
@@ -435,6 +441,9 @@ func (s *Service) inputs(v *marketView, sp planSpec, current *obsqra.Allocation)
 		MinDiversification: sp.minDiv, PortfolioValueUsd: sp.value, HorizonDays: s.cfg.HorizonDays,
 		MaxVolatilityBps: &sp.maxVol, MaxLiquidityTier: &sp.maxTier,
 	}
+	if sp.signed != nil {
+		in.SignedConstraintsID = sp.signed.ID
+	}
 	for _, p := range v.protocols {
 		pt := lastScored(v.points[p.ID]) // view keeps only scored protocols
 		tier := int64(obsqra.MaxLiquidityTier)
@@ -554,19 +563,56 @@ func (s *Service) OptimizeAllocation(ctx context.Context, in obsqra.OptimizeAllo
 		return nil, err
 	}
 	sp.userID = uid
+	if err := s.obeySigned(ctx, &sp); err != nil {
+		return nil, err
+	}
 	v, err := s.view(ctx, sp, nil)
 	if err != nil {
 		return nil, err
 	}
 	oi, err := s.inputs(v, sp, nil)
 	if err != nil {
-		return nil, err
+		return nil, signedRefusal(sp, err)
 	}
 	d, err := decide(oi)
 	if err != nil {
-		return nil, err
+		return nil, signedRefusal(sp, err)
 	}
 	return &d.Plan, nil
+}
+
+// obeySigned makes sp's limits obey the user's active signed constraint
+// set, if they signed one: each limit becomes the stricter of the two,
+// and none bends to the protocols at hand (the signed ones are held to).
+// Errors: internal ones.
+func (s *Service) obeySigned(ctx context.Context, sp *planSpec) error {
+	if sp.userID == 0 {
+		return nil
+	}
+	sc, err := s.db.ActiveSignedConstraints(ctx, sp.userID)
+	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	set := sc.Set
+	sp.signed = sc
+	sp.maxSingle, sp.explicitMaxSingle = min(sp.maxSingle, set.MaxSingleBps), true
+	sp.minDiv, sp.explicitMinDivers = max(sp.minDiv, set.MinDiversification), true
+	sp.maxVol = min(sp.maxVol, set.MaxVolatilityBps)
+	sp.maxTier = min(sp.maxTier, set.MaxLiquidityTier)
+	return nil
+}
+
+// signedRefusal adds to a refusal of the limits that they include the
+// ones the user's wallet signed, when it did.
+func signedRefusal(sp planSpec, err error) error {
+	if sp.signed == nil || obsqra.ErrorCode(err) != obsqra.EINVALID {
+		return err
+	}
+	return obsqra.Errorf(obsqra.EINVALID, "%s (the limits include those your wallet signed, signed constraints %d: %s; sign a new set to change them)",
+		obsqra.ErrorMessage(err), sp.signed.ID, sp.signed.Set)
 }
 
 // planned is a plan made for a user, ready to be recorded.
@@ -585,6 +631,9 @@ func (s *Service) planFor(ctx context.Context, user *obsqra.User) (*planned, err
 		return nil, err
 	}
 	sp.userID = user.ID
+	if err := s.obeySigned(ctx, &sp); err != nil {
+		return nil, err
+	}
 	current, err := s.db.LatestAllocation(ctx, user.ID)
 	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
 		current, err = nil, nil
@@ -605,11 +654,11 @@ func (s *Service) planFor(ctx context.Context, user *obsqra.User) (*planned, err
 	}
 	oi, err := s.inputs(v, sp, current)
 	if err != nil {
-		return nil, err
+		return nil, signedRefusal(sp, err)
 	}
 	d, err := decide(oi)
 	if err != nil {
-		return nil, err
+		return nil, signedRefusal(sp, err)
 	}
 	b, err := obsqra.EncodeDecision(oi)
 	if err != nil {

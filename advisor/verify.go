@@ -9,7 +9,22 @@ import (
 
 // Optimizations is the OPTIMIZATION kind of the decision log (a
 // decision.Kind): an allocation plan computed for a user, theirs to see.
-type Optimizations struct{}
+type Optimizations struct {
+	// Signatures loads and checks again the signed constraint sets plans
+	// obeyed (*account.Service is one); nil: a plan's signature is not
+	// checked (signatureValid null).
+	Signatures SignatureChecker
+}
+
+// SignatureChecker loads a signed constraint set and checks its signature
+// again.
+type SignatureChecker interface {
+	// SignedConstraintsByID returns the set id (ENOTFOUND when none).
+	SignedConstraintsByID(ctx context.Context, id int64) (*obsqra.SignedConstraints, error)
+	// VerifySignedConstraints reports whether the set's signature verifies
+	// now; nil when there is nothing to ask.
+	VerifySignedConstraints(ctx context.Context, s *obsqra.SignedConstraints) (*bool, error)
+}
 
 // Kind returns obsqra.DecisionOptimization.
 func (Optimizations) Kind() obsqra.DecisionKind { return obsqra.DecisionOptimization }
@@ -18,9 +33,86 @@ func (Optimizations) Kind() obsqra.DecisionKind { return obsqra.DecisionOptimiza
 // its recorded inputs and records in v whether the result is, byte for
 // byte, the recorded output. A record that no longer parses or decides
 // does not match. Errors: none.
-func (Optimizations) Verify(_ context.Context, d *obsqra.Decision, v *obsqra.DecisionVerification) error {
+//
+// It also reports whether the recorded plan meets every limit its inputs
+// recorded (ConstraintsMet), and, for a plan that obeyed a signed
+// constraint set, that it did (ConstraintsSigned) and whether the set's
+// signature verifies now (SignatureValid, through Signatures). The set
+// must be the plan's user's, and the recorded limits at least as strict
+// as the signed ones; otherwise the constraints are not met.
+// Errors: only internal ones, from Signatures (the node did not answer).
+func (o Optimizations) Verify(ctx context.Context, d *obsqra.Decision, v *obsqra.DecisionVerification) error {
 	v.Recomputed, v.Matches = recomputeOptimization(d)
-	return nil
+	var in OptimizationInputs
+	var out Decided
+	if json.Unmarshal(d.Inputs, &in) != nil || json.Unmarshal(d.Output, &out) != nil {
+		met := false
+		v.ConstraintsMet = &met
+		return nil
+	}
+	met := meetsLimits(in, out.Plan)
+	v.ConstraintsMet = &met
+	if in.SignedConstraintsID == 0 {
+		return nil
+	}
+	v.ConstraintsSigned = true
+	if o.Signatures == nil {
+		return nil
+	}
+	sc, err := o.Signatures.SignedConstraintsByID(ctx, in.SignedConstraintsID)
+	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
+		met, valid := false, false
+		v.ConstraintsMet, v.SignatureValid = &met, &valid
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !obeys(in, sc) {
+		met = false
+	}
+	v.SignatureValid, err = o.Signatures.VerifySignedConstraints(ctx, sc)
+	return err
+}
+
+// meetsLimits reports whether plan, recorded for in, meets every limit in
+// records: weights over exactly its protocols summing to 10000 bps, none
+// above MaxSingleBps, at least MinDiversification of 1000 bps or more, and
+// none for a protocol the volatility and liquidity limits exclude.
+func meetsLimits(in OptimizationInputs, plan obsqra.AllocationPlan) bool {
+	n := len(in.ProtocolIDs)
+	if len(plan.Weights) != n {
+		return false
+	}
+	use, err := in.eligible()
+	if err != nil {
+		return false
+	}
+	eligible := make([]bool, n)
+	for _, i := range use {
+		eligible[i] = true
+	}
+	sum, counted := 0, 0
+	for i, w := range plan.Weights {
+		switch {
+		case w.ProtocolID != in.ProtocolIDs[i], w.WeightBps < 0, w.WeightBps > in.MaxSingleBps, w.WeightBps > 0 && !eligible[i]:
+			return false
+		}
+		sum += w.WeightBps
+		if w.WeightBps >= 1000 {
+			counted++
+		}
+	}
+	return sum == 10000 && counted >= in.MinDiversification
+}
+
+// obeys reports whether in's limits are the signed set sc's or stricter,
+// and sc is in's user's.
+func obeys(in OptimizationInputs, sc *obsqra.SignedConstraints) bool {
+	set := sc.Set
+	return sc.UserID == in.UserID && in.MaxSingleBps <= set.MaxSingleBps && in.MinDiversification >= set.MinDiversification &&
+		in.MaxVolatilityBps != nil && *in.MaxVolatilityBps <= set.MaxVolatilityBps &&
+		in.MaxLiquidityTier != nil && *in.MaxLiquidityTier <= set.MaxLiquidityTier
 }
 
 // recomputeOptimization is Verify's recomputation: the output computed

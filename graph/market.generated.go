@@ -516,6 +516,75 @@ func (ec *executionContext) fieldContext_DecisionVerification_matchesOnChain(_ c
 	return graphql.NewScalarFieldContext("DecisionVerification", field, true, true, "Boolean")
 }
 
+func (ec *executionContext) _DecisionVerification_constraintsSigned(ctx context.Context, field graphql.CollectedField, obj *obsqra.DecisionVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DecisionVerification_constraintsSigned(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConstraintsSigned, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DecisionVerification_constraintsSigned(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DecisionVerification", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DecisionVerification_signatureValid(ctx context.Context, field graphql.CollectedField, obj *obsqra.DecisionVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DecisionVerification_signatureValid(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SignatureValid, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
+			return ec.marshalOBoolean2ᚖbool(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DecisionVerification_signatureValid(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DecisionVerification", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DecisionVerification_constraintsMet(ctx context.Context, field graphql.CollectedField, obj *obsqra.DecisionVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DecisionVerification_constraintsMet(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConstraintsMet, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
+			return ec.marshalOBoolean2ᚖbool(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DecisionVerification_constraintsMet(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DecisionVerification", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _JobRun_job(ctx context.Context, field graphql.CollectedField, obj *obsqra.JobRun) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3290,6 +3359,21 @@ func (ec *executionContext) _DecisionVerification(ctx context.Context, sel ast.S
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._DecisionVerification_matchesOnChain(ctx, field, obj)
 				})
+		case "constraintsSigned":
+			out.Values[i] = ec._DecisionVerification_constraintsSigned(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "signatureValid":
+			out.Values[i] = ec._DecisionVerification_signatureValid(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "constraintsMet":
+			out.Values[i] = ec._DecisionVerification_constraintsMet(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

@@ -160,13 +160,16 @@ type ComplexityRoot struct {
 	}
 
 	DecisionVerification struct {
-		BrokenAt       func(childComplexity int) int
-		ChainValid     func(childComplexity int) int
-		Decision       func(childComplexity int) int
-		Matches        func(childComplexity int) int
-		MatchesOnChain func(childComplexity int) int
-		OnChainScore   func(childComplexity int) int
-		Recomputed     func(childComplexity int) int
+		BrokenAt          func(childComplexity int) int
+		ChainValid        func(childComplexity int) int
+		ConstraintsMet    func(childComplexity int) int
+		ConstraintsSigned func(childComplexity int) int
+		Decision          func(childComplexity int) int
+		Matches           func(childComplexity int) int
+		MatchesOnChain    func(childComplexity int) int
+		OnChainScore      func(childComplexity int) int
+		Recomputed        func(childComplexity int) int
+		SignatureValid    func(childComplexity int) int
 	}
 
 	FailedMail struct {
@@ -1108,6 +1111,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DecisionVerification.ChainValid(childComplexity), true
+	case "DecisionVerification.constraintsMet":
+		if e.ComplexityRoot.DecisionVerification.ConstraintsMet == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DecisionVerification.ConstraintsMet(childComplexity), true
+	case "DecisionVerification.constraintsSigned":
+		if e.ComplexityRoot.DecisionVerification.ConstraintsSigned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DecisionVerification.ConstraintsSigned(childComplexity), true
 	case "DecisionVerification.decision":
 		if e.ComplexityRoot.DecisionVerification.Decision == nil {
 			break
@@ -1138,6 +1153,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DecisionVerification.Recomputed(childComplexity), true
+	case "DecisionVerification.signatureValid":
+		if e.ComplexityRoot.DecisionVerification.SignatureValid == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DecisionVerification.SignatureValid(childComplexity), true
 
 	case "FailedMail.attempts":
 		if e.ComplexityRoot.FailedMail.Attempts == nil {
@@ -3707,6 +3728,12 @@ func (ec *executionContext) childFields_DecisionVerification(ctx context.Context
 		return ec.fieldContext_DecisionVerification_onChainScore(ctx, field)
 	case "matchesOnChain":
 		return ec.fieldContext_DecisionVerification_matchesOnChain(ctx, field)
+	case "constraintsSigned":
+		return ec.fieldContext_DecisionVerification_constraintsSigned(ctx, field)
+	case "signatureValid":
+		return ec.fieldContext_DecisionVerification_signatureValid(ctx, field)
+	case "constraintsMet":
+		return ec.fieldContext_DecisionVerification_constraintsMet(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DecisionVerification", field.Name)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/obsqra/obsqra/portfolio"
 	"github.com/obsqra/obsqra/resolvers"
 	"github.com/obsqra/obsqra/server"
+	"github.com/obsqra/obsqra/starknet"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
 )
@@ -42,6 +43,14 @@ type adviceEnv struct {
 // (e.g. a Ledger).
 func newAdviceEnv(tb testing.TB, db *store.DB, opts ...func(*resolvers.Resolver)) *adviceEnv {
 	tb.Helper()
+	return newAdviceEnvOn(tb, db, nil, opts...)
+}
+
+// newAdviceEnvOn is newAdviceEnv whose accounts link wallets and check
+// signed constraints on the Starknet node client (nil: none), as do the
+// decisions' verifications.
+func newAdviceEnvOn(tb testing.TB, db *store.DB, client *starknet.Client, opts ...func(*resolvers.Resolver)) *adviceEnv {
+	tb.Helper()
 	// The clock starts at the real time (tokens are checked against it)
 	// and only moves forward, by days.
 	c := obsqratest.NewClock(time.Now().UTC().Truncate(time.Second))
@@ -51,11 +60,11 @@ func newAdviceEnv(tb testing.TB, db *store.DB, opts ...func(*resolvers.Resolver)
 		tb.Fatal(err)
 	}
 	accounts, err := account.New(db, account.Config{Tokens: tokens, RefreshTTL: 365 * 24 * time.Hour, BcryptCost: 4,
-		AdminEmails: []string{"admin@example.com"}})
+		AdminEmails: []string{"admin@example.com"}, Starknet: client})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	decisions := newDecisions(tb, db, nil)
+	decisions := newDecisionsChecking(tb, db, nil, accounts)
 	markets, err := market.New(db, decisions, market.Config{Now: c.Now})
 	if err != nil {
 		tb.Fatal(err)

@@ -410,7 +410,14 @@ func TestAdminOperations(t *testing.T) {
 // optimisation runs, as cmd/obsqra registers them.
 func newDecisions(tb testing.TB, db *store.DB, engine market.RiskEngine) *decision.Log {
 	tb.Helper()
-	l, err := decision.New(db, decision.Key(testKey), market.NewRiskScores(db, engine, nil), advisor.Optimizations{})
+	return newDecisionsChecking(tb, db, engine, nil)
+}
+
+// newDecisionsChecking is newDecisions whose plans' signed constraints
+// signatures checks again (nil: none).
+func newDecisionsChecking(tb testing.TB, db *store.DB, engine market.RiskEngine, signatures advisor.SignatureChecker) *decision.Log {
+	tb.Helper()
+	l, err := decision.New(db, decision.Key(testKey), market.NewRiskScores(db, engine, nil), advisor.Optimizations{Signatures: signatures})
 	if err != nil {
 		tb.Fatalf("decision.New() = %v", err)
 	}

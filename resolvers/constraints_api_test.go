@@ -121,3 +121,66 @@ func TestSignedConstraintsAPI(t *testing.T) {
 		}
 	})
 }
+
+// TestSignedConstraintsObeyedAPI: after a user's wallet signed a set,
+// runOptimization's plan obeys it however loose the preferences, and
+// verifyDecision reports the set signed, its signature valid (asked of the
+// account contract again) and the constraints met.
+func TestSignedConstraintsObeyedAPI(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		node := starknettest.NewNode(t)
+		client, err := starknet.New(starknet.Config{URLs: []string{node.URL}, Network: starknet.NetworkSepolia})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newAdviceEnvOn(t, db, client)
+		e.ingestDays(t, 40, calm)
+		ada := registerVia(t, e.h, "ada@example.com").AccessToken
+		address, key := node.NewAccount(t)
+		r := do(t, e.h, ada, `mutation($a: String!) { requestWalletChallenge(address: $a) { typedData } }`, map[string]any{"a": address.String()})
+		ch := decode[struct{ TypedData json.RawMessage }](t, r.Data["requestWalletChallenge"])
+		if r := do(t, e.h, ada, `mutation($in: ConnectWalletInput!) { connectWallet(input: $in) { walletAddress } }`,
+			map[string]any{"in": map[string]any{"address": address.String(), "signature": key.SignTypedData(ch.TypedData, address)}}); len(r.Errors) > 0 {
+			t.Fatalf("connectWallet: %+v", r.Errors)
+		}
+		r = do(t, e.h, ada, `mutation { requestConstraintApproval(input: {maxSingleBps: 4000, minDiversification: 3, maxVolatilityBps: 1000000, maxLiquidityTier: 3}) { typedData } }`, nil)
+		req := decode[struct{ TypedData json.RawMessage }](t, r.Data["requestConstraintApproval"])
+		if r := do(t, e.h, ada, `mutation($in: ApproveConstraintsInput!) { approveConstraints(input: $in) { id } }`,
+			map[string]any{"in": map[string]any{"signature": key.SignTypedData(req.TypedData, address)}}); len(r.Errors) > 0 {
+			t.Fatalf("approveConstraints: %+v", r.Errors)
+		}
+
+		r = do(t, e.h, ada, `mutation { runOptimization { decisionId plan { maxSingleBps minDiversification weights { weightBps } } } }`, nil)
+		if len(r.Errors) > 0 {
+			t.Fatalf("runOptimization: %+v", r.Errors)
+		}
+		run := decode[struct {
+			DecisionID string
+			Plan       struct {
+				MaxSingleBps, MinDiversification int
+				Weights                          []struct{ WeightBps int }
+			}
+		}](t, r.Data["runOptimization"])
+		if run.Plan.MaxSingleBps != 4000 || run.Plan.MinDiversification != 3 {
+			t.Errorf("plan limits %d %d, want the signed 4000 and 3", run.Plan.MaxSingleBps, run.Plan.MinDiversification)
+		}
+		for _, w := range run.Plan.Weights {
+			if w.WeightBps > 4000 {
+				t.Errorf("weight %d above the signed 4000", w.WeightBps)
+			}
+		}
+		const verify = `query($id: ID!) { verifyDecision(id: $id) { matches constraintsSigned signatureValid constraintsMet } }`
+		r = do(t, e.h, ada, verify, map[string]any{"id": run.DecisionID})
+		if got := string(r.Data["verifyDecision"]); len(r.Errors) > 0 || got != `{"matches":true,"constraintsSigned":true,"signatureValid":true,"constraintsMet":true}` {
+			t.Errorf("verifyDecision = %s %+v", got, r.Errors)
+		}
+		// The account's owner changes its key: the recorded signature no
+		// longer verifies.
+		node.AddAccount(address, starknettest.NewKey(t).Public())
+		r = do(t, e.h, ada, verify, map[string]any{"id": run.DecisionID})
+		if got := string(r.Data["verifyDecision"]); len(r.Errors) > 0 || got != `{"matches":true,"constraintsSigned":true,"signatureValid":false,"constraintsMet":true}` {
+			t.Errorf("verifyDecision after a key change = %s %+v", got, r.Errors)
+		}
+	})
+}

@@ -84,7 +84,7 @@ func (db *DB) PruneConstraintRequests(ctx context.Context, before time.Time) (in
 
 var signedConstraintsColumns = columns("", "id", "user_id", "signer", "chain_id", "nonce",
 	"max_single_bps", "min_diversification", "max_volatility_bps", "max_liquidity_tier",
-	"signature", "message_hash", "issued_at", "signed_at")
+	"signature", "message_hash", "issued_at", "expires_at", "signed_at")
 
 // signatureScanner reads a signature stored as comma-separated felts.
 type signatureScanner struct{ dst *[]obsqra.Felt }
@@ -123,7 +123,7 @@ func signatureArg(sig []obsqra.Felt) string {
 func signedConstraintsScanArgs(s *obsqra.SignedConstraints) []any {
 	return []any{&s.ID, &s.UserID, &s.Signer, &s.ChainID, &s.Nonce,
 		&s.Set.MaxSingleBps, &s.Set.MinDiversification, &s.Set.MaxVolatilityBps, &s.Set.MaxLiquidityTier,
-		signatureScanner{&s.Signature}, &s.MessageHash, scanTime(&s.IssuedAt), scanTime(&s.SignedAt)}
+		signatureScanner{&s.Signature}, &s.MessageHash, scanTime(&s.IssuedAt), scanTime(&s.ExpiresAt), scanTime(&s.SignedAt)}
 }
 
 // AppendSignedConstraints records s, a set the user's wallet signed, and
@@ -134,13 +134,13 @@ func signedConstraintsScanArgs(s *obsqra.SignedConstraints) []any {
 // internal ones.
 func (tx *Tx) AppendSignedConstraints(ctx context.Context, s *obsqra.SignedConstraints) error {
 	c := tx.conn()
-	s.IssuedAt, s.SignedAt = stamp(s.IssuedAt), stamp(s.SignedAt)
+	s.IssuedAt, s.ExpiresAt, s.SignedAt = stamp(s.IssuedAt), stamp(s.ExpiresAt), stamp(s.SignedAt)
 	err := c.queryRow(ctx, "INSERT INTO signed_constraints (user_id, signer, chain_id, nonce,"+
-		" max_single_bps, min_diversification, max_volatility_bps, max_liquidity_tier, signature, message_hash, issued_at, signed_at)"+
-		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+		" max_single_bps, min_diversification, max_volatility_bps, max_liquidity_tier, signature, message_hash, issued_at, expires_at, signed_at)"+
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
 		s.UserID, s.Signer.String(), s.ChainID, s.Nonce,
 		s.Set.MaxSingleBps, s.Set.MinDiversification, s.Set.MaxVolatilityBps, s.Set.MaxLiquidityTier,
-		signatureArg(s.Signature), s.MessageHash.String(), c.d.timeArg(s.IssuedAt), c.d.timeArg(s.SignedAt)).Scan(&s.ID)
+		signatureArg(s.Signature), s.MessageHash.String(), c.d.timeArg(s.IssuedAt), c.d.timeArg(s.ExpiresAt), c.d.timeArg(s.SignedAt)).Scan(&s.ID)
 	return translate(err, "append signed constraints", "signed constraints")
 }
 
@@ -180,6 +180,20 @@ func (db *DB) ActiveSignedConstraints(ctx context.Context, userID int64) (*obsqr
 		" ORDER BY signed_at DESC, id DESC LIMIT 1", userID).Scan(signedConstraintsScanArgs(s)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, obsqra.Errorf(obsqra.ENOTFOUND, "no signed constraints")
+	}
+	if err != nil {
+		return nil, translate(err, "load signed constraints", "signed constraints")
+	}
+	return s, nil
+}
+
+// SignedConstraintsByID returns the signed set id.
+// Errors: ENOTFOUND when there is none; otherwise internal ones.
+func (db *DB) SignedConstraintsByID(ctx context.Context, id int64) (*obsqra.SignedConstraints, error) {
+	s := new(obsqra.SignedConstraints)
+	err := db.conn().queryRow(ctx, "SELECT "+signedConstraintsColumns+" FROM signed_constraints WHERE id = ?", id).Scan(signedConstraintsScanArgs(s)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, obsqra.Errorf(obsqra.ENOTFOUND, "no signed constraints %d", id)
 	}
 	if err != nil {
 		return nil, translate(err, "load signed constraints", "signed constraints")

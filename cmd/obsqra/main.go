@@ -298,7 +298,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		return err
 	}
 	transactions := newLedger(db, cfg, logger, node)
-	decisions, err := newDecisions(db, cfg, logger, node)
+	decisions, err := newDecisions(db, cfg, logger, node, accounts)
 	if err != nil {
 		return err
 	}

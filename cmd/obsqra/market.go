@@ -31,14 +31,15 @@ func newSource(cfg *config.Config) market.Source {
 // (which the database never sees: its owner cannot rehash a rewritten
 // entry), with the kinds of decision the services record: risk scores,
 // checked against the RiskEngine on node when RISK_ENGINE_ADDRESS names
-// one, and optimisation runs. node may be nil.
-func newDecisions(db *store.DB, cfg *config.Config, logger *slog.Logger, node *starknet.Client) (*decision.Log, error) {
+// one, and optimisation runs, whose signed constraints signatures (nil:
+// none) checks again. node may be nil.
+func newDecisions(db *store.DB, cfg *config.Config, logger *slog.Logger, node *starknet.Client, signatures advisor.SignatureChecker) (*decision.Log, error) {
 	var engine market.RiskEngine
 	if node != nil && cfg.RiskEngineAddress != nil {
 		engine = starknet.RiskEngine{Client: node, Address: *cfg.RiskEngineAddress}
 	}
 	return decision.New(db, decision.Key(cfg.SecretKey),
-		market.NewRiskScores(db, engine, logger), advisor.Optimizations{})
+		market.NewRiskScores(db, engine, logger), advisor.Optimizations{Signatures: signatures})
 }
 
 func newMarket(db *store.DB, cfg *config.Config, logger *slog.Logger, decisions *decision.Log) (*market.Service, error) {
@@ -78,7 +79,7 @@ func runImport(ctx context.Context, cfg *config.Config, logger *slog.Logger, arg
 		return err
 	}
 	defer db.Close()
-	decisions, err := newDecisions(db, cfg, logger, nil)
+	decisions, err := newDecisions(db, cfg, logger, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,9 @@ CREATE TABLE signed_constraints (
     -- separated.
     signature           text        NOT NULL CHECK (length(signature) BETWEEN 66 AND 2200),
     message_hash        text        NOT NULL CHECK (message_hash ~ '^0x[0-9a-f]{64}$'),
+    -- The signed message's times: with the rest, they rebuild its hash.
     issued_at           timestamptz NOT NULL,
+    expires_at          timestamptz NOT NULL CHECK (expires_at > issued_at),
     signed_at           timestamptz NOT NULL
 );
 CREATE INDEX signed_constraints_user_idx ON signed_constraints (user_id, signed_at DESC, id DESC);

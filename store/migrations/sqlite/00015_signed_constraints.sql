@@ -38,6 +38,7 @@ CREATE TABLE signed_constraints (
                                     AND substr(message_hash, 1, 2) = '0x'
                                     AND substr(message_hash, 3) NOT GLOB '*[^0-9a-f]*'),
     issued_at           TEXT    NOT NULL,
+    expires_at          TEXT    NOT NULL CHECK (expires_at > issued_at),
     signed_at           TEXT    NOT NULL
 ) STRICT;
 CREATE INDEX signed_constraints_user_idx ON signed_constraints (user_id, signed_at DESC, id DESC);

@@ -202,9 +202,28 @@ type RiskParams struct {
 	AgeCapDays   int `json:"ageCapDays"`
 	ClampMin     int `json:"clampMin"`
 	ClampMax     int `json:"clampMax"`
+	// ChainVersion is the RiskEngine contract's model version these
+	// parameters are (its get_model_params), when an admin mapped them to
+	// one or adopted them from it; nil otherwise. Decisions scored with
+	// them name it.
+	ChainVersion *Felt `json:"chainVersion,omitempty"`
 	// CreatedBy is the admin who set them; 0 for the seeded defaults.
 	CreatedBy int64     `json:"-"`
 	CreatedAt time.Time `json:"-"`
+}
+
+// DeployedRiskParams is a RiskEngine model version's deployed parameters
+// beside a version of ours.
+type DeployedRiskParams struct {
+	// RiskParams are the deployed values; ChainVersion names the model
+	// version (Version and the provenance fields are zero).
+	RiskParams
+	// Known is false when the contract answered all zeros: it has no such
+	// version.
+	Known bool
+	// Matches reports whether the deployed values are Ours'.
+	Matches bool
+	Ours    *RiskParams
 }
 
 // RiskParamsPatch holds parameters given in part; nil fields keep the
@@ -221,6 +240,12 @@ type RiskParamsPatch struct {
 	AgeCapDays   *int `json:"ageCapDays"`
 	ClampMin     *int `json:"clampMin"`
 	ClampMax     *int `json:"clampMax"`
+	// ChainVersion maps the new version to the RiskEngine's model version
+	// of that felt; FromChainVersion adopts that model version's deployed
+	// parameters as the new version (no other field may be given with
+	// it). setRiskParams only.
+	ChainVersion     *string `json:"-"`
+	FromChainVersion *string `json:"-"`
 }
 
 // Apply returns p with the fields set in patch replaced (Version and the

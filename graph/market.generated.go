@@ -21,6 +21,11 @@ type DecisionVerificationResolver interface {
 	OnChainScore(ctx context.Context, obj *obsqra.DecisionVerification) (*int, error)
 	MatchesOnChain(ctx context.Context, obj *obsqra.DecisionVerification) (*bool, error)
 }
+type DeployedRiskParamsResolver interface {
+	ChainVersion(ctx context.Context, obj *obsqra.DeployedRiskParams) (string, error)
+
+	OurVersion(ctx context.Context, obj *obsqra.DeployedRiskParams) (int, error)
+}
 type JobRunResolver interface {
 	Error(ctx context.Context, obj *obsqra.JobRun) (*string, error)
 }
@@ -36,6 +41,10 @@ type ProtocolResolver interface {
 	RiskHistory(ctx context.Context, obj *obsqra.Protocol, first *int, after *string, from *time.Time, to *time.Time) (*RiskScoreConnection, error)
 	YieldForecast(ctx context.Context, obj *obsqra.Protocol, horizonDays *int) (*obsqra.Forecast, error)
 	RiskForecast(ctx context.Context, obj *obsqra.Protocol, horizonDays *int) (*obsqra.Forecast, error)
+}
+type RiskParamsResolver interface {
+	ChainVersion(ctx context.Context, obj *obsqra.RiskParams) (*string, error)
+	Deployed(ctx context.Context, obj *obsqra.RiskParams, chainVersion *string) (*obsqra.DeployedRiskParams, error)
 }
 type RiskScoreResolver interface {
 	Protocol(ctx context.Context, obj *obsqra.RiskScore) (*obsqra.Protocol, error)
@@ -155,6 +164,20 @@ func (ec *executionContext) field_Protocol_yieldForecast_args(ctx context.Contex
 		return nil, err
 	}
 	args["horizonDays"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_RiskParams_deployed_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "chainVersion",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["chainVersion"] = arg0
 	return args, nil
 }
 
@@ -583,6 +606,351 @@ func (ec *executionContext) _DecisionVerification_constraintsMet(ctx context.Con
 }
 func (ec *executionContext) fieldContext_DecisionVerification_constraintsMet(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DecisionVerification", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DeployedRiskParams_chainVersion(ctx context.Context, field graphql.CollectedField, obj *obsqra.DeployedRiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeployedRiskParams_chainVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DeployedRiskParams().ChainVersion(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeployedRiskParams_chainVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeployedRiskParams", field, true, true, "String")
+}
+
+func (ec *executionContext) _DeployedRiskParams_known(ctx context.Context, field graphql.CollectedField, obj *obsqra.DeployedRiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeployedRiskParams_known(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Known, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeployedRiskParams_known(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeployedRiskParams", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DeployedRiskParams_matches(ctx context.Context, field graphql.CollectedField, obj *obsqra.DeployedRiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeployedRiskParams_matches(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Matches, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeployedRiskParams_matches(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeployedRiskParams", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DeployedRiskParams_ourVersion(ctx context.Context, field graphql.CollectedField, obj *obsqra.DeployedRiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeployedRiskParams_ourVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DeployedRiskParams().OurVersion(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeployedRiskParams_ourVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeployedRiskParams", field, true, true, "Int")
+}
+
+func (ec *executionContext) _DeployedRiskParams_wUtilization(ctx context.Context, field graphql.CollectedField, obj *obsqra.DeployedRiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeployedRiskParams_wUtilization(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WUtilization, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeployedRiskParams_wUtilization(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeployedRiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeployedRiskParams_wVolatility(ctx context.Context, field graphql.CollectedField, obj *obsqra.DeployedRiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeployedRiskParams_wVolatility(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WVolatility, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeployedRiskParams_wVolatility(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeployedRiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeployedRiskParams_wLiquidity0(ctx context.Context, field graphql.CollectedField, obj *obsqra.DeployedRiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeployedRiskParams_wLiquidity0(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WLiquidity0, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeployedRiskParams_wLiquidity0(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeployedRiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeployedRiskParams_wLiquidity1(ctx context.Context, field graphql.CollectedField, obj *obsqra.DeployedRiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeployedRiskParams_wLiquidity1(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WLiquidity1, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeployedRiskParams_wLiquidity1(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeployedRiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeployedRiskParams_wLiquidity2(ctx context.Context, field graphql.CollectedField, obj *obsqra.DeployedRiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeployedRiskParams_wLiquidity2(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WLiquidity2, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeployedRiskParams_wLiquidity2(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeployedRiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeployedRiskParams_wLiquidity3(ctx context.Context, field graphql.CollectedField, obj *obsqra.DeployedRiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeployedRiskParams_wLiquidity3(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WLiquidity3, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeployedRiskParams_wLiquidity3(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeployedRiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeployedRiskParams_wAudit(ctx context.Context, field graphql.CollectedField, obj *obsqra.DeployedRiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeployedRiskParams_wAudit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WAudit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeployedRiskParams_wAudit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeployedRiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeployedRiskParams_wAge(ctx context.Context, field graphql.CollectedField, obj *obsqra.DeployedRiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeployedRiskParams_wAge(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WAge, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeployedRiskParams_wAge(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeployedRiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeployedRiskParams_ageCapDays(ctx context.Context, field graphql.CollectedField, obj *obsqra.DeployedRiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeployedRiskParams_ageCapDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AgeCapDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeployedRiskParams_ageCapDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeployedRiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeployedRiskParams_clampMin(ctx context.Context, field graphql.CollectedField, obj *obsqra.DeployedRiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeployedRiskParams_clampMin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClampMin, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeployedRiskParams_clampMin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeployedRiskParams", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeployedRiskParams_clampMax(ctx context.Context, field graphql.CollectedField, obj *obsqra.DeployedRiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeployedRiskParams_clampMax(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClampMax, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeployedRiskParams_clampMax(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeployedRiskParams", field, false, false, "Int")
 }
 
 func (ec *executionContext) _JobRun_job(ctx context.Context, field graphql.CollectedField, obj *obsqra.JobRun) (ret graphql.Marshaler) {
@@ -2158,6 +2526,73 @@ func (ec *executionContext) fieldContext_RiskParams_createdAt(_ context.Context,
 	return graphql.NewScalarFieldContext("RiskParams", field, false, false, "Time")
 }
 
+func (ec *executionContext) _RiskParams_chainVersion(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskParams_chainVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.RiskParams().ChainVersion(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RiskParams_chainVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskParams", field, true, true, "String")
+}
+
+func (ec *executionContext) _RiskParams_deployed(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskParams_deployed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.RiskParams().Deployed(ctx, obj, fc.Args["chainVersion"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.DeployedRiskParams) graphql.Marshaler {
+			return ec.marshalNDeployedRiskParams2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDeployedRiskParams(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskParams_deployed(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RiskParams",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeployedRiskParams(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_RiskParams_deployed_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _RiskScore_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskScore) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3028,7 +3463,7 @@ func (ec *executionContext) unmarshalInputRiskParamsInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"wUtilization", "wVolatility", "wLiquidity0", "wLiquidity1", "wLiquidity2", "wLiquidity3", "wAudit", "wAge", "ageCapDays", "clampMin", "clampMax"}
+	fieldsInOrder := [...]string{"wUtilization", "wVolatility", "wLiquidity0", "wLiquidity1", "wLiquidity2", "wLiquidity3", "wAudit", "wAge", "ageCapDays", "clampMin", "clampMax", "chainVersion", "fromChainVersion"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -3112,6 +3547,20 @@ func (ec *executionContext) unmarshalInputRiskParamsInput(ctx context.Context, o
 				return it, err
 			}
 			it.ClampMax = data
+		case "chainVersion":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("chainVersion"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ChainVersion = data
+		case "fromChainVersion":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fromChainVersion"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FromChainVersion = data
 		}
 	}
 	return it, nil
@@ -3372,6 +3821,111 @@ func (ec *executionContext) _DecisionVerification(ctx context.Context, sel ast.S
 		case "constraintsMet":
 			out.Values[i] = ec._DecisionVerification_constraintsMet(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deployedRiskParamsImplementors = []string{"DeployedRiskParams"}
+
+func (ec *executionContext) _DeployedRiskParams(ctx context.Context, sel ast.SelectionSet, obj *obsqra.DeployedRiskParams) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deployedRiskParamsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeployedRiskParams")
+		case "chainVersion":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DeployedRiskParams_chainVersion(ctx, field, obj)
+				})
+		case "known":
+			out.Values[i] = ec._DeployedRiskParams_known(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "matches":
+			out.Values[i] = ec._DeployedRiskParams_matches(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ourVersion":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DeployedRiskParams_ourVersion(ctx, field, obj)
+				})
+		case "wUtilization":
+			out.Values[i] = ec._DeployedRiskParams_wUtilization(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "wVolatility":
+			out.Values[i] = ec._DeployedRiskParams_wVolatility(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "wLiquidity0":
+			out.Values[i] = ec._DeployedRiskParams_wLiquidity0(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "wLiquidity1":
+			out.Values[i] = ec._DeployedRiskParams_wLiquidity1(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "wLiquidity2":
+			out.Values[i] = ec._DeployedRiskParams_wLiquidity2(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "wLiquidity3":
+			out.Values[i] = ec._DeployedRiskParams_wLiquidity3(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "wAudit":
+			out.Values[i] = ec._DeployedRiskParams_wAudit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "wAge":
+			out.Values[i] = ec._DeployedRiskParams_wAge(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ageCapDays":
+			out.Values[i] = ec._DeployedRiskParams_ageCapDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "clampMin":
+			out.Values[i] = ec._DeployedRiskParams_clampMin(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "clampMax":
+			out.Values[i] = ec._DeployedRiskParams_clampMax(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		default:
@@ -3883,68 +4437,80 @@ func (ec *executionContext) _RiskParams(ctx context.Context, sel ast.SelectionSe
 		case "version":
 			out.Values[i] = ec._RiskParams_version(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "wUtilization":
 			out.Values[i] = ec._RiskParams_wUtilization(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "wVolatility":
 			out.Values[i] = ec._RiskParams_wVolatility(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "wLiquidity0":
 			out.Values[i] = ec._RiskParams_wLiquidity0(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "wLiquidity1":
 			out.Values[i] = ec._RiskParams_wLiquidity1(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "wLiquidity2":
 			out.Values[i] = ec._RiskParams_wLiquidity2(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "wLiquidity3":
 			out.Values[i] = ec._RiskParams_wLiquidity3(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "wAudit":
 			out.Values[i] = ec._RiskParams_wAudit(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "wAge":
 			out.Values[i] = ec._RiskParams_wAge(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "ageCapDays":
 			out.Values[i] = ec._RiskParams_ageCapDays(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "clampMin":
 			out.Values[i] = ec._RiskParams_clampMin(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "clampMax":
 			out.Values[i] = ec._RiskParams_clampMax(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._RiskParams_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "chainVersion":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RiskParams_chainVersion(ctx, field, obj)
+				})
+		case "deployed":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RiskParams_deployed(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -4299,6 +4865,14 @@ func (ec *executionContext) marshalNDecisionVerification2ᚖgithubᚗcomᚋobsqr
 		return graphql.Null
 	}
 	return ec._DecisionVerification(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDeployedRiskParams2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐDeployedRiskParams(ctx context.Context, sel ast.SelectionSet, v *obsqra.DeployedRiskParams) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeployedRiskParams!")
+		return graphql.Null
+	}
+	return ec._DeployedRiskParams(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNJobOutcome2githubᚗcomᚋobsqraᚋobsqraᚐJobOutcome(ctx context.Context, v any) (obsqra.JobOutcome, error) {

@@ -28,6 +28,7 @@ type ResolverRoot interface {
 	BacktestReport() BacktestReportResolver
 	DashboardProtocol() DashboardProtocolResolver
 	DecisionVerification() DecisionVerificationResolver
+	DeployedRiskParams() DeployedRiskParamsResolver
 	FailedMail() FailedMailResolver
 	JobRun() JobRunResolver
 	MetricsSample() MetricsSampleResolver
@@ -38,6 +39,7 @@ type ResolverRoot interface {
 	Query() QueryResolver
 	RebalanceSuggestion() RebalanceSuggestionResolver
 	RebalanceTrade() RebalanceTradeResolver
+	RiskParams() RiskParamsResolver
 	RiskScore() RiskScoreResolver
 	SchedulerJob() SchedulerJobResolver
 	SignedConstraintSet() SignedConstraintSetResolver
@@ -170,6 +172,24 @@ type ComplexityRoot struct {
 		OnChainScore      func(childComplexity int) int
 		Recomputed        func(childComplexity int) int
 		SignatureValid    func(childComplexity int) int
+	}
+
+	DeployedRiskParams struct {
+		AgeCapDays   func(childComplexity int) int
+		ChainVersion func(childComplexity int) int
+		ClampMax     func(childComplexity int) int
+		ClampMin     func(childComplexity int) int
+		Known        func(childComplexity int) int
+		Matches      func(childComplexity int) int
+		OurVersion   func(childComplexity int) int
+		WAge         func(childComplexity int) int
+		WAudit       func(childComplexity int) int
+		WLiquidity0  func(childComplexity int) int
+		WLiquidity1  func(childComplexity int) int
+		WLiquidity2  func(childComplexity int) int
+		WLiquidity3  func(childComplexity int) int
+		WUtilization func(childComplexity int) int
+		WVolatility  func(childComplexity int) int
 	}
 
 	FailedMail struct {
@@ -440,9 +460,11 @@ type ComplexityRoot struct {
 
 	RiskParams struct {
 		AgeCapDays   func(childComplexity int) int
+		ChainVersion func(childComplexity int) int
 		ClampMax     func(childComplexity int) int
 		ClampMin     func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
+		Deployed     func(childComplexity int, chainVersion *string) int
 		Version      func(childComplexity int) int
 		WAge         func(childComplexity int) int
 		WAudit       func(childComplexity int) int
@@ -1159,6 +1181,97 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DecisionVerification.SignatureValid(childComplexity), true
+
+	case "DeployedRiskParams.ageCapDays":
+		if e.ComplexityRoot.DeployedRiskParams.AgeCapDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployedRiskParams.AgeCapDays(childComplexity), true
+	case "DeployedRiskParams.chainVersion":
+		if e.ComplexityRoot.DeployedRiskParams.ChainVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployedRiskParams.ChainVersion(childComplexity), true
+	case "DeployedRiskParams.clampMax":
+		if e.ComplexityRoot.DeployedRiskParams.ClampMax == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployedRiskParams.ClampMax(childComplexity), true
+	case "DeployedRiskParams.clampMin":
+		if e.ComplexityRoot.DeployedRiskParams.ClampMin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployedRiskParams.ClampMin(childComplexity), true
+	case "DeployedRiskParams.known":
+		if e.ComplexityRoot.DeployedRiskParams.Known == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployedRiskParams.Known(childComplexity), true
+	case "DeployedRiskParams.matches":
+		if e.ComplexityRoot.DeployedRiskParams.Matches == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployedRiskParams.Matches(childComplexity), true
+	case "DeployedRiskParams.ourVersion":
+		if e.ComplexityRoot.DeployedRiskParams.OurVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployedRiskParams.OurVersion(childComplexity), true
+	case "DeployedRiskParams.wAge":
+		if e.ComplexityRoot.DeployedRiskParams.WAge == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployedRiskParams.WAge(childComplexity), true
+	case "DeployedRiskParams.wAudit":
+		if e.ComplexityRoot.DeployedRiskParams.WAudit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployedRiskParams.WAudit(childComplexity), true
+	case "DeployedRiskParams.wLiquidity0":
+		if e.ComplexityRoot.DeployedRiskParams.WLiquidity0 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployedRiskParams.WLiquidity0(childComplexity), true
+	case "DeployedRiskParams.wLiquidity1":
+		if e.ComplexityRoot.DeployedRiskParams.WLiquidity1 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployedRiskParams.WLiquidity1(childComplexity), true
+	case "DeployedRiskParams.wLiquidity2":
+		if e.ComplexityRoot.DeployedRiskParams.WLiquidity2 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployedRiskParams.WLiquidity2(childComplexity), true
+	case "DeployedRiskParams.wLiquidity3":
+		if e.ComplexityRoot.DeployedRiskParams.WLiquidity3 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployedRiskParams.WLiquidity3(childComplexity), true
+	case "DeployedRiskParams.wUtilization":
+		if e.ComplexityRoot.DeployedRiskParams.WUtilization == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployedRiskParams.WUtilization(childComplexity), true
+	case "DeployedRiskParams.wVolatility":
+		if e.ComplexityRoot.DeployedRiskParams.WVolatility == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployedRiskParams.WVolatility(childComplexity), true
 
 	case "FailedMail.attempts":
 		if e.ComplexityRoot.FailedMail.Attempts == nil {
@@ -2553,6 +2666,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RiskParams.AgeCapDays(childComplexity), true
+	case "RiskParams.chainVersion":
+		if e.ComplexityRoot.RiskParams.ChainVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskParams.ChainVersion(childComplexity), true
 	case "RiskParams.clampMax":
 		if e.ComplexityRoot.RiskParams.ClampMax == nil {
 			break
@@ -2571,6 +2690,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RiskParams.CreatedAt(childComplexity), true
+	case "RiskParams.deployed":
+		if e.ComplexityRoot.RiskParams.Deployed == nil {
+			break
+		}
+
+		args, err := ec.field_RiskParams_deployed_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.RiskParams.Deployed(childComplexity, args["chainVersion"].(*string)), true
 	case "RiskParams.version":
 		if e.ComplexityRoot.RiskParams.Version == nil {
 			break
@@ -3738,6 +3868,42 @@ func (ec *executionContext) childFields_DecisionVerification(ctx context.Context
 	return nil, fmt.Errorf("no field named %q was found under type DecisionVerification", field.Name)
 }
 
+func (ec *executionContext) childFields_DeployedRiskParams(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "chainVersion":
+		return ec.fieldContext_DeployedRiskParams_chainVersion(ctx, field)
+	case "known":
+		return ec.fieldContext_DeployedRiskParams_known(ctx, field)
+	case "matches":
+		return ec.fieldContext_DeployedRiskParams_matches(ctx, field)
+	case "ourVersion":
+		return ec.fieldContext_DeployedRiskParams_ourVersion(ctx, field)
+	case "wUtilization":
+		return ec.fieldContext_DeployedRiskParams_wUtilization(ctx, field)
+	case "wVolatility":
+		return ec.fieldContext_DeployedRiskParams_wVolatility(ctx, field)
+	case "wLiquidity0":
+		return ec.fieldContext_DeployedRiskParams_wLiquidity0(ctx, field)
+	case "wLiquidity1":
+		return ec.fieldContext_DeployedRiskParams_wLiquidity1(ctx, field)
+	case "wLiquidity2":
+		return ec.fieldContext_DeployedRiskParams_wLiquidity2(ctx, field)
+	case "wLiquidity3":
+		return ec.fieldContext_DeployedRiskParams_wLiquidity3(ctx, field)
+	case "wAudit":
+		return ec.fieldContext_DeployedRiskParams_wAudit(ctx, field)
+	case "wAge":
+		return ec.fieldContext_DeployedRiskParams_wAge(ctx, field)
+	case "ageCapDays":
+		return ec.fieldContext_DeployedRiskParams_ageCapDays(ctx, field)
+	case "clampMin":
+		return ec.fieldContext_DeployedRiskParams_clampMin(ctx, field)
+	case "clampMax":
+		return ec.fieldContext_DeployedRiskParams_clampMax(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeployedRiskParams", field.Name)
+}
+
 func (ec *executionContext) childFields_FailedMail(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -4194,6 +4360,10 @@ func (ec *executionContext) childFields_RiskParams(ctx context.Context, field gr
 		return ec.fieldContext_RiskParams_clampMax(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_RiskParams_createdAt(ctx, field)
+	case "chainVersion":
+		return ec.fieldContext_RiskParams_chainVersion(ctx, field)
+	case "deployed":
+		return ec.fieldContext_RiskParams_deployed(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RiskParams", field.Name)
 }

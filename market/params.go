@@ -12,6 +12,86 @@ import (
 	"github.com/obsqra/obsqra/store"
 )
 
+// ModelParamsReader reads the deployed RiskEngine's model parameters
+// (starknet.RiskEngine is one).
+type ModelParamsReader interface {
+	// ModelParams returns the parameters of model version, and whether the
+	// contract knows it (all zeros when not).
+	ModelParams(ctx context.Context, version obsqra.Felt) (obsqra.RiskParams, bool, error)
+}
+
+// DeployedParams asks the deployed RiskEngine for the parameters of its
+// model version chainVersion (nil: the one ours is mapped to) and compares
+// them with ours. Admins only: each call asks the node.
+// Errors: EUNAUTHENTICATED, EFORBIDDEN; EINVALID when no RiskEngine is
+// configured, for a malformed chain version, or when neither it nor ours
+// names one; EUNAVAILABLE when the node does not answer.
+func (s *Service) DeployedParams(ctx context.Context, ours *obsqra.RiskParams, chainVersion *string) (*obsqra.DeployedRiskParams, error) {
+	if _, err := obsqra.RequireAdmin(ctx, "read the deployed risk parameters"); err != nil {
+		return nil, err
+	}
+	if s.cfg.Engine == nil {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "no RiskEngine is configured (RISK_ENGINE_ADDRESS)")
+	}
+	var version obsqra.Felt
+	switch {
+	case chainVersion != nil:
+		v, err := obsqra.ParseFelt(*chainVersion)
+		if err != nil {
+			return nil, obsqra.Errorf(obsqra.EINVALID, "chainVersion: %s", obsqra.ErrorMessage(err))
+		}
+		version = v
+	case ours.ChainVersion != nil:
+		version = *ours.ChainVersion
+	default:
+		return nil, obsqra.Errorf(obsqra.EINVALID, "risk parameters version %d is mapped to no chain model version: name one with chainVersion", ours.Version)
+	}
+	deployed, known, err := s.cfg.Engine.ModelParams(ctx, version)
+	if err != nil {
+		return nil, engineError(err)
+	}
+	deployed.ChainVersion = &version
+	return &obsqra.DeployedRiskParams{RiskParams: deployed, Known: known, Matches: known && sameModel(deployed, *ours), Ours: ours}, nil
+}
+
+// CheckDeployedParams compares the active parameters with the deployed
+// RiskEngine's model version they are mapped to, and logs a warning when
+// they differ or the contract does not know that version. It reports
+// whether they match; true when there is nothing to compare (no engine,
+// or no mapping). Errors: EUNAVAILABLE when the node does not answer;
+// internal ones.
+func (s *Service) CheckDeployedParams(ctx context.Context) (bool, error) {
+	ours, err := s.db.ActiveRiskParams(ctx)
+	if err != nil || s.cfg.Engine == nil || ours.ChainVersion == nil {
+		return true, err
+	}
+	deployed, known, err := s.cfg.Engine.ModelParams(ctx, *ours.ChainVersion)
+	if err != nil {
+		return false, engineError(err)
+	}
+	if !known || !sameModel(deployed, *ours) {
+		s.cfg.Logger.WarnContext(ctx, "risk parameters differ from the deployed RiskEngine's", "version", ours.Version,
+			"chain_version", ours.ChainVersion.String(), "known_on_chain", known, "ours", fmt.Sprintf("%+v", modelValues(*ours)),
+			"deployed", fmt.Sprintf("%+v", modelValues(deployed)))
+		return false, nil
+	}
+	return true, nil
+}
+
+// engineError codes a failed call of the RiskEngine.
+func engineError(err error) error {
+	return &obsqra.Error{Code: obsqra.EUNAVAILABLE, Message: "the Starknet node did not answer the RiskEngine call; try again later", Err: err}
+}
+
+// modelValues are the eleven parameters, for logs.
+func modelValues(p obsqra.RiskParams) [11]int {
+	return [11]int{p.WUtilization, p.WVolatility, p.WLiquidity0, p.WLiquidity1, p.WLiquidity2, p.WLiquidity3,
+		p.WAudit, p.WAge, p.AgeCapDays, p.ClampMin, p.ClampMax}
+}
+
+// sameModel reports whether a and b have the same eleven parameters.
+func sameModel(a, b obsqra.RiskParams) bool { return modelValues(a) == modelValues(b) }
+
 // RiskParams returns the active risk parameters.
 // Errors: only internal ones.
 func (s *Service) RiskParams(ctx context.Context) (*obsqra.RiskParams, error) {
@@ -27,6 +107,20 @@ func (s *Service) SetRiskParams(ctx context.Context, patch obsqra.RiskParamsPatc
 	if err != nil {
 		return nil, err
 	}
+	var mapped *obsqra.Felt
+	if patch.ChainVersion != nil {
+		v, err := obsqra.ParseFelt(*patch.ChainVersion)
+		if err != nil {
+			return nil, obsqra.Errorf(obsqra.EINVALID, "input.chainVersion: %s", obsqra.ErrorMessage(err))
+		}
+		mapped = &v
+	}
+	var adopted *obsqra.RiskParams
+	if patch.FromChainVersion != nil {
+		if adopted, err = s.adopt(ctx, patch); err != nil {
+			return nil, err
+		}
+	}
 	var out *obsqra.RiskParams
 	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
 		cur, err := tx.ActiveRiskParams(ctx)
@@ -34,7 +128,14 @@ func (s *Service) SetRiskParams(ctx context.Context, patch obsqra.RiskParamsPatc
 			return err
 		}
 		next := patch.Apply(*cur)
+		next.ChainVersion = mapped
+		if adopted != nil {
+			next = *adopted
+		}
 		if _, err := newModel(next); err != nil {
+			if adopted != nil {
+				return obsqra.Errorf(obsqra.EINVALID, "the deployed parameters of chain model version %s cannot be used here: %s", adopted.ChainVersion, obsqra.ErrorMessage(err))
+			}
 			return err
 		}
 		next.CreatedBy = p.User.ID
@@ -45,6 +146,34 @@ func (s *Service) SetRiskParams(ctx context.Context, patch obsqra.RiskParamsPatc
 		return nil
 	})
 	return out, err
+}
+
+// adopt reads the deployed parameters patch.FromChainVersion names, for
+// SetRiskParams. Errors: EINVALID when another field is given too, the
+// version is malformed or unknown to the contract, or no RiskEngine is
+// configured; EUNAVAILABLE when the node does not answer.
+func (s *Service) adopt(ctx context.Context, patch obsqra.RiskParamsPatch) (*obsqra.RiskParams, error) {
+	rest := patch
+	rest.FromChainVersion = nil
+	if rest != (obsqra.RiskParamsPatch{}) {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "input.fromChainVersion adopts the deployed parameters as they are: give no other field with it")
+	}
+	if s.cfg.Engine == nil {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "input.fromChainVersion: no RiskEngine is configured (RISK_ENGINE_ADDRESS)")
+	}
+	version, err := obsqra.ParseFelt(*patch.FromChainVersion)
+	if err != nil {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "input.fromChainVersion: %s", obsqra.ErrorMessage(err))
+	}
+	deployed, known, err := s.cfg.Engine.ModelParams(ctx, version)
+	if err != nil {
+		return nil, engineError(err)
+	}
+	if !known {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "input.fromChainVersion: the RiskEngine has no model version %s (it answered all zeros)", version)
+	}
+	deployed.ChainVersion = &version
+	return &deployed, nil
 }
 
 // ActiveModel returns the scoring model of the active risk parameters, and
@@ -110,6 +239,9 @@ func (s *Service) PreviewRisk(ctx context.Context, in obsqra.RiskInputs, patch *
 		return nil, err
 	}
 	var m *ml.Model
+	if patch != nil && (patch.ChainVersion != nil || patch.FromChainVersion != nil) {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "params.chainVersion and params.fromChainVersion are for setRiskParams: a preview scores values")
+	}
 	if patch != nil {
 		if m, err = newModel(patch.Apply(*cur)); err != nil {
 			return nil, err

@@ -56,6 +56,10 @@ type Config struct {
 	Logger      *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Engine is the deployed RiskEngine whose model parameters setRiskParams
+	// may adopt and CheckDeployedParams compares; nil when
+	// RISK_ENGINE_ADDRESS is not set.
+	Engine ModelParamsReader
 	// ProtocolTTL is how old ProtocolsByID's snapshot may be (default
 	// 1s): how long another instance's change of a protocol may take to
 	// show in this one's subscriptions. This instance's own changes show

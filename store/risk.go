@@ -9,12 +9,12 @@ import (
 var riskParamsSelect = "SELECT " + columns("",
 	"version", "w_utilization", "w_volatility", "w_liquidity0", "w_liquidity1", "w_liquidity2",
 	"w_liquidity3", "w_audit", "w_age", "age_cap_days", "clamp_min", "clamp_max",
-	"created_by", "created_at") + " FROM risk_params"
+	"chain_version", "created_by", "created_at") + " FROM risk_params"
 
 func riskParamsScanArgs(p *obsqra.RiskParams) []any {
 	return []any{&p.Version, &p.WUtilization, &p.WVolatility, &p.WLiquidity0, &p.WLiquidity1,
 		&p.WLiquidity2, &p.WLiquidity3, &p.WAudit, &p.WAge, &p.AgeCapDays, &p.ClampMin, &p.ClampMax,
-		idScanner{&p.CreatedBy}, scanTime(&p.CreatedAt)}
+		walletScanner{dst: &p.ChainVersion}, idScanner{&p.CreatedBy}, scanTime(&p.CreatedAt)}
 }
 
 // ActiveRiskParams returns the newest version of the risk parameters (the
@@ -53,11 +53,11 @@ func (tx *Tx) InsertRiskParams(ctx context.Context, p *obsqra.RiskParams) error 
 	now := tx.now()
 	err := c.queryRow(ctx, `
 		INSERT INTO risk_params (version, w_utilization, w_volatility, w_liquidity0, w_liquidity1,
-			w_liquidity2, w_liquidity3, w_audit, w_age, age_cap_days, clamp_min, clamp_max, created_by, created_at)
-		SELECT COALESCE(MAX(version), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM risk_params
+			w_liquidity2, w_liquidity3, w_audit, w_age, age_cap_days, clamp_min, clamp_max, chain_version, created_by, created_at)
+		SELECT COALESCE(MAX(version), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM risk_params
 		RETURNING version`,
 		p.WUtilization, p.WVolatility, p.WLiquidity0, p.WLiquidity1, p.WLiquidity2, p.WLiquidity3,
-		p.WAudit, p.WAge, p.AgeCapDays, p.ClampMin, p.ClampMax, by, c.d.timeArg(now)).Scan(&p.Version)
+		p.WAudit, p.WAge, p.AgeCapDays, p.ClampMin, p.ClampMax, stringArg(p.ChainVersion), by, c.d.timeArg(now)).Scan(&p.Version)
 	if err != nil {
 		return translate(err, "insert risk parameters", "risk parameters version")
 	}

@@ -120,7 +120,16 @@ func newScheduler(db *store.DB, cfg *config.Config, logger *slog.Logger, observe
 		Interval: cfg.DecisionAuditInterval,
 		Timeout:  auditTimeout,
 		Jitter:   cfg.DecisionAuditInterval / 10,
-		Run:      decisions.Audit,
+		Run: func(ctx context.Context) error {
+			if err := decisions.Audit(ctx); err != nil {
+				return err
+			}
+			// The active risk parameters against the RiskEngine's model
+			// version they are mapped to: a mismatch is logged (a
+			// warning), an unreachable node is the run's error.
+			_, err := markets.CheckDeployedParams(ctx)
+			return err
+		},
 	})
 	if markets.SourceName() != "none" {
 		// Every job runs once at start, the forecast job too, while the

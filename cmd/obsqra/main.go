@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	// Time zone data in the binary (about 450 KB): a TZ such as
 	// Europe/Paris resolves in an image without /usr/share/zoneinfo
 	// (distroless static, scratch); scripts/check-container checks it.
@@ -302,10 +303,18 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	markets, err := newMarket(db, cfg, logger, decisions)
+	markets, err := newMarket(db, cfg, logger, decisions, node)
 	if err != nil {
 		return err
 	}
+	// The active risk parameters against the deployed RiskEngine's model
+	// version they are mapped to: a mismatch is logged, on every instance
+	// (the decision-audit job checks again on the leader).
+	checkCtx, cancelCheck := context.WithTimeout(ctx, 10*time.Second)
+	if _, err := markets.CheckDeployedParams(checkCtx); err != nil {
+		logger.Error("compare risk parameters with the deployed RiskEngine", "error", err)
+	}
+	cancelCheck()
 	advice, err := newAdvisor(db, cfg, logger, markets, decisions)
 	if err != nil {
 		return err

@@ -42,14 +42,18 @@ func newDecisions(db *store.DB, cfg *config.Config, logger *slog.Logger, node *s
 		market.NewRiskScores(db, engine, logger), advisor.Optimizations{Signatures: signatures})
 }
 
-func newMarket(db *store.DB, cfg *config.Config, logger *slog.Logger, decisions *decision.Log) (*market.Service, error) {
-	return market.New(db, decisions, market.Config{
+func newMarket(db *store.DB, cfg *config.Config, logger *slog.Logger, decisions *decision.Log, node *starknet.Client) (*market.Service, error) {
+	mc := market.Config{
 		Source:         newSource(cfg),
 		PollInterval:   cfg.MarketPollInterval,
 		TierThresholds: cfg.LiquidityTierUSD,
 		HistoryDays:    cfg.MarketHistoryDays,
 		Logger:         logger,
-	})
+	}
+	if node != nil && cfg.RiskEngineAddress != nil {
+		mc.Engine = starknet.RiskEngine{Client: node, Address: *cfg.RiskEngineAddress}
+	}
+	return market.New(db, decisions, mc)
 }
 
 const importUsage = `usage: obsqra import metrics FILE

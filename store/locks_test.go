@@ -25,7 +25,19 @@ func TestEventAndDecisionLocksDoNotDeadlock(t *testing.T) {
 				ModelVersion: obsqra.RiskModelVersion}
 		}
 		event := func() *obsqra.Event { return &obsqra.Event{Topic: obsqra.TopicMarketChanged} }
-		for round := range 3 {
+		// The same with LockDecisions first, as a unit of work that will
+		// append decisions does (the ingest, a plan).
+		lockFirst := []func(tx *store.Tx) error{
+			func(tx *store.Tx) error { return tx.AppendDecision(ctx, decision(), store.TestHash) },
+			func(tx *store.Tx) error {
+				if err := tx.LockDecisions(ctx); err != nil {
+					return err
+				}
+				return tx.AppendDecision(ctx, decision(), store.TestHash)
+			},
+		}
+		for round := range 2 * len(lockFirst) {
+			decisionFirst := lockFirst[round%len(lockFirst)]
 			eventFirstHolds := make(chan struct{})
 			errs := make(chan error, 2)
 			go func() { // event, then decision
@@ -43,7 +55,7 @@ func TestEventAndDecisionLocksDoNotDeadlock(t *testing.T) {
 			go func() { // decision, then event
 				<-eventFirstHolds
 				errs <- db.WithTx(ctx, func(tx *store.Tx) error {
-					if err := tx.AppendDecision(ctx, decision(), store.TestHash); err != nil {
+					if err := decisionFirst(tx); err != nil {
 						return err
 					}
 					return tx.AppendEvent(ctx, event())

@@ -25,11 +25,15 @@ var (
 	// ErrContractError is JSON-RPC error 40: the call reverted. The revert
 	// data is the RPCError's Data; RevertReason flattens it.
 	ErrContractError = errors.New("starknet: contract error")
+	// ErrBlockNotFound is JSON-RPC error 24: the node does not have the
+	// block asked about (it lags behind the one that named it).
+	ErrBlockNotFound = errors.New("starknet: block not found")
 )
 
 // JSON-RPC error codes of the Starknet spec 0.9 that this package names.
 const (
 	CodeContractNotFound   = 20
+	CodeBlockNotFound      = 24
 	CodeEntrypointNotFound = 21
 	CodeTxNotFound         = 29
 	CodeContractError      = 40
@@ -79,6 +83,8 @@ func (e *RPCError) Is(target error) bool {
 		return e.Code == CodeTxNotFound
 	case ErrContractError:
 		return e.Code == CodeContractError
+	case ErrBlockNotFound:
+		return e.Code == CodeBlockNotFound
 	}
 	return false
 }

@@ -197,13 +197,25 @@ func decodeReceipt(raw json.RawMessage) (Receipt, error) {
 // ErrEntrypointNotFound, ErrContractError (the RPCError's RevertReason
 // says why), ErrUnavailable.
 func (c *Client) Call(ctx context.Context, contract obsqra.Felt, entryPoint string, calldata []obsqra.Felt) ([]obsqra.Felt, error) {
+	return c.callOn(ctx, "latest", contract, entryPoint, calldata)
+}
+
+// CallAt is Call on the block numbered block: calls that name one block
+// read one state, however many there are and whichever endpoint answers.
+// Errors: those of Call; ErrBlockNotFound when the node answering lags
+// behind block.
+func (c *Client) CallAt(ctx context.Context, block uint64, contract obsqra.Felt, entryPoint string, calldata []obsqra.Felt) ([]obsqra.Felt, error) {
+	return c.callOn(ctx, map[string]uint64{"block_number": block}, contract, entryPoint, calldata)
+}
+
+func (c *Client) callOn(ctx context.Context, blockID any, contract obsqra.Felt, entryPoint string, calldata []obsqra.Felt) ([]obsqra.Felt, error) {
 	params := map[string]any{
 		"request": map[string]any{
 			"contract_address":     rpcHex(contract),
 			"entry_point_selector": rpcHex(Selector(entryPoint)),
 			"calldata":             rpcHexes(calldata),
 		},
-		"block_id": "latest",
+		"block_id": blockID,
 	}
 	var result []obsqra.Felt
 	if err := c.call(ctx, "starknet_call", params, &result); err != nil {

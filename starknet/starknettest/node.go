@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -113,6 +114,7 @@ type Node struct {
 	mu           sync.Mutex
 	chainID      string
 	block        uint64
+	callBlocks   []uint64
 	transactions map[obsqra.Felt]Transaction
 	contracts    map[obsqra.Felt]map[obsqra.Felt]namedFunc
 	failures     []Failure
@@ -121,8 +123,12 @@ type Node struct {
 
 type namedFunc struct {
 	name string
-	fn   ContractFunc
+	fn   BlockFunc
 }
+
+// BlockFunc answers a contract function as of block: a call on "latest"
+// gets the node's latest block number.
+type BlockFunc func(block uint64, calldata []obsqra.Felt) ([]obsqra.Felt, error)
 
 // slowDelay is how long a Slow answer waits when the client does not give
 // up first.
@@ -194,7 +200,29 @@ func (n *Node) SetFunction(address obsqra.Felt, entryPoint string, fn ContractFu
 	if n.contracts[address] == nil {
 		n.contracts[address] = map[obsqra.Felt]namedFunc{}
 	}
+	n.contracts[address][starknet.Selector(entryPoint)] = namedFunc{name: entryPoint, fn: func(_ uint64, calldata []obsqra.Felt) ([]obsqra.Felt, error) {
+		return fn(calldata)
+	}}
+}
+
+// SetBlockFunction is SetFunction for a function whose answer depends on
+// the block asked about. A call naming a block after the node's latest
+// (SetBlockNumber) is error 24, block not found, as from a node that lags.
+func (n *Node) SetBlockFunction(address obsqra.Felt, entryPoint string, fn BlockFunc) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.contracts[address] == nil {
+		n.contracts[address] = map[obsqra.Felt]namedFunc{}
+	}
 	n.contracts[address][starknet.Selector(entryPoint)] = namedFunc{name: entryPoint, fn: fn}
+}
+
+// CallBlocks returns the block of every starknet_call answered so far, in
+// order ("latest" as the latest block number then).
+func (n *Node) CallBlocks() []uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.callBlocks)
 }
 
 // SetRiskEngine deploys a RiskEngine at address whose calculate_risk_score
@@ -294,6 +322,7 @@ var (
 	errInternal       = &rpcError{Code: -32603, Message: "Internal error"}
 	errTxNotFound     = &rpcError{Code: starknet.CodeTxNotFound, Message: "Transaction hash not found"}
 	errContract       = &rpcError{Code: starknet.CodeContractNotFound, Message: "Contract not found"}
+	errBlockNotFound  = &rpcError{Code: starknet.CodeBlockNotFound, Message: "Block not found"}
 	errEntrypoint     = &rpcError{Code: starknet.CodeEntrypointNotFound, Message: "Requested entrypoint does not exist in the contract"}
 )
 
@@ -481,8 +510,26 @@ func (n *Node) call(params json.RawMessage) (any, *rpcError) {
 	if err := json.Unmarshal(raw, &req); err != nil || req.Calldata == nil {
 		return nil, invalidParams("request: want {contract_address, entry_point_selector, calldata}")
 	}
-	if _, rerr := param(params, 1, "block_id"); rerr != nil {
+	rawBlock, rerr := param(params, 1, "block_id")
+	if rerr != nil {
 		return nil, rerr
+	}
+	var latest string
+	var numbered struct {
+		Number *uint64 `json:"block_number"`
+	}
+	n.mu.Lock()
+	block := n.block
+	n.mu.Unlock()
+	switch {
+	case json.Unmarshal(rawBlock, &latest) == nil && latest == "latest":
+	case json.Unmarshal(rawBlock, &numbered) == nil && numbered.Number != nil:
+		if *numbered.Number > block {
+			return nil, errBlockNotFound
+		}
+		block = *numbered.Number
+	default:
+		return nil, invalidParams(`block_id: want "latest" or {"block_number": N}`)
 	}
 	address, rerr := parseFelt("contract_address", req.ContractAddress)
 	if rerr != nil {
@@ -502,6 +549,7 @@ func (n *Node) call(params json.RawMessage) (any, *rpcError) {
 	n.mu.Lock()
 	contract, deployed := n.contracts[address]
 	f, found := contract[selector]
+	n.callBlocks = append(n.callBlocks, block)
 	n.mu.Unlock()
 	if !deployed {
 		return nil, errContract
@@ -509,7 +557,7 @@ func (n *Node) call(params json.RawMessage) (any, *rpcError) {
 	if !found {
 		return nil, errEntrypoint
 	}
-	result, err := f.fn(calldata) // outside the lock: fn may use the node
+	result, err := f.fn(block, calldata) // outside the lock: fn may use the node
 	if err != nil {
 		return nil, &rpcError{Code: starknet.CodeContractError, Message: "Contract error", Data: map[string]any{
 			"revert_error": map[string]any{

@@ -236,8 +236,11 @@ type Allocation struct {
 	SuggestionID int64 `json:"suggestionId,omitempty"`
 	DecisionID   int64 `json:"decisionId,omitempty"`
 	// PortfolioValueUsd is the value the user gave, or nil.
-	PortfolioValueUsd *Decimal  `json:"portfolioValueUsd,omitempty"`
-	CreatedAt         time.Time `json:"createdAt"`
+	PortfolioValueUsd *Decimal `json:"portfolioValueUsd,omitempty"`
+	// WalletBlock is the block the weights were read from the user's
+	// wallet at (recordAllocation fromWallet); 0 when the user gave them.
+	WalletBlock int64     `json:"walletBlock,omitempty"`
+	CreatedAt   time.Time `json:"createdAt"`
 }
 
 // NodeID returns the allocation's global id.
@@ -253,6 +256,9 @@ type RecordAllocationInput struct {
 	// PortfolioValueUsd is the portfolio's value in USD, if known; later
 	// suggestions cost their trades on it.
 	PortfolioValueUsd *Decimal
+	// FromWallet derives the weights from the linked wallet's positions
+	// (WalletPositions) instead of Weights, which must then be empty.
+	FromWallet *bool
 }
 
 // OptimizeAllocationInput is what optimizeAllocation takes; nil fields take

@@ -59,8 +59,28 @@ type Protocol struct {
 	// SourceIDs are the identifiers feeds know the protocol by, keyed by
 	// source: {"defillama_project": "zklend"} or {"defillama_pool": "<uuid>"}.
 	SourceIDs map[string]string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// PositionToken is the token a supplier of the protocol holds, read
+	// from a wallet for its positions; nil when none is named.
+	PositionToken *PositionToken
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// PositionToken is the token that stands for a position in a protocol.
+type PositionToken struct {
+	Address Felt `json:"address"`
+	// Decimals are those of the underlying amounts: the token's own for a
+	// plain token (an aToken mirrors its asset), the asset's for a share
+	// token. 0–18 (MaxDecimalFraction).
+	Decimals int `json:"decimals"`
+	// Underlying is the asset the position is in (a stablecoin, say):
+	// positions of one underlying can be weighed against each other.
+	Underlying Felt `json:"underlying"`
+	// Shares marks an ERC-4626 share token: its balance converts to the
+	// underlying with convertToAssets (convert_to_assets) on the same block.
+	Shares bool `json:"shares"`
+	// EntryPoint is the balance function's name: balanceOf or balance_of.
+	EntryPoint string `json:"entryPoint"`
 }
 
 // NodeID returns the protocol's global id.
@@ -82,6 +102,7 @@ type ProtocolInput struct {
 	ContractAddress *Felt
 	Enabled         bool
 	SourceIDs       map[string]string
+	PositionToken   *PositionToken
 }
 
 // Metrics sources: where a sample came from.

@@ -20,6 +20,7 @@ type AllocationResolver interface {
 	Suggestion(ctx context.Context, obj *obsqra.Allocation) (*obsqra.RebalanceSuggestion, error)
 
 	DecisionID(ctx context.Context, obj *obsqra.Allocation) (*string, error)
+	WalletBlock(ctx context.Context, obj *obsqra.Allocation) (*int, error)
 }
 type BacktestReportResolver interface {
 	Protocols(ctx context.Context, obj *obsqra.BacktestReport) ([]*obsqra.Protocol, error)
@@ -251,6 +252,29 @@ func (ec *executionContext) _Allocation_decisionId(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_Allocation_decisionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Allocation", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Allocation_walletBlock(ctx context.Context, field graphql.CollectedField, obj *obsqra.Allocation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Allocation_walletBlock(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Allocation().WalletBlock(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Allocation_walletBlock(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Allocation", field, true, true, "Int")
 }
 
 func (ec *executionContext) _AllocationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *AllocationConnection) (ret graphql.Marshaler) {
@@ -3775,8 +3799,11 @@ func (ec *executionContext) unmarshalInputRecordAllocationInput(ctx context.Cont
 	if _, present := asMap["reason"]; !present {
 		asMap["reason"] = "USER_INITIATED"
 	}
+	if _, present := asMap["fromWallet"]; !present {
+		asMap["fromWallet"] = false
+	}
 
-	fieldsInOrder := [...]string{"weights", "reason", "txHash", "suggestionId", "portfolioValueUsd"}
+	fieldsInOrder := [...]string{"weights", "reason", "txHash", "suggestionId", "portfolioValueUsd", "fromWallet"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -3785,7 +3812,7 @@ func (ec *executionContext) unmarshalInputRecordAllocationInput(ctx context.Cont
 		switch k {
 		case "weights":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("weights"))
-			data, err := ec.unmarshalNWeightInput2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWeightInputᚄ(ctx, v)
+			data, err := ec.unmarshalOWeightInput2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWeightInputᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -3818,6 +3845,13 @@ func (ec *executionContext) unmarshalInputRecordAllocationInput(ctx context.Cont
 				return it, err
 			}
 			it.PortfolioValueUsd = data
+		case "fromWallet":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fromWallet"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FromWallet = data
 		}
 	}
 	return it, nil
@@ -3944,6 +3978,12 @@ func (ec *executionContext) _Allocation(ctx context.Context, sel ast.SelectionSe
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Allocation_decisionId(ctx, field, obj)
+				})
+		case "walletBlock":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Allocation_walletBlock(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))

@@ -34,6 +34,12 @@ type TransactionResolver interface {
 
 	History(ctx context.Context, obj *obsqra.Transaction) ([]*obsqra.TxStatusChange, error)
 }
+type WalletPositionResolver interface {
+	Protocol(ctx context.Context, obj *obsqra.WalletPosition) (*obsqra.Protocol, error)
+}
+type WalletPositionsResolver interface {
+	BlockNumber(ctx context.Context, obj *obsqra.WalletPositions) (int, error)
+}
 
 // endregion ************************** generated!.gotpl **************************
 
@@ -1214,6 +1220,185 @@ func (ec *executionContext) fieldContext_WalletChallenge_expiresAt(_ context.Con
 	return graphql.NewScalarFieldContext("WalletChallenge", field, false, false, "Time")
 }
 
+func (ec *executionContext) _WalletPosition_protocol(ctx context.Context, field graphql.CollectedField, obj *obsqra.WalletPosition) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WalletPosition_protocol(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WalletPosition().Protocol(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Protocol) graphql.Marshaler {
+			return ec.marshalNProtocol2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocol(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WalletPosition_protocol(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WalletPosition",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Protocol(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WalletPosition_token(ctx context.Context, field graphql.CollectedField, obj *obsqra.WalletPosition) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WalletPosition_token(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Token, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Felt) graphql.Marshaler {
+			return ec.marshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WalletPosition_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WalletPosition", field, false, false, "String")
+}
+
+func (ec *executionContext) _WalletPosition_underlying(ctx context.Context, field graphql.CollectedField, obj *obsqra.WalletPosition) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WalletPosition_underlying(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Underlying, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Felt) graphql.Marshaler {
+			return ec.marshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WalletPosition_underlying(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WalletPosition", field, false, false, "String")
+}
+
+func (ec *executionContext) _WalletPosition_amount(ctx context.Context, field graphql.CollectedField, obj *obsqra.WalletPosition) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WalletPosition_amount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Amount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋobsqraᚋobsqraᚐDecimal(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WalletPosition_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WalletPosition", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _WalletPositions_wallet(ctx context.Context, field graphql.CollectedField, obj *obsqra.WalletPositions) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WalletPositions_wallet(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Wallet, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Felt) graphql.Marshaler {
+			return ec.marshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WalletPositions_wallet(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WalletPositions", field, false, false, "String")
+}
+
+func (ec *executionContext) _WalletPositions_blockNumber(ctx context.Context, field graphql.CollectedField, obj *obsqra.WalletPositions) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WalletPositions_blockNumber(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WalletPositions().BlockNumber(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WalletPositions_blockNumber(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WalletPositions", field, true, true, "Int")
+}
+
+func (ec *executionContext) _WalletPositions_positions(ctx context.Context, field graphql.CollectedField, obj *obsqra.WalletPositions) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WalletPositions_positions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Positions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []obsqra.WalletPosition) graphql.Marshaler {
+			return ec.marshalNWalletPosition2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWalletPositionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WalletPositions_positions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WalletPositions",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WalletPosition(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 // endregion **************************** field.gotpl *****************************
 
 // region    **************************** input.gotpl *****************************
@@ -2046,6 +2231,99 @@ func (ec *executionContext) _WalletChallenge(ctx context.Context, sel ast.Select
 	return out
 }
 
+var walletPositionImplementors = []string{"WalletPosition"}
+
+func (ec *executionContext) _WalletPosition(ctx context.Context, sel ast.SelectionSet, obj *obsqra.WalletPosition) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, walletPositionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WalletPosition")
+		case "protocol":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._WalletPosition_protocol(ctx, field, obj)
+				})
+		case "token":
+			out.Values[i] = ec._WalletPosition_token(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "underlying":
+			out.Values[i] = ec._WalletPosition_underlying(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "amount":
+			out.Values[i] = ec._WalletPosition_amount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var walletPositionsImplementors = []string{"WalletPositions"}
+
+func (ec *executionContext) _WalletPositions(ctx context.Context, sel ast.SelectionSet, obj *obsqra.WalletPositions) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, walletPositionsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WalletPositions")
+		case "wallet":
+			out.Values[i] = ec._WalletPositions_wallet(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "blockNumber":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._WalletPositions_blockNumber(ctx, field, obj)
+				})
+		case "positions":
+			out.Values[i] = ec._WalletPositions_positions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 // endregion **************************** object.gotpl ****************************
 
 // region    ***************************** type.gotpl *****************************
@@ -2160,6 +2438,18 @@ func (ec *executionContext) marshalNWalletChallenge2ᚖgithubᚗcomᚋobsqraᚋo
 		return graphql.Null
 	}
 	return ec._WalletChallenge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWalletPosition2githubᚗcomᚋobsqraᚋobsqraᚐWalletPosition(ctx context.Context, sel ast.SelectionSet, v obsqra.WalletPosition) graphql.Marshaler {
+	return ec._WalletPosition(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNWalletPositions2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐWalletPositions(ctx context.Context, sel ast.SelectionSet, v *obsqra.WalletPositions) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WalletPositions!")
+		return graphql.Null
+	}
+	return ec._WalletPositions(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOExecutionStatus2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐExecutionStatus(ctx context.Context, v any) (*obsqra.ExecutionStatus, error) {

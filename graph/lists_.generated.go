@@ -342,6 +342,22 @@ func (ec *executionContext) marshalNUserEdge2ᚕᚖgithubᚗcomᚋobsqraᚋobsqr
 	return ret
 }
 
+func (ec *executionContext) marshalNWalletPosition2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWalletPositionᚄ(ctx context.Context, sel ast.SelectionSet, v []obsqra.WalletPosition) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWalletPosition2githubᚗcomᚋobsqraᚋobsqraᚐWalletPosition(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNWeight2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWeightᚄ(ctx context.Context, sel ast.SelectionSet, v []obsqra.Weight) graphql.Marshaler {
 	ret := marshalSliceInOrder(ctx, len(v), false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -356,20 +372,6 @@ func (ec *executionContext) marshalNWeight2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐW
 	}
 
 	return ret
-}
-
-func (ec *executionContext) unmarshalNWeightInput2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWeightInputᚄ(ctx context.Context, v any) ([]obsqra.WeightInput, error) {
-	vSlice := graphql.CoerceList(v)
-	var err error
-	res := make([]obsqra.WeightInput, len(vSlice))
-	for i := range vSlice {
-		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNWeightInput2githubᚗcomᚋobsqraᚋobsqraᚐWeightInput(ctx, vSlice[i])
-		if err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
 }
 
 func (ec *executionContext) marshalN__Directive2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirectiveᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.Directive) graphql.Marshaler {
@@ -519,6 +521,23 @@ func (ec *executionContext) marshalOString2ᚕstringᚄ(ctx context.Context, sel
 	}
 
 	return ret
+}
+
+func (ec *executionContext) unmarshalOWeightInput2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐWeightInputᚄ(ctx context.Context, v any) ([]obsqra.WeightInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]obsqra.WeightInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNWeightInput2githubᚗcomᚋobsqraᚋobsqraᚐWeightInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {

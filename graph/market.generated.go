@@ -39,6 +39,7 @@ type ProtocolResolver interface {
 	LatestRisk(ctx context.Context, obj *obsqra.Protocol) (*obsqra.RiskScore, error)
 	MetricsHistory(ctx context.Context, obj *obsqra.Protocol, first *int, after *string, from *time.Time, to *time.Time) (*MetricsSampleConnection, error)
 	RiskHistory(ctx context.Context, obj *obsqra.Protocol, first *int, after *string, from *time.Time, to *time.Time) (*RiskScoreConnection, error)
+
 	YieldForecast(ctx context.Context, obj *obsqra.Protocol, horizonDays *int) (*obsqra.Forecast, error)
 	RiskForecast(ctx context.Context, obj *obsqra.Protocol, horizonDays *int) (*obsqra.Forecast, error)
 }
@@ -1504,6 +1505,121 @@ func (ec *executionContext) fieldContext_MetricsSampleEdge_node(_ context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _PositionToken_address(ctx context.Context, field graphql.CollectedField, obj *obsqra.PositionToken) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PositionToken_address(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Address, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Felt) graphql.Marshaler {
+			return ec.marshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PositionToken_address(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PositionToken", field, false, false, "String")
+}
+
+func (ec *executionContext) _PositionToken_decimals(ctx context.Context, field graphql.CollectedField, obj *obsqra.PositionToken) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PositionToken_decimals(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Decimals, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PositionToken_decimals(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PositionToken", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PositionToken_underlying(ctx context.Context, field graphql.CollectedField, obj *obsqra.PositionToken) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PositionToken_underlying(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Underlying, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Felt) graphql.Marshaler {
+			return ec.marshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PositionToken_underlying(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PositionToken", field, false, false, "String")
+}
+
+func (ec *executionContext) _PositionToken_shares(ctx context.Context, field graphql.CollectedField, obj *obsqra.PositionToken) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PositionToken_shares(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Shares, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PositionToken_shares(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PositionToken", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _PositionToken_entryPoint(ctx context.Context, field graphql.CollectedField, obj *obsqra.PositionToken) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PositionToken_entryPoint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EntryPoint, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PositionToken_entryPoint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PositionToken", field, false, false, "String")
+}
+
 func (ec *executionContext) _Protocol_id(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1882,6 +1998,38 @@ func (ec *executionContext) fieldContext_Protocol_riskHistory(ctx context.Contex
 	if fc.Args, err = ec.field_Protocol_riskHistory_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Protocol_positionToken(ctx context.Context, field graphql.CollectedField, obj *obsqra.Protocol) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Protocol_positionToken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PositionToken, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.PositionToken) graphql.Marshaler {
+			return ec.marshalOPositionToken2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐPositionToken(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Protocol_positionToken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Protocol",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PositionToken(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -3382,6 +3530,83 @@ func UnmarshalMetricsInput(ctx context.Context, raw any) (obsqra.MetricsInput, e
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputPositionTokenInput(ctx context.Context, obj any) (obsqra.PositionToken, error) {
+	var it obsqra.PositionToken
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["shares"]; !present {
+		asMap["shares"] = false
+	}
+	if _, present := asMap["entryPoint"]; !present {
+		asMap["entryPoint"] = "balanceOf"
+	}
+
+	fieldsInOrder := [...]string{"address", "decimals", "underlying", "shares", "entryPoint"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "address":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("address"))
+			data, err := ec.unmarshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Address = data
+		case "decimals":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("decimals"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Decimals = data
+		case "underlying":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("underlying"))
+			data, err := ec.unmarshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Underlying = data
+		case "shares":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("shares"))
+			data, err := ec.unmarshalNBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Shares = data
+		case "entryPoint":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("entryPoint"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EntryPoint = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalPositionTokenInput unmarshals raw into the PositionTokenInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalPositionTokenInput(ctx context.Context, raw any) (obsqra.PositionToken, error) {
+	var out obsqra.PositionToken
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "PositionTokenInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputRiskInput(ctx context.Context, obj any) (obsqra.RiskInputs, error) {
 	var it obsqra.RiskInputs
 	if obj == nil {
@@ -3596,7 +3821,7 @@ func (ec *executionContext) unmarshalInputUpsertProtocolInput(ctx context.Contex
 		asMap["enabled"] = true
 	}
 
-	fieldsInOrder := [...]string{"slug", "name", "chain", "category", "auditScore", "launchedOn", "contractAddress", "enabled", "sourceIds"}
+	fieldsInOrder := [...]string{"slug", "name", "chain", "category", "auditScore", "launchedOn", "contractAddress", "enabled", "sourceIds", "positionToken"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -3666,6 +3891,13 @@ func (ec *executionContext) unmarshalInputUpsertProtocolInput(ctx context.Contex
 				return it, err
 			}
 			it.SourceIds = data
+		case "positionToken":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("positionToken"))
+			data, err := ec.unmarshalOPositionTokenInput2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐPositionToken(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PositionToken = data
 		}
 	}
 	return it, nil
@@ -4197,6 +4429,59 @@ func (ec *executionContext) _MetricsSampleEdge(ctx context.Context, sel ast.Sele
 	return out
 }
 
+var positionTokenImplementors = []string{"PositionToken"}
+
+func (ec *executionContext) _PositionToken(ctx context.Context, sel ast.SelectionSet, obj *obsqra.PositionToken) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, positionTokenImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PositionToken")
+		case "address":
+			out.Values[i] = ec._PositionToken_address(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "decimals":
+			out.Values[i] = ec._PositionToken_decimals(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "underlying":
+			out.Values[i] = ec._PositionToken_underlying(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "shares":
+			out.Values[i] = ec._PositionToken_shares(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "entryPoint":
+			out.Values[i] = ec._PositionToken_entryPoint(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var protocolImplementors = []string{"Protocol", "Node"}
 
 func (ec *executionContext) _Protocol(ctx context.Context, sel ast.SelectionSet, obj *obsqra.Protocol) graphql.Marshaler {
@@ -4283,6 +4568,11 @@ func (ec *executionContext) _Protocol(ctx context.Context, sel ast.SelectionSet,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Protocol_riskHistory(ctx, field, obj)
 				})
+		case "positionToken":
+			out.Values[i] = ec._Protocol_positionToken(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "yieldForecast":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -5028,6 +5318,21 @@ func (ec *executionContext) marshalOMetricsSample2ᚖgithubᚗcomᚋobsqraᚋobs
 		return graphql.Null
 	}
 	return ec._MetricsSample(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOPositionToken2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐPositionToken(ctx context.Context, sel ast.SelectionSet, v *obsqra.PositionToken) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._PositionToken(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOPositionTokenInput2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐPositionToken(ctx context.Context, v any) (*obsqra.PositionToken, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputPositionTokenInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOProtocol2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐProtocol(ctx context.Context, sel ast.SelectionSet, v *obsqra.Protocol) graphql.Marshaler {

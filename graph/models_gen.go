@@ -158,6 +158,8 @@ type UpsertProtocolInput struct {
 	Enabled         bool                    `json:"enabled"`
 	// Identifiers feeds know the protocol by, e.g. {"defillama_project": "zklend"} or {"defillama_pool": "<uuid>"}.
 	SourceIds obsqra.JSONObject `json:"sourceIds,omitempty"`
+	// The token a supplier holds, read from wallets for walletPositions; none when omitted.
+	PositionToken *obsqra.PositionToken `json:"positionToken,omitempty"`
 }
 
 type UserConnection struct {

@@ -45,6 +45,8 @@ type ResolverRoot interface {
 	SignedConstraintSet() SignedConstraintSetResolver
 	Subscription() SubscriptionResolver
 	Transaction() TransactionResolver
+	WalletPosition() WalletPositionResolver
+	WalletPositions() WalletPositionsResolver
 	Weight() WeightResolver
 }
 
@@ -60,6 +62,7 @@ type ComplexityRoot struct {
 		Reason            func(childComplexity int) int
 		Suggestion        func(childComplexity int) int
 		TxHash            func(childComplexity int) int
+		WalletBlock       func(childComplexity int) int
 		Weights           func(childComplexity int) int
 	}
 
@@ -325,6 +328,14 @@ type ComplexityRoot struct {
 		RiskScore func(childComplexity int) int
 	}
 
+	PositionToken struct {
+		Address    func(childComplexity int) int
+		Decimals   func(childComplexity int) int
+		EntryPoint func(childComplexity int) int
+		Shares     func(childComplexity int) int
+		Underlying func(childComplexity int) int
+	}
+
 	Prediction struct {
 		Actual       func(childComplexity int) int
 		Confidence   func(childComplexity int) int
@@ -382,6 +393,7 @@ type ComplexityRoot struct {
 		MetricsHistory  func(childComplexity int, first *int, after *string, from *time.Time, to *time.Time) int
 		Name            func(childComplexity int) int
 		NodeID          func(childComplexity int) int
+		PositionToken   func(childComplexity int) int
 		RiskForecast    func(childComplexity int, horizonDays *int) int
 		RiskHistory     func(childComplexity int, first *int, after *string, from *time.Time, to *time.Time) int
 		Slug            func(childComplexity int) int
@@ -410,6 +422,7 @@ type ComplexityRoot struct {
 		Transactions         func(childComplexity int, filter *obsqra.TransactionFilter, first *int, after *string) int
 		Users                func(childComplexity int, filter *obsqra.UserFilter, first *int, after *string) int
 		VerifyDecision       func(childComplexity int, id string) int
+		WalletPositions      func(childComplexity int) int
 	}
 
 	RebalanceSuggestion struct {
@@ -634,6 +647,19 @@ type ComplexityRoot struct {
 		TypedData func(childComplexity int) int
 	}
 
+	WalletPosition struct {
+		Amount     func(childComplexity int) int
+		Protocol   func(childComplexity int) int
+		Token      func(childComplexity int) int
+		Underlying func(childComplexity int) int
+	}
+
+	WalletPositions struct {
+		BlockNumber func(childComplexity int) int
+		Positions   func(childComplexity int) int
+		Wallet      func(childComplexity int) int
+	}
+
 	Weight struct {
 		Protocol  func(childComplexity int) int
 		WeightBps func(childComplexity int) int
@@ -696,6 +722,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Allocation.TxHash(childComplexity), true
+	case "Allocation.walletBlock":
+		if e.ComplexityRoot.Allocation.WalletBlock == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Allocation.WalletBlock(childComplexity), true
 	case "Allocation.weights":
 		if e.ComplexityRoot.Allocation.Weights == nil {
 			break
@@ -1965,6 +1997,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PortfolioRiskPoint.RiskScore(childComplexity), true
 
+	case "PositionToken.address":
+		if e.ComplexityRoot.PositionToken.Address == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PositionToken.Address(childComplexity), true
+	case "PositionToken.decimals":
+		if e.ComplexityRoot.PositionToken.Decimals == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PositionToken.Decimals(childComplexity), true
+	case "PositionToken.entryPoint":
+		if e.ComplexityRoot.PositionToken.EntryPoint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PositionToken.EntryPoint(childComplexity), true
+	case "PositionToken.shares":
+		if e.ComplexityRoot.PositionToken.Shares == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PositionToken.Shares(childComplexity), true
+	case "PositionToken.underlying":
+		if e.ComplexityRoot.PositionToken.Underlying == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PositionToken.Underlying(childComplexity), true
+
 	case "Prediction.actual":
 		if e.ComplexityRoot.Prediction.Actual == nil {
 			break
@@ -2221,6 +2284,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Protocol.NodeID(childComplexity), true
+	case "Protocol.positionToken":
+		if e.ComplexityRoot.Protocol.PositionToken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Protocol.PositionToken(childComplexity), true
 	case "Protocol.riskForecast":
 		if e.ComplexityRoot.Protocol.RiskForecast == nil {
 			break
@@ -2468,6 +2537,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.VerifyDecision(childComplexity, args["id"].(string)), true
+	case "Query.walletPositions":
+		if e.ComplexityRoot.Query.WalletPositions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.WalletPositions(childComplexity), true
 
 	case "RebalanceSuggestion.breakEvenDays":
 		if e.ComplexityRoot.RebalanceSuggestion.BreakEvenDays == nil {
@@ -3394,6 +3469,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.WalletChallenge.TypedData(childComplexity), true
 
+	case "WalletPosition.amount":
+		if e.ComplexityRoot.WalletPosition.Amount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WalletPosition.Amount(childComplexity), true
+	case "WalletPosition.protocol":
+		if e.ComplexityRoot.WalletPosition.Protocol == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WalletPosition.Protocol(childComplexity), true
+	case "WalletPosition.token":
+		if e.ComplexityRoot.WalletPosition.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WalletPosition.Token(childComplexity), true
+	case "WalletPosition.underlying":
+		if e.ComplexityRoot.WalletPosition.Underlying == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WalletPosition.Underlying(childComplexity), true
+
+	case "WalletPositions.blockNumber":
+		if e.ComplexityRoot.WalletPositions.BlockNumber == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WalletPositions.BlockNumber(childComplexity), true
+	case "WalletPositions.positions":
+		if e.ComplexityRoot.WalletPositions.Positions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WalletPositions.Positions(childComplexity), true
+	case "WalletPositions.wallet":
+		if e.ComplexityRoot.WalletPositions.Wallet == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WalletPositions.Wallet(childComplexity), true
+
 	case "Weight.protocol":
 		if e.ComplexityRoot.Weight.Protocol == nil {
 			break
@@ -3425,6 +3544,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
 			graphql.NewInputUnmarshaler("MetricsInput", ec.unmarshalInputMetricsInput),
 			graphql.NewInputUnmarshaler("OptimizeAllocationInput", ec.unmarshalInputOptimizeAllocationInput),
+			graphql.NewInputUnmarshaler("PositionTokenInput", ec.unmarshalInputPositionTokenInput),
 			graphql.NewInputUnmarshaler("PredictionFilter", ec.unmarshalInputPredictionFilter),
 			graphql.NewInputUnmarshaler("RecordAllocationInput", ec.unmarshalInputRecordAllocationInput),
 			graphql.NewInputUnmarshaler("RegisterInput", ec.unmarshalInputRegisterInput),
@@ -3642,6 +3762,8 @@ func (ec *executionContext) childFields_Allocation(ctx context.Context, field gr
 		return ec.fieldContext_Allocation_createdAt(ctx, field)
 	case "decisionId":
 		return ec.fieldContext_Allocation_decisionId(ctx, field)
+	case "walletBlock":
+		return ec.fieldContext_Allocation_walletBlock(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Allocation", field.Name)
 }
@@ -4114,6 +4236,22 @@ func (ec *executionContext) childFields_PortfolioRiskPoint(ctx context.Context, 
 	return nil, fmt.Errorf("no field named %q was found under type PortfolioRiskPoint", field.Name)
 }
 
+func (ec *executionContext) childFields_PositionToken(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "address":
+		return ec.fieldContext_PositionToken_address(ctx, field)
+	case "decimals":
+		return ec.fieldContext_PositionToken_decimals(ctx, field)
+	case "underlying":
+		return ec.fieldContext_PositionToken_underlying(ctx, field)
+	case "shares":
+		return ec.fieldContext_PositionToken_shares(ctx, field)
+	case "entryPoint":
+		return ec.fieldContext_PositionToken_entryPoint(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PositionToken", field.Name)
+}
+
 func (ec *executionContext) childFields_Prediction(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -4232,6 +4370,8 @@ func (ec *executionContext) childFields_Protocol(ctx context.Context, field grap
 		return ec.fieldContext_Protocol_metricsHistory(ctx, field)
 	case "riskHistory":
 		return ec.fieldContext_Protocol_riskHistory(ctx, field)
+	case "positionToken":
+		return ec.fieldContext_Protocol_positionToken(ctx, field)
 	case "yieldForecast":
 		return ec.fieldContext_Protocol_yieldForecast(ctx, field)
 	case "riskForecast":
@@ -4664,6 +4804,32 @@ func (ec *executionContext) childFields_WalletChallenge(ctx context.Context, fie
 		return ec.fieldContext_WalletChallenge_expiresAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type WalletChallenge", field.Name)
+}
+
+func (ec *executionContext) childFields_WalletPosition(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "protocol":
+		return ec.fieldContext_WalletPosition_protocol(ctx, field)
+	case "token":
+		return ec.fieldContext_WalletPosition_token(ctx, field)
+	case "underlying":
+		return ec.fieldContext_WalletPosition_underlying(ctx, field)
+	case "amount":
+		return ec.fieldContext_WalletPosition_amount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WalletPosition", field.Name)
+}
+
+func (ec *executionContext) childFields_WalletPositions(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "wallet":
+		return ec.fieldContext_WalletPositions_wallet(ctx, field)
+	case "blockNumber":
+		return ec.fieldContext_WalletPositions_blockNumber(ctx, field)
+	case "positions":
+		return ec.fieldContext_WalletPositions_positions(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WalletPositions", field.Name)
 }
 
 func (ec *executionContext) childFields_Weight(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -62,6 +62,7 @@ type QueryResolver interface {
 	PortfolioRiskHistory(ctx context.Context, windowDays *int) ([]*obsqra.PortfolioRiskPoint, error)
 	Transactions(ctx context.Context, filter *obsqra.TransactionFilter, first *int, after *string) (*TransactionConnection, error)
 	Transaction(ctx context.Context, hash string) (*obsqra.Transaction, error)
+	WalletPositions(ctx context.Context) (*obsqra.WalletPositions, error)
 	SignedConstraints(ctx context.Context, first *int, after *string) (*SignedConstraintSetConnection, error)
 	Protocols(ctx context.Context) ([]*obsqra.Protocol, error)
 	Protocol(ctx context.Context, slug string) (*obsqra.Protocol, error)
@@ -2659,6 +2660,38 @@ func (ec *executionContext) fieldContext_Query_transaction(ctx context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_walletPositions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_walletPositions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().WalletPositions(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.WalletPositions) graphql.Marshaler {
+			return ec.marshalNWalletPositions2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐWalletPositions(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_walletPositions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WalletPositions(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_signedConstraints(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3712,6 +3745,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_transaction(ctx, field)
+				})
+		case "walletPositions":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_walletPositions(ctx, field)
 				})
 		case "signedConstraints":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,

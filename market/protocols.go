@@ -148,6 +148,16 @@ func validateProtocol(in *obsqra.ProtocolInput) error {
 			return obsqra.Errorf(obsqra.EINVALID, "sourceIds: keys must be 1-64 and values at most 256 characters of UTF-8 text without control characters")
 		}
 	}
+	if t := in.PositionToken; t != nil {
+		switch {
+		case t.Address.IsZero() || t.Underlying.IsZero():
+			return obsqra.Errorf(obsqra.EINVALID, "positionToken: address and underlying must be contract addresses, not 0")
+		case t.Decimals < 0 || t.Decimals > obsqra.MaxDecimalFraction:
+			return obsqra.Errorf(obsqra.EINVALID, "positionToken.decimals must be between 0 and %d, got %d", obsqra.MaxDecimalFraction, t.Decimals)
+		case t.EntryPoint != "balanceOf" && t.EntryPoint != "balance_of":
+			return obsqra.Errorf(obsqra.EINVALID, "positionToken.entryPoint must be balanceOf or balance_of, got %s", obsqra.QuoteInput(t.EntryPoint))
+		}
+	}
 	return nil
 }
 

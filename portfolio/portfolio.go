@@ -37,12 +37,20 @@ type Config struct {
 	HorizonDays int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Chain reads wallets' positions (WalletPositions); nil when the
+	// server has no Starknet node.
+	Chain Chain
+	// Lagging is what Chain's errors satisfy (errors.Is) when the node
+	// answering lacks the block asked about (starknet.ErrBlockNotFound):
+	// such a read is asked again, a few times. Nil: never.
+	Lagging error
 }
 
 // Service holds the portfolio use cases.
 type Service struct {
-	db  *store.DB
-	cfg Config
+	db        *store.DB
+	cfg       Config
+	positions positionsCache
 }
 
 // New returns a portfolio service on db.
@@ -73,6 +81,15 @@ func (s *Service) RecordAllocation(ctx context.Context, in obsqra.RecordAllocati
 	if !in.Reason.IsValid() {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "input.reason must be USER_INITIATED, AUTO_REBALANCE or OPTIMIZATION")
 	}
+	var walletBlock int64
+	if in.FromWallet != nil && *in.FromWallet {
+		if len(in.Weights) > 0 {
+			return nil, obsqra.Errorf(obsqra.EINVALID, "input.weights must be omitted with fromWallet: the weights are your wallet's")
+		}
+		if in.Weights, walletBlock, err = s.walletWeights(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if len(in.Weights) == 0 || len(in.Weights) > MaxWeights {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "input.weights must hold 1 to %d weights, got %d", MaxWeights, len(in.Weights))
 	}
@@ -98,7 +115,7 @@ func (s *Service) RecordAllocation(ctx context.Context, in obsqra.RecordAllocati
 	for i := range all {
 		bySlug[all[i].Slug] = &all[i]
 	}
-	a := &obsqra.Allocation{UserID: user.ID, Reason: in.Reason, TxHash: in.TxHash, PortfolioValueUsd: in.PortfolioValueUsd}
+	a := &obsqra.Allocation{UserID: user.ID, Reason: in.Reason, TxHash: in.TxHash, PortfolioValueUsd: in.PortfolioValueUsd, WalletBlock: walletBlock}
 	seen := make(map[int64]bool, len(in.Weights))
 	sum := 0
 	for i, w := range in.Weights {

@@ -95,7 +95,7 @@ func (r *queryResolver) SchedulerJobs(ctx context.Context) ([]*obsqra.SchedulerJ
 func (r *mutationResolver) UpsertProtocol(ctx context.Context, in graph.UpsertProtocolInput) (*obsqra.Protocol, error) {
 	pi := obsqra.ProtocolInput{
 		Slug: in.Slug, Name: in.Name, Chain: in.Chain, Category: in.Category,
-		AuditScore: in.AuditScore, LaunchedOn: in.LaunchedOn, Enabled: in.Enabled,
+		AuditScore: in.AuditScore, LaunchedOn: in.LaunchedOn, Enabled: in.Enabled, PositionToken: in.PositionToken,
 	}
 	if in.ContractAddress != nil {
 		a, err := obsqra.ParseAddress(*in.ContractAddress)

@@ -11,14 +11,14 @@ import (
 
 var allocationColumns = []string{
 	"id", "user_id", "weights", "reason", "tx_hash", "suggestion_id", "decision_id",
-	"portfolio_value_usd", "created_at"}
+	"portfolio_value_usd", "wallet_block", "created_at"}
 
 var allocationSelect = "SELECT " + columns("", allocationColumns...) + " FROM allocations"
 
 func allocationScanArgs(a *obsqra.Allocation) []any {
 	return []any{&a.ID, &a.UserID, weightsScanner{&a.Weights}, &a.Reason, walletScanner{dst: &a.TxHash},
 		idScanner{&a.SuggestionID}, idScanner{&a.DecisionID}, decimalScanner{&a.PortfolioValueUsd},
-		scanTime(&a.CreatedAt)}
+		idScanner{&a.WalletBlock}, scanTime(&a.CreatedAt)}
 }
 
 // weightsScanner reads a JSON array of weights.
@@ -54,11 +54,11 @@ func (tx *Tx) InsertAllocation(ctx context.Context, a *obsqra.Allocation) error 
 	now := tx.now()
 	err = c.queryRow(ctx, `
 		INSERT INTO allocations (user_id, weights, reason, tx_hash, suggestion_id, decision_id,
-			portfolio_value_usd, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			portfolio_value_usd, wallet_block, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		RETURNING id`,
 		a.UserID, string(weights), string(a.Reason), stringArg(a.TxHash), idArg(a.SuggestionID), idArg(a.DecisionID),
-		stringArg(a.PortfolioValueUsd), c.d.timeArg(now)).Scan(&a.ID)
+		stringArg(a.PortfolioValueUsd), idArg(a.WalletBlock), c.d.timeArg(now)).Scan(&a.ID)
 	if err != nil {
 		return translate(err, "insert allocation", "allocation")
 	}

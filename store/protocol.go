@@ -12,13 +12,51 @@ import (
 
 var protocolSelect = "SELECT " + columns("",
 	"id", "slug", "name", "chain", "category", "audit_score", "launched_on",
-	"contract_address", "enabled", "source_ids", "created_at", "updated_at") + " FROM protocols"
+	"contract_address", "enabled", "source_ids", "position_token", "created_at", "updated_at") + " FROM protocols"
 
 func protocolScanArgs(p *obsqra.Protocol, sourceIDs *[]byte) []any {
 	return []any{
 		&p.ID, &p.Slug, &p.Name, &p.Chain, &p.Category, &p.AuditScore, dateScanner{&p.LaunchedOn},
-		walletScanner{dst: &p.ContractAddress}, &p.Enabled, sourceIDs, scanTime(&p.CreatedAt), scanTime(&p.UpdatedAt),
+		walletScanner{dst: &p.ContractAddress}, &p.Enabled, sourceIDs, positionTokenScanner{&p.PositionToken},
+		scanTime(&p.CreatedAt), scanTime(&p.UpdatedAt),
 	}
+}
+
+// positionTokenScanner reads a nullable position token stored as JSON.
+type positionTokenScanner struct{ dst **obsqra.PositionToken }
+
+func (s positionTokenScanner) Scan(v any) error {
+	var b []byte
+	switch v := v.(type) {
+	case nil:
+		*s.dst = nil
+		return nil
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	default:
+		return fmt.Errorf("position token: unexpected %T", v)
+	}
+	t := new(obsqra.PositionToken)
+	if err := json.Unmarshal(b, t); err != nil {
+		return fmt.Errorf("position token: %w", err)
+	}
+	*s.dst = t
+	return nil
+}
+
+// positionTokenArg returns a position token as a query argument: JSON
+// text, NULL for none.
+func positionTokenArg(t *obsqra.PositionToken) (any, error) {
+	if t == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		return nil, fmt.Errorf("encode position token: %w", err)
+	}
+	return string(b), nil
 }
 
 func scanProtocols(rows *sql.Rows, op string) ([]obsqra.Protocol, error) {
@@ -116,12 +154,16 @@ func (tx *Tx) UpsertProtocol(ctx context.Context, in obsqra.ProtocolInput) (p *o
 	if err != nil {
 		return nil, false, fmt.Errorf("encode source ids: %w", err)
 	}
+	token, err := positionTokenArg(in.PositionToken)
+	if err != nil {
+		return nil, false, err
+	}
 	n, err := c.execCount(ctx, `
 		UPDATE protocols SET name = ?, chain = ?, category = ?, audit_score = ?, launched_on = ?,
-			contract_address = ?, enabled = ?, source_ids = ?, updated_at = ?
+			contract_address = ?, enabled = ?, source_ids = ?, position_token = ?, updated_at = ?
 		WHERE slug = ?`,
 		in.Name, in.Chain, string(in.Category), in.AuditScore, in.LaunchedOn.String(),
-		stringArg(in.ContractAddress), in.Enabled, string(idsJSON), now, in.Slug)
+		stringArg(in.ContractAddress), in.Enabled, string(idsJSON), token, now, in.Slug)
 	if err != nil {
 		return nil, false, translate(err, "update protocol", "protocol")
 	}
@@ -129,10 +171,10 @@ func (tx *Tx) UpsertProtocol(ctx context.Context, in obsqra.ProtocolInput) (p *o
 		created = true
 		if _, err := c.exec(ctx, `
 			INSERT INTO protocols (slug, name, chain, category, audit_score, launched_on,
-				contract_address, enabled, source_ids, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				contract_address, enabled, source_ids, position_token, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			in.Slug, in.Name, in.Chain, string(in.Category), in.AuditScore, in.LaunchedOn.String(),
-			stringArg(in.ContractAddress), in.Enabled, string(idsJSON), now, now); err != nil {
+			stringArg(in.ContractAddress), in.Enabled, string(idsJSON), token, now, now); err != nil {
 			return nil, false, translate(err, "create protocol", "protocol")
 		}
 	}

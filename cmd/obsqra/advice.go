@@ -11,6 +11,7 @@ import (
 	"github.com/obsqra/obsqra/market"
 	"github.com/obsqra/obsqra/portfolio"
 	"github.com/obsqra/obsqra/scheduler"
+	"github.com/obsqra/obsqra/starknet"
 	"github.com/obsqra/obsqra/store"
 )
 
@@ -24,8 +25,14 @@ func newAdvisor(db *store.DB, cfg *config.Config, logger *slog.Logger, markets *
 	})
 }
 
-func newPortfolio(db *store.DB, cfg *config.Config) *portfolio.Service {
-	return portfolio.New(db, portfolio.Config{HorizonDays: cfg.PredictionWindowDays})
+// newPortfolio returns the portfolio service, reading wallets' positions
+// on node (nil: none).
+func newPortfolio(db *store.DB, cfg *config.Config, node *starknet.Client) *portfolio.Service {
+	pc := portfolio.Config{HorizonDays: cfg.PredictionWindowDays}
+	if node != nil {
+		pc.Chain, pc.Lagging = node, starknet.ErrBlockNotFound
+	}
+	return portfolio.New(db, pc)
 }
 
 // adviceJobs are the advisor's periodic jobs: forecasts, their outcomes,

@@ -338,7 +338,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		return err
 	}
 	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{
-		Accounts: accounts, Market: markets, Decisions: decisions, Advisor: advice, Portfolio: newPortfolio(db, cfg), Ledger: transactions,
+		Accounts: accounts, Market: markets, Decisions: decisions, Advisor: advice, Portfolio: newPortfolio(db, cfg, node), Ledger: transactions,
 		Scheduler: jobs, Live: resolvers.HubFunc[*live.Subscription](hub.Subscribe),
 	})
 	// The read cache follows the hub's generations: every event it

@@ -115,6 +115,7 @@ type Node struct {
 	chainID      string
 	block        uint64
 	callBlocks   []uint64
+	lagCalls     int
 	transactions map[obsqra.Felt]Transaction
 	contracts    map[obsqra.Felt]map[obsqra.Felt]namedFunc
 	failures     []Failure
@@ -215,6 +216,14 @@ func (n *Node) SetBlockFunction(address obsqra.Felt, entryPoint string, fn Block
 		n.contracts[address] = map[obsqra.Felt]namedFunc{}
 	}
 	n.contracts[address][starknet.Selector(entryPoint)] = namedFunc{name: entryPoint, fn: fn}
+}
+
+// LagNext makes the next count starknet_calls that name a block answer
+// error 24 (block not found), as a node behind that block does.
+func (n *Node) LagNext(count int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.lagCalls += count
 }
 
 // CallBlocks returns the block of every starknet_call answered so far, in
@@ -524,7 +533,13 @@ func (n *Node) call(params json.RawMessage) (any, *rpcError) {
 	switch {
 	case json.Unmarshal(rawBlock, &latest) == nil && latest == "latest":
 	case json.Unmarshal(rawBlock, &numbered) == nil && numbered.Number != nil:
-		if *numbered.Number > block {
+		n.mu.Lock()
+		lagging := n.lagCalls > 0
+		if lagging {
+			n.lagCalls--
+		}
+		n.mu.Unlock()
+		if lagging || *numbered.Number > block {
 			return nil, errBlockNotFound
 		}
 		block = *numbered.Number

@@ -1,11 +1,13 @@
 package resolvers_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"math/big"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,7 +59,9 @@ func TestDeployedRiskParamsAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		decisions := newDecisions(t, db, nil)
-		markets, err := market.New(db, decisions, market.Config{Engine: starknet.RiskEngine{Client: client, Address: engineAddr}})
+		var logged syncBuffer
+		markets, err := market.New(db, decisions, market.Config{Engine: starknet.RiskEngine{Client: client, Address: engineAddr},
+			Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,8 +135,15 @@ func TestDeployedRiskParamsAPI(t *testing.T) {
 		if len(r.Errors) > 0 || !strings.Contains(string(r.Data["setRiskParams"]), `"version":3,"chainVersion":"`+two+`"`) {
 			t.Fatalf("setRiskParams(mapped) = %s %+v", r.Data["setRiskParams"], r.Errors)
 		}
+		if strings.Contains(logged.String(), "differ") {
+			t.Errorf("a warning before any mismatch: %s", logged.String())
+		}
 		if ok, err := markets.CheckDeployedParams(context.Background()); ok || err != nil {
 			t.Errorf("CheckDeployedParams with other values = %v, %v, want a mismatch", ok, err)
+		}
+		if l := logged.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "risk parameters differ from the deployed RiskEngine") ||
+			!strings.Contains(l, "version=3") || !strings.Contains(l, "chain_version="+two) {
+			t.Errorf("the mismatch was logged as %q", l)
 		}
 		if r := do(t, h, admin, `{ riskParams { deployed { matches ourVersion } } }`, nil); string(r.Data["riskParams"]) != `{"deployed":{"matches":false,"ourVersion":3}}` {
 			t.Errorf("deployed() mapped = %s %+v", r.Data["riskParams"], r.Errors)
@@ -150,4 +161,22 @@ func TestDeployedRiskParamsAPI(t *testing.T) {
 			t.Errorf("CheckDeployedParams with the node down = %v, want EUNAVAILABLE", err)
 		}
 	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -427,6 +427,9 @@ type DecisionVerification struct {
 	ConstraintsSigned bool
 	SignatureValid    *bool
 	ConstraintsMet    *bool
+	// SignatureErr is why SignatureValid is nil for a signed plan when the
+	// node could not be asked: that field's error, not the verification's.
+	SignatureErr error
 }
 
 // RiskScoreDecision is the recorded form of a risk score decision: its

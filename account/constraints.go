@@ -217,7 +217,7 @@ func (s *Service) VerifySignedConstraints(ctx context.Context, sc *obsqra.Signed
 	case obsqra.ErrorCode(err) == obsqra.EFORBIDDEN || obsqra.ErrorCode(err) == obsqra.EINVALID:
 		// Rejected, or the account is gone: not valid now.
 	default:
-		return nil, err
+		return nil, err // EUNAVAILABLE when the node did not answer
 	}
 	return &valid, nil
 }

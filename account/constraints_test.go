@@ -74,6 +74,10 @@ func TestApproveConstraints(t *testing.T) {
 			!strings.Contains(string(req.TypedData), `"maxVolatilityBps":"800"`) {
 			t.Fatalf("request = nonce %q, expires %v, typed data %s", req.Nonce, req.ExpiresAt, req.TypedData)
 		}
+		// The node down: a coded error, and the request still open.
+		node.FailNext(3, starknettest.HTTP500)
+		_, err = svc.ApproveConstraints(ada, sign(t, req, addr, key))
+		wantError(t, "ApproveConstraints(node down)", err, obsqra.EUNAVAILABLE, "did not answer")
 		// Another key; a malformed signature; too many felts.
 		_, err = svc.ApproveConstraints(ada, sign(t, req, addr, otherKey))
 		wantError(t, "ApproveConstraints(another key)", err, obsqra.EFORBIDDEN, "rejected the signature")

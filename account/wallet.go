@@ -47,6 +47,9 @@ func (s *Service) verifyOwnership(ctx context.Context, address, hash obsqra.Felt
 		return obsqra.Errorf(obsqra.EINVALID, "the contract at %s is not an account (it has no is_valid_signature)", address)
 	case errors.Is(err, starknet.ErrSignatureRejected):
 		return obsqra.Errorf(obsqra.EFORBIDDEN, "the account contract at %s rejected the signature: sign the challenge with that wallet", address)
+	case errors.Is(err, starknet.ErrUnavailable):
+		// The node's address and answers are logged with Err, not told.
+		return &obsqra.Error{Code: obsqra.EUNAVAILABLE, Message: "the Starknet node did not answer: try again later", Err: err}
 	}
 	return fmt.Errorf("verify wallet signature: %w", err)
 }

@@ -40,7 +40,9 @@ func (Optimizations) Kind() obsqra.DecisionKind { return obsqra.DecisionOptimiza
 // signature verifies now (SignatureValid, through Signatures). The set
 // must be the plan's user's, and the recorded limits at least as strict
 // as the signed ones; otherwise the constraints are not met.
-// Errors: only internal ones, from Signatures (the node did not answer).
+// When the signature cannot be checked (the node does not answer),
+// SignatureValid is nil and SignatureErr says why.
+// Errors: only internal ones, from Signatures (loading the set).
 func (o Optimizations) Verify(ctx context.Context, d *obsqra.Decision, v *obsqra.DecisionVerification) error {
 	v.Recomputed, v.Matches = recomputeOptimization(d)
 	var in OptimizationInputs
@@ -71,8 +73,10 @@ func (o Optimizations) Verify(ctx context.Context, d *obsqra.Decision, v *obsqra
 	if !obeys(in, sc) {
 		met = false
 	}
-	v.SignatureValid, err = o.Signatures.VerifySignedConstraints(ctx, sc)
-	return err
+	// A node that cannot be asked leaves the signature unchecked: the
+	// field's error, while the rest of the verification stands.
+	v.SignatureValid, v.SignatureErr = o.Signatures.VerifySignedConstraints(ctx, sc)
+	return nil
 }
 
 // meetsLimits reports whether plan, recorded for in, meets every limit in

@@ -20,6 +20,8 @@ type DecisionVerificationResolver interface {
 	BrokenAt(ctx context.Context, obj *obsqra.DecisionVerification) (*string, error)
 	OnChainScore(ctx context.Context, obj *obsqra.DecisionVerification) (*int, error)
 	MatchesOnChain(ctx context.Context, obj *obsqra.DecisionVerification) (*bool, error)
+
+	SignatureValid(ctx context.Context, obj *obsqra.DecisionVerification) (*bool, error)
 }
 type DeployedRiskParamsResolver interface {
 	ChainVersion(ctx context.Context, obj *obsqra.DeployedRiskParams) (string, error)
@@ -572,7 +574,7 @@ func (ec *executionContext) _DecisionVerification_signatureValid(ctx context.Con
 			return ec.fieldContext_DecisionVerification_signatureValid(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.SignatureValid, nil
+			return ec.Resolvers.DecisionVerification().SignatureValid(ctx, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
@@ -583,7 +585,7 @@ func (ec *executionContext) _DecisionVerification_signatureValid(ctx context.Con
 	)
 }
 func (ec *executionContext) fieldContext_DecisionVerification_signatureValid(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DecisionVerification", field, false, false, "Boolean")
+	return graphql.NewScalarFieldContext("DecisionVerification", field, true, true, "Boolean")
 }
 
 func (ec *executionContext) _DecisionVerification_constraintsMet(ctx context.Context, field graphql.CollectedField, obj *obsqra.DecisionVerification) (ret graphql.Marshaler) {
@@ -4046,10 +4048,11 @@ func (ec *executionContext) _DecisionVerification(ctx context.Context, sel ast.S
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "signatureValid":
-			out.Values[i] = ec._DecisionVerification_signatureValid(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DecisionVerification_signatureValid(ctx, field, obj)
+				})
 		case "constraintsMet":
 			out.Values[i] = ec._DecisionVerification_constraintsMet(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {

@@ -2,6 +2,7 @@ package resolvers_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -181,6 +182,14 @@ func TestSignedConstraintsObeyedAPI(t *testing.T) {
 		r = do(t, e.h, ada, verify, map[string]any{"id": run.DecisionID})
 		if got := string(r.Data["verifyDecision"]); len(r.Errors) > 0 || got != `{"matches":true,"constraintsSigned":true,"signatureValid":false,"constraintsMet":true}` {
 			t.Errorf("verifyDecision after a key change = %s %+v", got, r.Errors)
+		}
+		// The node down: the signature is unchecked, that field's error
+		// says why, and the rest of the verification stands.
+		node.FailNext(3, starknettest.HTTP500) // every try of the client's
+		r = do(t, e.h, ada, verify, map[string]any{"id": run.DecisionID})
+		if got := string(r.Data["verifyDecision"]); got != `{"matches":true,"constraintsSigned":true,"signatureValid":null,"constraintsMet":true}` ||
+			r.code() != "SERVICE_UNAVAILABLE" || fmt.Sprint(r.Errors[0].Path) != "[verifyDecision signatureValid]" || strings.Contains(r.Errors[0].Message, "127.0.0.1") {
+			t.Errorf("verifyDecision with the node down = %s %+v", got, r.Errors)
 		}
 	})
 }

@@ -343,6 +343,12 @@ func (r *decisionVerificationResolver) OnChainScore(ctx context.Context, v *obsq
 	return v.OnChainScore, v.OnChainErr
 }
 
+// SignatureValid resolves DecisionVerification.signatureValid: a failure
+// to ask the signer's account contract is this field's error.
+func (r *decisionVerificationResolver) SignatureValid(ctx context.Context, v *obsqra.DecisionVerification) (*bool, error) {
+	return v.SignatureValid, v.SignatureErr
+}
+
 // MatchesOnChain resolves DecisionVerification.matchesOnChain.
 func (r *decisionVerificationResolver) MatchesOnChain(ctx context.Context, v *obsqra.DecisionVerification) (*bool, error) {
 	return v.MatchesOnChain, v.OnChainErr

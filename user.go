@@ -130,16 +130,15 @@ func (p Preferences) Validate() error {
 		return Errorf(EINVALID, "riskTolerance must be LOW, MEDIUM or HIGH")
 	case p.RebalanceThresholdBps < 0 || p.RebalanceThresholdBps > 10000:
 		return Errorf(EINVALID, "rebalanceThresholdBps must be between 0 and 10000 basis points, got %d", p.RebalanceThresholdBps)
-	case p.MaxSingleBps < 1000 || p.MaxSingleBps > 10000:
-		return Errorf(EINVALID, "maxSingleBps must be between 1000 and 10000 basis points, got %d", p.MaxSingleBps)
-	case p.MinDiversification < 1 || p.MinDiversification > MaxDiversification:
-		return Errorf(EINVALID, "minDiversification must be between 1 and %d, got %d", MaxDiversification, p.MinDiversification)
-	case p.MaxVolatilityBps < 0 || p.MaxVolatilityBps > MaxVolatility:
-		return Errorf(EINVALID, "maxVolatilityBps must be between 0 and %d basis points, got %d", MaxVolatility, p.MaxVolatilityBps)
-	case p.MaxLiquidityTier < 0 || p.MaxLiquidityTier > MaxLiquidityTier:
-		return Errorf(EINVALID, "maxLiquidityTier must be between 0 (deepest) and %d, got %d", MaxLiquidityTier, p.MaxLiquidityTier)
 	}
-	return nil
+	return p.Limits().Validate("")
+}
+
+// Limits returns the four allocation limits of p, which a wallet may sign
+// as a ConstraintSet.
+func (p Preferences) Limits() ConstraintSet {
+	return ConstraintSet{MaxSingleBps: p.MaxSingleBps, MinDiversification: p.MinDiversification,
+		MaxVolatilityBps: p.MaxVolatilityBps, MaxLiquidityTier: p.MaxLiquidityTier}
 }
 
 // PreferencesPatch holds the preferences a request changes; nil fields stay.

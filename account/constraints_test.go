@@ -85,6 +85,16 @@ func TestApproveConstraints(t *testing.T) {
 		wantError(t, "ApproveConstraints(bad felt)", err, obsqra.EINVALID, "input.signature[1]")
 		_, err = svc.ApproveConstraints(ada, make([]string, 33))
 		wantError(t, "ApproveConstraints(33 felts)", err, obsqra.EINVALID, "1 to 32 felts")
+		// 32 felts are taken: the account contract judges them (this one
+		// wants two, and refuses).
+		thirtyTwo := make([]string, 32)
+		for i := range thirtyTwo {
+			thirtyTwo[i] = "0x1"
+		}
+		_, err = svc.ApproveConstraints(ada, thirtyTwo)
+		if err == nil || strings.Contains(obsqra.ErrorMessage(err), "1 to 32 felts") {
+			t.Fatalf("ApproveConstraints(32 felts) = %v, want the account's refusal, not the length's", err)
+		}
 		// Bob has no request of his own, whoever's signature he sends.
 		linkWallet(t, svc, bob, func(ch *obsqra.WalletChallengePayload, a obsqra.Felt) []string { return sign(t, ch, a, otherKey) }, other)
 		_, err = svc.ApproveConstraints(bob, sign(t, req, addr, key))

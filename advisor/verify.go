@@ -44,16 +44,18 @@ func (Optimizations) Kind() obsqra.DecisionKind { return obsqra.DecisionOptimiza
 // SignatureValid is nil and SignatureErr says why.
 // Errors: only internal ones, from Signatures (loading the set).
 func (o Optimizations) Verify(ctx context.Context, d *obsqra.Decision, v *obsqra.DecisionVerification) error {
-	v.Recomputed, v.Matches = recomputeOptimization(d)
 	var in OptimizationInputs
 	var out Decided
-	if json.Unmarshal(d.Inputs, &in) != nil || json.Unmarshal(d.Output, &out) != nil {
-		met := false
-		v.ConstraintsMet = &met
+	met := false
+	v.ConstraintsMet = &met
+	if d.Kind != obsqra.DecisionOptimization || json.Unmarshal(d.Inputs, &in) != nil {
 		return nil
 	}
-	met := meetsLimits(in, out.Plan)
-	v.ConstraintsMet = &met
+	v.Recomputed, v.Matches = recomputeOptimization(d, in)
+	if json.Unmarshal(d.Output, &out) != nil {
+		return nil
+	}
+	met = meetsLimits(in, out.Plan)
 	if in.SignedConstraintsID == 0 {
 		return nil
 	}
@@ -63,8 +65,8 @@ func (o Optimizations) Verify(ctx context.Context, d *obsqra.Decision, v *obsqra
 	}
 	sc, err := o.Signatures.SignedConstraintsByID(ctx, in.SignedConstraintsID)
 	if obsqra.ErrorCode(err) == obsqra.ENOTFOUND {
-		met, valid := false, false
-		v.ConstraintsMet, v.SignatureValid = &met, &valid
+		valid := false
+		met, v.SignatureValid = false, &valid
 		return nil
 	}
 	if err != nil {
@@ -121,9 +123,9 @@ func obeys(in OptimizationInputs, sc *obsqra.SignedConstraints) bool {
 
 // recomputeOptimization is Verify's recomputation: the output computed
 // again, and whether it is the recorded one.
-func recomputeOptimization(d *obsqra.Decision) (obsqra.JSONObject, bool) {
-	var in OptimizationInputs
-	if d.Kind != obsqra.DecisionOptimization || d.ModelVersion != ModelVersion || json.Unmarshal(d.Inputs, &in) != nil {
+// d's inputs, in, parsed.
+func recomputeOptimization(d *obsqra.Decision, in OptimizationInputs) (obsqra.JSONObject, bool) {
+	if d.ModelVersion != ModelVersion {
 		return nil, false
 	}
 	out, err := decide(in)

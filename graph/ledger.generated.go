@@ -17,15 +17,10 @@ import (
 // region    ************************** generated!.gotpl **************************
 
 type SignedConstraintSetResolver interface {
-	Signer(ctx context.Context, obj *obsqra.SignedConstraints) (string, error)
 	MaxSingleBps(ctx context.Context, obj *obsqra.SignedConstraints) (int, error)
 	MinDiversification(ctx context.Context, obj *obsqra.SignedConstraints) (int, error)
 	MaxVolatilityBps(ctx context.Context, obj *obsqra.SignedConstraints) (int, error)
 	MaxLiquidityTier(ctx context.Context, obj *obsqra.SignedConstraints) (int, error)
-	Signature(ctx context.Context, obj *obsqra.SignedConstraints) ([]string, error)
-	MessageHash(ctx context.Context, obj *obsqra.SignedConstraints) (string, error)
-
-	Calldata(ctx context.Context, obj *obsqra.SignedConstraints) ([]string, error)
 }
 type TransactionResolver interface {
 	BlockNumber(ctx context.Context, obj *obsqra.Transaction) (*int, error)
@@ -127,18 +122,18 @@ func (ec *executionContext) _SignedConstraintSet_signer(ctx context.Context, fie
 			return ec.fieldContext_SignedConstraintSet_signer(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.SignedConstraintSet().Signer(ctx, obj)
+			return obj.Signer, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Felt) graphql.Marshaler {
+			return ec.marshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_SignedConstraintSet_signer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SignedConstraintSet", field, true, true, "String")
+	return graphql.NewScalarFieldContext("SignedConstraintSet", field, false, false, "String")
 }
 
 func (ec *executionContext) _SignedConstraintSet_maxSingleBps(ctx context.Context, field graphql.CollectedField, obj *obsqra.SignedConstraints) (ret graphql.Marshaler) {
@@ -242,18 +237,18 @@ func (ec *executionContext) _SignedConstraintSet_signature(ctx context.Context, 
 			return ec.fieldContext_SignedConstraintSet_signature(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.SignedConstraintSet().Signature(ctx, obj)
+			return obj.Signature, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
-			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []obsqra.Felt) graphql.Marshaler {
+			return ec.marshalNString2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐFeltᚄ(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_SignedConstraintSet_signature(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SignedConstraintSet", field, true, true, "String")
+	return graphql.NewScalarFieldContext("SignedConstraintSet", field, false, false, "String")
 }
 
 func (ec *executionContext) _SignedConstraintSet_messageHash(ctx context.Context, field graphql.CollectedField, obj *obsqra.SignedConstraints) (ret graphql.Marshaler) {
@@ -265,18 +260,18 @@ func (ec *executionContext) _SignedConstraintSet_messageHash(ctx context.Context
 			return ec.fieldContext_SignedConstraintSet_messageHash(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.SignedConstraintSet().MessageHash(ctx, obj)
+			return obj.MessageHash, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v obsqra.Felt) graphql.Marshaler {
+			return ec.marshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_SignedConstraintSet_messageHash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SignedConstraintSet", field, true, true, "String")
+	return graphql.NewScalarFieldContext("SignedConstraintSet", field, false, false, "String")
 }
 
 func (ec *executionContext) _SignedConstraintSet_issuedAt(ctx context.Context, field graphql.CollectedField, obj *obsqra.SignedConstraints) (ret graphql.Marshaler) {
@@ -334,18 +329,18 @@ func (ec *executionContext) _SignedConstraintSet_calldata(ctx context.Context, f
 			return ec.fieldContext_SignedConstraintSet_calldata(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.SignedConstraintSet().Calldata(ctx, obj)
+			return obj.Calldata(), nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
-			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []obsqra.Felt) graphql.Marshaler {
+			return ec.marshalNString2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐFeltᚄ(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_SignedConstraintSet_calldata(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SignedConstraintSet", field, true, true, "String")
+	return graphql.NewScalarFieldContext("SignedConstraintSet", field, true, false, "String")
 }
 
 func (ec *executionContext) _SignedConstraintSetConnection_edges(ctx context.Context, field graphql.CollectedField, obj *SignedConstraintSetConnection) (ret graphql.Marshaler) {
@@ -1760,11 +1755,10 @@ func (ec *executionContext) _SignedConstraintSet(ctx context.Context, sel ast.Se
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "signer":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._SignedConstraintSet_signer(ctx, field, obj)
-				})
+			out.Values[i] = ec._SignedConstraintSet_signer(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "maxSingleBps":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -1790,17 +1784,15 @@ func (ec *executionContext) _SignedConstraintSet(ctx context.Context, sel ast.Se
 					return ec._SignedConstraintSet_maxLiquidityTier(ctx, field, obj)
 				})
 		case "signature":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._SignedConstraintSet_signature(ctx, field, obj)
-				})
+			out.Values[i] = ec._SignedConstraintSet_signature(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "messageHash":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._SignedConstraintSet_messageHash(ctx, field, obj)
-				})
+			out.Values[i] = ec._SignedConstraintSet_messageHash(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "issuedAt":
 			out.Values[i] = ec._SignedConstraintSet_issuedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -1812,11 +1804,10 @@ func (ec *executionContext) _SignedConstraintSet(ctx context.Context, sel ast.Se
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "calldata":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._SignedConstraintSet_calldata(ctx, field, obj)
-				})
+			out.Values[i] = ec._SignedConstraintSet_calldata(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

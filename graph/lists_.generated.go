@@ -265,6 +265,35 @@ func (ec *executionContext) marshalNStrategyResult2ᚕgithubᚗcomᚋobsqraᚋob
 	return ret
 }
 
+func (ec *executionContext) unmarshalNString2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐFeltᚄ(ctx context.Context, v any) ([]obsqra.Felt, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]obsqra.Felt, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕgithubᚗcomᚋobsqraᚋobsqraᚐFeltᚄ(ctx context.Context, sel ast.SelectionSet, v []obsqra.Felt) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2githubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
 	vSlice := graphql.CoerceList(v)
 	var err error

@@ -46,7 +46,6 @@ type ProtocolResolver interface {
 	RiskForecast(ctx context.Context, obj *obsqra.Protocol, horizonDays *int) (*obsqra.Forecast, error)
 }
 type RiskParamsResolver interface {
-	ChainVersion(ctx context.Context, obj *obsqra.RiskParams) (*string, error)
 	Deployed(ctx context.Context, obj *obsqra.RiskParams, chainVersion *string) (*obsqra.DeployedRiskParams, error)
 }
 type RiskScoreResolver interface {
@@ -2685,18 +2684,18 @@ func (ec *executionContext) _RiskParams_chainVersion(ctx context.Context, field 
 			return ec.fieldContext_RiskParams_chainVersion(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.RiskParams().ChainVersion(ctx, obj)
+			return obj.ChainVersion, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
-			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *obsqra.Felt) graphql.Marshaler {
+			return ec.marshalOString2ᚖgithubᚗcomᚋobsqraᚋobsqraᚐFelt(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_RiskParams_chainVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("RiskParams", field, true, true, "String")
+	return graphql.NewScalarFieldContext("RiskParams", field, false, false, "String")
 }
 
 func (ec *executionContext) _RiskParams_deployed(ctx context.Context, field graphql.CollectedField, obj *obsqra.RiskParams) (ret graphql.Marshaler) {
@@ -4793,11 +4792,10 @@ func (ec *executionContext) _RiskParams(ctx context.Context, sel ast.SelectionSe
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "chainVersion":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._RiskParams_chainVersion(ctx, field, obj)
-				})
+			out.Values[i] = ec._RiskParams_chainVersion(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "deployed":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,

@@ -81,12 +81,16 @@ func (s *Service) RecordAllocation(ctx context.Context, in obsqra.RecordAllocati
 	if !in.Reason.IsValid() {
 		return nil, obsqra.Errorf(obsqra.EINVALID, "input.reason must be USER_INITIATED, AUTO_REBALANCE or OPTIMIZATION")
 	}
+	all, err := s.db.Protocols(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var walletBlock int64
 	if in.FromWallet != nil && *in.FromWallet {
 		if len(in.Weights) > 0 {
 			return nil, obsqra.Errorf(obsqra.EINVALID, "input.weights must be omitted with fromWallet: the weights are your wallet's")
 		}
-		if in.Weights, walletBlock, err = s.walletWeights(ctx); err != nil {
+		if in.Weights, walletBlock, err = s.walletWeights(ctx, all); err != nil {
 			return nil, err
 		}
 	}
@@ -106,10 +110,6 @@ func (s *Service) RecordAllocation(ctx context.Context, in obsqra.RecordAllocati
 			return nil, obsqra.Errorf(obsqra.EINVALID, "input.suggestionId is not the id of a suggestion")
 		}
 		suggestionID = id
-	}
-	all, err := s.db.Protocols(ctx)
-	if err != nil {
-		return nil, err
 	}
 	bySlug := make(map[string]*obsqra.Protocol, len(all))
 	for i := range all {

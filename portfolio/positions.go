@@ -87,6 +87,18 @@ func (c *positionsCache) put(k positionsKey, v *obsqra.WalletPositions) {
 // (or stays behind the block) within the timeout, or a token answers
 // nonsense.
 func (s *Service) WalletPositions(ctx context.Context) (*obsqra.WalletPositions, error) {
+	if _, err := obsqra.RequireUser(ctx); err != nil {
+		return nil, err
+	}
+	protocols, err := s.db.Protocols(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.walletPositions(ctx, protocols)
+}
+
+// walletPositions is WalletPositions over protocols, every protocol.
+func (s *Service) walletPositions(ctx context.Context, protocols []obsqra.Protocol) (*obsqra.WalletPositions, error) {
 	pr, err := obsqra.RequireUser(ctx)
 	if err != nil {
 		return nil, err
@@ -102,10 +114,6 @@ func (s *Service) WalletPositions(ctx context.Context) (*obsqra.WalletPositions,
 		return nil, obsqra.Errorf(obsqra.EINVALID, "wallet positions need a linked wallet: link one with requestWalletChallenge and connectWallet first")
 	}
 	wallet := *u.WalletAddress
-	protocols, err := s.db.Protocols(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var named []obsqra.Protocol
 	var tokens strings.Builder
 	for _, p := range protocols {
@@ -201,14 +209,10 @@ func tokenAmount(v *big.Int, decimals int) (obsqra.Decimal, error) {
 // exactly 10000 by the largest remainder (ties to the lower protocol id),
 // and the block they were read at. All positions held must be in one
 // asset: amounts of different assets do not add up.
-// Errors: those of WalletPositions; EINVALID when the wallet holds no
-// position, or positions in more than one asset.
-func (s *Service) walletWeights(ctx context.Context) ([]obsqra.WeightInput, int64, error) {
-	wp, err := s.WalletPositions(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	protocols, err := s.db.Protocols(ctx)
+// protocols are every protocol. Errors: those of WalletPositions; EINVALID
+// when the wallet holds no position, or positions in more than one asset.
+func (s *Service) walletWeights(ctx context.Context, protocols []obsqra.Protocol) ([]obsqra.WeightInput, int64, error) {
+	wp, err := s.walletPositions(ctx, protocols)
 	if err != nil {
 		return nil, 0, err
 	}

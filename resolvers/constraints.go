@@ -44,10 +44,6 @@ func (r *Resolver) SignedConstraintSet() graph.SignedConstraintSetResolver {
 
 type signedConstraintSetResolver struct{}
 
-func (signedConstraintSetResolver) Signer(_ context.Context, s *obsqra.SignedConstraints) (string, error) {
-	return s.Signer.String(), nil
-}
-
 func (signedConstraintSetResolver) MaxSingleBps(_ context.Context, s *obsqra.SignedConstraints) (int, error) {
 	return s.Set.MaxSingleBps, nil
 }
@@ -62,25 +58,4 @@ func (signedConstraintSetResolver) MaxVolatilityBps(_ context.Context, s *obsqra
 
 func (signedConstraintSetResolver) MaxLiquidityTier(_ context.Context, s *obsqra.SignedConstraints) (int, error) {
 	return s.Set.MaxLiquidityTier, nil
-}
-
-func (signedConstraintSetResolver) Signature(_ context.Context, s *obsqra.SignedConstraints) ([]string, error) {
-	return feltStrings(s.Signature), nil
-}
-
-func (signedConstraintSetResolver) MessageHash(_ context.Context, s *obsqra.SignedConstraints) (string, error) {
-	return s.MessageHash.String(), nil
-}
-
-func (signedConstraintSetResolver) Calldata(_ context.Context, s *obsqra.SignedConstraints) ([]string, error) {
-	return feltStrings(s.Calldata()), nil
-}
-
-// feltStrings returns felts in their canonical form.
-func feltStrings(fs []obsqra.Felt) []string {
-	out := make([]string, len(fs))
-	for i, f := range fs {
-		out[i] = f.String()
-	}
-	return out
 }

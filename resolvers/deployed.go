@@ -12,15 +12,6 @@ func (r *Resolver) RiskParams() graph.RiskParamsResolver { return riskParamsReso
 
 type riskParamsResolver struct{ *Resolver }
 
-// ChainVersion resolves RiskParams.chainVersion.
-func (riskParamsResolver) ChainVersion(_ context.Context, p *obsqra.RiskParams) (*string, error) {
-	if p.ChainVersion == nil {
-		return nil, nil
-	}
-	s := p.ChainVersion.String()
-	return &s, nil
-}
-
 // Deployed resolves RiskParams.deployed.
 func (r riskParamsResolver) Deployed(ctx context.Context, p *obsqra.RiskParams, chainVersion *string) (*obsqra.DeployedRiskParams, error) {
 	return r.Market.DeployedParams(ctx, p, chainVersion)

@@ -95,12 +95,17 @@ func TestWalletPositionsAPI(t *testing.T) {
 			mention string
 		}{
 			{map[string]any{"address": aToken.String(), "decimals": 19, "underlying": usdc.String()}, "positionToken.decimals"},
+			{map[string]any{"address": aToken.String(), "decimals": -1, "underlying": usdc.String()}, "positionToken.decimals"},
 			{map[string]any{"address": aToken.String(), "decimals": 6, "underlying": usdc.String(), "entryPoint": "balance"}, "positionToken.entryPoint"},
 			{map[string]any{"address": "0x0", "decimals": 6, "underlying": usdc.String()}, "positionToken: address"},
 		} {
 			if r := do(t, h, admin, upsert, protocol("nostra", c.token)); r.code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, c.mention) {
 				t.Errorf("upsertProtocol(%v) = %+v, want BAD_USER_INPUT naming %s", c.token, r.Errors, c.mention)
 			}
+		}
+		// 18 decimals, the most, are taken.
+		if r := do(t, h, admin, upsert, protocol("ekubo", map[string]any{"address": aToken.String(), "decimals": 18, "underlying": usdc.String()})); len(r.Errors) > 0 {
+			t.Fatalf("upsertProtocol(18 decimals) = %+v", r.Errors)
 		}
 		r = do(t, h, admin, upsert, protocol("nostra", map[string]any{"address": aToken.String(), "decimals": 6, "underlying": usdc.String()}))
 		if len(r.Errors) > 0 || !strings.Contains(string(r.Data["upsertProtocol"]), `"decimals":6`) || !strings.Contains(string(r.Data["upsertProtocol"]), `"entryPoint":"balanceOf"`) {

@@ -22,13 +22,6 @@ const (
 	ConstraintApprovalStatement = "Every allocation Obsqra plans for your account must obey these limits"
 )
 
-type constraintApprovalJSON struct {
-	Types       map[string][]typeMemberJSON `json:"types"`
-	PrimaryType string                      `json:"primaryType"`
-	Domain      domainJSON                  `json:"domain"`
-	Message     constraintMessageJSON       `json:"message"`
-}
-
 // constraintMessageJSON is the message, with its members in the order
 // wallets show them. The limits are u128 as decimal strings, as wallets
 // accept them.
@@ -81,7 +74,7 @@ func ConstraintApproval(chainID string, user int64, address obsqra.Felt, set obs
 			return nil, obsqra.Felt{}, obsqra.Errorf(obsqra.EINVALID, "constraint approval: a limit is negative: %s", set)
 		}
 	}
-	td := constraintApprovalJSON{
+	td := typedData[constraintMessageJSON]{
 		Types:       constraintApprovalTypes,
 		PrimaryType: ConstraintApprovalType,
 		Domain:      domainJSON{Name: DomainName, Version: DomainVersion, ChainID: chainID, Revision: "1"},

@@ -27,7 +27,7 @@ func (e RiskEngine) CalculateRiskScore(ctx context.Context, in obsqra.RiskInputs
 		if a < 0 {
 			return 0, fmt.Errorf("risk engine: input %d is negative", i)
 		}
-		calldata[i] = feltOf(uint64(a))
+		calldata[i] = obsqra.FeltFromUint64(uint64(a))
 	}
 	out, err := e.Client.Call(ctx, e.Address, "calculate_risk_score", calldata)
 	if err != nil {
@@ -41,16 +41,6 @@ func (e RiskEngine) CalculateRiskScore(ctx context.Context, in obsqra.RiskInputs
 		return 0, fmt.Errorf("risk engine at %s answered %s, not a score of 0-100", e.Address, out[0])
 	}
 	return int(v.Int64()), nil
-}
-
-// feltOf is the felt of a small number.
-func feltOf(v uint64) obsqra.Felt {
-	var f obsqra.Felt
-	for i := 31; i >= 24; i-- {
-		f[i] = byte(v)
-		v >>= 8
-	}
-	return f
 }
 
 // ModelParams calls the contract's get_model_params(version) and returns

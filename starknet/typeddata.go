@@ -32,11 +32,13 @@ const (
 // JavaScript wallets would lose their low digits; the timestamps (Unix
 // seconds) are JSON numbers.
 type (
-	challengeJSON struct {
+	// typedData is the typed data of a message M: a wallet link's, a
+	// constraint approval's.
+	typedData[M any] struct {
 		Types       map[string][]typeMemberJSON `json:"types"`
 		PrimaryType string                      `json:"primaryType"`
 		Domain      domainJSON                  `json:"domain"`
-		Message     walletLinkJSON              `json:"message"`
+		Message     M                           `json:"message"`
 	}
 	typeMemberJSON struct {
 		Name string `json:"name"`
@@ -96,7 +98,7 @@ func WalletChallenge(chainID string, user int64, address obsqra.Felt, nonce [16]
 	if err := checkSigned("wallet challenge", chainID, user, issuedAt, expiresAt); err != nil {
 		return nil, obsqra.Felt{}, err
 	}
-	td := challengeJSON{
+	td := typedData[walletLinkJSON]{
 		Types:       walletLinkTypes,
 		PrimaryType: WalletLinkType,
 		Domain:      domainJSON{Name: DomainName, Version: DomainVersion, ChainID: chainID, Revision: "1"},

@@ -29,7 +29,7 @@ type DecisionHasher func(d *obsqra.Decision) string
 // AppendDecision appends d to the decision log: it takes the next id, links
 // d to the last entry's hash, stamps d.CreatedAt and sets d.Hash to what
 // hash returns for it. Appends are serialised (an advisory lock on
-// PostgreSQL, taken after the outbox's, see AppendEvent; the single writer
+// PostgreSQL, taken after the outbox's, see LockDecisions; the single writer
 // on SQLite), so the chain never forks; the
 // unique prev_hash would refuse a fork anyway. d.Inputs and d.Output must be
 // JSON objects; they are stored byte for byte, since the hash covers their
@@ -40,22 +40,10 @@ func (tx *Tx) AppendDecision(ctx context.Context, d *obsqra.Decision, hash Decis
 	if hash == nil {
 		return errors.New("append decision: no hasher")
 	}
-	c := tx.conn()
-	if c.d.eventLock != "" {
-		// The outbox's lock first, then the log's. A unit of work that
-		// appends an event and a decision, in either order, takes them
-		// in this order; with only the log's lock here, one that appended
-		// an event first (E, D) and one that appended a decision first
-		// (D, E) deadlocked, and PostgreSQL aborted one of them.
-		// pg_advisory_xact_lock stacks, so the outbox's lock taken again
-		// by AppendEvent costs nothing more.
-		if _, err := c.exec(ctx, c.d.eventLock, eventLockKey); err != nil {
-			return translate(err, "lock event outbox", "decision")
-		}
-		if _, err := c.exec(ctx, c.d.eventLock, decisionLockKey); err != nil {
-			return translate(err, "lock decision log", "decision")
-		}
+	if err := tx.LockDecisions(ctx); err != nil {
+		return err
 	}
+	c := tx.conn()
 	var lastID int64
 	prev := obsqra.GenesisHash
 	err := c.queryRow(ctx, "SELECT id, hash FROM decisions ORDER BY id DESC LIMIT 1").Scan(&lastID, &prev)

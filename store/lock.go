@@ -9,7 +9,11 @@ import "context"
 // only write lock). A unit of work that will append decisions takes them
 // before touching any other row, so that two of them never hold rows the
 // other needs while one waits for a lock, and one that takes the log's
-// lock here cannot deadlock with one that appends an event first.
+// lock here cannot deadlock with one that appends an event first: with
+// the log's lock alone, one that appended an event first (E, D) and one
+// that appended a decision first (D, E) deadlocked, and PostgreSQL aborted
+// one of them. pg_advisory_xact_lock stacks, so AppendDecision and
+// AppendEvent taking them again cost nothing more.
 // Errors: only internal ones.
 func (tx *Tx) LockDecisions(ctx context.Context) error {
 	c := tx.conn()

@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export TEST_DATABASE_URL
 
-.PHONY: run build test generate lint bench bench-live bench-live-sse bench-replay bench-read backtest refit fuzz playground-assets clean
+.PHONY: run build test generate lint bench bench-live bench-live-sse bench-replay bench-read backtest refit fuzz playground-assets docs-assets clean
 
 run: build
 	./$(BIN) serve
@@ -153,6 +153,9 @@ refit:
 # so `make run` never needs the network.
 playground-assets:
 	./scripts/vendor-playground.sh
+
+docs-assets:
+	./scripts/vendor-docs.sh
 
 # FuzzAPIInputs puts fuzzed values at every input position of the schema
 # through the real handler, on SQLite and PostgreSQL (when it answers).

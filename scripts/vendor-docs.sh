@@ -1,0 +1,61 @@
+#!/bin/sh
+# vendor-docs.sh downloads the REST API reference page's renderer, Redoc's
+# standalone bundle, from the npm registry and copies it, with its licences,
+# into rest/docs/assets/, where the rest package embeds it with go:embed. The
+# result is committed, so building and running the server needs no network.
+#
+# Redoc 2.x rather than Scalar's @scalar/api-reference or Redoc 3: its
+# standalone bundle is one 1.1 MB script (Redoc 3's is 2.3 MB, Scalar's 4.9 MB
+# plus chunks), it reads OpenAPI 3.1, fetches nothing but the spec it is
+# given, and runs under a strict Content-Security-Policy with only inline
+# styles (styled-components) and a blob: worker (its search index) allowed.
+#
+# The version and tarball integrity are pinned: a different tarball behind
+# the same version makes the script fail instead of vendoring it.
+#
+# Usage: scripts/vendor-docs.sh   (from anywhere; needs npm, tar and openssl)
+set -eu
+
+# package@version and the sha512 integrity the registry publishes for it.
+REDOC=redoc@2.5.4
+REDOC_SRI=sha512-M6jWhG1qoBnH6TFmzJnstyCZ87HmOY/UzDm78mHiYihEdlV/YcS9ogOo1NlElnJMeLsyxHFe2yFc4sNjHTrABQ==
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+dest="$root/rest/docs/assets"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT INT TERM
+
+# fetch PKG SRI: npm pack PKG into $work/PKG/ and check its integrity.
+fetch() {
+	dir="$work/$1"
+	mkdir -p "$dir"
+	(cd "$dir" && npm pack --silent "$1" >/dev/null)
+	tarball=$(ls "$dir"/*.tgz)
+	got="sha512-$(openssl dgst -sha512 -binary "$tarball" | openssl base64 -A)"
+	if [ "$got" != "$2" ]; then
+		echo "vendor-docs: $1 has integrity $got, want $2" >&2
+		exit 1
+	fi
+	tar -xzf "$tarball" -C "$dir"
+}
+
+# copy PKG FILE NAME: copy FILE of PKG's package directory to $dest/NAME.
+copy() {
+	cp "$work/$1/package/$2" "$dest/$3"
+}
+
+fetch "$REDOC" "$REDOC_SRI"
+
+rm -rf "$dest"
+mkdir -p "$dest"
+copy "$REDOC" bundles/redoc.standalone.js redoc.standalone.js
+copy "$REDOC" LICENSE LICENSE.redoc.txt
+# The notices of the libraries bundled into redoc.standalone.js.
+copy "$REDOC" bundles/redoc.standalone.js.LICENSE.txt LICENSE.redoc.standalone.txt
+
+cat >"$dest/VERSIONS" <<EOV
+# Written by scripts/vendor-docs.sh; do not edit by hand.
+$REDOC $REDOC_SRI
+EOV
+
+echo "vendor-docs: wrote $(ls "$dest" | wc -l | tr -d ' ') files to ${dest#"$root"/}"

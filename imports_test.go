@@ -56,6 +56,8 @@ var arrows = map[string][]string{
 	// ratelimit is not in ARCHITECTURE.md's layout: the API's cost
 	// budgets, shared between instances through the store.
 	"ratelimit": {"store"},
+	// rest: the original REST API, as thin as resolvers (ARCHITECTURE.md).
+	"rest":      {".", "account", "market", "advisor", "portfolio", "ledger"},
 	"resolvers": {".", "graph", "account", "market", "decision", "advisor", "portfolio", "ledger", "subscription"},
 	"scheduler": {"."},
 	// server imports subscription as server/ws does: its event streams

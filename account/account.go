@@ -162,9 +162,11 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*obsqra.Regis
 	if err != nil {
 		return nil, err
 	}
+	// A name is optional (the original REST API's frontend never sent
+	// one): blank is stored as "".
 	name := strings.TrimSpace(in.FullName)
-	if name == "" || utf8.RuneCountInString(name) > MaxFullNameChars || !utf8.ValidString(name) {
-		return nil, obsqra.Errorf(obsqra.EINVALID, "fullName must be 1 to %d characters", MaxFullNameChars)
+	if utf8.RuneCountInString(name) > MaxFullNameChars || !utf8.ValidString(name) {
+		return nil, obsqra.Errorf(obsqra.EINVALID, "fullName must be at most %d characters", MaxFullNameChars)
 	}
 	if err := validatePassword(in.Password); err != nil {
 		return nil, err

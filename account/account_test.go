@@ -143,7 +143,7 @@ func TestRegister(t *testing.T) {
 			{Email: "x@localhost", Password: "correct horse", FullName: "X"},
 			{Email: "x@example.com", Password: "short", FullName: "X"},
 			{Email: "x@example.com", Password: strings.Repeat("a", 73), FullName: "X"},
-			{Email: "x@example.com", Password: "correct horse", FullName: "   "},
+			{Email: "x@example.com", Password: "correct horse", FullName: strings.Repeat("é", account.MaxFullNameChars+1)},
 		} {
 			_, err := svc.Register(context.Background(), in)
 			wantCode(t, "Register("+in.Email+")", err, obsqra.EINVALID)

@@ -105,10 +105,10 @@ func (s *Service) queueVerification(ctx context.Context, tx *store.Tx, u *obsqra
 		Kind:    MailVerifyEmail,
 		To:      u.Email,
 		Subject: "Confirm your email address",
-		Text: fmt.Sprintf("Hello %s,\n\nconfirm that this is your address by opening this link within 24 hours:\n\n%s\n\n"+
-			"If you did not sign up, ignore this mail.\n", u.FullName, link),
-		HTML: fmt.Sprintf("<p>Hello %s,</p><p>confirm that this is your address by opening <a href=\"%s\">this link</a> within 24 hours.</p>"+
-			"<p>If you did not sign up, ignore this mail.</p>", htmlEscape(u.FullName), htmlEscape(link)),
+		Text: fmt.Sprintf("Hello%s,\n\nconfirm that this is your address by opening this link within 24 hours:\n\n%s\n\n"+
+			"If you did not sign up, ignore this mail.\n", named(u.FullName), link),
+		HTML: fmt.Sprintf("<p>Hello%s,</p><p>confirm that this is your address by opening <a href=\"%s\">this link</a> within 24 hours.</p>"+
+			"<p>If you did not sign up, ignore this mail.</p>", named(htmlEscape(u.FullName)), htmlEscape(link)),
 	})
 }
 
@@ -137,12 +137,12 @@ func (s *Service) queueSignUpNotice(ctx context.Context, tx *store.Tx, owner *ob
 		Kind:    MailSignUpAttempt,
 		To:      owner.Email,
 		Subject: "Someone tried to sign up with your address",
-		Text: fmt.Sprintf("Hello %s,\n\nsomeone tried to create an account with this address, which already has one. "+
+		Text: fmt.Sprintf("Hello%s,\n\nsomeone tried to create an account with this address, which already has one. "+
 			"If it was you, sign in (%s) or reset your password (%s). If it was not, ignore this mail: nothing changed.\n",
-			owner.FullName, signIn, reset),
-		HTML: fmt.Sprintf("<p>Hello %s,</p><p>someone tried to create an account with this address, which already has one. "+
+			named(owner.FullName), signIn, reset),
+		HTML: fmt.Sprintf("<p>Hello%s,</p><p>someone tried to create an account with this address, which already has one. "+
 			"If it was you, <a href=\"%s\">sign in</a> or <a href=\"%s\">reset your password</a>. If it was not, ignore this mail: nothing changed.</p>",
-			htmlEscape(owner.FullName), htmlEscape(signIn), htmlEscape(reset)),
+			named(htmlEscape(owner.FullName)), htmlEscape(signIn), htmlEscape(reset)),
 	})
 }
 
@@ -180,10 +180,10 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) (*obsqra.User, 
 			Kind:    MailEmailChanged,
 			To:      old,
 			Subject: "Your account's email address was changed",
-			Text: fmt.Sprintf("Hello %s,\n\nyour account now signs in with %s instead of this address.\n\n"+
-				"If it was not you, reset your password from the sign-in page at once.\n", u.FullName, u.Email),
-			HTML: fmt.Sprintf("<p>Hello %s,</p><p>your account now signs in with %s instead of this address.</p>"+
-				"<p>If it was not you, reset your password from the sign-in page at once.</p>", htmlEscape(u.FullName), htmlEscape(u.Email)),
+			Text: fmt.Sprintf("Hello%s,\n\nyour account now signs in with %s instead of this address.\n\n"+
+				"If it was not you, reset your password from the sign-in page at once.\n", named(u.FullName), u.Email),
+			HTML: fmt.Sprintf("<p>Hello%s,</p><p>your account now signs in with %s instead of this address.</p>"+
+				"<p>If it was not you, reset your password from the sign-in page at once.</p>", named(htmlEscape(u.FullName)), htmlEscape(u.Email)),
 		})
 	})
 	return u, err
@@ -255,11 +255,11 @@ func (s *Service) ChangeEmail(ctx context.Context, newEmail, password string) er
 			Kind:    MailVerifyEmail,
 			To:      email,
 			Subject: "Confirm your new email address",
-			Text: fmt.Sprintf("Hello %s,\n\nto sign in with this address from now on, open this link within 24 hours:\n\n%s\n\n"+
-				"Until then your account keeps its current address. If you did not ask for it, ignore this mail.\n", u.FullName, link),
-			HTML: fmt.Sprintf("<p>Hello %s,</p><p>to sign in with this address from now on, open <a href=\"%s\">this link</a> within 24 hours.</p>"+
+			Text: fmt.Sprintf("Hello%s,\n\nto sign in with this address from now on, open this link within 24 hours:\n\n%s\n\n"+
+				"Until then your account keeps its current address. If you did not ask for it, ignore this mail.\n", named(u.FullName), link),
+			HTML: fmt.Sprintf("<p>Hello%s,</p><p>to sign in with this address from now on, open <a href=\"%s\">this link</a> within 24 hours.</p>"+
 				"<p>Until then your account keeps its current address. If you did not ask for it, ignore this mail.</p>",
-				htmlEscape(u.FullName), htmlEscape(link)),
+				named(htmlEscape(u.FullName)), htmlEscape(link)),
 		})
 	})
 }
@@ -486,10 +486,10 @@ func (s *Service) resetOne(ctx context.Context, tx *store.Tx, email string) erro
 		Kind:    MailPasswordReset,
 		To:      u.Email,
 		Subject: "Reset your password",
-		Text: fmt.Sprintf("Hello %s,\n\nto choose a new password, open this link within an hour:\n\n%s\n\n"+
-			"If you did not ask for it, ignore this mail: your password stays as it is.\n", u.FullName, link),
-		HTML: fmt.Sprintf("<p>Hello %s,</p><p>to choose a new password, open <a href=\"%s\">this link</a> within an hour.</p>"+
-			"<p>If you did not ask for it, ignore this mail: your password stays as it is.</p>", htmlEscape(u.FullName), htmlEscape(link)),
+		Text: fmt.Sprintf("Hello%s,\n\nto choose a new password, open this link within an hour:\n\n%s\n\n"+
+			"If you did not ask for it, ignore this mail: your password stays as it is.\n", named(u.FullName), link),
+		HTML: fmt.Sprintf("<p>Hello%s,</p><p>to choose a new password, open <a href=\"%s\">this link</a> within an hour.</p>"+
+			"<p>If you did not ask for it, ignore this mail: your password stays as it is.</p>", named(htmlEscape(u.FullName)), htmlEscape(link)),
 	})
 }
 
@@ -533,10 +533,10 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 			Kind:    MailPasswordChanged,
 			To:      u.Email,
 			Subject: "Your password was changed",
-			Text: fmt.Sprintf("Hello %s,\n\nthe password of your account was just changed through a reset link, "+
-				"and every session was signed out.\n\nIf it was not you, reset it again at once.\n", u.FullName),
-			HTML: fmt.Sprintf("<p>Hello %s,</p><p>the password of your account was just changed through a reset link, "+
-				"and every session was signed out.</p><p>If it was not you, reset it again at once.</p>", htmlEscape(u.FullName)),
+			Text: fmt.Sprintf("Hello%s,\n\nthe password of your account was just changed through a reset link, "+
+				"and every session was signed out.\n\nIf it was not you, reset it again at once.\n", named(u.FullName)),
+			HTML: fmt.Sprintf("<p>Hello%s,</p><p>the password of your account was just changed through a reset link, "+
+				"and every session was signed out.</p><p>If it was not you, reset it again at once.</p>", named(htmlEscape(u.FullName))),
 		})
 	})
 }
@@ -585,4 +585,13 @@ func (s *Service) logger() *slog.Logger {
 		return s.cfg.Logger
 	}
 	return slog.Default()
+}
+
+// named is the name a mail greets ("Hello Ada,"), with its leading space,
+// or nothing for an account without a name ("Hello,").
+func named(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " " + name
 }

@@ -226,8 +226,7 @@ func countFields(data []byte) int64 {
 // limits, or the refusal (RATE_LIMITED with retryAfter), or the error of
 // a budget that could not be read.
 func (s *Server) charge(ctx context.Context, rcs ...*graphql.OperationContext) (*ratelimit.Decision, error) {
-	limits := s.cfg.RateLimits
-	if limits == nil {
+	if s.cfg.RateLimits == nil {
 		return nil, nil
 	}
 	var total int64
@@ -236,18 +235,9 @@ func (s *Server) charge(ctx context.Context, rcs ...*graphql.OperationContext) (
 			total += oc.requested
 		}
 	}
-	key, policy := s.budgetOf(ctx)
-	d, err := limits.Limiter.Charge(ctx, key, policy, total)
-	if s.cfg.Metrics != nil && (errors.Is(err, ratelimit.ErrTooCostly) || err == nil && !d.Allowed) {
-		s.cfg.Metrics.RateLimited(policy.Name)
-	}
-	switch {
-	case errors.Is(err, ratelimit.ErrTooCostly):
-		return &d, &obsqra.Error{Code: obsqra.ERATELIMIT, Message: fmt.Sprintf(
-			"this request costs %d points, more than the whole budget of %d points of the %q policy: ask for less (smaller pages, fewer fields, or fewer operations in the batch)",
-			total, policy.Capacity, policy.Name)}
-	case err != nil:
-		return nil, &obsqra.Error{Code: obsqra.EUNAVAILABLE, Message: "the rate limit budget could not be read; try again", Err: err}
+	key, d, decided, err := s.spend(ctx, total)
+	if !decided {
+		return d, err
 	}
 	neutral := false
 	if mark, ok := ctx.Value(cacheableKey{}).(*cacheable); ok && mark.byHash.Load() {
@@ -255,16 +245,54 @@ func (s *Server) charge(ctx context.Context, rcs ...*graphql.OperationContext) (
 	}
 	for _, rc := range rcs {
 		if oc := costOf(rc); oc != nil {
-			oc.charged, oc.key, oc.decision, oc.neutral = d.Allowed, key, d, neutral
+			oc.charged, oc.key, oc.decision, oc.neutral = d.Allowed, key, *d, neutral
 		}
 	}
-	if !d.Allowed {
-		secs := int(math.Ceil(d.RetryAfter.Seconds()))
-		return &d, &obsqra.Error{Code: obsqra.ERATELIMIT, RetryAfterSeconds: secs, Message: fmt.Sprintf(
-			"this request costs %d points and the %q budget has %d left: retry in %d s",
-			total, policy.Name, d.Remaining, secs)}
+	return d, err
+}
+
+// ChargeRequest charges cost to the budget of the caller in ctx, as an
+// operation of the GraphQL API is charged, and sets the rate-limit headers
+// on h: the REST API's routes (rest.Budget) share the budgets. It returns
+// the refusal (RATE_LIMITED with retryAfter) or the error of a budget that
+// could not be read; nil without rate limits.
+func (s *Server) ChargeRequest(ctx context.Context, cost int64, h http.Header) error {
+	if s.cfg.RateLimits == nil {
+		return nil
 	}
-	return &d, nil
+	_, d, decided, err := s.spend(ctx, cost)
+	if decided {
+		setRateLimitHeaders(h, d, false)
+	}
+	return err
+}
+
+// spend charges total to the budget of ctx's caller. decided reports that
+// the budget was read and d is its decision: allowed, or refused with the
+// RATE_LIMITED error. Otherwise err says why not (a cost above any budget,
+// with d; a budget that could not be read, without).
+func (s *Server) spend(ctx context.Context, total int64) (key string, d *ratelimit.Decision, decided bool, err error) {
+	limits := s.cfg.RateLimits
+	key, policy := s.budgetOf(ctx)
+	dec, err := limits.Limiter.Charge(ctx, key, policy, total)
+	if s.cfg.Metrics != nil && (errors.Is(err, ratelimit.ErrTooCostly) || err == nil && !dec.Allowed) {
+		s.cfg.Metrics.RateLimited(policy.Name)
+	}
+	switch {
+	case errors.Is(err, ratelimit.ErrTooCostly):
+		return key, &dec, false, &obsqra.Error{Code: obsqra.ERATELIMIT, Message: fmt.Sprintf(
+			"this request costs %d points, more than the whole budget of %d points of the %q policy: ask for less (smaller pages, fewer fields, or fewer operations in the batch)",
+			total, policy.Capacity, policy.Name)}
+	case err != nil:
+		return key, nil, false, &obsqra.Error{Code: obsqra.EUNAVAILABLE, Message: "the rate limit budget could not be read; try again", Err: err}
+	}
+	if !dec.Allowed {
+		secs := int(math.Ceil(dec.RetryAfter.Seconds()))
+		return key, &dec, true, &obsqra.Error{Code: obsqra.ERATELIMIT, RetryAfterSeconds: secs, Message: fmt.Sprintf(
+			"this request costs %d points and the %q budget has %d left: retry in %d s",
+			total, policy.Name, dec.Remaining, secs)}
+	}
+	return key, &dec, true, nil
 }
 
 // budgetOf returns the budget key and policy of the request in ctx: its

@@ -192,6 +192,12 @@ type Config struct {
 	// PERSISTED_QUERY_NOT_TRUSTED (TRUSTED_DOCUMENTS_ONLY). Default false.
 	TrustedDocumentsOnly bool
 
+	// REST, when set, serves the original REST API under /api/v1
+	// (rest.API), behind the same middleware as /graphql: request ids,
+	// access log, CORS, body limit, compression. It charges the budgets
+	// through the server's ChargeRequest. Default nil: no such routes.
+	REST http.Handler
+
 	// Unsubscriber, when set, serves /unsubscribe, the one-click
 	// unsubscribe link of alert mails (unsubscribe.go). Default nil: no
 	// such route.
@@ -349,6 +355,9 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("GET /ready", s.ready)
 	mux.HandleFunc("GET /favicon.ico", serveFavicon)
+	if cfg.REST != nil {
+		mux.Handle("/api/v1/", cfg.REST)
+	}
 	if cfg.Unsubscriber != nil {
 		mux.HandleFunc("GET /unsubscribe", s.serveUnsubscribePage)
 		mux.HandleFunc("POST /unsubscribe", s.unsubscribe)

@@ -91,6 +91,10 @@ func routeOf(path string) string {
 	if strings.HasPrefix(path, "/playground/assets/") {
 		return "/playground/assets/{file}"
 	}
+	if strings.HasPrefix(path, "/api/v1/") {
+		// The REST API's paths carry hashes: one route name for all.
+		return "/api/v1/"
+	}
 	return ""
 }
 

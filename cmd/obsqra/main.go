@@ -44,6 +44,7 @@ import (
 	"github.com/obsqra/obsqra/ml/mlcli"
 	"github.com/obsqra/obsqra/ratelimit"
 	"github.com/obsqra/obsqra/resolvers"
+	"github.com/obsqra/obsqra/rest"
 	"github.com/obsqra/obsqra/server"
 	"github.com/obsqra/obsqra/starknet"
 	"github.com/obsqra/obsqra/store"
@@ -337,10 +338,15 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	folio := newPortfolio(db, cfg, node)
 	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{
-		Accounts: accounts, Market: markets, Decisions: decisions, Advisor: advice, Portfolio: newPortfolio(db, cfg, node), Ledger: transactions,
+		Accounts: accounts, Market: markets, Decisions: decisions, Advisor: advice, Portfolio: folio, Ledger: transactions,
 		Scheduler: jobs, Live: resolvers.HubFunc[*live.Subscription](hub.Subscribe),
 	})
+	// The original REST API, over the same services; it charges the
+	// server's budgets once the server exists.
+	restAPI := &rest.API{Accounts: accounts, Market: markets, Advisor: advice, Portfolio: folio, Ledger: transactions,
+		Log: logger, Timeout: cfg.RequestTimeout, Version: version}
 	// The read cache follows the hub's generations: every event it
 	// dispatches ends the answers it may change.
 	var readCache *server.ReadCache
@@ -366,6 +372,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		RequestTimeout:       cfg.RequestTimeout,
 		RateLimits:           rateLimits(db, cfg),
 		Unsubscriber:         alerts,
+		REST:                 restAPI,
 
 		PersistedQueryCacheBytes: cfg.APQCacheBytes,
 		TrustedDocuments:         trusted,
@@ -373,6 +380,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 
 		Metrics: obs.graphQL,
 	}, schema, accounts, db)
+	restAPI.Budget = srv
 	if metrics != nil {
 		watch(metrics, db, srv, hub)
 	}

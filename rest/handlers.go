@@ -543,7 +543,8 @@ func (a *API) forecasts(c *call, risk bool) (any, error) {
 func (a *API) suggestions(c *call) (any, error) {
 	// The current suggestion is recorded (at most once an hour for the
 	// same allocation and preferences) before the list is read.
-	if _, err := a.Advisor.RebalanceSuggestion(c.ctx); err != nil {
+	if _, err := a.Advisor.RebalanceSuggestion(c.ctx); err != nil && obsqra.ErrorCode(err) != obsqra.ENOTFOUND {
+		// ENOTFOUND: no allocation to move from, so no suggestion.
 		return nil, err
 	}
 	ps, err := a.Advisor.Predictions(c.ctx, obsqra.PredictionRebalanceSuggestion, 0, 4*maxSuggestions, 0)

@@ -128,6 +128,9 @@ func operation(rt *route) map[string]any {
 	if rt.auth {
 		statuses = append(statuses, http.StatusUnauthorized)
 	}
+	if rt.body != nil {
+		statuses = append(statuses, http.StatusRequestEntityTooLarge)
+	}
 	for _, s := range statuses {
 		responses[strconv.Itoa(s)] = errorResponse(http.StatusText(s), "Error")
 	}

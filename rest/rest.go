@@ -221,11 +221,18 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt *route, pathValue
 	c.in = in
 	out, err := rt.serve(a, c)
 	if err != nil {
-		if rt.fields != nil && obsqra.ErrorCode(err) == obsqra.EINVALID {
-			if p, ok := rt.fields.problem(err); ok {
-				writeProblems(w, []problem{p})
-				return
+		if obsqra.ErrorCode(err) == obsqra.EINVALID {
+			// Always the validation shape, naming the field when the
+			// service's words say which.
+			p, ok := rt.fields.problem(err)
+			if !ok {
+				p = problem{Type: "value_error", Loc: []any{"body"}, Msg: "Value error, " + obsqra.ErrorMessage(err)}
+				if rt.body == nil {
+					p.Loc = []any{"query"}
+				}
 			}
+			writeProblems(w, []problem{p})
+			return
 		}
 		a.writeError(w, r, err)
 		return

@@ -56,6 +56,7 @@ type env struct {
 type envOptions struct {
 	accounts func(*account.Config)
 	budget   int64 // the anonymous budget a minute (users get 10×); 0: none
+	timeout  time.Duration
 }
 
 func newEnv(t *testing.T, db *store.DB, o envOptions) *env {
@@ -95,7 +96,7 @@ func newEnv(t *testing.T, db *store.DB, o envOptions) *env {
 	txs := ledger.New(db, nil, ledger.Config{Now: clock.Now})
 	schema := resolvers.NewExecutableSchema(&resolvers.Resolver{Accounts: accounts, Market: markets, Decisions: decisions,
 		Advisor: advice, Portfolio: folio, Ledger: txs, Now: clock.Now})
-	api := &rest.API{Accounts: accounts, Market: markets, Advisor: advice, Portfolio: folio, Ledger: txs, Now: clock.Now, Version: "test"}
+	api := &rest.API{Accounts: accounts, Market: markets, Advisor: advice, Portfolio: folio, Ledger: txs, Now: clock.Now, Version: "test", Timeout: o.timeout}
 	scfg := server.Config{Version: "1.0.0", Introspection: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), REST: api}
 	if o.budget > 0 {
 		at := time.Now()

@@ -152,10 +152,15 @@ func (rt *route) parse(r *http.Request) (inputs, []problem) {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()
 		if err := dec.Decode(&doc); err != nil || dec.More() {
+			// Where the value was expected, as Python's json says: the
+			// offending byte, or the end of a body cut short.
 			offset := dec.InputOffset()
 			var syn *json.SyntaxError
-			if errors.As(err, &syn) {
-				offset = syn.Offset
+			switch {
+			case errors.As(err, &syn):
+				offset = max(syn.Offset-1, 0)
+			case errors.Is(err, io.ErrUnexpectedEOF):
+				offset = int64(len(raw))
 			}
 			return in, append(ps, problem{Type: "json_invalid", Loc: []any{"body", offset}, Msg: "JSON decode error", Input: map[string]any{},
 				Ctx: map[string]any{"error": "Expecting value"}})

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -165,15 +166,16 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	limit := s.cfg.MaxBodyBytes
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest := strings.HasPrefix(r.URL.Path, "/api/v1/")
 		if r.ContentLength > limit {
-			writeTooLarge(w, limit)
+			writeTooLarge(w, limit, rest)
 			return
 		}
 		if r.Body == nil || r.Body == http.NoBody {
 			next.ServeHTTP(w, r)
 			return
 		}
-		lw := &limitWriter{ResponseWriter: w, limit: limit}
+		lw := &limitWriter{ResponseWriter: w, limit: limit, rest: rest}
 		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), exceeded: &lw.exceeded}
 		next.ServeHTTP(lw, r)
 	})
@@ -182,8 +184,16 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 // codePayloadTooLarge is the code of a body over the limit.
 const codePayloadTooLarge = "PAYLOAD_TOO_LARGE"
 
-// writeTooLarge answers 413 with a GraphQL-shaped error.
-func writeTooLarge(w http.ResponseWriter, limit int64) {
+// writeTooLarge answers 413 with a GraphQL-shaped error, or for the REST
+// API (rest) with its {"detail", "code"}.
+func writeTooLarge(w http.ResponseWriter, limit int64, rest bool) {
+	if rest {
+		wire.WriteJSON(w, http.StatusRequestEntityTooLarge, struct {
+			Detail string `json:"detail"`
+			Code   string `json:"code"`
+		}{"request body too large (limit " + strconv.FormatInt(limit, 10) + " bytes)", codePayloadTooLarge})
+		return
+	}
 	graphQLRequestOf(w).replace(codePayloadTooLarge)
 	wire.WriteJSON(w, http.StatusRequestEntityTooLarge, wire.Response(wire.Error{
 		Message:    "request body too large (limit " + strconv.FormatInt(limit, 10) + " bytes)",
@@ -210,6 +220,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 type limitWriter struct {
 	http.ResponseWriter
 	limit    int64
+	rest     bool
 	exceeded atomic.Bool
 	replaced bool
 }
@@ -218,7 +229,7 @@ type limitWriter struct {
 func (w *limitWriter) replace() {
 	if !w.replaced {
 		w.replaced = true
-		writeTooLarge(w.ResponseWriter, w.limit)
+		writeTooLarge(w.ResponseWriter, w.limit, w.rest)
 	}
 }
 

@@ -199,9 +199,9 @@ func TestOthersData(t *testing.T) {
 			t.Fatalf("alice's suggestions: %d %s", r.status, r.body)
 		}
 		for path, want := range map[string]string{
-			"/api/v1/transactions/" + hash:             `{"detail":"Transaction not found","code":"NOT_FOUND"}`,
-			"/api/v1/transactions/":                    `[]`,
-			"/api/v1/analytics/allocation-history":     `[]`,
+			"/api/v1/transactions/" + hash:              `{"detail":"Transaction not found","code":"NOT_FOUND"}`,
+			"/api/v1/transactions/":                     `[]`,
+			"/api/v1/analytics/allocation-history":      `[]`,
 			"/api/v1/predictions/rebalance-suggestions": `[]`,
 		} {
 			if r := e.do(t, http.MethodGet, withToken(path, bob), nil); string(r.body) != want {

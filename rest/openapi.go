@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"reflect"
@@ -19,13 +20,17 @@ func openAPIDocument(table []*route, version string) []byte {
 	if version == "" {
 		version = "1.0.0"
 	}
-	paths := map[string]map[string]any{}
+	// The paths in the table's order (the original's), which the
+	// reference page keeps.
+	var paths ordered
+	byPath := map[string]map[string]any{}
 	for _, rt := range table {
 		p := Prefix + rt.path
-		if paths[p] == nil {
-			paths[p] = map[string]any{}
+		if byPath[p] == nil {
+			byPath[p] = map[string]any{}
+			paths = append(paths, member{p, byPath[p]})
 		}
-		paths[p][strings.ToLower(rt.method)] = operation(rt)
+		byPath[p][strings.ToLower(rt.method)] = operation(rt)
 	}
 	doc := map[string]any{
 		"openapi": "3.1.0",
@@ -307,4 +312,36 @@ func (a *API) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(a.openAPI)
 	}
+}
+
+// ordered is a JSON object whose members keep their order.
+type ordered []member
+
+type member struct {
+	name  string
+	value any
+}
+
+// MarshalJSON writes the members in order.
+func (o ordered) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, m := range o {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		name, err := json.Marshal(m.name)
+		if err != nil {
+			return nil, err
+		}
+		value, err := json.Marshal(m.value)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(name)
+		b.WriteByte(':')
+		b.Write(value)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }

@@ -226,11 +226,10 @@ func newTransactionRow(t *obsqra.Transaction) transactionRow {
 	if len(out.Details) == 0 {
 		out.Details = obsqra.JSONObject("{}")
 	}
-	if !t.Amount.IsZero() || t.Amount.String() != "" {
-		f, _ := t.Amount.Rat().Float64()
-		n := number(f)
-		out.Amount = &n
-	}
+	// The original's float; amount_exact keeps every digit.
+	f, _ := t.Amount.Rat().Float64()
+	amount := number(f)
+	out.Amount = &amount
 	if t.ExecutionStatus != nil {
 		s := strings.ToLower(string(*t.ExecutionStatus))
 		out.ExecutionStatus = &s

@@ -10,6 +10,7 @@ import (
 
 	"github.com/obsqra/obsqra"
 	"github.com/obsqra/obsqra/account"
+	"github.com/obsqra/obsqra/ledger"
 	"github.com/obsqra/obsqra/store"
 	"github.com/obsqra/obsqra/store/storetest"
 )
@@ -290,6 +291,9 @@ func TestInvalidInputs(t *testing.T) {
 			{"no token", "POST", "/api/v1/transactions/", tx("token", nil), []string{"body.token"}},
 			{"details a list", "POST", "/api/v1/transactions/", tx("details", []int{1}), []string{"body.details"}},
 			{"details null", "POST", "/api/v1/transactions/", tx("details", json.RawMessage("null")), []string{"body.details"}},
+			{"details at the limit", "POST", "/api/v1/transactions/", tx("details", detailsOf(ledger.MaxDetailsBytes)), nil},
+			{"details one byte over", "POST", "/api/v1/transactions/", tx("details", detailsOf(ledger.MaxDetailsBytes+1)), []string{"body.details"}},
+			{"token with a space", "POST", "/api/v1/transactions/", tx("token", "S T"), []string{"body.token"}},
 			{"email", "POST", "/api/v1/auth/register", map[string]any{"email": "not-an-email", "password": "c0rrect-Horse-battery"}, []string{"body.email"}},
 			{"password short", "POST", "/api/v1/auth/register", map[string]any{"email": "x@example.com", "password": "short"}, []string{"body.password"}},
 			{"password 73 bytes", "POST", "/api/v1/auth/register", map[string]any{"email": "x@example.com", "password": strings.Repeat("a", 73)}, []string{"body.password"}},
@@ -336,4 +340,10 @@ func TestInvalidInputs(t *testing.T) {
 			})
 		}
 	})
+}
+
+// detailsOf returns a details object of exactly n bytes of compact JSON.
+func detailsOf(n int) json.RawMessage {
+	const frame = `{"note":""}`
+	return json.RawMessage(`{"note":"` + strings.Repeat("x", n-len(frame)) + `"}`)
 }

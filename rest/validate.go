@@ -351,7 +351,8 @@ func (f *field) coerce(v any, loc []any) (any, *problem) {
 		if !ok {
 			return bad("dict_type", "Input should be a valid dictionary")
 		}
-		return plain(m), nil
+		// Numbers stay json.Numbers: stored as sent, to the last digit.
+		return m, nil
 	case kindStrings:
 		list, ok := v.([]any)
 		if !ok {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"compress/gzip"
 	"io"
 	"mime"
@@ -29,7 +30,7 @@ var gzipWriters = sync.Pool{New: func() any {
 // minGzipBytes are buffered to decide; a handler that flushes before that
 // streams uncompressed. Responses that are event streams or multipart
 // (which must reach the client part by part), that are already encoded
-// (the playground's assets) or that have no body pass as they are, and
+// (the embedded sites' assets) or that have no body pass as they are, and
 // WebSocket upgrades are not touched.
 func (s *Server) compress(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -57,6 +58,16 @@ func acceptsGzip(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// gzipBytes compresses b at the best compression: for bodies compressed
+// once and sent many times, such as an embedded site's assets (site.go).
+func gzipBytes(b []byte) []byte {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	_, _ = zw.Write(b)
+	_ = zw.Close()
+	return buf.Bytes()
 }
 
 // gzipWriter holds back the status and the first minGzipBytes of a

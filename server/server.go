@@ -363,10 +363,8 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 		mux.HandleFunc("POST /unsubscribe", s.unsubscribe)
 	}
 	if cfg.Introspection {
-		mux.HandleFunc("GET /{$}", s.servePlayground)
-		mux.HandleFunc("GET /playground", s.servePlayground)
+		playground.mount(mux, "/{$}", "/playground")
 		mux.HandleFunc("GET /graphql/schema.graphql", s.serveSchema(SDL(schema.Schema())))
-		mux.HandleFunc("GET /playground/assets/{file}", s.servePlaygroundAsset)
 	}
 
 	// Outermost first: every later layer is in the request's span and can

@@ -77,21 +77,8 @@ type API struct {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.once.Do(a.build)
 	path := r.URL.Path
-	switch path {
-	case Prefix + "/openapi.json":
+	if path == Prefix+"/openapi.json" {
 		a.serveOpenAPI(w, r)
-		return
-	case Prefix + "/docs", Prefix + "/docs/":
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			writeDetail(w, http.StatusMethodNotAllowed, "Method Not Allowed", "")
-			return
-		}
-		serveDocs(w, r)
-		return
-	}
-	if file, ok := strings.CutPrefix(path, Prefix+"/docs/assets/"); ok && !strings.Contains(file, "/") {
-		r.SetPathValue("file", file)
-		serveDocsAsset(w, r)
 		return
 	}
 	rt, pathValue, allowed := a.match(r.Method, path)

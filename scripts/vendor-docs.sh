@@ -1,8 +1,9 @@
 #!/bin/sh
 # vendor-docs.sh downloads the REST API reference page's renderer, Redoc's
 # standalone bundle, from the npm registry and copies it, with its licences,
-# into rest/docs/assets/, where the rest package embeds it with go:embed. The
-# result is committed, so building and running the server needs no network.
+# into server/apidocs/assets/, where the server package embeds it with
+# go:embed (server/apidocs.go) and serves it at /api/v1/docs. The result is
+# committed, so building and running the server needs no network.
 #
 # Redoc 2.x rather than Scalar's @scalar/api-reference or Redoc 3: its
 # standalone bundle is one 1.1 MB script (Redoc 3's is 2.3 MB, Scalar's 4.9 MB
@@ -28,7 +29,7 @@ REDOC=redoc@2.5.4
 REDOC_SRI=sha512-M6jWhG1qoBnH6TFmzJnstyCZ87HmOY/UzDm78mHiYihEdlV/YcS9ogOo1NlElnJMeLsyxHFe2yFc4sNjHTrABQ==
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-dest="$root/rest/docs/assets"
+dest="$root/server/apidocs/assets"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
 

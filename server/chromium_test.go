@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,9 +21,10 @@ import (
 	"github.com/obsqra/obsqra/server"
 )
 
-// requireClientsEnv makes the browser test required: set to 1, as .ci/run
-// does after installing Chromium, a missing chromium fails TestChromium
-// instead of skipping it (cmd/obsqra's TestClients reads it for node).
+// requireClientsEnv makes the browser tests required: set to 1, as .ci/run
+// does after installing Chromium, a missing chromium fails TestChromium and
+// TestDocsChromium instead of skipping them (cmd/obsqra's TestClients reads
+// it for node).
 const requireClientsEnv = "REQUIRE_CLIENTS"
 
 // chromiumPage is the page served from the second origin. Its script calls
@@ -96,6 +98,39 @@ func chromiumBinary(t *testing.T) string {
 	return ""
 }
 
+// chromiumCommand is headless Chromium on url, with a fresh profile in dir
+// and extra flags, offline but for the pages it is sent to, and stopped
+// when ctx is done.
+func chromiumCommand(ctx context.Context, chromium, dir, url string, flags ...string) *exec.Cmd {
+	args := append([]string{
+		"--headless", "--no-sandbox", "--disable-background-networking",
+		"--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+		"--disable-extensions", "--disable-component-update", "--disable-sync",
+		"--enable-logging=stderr", "--v=0",
+		"--user-data-dir=" + dir,
+	}, flags...)
+	cmd := exec.CommandContext(ctx, chromium, append(args, url)...)
+	// Chromium shuts its helper processes down on SIGTERM; killed, it
+	// would leave them behind.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
+// runChromium runs chromiumCommand to its end, within 30 seconds, and
+// returns its standard output and error. It may run on any goroutine.
+func runChromium(chromium, dir, url string, flags ...string) (stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := chromiumCommand(ctx, chromium, dir, url, flags...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return "", "", fmt.Errorf("%s %s: %w; chromium said:\n%s", chromium, strings.Join(flags, " "), err, errOut.String())
+	}
+	return out.String(), errOut.String(), nil
+}
+
 // TestChromium loads a page from one origin in headless Chromium that
 // calls the API on another, allowed by CORSOrigins: the fetch with
 // Apollo's and the tracing headers passes its preflight and reads its
@@ -146,14 +181,7 @@ func TestChromium(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, chromium,
-		"--headless", "--no-sandbox", "--disable-background-networking",
-		"--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-		"--user-data-dir="+t.TempDir(), page.URL+"/")
-	// Chromium shuts its helper processes down on SIGTERM; killed, it
-	// would leave them behind.
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
+	cmd := chromiumCommand(ctx, chromium, t.TempDir(), page.URL+"/")
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {

@@ -1,6 +1,6 @@
 // Package server is the HTTP face of Obsqra: /graphql (POST and GET, and
 // WebSocket through server/ws, which it mounts), the GraphiQL playground,
-// /health, /ready and /favicon.ico, and the middleware every request passes
+// the REST API's reference page, /health, /ready and /favicon.ico, and the middleware every request passes
 // through (request id, panic recovery, access log, CORS, CSRF prevention,
 // body limit, authentication).
 package server
@@ -195,7 +195,11 @@ type Config struct {
 	// REST, when set, serves the original REST API under /api/v1
 	// (rest.API), behind the same middleware as /graphql: request ids,
 	// access log, CORS, body limit, compression. It charges the budgets
-	// through the server's ChargeRequest. Default nil: no such routes.
+	// through the server's ChargeRequest. The server itself then serves the
+	// API's reference page at /api/v1/docs (and /api/v1/docs/), Redoc
+	// rendering REST's /api/v1/openapi.json, with its assets under
+	// /api/v1/docs/assets/ (apidocs.go), whether or not Introspection is
+	// on. Default nil: no such routes.
 	REST http.Handler
 
 	// Unsubscriber, when set, serves /unsubscribe, the one-click
@@ -356,6 +360,12 @@ func New(cfg Config, schema graphql.ExecutableSchema, auth Authenticator, db Pin
 	mux.HandleFunc("GET /ready", s.ready)
 	mux.HandleFunc("GET /favicon.ico", serveFavicon)
 	if cfg.REST != nil {
+		// The reference page documents a public API, so it is served
+		// whenever the API is, with introspection or without (unlike the
+		// playground, which needs it). Its patterns are more specific than
+		// /api/v1/, so the mux picks them; REST answers the rest, the
+		// /api/v1/openapi.json the page renders included.
+		apiDocs.mount(mux, "/api/v1/docs", "/api/v1/docs/{$}")
 		mux.Handle("/api/v1/", cfg.REST)
 	}
 	if cfg.Unsubscriber != nil {

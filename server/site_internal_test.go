@@ -50,6 +50,18 @@ var siteCases = []siteCase{
 		unknown:      []string{"missing.js", "..%2Fplayground.go", "graphiql.min.js.map", "index.html", "playground"},
 		notFoundType: "text/plain; charset=utf-8", notFound: "404 page not found\n",
 	},
+	{
+		name: "apidocs", site: apiDocs, page: "/api/v1/docs", csp: apiDocsCSP,
+		pageHas: []string{"<title>Obsqra REST API reference</title>", `data-spec="/api/v1/openapi.json"`},
+		loads: map[string]string{
+			"redoc.standalone.js": "text/javascript; charset=utf-8",
+			"docs.js":             "text/javascript; charset=utf-8",
+		},
+		others:       []string{"LICENSE.redoc.txt", "LICENSE.redoc.standalone.txt", "VERSIONS"},
+		versions:     "redoc@2.",
+		unknown:      []string{"missing.js", "..%2Fdocs.go", "redoc.standalone.js.map", "index.html", "docs"},
+		notFoundType: "application/json", notFound: `{"detail":"Not Found"}`,
+	},
 }
 
 // siteTestMux routes c's page and assets as New does.

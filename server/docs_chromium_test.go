@@ -1,26 +1,18 @@
-package rest
+package server_test
 
 import (
-	"bytes"
-	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
-)
 
-// docsRequireClientsEnv makes the browser test required: set to 1, as .ci/run
-// does after installing Chromium, a missing chromium fails
-// TestDocsChromium instead of skipping it.
-const docsRequireClientsEnv = "REQUIRE_CLIENTS"
+	"github.com/obsqra/obsqra/server"
+)
 
 // docsFixtureSpec is a small OpenAPI 3.1 document in the shape of the REST
 // API's: a query parameter, a nullable 3.1 type list, a JSON request body.
@@ -90,69 +82,34 @@ const docsFixtureSpec = `{
   }
 }`
 
-// docsChromium returns the Chromium on PATH, or skips the test (fails it
-// under REQUIRE_CLIENTS=1).
-func docsChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
+// fixtureREST stands for the REST API (rest.API): it serves the fixture
+// document at /api/v1/openapi.json, and 404 in the API's shape elsewhere.
+var fixtureREST = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if r.URL.Path != "/api/v1/openapi.json" {
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"detail":"Not Found"}`)
+		return
 	}
-	if os.Getenv(docsRequireClientsEnv) == "1" {
-		t.Fatalf("no chromium on PATH (%s=1; apt-get install -y chromium)", docsRequireClientsEnv)
-	}
-	t.Skipf("no chromium on PATH (apt-get install -y chromium; %s=1 fails instead of skipping)", docsRequireClientsEnv)
-	return ""
-}
+	_, _ = io.WriteString(w, docsFixtureSpec)
+})
 
-// docsRunChromium runs headless Chromium offline on url with extra flags
-// and a fresh profile in dir, and returns its standard output and error. It
-// may run on any goroutine.
-func docsRunChromium(chromium, dir, url string, flags ...string) (stdout, stderr string, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	args := append([]string{
-		"--headless", "--no-sandbox", "--disable-background-networking",
-		"--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-		"--disable-extensions", "--disable-component-update", "--disable-sync",
-		"--enable-logging=stderr", "--v=0",
-		"--user-data-dir=" + dir,
-	}, flags...)
-	cmd := exec.CommandContext(ctx, chromium, append(args, url)...)
-	// Chromium shuts its helper processes down on SIGTERM; killed, it
-	// would leave them behind.
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 5 * time.Second
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		return "", "", fmt.Errorf("%s %s: %w; chromium said:\n%s", chromium, strings.Join(flags, " "), err, errOut.String())
-	}
-	return out.String(), errOut.String(), nil
-}
-
-// TestDocsChromium renders the reference page in headless Chromium, offline,
-// against a fixture spec: the vendored Redoc runs under the page's
-// Content-Security-Policy and lists the spec's operations.
+// TestDocsChromium renders the reference page of a server with a REST API
+// in headless Chromium, offline, against a fixture spec: the vendored Redoc
+// runs under the page's Content-Security-Policy and lists the spec's
+// operations.
 func TestDocsChromium(t *testing.T) {
 	t.Parallel()
-	chromium := docsChromium(t)
+	chromium := chromiumBinary(t)
 
+	b := setup(t, func(c *server.Config) { c.REST = fixtureREST })
 	var mu sync.Mutex
 	var requests []string
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/docs", serveDocs)
-	mux.HandleFunc("GET /api/v1/docs/assets/{file}", serveDocsAsset)
-	mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, docsFixtureSpec)
-	})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		requests = append(requests, r.Method+" "+r.URL.Path)
 		mu.Unlock()
-		mux.ServeHTTP(w, r)
+		b.handler.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 
@@ -168,11 +125,11 @@ func TestDocsChromium(t *testing.T) {
 	var domErr, shotErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		dom, stderr, domErr = docsRunChromium(chromium, domProfile, page,
+		dom, stderr, domErr = runChromium(chromium, domProfile, page,
 			"--dump-dom", "--virtual-time-budget=10000", "--window-size=1280,900")
 	})
 	wg.Go(func() {
-		_, _, shotErr = docsRunChromium(chromium, shotProfile, page,
+		_, _, shotErr = runChromium(chromium, shotProfile, page,
 			"--screenshot="+shot, "--virtual-time-budget=10000", "--window-size=1280,900", "--hide-scrollbars")
 	})
 	wg.Wait()

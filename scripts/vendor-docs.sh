@@ -28,34 +28,12 @@ set -eu
 REDOC=redoc@2.5.4
 REDOC_SRI=sha512-M6jWhG1qoBnH6TFmzJnstyCZ87HmOY/UzDm78mHiYihEdlV/YcS9ogOo1NlElnJMeLsyxHFe2yFc4sNjHTrABQ==
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/vendor-lib.sh"
 dest="$root/server/apidocs/assets"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT INT TERM
-
-# fetch PKG SRI: npm pack PKG into $work/PKG/ and check its integrity.
-fetch() {
-	dir="$work/$1"
-	mkdir -p "$dir"
-	(cd "$dir" && npm pack --silent "$1" >/dev/null)
-	tarball=$(ls "$dir"/*.tgz)
-	got="sha512-$(openssl dgst -sha512 -binary "$tarball" | openssl base64 -A)"
-	if [ "$got" != "$2" ]; then
-		echo "vendor-docs: $1 has integrity $got, want $2" >&2
-		exit 1
-	fi
-	tar -xzf "$tarball" -C "$dir"
-}
-
-# copy PKG FILE NAME: copy FILE of PKG's package directory to $dest/NAME.
-copy() {
-	cp "$work/$1/package/$2" "$dest/$3"
-}
 
 fetch "$REDOC" "$REDOC_SRI"
 
-rm -rf "$dest"
-mkdir -p "$dest"
+fresh_dest
 copy "$REDOC" bundles/redoc.standalone.js redoc.standalone.js
 copy "$REDOC" LICENSE LICENSE.redoc.txt
 # The notices of the libraries bundled into redoc.standalone.js.
@@ -63,14 +41,12 @@ copy "$REDOC" bundles/redoc.standalone.js.LICENSE.txt LICENSE.redoc.standalone.t
 
 logo='src:"https://cdn.redoc.ly/redoc/logo-mini.svg"'
 if [ "$(grep -o "$logo" "$dest/redoc.standalone.js" | wc -l | tr -d ' ')" != 1 ]; then
-	echo "vendor-docs: $REDOC's bundle does not load its logo from cdn.redoc.ly exactly once; check the patch" >&2
-	exit 1
+	fail "$REDOC's bundle does not load its logo from cdn.redoc.ly exactly once; check the patch"
 fi
 sed -i.orig "s|$logo|src:\"\"|" "$dest/redoc.standalone.js"
 rm "$dest/redoc.standalone.js.orig"
 if grep -q 'cdn\.redoc\.ly' "$dest/redoc.standalone.js"; then
-	echo "vendor-docs: the patched bundle still names cdn.redoc.ly" >&2
-	exit 1
+	fail "the patched bundle still names cdn.redoc.ly"
 fi
 
 cat >"$dest/VERSIONS" <<EOV
@@ -80,4 +56,4 @@ $REDOC $REDOC_SRI
 # sidebar logo image, https://cdn.redoc.ly/redoc/logo-mini.svg, emptied.
 EOV
 
-echo "vendor-docs: wrote $(ls "$dest" | wc -l | tr -d ' ') files to ${dest#"$root"/}"
+wrote

@@ -7,7 +7,7 @@
 # Versions and tarball integrities are pinned: a different tarball behind the
 # same version makes the script fail instead of vendoring it.
 #
-# Usage: scripts/vendor-playground.sh   (from anywhere; needs npm and tar)
+# Usage: scripts/vendor-playground.sh   (from anywhere; needs npm, tar and openssl)
 set -eu
 
 # package@version and the sha512 integrity the registry publishes for it.
@@ -18,36 +18,14 @@ REACT_SRI=sha512-wS+hAgJShR0KhEvPJArfuPVN1+Hz1t0Y6n5jLrGQbkb4urgPE/0Rve+1kMB1v/o
 REACT_DOM=react-dom@18.3.1
 REACT_DOM_SRI=sha512-5m4nQKp+rZRb09LNH59GM4BxTh9251/ylbKIbpe7TpGxfJ+9kv6BLkLBXIjjspbgbnIBNqlI23tRnTWT0snUIw==
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/vendor-lib.sh"
 dest="$root/server/playground/assets"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT INT TERM
-
-# fetch PKG SRI: npm pack PKG into $work/PKG/ and check its integrity.
-fetch() {
-	dir="$work/$1"
-	mkdir -p "$dir"
-	(cd "$dir" && npm pack --silent "$1" >/dev/null)
-	tarball=$(ls "$dir"/*.tgz)
-	got="sha512-$(openssl dgst -sha512 -binary "$tarball" | openssl base64 -A)"
-	if [ "$got" != "$2" ]; then
-		echo "vendor-playground: $1 has integrity $got, want $2" >&2
-		exit 1
-	fi
-	tar -xzf "$tarball" -C "$dir"
-}
-
-# copy PKG FILE NAME: copy FILE of PKG's package directory to $dest/NAME.
-copy() {
-	cp "$work/$1/package/$2" "$dest/$3"
-}
 
 fetch "$GRAPHIQL" "$GRAPHIQL_SRI"
 fetch "$REACT" "$REACT_SRI"
 fetch "$REACT_DOM" "$REACT_DOM_SRI"
 
-rm -rf "$dest"
-mkdir -p "$dest"
+fresh_dest
 copy "$GRAPHIQL" graphiql.min.js graphiql.min.js
 copy "$GRAPHIQL" graphiql.min.css graphiql.min.css
 copy "$GRAPHIQL" LICENSE LICENSE.graphiql.txt
@@ -63,4 +41,4 @@ $REACT $REACT_SRI
 $REACT_DOM $REACT_DOM_SRI
 EOF
 
-echo "vendor-playground: wrote $(ls "$dest" | wc -l | tr -d ' ') files to ${dest#"$root"/}"
+wrote

@@ -64,11 +64,18 @@ var siteCases = []siteCase{
 	},
 }
 
-// siteTestMux routes c's page and assets as New does.
-func siteTestMux(c siteCase) *http.ServeMux {
-	mux := http.NewServeMux()
-	c.site.mount(mux, c.page)
-	return mux
+// eachSite runs test in parallel subtests, one a site, with a mux that
+// routes the site's page and assets as New does.
+func eachSite(t *testing.T, test func(t *testing.T, c siteCase, mux *http.ServeMux)) {
+	t.Helper()
+	for _, c := range siteCases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			mux := http.NewServeMux()
+			c.site.mount(mux, c.page)
+			test(t, c, mux)
+		})
+	}
 }
 
 func siteGet(t *testing.T, h http.Handler, target string, header ...string) *httptest.ResponseRecorder {
@@ -92,91 +99,83 @@ var siteAssetRef = regexp.MustCompile(`(?:src|href)="([^"]*)"`)
 
 func TestSitePage(t *testing.T) {
 	t.Parallel()
-	for _, c := range siteCases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			mux := siteTestMux(c)
-			rec := siteGet(t, mux, c.page)
+	eachSite(t, func(t *testing.T, c siteCase, mux *http.ServeMux) {
+		rec := siteGet(t, mux, c.page)
 
-			if rec.Code != http.StatusOK {
-				t.Fatalf("GET %s = %d", c.page, rec.Code)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("GET %s = %d", c.page, rec.Code)
+		}
+		h := rec.Header()
+		for name, want := range map[string]string{
+			"Content-Type":            "text/html; charset=utf-8",
+			"Cache-Control":           "no-cache",
+			"Content-Security-Policy": c.csp,
+			"X-Content-Type-Options":  "nosniff",
+			"Referrer-Policy":         "no-referrer",
+		} {
+			if got := h.Get(name); got != want {
+				t.Errorf("%s = %q, want %q", name, got, want)
 			}
-			h := rec.Header()
-			for name, want := range map[string]string{
-				"Content-Type":            "text/html; charset=utf-8",
-				"Cache-Control":           "no-cache",
-				"Content-Security-Policy": c.csp,
-				"X-Content-Type-Options":  "nosniff",
-				"Referrer-Policy":         "no-referrer",
-			} {
-				if got := h.Get(name); got != want {
-					t.Errorf("%s = %q, want %q", name, got, want)
-				}
+		}
+		for _, want := range []string{"default-src 'none'", "script-src 'self';", "connect-src 'self';", "frame-ancestors 'none'"} {
+			if !strings.Contains(c.csp, want) {
+				t.Errorf("Content-Security-Policy %q lacks %q", c.csp, want)
 			}
-			for _, want := range []string{"default-src 'none'", "script-src 'self';", "connect-src 'self';", "frame-ancestors 'none'"} {
-				if !strings.Contains(c.csp, want) {
-					t.Errorf("Content-Security-Policy %q lacks %q", c.csp, want)
-				}
+		}
+		page := rec.Body.String()
+		for _, want := range c.pageHas {
+			if !strings.Contains(page, want) {
+				t.Errorf("page lacks %s", want)
 			}
-			page := rec.Body.String()
-			for _, want := range c.pageHas {
-				if !strings.Contains(page, want) {
-					t.Errorf("page lacks %s", want)
-				}
-			}
-			if strings.Contains(page, "http://") || strings.Contains(page, "https://") || strings.Contains(page, "//cdn") {
-				t.Errorf("page refers to another host:\n%s", page)
-			}
-			if strings.Contains(strings.ReplaceAll(page, `<script src=`, ``), "<script") {
-				t.Errorf("page has an inline script, which its policy forbids:\n%s", page)
-			}
+		}
+		if strings.Contains(page, "http://") || strings.Contains(page, "https://") || strings.Contains(page, "//cdn") {
+			t.Errorf("page refers to another host:\n%s", page)
+		}
+		if strings.Contains(strings.ReplaceAll(page, `<script src=`, ``), "<script") {
+			t.Errorf("page has an inline script, which its policy forbids:\n%s", page)
+		}
 
-			etag := h.Get("ETag")
-			if rec := siteGet(t, mux, c.page, "If-None-Match", etag); etag == "" || rec.Code != http.StatusNotModified || rec.Body.Len() != 0 {
-				t.Errorf("GET page with If-None-Match %s = %d with %d bytes, want 304 and no body", etag, rec.Code, rec.Body.Len())
-			}
-			if rec := siteGet(t, mux, c.page, "If-None-Match", `"0000", W/`+etag); rec.Code != http.StatusNotModified {
-				t.Errorf("GET page with a list naming the weak ETag = %d, want 304", rec.Code)
-			}
-			if rec := siteGet(t, mux, c.page, "If-None-Match", `"0000"`); rec.Code != http.StatusOK || rec.Body.String() != page {
-				t.Errorf("GET page with another ETag = %d, want 200 and the page", rec.Code)
-			}
-			if rec := siteDo(t, mux, http.MethodHead, c.page); rec.Code != http.StatusOK {
-				t.Errorf("HEAD page = %d, want 200", rec.Code)
-			}
-		})
-	}
+		etag := h.Get("ETag")
+		if rec := siteGet(t, mux, c.page, "If-None-Match", etag); etag == "" || rec.Code != http.StatusNotModified || rec.Body.Len() != 0 {
+			t.Errorf("GET page with If-None-Match %s = %d with %d bytes, want 304 and no body", etag, rec.Code, rec.Body.Len())
+		}
+		if rec := siteGet(t, mux, c.page, "If-None-Match", `"0000", W/`+etag); rec.Code != http.StatusNotModified {
+			t.Errorf("GET page with a list naming the weak ETag = %d, want 304", rec.Code)
+		}
+		if rec := siteGet(t, mux, c.page, "If-None-Match", `"0000"`); rec.Code != http.StatusOK || rec.Body.String() != page {
+			t.Errorf("GET page with another ETag = %d, want 200 and the page", rec.Code)
+		}
+		if rec := siteDo(t, mux, http.MethodHead, c.page); rec.Code != http.StatusOK {
+			t.Errorf("HEAD page = %d, want 200", rec.Code)
+		}
+	})
 }
 
 func TestSitePageAssets(t *testing.T) {
 	t.Parallel()
-	for _, c := range siteCases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			mux := siteTestMux(c)
-			page := siteGet(t, mux, c.page).Body.String()
+	eachSite(t, func(t *testing.T, c siteCase, mux *http.ServeMux) {
+		page := siteGet(t, mux, c.page).Body.String()
 
-			seen := map[string]bool{}
-			for _, m := range siteAssetRef.FindAllStringSubmatch(page, -1) {
-				u, err := url.Parse(m[1])
-				if err != nil || u.Host != "" || u.Scheme != "" || !strings.HasPrefix(u.Path, c.site.assetPrefix) || u.Query().Get("v") == "" {
-					t.Errorf("page refers to %q, want a versioned %s URL", m[1], c.site.assetPrefix)
-					continue
-				}
-				name := strings.TrimPrefix(u.Path, c.site.assetPrefix)
-				seen[name] = true
-				t.Run(name, func(t *testing.T) {
-					t.Parallel()
-					wantAsset(t, mux, m[1], c.loads[name], `"`+u.Query().Get("v")+`"`)
-				})
+		seen := map[string]bool{}
+		for _, m := range siteAssetRef.FindAllStringSubmatch(page, -1) {
+			u, err := url.Parse(m[1])
+			if err != nil || u.Host != "" || u.Scheme != "" || !strings.HasPrefix(u.Path, c.site.assetPrefix) || u.Query().Get("v") == "" {
+				t.Errorf("page refers to %q, want a versioned %s URL", m[1], c.site.assetPrefix)
+				continue
 			}
-			for name := range c.loads {
-				if !seen[name] {
-					t.Errorf("page does not load %s", name)
-				}
+			name := strings.TrimPrefix(u.Path, c.site.assetPrefix)
+			seen[name] = true
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				wantAsset(t, mux, m[1], c.loads[name], `"`+u.Query().Get("v")+`"`)
+			})
+		}
+		for name := range c.loads {
+			if !seen[name] {
+				t.Errorf("page does not load %s", name)
 			}
-		})
-	}
+		}
+	})
 }
 
 // wantAsset checks the answers for the asset at target: its type,
@@ -241,53 +240,41 @@ func wantAsset(t *testing.T, mux http.Handler, target, wantType, etag string) {
 
 func TestSiteOtherAssets(t *testing.T) {
 	t.Parallel()
-	for _, c := range siteCases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			mux := siteTestMux(c)
-			for _, name := range c.others {
-				wantAsset(t, mux, c.site.assetPrefix+name, "text/plain; charset=utf-8", "")
-			}
-			if v := siteGet(t, mux, c.site.assetPrefix+"VERSIONS").Body.String(); !strings.Contains(v, c.versions) {
-				t.Errorf("VERSIONS = %q, want %s", v, c.versions)
-			}
-		})
-	}
+	eachSite(t, func(t *testing.T, c siteCase, mux *http.ServeMux) {
+		for _, name := range c.others {
+			wantAsset(t, mux, c.site.assetPrefix+name, "text/plain; charset=utf-8", "")
+		}
+		if v := siteGet(t, mux, c.site.assetPrefix+"VERSIONS").Body.String(); !strings.Contains(v, c.versions) {
+			t.Errorf("VERSIONS = %q, want %s", v, c.versions)
+		}
+	})
 }
 
 func TestSiteUnknownAsset(t *testing.T) {
 	t.Parallel()
-	for _, c := range siteCases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			mux := siteTestMux(c)
-			for _, name := range c.unknown {
-				rec := siteGet(t, mux, c.site.assetPrefix+name)
-				if rec.Code != http.StatusNotFound || rec.Header().Get("Content-Type") != c.notFoundType || rec.Body.String() != c.notFound ||
-					rec.Header().Get("X-Content-Type-Options") != "nosniff" {
-					t.Errorf("GET %s = %d %q %q, want 404 %s %q", name, rec.Code, rec.Header().Get("Content-Type"), rec.Body, c.notFoundType, c.notFound)
-				}
+	eachSite(t, func(t *testing.T, c siteCase, mux *http.ServeMux) {
+		for _, name := range c.unknown {
+			rec := siteGet(t, mux, c.site.assetPrefix+name)
+			if rec.Code != http.StatusNotFound || rec.Header().Get("Content-Type") != c.notFoundType || rec.Body.String() != c.notFound ||
+				rec.Header().Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("GET %s = %d %q %q, want 404 %s %q", name, rec.Code, rec.Header().Get("Content-Type"), rec.Body, c.notFoundType, c.notFound)
 			}
-		})
-	}
+		}
+	})
 }
 
 func TestSiteMethods(t *testing.T) {
 	t.Parallel()
-	for _, c := range siteCases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			mux := siteTestMux(c)
-			for _, target := range []string{c.page, c.site.assetPrefix + "VERSIONS"} {
-				for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
-					rec := siteDo(t, mux, method, target)
-					if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" {
-						t.Errorf("%s %s = %d, Allow %q, want 405 with Allow: GET, HEAD", method, target, rec.Code, rec.Header().Get("Allow"))
-					}
+	eachSite(t, func(t *testing.T, c siteCase, mux *http.ServeMux) {
+		for _, target := range []string{c.page, c.site.assetPrefix + "VERSIONS"} {
+			for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
+				rec := siteDo(t, mux, method, target)
+				if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" {
+					t.Errorf("%s %s = %d, Allow %q, want 405 with Allow: GET, HEAD", method, target, rec.Code, rec.Header().Get("Allow"))
 				}
 			}
-		})
-	}
+		}
+	})
 }
 
 func TestSiteLoadErrors(t *testing.T) {

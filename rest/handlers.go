@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -227,7 +228,7 @@ func newTransactionRow(t *obsqra.Transaction) transactionRow {
 		out.Details = obsqra.JSONObject("{}")
 	}
 	// The original's float; amount_exact keeps every digit.
-	f, _ := t.Amount.Rat().Float64()
+	f, _ := strconv.ParseFloat(t.Amount.String(), 64) // the nearest float, as Rat's, without big.Int
 	amount := number(f)
 	out.Amount = &amount
 	if t.ExecutionStatus != nil {

@@ -40,7 +40,7 @@ var testKey = []byte("rest tests: 0123456789abcdef0123")
 // env is the whole server over one database, as `obsqra serve` builds it:
 // the REST API and the GraphQL API over the same services.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	h        http.Handler
 	db       *store.DB
 	clock    *obsqratest.Clock
@@ -59,7 +59,7 @@ type envOptions struct {
 	timeout  time.Duration
 }
 
-func newEnv(t *testing.T, db *store.DB, o envOptions) *env {
+func newEnv(t testing.TB, db *store.DB, o envOptions) *env {
 	t.Helper()
 	clock := obsqratest.NewClock(time.Now().UTC().Truncate(time.Second))
 	db.Now = clock.Now
@@ -116,7 +116,7 @@ func newEnv(t *testing.T, db *store.DB, o envOptions) *env {
 
 // openAPIValidator loads the server's OpenAPI document with kin-openapi,
 // checks it, and returns a check of responses against it.
-func openAPIValidator(t *testing.T, h http.Handler) func(testing.TB, *http.Request, int, http.Header, []byte) {
+func openAPIValidator(t testing.TB, h http.Handler) func(testing.TB, *http.Request, int, http.Header, []byte) {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/openapi.json", nil))
@@ -256,7 +256,9 @@ func (e *env) do(t testing.TB, method, target string, body any, headers ...strin
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, req)
 	resp := response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
-	e.validate(t, req, resp.status, resp.header, resp.body)
+	if e.validate != nil {
+		e.validate(t, req, resp.status, resp.header, resp.body)
+	}
 	return resp
 }
 

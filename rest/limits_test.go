@@ -72,6 +72,19 @@ func TestFrameworkAnswers(t *testing.T) {
 		!strings.Contains(string(r.body), "Obsqra REST API reference") {
 		t.Fatalf("docs: %d %s", r.status, r.header)
 	}
+	// The original's frontend calls from another origin, with a bearer
+	// header, and PUTs preferences: the preflight allows it, and a page
+	// may read its budget and Retry-After.
+	pre := e.do(t, "OPTIONS", "/api/v1/users/preferences", nil, "Origin", "http://localhost:3000",
+		"Access-Control-Request-Method", "PUT", "Access-Control-Request-Headers", "authorization,content-type")
+	if pre.status != http.StatusNoContent || !strings.Contains(pre.header.Get("Access-Control-Allow-Methods"), "PUT") ||
+		pre.header.Get("Access-Control-Allow-Origin") != "http://localhost:3000" {
+		t.Fatalf("preflight: %d %v", pre.status, pre.header)
+	}
+	if r := e.do(t, "GET", "/api/v1/auth/me", nil, "Origin", "http://localhost:3000", "Authorization", "Bearer "+token); r.status != 200 ||
+		!strings.Contains(r.header.Get("Access-Control-Expose-Headers"), "Retry-After") {
+		t.Fatalf("cross-origin GET: %d %v", r.status, r.header)
+	}
 	// A body over the server's limit: 413 in the API's shape.
 	big := `{"tx_hash": "` + strings.Repeat("a", 2<<20) + `"}`
 	if r := e.do(t, "POST", "/api/v1/transactions/?token="+token, big); r.status != http.StatusRequestEntityTooLarge ||

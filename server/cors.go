@@ -8,8 +8,11 @@ import (
 
 // CORS settings of preflight answers.
 const (
-	corsAllowMethods  = "GET, POST, OPTIONS"
-	corsExposeHeaders = "X-Request-ID"
+	// PUT is the REST API's (PUT /api/v1/users/preferences).
+	corsAllowMethods = "GET, POST, PUT, OPTIONS"
+	// A page may read its request id and its budget: the rate-limit
+	// fields and, when refused, Retry-After (none is CORS-safelisted).
+	corsExposeHeaders = "X-Request-ID, Retry-After, RateLimit, RateLimit-Policy"
 	// corsMaxAge is how long, in seconds, a browser may reuse a preflight
 	// answer: two hours, the most Chromium accepts (Firefox takes up to a
 	// day). A browser caches the answer per header name, so a header added

@@ -354,7 +354,7 @@ func TestCORS(t *testing.T) {
 			}
 			wantMethods, wantHeaders, wantMaxAge := "", "", ""
 			if tt.wantACAO != "" {
-				wantMethods, wantHeaders, wantMaxAge = "GET, POST, OPTIONS", defaultAllowHeaders, "7200"
+				wantMethods, wantHeaders, wantMaxAge = "GET, POST, PUT, OPTIONS", defaultAllowHeaders, "7200"
 			}
 			if got := h.Get("Access-Control-Allow-Methods"); got != wantMethods {
 				t.Errorf("Access-Control-Allow-Methods = %q, want %q", got, wantMethods)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -151,6 +152,18 @@ func (e *env) replay(t *testing.T, key string, x example, token string) response
 	}
 	if err := sameShape("body", wantBody, got.json(t)); err != nil {
 		t.Fatalf("%s %s %s: %v\nwant shape of %s\ngot %s", key, x.Method, x.Path, err, x.Response.Body, got.body)
+	}
+	if want >= 400 {
+		// An error is data-free: the same detail (every problem's type,
+		// loc, msg, input, ctx and url), with code beside it.
+		g := got.object(t)
+		if g["code"] == nil {
+			t.Fatalf("%s: no code beside detail: %s", key, got.body)
+		}
+		delete(g, "code")
+		if !reflect.DeepEqual(wantBody, g) {
+			t.Fatalf("%s %s %s: error body %s, want %s (and code)", key, x.Method, x.Path, got.body, x.Response.Body)
+		}
 	}
 	return got
 }

@@ -92,7 +92,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r2, _, ok := a.match(r.Method, other); r2 != nil || ok {
 			u := *r.URL
 			u.Path = other
-			http.Redirect(w, r, u.RequestURI(), http.StatusTemporaryRedirect)
+			// No body, as Starlette's RedirectResponse.
+			w.Header().Set("Location", u.RequestURI())
+			w.WriteHeader(http.StatusTemporaryRedirect)
 			return
 		}
 	}

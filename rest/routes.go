@@ -254,8 +254,8 @@ func routes() []*route {
 		{
 			method: http.MethodPost, path: "/predictions/run-optimization", tag: "predictions", summary: "Run an optimisation",
 			doc: "Computes your optimal allocation on current data, records it in the decision log and answers it. " +
-				"The original only answered \"queued\".",
-			auth: true, cost: costPlanning, out: optimizationAnswer{},
+				"The original only answered \"queued\". 404 while no protocol has the 30 days of history a plan needs.",
+			auth: true, cost: costPlanning, out: optimizationAnswer{}, errors: []int{http.StatusNotFound},
 			serve: (*API).runOptimization,
 		},
 		{

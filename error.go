@@ -8,8 +8,9 @@ import (
 	"fmt"
 )
 
-// Error codes. Each maps to one GraphQL extensions.code in the server's
-// error presenter; anything that is not an *Error is EINTERNAL.
+// Error codes. Each maps to one public name (PublicCode), GraphQL's
+// extensions.code and the REST API's code; anything that is not an *Error
+// is EINTERNAL.
 const (
 	EINVALID         = "invalid"
 	ENOTFOUND        = "not_found"
@@ -23,6 +24,22 @@ const (
 	EUNAVAILABLE = "unavailable"
 	EINTERNAL    = "internal"
 )
+
+// publicCodes are the names clients see of the codes they may see.
+var publicCodes = map[string]string{
+	EUNAUTHENTICATED: "UNAUTHENTICATED",
+	EFORBIDDEN:       "FORBIDDEN",
+	EINVALID:         "BAD_USER_INPUT",
+	ENOTFOUND:        "NOT_FOUND",
+	ECONFLICT:        "CONFLICT",
+	ERATELIMIT:       "RATE_LIMITED",
+	EUNAVAILABLE:     "SERVICE_UNAVAILABLE",
+}
+
+// PublicCode is the name clients see of code, as GraphQL's
+// extensions.code and the REST API's code: "" for a code whose error they
+// never see as such (EINTERNAL, or none of the E* constants).
+func PublicCode(code string) string { return publicCodes[code] }
 
 // Error is an error whose message may be shown to the client. Code is one of
 // the E* constants. Any other error is internal and its text never leaves

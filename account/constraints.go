@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/obsqra/obsqra"
@@ -64,13 +63,13 @@ func (s *Service) RequestConstraintApproval(ctx context.Context, set obsqra.Cons
 	if err := set.Validate("input."); err != nil {
 		return nil, err
 	}
-	var nonce [16]byte
-	if _, err := io.ReadFull(s.Rand, nonce[:]); err != nil {
-		return nil, fmt.Errorf("read random bytes: %w", err)
+	nonce, err := s.newNonce()
+	if err != nil {
+		return nil, err
 	}
 	now := s.now().Truncate(time.Second)
 	r := &obsqra.ConstraintRequest{
-		Nonce: hex.EncodeToString(nonce[:]), UserID: u.ID, Address: wallet, ChainID: s.cfg.Starknet.ExpectedChainID(),
+		Nonce: nonce, UserID: u.ID, Address: wallet, ChainID: s.cfg.Starknet.ExpectedChainID(),
 		Set: set, IssuedAt: now, ExpiresAt: now.Add(ConstraintRequestTTL),
 	}
 	typed, _, err := constraintApprovalOf(r)

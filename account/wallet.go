@@ -66,13 +66,13 @@ func (s *Service) RequestWalletChallenge(ctx context.Context, address string) (*
 	if err != nil {
 		return nil, err
 	}
-	var nonce [16]byte
-	if _, err := io.ReadFull(s.Rand, nonce[:]); err != nil {
-		return nil, fmt.Errorf("read random bytes: %w", err)
+	nonce, err := s.newNonce()
+	if err != nil {
+		return nil, err
 	}
 	now := s.now().Truncate(time.Second)
 	c := &obsqra.WalletChallenge{
-		Nonce: hex.EncodeToString(nonce[:]), UserID: p.User.ID, Address: addr, ChainID: s.cfg.Starknet.ExpectedChainID(),
+		Nonce: nonce, UserID: p.User.ID, Address: addr, ChainID: s.cfg.Starknet.ExpectedChainID(),
 		IssuedAt: now, ExpiresAt: now.Add(ChallengeTTL),
 	}
 	typed, _, err := challengeOf(c)
@@ -209,4 +209,14 @@ func (s *Service) DisconnectWallet(ctx context.Context) (*obsqra.User, error) {
 // ones.
 func (s *Service) PruneWalletChallenges(ctx context.Context, before time.Time) (int64, error) {
 	return s.db.PruneWalletChallenges(ctx, before)
+}
+
+// newNonce returns 128 random bits in hex: the nonce of a challenge or a
+// constraint request, a u128 of the typed data the wallet signs.
+func (s *Service) newNonce() (string, error) {
+	var nonce [16]byte
+	if _, err := io.ReadFull(s.Rand, nonce[:]); err != nil {
+		return "", fmt.Errorf("read random bytes: %w", err)
+	}
+	return hex.EncodeToString(nonce[:]), nil
 }

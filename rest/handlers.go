@@ -429,7 +429,7 @@ func (a *API) allocationHistory(c *call) (any, error) {
 		return nil, err
 	}
 	allocs = allocs[:min(len(allocs), maxHistoryRows)]
-	slugs, err := a.slugs(c)
+	_, slugs, err := a.protocolFilter(c) // the route has no protocol parameter: all
 	if err != nil {
 		return nil, err
 	}
@@ -444,19 +444,6 @@ func (a *API) allocationHistory(c *call) (any, error) {
 			row.TxHash = &h
 		}
 		out[i] = row
-	}
-	return out, nil
-}
-
-// slugs returns every protocol's slug by id.
-func (a *API) slugs(c *call) (map[int64]string, error) {
-	ps, err := a.Market.Protocols(c.ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[int64]string, len(ps))
-	for _, p := range ps {
-		out[p.ID] = p.Slug
 	}
 	return out, nil
 }
@@ -488,23 +475,19 @@ func (a *API) dashboard(c *call) (any, error) {
 }
 
 func (a *API) forecasts(c *call, risk bool) (any, error) {
-	_, slugs, err := a.protocolFilter(c)
+	ids, slugs, err := a.protocolFilter(c)
 	if err != nil {
 		return nil, err
 	}
-	var protocolID int64
+	var protocolID int64 // 0: every protocol's
 	if c.in.has("protocol") {
-		for id, s := range slugs {
-			if s == c.in.str("protocol") {
-				protocolID = id
-			}
-		}
-		if protocolID == 0 {
+		if len(ids) == 0 {
 			if risk {
 				return []riskForecastRow{}, nil
 			}
 			return []yieldForecastRow{}, nil
 		}
+		protocolID = ids[0]
 	}
 	kind := obsqra.PredictionYieldForecast
 	if risk {
@@ -551,7 +534,7 @@ func (a *API) suggestions(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	slugs, err := a.slugs(c)
+	_, slugs, err := a.protocolFilter(c) // the route has no protocol parameter: all
 	if err != nil {
 		return nil, err
 	}
@@ -592,7 +575,7 @@ func (a *API) runOptimization(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	slugs, err := a.slugs(c)
+	_, slugs, err := a.protocolFilter(c) // the route has no protocol parameter: all
 	if err != nil {
 		return nil, err
 	}

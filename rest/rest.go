@@ -118,8 +118,9 @@ func (a *API) match(method, path string) (rt *route, pathValue string, otherMeth
 	if method == http.MethodHead {
 		method = http.MethodGet
 	}
+	segs := strings.Split(rest, "/") // once, for every route
 	for _, c := range a.table {
-		v, ok := c.matchPath(rest)
+		v, ok := c.matchPath(segs)
 		if !ok {
 			continue
 		}
@@ -190,7 +191,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt *route, pathValue
 	// FastAPI's order: a missing token is reported with the other
 	// problems of the request; a refused one answers 401 before them.
 	if authErr != nil {
-		writeDetail(w, http.StatusUnauthorized, "Unauthorized", codeOf(obsqra.EUNAUTHENTICATED))
+		writeDetail(w, http.StatusUnauthorized, "Unauthorized", obsqra.PublicCode(obsqra.EUNAUTHENTICATED))
 		return
 	}
 	in, more := rt.parse(r)
@@ -263,24 +264,18 @@ func (a *API) authenticate(ctx context.Context, token string) (*obsqra.Principal
 	return p, err
 }
 
-// codes are the GraphQL API's extensions.code values, given as code beside
-// detail, and the status of each domain error code.
-var codes = map[string]struct {
-	name   string
-	status int
-}{
-	obsqra.EINVALID:         {"BAD_USER_INPUT", http.StatusUnprocessableEntity},
-	obsqra.EUNAUTHENTICATED: {"UNAUTHENTICATED", http.StatusUnauthorized},
-	obsqra.EFORBIDDEN:       {"FORBIDDEN", http.StatusForbidden},
-	obsqra.ENOTFOUND:        {"NOT_FOUND", http.StatusNotFound},
+// statuses are the HTTP statuses of the domain error codes clients see.
+var statuses = map[string]int{
+	obsqra.EINVALID:         http.StatusUnprocessableEntity,
+	obsqra.EUNAUTHENTICATED: http.StatusUnauthorized,
+	obsqra.EFORBIDDEN:       http.StatusForbidden,
+	obsqra.ENOTFOUND:        http.StatusNotFound,
 	// The original answered its one conflict (a taken email or wallet)
 	// with 400.
-	obsqra.ECONFLICT:    {"CONFLICT", http.StatusBadRequest},
-	obsqra.ERATELIMIT:   {"RATE_LIMITED", http.StatusTooManyRequests},
-	obsqra.EUNAVAILABLE: {"SERVICE_UNAVAILABLE", http.StatusServiceUnavailable},
+	obsqra.ECONFLICT:    http.StatusBadRequest,
+	obsqra.ERATELIMIT:   http.StatusTooManyRequests,
+	obsqra.EUNAVAILABLE: http.StatusServiceUnavailable,
 }
-
-func codeOf(domainCode string) string { return codes[domainCode].name }
 
 // errorBody is every error but a validation error: the original's detail
 // and the GraphQL API's code; an internal error adds the request id.
@@ -298,7 +293,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ctx := r.Context()
 	var e *obsqra.Error
 	if errors.As(err, &e) {
-		if c, ok := codes[e.Code]; ok {
+		if status, ok := statuses[e.Code]; ok {
 			if e.RetryAfterSeconds > 0 && (e.Code == obsqra.ERATELIMIT || e.Code == obsqra.EUNAVAILABLE) {
 				w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
 			}
@@ -306,7 +301,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 				a.log().WarnContext(ctx, "rest: service unavailable", "request_id", obsqra.ClientFromContext(ctx).RequestID,
 					"path", r.URL.Path, "error", e.Err.Error())
 			}
-			writeJSON(w, c.status, errorBody{Detail: e.Message, Code: c.name})
+			writeJSON(w, status, errorBody{Detail: e.Message, Code: obsqra.PublicCode(e.Code)})
 			return
 		}
 	}
@@ -320,7 +315,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.DeadlineExceeded):
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{
-			Detail: fmt.Sprintf("the request did not finish within %s; try again", a.timeout()), Code: codes[obsqra.EUNAVAILABLE].name})
+			Detail: fmt.Sprintf("the request did not finish within %s; try again", a.timeout()), Code: obsqra.PublicCode(obsqra.EUNAVAILABLE)})
 		return
 	}
 	a.log().ErrorContext(ctx, "rest: internal error", "request_id", id, "path", r.URL.Path, "error", err.Error())

@@ -45,8 +45,9 @@ type bodySpec struct {
 	fields   []field
 }
 
-func (rt *route) matchPath(path string) (string, bool) {
-	segs := strings.Split(path, "/")
+// matchPath reports whether the segments of a path (below Prefix, split
+// at "/") are rt's, with the value of its path parameter.
+func (rt *route) matchPath(segs []string) (string, bool) {
 	if len(segs) != len(rt.segments) {
 		return "", false
 	}

@@ -41,7 +41,7 @@ func writeProblems(w http.ResponseWriter, ps []problem) {
 			ps[i].URL = pydanticDocs + ps[i].Type
 		}
 	}
-	writeJSON(w, http.StatusUnprocessableEntity, problemsBody{Detail: ps, Code: codeOf(obsqra.EINVALID)})
+	writeJSON(w, http.StatusUnprocessableEntity, problemsBody{Detail: ps, Code: obsqra.PublicCode(obsqra.EINVALID)})
 }
 
 // kind is the type of a parameter or body field.

@@ -95,24 +95,12 @@ func (s *Server) graphQL(schema graphql.ExecutableSchema) http.Handler {
 	return h
 }
 
-// GraphQL extensions.code of each domain error code that clients may see.
-// Every other error is INTERNAL_SERVER_ERROR.
-var errorCodes = map[string]string{
-	obsqra.EUNAUTHENTICATED: "UNAUTHENTICATED",
-	obsqra.EFORBIDDEN:       "FORBIDDEN",
-	obsqra.EINVALID:         "BAD_USER_INPUT",
-	obsqra.ENOTFOUND:        "NOT_FOUND",
-	obsqra.ECONFLICT:        "CONFLICT",
-	obsqra.ERATELIMIT:       "RATE_LIMITED",
-	obsqra.EUNAVAILABLE:     "SERVICE_UNAVAILABLE",
-}
-
 // presentError is the one place where errors become what the client sees.
 //
 //   - An *obsqra.Error anywhere in the chain, including one that gqlgen
 //     wrapped in a *gqlerror.Error (a resolver's error, or a scalar's or
 //     enum's UnmarshalGQL error during argument coercion), shows its
-//     Message with the code from errorCodes and keeps its path. An
+//     Message with its code's public name (obsqra.PublicCode) and keeps its path. An
 //     unavailable database (SERVICE_UNAVAILABLE) is logged at warn with
 //     its cause; the response stays HTTP 200 like every other execution
 //     error, so that Apollo Client keeps the fields that did resolve, and
@@ -143,7 +131,7 @@ func (s *Server) presentError(ctx context.Context, err error) *gqlerror.Error {
 	}
 
 	if e, ok := errors.AsType[*obsqra.Error](err); ok {
-		if code, ok := errorCodes[e.Code]; ok {
+		if code := obsqra.PublicCode(e.Code); code != "" {
 			out := &gqlerror.Error{
 				Message:    e.Message,
 				Path:       path,

@@ -42,14 +42,11 @@ func (r Row) Key() string { return r.Network + "/" + r.Symbol + "/" + r.Asset }
 
 // Utilization estimates the reserve's utilization (0–1) from its rates, as
 // the data's README gives it for a reserve without stable debt:
-// supplyRate / (variableBorrowRate × (1 − reserveFactor)). It is 0 when
-// nothing is borrowed and is clamped to [0, 1].
+// supplyRate / (variableBorrowRate × (1 − reserveFactor))
+// (ml.LendingUtilization). It is 0 when nothing is borrowed and is clamped
+// to [0, 1].
 func (r Row) Utilization() float64 {
-	d := r.VariableBorrowRate * (1 - r.ReserveFactor)
-	if d <= 0 || r.LiquidityRate <= 0 {
-		return 0
-	}
-	return min(r.LiquidityRate/d, 1)
+	return ml.LendingUtilization(r.LiquidityRate, r.VariableBorrowRate, r.ReserveFactor)
 }
 
 // columns Read needs, by header name; others are ignored.
@@ -253,9 +250,15 @@ func (r Reserve) Series(value func(Row) float64) ml.Series {
 }
 
 // LiquidityRates returns the daily supply rate (current_liquidity_rate, an
-// annual fraction).
+// annual fraction), with the day's utilisation (Row.Utilization) beside
+// each value.
 func (r Reserve) LiquidityRates() ml.Series {
-	return r.Series(func(row Row) float64 { return row.LiquidityRate })
+	s := r.Series(func(row Row) float64 { return row.LiquidityRate })
+	s.Utilization = make([]float64, len(r.Rows))
+	for i, row := range r.Rows {
+		s.Utilization[i] = row.Utilization()
+	}
+	return s
 }
 
 // ReadFile reads a CSV file in the Aave format and returns its reserves.

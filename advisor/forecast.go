@@ -119,13 +119,10 @@ func (s *Service) forecast(kind obsqra.PredictionKind, p *obsqra.Protocol, point
 	var moved bool
 	switch kind {
 	case obsqra.PredictionYieldForecast:
-		apy := make([]float64, len(points))
-		for i, pt := range points {
-			apy[i] = float64(pt.ApyBps)
-		}
-		lastValue = apy[len(apy)-1]
-		moved = ml.Series{Days: days, Values: apy}.MovedBy(origin)
-		mf, err = ml.ForecastSeries(ml.Series{Days: days, Values: apy}, origin, horizon, ml.ForecastOptions{NonNegative: true})
+		series := yieldSeries(days, points)
+		lastValue = series.Values[len(points)-1]
+		moved = series.MovedBy(origin)
+		mf, err = ml.ForecastSeries(series, origin, horizon, ml.ForecastOptions{NonNegative: true})
 	case obsqra.PredictionRiskForecast:
 		util := make([]float64, len(points))
 		vol := make([]float64, len(points))
@@ -176,6 +173,24 @@ func (s *Service) forecast(kind obsqra.PredictionKind, p *obsqra.Protocol, point
 	s.forecasts[digest] = f
 	s.mu.Unlock()
 	return f, nil
+}
+
+// yieldSeries is the series of APYs (bps) of points, on days, with the
+// utilisation beside each, which the global model reads, when every point
+// reports one: a utilisation of 0 is what a DEX pool or DefiLlama's daily
+// chart reports, not a lending reserve with nothing borrowed.
+func yieldSeries(days []obsqra.Date, points []obsqra.DailyPoint) ml.Series {
+	s := ml.Series{Days: days, Values: make([]float64, len(points)), Utilization: make([]float64, len(points))}
+	reported := true
+	for i, pt := range points {
+		s.Values[i] = float64(pt.ApyBps)
+		s.Utilization[i] = min(float64(pt.UtilizationBps)/10_000, 1)
+		reported = reported && pt.UtilizationBps > 0
+	}
+	if !reported {
+		s.Utilization = nil
+	}
+	return s
 }
 
 // digestPoints writes the values a forecast reads from points to h.

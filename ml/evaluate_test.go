@@ -38,14 +38,14 @@ func fcReadRatesCSV(t testing.TB, path string) (keys []string, series []Series) 
 	for i, h := range head {
 		col[h] = i
 	}
-	for _, c := range []string{"snapshot_utc", "network", "symbol", "asset_address", "current_liquidity_rate"} {
+	for _, c := range []string{"snapshot_utc", "network", "symbol", "asset_address", "current_liquidity_rate", "current_variable_borrow_rate", "reserve_factor"} {
 		if _, ok := col[c]; !ok {
 			t.Fatalf("%s has no column %s", path, c)
 		}
 	}
 	type obs struct {
-		times  []time.Time
-		values []float64
+		times         []time.Time
+		values, utils []float64
 	}
 	byKey := map[string]*obs{}
 	for {
@@ -60,10 +60,13 @@ func fcReadRatesCSV(t testing.TB, path string) (keys []string, series []Series) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := strconv.ParseFloat(rec[col["current_liquidity_rate"]], 64)
-		if err != nil {
-			t.Fatal(err)
+		var num [3]float64 // supply rate, borrow rate, reserve factor
+		for j, c := range [3]string{"current_liquidity_rate", "current_variable_borrow_rate", "reserve_factor"} {
+			if num[j], err = strconv.ParseFloat(rec[col[c]], 64); err != nil {
+				t.Fatal(err)
+			}
 		}
+		v := num[0]
 		k := rec[col["network"]] + "/" + rec[col["symbol"]] + "/" + rec[col["asset_address"]]
 		o := byKey[k]
 		if o == nil {
@@ -72,6 +75,7 @@ func fcReadRatesCSV(t testing.TB, path string) (keys []string, series []Series) 
 		}
 		o.times = append(o.times, ts)
 		o.values = append(o.values, v)
+		o.utils = append(o.utils, LendingUtilization(num[0], num[1], num[2]))
 	}
 	for k := range byKey {
 		keys = append(keys, k)
@@ -82,6 +86,11 @@ func fcReadRatesCSV(t testing.TB, path string) (keys []string, series []Series) 
 		if err != nil {
 			t.Fatal(err)
 		}
+		u, err := DailySeries(byKey[k].times, byKey[k].utils)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Utilization = u.Values
 		series = append(series, s)
 	}
 	return keys, series

@@ -506,7 +506,7 @@ func fcForecastDist(s Series, origin obsqra.Date, horizon int, opts ForecastOpti
 	}
 	steps := int(origin-w.Days[w.Len()-1]) + horizon
 	if spec.op == "global" {
-		f, dist := fcGlobal(w.Values, origin, horizon, steps, opts)
+		f, dist := fcGlobal(w, origin, horizon, steps, opts)
 		return f, dist, nil
 	}
 	d := newFCData(w)
@@ -558,14 +558,14 @@ func fcTrailingMedian(y []float64, i, k int) float64 {
 	return (w[len(w)/2-1] + w[len(w)/2]) / 2
 }
 
-// fcGlobal is ForecastSeries for the global model: y are the values up to
-// origin, the last one steps days before the target.
-func fcGlobal(y []float64, origin obsqra.Date, horizon, steps int, opts ForecastOptions) (Forecast, fcDist) {
+// fcGlobal is ForecastSeries for the global model: w is the series up to
+// origin, its last observation steps days before the target.
+func fcGlobal(w Series, origin obsqra.Date, horizon, steps int, opts ForecastOptions) (Forecast, fcDist) {
 	gp := opts.Global
 	if gp == nil {
 		gp = &DefaultGlobal
 	}
-	point, errs, calib := gp.forecast(y, steps)
+	point, errs, calib := gp.forecast(w.Values, w.Utilization, steps)
 	f := Forecast{
 		Model:   "global",
 		Origin:  origin,

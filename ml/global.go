@@ -19,10 +19,14 @@ import (
 // the reserves of the shared Aave V3 file see thousands.
 //
 // The point forecast steps days ahead is the last value plus a linear
-// combination of how far the recent medians, minima and means sit from it
-// (globalFeatures), the coefficients fitted per horizon by least absolute
-// deviations: the forecast that minimises the sum of absolute errors, the
-// measure it is judged by, over every origin of every training series.
+// combination of how far the recent medians, minima and means sit from it,
+// whether its level held, and how its utilisation moved (globalFeatures),
+// the coefficients fitted per horizon by least absolute deviations: the
+// forecast that minimises the sum of absolute errors, the measure it is
+// judged by, over every origin of every training series. Which of the
+// features a horizon uses is chosen by the errors on networks held out
+// (fitHorizon); a series without a utilisation (Series.Utilization nil)
+// is forecast with coefficients of its own features alone (CoefOwn).
 //
 // The prediction intervals and Confidence are conformal: the quantiles of
 // the training forecasts' errors, each divided by its series' volatility
@@ -64,8 +68,15 @@ import (
 var GlobalHorizons = []int{1, 2, 3, 5, 7, 10, 14, 21, 30, 45, 60, 90}
 
 const (
-	// globalNumFeatures is the length of the feature vector.
-	globalNumFeatures = 15
+	// globalNumFeatures is the length of the feature vector; the first
+	// globalOwnFeatures are read from the series' values alone, and the
+	// first globalBaseFeatures of those from its levels (globalFeatures).
+	globalNumFeatures  = 24
+	globalOwnFeatures  = 19
+	globalBaseFeatures = 15
+	// globalFullUtilization is the utilisation from which a reserve counts
+	// as fully lent.
+	globalFullUtilization = 0.98
 	// globalQuantiles is the size of each quantile table: the quantiles at
 	// probabilities k/200, k = 0 … 200.
 	globalQuantiles = 201
@@ -91,8 +102,10 @@ const (
 // each table per horizon.
 type GlobalParams struct {
 	Horizons []int
-	// Coef are the coefficients of the features (globalFeatures).
-	Coef [][globalNumFeatures]float64
+	// Coef are the coefficients of the features (globalFeatures), and
+	// CoefOwn those of a series without a utilisation: of the series' own
+	// features alone (the later ones are 0).
+	Coef, CoefOwn [][globalNumFeatures]float64
 	// Moving are the quantiles of the errors divided by globalScale, for
 	// series whose scale is positive.
 	Moving [][globalQuantiles]float64
@@ -112,14 +125,14 @@ type GlobalParams struct {
 // quantiles and a non-decreasing confidence map within [0, 1].
 func (p *GlobalParams) Validate() error {
 	n := len(p.Horizons)
-	if n == 0 || len(p.Coef) != n || len(p.Moving) != n || len(p.Flat) != n || len(p.CalibMoving) != n || len(p.CalibFlat) != n || len(p.Rows) != n {
+	if n == 0 || len(p.Coef) != n || len(p.CoefOwn) != n || len(p.Moving) != n || len(p.Flat) != n || len(p.CalibMoving) != n || len(p.CalibFlat) != n || len(p.Rows) != n {
 		return obsqra.Errorf(obsqra.EINVALID, "global model parameters need one entry of each table per horizon")
 	}
 	for k, h := range p.Horizons {
 		if h < 1 || h > fcMaxHorizon || (k > 0 && h <= p.Horizons[k-1]) {
 			return obsqra.Errorf(obsqra.EINVALID, "global model horizons must increase within 1–%d", fcMaxHorizon)
 		}
-		for _, c := range p.Coef[k] {
+		for _, c := range slices.Concat(p.Coef[k][:], p.CoefOwn[k][:]) {
 			if !finite(c) {
 				return obsqra.Errorf(obsqra.EINVALID, "global model coefficient at horizon %d is not finite", h)
 			}
@@ -138,14 +151,39 @@ func (p *GlobalParams) Validate() error {
 	return nil
 }
 
-// globalFeatures fills x with the features of y at its last index i: the
-// positive and negative parts of how far the medians of the last 3, 7, 14
-// and 30 observations, the previous observation and the mean of the last
-// 90 sit from y[i], then how far the minima of the last 3 and 7 and the
-// maximum of the last 3 sit from it. Every feature is a difference of
-// values of the series, so the forecast is equivariant: scaling or shifting
-// the series scales or shifts it alike.
-func globalFeatures(y []float64, x *[globalNumFeatures]float64) {
+// globalFeatures fills x with the features of y at its last index i, u
+// being the utilisations observed with y (nil when unknown).
+//
+// The first globalBaseFeatures are the positive and
+// negative parts of how far the medians of the last 3, 7, 14 and 30
+// observations, the previous observation and the mean of the last 90 sit
+// from y[i], then how far the minima of the last 3 and 7 and the maximum of
+// the last 3 sit from it. Each is a difference of values of the series, so
+// a forecast from these alone is equivariant: scaling or shifting the
+// series scales or shifts it alike.
+//
+// Then, whether the level held: when the previous observation lies within
+// 1 % of y[i], the parts of the 7- and 30-observation medians' distances
+// again (0 otherwise). A rate that jumped and stayed for a day is more
+// often a new level than a spike of one observation.
+//
+// Those globalOwnFeatures are the series' own. Last, from the
+// utilisation (0 without it):
+//   - the positive and negative parts of the utilisation's rise above its
+//     median of the last 7 observations, times y[i]: a rate moves with its
+//     utilisation along the reserve's rate curve, and a utilisation that
+//     just rose above its week's usual level is a withdrawal that deposits
+//     tend to follow;
+//   - the parts of the 7-observation median's distance from y[i] times the
+//     utilisation: a spike at a high utilisation reverts differently from
+//     one at a low;
+//   - the 30-observation median's distance when the utilisation is at
+//     least 0.98: the reserve is fully lent, the rate sits at the steep end
+//     of its curve.
+//
+// The utilisation features scale with the series (they are multiplied by
+// values or differences of values) but do not shift with it.
+func globalFeatures(y, u []float64, x *[globalNumFeatures]float64) {
 	i := len(y) - 1
 	last := y[i]
 	k := 0
@@ -153,9 +191,12 @@ func globalFeatures(y []float64, x *[globalNumFeatures]float64) {
 		x[k], x[k+1] = math.Max(d, 0), math.Min(d, 0)
 		k += 2
 	}
-	for _, w := range [4]int{3, 7, 14, 30} {
-		split(fcTrailingMedian(y, i, w) - last)
+	var med [4]float64 // distances of the medians of 3, 7, 14 and 30
+	for j, w := range [4]int{3, 7, 14, 30} {
+		med[j] = fcTrailingMedian(y, i, w) - last
+		split(med[j])
 	}
+	m7, m30 := med[1], med[3]
 	split(y[max(i-1, 0)] - last)
 	var sum float64
 	from := max(0, i-89)
@@ -166,6 +207,31 @@ func globalFeatures(y []float64, x *[globalNumFeatures]float64) {
 	x[k] = slices.Min(y[max(0, i-2):]) - last
 	x[k+1] = slices.Min(y[max(0, i-6):]) - last
 	x[k+2] = slices.Max(y[max(0, i-2):]) - last
+	k += 3
+
+	if i > 0 && math.Abs(y[i-1]-last) <= 0.01*math.Abs(last) {
+		split(m7)
+		split(m30)
+	} else {
+		for ; k < globalOwnFeatures; k++ {
+			x[k] = 0
+		}
+	}
+
+	if u != nil {
+		ui := u[i]
+		split((ui - fcTrailingMedian(u, i, 7)) * last)
+		split(m7 * ui)
+		if ui >= globalFullUtilization {
+			x[k] = m30
+		} else {
+			x[k] = 0
+		}
+	} else {
+		for ; k < globalNumFeatures; k++ {
+			x[k] = 0
+		}
+	}
 }
 
 // globalScale is the volatility of y at its last index for a forecast
@@ -210,13 +276,18 @@ type globalKnot struct {
 	calib *ConfidenceMap
 }
 
-// knot forecasts y (up to its last observation) at the k-th fitted horizon.
-func (p *GlobalParams) knot(y []float64, k int) globalKnot {
+// knot forecasts y (up to its last observation; u its utilisations or
+// nil) at the k-th fitted horizon.
+func (p *GlobalParams) knot(y, u []float64, k int) globalKnot {
 	var x [globalNumFeatures]float64
-	globalFeatures(y, &x)
+	globalFeatures(y, u, &x)
 	last := y[len(y)-1]
 	g := globalKnot{point: last}
-	for j, c := range p.Coef[k] {
+	coef := &p.Coef[k]
+	if u == nil {
+		coef = &p.CoefOwn[k]
+	}
+	for j, c := range coef {
 		g.point += c * x[j]
 	}
 	if s := globalScale(y, p.Horizons[k]); s > 0 {
@@ -231,7 +302,7 @@ func (p *GlobalParams) knot(y []float64, k int) globalKnot {
 // observation of y: the point (unclamped) and 201 error quantiles, sorted,
 // at probabilities k/200, and the confidence map to apply. Between two
 // fitted horizons the points and quantiles are blended linearly.
-func (p *GlobalParams) forecast(y []float64, steps int) (point float64, errs []float64, calib func(float64) float64) {
+func (p *GlobalParams) forecast(y, u []float64, steps int) (point float64, errs []float64, calib func(float64) float64) {
 	hs := p.Horizons
 	k := min(max(sortSearchInts(hs, steps), 1), len(hs)-1)
 	var w float64 // weight of knot k; knot k-1 has 1-w
@@ -245,10 +316,10 @@ func (p *GlobalParams) forecast(y []float64, steps int) (point float64, errs []f
 	default:
 		w = float64(steps-hs[k-1]) / float64(hs[k]-hs[k-1])
 	}
-	b := p.knot(y, k)
+	b := p.knot(y, u, k)
 	a := b
 	if w < 1 {
-		a = p.knot(y, k-1)
+		a = p.knot(y, u, k-1)
 	}
 	point = (1-w)*a.point + w*b.point
 	errs = make([]float64, globalQuantiles)
@@ -361,8 +432,12 @@ func globalRows(s Series, h int, out []globalRow) []globalRow {
 			continue
 		}
 		y := s.Values[:i+1]
+		var u []float64
+		if s.Utilization != nil {
+			u = s.Utilization[:i+1]
+		}
 		r := globalRow{change: s.Values[j] - y[i], last: y[i], scale: globalScale(y, h)}
-		globalFeatures(y, &r.x)
+		globalFeatures(y, u, &r.x)
 		out = append(out, r)
 	}
 	return out
@@ -401,6 +476,7 @@ func FitGlobal(groups [][]Series, horizons []int) (GlobalParams, error) {
 	p := GlobalParams{
 		Horizons:    slices.Clone(horizons),
 		Coef:        make([][globalNumFeatures]float64, n),
+		CoefOwn:     make([][globalNumFeatures]float64, n),
 		Moving:      make([][globalQuantiles]float64, n),
 		Flat:        make([][globalQuantiles]float64, n),
 		CalibMoving: make([]ConfidenceMap, n),
@@ -432,27 +508,39 @@ func (p *GlobalParams) fitHorizon(groups [][]Series, k int) error {
 		return obsqra.Errorf(obsqra.EINVALID, "horizon %d has %d training forecasts, fewer than %d", h, len(rows), globalMinRows)
 	}
 	p.Rows[k] = len(rows)
-	p.Coef[k] = fitLAD(rows)
 
 	// The errors the intervals and confidence are calibrated on: with
 	// more than one group, each group's forecasts are made with the
-	// coefficients fitted on the other groups.
+	// coefficients fitted on the other groups. Those errors also choose
+	// the features, whichever makes the smaller sum of absolute errors on
+	// the groups held out: for a series without a utilisation, the first
+	// globalBaseFeatures or all its own; for one with, those or all. With
+	// one group, all of them.
 	resid := make([]float64, len(rows)) // target − forecast
-	start := 0
-	for g := range groups {
-		coef := p.Coef[k]
-		if len(groups) > 1 && ends[g] > start {
-			others := append(slices.Clone(rows[:start]), rows[ends[g]:]...)
-			coef = fitLAD(others)
-		}
-		for i := start; i < ends[g]; i++ {
-			r := &rows[i]
-			resid[i] = r.change
-			for j, c := range coef {
-				resid[i] -= c * r.x[j]
+	own, all := globalOwnFeatures, globalNumFeatures
+	if len(groups) > 1 {
+		best := math.Inf(1)
+		other := make([]float64, len(rows))
+		for _, nf := range [3]int{globalBaseFeatures, globalOwnFeatures, globalNumFeatures} {
+			sum := heldOutResiduals(rows, ends, nf, other)
+			if nf <= globalOwnFeatures && sum < best {
+				own = nf
+			}
+			if sum < best {
+				best, all = sum, nf
+				resid, other = other, resid
 			}
 		}
-		start = ends[g]
+	}
+	p.CoefOwn[k] = fitLAD(rows, own)
+	p.Coef[k] = p.CoefOwn[k]
+	if all != own {
+		p.Coef[k] = fitLAD(rows, all)
+	}
+	if len(groups) <= 1 {
+		for i := range rows {
+			resid[i] = rows[i].residual(&p.Coef[k])
+		}
 	}
 
 	// Conformal quantiles of the scaled errors.
@@ -519,6 +607,36 @@ func (p *GlobalParams) fitHorizon(groups [][]Series, k int) error {
 	p.CalibMoving[k] = fitMap(pairs)
 	p.CalibFlat[k] = fitMap(flatPairs)
 	return nil
+}
+
+// residual is the row's target change minus the forecast change of coef.
+func (r *globalRow) residual(coef *[globalNumFeatures]float64) float64 {
+	res := r.change
+	for j, c := range coef {
+		res -= c * r.x[j]
+	}
+	return res
+}
+
+// heldOutResiduals fills resid with each group's residuals under the
+// coefficients of the first nf features fitted on the other groups
+// (rows[ends[g-1]:ends[g]] being group g's) and returns the sum of their
+// absolute values.
+func heldOutResiduals(rows []globalRow, ends []int, nf int, resid []float64) float64 {
+	var sum float64
+	start := 0
+	for _, end := range ends {
+		if end > start {
+			others := append(slices.Clone(rows[:start]), rows[end:]...)
+			coef := fitLAD(others, nf)
+			for i := start; i < end; i++ {
+				resid[i] = rows[i].residual(&coef)
+				sum += math.Abs(resid[i])
+			}
+		}
+		start = end
+	}
+	return sum
 }
 
 // scaledWithin is the raw confidence of a forecast whose error quantiles
@@ -633,7 +751,7 @@ func isotonicMap(raws, hits []float64) ConfidenceMap {
 // the largest networks; these weights cut its error on networks it has
 // not seen (leave-one-network-out relative MAE at 30 days 0.836 against
 // 0.860) at the cost of a few thousandths at 7 days.
-func fitLAD(rows []globalRow) [globalNumFeatures]float64 {
+func fitLAD(rows []globalRow, nf int) [globalNumFeatures]float64 {
 	const k = globalNumFeatures
 	var meanAbs float64
 	for _, r := range rows {
@@ -653,33 +771,36 @@ func fitLAD(rows []globalRow) [globalNumFeatures]float64 {
 		var a [k][k + 1]float64
 		for i := range rows {
 			r := &rows[i]
-			for u := range k {
+			for u := range nf {
 				if r.x[u] == 0 {
 					continue
 				}
 				wx := w[i] * r.x[u]
-				for v := u; v < k; v++ {
+				for v := u; v < nf; v++ {
 					a[u][v] += wx * r.x[v]
 				}
 				a[u][k] += wx * r.change
 			}
 		}
 		var trace float64
-		for u := range k {
+		for u := range nf {
 			for v := 0; v < u; v++ {
 				a[u][v] = a[v][u]
 			}
 			trace += a[u][u]
 		}
-		for u := range k {
-			a[u][u] += 1e-9 * trace / k
+		for u := range nf {
+			a[u][u] += 1e-9 * trace / float64(nf)
+		}
+		for u := nf; u < k; u++ {
+			a[u][u] = 1 // the features not used: βᵤ = 0
 		}
 		beta = solveDense(a)
 		for i := range rows {
 			r := &rows[i]
 			res := r.change
-			for u, b := range beta {
-				res -= b * r.x[u]
+			for u := range nf {
+				res -= beta[u] * r.x[u]
 			}
 			w[i] = prior[i] / math.Max(math.Abs(res), eps)
 		}

@@ -165,9 +165,9 @@ func TestGlobalBlendsBetweenHorizons(t *testing.T) {
 		t.Fatal(err)
 	}
 	y := fcSpikyRates(6, 1, 80)[0].Values
-	p7, e7, _ := p.forecast(y, 7)
-	p14, e14, _ := p.forecast(y, 14)
-	p9, e9, _ := p.forecast(y, 9)
+	p7, e7, _ := p.forecast(y, nil, 7)
+	p14, e14, _ := p.forecast(y, nil, 14)
+	p9, e9, _ := p.forecast(y, nil, 9)
 	w := 2.0 / 7
 	if d := math.Abs(p9 - ((1-w)*p7 + w*p14)); d > 1e-12 {
 		t.Errorf("point at 9 days %v is not 5/7 of the 7-day %v and 2/7 of the 14-day %v", p9, p7, p14)
@@ -176,8 +176,8 @@ func TestGlobalBlendsBetweenHorizons(t *testing.T) {
 		t.Errorf("10th percentile at 9 days %v is not the blend of %v and %v", e9[20], e7[20], e14[20])
 	}
 	// Before the first and after the last fitted horizon: those horizons.
-	p1, _, _ := p.forecast(y, 1)
-	p60, _, _ := p.forecast(y, 60)
+	p1, _, _ := p.forecast(y, nil, 1)
+	p60, _, _ := p.forecast(y, nil, 60)
 	if p1 != p7 || p60 != p14 {
 		t.Errorf("outside the fitted horizons: %v and %v, want the nearest fitted %v and %v", p1, p60, p7, p14)
 	}
@@ -353,7 +353,7 @@ func TestGlobalSharedData(t *testing.T) {
 			t.Logf("h=%d %-10s relMAE %.3f moving cov80 %.3f cov95 %.3f", h, names[i], a.RelativeMAE, a.MovingCoverage80, a.MovingCoverage95)
 			limit := 0.95
 			if h == 7 && names[i] == "gnosis" {
-				limit = 0.99
+				limit = 0.96
 			}
 			if a.RelativeMAE > limit {
 				t.Errorf("h=%d %s: relative MAE %.3f above %.2f", h, names[i], a.RelativeMAE, limit)
@@ -418,5 +418,132 @@ func TestIsotonicMap(t *testing.T) {
 	var empty ConfidenceMap
 	if empty.apply(0.37) != 0.37 || empty.validate() != nil {
 		t.Error("the empty map is not a valid identity")
+	}
+}
+
+// fcUtilizedRates returns n synthetic lending rates of days days that
+// follow their reserve's utilisation a week late: the utilisation wanders
+// back toward 0.6 with shocks, and the rate is 5 % of the utilisation
+// seven days before (plus noise), so that today's utilisation tells where
+// the rate goes next and the rate's own history does not.
+func fcUtilizedRates(seed uint64, n, days int) []Series {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	out := make([]Series, n)
+	for k := range out {
+		s := Series{Days: fcDays(days), Values: make([]float64, days), Utilization: make([]float64, days)}
+		u := 0.6
+		for i := range s.Values {
+			u = min(max(u+0.2*(0.6-u)+0.08*rng.NormFloat64(), 0), 1)
+			s.Utilization[i] = u
+			s.Values[i] = 0.05*s.Utilization[max(i-7, 0)] + 0.0005*rng.NormFloat64()
+		}
+		out[k] = s
+	}
+	return out
+}
+
+// TestFitGlobalReadsUtilization: where the utilisation says where the rate
+// goes, the fit across groups chooses the utilisation features (their
+// coefficients are not 0) and its forecasts of series it was not fitted
+// on beat the same forecasts made without the utilisation.
+func TestFitGlobalReadsUtilization(t *testing.T) {
+	t.Parallel()
+	groups := [][]Series{fcUtilizedRates(31, 6, 150), fcUtilizedRates(32, 6, 150), fcUtilizedRates(33, 6, 150)}
+	p, err := FitGlobal(groups, []int{7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Coef[0][globalOwnFeatures] == 0 && p.Coef[0][globalOwnFeatures+1] == 0 {
+		t.Fatalf("utilisation change coefficients are 0: %v", p.Coef[0])
+	}
+	held := fcUtilizedRates(34, 10, 150)
+	blind := make([]Series, len(held))
+	for i, s := range held {
+		blind[i] = Series{Days: s.Days, Values: s.Values}
+	}
+	opts := ForecastOptions{Model: "global", Global: &p, NonNegative: true}
+	with, err := EvaluateForecasts(held, 7, 3, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	without, err := EvaluateForecasts(blind, 7, 3, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("held out: relMAE %.3f with the utilisation, %.3f without", with.RelativeMAE, without.RelativeMAE)
+	if !(with.RelativeMAE < 0.9*without.RelativeMAE) {
+		t.Errorf("relative MAE %.3f with the utilisation, %.3f without; want at least 10 %% better with it", with.RelativeMAE, without.RelativeMAE)
+	}
+}
+
+// TestFitGlobalChoosesFeatures: the features come from the errors on the
+// groups held out. On rates that wander at random, beside a utilisation
+// of noise, the later features only add noise to the fit, and the series'
+// own features alone are chosen: every later coefficient is 0.
+func TestFitGlobalChoosesFeatures(t *testing.T) {
+	t.Parallel()
+	var groups [][]Series
+	rng := rand.New(rand.NewPCG(41, 3))
+	for range 3 {
+		series := make([]Series, 6)
+		for i := range series {
+			s := Series{Days: fcDays(150), Values: make([]float64, 150), Utilization: make([]float64, 150)}
+			level := 0.01 + 0.05*rng.Float64()
+			for j := range s.Values {
+				level *= 1 + 0.02*rng.NormFloat64()
+				s.Values[j], s.Utilization[j] = level, rng.Float64()
+			}
+			series[i] = s
+		}
+		groups = append(groups, series)
+	}
+	p, err := FitGlobal(groups, []int{7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := globalBaseFeatures; j < globalNumFeatures; j++ {
+		if p.Coef[0][j] != 0 {
+			t.Fatalf("coefficient %d is %v; want the first features alone on a utilisation of noise: %v", j, p.Coef[0][j], p.Coef[0])
+		}
+	}
+	if p.CoefOwn[0] != p.Coef[0] {
+		t.Errorf("coefficients without a utilisation %v; want the same %v", p.CoefOwn[0], p.Coef[0])
+	}
+	if p.Coef[0] == ([globalNumFeatures]float64{}) {
+		t.Fatalf("every coefficient is 0")
+	}
+}
+
+func TestGlobalFeatures(t *testing.T) {
+	t.Parallel()
+	y := []float64{4, 4, 4, 4, 4, 4, 4, 4, 8, 8}
+	u := []float64{0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.99, 0.99}
+	var x [globalNumFeatures]float64
+	globalFeatures(y, nil, &x)
+	for j := globalOwnFeatures; j < globalNumFeatures; j++ {
+		if x[j] != 0 {
+			t.Errorf("without a utilisation, feature %d is %v; want 0", j, x[j])
+		}
+	}
+	// The rate held at 8 for two days: the held features are the medians'
+	// distances (7 observations: 4, so −4; 30: 4, so −4).
+	held := x[globalBaseFeatures:globalOwnFeatures]
+	if held[0] != 0 || held[1] != -4 || held[2] != 0 || held[3] != -4 {
+		t.Errorf("held features %v; want 0, −4, 0, −4", held)
+	}
+	globalFeatures(y, u, &x)
+	// Utilisation 0.99 over a median of 0.5 (last 7: five at 0.5), times 8.
+	want := [5]float64{(0.99 - 0.5) * 8, 0, 0, -4 * 0.99, -4}
+	for j, w := range want {
+		if math.Abs(x[globalOwnFeatures+j]-w) > 1e-12 {
+			t.Errorf("utilisation features %v; want %v", x[globalOwnFeatures:], want)
+			break
+		}
+	}
+	// A one-day spike has not held.
+	y[8] = 4
+	globalFeatures(y, u, &x)
+	if held := x[globalBaseFeatures:globalOwnFeatures]; held[0] != 0 || held[1] != 0 || held[2] != 0 || held[3] != 0 {
+		t.Errorf("held features after a one-day spike %v; want 0", held)
 	}
 }

@@ -68,7 +68,11 @@ func (o Optimizer) Target(b *Basket, current []float64) ([]float64, error) {
 		// Too short a history for a forecast: today's APY is the expectation.
 		in.ExpectedApyBps[i] = b.APYBps[i][t]
 		if t+1 >= max(opts.MinObservations, fcDefaultMinObs) {
-			f, err := ForecastSeries(Series{Days: b.Days, Values: b.APYBps[i]}, b.Days[t], horizon, opts)
+			util := make([]float64, t+1) // the global model reads the utilisation
+			for j := range util {
+				util[j] = min(max(b.UtilizationBps[i][j]/10_000, 0), 1)
+			}
+			f, err := ForecastSeries(Series{Days: b.Days[:t+1], Values: b.APYBps[i][:t+1], Utilization: util}, b.Days[t], horizon, opts)
 			if err != nil {
 				return nil, fmt.Errorf("forecast %s: %w", b.Reserves[i], err)
 			}

@@ -100,6 +100,10 @@ func GlobalSource(p *ml.GlobalParams, series int) ([]byte, error) {
 	for _, c := range p.Coef {
 		row(c[:])
 	}
+	fmt.Fprintf(&b, "},\nCoefOwn: [][%d]float64{\n", len(p.CoefOwn[0]))
+	for _, c := range p.CoefOwn {
+		row(c[:])
+	}
 	fmt.Fprintf(&b, "},\nMoving: [][%d]float64{\n", len(p.Moving[0]))
 	for _, q := range p.Moving {
 		row(q[:])

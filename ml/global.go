@@ -132,8 +132,8 @@ func (p *GlobalParams) Validate() error {
 		if h < 1 || h > fcMaxHorizon || (k > 0 && h <= p.Horizons[k-1]) {
 			return obsqra.Errorf(obsqra.EINVALID, "global model horizons must increase within 1–%d", fcMaxHorizon)
 		}
-		for _, c := range slices.Concat(p.Coef[k][:], p.CoefOwn[k][:]) {
-			if !finite(c) {
+		for _, coef := range [2]*[globalNumFeatures]float64{&p.Coef[k], &p.CoefOwn[k]} {
+			if slices.ContainsFunc(coef[:], func(c float64) bool { return !finite(c) }) {
 				return obsqra.Errorf(obsqra.EINVALID, "global model coefficient at horizon %d is not finite", h)
 			}
 		}
@@ -519,18 +519,22 @@ func (p *GlobalParams) fitHorizon(groups [][]Series, k int) error {
 	resid := make([]float64, len(rows)) // target − forecast
 	own, all := globalOwnFeatures, globalNumFeatures
 	if len(groups) > 1 {
-		best := math.Inf(1)
-		other := make([]float64, len(rows))
-		for _, nf := range [3]int{globalBaseFeatures, globalOwnFeatures, globalNumFeatures} {
-			sum := heldOutResiduals(rows, ends, nf, other)
-			if nf <= globalOwnFeatures && sum < best {
-				own = nf
+		sets := []int{globalBaseFeatures, globalOwnFeatures, globalNumFeatures}
+		heldOut := make([][]float64, len(sets))
+		for c := range heldOut {
+			heldOut[c] = make([]float64, len(rows))
+		}
+		sums := heldOutResiduals(rows, ends, sets, heldOut)
+		best := 0 // of all the sets, and of those up to globalOwnFeatures
+		for c, nf := range sets {
+			if sums[c] < sums[best] {
+				best = c
 			}
-			if sum < best {
-				best, all = sum, nf
-				resid, other = other, resid
+			if nf <= globalOwnFeatures {
+				own = sets[best]
 			}
 		}
+		all, resid = sets[best], heldOut[best]
 	}
 	p.CoefOwn[k] = fitLAD(rows, own)
 	p.Coef[k] = p.CoefOwn[k]
@@ -618,25 +622,28 @@ func (r *globalRow) residual(coef *[globalNumFeatures]float64) float64 {
 	return res
 }
 
-// heldOutResiduals fills resid with each group's residuals under the
-// coefficients of the first nf features fitted on the other groups
-// (rows[ends[g-1]:ends[g]] being group g's) and returns the sum of their
-// absolute values.
-func heldOutResiduals(rows []globalRow, ends []int, nf int, resid []float64) float64 {
-	var sum float64
+// heldOutResiduals fills resid[c], for each feature set c (the first
+// sets[c] features), with each group's residuals under coefficients fitted
+// on the other groups (rows[ends[g-1]:ends[g]] being group g's), and
+// returns the sum of their absolute values for each set. The other groups'
+// rows are gathered once per group for all the sets.
+func heldOutResiduals(rows []globalRow, ends []int, sets []int, resid [][]float64) []float64 {
+	sums := make([]float64, len(sets))
 	start := 0
 	for _, end := range ends {
 		if end > start {
 			others := append(slices.Clone(rows[:start]), rows[end:]...)
-			coef := fitLAD(others, nf)
-			for i := start; i < end; i++ {
-				resid[i] = rows[i].residual(&coef)
-				sum += math.Abs(resid[i])
+			for c, nf := range sets {
+				coef := fitLAD(others, nf)
+				for i := start; i < end; i++ {
+					resid[c][i] = rows[i].residual(&coef)
+					sums[c] += math.Abs(resid[c][i])
+				}
 			}
 		}
 		start = end
 	}
-	return sum
+	return sums
 }
 
 // scaledWithin is the raw confidence of a forecast whose error quantiles

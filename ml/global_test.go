@@ -243,6 +243,7 @@ func TestGlobalRefusesBadInput(t *testing.T) {
 		p := good
 		p.Horizons = slices.Clone(good.Horizons)
 		p.Coef = slices.Clone(good.Coef)
+		p.CoefOwn = slices.Clone(good.CoefOwn)
 		p.Moving = slices.Clone(good.Moving)
 		p.CalibMoving = slices.Clone(good.CalibMoving)
 		mutate(&p)
@@ -258,7 +259,9 @@ func TestGlobalRefusesBadInput(t *testing.T) {
 			p.CalibMoving[0].Value = []float64{0.5, 1.5}
 			p.CalibMoving[0].Upper = []float64{0.5, 1}
 		}),
-		"missing table": bad(func(p *GlobalParams) { p.Flat = nil }),
+		"missing table":                              bad(func(p *GlobalParams) { p.Flat = nil }),
+		"NaN coefficient without a utilisation":      bad(func(p *GlobalParams) { p.CoefOwn[0][20] = math.Inf(1) }),
+		"missing coefficients without a utilisation": bad(func(p *GlobalParams) { p.CoefOwn = nil }),
 	}
 	for name, p := range cases {
 		_, err := ForecastSeries(s, s.Days[59], 7, ForecastOptions{Model: "global", Global: p})
